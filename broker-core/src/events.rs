@@ -1,0 +1,120 @@
+//! What the broker did, as observations for the recorded history and the timeline.
+//! Emitted by the model, drained by the driver; they never feed back into decisions.
+
+use crate::config::Millis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Identity of a checkpoint, as the merge key spells it (`topic+cid+queueId+startOffset+popTime+brokerName`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CkRef {
+    /// The CK's topic (possibly a retry topic).
+    pub topic: String,
+    pub group: String,
+    pub queue_id: u32,
+    pub start_offset: u64,
+    pub pop_time: Millis,
+    pub invisible_time: Millis,
+    pub num: u32,
+    pub broker_name: String,
+}
+
+/// One thing the broker model did. `at` is the `now` it was given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrokerEvent {
+    /// `PopBufferMergeService.addCk`: a CK is held in memory.
+    CkBuffered { at: Millis, ck: CkRef },
+    /// A CK record appended to the revive log (`putCkToStore`, `addCkJustOffset`, the
+    /// changeInvisibleTime CK, or `rePutCK`); visible to the reviver at `deliver_at`.
+    CkWritten { at: Millis, ck: CkRef, revive_qid: u32, revive_offset: u64, deliver_at: Millis, reason: String },
+    /// An ack merged into a buffered CK's bits (`addAk` returned true).
+    AckMergedInBuffer { at: Millis, ck: CkRef, ack_offset: u64 },
+    /// An ACK or BatchAck record appended to the revive log. `broker_name` is what the record
+    /// carries (`None` = blank), which is what bug (c) is about.
+    AckWritten {
+        at: Millis,
+        topic: String,
+        group: String,
+        queue_id: u32,
+        start_offset: u64,
+        pop_time: Millis,
+        ack_offsets: Vec<u64>,
+        broker_name: Option<String>,
+        revive_qid: u32,
+        revive_offset: u64,
+        deliver_at: Millis,
+        batch: bool,
+        reason: String,
+    },
+    /// The reviver put an un-acked message to the retry topic (`reviveRetry`).
+    Revived {
+        at: Millis,
+        group: String,
+        /// The original topic of the message.
+        topic: String,
+        msg_id: String,
+        /// The CK the revive came from.
+        ck: CkRef,
+        /// The message's offset in the CK's topic.
+        queue_offset: u64,
+        retry_topic: String,
+        retry_queue_offset: u64,
+        reconsume_times: u32,
+    },
+    /// `CID_RMQ_SYS_REVIVE_GROUP`'s offset on a revive queue was committed.
+    ReviveOffsetCommitted { at: Millis, revive_qid: u32, offset: u64 },
+    /// `ConsumerOffsetManager.commitOffset` (offsetTable), with upstream's caller tag
+    /// (e.g. "getPopOffset", "ResetPopOffset", "PopBufferMergeService", "ackOrderly",
+    /// "updateConsumerOffset", "assignResetOffset").
+    OffsetCommitted { at: Millis, group: String, topic: String, queue_id: u32, offset: i64, reason: String },
+    /// `commitPullOffset`.
+    PullOffsetCommitted { at: Millis, group: String, topic: String, queue_id: u32, offset: i64, reason: String },
+    /// `clearPullOffset` (#9370).
+    PullOffsetCleared { at: Millis, group: String, topic: String },
+    /// `assignResetOffset`; `wrote_offset_table` is false when change (e) is absent and the key was new.
+    ResetAssigned { at: Millis, group: String, topic: String, queue_id: u32, offset: i64, wrote_offset_table: bool },
+    /// A pending reset was consumed by a pop (`queryThenEraseResetOffset`).
+    ResetConsumed { at: Millis, group: String, topic: String, queue_id: u32, offset: i64 },
+    /// `ConsumerOffsetManager.persist()` wrote consumerOffset.json.
+    OffsetsPersisted { at: Millis },
+    /// The process died; volatile state is gone.
+    Crashed { at: Millis },
+    /// The process started again from its persisted image.
+    Restarted { at: Millis },
+}
+
+/// Min and max offset of one queue (`getMinOffsetInQueue` / `getMaxOffsetInQueue`, max exclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRange {
+    pub min: u64,
+    pub max: u64,
+}
+
+/// One revive queue's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviveQueueState {
+    pub revive_qid: u32,
+    /// Records in the revive queue (max offset, exclusive).
+    pub max_offset: u64,
+    /// `CID_RMQ_SYS_REVIVE_GROUP`'s committed offset (−1 = none).
+    pub committed_offset: i64,
+    /// The latest `deliver_at` of any record in the queue, if any.
+    pub last_deliver_at: Option<Millis>,
+}
+
+/// A read-only picture of the broker's state for the checker and the reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerSnapshot {
+    /// `offsetTable`: `topic@group` → queueId → offset.
+    pub offset_table: BTreeMap<String, BTreeMap<u32, i64>>,
+    /// The `offsetTable` image last persisted (what a restart would read back).
+    pub persisted_offset_table: BTreeMap<String, BTreeMap<u32, i64>>,
+    pub pull_offset_table: BTreeMap<String, BTreeMap<u32, i64>>,
+    pub reset_offset_table: BTreeMap<String, BTreeMap<u32, i64>>,
+    /// topic → per-queue ranges (includes retry, DLQ and revive topics).
+    pub queues: BTreeMap<String, Vec<QueueRange>>,
+    pub revive_queues: Vec<ReviveQueueState>,
+    /// CKs still held in `PopBufferMergeService.buffer`.
+    pub buffered_cks: usize,
+    pub running: bool,
+}

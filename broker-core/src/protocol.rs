@@ -1,0 +1,368 @@
+//! The broker's wire vocabulary: requests in, responses out, named after upstream's request
+//! codes and headers (`remoting/.../protocol/RequestCode.java`, `ResponseCode.java`,
+//! `header/*RequestHeader.java`). The simulation carries these values over its network; the
+//! broker model consumes them without knowing how they travelled.
+
+use crate::config::Millis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Upstream `ResponseCode` names that the POP and offset paths answer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ResponseCode {
+    Success,
+    SystemError,
+    SystemBusy,
+    TopicNotExist,
+    SubscriptionGroupNotExist,
+    InvalidParameter,
+    MessageIllegal,
+    NoMessage,
+    QueryNotFound,
+    PollingTimeout,
+    NotLeaderForQueue,
+}
+
+impl ResponseCode {
+    /// Upstream's constant name, e.g. `SUBSCRIPTION_GROUP_NOT_EXIST`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResponseCode::Success => "SUCCESS",
+            ResponseCode::SystemError => "SYSTEM_ERROR",
+            ResponseCode::SystemBusy => "SYSTEM_BUSY",
+            ResponseCode::TopicNotExist => "TOPIC_NOT_EXIST",
+            ResponseCode::SubscriptionGroupNotExist => "SUBSCRIPTION_GROUP_NOT_EXIST",
+            ResponseCode::InvalidParameter => "INVALID_PARAMETER",
+            ResponseCode::MessageIllegal => "MESSAGE_ILLEGAL",
+            ResponseCode::NoMessage => "NO_MESSAGE",
+            ResponseCode::QueryNotFound => "QUERY_NOT_FOUND",
+            ResponseCode::PollingTimeout => "POLLING_TIMEOUT",
+            ResponseCode::NotLeaderForQueue => "NOT_LEADER_FOR_QUEUE",
+        }
+    }
+}
+
+/// `ConsumeInitMode`: where a group with no offset starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitMode {
+    /// `ConsumeInitMode.MIN` (0): from the min offset.
+    Min,
+    /// `ConsumeInitMode.MAX` (1, the push consumer's default): "pop the last one".
+    #[default]
+    Max,
+}
+
+/// `SEND_MESSAGE`: append one message to a queue. The producer chooses the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessageRequest {
+    pub topic: String,
+    pub queue_id: u32,
+    /// The `UNIQ_KEY` property: the message's identity across revives and retries.
+    pub msg_id: String,
+    pub tags: Option<String>,
+    pub born_timestamp: Millis,
+}
+
+/// `POP_MESSAGE` (`PopMessageRequestHeader`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PopMessageRequest {
+    pub consumer_group: String,
+    pub topic: String,
+    /// −1 pops from every readable queue, as upstream.
+    pub queue_id: i32,
+    /// At most 32 (`INVALID_PARAMETER` above).
+    pub max_msg_nums: u32,
+    pub invisible_time: Millis,
+    /// `order`: orderly (FIFO) pop.
+    pub order: bool,
+    /// `attemptId`: a retried orderly pop with the same id is reentrant (#6692).
+    pub attempt_id: Option<String>,
+    pub init_mode: InitMode,
+}
+
+/// `ACK_MESSAGE` (`AckMessageRequestHeader`): the receipt handle is `extra_info`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckMessageRequest {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: u32,
+    /// The acked message's queue offset.
+    pub offset: u64,
+    /// The receipt handle (`ExtraInfoUtil` format), see [`ExtraInfo`].
+    pub extra_info: String,
+}
+
+/// One `BatchAck` of a `BATCH_ACK_MESSAGE` body: acks for messages of one CK.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAck {
+    pub consumer_group: String,
+    pub topic: String,
+    /// 0 normal, 1 retry V1, 2 retry V2 (as `ExtraInfo::topic_type`).
+    pub retry: u8,
+    pub queue_id: u32,
+    pub revive_queue_id: u32,
+    pub start_offset: u64,
+    pub pop_time: Millis,
+    pub invisible_time: Millis,
+    /// Indexes relative to `start_offset` (upstream: a BitSet).
+    pub bit_set: Vec<u32>,
+}
+
+/// `BATCH_ACK_MESSAGE` (`BatchAckMessageRequestBody`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAckMessageRequest {
+    pub broker_name: String,
+    pub acks: Vec<BatchAck>,
+}
+
+/// `CHANGE_MESSAGE_INVISIBLETIME` (`ChangeInvisibleTimeRequestHeader`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeInvisibleTimeRequest {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: u32,
+    pub offset: u64,
+    pub extra_info: String,
+    pub invisible_time: Millis,
+}
+
+/// `UPDATE_CONSUMER_OFFSET` (`UpdateConsumerOffsetRequestHeader`). The fields are nullable
+/// upstream; a missing one gets `INVALID_PARAMETER`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateConsumerOffsetRequest {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: Option<i32>,
+    pub commit_offset: Option<i64>,
+}
+
+/// `QUERY_CONSUMER_OFFSET` (`QueryConsumerOffsetRequestHeader`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryConsumerOffsetRequest {
+    pub consumer_group: String,
+    pub topic: String,
+    pub queue_id: u32,
+    /// `setZeroIfNotFound` (upstream default true).
+    pub set_zero_if_not_found: bool,
+}
+
+/// `INVOKE_BROKER_TO_RESET_OFFSET` (`ResetOffsetRequestHeader`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetOffsetRequest {
+    pub group: String,
+    pub topic: String,
+    /// −1 = every queue.
+    pub queue_id: i32,
+    /// An explicit offset (single queue); `None` = by timestamp.
+    pub offset: Option<i64>,
+    /// Used when `offset` is `None`; < 0 means the max offset.
+    pub timestamp: i64,
+    pub is_force: bool,
+}
+
+/// `UPDATE_AND_CREATE_TOPIC`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicRequest {
+    pub topic: String,
+    pub read_queue_nums: u32,
+}
+
+/// `UPDATE_AND_CREATE_SUBSCRIPTIONGROUP`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSubscriptionGroupRequest {
+    pub group: String,
+}
+
+/// Every request the broker model accepts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    SendMessage(SendMessageRequest),
+    PopMessage(PopMessageRequest),
+    AckMessage(AckMessageRequest),
+    BatchAckMessage(BatchAckMessageRequest),
+    ChangeInvisibleTime(ChangeInvisibleTimeRequest),
+    UpdateConsumerOffset(UpdateConsumerOffsetRequest),
+    QueryConsumerOffset(QueryConsumerOffsetRequest),
+    ResetOffset(ResetOffsetRequest),
+    CreateTopic(CreateTopicRequest),
+    CreateSubscriptionGroup(CreateSubscriptionGroupRequest),
+}
+
+impl Request {
+    /// Upstream `RequestCode` constant name, for logs and histories.
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            Request::SendMessage(_) => "SEND_MESSAGE",
+            Request::PopMessage(_) => "POP_MESSAGE",
+            Request::AckMessage(_) => "ACK_MESSAGE",
+            Request::BatchAckMessage(_) => "BATCH_ACK_MESSAGE",
+            Request::ChangeInvisibleTime(_) => "CHANGE_MESSAGE_INVISIBLETIME",
+            Request::UpdateConsumerOffset(_) => "UPDATE_CONSUMER_OFFSET",
+            Request::QueryConsumerOffset(_) => "QUERY_CONSUMER_OFFSET",
+            Request::ResetOffset(_) => "INVOKE_BROKER_TO_RESET_OFFSET",
+            Request::CreateTopic(_) => "UPDATE_AND_CREATE_TOPIC",
+            Request::CreateSubscriptionGroup(_) => "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP",
+        }
+    }
+}
+
+/// A stored message as a consumer sees it (`MessageExt`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageExt {
+    /// The topic as delivered: for a retry copy, the original topic
+    /// (`popResponseReturnActualRetryTopic = false`, upstream's default).
+    pub topic: String,
+    /// The queue and offset the copy was read from (for a retry copy: the retry topic's queue
+    /// 0 and its offset there).
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    /// The retry topic the copy was read from, if it is a revived copy.
+    pub retry_topic: Option<String>,
+    /// `UNIQ_KEY`: identity shared by the original and every revived copy.
+    pub msg_id: String,
+    pub reconsume_times: u32,
+    pub born_timestamp: Millis,
+    pub store_timestamp: Millis,
+    pub tags: Option<String>,
+    /// `POP_CK`: the receipt handle for this delivery (`ExtraInfoUtil.buildExtraInfo`, as the
+    /// client derives it in `MQClientAPIImpl.processPopResponse`).
+    pub pop_ck: Option<String>,
+}
+
+/// Upstream `PopStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PopStatus {
+    Found,
+    NoNewMsg,
+    PollingFull,
+    PollingNotFound,
+}
+
+/// The body of a POP_MESSAGE response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PopResult {
+    pub status: PopStatus,
+    pub pop_time: Millis,
+    pub invisible_time: Millis,
+    pub revive_qid: u32,
+    pub rest_num: u64,
+    pub msgs: Vec<MessageExt>,
+}
+
+/// A response's typed body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseBody {
+    None,
+    SendResult { queue_id: u32, queue_offset: u64, msg_id: String },
+    Pop(PopResult),
+    /// CHANGE_MESSAGE_INVISIBLETIME: the new receipt handle.
+    ChangeInvisibleTime { extra_info: String, pop_time: Millis, invisible_time: Millis, revive_qid: u32 },
+    QueryConsumerOffset { offset: i64 },
+    /// `ResetOffsetBody`: queueId → offset.
+    ResetOffset { offsets: BTreeMap<u32, i64> },
+}
+
+/// A response: a code, a remark (upstream's text where it matters, e.g. "Offset has been
+/// previously reset") and a body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub code: ResponseCode,
+    pub remark: String,
+    pub body: ResponseBody,
+}
+
+impl Response {
+    pub fn success(body: ResponseBody) -> Self {
+        Self { code: ResponseCode::Success, remark: String::new(), body }
+    }
+
+    pub fn error(code: ResponseCode, remark: impl Into<String>) -> Self {
+        Self { code, remark: remark.into(), body: ResponseBody::None }
+    }
+}
+
+/// The receipt handle (`ExtraInfoUtil`): space-separated
+/// `ckQueueOffset popTime invisibleTime reviveQid topicType brokerName queueId queueOffset`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraInfo {
+    /// The CK's `startOffset`.
+    pub ck_queue_offset: u64,
+    pub pop_time: Millis,
+    pub invisible_time: Millis,
+    /// 999 = orderly (`KeyBuilder.POP_ORDER_REVIVE_QUEUE`).
+    pub revive_qid: u32,
+    /// 0 normal, 1 retry V1, 2 retry V2.
+    pub topic_type: u8,
+    pub broker_name: String,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+}
+
+/// `KeyBuilder.POP_ORDER_REVIVE_QUEUE`.
+pub const POP_ORDER_REVIVE_QUEUE: u32 = 999;
+
+impl ExtraInfo {
+    /// `ExtraInfoUtil.buildExtraInfo` with the message's own offset appended.
+    pub fn build(&self) -> String {
+        format!(
+            "{} {} {} {} {} {} {} {}",
+            self.ck_queue_offset,
+            self.pop_time,
+            self.invisible_time,
+            self.revive_qid,
+            self.topic_type,
+            self.broker_name,
+            self.queue_id,
+            self.queue_offset
+        )
+    }
+
+    /// `ExtraInfoUtil.split` + getters. `None` for a malformed handle (upstream answers
+    /// `INVALID_PARAMETER`/throws).
+    pub fn parse(s: &str) -> Option<Self> {
+        let f: Vec<&str> = s.split(' ').collect();
+        if f.len() != 8 {
+            return None;
+        }
+        Some(Self {
+            ck_queue_offset: f[0].parse().ok()?,
+            pop_time: f[1].parse().ok()?,
+            invisible_time: f[2].parse().ok()?,
+            revive_qid: f[3].parse().ok()?,
+            topic_type: f[4].parse().ok()?,
+            broker_name: f[5].to_owned(),
+            queue_id: f[6].parse().ok()?,
+            queue_offset: f[7].parse().ok()?,
+        })
+    }
+
+    /// `ExtraInfoUtil.isOrder`.
+    pub fn is_order(&self) -> bool {
+        self.revive_qid == POP_ORDER_REVIVE_QUEUE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_info_round_trips() {
+        let e = ExtraInfo {
+            ck_queue_offset: 4,
+            pop_time: 1000,
+            invisible_time: 10_000,
+            revive_qid: 3,
+            topic_type: 0,
+            broker_name: "broker-a".into(),
+            queue_id: 1,
+            queue_offset: 6,
+        };
+        assert_eq!(ExtraInfo::parse(&e.build()), Some(e));
+        assert_eq!(ExtraInfo::parse("1 2 3"), None);
+        assert_eq!(ExtraInfo::parse("x 2 3 4 0 b 1 2"), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! The history vocabulary: every client-visible event of a run (and the broker's own
+//! observations), in the order the simulation recorded them. The checker reads only this
+//! and the broker's final state, so a saved history can be checked again later.
+
+use broker_core::{BrokerEvent, BrokerSnapshot, Millis, ResponseCode};
+use serde::{Deserialize, Serialize};
+
+/// What a POP consumer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerKind {
+    /// `ConsumeMessagePopConcurrentlyService`.
+    Concurrent,
+    /// `ConsumeMessagePopOrderlyService`.
+    Orderly,
+}
+
+/// Static facts about a consumer, for invariants that depend on its settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    pub name: String,
+    pub group: String,
+    pub topic: String,
+    pub kind: ConsumerKind,
+    /// As configured (−1 = upstream default).
+    pub max_reconsume_times: i32,
+    /// The effective limit (`getMaxReconsumeTimes`: −1 → 16 concurrent, `i32::MAX` orderly).
+    pub effective_max_reconsume_times: u32,
+    pub pop_invisible_time: Millis,
+}
+
+/// The run's header: what was simulated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub scenario: String,
+    pub seed: u64,
+    /// Names of the historical behaviours switched on.
+    pub behaviours: Vec<String>,
+    pub release: Option<String>,
+    pub consumers: Vec<ConsumerMeta>,
+    /// From this virtual time on every fault has healed; liveness checks look only at
+    /// what should have happened after it plus a quiet period.
+    pub quiet_from: Millis,
+    /// The virtual time the run stopped.
+    pub end_at: Millis,
+    /// True if the run injected random faults (loss, clogs, crashes, pauses).
+    pub faulty: bool,
+}
+
+/// How a request/response exchange ended, as the client saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RpcOutcome {
+    /// The broker answered (any code).
+    Answered { code: ResponseCode, remark: String },
+    /// No answer within the client's timeout.
+    Timeout,
+}
+
+/// How a consumer-offset update ended for the caller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetUpdateMode {
+    /// `updateConsumerOffsetOneway`: no answer is awaited.
+    Oneway,
+    /// `updateConsumerOffset` (invokeSync).
+    Sync,
+    /// `updateConsumerOffsetAsync` (a future).
+    Future,
+}
+
+/// What the listener returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumeOutcome {
+    Success,
+    Failure,
+}
+
+/// One recorded event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A producer got SEND_OK for a message.
+    Produced { producer: String, msg_id: String, topic: String, queue_id: u32, queue_offset: u64 },
+    /// A producer gave up on a message (no answer, or an error code).
+    ProduceFailed { producer: String, msg_id: String, topic: String, queue_id: u32, reason: String },
+    /// A message came back in a pop response to this consumer.
+    Delivered {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        /// The original topic.
+        topic: String,
+        /// Queue and offset the copy was read from (a retry copy: the retry topic's).
+        queue_id: u32,
+        queue_offset: u64,
+        retry_topic: Option<String>,
+        reconsume_times: u32,
+        pop_time: Millis,
+        invisible_time: Millis,
+        receipt: String,
+        orderly: bool,
+    },
+    /// The client acked a delivery without running the listener (the #8333 receipt filter,
+    /// or a tag mismatch).
+    SkippedOnReceipt { consumer: String, group: String, msg_id: String, reconsume_times: u32, reason: String },
+    /// The listener started on a message.
+    ListenerStarted { consumer: String, group: String, msg_id: String, reconsume_times: u32 },
+    /// The listener returned. `pop_timed_out` = the client found `now − popTime ≥ invisibleTime`.
+    ListenerFinished { consumer: String, group: String, msg_id: String, outcome: ConsumeOutcome, pop_timed_out: bool },
+    /// The client sent ACK_MESSAGE (or a batch entry) for a delivery.
+    AckSent { consumer: String, group: String, msg_id: String, receipt: String },
+    /// The ack's answer.
+    AckResult { consumer: String, group: String, msg_id: String, receipt: String, outcome: RpcOutcome },
+    /// CHANGE_MESSAGE_INVISIBLETIME's answer; `new_receipt` replaces the old on success.
+    ChangeInvisibleResult {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        receipt: String,
+        invisible_time: Millis,
+        new_receipt: Option<String>,
+        outcome: RpcOutcome,
+    },
+    /// A client started a consumer-offset update.
+    OffsetUpdateStarted { client: String, call_id: u64, mode: OffsetUpdateMode, group: String, topic: String, queue_id: Option<i32>, offset: Option<i64> },
+    /// The update's caller learned its outcome. A oneway update "completes" when sent:
+    /// `outcome = None` means the caller was told nothing but success is assumed.
+    OffsetUpdateCompleted { client: String, call_id: u64, outcome: Option<RpcOutcome>, caller_sees_success: bool },
+    /// An admin asked for a reset.
+    ResetRequested { client: String, group: String, topic: String, queue_id: i32, offset: Option<i64> },
+    /// The reset's answer; `offsets` = the ResetOffsetBody on success.
+    ResetResult { client: String, group: String, topic: String, queue_id: i32, outcome: RpcOutcome, offsets: Vec<(u32, i64)> },
+    /// A fault was injected or healed (scripted or drawn from the seed).
+    Fault { description: String },
+    /// Something the broker model did (CK flush, revive, commit, crash, restart…).
+    Broker(BrokerEvent),
+}
+
+/// One event at a virtual time on a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Millis,
+    pub node: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A whole run: header, events in recorded order, and the broker's state at the end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub meta: RunMeta,
+    pub events: Vec<Event>,
+    pub final_state: BrokerSnapshot,
+}
+
+impl History {
+    /// A stable 64-bit digest of the events and final state (FNV-1a over their JSON). Equal
+    /// seeds must give equal hashes; this is what the determinism checks compare.
+    pub fn hash(&self) -> u64 {
+        let mut h = Fnv1a::new();
+        for e in &self.events {
+            h.write(serde_json::to_string(e).expect("events serialise").as_bytes());
+            h.write(b"\n");
+        }
+        h.write(serde_json::to_string(&self.final_state).expect("snapshot serialises").as_bytes());
+        h.finish()
+    }
+}
+
+/// FNV-1a, 64 bit: tiny, stable across platforms and releases.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,322 @@
+//! The scenario file format (TOML). Field names here are the keys a user writes; the
+//! reference in docs/scenario-reference.md documents each one. Times are virtual
+//! milliseconds since the start of the run.
+
+use broker_core::{BrokerConfig, Millis};
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Kebab-case name, shown in reports.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Historical behaviours (by name) this scenario replays: switched on for the "bug" row of
+    /// `popsim verify`, off for the "fixed" row.
+    #[serde(default)]
+    pub replays: Vec<String>,
+    /// Upstream references, e.g. ["#8835", "#8836"].
+    #[serde(default)]
+    pub upstream: Vec<String>,
+    /// Virtual length of the run.
+    pub duration_ms: Millis,
+    /// Faults stop at `duration_ms − quiet_period_ms`; liveness is judged after that.
+    #[serde(default = "default_quiet_period")]
+    pub quiet_period_ms: Millis,
+    /// Seeds `popsim verify` runs.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Upstream `BrokerConfig` keys (camelCase), e.g. `enablePopBufferMerge = true`.
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub topics: Vec<TopicSpec>,
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    #[serde(default)]
+    pub producers: Vec<ProducerSpec>,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerSpec>,
+    /// Offset and admin clients, addressed by timeline steps.
+    #[serde(default)]
+    pub clients: Vec<ClientSpec>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub faults: FaultSpec,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+fn default_quiet_period() -> Millis {
+    30_000
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![1]
+}
+
+/// A topic created on the broker at start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    pub name: String,
+    #[serde(default = "one")]
+    pub queues: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A subscription group created on the broker at start (`SubscriptionGroupConfig`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub name: String,
+}
+
+/// A producer that sends `messages` messages to `topic`, round-robin over its queues
+/// (or to `queue`), one every `interval_ms` from `start_at_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSpec {
+    pub name: String,
+    pub topic: String,
+    #[serde(default)]
+    pub messages: u64,
+    #[serde(default)]
+    pub start_at_ms: Millis,
+    #[serde(default = "default_interval")]
+    pub interval_ms: Millis,
+    /// Send only to this queue.
+    #[serde(default)]
+    pub queue: Option<u32>,
+}
+
+fn default_interval() -> Millis {
+    10
+}
+
+/// What a consumer node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerKindSpec {
+    /// POP push consumer, concurrent (`ConsumeMessagePopConcurrentlyService`).
+    Concurrent,
+    /// POP push consumer, orderly (`ConsumeMessagePopOrderlyService`).
+    Orderly,
+    /// No loop of its own: pops, acks and changes invisible time only when a step says so.
+    Scripted,
+}
+
+/// A range of virtual milliseconds; a value is drawn uniformly from `[min, max]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeMs {
+    pub min: Millis,
+    pub max: Millis,
+}
+
+/// A POP consumer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSpec {
+    pub name: String,
+    pub kind: ConsumerKindSpec,
+    pub group: String,
+    pub topic: String,
+    /// `popInvisibleTime` (client default 60 000; outside [5 000, 300 000] the Java client
+    /// replaces it with 60 000 — the scenario value is used as written).
+    #[serde(default = "default_invisible")]
+    pub pop_invisible_time_ms: Millis,
+    /// `maxReconsumeTimes` (−1 = upstream default: 16 concurrent, unbounded orderly).
+    #[serde(default = "minus_one")]
+    pub max_reconsume_times: i32,
+    /// `popBatchNums` (max messages per pop, ≤ 32).
+    #[serde(default = "default_batch")]
+    pub pop_batch_nums: u32,
+    /// How long the listener takes per message.
+    #[serde(default = "default_consume_time")]
+    pub consume_time_ms: RangeMs,
+    /// Percent of listener runs that return RECONSUME_LATER (failure).
+    #[serde(default)]
+    pub failure_percent: u32,
+    /// Ack with BATCH_ACK_MESSAGE instead of one ACK_MESSAGE per message.
+    #[serde(default)]
+    pub batch_ack: bool,
+    /// When the consumer starts popping.
+    #[serde(default)]
+    pub start_at_ms: Millis,
+    /// `ConsumeInitMode` for a group with no offset: "max" (default) or "min".
+    #[serde(default)]
+    pub init_mode: broker_core::InitMode,
+}
+
+fn default_invisible() -> Millis {
+    60_000
+}
+fn minus_one() -> i32 {
+    -1
+}
+fn default_batch() -> u32 {
+    32
+}
+fn default_consume_time() -> RangeMs {
+    RangeMs { min: 10, max: 10 }
+}
+
+/// Offset or admin client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    pub name: String,
+    pub kind: ClientKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    /// `RemoteBrokerOffsetStore` / `MQClientAPIImpl` offset calls.
+    Offset,
+    /// `DefaultMQAdminExt` (reset offset).
+    Admin,
+}
+
+/// How an offset client updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateMode {
+    Oneway,
+    Sync,
+    Future,
+}
+
+/// One scripted step of the timeline, at `at_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub at_ms: Millis,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// A producer sends `count` messages now.
+    Produce { producer: String, #[serde(default = "one_u64")] count: u64 },
+    /// A scripted consumer pops up to `max` messages and holds their receipts.
+    Pop {
+        consumer: String,
+        #[serde(default = "default_batch")]
+        max: u32,
+        #[serde(default)]
+        queue: Option<u32>,
+        #[serde(default)]
+        invisible_time_ms: Option<Millis>,
+    },
+    /// A scripted consumer acks the receipts it holds: all, or all but the last `all_but`,
+    /// or the first `count`.
+    Ack {
+        consumer: String,
+        #[serde(default)]
+        count: Option<u32>,
+        #[serde(default)]
+        all_but: Option<u32>,
+        #[serde(default)]
+        batch: bool,
+    },
+    /// A scripted consumer changes the invisible time of the receipts it holds.
+    ChangeInvisibleTime {
+        consumer: String,
+        invisible_time_ms: Millis,
+        #[serde(default)]
+        count: Option<u32>,
+    },
+    /// An admin client resets a group's offset (queue −1 = all queues).
+    ResetOffset { client: String, group: String, topic: String, #[serde(default = "minus_one")] queue: i32, offset: i64 },
+    /// An offset client updates a consumer offset. A missing queue or offset is sent as null.
+    UpdateOffset {
+        client: String,
+        mode: UpdateMode,
+        group: String,
+        topic: String,
+        #[serde(default)]
+        queue: Option<i32>,
+        #[serde(default)]
+        offset: Option<i64>,
+    },
+    /// An offset client queries a consumer offset.
+    QueryOffset { client: String, group: String, topic: String, queue: u32 },
+    /// The broker process dies.
+    Crash,
+    /// The broker process starts again.
+    Restart,
+    /// Cut a node off the network (both directions).
+    Clog { node: String },
+    /// Undo [`Action::Clog`].
+    Unclog { node: String },
+    /// Stop a node's tasks for `duration_ms` (a GC stall).
+    Pause { node: String, duration_ms: Millis },
+    /// Set the network's packet-loss rate from now on.
+    SetLoss { rate: f64 },
+    /// Start or stop a consumer's pop loop.
+    StartConsumer { consumer: String },
+    StopConsumer { consumer: String },
+}
+
+fn one_u64() -> u64 {
+    1
+}
+
+/// Random faults drawn from the seed until the quiet period begins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSpec {
+    /// Packet-loss probability per message.
+    pub loss_rate: f64,
+    /// One-way latency range.
+    pub latency_ms: RangeMs,
+    /// Mean virtual time between random node clogs (0 = none).
+    pub clog_every_ms: Millis,
+    /// How long a random clog lasts.
+    pub clog_duration_ms: RangeMs,
+    /// Mean virtual time between random broker crashes (0 = none).
+    pub crash_every_ms: Millis,
+    /// Downtime before the restart.
+    pub restart_after_ms: RangeMs,
+    /// Mean virtual time between random consumer pauses (0 = none).
+    pub pause_every_ms: Millis,
+    pub pause_duration_ms: RangeMs,
+}
+
+impl Default for FaultSpec {
+    fn default() -> Self {
+        Self {
+            loss_rate: 0.0,
+            latency_ms: RangeMs { min: 1, max: 10 },
+            clog_every_ms: 0,
+            clog_duration_ms: RangeMs { min: 1_000, max: 5_000 },
+            crash_every_ms: 0,
+            restart_after_ms: RangeMs { min: 1_000, max: 5_000 },
+            pause_every_ms: 0,
+            pause_duration_ms: RangeMs { min: 500, max: 3_000 },
+        }
+    }
+}
+
+/// What the scenario expects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expect {
+    /// Invariants to check (empty = every invariant).
+    pub invariants: Vec<String>,
+    /// Invariants that must be violated with the replayed behaviours on.
+    pub with_bug: Vec<String>,
+    /// Invariants that may be violated with every fix in (normally none).
+    pub fixed: Vec<String>,
+}
