@@ -82,9 +82,21 @@ pub enum ConsumeOutcome {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EventKind {
     /// A producer got SEND_OK for a message.
-    Produced { producer: String, msg_id: String, topic: String, queue_id: u32, queue_offset: u64 },
+    Produced {
+        producer: String,
+        msg_id: String,
+        topic: String,
+        queue_id: u32,
+        queue_offset: u64,
+    },
     /// A producer gave up on a message (no answer, or an error code).
-    ProduceFailed { producer: String, msg_id: String, topic: String, queue_id: u32, reason: String },
+    ProduceFailed {
+        producer: String,
+        msg_id: String,
+        topic: String,
+        queue_id: u32,
+        reason: String,
+    },
     /// A message came back in a pop response to this consumer.
     Delivered {
         consumer: String,
@@ -101,18 +113,50 @@ pub enum EventKind {
         invisible_time: Millis,
         receipt: String,
         orderly: bool,
+        /// The orderly pop's `attemptId`: a retried pop with the same id is reentrant (#6692)
+        /// and may return the outstanding batch again. `None` when unknown or not orderly.
+        #[serde(default)]
+        attempt_id: Option<String>,
     },
     /// The client acked a delivery without running the listener (the #8333 receipt filter,
     /// or a tag mismatch).
-    SkippedOnReceipt { consumer: String, group: String, msg_id: String, reconsume_times: u32, reason: String },
+    SkippedOnReceipt {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        reconsume_times: u32,
+        reason: String,
+    },
     /// The listener started on a message.
-    ListenerStarted { consumer: String, group: String, msg_id: String, reconsume_times: u32 },
+    ListenerStarted {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        reconsume_times: u32,
+    },
     /// The listener returned. `pop_timed_out` = the client found `now − popTime ≥ invisibleTime`.
-    ListenerFinished { consumer: String, group: String, msg_id: String, outcome: ConsumeOutcome, pop_timed_out: bool },
+    ListenerFinished {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        outcome: ConsumeOutcome,
+        pop_timed_out: bool,
+    },
     /// The client sent ACK_MESSAGE (or a batch entry) for a delivery.
-    AckSent { consumer: String, group: String, msg_id: String, receipt: String },
+    AckSent {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        receipt: String,
+    },
     /// The ack's answer.
-    AckResult { consumer: String, group: String, msg_id: String, receipt: String, outcome: RpcOutcome },
+    AckResult {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        receipt: String,
+        outcome: RpcOutcome,
+    },
     /// CHANGE_MESSAGE_INVISIBLETIME's answer; `new_receipt` replaces the old on success.
     ChangeInvisibleResult {
         consumer: String,
@@ -124,14 +168,55 @@ pub enum EventKind {
         outcome: RpcOutcome,
     },
     /// A client started a consumer-offset update.
-    OffsetUpdateStarted { client: String, call_id: u64, mode: OffsetUpdateMode, group: String, topic: String, queue_id: Option<i32>, offset: Option<i64> },
+    OffsetUpdateStarted {
+        client: String,
+        call_id: u64,
+        mode: OffsetUpdateMode,
+        group: String,
+        topic: String,
+        queue_id: Option<i32>,
+        offset: Option<i64>,
+    },
     /// The update's caller learned its outcome. A oneway update "completes" when sent:
     /// `outcome = None` means the caller was told nothing but success is assumed.
-    OffsetUpdateCompleted { client: String, call_id: u64, outcome: Option<RpcOutcome>, caller_sees_success: bool },
+    OffsetUpdateCompleted {
+        client: String,
+        call_id: u64,
+        outcome: Option<RpcOutcome>,
+        caller_sees_success: bool,
+    },
     /// An admin asked for a reset.
-    ResetRequested { client: String, group: String, topic: String, queue_id: i32, offset: Option<i64> },
+    ResetRequested {
+        client: String,
+        group: String,
+        topic: String,
+        queue_id: i32,
+        offset: Option<i64>,
+    },
     /// The reset's answer; `offsets` = the ResetOffsetBody on success.
-    ResetResult { client: String, group: String, topic: String, queue_id: i32, outcome: RpcOutcome, offsets: Vec<(u32, i64)> },
+    ResetResult {
+        client: String,
+        group: String,
+        topic: String,
+        queue_id: i32,
+        outcome: RpcOutcome,
+        offsets: Vec<(u32, i64)>,
+    },
+    /// The client forwarded a message to a dead-letter queue instead of consuming it
+    /// (the gRPC proxy's `forwardMessageToDeadLetterQueue`, or the orderly consumer's
+    /// send-back once the max is reached).
+    SentToDlq {
+        consumer: String,
+        group: String,
+        msg_id: String,
+        dlq_topic: String,
+        reconsume_times: u32,
+    },
+    /// A consumer's pop loop started (scripted `StartConsumer`, or the run's start).
+    ConsumerStarted { consumer: String, group: String },
+    /// A consumer's pop loop stopped (scripted `StopConsumer`); its group consumes nothing
+    /// more unless another of its consumers runs.
+    ConsumerStopped { consumer: String, group: String },
     /// A fault was injected or healed (scripted or drawn from the seed).
     Fault { description: String },
     /// Something the broker model did (CK flush, revive, commit, crash, restart…).
@@ -161,10 +246,18 @@ impl History {
     pub fn hash(&self) -> u64 {
         let mut h = Fnv1a::new();
         for e in &self.events {
-            h.write(serde_json::to_string(e).expect("events serialise").as_bytes());
+            h.write(
+                serde_json::to_string(e)
+                    .expect("events serialise")
+                    .as_bytes(),
+            );
             h.write(b"\n");
         }
-        h.write(serde_json::to_string(&self.final_state).expect("snapshot serialises").as_bytes());
+        h.write(
+            serde_json::to_string(&self.final_state)
+                .expect("snapshot serialises")
+                .as_bytes(),
+        );
         h.finish()
     }
 }
