@@ -195,8 +195,11 @@ pub enum UpdateMode {
 }
 
 /// One scripted step of the timeline, at `at_ms`.
+///
+/// No `deny_unknown_fields` here: serde does not support it together with `flatten` (every
+/// key would be reported unknown). The loader checks step keys against
+/// [`crate::steps::ACTIONS`] before deserializing instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Step {
     pub at_ms: Millis,
     #[serde(flatten)]
@@ -208,7 +211,11 @@ pub struct Step {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// A producer sends `count` messages now.
-    Produce { producer: String, #[serde(default = "one_u64")] count: u64 },
+    Produce {
+        producer: String,
+        #[serde(default = "one_u64")]
+        count: u64,
+    },
     /// A scripted consumer pops up to `max` messages and holds their receipts.
     Pop {
         consumer: String,
@@ -238,7 +245,14 @@ pub enum Action {
         count: Option<u32>,
     },
     /// An admin client resets a group's offset (queue −1 = all queues).
-    ResetOffset { client: String, group: String, topic: String, #[serde(default = "minus_one")] queue: i32, offset: i64 },
+    ResetOffset {
+        client: String,
+        group: String,
+        topic: String,
+        #[serde(default = "minus_one")]
+        queue: i32,
+        offset: i64,
+    },
     /// An offset client updates a consumer offset. A missing queue or offset is sent as null.
     UpdateOffset {
         client: String,
@@ -251,22 +265,40 @@ pub enum Action {
         offset: Option<i64>,
     },
     /// An offset client queries a consumer offset.
-    QueryOffset { client: String, group: String, topic: String, queue: u32 },
+    QueryOffset {
+        client: String,
+        group: String,
+        topic: String,
+        queue: u32,
+    },
     /// The broker process dies.
     Crash,
     /// The broker process starts again.
     Restart,
     /// Cut a node off the network (both directions).
-    Clog { node: String },
+    Clog {
+        node: String,
+    },
     /// Undo [`Action::Clog`].
-    Unclog { node: String },
+    Unclog {
+        node: String,
+    },
     /// Stop a node's tasks for `duration_ms` (a GC stall).
-    Pause { node: String, duration_ms: Millis },
+    Pause {
+        node: String,
+        duration_ms: Millis,
+    },
     /// Set the network's packet-loss rate from now on.
-    SetLoss { rate: f64 },
+    SetLoss {
+        rate: f64,
+    },
     /// Start or stop a consumer's pop loop.
-    StartConsumer { consumer: String },
-    StopConsumer { consumer: String },
+    StartConsumer {
+        consumer: String,
+    },
+    StopConsumer {
+        consumer: String,
+    },
 }
 
 fn one_u64() -> u64 {
@@ -300,11 +332,20 @@ impl Default for FaultSpec {
             loss_rate: 0.0,
             latency_ms: RangeMs { min: 1, max: 10 },
             clog_every_ms: 0,
-            clog_duration_ms: RangeMs { min: 1_000, max: 5_000 },
+            clog_duration_ms: RangeMs {
+                min: 1_000,
+                max: 5_000,
+            },
             crash_every_ms: 0,
-            restart_after_ms: RangeMs { min: 1_000, max: 5_000 },
+            restart_after_ms: RangeMs {
+                min: 1_000,
+                max: 5_000,
+            },
             pause_every_ms: 0,
-            pause_duration_ms: RangeMs { min: 500, max: 3_000 },
+            pause_duration_ms: RangeMs {
+                min: 500,
+                max: 3_000,
+            },
         }
     }
 }

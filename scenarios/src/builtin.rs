@@ -1,0 +1,60 @@
+//! The built-in scenarios, embedded from `scenarios/builtin/*.toml`.
+
+use crate::{load_str, Context, Scenario};
+
+struct Builtin {
+    name: &'static str,
+    summary: &'static str,
+    source: &'static str,
+}
+
+const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "orderly-reset-replay",
+        summary: "(a) #9369: KV-path orderly POP, reset to an earlier offset, then the same offsets replay forever",
+        source: include_str!("../builtin/orderly-reset-replay.toml"),
+    },
+    Builtin {
+        name: "invisible-time-overrun",
+        summary: "(b) #8332: consume takes 15 s with a 10 s invisible time and maxReconsumeTimes 0; unbounded redelivery",
+        source: include_str!("../builtin/invisible-time-overrun.toml"),
+    },
+    Builtin {
+        name: "late-ack-after-ck-flush",
+        summary: "(c) #8835: buffered CK flushed with N-1 acks, the last ack comes later; the N-1 acked messages are revived",
+        source: include_str!("../builtin/late-ack-after-ck-flush.toml"),
+    },
+    Builtin {
+        name: "offset-update-under-loss",
+        summary: "(d) #8365/#10005: offset updates oneway under packet loss, and a future that never completes",
+        source: include_str!("../builtin/offset-update-under-loss.toml"),
+    },
+    Builtin {
+        name: "reset-before-first-subscribe",
+        summary: "(e) #9149: reset a group that never committed, restart the broker; the reset is lost",
+        source: include_str!("../builtin/reset-before-first-subscribe.toml"),
+    },
+    Builtin {
+        name: "mixed-workload",
+        summary: "every fix in: 2 topics, 3 groups incl. orderly, loss, latency, clogs and a crash; nothing may be violated",
+        source: include_str!("../builtin/mixed-workload.toml"),
+    },
+];
+
+/// Every built-in scenario: (name, one-line summary), in a stable order.
+pub fn builtins() -> Vec<(&'static str, &'static str)> {
+    BUILTINS.iter().map(|b| (b.name, b.summary)).collect()
+}
+
+/// The TOML text of a built-in scenario.
+pub fn builtin_source(name: &str) -> Option<&'static str> {
+    BUILTINS.iter().find(|b| b.name == name).map(|b| b.source)
+}
+
+/// A built-in scenario, parsed and validated (without checking invariant names; pass a
+/// [`Context`] to [`crate::resolve`] for that). The crate's tests load every built-in, so
+/// `None` means only "no such name".
+pub fn builtin(name: &str) -> Option<Scenario> {
+    let src = builtin_source(name)?;
+    load_str(&format!("{name}.toml"), src, &Context::default()).ok()
+}
