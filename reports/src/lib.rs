@@ -7,6 +7,9 @@
 pub mod history;
 pub mod invariants;
 
+#[cfg(test)]
+mod testkit;
+
 pub use history::{Event, EventKind, History, RunMeta};
 pub use invariants::{
     check, invariant_names, lookup, try_check, InvariantInfo, InvariantResult, Status,

@@ -1,13 +1,180 @@
 //! Without faults, resets or changeInvisibleTime, the listener sees a message at most effective maxReconsumeTimes + 1 times per group.
+//!
+//! Targets bug (b) (#8332: a pop-timed-out result skipped the only maxReconsumeTimes check,
+//! so a slow listener consumed the same message forever).
+//!
+//! Semantics:
+//! - Counts `ListenerStarted` per (group, msg_id); retry copies count, skipped-on-receipt
+//!   deliveries do not (the listener never ran).
+//! - The limit is `effective_max_reconsume_times + 1` of the consumer that ran the listener
+//!   (the largest in the group if several consumers saw it): −1 means 16 for concurrent
+//!   consumers and `i32::MAX` for orderly ones, as `getMaxReconsumeTimes` says.
+//! - Judged only where the bound is promised: a run with injected faults is not applicable;
+//!   a group that saw a reset is left out (a reset replays on purpose); a message whose
+//!   receipt was moved by a changeInvisibleTime in that group is left out (a nack asks for
+//!   redelivery, and the orderly client may suspend and retry).
 
-use super::{InvariantInfo, Verdict};
-use crate::history::History;
+use super::index::{is_success, witness_events};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History};
+use broker_core::BrokerEvent;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "bounded-deliveries",
     statement: "Without faults, resets or changeInvisibleTime, the listener sees a message at most effective maxReconsumeTimes + 1 times per group.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+pub(crate) fn check(history: &History) -> Verdict {
+    if history.meta.faulty {
+        return Verdict::not_applicable("the run injected faults");
+    }
+    let limit_of = |consumer: &str| -> u64 {
+        history
+            .meta
+            .consumers
+            .iter()
+            .find(|c| c.name == consumer)
+            .map_or(u64::MAX, |c| u64::from(c.effective_max_reconsume_times) + 1)
+    };
+    let mut reset_groups: BTreeSet<&str> = BTreeSet::new();
+    let mut nacked: BTreeSet<(&str, &str)> = BTreeSet::new();
+    // (group, msg) → (limit, listener runs).
+    let mut runs: BTreeMap<(&str, &str), (u64, Vec<usize>)> = BTreeMap::new();
+    for (idx, e) in history.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::ResetRequested { group, .. }
+            | EventKind::Broker(BrokerEvent::ResetAssigned { group, .. }) => {
+                reset_groups.insert(group);
+            }
+            EventKind::ChangeInvisibleResult {
+                group,
+                msg_id,
+                outcome,
+                ..
+            } if is_success(outcome) => {
+                nacked.insert((group, msg_id));
+            }
+            EventKind::ListenerStarted {
+                consumer,
+                group,
+                msg_id,
+                ..
+            } => {
+                let r = runs.entry((group, msg_id)).or_insert((0, Vec::new()));
+                r.0 = r.0.max(limit_of(consumer));
+                r.1.push(idx);
+            }
+            _ => {}
+        }
+    }
+    let mut judged = 0usize;
+    let mut worst: Option<(&str, &str, u64, &Vec<usize>)> = None;
+    for ((group, msg), (limit, idxs)) in &runs {
+        if reset_groups.contains(group) || nacked.contains(&(*group, *msg)) {
+            continue;
+        }
+        judged += 1;
+        let over = idxs.len() as u64 > *limit;
+        // The earliest offender in history order makes the most readable witness.
+        if over && worst.is_none_or(|w| idxs[*limit as usize] < w.3[w.2 as usize]) {
+            worst = Some((group, msg, *limit, idxs));
+        }
+    }
+    if judged == 0 {
+        return Verdict::not_applicable("no listener run outside resets and changeInvisibleTime");
+    }
+    Verdict::from_witness(worst.map(|(group, msg, limit, idxs)| Witness {
+        msg_id: Some((*msg).to_owned()),
+        summary: format!(
+            "the listener of group {group} ran {} times on {msg}; the limit is {limit} (maxReconsumeTimes {} + 1)",
+            idxs.len(),
+            limit - 1
+        ),
+        events: witness_events(idxs.clone()),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::ConsumerKind;
+    use crate::invariants::Status;
+    use crate::testkit::H;
+
+    /// Bug (b)'s shape: maxReconsumeTimes 0, every listener run outlives the receipt.
+    fn slow_listener(h: &mut H, runs: u32) -> Vec<usize> {
+        let mut idxs = Vec::new();
+        let mut d = h.at(0).pop("c1", "m1", 0, 0);
+        for i in 0..runs {
+            let t = u64::from(i) * 13_000;
+            if i > 0 {
+                d = h.at(t).pop_retry("c1", "m1", u64::from(i - 1), i);
+            }
+            idxs.push(h.at(t).listener(&d));
+            h.at(t + 12_000).revive(&d, u64::from(i), i + 1);
+        }
+        idxs
+    }
+
+    #[test]
+    fn more_listener_runs_than_the_limit_is_a_violation() {
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 0);
+        let runs = slow_listener(&mut h, 3);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m1"));
+        assert_eq!(w.events, runs);
+        assert_eq!(
+            w.summary,
+            "the listener of group g1 ran 3 times on m1; the limit is 1 (maxReconsumeTimes 0 + 1)"
+        );
+    }
+
+    #[test]
+    fn runs_within_the_effective_limit_hold() {
+        // maxReconsumeTimes −1 means 16: three runs are fine.
+        let mut h = H::new();
+        slow_listener(&mut h, 3);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // maxReconsumeTimes 2: exactly three runs are fine.
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 2);
+        slow_listener(&mut h, 3);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn faults_resets_and_nacks_take_runs_out_of_scope() {
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 0);
+        slow_listener(&mut h, 3);
+        h.faulty();
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("the run injected faults")
+        );
+
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 0);
+        slow_listener(&mut h, 3);
+        h.at(50_000).reset("g1", 0, 0);
+        assert!(matches!(
+            check(&h.build()).status,
+            Status::NotApplicable { .. }
+        ));
+
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 0);
+        let d = h.at(0).pop("c1", "m2", 0, 1);
+        h.listener(&d);
+        let d = h.at(1_000).change_invisible(&d, 5_000);
+        h.at(7_000).listener(&d);
+        assert!(matches!(
+            check(&h.build()).status,
+            Status::NotApplicable { .. }
+        ));
+    }
 }

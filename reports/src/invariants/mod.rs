@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::fmt;
 
 mod bounded_deliveries;
+pub(crate) mod index;
 mod no_loss;
 mod no_redelivery_after_ack;
 mod offset_api_liveness;

@@ -1,6 +1,26 @@
 //! Once an ack of a message succeeds for a group, the message is neither revived nor popped again for that group unless its queue is reset to an offset at or below it.
+//!
+//! Targets bug (c) (#8835: acks flushed from the buffer without brokerName do not match
+//! their CK, so acked messages are revived) and bug (a) (#9369: a FIFO queue replays from a
+//! stale pull offset after a reset).
+//!
+//! Semantics:
+//! - Identity is `msg_id`: a revive of m for group g (`Revived`), a delivery of a retry copy
+//!   of m, or a re-pop of the original all count as m coming back.
+//! - Only *effective* acks count: answered `SUCCESS`, made with m's current receipt for g
+//!   (its latest delivery, or the handle a changeInvisibleTime returned), and answered no
+//!   later than that receipt's `popTime + invisibleTime`. A late or stale ack may lose the
+//!   race with a revive that was already due; that is at-least-once working as designed.
+//!   For orderly batches an ack counts once every lower offset of the batch is acked too,
+//!   since the commit offset stops at the first un-acked entry.
+//! - A reset of m's original queue to an offset ≤ m's offset, applied after the acked
+//!   delivery (so also one still pending when the ack arrived, which upstream's
+//!   `OffsetResetForPopIT` exercises), excuses the comeback: replay is what a reset asks for.
+//! - A broker crash between the ack and the comeback is not an excuse (an ack that only lived
+//!   in the CK buffer can be lost that way, and that is worth seeing); the witness says so.
 
-use super::{InvariantInfo, Verdict};
+use super::index::{analyse_acks, secs, witness_events, ComebackKind};
+use super::{InvariantInfo, Verdict, Witness};
 use crate::history::History;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -8,6 +28,161 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
     statement: "Once an ack of a message succeeds for a group, the message is neither revived nor popped again for that group unless its queue is reset to an offset at or below it.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+pub(crate) fn check(history: &History) -> Verdict {
+    let a = analyse_acks(history);
+    if a.effective_acks.is_empty() {
+        return Verdict::not_applicable("no ack succeeded in time with a current receipt");
+    }
+    let Some(first) = a.after_ack.first() else {
+        return Verdict::held();
+    };
+    let what = match first.kind {
+        ComebackKind::Revive => "was revived",
+        ComebackKind::RetryDelivery => "was delivered again as a retry copy",
+        ComebackKind::RePop => "was popped again",
+    };
+    let ev = &history.events;
+    let mut summary = format!(
+        "{} {} for group {} at {} after its ack succeeded at {}",
+        first.msg_id,
+        what,
+        first.group,
+        secs(ev[first.idx].at),
+        secs(ev[first.ack].at)
+    );
+    if first.crash_between {
+        summary.push_str(" (the broker crashed in between)");
+    }
+    if a.after_ack.len() > 1 {
+        summary.push_str(&format!(
+            "; {} comebacks after an ack in all",
+            a.after_ack.len()
+        ));
+    }
+    Verdict::violated(Witness {
+        msg_id: Some(first.msg_id.clone()),
+        summary,
+        events: witness_events(vec![first.acked_delivery, first.ack, first.idx]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::Status;
+    use crate::testkit::H;
+
+    #[test]
+    fn revive_after_a_successful_ack_is_a_violation() {
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let ack = h.at(2_000).ack(&d);
+        let rev = h.at(13_000).revive(&d, 0, 1);
+        h.at(14_000).pop_retry("c1", "m1", 0, 1);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m1"));
+        assert_eq!(w.events, vec![d.idx, ack, rev]);
+        assert!(w.summary.starts_with(
+            "m1 was revived for group g1 at 13.000s after its ack succeeded at 2.000s"
+        ));
+        assert!(
+            w.summary.ends_with("2 comebacks after an ack in all"),
+            "{}",
+            w.summary
+        );
+    }
+
+    #[test]
+    fn re_pop_of_an_acked_original_is_a_violation_and_mentions_a_crash() {
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let ack = h.at(2_000).ack(&d);
+        h.at(3_000).crash();
+        h.at(4_000).restart();
+        let again = h.at(5_000).pop("c1", "m1", 0, 0);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![d.idx, ack, again.idx]);
+        assert!(w.summary.contains("was popped again"), "{}", w.summary);
+        assert!(
+            w.summary.contains("(the broker crashed in between)"),
+            "{}",
+            w.summary
+        );
+    }
+
+    #[test]
+    fn revive_without_ack_or_after_a_late_ack_holds() {
+        let mut h = H::new();
+        let d1 = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(13_000).revive(&d1, 0, 1);
+        h.at(14_000).pop_retry("c1", "m1", 0, 1);
+        // m2's ack answers after its receipt expired: the revive may win that race.
+        let d2 = h.at(1_000).pop("c1", "m2", 0, 1);
+        h.at(12_000).ack(&d2);
+        h.at(13_000).revive(&d2, 1, 1);
+        // m3 is acked in time and never seen again.
+        let d3 = h.at(1_000).pop("c1", "m3", 0, 2);
+        h.at(2_000).ack(&d3);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn an_ack_with_a_stale_receipt_does_not_count() {
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let _moved = h.at(2_000).change_invisible(&d, 5_000);
+        h.at(3_000).ack(&d);
+        h.at(9_000).revive(&_moved, 0, 1);
+        let v = check(&h.build());
+        assert!(matches!(v.status, Status::NotApplicable { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_reset_to_at_or_below_the_message_excuses_the_replay() {
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m5", 0, 5);
+        h.at(2_000).ack(&d);
+        h.at(3_000).reset("g1", 0, 5);
+        h.at(4_000).pop("c1", "m5", 0, 5);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // A reset of another queue, or to a later offset, excuses nothing.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m5", 0, 5);
+        h.at(2_000).ack(&d);
+        h.at(3_000).reset("g1", 1, 0);
+        h.at(3_000).reset("g1", 0, 6);
+        h.at(4_000).pop("c1", "m5", 0, 5);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn orderly_acks_count_only_as_a_prefix_of_the_batch() {
+        // Offset 1 is acked but 0 is not: the re-pop from the commit offset brings 1 back.
+        let mut h = H::orderly();
+        let d0 = h.at(1_000).pop("o1", "m0", 0, 0);
+        let d1 = h.at(1_000).pop("o1", "m1", 0, 1);
+        h.at(2_000).ack(&d1);
+        h.at(12_000).pop("o1", "m0", 0, 0);
+        h.at(12_000).pop("o1", "m1", 0, 1);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("no ack succeeded in time with a current receipt")
+        );
+
+        // Acking 0 then completes the prefix: replaying 1 afterwards is a violation (bug (a)).
+        let mut h = H::orderly();
+        let d0b = h.at(1_000).pop("o1", "m0", 0, 0);
+        let d1b = h.at(1_000).pop("o1", "m1", 0, 1);
+        h.at(2_000).ack(&d1b);
+        let ack0 = h.at(3_000).ack(&d0b);
+        let replay = h.at(4_000).pop("o1", "m1", 0, 1);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m1"));
+        assert_eq!(w.events, vec![d1b.idx, ack0, replay.idx]);
+        let _ = d0;
+    }
 }

@@ -1,13 +1,432 @@
 //! After a reset of a queue to X the next pop starts at X, acked messages are not replayed, and the reset survives a broker restart.
+//!
+//! Targets bug (a) (#9369: FIFO pops replay from a stale pull offset forever), bug (e)
+//! (#9149: a reset of a never-committed topic@group lived only in memory) and #10229 (a
+//! blocked FIFO queue ignores a reset).
+//!
+//! Semantics, for each successful reset of (group, topic, queue) to X (the broker's
+//! `ResetAssigned`, or the admin's `ResetResult` when the broker event is missing), up to the
+//! next reset of the same queue:
+//! - **Starts at X**: the first pop batch out of the original queue that was popped after
+//!   the reset (pop time later than the reset, or equal with the reset already consumed)
+//!   begins at offset X. If the broker crashed in between, this is required only when an
+//!   offset flush (`OffsetsPersisted`) happened between the reset and the crash: upstream
+//!   persists `consumerOffset.json` every 5 s, so a younger reset may die with the process.
+//! - **No endless replay**: once the group's effective acks (see no-redelivery-after-ack)
+//!   after the reset cover every offset X..=Y, no later pop delivers an offset in X..=Y,
+//!   unless the broker crashed after that ack.
+//! - **Held at the end**: for the last reset of each queue, the final `offsetTable` (if the
+//!   broker runs) and the persisted image (if a flush followed the reset) hold an entry for
+//!   topic@group and queue, at least X unless something committed below X after the reset.
 
-use super::{InvariantInfo, Verdict};
-use crate::history::History;
+use super::index::{analyse_acks, offset_key, resets, secs, witness_events, ResetPoint};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History};
+use broker_core::{BrokerEvent, Millis};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "reset-takes-effect",
     statement: "After a reset of a queue to X the next pop starts at X, acked messages are not replayed, and the reset survives a broker restart.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+/// The first post-reset pop batch: (consumer, popTime, lowest offset, its event index).
+type FirstBatch<'h> = (&'h str, Millis, u64, usize);
+
+struct Window<'h> {
+    point: &'h ResetPoint,
+    consumed: bool,
+    first: Option<FirstBatch<'h>>,
+    first_judged: bool,
+    acked: BTreeSet<u64>,
+    /// Offsets X..next are covered by effective acks; when each was covered.
+    next: u64,
+    covered_at: BTreeMap<u64, usize>,
+    committed_below: bool,
+}
+
+struct Checker<'h> {
+    h: &'h History,
+    crashes: Vec<usize>,
+    persists: Vec<usize>,
+    problems: Vec<Witness>,
+}
+
+impl Checker<'_> {
+    fn key_text(p: &ResetPoint) -> String {
+        format!("group {}'s queue {}/{}", p.group, p.topic, p.queue)
+    }
+
+    /// The first crash strictly between the two indexes.
+    fn crash_between(&self, after: usize, before: usize) -> Option<usize> {
+        let i = self.crashes.partition_point(|c| *c <= after);
+        self.crashes.get(i).copied().filter(|c| *c < before)
+    }
+
+    fn persisted_between(&self, after: usize, before: usize) -> bool {
+        let i = self.persists.partition_point(|p| *p <= after);
+        self.persists.get(i).is_some_and(|p| *p < before)
+    }
+
+    fn judge_first(&mut self, w: &mut Window) {
+        if w.first_judged {
+            return;
+        }
+        let Some((_, _, offset, idx)) = w.first else {
+            return;
+        };
+        w.first_judged = true;
+        let p = w.point;
+        if offset as i64 == p.offset {
+            return;
+        }
+        let mut events = vec![p.idx, idx];
+        let mut summary = format!(
+            "after {} was reset to {} at {}, the first pop delivered from offset {offset}",
+            Self::key_text(p),
+            p.offset,
+            secs(p.at)
+        );
+        if let Some(crash) = self.crash_between(p.idx, idx) {
+            if !self.persisted_between(p.idx, crash) {
+                return; // Lost with the un-flushed offsets: upstream's durability window.
+            }
+            events.push(crash);
+            summary.push_str(&format!(
+                "; the broker crashed at {} after flushing offsets, so the reset had to survive",
+                secs(self.h.events[crash].at)
+            ));
+        }
+        self.problems.push(Witness {
+            msg_id: msg_of(self.h, idx),
+            summary,
+            events: witness_events(events),
+        });
+    }
+
+    fn judge_end(&mut self, w: &Window) {
+        let p = w.point;
+        let key = offset_key(&p.topic, &p.group);
+        let fs = &self.h.final_state;
+        let mut tables = Vec::new();
+        if fs.running {
+            tables.push(("final offsetTable", &fs.offset_table));
+        }
+        if self.persisted_between(p.idx, usize::MAX) {
+            tables.push(("persisted offsetTable image", &fs.persisted_offset_table));
+        }
+        for (what, table) in tables {
+            let held = table.get(&key).and_then(|m| m.get(&p.queue)).copied();
+            let wrong = match held {
+                None => Some(format!("has no entry for {key} queue {}", p.queue)),
+                Some(v) if v < p.offset && !w.committed_below => {
+                    Some(format!("holds {v} for {key} queue {}", p.queue))
+                }
+                Some(_) => None,
+            };
+            if let Some(wrong) = wrong {
+                self.problems.push(Witness {
+                    msg_id: None,
+                    summary: format!(
+                        "after {} was reset to {} at {}, the {what} {wrong}",
+                        Self::key_text(p),
+                        p.offset,
+                        secs(p.at)
+                    ),
+                    events: vec![p.idx],
+                });
+                return;
+            }
+        }
+    }
+}
+
+fn msg_of(h: &History, idx: usize) -> Option<String> {
+    match &h.events[idx].kind {
+        EventKind::Delivered { msg_id, .. } => Some(msg_id.clone()),
+        _ => None,
+    }
+}
+
+pub(crate) fn check(history: &History) -> Verdict {
+    let points = resets(history);
+    if points.is_empty() {
+        return Verdict::not_applicable("no reset succeeded");
+    }
+    let acks = analyse_acks(history);
+    let mut acked_by: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (ack, delivery) in &acks.acked {
+        acked_by.entry(*ack).or_default().push(*delivery);
+    }
+    let mut c = Checker {
+        h: history,
+        crashes: Vec::new(),
+        persists: Vec::new(),
+        problems: Vec::new(),
+    };
+    for (idx, e) in history.events.iter().enumerate() {
+        match e.kind {
+            EventKind::Broker(BrokerEvent::Crashed { .. }) => c.crashes.push(idx),
+            EventKind::Broker(BrokerEvent::OffsetsPersisted { .. }) => c.persists.push(idx),
+            _ => {}
+        }
+    }
+    let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
+    for p in &points {
+        by_idx.entry(p.idx).or_default().push(p);
+    }
+    let mut open: BTreeMap<(&str, &str, u32), Window> = BTreeMap::new();
+    for (idx, e) in history.events.iter().enumerate() {
+        for p in by_idx.get(&idx).into_iter().flatten() {
+            let w = Window {
+                point: p,
+                consumed: false,
+                first: None,
+                first_judged: false,
+                acked: BTreeSet::new(),
+                next: p.offset.max(0) as u64,
+                covered_at: BTreeMap::new(),
+                committed_below: false,
+            };
+            if let Some(mut old) = open.insert((&p.group, &p.topic, p.queue), w) {
+                c.judge_first(&mut old);
+            }
+        }
+        match &e.kind {
+            EventKind::Broker(BrokerEvent::ResetConsumed {
+                group,
+                topic,
+                queue_id,
+                ..
+            }) => {
+                if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
+                    w.consumed = true;
+                }
+            }
+            EventKind::Broker(BrokerEvent::OffsetCommitted {
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            }) => {
+                if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
+                    w.committed_below |= *offset < w.point.offset;
+                }
+            }
+            EventKind::Delivered {
+                consumer,
+                group,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic: None,
+                pop_time,
+                ..
+            } => {
+                let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) else {
+                    continue;
+                };
+                let p = w.point;
+                if *pop_time < p.at || (*pop_time == p.at && !w.consumed) {
+                    continue; // Popped before the reset (or not provably after it).
+                }
+                match w.first {
+                    None => w.first = Some((consumer, *pop_time, *queue_offset, idx)),
+                    Some((fc, ft, fo, _))
+                        if fc == consumer && ft == *pop_time && !w.first_judged =>
+                    {
+                        if *queue_offset < fo {
+                            w.first = Some((consumer, *pop_time, *queue_offset, idx));
+                        }
+                    }
+                    Some(_) => c.judge_first(w),
+                }
+                if let Some(at) = w.covered_at.get(queue_offset).copied() {
+                    if c.crash_between(at, idx).is_none() {
+                        c.problems.push(Witness {
+                            msg_id: msg_of(history, idx),
+                            summary: format!(
+                                "after {} was reset to {}, offset {queue_offset} was popped again at {} although offsets {}..={queue_offset} had been acked by {}",
+                                Checker::key_text(p),
+                                p.offset,
+                                secs(*pop_time),
+                                p.offset,
+                                secs(history.events[at].at),
+                            ),
+                            events: witness_events(vec![p.idx, at, idx]),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        for d in acked_by.get(&idx).into_iter().flatten() {
+            let EventKind::Delivered {
+                group,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic: None,
+                ..
+            } = &history.events[*d].kind
+            else {
+                continue;
+            };
+            let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) else {
+                continue;
+            };
+            if *d < w.point.idx || *queue_offset < w.next {
+                continue;
+            }
+            w.acked.insert(*queue_offset);
+            while w.acked.remove(&w.next) {
+                w.covered_at.insert(w.next, idx);
+                w.next += 1;
+            }
+        }
+    }
+    for (_, mut w) in std::mem::take(&mut open) {
+        c.judge_first(&mut w);
+        c.judge_end(&w);
+    }
+    let mut problems = c.problems;
+    problems.sort_by_key(|w| w.events.last().copied());
+    let count = problems.len();
+    let first = problems.into_iter().next().map(|mut w| {
+        if count > 1 {
+            w.summary.push_str(&format!(" ({count} problems in all)"));
+        }
+        w
+    });
+    Verdict::from_witness(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::Status;
+    use crate::testkit::H;
+
+    /// Pops and acks `offs` of queue 0 at `t`, one batch.
+    fn pop_ack(h: &mut H, t: Millis, offs: std::ops::Range<u64>) -> Vec<usize> {
+        let mut idxs = Vec::new();
+        let rs: Vec<_> = offs
+            .map(|o| h.at(t).pop("c1", &format!("m{o}"), 0, o))
+            .collect();
+        for r in &rs {
+            idxs.push(r.idx);
+            idxs.push(h.at(t + 100).ack(r));
+        }
+        idxs
+    }
+
+    #[test]
+    fn a_reset_followed_correctly_holds() {
+        let mut h = H::new();
+        pop_ack(&mut h, 1_000, 0..6);
+        h.at(2_000).reset("g1", 0, 2);
+        h.at(3_000).reset_consumed("g1", 0, 2);
+        pop_ack(&mut h, 3_000, 2..6);
+        pop_ack(&mut h, 4_000, 6..8);
+        h.final_offset("g1", 0, 8);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_first_pop_elsewhere_is_a_violation() {
+        let mut h = H::new();
+        pop_ack(&mut h, 1_000, 0..6);
+        let reset = h.at(2_000).reset("g1", 0, 2);
+        let first = pop_ack(&mut h, 3_000, 6..8);
+        h.final_offset("g1", 0, 8);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m6"));
+        assert_eq!(w.events, vec![reset, first[0]]);
+        assert_eq!(
+            w.summary,
+            "after group g1's queue TopicA/0 was reset to 2 at 2.000s, the first pop delivered from offset 6"
+        );
+    }
+
+    #[test]
+    fn endless_replay_after_acks_is_a_violation() {
+        // Bug (a): every pop after the reset starts at X again.
+        let mut h = H::orderly();
+        let reset = h.at(1_000).reset("og", 0, 3);
+        let a = h.at(2_000).pop("o1", "m3", 0, 3);
+        let b = h.at(2_000).pop("o1", "m4", 0, 4);
+        let ack_a = h.at(2_100).ack(&a);
+        h.at(2_200).ack(&b);
+        let again = h.at(3_000).pop("o1", "m3", 0, 3);
+        h.final_offset("og", 0, 5);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m3"));
+        assert_eq!(w.events, vec![reset, ack_a, again.idx]);
+        assert_eq!(
+            w.summary,
+            "after group og's queue TopicA/0 was reset to 3, offset 3 was popped again at 3.000s although offsets 3..=3 had been acked by 2.100s"
+        );
+    }
+
+    #[test]
+    fn a_reset_lost_in_a_crash_after_a_flush_is_a_violation() {
+        // Bug (e): the reset lived only in the in-memory reset table.
+        let mut h = H::new();
+        let reset = h.at(1_000).reset("g1", 0, 4);
+        h.at(5_000).persist();
+        let crash = h.at(6_000).crash();
+        h.at(7_000).restart();
+        let first = h.at(8_000).pop("c1", "m9", 0, 9);
+        h.final_offset("g1", 0, 10);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![reset, crash, first.idx]);
+        assert!(w.summary.ends_with(
+            "the broker crashed at 6.000s after flushing offsets, so the reset had to survive"
+        ));
+
+        // Without a flush before the crash, losing the reset is upstream's durability window.
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 4);
+        h.at(2_000).crash();
+        h.at(3_000).restart();
+        h.at(4_000).pop("c1", "m9", 0, 9);
+        h.final_offset("g1", 0, 10);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_final_table_without_the_reset_is_a_violation() {
+        let mut h = H::new();
+        let reset = h.at(1_000).reset("g1", 0, 4);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![reset]);
+        assert_eq!(
+            w.summary,
+            "after group g1's queue TopicA/0 was reset to 4 at 1.000s, the final offsetTable has no entry for TopicA@g1 queue 0"
+        );
+
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 4);
+        h.final_offset("g1", 0, 4);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn pops_in_flight_at_the_reset_are_not_judged() {
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 0);
+        // Popped at 1.000s in the same millisecond, before the reset was consumed.
+        h.at(1_000).pop("c1", "m7", 0, 7);
+        h.at(1_500).reset_consumed("g1", 0, 0);
+        h.at(1_500).pop("c1", "m0", 0, 0);
+        h.final_offset("g1", 0, 1);
+        assert_eq!(check(&h.build()), Verdict::held());
+        assert_eq!(
+            check(&H::new().build()),
+            Verdict::not_applicable("no reset succeeded")
+        );
+    }
 }

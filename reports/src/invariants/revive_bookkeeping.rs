@@ -1,13 +1,245 @@
 //! Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the copy's latest receipt.
+//!
+//! Semantics, for every broker `Revived` event:
+//! - its `retry_topic` is `%RETRY%<group>_<topic>` (V1) or `%RETRY%<group>+<topic>` (V2);
+//! - its `reconsume_times` is the revived copy's plus one. The revived copy is the message
+//!   at (CK topic, queue, `queue_offset`): an original counts 0; a retry copy counts what
+//!   the revive that created it wrote (or, failing that, what its deliveries carried).
+//!   Retry topics have one queue, so retry copies are keyed by topic and offset only. A copy
+//!   the history never mentions is not judged for this clause;
+//! - it happens no earlier than `popTime + invisibleTime` of the latest receipt handed out
+//!   for that copy in that group before the revive: the delivery's, or the one a successful
+//!   changeInvisibleTime returned (so a changeInvisibleTime moves the deadline, both ways).
+//!   A revive of a copy that was never delivered is judged by its CK's own revive time.
 
-use super::{InvariantInfo, Verdict};
-use crate::history::History;
+use super::index::{is_retry_topic, is_success, receipt_deadline, secs, witness_events};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History};
+use broker_core::{BrokerEvent, Millis};
+use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "revive-bookkeeping",
     statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the copy's latest receipt.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+/// A stored copy of a message: (topic, queue — 0 for retry topics, offset).
+type CopyKey<'h> = (&'h str, u32, u64);
+
+fn copy_key(topic: &str, queue: u32, offset: u64) -> CopyKey<'_> {
+    (topic, if is_retry_topic(topic) { 0 } else { queue }, offset)
+}
+
+pub(crate) fn check(history: &History) -> Verdict {
+    // Copy → reconsumeTimes it was stored with.
+    let mut stored: BTreeMap<CopyKey, u32> = BTreeMap::new();
+    // (group, copy) → (deadline, event index) of the latest receipt.
+    let mut latest: BTreeMap<(&str, CopyKey), (Millis, usize)> = BTreeMap::new();
+    // (group, receipt) → copy, to follow changeInvisibleTime.
+    let mut receipts: BTreeMap<(&str, &str), CopyKey> = BTreeMap::new();
+    let mut revives = 0usize;
+    let mut first: Option<Witness> = None;
+    let mut violations = 0usize;
+
+    for (idx, e) in history.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Produced {
+                msg_id: _,
+                topic,
+                queue_id,
+                queue_offset,
+                ..
+            } => {
+                stored.insert(copy_key(topic, *queue_id, *queue_offset), 0);
+            }
+            EventKind::Delivered {
+                group,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic,
+                reconsume_times,
+                pop_time,
+                invisible_time,
+                receipt,
+                ..
+            } => {
+                let copy = copy_key(
+                    retry_topic.as_deref().unwrap_or(topic),
+                    *queue_id,
+                    *queue_offset,
+                );
+                stored.entry(copy).or_insert(*reconsume_times);
+                latest.insert((group, copy), (pop_time + invisible_time, idx));
+                receipts.insert((group, receipt), copy);
+            }
+            EventKind::ChangeInvisibleResult {
+                group,
+                receipt,
+                invisible_time,
+                new_receipt: Some(new),
+                outcome,
+                ..
+            } if is_success(outcome) => {
+                if let Some(copy) = receipts.get(&(group.as_str(), receipt.as_str())).copied() {
+                    latest.insert(
+                        (group, copy),
+                        (receipt_deadline(new, e.at + invisible_time), idx),
+                    );
+                    receipts.insert((group, new), copy);
+                }
+            }
+            EventKind::Broker(BrokerEvent::Revived {
+                group,
+                topic,
+                msg_id,
+                ck,
+                queue_offset,
+                retry_topic,
+                retry_queue_offset,
+                reconsume_times,
+                ..
+            }) => {
+                revives += 1;
+                let copy = copy_key(&ck.topic, ck.queue_id, *queue_offset);
+                let mut problems = Vec::new();
+                let mut events = vec![idx];
+                let v1 = format!("%RETRY%{group}_{topic}");
+                let v2 = format!("%RETRY%{group}+{topic}");
+                if *retry_topic != v1 && *retry_topic != v2 {
+                    problems.push(format!("went to {retry_topic}, not {v1} or {v2}"));
+                }
+                if let Some(prev) = stored.get(&copy) {
+                    if *reconsume_times != prev + 1 {
+                        problems.push(format!(
+                            "carries reconsumeTimes {reconsume_times}, the revived copy had {prev}"
+                        ));
+                    }
+                }
+                let (deadline, from) = match latest.get(&(group.as_str(), copy)) {
+                    Some((d, i)) => (*d, Some(*i)),
+                    None => (ck.pop_time + ck.invisible_time, None),
+                };
+                if e.at < deadline {
+                    problems.push(format!(
+                        "happened at {}, before the latest receipt's deadline {}",
+                        secs(e.at),
+                        secs(deadline)
+                    ));
+                    events.extend(from);
+                }
+                stored.insert(
+                    copy_key(retry_topic, 0, *retry_queue_offset),
+                    *reconsume_times,
+                );
+                if !problems.is_empty() {
+                    violations += 1;
+                    if first.is_none() {
+                        first = Some(Witness {
+                            msg_id: Some(msg_id.clone()),
+                            summary: format!(
+                                "the revive of {msg_id} for group {group} {}",
+                                problems.join("; ")
+                            ),
+                            events: witness_events(events),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if revives == 0 {
+        return Verdict::not_applicable("nothing was revived");
+    }
+    if let Some(w) = first.as_mut() {
+        if violations > 1 {
+            w.summary
+                .push_str(&format!(" ({violations} bad revives in all)"));
+        }
+    }
+    Verdict::from_witness(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::Status;
+    use crate::testkit::H;
+
+    #[test]
+    fn a_correct_revive_chain_holds() {
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(11_000).revive(&d, 0, 1);
+        let r1 = h.at(12_000).pop_retry("c1", "m1", 0, 1);
+        // A changeInvisibleTime that shortens the deadline: revive right after the new one.
+        let r1 = h.at(13_000).change_invisible(&r1, 5_000);
+        h.at(18_000).revive(&r1, 1, 2);
+        let ck = h.ck_of(&d);
+        let v2 = format!("%RETRY%g1+{}", crate::testkit::T);
+        let d2 = h.at(1_000).pop("c1", "m2", 0, 1);
+        h.at(20_000).revive_to(&d2, ck, 2, 1, &v2);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_revive_before_the_moved_deadline_is_a_violation() {
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let moved = h.at(5_000).change_invisible(&d, 30_000);
+        // The original CK's revive time (11 s) passed, but the receipt now lasts until 35 s.
+        let rev = h.at(12_000).revive(&d, 0, 1);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.events, vec![moved.idx, rev]);
+        assert_eq!(
+            w.summary,
+            "the revive of m1 for group g1 happened at 12.000s, before the latest receipt's deadline 35.000s"
+        );
+    }
+
+    #[test]
+    fn wrong_count_and_wrong_topic_are_violations() {
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(11_000).revive(&d, 0, 1);
+        let r1 = h.at(12_000).pop_retry("c1", "m1", 0, 1);
+        // The retry copy had 1; its revive must write 2.
+        let bad = h.at(22_000).revive(&r1, 1, 1);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![bad]);
+        assert_eq!(
+            w.summary,
+            "the revive of m1 for group g1 carries reconsumeTimes 1, the revived copy had 1"
+        );
+
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let ck = h.ck_of(&d);
+        let bad = h.at(11_000).revive_to(&d, ck, 0, 1, "%RETRY%g1");
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![bad]);
+        assert!(
+            w.summary
+                .contains("went to %RETRY%g1, not %RETRY%g1_TopicA or %RETRY%g1+TopicA"),
+            "{}",
+            w.summary
+        );
+    }
+
+    #[test]
+    fn no_revive_is_not_applicable() {
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(2_000).ack(&d);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("nothing was revived")
+        );
+    }
 }

@@ -1,0 +1,519 @@
+//! What several invariants (and the report's counts) need from a history, each computed in
+//! one pass with ordered maps.
+
+use crate::history::{EventKind, History, RpcOutcome};
+use broker_core::{BrokerEvent, ExtraInfo, Millis, ResponseCode};
+use std::collections::BTreeMap;
+
+/// At most this many event indexes go into a witness: enough to read, short enough to paste.
+pub(crate) const MAX_WITNESS_EVENTS: usize = 20;
+
+pub(crate) fn is_success(o: &RpcOutcome) -> bool {
+    matches!(
+        o,
+        RpcOutcome::Answered {
+            code: ResponseCode::Success,
+            ..
+        }
+    )
+}
+
+/// POP retry topics (`%RETRY%group_topic`, `%RETRY%group+topic`) and the classic `%RETRY%group`.
+pub(crate) fn is_retry_topic(topic: &str) -> bool {
+    topic.starts_with("%RETRY%")
+}
+
+/// `ConsumerOffsetManager`'s key.
+pub(crate) fn offset_key(topic: &str, group: &str) -> String {
+    format!("{topic}@{group}")
+}
+
+/// Virtual milliseconds as seconds, e.g. `12.345s`.
+pub(crate) fn secs(ms: Millis) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// Sorts, dedups and shortens a witness's event list (keeping the first ones and the last).
+pub(crate) fn witness_events(mut events: Vec<usize>) -> Vec<usize> {
+    events.sort_unstable();
+    events.dedup();
+    if events.len() > MAX_WITNESS_EVENTS {
+        let last = events[events.len() - 1];
+        events.truncate(MAX_WITNESS_EVENTS - 1);
+        events.push(last);
+    }
+    events
+}
+
+/// When a receipt stops protecting its copy: `popTime + invisibleTime` as the handle spells
+/// it, or `fallback` for a handle that does not parse.
+pub(crate) fn receipt_deadline(receipt: &str, fallback: Millis) -> Millis {
+    ExtraInfo::parse(receipt).map_or(fallback, |e| e.pop_time + e.invisible_time)
+}
+
+/// Where a message was first stored: its topic, queue and offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub topic: String,
+    pub queue: u32,
+    pub offset: u64,
+}
+
+/// Each message's origin: from its `Produced` event, else from its first delivery out of the
+/// original topic (a history may leave producers out).
+pub(crate) fn origins(h: &History) -> BTreeMap<&str, Origin> {
+    let mut out: BTreeMap<&str, Origin> = BTreeMap::new();
+    for e in &h.events {
+        match &e.kind {
+            EventKind::Produced {
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                ..
+            } => {
+                out.insert(
+                    msg_id,
+                    Origin {
+                        topic: topic.clone(),
+                        queue: *queue_id,
+                        offset: *queue_offset,
+                    },
+                );
+            }
+            EventKind::Delivered {
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic: None,
+                ..
+            } => {
+                out.entry(msg_id).or_insert_with(|| Origin {
+                    topic: topic.clone(),
+                    queue: *queue_id,
+                    offset: *queue_offset,
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A reset the broker applied to one queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ResetPoint {
+    /// The broker's `ResetAssigned`, or the admin's successful `ResetResult` when the history
+    /// has no broker event for it.
+    pub idx: usize,
+    pub at: Millis,
+    pub group: String,
+    pub topic: String,
+    pub queue: u32,
+    pub offset: i64,
+    /// The request named every queue (`queueId = −1`).
+    pub all_queues: bool,
+}
+
+/// Every reset of one queue, in history order.
+pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
+    let mut out = Vec::new();
+    // (group, topic) → (index, queueId) of the latest request.
+    let mut requested: BTreeMap<(&str, &str), (usize, i32)> = BTreeMap::new();
+    // (group, topic, queue) → index of the latest broker assignment.
+    let mut assigned: BTreeMap<(&str, &str, u32), usize> = BTreeMap::new();
+    for (idx, e) in h.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::ResetRequested {
+                group,
+                topic,
+                queue_id,
+                ..
+            } => {
+                requested.insert((group, topic), (idx, *queue_id));
+            }
+            EventKind::Broker(BrokerEvent::ResetAssigned {
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            }) => {
+                assigned.insert((group, topic, *queue_id), idx);
+                let all_queues = requested
+                    .get(&(group.as_str(), topic.as_str()))
+                    .is_some_and(|r| r.1 < 0);
+                out.push(ResetPoint {
+                    idx,
+                    at: e.at,
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    queue: *queue_id,
+                    offset: *offset,
+                    all_queues,
+                });
+            }
+            EventKind::ResetResult {
+                group,
+                topic,
+                queue_id,
+                outcome,
+                offsets,
+                ..
+            } if is_success(outcome) => {
+                let since = requested
+                    .get(&(group.as_str(), topic.as_str()))
+                    .map_or(0, |r| r.0);
+                for (q, x) in offsets {
+                    let seen = assigned
+                        .get(&(group.as_str(), topic.as_str(), *q))
+                        .is_some_and(|a| *a > since);
+                    if !seen && *x >= 0 {
+                        out.push(ResetPoint {
+                            idx,
+                            at: e.at,
+                            group: group.clone(),
+                            topic: topic.clone(),
+                            queue: *q,
+                            offset: *x,
+                            all_queues: *queue_id < 0,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Resets by (group, topic, queue), for "was this queue reset between i and j" questions.
+pub(crate) struct ResetIndex(BTreeMap<(String, String, u32), BTreeMap<usize, i64>>);
+
+impl ResetIndex {
+    pub fn new(points: &[ResetPoint]) -> Self {
+        let mut m: BTreeMap<(String, String, u32), BTreeMap<usize, i64>> = BTreeMap::new();
+        for p in points {
+            m.entry((p.group.clone(), p.topic.clone(), p.queue))
+                .or_default()
+                .insert(p.idx, p.offset);
+        }
+        Self(m)
+    }
+
+    /// The first reset of `group`'s (topic, queue) to an offset ≤ `offset` recorded strictly
+    /// between the event indexes `after` and `before`. Resets are rare, so walking the
+    /// range is cheap.
+    pub fn rewind_between(
+        &self,
+        group: &str,
+        topic: &str,
+        queue: u32,
+        offset: u64,
+        after: usize,
+        before: usize,
+    ) -> Option<usize> {
+        let m = self.0.get(&(group.to_owned(), topic.to_owned(), queue))?;
+        let end = before.max(after + 1);
+        m.range(after + 1..end)
+            .find(|(_, x)| **x <= offset as i64)
+            .map(|(i, _)| *i)
+    }
+}
+
+/// Why a message reached a group again (or for the first time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeliveryClass {
+    First,
+    /// After an effective ack (see [`analyse_acks`]): a duplicate the invariants forbid.
+    AfterAck {
+        ack: usize,
+        acked_delivery: usize,
+    },
+    /// Replayed because its queue was reset to an offset at or below it.
+    ResetReplay {
+        reset: usize,
+    },
+    /// The previous receipt was moved by a changeInvisibleTime (a nack or a delay).
+    AfterNack,
+    /// The previous receipt lapsed without an effective ack.
+    AfterTimeout,
+}
+
+/// How an acked message came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ComebackKind {
+    /// The broker revived it into the retry topic.
+    Revive,
+    /// A retry copy was delivered.
+    RetryDelivery,
+    /// The original was popped again.
+    RePop,
+}
+
+/// A revive or delivery of a message after its effective ack, with no reset to excuse it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AfterAck {
+    pub idx: usize,
+    pub group: String,
+    pub msg_id: String,
+    pub kind: ComebackKind,
+    pub ack: usize,
+    pub acked_delivery: usize,
+    pub crash_between: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AckAnalysis {
+    /// Every `Delivered` event's class, by event index.
+    pub classes: BTreeMap<usize, DeliveryClass>,
+    pub after_ack: Vec<AfterAck>,
+    /// Acks that count (see [`analyse_acks`]), by event index.
+    pub effective_acks: Vec<usize>,
+    /// (ack index, delivery index) for every delivery an effective ack covered, in ack order.
+    pub acked: Vec<(usize, usize)>,
+}
+
+struct MsgState<'h> {
+    /// The receipt that currently protects the message in this group.
+    current: &'h str,
+    current_delivery: usize,
+    /// (ack index, delivery index) of the effective ack of the current delivery.
+    acked: Option<(usize, usize)>,
+    nacked: bool,
+}
+
+struct ReceiptState<'h> {
+    msg_id: &'h str,
+    delivery: usize,
+    deadline: Millis,
+    /// Orderly deliveries: their batch and offset.
+    batch: Option<(BatchKey<'h>, u64)>,
+}
+
+/// An orderly pop's batch: (group, topic, queue, consumer, popTime).
+type BatchKey<'h> = (&'h str, &'h str, u32, &'h str, Millis);
+
+struct BatchEntry<'h> {
+    msg_id: &'h str,
+    delivery: usize,
+    acked: Option<usize>,
+}
+
+#[derive(Default)]
+struct Batch<'h> {
+    entries: BTreeMap<u64, BatchEntry<'h>>,
+    /// Offsets below this one are effectively acked.
+    prefix_end: Option<u64>,
+}
+
+/// Follows every message through its receipts and decides which acks count.
+///
+/// An ack is *effective* when the broker answered `SUCCESS`, the receipt was the message's
+/// current one for that group (the latest delivery, or the handle a changeInvisibleTime
+/// returned for it), and the answer arrived no later than that receipt's deadline
+/// (`popTime + invisibleTime`). A stale or late ack is allowed to be undone by a revive that
+/// was already due, which is at-least-once working as designed. For orderly deliveries an
+/// ack counts only once every lower offset of the same batch is effectively acked, because
+/// the broker's commit offset stops at the first un-acked entry and a re-pop restarts there.
+pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
+    let origins = origins(h);
+    let resets = ResetIndex::new(&resets(h));
+    let mut out = AckAnalysis::default();
+    let mut msgs: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
+    let mut receipts: BTreeMap<(&str, &str), ReceiptState> = BTreeMap::new();
+    let mut batches: BTreeMap<BatchKey, Batch> = BTreeMap::new();
+    let mut last_crash: Option<usize> = None;
+
+    let excuse = |group: &str, msg_id: &str, after: usize, before: usize| -> Option<usize> {
+        let o = origins.get(msg_id)?;
+        resets.rewind_between(group, &o.topic, o.queue, o.offset, after, before)
+    };
+
+    for (idx, e) in h.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Delivered {
+                consumer,
+                group,
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic,
+                pop_time,
+                invisible_time,
+                receipt,
+                orderly,
+                ..
+            } => {
+                let class = match msgs.get(&(group.as_str(), msg_id.as_str())) {
+                    None => DeliveryClass::First,
+                    Some(st) => {
+                        let since = st.acked.map_or(st.current_delivery, |a| a.1);
+                        match (excuse(group, msg_id, since, idx), st.acked) {
+                            (Some(reset), _) => DeliveryClass::ResetReplay { reset },
+                            (None, Some((ack, acked_delivery))) => {
+                                out.after_ack.push(AfterAck {
+                                    idx,
+                                    group: group.clone(),
+                                    msg_id: msg_id.clone(),
+                                    kind: if retry_topic.is_some() {
+                                        ComebackKind::RetryDelivery
+                                    } else {
+                                        ComebackKind::RePop
+                                    },
+                                    ack,
+                                    acked_delivery,
+                                    crash_between: last_crash.is_some_and(|c| c > ack),
+                                });
+                                DeliveryClass::AfterAck {
+                                    ack,
+                                    acked_delivery,
+                                }
+                            }
+                            (None, None) if st.nacked => DeliveryClass::AfterNack,
+                            (None, None) => DeliveryClass::AfterTimeout,
+                        }
+                    }
+                };
+                out.classes.insert(idx, class);
+                let batch = orderly.then(|| {
+                    let key: BatchKey = (group, topic, *queue_id, consumer, *pop_time);
+                    let b = batches.entry(key).or_default();
+                    b.entries.insert(
+                        *queue_offset,
+                        BatchEntry {
+                            msg_id,
+                            delivery: idx,
+                            acked: None,
+                        },
+                    );
+                    b.prefix_end =
+                        Some(b.prefix_end.map_or(*queue_offset, |p| p.min(*queue_offset)));
+                    (key, *queue_offset)
+                });
+                receipts.insert(
+                    (group, receipt),
+                    ReceiptState {
+                        msg_id,
+                        delivery: idx,
+                        deadline: pop_time + invisible_time,
+                        batch,
+                    },
+                );
+                msgs.insert(
+                    (group, msg_id),
+                    MsgState {
+                        current: receipt,
+                        current_delivery: idx,
+                        acked: None,
+                        nacked: false,
+                    },
+                );
+            }
+            EventKind::ChangeInvisibleResult {
+                group,
+                receipt,
+                invisible_time,
+                new_receipt: Some(new),
+                outcome,
+                ..
+            } if is_success(outcome) => {
+                let Some(old) = receipts.get(&(group.as_str(), receipt.as_str())) else {
+                    continue;
+                };
+                let st = ReceiptState {
+                    msg_id: old.msg_id,
+                    delivery: old.delivery,
+                    deadline: receipt_deadline(new, e.at + invisible_time),
+                    batch: old.batch,
+                };
+                if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
+                    if m.current == receipt {
+                        m.current = new;
+                        m.nacked = true;
+                    }
+                }
+                receipts.insert((group, new), st);
+            }
+            EventKind::AckResult {
+                group,
+                receipt,
+                outcome,
+                ..
+            } if is_success(outcome) => {
+                let Some(r) = receipts.get(&(group.as_str(), receipt.as_str())) else {
+                    continue;
+                };
+                let Some(m) = msgs.get_mut(&(group.as_str(), r.msg_id)) else {
+                    continue;
+                };
+                if m.current != receipt || e.at > r.deadline {
+                    continue;
+                }
+                match &r.batch {
+                    None => {
+                        m.acked = Some((idx, r.delivery));
+                        out.effective_acks.push(idx);
+                        out.acked.push((idx, r.delivery));
+                    }
+                    Some((key, offset)) => {
+                        let Some(b) = batches.get_mut(key) else {
+                            continue;
+                        };
+                        if let Some(entry) = b.entries.get_mut(offset) {
+                            entry.acked = Some(idx);
+                        }
+                        // Advance the acked prefix; each offset is passed once per batch.
+                        let mut newly = Vec::new();
+                        if let Some(start) = b.prefix_end {
+                            let mut end = None;
+                            for (off, entry) in b.entries.range(start..) {
+                                if entry.acked.is_none() {
+                                    end = Some(*off);
+                                    break;
+                                }
+                                newly.push((entry.msg_id, entry.delivery));
+                            }
+                            b.prefix_end = Some(end.unwrap_or(u64::MAX));
+                        }
+                        if !newly.is_empty() {
+                            out.effective_acks.push(idx);
+                        }
+                        for (msg_id, delivery) in newly {
+                            if let Some(m) = msgs.get_mut(&(group.as_str(), msg_id)) {
+                                if m.current_delivery == delivery && m.acked.is_none() {
+                                    m.acked = Some((idx, delivery));
+                                    out.acked.push((idx, delivery));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
+                let Some(st) = msgs.get(&(group.as_str(), msg_id.as_str())) else {
+                    continue;
+                };
+                let Some((ack, acked_delivery)) = st.acked else {
+                    continue;
+                };
+                if excuse(group, msg_id, acked_delivery, idx).is_none() {
+                    out.after_ack.push(AfterAck {
+                        idx,
+                        group: group.clone(),
+                        msg_id: msg_id.clone(),
+                        kind: ComebackKind::Revive,
+                        ack,
+                        acked_delivery,
+                        crash_between: last_crash.is_some_and(|c| c > ack),
+                    });
+                }
+            }
+            EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
+            _ => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,564 @@
+//! A small builder for hand-made histories, so that each test reads like the schedule it
+//! describes. Times are milliseconds; every helper records at the builder's current time
+//! ([`H::at`]) and returns the index of the event it recorded, for witness assertions.
+
+use crate::history::{
+    ConsumeOutcome, ConsumerKind, ConsumerMeta, Event, EventKind, History, OffsetUpdateMode,
+    RpcOutcome, RunMeta,
+};
+use broker_core::{
+    BrokerEvent, BrokerSnapshot, CkRef, ExtraInfo, Millis, ResponseCode, POP_ORDER_REVIVE_QUEUE,
+};
+
+/// The topic every helper uses unless told otherwise.
+pub const T: &str = "TopicA";
+
+/// A delivery the test can ack, nack or revive later.
+#[derive(Clone, Debug)]
+pub struct Rcpt {
+    pub idx: usize,
+    pub consumer: String,
+    pub group: String,
+    pub msg_id: String,
+    pub receipt: String,
+    /// The copy's topic (the retry topic for a retry copy), queue and offset.
+    pub copy_topic: String,
+    pub queue_id: u32,
+    pub queue_offset: u64,
+    pub pop_time: Millis,
+    pub invisible_time: Millis,
+    pub reconsume_times: u32,
+}
+
+pub struct H {
+    pub meta: RunMeta,
+    pub events: Vec<Event>,
+    pub final_state: BrokerSnapshot,
+    now: Millis,
+}
+
+pub fn ok() -> RpcOutcome {
+    RpcOutcome::Answered {
+        code: ResponseCode::Success,
+        remark: String::new(),
+    }
+}
+
+pub fn answered(code: ResponseCode, remark: &str) -> RpcOutcome {
+    RpcOutcome::Answered {
+        code,
+        remark: remark.to_owned(),
+    }
+}
+
+impl H {
+    /// One concurrent consumer `c1` in group `g1` on [`T`], maxReconsumeTimes −1 (16),
+    /// invisible time 10 s; quiet from 0, ends at 0 (see [`H::end`]); no faults.
+    pub fn new() -> Self {
+        let mut h = Self {
+            meta: RunMeta {
+                scenario: "hand-made".into(),
+                seed: 7,
+                behaviours: vec![],
+                release: None,
+                consumers: vec![],
+                quiet_from: 0,
+                end_at: 0,
+                faulty: false,
+            },
+            events: vec![],
+            final_state: BrokerSnapshot {
+                running: true,
+                ..Default::default()
+            },
+            now: 0,
+        };
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, -1);
+        h
+    }
+
+    /// A history with only orderly consumer `o1` in group `og`.
+    pub fn orderly() -> Self {
+        let mut h = Self::new();
+        h.meta.consumers.clear();
+        h.consumer("o1", "og", ConsumerKind::Orderly, -1);
+        h
+    }
+
+    /// Adds (or replaces) a consumer on [`T`].
+    pub fn consumer(&mut self, name: &str, group: &str, kind: ConsumerKind, max: i32) -> &mut Self {
+        self.meta.consumers.retain(|c| c.name != name);
+        let effective = match (kind, max) {
+            (ConsumerKind::Concurrent, -1) => 16,
+            (ConsumerKind::Orderly, -1) => i32::MAX as u32,
+            (_, m) => m as u32,
+        };
+        self.meta.consumers.push(ConsumerMeta {
+            name: name.into(),
+            group: group.into(),
+            topic: T.into(),
+            kind,
+            max_reconsume_times: max,
+            effective_max_reconsume_times: effective,
+            pop_invisible_time: 10_000,
+        });
+        self
+    }
+
+    pub fn at(&mut self, t: Millis) -> &mut Self {
+        self.now = t;
+        self
+    }
+
+    /// Quiet period from `quiet_from`, run ends at `end_at`.
+    pub fn end(&mut self, quiet_from: Millis, end_at: Millis) -> &mut Self {
+        self.meta.quiet_from = quiet_from;
+        self.meta.end_at = end_at;
+        self
+    }
+
+    pub fn faulty(&mut self) -> &mut Self {
+        self.meta.faulty = true;
+        self
+    }
+
+    pub fn push(&mut self, node: &str, kind: EventKind) -> usize {
+        self.events.push(Event {
+            at: self.now,
+            node: node.into(),
+            kind,
+        });
+        self.events.len() - 1
+    }
+
+    pub fn broker(&mut self, e: BrokerEvent) -> usize {
+        self.push("broker", EventKind::Broker(e))
+    }
+
+    fn group_of(&self, consumer: &str) -> String {
+        self.meta
+            .consumers
+            .iter()
+            .find(|c| c.name == consumer)
+            .map(|c| c.group.clone())
+            .unwrap_or_else(|| "g1".into())
+    }
+
+    fn is_orderly(&self, consumer: &str) -> bool {
+        self.meta
+            .consumers
+            .iter()
+            .any(|c| c.name == consumer && c.kind == ConsumerKind::Orderly)
+    }
+
+    fn invisible_of(&self, consumer: &str) -> Millis {
+        self.meta
+            .consumers
+            .iter()
+            .find(|c| c.name == consumer)
+            .map_or(10_000, |c| c.pop_invisible_time)
+    }
+
+    pub fn produce(&mut self, msg: &str, q: u32, off: u64) -> usize {
+        self.push(
+            "producer",
+            EventKind::Produced {
+                producer: "p1".into(),
+                msg_id: msg.into(),
+                topic: T.into(),
+                queue_id: q,
+                queue_offset: off,
+            },
+        )
+    }
+
+    /// `consumer` pops `msg` from `T` queue `q` at offset `off` (orderly if the consumer is).
+    pub fn pop(&mut self, consumer: &str, msg: &str, q: u32, off: u64) -> Rcpt {
+        self.deliver(consumer, msg, None, q, off, 0, None)
+    }
+
+    /// An orderly pop with an explicit attemptId.
+    pub fn pop_attempt(
+        &mut self,
+        consumer: &str,
+        msg: &str,
+        q: u32,
+        off: u64,
+        attempt: &str,
+    ) -> Rcpt {
+        self.deliver(consumer, msg, None, q, off, 0, Some(attempt.into()))
+    }
+
+    /// `consumer` pops a retry copy of `msg` from the V1 retry topic at `retry_off`.
+    pub fn pop_retry(&mut self, consumer: &str, msg: &str, retry_off: u64, reconsume: u32) -> Rcpt {
+        let retry = format!("%RETRY%{}_{}", self.group_of(consumer), T);
+        self.deliver(consumer, msg, Some(retry), 0, retry_off, reconsume, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        consumer: &str,
+        msg: &str,
+        retry_topic: Option<String>,
+        q: u32,
+        off: u64,
+        reconsume: u32,
+        attempt_id: Option<String>,
+    ) -> Rcpt {
+        let orderly = self.is_orderly(consumer);
+        let group = self.group_of(consumer);
+        let invisible = self.invisible_of(consumer);
+        let receipt = ExtraInfo {
+            ck_queue_offset: off,
+            pop_time: self.now,
+            invisible_time: invisible,
+            revive_qid: if orderly { POP_ORDER_REVIVE_QUEUE } else { 0 },
+            topic_type: u8::from(retry_topic.is_some()),
+            broker_name: "broker-a".into(),
+            queue_id: q,
+            queue_offset: off,
+        }
+        .build();
+        let idx = self.push(
+            consumer,
+            EventKind::Delivered {
+                consumer: consumer.into(),
+                group: group.clone(),
+                msg_id: msg.into(),
+                topic: T.into(),
+                queue_id: q,
+                queue_offset: off,
+                retry_topic: retry_topic.clone(),
+                reconsume_times: reconsume,
+                pop_time: self.now,
+                invisible_time: invisible,
+                receipt: receipt.clone(),
+                orderly,
+                attempt_id,
+            },
+        );
+        Rcpt {
+            idx,
+            consumer: consumer.into(),
+            group,
+            msg_id: msg.into(),
+            receipt,
+            copy_topic: retry_topic.unwrap_or_else(|| T.into()),
+            queue_id: q,
+            queue_offset: off,
+            pop_time: self.now,
+            invisible_time: invisible,
+            reconsume_times: reconsume,
+        }
+    }
+
+    pub fn listener(&mut self, r: &Rcpt) -> usize {
+        self.push(
+            &r.consumer.clone(),
+            EventKind::ListenerStarted {
+                consumer: r.consumer.clone(),
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                reconsume_times: r.reconsume_times,
+            },
+        )
+    }
+
+    pub fn listener_done(&mut self, r: &Rcpt, outcome: ConsumeOutcome, timed_out: bool) -> usize {
+        self.push(
+            &r.consumer.clone(),
+            EventKind::ListenerFinished {
+                consumer: r.consumer.clone(),
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                outcome,
+                pop_timed_out: timed_out,
+            },
+        )
+    }
+
+    pub fn skip(&mut self, r: &Rcpt, reason: &str) -> usize {
+        self.push(
+            &r.consumer.clone(),
+            EventKind::SkippedOnReceipt {
+                consumer: r.consumer.clone(),
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                reconsume_times: r.reconsume_times,
+                reason: reason.into(),
+            },
+        )
+    }
+
+    pub fn dlq(&mut self, r: &Rcpt) -> usize {
+        let dlq = format!("%DLQ%{}", r.group);
+        self.push(
+            &r.consumer.clone(),
+            EventKind::SentToDlq {
+                consumer: r.consumer.clone(),
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                dlq_topic: dlq,
+                reconsume_times: r.reconsume_times,
+            },
+        )
+    }
+
+    /// AckSent then a `SUCCESS` AckResult at the same time; returns the result's index.
+    pub fn ack(&mut self, r: &Rcpt) -> usize {
+        self.ack_sent(r);
+        self.ack_result(r, ok())
+    }
+
+    pub fn ack_sent(&mut self, r: &Rcpt) -> usize {
+        self.push(
+            &r.consumer.clone(),
+            EventKind::AckSent {
+                consumer: r.consumer.clone(),
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                receipt: r.receipt.clone(),
+            },
+        )
+    }
+
+    pub fn ack_result(&mut self, r: &Rcpt, outcome: RpcOutcome) -> usize {
+        self.push(
+            &r.consumer.clone(),
+            EventKind::AckResult {
+                consumer: r.consumer.clone(),
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                receipt: r.receipt.clone(),
+                outcome,
+            },
+        )
+    }
+
+    /// A successful changeInvisibleTime: the returned receipt replaces `r`'s.
+    pub fn change_invisible(&mut self, r: &Rcpt, invisible: Millis) -> Rcpt {
+        let orderly = self.is_orderly(&r.consumer);
+        let mut info = ExtraInfo::parse(&r.receipt).expect("testkit receipts parse");
+        if orderly {
+            // Orderly keeps the original popTime; the invisible time is stretched instead.
+            info.invisible_time = self.now + invisible - info.pop_time;
+        } else {
+            info.ck_queue_offset = r.queue_offset;
+            info.pop_time = self.now;
+            info.invisible_time = invisible;
+        }
+        let new_receipt = info.build();
+        let idx = self.push(
+            &r.consumer.clone(),
+            EventKind::ChangeInvisibleResult {
+                consumer: r.consumer.clone(),
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                receipt: r.receipt.clone(),
+                invisible_time: invisible,
+                new_receipt: Some(new_receipt.clone()),
+                outcome: ok(),
+            },
+        );
+        Rcpt {
+            idx,
+            receipt: new_receipt,
+            pop_time: info.pop_time,
+            invisible_time: info.invisible_time,
+            ..r.clone()
+        }
+    }
+
+    /// The CK a delivery came from, as the broker names it.
+    pub fn ck_of(&self, r: &Rcpt) -> CkRef {
+        let info = ExtraInfo::parse(&r.receipt).expect("testkit receipts parse");
+        CkRef {
+            topic: r.copy_topic.clone(),
+            group: r.group.clone(),
+            queue_id: r.queue_id,
+            start_offset: info.ck_queue_offset,
+            pop_time: info.pop_time,
+            invisible_time: info.invisible_time,
+            num: 1,
+            broker_name: "broker-a".into(),
+        }
+    }
+
+    /// The broker revives `r`'s copy into the V1 retry topic at `retry_off`.
+    pub fn revive(&mut self, r: &Rcpt, retry_off: u64, reconsume: u32) -> usize {
+        let ck = self.ck_of(r);
+        self.revive_to(
+            r,
+            ck,
+            retry_off,
+            reconsume,
+            &format!("%RETRY%{}_{}", r.group, T),
+        )
+    }
+
+    pub fn revive_to(
+        &mut self,
+        r: &Rcpt,
+        ck: CkRef,
+        retry_off: u64,
+        reconsume: u32,
+        retry_topic: &str,
+    ) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::Revived {
+            at,
+            group: r.group.clone(),
+            topic: T.into(),
+            msg_id: r.msg_id.clone(),
+            ck,
+            queue_offset: r.queue_offset,
+            retry_topic: retry_topic.into(),
+            retry_queue_offset: retry_off,
+            reconsume_times: reconsume,
+        })
+    }
+
+    /// A successful reset of `group`'s queue `q` on [`T`] to `x`: request, the broker's
+    /// assignment, the answer. Returns the assignment's index.
+    pub fn reset(&mut self, group: &str, q: u32, x: i64) -> usize {
+        self.reset_request(group, q as i32, Some(x));
+        let at = self.now;
+        let idx = self.broker(BrokerEvent::ResetAssigned {
+            at,
+            group: group.into(),
+            topic: T.into(),
+            queue_id: q,
+            offset: x,
+            wrote_offset_table: true,
+        });
+        self.push(
+            "admin",
+            EventKind::ResetResult {
+                client: "admin".into(),
+                group: group.into(),
+                topic: T.into(),
+                queue_id: q as i32,
+                outcome: ok(),
+                offsets: vec![(q, x)],
+            },
+        );
+        idx
+    }
+
+    pub fn reset_request(&mut self, group: &str, q: i32, x: Option<i64>) -> usize {
+        self.push(
+            "admin",
+            EventKind::ResetRequested {
+                client: "admin".into(),
+                group: group.into(),
+                topic: T.into(),
+                queue_id: q,
+                offset: x,
+            },
+        )
+    }
+
+    pub fn reset_consumed(&mut self, group: &str, q: u32, x: i64) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::ResetConsumed {
+            at,
+            group: group.into(),
+            topic: T.into(),
+            queue_id: q,
+            offset: x,
+        })
+    }
+
+    pub fn commit(&mut self, group: &str, q: u32, offset: i64, reason: &str) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::OffsetCommitted {
+            at,
+            group: group.into(),
+            topic: T.into(),
+            queue_id: q,
+            offset,
+            reason: reason.into(),
+        })
+    }
+
+    pub fn update_started(
+        &mut self,
+        call: u64,
+        mode: OffsetUpdateMode,
+        group: &str,
+        q: i32,
+        offset: i64,
+    ) -> usize {
+        self.push(
+            "offset-client",
+            EventKind::OffsetUpdateStarted {
+                client: "offset-client".into(),
+                call_id: call,
+                mode,
+                group: group.into(),
+                topic: T.into(),
+                queue_id: Some(q),
+                offset: Some(offset),
+            },
+        )
+    }
+
+    pub fn update_completed(
+        &mut self,
+        call: u64,
+        outcome: Option<RpcOutcome>,
+        sees_success: bool,
+    ) -> usize {
+        self.push(
+            "offset-client",
+            EventKind::OffsetUpdateCompleted {
+                client: "offset-client".into(),
+                call_id: call,
+                outcome,
+                caller_sees_success: sees_success,
+            },
+        )
+    }
+
+    pub fn crash(&mut self) -> usize {
+        let at = self.now;
+        self.final_state.running = false;
+        self.broker(BrokerEvent::Crashed { at })
+    }
+
+    pub fn restart(&mut self) -> usize {
+        let at = self.now;
+        self.final_state.running = true;
+        self.broker(BrokerEvent::Restarted { at })
+    }
+
+    pub fn persist(&mut self) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::OffsetsPersisted { at })
+    }
+
+    /// Sets `offsetTable[T@group][q]` in the final state (and in the persisted image).
+    pub fn final_offset(&mut self, group: &str, q: u32, offset: i64) -> &mut Self {
+        let key = format!("{T}@{group}");
+        self.final_state
+            .offset_table
+            .entry(key.clone())
+            .or_default()
+            .insert(q, offset);
+        self.final_state
+            .persisted_offset_table
+            .entry(key)
+            .or_default()
+            .insert(q, offset);
+        self
+    }
+
+    pub fn build(&self) -> History {
+        History {
+            meta: self.meta.clone(),
+            events: self.events.clone(),
+            final_state: self.final_state.clone(),
+        }
+    }
+}
