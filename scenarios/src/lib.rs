@@ -7,7 +7,7 @@
 //! ```
 //! let ctx = scenarios::Context::default();
 //! let sc = scenarios::resolve("late-ack-after-ck-flush", &ctx).unwrap();
-//! assert_eq!(sc.name, "late-ack-after-ck-flush");
+//! assert!(sc.broker.enable_pop_buffer_merge);
 //! ```
 
 pub mod limits;
@@ -192,15 +192,23 @@ pub fn resolve(arg: &str, ctx: &Context) -> Result<Scenario, ScenarioError> {
     ))
 }
 
-/// For a syntax error, the key being written where it happened: the last key before the
-/// error on its line, under the nearest preceding `[table]` header.
+/// For a syntax error, the key being written where it happened: the key before `=` on its
+/// line, under the nearest preceding `[table]` or `[[array]]` header (with its index). The
+/// document does not parse, so this reads the text line by line.
 fn syntax_error_key(src: &str, at: usize) -> String {
     let (line, _) = line_col(src, at);
     let mut table = String::new();
+    let mut arrays: std::collections::BTreeMap<String, usize> = Default::default();
     for l in src.split('\n').take(line.saturating_sub(1)) {
         let t = l.trim();
-        if t.starts_with('[') {
-            let inner = t.trim_start_matches('[');
+        if let Some(inner) = t.strip_prefix("[[") {
+            if let Some(end) = inner.find("]]") {
+                let name = inner[..end].trim().to_owned();
+                let n = arrays.entry(name.clone()).or_insert(0);
+                table = format!("{name}[{n}]");
+                *n += 1;
+            }
+        } else if let Some(inner) = t.strip_prefix('[') {
             if let Some(end) = inner.find(']') {
                 table = inner[..end].trim().to_owned();
             }
@@ -210,7 +218,7 @@ fn syntax_error_key(src: &str, at: usize) -> String {
     let key = text
         .split_once('=')
         .map(|(k, _)| k.trim())
-        .filter(|k| !k.is_empty() && !k.starts_with('['));
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
     match (table.is_empty(), key) {
         (_, None) => table,
         (true, Some(k)) => k.to_owned(),

@@ -419,3 +419,64 @@ pub fn type_error(v: &DeValue<'_>, ty: Ty) -> Option<String> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Step;
+
+    fn sample(ty: Ty) -> &'static str {
+        match ty {
+            Ty::Str => "\"x\"",
+            Ty::U32 | Ty::U64 | Ty::I32 | Ty::I64 => "1",
+            Ty::F64 => "0.5",
+            Ty::Bool => "true",
+            Ty::OneOf(v) => match v.first() {
+                Some(&"oneway") => "\"oneway\"",
+                _ => "\"?\"",
+            },
+        }
+    }
+
+    /// The schema table and `model::Action` agree: a step with every key of an action
+    /// deserializes, and serializes back to exactly those keys.
+    #[test]
+    fn schema_matches_model() {
+        for a in ACTIONS {
+            let mut src = format!("at_ms = 5\naction = \"{}\"\n", a.name);
+            for f in a.fields {
+                src.push_str(&format!("{} = {}\n", f.key, sample(f.ty)));
+            }
+            let step: Step = toml::from_str(&src).unwrap_or_else(|e| panic!("{}: {e}", a.name));
+            let back = toml::Value::try_from(&step).unwrap();
+            let mut keys: Vec<&str> = back
+                .as_table()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            let mut want: Vec<&str> = COMMON_KEYS
+                .iter()
+                .copied()
+                .chain(a.fields.iter().map(|f| f.key))
+                .collect();
+            want.sort_unstable();
+            assert_eq!(keys, want, "action {}", a.name);
+        }
+    }
+
+    #[test]
+    fn integer_ranges() {
+        fn v(s: &str) -> toml::de::DeValue<'_> {
+            toml::de::DeValue::parse(s).unwrap().into_inner()
+        }
+        assert!(type_error(&v("4294967295"), Ty::U32).is_none());
+        assert!(type_error(&v("4294967296"), Ty::U32).is_some());
+        assert!(type_error(&v("-1"), Ty::U64).is_some());
+        assert!(type_error(&v("-1"), Ty::I32).is_none());
+        assert!(type_error(&v("0x10"), Ty::U32).is_none());
+        assert!(type_error(&v("1"), Ty::F64).is_none());
+        assert!(type_error(&v("nan"), Ty::F64).is_some());
+    }
+}

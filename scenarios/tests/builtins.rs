@@ -1,0 +1,186 @@
+//! Every built-in scenario loads, validates and replays what its name says.
+
+use broker_core::Behaviour;
+use scenarios::model::{Action, ConsumerKindSpec};
+use scenarios::{builtin, builtin_source, builtins, resolve, Context, IssueKind};
+
+/// The invariant checker's names (reports::invariant_names), as scenario files spell them.
+pub const INVARIANTS: &[&str] = &[
+    "no-loss",
+    "no-redelivery-after-ack",
+    "bounded-deliveries",
+    "revive-bookkeeping",
+    "reset-takes-effect",
+    "reset-leaves-other-queues",
+    "orderly-order",
+    "orderly-commit-safety",
+    "offset-commit-durable",
+    "offset-api-liveness",
+    "revive-progress",
+];
+
+fn ctx() -> Context {
+    Context::with_invariants(INVARIANTS.iter().copied())
+}
+
+#[test]
+fn every_builtin_loads_and_validates() {
+    let list = builtins();
+    assert_eq!(list.len(), 6);
+    for (name, summary) in list {
+        assert!(!summary.is_empty());
+        let sc = resolve(name, &ctx()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(sc.name, name, "a built-in's `name` is its file name");
+        assert_eq!(builtin(name).as_ref(), Some(&sc));
+        assert!((3..=5).contains(&sc.seeds.len()), "{name}: pin 3-5 seeds");
+        assert!(
+            builtin_source(name).is_some_and(|s| s.starts_with('#')),
+            "{name}: timeline comment first"
+        );
+    }
+}
+
+#[test]
+fn bug_scenarios_replay_and_expect_a_violation() {
+    for (name, _) in builtins() {
+        let sc = builtin(name).unwrap();
+        if name == "mixed-workload" {
+            assert!(
+                sc.replays.is_empty()
+                    && sc.expect.with_bug.is_empty()
+                    && sc.expect.fixed.is_empty()
+            );
+            continue;
+        }
+        assert!(!sc.replays.is_empty(), "{name}");
+        assert!(!sc.expect.with_bug.is_empty(), "{name}");
+        for r in &sc.replays {
+            r.parse::<Behaviour>().unwrap();
+        }
+    }
+}
+
+#[test]
+fn builtins_carry_the_documented_preconditions() {
+    let a = builtin("orderly-reset-replay").unwrap();
+    assert!(a.broker.pop_consumer_kv_service_enable);
+    assert!(a
+        .consumers
+        .iter()
+        .any(|c| c.kind == ConsumerKindSpec::Orderly));
+    assert!(a.replays.contains(&"reset-commits-pull-offset".to_owned()));
+    assert_eq!(
+        a.expect.with_bug,
+        ["reset-takes-effect", "no-redelivery-after-ack"]
+    );
+
+    let b = builtin("invisible-time-overrun").unwrap();
+    let c = &b.consumers[0];
+    assert_eq!(
+        (c.pop_invisible_time_ms, c.max_reconsume_times),
+        (10_000, 0)
+    );
+    assert!(c.consume_time_ms.min > c.pop_invisible_time_ms);
+    assert_eq!(b.producers[0].messages, 1);
+
+    let cc = builtin("late-ack-after-ck-flush").unwrap();
+    assert!(cc.broker.enable_pop_buffer_merge);
+    assert_eq!(
+        cc.replays,
+        [
+            "buffered-ack-missing-broker-name",
+            "revive-no-blank-broker-name-fallback"
+        ]
+    );
+    // The last ack of the first CK falls between the 8.5 s addAk window and the 10 s flush.
+    let pop = cc
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Pop { .. }))
+        .unwrap()
+        .at_ms;
+    let acks: Vec<u64> = cc
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Ack { .. }))
+        .map(|s| s.at_ms)
+        .collect();
+    assert!(acks[0] - pop <= 8_500 - 1_000);
+    assert!((8_500..10_000).contains(&(acks[1] - pop)));
+
+    let d = builtin("offset-update-under-loss").unwrap();
+    assert!(d.steps.iter().any(|s| matches!(
+        &s.action,
+        Action::UpdateOffset {
+            mode: scenarios::model::UpdateMode::Future,
+            queue: None,
+            ..
+        }
+    )));
+
+    let e = builtin("reset-before-first-subscribe").unwrap();
+    let kinds: Vec<&str> = e
+        .steps
+        .iter()
+        .map(|s| match s.action {
+            Action::ResetOffset { .. } => "reset",
+            Action::Crash => "crash",
+            Action::Restart => "restart",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["reset", "reset", "crash", "restart"]);
+    assert!(e
+        .consumers
+        .iter()
+        .all(|c| c.start_at_ms > e.steps.last().unwrap().at_ms));
+
+    let m = builtin("mixed-workload").unwrap();
+    assert_eq!(m.topics.len(), 2);
+    assert!(m.topics.iter().all(|t| t.queues == 4));
+    assert_eq!(m.groups.len(), 3);
+    assert!(m
+        .consumers
+        .iter()
+        .any(|c| c.kind == ConsumerKindSpec::Orderly));
+    assert!(m.faults.loss_rate > 0.0 && m.faults.clog_every_ms > 0);
+    assert!(m.quiet_period_ms > 0);
+}
+
+#[test]
+fn resolve_reports_unknown_names_with_the_builtin_list() {
+    let err = resolve("late-ack", &ctx()).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(err.issues()[0].kind, IssueKind::UnknownScenario);
+    let msg = err.to_string();
+    assert!(msg.starts_with("late-ack: "), "{msg}");
+    for (name, _) in builtins() {
+        assert!(msg.contains(name), "{msg}");
+    }
+}
+
+#[test]
+fn resolve_reads_files_and_reports_missing_ones() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let sc = resolve(&format!("{dir}/tests/data/two-consumers.toml"), &ctx()).unwrap();
+    assert_eq!(sc.name, "two-consumers");
+    let err = resolve("tests/data/does-not-exist.toml", &ctx()).unwrap_err();
+    assert_eq!(err.issues()[0].kind, IssueKind::Io);
+    assert!(err
+        .to_string()
+        .starts_with("tests/data/does-not-exist.toml: cannot read the file"));
+}
+
+#[test]
+fn user_written_files_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            scenarios::load_file(&path, &ctx()).unwrap_or_else(|e| panic!("{}", e.render()));
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}
