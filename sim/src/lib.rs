@@ -10,3 +10,10 @@ compile_error!(
      .cargo/config.toml sets it, but an exported RUSTFLAGS replaces that file's flags: \
      unset RUSTFLAGS, or include the flag in it, e.g. RUSTFLAGS=\"--cfg madsim $RUSTFLAGS\"."
 );
+
+pub mod cli;
+pub mod clients;
+pub mod runner;
+pub mod world;
+
+pub use runner::{run_seed, sweep, RunOptions, RunOutcome, SeedSummary, SimPanic};

@@ -1,0 +1,1025 @@
+//! The `popsim` command line: argument parsing and the commands. Each command resolves its
+//! inputs, calls the runner and prints; exit codes are 0 (every invariant held), 1 (a
+//! violation, a panic in the simulation, or a determinism mismatch) and 2 (bad input).
+
+use crate::runner::{self, RunOptions, RunOutcome, SeedSummary};
+use broker_core::{Behaviour, Behaviours, Release};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reports::history::History;
+use reports::{InvariantResult, Status};
+use scenarios::Scenario;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::process::ExitCode;
+
+/// Replay RocketMQ POP consumption bugs in a seeded, deterministic simulation.
+///
+/// Exit status: 0 every invariant held, 1 an invariant was violated (or the simulation
+/// panicked, or a determinism check failed), 2 bad input.
+#[derive(Debug, Parser)]
+#[command(name = "popsim", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the built-in scenarios, the historical behaviours and the release profiles.
+    List,
+    /// Run one scenario on one seed and check its invariants.
+    Run(RunArgs),
+    /// Replay every documented bug: each scenario with its behaviours on and with every fix
+    /// in, on its pinned seeds; compare with what the scenario expects.
+    Verify(VerifyArgs),
+    /// Run one scenario over a range of seeds.
+    Sweep(SweepArgs),
+    /// Run scenarios under each release profile (5.3.0 … latest) and show which releases
+    /// break which invariants.
+    Matrix(MatrixArgs),
+}
+
+/// Report format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// JSON (`run`, `verify`, `matrix`: one document; `sweep`: JSON lines).
+    Json,
+}
+
+/// What to switch on.
+#[derive(Debug, Args)]
+pub struct BugArgs {
+    /// Switch a historical behaviour on (repeatable); `popsim list` names them.
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<Behaviour>,
+    /// Run as a release profile: its historical behaviours on, and no KV pop path before 5.3.2.
+    #[arg(long, value_name = "VERSION")]
+    pub release: Option<Release>,
+}
+
+impl BugArgs {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            behaviours: self.bugs.iter().copied().collect(),
+            release: self.release,
+            trace: false,
+        }
+    }
+
+    /// The same switches as command-line words, for reproduce lines.
+    fn words(&self) -> String {
+        let mut s = String::new();
+        for b in &self.bugs {
+            let _ = write!(s, " --bug {b}");
+        }
+        if let Some(r) = self.release {
+            let _ = write!(s, " --release {r}");
+        }
+        s
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A built-in scenario name or a path to a scenario file (.toml).
+    #[arg(value_name = "SCENARIO|FILE.toml")]
+    pub scenario: String,
+    /// The seed; default: $MADSIM_TEST_SEED, else a random seed (printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub bugs: BugArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Run the seed twice and fail if the two histories differ.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Log madsim's tracing output to stderr (slow; honours RUST_LOG).
+    #[arg(long)]
+    pub trace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Scenarios to verify (built-in names or files); default: every built-in scenario.
+    #[arg(value_name = "SCENARIO")]
+    pub scenarios: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Worker threads; default: the number of CPUs.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// A built-in scenario name or a path to a scenario file (.toml).
+    #[arg(value_name = "SCENARIO|FILE.toml")]
+    pub scenario: String,
+    /// Seeds to run: A..B (B excluded) or A..=B (B included).
+    #[arg(long, value_name = "A..B")]
+    pub seeds: String,
+    #[command(flatten)]
+    pub bugs: BugArgs,
+    /// Worker threads; default: the number of CPUs.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run only shard I of N (1-based) of the seed range, e.g. 2/4.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Run every seed twice and fail if any two histories differ.
+    #[arg(long)]
+    pub check_determinism: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Scenarios to run (built-in names or files); default: every built-in scenario.
+    #[arg(value_name = "SCENARIO")]
+    pub scenarios: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Worker threads; default: the number of CPUs.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// A usage error: printed as `error: …`, exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+type CmdResult = Result<ExitCode, UsageError>;
+
+/// Parses `args` (with the program name first) and runs the command.
+pub fn main_with<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::List => cmd_list(),
+        Command::Run(a) => cmd_run(&a),
+        Command::Verify(a) => cmd_verify(&a),
+        Command::Sweep(a) => cmd_sweep(&a),
+        Command::Matrix(a) => cmd_matrix(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(UsageError(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn exit(failed: bool) -> ExitCode {
+    ExitCode::from(u8::from(failed))
+}
+
+fn context() -> scenarios::Context {
+    scenarios::Context::with_invariants(reports::invariant_names())
+}
+
+fn load(arg: &str) -> Result<Scenario, UsageError> {
+    scenarios::resolve(arg, &context()).map_err(|e| UsageError(e.render().trim_end().to_owned()))
+}
+
+/// The named scenarios, or every built-in.
+fn load_many(args: &[String]) -> Result<Vec<(String, Scenario)>, UsageError> {
+    let names: Vec<String> = if args.is_empty() {
+        scenarios::builtins()
+            .into_iter()
+            .map(|(n, _)| n.to_owned())
+            .collect()
+    } else {
+        args.to_vec()
+    };
+    names
+        .into_iter()
+        .map(|n| load(&n).map(|s| (n, s)))
+        .collect()
+}
+
+fn jobs(j: Option<usize>) -> Result<usize, UsageError> {
+    match j {
+        Some(0) => Err(UsageError("--jobs must be at least 1".into())),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// The behaviours a scenario replays, by name.
+fn replays(sc: &Scenario) -> Result<Behaviours, UsageError> {
+    sc.replays
+        .iter()
+        .map(|n| {
+            n.parse::<Behaviour>()
+                .map_err(|e| UsageError(format!("scenario `{}`: replays: {e}", sc.name)))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// list
+
+fn cmd_list() -> CmdResult {
+    let mut out = String::from("Built-in scenarios:\n");
+    let builtins = scenarios::builtins();
+    let width = builtins.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, summary) in &builtins {
+        let extra = scenarios::builtin(name)
+            .map(|sc| {
+                let mut parts = Vec::new();
+                if !sc.replays.is_empty() {
+                    parts.push(format!("replays {}", sc.replays.join(", ")));
+                }
+                if !sc.upstream.is_empty() {
+                    parts.push(sc.upstream.join(" "));
+                }
+                if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", parts.join("; "))
+                }
+            })
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {name:width$}  {summary}{extra}");
+    }
+    out.push_str("\nHistorical behaviours (--bug NAME):\n");
+    let width = Behaviour::ALL
+        .iter()
+        .map(|b| b.name().len())
+        .max()
+        .unwrap_or(0);
+    for b in Behaviour::ALL {
+        let i = b.info();
+        let side = match i.side {
+            broker_core::Side::Broker => "broker",
+            broker_core::Side::Client => "client",
+        };
+        let releases: Vec<&str> = i.releases.iter().map(|r| r.name()).collect();
+        let _ = writeln!(
+            out,
+            "  {:width$}  {side}  issue {} fixed by {}  in {}",
+            i.name,
+            i.issue,
+            i.fix,
+            releases.join(", ")
+        );
+    }
+    out.push_str("\nRelease profiles (--release VERSION):\n");
+    for r in Release::ALL {
+        let bs: Vec<&str> = r.behaviours().iter().map(|b| b.name()).collect();
+        let kv = if r.has_kv_pop_path() {
+            ""
+        } else {
+            " (no KV pop path)"
+        };
+        let list = if bs.is_empty() {
+            "every fix in".to_owned()
+        } else {
+            bs.join(", ")
+        };
+        let _ = writeln!(out, "  {:7} {list}{kv}", r.name());
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------
+// run
+
+/// Where the seed came from.
+fn pick_seed(flag: Option<u64>) -> Result<(u64, &'static str), UsageError> {
+    if let Some(s) = flag {
+        return Ok((s, "--seed"));
+    }
+    if let Ok(v) = std::env::var("MADSIM_TEST_SEED") {
+        let s = v.trim().parse::<u64>().map_err(|_| {
+            UsageError(format!(
+                "MADSIM_TEST_SEED=`{v}` is not a seed; expected an unsigned 64-bit integer"
+            ))
+        })?;
+        return Ok((s, "MADSIM_TEST_SEED"));
+    }
+    Ok((random_seed(), "random"))
+}
+
+/// A fresh seed from the wall clock and the process id (outside the simulation).
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut h = reports::history::Fnv1a::new();
+    h.write(&nanos.to_le_bytes());
+    h.write(&std::process::id().to_le_bytes());
+    h.finish() % 1_000_000_000
+}
+
+fn cmd_run(a: &RunArgs) -> CmdResult {
+    let sc = load(&a.scenario)?;
+    let (seed, source) = pick_seed(a.seed)?;
+    let mut opts = a.bugs.options();
+    opts.trace = a.trace;
+    let reproduce = format!("popsim run {}{} --seed {seed}", a.scenario, a.bugs.words());
+    if a.format == Format::Text {
+        print!("{}", describe(&sc, seed, source, &opts));
+        let _ = std::io::stdout().flush();
+    }
+    let outcome = runner::run_seed(&sc, seed, &opts);
+    let second = (a.check_determinism && outcome.panic.is_none())
+        .then(|| runner::run_seed(&sc, seed, &opts).hash);
+    let nondeterministic = second.filter(|h| *h != outcome.hash);
+    let failed = outcome.failed() || nondeterministic.is_some();
+    match a.format {
+        Format::Text => {
+            print!("{}", render_outcome(&outcome));
+            if let Some(h) = second {
+                match nondeterministic {
+                    Some(_) => println!(
+                        "determinism: FAILED: history hash {:016x} then {h:016x}",
+                        outcome.hash
+                    ),
+                    None => println!("determinism: ok (two runs, history hash {h:016x})"),
+                }
+            }
+            if failed {
+                println!("reproduce: {reproduce}");
+            }
+        }
+        Format::Json => {
+            let doc = json!({
+                "schema_version": 1,
+                "command": "run",
+                "scenario": sc.name,
+                "seed": seed,
+                "seed_source": source,
+                "behaviours": outcome.history.meta.behaviours,
+                "release": outcome.history.meta.release,
+                "events": outcome.history.events.len(),
+                "history_hash": format!("{:016x}", outcome.hash),
+                "results": outcome.results,
+                "panic": outcome.panic.as_ref().map(ToString::to_string),
+                "determinism": second.map(|h| json!({"ok": h == outcome.hash, "second_hash": format!("{h:016x}")})),
+                "failed": failed,
+                "reproduce": failed.then_some(reproduce),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("report serialises")
+            );
+        }
+    }
+    Ok(exit(failed))
+}
+
+/// The resolved parameters, printed before the run.
+fn describe(sc: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "scenario:   {}{}", sc.name, upstream(sc));
+    let how = match source {
+        "random" => " (random; pass --seed to replay)".to_owned(),
+        other => format!(" (from {other})"),
+    };
+    let _ = writeln!(s, "seed:       {seed}{how}");
+    let bs: Vec<&str> = opts
+        .effective_behaviours()
+        .iter()
+        .map(|b| b.name())
+        .collect();
+    let _ = writeln!(
+        s,
+        "behaviours: {}",
+        if bs.is_empty() {
+            "none (every fix in)".to_owned()
+        } else {
+            bs.join(", ")
+        }
+    );
+    if let Some(r) = opts.release {
+        let _ = writeln!(s, "release:    {r}");
+    }
+    let _ = writeln!(
+        s,
+        "duration:   {} ms (faults stop at {} ms)",
+        sc.duration_ms,
+        sc.duration_ms.saturating_sub(sc.quiet_period_ms)
+    );
+    let cfg = opts.broker_config(sc);
+    let changed = changed_keys(&cfg);
+    let _ = writeln!(
+        s,
+        "broker:     {}",
+        if changed.is_empty() {
+            "defaults".to_owned()
+        } else {
+            changed.join(", ")
+        }
+    );
+    let f = &sc.faults;
+    let _ = writeln!(
+        s,
+        "network:    latency {}..{} ms, loss {}; random clogs every {} ms, crashes every {} ms, pauses every {} ms (0 = none)",
+        f.latency_ms.min, f.latency_ms.max, f.loss_rate, f.clog_every_ms, f.crash_every_ms, f.pause_every_ms
+    );
+    let mut nodes = vec!["broker".to_owned()];
+    nodes.extend(
+        sc.producers
+            .iter()
+            .map(|p| format!("{} (producer)", p.name)),
+    );
+    nodes.extend(
+        sc.consumers
+            .iter()
+            .map(|c| format!("{} ({:?} consumer)", c.name, c.kind).to_lowercase()),
+    );
+    nodes.extend(
+        sc.clients
+            .iter()
+            .map(|c| format!("{} ({:?} client)", c.name, c.kind).to_lowercase()),
+    );
+    let _ = writeln!(s, "nodes:      {}", nodes.join(", "));
+    let _ = writeln!(s, "steps:      {}", sc.steps.len());
+    s.push('\n');
+    s
+}
+
+fn upstream(sc: &Scenario) -> String {
+    if sc.upstream.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", sc.upstream.join(", "))
+    }
+}
+
+/// The broker keys that differ from upstream's defaults, as `key=value`.
+fn changed_keys(cfg: &broker_core::BrokerConfig) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(def))) = (
+        serde_json::to_value(cfg),
+        serde_json::to_value(broker_core::BrokerConfig::default()),
+    ) else {
+        return Vec::new();
+    };
+    now.iter()
+        .filter(|(k, v)| def.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+/// The invariant verdicts of one run, with the witness events of each violation.
+pub fn render_outcome(o: &RunOutcome) -> String {
+    let mut s = String::new();
+    if let Some(p) = &o.panic {
+        let _ = writeln!(s, "seed {}: the simulation panicked: {p}", o.seed);
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "history: {} events, hash {:016x}",
+        o.history.events.len(),
+        o.hash
+    );
+    s.push_str("invariants:\n");
+    for r in &o.results {
+        s.push_str(&render_result(r, &o.history));
+    }
+    let violated = o.violated();
+    let _ = writeln!(
+        s,
+        "result: {}",
+        if violated.is_empty() {
+            format!("all {} checked invariants held", o.results.len())
+        } else {
+            format!(
+                "{} of {} violated: {}",
+                violated.len(),
+                o.results.len(),
+                violated.join(", ")
+            )
+        }
+    );
+    s
+}
+
+fn render_result(r: &InvariantResult, h: &History) -> String {
+    let mut s = String::new();
+    let status = match &r.status {
+        Status::Held => "held".to_owned(),
+        Status::Violated => "VIOLATED".to_owned(),
+        Status::NotApplicable { .. } => "n/a".to_owned(),
+    };
+    let _ = writeln!(s, "  {status:9} {}: {}", r.name, r.statement);
+    if let Status::NotApplicable { reason } = &r.status {
+        let _ = writeln!(s, "            ({reason})");
+    }
+    if let Some(w) = &r.witness {
+        let _ = writeln!(s, "            {}", w.summary);
+        for &i in w.events.iter().take(12) {
+            if let Some(e) = h.events.get(i) {
+                let kind = serde_json::to_string(&e.kind).unwrap_or_default();
+                let _ = writeln!(s, "            #{i} at {} ms on {}: {kind}", e.at, e.node);
+            }
+        }
+        if w.events.len() > 12 {
+            let _ = writeln!(s, "            … {} more events", w.events.len() - 12);
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "            note: {}", n.summary);
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// verify
+
+/// One verify row: a scenario, bug on or fixed, on one seed.
+#[derive(Clone, Debug)]
+struct VerifyRow {
+    scenario: String,
+    variant: &'static str,
+    seed: u64,
+    expected: String,
+    observed: String,
+    ok: bool,
+}
+
+fn cmd_verify(a: &VerifyArgs) -> CmdResult {
+    let scs = load_many(&a.scenarios)?;
+    let jobs = jobs(a.jobs)?;
+    // (scenario index, bug on?, seed)
+    let mut tasks = Vec::new();
+    for (i, (_, sc)) in scs.iter().enumerate() {
+        let bugs = replays(sc)?;
+        for &seed in &sc.seeds {
+            if !bugs.is_empty() {
+                tasks.push((i, Some(bugs.clone()), seed));
+            }
+            tasks.push((i, None, seed));
+        }
+    }
+    let summaries = runner::par_map(&tasks, jobs, |(i, bugs, seed)| {
+        let opts = RunOptions {
+            behaviours: bugs.clone().unwrap_or_default(),
+            ..RunOptions::default()
+        };
+        runner::run_summary(&scs[*i].1, *seed, &opts, false)
+    });
+    let rows: Vec<VerifyRow> = tasks
+        .iter()
+        .zip(summaries)
+        .map(|((i, bugs, seed), sum)| {
+            let sc = &scs[*i].1;
+            let violated: BTreeSet<&str> = sum.violated.iter().copied().collect();
+            let (variant, expected, ok) = if bugs.is_some() {
+                let want: BTreeSet<&str> = sc.expect.with_bug.iter().map(String::as_str).collect();
+                let exp = if want.is_empty() {
+                    "anything (none declared)".to_owned()
+                } else {
+                    format!("violates {}", join(&want))
+                };
+                ("bug", exp, sum.panic.is_none() && want.is_subset(&violated))
+            } else {
+                let allowed: BTreeSet<&str> = sc.expect.fixed.iter().map(String::as_str).collect();
+                let exp = if allowed.is_empty() {
+                    "all hold".to_owned()
+                } else {
+                    format!("all hold (may violate {})", join(&allowed))
+                };
+                (
+                    "fixed",
+                    exp,
+                    sum.panic.is_none() && violated.is_subset(&allowed),
+                )
+            };
+            VerifyRow {
+                scenario: sc.name.clone(),
+                variant,
+                seed: *seed,
+                expected,
+                observed: observed(&sum),
+                ok,
+            }
+        })
+        .collect();
+    let all_ok = rows.iter().all(|r| r.ok);
+    match a.format {
+        Format::Text => print!("{}", render_verify(&rows)),
+        Format::Json => {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({"scenario": r.scenario, "variant": r.variant, "seed": r.seed,
+                           "expected": r.expected, "observed": r.observed, "match": r.ok})
+                })
+                .collect();
+            let doc = json!({"schema_version": 1, "command": "verify", "rows": rows, "ok": all_ok});
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("report serialises")
+            );
+        }
+    }
+    Ok(exit(!all_ok))
+}
+
+fn join(set: &BTreeSet<&str>) -> String {
+    set.iter().copied().collect::<Vec<_>>().join(", ")
+}
+
+fn observed(sum: &SeedSummary) -> String {
+    if let Some(p) = &sum.panic {
+        return p.to_string();
+    }
+    if sum.violated.is_empty() {
+        "all held".to_owned()
+    } else {
+        format!("violated {}", sum.violated.join(", "))
+    }
+}
+
+fn render_verify(rows: &[VerifyRow]) -> String {
+    let header = [
+        "scenario", "variant", "seed", "expected", "observed", "match",
+    ];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.scenario.clone(),
+                r.variant.to_owned(),
+                r.seed.to_string(),
+                r.expected.clone(),
+                r.observed.clone(),
+                if r.ok { "ok" } else { "MISMATCH" }.to_owned(),
+            ]
+        })
+        .collect();
+    let mut s = table(&header, &cells);
+    let bad = rows.iter().filter(|r| !r.ok).count();
+    let _ = writeln!(
+        s,
+        "\n{} rows, {}",
+        rows.len(),
+        if bad == 0 {
+            "all match".to_owned()
+        } else {
+            format!("{bad} do not match")
+        }
+    );
+    s
+}
+
+/// A plain left-aligned text table.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut w = header.map(str::len);
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:w$}  ", w = w[i]);
+            }
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    let mut s = line(header.to_vec());
+    for r in rows {
+        s.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// sweep
+
+/// Parses `A..B` (B excluded) or `A..=B` (B included) into the seeds it names.
+pub fn parse_seed_range(s: &str) -> Result<std::ops::Range<u64>, UsageError> {
+    let bad = |why: &str| {
+        UsageError(format!(
+            "malformed seed range `{s}`: {why}; expected A..B (B excluded) or A..=B (B included) with A < B, e.g. --seeds 0..1000"
+        ))
+    };
+    let (a, b, inclusive) = if let Some((a, b)) = s.split_once("..=") {
+        (a, b, true)
+    } else if let Some((a, b)) = s.split_once("..") {
+        (a, b, false)
+    } else {
+        return Err(bad("no `..`"));
+    };
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| bad("the start is not an unsigned integer"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| bad("the end is not an unsigned integer"))?;
+    let end = if inclusive {
+        b.checked_add(1)
+            .ok_or_else(|| bad("the end is too large"))?
+    } else {
+        b
+    };
+    if end <= a {
+        return Err(bad("the range is empty"));
+    }
+    Ok(a..end)
+}
+
+/// Parses `I/N` (1 ≤ I ≤ N).
+pub fn parse_shard(s: &str) -> Result<(u64, u64), UsageError> {
+    let bad = |why: &str| {
+        UsageError(format!(
+            "malformed shard `{s}`: {why}; expected I/N with 1 ≤ I ≤ N, e.g. --shard 2/4 runs the second quarter of the seeds"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(|| bad("no `/`"))?;
+    let i: u64 = i
+        .trim()
+        .parse()
+        .map_err(|_| bad("I is not an unsigned integer"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| bad("N is not an unsigned integer"))?;
+    if n == 0 || i == 0 || i > n {
+        return Err(bad("I must be between 1 and N"));
+    }
+    Ok((i, n))
+}
+
+fn cmd_sweep(a: &SweepArgs) -> CmdResult {
+    let sc = load(&a.scenario)?;
+    let range = parse_seed_range(&a.seeds)?;
+    let shard = a.shard.as_deref().map(parse_shard).transpose()?;
+    let jobs = jobs(a.jobs)?;
+    let seeds: Vec<u64> = match shard {
+        Some((i, n)) => range
+            .clone()
+            .enumerate()
+            .filter(|(k, _)| *k as u64 % n == i - 1)
+            .map(|(_, s)| s)
+            .collect(),
+        None => range.clone().collect(),
+    };
+    let opts = a.bugs.options();
+    let tty = std::io::stderr().is_terminal();
+    let results = runner::sweep(
+        &sc,
+        &seeds,
+        &opts,
+        jobs,
+        a.check_determinism,
+        |done, total, failures| {
+            if tty {
+                eprint!("\r{done}/{total} seeds, {failures} failed");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        },
+    );
+    let failed: Vec<&SeedSummary> = results.iter().filter(|r| r.failed()).collect();
+    let mut per_invariant: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &failed {
+        for v in &r.violated {
+            *per_invariant.entry((*v).to_owned()).or_default() += 1;
+        }
+        if r.panic.is_some() {
+            *per_invariant.entry("(panic)".into()).or_default() += 1;
+        }
+        if r.nondeterministic.is_some() {
+            *per_invariant
+                .entry("(nondeterministic)".into())
+                .or_default() += 1;
+        }
+    }
+    let shard_text = shard.map(|(i, n)| format!("{i}/{n}"));
+    let behaviours: Vec<&str> = opts
+        .effective_behaviours()
+        .iter()
+        .map(|b| b.name())
+        .collect();
+    match a.format {
+        Format::Text => {
+            let mut s = String::new();
+            let _ = writeln!(
+                s,
+                "sweep: scenario {}, seeds {}{}, behaviours: {}",
+                sc.name,
+                a.seeds,
+                shard_text
+                    .as_ref()
+                    .map(|t| format!(" (shard {t})"))
+                    .unwrap_or_default(),
+                if behaviours.is_empty() {
+                    "none (every fix in)".to_owned()
+                } else {
+                    behaviours.join(", ")
+                }
+            );
+            let _ = writeln!(s, "runs: {}, failed: {}", results.len(), failed.len());
+            if !per_invariant.is_empty() {
+                s.push_str("failures per invariant:\n");
+                for (k, v) in &per_invariant {
+                    let _ = writeln!(s, "  {k}: {v}");
+                }
+                let first: Vec<String> =
+                    failed.iter().take(10).map(|r| r.seed.to_string()).collect();
+                let _ = writeln!(s, "first failing seeds: {}", first.join(", "));
+                for r in failed.iter().take(3) {
+                    if let Some(p) = &r.panic {
+                        let _ = writeln!(s, "  seed {}: {p}", r.seed);
+                    }
+                }
+                let _ = writeln!(
+                    s,
+                    "reproduce: popsim run {}{} --seed {}",
+                    a.scenario,
+                    a.bugs.words(),
+                    failed[0].seed
+                );
+            }
+            print!("{s}");
+        }
+        Format::Json => {
+            let mut out = String::new();
+            for r in &results {
+                let line = json!({
+                    "type": "seed",
+                    "scenario": sc.name,
+                    "seed": r.seed,
+                    "failed": r.failed(),
+                    "violated": r.violated,
+                    "panic": r.panic.as_ref().map(ToString::to_string),
+                    "history_hash": format!("{:016x}", r.hash),
+                    "nondeterministic": r.nondeterministic.map(|h| format!("{h:016x}")),
+                });
+                out.push_str(&line.to_string());
+                out.push('\n');
+            }
+            let summary = json!({
+                "type": "summary",
+                "schema_version": 1,
+                "scenario": sc.name,
+                "seeds": a.seeds,
+                "shard": shard_text,
+                "behaviours": behaviours,
+                "runs": results.len(),
+                "failed": failed.len(),
+                "failures_per_invariant": per_invariant,
+                "failing_seeds": failed.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            });
+            out.push_str(&summary.to_string());
+            out.push('\n');
+            print!("{out}");
+        }
+    }
+    Ok(exit(!failed.is_empty()))
+}
+
+// ---------------------------------------------------------------------------------------
+// matrix
+
+fn cmd_matrix(a: &MatrixArgs) -> CmdResult {
+    let scs = load_many(&a.scenarios)?;
+    let jobs = jobs(a.jobs)?;
+    let mut tasks = Vec::new();
+    for (i, (_, sc)) in scs.iter().enumerate() {
+        for (j, r) in Release::ALL.iter().enumerate() {
+            for &seed in &sc.seeds {
+                tasks.push((i, j, *r, seed));
+            }
+        }
+    }
+    let summaries = runner::par_map(&tasks, jobs, |(i, _, release, seed)| {
+        let opts = RunOptions {
+            release: Some(*release),
+            ..RunOptions::default()
+        };
+        runner::run_summary(&scs[*i].1, *seed, &opts, false)
+    });
+    // cells[(scenario, release)] = violated names (or panics) over the pinned seeds.
+    let mut cells: BTreeMap<(usize, usize), BTreeSet<String>> = BTreeMap::new();
+    for ((i, j, _, _), sum) in tasks.iter().zip(&summaries) {
+        let cell = cells.entry((*i, *j)).or_default();
+        cell.extend(sum.violated.iter().map(|v| (*v).to_owned()));
+        if sum.panic.is_some() {
+            cell.insert("(panic)".into());
+        }
+    }
+    let any = cells.values().any(|c| !c.is_empty());
+    match a.format {
+        Format::Text => {
+            let mut rows = Vec::new();
+            for (i, (_, sc)) in scs.iter().enumerate() {
+                let mut row = vec![sc.name.clone()];
+                for j in 0..Release::ALL.len() {
+                    let c = &cells[&(i, j)];
+                    row.push(if c.is_empty() {
+                        "ok".into()
+                    } else {
+                        c.iter().cloned().collect::<Vec<_>>().join(", ")
+                    });
+                }
+                rows.push(row);
+            }
+            let mut s = String::from(
+                "Invariants broken per release (over each scenario's pinned seeds):\n\n",
+            );
+            s.push_str(&matrix_table(&rows));
+            print!("{s}");
+        }
+        Format::Json => {
+            let mut out = Vec::new();
+            for (i, (_, sc)) in scs.iter().enumerate() {
+                let per: BTreeMap<&str, Vec<String>> = Release::ALL
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| (r.name(), cells[&(i, j)].iter().cloned().collect()))
+                    .collect();
+                out.push(json!({"scenario": sc.name, "violated": per}));
+            }
+            let doc =
+                json!({"schema_version": 1, "command": "matrix", "rows": out, "any_violated": any});
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("report serialises")
+            );
+        }
+    }
+    Ok(exit(any))
+}
+
+fn matrix_table(rows: &[Vec<String>]) -> String {
+    let mut header = vec!["scenario".to_owned()];
+    header.extend(Release::ALL.iter().map(|r| r.name().to_owned()));
+    let mut w: Vec<usize> = header.iter().map(String::len).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for r in std::iter::once(&header).chain(rows) {
+        let mut l = String::new();
+        for (i, c) in r.iter().enumerate() {
+            let _ = write!(l, "{c:w$}  ", w = w[i]);
+        }
+        s.push_str(l.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seed_ranges() {
+        assert_eq!(parse_seed_range("0..10").unwrap(), 0..10);
+        assert_eq!(parse_seed_range("5..=7").unwrap(), 5..8);
+        for bad in ["10", "5..5", "9..3", "a..3", "1..b", ""] {
+            let e = parse_seed_range(bad).unwrap_err();
+            assert!(e.0.contains("expected A..B"), "{bad}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
+        for bad in ["0/4", "5/4", "1/0", "x/2", "3"] {
+            assert!(
+                parse_shard(bad).unwrap_err().0.contains("expected I/N"),
+                "{bad}"
+            );
+        }
+    }
+}

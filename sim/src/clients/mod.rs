@@ -1,0 +1,98 @@
+//! Client models, each a small state machine with an async loop on its own node, following
+//! the upstream Java client's decisions (`DefaultMQPushConsumerImpl`,
+//! `ConsumeMessagePopConcurrentlyService`, `MQClientAPIImpl`, `MQClientAPIExt`,
+//! `DefaultMQAdminExt`). A historical behaviour changes only the decision its upstream fix
+//! changed.
+
+pub mod admin;
+pub mod offset;
+pub mod orderly;
+pub mod producer;
+pub mod push;
+pub mod receipt;
+pub mod scripted;
+
+use crate::world::net::{CallError, RpcClient};
+use crate::world::recorder::Recorder;
+use broker_core::{Behaviours, Response};
+use reports::history::RpcOutcome;
+use std::time::Duration;
+
+/// `DefaultMQProducer.sendMsgTimeout`.
+pub const SEND_TIMEOUT: Duration = Duration::from_millis(3_000);
+/// Pop RPC timeout. Upstream long-polls up to `BROKER_SUSPEND_MAX_TIME_MILLIS` (15 s); the
+/// model answers at once, so this bounds only lost requests and responses.
+pub const POP_TIMEOUT: Duration = Duration::from_millis(15_000);
+/// `DefaultMQPushConsumerImpl.ASYNC_TIMEOUT`: ack and changeInvisibleTime.
+pub const ASYNC_TIMEOUT: Duration = Duration::from_millis(3_000);
+/// `RemoteBrokerOffsetStore.updateConsumeOffsetToBroker`'s sync timeout.
+pub const OFFSET_SYNC_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Admin and query calls.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// `pullTimeDelayMillsWhenException`: pause after a failed pop.
+pub const POP_DELAY_ON_ERROR: Duration = Duration::from_millis(3_000);
+/// Pause after an empty pop. Upstream re-pops at once because the broker holds the request
+/// (long polling), which the model does not; this stands in for the held request.
+pub const POP_DELAY_WHEN_EMPTY: Duration = Duration::from_millis(200);
+/// `PULL_TIME_DELAY_MILLS_WHEN_CACHE_FLOW_CONTROL`.
+pub const POP_DELAY_FLOW_CONTROL: Duration = Duration::from_millis(50);
+
+/// What every client node carries: its name, its connection, the recorder and the run's
+/// historical behaviours.
+#[derive(Clone)]
+pub struct ClientCtx {
+    pub name: String,
+    pub rpc: RpcClient,
+    pub rec: Recorder,
+    pub behaviours: Behaviours,
+}
+
+impl ClientCtx {
+    pub fn now(&self) -> broker_core::Millis {
+        self.rec.clock().now_ms()
+    }
+
+    pub fn record(&self, kind: reports::history::EventKind) {
+        self.rec.record(&self.name, kind);
+    }
+}
+
+/// The history's view of an RPC's end.
+pub fn outcome(result: &Result<Response, CallError>) -> RpcOutcome {
+    match result {
+        Ok(r) => RpcOutcome::Answered {
+            code: r.code,
+            remark: r.remark.clone(),
+        },
+        Err(CallError::Timeout) => RpcOutcome::Timeout,
+    }
+}
+
+/// Draws uniformly from `[min, max]` with the simulation's RNG.
+pub fn draw_ms(range: scenarios::model::RangeMs) -> u64 {
+    use madsim::rand::Rng;
+    if range.max <= range.min {
+        return range.min;
+    }
+    madsim::rand::thread_rng().gen_range(range.min..=range.max)
+}
+
+/// Waits while a consumer is stopped.
+pub async fn wait_running(running: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*running.borrow_and_update() {
+        if running.changed().await.is_err() {
+            // The controller is gone (end of run): never resume.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Records the run-start `ConsumerStarted` of a looping consumer, if it is running then.
+pub fn record_started(ctx: &ClientCtx, group: &str, running: &tokio::sync::watch::Receiver<bool>) {
+    if *running.borrow() {
+        ctx.record(reports::history::EventKind::ConsumerStarted {
+            consumer: ctx.name.clone(),
+            group: group.to_owned(),
+        });
+    }
+}

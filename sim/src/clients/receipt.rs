@@ -1,0 +1,195 @@
+//! Requests built from a delivery's receipt handle (`POP_CK`), as `MQClientAPIImpl` and
+//! `DefaultMQPushConsumerImpl` build them, and their recording.
+
+use super::{outcome, ClientCtx, ASYNC_TIMEOUT};
+use broker_core::{
+    AckMessageRequest, BatchAck, BatchAckMessageRequest, ChangeInvisibleTimeRequest, ExtraInfo,
+    MessageExt, Millis, Request, ResponseBody, ResponseCode,
+};
+use reports::history::{EventKind, RpcOutcome};
+use std::collections::BTreeMap;
+
+/// `ExtraInfoUtil.getRealTopic`: the topic the copy was read from.
+pub fn real_topic(msg: &MessageExt, info: &ExtraInfo, group: &str) -> String {
+    match info.topic_type {
+        0 => msg.topic.clone(),
+        1 => msg
+            .retry_topic
+            .clone()
+            .unwrap_or_else(|| format!("%RETRY%{group}_{}", msg.topic)),
+        _ => msg
+            .retry_topic
+            .clone()
+            .unwrap_or_else(|| format!("%RETRY%{group}+{}", msg.topic)),
+    }
+}
+
+/// The receipt and its parsed form, if the delivery carries a well-formed one.
+pub fn receipt_of(msg: &MessageExt) -> Option<(String, ExtraInfo)> {
+    let r = msg.pop_ck.clone()?;
+    let info = ExtraInfo::parse(&r)?;
+    Some((r, info))
+}
+
+/// `ackAsync`: one ACK_MESSAGE, recorded as AckSent and AckResult.
+pub async fn ack(ctx: &ClientCtx, group: &str, msg: &MessageExt) -> Option<RpcOutcome> {
+    let (receipt, info) = receipt_of(msg)?;
+    ctx.record(EventKind::AckSent {
+        consumer: ctx.name.clone(),
+        group: group.to_owned(),
+        msg_id: msg.msg_id.clone(),
+        receipt: receipt.clone(),
+    });
+    let req = AckMessageRequest {
+        consumer_group: group.to_owned(),
+        topic: real_topic(msg, &info, group),
+        queue_id: info.queue_id,
+        offset: info.queue_offset,
+        extra_info: receipt.clone(),
+    };
+    let result = ctx.rpc.call(Request::AckMessage(req), ASYNC_TIMEOUT).await;
+    let out = outcome(&result);
+    ctx.record(EventKind::AckResult {
+        consumer: ctx.name.clone(),
+        group: group.to_owned(),
+        msg_id: msg.msg_id.clone(),
+        receipt,
+        outcome: out.clone(),
+    });
+    Some(out)
+}
+
+/// `batchAckMessageAsync`: one BATCH_ACK_MESSAGE for every delivery, one BatchAck per CK.
+pub async fn batch_ack(ctx: &ClientCtx, group: &str, msgs: &[MessageExt]) {
+    type CkKey = (String, u8, u32, u32, u64, Millis, Millis);
+    let mut acks: BTreeMap<CkKey, BatchAck> = BTreeMap::new();
+    let mut broker_name = String::new();
+    let mut sent = Vec::new();
+    for msg in msgs {
+        let Some((receipt, info)) = receipt_of(msg) else {
+            continue;
+        };
+        broker_name = info.broker_name.clone();
+        let key = (
+            msg.topic.clone(),
+            info.topic_type,
+            info.queue_id,
+            info.revive_qid,
+            info.ck_queue_offset,
+            info.pop_time,
+            info.invisible_time,
+        );
+        let entry = acks.entry(key).or_insert_with(|| BatchAck {
+            consumer_group: group.to_owned(),
+            topic: msg.topic.clone(),
+            retry: info.topic_type,
+            queue_id: info.queue_id,
+            revive_queue_id: info.revive_qid,
+            start_offset: info.ck_queue_offset,
+            pop_time: info.pop_time,
+            invisible_time: info.invisible_time,
+            bit_set: Vec::new(),
+        });
+        entry
+            .bit_set
+            .push(info.queue_offset.saturating_sub(info.ck_queue_offset) as u32);
+        ctx.record(EventKind::AckSent {
+            consumer: ctx.name.clone(),
+            group: group.to_owned(),
+            msg_id: msg.msg_id.clone(),
+            receipt: receipt.clone(),
+        });
+        sent.push((msg.msg_id.clone(), receipt));
+    }
+    if sent.is_empty() {
+        return;
+    }
+    let req = BatchAckMessageRequest {
+        broker_name,
+        acks: acks.into_values().collect(),
+    };
+    let result = ctx
+        .rpc
+        .call(Request::BatchAckMessage(req), ASYNC_TIMEOUT)
+        .await;
+    let out = outcome(&result);
+    for (msg_id, receipt) in sent {
+        ctx.record(EventKind::AckResult {
+            consumer: ctx.name.clone(),
+            group: group.to_owned(),
+            msg_id,
+            receipt,
+            outcome: out.clone(),
+        });
+    }
+}
+
+/// `changePopInvisibleTimeAsync`; returns the new receipt on success.
+pub async fn change_invisible_time(
+    ctx: &ClientCtx,
+    group: &str,
+    msg: &MessageExt,
+    invisible_time: Millis,
+) -> Option<String> {
+    let (receipt, info) = receipt_of(msg)?;
+    let req = ChangeInvisibleTimeRequest {
+        consumer_group: group.to_owned(),
+        topic: real_topic(msg, &info, group),
+        queue_id: info.queue_id,
+        offset: info.queue_offset,
+        extra_info: receipt.clone(),
+        invisible_time,
+    };
+    let result = ctx
+        .rpc
+        .call(Request::ChangeInvisibleTime(req), ASYNC_TIMEOUT)
+        .await;
+    let new_receipt = match &result {
+        Ok(r) if r.code == ResponseCode::Success => match &r.body {
+            ResponseBody::ChangeInvisibleTime { extra_info, .. } => Some(extra_info.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    ctx.record(EventKind::ChangeInvisibleResult {
+        consumer: ctx.name.clone(),
+        group: group.to_owned(),
+        msg_id: msg.msg_id.clone(),
+        receipt,
+        invisible_time,
+        new_receipt: new_receipt.clone(),
+        outcome: outcome(&result),
+    });
+    new_receipt
+}
+
+/// Records a pop response's messages as deliveries; `attempt_id` is set for orderly pops.
+pub fn record_deliveries(
+    ctx: &ClientCtx,
+    group: &str,
+    msgs: &[MessageExt],
+    attempt_id: Option<&str>,
+    fallback: (Millis, Millis),
+) {
+    for m in msgs {
+        let (receipt, pop_time, invisible_time) = match receipt_of(m) {
+            Some((r, info)) => (r, info.pop_time, info.invisible_time),
+            None => (m.pop_ck.clone().unwrap_or_default(), fallback.0, fallback.1),
+        };
+        ctx.record(EventKind::Delivered {
+            consumer: ctx.name.clone(),
+            group: group.to_owned(),
+            msg_id: m.msg_id.clone(),
+            topic: m.topic.clone(),
+            queue_id: m.queue_id,
+            queue_offset: m.queue_offset,
+            retry_topic: m.retry_topic.clone(),
+            reconsume_times: m.reconsume_times,
+            pop_time,
+            invisible_time,
+            receipt,
+            orderly: attempt_id.is_some(),
+            attempt_id: attempt_id.map(str::to_owned),
+        });
+    }
+}

@@ -1,0 +1,134 @@
+//! The scripted consumer: no loop of its own. It pops, acks and changes invisible time only
+//! when a timeline step says so, holding the receipts of what it popped.
+
+use super::receipt::{ack, batch_ack, change_invisible_time, record_deliveries};
+use super::{ClientCtx, POP_TIMEOUT};
+use broker_core::{
+    MessageExt, Millis, PopMessageRequest, PopStatus, Request, ResponseBody, ResponseCode,
+};
+use scenarios::model::ConsumerSpec;
+use tokio::sync::mpsc;
+
+/// A timeline step addressed to a scripted consumer.
+#[derive(Clone, Debug)]
+pub enum ScriptedCommand {
+    Pop {
+        max: u32,
+        queue: Option<u32>,
+        invisible_time: Option<Millis>,
+    },
+    Ack {
+        count: Option<u32>,
+        all_but: Option<u32>,
+        batch: bool,
+    },
+    ChangeInvisibleTime {
+        invisible_time: Millis,
+        count: Option<u32>,
+    },
+}
+
+pub struct ScriptedConsumer {
+    ctx: ClientCtx,
+    spec: ConsumerSpec,
+    held: Vec<MessageExt>,
+}
+
+impl ScriptedConsumer {
+    pub fn new(ctx: ClientCtx, spec: ConsumerSpec) -> Self {
+        Self {
+            ctx,
+            spec,
+            held: Vec::new(),
+        }
+    }
+
+    /// Executes commands in the order the timeline sent them.
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<ScriptedCommand>) {
+        while let Some(cmd) = commands.recv().await {
+            match cmd {
+                ScriptedCommand::Pop {
+                    max,
+                    queue,
+                    invisible_time,
+                } => self.pop(max, queue, invisible_time).await,
+                ScriptedCommand::Ack {
+                    count,
+                    all_but,
+                    batch,
+                } => self.ack(count, all_but, batch).await,
+                ScriptedCommand::ChangeInvisibleTime {
+                    invisible_time,
+                    count,
+                } => self.change_invisible_time(invisible_time, count).await,
+            }
+        }
+    }
+
+    async fn pop(&mut self, max: u32, queue: Option<u32>, invisible_time: Option<Millis>) {
+        let req = PopMessageRequest {
+            consumer_group: self.spec.group.clone(),
+            topic: self.spec.topic.clone(),
+            queue_id: queue.map_or(-1, |q| q as i32),
+            max_msg_nums: max,
+            invisible_time: invisible_time.unwrap_or(self.spec.pop_invisible_time_ms),
+            order: false,
+            attempt_id: None,
+            init_mode: self.spec.init_mode,
+        };
+        if let Ok(resp) = self
+            .ctx
+            .rpc
+            .call(Request::PopMessage(req), POP_TIMEOUT)
+            .await
+        {
+            if let ResponseBody::Pop(pop) = resp.body {
+                if resp.code == ResponseCode::Success && pop.status == PopStatus::Found {
+                    record_deliveries(
+                        &self.ctx,
+                        &self.spec.group,
+                        &pop.msgs,
+                        None,
+                        (pop.pop_time, pop.invisible_time),
+                    );
+                    self.held.extend(pop.msgs);
+                }
+            }
+        }
+    }
+
+    /// Which held receipts a step selects: the first `count`, all but the last `all_but`,
+    /// or all.
+    fn select(&mut self, count: Option<u32>, all_but: Option<u32>) -> Vec<MessageExt> {
+        let n = self.held.len();
+        let take = match (count, all_but) {
+            (Some(c), _) => (c as usize).min(n),
+            (None, Some(k)) => n.saturating_sub(k as usize),
+            (None, None) => n,
+        };
+        self.held.drain(..take).collect()
+    }
+
+    async fn ack(&mut self, count: Option<u32>, all_but: Option<u32>, batch: bool) {
+        let chosen = self.select(count, all_but);
+        if batch {
+            batch_ack(&self.ctx, &self.spec.group, &chosen).await;
+        } else {
+            for msg in &chosen {
+                ack(&self.ctx, &self.spec.group, msg).await;
+            }
+        }
+    }
+
+    async fn change_invisible_time(&mut self, invisible_time: Millis, count: Option<u32>) {
+        let n = count.map_or(self.held.len(), |c| (c as usize).min(self.held.len()));
+        for i in 0..n {
+            let msg = self.held[i].clone();
+            if let Some(new_receipt) =
+                change_invisible_time(&self.ctx, &self.spec.group, &msg, invisible_time).await
+            {
+                self.held[i].pop_ck = Some(new_receipt);
+            }
+        }
+    }
+}

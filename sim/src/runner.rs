@@ -1,0 +1,386 @@
+//! The per-seed runner and parallel sweeps.
+//!
+//! Every seed runs in a fresh OS thread with its own madsim `Runtime`: std's hash keys and
+//! other per-thread state are seeded on first use, so reusing a thread would make a second
+//! run of the same seed diverge (madsim #240). A panic inside the simulation is caught at the
+//! thread join and reported as a failed seed with the node that panicked; a sweep goes on.
+
+use crate::clients::{orderly, push};
+use crate::world::{self, WorldConfig};
+use broker_core::{Behaviours, BrokerConfig, BrokerSnapshot, Release};
+use reports::history::{ConsumerKind, ConsumerMeta, Event, History, RunMeta};
+use reports::InvariantResult;
+use scenarios::model::{ConsumerKindSpec, Scenario};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex, Once};
+
+/// What to switch on for a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Historical behaviours switched on (in addition to the release's, if any).
+    pub behaviours: Behaviours,
+    /// A release profile: its behaviours are switched on, and a release without the KV pop
+    /// path runs with `popConsumerKVServiceEnable = false`.
+    pub release: Option<Release>,
+    /// Install madsim's tracing subscriber (slow; for debugging one seed).
+    pub trace: bool,
+}
+
+impl RunOptions {
+    /// Every behaviour in force: the release's plus the explicit ones.
+    pub fn effective_behaviours(&self) -> Behaviours {
+        let mut all = self.behaviours.clone();
+        if let Some(r) = self.release {
+            for b in r.behaviours().iter() {
+                all.insert(b);
+            }
+        }
+        all
+    }
+
+    /// The scenario's broker configuration as this run uses it.
+    pub fn broker_config(&self, scenario: &Scenario) -> BrokerConfig {
+        let mut cfg = scenario.broker.clone();
+        if self.release.is_some_and(|r| !r.has_kv_pop_path()) {
+            cfg.pop_consumer_kv_service_enable = false;
+        }
+        cfg
+    }
+}
+
+/// A panic inside the simulation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimPanic {
+    pub message: String,
+    /// The simulated node whose task panicked, if known.
+    pub node: Option<String>,
+    pub location: Option<String>,
+}
+
+impl std::fmt::Display for SimPanic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "panic")?;
+        if let Some(n) = &self.node {
+            write!(f, " on node `{n}`")?;
+        }
+        if let Some(l) = &self.location {
+            write!(f, " at {l}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// One seed's result.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub seed: u64,
+    /// On a panic: the events recorded up to it and an empty final state.
+    pub history: History,
+    /// Empty on a panic.
+    pub results: Vec<InvariantResult>,
+    pub hash: u64,
+    pub panic: Option<SimPanic>,
+}
+
+impl RunOutcome {
+    /// Names of the violated invariants, in registry order.
+    pub fn violated(&self) -> Vec<&'static str> {
+        self.results
+            .iter()
+            .filter(|r| r.is_violated())
+            .map(|r| r.name)
+            .collect()
+    }
+
+    /// A panic or a violated invariant.
+    pub fn failed(&self) -> bool {
+        self.panic.is_some() || self.results.iter().any(InvariantResult::is_violated)
+    }
+}
+
+/// The run header for `scenario` under `opts`.
+pub fn run_meta(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunMeta {
+    let consumers = scenario
+        .consumers
+        .iter()
+        .map(|c| {
+            let (kind, effective) = match c.kind {
+                ConsumerKindSpec::Orderly => (
+                    ConsumerKind::Orderly,
+                    orderly::effective_max_reconsume(c.max_reconsume_times),
+                ),
+                _ => (
+                    ConsumerKind::Concurrent,
+                    push::effective_max_reconsume(c.max_reconsume_times),
+                ),
+            };
+            ConsumerMeta {
+                name: c.name.clone(),
+                group: c.group.clone(),
+                topic: c.topic.clone(),
+                kind,
+                max_reconsume_times: c.max_reconsume_times,
+                effective_max_reconsume_times: effective,
+                pop_invisible_time: c.pop_invisible_time_ms,
+            }
+        })
+        .collect();
+    RunMeta {
+        scenario: scenario.name.clone(),
+        seed,
+        behaviours: opts
+            .effective_behaviours()
+            .iter()
+            .map(|b| b.name().to_owned())
+            .collect(),
+        release: opts.release.map(|r| r.name().to_owned()),
+        consumers,
+        quiet_from: scenario
+            .duration_ms
+            .saturating_sub(scenario.quiet_period_ms),
+        end_at: scenario.duration_ms,
+        faulty: world::faults::is_faulty(&scenario.faults),
+    }
+}
+
+/// Runs one seed in a fresh thread, then checks the scenario's invariants.
+pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome {
+    install_panic_hook();
+    let meta = run_meta(scenario, seed, opts);
+    let cfg = WorldConfig {
+        broker: opts.broker_config(scenario),
+        behaviours: opts.effective_behaviours(),
+        seed,
+    };
+    let net = world::net_config(scenario);
+    let sc = scenario.clone();
+    let trace = opts.trace;
+    let thread_name = format!("{SEED_THREAD_PREFIX}{seed}");
+    let joined = std::thread::Builder::new()
+        .name(thread_name.clone())
+        .spawn(move || {
+            if trace {
+                madsim::runtime::init_logger();
+            }
+            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, net);
+            let out = rt.block_on(async move { world::simulate(&sc, &cfg).await });
+            drop(rt);
+            out
+        })
+        .expect("spawn a seed thread")
+        .join();
+    match joined {
+        Ok(out) => {
+            let history = History {
+                meta,
+                events: out.events,
+                final_state: out.final_state,
+            };
+            let results = reports::check(&history, &scenario.expect.invariants);
+            let hash = history.hash();
+            RunOutcome {
+                seed,
+                history,
+                results,
+                hash,
+                panic: None,
+            }
+        }
+        Err(payload) => {
+            let mut panic = take_panic(&thread_name).unwrap_or_else(|| SimPanic {
+                message: payload_message(payload.as_ref()),
+                node: None,
+                location: None,
+            });
+            let known = known_nodes(scenario);
+            if panic.node.as_ref().is_some_and(|n| !known.contains(n)) {
+                panic.node = None;
+            }
+            let history = History {
+                meta,
+                events: Vec::<Event>::new(),
+                final_state: BrokerSnapshot::default(),
+            };
+            let hash = history.hash();
+            RunOutcome {
+                seed,
+                history,
+                results: Vec::new(),
+                hash,
+                panic: Some(panic),
+            }
+        }
+    }
+}
+
+fn known_nodes(sc: &Scenario) -> Vec<String> {
+    let mut v = vec![
+        world::broker_node::BROKER_NODE.to_owned(),
+        "madsim-main".to_owned(),
+    ];
+    v.extend(sc.producers.iter().map(|p| p.name.clone()));
+    v.extend(sc.consumers.iter().map(|c| c.name.clone()));
+    v.extend(sc.clients.iter().map(|c| c.name.clone()));
+    v
+}
+
+const SEED_THREAD_PREFIX: &str = "popsim-seed-";
+
+static PANICS: Mutex<BTreeMap<String, SimPanic>> = Mutex::new(BTreeMap::new());
+
+fn payload_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// The name madsim gives the current task's node (its `gethostname` override).
+fn current_node_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).ok()
+}
+
+/// Seed threads report panics to the runner instead of printing them; other threads keep
+/// the default hook.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current();
+            let Some(name) = thread.name().filter(|n| n.starts_with(SEED_THREAD_PREFIX)) else {
+                default(info);
+                return;
+            };
+            let panic = SimPanic {
+                message: payload_message(info.payload()),
+                node: current_node_name(),
+                location: info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line())),
+            };
+            if let Ok(mut map) = PANICS.lock() {
+                map.entry(name.to_owned()).or_insert(panic);
+            }
+        }));
+    });
+}
+
+fn take_panic(thread_name: &str) -> Option<SimPanic> {
+    PANICS.lock().ok()?.remove(thread_name)
+}
+
+/// What a sweep keeps of one seed (histories are dropped to keep memory flat).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedSummary {
+    pub seed: u64,
+    pub violated: Vec<&'static str>,
+    pub panic: Option<SimPanic>,
+    pub hash: u64,
+    /// With the determinism check: the second run's hash, when it differs.
+    pub nondeterministic: Option<u64>,
+}
+
+impl SeedSummary {
+    pub fn failed(&self) -> bool {
+        self.panic.is_some() || !self.violated.is_empty() || self.nondeterministic.is_some()
+    }
+}
+
+/// Runs one seed (twice with `check_determinism`) and keeps its summary.
+pub fn run_summary(
+    scenario: &Scenario,
+    seed: u64,
+    opts: &RunOptions,
+    check_determinism: bool,
+) -> SeedSummary {
+    let first = run_seed(scenario, seed, opts);
+    let nondeterministic = if check_determinism && first.panic.is_none() {
+        let second = run_seed(scenario, seed, opts);
+        (second.hash != first.hash).then_some(second.hash)
+    } else {
+        None
+    };
+    SeedSummary {
+        seed,
+        violated: first.violated(),
+        panic: first.panic,
+        hash: first.hash,
+        nondeterministic,
+    }
+}
+
+/// Maps `f` over `items` on `jobs` worker threads, keeping the items' order.
+/// `progress(done, total, &result)` runs on the calling thread after each item.
+pub fn par_map_progress<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut progress: impl FnMut(usize, usize, &R),
+) -> Vec<R> {
+    let jobs = jobs.clamp(1, items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, R)>();
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let (tx, next, f) = (tx.clone(), &next, &f);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                if tx.send((i, f(item))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut done = 0;
+        for (i, r) in rx {
+            done += 1;
+            progress(done, items.len(), &r);
+            out[i] = Some(r);
+        }
+    });
+    out.into_iter()
+        .map(|r| r.expect("every item produced a result"))
+        .collect()
+}
+
+/// [`par_map_progress`] without progress.
+pub fn par_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    par_map_progress(items, jobs, f, |_, _, _| {})
+}
+
+/// Runs `seeds` on `jobs` worker threads (each seed still in its own fresh thread) and
+/// returns the summaries in seed order. `progress(done, total, failures)` is called on the
+/// calling thread after each seed.
+pub fn sweep(
+    scenario: &Scenario,
+    seeds: &[u64],
+    opts: &RunOptions,
+    jobs: usize,
+    check_determinism: bool,
+    mut progress: impl FnMut(usize, usize, usize),
+) -> Vec<SeedSummary> {
+    let mut failures = 0;
+    par_map_progress(
+        seeds,
+        jobs,
+        |&seed| run_summary(scenario, seed, opts, check_determinism),
+        |done, total, r| {
+            failures += usize::from(r.failed());
+            progress(done, total, failures);
+        },
+    )
+}

@@ -1,0 +1,102 @@
+//! Random faults drawn from the seed (madsim's RNG) according to the scenario's `FaultSpec`,
+//! until the quiet period begins; everything injected is healed by then.
+
+use super::control::{Controller, Origin};
+use crate::clients::draw_ms;
+use broker_core::Millis;
+use madsim::rand::Rng;
+use scenarios::model::FaultSpec;
+
+/// True if the spec injects anything at random.
+pub fn is_faulty(spec: &FaultSpec) -> bool {
+    spec.loss_rate > 0.0
+        || spec.clog_every_ms > 0
+        || spec.crash_every_ms > 0
+        || spec.pause_every_ms > 0
+}
+
+/// An exponentially distributed gap with the given mean.
+fn exp_gap(mean: Millis) -> Millis {
+    let u: f64 = madsim::rand::thread_rng().gen_range(0.0..1.0);
+    (-(mean as f64) * (1.0 - u).ln()).round() as Millis
+}
+
+/// Spawns one task per fault kind on the current (controller) node.
+pub fn spawn_random_faults(
+    ctl: &Controller,
+    spec: &FaultSpec,
+    quiet_from: Millis,
+    consumers: Vec<String>,
+) {
+    let clock_ctl = ctl.clone();
+    if spec.loss_rate > 0.0 && quiet_from > 0 {
+        let ctl = ctl.clone();
+        let rate = spec.loss_rate;
+        madsim::task::spawn(async move {
+            ctl.set_loss(rate, Origin::Random);
+            ctl.clock().sleep_until(quiet_from).await;
+            ctl.set_loss(0.0, Origin::Random);
+        });
+    }
+    if spec.clog_every_ms > 0 {
+        let (ctl, spec) = (clock_ctl.clone(), spec.clone());
+        let nodes: Vec<String> = ctl.node_names().cloned().collect();
+        madsim::task::spawn(async move {
+            let clock = ctl.clock();
+            loop {
+                let at = clock.now_ms() + exp_gap(spec.clog_every_ms);
+                if at >= quiet_from || nodes.is_empty() {
+                    break;
+                }
+                clock.sleep_until(at).await;
+                let node = nodes[madsim::rand::thread_rng().gen_range(0..nodes.len())].clone();
+                let end = (at + draw_ms(spec.clog_duration_ms)).min(quiet_from);
+                if ctl.clog(&node, Origin::Random, Some(end)) {
+                    let ctl = ctl.clone();
+                    madsim::task::spawn(async move {
+                        ctl.clock().sleep_until(end).await;
+                        ctl.unclog(&node, Origin::Random);
+                    });
+                }
+            }
+        });
+    }
+    if spec.crash_every_ms > 0 {
+        let (ctl, spec) = (clock_ctl.clone(), spec.clone());
+        madsim::task::spawn(async move {
+            let clock = ctl.clock();
+            loop {
+                let at = clock.now_ms() + exp_gap(spec.crash_every_ms);
+                if at >= quiet_from {
+                    break;
+                }
+                clock.sleep_until(at).await;
+                if ctl.crash_broker(Origin::Random) {
+                    let end = (at + draw_ms(spec.restart_after_ms)).min(quiet_from);
+                    clock.sleep_until(end).await;
+                    ctl.restart_broker(Origin::Random);
+                }
+            }
+        });
+    }
+    if spec.pause_every_ms > 0 && !consumers.is_empty() {
+        let (ctl, spec) = (clock_ctl, spec.clone());
+        madsim::task::spawn(async move {
+            let clock = ctl.clock();
+            loop {
+                let at = clock.now_ms() + exp_gap(spec.pause_every_ms);
+                if at >= quiet_from {
+                    break;
+                }
+                clock.sleep_until(at).await;
+                let node =
+                    consumers[madsim::rand::thread_rng().gen_range(0..consumers.len())].clone();
+                let dur = draw_ms(spec.pause_duration_ms).min(quiet_from - at);
+                if dur > 0 && !ctl.is_paused(&node) {
+                    let ctl = ctl.clone();
+                    madsim::task::spawn(async move { ctl.pause(&node, dur, Origin::Random).await });
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,427 @@
+//! The madsim world of one run: a broker node driving broker-core, producer, consumer,
+//! offset-client and admin-client nodes with their own IPs, the scripted timeline, random
+//! faults, and the recorder.
+
+pub mod broker_node;
+pub mod control;
+pub mod faults;
+pub mod net;
+pub mod recorder;
+
+use crate::clients::admin::{AdminClient, ResetCommand};
+use crate::clients::offset::{OffsetClient, OffsetCommand};
+use crate::clients::orderly::OrderlyConsumer;
+use crate::clients::producer::Producer;
+use crate::clients::push::PushConsumer;
+use crate::clients::scripted::{ScriptedCommand, ScriptedConsumer};
+use crate::clients::ClientCtx;
+use broker_core::{
+    Behaviours, Broker, BrokerConfig, BrokerSnapshot, CreateSubscriptionGroupRequest,
+    CreateTopicRequest, Millis, Request,
+};
+use broker_node::BrokerNode;
+use control::{Controller, Origin};
+use net::RpcClient;
+use recorder::{Clock, Recorder};
+use reports::history::{Event, EventKind};
+use scenarios::model::{Action, ClientKind, ConsumerKindSpec, Scenario};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use tokio::sync::{mpsc, watch};
+
+/// The broker's IP.
+pub const BROKER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+
+/// The IP of the `i`-th client node (0-based).
+fn client_ip(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        0,
+        1 + (i / 250) as u8,
+        2 + (i % 250) as u8,
+    ))
+}
+
+/// What a run needs besides the scenario.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    pub broker: BrokerConfig,
+    pub behaviours: Behaviours,
+    pub seed: u64,
+}
+
+/// What a run leaves behind.
+pub struct WorldOutput {
+    pub events: Vec<Event>,
+    pub final_state: BrokerSnapshot,
+}
+
+/// The madsim network configuration a scenario asks for (latency; loss is switched on by
+/// the fault generator so it can stop at the quiet period).
+pub fn net_config(scenario: &Scenario) -> madsim::Config {
+    use std::time::Duration;
+    let mut cfg = madsim::Config::default();
+    let l = scenario.faults.latency_ms;
+    let min = Duration::from_millis(l.min);
+    // `send_latency` is half-open; a microsecond past max makes `[min, max]` inclusive and
+    // keeps an equal min and max valid.
+    let max = Duration::from_millis(l.max.max(l.min)) + Duration::from_micros(1);
+    cfg.net.send_latency = min..max;
+    cfg
+}
+
+/// A client's context before its node has bound its endpoint.
+struct CtxSeed {
+    name: String,
+    rec: Recorder,
+    behaviours: Behaviours,
+}
+
+impl CtxSeed {
+    fn with(self, rpc: RpcClient) -> ClientCtx {
+        ClientCtx {
+            name: self.name,
+            rpc,
+            rec: self.rec,
+            behaviours: self.behaviours,
+        }
+    }
+}
+
+/// Timeline targets: where each named actor takes its commands.
+#[derive(Default)]
+struct Targets {
+    producers: BTreeMap<String, mpsc::UnboundedSender<u64>>,
+    scripted: BTreeMap<String, mpsc::UnboundedSender<ScriptedCommand>>,
+    running: BTreeMap<String, (watch::Sender<bool>, String)>,
+    offset: BTreeMap<String, mpsc::UnboundedSender<OffsetCommand>>,
+    admin: BTreeMap<String, mpsc::UnboundedSender<ResetCommand>>,
+}
+
+/// Runs `scenario` to its end inside the current madsim runtime.
+pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
+    let handle = madsim::runtime::Handle::current();
+    let clock = Clock::start();
+    let rec = Recorder::new(clock);
+    let duration = scenario.duration_ms;
+    let quiet_from = duration.saturating_sub(scenario.quiet_period_ms);
+
+    let broker = BrokerNode::new(
+        Broker::new(cfg.broker.clone(), cfg.behaviours.clone(), cfg.seed),
+        rec.clone(),
+        BROKER_IP,
+    );
+    for t in &scenario.topics {
+        broker.handle_local(Request::CreateTopic(CreateTopicRequest {
+            topic: t.name.clone(),
+            read_queue_nums: t.queues,
+        }));
+    }
+    for g in &scenario.groups {
+        broker.handle_local(Request::CreateSubscriptionGroup(
+            CreateSubscriptionGroupRequest {
+                group: g.name.clone(),
+            },
+        ));
+    }
+    let broker_id = broker.build(&handle);
+    let broker_addr = broker.addr();
+
+    let mut nodes = BTreeMap::new();
+    nodes.insert(broker_node::BROKER_NODE.to_owned(), broker_id);
+    let mut targets = Targets::default();
+    let mut next_ip = 0usize;
+    let mut new_node = |name: &str| {
+        let ip = client_ip(next_ip);
+        next_ip += 1;
+        let node = handle.create_node().name(name).ip(ip).build();
+        nodes.insert(name.to_owned(), node.id());
+        (node, ip)
+    };
+    let ctx_for = |name: &str| CtxSeed {
+        name: name.to_owned(),
+        rec: rec.clone(),
+        behaviours: cfg.behaviours.clone(),
+    };
+    let queues_of = |topic: &str| {
+        scenario
+            .topics
+            .iter()
+            .find(|t| t.name == topic)
+            .map_or(1, |t| t.queues)
+    };
+
+    for p in &scenario.producers {
+        let (node, ip) = new_node(&p.name);
+        let (tx, rx) = mpsc::unbounded_channel();
+        targets.producers.insert(p.name.clone(), tx);
+        let (spec, queues, ctx0) = (p.clone(), queues_of(&p.topic), ctx_for(&p.name));
+        node.spawn(async move {
+            let rpc = RpcClient::connect(ip, broker_addr)
+                .await
+                .expect("producer binds");
+            let producer = Producer::new(ctx0.with(rpc), spec, queues);
+            madsim::task::spawn(producer.clone().serve(rx));
+            producer.run().await;
+        });
+    }
+    let mut consumer_nodes = Vec::new();
+    for c in &scenario.consumers {
+        let (node, ip) = new_node(&c.name);
+        consumer_nodes.push(c.name.clone());
+        let (spec, ctx0) = (c.clone(), ctx_for(&c.name));
+        match c.kind {
+            ConsumerKindSpec::Concurrent | ConsumerKindSpec::Orderly => {
+                let (tx, rx) = watch::channel(true);
+                targets
+                    .running
+                    .insert(c.name.clone(), (tx, c.group.clone()));
+                node.spawn(async move {
+                    let rpc = RpcClient::connect(ip, broker_addr)
+                        .await
+                        .expect("consumer binds");
+                    let ctx = ctx0.with(rpc);
+                    match spec.kind {
+                        ConsumerKindSpec::Orderly => OrderlyConsumer::new(ctx, spec).run(rx).await,
+                        _ => PushConsumer::new(ctx, spec).run(rx).await,
+                    }
+                });
+            }
+            ConsumerKindSpec::Scripted => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                targets.scripted.insert(c.name.clone(), tx);
+                node.spawn(async move {
+                    let rpc = RpcClient::connect(ip, broker_addr)
+                        .await
+                        .expect("consumer binds");
+                    ScriptedConsumer::new(ctx0.with(rpc), spec).run(rx).await;
+                });
+            }
+        }
+    }
+    for c in &scenario.clients {
+        let (node, ip) = new_node(&c.name);
+        let ctx0 = ctx_for(&c.name);
+        match c.kind {
+            ClientKind::Offset => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                targets.offset.insert(c.name.clone(), tx);
+                node.spawn(async move {
+                    let rpc = RpcClient::connect(ip, broker_addr)
+                        .await
+                        .expect("client binds");
+                    OffsetClient::new(ctx0.with(rpc)).serve(rx).await;
+                });
+            }
+            ClientKind::Admin => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                targets.admin.insert(c.name.clone(), tx);
+                node.spawn(async move {
+                    let rpc = RpcClient::connect(ip, broker_addr)
+                        .await
+                        .expect("client binds");
+                    AdminClient::new(ctx0.with(rpc)).serve(rx).await;
+                });
+            }
+        }
+    }
+
+    let ctl = Controller::new(handle.clone(), broker.clone(), nodes, rec.clone());
+    faults::spawn_random_faults(&ctl, &scenario.faults, quiet_from, consumer_nodes);
+    let mut steps = scenario.steps.clone();
+    steps.sort_by_key(|s| s.at_ms);
+    let timeline_ctl = ctl.clone();
+    let timeline = madsim::task::spawn(async move {
+        for step in steps {
+            if step.at_ms >= duration {
+                break;
+            }
+            clock.sleep_until(step.at_ms).await;
+            run_step(&timeline_ctl, &targets, step.at_ms, step.action);
+        }
+        // Keep the command channels open until the run ends.
+        std::future::pending::<()>().await;
+    });
+
+    clock.sleep_until(duration).await;
+    drop(timeline);
+    broker.flush_events();
+    let final_state = broker.snapshot();
+    WorldOutput {
+        events: rec.take(),
+        final_state,
+    }
+}
+
+fn no_target(at: Millis, what: &str, name: &str) -> ! {
+    panic!("step at {at} ms: no {what} named `{name}`")
+}
+
+/// Executes one timeline step: client actions go to the actor's node as commands, faults
+/// are applied by the controller.
+fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
+    match action {
+        Action::Produce { producer, count } => {
+            let tx = t
+                .producers
+                .get(&producer)
+                .unwrap_or_else(|| no_target(at, "producer", &producer));
+            let _ = tx.send(count);
+        }
+        Action::Pop {
+            consumer,
+            max,
+            queue,
+            invisible_time_ms,
+        } => scripted(
+            t,
+            at,
+            &consumer,
+            ScriptedCommand::Pop {
+                max,
+                queue,
+                invisible_time: invisible_time_ms,
+            },
+        ),
+        Action::Ack {
+            consumer,
+            count,
+            all_but,
+            batch,
+        } => scripted(
+            t,
+            at,
+            &consumer,
+            ScriptedCommand::Ack {
+                count,
+                all_but,
+                batch,
+            },
+        ),
+        Action::ChangeInvisibleTime {
+            consumer,
+            invisible_time_ms,
+            count,
+        } => scripted(
+            t,
+            at,
+            &consumer,
+            ScriptedCommand::ChangeInvisibleTime {
+                invisible_time: invisible_time_ms,
+                count,
+            },
+        ),
+        Action::ResetOffset {
+            client,
+            group,
+            topic,
+            queue,
+            offset,
+        } => {
+            let tx = t
+                .admin
+                .get(&client)
+                .unwrap_or_else(|| no_target(at, "admin client", &client));
+            let _ = tx.send(ResetCommand {
+                group,
+                topic,
+                queue,
+                offset,
+            });
+        }
+        Action::UpdateOffset {
+            client,
+            mode,
+            group,
+            topic,
+            queue,
+            offset,
+        } => {
+            let tx = t
+                .offset
+                .get(&client)
+                .unwrap_or_else(|| no_target(at, "offset client", &client));
+            let _ = tx.send(OffsetCommand::Update {
+                mode,
+                group,
+                topic,
+                queue,
+                offset,
+            });
+        }
+        Action::QueryOffset {
+            client,
+            group,
+            topic,
+            queue,
+        } => {
+            let tx = t
+                .offset
+                .get(&client)
+                .unwrap_or_else(|| no_target(at, "offset client", &client));
+            let _ = tx.send(OffsetCommand::Query {
+                group,
+                topic,
+                queue,
+            });
+        }
+        Action::Crash => {
+            ctl.crash_broker(Origin::Scripted);
+        }
+        Action::Restart => {
+            ctl.restart_broker(Origin::Scripted);
+        }
+        Action::Clog { node } => {
+            ctl.clog(&node, Origin::Scripted, None);
+        }
+        Action::Unclog { node } => {
+            ctl.unclog(&node, Origin::Scripted);
+        }
+        Action::Pause { node, duration_ms } => {
+            let ctl = ctl.clone();
+            madsim::task::spawn(
+                async move { ctl.pause(&node, duration_ms, Origin::Scripted).await },
+            );
+        }
+        Action::SetLoss { rate } => ctl.set_loss(rate, Origin::Scripted),
+        Action::StartConsumer { consumer } => set_running(ctl, t, at, &consumer, true),
+        Action::StopConsumer { consumer } => set_running(ctl, t, at, &consumer, false),
+    }
+}
+
+fn scripted(t: &Targets, at: Millis, consumer: &str, cmd: ScriptedCommand) {
+    let tx = t
+        .scripted
+        .get(consumer)
+        .unwrap_or_else(|| no_target(at, "scripted consumer", consumer));
+    let _ = tx.send(cmd);
+}
+
+/// Starts or stops a consumer's pop loop, recording the change at the step's time.
+fn set_running(ctl: &Controller, t: &Targets, at: Millis, consumer: &str, on: bool) {
+    // A scripted consumer has no loop to start or stop.
+    if t.scripted.contains_key(consumer) {
+        return;
+    }
+    let (tx, group) = t
+        .running
+        .get(consumer)
+        .unwrap_or_else(|| no_target(at, "consumer", consumer));
+    if *tx.borrow() == on {
+        return;
+    }
+    let _ = tx.send(on);
+    let (consumer, group) = (consumer.to_owned(), group.clone());
+    let kind = if on {
+        EventKind::ConsumerStarted {
+            consumer: consumer.clone(),
+            group,
+        }
+    } else {
+        EventKind::ConsumerStopped {
+            consumer: consumer.clone(),
+            group,
+        }
+    };
+    ctl.record(&consumer, kind);
+}

@@ -1,0 +1,98 @@
+//! The virtual clock and the history recorder shared by every node of one run.
+
+use broker_core::{BrokerEvent, Millis};
+use reports::history::{Event, EventKind};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Virtual milliseconds since the run started, read from madsim's clock. broker-core and the
+/// history both use this time base.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// Starts the clock now; must be called inside the simulation.
+    pub fn start() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now_ms(&self) -> Millis {
+        self.start.elapsed().as_millis() as Millis
+    }
+
+    /// The instant `at` virtual milliseconds after the start.
+    pub fn instant(&self, at: Millis) -> Instant {
+        self.start + Duration::from_millis(at)
+    }
+
+    pub async fn sleep_until(&self, at: Millis) {
+        madsim::time::sleep_until(self.instant(at)).await;
+    }
+}
+
+/// Appends events in the order the simulation produced them. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    clock: Clock,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Recorder {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            events: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Records `kind` on `node` at the current virtual time.
+    pub fn record(&self, node: &str, kind: EventKind) {
+        let at = self.clock.now_ms();
+        self.record_at(at, node, kind);
+    }
+
+    pub fn record_at(&self, at: Millis, node: &str, kind: EventKind) {
+        self.events.lock().expect("recorder lock").push(Event {
+            at,
+            node: node.to_owned(),
+            kind,
+        });
+    }
+
+    /// Records broker observations drained from broker-core, at the time each carries.
+    pub fn record_broker(&self, node: &str, events: Vec<BrokerEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let at = self.clock.now_ms();
+        let mut log = self.events.lock().expect("recorder lock");
+        log.extend(events.into_iter().map(|e| Event {
+            at,
+            node: node.to_owned(),
+            kind: EventKind::Broker(e),
+        }));
+    }
+
+    /// Records a fault injection or heal.
+    pub fn fault(&self, description: impl Into<String>) {
+        self.record(
+            "faults",
+            EventKind::Fault {
+                description: description.into(),
+            },
+        );
+    }
+
+    /// Takes every event recorded so far.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().expect("recorder lock"))
+    }
+}
