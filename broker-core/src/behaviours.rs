@@ -156,7 +156,15 @@ impl Behaviour {
                     &[V5_3_1, V5_3_2, V5_3_3],
                 ),
             };
-        BehaviourInfo { behaviour: self, name, side, issue, fix, decision, releases }
+        BehaviourInfo {
+            behaviour: self,
+            name,
+            side,
+            issue,
+            fix,
+            decision,
+            releases,
+        }
     }
 
     /// The kebab-case name.
@@ -166,7 +174,11 @@ impl Behaviour {
 
     /// Every valid name, comma-separated, for error messages.
     pub fn valid_names() -> String {
-        Behaviour::ALL.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+        Behaviour::ALL
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -186,7 +198,11 @@ pub struct UnknownName {
 
 impl fmt::Display for UnknownName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown {} `{}`; valid: {}", self.what, self.given, self.valid)
+        write!(
+            f,
+            "unknown {} `{}`; valid: {}",
+            self.what, self.given, self.valid
+        )
     }
 }
 
@@ -195,11 +211,14 @@ impl std::error::Error for UnknownName {}
 impl FromStr for Behaviour {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Behaviour::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| UnknownName {
-            what: "historical behaviour",
-            given: s.to_owned(),
-            valid: Behaviour::valid_names(),
-        })
+        Behaviour::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownName {
+                what: "historical behaviour",
+                given: s.to_owned(),
+                valid: Behaviour::valid_names(),
+            })
     }
 }
 
@@ -259,8 +278,13 @@ pub enum Release {
 }
 
 impl Release {
-    pub const ALL: [Release; 5] =
-        [Release::V5_3_0, Release::V5_3_1, Release::V5_3_2, Release::V5_3_3, Release::Latest];
+    pub const ALL: [Release; 5] = [
+        Release::V5_3_0,
+        Release::V5_3_1,
+        Release::V5_3_2,
+        Release::V5_3_3,
+        Release::Latest,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -274,7 +298,10 @@ impl Release {
 
     /// The historical behaviours present in this release.
     pub fn behaviours(self) -> Behaviours {
-        Behaviour::ALL.into_iter().filter(|b| b.info().releases.contains(&self)).collect()
+        Behaviour::ALL
+            .into_iter()
+            .filter(|b| b.info().releases.contains(&self))
+            .collect()
     }
 
     /// The RIP-73 KV pop path (`popConsumerKVServiceEnable`) first shipped in 5.3.2; an older
@@ -293,11 +320,18 @@ impl fmt::Display for Release {
 impl FromStr for Release {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Release::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| UnknownName {
-            what: "release",
-            given: s.to_owned(),
-            valid: Release::ALL.iter().map(|r| r.name()).collect::<Vec<_>>().join(", "),
-        })
+        Release::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| UnknownName {
+                what: "release",
+                given: s.to_owned(),
+                valid: Release::ALL
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 
@@ -312,7 +346,10 @@ mod tests {
             assert!(seen.insert(b.name()), "duplicate name {}", b.name());
             assert_eq!(b.name().parse::<Behaviour>().unwrap(), b);
             assert!(!b.info().releases.is_empty());
-            assert!(!b.info().releases.contains(&Release::Latest), "latest has every fix");
+            assert!(
+                !b.info().releases.contains(&Release::Latest),
+                "latest has every fix"
+            );
         }
     }
 
@@ -333,7 +370,9 @@ mod tests {
         let r532 = Release::V5_3_2.behaviours();
         assert!(r532.is_on(Behaviour::ResetCommitsPullOffset));
         assert!(!r532.is_on(Behaviour::BufferedAckMissingBrokerName));
-        assert!(!Release::V5_3_3.behaviours().is_on(Behaviour::ResetCommitsPullOffset));
+        assert!(!Release::V5_3_3
+            .behaviours()
+            .is_on(Behaviour::ResetCommitsPullOffset));
         assert!(Release::Latest.behaviours().is_empty());
         assert!(!Release::V5_3_1.has_kv_pop_path());
         assert!(Release::V5_3_2.has_kv_pop_path());

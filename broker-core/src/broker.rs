@@ -1,57 +1,323 @@
-//! The broker: owns every upstream component and routes requests to their processors.
+//! The broker: owns every upstream component and routes requests to their processors
+//! (`BrokerController`). Timers are pull-based: [`Broker::next_deadline`] says when
+//! [`Broker::on_timer`] next has work; each service computes its own earliest useful time.
 
 use crate::behaviours::Behaviours;
+use crate::checkpoint::{AckMsg, PopCheckPoint, ReviveRecord};
 use crate::config::{BrokerConfig, Millis};
-use crate::events::{BrokerEvent, BrokerSnapshot};
+use crate::consumer_offset_manager::ConsumerOffsetManager;
+use crate::consumer_order_info_manager::ConsumerOrderInfoManager;
+use crate::events::{BrokerEvent, BrokerSnapshot, QueueRange, ReviveQueueState};
+use crate::keys::{revive_topic, ACK_TIME_INTERVAL, REVIVE_GROUP};
+use crate::pop_buffer_merge_service::PopBufferMergeService;
+use crate::pop_consumer_kv::PopConsumerService;
+use crate::pop_revive_service::{due_at, PopReviveService};
 use crate::protocol::{Request, Response};
+use crate::rng::SplitMix64;
+use crate::store::MessageStore;
+use std::collections::BTreeSet;
 
 /// The broker model (one `BrokerController`).
 #[derive(Debug)]
 pub struct Broker {
-    _config: BrokerConfig,
-    _behaviours: Behaviours,
-    _seed: u64,
+    pub(crate) config: BrokerConfig,
+    pub(crate) behaviours: Behaviours,
+    pub(crate) rng: SplitMix64,
+    pub(crate) running: bool,
+    /// Topics, queues and the revive log (on disk).
+    pub(crate) store: MessageStore,
+    /// `SubscriptionGroupManager` (persisted on change).
+    pub(crate) groups: BTreeSet<String>,
+    pub(crate) offsets: ConsumerOffsetManager,
+    pub(crate) order_info: ConsumerOrderInfoManager,
+    pub(crate) buffer: PopBufferMergeService,
+    pub(crate) revive: PopReviveService,
+    pub(crate) kv: PopConsumerService,
+    /// `PopMessageProcessor.ckMessageNumber`: round-robins non-orderly CKs over revive queues.
+    pub(crate) ck_message_number: u64,
+    pub(crate) events: Vec<BrokerEvent>,
+    /// The last time `on_timer` ran each periodic service, to keep ticks strictly increasing.
+    last_persist: Option<Millis>,
 }
 
 impl Broker {
     /// A broker with no topics or groups. `seed` feeds the pseudo-random choices upstream
     /// makes with `ThreadLocalRandom` (queue start, retry-first probability).
     pub fn new(config: BrokerConfig, behaviours: Behaviours, seed: u64) -> Self {
-        Self { _config: config, _behaviours: behaviours, _seed: seed }
+        assert!(
+            config.revive_queue_num > 0,
+            "reviveQueueNum must be positive"
+        );
+        assert!(
+            config.revive_interval > 0,
+            "reviveInterval must be positive"
+        );
+        assert!(
+            config.flush_consumer_offset_interval > 0,
+            "flushConsumerOffsetInterval must be positive"
+        );
+        let store = MessageStore::new(
+            revive_topic(&config.broker_cluster_name),
+            config.revive_queue_num,
+        );
+        Self {
+            offsets: ConsumerOffsetManager::new(config.use_server_side_reset_offset),
+            revive: PopReviveService::new(config.revive_queue_num),
+            config,
+            behaviours,
+            rng: SplitMix64::new(seed),
+            running: true,
+            store,
+            groups: BTreeSet::new(),
+            order_info: ConsumerOrderInfoManager::default(),
+            buffer: PopBufferMergeService::default(),
+            kv: PopConsumerService::default(),
+            ck_message_number: 0,
+            events: Vec::new(),
+            last_persist: None,
+        }
     }
 
-    /// Handles one request at virtual time `now`.
-    pub fn handle(&mut self, _now: Millis, _req: Request) -> Response {
-        todo!("broker-core implementation")
+    /// The configuration the broker runs with.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// The historical behaviours switched on.
+    pub fn behaviours(&self) -> &Behaviours {
+        &self.behaviours
+    }
+
+    /// Is the process up?
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// Handles one request at virtual time `now`. Must not be called while crashed.
+    pub fn handle(&mut self, now: Millis, req: Request) -> Response {
+        assert!(self.running, "handle() on a crashed broker");
+        let response = match req {
+            Request::SendMessage(r) => self.send_message(now, r),
+            Request::PopMessage(r) => self.pop_message(now, r),
+            Request::AckMessage(r) => self.ack_message(now, r),
+            Request::BatchAckMessage(r) => self.batch_ack_message(now, r),
+            Request::ChangeInvisibleTime(r) => self.change_invisible_time(now, r),
+            Request::UpdateConsumerOffset(r) => self.update_consumer_offset(now, r),
+            Request::QueryConsumerOffset(r) => self.query_consumer_offset(r),
+            Request::ResetOffset(r) => self.reset_offset(now, r),
+            Request::CreateTopic(r) => self.create_topic(r),
+            Request::CreateSubscriptionGroup(r) => self.create_subscription_group(r),
+        };
+        self.check_invariants();
+        response
     }
 
     /// Runs every service whose time has come (buffer scan, revive, offset persist).
-    pub fn on_timer(&mut self, _now: Millis) {
-        todo!("broker-core implementation")
+    pub fn on_timer(&mut self, now: Millis) {
+        if !self.running {
+            return;
+        }
+        if self.buffer.next_deadline().is_some_and(|t| t <= now) {
+            self.pop_buffer_scan(now);
+        }
+        if self
+            .revive
+            .next_deadline(self.config.revive_interval)
+            .is_some_and(|t| t <= now)
+        {
+            self.pop_revive_tick(now);
+        }
+        if self.kv.next_deadline().is_some_and(|t| t <= now) {
+            self.pop_kv_revive_tick(now);
+        }
+        if self.persist_deadline().is_some_and(|t| t <= now) {
+            self.offsets.persist(&mut self.events, now);
+            self.last_persist = Some(now);
+        }
+        self.check_invariants();
     }
 
-    /// When the model next needs [`Broker::on_timer`]; `None` if never.
+    /// When the model next needs [`Broker::on_timer`]; `None` if never (or crashed).
     pub fn next_deadline(&self) -> Option<Millis> {
-        todo!("broker-core implementation")
+        if !self.running {
+            return None;
+        }
+        [
+            self.buffer.next_deadline(),
+            self.revive.next_deadline(self.config.revive_interval),
+            self.kv.next_deadline(),
+            self.persist_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// `ConsumerOffsetManager.persist()` runs every `flushConsumerOffsetInterval`; only a
+    /// flush after a change matters, so the deadline is the first period boundary after the
+    /// first unpersisted commit.
+    fn persist_deadline(&self) -> Option<Millis> {
+        let since = self.offsets.dirty_since()?;
+        let interval = self.config.flush_consumer_offset_interval;
+        let after = self.last_persist.map_or(since, |p| since.max(p + 1));
+        Some((after / interval + 1) * interval)
     }
 
     /// The process dies: everything volatile is lost at once.
-    pub fn crash(&mut self, _now: Millis) {
-        todo!("broker-core implementation")
+    pub fn crash(&mut self, now: Millis) {
+        assert!(self.running, "crash() on a crashed broker");
+        self.running = false;
+        self.buffer.clear();
+        self.kv.clear();
+        self.offsets.restore_from_persisted();
+        self.events.push(BrokerEvent::Crashed { at: now });
     }
 
-    /// The process starts from what survived the crash.
-    pub fn restart(&mut self, _now: Millis) {
-        todo!("broker-core implementation")
+    /// The process starts from what survived the crash: the persisted offsetTable image,
+    /// OrderInfo, topics, groups, every queue and the revive log. The revivers resume from
+    /// the committed revive-group offsets.
+    pub fn restart(&mut self, now: Millis) {
+        assert!(!self.running, "restart() on a running broker");
+        self.running = true;
+        let revive_topic = self.store.revive_topic().to_owned();
+        let committed: Vec<i64> = (0..self.store.revive_queue_num())
+            .map(|q| self.offsets.query_offset(REVIVE_GROUP, &revive_topic, q))
+            .collect();
+        let queues: Vec<_> = (0..self.store.revive_queue_num())
+            .map(|q| self.store.revive_queue(q))
+            .collect();
+        self.revive.restart(&committed, &queues);
+        self.last_persist = None;
+        self.events.push(BrokerEvent::Restarted { at: now });
+        self.check_invariants();
     }
 
     /// Observations since the last call, oldest first.
     pub fn drain_events(&mut self) -> Vec<BrokerEvent> {
-        todo!("broker-core implementation")
+        std::mem::take(&mut self.events)
     }
 
     /// Read-only view for the checker.
     pub fn snapshot(&self) -> BrokerSnapshot {
-        todo!("broker-core implementation")
+        let revive_topic = self.store.revive_topic();
+        BrokerSnapshot {
+            offset_table: self.offsets.offset_table().clone(),
+            persisted_offset_table: self.offsets.persisted_offset_table().clone(),
+            pull_offset_table: self.offsets.pull_offset_table().clone(),
+            reset_offset_table: self.offsets.reset_offset_table().clone(),
+            queues: self
+                .store
+                .ranges()
+                .map(|(t, rs)| {
+                    (
+                        t.to_owned(),
+                        rs.into_iter()
+                            .map(|(min, max)| QueueRange { min, max })
+                            .collect(),
+                    )
+                })
+                .chain(std::iter::once((
+                    revive_topic.to_owned(),
+                    (0..self.store.revive_queue_num())
+                        .map(|q| QueueRange {
+                            min: 0,
+                            max: self.store.revive_queue(q).max_offset(),
+                        })
+                        .collect(),
+                )))
+                .collect(),
+            revive_queues: (0..self.store.revive_queue_num())
+                .map(|q| {
+                    let rq = self.store.revive_queue(q);
+                    ReviveQueueState {
+                        revive_qid: q,
+                        max_offset: rq.max_offset(),
+                        committed_offset: self.offsets.query_offset(REVIVE_GROUP, revive_topic, q),
+                        last_deliver_at: rq.last_deliver_at(),
+                    }
+                })
+                .collect(),
+            buffered_cks: self.buffer.buffered(),
+            running: self.running,
+        }
+    }
+
+    /// `putCkToStore` / `buildCkMsg`: a CK record in its revive queue, delivered at
+    /// reviveTime − `ackTimeInterval`.
+    pub(crate) fn put_ck_to_store(
+        &mut self,
+        now: Millis,
+        ck: &PopCheckPoint,
+        revive_qid: u32,
+        reason: &str,
+    ) -> u64 {
+        ck.check();
+        let deliver_at = ck.revive_time().saturating_sub(ACK_TIME_INTERVAL);
+        let q = self.store.revive_queue_mut(revive_qid);
+        let log_offset = q.append(ReviveRecord::Ck(ck.clone()), deliver_at, now);
+        let visible_at = q.entry(log_offset).visible_at();
+        self.revive
+            .on_ck_written(revive_qid, visible_at, log_offset, due_at(ck, visible_at));
+        self.events.push(BrokerEvent::CkWritten {
+            at: now,
+            ck: ck.ck_ref(),
+            revive_qid,
+            revive_offset: log_offset,
+            deliver_at,
+            reason: reason.to_owned(),
+        });
+        log_offset
+    }
+
+    /// An ACK / BatchAck record in its revive queue, delivered at `deliver_at` (the revive
+    /// time of the CK it acks).
+    pub(crate) fn put_ack_record(
+        &mut self,
+        now: Millis,
+        ack: AckMsg,
+        revive_qid: u32,
+        deliver_at: Millis,
+        reason: &str,
+    ) {
+        let q = self.store.revive_queue_mut(revive_qid);
+        let log_offset = q.append(ReviveRecord::Ack(ack.clone()), deliver_at, now);
+        self.events.push(BrokerEvent::AckWritten {
+            at: now,
+            topic: ack.topic,
+            group: ack.consumer_group,
+            queue_id: ack.queue_id,
+            start_offset: ack.start_offset,
+            pop_time: ack.pop_time,
+            ack_offsets: ack.ack_offsets,
+            broker_name: ack.broker_name,
+            revive_qid,
+            revive_offset: log_offset,
+            deliver_at,
+            batch: ack.batch,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Cross-component invariants, asserted after every input in debug builds.
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        for (key, queues) in self.offsets.offset_table() {
+            for (&q, &offset) in queues {
+                assert!(offset >= 0, "negative commit offset {key}:{q}");
+            }
+        }
+        for (_, _, info) in self.order_info.iter() {
+            assert!(
+                info.offset_list.windows(2).all(|w| w[0] < w[1]),
+                "OrderInfo offsets not ascending"
+            );
+            assert!(info.offset_list.len() <= 64);
+        }
+        assert!(
+            self.running || self.buffer.buffered() == 0,
+            "a crashed broker holds no buffer"
+        );
     }
 }

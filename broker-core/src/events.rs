@@ -26,9 +26,20 @@ pub enum BrokerEvent {
     CkBuffered { at: Millis, ck: CkRef },
     /// A CK record appended to the revive log (`putCkToStore`, `addCkJustOffset`, the
     /// changeInvisibleTime CK, or `rePutCK`); visible to the reviver at `deliver_at`.
-    CkWritten { at: Millis, ck: CkRef, revive_qid: u32, revive_offset: u64, deliver_at: Millis, reason: String },
+    CkWritten {
+        at: Millis,
+        ck: CkRef,
+        revive_qid: u32,
+        revive_offset: u64,
+        deliver_at: Millis,
+        reason: String,
+    },
     /// An ack merged into a buffered CK's bits (`addAk` returned true).
-    AckMergedInBuffer { at: Millis, ck: CkRef, ack_offset: u64 },
+    AckMergedInBuffer {
+        at: Millis,
+        ck: CkRef,
+        ack_offset: u64,
+    },
     /// An ACK or BatchAck record appended to the revive log. `broker_name` is what the record
     /// carries (`None` = blank), which is what bug (c) is about.
     AckWritten {
@@ -62,19 +73,54 @@ pub enum BrokerEvent {
         reconsume_times: u32,
     },
     /// `CID_RMQ_SYS_REVIVE_GROUP`'s offset on a revive queue was committed.
-    ReviveOffsetCommitted { at: Millis, revive_qid: u32, offset: u64 },
+    ReviveOffsetCommitted {
+        at: Millis,
+        revive_qid: u32,
+        offset: u64,
+    },
     /// `ConsumerOffsetManager.commitOffset` (offsetTable), with upstream's caller tag
     /// (e.g. "getPopOffset", "ResetPopOffset", "PopBufferMergeService", "ackOrderly",
     /// "updateConsumerOffset", "assignResetOffset").
-    OffsetCommitted { at: Millis, group: String, topic: String, queue_id: u32, offset: i64, reason: String },
+    OffsetCommitted {
+        at: Millis,
+        group: String,
+        topic: String,
+        queue_id: u32,
+        offset: i64,
+        reason: String,
+    },
     /// `commitPullOffset`.
-    PullOffsetCommitted { at: Millis, group: String, topic: String, queue_id: u32, offset: i64, reason: String },
+    PullOffsetCommitted {
+        at: Millis,
+        group: String,
+        topic: String,
+        queue_id: u32,
+        offset: i64,
+        reason: String,
+    },
     /// `clearPullOffset` (#9370).
-    PullOffsetCleared { at: Millis, group: String, topic: String },
+    PullOffsetCleared {
+        at: Millis,
+        group: String,
+        topic: String,
+    },
     /// `assignResetOffset`; `wrote_offset_table` is false when change (e) is absent and the key was new.
-    ResetAssigned { at: Millis, group: String, topic: String, queue_id: u32, offset: i64, wrote_offset_table: bool },
+    ResetAssigned {
+        at: Millis,
+        group: String,
+        topic: String,
+        queue_id: u32,
+        offset: i64,
+        wrote_offset_table: bool,
+    },
     /// A pending reset was consumed by a pop (`queryThenEraseResetOffset`).
-    ResetConsumed { at: Millis, group: String, topic: String, queue_id: u32, offset: i64 },
+    ResetConsumed {
+        at: Millis,
+        group: String,
+        topic: String,
+        queue_id: u32,
+        offset: i64,
+    },
     /// `ConsumerOffsetManager.persist()` wrote consumerOffset.json.
     OffsetsPersisted { at: Millis },
     /// The process died; volatile state is gone.

@@ -12,9 +12,22 @@
 pub mod behaviours;
 pub mod config;
 pub mod events;
+pub mod keys;
 pub mod protocol;
 
+mod ack_message_processor;
+mod admin;
 mod broker;
+mod change_invisible_time_processor;
+mod checkpoint;
+mod consumer_offset_manager;
+mod consumer_order_info_manager;
+mod pop_buffer_merge_service;
+mod pop_consumer_kv;
+mod pop_message_processor;
+mod pop_revive_service;
+mod rng;
+mod store;
 
 pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Release, Side};
 pub use broker::Broker;

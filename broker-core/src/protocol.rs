@@ -256,13 +256,26 @@ pub struct PopResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseBody {
     None,
-    SendResult { queue_id: u32, queue_offset: u64, msg_id: String },
+    SendResult {
+        queue_id: u32,
+        queue_offset: u64,
+        msg_id: String,
+    },
     Pop(PopResult),
     /// CHANGE_MESSAGE_INVISIBLETIME: the new receipt handle.
-    ChangeInvisibleTime { extra_info: String, pop_time: Millis, invisible_time: Millis, revive_qid: u32 },
-    QueryConsumerOffset { offset: i64 },
+    ChangeInvisibleTime {
+        extra_info: String,
+        pop_time: Millis,
+        invisible_time: Millis,
+        revive_qid: u32,
+    },
+    QueryConsumerOffset {
+        offset: i64,
+    },
     /// `ResetOffsetBody`: queueId → offset.
-    ResetOffset { offsets: BTreeMap<u32, i64> },
+    ResetOffset {
+        offsets: BTreeMap<u32, i64>,
+    },
 }
 
 /// A response: a code, a remark (upstream's text where it matters, e.g. "Offset has been
@@ -276,11 +289,19 @@ pub struct Response {
 
 impl Response {
     pub fn success(body: ResponseBody) -> Self {
-        Self { code: ResponseCode::Success, remark: String::new(), body }
+        Self {
+            code: ResponseCode::Success,
+            remark: String::new(),
+            body,
+        }
     }
 
     pub fn error(code: ResponseCode, remark: impl Into<String>) -> Self {
-        Self { code, remark: remark.into(), body: ResponseBody::None }
+        Self {
+            code,
+            remark: remark.into(),
+            body: ResponseBody::None,
+        }
     }
 }
 

@@ -1,0 +1,294 @@
+//! Administration and client offset requests: `AdminBrokerProcessor.resetOffsetInner`
+//! (server-side reset), `ConsumerManageProcessor.updateConsumerOffset` /
+//! `queryConsumerOffset`, topic and subscription-group creation, and `SEND_MESSAGE`.
+
+use crate::broker::Broker;
+use crate::config::Millis;
+use crate::protocol::{
+    CreateSubscriptionGroupRequest, CreateTopicRequest, QueryConsumerOffsetRequest,
+    ResetOffsetRequest, Response, ResponseBody, ResponseCode, SendMessageRequest,
+    UpdateConsumerOffsetRequest,
+};
+use crate::store::StoredMessage;
+use crate::Behaviour;
+use std::collections::BTreeMap;
+
+/// Upper bound on queues per topic, to keep the model's state bounded.
+pub const MAX_QUEUE_NUMS: u32 = 1_024;
+
+impl Broker {
+    /// `UPDATE_AND_CREATE_TOPIC`.
+    pub(crate) fn create_topic(&mut self, req: CreateTopicRequest) -> Response {
+        if req.read_queue_nums == 0 || req.read_queue_nums > MAX_QUEUE_NUMS || req.topic.is_empty()
+        {
+            return Response::error(
+                ResponseCode::InvalidParameter,
+                "illegal topic or queue number",
+            );
+        }
+        self.store.create_topic(&req.topic, req.read_queue_nums);
+        Response::success(ResponseBody::None)
+    }
+
+    /// `UPDATE_AND_CREATE_SUBSCRIPTIONGROUP`.
+    pub(crate) fn create_subscription_group(
+        &mut self,
+        req: CreateSubscriptionGroupRequest,
+    ) -> Response {
+        if req.group.is_empty() {
+            return Response::error(ResponseCode::InvalidParameter, "empty group");
+        }
+        self.groups.insert(req.group);
+        Response::success(ResponseBody::None)
+    }
+
+    /// `SEND_MESSAGE`: append to the producer's queue.
+    pub(crate) fn send_message(&mut self, now: Millis, req: SendMessageRequest) -> Response {
+        let Some(config) = self.store.topic_config(&req.topic) else {
+            return Response::error(
+                ResponseCode::TopicNotExist,
+                format!("topic[{}] not exist, apply first please!", req.topic),
+            );
+        };
+        if req.queue_id >= config.write_queue_nums {
+            return Response::error(
+                ResponseCode::SystemError,
+                format!(
+                    "request queueId[{}] is illegal, writeQueueNums:[{}]",
+                    req.queue_id, config.write_queue_nums
+                ),
+            );
+        }
+        let msg = StoredMessage {
+            msg_id: req.msg_id.clone(),
+            tags: req.tags,
+            born_timestamp: req.born_timestamp,
+            store_timestamp: now,
+            reconsume_times: 0,
+            origin_topic: None,
+            first_pop_time: None,
+        };
+        let queue_offset = self.store.put_message(&req.topic, req.queue_id, msg);
+        Response::success(ResponseBody::SendResult {
+            queue_id: req.queue_id,
+            queue_offset,
+            msg_id: req.msg_id,
+        })
+    }
+
+    /// `ConsumerManageProcessor.updateConsumerOffset`: group, topic, null checks; while a
+    /// server-side reset is pending the update is ignored yet answered `SUCCESS`.
+    pub(crate) fn update_consumer_offset(
+        &mut self,
+        now: Millis,
+        req: UpdateConsumerOffsetRequest,
+    ) -> Response {
+        if !self.groups.contains(&req.consumer_group) {
+            return Response::error(
+                ResponseCode::SubscriptionGroupNotExist,
+                format!("Group {} not exist!", req.consumer_group),
+            );
+        }
+        if self.store.topic_config(&req.topic).is_none() {
+            return Response::error(
+                ResponseCode::TopicNotExist,
+                format!("Topic {} not exist!", req.topic),
+            );
+        }
+        let Some(queue_id) = req.queue_id else {
+            return Response::error(
+                ResponseCode::InvalidParameter,
+                format!("QueueId is null, topic is {}", req.topic),
+            );
+        };
+        let Some(offset) = req.commit_offset else {
+            return Response::error(
+                ResponseCode::InvalidParameter,
+                format!("Offset is null, topic is {}", req.topic),
+            );
+        };
+        let Ok(queue_id) = u32::try_from(queue_id) else {
+            // Upstream would store it under a queue that never exists; nothing reads it.
+            return Response::success(ResponseBody::None);
+        };
+        if self.config.use_server_side_reset_offset
+            && self
+                .offsets
+                .has_offset_reset(&req.topic, &req.consumer_group, queue_id)
+        {
+            return Response {
+                code: ResponseCode::Success,
+                remark: "Offset has been previously reset".to_owned(),
+                body: ResponseBody::None,
+            };
+        }
+        self.offsets.commit_offset(
+            &mut self.events,
+            now,
+            "updateConsumerOffset",
+            &req.consumer_group,
+            &req.topic,
+            queue_id,
+            offset,
+        );
+        Response::success(ResponseBody::None)
+    }
+
+    /// `ConsumerManageProcessor.queryConsumerOffset`: `queryOffset` (a pending reset shows);
+    /// if negative, 0 when allowed and the first message is still in memory, else
+    /// `QUERY_NOT_FOUND`.
+    pub(crate) fn query_consumer_offset(&self, req: QueryConsumerOffsetRequest) -> Response {
+        let offset = self
+            .offsets
+            .query_offset(&req.consumer_group, &req.topic, req.queue_id);
+        if offset >= 0 {
+            return Response::success(ResponseBody::QueryConsumerOffset { offset });
+        }
+        if !req.set_zero_if_not_found {
+            return Response::error(
+                ResponseCode::QueryNotFound,
+                "Not found, do not set to zero, maybe this group boot first",
+            );
+        }
+        let min = self.store.min_offset(&req.topic, req.queue_id);
+        if min == 0 && self.store.check_in_mem(&req.topic, req.queue_id, 0) {
+            return Response::success(ResponseBody::QueryConsumerOffset { offset: 0 });
+        }
+        Response::error(
+            ResponseCode::QueryNotFound,
+            "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
+        )
+    }
+
+    /// `INVOKE_BROKER_TO_RESET_OFFSET`. Only the server-side mode is modelled (POP consumers
+    /// hold no offsets, so the client-side `Broker2Client` mode cannot reach them).
+    pub(crate) fn reset_offset(&mut self, now: Millis, req: ResetOffsetRequest) -> Response {
+        if !self.config.use_server_side_reset_offset {
+            return Response::error(
+                ResponseCode::SystemError,
+                "client-side reset (Broker2Client) is not modelled",
+            );
+        }
+        self.reset_offset_inner(now, &req)
+    }
+
+    /// `resetOffsetInner`: topic and group checks; the offset map (an explicit offset for one
+    /// queue within [min, max + 1], else by timestamp, < 0 meaning max); `assignResetOffset`
+    /// per queue; then on the KV path the pull-offset action.
+    fn reset_offset_inner(&mut self, now: Millis, req: &ResetOffsetRequest) -> Response {
+        let Some(config) = self.store.topic_config(&req.topic) else {
+            return Response::error(
+                ResponseCode::TopicNotExist,
+                format!("Topic {} does not exist", req.topic),
+            );
+        };
+        if !self.groups.contains(&req.group) {
+            return Response::error(
+                ResponseCode::SubscriptionGroupNotExist,
+                format!("Group {} does not exist", req.group),
+            );
+        }
+        let queue_offsets = match self.reset_offset_map(req, config.read_queue_nums) {
+            Ok(map) => map,
+            Err(rejected) => return rejected,
+        };
+        if queue_offsets.is_empty() {
+            return Response::error(ResponseCode::SystemError, "No queues to reset.");
+        }
+        let needs_existing_key = self
+            .behaviours
+            .is_on(Behaviour::ResetNeedsExistingOffsetKey);
+        for (&q, &offset) in &queue_offsets {
+            self.offsets.assign_reset_offset(
+                &mut self.events,
+                now,
+                &req.topic,
+                &req.group,
+                q,
+                offset,
+                needs_existing_key,
+            );
+        }
+        if self.config.pop_consumer_kv_service_enable {
+            for (&q, &offset) in &queue_offsets {
+                self.reset_pull_offset_action(now, req, q, offset);
+            }
+        }
+        Response::success(ResponseBody::ResetOffset {
+            offsets: queue_offsets,
+        })
+    }
+
+    /// The queue → offset map of `resetOffsetInner`.
+    fn reset_offset_map(
+        &self,
+        req: &ResetOffsetRequest,
+        read_queue_nums: u32,
+    ) -> Result<BTreeMap<u32, i64>, Response> {
+        let mut map = BTreeMap::new();
+        if req.queue_id >= 0 {
+            let q = req.queue_id as u32;
+            let offset = match req.offset {
+                Some(offset) if offset != -1 => {
+                    let (min, max) = (
+                        self.store.min_offset(&req.topic, q) as i64,
+                        self.store.max_offset(&req.topic, q) as i64,
+                    );
+                    if offset < min || offset > max + 1 {
+                        return Err(Response::error(
+                            ResponseCode::SystemError,
+                            format!(
+                                "Target offset {offset} not in consume queue range [{min}-{max}]"
+                            ),
+                        ));
+                    }
+                    offset
+                }
+                _ => self.search_offset_by_timestamp(&req.topic, q, req.timestamp),
+            };
+            map.insert(q, offset);
+        } else {
+            for q in 0..read_queue_nums {
+                map.insert(
+                    q,
+                    self.search_offset_by_timestamp(&req.topic, q, req.timestamp),
+                );
+            }
+        }
+        Ok(map)
+    }
+
+    /// `searchOffsetByTimestamp`: < 0 means the max offset.
+    fn search_offset_by_timestamp(&self, topic: &str, queue_id: u32, timestamp: i64) -> i64 {
+        match u64::try_from(timestamp) {
+            Ok(ts) => self.store.offset_by_time(topic, queue_id, ts) as i64,
+            Err(_) => self.store.max_offset(topic, queue_id) as i64,
+        }
+    }
+
+    /// The KV-path step of `resetOffsetInner`: `clearPullOffset(group, topic)` since #9370;
+    /// from 5.3.2 until then `commitPullOffset(reset)` (`reset-commits-pull-offset`, read
+    /// only here).
+    fn reset_pull_offset_action(
+        &mut self,
+        now: Millis,
+        req: &ResetOffsetRequest,
+        queue_id: u32,
+        offset: i64,
+    ) {
+        if self.behaviours.is_on(Behaviour::ResetCommitsPullOffset) {
+            self.offsets.commit_pull_offset(
+                &mut self.events,
+                now,
+                "ResetOffsetInner",
+                &req.group,
+                &req.topic,
+                queue_id,
+                offset,
+            );
+        } else {
+            self.offsets
+                .clear_pull_offset(&mut self.events, now, &req.group, &req.topic);
+        }
+    }
+}

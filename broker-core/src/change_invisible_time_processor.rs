@@ -1,0 +1,168 @@
+//! `ChangeInvisibleTimeProcessor` (`broker/.../processor/ChangeInvisibleTimeProcessor.java`).
+//! Non-orderly: a new one-message CK goes straight to the revive log with popTime = now
+//! (`appendCheckPointThenAckOrigin`), then the original receipt is acked (`ackOrigin`,
+//! through the buffer when it can), so the client's receipt handle changes. Orderly: only
+//! the OrderInfo's next-visible time for that offset moves; the popTime stays.
+
+use crate::ack_message_processor::AckTarget;
+use crate::broker::Broker;
+use crate::checkpoint::{AckMsg, PopCheckPoint};
+use crate::config::Millis;
+use crate::keys;
+use crate::protocol::{
+    ChangeInvisibleTimeRequest, ExtraInfo, Response, ResponseBody, ResponseCode,
+};
+
+impl Broker {
+    /// `CHANGE_MESSAGE_INVISIBLETIME`: checks (`min ≤ offset < max`), then the orderly, KV or
+    /// classic branch. The response carries the new receipt as the client builds it
+    /// (`ckQueueOffset` = the message offset).
+    pub(crate) fn change_invisible_time(
+        &mut self,
+        now: Millis,
+        req: ChangeInvisibleTimeRequest,
+    ) -> Response {
+        let Some(extra) = ExtraInfo::parse(&req.extra_info) else {
+            return Response::error(ResponseCode::InvalidParameter, "malformed extraInfo");
+        };
+        let topic = keys::real_topic(&req.topic, &req.consumer_group, extra.topic_type);
+        if let Some(rejected) = self.check_ack_target(&topic, req.queue_id, req.offset, false) {
+            return rejected;
+        }
+        if !extra.is_order() && extra.revive_qid >= self.config.revive_queue_num {
+            return Response::error(
+                ResponseCode::InvalidParameter,
+                format!("reviveQid {} is illegal", extra.revive_qid),
+            );
+        }
+        let target = AckTarget {
+            group: &req.consumer_group,
+            topic: &topic,
+            queue_id: req.queue_id,
+            revive_qid: extra.revive_qid,
+            start_offset: extra.ck_queue_offset,
+            pop_time: extra.pop_time,
+            invisible_time: extra.invisible_time,
+        };
+        let (pop_time, invisible_time) = if extra.is_order() {
+            self.change_invisible_time_for_order(now, &target, req.offset, req.invisible_time)
+        } else if self.config.pop_consumer_kv_service_enable {
+            self.change_invisibility_duration_kv(
+                now,
+                &target,
+                req.offset,
+                req.invisible_time,
+                &extra.broker_name,
+            );
+            (now, req.invisible_time)
+        } else {
+            self.append_check_point_then_ack_origin(
+                now,
+                &target,
+                req.offset,
+                req.invisible_time,
+                &extra.broker_name,
+            );
+            (now, req.invisible_time)
+        };
+        let new_extra = ExtraInfo {
+            ck_queue_offset: req.offset,
+            pop_time,
+            invisible_time,
+            revive_qid: extra.revive_qid,
+            topic_type: extra.topic_type,
+            broker_name: extra.broker_name.clone(),
+            queue_id: req.queue_id,
+            queue_offset: req.offset,
+        };
+        Response::success(ResponseBody::ChangeInvisibleTime {
+            extra_info: new_extra.build(),
+            pop_time,
+            invisible_time,
+            revive_qid: extra.revive_qid,
+        })
+    }
+
+    /// `processChangeInvisibleTimeForOrder`: ignored below the commit offset; otherwise
+    /// `updateNextVisibleTime(now + invisibleTime)`. Answers the original popTime and
+    /// `newVisible − popTime`.
+    fn change_invisible_time_for_order(
+        &mut self,
+        now: Millis,
+        t: &AckTarget<'_>,
+        offset: u64,
+        invisible_time: Millis,
+    ) -> (Millis, Millis) {
+        let old_offset = self.offsets.query_offset(t.group, t.topic, t.queue_id);
+        if (offset as i64) < old_offset {
+            return (t.pop_time, t.invisible_time);
+        }
+        let next_visible = now + invisible_time;
+        self.order_info.update_next_visible_time(
+            t.topic,
+            t.group,
+            t.queue_id,
+            offset,
+            t.pop_time,
+            next_visible,
+        );
+        (t.pop_time, next_visible.saturating_sub(t.pop_time))
+    }
+
+    /// `appendCheckPointThenAckOrigin`: the new CK (num 1, startOffset = the message,
+    /// popTime = now) straight to the revive log, then `ackOrigin`.
+    fn append_check_point_then_ack_origin(
+        &mut self,
+        now: Millis,
+        t: &AckTarget<'_>,
+        offset: u64,
+        invisible_time: Millis,
+        broker_name: &str,
+    ) {
+        let ck = PopCheckPoint {
+            start_offset: offset,
+            pop_time: now,
+            invisible_time,
+            bit_map: 0,
+            num: 1,
+            queue_id: t.queue_id,
+            topic: t.topic.to_owned(),
+            cid: t.group.to_owned(),
+            revive_offset: 0,
+            queue_offset_diff: vec![0],
+            broker_name: broker_name.to_owned(),
+            re_put_times: 0,
+        };
+        self.put_ck_to_store(
+            now,
+            &ck,
+            t.revive_qid,
+            "ChangeInvisibleTimeProcessor.appendCheckPoint",
+        );
+        self.ack_origin(now, t, offset, broker_name);
+    }
+
+    /// `ackOrigin`: ack the old receipt, through the buffer if it can.
+    fn ack_origin(&mut self, now: Millis, t: &AckTarget<'_>, offset: u64, broker_name: &str) {
+        let ack = AckMsg {
+            ack_offsets: vec![offset],
+            start_offset: t.start_offset,
+            consumer_group: t.group.to_owned(),
+            topic: t.topic.to_owned(),
+            queue_id: t.queue_id,
+            pop_time: t.pop_time,
+            broker_name: Some(broker_name.to_owned()),
+            batch: false,
+        };
+        if self.add_ak(now, &ack) {
+            return;
+        }
+        self.put_ack_record(
+            now,
+            ack,
+            t.revive_qid,
+            t.pop_time + t.invisible_time,
+            "ChangeInvisibleTimeProcessor.ackOrigin",
+        );
+    }
+}

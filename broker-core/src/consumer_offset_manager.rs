@@ -1,0 +1,361 @@
+//! `ConsumerOffsetManager` (`broker/.../offset/ConsumerOffsetManager.java`): the commit
+//! offsets (`offsetTable`, persisted to consumerOffset.json every
+//! `flushConsumerOffsetInterval`), the broker-side read cursors (`pullOffsetTable`, memory
+//! only) and pending server-side resets (`resetOffsetTable`, memory only). Keys are
+//! `topic@group`; values map queueId → offset.
+
+use crate::config::Millis;
+use crate::events::BrokerEvent;
+use crate::keys::offset_key;
+use std::collections::BTreeMap;
+
+/// `topic@group` → queueId → offset.
+pub type OffsetTable = BTreeMap<String, BTreeMap<u32, i64>>;
+
+/// `ConsumerOffsetManager.consumerOffsetUpdateVersionStep`.
+const UPDATE_VERSION_STEP: u64 = 500;
+
+/// The three offset tables plus the last persisted image of `offsetTable`.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerOffsetManager {
+    offset_table: OffsetTable,
+    pull_offset_table: OffsetTable,
+    reset_offset_table: OffsetTable,
+    /// What consumerOffset.json holds: the image as of the last `persist()`.
+    persisted: OffsetTable,
+    /// The first commit since the last persist (drives the next flush deadline).
+    dirty_since: Option<Millis>,
+    /// `dataVersion`, bumped every 500 commits.
+    data_version: u64,
+    commits: u64,
+    use_server_side_reset_offset: bool,
+}
+
+fn get(table: &OffsetTable, key: &str, queue_id: u32) -> Option<i64> {
+    table.get(key)?.get(&queue_id).copied()
+}
+
+impl ConsumerOffsetManager {
+    pub fn new(use_server_side_reset_offset: bool) -> Self {
+        Self {
+            use_server_side_reset_offset,
+            ..Self::default()
+        }
+    }
+
+    /// `commitOffset(clientHost, group, topic, queueId, offset)`: unconditional, not monotonic
+    /// (upstream only logs a warning when the value goes down).
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_offset(
+        &mut self,
+        ev: &mut Vec<BrokerEvent>,
+        now: Millis,
+        reason: &str,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+        offset: i64,
+    ) {
+        debug_assert!(offset >= 0, "commitOffset with a negative offset {offset}");
+        self.offset_table
+            .entry(offset_key(topic, group))
+            .or_default()
+            .insert(queue_id, offset);
+        self.mark_dirty(now);
+        self.commits += 1;
+        if self.commits % UPDATE_VERSION_STEP == 0 {
+            self.data_version += 1;
+        }
+        ev.push(BrokerEvent::OffsetCommitted {
+            at: now,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            queue_id,
+            offset,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn mark_dirty(&mut self, now: Millis) {
+        if self.dirty_since.is_none() {
+            self.dirty_since = Some(now);
+        }
+    }
+
+    /// `queryOffset(group, topic, q)`: a pending reset first (when
+    /// `useServerSideResetOffset`), then offsetTable, else −1.
+    pub fn query_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
+        let key = offset_key(topic, group);
+        if self.use_server_side_reset_offset {
+            if let Some(reset) = get(&self.reset_offset_table, &key, queue_id) {
+                return reset;
+            }
+        }
+        get(&self.offset_table, &key, queue_id).unwrap_or(-1)
+    }
+
+    /// `commitPullOffset`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_pull_offset(
+        &mut self,
+        ev: &mut Vec<BrokerEvent>,
+        now: Millis,
+        reason: &str,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+        offset: i64,
+    ) {
+        self.pull_offset_table
+            .entry(offset_key(topic, group))
+            .or_default()
+            .insert(queue_id, offset);
+        ev.push(BrokerEvent::PullOffsetCommitted {
+            at: now,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            queue_id,
+            offset,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// `queryPullOffset`: the pull cursor, else `queryOffset` (pending reset, then commit).
+    pub fn query_pull_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
+        match get(&self.pull_offset_table, &offset_key(topic, group), queue_id) {
+            Some(offset) => offset,
+            None => self.query_offset(group, topic, queue_id),
+        }
+    }
+
+    /// `clearPullOffset(group, topic)` (#9370): drops the whole `topic@group` entry, i.e.
+    /// every queue's cursor.
+    pub fn clear_pull_offset(
+        &mut self,
+        ev: &mut Vec<BrokerEvent>,
+        now: Millis,
+        group: &str,
+        topic: &str,
+    ) {
+        self.pull_offset_table.remove(&offset_key(topic, group));
+        ev.push(BrokerEvent::PullOffsetCleared {
+            at: now,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+        });
+    }
+
+    /// `assignResetOffset(topic, group, q, offset)`. The reset entry is always written; the
+    /// offsetTable write is `computeIfAbsent` since #9150, and before it only happened when a
+    /// map already existed for the key (`needs_existing_key`, the one place behaviour
+    /// `reset-needs-existing-offset-key` is read). Returns whether offsetTable was written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assign_reset_offset(
+        &mut self,
+        ev: &mut Vec<BrokerEvent>,
+        now: Millis,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        offset: i64,
+        needs_existing_key: bool,
+    ) -> bool {
+        if topic.is_empty() || group.is_empty() || offset < 0 {
+            return false;
+        }
+        let key = offset_key(topic, group);
+        self.reset_offset_table
+            .entry(key.clone())
+            .or_default()
+            .insert(queue_id, offset);
+        let wrote = if needs_existing_key {
+            match self.offset_table.get_mut(&key) {
+                Some(map) => {
+                    map.insert(queue_id, offset);
+                    true
+                }
+                None => false,
+            }
+        } else {
+            self.offset_table
+                .entry(key)
+                .or_default()
+                .insert(queue_id, offset);
+            true
+        };
+        if wrote {
+            self.mark_dirty(now);
+        }
+        ev.push(BrokerEvent::ResetAssigned {
+            at: now,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            queue_id,
+            offset,
+            wrote_offset_table: wrote,
+        });
+        wrote
+    }
+
+    /// `hasOffsetReset`.
+    pub fn has_offset_reset(&self, topic: &str, group: &str, queue_id: u32) -> bool {
+        get(
+            &self.reset_offset_table,
+            &offset_key(topic, group),
+            queue_id,
+        )
+        .is_some()
+    }
+
+    /// `queryThenEraseResetOffset`: removes and returns the pending reset. Like upstream it
+    /// leaves an empty inner map behind.
+    pub fn query_then_erase_reset_offset(
+        &mut self,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+    ) -> Option<i64> {
+        self.reset_offset_table
+            .get_mut(&offset_key(topic, group))?
+            .remove(&queue_id)
+    }
+
+    /// When the next periodic `persist()` has something to write.
+    pub fn dirty_since(&self) -> Option<Millis> {
+        self.dirty_since
+    }
+
+    /// `ConfigManager.persist()`: consumerOffset.json now holds the current offsetTable.
+    pub fn persist(&mut self, ev: &mut Vec<BrokerEvent>, now: Millis) {
+        self.persisted = self.offset_table.clone();
+        self.dirty_since = None;
+        ev.push(BrokerEvent::OffsetsPersisted { at: now });
+    }
+
+    /// A restart: `decode` restores offsetTable from the persisted image only; the pull and
+    /// reset tables were never persisted.
+    pub fn restore_from_persisted(&mut self) {
+        self.offset_table = self.persisted.clone();
+        self.pull_offset_table.clear();
+        self.reset_offset_table.clear();
+        self.dirty_since = None;
+    }
+
+    pub fn offset_table(&self) -> &OffsetTable {
+        &self.offset_table
+    }
+
+    pub fn persisted_offset_table(&self) -> &OffsetTable {
+        &self.persisted
+    }
+
+    pub fn pull_offset_table(&self) -> &OffsetTable {
+        &self.pull_offset_table
+    }
+
+    pub fn reset_offset_table(&self) -> &OffsetTable {
+        &self.reset_offset_table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn com() -> (ConsumerOffsetManager, Vec<BrokerEvent>) {
+        (ConsumerOffsetManager::new(true), Vec::new())
+    }
+
+    #[test]
+    fn commit_is_not_monotonic() {
+        let (mut m, mut ev) = com();
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 0, 10);
+        m.commit_offset(&mut ev, 1, "t", "G", "T", 0, 3);
+        assert_eq!(m.query_offset("G", "T", 0), 3);
+        assert_eq!(m.query_offset("G", "T", 1), -1);
+        assert_eq!(ev.len(), 2);
+    }
+
+    #[test]
+    fn query_order_reset_then_commit() {
+        let (mut m, mut ev) = com();
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 0, 10);
+        m.assign_reset_offset(&mut ev, 0, "T", "G", 0, 4, false);
+        assert_eq!(m.query_offset("G", "T", 0), 4);
+        assert!(m.has_offset_reset("T", "G", 0));
+        assert_eq!(m.query_then_erase_reset_offset("T", "G", 0), Some(4));
+        assert!(!m.has_offset_reset("T", "G", 0));
+        // assignResetOffset also wrote offsetTable.
+        assert_eq!(m.query_offset("G", "T", 0), 4);
+        assert_eq!(
+            m.reset_offset_table().get("T@G").map(BTreeMap::len),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn reset_ignored_without_server_side_reset() {
+        let mut m = ConsumerOffsetManager::new(false);
+        let mut ev = Vec::new();
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 0, 10);
+        m.assign_reset_offset(&mut ev, 0, "T", "G", 0, 4, true);
+        // queryOffset skips the reset table, but assignResetOffset wrote offsetTable.
+        assert_eq!(m.query_offset("G", "T", 0), 4);
+    }
+
+    #[test]
+    fn pull_offset_falls_back_to_reset_then_commit() {
+        let (mut m, mut ev) = com();
+        assert_eq!(m.query_pull_offset("G", "T", 0), -1);
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 0, 7);
+        assert_eq!(m.query_pull_offset("G", "T", 0), 7);
+        m.commit_pull_offset(&mut ev, 0, "p", "G", "T", 0, 100);
+        m.commit_pull_offset(&mut ev, 0, "p", "G", "T", 1, 50);
+        assert_eq!(m.query_pull_offset("G", "T", 0), 100);
+        m.clear_pull_offset(&mut ev, 0, "G", "T");
+        assert_eq!(m.query_pull_offset("G", "T", 0), 7);
+        assert_eq!(
+            m.query_pull_offset("G", "T", 1),
+            -1,
+            "clearPullOffset drops every queue"
+        );
+    }
+
+    #[test]
+    fn assign_reset_with_and_without_change_e() {
+        let (mut m, mut ev) = com();
+        assert!(!m.assign_reset_offset(&mut ev, 0, "T", "G", 0, 5, true));
+        assert_eq!(m.offset_table().get("T@G"), None);
+        assert!(m.assign_reset_offset(&mut ev, 0, "T", "G2", 0, 5, false));
+        assert_eq!(m.offset_table()["T@G2"][&0], 5);
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 1, 1);
+        assert!(
+            m.assign_reset_offset(&mut ev, 0, "T", "G", 0, 5, true),
+            "key exists now"
+        );
+        assert!(
+            !m.assign_reset_offset(&mut ev, 0, "T", "G", 0, -1, false),
+            "negative ignored"
+        );
+        assert!(
+            !m.assign_reset_offset(&mut ev, 0, "", "G", 0, 1, false),
+            "blank ignored"
+        );
+    }
+
+    #[test]
+    fn restart_keeps_only_the_persisted_image() {
+        let (mut m, mut ev) = com();
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 0, 1);
+        assert_eq!(m.dirty_since(), Some(0));
+        m.persist(&mut ev, 5_000);
+        assert_eq!(m.dirty_since(), None);
+        m.commit_offset(&mut ev, 6_000, "t", "G", "T", 0, 2);
+        m.commit_pull_offset(&mut ev, 0, "p", "G", "T", 0, 9);
+        m.assign_reset_offset(&mut ev, 0, "T", "G", 1, 0, false);
+        m.restore_from_persisted();
+        assert_eq!(m.query_offset("G", "T", 0), 1);
+        assert_eq!(m.query_pull_offset("G", "T", 0), 1);
+        assert!(!m.has_offset_reset("T", "G", 1));
+    }
+}

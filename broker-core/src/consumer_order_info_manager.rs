@@ -1,0 +1,322 @@
+//! `ConsumerOrderInfoManager` (`broker/.../offset/ConsumerOrderInfoManager.java`): the
+//! orderly-POP state per (topic@group, queue): the outstanding batch, which of it is acked,
+//! per-offset delivery counts and changeInvisibleTime overrides. One un-acked, un-expired
+//! message blocks the whole queue. Persisted (consumerOrderInfo.json), so it survives a
+//! restart.
+
+use crate::config::Millis;
+use crate::keys::offset_key;
+use std::collections::BTreeMap;
+
+/// Bound on a batch: upstream's `commitOffsetBit` is a `long`, and a pop returns ≤ 32.
+const MAX_ORDER_BATCH: usize = 64;
+
+/// `OrderInfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderInfo {
+    pub pop_time: Millis,
+    /// `i`.
+    pub invisible_time: Millis,
+    /// `o`: the batch's queue offsets, ascending (upstream stores first + diffs).
+    pub offset_list: Vec<u64>,
+    /// `ot`: per-offset next-visible overrides (changeInvisibleTime).
+    pub offset_next_visible_time: BTreeMap<u64, Millis>,
+    /// `oc`: per-offset delivery count, only entries > 0.
+    pub offset_consumed_count: BTreeMap<u64, u32>,
+    /// `l`.
+    pub last_consume_timestamp: Millis,
+    /// `cm`: bit i = entry i acked.
+    pub commit_offset_bit: u64,
+    /// `a`.
+    pub attempt_id: Option<String>,
+}
+
+impl OrderInfo {
+    fn is_not_ack(&self, i: usize) -> bool {
+        self.commit_offset_bit & (1 << i) == 0
+    }
+
+    /// `needBlock`: not for an empty batch or the same attemptId (#6692); otherwise while any
+    /// un-acked entry is still invisible (its override, else popTime + invisibleTime).
+    pub fn need_block(&self, attempt_id: Option<&str>, now: Millis) -> bool {
+        if self.offset_list.is_empty() {
+            return false;
+        }
+        if self.attempt_id.is_some() && self.attempt_id.as_deref() == attempt_id {
+            return false;
+        }
+        self.offset_list
+            .iter()
+            .enumerate()
+            .any(|(i, offset)| self.is_not_ack(i) && now < self.next_visible_time(*offset))
+    }
+
+    /// When one entry becomes visible again.
+    pub fn next_visible_time(&self, offset: u64) -> Millis {
+        self.offset_next_visible_time
+            .get(&offset)
+            .copied()
+            .unwrap_or(self.pop_time + self.invisible_time)
+    }
+
+    /// `getNextOffset`: the first un-acked offset, or last + 1 when all are acked.
+    pub fn get_next_offset(&self) -> i64 {
+        match self
+            .offset_list
+            .iter()
+            .enumerate()
+            .find(|(i, _)| self.is_not_ack(*i))
+        {
+            Some((_, &o)) => o as i64,
+            None => self.offset_list.last().map_or(-2, |&o| o as i64 + 1),
+        }
+    }
+
+    /// `mergeOffsetConsumedCount`: an offset that was in the previous batch counts one more
+    /// delivery, unless the attemptId is the same (a reentrant retry keeps the old counts).
+    fn merge_offset_consumed_count(&mut self, prev: &OrderInfo) {
+        if prev.attempt_id.is_some() && prev.attempt_id == self.attempt_id {
+            self.offset_consumed_count = prev.offset_consumed_count.clone();
+            return;
+        }
+        let mut counts = BTreeMap::new();
+        for &o in &self.offset_list {
+            if prev.offset_list.contains(&o) {
+                counts.insert(
+                    o,
+                    prev.offset_consumed_count.get(&o).copied().unwrap_or(0) + 1,
+                );
+            }
+        }
+        self.offset_consumed_count = counts;
+    }
+}
+
+/// What `update` appends to `orderCountInfo`: the per-offset counts and the queue minimum.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderCountInfo {
+    pub per_offset: BTreeMap<u64, u32>,
+    pub queue_min: u32,
+}
+
+impl OrderCountInfo {
+    /// The client's rule (`MQClientAPIImpl.processPopResponse`): the offset's count, else
+    /// the queue's; that becomes the message's reconsumeTimes.
+    pub fn reconsume_times(&self, offset: u64) -> u32 {
+        self.per_offset
+            .get(&offset)
+            .copied()
+            .unwrap_or(self.queue_min)
+    }
+}
+
+/// The table `topic@group` → queueId → OrderInfo.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerOrderInfoManager {
+    table: BTreeMap<String, BTreeMap<u32, OrderInfo>>,
+}
+
+impl ConsumerOrderInfoManager {
+    pub fn get(&self, topic: &str, group: &str, queue_id: u32) -> Option<&OrderInfo> {
+        self.table.get(&offset_key(topic, group))?.get(&queue_id)
+    }
+
+    /// `update` at pop: a new OrderInfo for the new batch (all un-acked), carrying over the
+    /// delivery counts; returns the `orderCountInfo` the response carries.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        attempt_id: Option<&str>,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        pop_time: Millis,
+        invisible_time: Millis,
+        offsets: &[u64],
+        now: Millis,
+    ) -> OrderCountInfo {
+        assert!(offsets.len() <= MAX_ORDER_BATCH, "orderly batch too large");
+        debug_assert!(offsets.windows(2).all(|w| w[0] < w[1]));
+        let qs = self.table.entry(offset_key(topic, group)).or_default();
+        let mut info = OrderInfo {
+            pop_time,
+            invisible_time,
+            offset_list: offsets.to_vec(),
+            offset_next_visible_time: BTreeMap::new(),
+            offset_consumed_count: BTreeMap::new(),
+            last_consume_timestamp: now,
+            commit_offset_bit: 0,
+            attempt_id: attempt_id.map(str::to_owned),
+        };
+        if let Some(prev) = qs.get(&queue_id) {
+            info.merge_offset_consumed_count(prev);
+        }
+        let mut count = OrderCountInfo {
+            per_offset: info.offset_consumed_count.clone(),
+            queue_min: 0,
+        };
+        if info.offset_consumed_count.len() == info.offset_list.len() {
+            count.queue_min = info
+                .offset_consumed_count
+                .values()
+                .copied()
+                .min()
+                .unwrap_or(0);
+        }
+        qs.insert(queue_id, info);
+        count
+    }
+
+    /// `checkBlock`.
+    pub fn check_block(
+        &self,
+        attempt_id: Option<&str>,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        now: Millis,
+    ) -> bool {
+        self.get(topic, group, queue_id)
+            .is_some_and(|info| info.need_block(attempt_id, now))
+    }
+
+    /// `clearBlock`: drop the queue's OrderInfo (on reset).
+    pub fn clear_block(&mut self, topic: &str, group: &str, queue_id: u32) {
+        if let Some(qs) = self.table.get_mut(&offset_key(topic, group)) {
+            qs.remove(&queue_id);
+        }
+    }
+
+    /// `commitAndNext`: mark an ack. Returns `queueOffset + 1` without an OrderInfo, −1 for
+    /// an offset not in the batch, −2 for a stale popTime, else the next offset to commit.
+    pub fn commit_and_next(
+        &mut self,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        queue_offset: u64,
+        pop_time: Millis,
+        now: Millis,
+    ) -> i64 {
+        let Some(qs) = self.table.get_mut(&offset_key(topic, group)) else {
+            return queue_offset as i64 + 1;
+        };
+        let Some(info) = qs.get_mut(&queue_id) else {
+            return queue_offset as i64 + 1;
+        };
+        if info.offset_list.is_empty() {
+            return -1;
+        }
+        if pop_time != info.pop_time {
+            return -2;
+        }
+        let Some(i) = info.offset_list.iter().position(|&o| o == queue_offset) else {
+            return -1;
+        };
+        info.commit_offset_bit |= 1 << i;
+        info.last_consume_timestamp = now;
+        info.get_next_offset()
+    }
+
+    /// `updateNextVisibleTime` (orderly changeInvisibleTime); ignored for a stale popTime.
+    pub fn update_next_visible_time(
+        &mut self,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        queue_offset: u64,
+        pop_time: Millis,
+        next_visible: Millis,
+    ) {
+        let Some(info) = self
+            .table
+            .get_mut(&offset_key(topic, group))
+            .and_then(|qs| qs.get_mut(&queue_id))
+        else {
+            return;
+        };
+        if pop_time != info.pop_time {
+            return;
+        }
+        info.offset_next_visible_time
+            .insert(queue_offset, next_visible);
+    }
+
+    /// Every (key, queue, info), for checks and the snapshot.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32, &OrderInfo)> + '_ {
+        self.table
+            .iter()
+            .flat_map(|(k, qs)| qs.iter().map(move |(q, info)| (k.as_str(), *q, info)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_until_acked_or_expired() {
+        let mut m = ConsumerOrderInfoManager::default();
+        assert!(!m.check_block(None, "T", "G", 0, 0));
+        let c = m.update(Some("a1"), "T", "G", 0, 1_000, 10_000, &[5, 6, 7], 1_000);
+        assert_eq!(c.queue_min, 0);
+        assert!(m.check_block(Some("a2"), "T", "G", 0, 2_000));
+        assert!(
+            !m.check_block(Some("a1"), "T", "G", 0, 2_000),
+            "same attemptId is reentrant"
+        );
+        assert!(!m.check_block(None, "T", "G", 0, 11_000), "expired");
+        assert_eq!(m.commit_and_next("T", "G", 0, 6, 1_000, 0), 5);
+        assert_eq!(m.commit_and_next("T", "G", 0, 5, 1_000, 0), 7);
+        assert_eq!(
+            m.commit_and_next("T", "G", 0, 7, 999, 0),
+            -2,
+            "stale popTime"
+        );
+        assert_eq!(
+            m.commit_and_next("T", "G", 0, 9, 1_000, 0),
+            -1,
+            "not in batch"
+        );
+        assert_eq!(m.commit_and_next("T", "G", 0, 7, 1_000, 0), 8);
+        assert!(!m.check_block(None, "T", "G", 0, 2_000), "all acked");
+        assert_eq!(
+            m.commit_and_next("T", "G", 1, 3, 1_000, 0),
+            4,
+            "no OrderInfo"
+        );
+    }
+
+    #[test]
+    fn consumed_counts_grow_on_redelivery() {
+        let mut m = ConsumerOrderInfoManager::default();
+        m.update(None, "T", "G", 0, 0, 10, &[0, 1], 0);
+        let c = m.update(None, "T", "G", 0, 20, 10, &[0, 1, 2], 20);
+        assert_eq!(c.reconsume_times(0), 1);
+        assert_eq!(c.reconsume_times(2), 0);
+        let c = m.update(None, "T", "G", 0, 40, 10, &[0, 1, 2], 40);
+        assert_eq!(c.reconsume_times(0), 2);
+        assert_eq!(c.reconsume_times(2), 1);
+        assert_eq!(c.queue_min, 1);
+        let c = m.update(Some("x"), "T", "G", 0, 60, 10, &[0, 1, 2], 60);
+        assert_eq!(c.reconsume_times(0), 3);
+        let c = m.update(Some("x"), "T", "G", 0, 70, 10, &[0, 1, 2], 70);
+        assert_eq!(c.reconsume_times(0), 3, "same attempt keeps the counts");
+    }
+
+    #[test]
+    fn next_visible_override_and_clear_block() {
+        let mut m = ConsumerOrderInfoManager::default();
+        m.update(None, "T", "G", 0, 0, 10_000, &[0, 1], 0);
+        m.update_next_visible_time("T", "G", 0, 1, 0, 30_000);
+        assert!(m.check_block(None, "T", "G", 0, 20_000));
+        m.update_next_visible_time("T", "G", 0, 1, 5, 90_000);
+        assert_eq!(
+            m.get("T", "G", 0).unwrap().next_visible_time(1),
+            30_000,
+            "stale popTime ignored"
+        );
+        m.clear_block("T", "G", 0);
+        assert!(!m.check_block(None, "T", "G", 0, 20_000));
+    }
+}

@@ -1,0 +1,165 @@
+//! Names and keys, as upstream `KeyBuilder`, `MixAll` and `PopAckConstants` spell them.
+
+/// `MixAll.RETRY_GROUP_TOPIC_PREFIX`.
+pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
+/// `MixAll.DLQ_GROUP_TOPIC_PREFIX`.
+pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
+/// `PopAckConstants.REVIVE_GROUP`: the group whose offsets record revive progress.
+pub const REVIVE_GROUP: &str = "CID_RMQ_SYS_REVIVE_GROUP";
+/// `PopAckConstants.REVIVE_TOPIC` prefix; the cluster name is appended.
+pub const REVIVE_TOPIC_PREFIX: &str = "rmq_sys_REVIVE_LOG_";
+/// `PopAckConstants.ackTimeInterval`: a CK becomes visible this long before its revive time.
+pub const ACK_TIME_INTERVAL: u64 = 1_000;
+/// `PopAckConstants.SECOND`.
+pub const SECOND: u64 = 1_000;
+/// `PopAckConstants.retryQueueNum`: queues of a POP retry topic.
+pub const RETRY_QUEUE_NUM: u32 = 1;
+/// `ConsumerOffsetManager.TOPIC_GROUP_SEPARATOR`.
+pub const TOPIC_GROUP_SEPARATOR: &str = "@";
+/// `KeyBuilder.POP_RETRY_SEPARATOR_V1` / `_V2`.
+const POP_RETRY_SEPARATOR_V1: char = '_';
+const POP_RETRY_SEPARATOR_V2: char = '+';
+
+/// `PopAckConstants.buildClusterReviveTopic`.
+pub fn revive_topic(cluster: &str) -> String {
+    format!("{REVIVE_TOPIC_PREFIX}{cluster}")
+}
+
+/// `KeyBuilder.buildPopRetryTopic(topic, group, v2)`.
+pub fn pop_retry_topic(topic: &str, group: &str, v2: bool) -> String {
+    if v2 {
+        pop_retry_topic_v2(topic, group)
+    } else {
+        pop_retry_topic_v1(topic, group)
+    }
+}
+
+/// `KeyBuilder.buildPopRetryTopicV1`: `%RETRY%group_topic`.
+pub fn pop_retry_topic_v1(topic: &str, group: &str) -> String {
+    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{POP_RETRY_SEPARATOR_V1}{topic}")
+}
+
+/// `KeyBuilder.buildPopRetryTopicV2`: `%RETRY%group+topic`.
+pub fn pop_retry_topic_v2(topic: &str, group: &str) -> String {
+    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{POP_RETRY_SEPARATOR_V2}{topic}")
+}
+
+/// `MixAll.getDLQTopic`.
+pub fn dlq_topic(group: &str) -> String {
+    format!("{DLQ_GROUP_TOPIC_PREFIX}{group}")
+}
+
+/// Is this a retry topic (`%RETRY%` prefix)?
+pub fn is_retry_topic(topic: &str) -> bool {
+    topic.starts_with(RETRY_GROUP_TOPIC_PREFIX)
+}
+
+/// `KeyBuilder.isPopRetryTopicV2`.
+pub fn is_pop_retry_topic_v2(topic: &str) -> bool {
+    is_retry_topic(topic) && topic.contains(POP_RETRY_SEPARATOR_V2)
+}
+
+/// `KeyBuilder.parseNormalTopic(retryTopic, group)`: the topic a POP retry topic belongs to.
+pub fn parse_normal_topic(topic: &str, group: &str) -> String {
+    if !is_retry_topic(topic) {
+        return topic.to_owned();
+    }
+    let prefix_len = RETRY_GROUP_TOPIC_PREFIX.len() + group.len() + 1;
+    topic
+        .get(prefix_len..)
+        .map(str::to_owned)
+        .unwrap_or_else(|| topic.to_owned())
+}
+
+/// The extraInfo topic type (`ExtraInfoUtil`): 0 normal, 1 retry V1, 2 retry V2.
+pub fn topic_type(topic: &str) -> u8 {
+    if is_pop_retry_topic_v2(topic) {
+        2
+    } else if is_retry_topic(topic) {
+        1
+    } else {
+        0
+    }
+}
+
+/// `ExtraInfoUtil.getRealTopic`: the topic an ack or batch ack refers to.
+pub fn real_topic(topic: &str, group: &str, topic_type: u8) -> String {
+    if is_retry_topic(topic) {
+        return topic.to_owned();
+    }
+    match topic_type {
+        1 => pop_retry_topic_v1(topic, group),
+        2 => pop_retry_topic_v2(topic, group),
+        _ => topic.to_owned(),
+    }
+}
+
+/// `ConsumerOffsetManager` key: `topic@group`.
+pub fn offset_key(topic: &str, group: &str) -> String {
+    format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}")
+}
+
+/// `KeyBuilder.buildPollingKey` / the pop `lockKey`: `topic@group@queueId`.
+pub fn lock_key(topic: &str, group: &str, queue_id: u32) -> String {
+    format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}{TOPIC_GROUP_SEPARATOR}{queue_id}")
+}
+
+/// The CK/ACK merge key of `PopBufferMergeService` and `PopReviveService`: a plain
+/// concatenation `topic + cid + queueId + startOffset + popTime + brokerName`, exactly as
+/// upstream builds it (no separators, so it inherits upstream's ambiguity). `broker_name`
+/// `None` leaves it out (the pre-#8494 revive key).
+pub fn merge_key(
+    topic: &str,
+    cid: &str,
+    queue_id: u32,
+    start_offset: u64,
+    pop_time: u64,
+    broker_name: Option<&str>,
+) -> String {
+    let mut k = format!("{topic}{cid}{queue_id}{start_offset}{pop_time}");
+    if let Some(bn) = broker_name {
+        k.push_str(bn);
+    }
+    k
+}
+
+/// Java's string concatenation of a nullable brokerName: `null` prints as `"null"`.
+pub fn java_str(s: Option<&str>) -> &str {
+    s.unwrap_or("null")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_topic_names_follow_key_builder() {
+        assert_eq!(pop_retry_topic("T", "G", false), "%RETRY%G_T");
+        assert_eq!(pop_retry_topic("T", "G", true), "%RETRY%G+T");
+        assert_eq!(topic_type("%RETRY%G_T"), 1);
+        assert_eq!(topic_type("%RETRY%G+T"), 2);
+        assert_eq!(topic_type("T"), 0);
+        assert_eq!(parse_normal_topic("%RETRY%G_T", "G"), "T");
+        assert_eq!(parse_normal_topic("%RETRY%G+T", "G"), "T");
+        assert_eq!(real_topic("T", "G", 1), "%RETRY%G_T");
+        assert_eq!(real_topic("%RETRY%G_T", "G", 1), "%RETRY%G_T");
+        assert_eq!(dlq_topic("G"), "%DLQ%G");
+        assert_eq!(
+            revive_topic("DefaultCluster"),
+            "rmq_sys_REVIVE_LOG_DefaultCluster"
+        );
+    }
+
+    #[test]
+    fn merge_key_is_plain_concatenation() {
+        assert_eq!(merge_key("T", "G", 1, 23, 5, Some("b")), "TG1235b");
+        // Upstream's key is ambiguous across queueId/startOffset boundaries; so is ours.
+        assert_eq!(
+            merge_key("T", "G", 1, 23, 5, None),
+            merge_key("T", "G", 12, 3, 5, None)
+        );
+        assert_eq!(java_str(None), "null");
+        assert_eq!(offset_key("T", "G"), "T@G");
+        assert_eq!(lock_key("T", "G", 3), "T@G@3");
+    }
+}

@@ -1,0 +1,692 @@
+//! `PopBufferMergeService` (`broker/.../processor/PopBufferMergeService.java`): holds
+//! checkpoints in memory so that acks arriving soon after the pop cancel them without any
+//! revive-log traffic, and keeps a per-queue deque of checkpoints in pop order so that the
+//! commit offset only moves past a checkpoint once it is done or stored (`scanCommitOffset`).
+//!
+//! Upstream scans every wrapper every 5 ms. The model scans on the same 5 ms grid but only
+//! touches wrappers whose state changed since the last scan or whose 3 s / 10 s flush
+//! threshold has come, which is what makes the scan able to change anything; the
+//! outcome is the same as a full scan at that instant.
+
+use crate::broker::Broker;
+use crate::checkpoint::{mask_of, AckMsg, PopCheckPoint};
+use crate::config::{BrokerConfig, Millis};
+use crate::events::BrokerEvent;
+use crate::keys::{java_str, merge_key};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// `PopBufferMergeService.interval`: the scan period.
+pub const SCAN_INTERVAL: Millis = 5;
+/// The 1.5 s margins of `addCk` / `addAk`.
+const BUFFER_MARGIN: Millis = 1_500;
+
+/// `PopCheckPointWrapper`.
+#[derive(Clone, Debug)]
+pub struct Wrapper {
+    pub revive_qid: u32,
+    pub ck: PopCheckPoint,
+    /// Acks received in memory.
+    pub bits: u32,
+    /// Acks already written to the revive log.
+    pub to_store_bits: u32,
+    /// The read position after this pop; −1 = nothing to commit.
+    pub next_begin_offset: i64,
+    pub lock_key: String,
+    pub merge_key: String,
+    /// Written to the revive log at pop time; no in-memory merging.
+    pub just_offset: bool,
+    pub ck_stored: bool,
+    in_buffer: bool,
+    in_queue: bool,
+    /// Its key in the flush queue, while it waits there.
+    flush_key: Option<Millis>,
+}
+
+impl Wrapper {
+    /// `isCkDone`: every message acked in memory.
+    pub fn is_ck_done(&self) -> bool {
+        let mask = mask_of(self.ck.num);
+        self.bits & mask == mask
+    }
+
+    /// `isCkDoneForFinish`: every in-memory ack is also stored.
+    pub fn is_ck_done_for_finish(&self) -> bool {
+        (self.bits ^ self.to_store_bits) & mask_of(self.ck.num) == 0
+    }
+
+    /// The condition both the buffer scan (remove) and `scanCommitOffset` (commit) test.
+    fn is_ready(&self) -> bool {
+        (self.just_offset && self.ck_stored)
+            || self.is_ck_done()
+            || (self.is_ck_done_for_finish() && self.ck_stored)
+    }
+
+    /// The first instant `scan` would flush it (`removeCk`): revive time within
+    /// `popCkStayBufferTimeOut`, or stayed longer than `popCkStayBufferTime`.
+    fn flush_at(&self, config: &BrokerConfig) -> Millis {
+        let by_revive =
+            (self.ck.revive_time() + 1).saturating_sub(config.pop_ck_stay_buffer_time_out);
+        let by_stay = self.ck.pop_time + config.pop_ck_stay_buffer_time + 1;
+        by_revive.min(by_stay)
+    }
+}
+
+/// The result of `addAk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddAk {
+    /// Merged (or swallowed, for a single ack outside the CK): nothing to write.
+    Merged,
+    /// Refused: the caller writes the ack to the revive log.
+    Refused,
+}
+
+/// The service's state: `buffer` (mergeKey → wrapper) and `commitOffsets` (lockKey → deque).
+#[derive(Clone, Debug, Default)]
+pub struct PopBufferMergeService {
+    wrappers: BTreeMap<u64, Wrapper>,
+    next_id: u64,
+    buffer: BTreeMap<String, u64>,
+    commit_offsets: BTreeMap<String, VecDeque<u64>>,
+    /// Wrappers whose state changed since the last scan, and the first such change's time.
+    dirty: BTreeSet<u64>,
+    dirty_queues: BTreeSet<String>,
+    dirty_since: Option<Millis>,
+    /// Buffered, not yet flushed wrappers by flush time.
+    flush_queue: BTreeSet<(Millis, u64)>,
+}
+
+/// Rounds up to the scan grid.
+fn on_grid(t: Millis) -> Millis {
+    t.div_ceil(SCAN_INTERVAL) * SCAN_INTERVAL
+}
+
+impl PopBufferMergeService {
+    /// CKs held in `buffer`.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn mark_dirty(&mut self, now: Millis, id: u64) {
+        self.dirty.insert(id);
+        self.dirty_since.get_or_insert(now);
+    }
+
+    fn mark_queue_dirty(&mut self, now: Millis, lock_key: &str) {
+        if !self.dirty_queues.contains(lock_key) {
+            self.dirty_queues.insert(lock_key.to_owned());
+        }
+        self.dirty_since.get_or_insert(now);
+    }
+
+    /// The next scan that can change anything.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let dirty = self.dirty_since.map(|t| on_grid(t + 1));
+        let flush = self.flush_queue.first().map(|&(t, _)| on_grid(t));
+        match (dirty, flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `getLatestOffset(lockKey)`: the newest queued wrapper's `nextBeginOffset`, else −1.
+    pub fn get_latest_offset(&self, lock_key: &str) -> i64 {
+        self.commit_offsets
+            .get(lock_key)
+            .and_then(|q| q.back())
+            .map_or(-1, |id| self.wrappers[id].next_begin_offset)
+    }
+
+    /// `clearOffsetQueue(lockKey)`: forget the queue's pending commits (on reset). Buffered
+    /// CKs stay in `buffer` and still flush and revive.
+    pub fn clear_offset_queue(&mut self, lock_key: &str) {
+        if let Some(q) = self.commit_offsets.remove(lock_key) {
+            for id in q {
+                if let Some(w) = self.wrappers.get_mut(&id) {
+                    w.in_queue = false;
+                }
+                self.free_if_unused(id);
+            }
+        }
+        self.dirty_queues.remove(lock_key);
+    }
+
+    fn free_if_unused(&mut self, id: u64) {
+        if self
+            .wrappers
+            .get(&id)
+            .is_some_and(|w| !w.in_buffer && !w.in_queue)
+        {
+            self.unschedule_flush(id);
+            self.wrappers.remove(&id);
+            self.dirty.remove(&id);
+        }
+    }
+
+    /// `checkQueueOk`.
+    fn queue_ok(&self, lock_key: &str, config: &BrokerConfig) -> bool {
+        self.commit_offsets
+            .get(lock_key)
+            .is_none_or(|q| (q.len() as u64) < config.pop_ck_offset_max_queue_size)
+    }
+
+    fn new_wrapper(
+        &mut self,
+        revive_qid: u32,
+        ck: PopCheckPoint,
+        next_begin_offset: i64,
+        just_offset: bool,
+    ) -> u64 {
+        ck.check();
+        let id = self.next_id;
+        self.next_id += 1;
+        let lock_key = crate::keys::lock_key(&ck.topic, &ck.cid, ck.queue_id);
+        let merge_key = merge_key(
+            &ck.topic,
+            &ck.cid,
+            ck.queue_id,
+            ck.start_offset,
+            ck.pop_time,
+            Some(&ck.broker_name),
+        );
+        let w = Wrapper {
+            revive_qid,
+            ck,
+            bits: 0,
+            to_store_bits: 0,
+            next_begin_offset,
+            lock_key,
+            merge_key,
+            just_offset,
+            ck_stored: false,
+            in_buffer: false,
+            in_queue: false,
+            flush_key: None,
+        };
+        self.wrappers.insert(id, w);
+        id
+    }
+
+    /// `putOffsetQueue` + `buffer.put`.
+    fn enqueue(&mut self, now: Millis, id: u64, into_buffer: bool) {
+        let w = self.wrappers.get_mut(&id).expect("wrapper exists");
+        w.in_queue = true;
+        let lock_key = w.lock_key.clone();
+        if into_buffer {
+            w.in_buffer = true;
+            let prior = self.buffer.insert(w.merge_key.clone(), id);
+            debug_assert!(prior.is_none(), "mergeKey conflict must be refused before");
+        }
+        self.commit_offsets
+            .entry(lock_key.clone())
+            .or_default()
+            .push_back(id);
+        self.mark_dirty(now, id);
+        self.mark_queue_dirty(now, &lock_key);
+    }
+
+    /// `addCk`: buffer a CK without writing it. Refused (false) when buffer merge is off, the
+    /// revive time is under `popCkStayBufferTimeOut + 1.5 s` away, the buffer or the queue's
+    /// deque is full, or the mergeKey is taken.
+    pub fn add_ck(
+        &mut self,
+        config: &BrokerConfig,
+        now: Millis,
+        ck: &PopCheckPoint,
+        revive_qid: u32,
+        next_begin_offset: i64,
+    ) -> bool {
+        if !config.enable_pop_buffer_merge {
+            return false;
+        }
+        if ck.revive_time() < now + config.pop_ck_stay_buffer_time_out + BUFFER_MARGIN {
+            return false;
+        }
+        if self.buffer.len() as u64 > config.pop_ck_max_buffer_size {
+            return false;
+        }
+        let lock_key = crate::keys::lock_key(&ck.topic, &ck.cid, ck.queue_id);
+        if !self.queue_ok(&lock_key, config) {
+            return false;
+        }
+        let key = merge_key(
+            &ck.topic,
+            &ck.cid,
+            ck.queue_id,
+            ck.start_offset,
+            ck.pop_time,
+            Some(&ck.broker_name),
+        );
+        if self.buffer.contains_key(&key) {
+            return false;
+        }
+        let id = self.new_wrapper(revive_qid, ck.clone(), next_begin_offset, false);
+        self.enqueue(now, id, true);
+        self.schedule_flush(config, id);
+        true
+    }
+
+    /// `addCkJustOffset`, first half: refuse on a mergeKey conflict, else create the wrapper.
+    /// The caller stores the CK, then calls [`Self::just_offset_stored`].
+    pub fn prepare_just_offset(
+        &mut self,
+        ck: &PopCheckPoint,
+        revive_qid: u32,
+        next_begin_offset: i64,
+    ) -> Option<u64> {
+        let key = merge_key(
+            &ck.topic,
+            &ck.cid,
+            ck.queue_id,
+            ck.start_offset,
+            ck.pop_time,
+            Some(&ck.broker_name),
+        );
+        if self.buffer.contains_key(&key) {
+            return None;
+        }
+        Some(self.new_wrapper(revive_qid, ck.clone(), next_begin_offset, true))
+    }
+
+    /// `addCkJustOffset`, second half: the CK is in the revive log; queue it.
+    pub fn just_offset_stored(&mut self, now: Millis, id: u64) {
+        self.wrappers
+            .get_mut(&id)
+            .expect("wrapper exists")
+            .ck_stored = true;
+        self.enqueue(now, id, true);
+    }
+
+    /// `addAk`: merge an ack into its buffered CK. Refused when buffer merge is off, no
+    /// wrapper has the ack's mergeKey (its brokerName must match), the wrapper is
+    /// just-offset, the revive time is under 4.5 s away or the CK was popped over 8.5 s ago.
+    pub fn add_ak(
+        &mut self,
+        config: &BrokerConfig,
+        now: Millis,
+        ack: &AckMsg,
+    ) -> (AddAk, Option<PopCheckPoint>) {
+        if !config.enable_pop_buffer_merge {
+            return (AddAk::Refused, None);
+        }
+        let key = merge_key(
+            &ack.topic,
+            &ack.consumer_group,
+            ack.queue_id,
+            ack.start_offset,
+            ack.pop_time,
+            Some(java_str(ack.broker_name.as_deref())),
+        );
+        let Some(&id) = self.buffer.get(&key) else {
+            return (AddAk::Refused, None);
+        };
+        let w = self.wrappers.get_mut(&id).expect("buffered wrapper exists");
+        if w.just_offset {
+            return (AddAk::Refused, None);
+        }
+        if w.ck.revive_time() < now + config.pop_ck_stay_buffer_time_out + BUFFER_MARGIN {
+            return (AddAk::Refused, None);
+        }
+        if now.saturating_sub(w.ck.pop_time) > config.pop_ck_stay_buffer_time - BUFFER_MARGIN {
+            return (AddAk::Refused, None);
+        }
+        for &offset in &ack.ack_offsets {
+            // An offset outside the CK is only logged upstream; the ack is still "merged".
+            if let Some(i) = w.ck.index_of_ack(offset) {
+                w.bits |= 1 << i;
+            }
+        }
+        let ck = w.ck.clone();
+        self.mark_dirty(now, id);
+        (AddAk::Merged, Some(ck))
+    }
+
+    /// Puts a buffered wrapper in the flush queue at its threshold time.
+    fn schedule_flush(&mut self, config: &BrokerConfig, id: u64) {
+        let w = self.wrappers.get_mut(&id).expect("wrapper exists");
+        if w.flush_key.is_none() {
+            let at = w.flush_at(config);
+            w.flush_key = Some(at);
+            self.flush_queue.insert((at, id));
+        }
+    }
+
+    /// Takes a wrapper out of the flush queue.
+    fn unschedule_flush(&mut self, id: u64) {
+        if let Some(w) = self.wrappers.get_mut(&id) {
+            if let Some(at) = w.flush_key.take() {
+                self.flush_queue.remove(&(at, id));
+            }
+        }
+    }
+
+    /// The wrappers a scan at `now` must look at: changed ones and due flushes.
+    fn take_scan_set(&mut self, now: Millis) -> BTreeSet<u64> {
+        let mut ids = std::mem::take(&mut self.dirty);
+        while let Some(&(at, id)) = self.flush_queue.first() {
+            if at > now {
+                break;
+            }
+            self.flush_queue.pop_first();
+            if let Some(w) = self.wrappers.get_mut(&id) {
+                w.flush_key = None;
+            }
+            ids.insert(id);
+        }
+        self.dirty_since = None;
+        ids
+    }
+
+    fn remove_from_buffer(&mut self, id: u64) {
+        let w = self.wrappers.get_mut(&id).expect("wrapper exists");
+        if w.in_buffer {
+            w.in_buffer = false;
+            self.buffer.remove(&w.merge_key);
+        }
+    }
+
+    /// Drops everything (crash: the buffer lives in memory only).
+    pub fn clear(&mut self) {
+        *self = Self {
+            next_id: self.next_id,
+            ..Self::default()
+        };
+    }
+
+    /// Internal consistency, checked after every scan in debug builds.
+    pub fn check(&self) {
+        for (key, id) in &self.buffer {
+            let w = &self.wrappers[id];
+            assert!(
+                w.in_buffer && &w.merge_key == key,
+                "buffer index out of sync"
+            );
+        }
+        for (lock_key, q) in &self.commit_offsets {
+            for id in q {
+                let w = &self.wrappers[id];
+                assert!(
+                    w.in_queue && &w.lock_key == lock_key,
+                    "offset deque out of sync"
+                );
+            }
+        }
+        for (id, w) in &self.wrappers {
+            assert!(w.in_buffer || w.in_queue, "orphan wrapper");
+            if let Some(at) = w.flush_key {
+                assert!(
+                    self.flush_queue.contains(&(at, *id)),
+                    "flush key without queue entry"
+                );
+            }
+            assert!(
+                w.to_store_bits & !w.bits == 0,
+                "stored an ack bit never received"
+            );
+            assert!(w.bits & !mask_of(w.ck.num) == 0, "ack bit beyond num");
+        }
+    }
+}
+
+/// What `scan` decided for one wrapper.
+enum ScanStep {
+    Nothing,
+    Removed,
+    Flush,
+    Keep,
+}
+
+impl Broker {
+    /// `PopBufferMergeService.scan` at `now`, then `scanCommitOffset`.
+    pub(crate) fn pop_buffer_scan(&mut self, now: Millis) {
+        let ids = self.buffer.take_scan_set(now);
+        for id in ids {
+            match self.scan_step(now, id) {
+                ScanStep::Nothing | ScanStep::Removed => {}
+                ScanStep::Flush => self.flush_wrapper(now, id),
+                ScanStep::Keep => self.buffer.schedule_flush(&self.config, id),
+            }
+            self.buffer.free_if_unused(id);
+        }
+        self.scan_commit_offset(now);
+        if cfg!(debug_assertions) {
+            self.buffer.check();
+        }
+    }
+
+    /// One wrapper of `scan`: remove it when ready, flush it when `removeCk`.
+    fn scan_step(&mut self, now: Millis, id: u64) -> ScanStep {
+        let Some(w) = self.buffer.wrappers.get(&id) else {
+            return ScanStep::Nothing;
+        };
+        if !w.in_buffer {
+            return ScanStep::Nothing;
+        }
+        let lock_key = w.lock_key.clone();
+        if w.is_ready() {
+            self.buffer.remove_from_buffer(id);
+            self.buffer.unschedule_flush(id);
+            self.buffer.mark_queue_dirty(now, &lock_key);
+            return ScanStep::Removed;
+        }
+        if w.just_offset {
+            // Stored at pop time in the model; nothing else to do.
+            debug_assert!(w.ck_stored);
+            return ScanStep::Nothing;
+        }
+        let remove_ck = w.ck.revive_time() < now + self.config.pop_ck_stay_buffer_time_out
+            || now.saturating_sub(w.ck.pop_time) > self.config.pop_ck_stay_buffer_time;
+        if remove_ck {
+            ScanStep::Flush
+        } else {
+            // Changed but not yet due: keep (or put back) its flush threshold.
+            ScanStep::Keep
+        }
+    }
+
+    /// `scan` with `removeCk`: `putCkToStore`, then every buffered ack not yet stored
+    /// (`putAckToStore` per index, or one `putBatchAckToStore`), then drop it from `buffer`.
+    fn flush_wrapper(&mut self, now: Millis, id: u64) {
+        let w = &self.buffer.wrappers[&id];
+        let (ck, revive_qid, stored) = (w.ck.clone(), w.revive_qid, w.ck_stored);
+        if !stored {
+            self.put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.putCkToStore");
+            self.buffer
+                .wrappers
+                .get_mut(&id)
+                .expect("wrapper exists")
+                .ck_stored = true;
+        }
+        let w = &self.buffer.wrappers[&id];
+        let to_store = w.bits & !w.to_store_bits & ck.full_mask();
+        let indexes: Vec<usize> = (0..usize::from(ck.num))
+            .filter(|i| to_store & (1 << i) != 0)
+            .collect();
+        if !indexes.is_empty() {
+            if self.config.enable_pop_batch_ack {
+                self.put_batch_ack_to_store(now, &ck, revive_qid, &indexes);
+            } else {
+                for &i in &indexes {
+                    self.put_ack_to_store(now, &ck, revive_qid, i);
+                }
+            }
+            self.buffer
+                .wrappers
+                .get_mut(&id)
+                .expect("wrapper exists")
+                .to_store_bits |= to_store;
+        }
+        let w = &self.buffer.wrappers[&id];
+        if w.is_ck_done_for_finish() && w.ck_stored {
+            let lock_key = w.lock_key.clone();
+            self.buffer.remove_from_buffer(id);
+            self.buffer.mark_queue_dirty(now, &lock_key);
+        }
+    }
+
+    /// `putAckToStore`: one buffered ack as an `AckMsg`. Before #8836 the AckMsg carried no
+    /// brokerName; this is the one place `buffered-ack-missing-broker-name` is read.
+    fn put_ack_to_store(&mut self, now: Millis, ck: &PopCheckPoint, revive_qid: u32, index: usize) {
+        let broker_name = if self
+            .behaviours
+            .is_on(crate::Behaviour::BufferedAckMissingBrokerName)
+        {
+            None
+        } else {
+            Some(ck.broker_name.clone())
+        };
+        let ack = AckMsg {
+            ack_offsets: vec![ck.ack_offset_by_index(index)],
+            start_offset: ck.start_offset,
+            consumer_group: ck.cid.clone(),
+            topic: ck.topic.clone(),
+            queue_id: ck.queue_id,
+            pop_time: ck.pop_time,
+            broker_name,
+            batch: false,
+        };
+        self.put_ack_record(
+            now,
+            ack,
+            revive_qid,
+            ck.revive_time(),
+            "PopBufferMergeService.putAckToStore",
+        );
+    }
+
+    /// `putBatchAckToStore`: the buffered acks as one `BatchAckMsg`. Upstream (develop) never
+    /// sets its brokerName; only the reviver's blank-name fallback (#8981) matches it.
+    fn put_batch_ack_to_store(
+        &mut self,
+        now: Millis,
+        ck: &PopCheckPoint,
+        revive_qid: u32,
+        indexes: &[usize],
+    ) {
+        let ack = AckMsg {
+            ack_offsets: indexes.iter().map(|&i| ck.ack_offset_by_index(i)).collect(),
+            start_offset: ck.start_offset,
+            consumer_group: ck.cid.clone(),
+            topic: ck.topic.clone(),
+            queue_id: ck.queue_id,
+            pop_time: ck.pop_time,
+            broker_name: None,
+            batch: true,
+        };
+        self.put_ack_record(
+            now,
+            ack,
+            revive_qid,
+            ck.revive_time(),
+            "PopBufferMergeService.putBatchAckToStore",
+        );
+    }
+
+    /// `scanCommitOffset`: per changed deque, pop every ready head and commit its
+    /// `nextBeginOffset` (unconditionally, as upstream); a head that is not ready blocks.
+    fn scan_commit_offset(&mut self, now: Millis) {
+        let queues = std::mem::take(&mut self.buffer.dirty_queues);
+        for lock_key in queues {
+            while let Some(&id) = self
+                .buffer
+                .commit_offsets
+                .get(&lock_key)
+                .and_then(VecDeque::front)
+            {
+                let w = &self.buffer.wrappers[&id];
+                if !w.is_ready() {
+                    break;
+                }
+                if w.next_begin_offset >= 0 {
+                    let (group, topic, q, next) = (
+                        w.ck.cid.clone(),
+                        w.ck.topic.clone(),
+                        w.ck.queue_id,
+                        w.next_begin_offset,
+                    );
+                    self.offsets.commit_offset(
+                        &mut self.events,
+                        now,
+                        "PopBufferMergeService",
+                        &group,
+                        &topic,
+                        q,
+                        next,
+                    );
+                }
+                let q = self
+                    .buffer
+                    .commit_offsets
+                    .get_mut(&lock_key)
+                    .expect("deque exists");
+                q.pop_front();
+                if q.is_empty() {
+                    self.buffer.commit_offsets.remove(&lock_key);
+                }
+                self.buffer
+                    .wrappers
+                    .get_mut(&id)
+                    .expect("wrapper exists")
+                    .in_queue = false;
+                self.buffer.free_if_unused(id);
+            }
+        }
+    }
+
+    /// `addCkJustOffset`: write the CK to the revive log now and queue its offset.
+    pub(crate) fn add_ck_just_offset(
+        &mut self,
+        now: Millis,
+        ck: &PopCheckPoint,
+        revive_qid: u32,
+        next_begin_offset: i64,
+    ) -> bool {
+        let Some(id) = self
+            .buffer
+            .prepare_just_offset(ck, revive_qid, next_begin_offset)
+        else {
+            // A mergeKey conflict: upstream refuses the pop's CK.
+            return false;
+        };
+        self.put_ck_to_store(now, ck, revive_qid, "PopBufferMergeService.addCkJustOffset");
+        self.buffer.just_offset_stored(now, id);
+        true
+    }
+
+    /// `addCk` with the event.
+    pub(crate) fn add_ck_buffered(
+        &mut self,
+        now: Millis,
+        ck: &PopCheckPoint,
+        revive_qid: u32,
+        next_begin_offset: i64,
+    ) -> bool {
+        let ok = self
+            .buffer
+            .add_ck(&self.config, now, ck, revive_qid, next_begin_offset);
+        if ok {
+            self.events.push(BrokerEvent::CkBuffered {
+                at: now,
+                ck: ck.ck_ref(),
+            });
+        }
+        ok
+    }
+
+    /// `addAk` with the event.
+    pub(crate) fn add_ak(&mut self, now: Millis, ack: &AckMsg) -> bool {
+        match self.buffer.add_ak(&self.config, now, ack) {
+            (AddAk::Merged, Some(ck)) => {
+                for &ack_offset in &ack.ack_offsets {
+                    self.events.push(BrokerEvent::AckMergedInBuffer {
+                        at: now,
+                        ck: ck.ck_ref(),
+                        ack_offset,
+                    });
+                }
+                true
+            }
+            (AddAk::Merged, None) => true,
+            (AddAk::Refused, _) => false,
+        }
+    }
+}

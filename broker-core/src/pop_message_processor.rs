@@ -1,0 +1,495 @@
+//! `PopMessageProcessor` (`broker/.../processor/PopMessageProcessor.java`), the classic
+//! (file-based) POP path: request checks, queue selection with `randomQ`, per-queue
+//! `popMsgFromQueue` (pop offset with init, reset and buffer position, orderly block check,
+//! read with offset correction, checkpoint or OrderInfo), and the receipt handles.
+
+use crate::broker::Broker;
+use crate::checkpoint::{PopCheckPoint, MAX_CK_NUM};
+use crate::config::Millis;
+use crate::consumer_order_info_manager::OrderCountInfo;
+use crate::events::BrokerEvent;
+use crate::keys::{self, lock_key};
+use crate::protocol::{
+    ExtraInfo, InitMode, MessageExt, PopMessageRequest, PopResult, PopStatus, Response,
+    ResponseBody, ResponseCode, POP_ORDER_REVIVE_QUEUE,
+};
+use crate::store::{GetMessageResult, GetMessageStatus, StoredMessage};
+
+/// Upstream rejects `maxMsgNums` above this.
+pub const MAX_MSG_NUMS: u32 = 32;
+
+/// One pop request in progress: what every queue's read appends to.
+pub(crate) struct PopContext<'a> {
+    pub req: &'a PopMessageRequest,
+    pub pop_time: Millis,
+    pub revive_qid: u32,
+    pub random_q: u32,
+    pub msgs: Vec<MessageExt>,
+    pub rest_num: u64,
+}
+
+impl PopContext<'_> {
+    pub(crate) fn remaining(&self) -> u32 {
+        self.req.max_msg_nums.saturating_sub(self.msgs.len() as u32)
+    }
+
+    fn full(&self) -> bool {
+        self.msgs.len() as u32 >= self.req.max_msg_nums
+    }
+}
+
+impl Broker {
+    /// `PopMessageProcessor.processRequest`: the checks of §2.1, then the KV or classic path.
+    pub(crate) fn pop_message(&mut self, now: Millis, req: PopMessageRequest) -> Response {
+        if let Some(rejected) = self.check_pop_request(&req) {
+            return rejected;
+        }
+        if self.config.pop_consumer_kv_service_enable {
+            return self.pop_kv(now, &req);
+        }
+        self.pop_classic(now, &req)
+    }
+
+    /// The request checks, in upstream's order (the ones the model has inputs for).
+    fn check_pop_request(&self, req: &PopMessageRequest) -> Option<Response> {
+        if req.max_msg_nums > MAX_MSG_NUMS {
+            return Some(Response::error(
+                ResponseCode::InvalidParameter,
+                "the broker restrict max msg nums 32",
+            ));
+        }
+        if !self.config.timer_wheel_enable {
+            return Some(Response::error(
+                ResponseCode::SystemError,
+                "pop message is forbidden because timerWheelEnable is false",
+            ));
+        }
+        let Some(topic_config) = self.store.topic_config(&req.topic) else {
+            return Some(Response::error(
+                ResponseCode::TopicNotExist,
+                format!("topic[{}] not exist", req.topic),
+            ));
+        };
+        if req.queue_id >= topic_config.read_queue_nums as i32 {
+            return Some(Response::error(
+                ResponseCode::InvalidParameter,
+                format!(
+                    "queueId[{}] is illegal, topic:[{}] readQueueNums:[{}]",
+                    req.queue_id, req.topic, topic_config.read_queue_nums
+                ),
+            ));
+        }
+        if !self.groups.contains(&req.consumer_group) {
+            return Some(Response::error(
+                ResponseCode::SubscriptionGroupNotExist,
+                format!("subscription group [{}] does not exist", req.consumer_group),
+            ));
+        }
+        None
+    }
+
+    /// The classic path: revive queue, `randomQ`, retry-first or retry-after, queues from
+    /// `randomQ`, then the response.
+    fn pop_classic(&mut self, now: Millis, req: &PopMessageRequest) -> Response {
+        let random_q = self.rng.next_below(100);
+        let revive_qid = if req.order {
+            POP_ORDER_REVIVE_QUEUE
+        } else {
+            let qid = (self.ck_message_number % u64::from(self.config.revive_queue_num)) as u32;
+            self.ck_message_number += 1;
+            qid
+        };
+        let need_retry = random_q < self.config.pop_from_retry_probability;
+        let need_retry_v1 = self.config.enable_retry_topic_v2
+            && self.config.retrieve_message_from_pop_retry_topic_v1
+            && random_q % 2 == 0;
+        let retry_topic = if need_retry_v1 {
+            keys::pop_retry_topic_v1(&req.topic, &req.consumer_group)
+        } else {
+            keys::pop_retry_topic(
+                &req.topic,
+                &req.consumer_group,
+                self.config.enable_retry_topic_v2,
+            )
+        };
+        let mut ctx = PopContext {
+            req,
+            pop_time: now,
+            revive_qid,
+            random_q,
+            msgs: Vec::new(),
+            rest_num: 0,
+        };
+        if need_retry && !req.order {
+            self.pop_msg_from_topic(now, &mut ctx, &retry_topic, true);
+        }
+        if req.queue_id < 0 {
+            let topic = req.topic.clone();
+            self.pop_msg_from_topic(now, &mut ctx, &topic, false);
+        } else {
+            self.pop_msg_from_queue(now, &mut ctx, &req.topic, false, req.queue_id as u32);
+        }
+        if !need_retry && !ctx.full() && !req.order {
+            self.pop_msg_from_topic(now, &mut ctx, &retry_topic, true);
+        }
+        pop_response(ctx)
+    }
+
+    /// `popMsgFromTopic`: every read queue, starting at `randomQ`.
+    fn pop_msg_from_topic(
+        &mut self,
+        now: Millis,
+        ctx: &mut PopContext<'_>,
+        topic: &str,
+        is_retry: bool,
+    ) {
+        let Some(config) = self.store.topic_config(topic) else {
+            return;
+        };
+        for i in 0..config.read_queue_nums {
+            let queue_id = (ctx.random_q + i) % config.read_queue_nums;
+            self.pop_msg_from_queue(now, ctx, topic, is_retry, queue_id);
+        }
+    }
+
+    /// `popMsgFromQueue` (§2.3), in upstream's order. The queue lock never fails in an atomic
+    /// model, and the in-flight threshold is off by default, so both are left out.
+    fn pop_msg_from_queue(
+        &mut self,
+        now: Millis,
+        ctx: &mut PopContext<'_>,
+        topic: &str,
+        is_retry: bool,
+        queue_id: u32,
+    ) {
+        let req = ctx.req;
+        let lock_key = lock_key(topic, &req.consumer_group, queue_id);
+        let offset = self.get_pop_offset(
+            now,
+            topic,
+            &req.consumer_group,
+            queue_id,
+            req.init_mode,
+            true,
+            &lock_key,
+            true,
+        );
+        let offset = u64::try_from(offset).unwrap_or(0);
+        if req.order
+            && self.order_info.check_block(
+                req.attempt_id.as_deref(),
+                topic,
+                &req.consumer_group,
+                queue_id,
+                now,
+            )
+        {
+            return;
+        }
+        if ctx.full() {
+            ctx.rest_num += self
+                .store
+                .max_offset(topic, queue_id)
+                .saturating_sub(offset);
+            return;
+        }
+        let final_offset = offset;
+        let result = self.read_with_offset_correction(
+            now,
+            &req.consumer_group,
+            topic,
+            queue_id,
+            offset,
+            ctx.remaining(),
+        );
+        let mut order_count = OrderCountInfo::default();
+        if !result.msgs.is_empty() {
+            let offsets: Vec<u64> = result.msgs.iter().map(|(o, _)| *o).collect();
+            if req.order {
+                order_count = self.order_info.update(
+                    req.attempt_id.as_deref(),
+                    topic,
+                    &req.consumer_group,
+                    queue_id,
+                    ctx.pop_time,
+                    req.invisible_time,
+                    &offsets,
+                    now,
+                );
+                self.offsets.commit_offset(
+                    &mut self.events,
+                    now,
+                    "PopMessageProcessor.orderly",
+                    &req.consumer_group,
+                    topic,
+                    queue_id,
+                    final_offset as i64,
+                );
+            } else if !self.append_check_point(
+                now,
+                ctx,
+                topic,
+                queue_id,
+                final_offset,
+                &offsets,
+                result.next_begin_offset,
+            ) {
+                ctx.rest_num += offsets.len() as u64;
+                return;
+            }
+        }
+        ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
+        for (queue_offset, msg) in result.msgs {
+            let reconsume_times = if req.order {
+                order_count.reconsume_times(queue_offset)
+            } else {
+                msg.reconsume_times
+            };
+            let view = self.message_view(
+                ctx,
+                topic,
+                is_retry,
+                queue_id,
+                final_offset,
+                queue_offset,
+                msg,
+                reconsume_times,
+            );
+            ctx.msgs.push(view);
+        }
+    }
+
+    /// `getMessageAsync` with the "offset correction": on `OFFSET_TOO_SMALL` or
+    /// `OFFSET_OVERFLOW_BADLY` commit `nextBeginOffset` and read again from there.
+    pub(crate) fn read_with_offset_correction(
+        &mut self,
+        now: Millis,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_nums: u32,
+    ) -> GetMessageResult {
+        let result = self.store.get_message(topic, queue_id, offset, max_nums);
+        if matches!(
+            result.status,
+            GetMessageStatus::OffsetTooSmall | GetMessageStatus::OffsetOverflowBadly
+        ) {
+            let next = result.next_begin_offset;
+            self.offsets.commit_offset(
+                &mut self.events,
+                now,
+                "PopMessageProcessor.offsetCorrection",
+                group,
+                topic,
+                queue_id,
+                next as i64,
+            );
+            return self.store.get_message(topic, queue_id, next, max_nums);
+        }
+        result
+    }
+
+    /// `getPopOffset`: commit offset (a pending reset included), else the init offset; then
+    /// a pending reset wins (`resetPopOffset`); else the later of it and the newest buffered
+    /// CK's `nextBeginOffset`, so a read never repeats before its CK is committed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn get_pop_offset(
+        &mut self,
+        now: Millis,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        init_mode: InitMode,
+        init: bool,
+        lock_key: &str,
+        check_reset: bool,
+    ) -> i64 {
+        let mut offset = self.offsets.query_offset(group, topic, queue_id);
+        if offset < 0 {
+            offset = self.get_init_offset(now, topic, group, queue_id, init_mode, init);
+        }
+        if check_reset {
+            if let Some(reset) = self.reset_pop_offset(now, topic, group, queue_id) {
+                return reset;
+            }
+        }
+        let buffer_offset = self.buffer.get_latest_offset(lock_key);
+        if buffer_offset < 0 {
+            offset
+        } else {
+            buffer_offset.max(offset)
+        }
+    }
+
+    /// `getInitOffset`: min for `MIN` or a retry topic; 0 if the first message is still in
+    /// memory (`initPopOffsetByCheckMsgInMem`); else "pop the last one" (max − 1, floored at
+    /// 0). Committed when `init`.
+    pub(crate) fn get_init_offset(
+        &mut self,
+        now: Millis,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        init_mode: InitMode,
+        init: bool,
+    ) -> i64 {
+        let min = self.store.min_offset(topic, queue_id);
+        let offset = if init_mode == InitMode::Min || keys::is_retry_topic(topic) {
+            min
+        } else if self.config.init_pop_offset_by_check_msg_in_mem
+            && min == 0
+            && self.store.check_in_mem(topic, queue_id, 0)
+        {
+            0
+        } else {
+            self.store.max_offset(topic, queue_id).saturating_sub(1)
+        };
+        if init {
+            self.offsets.commit_offset(
+                &mut self.events,
+                now,
+                "getPopOffset",
+                group,
+                topic,
+                queue_id,
+                offset as i64,
+            );
+        }
+        offset as i64
+    }
+
+    /// `resetPopOffset`: consume a pending reset: `clearBlock`, `clearOffsetQueue`, commit it.
+    fn reset_pop_offset(
+        &mut self,
+        now: Millis,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+    ) -> Option<i64> {
+        let reset = self
+            .offsets
+            .query_then_erase_reset_offset(topic, group, queue_id)?;
+        self.order_info.clear_block(topic, group, queue_id);
+        self.buffer
+            .clear_offset_queue(&lock_key(topic, group, queue_id));
+        self.offsets.commit_offset(
+            &mut self.events,
+            now,
+            "ResetPopOffset",
+            group,
+            topic,
+            queue_id,
+            reset,
+        );
+        self.events.push(BrokerEvent::ResetConsumed {
+            at: now,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            queue_id,
+            offset: reset,
+        });
+        Some(reset)
+    }
+
+    /// `appendCheckPoint`: build the CK (one diff per message), try `addCk`, else
+    /// `addCkJustOffset` (written to the revive log now).
+    #[allow(clippy::too_many_arguments)]
+    fn append_check_point(
+        &mut self,
+        now: Millis,
+        ctx: &PopContext<'_>,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        msg_offsets: &[u64],
+        next_begin_offset: u64,
+    ) -> bool {
+        assert!(msg_offsets.len() <= MAX_CK_NUM);
+        let ck = PopCheckPoint {
+            start_offset: offset,
+            pop_time: ctx.pop_time,
+            invisible_time: ctx.req.invisible_time,
+            bit_map: 0,
+            num: msg_offsets.len() as u8,
+            queue_id,
+            topic: topic.to_owned(),
+            cid: ctx.req.consumer_group.clone(),
+            revive_offset: 0,
+            queue_offset_diff: msg_offsets.iter().map(|&o| (o - offset) as u32).collect(),
+            broker_name: self.config.broker_name.clone(),
+            re_put_times: 0,
+        };
+        let next = next_begin_offset as i64;
+        if self.add_ck_buffered(now, &ck, ctx.revive_qid, next) {
+            return true;
+        }
+        self.add_ck_just_offset(now, &ck, ctx.revive_qid, next)
+    }
+
+    /// The message as the client sees it, with its receipt handle (`ExtraInfoUtil`). A retry
+    /// copy is shown under its original topic (`popResponseReturnActualRetryTopic = false`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn message_view(
+        &self,
+        ctx: &PopContext<'_>,
+        topic: &str,
+        is_retry: bool,
+        queue_id: u32,
+        ck_offset: u64,
+        queue_offset: u64,
+        msg: StoredMessage,
+        reconsume_times: u32,
+    ) -> MessageExt {
+        let extra = ExtraInfo {
+            ck_queue_offset: ck_offset,
+            pop_time: ctx.pop_time,
+            invisible_time: ctx.req.invisible_time,
+            revive_qid: ctx.revive_qid,
+            topic_type: keys::topic_type(topic),
+            broker_name: self.config.broker_name.clone(),
+            queue_id,
+            queue_offset,
+        };
+        MessageExt {
+            topic: ctx.req.topic.clone(),
+            queue_id,
+            queue_offset,
+            retry_topic: is_retry.then(|| topic.to_owned()),
+            msg_id: msg.msg_id,
+            reconsume_times,
+            born_timestamp: msg.born_timestamp,
+            store_timestamp: msg.store_timestamp,
+            tags: msg.tags,
+            pop_ck: Some(extra.build()),
+        }
+    }
+}
+
+/// The response: `SUCCESS` with `FOUND`, or (no long polling in the model) at once what a
+/// parked request ends with: `POLLING_TIMEOUT`, which the client reads as
+/// `POLLING_NOT_FOUND`.
+pub(crate) fn pop_response(ctx: PopContext<'_>) -> Response {
+    let found = !ctx.msgs.is_empty();
+    let result = PopResult {
+        status: if found {
+            PopStatus::Found
+        } else {
+            PopStatus::PollingNotFound
+        },
+        pop_time: ctx.pop_time,
+        invisible_time: ctx.req.invisible_time,
+        revive_qid: ctx.revive_qid,
+        rest_num: ctx.rest_num,
+        msgs: ctx.msgs,
+    };
+    if found {
+        Response::success(ResponseBody::Pop(result))
+    } else {
+        Response {
+            code: ResponseCode::PollingTimeout,
+            remark: "NO_MESSAGE_IN_QUEUE".to_owned(),
+            body: ResponseBody::Pop(result),
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! `PopReviveService` (`broker/.../processor/PopReviveService.java`): one reviver per revive
+//! queue. Each tick it reads the records the timer has delivered since its offset
+//! (`consumeReviveMessage`), matches ACKs to CKs by merge key, and puts every un-acked
+//! message of each due CK to the POP retry topic with reconsumeTimes + 1
+//! (`mergeAndRevive`, `reviveMsgFromCk`, `reviveRetry`); then it commits the
+//! `CID_RMQ_SYS_REVIVE_GROUP` offset.
+//!
+//! Abstraction: upstream stops at the first CK with `endTime − reviveTime ≤ 2 s`, where
+//! `endTime` is the newest deliver time its scan saw (advanced to "now" once the timer has
+//! nothing more). The model's timer is exact and never behind, so `endTime = now`: a CK is
+//! revived once `now − reviveTime > 2 s`, and by then every ACK with deliverTime ≤
+//! reviveTime has been delivered after it.
+
+use crate::broker::Broker;
+use crate::checkpoint::{AckMsg, PopCheckPoint, ReviveRecord};
+use crate::config::Millis;
+use crate::events::BrokerEvent;
+use crate::keys::{self, java_str, merge_key, ACK_TIME_INTERVAL, REVIVE_GROUP, SECOND};
+use crate::store::{ReviveQueue, StoredMessage};
+use crate::Behaviour;
+use std::collections::BTreeMap;
+
+/// A CK is due once `now − reviveTime` exceeds this (`ackTimeInterval + 1 s`).
+pub const REVIVE_MARGIN: Millis = ACK_TIME_INTERVAL + SECOND;
+
+/// When a CK becomes due for revive: strictly more than 2 s after its revive time, and
+/// never before the timer has delivered it.
+pub fn due_at(ck: &PopCheckPoint, visible_at: Millis) -> Millis {
+    (ck.revive_time() + REVIVE_MARGIN + 1).max(visible_at)
+}
+
+/// One revive queue's reviver state.
+#[derive(Clone, Debug, Default)]
+struct ReviveState {
+    /// The in-memory `reviveOffset` (−1 = none yet); lost on a crash.
+    revive_offset: i64,
+    /// CKs not yet passed by revive progress, by delivery order (visible_at, log offset),
+    /// with the time they become due. The first entry is the CK that blocks the reviver.
+    unrevived: BTreeMap<(Millis, u64), Millis>,
+}
+
+/// The revivers of every revive queue, and their tick.
+#[derive(Clone, Debug, Default)]
+pub struct PopReviveService {
+    queues: Vec<ReviveState>,
+    /// The last tick that ran, so the next one is strictly later.
+    last_tick: Option<Millis>,
+}
+
+impl PopReviveService {
+    pub fn new(revive_queue_num: u32) -> Self {
+        Self {
+            queues: (0..revive_queue_num)
+                .map(|_| ReviveState {
+                    revive_offset: -1,
+                    ..Default::default()
+                })
+                .collect(),
+            last_tick: None,
+        }
+    }
+
+    /// A CK was written to a revive queue.
+    pub fn on_ck_written(
+        &mut self,
+        revive_qid: u32,
+        visible_at: Millis,
+        log_offset: u64,
+        due: Millis,
+    ) {
+        self.queues[revive_qid as usize]
+            .unrevived
+            .insert((visible_at, log_offset), due);
+    }
+
+    /// The earliest time any reviver has a due CK at the head of its queue.
+    fn next_due(&self) -> Option<Millis> {
+        self.queues
+            .iter()
+            .filter_map(|q| q.unrevived.first_key_value().map(|(_, &due)| due))
+            .min()
+    }
+
+    /// The next reviver tick that can revive something, on the `reviveInterval` grid.
+    pub fn next_deadline(&self, revive_interval: Millis) -> Option<Millis> {
+        let due = self.next_due()?;
+        let earliest = self.last_tick.map_or(due, |t| due.max(t + 1));
+        Some(earliest.div_ceil(revive_interval) * revive_interval)
+    }
+
+    /// A restart: in-memory offsets fall back to the committed revive-group offsets; the
+    /// pending-CK index is rebuilt from the revive log.
+    pub fn restart(&mut self, committed: &[i64], queues: &[&ReviveQueue]) {
+        for (qid, state) in self.queues.iter_mut().enumerate() {
+            state.revive_offset = committed[qid];
+            state.unrevived.clear();
+            let q = queues[qid];
+            let from = u64::try_from(committed[qid] + 1).unwrap_or(0);
+            let delivered = (from..q.max_offset()).map(|o| q.log_offset_at(o));
+            let pending = q.pending().map(|(_, log)| log);
+            for log_offset in delivered.chain(pending) {
+                let entry = q.entry(log_offset);
+                if let ReviveRecord::Ck(ck) = &entry.record {
+                    let visible = entry.visible_at();
+                    state
+                        .unrevived
+                        .insert((visible, log_offset), due_at(ck, visible));
+                }
+            }
+        }
+        self.last_tick = None;
+    }
+}
+
+/// What one scan of a revive queue collected (`ConsumeReviveObj`).
+struct ConsumeReviveObj {
+    /// mergeKey → CK with its queue offset set in `revive_offset`.
+    map: BTreeMap<String, PopCheckPoint>,
+    old_offset: i64,
+}
+
+impl Broker {
+    /// One tick of every reviver (`PopReviveService.run` body).
+    pub(crate) fn pop_revive_tick(&mut self, now: Millis) {
+        if !self.config.timer_wheel_enable {
+            return;
+        }
+        for qid in 0..self.store.revive_queue_num() {
+            self.revive_queue_tick(now, qid);
+        }
+        self.revive.last_tick = Some(now);
+    }
+
+    fn revive_queue_tick(&mut self, now: Millis, qid: u32) {
+        self.store.revive_queue_mut(qid).deliver_due(now);
+        let obj = self.consume_revive_message(now, qid);
+        self.merge_and_revive(now, qid, obj);
+    }
+
+    /// The merge key of a CK as the reviver builds it. Before #8494 it had no brokerName
+    /// (`revive-merge-key-without-broker-name`, read here and in [`Self::revive_ack_key`]).
+    fn revive_ck_key(&self, ck: &PopCheckPoint) -> String {
+        let bn = (!self
+            .behaviours
+            .is_on(Behaviour::ReviveMergeKeyWithoutBrokerName))
+        .then_some(ck.broker_name.as_str());
+        merge_key(
+            &ck.topic,
+            &ck.cid,
+            ck.queue_id,
+            ck.start_offset,
+            ck.pop_time,
+            bn,
+        )
+    }
+
+    /// The merge key of an ACK / BatchAck. Since #8981 a blank brokerName is replaced by this
+    /// broker's name; `revive-no-blank-broker-name-fallback` keys it as is (Java: `"null"`).
+    fn revive_ack_key(&self, ack: &AckMsg) -> String {
+        if self
+            .behaviours
+            .is_on(Behaviour::ReviveMergeKeyWithoutBrokerName)
+        {
+            return merge_key(
+                &ack.topic,
+                &ack.consumer_group,
+                ack.queue_id,
+                ack.start_offset,
+                ack.pop_time,
+                None,
+            );
+        }
+        let blank = ack
+            .broker_name
+            .as_deref()
+            .is_none_or(|b| b.trim().is_empty());
+        let bn = if blank
+            && !self
+                .behaviours
+                .is_on(Behaviour::ReviveNoBlankBrokerNameFallback)
+        {
+            self.config.broker_name.as_str()
+        } else {
+            java_str(ack.broker_name.as_deref())
+        };
+        merge_key(
+            &ack.topic,
+            &ack.consumer_group,
+            ack.queue_id,
+            ack.start_offset,
+            ack.pop_time,
+            Some(bn),
+        )
+    }
+
+    /// `consumeReviveMessage`: read every delivered record after the offset; CKs go into the
+    /// map (a later CK with the same key replaces the earlier, as upstream's HashMap), ACKs
+    /// set bits of the CK with their key or are dropped (unless `enableSkipLongAwaitingAck`
+    /// turns a long-orphaned ACK into a mock CK so the offset can move past it).
+    fn consume_revive_message(&mut self, now: Millis, qid: u32) -> ConsumeReviveObj {
+        let revive_topic = self.store.revive_topic().to_owned();
+        let committed = self.offsets.query_offset(REVIVE_GROUP, &revive_topic, qid);
+        let state = &self.revive.queues[qid as usize];
+        let old_offset = state.revive_offset.max(committed);
+        let mut obj = ConsumeReviveObj {
+            map: BTreeMap::new(),
+            old_offset,
+        };
+        let q = self.store.revive_queue(qid);
+        let start = u64::try_from(old_offset + 1).unwrap_or(0);
+        for offset in start..q.max_offset() {
+            let entry = q.at(offset).expect("delivered record");
+            match &entry.record {
+                ReviveRecord::Ck(ck) => {
+                    let mut ck = ck.clone();
+                    ck.revive_offset = offset;
+                    obj.map.insert(self.revive_ck_key(&ck), ck);
+                }
+                ReviveRecord::Ack(ack) => {
+                    let key = self.revive_ack_key(ack);
+                    match obj.map.get_mut(&key) {
+                        Some(ck) => {
+                            for &ao in &ack.ack_offsets {
+                                if let Some(i) = ck.index_of_ack(ao) {
+                                    ck.bit_map |= 1 << i;
+                                }
+                            }
+                        }
+                        None => {
+                            let waited = now.saturating_sub(entry.deliver_at);
+                            if self.config.enable_skip_long_awaiting_ack
+                                && waited > self.config.revive_ack_wait_ms
+                            {
+                                obj.map.insert(key, mock_ck_for_ack(ack, offset));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        obj
+    }
+
+    /// `mergeAndRevive`: CKs in revive-offset order; stop at the first that is not due.
+    fn merge_and_revive(&mut self, now: Millis, qid: u32, obj: ConsumeReviveObj) {
+        let mut sorted: Vec<PopCheckPoint> = obj.map.into_values().collect();
+        sorted.sort_by_key(|ck| ck.revive_offset);
+        let mut new_offset = obj.old_offset;
+        for ck in &sorted {
+            if now.saturating_sub(ck.revive_time()) <= REVIVE_MARGIN {
+                break;
+            }
+            let normal_topic = keys::parse_normal_topic(&ck.topic, &ck.cid);
+            if self.store.topic_config(&normal_topic).is_some() && self.groups.contains(&ck.cid) {
+                self.revive_msg_from_ck(now, ck);
+            }
+            new_offset = ck.revive_offset as i64;
+        }
+        if new_offset > obj.old_offset {
+            let revive_topic = self.store.revive_topic().to_owned();
+            self.offsets.commit_offset(
+                &mut self.events,
+                now,
+                "PopReviveService",
+                REVIVE_GROUP,
+                &revive_topic,
+                qid,
+                new_offset,
+            );
+            self.events.push(BrokerEvent::ReviveOffsetCommitted {
+                at: now,
+                revive_qid: qid,
+                offset: new_offset as u64,
+            });
+            self.forget_revived(qid, new_offset as u64);
+        }
+        self.revive.queues[qid as usize].revive_offset = new_offset;
+    }
+
+    /// Drops from the pending-CK index every CK at or below the new revive offset.
+    fn forget_revived(&mut self, qid: u32, new_offset: u64) {
+        let q = self.store.revive_queue(qid);
+        let log = q.log_offset_at(new_offset);
+        let limit = (q.entry(log).visible_at(), log);
+        let state = &mut self.revive.queues[qid as usize];
+        while let Some((&key, _)) = state.unrevived.first_key_value() {
+            if key > limit {
+                break;
+            }
+            state.unrevived.pop_first();
+        }
+    }
+
+    /// `reviveMsgFromCk`: every message whose bit is clear goes to the retry topic. A message
+    /// no longer in the store is skipped, as upstream treats it as done.
+    fn revive_msg_from_ck(&mut self, now: Millis, ck: &PopCheckPoint) {
+        for i in 0..usize::from(ck.num) {
+            if ck.bit_map & (1 << i) != 0 {
+                continue;
+            }
+            let offset = ck.ack_offset_by_index(i);
+            let Some(msg) = self.store.message(&ck.topic, ck.queue_id, offset).cloned() else {
+                continue;
+            };
+            self.revive_retry(now, ck, offset, msg);
+        }
+    }
+
+    /// `reviveRetry`: put a copy with reconsumeTimes + 1 to the POP retry topic (the CK's
+    /// own topic if that already is one), creating it with one queue on first use
+    /// (`addRetryTopicIfNotExist`, which also `initPopRetryOffset`s the group at 0).
+    pub(crate) fn revive_retry(
+        &mut self,
+        now: Millis,
+        ck: &PopCheckPoint,
+        offset: u64,
+        msg: StoredMessage,
+    ) {
+        let retry_topic = if keys::is_retry_topic(&ck.topic) {
+            ck.topic.clone()
+        } else {
+            keys::pop_retry_topic(&ck.topic, &ck.cid, self.config.enable_retry_topic_v2)
+        };
+        self.add_retry_topic_if_not_exist(now, &retry_topic, &ck.cid);
+        let origin_topic = msg
+            .origin_topic
+            .clone()
+            .unwrap_or_else(|| keys::parse_normal_topic(&ck.topic, &ck.cid));
+        let first_pop_time = if msg.reconsume_times == 0 || msg.first_pop_time.is_none() {
+            Some(ck.pop_time)
+        } else {
+            msg.first_pop_time
+        };
+        let copy = StoredMessage {
+            msg_id: msg.msg_id.clone(),
+            tags: msg.tags.clone(),
+            born_timestamp: msg.born_timestamp,
+            store_timestamp: now,
+            reconsume_times: msg.reconsume_times + 1,
+            origin_topic: Some(origin_topic.clone()),
+            first_pop_time,
+        };
+        let reconsume_times = copy.reconsume_times;
+        let retry_offset = self.store.put_message(&retry_topic, 0, copy);
+        self.events.push(BrokerEvent::Revived {
+            at: now,
+            group: ck.cid.clone(),
+            topic: origin_topic,
+            msg_id: msg.msg_id,
+            ck: ck.ck_ref(),
+            queue_offset: offset,
+            retry_topic,
+            retry_queue_offset: retry_offset,
+            reconsume_times,
+        });
+    }
+
+    /// `addRetryTopicIfNotExist` + `initPopRetryOffset`.
+    fn add_retry_topic_if_not_exist(&mut self, now: Millis, retry_topic: &str, group: &str) {
+        if self.store.topic_config(retry_topic).is_some() {
+            return;
+        }
+        self.store.create_topic(retry_topic, keys::RETRY_QUEUE_NUM);
+        if self.offsets.query_offset(group, retry_topic, 0) < 0 {
+            self.offsets.commit_offset(
+                &mut self.events,
+                now,
+                "initPopRetryOffset",
+                group,
+                retry_topic,
+                0,
+                0,
+            );
+        }
+    }
+}
+
+/// `createMockCkForAck`: a `num = 0` CK at the ACK's position.
+fn mock_ck_for_ack(ack: &AckMsg, revive_offset: u64) -> PopCheckPoint {
+    PopCheckPoint {
+        start_offset: ack.start_offset,
+        pop_time: ack.pop_time,
+        invisible_time: 0,
+        bit_map: 0,
+        num: 0,
+        queue_id: ack.queue_id,
+        topic: ack.topic.clone(),
+        cid: ack.consumer_group.clone(),
+        revive_offset,
+        queue_offset_diff: Vec::new(),
+        broker_name: ack.broker_name.clone().unwrap_or_default(),
+        re_put_times: 0,
+    }
+}
