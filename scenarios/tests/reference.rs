@@ -1,0 +1,53 @@
+//! docs/scenario-reference.md stays in step with the format: its example loads, and every
+//! action, broker key and limit it must document is there.
+
+use scenarios::{load_str, Context};
+
+fn reference() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/scenario-reference.md");
+    std::fs::read_to_string(path).expect("docs/scenario-reference.md")
+}
+
+#[test]
+fn the_complete_example_loads() {
+    let doc = reference();
+    let start = doc.rfind("```toml\n").expect("a toml example") + "```toml\n".len();
+    let end = start + doc[start..].find("```").expect("closing fence");
+    let sc = load_str("example.toml", &doc[start..end], &Context::default())
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(sc.name, "late-ack-example");
+}
+
+#[test]
+fn every_action_and_key_is_documented() {
+    let doc = reference();
+    for a in scenarios::steps::ACTIONS {
+        assert!(
+            doc.contains(&format!("### `{}`", a.name)) || doc.contains(&format!("`{}`", a.name)),
+            "{}",
+            a.name
+        );
+        for f in a.fields {
+            assert!(
+                doc.contains(&format!("| `{}` |", f.key)),
+                "{}.{}",
+                a.name,
+                f.key
+            );
+        }
+    }
+    let broker = toml::Value::try_from(broker_core::BrokerConfig::default()).unwrap();
+    for key in broker.as_table().unwrap().keys() {
+        assert!(doc.contains(&format!("| `{key}` |")), "broker key {key}");
+    }
+    for b in broker_core::Behaviour::ALL {
+        assert!(
+            doc.contains(&format!("`{}`", b.name())),
+            "behaviour {}",
+            b.name()
+        );
+    }
+    for (name, _) in scenarios::builtins() {
+        assert!(doc.contains(&format!("`{name}`")), "built-in {name}");
+    }
+}
