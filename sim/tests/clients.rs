@@ -1,0 +1,488 @@
+//! One madsim run per client model: what each records, and that each follows the upstream
+//! client's decisions.
+
+mod common;
+
+use broker_core::{Behaviour, ResponseCode};
+use common::*;
+use reports::history::{ConsumeOutcome, EventKind, OffsetUpdateMode, RpcOutcome};
+use std::collections::{BTreeMap, BTreeSet};
+
+const BASIC: &str = r#"
+name = "basic"
+duration_ms = 20_000
+quiet_period_ms = 5_000
+
+[[topics]]
+name = "t"
+queues = 2
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 20
+interval_ms = 50
+
+[[consumers]]
+name = "c1"
+kind = "concurrent"
+group = "g"
+topic = "t"
+init_mode = "min"
+pop_invisible_time_ms = 30_000
+consume_time_ms = { min = 5, max = 50 }
+"#;
+
+#[test]
+fn producer_and_concurrent_consumer_deliver_and_ack_everything() {
+    let out = run(BASIC, 7, &[]);
+    let h = &out.history;
+    let produced: BTreeSet<&str> = events(h, |k| matches!(k, EventKind::Produced { .. }))
+        .map(|e| match &e.kind {
+            EventKind::Produced { msg_id, .. } => msg_id.as_str(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        produced.len(),
+        20,
+        "every send answered in a fault-free run"
+    );
+    let mut acked = BTreeSet::new();
+    for e in &h.events {
+        if let EventKind::AckResult {
+            msg_id, outcome, ..
+        } = &e.kind
+        {
+            assert!(answered(outcome, ResponseCode::Success), "{outcome:?}");
+            acked.insert(msg_id.as_str());
+        }
+    }
+    assert_eq!(acked, produced, "every message consumed and acked once");
+    assert_eq!(
+        count(h, |k| matches!(k, EventKind::ListenerStarted { .. })),
+        20
+    );
+    assert_eq!(
+        count(h, |k| matches!(k, EventKind::ConsumerStarted { .. })),
+        1
+    );
+    assert!(h.events.iter().all(|e| e.at <= 20_000));
+    assert!(
+        h.events.windows(2).all(|w| w[0].at <= w[1].at),
+        "events in time order"
+    );
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}
+
+/// Bug (b): listener 15 s, invisible 10 s, max 0. With the #8333 filter the listener runs
+/// once and the revived copy is acked on receipt; without it the message is consumed again
+/// and again.
+const OVERRUN: &str = r#"
+name = "overrun"
+duration_ms = 90_000
+quiet_period_ms = 5_000
+
+[[topics]]
+name = "t"
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 1
+
+[[consumers]]
+name = "c1"
+kind = "concurrent"
+group = "g"
+topic = "t"
+init_mode = "min"
+pop_invisible_time_ms = 10_000
+max_reconsume_times = 0
+consume_time_ms = { min = 15_000, max = 15_000 }
+"#;
+
+#[test]
+fn receipt_filter_acks_messages_past_the_max() {
+    let fixed = run(OVERRUN, 3, &[]);
+    let h = &fixed.history;
+    assert_eq!(
+        count(h, |k| matches!(k, EventKind::ListenerStarted { .. })),
+        1
+    );
+    assert!(
+        events(h, |k| matches!(
+            k,
+            EventKind::ListenerFinished {
+                pop_timed_out: true,
+                ..
+            }
+        ))
+        .count()
+            == 1
+    );
+    let skipped: Vec<u32> = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SkippedOnReceipt {
+                reconsume_times, ..
+            } => Some(*reconsume_times),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, vec![1], "the revived copy is acked on receipt");
+
+    let bug = run(OVERRUN, 3, &[Behaviour::PopTimeoutSkipsMaxReconsume]);
+    let h = &bug.history;
+    assert_eq!(
+        count(h, |k| matches!(k, EventKind::SkippedOnReceipt { .. })),
+        0
+    );
+    let max_rt = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ListenerStarted {
+                reconsume_times, ..
+            } => Some(*reconsume_times),
+            _ => None,
+        })
+        .max();
+    assert!(max_rt >= Some(2), "consumed again and again: {max_rt:?}");
+}
+
+#[test]
+fn failed_consumption_changes_invisible_time_by_delay_level() {
+    let src = BASIC.replace(
+        "consume_time_ms = { min = 5, max = 50 }",
+        "failure_percent = 100\nmax_reconsume_times = 3",
+    );
+    let out = run(&src, 1, &[]);
+    let h = &out.history;
+    let mut delays = BTreeMap::new();
+    for e in &h.events {
+        if let EventKind::ChangeInvisibleResult {
+            invisible_time,
+            outcome,
+            ..
+        } = &e.kind
+        {
+            assert!(answered(outcome, ResponseCode::Success), "{outcome:?}");
+            *delays.entry(*invisible_time).or_insert(0) += 1;
+        }
+    }
+    // reconsumeTimes 0 → popDelayLevel[0] = 10 s.
+    assert_eq!(delays.get(&10_000), Some(&20), "{delays:?}");
+    assert!(
+        events(h, |k| matches!(
+            k,
+            EventKind::ListenerFinished {
+                outcome: ConsumeOutcome::Failure,
+                ..
+            }
+        ))
+        .count()
+            >= 20
+    );
+}
+
+const ORDERLY: &str = r#"
+name = "orderly"
+duration_ms = 20_000
+quiet_period_ms = 5_000
+
+[[topics]]
+name = "t"
+queues = 2
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 12
+interval_ms = 20
+
+[[consumers]]
+name = "c1"
+kind = "orderly"
+group = "g"
+topic = "t"
+init_mode = "min"
+pop_batch_nums = 4
+start_at_ms = 2_000
+"#;
+
+#[test]
+fn orderly_consumer_pops_with_attempt_ids_and_acks_in_queue_order() {
+    let out = run(ORDERLY, 5, &[]);
+    let h = &out.history;
+    let mut per_queue: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for e in &h.events {
+        if let EventKind::Delivered {
+            queue_id,
+            queue_offset,
+            orderly,
+            attempt_id,
+            ..
+        } = &e.kind
+        {
+            assert!(*orderly && attempt_id.is_some());
+            per_queue.entry(*queue_id).or_default().push(*queue_offset);
+        }
+    }
+    for (q, offsets) in &per_queue {
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "queue {q} in order: {offsets:?}"
+        );
+    }
+    assert_eq!(per_queue.values().map(Vec::len).sum::<usize>(), 12);
+    assert_eq!(count(h, |k| matches!(k, EventKind::AckResult { .. })), 12);
+}
+
+const SCRIPTED: &str = r#"
+name = "scripted"
+duration_ms = 10_000
+quiet_period_ms = 1_000
+
+[[topics]]
+name = "t"
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 5
+interval_ms = 5
+
+[[consumers]]
+name = "c1"
+kind = "scripted"
+group = "g"
+topic = "t"
+init_mode = "min"
+
+[[steps]]
+at_ms = 1_000
+action = "pop"
+consumer = "c1"
+max = 4
+
+[[steps]]
+at_ms = 2_000
+action = "ack"
+consumer = "c1"
+all_but = 1
+
+[[steps]]
+at_ms = 3_000
+action = "change-invisible-time"
+consumer = "c1"
+invisible_time_ms = 20_000
+
+[[steps]]
+at_ms = 4_000
+action = "ack"
+consumer = "c1"
+batch = true
+"#;
+
+#[test]
+fn scripted_consumer_acts_only_on_steps() {
+    let out = run(SCRIPTED, 2, &[]);
+    let h = &out.history;
+    assert_eq!(count(h, |k| matches!(k, EventKind::Delivered { .. })), 4);
+    let acks: Vec<(u64, String)> = h
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AckSent { msg_id, .. } => Some((e.at, msg_id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks.len(), 4);
+    assert!(acks[..3].iter().all(|(at, _)| (2_000..3_000).contains(at)));
+    assert!(acks[3].0 >= 4_000);
+    let cit: Vec<_> = events(h, |k| matches!(k, EventKind::ChangeInvisibleResult { .. })).collect();
+    assert_eq!(cit.len(), 1, "only the held receipt changes");
+    let EventKind::ChangeInvisibleResult {
+        new_receipt: Some(new),
+        ..
+    } = &cit[0].kind
+    else {
+        panic!(
+            "change-invisible-time answered with a new receipt: {:?}",
+            cit[0]
+        );
+    };
+    // The batch ack uses the receipt the change returned.
+    assert!(
+        events(
+            h,
+            |k| matches!(k, EventKind::AckSent { receipt, .. } if receipt == new)
+        )
+        .count()
+            == 1
+    );
+    for e in &h.events {
+        if let EventKind::AckResult { outcome, .. } = &e.kind {
+            assert!(answered(outcome, ResponseCode::Success), "{outcome:?}");
+        }
+    }
+}
+
+const OFFSETS: &str = r#"
+name = "offsets"
+duration_ms = 30_000
+quiet_period_ms = 1_000
+
+[[topics]]
+name = "t"
+
+[[groups]]
+name = "g"
+
+[[clients]]
+name = "o1"
+kind = "offset"
+
+[[clients]]
+name = "a1"
+kind = "admin"
+
+[[steps]]
+at_ms = 1_000
+action = "update-offset"
+client = "o1"
+mode = "oneway"
+group = "g"
+topic = "t"
+queue = 0
+offset = 0
+
+[[steps]]
+at_ms = 2_000
+action = "update-offset"
+client = "o1"
+mode = "sync"
+group = "g"
+topic = "t"
+offset = 0
+
+[[steps]]
+at_ms = 3_000
+action = "update-offset"
+client = "o1"
+mode = "future"
+group = "g"
+topic = "t"
+offset = 0
+
+[[steps]]
+at_ms = 4_000
+action = "update-offset"
+client = "o1"
+mode = "future"
+group = "g"
+topic = "t"
+queue = 0
+offset = 0
+
+[[steps]]
+at_ms = 5_000
+action = "reset-offset"
+client = "a1"
+group = "g"
+topic = "t"
+queue = 0
+offset = 0
+
+[[steps]]
+at_ms = 6_000
+action = "query-offset"
+client = "o1"
+group = "g"
+topic = "t"
+queue = 0
+"#;
+
+/// How an update ended: (outcome, caller_sees_success); `None` = never completed.
+type Completion = Option<(Option<RpcOutcome>, bool)>;
+
+/// Mode and completion per call id.
+fn offset_calls(h: &reports::history::History) -> BTreeMap<u64, (OffsetUpdateMode, Completion)> {
+    let mut calls = BTreeMap::new();
+    for e in &h.events {
+        match &e.kind {
+            EventKind::OffsetUpdateStarted { call_id, mode, .. } => {
+                calls.insert(*call_id, (mode.clone(), None));
+            }
+            EventKind::OffsetUpdateCompleted {
+                call_id,
+                outcome,
+                caller_sees_success,
+                ..
+            } => {
+                calls.get_mut(call_id).expect("started first").1 =
+                    Some((outcome.clone(), *caller_sees_success));
+            }
+            _ => {}
+        }
+    }
+    calls
+}
+
+#[test]
+fn offset_client_modes_follow_upstream() {
+    let out = run(OFFSETS, 1, &[]);
+    let calls = offset_calls(&out.history);
+    assert_eq!(calls.len(), 4);
+    assert_eq!(calls[&1], (OffsetUpdateMode::Oneway, Some((None, true))));
+    // A missing queueId is INVALID_PARAMETER: sync throws, the fixed future completes.
+    let (mode, done) = &calls[&2];
+    assert_eq!(*mode, OffsetUpdateMode::Sync);
+    assert!(
+        matches!(done, Some((Some(o), false)) if answered(o, ResponseCode::InvalidParameter)),
+        "{done:?}"
+    );
+    let (mode, done) = &calls[&3];
+    assert_eq!(*mode, OffsetUpdateMode::Future);
+    assert!(
+        matches!(done, Some((Some(o), false)) if answered(o, ResponseCode::InvalidParameter)),
+        "{done:?}"
+    );
+    assert!(matches!(&calls[&4].1, Some((Some(o), true)) if answered(o, ResponseCode::Success)));
+    let h = &out.history;
+    assert_eq!(
+        count(h, |k| matches!(k, EventKind::ResetRequested { .. })),
+        1
+    );
+    assert!(events(h, |k| matches!(k, EventKind::ResetResult { outcome, .. } if answered(outcome, ResponseCode::Success))).count() == 1);
+
+    // #10005: the unmapped INVALID_PARAMETER leaves the future pending forever.
+    let bug = run(OFFSETS, 1, &[Behaviour::OffsetFutureUnmappedResponse]);
+    let calls = offset_calls(&bug.history);
+    assert_eq!(calls[&3].1, None, "never completed");
+    assert!(calls[&2].1.is_some() && calls[&4].1.is_some());
+
+    // Before #8368 there is only the oneway path.
+    let old = run(OFFSETS, 1, &[Behaviour::OffsetUpdateOnewayOnly]);
+    let calls = offset_calls(&old.history);
+    assert!(
+        calls
+            .values()
+            .all(|(m, d)| *m == OffsetUpdateMode::Oneway && *d == Some((None, true))),
+        "{calls:?}"
+    );
+}

@@ -1,0 +1,52 @@
+//! Shared helpers for the simulation tests.
+#![allow(dead_code)]
+
+use broker_core::{Behaviour, ResponseCode};
+use reports::history::{Event, EventKind, History, RpcOutcome};
+use scenarios::Scenario;
+use sim::{run_seed, RunOptions, RunOutcome};
+
+/// Parses an inline scenario (validated like a file).
+pub fn scenario(src: &str) -> Scenario {
+    scenarios::load_str("test.toml", src, &scenarios::Context::default())
+        .unwrap_or_else(|e| panic!("test scenario does not load:\n{}", e.render()))
+}
+
+/// Runs `src` on `seed` with `bugs` on; fails the test on a panic inside the simulation.
+pub fn run(src: &str, seed: u64, bugs: &[Behaviour]) -> RunOutcome {
+    let sc = scenario(src);
+    let opts = RunOptions {
+        behaviours: bugs.iter().copied().collect(),
+        ..RunOptions::default()
+    };
+    let out = run_seed(&sc, seed, &opts);
+    if let Some(p) = &out.panic {
+        panic!("seed {seed}: {p}");
+    }
+    out
+}
+
+pub fn events<'a>(
+    h: &'a History,
+    f: impl Fn(&EventKind) -> bool + 'a,
+) -> impl Iterator<Item = &'a Event> + 'a {
+    h.events.iter().filter(move |e| f(&e.kind))
+}
+
+pub fn count(h: &History, f: impl Fn(&EventKind) -> bool) -> usize {
+    h.events.iter().filter(|e| f(&e.kind)).count()
+}
+
+pub fn answered(o: &RpcOutcome, code: ResponseCode) -> bool {
+    matches!(o, RpcOutcome::Answered { code: c, .. } if *c == code)
+}
+
+pub fn faults(h: &History) -> Vec<(u64, String)> {
+    h.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Fault { description } => Some((e.at, description.clone())),
+            _ => None,
+        })
+        .collect()
+}
