@@ -198,3 +198,62 @@ impl World {
         msgs.iter().map(|m| m.msg_id.clone()).collect()
     }
 }
+
+impl World {
+    pub fn with(behaviours: &[Behaviour]) -> Self {
+        Self::new(Self::default_config(), behaviours.iter().copied().collect())
+    }
+
+    pub fn buffered(behaviours: &[Behaviour]) -> Self {
+        let config = BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..Self::default_config()
+        };
+        Self::new(config, behaviours.iter().copied().collect())
+    }
+
+    pub fn count(&self, pred: impl Fn(&BrokerEvent) -> bool) -> usize {
+        self.events.iter().filter(|e| pred(e)).count()
+    }
+
+    pub fn ck_written(&self) -> usize {
+        self.count(|e| matches!(e, BrokerEvent::CkWritten { .. }))
+    }
+
+    /// `broker_name` of every AckWritten, in order.
+    pub fn ack_written_names(&self) -> Vec<Option<String>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                BrokerEvent::AckWritten { broker_name, .. } => Some(broker_name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn commits_with(&self, reason: &str) -> Vec<i64> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                BrokerEvent::OffsetCommitted {
+                    reason: r,
+                    offset,
+                    topic,
+                    ..
+                } if r == reason && topic == TOPIC => Some(*offset),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn revived_ids(&self) -> Vec<String> {
+        self.revived().into_iter().map(|(id, _)| id).collect()
+    }
+
+    pub fn create_topic(&mut self, topic: &str, queues: u32) {
+        self.ok(Request::CreateTopic(CreateTopicRequest {
+            topic: topic.into(),
+            read_queue_nums: queues,
+        }));
+    }
+}

@@ -1,0 +1,243 @@
+//! `PopBufferMergeService` end to end, and bug (c): acks merged in the buffer, flushed at
+//! the 10 s stay limit without brokerName, never match their CK at revive.
+
+mod common;
+use broker_core::*;
+use common::*;
+
+/// Pop 4 at 0 s (invisible 20 s); ack 3 at 1 s (merged in the buffer); ack the last at 9 s
+/// (refused by addAk's 8.5 s guard, written straight to the revive log with brokerName);
+/// the CK flushes at 10 s with the 3 buffered acks; then let the reviver run.
+fn issue_8835_schedule(w: &mut World) -> Vec<MessageExt> {
+    w.send(4);
+    let msgs = w.pop(32, 20_000);
+    assert_eq!(msgs.len(), 4);
+    assert_eq!(w.broker.snapshot().buffered_cks, 1, "CK held in the buffer");
+    w.advance_to(1_000);
+    for m in &msgs[..3] {
+        assert_eq!(w.ack(m).code, ResponseCode::Success);
+    }
+    assert_eq!(
+        w.count(|e| matches!(e, BrokerEvent::AckMergedInBuffer { .. })),
+        3
+    );
+    assert!(
+        w.ack_written_names().is_empty(),
+        "merged acks write nothing yet"
+    );
+    w.advance_to(9_000);
+    w.ack(&msgs[3]);
+    assert_eq!(
+        w.ack_written_names(),
+        vec![Some("broker-a".to_owned())],
+        "late ack goes direct, with bn"
+    );
+    assert_eq!(w.ck_written(), 0);
+    w.advance_to(10_000);
+    assert_eq!(w.ck_written(), 0, "still buffered at exactly 10 s");
+    w.advance_to(10_010);
+    assert_eq!(
+        w.ck_written(),
+        1,
+        "flushed once popCkStayBufferTime has passed"
+    );
+    assert_eq!(w.broker.snapshot().buffered_cks, 0);
+    w.advance_to(60_000);
+    msgs
+}
+
+#[test]
+fn bug_c_release_5_3_1_revives_the_acked_messages() {
+    let mut w = World::new(
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..World::default_config()
+        },
+        Release::V5_3_1.behaviours(),
+    );
+    issue_8835_schedule(&mut w);
+    let names = w.ack_written_names();
+    assert_eq!(
+        names[1..],
+        [None, None, None],
+        "flushed acks carry no brokerName"
+    );
+    let mut revived = w.revived();
+    revived.sort();
+    assert_eq!(
+        revived,
+        vec![("m1".into(), 1), ("m2".into(), 1), ("m3".into(), 1)]
+    );
+    let again = w.pop(32, 20_000);
+    assert_eq!(
+        World::ids(&again).len(),
+        3,
+        "the acked messages come back from %RETRY%"
+    );
+    assert!(again.iter().all(
+        |m| m.retry_topic.as_deref() == Some("%RETRY%GroupA_TopicA") && m.reconsume_times == 1
+    ));
+}
+
+#[test]
+fn bug_c_fixed_revives_nothing() {
+    let mut w = World::buffered(&[]);
+    issue_8835_schedule(&mut w);
+    assert_eq!(w.ack_written_names(), vec![Some("broker-a".to_owned()); 4]);
+    assert!(w.revived().is_empty());
+}
+
+#[test]
+fn buffered_ack_missing_broker_name_is_masked_by_the_blank_name_fallback() {
+    let mut w = World::buffered(&[Behaviour::BufferedAckMissingBrokerName]);
+    issue_8835_schedule(&mut w);
+    assert_eq!(w.ack_written_names()[1..], [None, None, None]);
+    assert!(
+        w.revived().is_empty(),
+        "#8981 substitutes this broker's name"
+    );
+}
+
+#[test]
+fn blank_name_fallback_missing_alone_is_harmless_when_acks_carry_names() {
+    let mut w = World::buffered(&[Behaviour::ReviveNoBlankBrokerNameFallback]);
+    issue_8835_schedule(&mut w);
+    assert!(w.revived().is_empty());
+}
+
+#[test]
+fn release_5_3_0_merge_key_without_broker_name_hides_bug_c() {
+    let mut w = World::new(
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..World::default_config()
+        },
+        Release::V5_3_0.behaviours(),
+    );
+    issue_8835_schedule(&mut w);
+    assert_eq!(w.ack_written_names()[1..], [None, None, None]);
+    assert!(
+        w.revived().is_empty(),
+        "before #8494 the revive key had no brokerName at all"
+    );
+}
+
+#[test]
+fn batch_ack_flush_has_no_broker_name_and_relies_on_the_fallback() {
+    let config = BrokerConfig {
+        enable_pop_buffer_merge: true,
+        enable_pop_batch_ack: true,
+        ..World::default_config()
+    };
+    let mut fixed = World::new(config.clone(), Behaviours::fixed());
+    issue_8835_schedule(&mut fixed);
+    let batches = fixed.count(|e| matches!(e, BrokerEvent::AckWritten { batch: true, broker_name: None, ack_offsets, .. } if ack_offsets.len() == 3));
+    assert_eq!(batches, 1, "one BatchAckMsg without brokerName (develop)");
+    assert!(fixed.revived().is_empty());
+
+    let mut no_fallback = World::new(
+        config,
+        [Behaviour::ReviveNoBlankBrokerNameFallback]
+            .into_iter()
+            .collect(),
+    );
+    issue_8835_schedule(&mut no_fallback);
+    assert_eq!(
+        no_fallback.revived().len(),
+        3,
+        "without #8981 the batch ack matches nothing"
+    );
+}
+
+#[test]
+fn fully_acked_buffered_ck_is_never_written() {
+    let mut w = World::buffered(&[]);
+    w.send(3);
+    let msgs = w.pop(32, 20_000);
+    w.advance_to(2_000);
+    for m in &msgs {
+        w.ack(m);
+    }
+    w.advance_to(60_000);
+    assert_eq!(w.ck_written(), 0, "CK and acks cancel out in memory");
+    assert!(w.ack_written_names().is_empty());
+    assert!(w.revived().is_empty());
+    assert_eq!(w.commit_offset(0), Some(3));
+    assert_eq!(w.commits_with("PopBufferMergeService"), vec![3]);
+}
+
+#[test]
+fn short_invisible_time_is_not_buffered() {
+    let mut w = World::buffered(&[]);
+    w.send(1);
+    let _ = w.pop(32, 4_000);
+    assert_eq!(
+        w.count(|e| matches!(e, BrokerEvent::CkBuffered { .. })),
+        0,
+        "reviveTime − now < 4.5 s: addCk refuses"
+    );
+    assert_eq!(w.ck_written(), 1, "addCkJustOffset wrote it at once");
+    w.advance(5);
+    assert_eq!(
+        w.broker.snapshot().buffered_cks,
+        0,
+        "a stored just-offset wrapper leaves at the next scan"
+    );
+}
+
+#[test]
+fn buffered_commit_waits_for_the_ck_at_the_head() {
+    let mut w = World::buffered(&[]);
+    w.send(4);
+    let first = w.pop(2, 30_000);
+    let second = w.pop(2, 30_000);
+    assert_eq!(
+        World::ids(&second),
+        vec!["m3", "m4"],
+        "read position = newest buffered CK's nextBeginOffset"
+    );
+    for m in &second {
+        w.ack(m);
+    }
+    w.advance_to(1_000);
+    assert_eq!(
+        w.commit_offset(0),
+        Some(0),
+        "the un-acked head blocks the offset queue"
+    );
+    for m in &first {
+        w.ack(m);
+    }
+    w.advance_to(1_100);
+    assert_eq!(w.commit_offset(0), Some(4));
+}
+
+#[test]
+fn no_wakeups_while_a_ck_waits_in_the_buffer() {
+    let mut w = World::buffered(&[]);
+    w.send(1);
+    let _ = w.pop(1, 60_000);
+    w.advance_to(5); // first scan after the pop
+    let next = w.broker.next_deadline().expect("the flush is pending");
+    assert!(next >= 5_000, "no 5 ms polling: next deadline {next}");
+    assert_eq!(next, 5_000, "the offset persist is the next thing");
+    w.advance_to(5_000);
+    assert_eq!(
+        w.broker.next_deadline(),
+        Some(10_005),
+        "then the 10 s flush, on the 5 ms grid"
+    );
+}
+
+#[test]
+fn reviving_twice_needs_two_expiries() {
+    let mut w = World::buffered(&[]);
+    w.send(1);
+    let _ = w.pop(1, 10_000);
+    w.advance_to(30_000);
+    assert_eq!(w.revived(), vec![("m1".into(), 1)]);
+    let again = w.pop(1, 10_000);
+    assert_eq!(again[0].reconsume_times, 1);
+    w.advance_to(60_000);
+    assert_eq!(w.revived(), vec![("m1".into(), 1), ("m1".into(), 2)]);
+}
