@@ -25,8 +25,6 @@ pub struct Rcpt {
     pub copy_topic: String,
     pub queue_id: u32,
     pub queue_offset: u64,
-    pub pop_time: Millis,
-    pub invisible_time: Millis,
     pub reconsume_times: u32,
 }
 
@@ -247,8 +245,6 @@ impl H {
             copy_topic: retry_topic.unwrap_or_else(|| T.into()),
             queue_id: q,
             queue_offset: off,
-            pop_time: self.now,
-            invisible_time: invisible,
             reconsume_times: reconsume,
         }
     }
@@ -364,8 +360,6 @@ impl H {
         Rcpt {
             idx,
             receipt: new_receipt,
-            pop_time: info.pop_time,
-            invisible_time: info.invisible_time,
             ..r.clone()
         }
     }

@@ -98,7 +98,7 @@ pub(crate) fn check(history: &History) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::ConsumerKind;
+    use crate::history::{ConsumeOutcome, ConsumerKind};
     use crate::invariants::Status;
     use crate::testkit::H;
 
@@ -107,12 +107,14 @@ mod tests {
         let mut idxs = Vec::new();
         let mut d = h.at(0).pop("c1", "m1", 0, 0);
         for i in 0..runs {
-            let t = u64::from(i) * 13_000;
+            let t = u64::from(i) * 16_000;
             if i > 0 {
                 d = h.at(t).pop_retry("c1", "m1", u64::from(i - 1), i);
             }
             idxs.push(h.at(t).listener(&d));
             h.at(t + 12_000).revive(&d, u64::from(i), i + 1);
+            h.at(t + 15_000)
+                .listener_done(&d, ConsumeOutcome::Success, true);
         }
         idxs
     }

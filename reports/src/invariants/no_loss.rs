@@ -1,13 +1,358 @@
 //! Every message produced at or after a group's start position is eventually acked, skipped by a documented client policy, or sent to a DLQ by that group.
+//!
+//! At-least-once. Targets lost revives and offsets that run ahead of un-acked messages
+//! (#7914, #9106, #9626, revive offset commit timing), under crash and partition schedules.
+//!
+//! Semantics:
+//! - Judged only if the run got quiet early enough: `end_at ≥ quiet_from + longest
+//!   pop invisible time + SETTLE_MS`, and the broker runs at the end.
+//! - For every consumer group and topic it subscribes (from the run's consumers), every
+//!   `Produced` message of that topic whose offset is at or after the group's start position
+//!   on its queue: the offset of the latest reset of that queue if any, else the group's
+//!   initial offset (the first commit whose reason mentions `getPopOffset` or `init`), else 0.
+//! - Such a message is accounted for once the group acked it (an ack answered `SUCCESS`
+//!   for any copy), skipped it on receipt (`SkippedOnReceipt`: the #8333 max-reconsume
+//!   filter, or a tag mismatch, both documented client policies that ack), sent it to a DLQ
+//!   (`SentToDlq`), or sent an ack after its latest delivery whose answer never came back
+//!   (the broker may well have applied it; a lost answer is not a lost message).
+//! - It is still *in flight*, and not judged, if it was produced, last revived, or last
+//!   became visible again (its latest receipt's deadline) less than SETTLE_MS before the end.
+//! - A group that the history shows with no running consumer at the end is not judged; a
+//!   note says so.
 
-use super::{InvariantInfo, Verdict};
-use crate::history::History;
+use super::index::{is_success, receipt_deadline, resets, secs, witness_events};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History};
+use broker_core::{BrokerEvent, Millis};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "no-loss",
     statement: "Every message produced at or after a group's start position is eventually acked, skipped by a documented client policy, or sent to a DLQ by that group.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+/// Time a message gets after it last became poppable (produced, revived, or its receipt
+/// expired) before it may be called lost: a revive takes about 3 s past the deadline, a
+/// pop loop picks it up within a few seconds more.
+pub(crate) const SETTLE_MS: Millis = 30_000;
+
+#[derive(Default)]
+struct MsgState {
+    resolved: bool,
+    /// An ack was sent after the latest delivery.
+    ack_in_doubt: bool,
+    /// Latest time the message became (or becomes) poppable again.
+    live_until: Millis,
+    deliveries: Vec<usize>,
+}
+
+pub(crate) fn check(history: &History) -> Verdict {
+    let meta = &history.meta;
+    let longest_invisible = meta
+        .consumers
+        .iter()
+        .map(|c| c.pop_invisible_time)
+        .max()
+        .unwrap_or(0);
+    let needed = longest_invisible + SETTLE_MS;
+    if meta.end_at < meta.quiet_from + needed {
+        return Verdict::not_applicable(format!(
+            "the run ended {} after its quiet period began; no-loss needs {}",
+            secs(meta.end_at.saturating_sub(meta.quiet_from)),
+            secs(needed)
+        ));
+    }
+    if !history.final_state.running {
+        return Verdict::not_applicable("the broker was not running at the end");
+    }
+    // Group → topics it subscribes.
+    let mut subs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for c in &meta.consumers {
+        subs.entry(&c.group).or_default().insert(&c.topic);
+    }
+    let consumer_group: BTreeMap<&str, &str> = meta
+        .consumers
+        .iter()
+        .map(|c| (c.name.as_str(), c.group.as_str()))
+        .collect();
+
+    // Start positions: (group, topic, queue) → offset.
+    let mut start: BTreeMap<(&str, &str, u32), i64> = BTreeMap::new();
+    let mut from_reset: BTreeSet<(&str, &str, u32)> = BTreeSet::new();
+    let points = resets(history);
+    for p in points.iter().rev() {
+        let key = (p.group.as_str(), p.topic.as_str(), p.queue);
+        if from_reset.insert(key) {
+            start.insert(key, p.offset);
+        }
+    }
+    let mut running: BTreeSet<&str> = BTreeSet::new();
+    let mut lifecycle_seen = false;
+    let mut produced: Vec<(usize, &str, &str, u32, u64)> = Vec::new();
+    let mut state: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
+    for (idx, e) in history.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Produced {
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                ..
+            } => {
+                produced.push((idx, msg_id, topic, *queue_id, *queue_offset));
+            }
+            EventKind::Broker(BrokerEvent::OffsetCommitted {
+                group,
+                topic,
+                queue_id,
+                offset,
+                reason,
+                ..
+            }) => {
+                let why = reason.to_ascii_lowercase();
+                if why.contains("getpopoffset") || why.contains("init") {
+                    start.entry((group, topic, *queue_id)).or_insert(*offset);
+                }
+            }
+            EventKind::Delivered {
+                group,
+                msg_id,
+                pop_time,
+                invisible_time,
+                ..
+            } => {
+                let st = state.entry((group, msg_id)).or_default();
+                st.deliveries.push(idx);
+                st.ack_in_doubt = false;
+                st.live_until = st.live_until.max(pop_time + invisible_time);
+            }
+            EventKind::ChangeInvisibleResult {
+                group,
+                msg_id,
+                invisible_time,
+                new_receipt: Some(new),
+                outcome,
+                ..
+            } if is_success(outcome) => {
+                let st = state.entry((group, msg_id)).or_default();
+                st.live_until = st
+                    .live_until
+                    .max(receipt_deadline(new, e.at + invisible_time));
+            }
+            EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
+                let st = state.entry((group, msg_id)).or_default();
+                st.live_until = st.live_until.max(e.at);
+            }
+            EventKind::AckSent { group, msg_id, .. } => {
+                state.entry((group, msg_id)).or_default().ack_in_doubt = true;
+            }
+            EventKind::AckResult {
+                group,
+                msg_id,
+                outcome,
+                ..
+            } => {
+                let st = state.entry((group, msg_id)).or_default();
+                st.resolved |= is_success(outcome);
+            }
+            EventKind::SkippedOnReceipt { group, msg_id, .. }
+            | EventKind::SentToDlq { group, msg_id, .. } => {
+                state.entry((group, msg_id)).or_default().resolved = true;
+            }
+            EventKind::ConsumerStarted { consumer, .. } => {
+                lifecycle_seen = true;
+                running.insert(consumer);
+            }
+            EventKind::ConsumerStopped { consumer, .. } => {
+                lifecycle_seen = true;
+                running.remove(consumer.as_str());
+            }
+            _ => {}
+        }
+    }
+    let mut notes = Vec::new();
+    let mut lost: Vec<Witness> = Vec::new();
+    let mut judged = 0usize;
+    let settled = meta.end_at - SETTLE_MS;
+    for (group, topics) in &subs {
+        if lifecycle_seen && !running.iter().any(|c| consumer_group.get(c) == Some(group)) {
+            notes.push(Witness {
+                msg_id: None,
+                summary: format!("group {group} had no running consumer at the end; its messages were not judged"),
+                events: vec![],
+            });
+            continue;
+        }
+        for (idx, msg_id, topic, queue, offset) in &produced {
+            if !topics.contains(topic) {
+                continue;
+            }
+            let from = start.get(&(*group, *topic, *queue)).copied().unwrap_or(0);
+            if (*offset as i64) < from {
+                continue;
+            }
+            let empty = MsgState::default();
+            let st = state.get(&(*group, *msg_id)).unwrap_or(&empty);
+            let born = history.events[*idx].at;
+            if st.resolved || st.ack_in_doubt || born > settled || st.live_until > settled {
+                judged += usize::from(st.resolved || st.ack_in_doubt);
+                continue;
+            }
+            judged += 1;
+            let fate = match st.deliveries.last() {
+                None => "was never delivered to it".to_owned(),
+                Some(last) => format!(
+                    "was delivered {} time(s), last at {}, and never acked, skipped or dead-lettered",
+                    st.deliveries.len(),
+                    secs(history.events[*last].at)
+                ),
+            };
+            let mut events = vec![*idx];
+            events.extend(st.deliveries.iter().rev().take(5));
+            lost.push(Witness {
+                msg_id: Some((*msg_id).to_owned()),
+                summary: format!(
+                    "{msg_id} ({topic}/{queue} offset {offset}, produced at {}) {fate} by group {group} (start position {from}); the run ended at {}",
+                    secs(born),
+                    secs(meta.end_at)
+                ),
+                events: witness_events(events),
+            });
+        }
+    }
+    if judged == 0 && lost.is_empty() {
+        return Verdict::not_applicable("no settled message to judge").with_notes(notes);
+    }
+    lost.sort_by_key(|w| w.events.first().copied());
+    let count = lost.len();
+    Verdict::from_witness(lost.into_iter().next().map(|mut w| {
+        if count > 1 {
+            w.summary
+                .push_str(&format!(" ({count} messages lost in all)"));
+        }
+        w
+    }))
+    .with_notes(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::ConsumerKind;
+    use crate::invariants::Status;
+    use crate::testkit::H;
+
+    fn quiet(h: &mut H) -> &mut H {
+        h.end(20_000, 100_000)
+    }
+
+    #[test]
+    fn an_unacked_message_after_the_quiet_period_is_lost() {
+        let mut h = H::new();
+        quiet(&mut h);
+        let p0 = h.at(1_000).produce("m0", 0, 0);
+        let d = h.at(2_000).pop("c1", "m0", 0, 0);
+        h.at(3_000).listener(&d);
+        let p1 = h.at(1_000).produce("m1", 0, 1);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m0"));
+        assert_eq!(w.events, vec![p0, d.idx]);
+        assert_eq!(
+            w.summary,
+            "m0 (TopicA/0 offset 0, produced at 1.000s) was delivered 1 time(s), last at 2.000s, and never acked, skipped or dead-lettered by group g1 (start position 0); the run ended at 100.000s (2 messages lost in all)"
+        );
+        assert!(p1 > p0);
+    }
+
+    #[test]
+    fn acked_skipped_dead_lettered_in_doubt_or_in_flight_messages_hold() {
+        let mut h = H::new();
+        quiet(&mut h);
+        for (i, o) in ["a", "s", "d", "q", "f"].iter().zip(0..) {
+            h.at(1_000).produce(i, 0, o);
+        }
+        let a = h.at(2_000).pop("c1", "a", 0, 0);
+        h.ack(&a);
+        let s = h.pop("c1", "s", 0, 1);
+        h.skip(&s, "reconsumeTimes 17 > maxReconsumeTimes 16");
+        let d = h.pop("c1", "d", 0, 2);
+        h.dlq(&d);
+        let q = h.pop("c1", "q", 0, 3);
+        h.ack_sent(&q);
+        // f is nacked with a long delay that ends after the settle horizon.
+        let f = h.pop("c1", "f", 0, 4);
+        h.at(3_000).change_invisible(&f, 90_000);
+        // Produced late: still in flight.
+        h.at(90_000).produce("late", 0, 5);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn messages_before_the_start_position_are_not_required() {
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("old", 0, 0);
+        h.at(1_000).produce("old2", 1, 0);
+        h.at(2_000).commit("g1", 0, 1, "getPopOffset");
+        h.at(2_000).reset("g1", 1, 1);
+        let m = h.at(2_000).pop("c1", "new", 0, 1);
+        h.ack(&m);
+        h.at(1_000).produce("new", 0, 1);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn short_runs_stopped_groups_and_stopped_brokers_are_not_judged() {
+        let mut h = H::new();
+        h.end(20_000, 50_000);
+        h.at(1_000).produce("m0", 0, 0);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable(
+                "the run ended 30.000s after its quiet period began; no-loss needs 40.000s"
+            )
+        );
+
+        let mut h = H::new();
+        quiet(&mut h);
+        h.consumer("c2", "g2", ConsumerKind::Concurrent, -1);
+        h.at(0).push(
+            "c1",
+            EventKind::ConsumerStarted {
+                consumer: "c1".into(),
+                group: "g1".into(),
+            },
+        );
+        h.at(0).push(
+            "c2",
+            EventKind::ConsumerStarted {
+                consumer: "c2".into(),
+                group: "g2".into(),
+            },
+        );
+        h.at(500).push(
+            "c2",
+            EventKind::ConsumerStopped {
+                consumer: "c2".into(),
+                group: "g2".into(),
+            },
+        );
+        h.at(1_000).produce("m0", 0, 0);
+        let d = h.at(2_000).pop("c1", "m0", 0, 0);
+        h.ack(&d);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Held);
+        assert_eq!(
+            v.notes[0].summary,
+            "group g2 had no running consumer at the end; its messages were not judged"
+        );
+
+        h.at(60_000).crash();
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("the broker was not running at the end")
+        );
+    }
 }

@@ -133,9 +133,9 @@ mod tests {
     fn an_ack_with_a_stale_receipt_does_not_count() {
         let mut h = H::new();
         let d = h.at(1_000).pop("c1", "m1", 0, 0);
-        let _moved = h.at(2_000).change_invisible(&d, 5_000);
+        let moved = h.at(2_000).change_invisible(&d, 5_000);
         h.at(3_000).ack(&d);
-        h.at(9_000).revive(&_moved, 0, 1);
+        h.at(9_000).revive(&moved, 0, 1);
         let v = check(&h.build());
         assert!(matches!(v.status, Status::NotApplicable { .. }), "{v:?}");
     }
@@ -163,7 +163,7 @@ mod tests {
     fn orderly_acks_count_only_as_a_prefix_of_the_batch() {
         // Offset 1 is acked but 0 is not: the re-pop from the commit offset brings 1 back.
         let mut h = H::orderly();
-        let d0 = h.at(1_000).pop("o1", "m0", 0, 0);
+        h.at(1_000).pop("o1", "m0", 0, 0);
         let d1 = h.at(1_000).pop("o1", "m1", 0, 1);
         h.at(2_000).ack(&d1);
         h.at(12_000).pop("o1", "m0", 0, 0);
@@ -183,6 +183,5 @@ mod tests {
         let w = check(&h.build()).witness.unwrap();
         assert_eq!(w.msg_id.as_deref(), Some("m1"));
         assert_eq!(w.events, vec![d1b.idx, ack0, replay.idx]);
-        let _ = d0;
     }
 }

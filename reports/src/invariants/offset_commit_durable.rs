@@ -1,13 +1,343 @@
 //! An offset update the caller saw succeed is what the broker holds at the end, unless a later commit or reset replaced it.
+//!
+//! Semantics, for every `OffsetUpdateCompleted` with `caller_sees_success` whose update named
+//! a queue and an offset v for topic@group:
+//! - The update's own commit is the broker's first `OffsetCommitted` of v for that queue
+//!   with a reason containing "update", between the start and the completion.
+//! - If a later `OffsetCommitted` or reset of the same queue follows the update (after its
+//!   own commit, or after its start when no commit was seen), the update was legitimately
+//!   replaced and is not judged further.
+//! - Otherwise the broker must end holding v: the final `offsetTable` if the broker runs,
+//!   else the persisted image. An update that a crash may have lost before any offset flush
+//!   (`OffsetsPersisted`) is excused: upstream flushes `consumerOffset.json` every 5 s.
+//! - An update the broker answered `SUCCESS` but did not apply because a reset was pending
+//!   (the remark "Offset has been previously reset", or no commit while the broker's reset
+//!   table held the queue) does not break the invariant: keeping the pending reset is
+//!   upstream's intended precedence (RIP-48). The caller was still told a success that did
+//!   not happen, so each such update is reported as a note on the result.
 
-use super::{InvariantInfo, Verdict};
-use crate::history::History;
+use super::index::{is_success, resets, secs, witness_events};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History, RpcOutcome};
+use broker_core::BrokerEvent;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "offset-commit-durable",
     statement: "An offset update the caller saw succeed is what the broker holds at the end, unless a later commit or reset replaced it.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+type QueueKey<'h> = (&'h str, &'h str, u32);
+
+/// A client's call: (client, call id).
+type Call<'h> = (&'h str, u64);
+
+struct Update<'h> {
+    key: Option<QueueKey<'h>>,
+    offset: i64,
+    started: usize,
+    own_commit: Option<usize>,
+    describe: String,
+}
+
+pub(crate) fn check(history: &History) -> Verdict {
+    let reset_points = resets(history);
+    let mut reset_idx: BTreeMap<usize, Vec<QueueKey>> = BTreeMap::new();
+    for p in &reset_points {
+        reset_idx
+            .entry(p.idx)
+            .or_default()
+            .push((&p.group, &p.topic, p.queue));
+    }
+    let mut updates: BTreeMap<Call, Update> = BTreeMap::new();
+    // Calls awaiting their own commit, per queue, in start order.
+    let mut awaiting: BTreeMap<QueueKey, Vec<Call>> = BTreeMap::new();
+    // Latest commit or reset per queue: (index, call it belongs to).
+    let mut last_touch: BTreeMap<QueueKey, (usize, Option<Call>)> = BTreeMap::new();
+    let mut pending_reset: BTreeSet<QueueKey> = BTreeSet::new();
+    let mut crashes: Vec<usize> = Vec::new();
+    let mut persists: Vec<usize> = Vec::new();
+    // (call, completion index) of updates the caller saw succeed and the broker applied.
+    let mut judged: Vec<(Call, usize)> = Vec::new();
+    let mut notes: Vec<Witness> = Vec::new();
+    let mut successes = 0usize;
+
+    for (idx, e) in history.events.iter().enumerate() {
+        for key in reset_idx.get(&idx).into_iter().flatten() {
+            last_touch.insert(*key, (idx, None));
+        }
+        match &e.kind {
+            EventKind::OffsetUpdateStarted {
+                client,
+                call_id,
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            } => {
+                let key = match (queue_id, offset) {
+                    (Some(q), Some(_)) if *q >= 0 => {
+                        Some((group.as_str(), topic.as_str(), *q as u32))
+                    }
+                    _ => None,
+                };
+                if let Some(k) = key {
+                    awaiting.entry(k).or_default().push((client, *call_id));
+                }
+                let describe = match (queue_id, offset) {
+                    (Some(q), Some(o)) => format!("{topic}@{group} queue {q} to {o}"),
+                    _ => format!("{topic}@{group} with a missing queue or offset"),
+                };
+                updates.insert(
+                    (client, *call_id),
+                    Update {
+                        key,
+                        offset: offset.unwrap_or(-1),
+                        started: idx,
+                        own_commit: None,
+                        describe,
+                    },
+                );
+            }
+            EventKind::Broker(BrokerEvent::OffsetCommitted {
+                group,
+                topic,
+                queue_id,
+                offset,
+                reason,
+                ..
+            }) => {
+                let key: QueueKey = (group, topic, *queue_id);
+                let mut owner = None;
+                if reason.to_ascii_lowercase().contains("update") {
+                    if let Some(calls) = awaiting.get_mut(&key) {
+                        let pos = calls
+                            .iter()
+                            .position(|c| updates.get(c).is_some_and(|u| u.offset == *offset));
+                        if let Some(pos) = pos {
+                            let call = calls.remove(pos);
+                            if let Some(u) = updates.get_mut(&call) {
+                                u.own_commit = Some(idx);
+                            }
+                            owner = Some(call);
+                        }
+                    }
+                }
+                last_touch.insert(key, (idx, owner));
+            }
+            EventKind::Broker(BrokerEvent::ResetAssigned {
+                group,
+                topic,
+                queue_id,
+                ..
+            }) => {
+                pending_reset.insert((group, topic, *queue_id));
+            }
+            EventKind::Broker(BrokerEvent::ResetConsumed {
+                group,
+                topic,
+                queue_id,
+                ..
+            }) => {
+                pending_reset.remove(&(group.as_str(), topic.as_str(), *queue_id));
+            }
+            EventKind::Broker(BrokerEvent::Crashed { .. }) => {
+                crashes.push(idx);
+                pending_reset.clear();
+            }
+            EventKind::Broker(BrokerEvent::OffsetsPersisted { .. }) => persists.push(idx),
+            EventKind::OffsetUpdateCompleted {
+                client,
+                call_id,
+                outcome,
+                caller_sees_success: true,
+            } => {
+                let call = (client.as_str(), *call_id);
+                let Some(u) = updates.get(&call) else {
+                    continue;
+                };
+                let Some(key) = u.key else { continue };
+                if let Some(calls) = awaiting.get_mut(&key) {
+                    calls.retain(|c| *c != call);
+                }
+                successes += 1;
+                let remark_says_reset = matches!(outcome, Some(RpcOutcome::Answered { remark, .. })
+                    if remark.to_ascii_lowercase().contains("reset"));
+                let answered_ok = outcome.as_ref().is_none_or(is_success);
+                if answered_ok
+                    && u.own_commit.is_none()
+                    && (remark_says_reset || pending_reset.contains(&key))
+                {
+                    notes.push(Witness {
+                        msg_id: None,
+                        summary: format!(
+                            "{client}'s call {call_id} (update of {}) was answered SUCCESS at {} but the broker kept its pending reset instead",
+                            u.describe,
+                            secs(e.at)
+                        ),
+                        events: witness_events(vec![u.started, idx]),
+                    });
+                } else {
+                    judged.push((call, idx));
+                }
+            }
+            _ => {}
+        }
+    }
+    if successes == 0 {
+        return Verdict::not_applicable("no offset update was reported successful");
+    }
+    let fs = &history.final_state;
+    let mut found = Vec::new();
+    for (call, completed) in judged {
+        let u = &updates[&call];
+        let Some(key) = u.key else { continue };
+        let anchor = u.own_commit.unwrap_or(u.started);
+        if last_touch
+            .get(&key)
+            .is_some_and(|(i, owner)| *i > anchor && *owner != Some(call))
+        {
+            continue; // Replaced by a later commit or reset.
+        }
+        // Was the update exposed to a crash (or a stopped broker) before any flush?
+        let first_crash = crashes
+            .get(crashes.partition_point(|c| *c <= anchor))
+            .copied();
+        let must_survive_until = first_crash.or((!fs.running).then_some(usize::MAX));
+        if let Some(until) = must_survive_until {
+            let p = persists.partition_point(|p| *p <= anchor);
+            if persists.get(p).is_none_or(|p| *p >= until) {
+                continue;
+            }
+        }
+        let (what, table) = if fs.running {
+            ("final offsetTable", &fs.offset_table)
+        } else {
+            ("persisted offsetTable image", &fs.persisted_offset_table)
+        };
+        let topic_group = format!("{}@{}", key.1, key.0);
+        let held = table.get(&topic_group).and_then(|m| m.get(&key.2)).copied();
+        if held != Some(u.offset) {
+            let held = held.map_or_else(|| "no entry".to_owned(), |v| v.to_string());
+            let mut events = vec![u.started, completed];
+            events.extend(u.own_commit);
+            found.push(Witness {
+                msg_id: None,
+                summary: format!(
+                    "{}'s call {} (update of {}) was reported successful at {}, but the {what} holds {held}",
+                    call.0,
+                    call.1,
+                    u.describe,
+                    secs(history.events[completed].at)
+                ),
+                events: witness_events(events),
+            });
+        }
+    }
+    let count = found.len();
+    Verdict::from_witness(found.into_iter().next().map(|mut w| {
+        if count > 1 {
+            w.summary.push_str(&format!(" ({count} updates in all)"));
+        }
+        w
+    }))
+    .with_notes(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::OffsetUpdateMode::{Future, Oneway};
+    use crate::invariants::Status;
+    use crate::testkit::{answered, ok, H};
+    use broker_core::ResponseCode;
+
+    #[test]
+    fn an_applied_update_that_stays_holds() {
+        let mut h = H::new();
+        h.at(1_000).update_started(1, Future, "g1", 0, 5);
+        h.at(1_005).commit("g1", 0, 5, "updateConsumerOffset");
+        h.at(1_010).update_completed(1, Some(ok()), true);
+        h.final_offset("g1", 0, 5);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // A later commit replaces it legitimately.
+        let mut h = H::new();
+        h.at(1_000).update_started(1, Future, "g1", 0, 5);
+        h.at(1_005).commit("g1", 0, 5, "updateConsumerOffset");
+        h.at(1_010).update_completed(1, Some(ok()), true);
+        h.at(2_000).commit("g1", 0, 9, "PopBufferMergeService");
+        h.final_offset("g1", 0, 9);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_success_the_broker_does_not_hold_is_a_violation() {
+        // Oneway, rejected by the broker, never committed: the caller assumed success.
+        let mut h = H::new();
+        let s = h.at(1_000).update_started(1, Oneway, "g1", 0, 5);
+        let c = h.at(1_000).update_completed(1, None, true);
+        h.final_offset("g1", 0, 2);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.events, vec![s, c]);
+        assert_eq!(
+            w.summary,
+            "offset-client's call 1 (update of TopicA@g1 queue 0 to 5) was reported successful at 1.000s, but the final offsetTable holds 2"
+        );
+    }
+
+    #[test]
+    fn a_crash_after_a_flush_must_not_lose_the_update() {
+        let mut h = H::new();
+        h.at(1_000).update_started(1, Future, "g1", 0, 5);
+        h.at(1_005).commit("g1", 0, 5, "updateConsumerOffset");
+        h.at(1_010).update_completed(1, Some(ok()), true);
+        h.at(2_000).crash();
+        h.at(3_000).restart();
+        h.final_offset("g1", 0, 0);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::held(),
+            "lost before any flush: excused"
+        );
+        h.events.clear();
+        h.at(1_000).update_started(1, Future, "g1", 0, 5);
+        h.at(1_005).commit("g1", 0, 5, "updateConsumerOffset");
+        h.at(1_010).update_completed(1, Some(ok()), true);
+        h.at(1_500).persist();
+        h.at(2_000).crash();
+        h.at(3_000).restart();
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_success_ignored_for_a_pending_reset_is_a_note() {
+        let mut h = H::new();
+        h.at(500).reset("g1", 0, 3);
+        let s = h.at(1_000).update_started(1, Future, "g1", 0, 5);
+        let c = h.at(1_010).update_completed(
+            1,
+            Some(answered(
+                ResponseCode::Success,
+                "Offset has been previously reset",
+            )),
+            true,
+        );
+        h.final_offset("g1", 0, 3);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Held);
+        assert_eq!(v.notes.len(), 1);
+        assert_eq!(v.notes[0].events, vec![s, c]);
+        assert_eq!(
+            v.notes[0].summary,
+            "offset-client's call 1 (update of TopicA@g1 queue 0 to 5) was answered SUCCESS at 1.010s but the broker kept its pending reset instead"
+        );
+        assert_eq!(
+            check(&H::new().build()),
+            Verdict::not_applicable("no offset update was reported successful")
+        );
+    }
 }

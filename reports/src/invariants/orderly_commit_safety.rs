@@ -1,13 +1,294 @@
 //! An orderly group's commit offset never passes an un-acked message of the outstanding batch, and at most one un-expired batch is outstanding per queue.
+//!
+//! Upstream's orderly POP (`ConsumerOrderInfoManager`) pins the commit offset at the first
+//! un-acked entry of the batch and blocks the queue while any entry is invisible.
+//!
+//! Semantics, per (group, topic, queue) of groups with orderly deliveries:
+//! - The *outstanding batch* is the latest orderly pop seen: the deliveries sharing consumer
+//!   and `popTime`. An entry counts as acked once the client *sent* the ack (the broker
+//!   commits before the answer comes back). Each entry's deadline is its receipt's
+//!   `popTime + invisibleTime`, moved by a successful changeInvisibleTime.
+//! - **Commit**: every broker `OffsetCommitted` for the queue must be ≤ the lowest un-acked
+//!   offset of the outstanding batch. Commits made on purpose by a reset (reason containing
+//!   "reset") or a client `UPDATE_CONSUMER_OFFSET` (reason containing "update") are exempt.
+//! - **One batch**: a new batch may start only when every entry of the outstanding one is
+//!   acked or past its deadline at the new `popTime`, unless it is the same attempt: equal
+//!   `attempt_id`s, or the same consumer when the history does not record attempt ids.
+//! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
+//!   block on purpose; a crash may lose the un-flushed order info).
 
-use super::{InvariantInfo, Verdict};
-use crate::history::History;
+use super::index::{is_success, receipt_deadline, secs, witness_events};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History};
+use broker_core::{BrokerEvent, Millis};
+use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "orderly-commit-safety",
     statement: "An orderly group's commit offset never passes an un-acked message of the outstanding batch, and at most one un-expired batch is outstanding per queue.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+struct Entry<'h> {
+    msg_id: &'h str,
+    delivery: usize,
+    deadline: Millis,
+    ack_sent: bool,
+}
+
+struct Batch<'h> {
+    consumer: &'h str,
+    pop_time: Millis,
+    attempt_id: Option<&'h str>,
+    entries: BTreeMap<u64, Entry<'h>>,
+}
+
+impl Batch<'_> {
+    fn lowest_unacked(&self) -> Option<(&u64, &Entry<'_>)> {
+        self.entries.iter().find(|(_, e)| !e.ack_sent)
+    }
+}
+
+type QueueKey<'h> = (&'h str, &'h str, u32);
+
+pub(crate) fn check(history: &History) -> Verdict {
+    let mut batches: BTreeMap<QueueKey, Batch> = BTreeMap::new();
+    // (group, receipt) → (queue, popTime of its batch, offset).
+    let mut receipts: BTreeMap<(&str, &str), (QueueKey, Millis, u64)> = BTreeMap::new();
+    let mut orderly = 0usize;
+    let mut found: Vec<Witness> = Vec::new();
+
+    for (idx, e) in history.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Delivered {
+                consumer,
+                group,
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                pop_time,
+                invisible_time,
+                receipt,
+                orderly: true,
+                attempt_id,
+                ..
+            } => {
+                orderly += 1;
+                let key: QueueKey = (group, topic, *queue_id);
+                receipts.insert((group, receipt), (key, *pop_time, *queue_offset));
+                let entry = Entry {
+                    msg_id,
+                    delivery: idx,
+                    deadline: pop_time + invisible_time,
+                    ack_sent: false,
+                };
+                if let Some(b) = batches.get_mut(&key) {
+                    if b.consumer == consumer && b.pop_time == *pop_time {
+                        b.entries.insert(*queue_offset, entry);
+                        continue;
+                    }
+                    let same_attempt = match (b.attempt_id, attempt_id.as_deref()) {
+                        (Some(x), Some(y)) => x == y,
+                        _ => b.consumer == consumer,
+                    };
+                    let live = b
+                        .entries
+                        .values()
+                        .find(|x| !x.ack_sent && x.deadline > *pop_time);
+                    if let (false, Some(live)) = (same_attempt, live) {
+                        found.push(Witness {
+                            msg_id: Some(live.msg_id.to_owned()),
+                            summary: format!(
+                                "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {} of the batch popped at {} was un-acked and invisible until {}",
+                                secs(*pop_time),
+                                live.msg_id,
+                                secs(b.pop_time),
+                                secs(live.deadline)
+                            ),
+                            events: witness_events(vec![live.delivery, idx]),
+                        });
+                    }
+                }
+                let mut entries = BTreeMap::new();
+                entries.insert(*queue_offset, entry);
+                batches.insert(
+                    key,
+                    Batch {
+                        consumer,
+                        pop_time: *pop_time,
+                        attempt_id: attempt_id.as_deref(),
+                        entries,
+                    },
+                );
+            }
+            EventKind::AckSent { group, receipt, .. } => {
+                let Some((key, pop_time, offset)) =
+                    receipts.get(&(group.as_str(), receipt.as_str()))
+                else {
+                    continue;
+                };
+                if let Some(b) = batches.get_mut(key).filter(|b| b.pop_time == *pop_time) {
+                    if let Some(en) = b.entries.get_mut(offset) {
+                        en.ack_sent = true;
+                    }
+                }
+            }
+            EventKind::ChangeInvisibleResult {
+                group,
+                receipt,
+                invisible_time,
+                new_receipt: Some(new),
+                outcome,
+                ..
+            } if is_success(outcome) => {
+                let Some(r) = receipts.get(&(group.as_str(), receipt.as_str())).copied() else {
+                    continue;
+                };
+                let (key, pop_time, offset) = r;
+                if let Some(b) = batches.get_mut(&key).filter(|b| b.pop_time == pop_time) {
+                    if let Some(en) = b.entries.get_mut(&offset) {
+                        en.deadline = receipt_deadline(new, e.at + invisible_time);
+                    }
+                }
+                receipts.insert((group, new), r);
+            }
+            EventKind::Broker(BrokerEvent::OffsetCommitted {
+                group,
+                topic,
+                queue_id,
+                offset,
+                reason,
+                ..
+            }) => {
+                let why = reason.to_ascii_lowercase();
+                if why.contains("reset") || why.contains("update") {
+                    continue;
+                }
+                let Some(b) = batches.get(&(group.as_str(), topic.as_str(), *queue_id)) else {
+                    continue;
+                };
+                let Some((low, en)) = b.lowest_unacked() else {
+                    continue;
+                };
+                if *offset > *low as i64 {
+                    found.push(Witness {
+                        msg_id: Some(en.msg_id.to_owned()),
+                        summary: format!(
+                            "group {group}'s commit offset on queue {topic}/{queue_id} moved to {offset} at {} ({reason}) while offset {low} ({}) of the batch popped at {} was not acked",
+                            secs(e.at),
+                            en.msg_id,
+                            secs(b.pop_time)
+                        ),
+                        events: witness_events(vec![en.delivery, idx]),
+                    });
+                }
+            }
+            EventKind::Broker(BrokerEvent::ResetConsumed {
+                group,
+                topic,
+                queue_id,
+                ..
+            }) => {
+                batches.remove(&(group.as_str(), topic.as_str(), *queue_id));
+            }
+            EventKind::Broker(BrokerEvent::Crashed { .. }) => batches.clear(),
+            _ => {}
+        }
+    }
+    if orderly == 0 {
+        return Verdict::not_applicable("no orderly delivery");
+    }
+    let count = found.len();
+    Verdict::from_witness(found.into_iter().next().map(|mut w| {
+        if count > 1 {
+            w.summary.push_str(&format!(" ({count} problems in all)"));
+        }
+        w
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::ConsumerKind;
+    use crate::invariants::Status;
+    use crate::testkit::H;
+
+    #[test]
+    fn commits_that_follow_acks_hold() {
+        let mut h = H::orderly();
+        h.at(1_000).commit("og", 0, 0, "getPopOffset");
+        let a = h.at(1_000).pop("o1", "m0", 0, 0);
+        let b = h.at(1_000).pop("o1", "m1", 0, 1);
+        h.at(1_500).ack_sent(&a);
+        h.at(1_500).commit("og", 0, 1, "ackOrderly");
+        h.at(1_600).ack_sent(&b);
+        h.at(1_600).commit("og", 0, 2, "ackOrderly");
+        // The next batch only after the first is acked; a reset may move anywhere.
+        h.at(2_000).pop("o1", "m2", 0, 2);
+        h.at(2_500).commit("og", 0, 9, "ResetPopOffset");
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_commit_past_an_unacked_entry_is_a_violation() {
+        let mut h = H::orderly();
+        let a = h.at(1_000).pop("o1", "m0", 0, 0);
+        let b = h.at(1_000).pop("o1", "m1", 0, 1);
+        h.at(1_500).ack_sent(&b);
+        let bad = h.at(1_500).commit("og", 0, 2, "ackOrderly");
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m0"));
+        assert_eq!(w.events, vec![a.idx, bad]);
+        assert_eq!(
+            w.summary,
+            "group og's commit offset on queue TopicA/0 moved to 2 at 1.500s (ackOrderly) while offset 0 (m0) of the batch popped at 1.000s was not acked"
+        );
+    }
+
+    #[test]
+    fn a_second_live_batch_is_a_violation_unless_same_attempt_or_expired() {
+        let mut h = H::orderly();
+        h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+        let a = h.at(1_000).pop("o1", "m0", 0, 0);
+        let second = h.at(2_000).pop("o2", "m0", 0, 0);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![a.idx, second.idx]);
+        assert_eq!(
+            w.summary,
+            "group og popped a second batch from queue TopicA/0 at 2.000s while m0 of the batch popped at 1.000s was un-acked and invisible until 11.000s"
+        );
+
+        // Same attemptId: a reentrant retry. Different attemptIds from one consumer: not.
+        let mut h = H::orderly();
+        h.at(1_000).pop_attempt("o1", "m0", 0, 0, "a1");
+        h.at(2_000).pop_attempt("o1", "m0", 0, 0, "a1");
+        assert_eq!(check(&h.build()), Verdict::held());
+        let mut h = H::orderly();
+        h.at(1_000).pop_attempt("o1", "m0", 0, 0, "a1");
+        h.at(2_000).pop_attempt("o1", "m0", 0, 0, "a2");
+        assert_eq!(check(&h.build()).status, Status::Violated);
+
+        // After the deadline (moved by changeInvisibleTime) the queue may be popped again.
+        let mut h = H::orderly();
+        h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+        let a = h.at(1_000).pop("o1", "m0", 0, 0);
+        h.at(5_000).change_invisible(&a, 1_000);
+        h.at(7_000).pop("o2", "m0", 0, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn concurrent_groups_are_not_applicable() {
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m0", 0, 0);
+        h.at(1_000).commit("g1", 0, 5, "PopBufferMergeService");
+        h.at(2_000).ack(&d);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("no orderly delivery")
+        );
+    }
 }

@@ -1,13 +1,200 @@
 //! A reset of one queue does not make the group pop already-delivered messages of its other queues again.
+//!
+//! Targets the inference recorded with #9370: `clearPullOffset(group, topic)` drops the pull
+//! offsets of *every* queue of topic@group, so after a single-queue reset a non-FIFO KV pop
+//! on another queue falls back to its commit offset and may read in-flight messages again.
+//!
+//! Semantics: a delivery of offset o out of the original queue q' of group g is a violation
+//! when g was already handed o out of q' earlier, a reset of a single other queue q of the
+//! same topic and group was applied in between, and in between there was neither a reset of
+//! q' itself (an all-queue reset resets q' too) nor a broker crash (a crash may roll commit
+//! offsets back, which is at-least-once). For orderly deliveries a re-pop after the earlier
+//! batch lapsed un-acked is how orderly POP retries, so it counts only if the earlier
+//! delivery was effectively acked or its receipt had not yet expired. Retry copies never
+//! count: they are new copies in another topic.
 
-use super::{InvariantInfo, Verdict};
-use crate::history::History;
+use super::index::{analyse_acks, resets, secs, witness_events, ResetPoint};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History};
+use broker_core::{BrokerEvent, Millis};
+use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "reset-leaves-other-queues",
     statement: "A reset of one queue does not make the group pop already-delivered messages of its other queues again.",
 };
 
-pub(crate) fn check(_history: &History) -> Verdict {
-    Verdict::not_applicable("checker not implemented yet")
+/// The latest delivery of one offset: (event index, receipt deadline, orderly).
+type Prior = (usize, Millis, bool);
+
+pub(crate) fn check(history: &History) -> Verdict {
+    let points = resets(history);
+    if !points.iter().any(|p| !p.all_queues) {
+        return Verdict::not_applicable("no single-queue reset succeeded");
+    }
+    let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
+    for p in &points {
+        by_idx.entry(p.idx).or_default().push(p);
+    }
+    let acks = analyse_acks(history);
+    let acked_at: BTreeMap<usize, usize> = acks.acked.iter().map(|(a, d)| (*d, *a)).collect();
+
+    // (group, topic) → queue → index of its latest reset, all resets and single-queue ones.
+    let mut own: BTreeMap<(&str, &str), BTreeMap<u32, usize>> = BTreeMap::new();
+    let mut single: BTreeMap<(&str, &str), BTreeMap<u32, &ResetPoint>> = BTreeMap::new();
+    let mut seen: BTreeMap<(&str, &str, u32, u64), Prior> = BTreeMap::new();
+    let mut last_crash: Option<usize> = None;
+    let mut found: Vec<Witness> = Vec::new();
+
+    for (idx, e) in history.events.iter().enumerate() {
+        for p in by_idx.get(&idx).into_iter().flatten() {
+            own.entry((&p.group, &p.topic))
+                .or_default()
+                .insert(p.queue, idx);
+            if !p.all_queues {
+                single
+                    .entry((&p.group, &p.topic))
+                    .or_default()
+                    .insert(p.queue, p);
+            }
+        }
+        match &e.kind {
+            EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
+            EventKind::Delivered {
+                group,
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic: None,
+                pop_time,
+                invisible_time,
+                orderly,
+                ..
+            } => {
+                let key = (group.as_str(), topic.as_str(), *queue_id, *queue_offset);
+                let prior = seen.insert(key, (idx, pop_time + invisible_time, *orderly));
+                let Some((prev, deadline, prev_orderly)) = prior else {
+                    continue;
+                };
+                let gt = (group.as_str(), topic.as_str());
+                let own_reset = own
+                    .get(&gt)
+                    .and_then(|m| m.get(queue_id))
+                    .is_some_and(|r| *r > prev);
+                if own_reset || last_crash.is_some_and(|c| c > prev) {
+                    continue;
+                }
+                let acked = acked_at.get(&prev).is_some_and(|a| *a < idx);
+                if prev_orderly && !acked && *pop_time >= deadline {
+                    continue;
+                }
+                let other = single
+                    .get(&gt)
+                    .into_iter()
+                    .flat_map(|m| m.iter())
+                    .filter(|(q, p)| *q != queue_id && p.idx > prev)
+                    .map(|(_, p)| *p)
+                    .min_by_key(|p| p.idx);
+                if let Some(r) = other {
+                    found.push(Witness {
+                        msg_id: Some(msg_id.clone()),
+                        summary: format!(
+                            "after group {group}'s queue {topic}/{} was reset at {}, {msg_id} (queue {topic}/{queue_id} offset {queue_offset}, first delivered at {}) was popped again at {}",
+                            r.queue,
+                            secs(r.at),
+                            secs(history.events[prev].at),
+                            secs(*pop_time)
+                        ),
+                        events: witness_events(vec![prev, r.idx, idx]),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let count = found.len();
+    Verdict::from_witness(found.into_iter().next().map(|mut w| {
+        if count > 1 {
+            w.summary.push_str(&format!(" ({count} re-pops in all)"));
+        }
+        w
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::ConsumerKind;
+    use crate::invariants::Status;
+    use crate::testkit::H;
+
+    #[test]
+    fn re_pop_on_another_queue_after_a_reset_is_a_violation() {
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m5", 1, 5);
+        let reset = h.at(2_000).reset("g1", 0, 0);
+        let again = h.at(3_000).pop("c1", "m5", 1, 5);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m5"));
+        assert_eq!(w.events, vec![d.idx, reset, again.idx]);
+        assert_eq!(
+            w.summary,
+            "after group g1's queue TopicA/0 was reset at 2.000s, m5 (queue TopicA/1 offset 5, first delivered at 1.000s) was popped again at 3.000s"
+        );
+    }
+
+    #[test]
+    fn replays_of_the_reset_queue_and_after_a_crash_hold() {
+        let mut h = H::new();
+        h.at(1_000).pop("c1", "m0", 0, 0);
+        h.at(1_000).pop("c1", "m5", 1, 5);
+        h.at(2_000).reset("g1", 0, 0);
+        // The reset queue itself replays, and a crash may roll queue 1 back.
+        h.at(3_000).pop("c1", "m0", 0, 0);
+        h.at(4_000).crash();
+        h.at(5_000).restart();
+        h.at(6_000).pop("c1", "m5", 1, 5);
+        // A retry copy is a new copy.
+        h.at(7_000).pop_retry("c1", "m5", 0, 1);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn an_orderly_re_pop_after_expiry_holds_but_not_after_an_ack() {
+        let mut h = H::new();
+        h.consumer("o1", "og", ConsumerKind::Orderly, -1);
+        h.at(1_000).pop("o1", "m5", 1, 5);
+        h.at(2_000).reset("og", 0, 0);
+        h.at(11_000).pop("o1", "m5", 1, 5);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        let mut h = H::new();
+        h.consumer("o1", "og", ConsumerKind::Orderly, -1);
+        let d = h.at(1_000).pop("o1", "m5", 1, 5);
+        h.at(1_500).ack(&d);
+        h.at(2_000).reset("og", 0, 0);
+        h.at(11_000).pop("o1", "m5", 1, 5);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn all_queue_resets_are_not_applicable() {
+        let mut h = H::new();
+        h.at(1_000).reset_request("g1", -1, None);
+        h.at(1_000).broker(BrokerEvent::ResetAssigned {
+            at: 1_000,
+            group: "g1".into(),
+            topic: crate::testkit::T.into(),
+            queue_id: 0,
+            offset: 0,
+            wrote_offset_table: true,
+        });
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("no single-queue reset succeeded")
+        );
+    }
 }
