@@ -36,8 +36,10 @@ pub struct Broker {
     /// `PopMessageProcessor.ckMessageNumber`: round-robins non-orderly CKs over revive queues.
     pub(crate) ck_message_number: u64,
     pub(crate) events: Vec<BrokerEvent>,
-    /// The last time `on_timer` ran each periodic service, to keep ticks strictly increasing.
+    /// The last time `persist()` ran, to keep flushes strictly increasing.
     last_persist: Option<Millis>,
+    /// The latest `now` seen; time never goes back, and no deadline is reported before it.
+    clock: Millis,
 }
 
 impl Broker {
@@ -75,6 +77,7 @@ impl Broker {
             ck_message_number: 0,
             events: Vec::new(),
             last_persist: None,
+            clock: 0,
         }
     }
 
@@ -96,6 +99,7 @@ impl Broker {
     /// Handles one request at virtual time `now`. Must not be called while crashed.
     pub fn handle(&mut self, now: Millis, req: Request) -> Response {
         assert!(self.running, "handle() on a crashed broker");
+        self.tick_clock(now);
         let response = match req {
             Request::SendMessage(r) => self.send_message(now, r),
             Request::PopMessage(r) => self.pop_message(now, r),
@@ -117,6 +121,7 @@ impl Broker {
         if !self.running {
             return;
         }
+        self.tick_clock(now);
         if self.buffer.next_deadline().is_some_and(|t| t <= now) {
             self.pop_buffer_scan(now);
         }
@@ -151,6 +156,17 @@ impl Broker {
         .into_iter()
         .flatten()
         .min()
+        .map(|t| t.max(self.clock))
+    }
+
+    /// Virtual time only moves forward.
+    fn tick_clock(&mut self, now: Millis) {
+        assert!(
+            now >= self.clock,
+            "time went back: {now} after {}",
+            self.clock
+        );
+        self.clock = now;
     }
 
     /// `ConsumerOffsetManager.persist()` runs every `flushConsumerOffsetInterval`; only a
@@ -166,6 +182,7 @@ impl Broker {
     /// The process dies: everything volatile is lost at once.
     pub fn crash(&mut self, now: Millis) {
         assert!(self.running, "crash() on a crashed broker");
+        self.tick_clock(now);
         self.running = false;
         self.buffer.clear();
         self.kv.clear();
@@ -178,6 +195,7 @@ impl Broker {
     /// the committed revive-group offsets.
     pub fn restart(&mut self, now: Millis) {
         assert!(!self.running, "restart() on a running broker");
+        self.tick_clock(now);
         self.running = true;
         let revive_topic = self.store.revive_topic().to_owned();
         let committed: Vec<i64> = (0..self.store.revive_queue_num())
