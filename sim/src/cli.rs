@@ -101,6 +101,9 @@ pub struct RunArgs {
     /// Log madsim's tracing output to stderr (slow; honours RUST_LOG).
     #[arg(long)]
     pub trace: bool,
+    /// Write the recorded history (meta, every event, final broker state) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_history: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +343,15 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
         let _ = std::io::stdout().flush();
     }
     let outcome = runner::run_seed(&sc, seed, &opts);
+    if let Some(path) = &a.save_history {
+        let json = serde_json::to_string_pretty(&outcome.history).expect("history serialises");
+        std::fs::write(path, json + "\n").map_err(|e| {
+            UsageError(format!(
+                "cannot write the history to {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
     let second = (a.check_determinism && outcome.panic.is_none())
         .then(|| runner::run_seed(&sc, seed, &opts).hash);
     let nondeterministic = second.filter(|h| *h != outcome.hash);
