@@ -152,7 +152,7 @@ fn a_malformed_madsim_test_seed_is_a_usage_error() {
 }
 
 /// Bug (c) replayed on a pinned seed: parameters first, the report, exit 1 and a reproduce
-/// line with the same arguments; fixed: exit 0.
+/// line with the same arguments.
 #[test]
 fn run_reports_a_violation_with_a_reproduce_line() {
     let args = [
@@ -177,18 +177,66 @@ fn run_reports_a_violation_with_a_reproduce_line() {
     assert!(out.contains(
         "reproduce: popsim run late-ack-after-ck-flush --bug buffered-ack-missing-broker-name --bug revive-no-blank-broker-name-fallback --seed 1"
     ));
+    assert!(!out.contains("determinism:"));
+}
+
+/// A user-written file whose checked invariant holds: exit 0, no reproduce line; with the
+/// determinism check, both runs agree.
+#[test]
+fn run_a_scenario_file_that_holds() {
+    let path = std::env::temp_dir().join(format!("popsim-cli-{}.toml", std::process::id()));
+    std::fs::write(&path, HOLDS).unwrap();
     let o = popsim(&[
         "run",
-        "late-ack-after-ck-flush",
+        path.to_str().unwrap(),
         "--seed",
-        "1",
+        "3",
         "--check-determinism",
     ]);
+    let _ = std::fs::remove_file(&path);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("held      no-redelivery-after-ack"), "{out}");
     assert!(out.contains("determinism: ok"), "{out}");
     assert!(!out.contains("reproduce:"));
 }
+
+const HOLDS: &str = r#"
+name = "holds"
+duration_ms = 10_000
+quiet_period_ms = 1_000
+
+[[topics]]
+name = "t"
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 3
+
+[[consumers]]
+name = "c1"
+kind = "scripted"
+group = "g"
+topic = "t"
+init_mode = "min"
+
+[[steps]]
+at_ms = 1_000
+action = "pop"
+consumer = "c1"
+
+[[steps]]
+at_ms = 2_000
+action = "ack"
+consumer = "c1"
+
+[expect]
+invariants = ["no-redelivery-after-ack"]
+"#;
 
 #[test]
 fn json_run_is_one_document() {

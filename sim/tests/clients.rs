@@ -34,6 +34,9 @@ topic = "t"
 init_mode = "min"
 pop_invisible_time_ms = 30_000
 consume_time_ms = { min = 5, max = 50 }
+
+[expect]
+invariants = ["no-redelivery-after-ack", "revive-bookkeeping"]
 "#;
 
 #[test]
@@ -62,6 +65,23 @@ fn producer_and_concurrent_consumer_deliver_and_ack_everything() {
         }
     }
     assert_eq!(acked, produced, "every message consumed and acked once");
+    // An empty pop (POLLING_TIMEOUT) is retried at once, not after the error delay.
+    let mut produced_at = BTreeMap::new();
+    for e in &h.events {
+        match &e.kind {
+            EventKind::Produced { msg_id, .. } => {
+                produced_at.insert(msg_id.clone(), e.at);
+            }
+            EventKind::Delivered { msg_id, .. } => {
+                let lag = e.at - produced_at[msg_id];
+                assert!(
+                    lag < 1_000,
+                    "{msg_id} delivered {lag} ms after it was produced"
+                );
+            }
+            _ => {}
+        }
+    }
     assert_eq!(
         count(h, |k| matches!(k, EventKind::ListenerStarted { .. })),
         20

@@ -96,3 +96,44 @@ pub fn record_started(ctx: &ClientCtx, group: &str, running: &tokio::sync::watch
         });
     }
 }
+
+/// What a pop response means to the client (`MQClientAPIImpl.processPopResponse` and the
+/// push consumer's `PopCallback`).
+#[derive(Debug)]
+pub enum PopReply {
+    /// FOUND with messages.
+    Found(broker_core::PopResult),
+    /// NO_NEW_MSG / POLLING_NOT_FOUND (`POLLING_TIMEOUT` or `PULL_NOT_FOUND`, or FOUND with
+    /// nothing left after filtering): pop again at once.
+    Empty,
+    /// POLLING_FULL, another response code, or no answer: pop again after
+    /// `pullTimeDelayMillsWhenException`.
+    Failed,
+}
+
+impl PopReply {
+    pub fn from(result: Result<Response, crate::world::net::CallError>) -> Self {
+        use broker_core::{PopStatus, ResponseBody, ResponseCode};
+        let Ok(resp) = result else {
+            return PopReply::Failed;
+        };
+        match (resp.code, resp.body) {
+            (ResponseCode::Success, ResponseBody::Pop(pop)) => match pop.status {
+                PopStatus::Found if !pop.msgs.is_empty() => PopReply::Found(pop),
+                PopStatus::PollingFull => PopReply::Failed,
+                _ => PopReply::Empty,
+            },
+            (ResponseCode::PollingTimeout | ResponseCode::NoMessage, _) => PopReply::Empty,
+            _ => PopReply::Failed,
+        }
+    }
+
+    /// The pause before the next pop; `None` after messages were found.
+    pub fn delay(&self) -> Option<Duration> {
+        match self {
+            PopReply::Found(_) => None,
+            PopReply::Empty => Some(POP_DELAY_WHEN_EMPTY),
+            PopReply::Failed => Some(POP_DELAY_ON_ERROR),
+        }
+    }
+}

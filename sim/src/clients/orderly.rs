@@ -7,9 +7,10 @@
 
 use super::receipt::{ack, receipt_of, record_deliveries};
 use super::{
-    draw_ms, wait_running, ClientCtx, POP_DELAY_ON_ERROR, POP_DELAY_WHEN_EMPTY, POP_TIMEOUT,
+    draw_ms, wait_running, ClientCtx, PopReply, POP_DELAY_ON_ERROR, POP_DELAY_WHEN_EMPTY,
+    POP_TIMEOUT,
 };
-use broker_core::{MessageExt, PopMessageRequest, PopStatus, Request, ResponseBody, ResponseCode};
+use broker_core::{MessageExt, PopMessageRequest, Request};
 use madsim::rand::Rng;
 use reports::history::{ConsumeOutcome, EventKind};
 use scenarios::model::ConsumerSpec;
@@ -58,23 +59,15 @@ impl OrderlyConsumer {
                 attempt_id: Some(attempt_id.clone()),
                 init_mode: self.spec.init_mode,
             };
-            let result = self
-                .ctx
-                .rpc
-                .call(Request::PopMessage(req), POP_TIMEOUT)
-                .await;
-            let Ok(resp) = result else {
-                // Same attemptId on the retry.
-                madsim::time::sleep(POP_DELAY_ON_ERROR).await;
-                continue;
-            };
-            attempt += 1;
-            match resp.body {
-                ResponseBody::Pop(pop)
-                    if resp.code == ResponseCode::Success
-                        && pop.status == PopStatus::Found
-                        && !pop.msgs.is_empty() =>
-                {
+            let reply = PopReply::from(
+                self.ctx
+                    .rpc
+                    .call(Request::PopMessage(req), POP_TIMEOUT)
+                    .await,
+            );
+            match reply {
+                PopReply::Found(pop) => {
+                    attempt += 1;
                     record_deliveries(
                         &self.ctx,
                         &self.spec.group,
@@ -84,10 +77,12 @@ impl OrderlyConsumer {
                     );
                     self.consume_batch(pop.msgs).await;
                 }
-                _ if resp.code == ResponseCode::Success => {
-                    madsim::time::sleep(POP_DELAY_WHEN_EMPTY).await
+                PopReply::Empty => {
+                    attempt += 1;
+                    madsim::time::sleep(POP_DELAY_WHEN_EMPTY).await;
                 }
-                _ => madsim::time::sleep(POP_DELAY_ON_ERROR).await,
+                // No answer (or an error): retry with the same attemptId.
+                PopReply::Failed => madsim::time::sleep(POP_DELAY_ON_ERROR).await,
             }
         }
     }

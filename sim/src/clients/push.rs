@@ -10,13 +10,8 @@
 //! below it changes the invisible time by delay level.
 
 use super::receipt::{ack, batch_ack, change_invisible_time, receipt_of, record_deliveries};
-use super::{
-    draw_ms, wait_running, ClientCtx, POP_DELAY_FLOW_CONTROL, POP_DELAY_ON_ERROR,
-    POP_DELAY_WHEN_EMPTY, POP_TIMEOUT,
-};
-use broker_core::{
-    Behaviour, MessageExt, PopMessageRequest, PopStatus, Request, ResponseBody, ResponseCode,
-};
+use super::{draw_ms, wait_running, ClientCtx, PopReply, POP_DELAY_FLOW_CONTROL, POP_TIMEOUT};
+use broker_core::{Behaviour, MessageExt, PopMessageRequest, Request};
 use madsim::rand::Rng;
 use reports::history::{ConsumeOutcome, EventKind};
 use scenarios::model::ConsumerSpec;
@@ -89,30 +84,23 @@ impl PushConsumer {
                 attempt_id: None,
                 init_mode: this.spec.init_mode,
             };
-            let result = this
-                .ctx
-                .rpc
-                .call(Request::PopMessage(req), POP_TIMEOUT)
-                .await;
-            let delay = match result {
-                Ok(resp) if resp.code == ResponseCode::Success => match resp.body {
-                    ResponseBody::Pop(pop)
-                        if pop.status == PopStatus::Found && !pop.msgs.is_empty() =>
-                    {
-                        record_deliveries(
-                            &this.ctx,
-                            &this.spec.group,
-                            &pop.msgs,
-                            None,
-                            (pop.pop_time, pop.invisible_time),
-                        );
-                        this.process_pop_result(pop.msgs);
-                        None
-                    }
-                    _ => Some(POP_DELAY_WHEN_EMPTY),
-                },
-                _ => Some(POP_DELAY_ON_ERROR),
-            };
+            let reply = PopReply::from(
+                this.ctx
+                    .rpc
+                    .call(Request::PopMessage(req), POP_TIMEOUT)
+                    .await,
+            );
+            let delay = reply.delay();
+            if let PopReply::Found(pop) = reply {
+                record_deliveries(
+                    &this.ctx,
+                    &this.spec.group,
+                    &pop.msgs,
+                    None,
+                    (pop.pop_time, pop.invisible_time),
+                );
+                this.process_pop_result(pop.msgs);
+            }
             if let Some(d) = delay {
                 madsim::time::sleep(d).await;
             }

@@ -2,10 +2,8 @@
 //! when a timeline step says so, holding the receipts of what it popped.
 
 use super::receipt::{ack, batch_ack, change_invisible_time, record_deliveries};
-use super::{ClientCtx, POP_TIMEOUT};
-use broker_core::{
-    MessageExt, Millis, PopMessageRequest, PopStatus, Request, ResponseBody, ResponseCode,
-};
+use super::{ClientCtx, PopReply, POP_TIMEOUT};
+use broker_core::{MessageExt, Millis, PopMessageRequest, Request};
 use scenarios::model::ConsumerSpec;
 use tokio::sync::mpsc;
 
@@ -76,24 +74,21 @@ impl ScriptedConsumer {
             attempt_id: None,
             init_mode: self.spec.init_mode,
         };
-        if let Ok(resp) = self
-            .ctx
-            .rpc
-            .call(Request::PopMessage(req), POP_TIMEOUT)
-            .await
-        {
-            if let ResponseBody::Pop(pop) = resp.body {
-                if resp.code == ResponseCode::Success && pop.status == PopStatus::Found {
-                    record_deliveries(
-                        &self.ctx,
-                        &self.spec.group,
-                        &pop.msgs,
-                        None,
-                        (pop.pop_time, pop.invisible_time),
-                    );
-                    self.held.extend(pop.msgs);
-                }
-            }
+        let reply = PopReply::from(
+            self.ctx
+                .rpc
+                .call(Request::PopMessage(req), POP_TIMEOUT)
+                .await,
+        );
+        if let PopReply::Found(pop) = reply {
+            record_deliveries(
+                &self.ctx,
+                &self.spec.group,
+                &pop.msgs,
+                None,
+                (pop.pop_time, pop.invisible_time),
+            );
+            self.held.extend(pop.msgs);
         }
     }
 
