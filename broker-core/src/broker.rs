@@ -186,6 +186,7 @@ impl Broker {
         self.running = false;
         self.buffer.clear();
         self.kv.clear();
+        self.ck_message_number = 0;
         self.offsets.restore_from_persisted();
         self.events.push(BrokerEvent::Crashed { at: now });
     }

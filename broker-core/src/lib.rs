@@ -8,6 +8,28 @@
 //! [`Broker::next_deadline`] tells the driver when the model next wants [`Broker::on_timer`].
 //! The only randomness upstream uses (queue selection, `popFromRetryProbability`) comes from
 //! a seed the driver passes in, so a run is a pure function of its inputs.
+//!
+//! One module per upstream mechanism:
+//!
+//! | module | upstream |
+//! |---|---|
+//! | `store` | `DefaultMessageStore` consume queues; the revive topic behind `TimerMessageStore` |
+//! | `consumer_offset_manager` | `ConsumerOffsetManager` (offset, pull and reset tables; persist) |
+//! | `pop_message_processor` | `PopMessageProcessor` (classic pop, `getPopOffset`, `appendCheckPoint`) |
+//! | `ack_message_processor` | `AckMessageProcessor` (ack, batch ack, `ackOrderly`) |
+//! | `change_invisible_time_processor` | `ChangeInvisibleTimeProcessor` |
+//! | `pop_buffer_merge_service` | `PopBufferMergeService` (CK buffer, offset deques, `scan`) |
+//! | `pop_revive_service` | `PopReviveService` (`consumeReviveMessage`, `mergeAndRevive`) |
+//! | `consumer_order_info_manager` | `ConsumerOrderInfoManager` (orderly POP) |
+//! | `pop_consumer_kv` | `PopConsumerService` (the RIP-73 KV path) |
+//! | `admin` | `AdminBrokerProcessor.resetOffsetInner`, `ConsumerManageProcessor`, topic/group creation, send |
+//! | [`keys`] | `KeyBuilder`, `MixAll`, `PopAckConstants` names and keys |
+//!
+//! What survives [`Broker::crash`] + [`Broker::restart`]: topics, groups, every queue, the
+//! revive log and its timer, the KV pop records, `ConsumerOrderInfoManager`, and
+//! `offsetTable` as of its last flush. What is lost: the CK buffer and offset deques, the
+//! pull and reset tables, commits since the last flush, and the revivers' in-memory offsets
+//! (they resume from the committed revive-group offsets).
 
 pub mod behaviours;
 pub mod config;

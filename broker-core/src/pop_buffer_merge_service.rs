@@ -690,3 +690,157 @@ impl Broker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BrokerConfig {
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..BrokerConfig::default()
+        }
+    }
+
+    fn ck(pop_time: Millis, invisible_time: Millis, num: u8) -> PopCheckPoint {
+        PopCheckPoint {
+            start_offset: 10,
+            pop_time,
+            invisible_time,
+            bit_map: 0,
+            num,
+            queue_id: 0,
+            topic: "T".into(),
+            cid: "G".into(),
+            revive_offset: 0,
+            queue_offset_diff: (0..u32::from(num)).collect(),
+            broker_name: "b".into(),
+            re_put_times: 0,
+        }
+    }
+
+    fn ack(c: &PopCheckPoint, offset: u64, bn: Option<&str>) -> AckMsg {
+        AckMsg {
+            ack_offsets: vec![offset],
+            start_offset: c.start_offset,
+            consumer_group: c.cid.clone(),
+            topic: c.topic.clone(),
+            queue_id: c.queue_id,
+            pop_time: c.pop_time,
+            broker_name: bn.map(str::to_owned),
+            batch: false,
+        }
+    }
+
+    #[test]
+    fn add_ck_guards() {
+        let mut s = PopBufferMergeService::default();
+        let off = BrokerConfig::default();
+        assert!(
+            !s.add_ck(&off, 0, &ck(0, 60_000, 1), 0, 11),
+            "buffer merge disabled"
+        );
+        assert!(
+            !s.add_ck(&config(), 0, &ck(0, 4_499, 1), 0, 11),
+            "revive time under 4.5 s away"
+        );
+        assert!(s.add_ck(&config(), 0, &ck(0, 4_500, 1), 0, 11));
+        assert!(
+            !s.add_ck(&config(), 0, &ck(0, 4_500, 1), 0, 11),
+            "mergeKey taken"
+        );
+        let tiny = BrokerConfig {
+            pop_ck_offset_max_queue_size: 1,
+            ..config()
+        };
+        assert!(
+            !s.add_ck(&tiny, 0, &ck(1, 60_000, 1), 0, 12),
+            "offset deque full"
+        );
+        assert_eq!(s.buffered(), 1);
+        s.check();
+    }
+
+    #[test]
+    fn add_ak_guards_and_merge_key() {
+        let mut s = PopBufferMergeService::default();
+        let c = ck(0, 60_000, 2);
+        assert!(s.add_ck(&config(), 0, &c, 0, 12));
+        assert_eq!(
+            s.add_ak(&config(), 100, &ack(&c, 10, Some("other"))).0,
+            AddAk::Refused,
+            "bn is in the key"
+        );
+        assert_eq!(
+            s.add_ak(&config(), 8_500, &ack(&c, 10, Some("b"))).0,
+            AddAk::Merged,
+            "8.5 s is still in"
+        );
+        assert_eq!(
+            s.add_ak(&config(), 8_501, &ack(&c, 11, Some("b"))).0,
+            AddAk::Refused,
+            "stayed too long"
+        );
+        assert_eq!(
+            s.add_ak(&config(), 100, &ack(&c, 99, Some("b"))).0,
+            AddAk::Merged,
+            "outside the CK: swallowed"
+        );
+        let w = s.wrappers.values().next().unwrap();
+        assert_eq!((w.bits, w.is_ck_done()), (0b01, false));
+        let near = ck(0, 10_000, 1);
+        assert!(s.add_ck(&config(), 0, &ck(0, 10_000, 1).tap_start(20), 0, 21));
+        assert_eq!(
+            s.add_ak(&config(), 5_501, &ack(&near.tap_start(20), 20, Some("b")))
+                .0,
+            AddAk::Refused,
+            "revive time under 4.5 s away"
+        );
+    }
+
+    #[test]
+    fn latest_offset_and_clear_offset_queue() {
+        let mut s = PopBufferMergeService::default();
+        assert_eq!(s.get_latest_offset("T@G@0"), -1);
+        assert!(s.add_ck(&config(), 0, &ck(0, 60_000, 2), 0, 12));
+        assert!(s.add_ck(&config(), 1, &ck(1, 60_000, 2).tap_start(12), 0, 14));
+        assert_eq!(s.get_latest_offset("T@G@0"), 14);
+        s.clear_offset_queue("T@G@0");
+        assert_eq!(s.get_latest_offset("T@G@0"), -1);
+        assert_eq!(s.buffered(), 2, "buffered CKs stay and still flush");
+        s.check();
+    }
+
+    #[test]
+    fn next_deadline_is_the_flush_threshold_not_the_scan_period() {
+        let mut s = PopBufferMergeService::default();
+        assert_eq!(s.next_deadline(), None);
+        assert!(s.add_ck(&config(), 3, &ck(3, 60_000, 1), 0, 11));
+        assert_eq!(s.next_deadline(), Some(5), "a change: the next 5 ms scan");
+        let _ = s.take_scan_set(5);
+        assert_eq!(
+            s.next_deadline(),
+            Some(10_005),
+            "popTime + 10 s + 1 ms, on the grid"
+        );
+        let mut s = PopBufferMergeService::default();
+        assert!(s.add_ck(&config(), 0, &ck(0, 6_000, 1), 0, 11));
+        let _ = s.take_scan_set(5);
+        assert_eq!(
+            s.next_deadline(),
+            Some(3_005),
+            "reviveTime − 3 s, on the grid"
+        );
+    }
+
+    trait StartAt {
+        fn tap_start(self, start: u64) -> Self;
+    }
+
+    impl StartAt for PopCheckPoint {
+        fn tap_start(mut self, start: u64) -> Self {
+            self.start_offset = start;
+            self
+        }
+    }
+}

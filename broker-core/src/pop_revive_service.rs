@@ -392,3 +392,96 @@ fn mock_ck_for_ack(ack: &AckMsg, revive_offset: u64) -> PopCheckPoint {
         re_put_times: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Behaviours, BrokerConfig};
+
+    fn broker(behaviours: &[Behaviour]) -> Broker {
+        Broker::new(
+            BrokerConfig::default(),
+            behaviours.iter().copied().collect::<Behaviours>(),
+            0,
+        )
+    }
+
+    fn ack(bn: Option<&str>) -> AckMsg {
+        AckMsg {
+            ack_offsets: vec![3],
+            start_offset: 2,
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id: 1,
+            pop_time: 77,
+            broker_name: bn.map(str::to_owned),
+            batch: false,
+        }
+    }
+
+    fn ck() -> PopCheckPoint {
+        PopCheckPoint {
+            start_offset: 2,
+            pop_time: 77,
+            invisible_time: 1_000,
+            bit_map: 0,
+            num: 2,
+            queue_id: 1,
+            topic: "T".into(),
+            cid: "G".into(),
+            revive_offset: 0,
+            queue_offset_diff: vec![0, 1],
+            broker_name: "broker-a".into(),
+            re_put_times: 0,
+        }
+    }
+
+    #[test]
+    fn blank_ack_broker_name_falls_back_to_this_broker_since_8981() {
+        let b = broker(&[]);
+        assert_eq!(b.revive_ack_key(&ack(None)), "TG1277broker-a");
+        assert_eq!(b.revive_ack_key(&ack(Some(" "))), "TG1277broker-a");
+        assert_eq!(b.revive_ack_key(&ack(Some("broker-b"))), "TG1277broker-b");
+        assert_eq!(b.revive_ck_key(&ck()), "TG1277broker-a");
+    }
+
+    #[test]
+    fn without_the_fallback_a_blank_name_keys_as_java_prints_it() {
+        let b = broker(&[Behaviour::ReviveNoBlankBrokerNameFallback]);
+        assert_eq!(b.revive_ack_key(&ack(None)), "TG1277null");
+        assert_eq!(b.revive_ack_key(&ack(Some(""))), "TG1277");
+        assert_ne!(b.revive_ack_key(&ack(None)), b.revive_ck_key(&ck()));
+    }
+
+    #[test]
+    fn before_8494_neither_key_has_a_broker_name() {
+        let b = broker(&[Behaviour::ReviveMergeKeyWithoutBrokerName]);
+        assert_eq!(b.revive_ck_key(&ck()), "TG1277");
+        assert_eq!(b.revive_ack_key(&ack(Some("broker-b"))), "TG1277");
+        assert_eq!(b.revive_ack_key(&ack(None)), "TG1277");
+    }
+
+    #[test]
+    fn a_ck_is_due_strictly_after_two_seconds_past_its_revive_time() {
+        assert_eq!(due_at(&ck(), 0), 77 + 1_000 + 2_001);
+        assert_eq!(
+            due_at(&ck(), 10_000),
+            10_000,
+            "never before the timer delivers it"
+        );
+        let mut s = PopReviveService::new(2);
+        assert_eq!(s.next_deadline(1_000), None);
+        s.on_ck_written(1, 76, 0, 3_078);
+        assert_eq!(
+            s.next_deadline(1_000),
+            Some(4_000),
+            "on the reviveInterval grid"
+        );
+        s.last_tick = Some(4_000);
+        assert_eq!(
+            s.next_deadline(1_000),
+            Some(5_000),
+            "strictly after the last tick"
+        );
+    }
+}

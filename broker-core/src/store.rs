@@ -93,6 +93,8 @@ pub struct ReviveQueue {
     pending: BTreeSet<(Millis, u64)>,
     /// Queue offset → log offset.
     delivered: Vec<u64>,
+    /// The latest deliver time written so far.
+    last_deliver_at: Option<Millis>,
 }
 
 impl ReviveQueue {
@@ -105,6 +107,7 @@ impl ReviveQueue {
         };
         let log_offset = self.entries.len() as u64;
         self.pending.insert((entry.visible_at(), log_offset));
+        self.last_deliver_at = self.last_deliver_at.max(Some(deliver_at));
         self.entries.push(entry);
         log_offset
     }
@@ -158,7 +161,7 @@ impl ReviveQueue {
 
     /// The latest deliver time of any record.
     pub fn last_deliver_at(&self) -> Option<Millis> {
-        self.entries.iter().map(|e| e.deliver_at).max()
+        self.last_deliver_at
     }
 }
 
