@@ -744,3 +744,21 @@ fn no_panic_on_truncated_or_mangled_builtins() {
         }
     }
 }
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
+    let depth = 50_000;
+    let src = format!(
+        "name = \"x\"\nduration_ms = 1\nx = {}{}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let err = load(&src).unwrap_err();
+    assert!(err.to_string().starts_with("bad.toml:3:"), "{err}");
+    let src = format!(
+        "name = \"x\"\nduration_ms = 1\nx = {}1{}\n",
+        "{a=".repeat(depth),
+        "}".repeat(depth)
+    );
+    assert!(load(&src).is_err());
+}
