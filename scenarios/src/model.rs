@@ -360,4 +360,35 @@ pub struct Expect {
     pub with_bug: Vec<String>,
     /// Invariants that may be violated with every fix in (normally none).
     pub fixed: Vec<String>,
+    /// `popsim verify`'s bug rows, when one row with every `replays` behaviour on does not tell
+    /// the story (e.g. behaviours from disjoint releases). Empty = one row: `replays` on,
+    /// `with_bug` violated.
+    pub rows: Vec<BugRow>,
+}
+
+/// One bug row of `popsim verify`: these behaviours on together, these invariants violated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BugRow {
+    /// Behaviour names, each also listed in `replays`.
+    pub bugs: Vec<String>,
+    /// Invariants that must be violated with exactly `bugs` on.
+    pub violates: Vec<String>,
+}
+
+impl Scenario {
+    /// The bug rows `popsim verify` runs: `expect.rows`, or else the single row
+    /// (`replays`, `expect.with_bug`). None for a scenario that replays nothing.
+    pub fn bug_rows(&self) -> Vec<BugRow> {
+        if !self.expect.rows.is_empty() {
+            return self.expect.rows.clone();
+        }
+        if self.replays.is_empty() {
+            return Vec::new();
+        }
+        vec![BugRow {
+            bugs: self.replays.clone(),
+            violates: self.expect.with_bug.clone(),
+        }]
+    }
 }

@@ -801,6 +801,63 @@ impl<'a> V<'a> {
                 "expects violations with the replayed behaviours on, but `replays` is empty",
             );
         }
+        self.expect_rows();
+    }
+
+    /// `[[expect.rows]]`: each row's behaviours come from `replays`, its invariants are known
+    /// and checked.
+    fn expect_rows(&mut self) {
+        let e = &self.sc.expect;
+        let known = &self.ctx.invariant_names;
+        if e.rows.len() > MAX_LIST_LEN {
+            self.limit(
+                kp!["expect", "rows"],
+                format!("more than {MAX_LIST_LEN} entries"),
+            );
+            return;
+        }
+        for (r, row) in e.rows.iter().enumerate() {
+            if row.bugs.is_empty() {
+                self.invalid(
+                    kp!["expect", "rows", r, "bugs"],
+                    "a bug row needs at least one behaviour",
+                );
+            }
+            if row.bugs.len() > MAX_LIST_LEN || row.violates.len() > MAX_LIST_LEN {
+                self.limit(
+                    kp!["expect", "rows", r],
+                    format!("more than {MAX_LIST_LEN} entries"),
+                );
+                continue;
+            }
+            for (i, b) in row.bugs.iter().enumerate() {
+                if !self.sc.replays.contains(b) {
+                    self.invalid(
+                        kp!["expect", "rows", r, "bugs", i],
+                        format!(
+                            "`{b}` is not in `replays`; {}",
+                            valid_list(self.sc.replays.iter().map(String::as_str))
+                        ),
+                    );
+                }
+            }
+            for (i, name) in row.violates.iter().enumerate() {
+                if !known.is_empty() && !known.contains(name) {
+                    self.invalid(
+                        kp!["expect", "rows", r, "violates", i],
+                        format!(
+                            "unknown invariant `{name}`; {}",
+                            valid_list(known.iter().map(String::as_str))
+                        ),
+                    );
+                } else if !e.invariants.is_empty() && !e.invariants.contains(name) {
+                    self.invalid(
+                        kp!["expect", "rows", r, "violates", i],
+                        format!("`{name}` is not checked: add it to expect.invariants"),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -53,9 +53,16 @@ fn bug_scenarios_replay_and_expect_a_violation() {
             continue;
         }
         assert!(!sc.replays.is_empty(), "{name}");
-        assert!(!sc.expect.with_bug.is_empty(), "{name}");
-        for r in &sc.replays {
-            r.parse::<Behaviour>().unwrap();
+        let rows = sc.bug_rows();
+        assert!(!rows.is_empty(), "{name}");
+        for row in rows {
+            assert!(
+                !row.violates.is_empty(),
+                "{name}: a bug row must expect a violation"
+            );
+            for b in &row.bugs {
+                b.parse::<Behaviour>().unwrap();
+            }
         }
     }
 }

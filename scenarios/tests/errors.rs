@@ -762,3 +762,16 @@ fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
     );
     assert!(load(&src).is_err());
 }
+
+#[test]
+fn bug_row_behaviour_not_replayed() {
+    fails(
+        &format!(
+            "replays = [\"reset-commits-pull-offset\"]\n{BASE}[[expect.rows]]\nbugs = [\"offset-update-oneway-only\"]\nviolates = [\"no-loss\"]\n"
+        ),
+        39,
+        9,
+        "expect.rows[0].bugs[0]",
+        &["`offset-update-oneway-only` is not in `replays`", "reset-commits-pull-offset"],
+    );
+}
