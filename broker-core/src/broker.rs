@@ -205,7 +205,11 @@ impl Broker {
         let queues: Vec<_> = (0..self.store.revive_queue_num())
             .map(|q| self.store.revive_queue(q))
             .collect();
-        self.revive.restart(&committed, &queues);
+        let ack_wait = self
+            .config
+            .enable_skip_long_awaiting_ack
+            .then_some(self.config.revive_ack_wait_ms);
+        self.revive.restart(&committed, &queues, ack_wait);
         self.last_persist = None;
         self.events.push(BrokerEvent::Restarted { at: now });
         self.check_invariants();
@@ -300,6 +304,15 @@ impl Broker {
     ) {
         let q = self.store.revive_queue_mut(revive_qid);
         let log_offset = q.append(ReviveRecord::Ack(ack.clone()), deliver_at, now);
+        if self.config.enable_skip_long_awaiting_ack {
+            let visible_at = q.entry(log_offset).visible_at();
+            self.revive.on_ack_written(
+                revive_qid,
+                deliver_at,
+                visible_at,
+                self.config.revive_ack_wait_ms,
+            );
+        }
         self.events.push(BrokerEvent::AckWritten {
             at: now,
             topic: ack.topic,

@@ -37,6 +37,9 @@ struct ReviveState {
     /// CKs not yet passed by revive progress, by delivery order (visible_at, log offset),
     /// with the time they become due. The first entry is the CK that blocks the reviver.
     unrevived: BTreeMap<(Millis, u64), Millis>,
+    /// With `enableSkipLongAwaitingAck`: when every ACK written so far is old enough to be
+    /// turned into a mock CK, so a tail of ACKs behind the last CK can be passed.
+    ack_tail_wake: Option<Millis>,
 }
 
 /// The revivers of every revive queue, and their tick.
@@ -73,11 +76,29 @@ impl PopReviveService {
             .insert((visible_at, log_offset), due);
     }
 
-    /// The earliest time any reviver has a due CK at the head of its queue.
+    /// An ACK was written; with `enableSkipLongAwaitingAck` it can become a mock CK once it
+    /// has waited `reviveAckWaitMs` past its deliver time.
+    pub fn on_ack_written(
+        &mut self,
+        revive_qid: u32,
+        deliver_at: Millis,
+        visible_at: Millis,
+        wait: Millis,
+    ) {
+        let wake = (deliver_at + wait + 1).max(visible_at);
+        let state = &mut self.queues[revive_qid as usize];
+        state.ack_tail_wake = state.ack_tail_wake.max(Some(wake));
+    }
+
+    /// The earliest time any reviver can move: a due CK at the head of its queue, else (with
+    /// `enableSkipLongAwaitingAck`) the time its ACK tail can be mocked past.
     fn next_due(&self) -> Option<Millis> {
         self.queues
             .iter()
-            .filter_map(|q| q.unrevived.first_key_value().map(|(_, &due)| due))
+            .filter_map(|q| match q.unrevived.first_key_value() {
+                Some((_, &due)) => Some(due),
+                None => q.ack_tail_wake,
+            })
             .min()
     }
 
@@ -90,21 +111,36 @@ impl PopReviveService {
 
     /// A restart: in-memory offsets fall back to the committed revive-group offsets; the
     /// pending-CK index is rebuilt from the revive log.
-    pub fn restart(&mut self, committed: &[i64], queues: &[&ReviveQueue]) {
+    /// `ack_wait` is `reviveAckWaitMs` when `enableSkipLongAwaitingAck` is on.
+    pub fn restart(
+        &mut self,
+        committed: &[i64],
+        queues: &[&ReviveQueue],
+        ack_wait: Option<Millis>,
+    ) {
         for (qid, state) in self.queues.iter_mut().enumerate() {
             state.revive_offset = committed[qid];
             state.unrevived.clear();
+            state.ack_tail_wake = None;
             let q = queues[qid];
             let from = u64::try_from(committed[qid] + 1).unwrap_or(0);
             let delivered = (from..q.max_offset()).map(|o| q.log_offset_at(o));
             let pending = q.pending().map(|(_, log)| log);
             for log_offset in delivered.chain(pending) {
                 let entry = q.entry(log_offset);
-                if let ReviveRecord::Ck(ck) = &entry.record {
-                    let visible = entry.visible_at();
-                    state
-                        .unrevived
-                        .insert((visible, log_offset), due_at(ck, visible));
+                let visible = entry.visible_at();
+                match &entry.record {
+                    ReviveRecord::Ck(ck) => {
+                        state
+                            .unrevived
+                            .insert((visible, log_offset), due_at(ck, visible));
+                    }
+                    ReviveRecord::Ack(_) => {
+                        if let Some(wait) = ack_wait {
+                            let wake = (entry.deliver_at + wait + 1).max(visible);
+                            state.ack_tail_wake = state.ack_tail_wake.max(Some(wake));
+                        }
+                    }
                 }
             }
         }
@@ -206,6 +242,7 @@ impl Broker {
             map: BTreeMap::new(),
             old_offset,
         };
+        let mut mocks = BTreeMap::new();
         let q = self.store.revive_queue(qid);
         let start = u64::try_from(old_offset + 1).unwrap_or(0);
         for offset in start..q.max_offset() {
@@ -231,13 +268,16 @@ impl Broker {
                             if self.config.enable_skip_long_awaiting_ack
                                 && waited > self.config.revive_ack_wait_ms
                             {
-                                obj.map.insert(key, mock_ck_for_ack(ack, offset));
+                                mocks.insert(key, mock_ck_for_ack(ack, offset));
                             }
                         }
                     }
                 }
             }
         }
+        // Upstream keeps mocks apart while scanning and `putAll`s them at the end: the last
+        // orphan ACK of a key wins, and a mock replaces a real CK with the same key.
+        obj.map.extend(mocks);
         obj
     }
 
@@ -275,6 +315,18 @@ impl Broker {
             self.forget_revived(qid, new_offset as u64);
         }
         self.revive.queues[qid as usize].revive_offset = new_offset;
+        self.settle_ack_tail(now, qid, new_offset);
+    }
+
+    /// Once nothing is left beyond the revive offset, the ACK-tail wake-up is spent; so is
+    /// one whose time has come (every ACK it covered was mocked).
+    fn settle_ack_tail(&mut self, now: Millis, qid: u32, new_offset: i64) {
+        let q = self.store.revive_queue(qid);
+        let at_end = new_offset + 1 >= q.max_offset() as i64 && q.pending().next().is_none();
+        let state = &mut self.revive.queues[qid as usize];
+        if at_end || state.ack_tail_wake.is_some_and(|t| t <= now) {
+            state.ack_tail_wake = None;
+        }
     }
 
     /// Drops from the pending-CK index every CK at or below the new revive offset.

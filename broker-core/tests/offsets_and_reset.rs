@@ -371,3 +371,35 @@ fn offset_correction_commits_next_begin_offset() {
     w.send(1);
     assert_eq!(World::ids(&w.pop(32, 10_000)), vec!["m3"]);
 }
+
+/// Upstream's reviver commits only CK positions: ACK records behind the last CK stay
+/// beyond the revive offset, unless `enableSkipLongAwaitingAck` mocks a CK for them.
+fn revive_tail(skip_long_awaiting_ack: bool) -> (i64, u64) {
+    let config = BrokerConfig {
+        enable_skip_long_awaiting_ack: skip_long_awaiting_ack,
+        revive_ack_wait_ms: 5_000,
+        ..World::default_config()
+    };
+    let mut w = World::new(config, Behaviours::fixed());
+    w.send(1);
+    let m = w.pop(1, 10_000).remove(0);
+    w.ack(&m);
+    w.advance_to(120_000);
+    let rq = w.broker.snapshot().revive_queues[0];
+    assert!(w.revived().is_empty());
+    (rq.committed_offset, rq.max_offset)
+}
+
+#[test]
+fn ack_tail_is_not_committed_past_by_default() {
+    assert_eq!(
+        revive_tail(false),
+        (0, 2),
+        "CK at 0 processed; the ACK at 1 stays"
+    );
+}
+
+#[test]
+fn skip_long_awaiting_ack_moves_the_revive_offset_past_the_ack_tail() {
+    assert_eq!(revive_tail(true), (1, 2));
+}
