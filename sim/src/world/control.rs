@@ -29,6 +29,8 @@ impl Origin {
 
 #[derive(Clone)]
 pub struct Controller {
+    /// Tasks spawned on the controller's node, aborted at the end of the run.
+    tasks: Arc<Mutex<Vec<madsim::task::AbortHandle>>>,
     handle: Handle,
     broker: BrokerNode,
     nodes: Arc<BTreeMap<String, NodeId>>,
@@ -45,6 +47,7 @@ impl Controller {
         rec: Recorder,
     ) -> Self {
         Self {
+            tasks: Arc::default(),
             handle,
             broker,
             nodes: Arc::new(nodes),
@@ -56,6 +59,35 @@ impl Controller {
 
     pub fn clock(&self) -> super::recorder::Clock {
         self.rec.clock()
+    }
+
+    /// Spawns `f(controller)` on the controller's node, to be aborted by
+    /// [`Controller::shutdown`].
+    pub fn spawn<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Controller) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let task = madsim::task::spawn(f(self.clone()));
+        self.tasks
+            .lock()
+            .expect("task lock")
+            .push(task.abort_handle());
+    }
+
+    /// Ends every task of the run: aborts the controller's tasks and kills every node.
+    ///
+    /// Pending tasks hold endpoints and handles that reach back into the runtime's timers,
+    /// which hold the tasks' wakers: a reference cycle that would keep each seed's whole
+    /// world alive after its runtime is dropped. The executor drops an aborted or killed
+    /// task's future the next time it runs, so the caller must then let time pass once.
+    pub fn shutdown(&self) {
+        for t in self.tasks.lock().expect("task lock").drain(..) {
+            t.abort();
+        }
+        for id in self.nodes.values() {
+            self.handle.kill(*id);
+        }
     }
 
     /// Records an event on behalf of `node` (a change the controller made to it).

@@ -21,27 +21,29 @@ fn exp_gap(mean: Millis) -> Millis {
     (-(mean as f64) * (1.0 - u).ln()).round() as Millis
 }
 
-/// Spawns one task per fault kind on the current (controller) node.
+fn pick(names: &[String]) -> String {
+    names[madsim::rand::thread_rng().gen_range(0..names.len())].clone()
+}
+
+/// Spawns one task per fault kind on the controller's node.
 pub fn spawn_random_faults(
     ctl: &Controller,
     spec: &FaultSpec,
     quiet_from: Millis,
     consumers: Vec<String>,
 ) {
-    let clock_ctl = ctl.clone();
     if spec.loss_rate > 0.0 && quiet_from > 0 {
-        let ctl = ctl.clone();
         let rate = spec.loss_rate;
-        madsim::task::spawn(async move {
+        ctl.spawn(move |ctl| async move {
             ctl.set_loss(rate, Origin::Random);
             ctl.clock().sleep_until(quiet_from).await;
             ctl.set_loss(0.0, Origin::Random);
         });
     }
     if spec.clog_every_ms > 0 {
-        let (ctl, spec) = (clock_ctl.clone(), spec.clone());
+        let spec = spec.clone();
         let nodes: Vec<String> = ctl.node_names().cloned().collect();
-        madsim::task::spawn(async move {
+        ctl.spawn(move |ctl| async move {
             let clock = ctl.clock();
             loop {
                 let at = clock.now_ms() + exp_gap(spec.clog_every_ms);
@@ -49,11 +51,10 @@ pub fn spawn_random_faults(
                     break;
                 }
                 clock.sleep_until(at).await;
-                let node = nodes[madsim::rand::thread_rng().gen_range(0..nodes.len())].clone();
+                let node = pick(&nodes);
                 let end = (at + draw_ms(spec.clog_duration_ms)).min(quiet_from);
                 if ctl.clog(&node, Origin::Random, Some(end)) {
-                    let ctl = ctl.clone();
-                    madsim::task::spawn(async move {
+                    ctl.spawn(move |ctl| async move {
                         ctl.clock().sleep_until(end).await;
                         ctl.unclog(&node, Origin::Random);
                     });
@@ -62,8 +63,8 @@ pub fn spawn_random_faults(
         });
     }
     if spec.crash_every_ms > 0 {
-        let (ctl, spec) = (clock_ctl.clone(), spec.clone());
-        madsim::task::spawn(async move {
+        let spec = spec.clone();
+        ctl.spawn(move |ctl| async move {
             let clock = ctl.clock();
             loop {
                 let at = clock.now_ms() + exp_gap(spec.crash_every_ms);
@@ -80,8 +81,8 @@ pub fn spawn_random_faults(
         });
     }
     if spec.pause_every_ms > 0 && !consumers.is_empty() {
-        let (ctl, spec) = (clock_ctl, spec.clone());
-        madsim::task::spawn(async move {
+        let spec = spec.clone();
+        ctl.spawn(move |ctl| async move {
             let clock = ctl.clock();
             loop {
                 let at = clock.now_ms() + exp_gap(spec.pause_every_ms);
@@ -89,12 +90,12 @@ pub fn spawn_random_faults(
                     break;
                 }
                 clock.sleep_until(at).await;
-                let node =
-                    consumers[madsim::rand::thread_rng().gen_range(0..consumers.len())].clone();
+                let node = pick(&consumers);
                 let dur = draw_ms(spec.pause_duration_ms).min(quiet_from - at);
                 if dur > 0 && !ctl.is_paused(&node) {
-                    let ctl = ctl.clone();
-                    madsim::task::spawn(async move { ctl.pause(&node, dur, Origin::Random).await });
+                    ctl.spawn(
+                        move |ctl| async move { ctl.pause(&node, dur, Origin::Random).await },
+                    );
                 }
             }
         });

@@ -230,8 +230,7 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
     faults::spawn_random_faults(&ctl, &scenario.faults, quiet_from, consumer_nodes);
     let mut steps = scenario.steps.clone();
     steps.sort_by_key(|s| s.at_ms);
-    let timeline_ctl = ctl.clone();
-    let timeline = madsim::task::spawn(async move {
+    ctl.spawn(move |timeline_ctl| async move {
         for step in steps {
             if step.at_ms >= duration {
                 break;
@@ -244,11 +243,13 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
     });
 
     clock.sleep_until(duration).await;
-    drop(timeline);
     broker.flush_events();
     let final_state = broker.snapshot();
+    let events = rec.take();
+    ctl.shutdown();
+    madsim::time::sleep(std::time::Duration::from_millis(1)).await;
     WorldOutput {
-        events: rec.take(),
+        events,
         final_state,
     }
 }
@@ -378,9 +379,8 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
             ctl.unclog(&node, Origin::Scripted);
         }
         Action::Pause { node, duration_ms } => {
-            let ctl = ctl.clone();
-            madsim::task::spawn(
-                async move { ctl.pause(&node, duration_ms, Origin::Scripted).await },
+            ctl.spawn(
+                move |ctl| async move { ctl.pause(&node, duration_ms, Origin::Scripted).await },
             );
         }
         Action::SetLoss { rate } => ctl.set_loss(rate, Origin::Scripted),
