@@ -224,13 +224,13 @@ fn jobs(j: Option<usize>) -> Result<usize, UsageError> {
     }
 }
 
-/// The behaviours a scenario replays, by name.
-fn replays(sc: &Scenario) -> Result<Behaviours, UsageError> {
-    sc.replays
+/// Behaviours named in a scenario, parsed.
+fn behaviours(sc: &Scenario, names: &[String]) -> Result<Behaviours, UsageError> {
+    names
         .iter()
         .map(|n| {
             n.parse::<Behaviour>()
-                .map_err(|e| UsageError(format!("scenario `{}`: replays: {e}", sc.name)))
+                .map_err(|e| UsageError(format!("scenario `{}`: {e}", sc.name)))
         })
         .collect()
 }
@@ -562,65 +562,96 @@ fn render_result(r: &InvariantResult, h: &History) -> String {
 #[derive(Clone, Debug)]
 struct VerifyRow {
     scenario: String,
-    variant: &'static str,
+    variant: String,
     seed: u64,
     expected: String,
     observed: String,
     ok: bool,
 }
 
+/// One run `popsim verify` makes: a scenario, a bug row (or every fix in), a seed.
+struct VerifyTask {
+    scenario: usize,
+    /// `None` = every fix in.
+    bug: Option<(Behaviours, Vec<String>)>,
+    seed: u64,
+}
+
 fn cmd_verify(a: &VerifyArgs) -> CmdResult {
     let scs = load_many(&a.scenarios)?;
     let jobs = jobs(a.jobs)?;
-    // (scenario index, bug on?, seed)
     let mut tasks = Vec::new();
     for (i, (_, sc)) in scs.iter().enumerate() {
-        let bugs = replays(sc)?;
+        let rows = sc
+            .bug_rows()
+            .into_iter()
+            .map(|row| {
+                let on = behaviours(sc, &row.bugs)?;
+                Ok((on, row.violates))
+            })
+            .collect::<Result<Vec<_>, UsageError>>()?;
         for &seed in &sc.seeds {
-            if !bugs.is_empty() {
-                tasks.push((i, Some(bugs.clone()), seed));
+            for row in &rows {
+                tasks.push(VerifyTask {
+                    scenario: i,
+                    bug: Some(row.clone()),
+                    seed,
+                });
             }
-            tasks.push((i, None, seed));
+            tasks.push(VerifyTask {
+                scenario: i,
+                bug: None,
+                seed,
+            });
         }
     }
-    let summaries = runner::par_map(&tasks, jobs, |(i, bugs, seed)| {
+    let summaries = runner::par_map(&tasks, jobs, |t| {
         let opts = RunOptions {
-            behaviours: bugs.clone().unwrap_or_default(),
+            behaviours: t.bug.as_ref().map(|(b, _)| b.clone()).unwrap_or_default(),
             ..RunOptions::default()
         };
-        runner::run_summary(&scs[*i].1, *seed, &opts, false)
+        runner::run_summary(&scs[t.scenario].1, t.seed, &opts, false)
     });
     let rows: Vec<VerifyRow> = tasks
         .iter()
         .zip(summaries)
-        .map(|((i, bugs, seed), sum)| {
-            let sc = &scs[*i].1;
+        .map(|(t, sum)| {
+            let sc = &scs[t.scenario].1;
             let violated: BTreeSet<&str> = sum.violated.iter().copied().collect();
-            let (variant, expected, ok) = if bugs.is_some() {
-                let want: BTreeSet<&str> = sc.expect.with_bug.iter().map(String::as_str).collect();
-                let exp = if want.is_empty() {
-                    "anything (none declared)".to_owned()
-                } else {
-                    format!("violates {}", join(&want))
-                };
-                ("bug", exp, sum.panic.is_none() && want.is_subset(&violated))
-            } else {
-                let allowed: BTreeSet<&str> = sc.expect.fixed.iter().map(String::as_str).collect();
-                let exp = if allowed.is_empty() {
-                    "all hold".to_owned()
-                } else {
-                    format!("all hold (may violate {})", join(&allowed))
-                };
-                (
-                    "fixed",
-                    exp,
-                    sum.panic.is_none() && violated.is_subset(&allowed),
-                )
+            let (variant, expected, ok) = match &t.bug {
+                Some((on, violates)) => {
+                    let want: BTreeSet<&str> = violates.iter().map(String::as_str).collect();
+                    let exp = if want.is_empty() {
+                        "anything (none declared)".to_owned()
+                    } else {
+                        format!("violates {}", join(&want))
+                    };
+                    let names: Vec<&str> = on.iter().map(|b| b.name()).collect();
+                    (
+                        format!("bug: {}", names.join(" + ")),
+                        exp,
+                        sum.panic.is_none() && want.is_subset(&violated),
+                    )
+                }
+                None => {
+                    let allowed: BTreeSet<&str> =
+                        sc.expect.fixed.iter().map(String::as_str).collect();
+                    let exp = if allowed.is_empty() {
+                        "all hold".to_owned()
+                    } else {
+                        format!("all hold (may violate {})", join(&allowed))
+                    };
+                    (
+                        "fixed".to_owned(),
+                        exp,
+                        sum.panic.is_none() && violated.is_subset(&allowed),
+                    )
+                }
             };
             VerifyRow {
                 scenario: sc.name.clone(),
                 variant,
-                seed: *seed,
+                seed: t.seed,
                 expected,
                 observed: observed(&sum),
                 ok,
@@ -672,7 +703,7 @@ fn render_verify(rows: &[VerifyRow]) -> String {
         .map(|r| {
             [
                 r.scenario.clone(),
-                r.variant.to_owned(),
+                r.variant.clone(),
                 r.seed.to_string(),
                 r.expected.clone(),
                 r.observed.clone(),
