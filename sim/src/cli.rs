@@ -456,17 +456,25 @@ fn describe(sc: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> String
     nodes.extend(
         sc.consumers
             .iter()
-            .map(|c| format!("{} ({:?} consumer)", c.name, c.kind).to_lowercase()),
+            .map(|c| format!("{} ({} consumer)", c.name, kebab(c.kind))),
     );
     nodes.extend(
         sc.clients
             .iter()
-            .map(|c| format!("{} ({:?} client)", c.name, c.kind).to_lowercase()),
+            .map(|c| format!("{} ({} client)", c.name, kebab(c.kind))),
     );
     let _ = writeln!(s, "nodes:      {}", nodes.join(", "));
     let _ = writeln!(s, "steps:      {}", sc.steps.len());
     s.push('\n');
     s
+}
+
+/// A scenario enum value as the file spells it.
+fn kebab<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn upstream(sc: &Scenario) -> String {
