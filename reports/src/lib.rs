@@ -4,14 +4,21 @@
 //! and the broker's final state ([`invariants`]), and the report model with its renderers.
 //! Nothing here runs a simulation.
 
+pub mod describe;
 pub mod history;
 pub mod invariants;
+pub mod report;
 
 #[cfg(test)]
 mod testkit;
 
+pub use describe::{describe_event, event_line};
 pub use history::{Event, EventKind, History, RunMeta};
 pub use invariants::{
     check, invariant_names, lookup, try_check, InvariantInfo, InvariantResult, Status,
     UnknownInvariant, Witness,
+};
+pub use report::{
+    render_json, render_markdown, render_sweep_json, render_sweep_text, render_text, RunReport,
+    SweepSummary,
 };

@@ -45,6 +45,39 @@ pub(crate) fn witness_events(mut events: Vec<usize>) -> Vec<usize> {
     events
 }
 
+/// Upstream's default `flushConsumerOffsetInterval`: `ConsumerOffsetManager.persist()` runs
+/// this often, so offsets older than this survive a crash.
+pub(crate) const OFFSET_FLUSH_INTERVAL_MS: Millis = 5_000;
+
+/// Indexes of the `OffsetsPersisted` events, in order.
+pub(crate) fn persists(h: &History) -> Vec<usize> {
+    (h.events.iter().enumerate())
+        .filter(|(_, e)| {
+            matches!(
+                e.kind,
+                EventKind::Broker(BrokerEvent::OffsetsPersisted { .. })
+            )
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Had a write to offsetTable at event `after` been flushed by event `before`? Yes if a
+/// flush was recorded in between, or a whole flush period passed: the broker flushes only
+/// a dirty table, so a change that never reached offsetTable (bug (e)) records no flush and
+/// must not be excused for it.
+pub(crate) fn flush_due_between(
+    h: &History,
+    persists: &[usize],
+    after: usize,
+    before: usize,
+) -> bool {
+    let i = persists.partition_point(|p| *p <= after);
+    let recorded = persists.get(i).is_some_and(|p| *p < before);
+    let end = h.events.get(before).map_or(h.meta.end_at, |e| e.at);
+    recorded || end >= h.events[after].at + OFFSET_FLUSH_INTERVAL_MS
+}
+
 /// When a receipt stops protecting its copy: `popTime + invisibleTime` as the handle spells
 /// it, or `fallback` for a handle that does not parse.
 pub(crate) fn receipt_deadline(receipt: &str, fallback: Millis) -> Millis {
@@ -222,6 +255,34 @@ impl ResetIndex {
     }
 }
 
+/// A stored copy of a message: (topic, queue, offset). Retry topics have one queue, so retry
+/// copies are keyed with queue 0 whatever a record says.
+pub(crate) type CopyKey<'h> = (&'h str, u32, u64);
+
+pub(crate) fn copy_key(topic: &str, queue: u32, offset: u64) -> CopyKey<'_> {
+    (topic, if is_retry_topic(topic) { 0 } else { queue }, offset)
+}
+
+/// A CK as a receipt names it, in one group: (group, copy, popTime). The CK's start offset
+/// is left out on purpose: a re-put CK (`rePutCK`) starts at the message's own offset but
+/// keeps the popTime, and one copy is never popped twice in the same millisecond.
+pub(crate) type CkKey<'h> = (&'h str, CopyKey<'h>, Millis);
+
+/// The CK a receipt handle names (its popTime; the delivery's own for a handle that does
+/// not parse).
+pub(crate) fn ck_key<'h>(
+    group: &'h str,
+    copy: CopyKey<'h>,
+    receipt: &str,
+    pop_time: Millis,
+) -> CkKey<'h> {
+    (
+        group,
+        copy,
+        ExtraInfo::parse(receipt).map_or(pop_time, |i| i.pop_time),
+    )
+}
+
 /// Why a message reached a group again (or for the first time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DeliveryClass {
@@ -231,6 +292,9 @@ pub(crate) enum DeliveryClass {
         ack: usize,
         acked_delivery: usize,
     },
+    /// A retry copy that was already in flight when the ack came (revived before it, from a
+    /// receipt chain the ack did not cover, e.g. one that outlived a broker crash).
+    ConcurrentCopy,
     /// Replayed because its queue was reset to an offset at or below it.
     ResetReplay {
         reset: usize,
@@ -275,12 +339,21 @@ pub(crate) struct AckAnalysis {
     pub acked: Vec<(usize, usize)>,
 }
 
+/// The effective ack of a message's current delivery.
+#[derive(Clone, Copy)]
+struct Acked<'h> {
+    ack: usize,
+    delivery: usize,
+    /// The receipt chain (its first delivery's index) and the copy that were acked.
+    chain: usize,
+    copy: CopyKey<'h>,
+}
+
 struct MsgState<'h> {
     /// The receipt that currently protects the message in this group.
     current: &'h str,
     current_delivery: usize,
-    /// (ack index, delivery index) of the effective ack of the current delivery.
-    acked: Option<(usize, usize)>,
+    acked: Option<Acked<'h>>,
     nacked: bool,
 }
 
@@ -288,6 +361,10 @@ struct ReceiptState<'h> {
     msg_id: &'h str,
     delivery: usize,
     deadline: Millis,
+    /// The first delivery of the chain this receipt belongs to (a delivery and its
+    /// changeInvisibleTime successors), and the copy it hands out.
+    chain: usize,
+    copy: CopyKey<'h>,
     /// Orderly deliveries: their batch and offset.
     batch: Option<(BatchKey<'h>, u64)>,
 }
@@ -298,6 +375,8 @@ type BatchKey<'h> = (&'h str, &'h str, u32, &'h str, Millis);
 struct BatchEntry<'h> {
     msg_id: &'h str,
     delivery: usize,
+    chain: usize,
+    copy: CopyKey<'h>,
     acked: Option<usize>,
 }
 
@@ -308,7 +387,8 @@ struct Batch<'h> {
     prefix_end: Option<u64>,
 }
 
-/// Follows every message through its receipts and decides which acks count.
+/// Follows every message through its receipts and decides which acks count and which
+/// comebacks they forbid.
 ///
 /// An ack is *effective* when the broker answered `SUCCESS`, the receipt was the message's
 /// current one for that group (the latest delivery, or the handle a changeInvisibleTime
@@ -317,6 +397,15 @@ struct Batch<'h> {
 /// was already due, which is at-least-once working as designed. For orderly deliveries an
 /// ack counts only once every lower offset of the same batch is effectively acked, because
 /// the broker's commit offset stops at the first un-acked entry and a re-pop restarts there.
+///
+/// After an effective ack, these count as the message coming back: the same copy delivered
+/// again; the original popped again; a revive of a CK of the acked receipt chain; and the
+/// delivery of a retry copy made by such a revive or by no recorded revive at all. A CK no
+/// recorded receipt names belongs to a pop whose answer never reached a client, so nobody
+/// could ack it and its revive is not a comeback. A retry copy revived from a chain the ack
+/// did not cover (two chains of one message exist only after a crash rolled an offset back,
+/// or a pop answer was lost) was already in flight and is classed
+/// [`DeliveryClass::ConcurrentCopy`].
 pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
     let origins = origins(h);
     let resets = ResetIndex::new(&resets(h));
@@ -324,6 +413,11 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
     let mut msgs: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
     let mut receipts: BTreeMap<(&str, &str), ReceiptState> = BTreeMap::new();
     let mut batches: BTreeMap<BatchKey, Batch> = BTreeMap::new();
+    let mut by_ck: BTreeMap<CkKey, usize> = BTreeMap::new();
+    // Retry copy → (revive index, whether that revive came back after an ack).
+    let mut revived: BTreeMap<(&str, CopyKey), (usize, bool)> = BTreeMap::new();
+    // (group, copy) → its latest delivery.
+    let mut copy_delivered: BTreeMap<(&str, CopyKey), usize> = BTreeMap::new();
     let mut last_crash: Option<usize> = None;
 
     let excuse = |group: &str, msg_id: &str, after: usize, before: usize| -> Option<usize> {
@@ -347,29 +441,48 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                 orderly,
                 ..
             } => {
+                let copy = copy_key(
+                    retry_topic.as_deref().unwrap_or(topic),
+                    *queue_id,
+                    *queue_offset,
+                );
+                let prev_of_copy = copy_delivered.insert((group, copy), idx);
                 let class = match msgs.get(&(group.as_str(), msg_id.as_str())) {
                     None => DeliveryClass::First,
                     Some(st) => {
-                        let since = st.acked.map_or(st.current_delivery, |a| a.1);
+                        let since = st.acked.map_or(st.current_delivery, |a| a.delivery);
                         match (excuse(group, msg_id, since, idx), st.acked) {
                             (Some(reset), _) => DeliveryClass::ResetReplay { reset },
-                            (None, Some((ack, acked_delivery))) => {
-                                out.after_ack.push(AfterAck {
-                                    idx,
-                                    group: group.clone(),
-                                    msg_id: msg_id.clone(),
-                                    kind: if retry_topic.is_some() {
-                                        ComebackKind::RetryDelivery
-                                    } else {
-                                        ComebackKind::RePop
-                                    },
-                                    ack,
-                                    acked_delivery,
-                                    crash_between: last_crash.is_some_and(|c| c > ack),
-                                });
-                                DeliveryClass::AfterAck {
-                                    ack,
-                                    acked_delivery,
+                            (None, Some(a)) => {
+                                let older = retry_topic.is_some()
+                                    && copy != a.copy
+                                    && revived
+                                        .get(&(group.as_str(), copy))
+                                        .is_some_and(|(r, came_back)| *r < a.ack || !came_back);
+                                if older {
+                                    DeliveryClass::ConcurrentCopy
+                                } else {
+                                    out.after_ack.push(AfterAck {
+                                        idx,
+                                        group: group.clone(),
+                                        msg_id: msg_id.clone(),
+                                        kind: if retry_topic.is_some() {
+                                            ComebackKind::RetryDelivery
+                                        } else {
+                                            ComebackKind::RePop
+                                        },
+                                        ack: a.ack,
+                                        acked_delivery: a.delivery,
+                                        // A crash after the ack, or after this copy was last
+                                        // handed out, may have rolled its offset back.
+                                        crash_between: last_crash.is_some_and(|c| {
+                                            c > a.ack || prev_of_copy.is_some_and(|p| c > p)
+                                        }),
+                                    });
+                                    DeliveryClass::AfterAck {
+                                        ack: a.ack,
+                                        acked_delivery: a.delivery,
+                                    }
                                 }
                             }
                             (None, None) if st.nacked => DeliveryClass::AfterNack,
@@ -378,6 +491,7 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                     }
                 };
                 out.classes.insert(idx, class);
+                by_ck.insert(ck_key(group, copy, receipt, *pop_time), idx);
                 let batch = orderly.then(|| {
                     let key: BatchKey = (group, topic, *queue_id, consumer, *pop_time);
                     let b = batches.entry(key).or_default();
@@ -386,6 +500,8 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                         BatchEntry {
                             msg_id,
                             delivery: idx,
+                            chain: idx,
+                            copy,
                             acked: None,
                         },
                     );
@@ -399,6 +515,8 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                         msg_id,
                         delivery: idx,
                         deadline: pop_time + invisible_time,
+                        chain: idx,
+                        copy,
                         batch,
                     },
                 );
@@ -427,8 +545,11 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                     msg_id: old.msg_id,
                     delivery: old.delivery,
                     deadline: receipt_deadline(new, e.at + invisible_time),
+                    chain: old.chain,
+                    copy: old.copy,
                     batch: old.batch,
                 };
+                by_ck.insert(ck_key(group, st.copy, new, e.at), st.chain);
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
                     if m.current == receipt {
                         m.current = new;
@@ -454,7 +575,12 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                 }
                 match &r.batch {
                     None => {
-                        m.acked = Some((idx, r.delivery));
+                        m.acked = Some(Acked {
+                            ack: idx,
+                            delivery: r.delivery,
+                            chain: r.chain,
+                            copy: r.copy,
+                        });
                         out.effective_acks.push(idx);
                         out.acked.push((idx, r.delivery));
                     }
@@ -474,17 +600,22 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                                     end = Some(*off);
                                     break;
                                 }
-                                newly.push((entry.msg_id, entry.delivery));
+                                newly.push((entry.msg_id, entry.delivery, entry.chain, entry.copy));
                             }
                             b.prefix_end = Some(end.unwrap_or(u64::MAX));
                         }
                         if !newly.is_empty() {
                             out.effective_acks.push(idx);
                         }
-                        for (msg_id, delivery) in newly {
+                        for (msg_id, delivery, chain, copy) in newly {
                             if let Some(m) = msgs.get_mut(&(group.as_str(), msg_id)) {
                                 if m.current_delivery == delivery && m.acked.is_none() {
-                                    m.acked = Some((idx, delivery));
+                                    m.acked = Some(Acked {
+                                        ack: idx,
+                                        delivery,
+                                        chain,
+                                        copy,
+                                    });
                                     out.acked.push((idx, delivery));
                                 }
                             }
@@ -492,24 +623,38 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                     }
                 }
             }
-            EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
-                let Some(st) = msgs.get(&(group.as_str(), msg_id.as_str())) else {
-                    continue;
-                };
-                let Some((ack, acked_delivery)) = st.acked else {
-                    continue;
-                };
-                if excuse(group, msg_id, acked_delivery, idx).is_none() {
+            EventKind::Broker(BrokerEvent::Revived {
+                group,
+                msg_id,
+                ck,
+                queue_offset,
+                retry_topic,
+                retry_queue_offset,
+                ..
+            }) => {
+                let ck_copy = copy_key(&ck.topic, ck.queue_id, *queue_offset);
+                let chain = by_ck.get(&(group.as_str(), ck_copy, ck.pop_time)).copied();
+                let acked = msgs
+                    .get(&(group.as_str(), msg_id.as_str()))
+                    .and_then(|st| st.acked);
+                let came_back = acked.is_some_and(|a| {
+                    chain == Some(a.chain) && excuse(group, msg_id, a.delivery, idx).is_none()
+                });
+                if let (true, Some(a)) = (came_back, acked) {
                     out.after_ack.push(AfterAck {
                         idx,
                         group: group.clone(),
                         msg_id: msg_id.clone(),
                         kind: ComebackKind::Revive,
-                        ack,
-                        acked_delivery,
-                        crash_between: last_crash.is_some_and(|c| c > ack),
+                        ack: a.ack,
+                        acked_delivery: a.delivery,
+                        crash_between: last_crash.is_some_and(|c| c > a.ack),
                     });
                 }
+                revived.insert(
+                    (group, copy_key(retry_topic, 0, *retry_queue_offset)),
+                    (idx, came_back),
+                );
             }
             EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
             _ => {}

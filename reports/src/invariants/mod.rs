@@ -7,7 +7,7 @@
 //! history's length.
 
 use crate::history::History;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 mod bounded_deliveries;
@@ -33,7 +33,7 @@ pub struct InvariantInfo {
 }
 
 /// Whether an invariant held on a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Status {
     Held,

@@ -2,21 +2,23 @@
 //!
 //! Semantics, for every `OffsetUpdateCompleted` with `caller_sees_success` whose update named
 //! a queue and an offset v for topic@group:
-//! - The update's own commit is the broker's first `OffsetCommitted` of v for that queue
-//!   with a reason containing "update", between the start and the completion.
+//! - The update's own commit is the broker's first `OffsetCommitted` of v for that queue,
+//!   with a reason containing "update", after the update started (for a oneway update it
+//!   comes after the caller's "completion", which is the send).
 //! - If a later `OffsetCommitted` or reset of the same queue follows the update (after its
 //!   own commit, or after its start when no commit was seen), the update was legitimately
 //!   replaced and is not judged further.
 //! - Otherwise the broker must end holding v: the final `offsetTable` if the broker runs,
-//!   else the persisted image. An update that a crash may have lost before any offset flush
-//!   (`OffsetsPersisted`) is excused: upstream flushes `consumerOffset.json` every 5 s.
+//!   else the persisted image. An update a crash (or the final stop) caught before an offset
+//!   flush was due (an `OffsetsPersisted`, or upstream's 5 s `flushConsumerOffsetInterval`)
+//!   is excused: that is upstream's documented durability window.
 //! - An update the broker answered `SUCCESS` but did not apply because a reset was pending
-//!   (the remark "Offset has been previously reset", or no commit while the broker's reset
-//!   table held the queue) does not break the invariant: keeping the pending reset is
-//!   upstream's intended precedence (RIP-48). The caller was still told a success that did
-//!   not happen, so each such update is reported as a note on the result.
+//!   (the remark "Offset has been previously reset", or no commit of its own while the
+//!   broker's reset table held the queue) does not break the invariant: keeping the pending
+//!   reset is upstream's intended precedence (RIP-48). The caller was still told a success
+//!   that did not happen, so each such update is reported as a note on the result.
 
-use super::index::{is_success, resets, secs, witness_events};
+use super::index::{flush_due_between, is_success, persists, resets, secs, witness_events};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History, RpcOutcome};
 use broker_core::BrokerEvent;
@@ -40,6 +42,15 @@ struct Update<'h> {
     describe: String,
 }
 
+/// A completion that told the caller "success".
+struct Success<'h> {
+    call: Call<'h>,
+    completed: usize,
+    /// The answer's remark says a reset is pending, or the broker's reset table held the
+    /// queue when the caller heard back.
+    reset_pending: bool,
+}
+
 pub(crate) fn check(history: &History) -> Verdict {
     let reset_points = resets(history);
     let mut reset_idx: BTreeMap<usize, Vec<QueueKey>> = BTreeMap::new();
@@ -50,17 +61,13 @@ pub(crate) fn check(history: &History) -> Verdict {
             .push((&p.group, &p.topic, p.queue));
     }
     let mut updates: BTreeMap<Call, Update> = BTreeMap::new();
-    // Calls awaiting their own commit, per queue, in start order.
+    // Calls whose own commit has not been seen, per queue, in start order.
     let mut awaiting: BTreeMap<QueueKey, Vec<Call>> = BTreeMap::new();
     // Latest commit or reset per queue: (index, call it belongs to).
     let mut last_touch: BTreeMap<QueueKey, (usize, Option<Call>)> = BTreeMap::new();
     let mut pending_reset: BTreeSet<QueueKey> = BTreeSet::new();
     let mut crashes: Vec<usize> = Vec::new();
-    let mut persists: Vec<usize> = Vec::new();
-    // (call, completion index) of updates the caller saw succeed and the broker applied.
-    let mut judged: Vec<(Call, usize)> = Vec::new();
-    let mut notes: Vec<Witness> = Vec::new();
-    let mut successes = 0usize;
+    let mut successes: Vec<Success> = Vec::new();
 
     for (idx, e) in history.events.iter().enumerate() {
         for key in reset_idx.get(&idx).into_iter().flatten() {
@@ -111,17 +118,16 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let key: QueueKey = (group, topic, *queue_id);
                 let mut owner = None;
                 if reason.to_ascii_lowercase().contains("update") {
-                    if let Some(calls) = awaiting.get_mut(&key) {
-                        let pos = calls
-                            .iter()
-                            .position(|c| updates.get(c).is_some_and(|u| u.offset == *offset));
-                        if let Some(pos) = pos {
-                            let call = calls.remove(pos);
-                            if let Some(u) = updates.get_mut(&call) {
-                                u.own_commit = Some(idx);
-                            }
-                            owner = Some(call);
+                    let calls = awaiting.entry(key).or_default();
+                    if let Some(pos) = calls
+                        .iter()
+                        .position(|c| updates.get(c).is_some_and(|u| u.offset == *offset))
+                    {
+                        let call = calls.remove(pos);
+                        if let Some(u) = updates.get_mut(&call) {
+                            u.own_commit = Some(idx);
                         }
+                        owner = Some(call);
                     }
                 }
                 last_touch.insert(key, (idx, owner));
@@ -146,7 +152,6 @@ pub(crate) fn check(history: &History) -> Verdict {
                 crashes.push(idx);
                 pending_reset.clear();
             }
-            EventKind::Broker(BrokerEvent::OffsetsPersisted { .. }) => persists.push(idx),
             EventKind::OffsetUpdateCompleted {
                 client,
                 call_id,
@@ -154,45 +159,51 @@ pub(crate) fn check(history: &History) -> Verdict {
                 caller_sees_success: true,
             } => {
                 let call = (client.as_str(), *call_id);
-                let Some(u) = updates.get(&call) else {
+                let Some(key) = updates.get(&call).and_then(|u| u.key) else {
                     continue;
                 };
-                let Some(key) = u.key else { continue };
-                if let Some(calls) = awaiting.get_mut(&key) {
-                    calls.retain(|c| *c != call);
-                }
-                successes += 1;
                 let remark_says_reset = matches!(outcome, Some(RpcOutcome::Answered { remark, .. })
                     if remark.to_ascii_lowercase().contains("reset"));
                 let answered_ok = outcome.as_ref().is_none_or(is_success);
-                if answered_ok
-                    && u.own_commit.is_none()
-                    && (remark_says_reset || pending_reset.contains(&key))
-                {
-                    notes.push(Witness {
-                        msg_id: None,
-                        summary: format!(
-                            "{client}'s call {call_id} (update of {}) was answered SUCCESS at {} but the broker kept its pending reset instead",
-                            u.describe,
-                            secs(e.at)
-                        ),
-                        events: witness_events(vec![u.started, idx]),
-                    });
-                } else {
-                    judged.push((call, idx));
-                }
+                successes.push(Success {
+                    call,
+                    completed: idx,
+                    reset_pending: answered_ok
+                        && (remark_says_reset || pending_reset.contains(&key)),
+                });
             }
             _ => {}
         }
     }
-    if successes == 0 {
+    if successes.is_empty() {
         return Verdict::not_applicable("no offset update was reported successful");
     }
+    let persists = persists(history);
     let fs = &history.final_state;
+    let mut notes = Vec::new();
     let mut found = Vec::new();
-    for (call, completed) in judged {
+    for Success {
+        call,
+        completed,
+        reset_pending,
+    } in successes
+    {
         let u = &updates[&call];
         let Some(key) = u.key else { continue };
+        if reset_pending && u.own_commit.is_none() {
+            notes.push(Witness {
+                msg_id: None,
+                summary: format!(
+                    "{}'s call {} (update of {}) was answered SUCCESS at {} but the broker kept its pending reset instead",
+                    call.0,
+                    call.1,
+                    u.describe,
+                    secs(history.events[completed].at)
+                ),
+                events: witness_events(vec![u.started, completed]),
+            });
+            continue;
+        }
         let anchor = u.own_commit.unwrap_or(u.started);
         if last_touch
             .get(&key)
@@ -200,16 +211,13 @@ pub(crate) fn check(history: &History) -> Verdict {
         {
             continue; // Replaced by a later commit or reset.
         }
-        // Was the update exposed to a crash (or a stopped broker) before any flush?
+        // Exposed to a crash (or the final stop) before a flush was due?
         let first_crash = crashes
             .get(crashes.partition_point(|c| *c <= anchor))
             .copied();
-        let must_survive_until = first_crash.or((!fs.running).then_some(usize::MAX));
-        if let Some(until) = must_survive_until {
-            let p = persists.partition_point(|p| *p <= anchor);
-            if persists.get(p).is_none_or(|p| *p >= until) {
-                continue;
-            }
+        let until = first_crash.or((!fs.running).then_some(usize::MAX));
+        if until.is_some_and(|until| !flush_due_between(history, &persists, anchor, until)) {
+            continue;
         }
         let (what, table) = if fs.running {
             ("final offsetTable", &fs.offset_table)

@@ -10,16 +10,21 @@
 //! - **Starts at X**: the first pop batch out of the original queue that was popped after
 //!   the reset (pop time later than the reset, or equal with the reset already consumed)
 //!   begins at offset X. If the broker crashed in between, this is required only when an
-//!   offset flush (`OffsetsPersisted`) happened between the reset and the crash: upstream
-//!   persists `consumerOffset.json` every 5 s, so a younger reset may die with the process.
+//!   offset flush was due between the reset and the crash (an `OffsetsPersisted`, or 5 s,
+//!   upstream's `flushConsumerOffsetInterval`): a younger reset may die with the process,
+//!   but one the flush should have written must survive. That is bug (e): a reset that never
+//!   reached offsetTable is in no flush at all.
 //! - **No endless replay**: once the group's effective acks (see no-redelivery-after-ack)
 //!   after the reset cover every offset X..=Y, no later pop delivers an offset in X..=Y,
 //!   unless the broker crashed after that ack.
 //! - **Held at the end**: for the last reset of each queue, the final `offsetTable` (if the
-//!   broker runs) and the persisted image (if a flush followed the reset) hold an entry for
-//!   topic@group and queue, at least X unless something committed below X after the reset.
+//!   broker runs) and the persisted image (if a flush was due after the reset) hold an entry
+//!   for topic@group and queue, at least X unless something committed below X after the
+//!   reset.
 
-use super::index::{analyse_acks, offset_key, resets, secs, witness_events, ResetPoint};
+use super::index::{
+    analyse_acks, flush_due_between, offset_key, persists, resets, secs, witness_events, ResetPoint,
+};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
@@ -63,9 +68,8 @@ impl Checker<'_> {
         self.crashes.get(i).copied().filter(|c| *c < before)
     }
 
-    fn persisted_between(&self, after: usize, before: usize) -> bool {
-        let i = self.persists.partition_point(|p| *p <= after);
-        self.persists.get(i).is_some_and(|p| *p < before)
+    fn flush_due(&self, after: usize, before: usize) -> bool {
+        flush_due_between(self.h, &self.persists, after, before)
     }
 
     fn judge_first(&mut self, w: &mut Window) {
@@ -88,12 +92,12 @@ impl Checker<'_> {
             secs(p.at)
         );
         if let Some(crash) = self.crash_between(p.idx, idx) {
-            if !self.persisted_between(p.idx, crash) {
+            if !self.flush_due(p.idx, crash) {
                 return; // Lost with the un-flushed offsets: upstream's durability window.
             }
             events.push(crash);
             summary.push_str(&format!(
-                "; the broker crashed at {} after flushing offsets, so the reset had to survive",
+                "; the broker crashed at {}, after an offset flush was due, so the reset had to survive",
                 secs(self.h.events[crash].at)
             ));
         }
@@ -112,7 +116,7 @@ impl Checker<'_> {
         if fs.running {
             tables.push(("final offsetTable", &fs.offset_table));
         }
-        if self.persisted_between(p.idx, usize::MAX) {
+        if self.flush_due(p.idx, usize::MAX) {
             tables.push(("persisted offsetTable image", &fs.persisted_offset_table));
         }
         for (what, table) in tables {
@@ -158,19 +162,16 @@ pub(crate) fn check(history: &History) -> Verdict {
     for (ack, delivery) in &acks.acked {
         acked_by.entry(*ack).or_default().push(*delivery);
     }
+    let crashes = (history.events.iter().enumerate())
+        .filter(|(_, e)| matches!(e.kind, EventKind::Broker(BrokerEvent::Crashed { .. })))
+        .map(|(i, _)| i)
+        .collect();
     let mut c = Checker {
         h: history,
-        crashes: Vec::new(),
-        persists: Vec::new(),
+        crashes,
+        persists: persists(history),
         problems: Vec::new(),
     };
-    for (idx, e) in history.events.iter().enumerate() {
-        match e.kind {
-            EventKind::Broker(BrokerEvent::Crashed { .. }) => c.crashes.push(idx),
-            EventKind::Broker(BrokerEvent::OffsetsPersisted { .. }) => c.persists.push(idx),
-            _ => {}
-        }
-    }
     let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
     for p in &points {
         by_idx.entry(p.idx).or_default().push(p);
@@ -375,19 +376,29 @@ mod tests {
     fn a_reset_lost_in_a_crash_after_a_flush_is_a_violation() {
         // Bug (e): the reset lived only in the in-memory reset table.
         let mut h = H::new();
+        // The table was never dirtied, so no flush is recorded: 5 s suffice.
         let reset = h.at(1_000).reset("g1", 0, 4);
-        h.at(5_000).persist();
         let crash = h.at(6_000).crash();
         h.at(7_000).restart();
         let first = h.at(8_000).pop("c1", "m9", 0, 9);
         h.final_offset("g1", 0, 10);
         let w = check(&h.build()).witness.unwrap();
         assert_eq!(w.events, vec![reset, crash, first.idx]);
-        assert!(w.summary.ends_with(
-            "the broker crashed at 6.000s after flushing offsets, so the reset had to survive"
-        ));
+        assert_eq!(
+            w.summary,
+            "after group g1's queue TopicA/0 was reset to 4 at 1.000s, the first pop delivered from offset 9; the broker crashed at 6.000s, after an offset flush was due, so the reset had to survive"
+        );
+        // A recorded flush counts even sooner.
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 4);
+        h.at(2_000).persist();
+        h.at(3_000).crash();
+        h.at(3_500).restart();
+        h.at(4_000).pop("c1", "m9", 0, 9);
+        h.final_offset("g1", 0, 10);
+        assert_eq!(check(&h.build()).status, Status::Violated);
 
-        // Without a flush before the crash, losing the reset is upstream's durability window.
+        // Crashing before any flush was due: upstream's durability window.
         let mut h = H::new();
         h.at(1_000).reset("g1", 0, 4);
         h.at(2_000).crash();

@@ -7,12 +7,16 @@
 //!   the revive that created it wrote (or, failing that, what its deliveries carried).
 //!   Retry topics have one queue, so retry copies are keyed by topic and offset only. A copy
 //!   the history never mentions is not judged for this clause;
-//! - it happens no earlier than `popTime + invisibleTime` of the latest receipt handed out
-//!   for that copy in that group before the revive: the delivery's, or the one a successful
-//!   changeInvisibleTime returned (so a changeInvisibleTime moves the deadline, both ways).
-//!   A revive of a copy that was never delivered is judged by its CK's own revive time.
+//! - it happens no earlier than `popTime + invisibleTime` of the latest receipt descended
+//!   from the CK it revives: the delivery whose receipt names that CK (same copy and
+//!   popTime), followed through successful changeInvisibleTime answers, each of which names
+//!   a new CK and moves the deadline (either way). Other deliveries of the same copy, such as
+//!   a re-pop after a crash, come with CKs of their own and do not move this one's deadline.
+//!   A CK that no recorded receipt names is judged by its own revive time.
 
-use super::index::{is_retry_topic, is_success, receipt_deadline, secs, witness_events};
+use super::index::{
+    ck_key, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey,
+};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
@@ -23,20 +27,15 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
     statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the copy's latest receipt.",
 };
 
-/// A stored copy of a message: (topic, queue — 0 for retry topics, offset).
-type CopyKey<'h> = (&'h str, u32, u64);
-
-fn copy_key(topic: &str, queue: u32, offset: u64) -> CopyKey<'_> {
-    (topic, if is_retry_topic(topic) { 0 } else { queue }, offset)
-}
-
 pub(crate) fn check(history: &History) -> Verdict {
     // Copy → reconsumeTimes it was stored with.
     let mut stored: BTreeMap<CopyKey, u32> = BTreeMap::new();
-    // (group, copy) → (deadline, event index) of the latest receipt.
-    let mut latest: BTreeMap<(&str, CopyKey), (Millis, usize)> = BTreeMap::new();
-    // (group, receipt) → copy, to follow changeInvisibleTime.
-    let mut receipts: BTreeMap<(&str, &str), CopyKey> = BTreeMap::new();
+    // Receipt chains (a delivery and its changeInvisibleTime successors): the latest
+    // deadline and the event that set it.
+    let mut chains: Vec<(Millis, usize)> = Vec::new();
+    let mut by_ck: BTreeMap<CkKey, usize> = BTreeMap::new();
+    // (group, receipt) → (chain, copy).
+    let mut receipts: BTreeMap<(&str, &str), (usize, CopyKey)> = BTreeMap::new();
     let mut revives = 0usize;
     let mut first: Option<Witness> = None;
     let mut violations = 0usize;
@@ -44,7 +43,6 @@ pub(crate) fn check(history: &History) -> Verdict {
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Produced {
-                msg_id: _,
                 topic,
                 queue_id,
                 queue_offset,
@@ -70,8 +68,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                     *queue_offset,
                 );
                 stored.entry(copy).or_insert(*reconsume_times);
-                latest.insert((group, copy), (pop_time + invisible_time, idx));
-                receipts.insert((group, receipt), copy);
+                chains.push((pop_time + invisible_time, idx));
+                let chain = chains.len() - 1;
+                by_ck.insert(ck_key(group, copy, receipt, *pop_time), chain);
+                receipts.insert((group, receipt), (chain, copy));
             }
             EventKind::ChangeInvisibleResult {
                 group,
@@ -81,13 +81,14 @@ pub(crate) fn check(history: &History) -> Verdict {
                 outcome,
                 ..
             } if is_success(outcome) => {
-                if let Some(copy) = receipts.get(&(group.as_str(), receipt.as_str())).copied() {
-                    latest.insert(
-                        (group, copy),
-                        (receipt_deadline(new, e.at + invisible_time), idx),
-                    );
-                    receipts.insert((group, new), copy);
-                }
+                let Some((chain, copy)) =
+                    receipts.get(&(group.as_str(), receipt.as_str())).copied()
+                else {
+                    continue;
+                };
+                chains[chain] = (receipt_deadline(new, e.at + invisible_time), idx);
+                by_ck.insert(ck_key(group, copy, new, e.at), chain);
+                receipts.insert((group, new), (chain, copy));
             }
             EventKind::Broker(BrokerEvent::Revived {
                 group,
@@ -116,8 +117,8 @@ pub(crate) fn check(history: &History) -> Verdict {
                         ));
                     }
                 }
-                let (deadline, from) = match latest.get(&(group.as_str(), copy)) {
-                    Some((d, i)) => (*d, Some(*i)),
+                let (deadline, from) = match by_ck.get(&(group.as_str(), copy, ck.pop_time)) {
+                    Some(chain) => (chains[*chain].0, Some(chains[*chain].1)),
                     None => (ck.pop_time + ck.invisible_time, None),
                 };
                 if e.at < deadline {
@@ -200,6 +201,20 @@ mod tests {
             w.summary,
             "the revive of m1 for group g1 happened at 12.000s, before the latest receipt's deadline 35.000s"
         );
+    }
+
+    #[test]
+    fn another_delivery_of_the_copy_does_not_move_this_cks_deadline() {
+        // After a crash the original is popped again with a CK of its own; the old CK still
+        // revives at its own deadline.
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(5_000).crash();
+        h.at(6_000).restart();
+        h.at(7_000).pop("c1", "m1", 0, 0);
+        h.at(12_000).revive(&d, 0, 1);
+        assert_eq!(check(&h.build()), Verdict::held());
     }
 
     #[test]

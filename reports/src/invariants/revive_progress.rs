@@ -1,14 +1,22 @@
-//! At the end, every revive queue whose records are all past due has been processed up to its last record.
+//! At the end, the revive group's offset has passed every checkpoint of the revive log whose revive time is well past.
 //!
 //! Targets #3443 and #5408 (the revive group's offset stopped moving, so the same revive
 //! records were read forever or CKs behind them were never revived).
 //!
-//! Semantics: judged on the broker's final state, and only if the broker was running at the
-//! end. A revive queue with records is *due* when its latest record became visible
-//! (`last_deliver_at`) at least [`SETTLE_MS`] before the run ended, and the broker had been
-//! up for that long. For every due queue, `CID_RMQ_SYS_REVIVE_GROUP`'s committed offset must
-//! be at least `max_offset − 1`: the offset of the last record (the reviver resumes at
-//! committed + 1).
+//! Semantics: judged on the broker's final state and the revive-log records the history
+//! shows (`CkWritten` for pop, changeInvisibleTime and re-put CKs; `AckWritten`), and only
+//! if the broker was running at the end and had been up for [`SETTLE_MS`].
+//! - Revive-queue offsets are assigned as the timer delivers records: in order of the time a
+//!   record becomes visible (`max(deliver_at, written at)`), then write order. That is the
+//!   offset the reviver reads and commits, not the write-order offset in the events.
+//! - A CK is *due* once it had been visible for [`SETTLE_MS`] when the run ended. The reviver
+//!   merges CKs in queue-offset order and stops at the first one not yet due, so the
+//!   committed offset of `CID_RMQ_SYS_REVIVE_GROUP` must reach the queue offset of the last
+//!   CK before the first CK that is not due.
+//! - Records after the last CK (ACKs) need not be passed: upstream's `mergeAndRevive`
+//!   commits the queue offset of the last CK it merged, not of the last record it read, so
+//!   trailing acks are re-read by every scan until the next CK arrives. That is the steady
+//!   state, not a stall; the stall #3443 / #5408 describe leaves CKs behind the offset.
 
 use super::index::{secs, witness_events};
 use super::{InvariantInfo, Verdict, Witness};
@@ -18,7 +26,7 @@ use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "revive-progress",
-    statement: "At the end, every revive queue whose records are all past due has been processed up to its last record.",
+    statement: "At the end, the revive group's offset has passed every checkpoint of the revive log whose revive time is well past.",
 };
 
 /// A record visible at `t` is scanned and merged within a few seconds: the reviver waits
@@ -32,23 +40,39 @@ pub(crate) fn check(history: &History) -> Verdict {
     if !fs.running {
         return Verdict::not_applicable("the broker was not running at the end");
     }
-    // Per revive queue: the record at each offset, and the latest offset commit.
-    let mut records: BTreeMap<(u32, u64), usize> = BTreeMap::new();
+    // Revive queue → records: (visible at, write-order offset, is a CK, event index).
+    let mut records: BTreeMap<u32, Vec<(Millis, u64, bool, usize)>> = BTreeMap::new();
     let mut last_commit: BTreeMap<u32, usize> = BTreeMap::new();
     let mut up_since: Millis = 0;
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Broker(BrokerEvent::CkWritten {
+                at,
                 revive_qid,
                 revive_offset,
-                ..
-            })
-            | EventKind::Broker(BrokerEvent::AckWritten {
-                revive_qid,
-                revive_offset,
+                deliver_at,
                 ..
             }) => {
-                records.insert((*revive_qid, *revive_offset), idx);
+                records.entry(*revive_qid).or_default().push((
+                    (*deliver_at).max(*at),
+                    *revive_offset,
+                    true,
+                    idx,
+                ));
+            }
+            EventKind::Broker(BrokerEvent::AckWritten {
+                at,
+                revive_qid,
+                revive_offset,
+                deliver_at,
+                ..
+            }) => {
+                records.entry(*revive_qid).or_default().push((
+                    (*deliver_at).max(*at),
+                    *revive_offset,
+                    false,
+                    idx,
+                ));
             }
             EventKind::Broker(BrokerEvent::ReviveOffsetCommitted { revive_qid, .. }) => {
                 last_commit.insert(*revive_qid, idx);
@@ -57,43 +81,52 @@ pub(crate) fn check(history: &History) -> Verdict {
             _ => {}
         }
     }
+    if up_since + SETTLE_MS > end {
+        return Verdict::not_applicable("the broker was not up long enough before the end");
+    }
     let mut judged = 0usize;
     let mut found = Vec::new();
-    for rq in &fs.revive_queues {
-        let due =
-            rq.last_deliver_at.is_none_or(|d| d + SETTLE_MS <= end) && up_since + SETTLE_MS <= end;
-        if rq.max_offset == 0 || !due {
-            continue;
-        }
-        judged += 1;
-        let last = rq.max_offset as i64 - 1;
-        if rq.committed_offset >= last {
-            continue;
-        }
-        let next = (rq.committed_offset + 1).max(0) as u64;
-        let mut events: Vec<usize> = records
-            .get(&(rq.revive_qid, next))
-            .copied()
-            .into_iter()
+    for (qid, recs) in &mut records {
+        recs.sort_unstable();
+        // Queue offsets of the due CKs, up to the first CK that is not due.
+        let due: Vec<(usize, Millis, usize)> = recs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.2)
+            .take_while(|(_, r)| r.0 + SETTLE_MS <= end)
+            .map(|(pos, r)| (pos, r.0, r.3))
             .collect();
-        events.extend(last_commit.get(&rq.revive_qid));
-        let due_by = rq
-            .last_deliver_at
-            .map_or_else(String::new, |d| format!(", all visible by {}", secs(d)));
+        let Some(&(last_due, last_visible, _)) = due.last() else {
+            continue;
+        };
+        judged += 1;
+        let committed = fs
+            .revive_queues
+            .iter()
+            .find(|q| q.revive_qid == *qid)
+            .map_or(-1, |q| q.committed_offset);
+        if committed >= last_due as i64 {
+            continue;
+        }
+        let stuck = due
+            .iter()
+            .find(|(pos, _, _)| *pos as i64 > committed)
+            .map(|(pos, _, i)| (*pos, *i));
+        let mut events: Vec<usize> = stuck.map(|s| s.1).into_iter().collect();
+        events.extend(last_commit.get(qid));
         found.push(Witness {
             msg_id: None,
             summary: format!(
-                "revive queue {} ends with {} records{due_by}, but the revive group's offset is {} (the last record is {last}); the run ended at {}",
-                rq.revive_qid,
-                rq.max_offset,
-                rq.committed_offset,
+                "revive queue {qid}: the CKs up to queue offset {last_due} were visible by {}, but the revive group's offset is {committed}{}; the run ended at {}",
+                secs(last_visible),
+                stuck.map_or_else(String::new, |(pos, _)| format!(", short of the CK at {pos}")),
                 secs(end)
             ),
             events: witness_events(events),
         });
     }
     if judged == 0 {
-        return Verdict::not_applicable("no revive queue had records past due at the end");
+        return Verdict::not_applicable("no checkpoint in the revive log was due at the end");
     }
     Verdict::from_witness(found.into_iter().next())
 }
@@ -102,103 +135,119 @@ pub(crate) fn check(history: &History) -> Verdict {
 mod tests {
     use super::*;
     use crate::invariants::Status;
-    use crate::testkit::H;
+    use crate::testkit::{H, T};
     use broker_core::events::ReviveQueueState;
     use broker_core::CkRef;
 
-    fn ck() -> CkRef {
-        CkRef {
-            topic: crate::testkit::T.into(),
+    fn ck_written(h: &mut H, revive_offset: u64, deliver_at: Millis) -> usize {
+        let at = deliver_at - 9_000;
+        let ck = CkRef {
+            topic: T.into(),
             group: "g1".into(),
             queue_id: 0,
-            start_offset: 0,
-            pop_time: 1_000,
+            start_offset: revive_offset,
+            pop_time: at,
             invisible_time: 10_000,
             num: 1,
             broker_name: "broker-a".into(),
-        }
-    }
-
-    fn rq(
-        max_offset: u64,
-        committed_offset: i64,
-        last_deliver_at: Option<Millis>,
-    ) -> ReviveQueueState {
-        ReviveQueueState {
+        };
+        h.at(at).broker(BrokerEvent::CkWritten {
+            at,
+            ck,
             revive_qid: 0,
-            max_offset,
-            committed_offset,
-            last_deliver_at,
-        }
-    }
-
-    #[test]
-    fn a_stuck_revive_offset_is_a_violation() {
-        let mut h = H::new();
-        h.end(0, 60_000);
-        h.at(1_000).broker(BrokerEvent::CkWritten {
-            at: 1_000,
-            ck: ck(),
-            revive_qid: 0,
-            revive_offset: 0,
-            deliver_at: 10_000,
+            revive_offset,
+            deliver_at,
             reason: "addCkJustOffset".into(),
-        });
-        let stuck = h.at(1_000).broker(BrokerEvent::AckWritten {
-            at: 1_000,
-            topic: crate::testkit::T.into(),
+        })
+    }
+
+    fn ack_written(h: &mut H, revive_offset: u64, deliver_at: Millis) -> usize {
+        h.broker(BrokerEvent::AckWritten {
+            at: deliver_at - 9_000,
+            topic: T.into(),
             group: "g1".into(),
             queue_id: 0,
             start_offset: 0,
-            pop_time: 1_000,
+            pop_time: deliver_at - 10_000,
             ack_offsets: vec![0],
             broker_name: Some("broker-a".into()),
             revive_qid: 0,
-            revive_offset: 1,
-            deliver_at: 11_000,
+            revive_offset,
+            deliver_at,
             batch: false,
-            reason: "ack".into(),
-        });
+            reason: "appendAck".into(),
+        })
+    }
+
+    fn final_queue(h: &mut H, max_offset: u64, committed_offset: i64) {
+        h.final_state.revive_queues = vec![ReviveQueueState {
+            revive_qid: 0,
+            max_offset,
+            committed_offset,
+            last_deliver_at: None,
+        }];
+    }
+
+    #[test]
+    fn a_revive_offset_stuck_before_a_due_ck_is_a_violation() {
+        let mut h = H::new();
+        h.end(0, 60_000);
+        ck_written(&mut h, 0, 10_000);
+        let stuck = ck_written(&mut h, 1, 12_000);
+        ack_written(&mut h, 2, 12_000);
         let commit = h.at(13_000).broker(BrokerEvent::ReviveOffsetCommitted {
             at: 13_000,
             revive_qid: 0,
             offset: 0,
         });
-        h.final_state.revive_queues = vec![rq(2, 0, Some(11_000))];
+        final_queue(&mut h, 3, 0);
         let v = check(&h.build());
         assert_eq!(v.status, Status::Violated);
         let w = v.witness.unwrap();
         assert_eq!(w.events, vec![stuck, commit]);
         assert_eq!(
             w.summary,
-            "revive queue 0 ends with 2 records, all visible by 11.000s, but the revive group's offset is 0 (the last record is 1); the run ended at 60.000s"
+            "revive queue 0: the CKs up to queue offset 1 were visible by 12.000s, but the revive group's offset is 0, short of the CK at 1; the run ended at 60.000s"
         );
     }
 
     #[test]
-    fn processed_or_not_yet_due_queues_hold() {
+    fn trailing_acks_and_cks_not_yet_due_need_not_be_passed() {
         let mut h = H::new();
         h.end(0, 60_000);
-        h.final_state.revive_queues = vec![
-            rq(2, 1, Some(11_000)),
-            ReviveQueueState {
-                revive_qid: 1,
-                ..rq(0, -1, None)
-            },
-        ];
+        ck_written(&mut h, 0, 10_000);
+        ack_written(&mut h, 1, 11_000);
+        // Written third but visible fourth: queue offsets follow delivery, so this CK is at 3
+        // and not due; the one written after it is at 2 and due.
+        ck_written(&mut h, 2, 55_000);
+        ck_written(&mut h, 3, 20_000);
+        ack_written(&mut h, 4, 21_000);
+        final_queue(&mut h, 5, 2);
         assert_eq!(check(&h.build()), Verdict::held());
+        final_queue(&mut h, 5, 1);
+        let w = check(&h.build()).witness.unwrap();
+        assert!(
+            w.summary
+                .contains("the CKs up to queue offset 2 were visible by 20.000s"),
+            "{}",
+            w.summary
+        );
+    }
 
-        h.final_state.revive_queues = vec![rq(2, 0, Some(55_000))];
+    #[test]
+    fn nothing_due_or_no_broker_is_not_applicable() {
+        let mut h = H::new();
+        h.end(0, 60_000);
+        ck_written(&mut h, 0, 55_000);
+        final_queue(&mut h, 1, -1);
         assert_eq!(
             check(&h.build()),
-            Verdict::not_applicable("no revive queue had records past due at the end")
+            Verdict::not_applicable("no checkpoint in the revive log was due at the end")
         );
-
-        h.final_state.revive_queues = vec![rq(2, 0, Some(11_000))];
         h.at(55_000).restart();
-        assert!(
-            matches!(check(&h.build()).status, Status::NotApplicable { .. }),
-            "restarted too recently"
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("the broker was not up long enough before the end")
         );
         h.final_state.running = false;
         assert_eq!(

@@ -1,0 +1,335 @@
+//! One-line, human-readable descriptions of history events, in upstream's vocabulary. Used
+//! by witness lines in every renderer, and by anything that prints a timeline.
+
+use crate::history::{ConsumeOutcome, Event, EventKind, OffsetUpdateMode, RpcOutcome};
+use crate::invariants::index::secs;
+use broker_core::{BrokerEvent, CkRef};
+
+/// `[t=12.345s node] what happened`.
+pub fn event_line(e: &Event) -> String {
+    format!("[t={} {}] {}", secs(e.at), e.node, describe_event(&e.kind))
+}
+
+fn outcome(o: &RpcOutcome) -> String {
+    match o {
+        RpcOutcome::Answered { code, remark } if remark.is_empty() => code.name().to_owned(),
+        RpcOutcome::Answered { code, remark } => format!("{} ({remark})", code.name()),
+        RpcOutcome::Timeout => "no answer (timeout)".to_owned(),
+    }
+}
+
+fn ck(c: &CkRef) -> String {
+    format!(
+        "CK {}/{} start {} popTime {} invisible {} num {} brokerName {}",
+        c.topic,
+        c.queue_id,
+        c.start_offset,
+        secs(c.pop_time),
+        secs(c.invisible_time),
+        c.num,
+        if c.broker_name.is_empty() {
+            "(blank)"
+        } else {
+            &c.broker_name
+        }
+    )
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "null".to_owned(), ToString::to_string)
+}
+
+/// What happened, without time or node.
+pub fn describe_event(kind: &EventKind) -> String {
+    use EventKind as K;
+    match kind {
+        K::Produced {
+            msg_id,
+            topic,
+            queue_id,
+            queue_offset,
+            ..
+        } => {
+            format!("produced {msg_id} at {topic}/{queue_id} offset {queue_offset}")
+        }
+        K::ProduceFailed {
+            msg_id,
+            topic,
+            queue_id,
+            reason,
+            ..
+        } => {
+            format!("failed to produce {msg_id} to {topic}/{queue_id}: {reason}")
+        }
+        K::Delivered {
+            consumer,
+            group,
+            msg_id,
+            topic,
+            queue_id,
+            queue_offset,
+            retry_topic,
+            reconsume_times,
+            pop_time,
+            invisible_time,
+            orderly,
+            attempt_id,
+            ..
+        } => {
+            let from = match retry_topic {
+                Some(r) => format!("retry copy from {r}/{queue_id} offset {queue_offset}"),
+                None => format!("from {topic}/{queue_id} offset {queue_offset}"),
+            };
+            let mut s = format!(
+                "{consumer} ({group}) got {msg_id} {from}, reconsumeTimes {reconsume_times}, invisible until {}",
+                secs(pop_time + invisible_time)
+            );
+            if *orderly {
+                s.push_str(", orderly");
+            }
+            if let Some(a) = attempt_id {
+                s.push_str(&format!(", attemptId {a}"));
+            }
+            s
+        }
+        K::SkippedOnReceipt {
+            consumer,
+            group,
+            msg_id,
+            reconsume_times,
+            reason,
+        } => {
+            format!("{consumer} ({group}) skipped {msg_id} on receipt, reconsumeTimes {reconsume_times}: {reason}")
+        }
+        K::ListenerStarted {
+            consumer,
+            group,
+            msg_id,
+            reconsume_times,
+        } => {
+            format!("{consumer} ({group}) listener started on {msg_id}, reconsumeTimes {reconsume_times}")
+        }
+        K::ListenerFinished {
+            consumer,
+            group,
+            msg_id,
+            outcome,
+            pop_timed_out,
+        } => {
+            let o = match outcome {
+                ConsumeOutcome::Success => "success",
+                ConsumeOutcome::Failure => "failure",
+            };
+            let late = if *pop_timed_out {
+                ", pop timed out"
+            } else {
+                ""
+            };
+            format!("{consumer} ({group}) listener finished {msg_id}: {o}{late}")
+        }
+        K::AckSent {
+            consumer,
+            group,
+            msg_id,
+            receipt,
+        } => {
+            format!("{consumer} ({group}) sent ack of {msg_id} [{receipt}]")
+        }
+        K::AckResult {
+            consumer,
+            group,
+            msg_id,
+            outcome: o,
+            ..
+        } => {
+            format!("{consumer} ({group}) ack of {msg_id}: {}", outcome(o))
+        }
+        K::ChangeInvisibleResult {
+            consumer,
+            group,
+            msg_id,
+            invisible_time,
+            outcome: o,
+            ..
+        } => {
+            format!(
+                "{consumer} ({group}) changeInvisibleTime of {msg_id} to {}: {}",
+                secs(*invisible_time),
+                outcome(o)
+            )
+        }
+        K::OffsetUpdateStarted {
+            client,
+            call_id,
+            mode,
+            group,
+            topic,
+            queue_id,
+            offset,
+        } => {
+            let mode = match mode {
+                OffsetUpdateMode::Oneway => "oneway",
+                OffsetUpdateMode::Sync => "sync",
+                OffsetUpdateMode::Future => "future",
+            };
+            format!(
+                "{client} call {call_id}: {mode} update of {topic}@{group} queue {} to {}",
+                opt(queue_id),
+                opt(offset)
+            )
+        }
+        K::OffsetUpdateCompleted {
+            client,
+            call_id,
+            outcome: o,
+            caller_sees_success,
+        } => {
+            let told = if *caller_sees_success {
+                "success"
+            } else {
+                "failure"
+            };
+            let o = o
+                .as_ref()
+                .map_or_else(|| "sent, no answer awaited".to_owned(), outcome);
+            format!("{client} call {call_id} completed: {o}; the caller sees {told}")
+        }
+        K::ResetRequested {
+            client,
+            group,
+            topic,
+            queue_id,
+            offset,
+        } => {
+            let to = offset.map_or_else(|| "by timestamp".to_owned(), |o| format!("to {o}"));
+            format!("{client} asked to reset {topic}@{group} queue {queue_id} {to}")
+        }
+        K::ResetResult {
+            client,
+            group,
+            topic,
+            queue_id,
+            outcome: o,
+            offsets,
+        } => {
+            let mut s = format!(
+                "{client} reset of {topic}@{group} queue {queue_id}: {}",
+                outcome(o)
+            );
+            if !offsets.is_empty() {
+                let list: Vec<String> = offsets.iter().map(|(q, x)| format!("{q}→{x}")).collect();
+                s.push_str(&format!(" [{}]", list.join(", ")));
+            }
+            s
+        }
+        K::SentToDlq {
+            consumer,
+            group,
+            msg_id,
+            dlq_topic,
+            reconsume_times,
+        } => {
+            format!("{consumer} ({group}) sent {msg_id} to {dlq_topic}, reconsumeTimes {reconsume_times}")
+        }
+        K::ConsumerStarted { consumer, group } => format!("{consumer} ({group}) started"),
+        K::ConsumerStopped { consumer, group } => format!("{consumer} ({group}) stopped"),
+        K::Fault { description } => format!("fault: {description}"),
+        K::Broker(b) => describe_broker(b),
+    }
+}
+
+fn describe_broker(b: &BrokerEvent) -> String {
+    use BrokerEvent as B;
+    match b {
+        B::CkBuffered { ck: c, .. } => format!("{} buffered", ck(c)),
+        B::CkWritten { ck: c, revive_qid, revive_offset, deliver_at, reason, .. } => format!(
+            "{} written to revive queue {revive_qid} offset {revive_offset}, visible at {} ({reason})",
+            ck(c),
+            secs(*deliver_at)
+        ),
+        B::AckMergedInBuffer { ck: c, ack_offset, .. } => {
+            format!("ack of offset {ack_offset} merged into buffered {}", ck(c))
+        }
+        B::AckWritten {
+            topic,
+            group,
+            queue_id,
+            start_offset,
+            pop_time,
+            ack_offsets,
+            broker_name,
+            revive_qid,
+            revive_offset,
+            deliver_at,
+            batch,
+            reason,
+            ..
+        } => format!(
+            "{} for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} brokerName {} written to revive queue {revive_qid} offset {revive_offset}, visible at {} ({reason})",
+            if *batch { "BatchAck" } else { "ACK" },
+            secs(*pop_time),
+            broker_name.as_deref().unwrap_or("(blank)"),
+            secs(*deliver_at)
+        ),
+        B::Revived {
+            group,
+            msg_id,
+            ck: c,
+            queue_offset,
+            retry_topic,
+            retry_queue_offset,
+            reconsume_times,
+            ..
+        } => format!(
+            "revived {msg_id} for {group} from {}/{} offset {queue_offset} to {retry_topic} offset {retry_queue_offset}, reconsumeTimes {reconsume_times}",
+            c.topic, c.queue_id
+        ),
+        B::ReviveOffsetCommitted { revive_qid, offset, .. } => {
+            format!("revive group offset of revive queue {revive_qid} committed at {offset}")
+        }
+        B::OffsetCommitted { group, topic, queue_id, offset, reason, .. } => {
+            format!("offsetTable {topic}@{group} queue {queue_id} := {offset} ({reason})")
+        }
+        B::PullOffsetCommitted { group, topic, queue_id, offset, reason, .. } => {
+            format!("pullOffsetTable {topic}@{group} queue {queue_id} := {offset} ({reason})")
+        }
+        B::PullOffsetCleared { group, topic, .. } => format!("pullOffsetTable {topic}@{group} cleared"),
+        B::ResetAssigned { group, topic, queue_id, offset, wrote_offset_table, .. } => {
+            let note = if *wrote_offset_table { "" } else { "; offsetTable not written" };
+            format!("reset of {topic}@{group} queue {queue_id} to {offset} assigned{note}")
+        }
+        B::ResetConsumed { group, topic, queue_id, offset, .. } => {
+            format!("pending reset of {topic}@{group} queue {queue_id} to {offset} taken by a pop")
+        }
+        B::OffsetsPersisted { .. } => "consumer offsets persisted".to_owned(),
+        B::Crashed { .. } => "broker crashed".to_owned(),
+        B::Restarted { .. } => "broker restarted".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::H;
+
+    #[test]
+    fn lines_show_time_node_and_upstream_names() {
+        let mut h = H::new();
+        h.at(1_234).produce("m1", 0, 7);
+        let d = h.at(2_000).pop("c1", "m1", 0, 7);
+        h.at(12_500).revive(&d, 3, 1);
+        h.at(13_000).reset_request("g1", -1, None);
+        let hist = h.build();
+        let lines: Vec<String> = hist.events.iter().map(event_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "[t=1.234s producer] produced m1 at TopicA/0 offset 7",
+                "[t=2.000s c1] c1 (g1) got m1 from TopicA/0 offset 7, reconsumeTimes 0, invisible until 12.000s",
+                "[t=12.500s broker] revived m1 for g1 from TopicA/0 offset 7 to %RETRY%g1_TopicA offset 3, reconsumeTimes 1",
+                "[t=13.000s admin] admin asked to reset TopicA@g1 queue -1 by timestamp",
+            ]
+        );
+    }
+}

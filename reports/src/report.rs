@@ -1,0 +1,579 @@
+//! The report model: one serde type per run ([`RunReport`]) and one per sweep
+//! ([`SweepSummary`]), and the renderers over them. Every output format is a view of the
+//! same model, so the numbers agree everywhere and a JSON report can be re-rendered later.
+
+use crate::describe::event_line;
+use crate::history::{EventKind, History};
+use crate::invariants::index::{analyse_acks, is_success, secs, DeliveryClass};
+use crate::invariants::{self, InvariantResult, Status, Witness};
+use broker_core::{BrokerEvent, Release};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// Everything one run's report says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub seed: u64,
+    pub release: Option<String>,
+    /// Historical behaviours switched on (a release profile's included).
+    pub behaviours: Vec<String>,
+    pub faulty: bool,
+    /// Virtual time the run lasted.
+    pub virtual_duration_ms: u64,
+    /// [`History::hash`] as 16 hex digits: equal seeds must give equal hashes.
+    pub history_hash: String,
+    pub events: usize,
+    pub counts: Counts,
+    pub invariants: Vec<InvariantReport>,
+    /// The command line that replays this run.
+    pub reproduce: String,
+}
+
+/// What happened, in numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Messages a producer got SEND_OK for.
+    pub produced: u64,
+    /// Messages handed to consumers in pop responses (retry copies included).
+    pub delivered: u64,
+    pub listener_runs: u64,
+    /// Acks the broker answered `SUCCESS`.
+    pub acked: u64,
+    pub skipped_on_receipt: u64,
+    /// Messages the broker revived into a retry topic.
+    pub revived: u64,
+    /// Deliveries of retry copies.
+    pub retried_deliveries: u64,
+    pub sent_to_dlq: u64,
+    pub duplicates: Duplicates,
+}
+
+/// Deliveries of a message a group already had, by cause. A redelivery after a
+/// changeInvisibleTime (a nack) or after a reset is asked for, so it is not a duplicate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicates {
+    /// A retry copy delivered after the group's effective ack (bug (c)'s shape).
+    pub revive_after_ack: u64,
+    /// The original popped again after the group's effective ack (bug (a)'s shape).
+    pub re_pop_after_ack: u64,
+    /// Delivered again because the previous receipt lapsed without an ack (bug (b)'s shape,
+    /// and at-least-once's normal cost of a slow consumer).
+    pub redelivery_after_timeout: u64,
+    /// A retry copy already in flight when the ack came: revived earlier from a receipt chain
+    /// the ack did not cover (two chains of one message arise when a crash rolls an offset
+    /// back).
+    pub concurrent_copy: u64,
+}
+
+/// One invariant's verdict, with its evidence spelled out as event lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvariantReport {
+    pub name: String,
+    pub statement: String,
+    #[serde(flatten)]
+    pub status: Status,
+    pub witness: Option<WitnessReport>,
+    pub notes: Vec<WitnessReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessReport {
+    pub msg_id: Option<String>,
+    pub summary: String,
+    pub events: Vec<EventLine>,
+}
+
+/// One history event, as a witness shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLine {
+    /// Index into the history's events.
+    pub index: usize,
+    pub at_ms: u64,
+    pub node: String,
+    /// `[t=12.345s node] what happened`.
+    pub line: String,
+}
+
+impl RunReport {
+    /// Checks the invariants named in `only` (empty = all) and builds the report.
+    pub fn from_history(history: &History, only: &[String]) -> Self {
+        Self::new(history, &invariants::check(history, only))
+    }
+
+    /// Builds the report from results already checked on `history`.
+    pub fn new(history: &History, results: &[InvariantResult]) -> Self {
+        let meta = &history.meta;
+        Self {
+            scenario: meta.scenario.clone(),
+            seed: meta.seed,
+            release: meta.release.clone(),
+            behaviours: meta.behaviours.clone(),
+            faulty: meta.faulty,
+            virtual_duration_ms: meta.end_at,
+            history_hash: format!("{:016x}", history.hash()),
+            events: history.events.len(),
+            counts: counts(history),
+            invariants: results
+                .iter()
+                .map(|r| invariant_report(history, r))
+                .collect(),
+            reproduce: reproduce(history),
+        }
+    }
+
+    /// Names of the violated invariants, in report order.
+    pub fn violated(&self) -> Vec<&str> {
+        self.invariants
+            .iter()
+            .filter(|i| i.status == Status::Violated)
+            .map(|i| i.name.as_str())
+            .collect()
+    }
+
+    pub fn passed(&self) -> bool {
+        self.violated().is_empty()
+    }
+}
+
+fn witness_report(history: &History, w: &Witness) -> WitnessReport {
+    WitnessReport {
+        msg_id: w.msg_id.clone(),
+        summary: w.summary.clone(),
+        events: w
+            .events
+            .iter()
+            .filter_map(|i| history.events.get(*i).map(|e| (i, e)))
+            .map(|(i, e)| EventLine {
+                index: *i,
+                at_ms: e.at,
+                node: e.node.clone(),
+                line: event_line(e),
+            })
+            .collect(),
+    }
+}
+
+fn invariant_report(history: &History, r: &InvariantResult) -> InvariantReport {
+    InvariantReport {
+        name: r.name.to_owned(),
+        statement: r.statement.to_owned(),
+        status: r.status.clone(),
+        witness: r.witness.as_ref().map(|w| witness_report(history, w)),
+        notes: r.notes.iter().map(|w| witness_report(history, w)).collect(),
+    }
+}
+
+/// Tallies the history; duplicates use the same ack analysis as the invariants.
+pub fn counts(history: &History) -> Counts {
+    let mut c = Counts::default();
+    for e in &history.events {
+        match &e.kind {
+            EventKind::Produced { .. } => c.produced += 1,
+            EventKind::Delivered { retry_topic, .. } => {
+                c.delivered += 1;
+                c.retried_deliveries += u64::from(retry_topic.is_some());
+            }
+            EventKind::ListenerStarted { .. } => c.listener_runs += 1,
+            EventKind::AckResult { outcome, .. } => c.acked += u64::from(is_success(outcome)),
+            EventKind::SkippedOnReceipt { .. } => c.skipped_on_receipt += 1,
+            EventKind::SentToDlq { .. } => c.sent_to_dlq += 1,
+            EventKind::Broker(BrokerEvent::Revived { .. }) => c.revived += 1,
+            _ => {}
+        }
+    }
+    for (idx, class) in analyse_acks(history).classes {
+        let d = &mut c.duplicates;
+        match class {
+            DeliveryClass::AfterAck { .. } => {
+                let retry = matches!(
+                    &history.events[idx].kind,
+                    EventKind::Delivered {
+                        retry_topic: Some(_),
+                        ..
+                    }
+                );
+                if retry {
+                    d.revive_after_ack += 1;
+                } else {
+                    d.re_pop_after_ack += 1;
+                }
+            }
+            DeliveryClass::AfterTimeout => d.redelivery_after_timeout += 1,
+            DeliveryClass::ConcurrentCopy => d.concurrent_copy += 1,
+            DeliveryClass::First | DeliveryClass::ResetReplay { .. } | DeliveryClass::AfterNack => {
+            }
+        }
+    }
+    c
+}
+
+/// `popsim run <scenario> --seed <seed>`, with `--release` and the `--bug`s the release
+/// profile does not already switch on.
+fn reproduce(history: &History) -> String {
+    let meta = &history.meta;
+    let mut s = format!("popsim run {} --seed {}", meta.scenario, meta.seed);
+    let profile = meta
+        .release
+        .as_deref()
+        .and_then(|r| r.parse::<Release>().ok());
+    if let Some(r) = &meta.release {
+        write!(s, " --release {r}").expect("writing to a String");
+    }
+    for b in &meta.behaviours {
+        let in_profile = profile.is_some_and(|p| p.behaviours().iter().any(|x| x.name() == b));
+        if !in_profile {
+            write!(s, " --bug {b}").expect("writing to a String");
+        }
+    }
+    s
+}
+
+fn status_word(s: &Status) -> &'static str {
+    match s {
+        Status::Held => "held",
+        Status::Violated => "VIOLATED",
+        Status::NotApplicable { .. } => "n/a",
+    }
+}
+
+fn verdict_line(r: &RunReport) -> String {
+    let v = r.violated();
+    match v.len() {
+        0 => "PASS: no invariant violated".to_owned(),
+        1 => format!("FAIL: 1 invariant violated: {}", v[0]),
+        n => format!("FAIL: {n} invariants violated: {}", v.join(", ")),
+    }
+}
+
+fn counts_lines(c: &Counts) -> [String; 2] {
+    let d = &c.duplicates;
+    [
+        format!(
+            "produced {}, delivered {}, listener runs {}, acked {}, skipped on receipt {}, revived {}, retried deliveries {}, sent to DLQ {}",
+            c.produced,
+            c.delivered,
+            c.listener_runs,
+            c.acked,
+            c.skipped_on_receipt,
+            c.revived,
+            c.retried_deliveries,
+            c.sent_to_dlq
+        ),
+        format!(
+            "duplicates: revive-after-ack {}, re-pop-after-ack {}, redelivery-after-timeout {}, concurrent copy {}",
+            d.revive_after_ack, d.re_pop_after_ack, d.redelivery_after_timeout, d.concurrent_copy
+        ),
+    ]
+}
+
+fn header_fields(r: &RunReport) -> Vec<(&'static str, String)> {
+    let behaviours = if r.behaviours.is_empty() {
+        "none (every fix in)".to_owned()
+    } else {
+        r.behaviours.join(", ")
+    };
+    vec![
+        ("scenario", r.scenario.clone()),
+        ("seed", r.seed.to_string()),
+        (
+            "release",
+            r.release.clone().unwrap_or_else(|| "-".to_owned()),
+        ),
+        ("behaviours", behaviours),
+        (
+            "faults",
+            if r.faulty {
+                "injected".to_owned()
+            } else {
+                "none".to_owned()
+            },
+        ),
+        ("virtual duration", secs(r.virtual_duration_ms)),
+        ("events", r.events.to_string()),
+        ("history hash", r.history_hash.clone()),
+    ]
+}
+
+/// A terminal-friendly report. Witness events are `[t=12.345s node] …` lines.
+pub fn render_text(r: &RunReport) -> String {
+    let mut s = String::new();
+    let w = |s: &mut String, line: &str| {
+        s.push_str(line);
+        s.push('\n');
+    };
+    w(
+        &mut s,
+        &format!("popsim run report: {} seed {}", r.scenario, r.seed),
+    );
+    for (k, v) in header_fields(r).into_iter().skip(2) {
+        w(&mut s, &format!("  {k:<17}{v}"));
+    }
+    w(&mut s, "");
+    w(&mut s, "counts");
+    for line in counts_lines(&r.counts) {
+        w(&mut s, &format!("  {line}"));
+    }
+    w(&mut s, "");
+    w(&mut s, "invariants");
+    for i in &r.invariants {
+        let mut head = format!("  {:<9}{}", status_word(&i.status), i.name);
+        if let Status::NotApplicable { reason } = &i.status {
+            write!(head, ": {reason}").expect("writing to a String");
+        }
+        w(&mut s, &head);
+        if i.status == Status::Violated {
+            w(&mut s, &format!("           {}", i.statement));
+        }
+        if let Some(wit) = &i.witness {
+            let msg = wit
+                .msg_id
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+            w(&mut s, &format!("           witness{msg}: {}", wit.summary));
+            for e in &wit.events {
+                w(&mut s, &format!("             {}", e.line));
+            }
+        }
+        for n in &i.notes {
+            w(&mut s, &format!("           note: {}", n.summary));
+            for e in &n.events {
+                w(&mut s, &format!("             {}", e.line));
+            }
+        }
+    }
+    w(&mut s, "");
+    w(&mut s, &verdict_line(r));
+    if !r.passed() {
+        w(&mut s, &format!("reproduce: {}", r.reproduce));
+    }
+    s
+}
+
+/// The report as pretty JSON, with the model's field names.
+pub fn render_json(r: &RunReport) -> String {
+    let mut s = serde_json::to_string_pretty(r).expect("the report model serialises");
+    s.push('\n');
+    s
+}
+
+/// Markdown to paste into a GitHub issue: a header table, the verdicts, and each violation's
+/// witness as a text block.
+pub fn render_markdown(r: &RunReport) -> String {
+    let mut s = String::new();
+    let verdict = if r.passed() {
+        "pass".to_owned()
+    } else {
+        format!("violates {}", r.violated().join(", "))
+    };
+    writeln!(s, "### popsim: `{}` seed {} {verdict}", r.scenario, r.seed)
+        .expect("writing to a String");
+    s.push_str("\n| | |\n|---|---|\n");
+    for (k, v) in header_fields(r) {
+        writeln!(s, "| {k} | {} |", md_cell(&v)).expect("writing to a String");
+    }
+    let [counts, dups] = counts_lines(&r.counts);
+    writeln!(s, "\n**Counts:** {counts}; {dups}.").expect("writing to a String");
+    s.push_str("\n| invariant | status | details |\n|---|---|---|\n");
+    for i in &r.invariants {
+        let (status, details) = match (&i.status, &i.witness) {
+            (Status::Held, _) => ("held", String::new()),
+            (Status::Violated, w) => (
+                "**violated**",
+                w.as_ref().map(|w| w.summary.clone()).unwrap_or_default(),
+            ),
+            (Status::NotApplicable { reason }, _) => ("n/a", reason.clone()),
+        };
+        let mut details = details;
+        for n in &i.notes {
+            if !details.is_empty() {
+                details.push_str("<br>");
+            }
+            details.push_str(&format!("note: {}", n.summary));
+        }
+        writeln!(s, "| `{}` | {status} | {} |", i.name, md_cell(&details))
+            .expect("writing to a String");
+    }
+    for i in r.invariants.iter().filter(|i| i.status == Status::Violated) {
+        writeln!(s, "\n#### `{}` violated\n\n> {}", i.name, i.statement)
+            .expect("writing to a String");
+        if let Some(w) = &i.witness {
+            let msg = w
+                .msg_id
+                .as_deref()
+                .map(|m| format!(" (`{m}`)"))
+                .unwrap_or_default();
+            writeln!(s, "\nWitness{msg}: {}\n\n```text", w.summary).expect("writing to a String");
+            for e in &w.events {
+                writeln!(s, "{}", e.line).expect("writing to a String");
+            }
+            s.push_str("```\n");
+        }
+    }
+    writeln!(s, "\nReproduce:\n\n```sh\n{}\n```", r.reproduce).expect("writing to a String");
+    s
+}
+
+/// Table cells cannot hold `|` or newlines.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br>")
+}
+
+/// Many runs of one scenario: how often each invariant failed, and where to look first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    pub scenario: String,
+    pub runs: u64,
+    /// Runs with a violated invariant or a panic.
+    pub failed_runs: u64,
+    /// Runs that panicked inside the simulation.
+    pub panicked_runs: u64,
+    /// The smallest panicking seeds, at most [`SweepSummary::FIRST_SEEDS`].
+    pub first_panicking_seeds: Vec<u64>,
+    /// One tally per invariant seen, in registry order.
+    pub invariants: Vec<InvariantTally>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvariantTally {
+    pub name: String,
+    pub held: u64,
+    pub violated: u64,
+    pub not_applicable: u64,
+    /// The smallest violating seeds, at most [`SweepSummary::FIRST_SEEDS`].
+    pub first_failing_seeds: Vec<u64>,
+}
+
+impl SweepSummary {
+    /// How many seeds a summary keeps per list: enough to pick one to replay.
+    pub const FIRST_SEEDS: usize = 5;
+
+    pub fn new(scenario: impl Into<String>) -> Self {
+        Self {
+            scenario: scenario.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds one run's verdicts.
+    pub fn record(&mut self, seed: u64, results: &[InvariantResult]) {
+        self.count(seed, results.iter().map(|r| (r.name, &r.status)));
+    }
+
+    /// Adds one run's report.
+    pub fn add(&mut self, report: &RunReport) {
+        self.count(
+            report.seed,
+            report
+                .invariants
+                .iter()
+                .map(|i| (i.name.as_str(), &i.status)),
+        );
+    }
+
+    /// Adds one run that panicked (and so has no verdicts).
+    pub fn record_panic(&mut self, seed: u64) {
+        self.runs += 1;
+        self.failed_runs += 1;
+        self.panicked_runs += 1;
+        keep_smallest(&mut self.first_panicking_seeds, seed);
+    }
+
+    fn count<'a>(&mut self, seed: u64, verdicts: impl Iterator<Item = (&'a str, &'a Status)>) {
+        self.runs += 1;
+        let mut failed = false;
+        for (name, status) in verdicts {
+            let t = self.tally(name);
+            match status {
+                Status::Held => t.held += 1,
+                Status::NotApplicable { .. } => t.not_applicable += 1,
+                Status::Violated => {
+                    t.violated += 1;
+                    keep_smallest(&mut t.first_failing_seeds, seed);
+                    failed = true;
+                }
+            }
+        }
+        self.failed_runs += u64::from(failed);
+    }
+
+    fn tally(&mut self, name: &str) -> &mut InvariantTally {
+        let pos = self
+            .invariants
+            .iter()
+            .position(|t| t.name == name)
+            .unwrap_or_else(|| {
+                self.invariants.push(InvariantTally {
+                    name: name.to_owned(),
+                    ..InvariantTally::default()
+                });
+                let order = |n: &str| {
+                    invariants::ALL
+                        .iter()
+                        .position(|i| i.name == n)
+                        .unwrap_or(usize::MAX)
+                };
+                self.invariants.sort_by_key(|t| order(&t.name));
+                self.invariants
+                    .iter()
+                    .position(|t| t.name == name)
+                    .expect("just inserted")
+            });
+        &mut self.invariants[pos]
+    }
+}
+
+fn keep_smallest(seeds: &mut Vec<u64>, seed: u64) {
+    if let Err(pos) = seeds.binary_search(&seed) {
+        seeds.insert(pos, seed);
+        seeds.truncate(SweepSummary::FIRST_SEEDS);
+    }
+}
+
+fn seed_list(seeds: &[u64]) -> String {
+    seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A terminal-friendly sweep summary.
+pub fn render_sweep_text(s: &SweepSummary) -> String {
+    let mut out = format!(
+        "popsim sweep summary: {}\n  runs {}, failed {}, panicked {}\n",
+        s.scenario, s.runs, s.failed_runs, s.panicked_runs
+    );
+    if !s.first_panicking_seeds.is_empty() {
+        writeln!(
+            out,
+            "  first panicking seeds: {}",
+            seed_list(&s.first_panicking_seeds)
+        )
+        .expect("writing to a String");
+    }
+    out.push_str(
+        "\n  invariant                   violated      held       n/a  first failing seeds\n",
+    );
+    for t in &s.invariants {
+        writeln!(
+            out,
+            "  {:<26}{:>9}{:>10}{:>10}  {}",
+            t.name,
+            t.violated,
+            t.held,
+            t.not_applicable,
+            seed_list(&t.first_failing_seeds)
+        )
+        .expect("writing to a String");
+    }
+    out
+}
+
+/// The sweep summary as pretty JSON.
+pub fn render_sweep_json(s: &SweepSummary) -> String {
+    let mut out = serde_json::to_string_pretty(s).expect("the sweep summary serialises");
+    out.push('\n');
+    out
+}
