@@ -392,8 +392,8 @@ pub fn render_markdown(r: &RunReport) -> String {
             }
             details.push_str(&format!("note: {}", n.summary));
         }
-        writeln!(s, "| `{}` | {status} | {} |", i.name, md_cell(&details))
-            .expect("writing to a String");
+        let row = format!("| `{}` | {status} | {} |", i.name, md_cell(&details));
+        writeln!(s, "{}", row.replace("|  |", "| |")).expect("writing to a String");
     }
     for i in r.invariants.iter().filter(|i| i.status == Status::Violated) {
         writeln!(s, "\n#### `{}` violated\n\n> {}", i.name, i.statement)
@@ -557,16 +557,16 @@ pub fn render_sweep_text(s: &SweepSummary) -> String {
         "\n  invariant                   violated      held       n/a  first failing seeds\n",
     );
     for t in &s.invariants {
-        writeln!(
-            out,
+        let line = format!(
             "  {:<26}{:>9}{:>10}{:>10}  {}",
             t.name,
             t.violated,
             t.held,
             t.not_applicable,
             seed_list(&t.first_failing_seeds)
-        )
-        .expect("writing to a String");
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -576,4 +576,224 @@ pub fn render_sweep_json(s: &SweepSummary) -> String {
     let mut out = serde_json::to_string_pretty(s).expect("the sweep summary serialises");
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{ConsumeOutcome, OffsetUpdateMode};
+    use crate::testkit::{answered, H, T};
+    use broker_core::events::ReviveQueueState;
+    use broker_core::{CkRef, ResponseCode};
+
+    /// Bug (c)'s shape, small: two acks merged in the CK buffer are flushed without
+    /// brokerName, so revive does not match them and both messages come back.
+    fn buffered_acks_revived() -> crate::history::History {
+        let mut h = H::new();
+        h.meta.scenario = "late-ack-after-ck-flush".into();
+        h.meta.seed = 3;
+        h.meta.release = Some("5.3.1".into());
+        h.meta.behaviours = vec![
+            "buffered-ack-missing-broker-name".into(),
+            "revive-no-blank-broker-name-fallback".into(),
+        ];
+        h.end(20_000, 100_000);
+        h.at(0).produce("m0", 0, 0);
+        h.at(10).produce("m1", 0, 1);
+        let d0 = h.at(1_000).pop("c1", "m0", 0, 0);
+        let d1 = h.at(1_000).pop("c1", "m1", 0, 1);
+        let ck = CkRef {
+            num: 2,
+            ..h.ck_of(&d0)
+        };
+        h.broker(BrokerEvent::CkBuffered {
+            at: 1_000,
+            ck: ck.clone(),
+        });
+        for d in [&d0, &d1] {
+            h.at(1_200).listener(d);
+            h.listener_done(d, ConsumeOutcome::Success, false);
+            h.at(2_500).ack(d);
+            h.broker(BrokerEvent::AckMergedInBuffer {
+                at: 2_500,
+                ck: ck.clone(),
+                ack_offset: d.queue_offset,
+            });
+        }
+        h.at(11_000).broker(BrokerEvent::CkWritten {
+            at: 11_000,
+            ck: ck.clone(),
+            revive_qid: 0,
+            revive_offset: 0,
+            deliver_at: 10_000,
+            reason: "PopBufferMergeService.putCkToStore".into(),
+        });
+        h.broker(BrokerEvent::AckWritten {
+            at: 11_000,
+            topic: T.into(),
+            group: "g1".into(),
+            queue_id: 0,
+            start_offset: 0,
+            pop_time: 1_000,
+            ack_offsets: vec![0, 1],
+            broker_name: None,
+            revive_qid: 0,
+            revive_offset: 1,
+            deliver_at: 11_000,
+            batch: true,
+            reason: "PopBufferMergeService.putBatchAckToStore".into(),
+        });
+        h.at(13_000).revive(&d0, 0, 1);
+        h.at(13_000).revive(&d1, 1, 1);
+        h.broker(BrokerEvent::ReviveOffsetCommitted {
+            at: 13_000,
+            revive_qid: 0,
+            offset: 0,
+        });
+        for (off, msg) in [(0, "m0"), (1, "m1")] {
+            let r = h.at(22_000).pop_retry("c1", msg, off, 1);
+            h.listener(&r);
+            h.at(22_100).ack(&r);
+        }
+        h.final_state.revive_queues = vec![ReviveQueueState {
+            revive_qid: 0,
+            max_offset: 2,
+            committed_offset: 0,
+            last_deliver_at: Some(11_000),
+        }];
+        h.build()
+    }
+
+    /// Orderly consumption with a reset and an offset update the pending reset swallowed.
+    fn orderly_with_reset() -> crate::history::History {
+        let mut h = H::orderly();
+        h.meta.scenario = "orderly-with-reset".into();
+        h.meta.seed = 11;
+        h.end(5_000, 30_000);
+        for o in 0..3 {
+            h.at(o * 10).produce(&format!("m{o}"), 0, o);
+        }
+        let a = h.at(1_000).pop("o1", "m0", 0, 0);
+        let b = h.at(1_000).pop("o1", "m1", 0, 1);
+        h.at(1_100).ack(&a);
+        h.commit("og", 0, 1, "ackOrderly");
+        h.at(1_200).ack(&b);
+        h.commit("og", 0, 2, "ackOrderly");
+        h.at(2_000).reset("og", 0, 1);
+        h.at(2_100)
+            .update_started(1, OffsetUpdateMode::Sync, "og", 0, 3);
+        h.at(2_110).update_completed(
+            1,
+            Some(answered(
+                ResponseCode::Success,
+                "Offset has been previously reset",
+            )),
+            true,
+        );
+        h.at(3_000).reset_consumed("og", 0, 1);
+        h.commit("og", 0, 1, "ResetPopOffset");
+        let b2 = h.at(3_000).pop("o1", "m1", 0, 1);
+        let c2 = h.at(3_000).pop("o1", "m2", 0, 2);
+        h.at(3_100).ack(&b2);
+        h.commit("og", 0, 2, "ackOrderly");
+        h.at(3_200).ack(&c2);
+        h.commit("og", 0, 3, "ackOrderly");
+        h.final_offset("og", 0, 3);
+        h.build()
+    }
+
+    #[test]
+    fn report_model_for_a_violation() {
+        let report = RunReport::from_history(&buffered_acks_revived(), &[]);
+        assert_eq!(report.violated(), ["no-redelivery-after-ack"]);
+        insta::assert_yaml_snapshot!("run_report_violation", report);
+    }
+
+    #[test]
+    fn renderers_for_a_violation() {
+        let report = RunReport::from_history(&buffered_acks_revived(), &[]);
+        insta::assert_snapshot!("run_report_violation_text", render_text(&report));
+        insta::assert_snapshot!("run_report_violation_markdown", render_markdown(&report));
+        insta::assert_snapshot!("run_report_violation_json", render_json(&report));
+    }
+
+    #[test]
+    fn report_model_and_text_for_a_clean_run_with_a_note() {
+        let report = RunReport::from_history(&orderly_with_reset(), &[]);
+        assert!(report.passed(), "{:?}", report.violated());
+        insta::assert_yaml_snapshot!("run_report_clean", report);
+        insta::assert_snapshot!("run_report_clean_text", render_text(&report));
+    }
+
+    #[test]
+    fn json_round_trips_and_only_selects_invariants() {
+        let h = buffered_acks_revived();
+        let report = RunReport::from_history(&h, &["revive-bookkeeping".into(), "no-loss".into()]);
+        let names: Vec<_> = report.invariants.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["no-loss", "revive-bookkeeping"]);
+        let back: RunReport = serde_json::from_str(&render_json(&report)).unwrap();
+        assert_eq!(back, report);
+        assert_eq!(
+            report.reproduce, "popsim run late-ack-after-ck-flush --seed 3 --release 5.3.1",
+            "the 5.3.1 profile already carries both behaviours"
+        );
+    }
+
+    #[test]
+    fn counts_classify_duplicates() {
+        let c = counts(&buffered_acks_revived());
+        assert_eq!(
+            (c.produced, c.delivered, c.listener_runs, c.acked, c.revived),
+            (2, 4, 4, 4, 2)
+        );
+        assert_eq!(c.retried_deliveries, 2);
+        assert_eq!(
+            c.duplicates,
+            Duplicates {
+                revive_after_ack: 2,
+                re_pop_after_ack: 0,
+                redelivery_after_timeout: 0,
+                concurrent_copy: 0
+            }
+        );
+        // A lapsed receipt: the second delivery is a redelivery after timeout.
+        let mut h = H::new();
+        let d = h.at(0).pop("c1", "m0", 0, 0);
+        h.at(12_000).revive(&d, 0, 1);
+        h.at(13_000).pop_retry("c1", "m0", 0, 1);
+        assert_eq!(counts(&h.build()).duplicates.redelivery_after_timeout, 1);
+    }
+
+    fn sweep() -> SweepSummary {
+        let mut s = SweepSummary::new("late-ack-after-ck-flush");
+        let bad = buffered_acks_revived();
+        for seed in [9, 4, 7, 1, 8, 2, 6] {
+            let mut h = bad.clone();
+            h.meta.seed = seed;
+            s.add(&RunReport::from_history(&h, &[]));
+        }
+        s.record(3, &crate::invariants::check(&orderly_with_reset(), &[]));
+        s.record_panic(5);
+        s
+    }
+
+    #[test]
+    fn sweep_summary_model_and_renderers() {
+        let s = sweep();
+        assert_eq!((s.runs, s.failed_runs, s.panicked_runs), (9, 8, 1));
+        let t = s
+            .invariants
+            .iter()
+            .find(|t| t.name == "no-redelivery-after-ack")
+            .unwrap();
+        assert_eq!((t.violated, t.held, t.not_applicable), (7, 1, 0));
+        assert_eq!(
+            t.first_failing_seeds,
+            [1, 2, 4, 6, 7],
+            "smallest five, sorted"
+        );
+        insta::assert_yaml_snapshot!("sweep_summary", s);
+        insta::assert_snapshot!("sweep_summary_text", render_sweep_text(&s));
+        insta::assert_snapshot!("sweep_summary_json", render_sweep_json(&s));
+    }
 }

@@ -1,4 +1,4 @@
-//! Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the copy's latest receipt.
+//! Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the latest receipt for its checkpoint.
 //!
 //! Semantics, for every broker `Revived` event:
 //! - its `retry_topic` is `%RETRY%<group>_<topic>` (V1) or `%RETRY%<group>+<topic>` (V2);
@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "revive-bookkeeping",
-    statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the copy's latest receipt.",
+    statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the latest receipt for its checkpoint.",
 };
 
 pub(crate) fn check(history: &History) -> Verdict {
