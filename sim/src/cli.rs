@@ -2,11 +2,10 @@
 //! inputs, calls the runner and prints; exit codes are 0 (every invariant held), 1 (a
 //! violation, a panic in the simulation, or a determinism mismatch) and 2 (bad input).
 
-use crate::runner::{self, RunOptions, RunOutcome, SeedSummary};
+use crate::runner::{self, RunOptions, SeedSummary};
 use broker_core::{Behaviour, Behaviours, Release};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reports::history::History;
-use reports::{InvariantResult, Status};
+use reports::{RunReport, SweepSummary};
 use scenarios::Scenario;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +47,17 @@ pub enum Format {
     Text,
     /// JSON (`run`, `verify`, `matrix`: one document; `sweep`: JSON lines).
     Json,
+}
+
+/// Report format of `run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// Human-readable text: the resolved parameters, then the report.
+    Text,
+    /// One JSON document: parameters and the report model.
+    Json,
+    /// Markdown to paste into an issue.
+    Markdown,
 }
 
 /// What to switch on.
@@ -93,8 +103,8 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     #[command(flatten)]
     pub bugs: BugArgs,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
     /// Run the seed twice and fail if the two histories differ.
     #[arg(long)]
     pub check_determinism: bool,
@@ -338,7 +348,7 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
     let mut opts = a.bugs.options();
     opts.trace = a.trace;
     let reproduce = format!("popsim run {}{} --seed {seed}", a.scenario, a.bugs.words());
-    if a.format == Format::Text {
+    if a.format == RunFormat::Text {
         print!("{}", describe(&sc, seed, source, &opts));
         let _ = std::io::stdout().flush();
     }
@@ -356,34 +366,53 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
         .then(|| runner::run_seed(&sc, seed, &opts).hash);
     let nondeterministic = second.filter(|h| *h != outcome.hash);
     let failed = outcome.failed() || nondeterministic.is_some();
+    let report = outcome.panic.is_none().then(|| {
+        let mut r = RunReport::new(&outcome.history, &outcome.results);
+        r.reproduce = reproduce.clone();
+        r
+    });
+    let determinism = second.map(|h| match nondeterministic {
+        Some(_) => format!(
+            "determinism: FAILED: history hash {:016x} then {h:016x}",
+            outcome.hash
+        ),
+        None => format!("determinism: ok (two runs, history hash {h:016x})"),
+    });
     match a.format {
-        Format::Text => {
-            print!("{}", render_outcome(&outcome));
-            if let Some(h) = second {
-                match nondeterministic {
-                    Some(_) => println!(
-                        "determinism: FAILED: history hash {:016x} then {h:016x}",
-                        outcome.hash
-                    ),
-                    None => println!("determinism: ok (two runs, history hash {h:016x})"),
+        RunFormat::Text | RunFormat::Markdown => {
+            let mut out = match (&report, &outcome.panic) {
+                (Some(r), _) if a.format == RunFormat::Text => reports::render_text(r),
+                (Some(r), _) => reports::render_markdown(r),
+                (None, Some(p)) => {
+                    format!("seed {seed}: the simulation panicked: {p}\nreproduce: {reproduce}\n")
+                }
+                (None, None) => unreachable!("a run without a report panicked"),
+            };
+            if let Some(d) = &determinism {
+                out.push_str(d);
+                out.push('\n');
+                if nondeterministic.is_some() && report.as_ref().is_some_and(|r| r.passed()) {
+                    out.push_str(&format!("reproduce: {reproduce} --check-determinism\n"));
                 }
             }
-            if failed {
-                println!("reproduce: {reproduce}");
-            }
+            print!("{out}");
         }
-        Format::Json => {
+        RunFormat::Json => {
             let doc = json!({
                 "schema_version": 1,
                 "command": "run",
-                "scenario": sc.name,
-                "seed": seed,
-                "seed_source": source,
-                "behaviours": outcome.history.meta.behaviours,
-                "release": outcome.history.meta.release,
-                "events": outcome.history.events.len(),
-                "history_hash": format!("{:016x}", outcome.hash),
-                "results": outcome.results,
+                "parameters": {
+                    "scenario": sc.name,
+                    "source": a.scenario,
+                    "seed": seed,
+                    "seed_source": source,
+                    "behaviours": outcome.history.meta.behaviours,
+                    "release": outcome.history.meta.release,
+                    "broker": changed_keys(&opts.broker_config(&sc)),
+                    "duration_ms": sc.duration_ms,
+                    "quiet_from_ms": outcome.history.meta.quiet_from,
+                },
+                "report": report,
                 "panic": outcome.panic.as_ref().map(ToString::to_string),
                 "determinism": second.map(|h| json!({"ok": h == outcome.hash, "second_hash": format!("{h:016x}")})),
                 "failed": failed,
@@ -497,70 +526,6 @@ fn changed_keys(cfg: &broker_core::BrokerConfig) -> Vec<String> {
         .filter(|(k, v)| def.get(*k) != Some(*v))
         .map(|(k, v)| format!("{k}={v}"))
         .collect()
-}
-
-/// The invariant verdicts of one run, with the witness events of each violation.
-pub fn render_outcome(o: &RunOutcome) -> String {
-    let mut s = String::new();
-    if let Some(p) = &o.panic {
-        let _ = writeln!(s, "seed {}: the simulation panicked: {p}", o.seed);
-        return s;
-    }
-    let _ = writeln!(
-        s,
-        "history: {} events, hash {:016x}",
-        o.history.events.len(),
-        o.hash
-    );
-    s.push_str("invariants:\n");
-    for r in &o.results {
-        s.push_str(&render_result(r, &o.history));
-    }
-    let violated = o.violated();
-    let _ = writeln!(
-        s,
-        "result: {}",
-        if violated.is_empty() {
-            format!("all {} checked invariants held", o.results.len())
-        } else {
-            format!(
-                "{} of {} violated: {}",
-                violated.len(),
-                o.results.len(),
-                violated.join(", ")
-            )
-        }
-    );
-    s
-}
-
-fn render_result(r: &InvariantResult, h: &History) -> String {
-    let mut s = String::new();
-    let status = match &r.status {
-        Status::Held => "held".to_owned(),
-        Status::Violated => "VIOLATED".to_owned(),
-        Status::NotApplicable { .. } => "n/a".to_owned(),
-    };
-    let _ = writeln!(s, "  {status:9} {}: {}", r.name, r.statement);
-    if let Status::NotApplicable { reason } = &r.status {
-        let _ = writeln!(s, "            ({reason})");
-    }
-    if let Some(w) = &r.witness {
-        let _ = writeln!(s, "            {}", w.summary);
-        for &i in w.events.iter().take(12) {
-            if let Some(e) = h.events.get(i) {
-                let kind = serde_json::to_string(&e.kind).unwrap_or_default();
-                let _ = writeln!(s, "            #{i} at {} ms on {}: {kind}", e.at, e.node);
-            }
-        }
-        if w.events.len() > 12 {
-            let _ = writeln!(s, "            … {} more events", w.events.len() - 12);
-        }
-    }
-    for n in &r.notes {
-        let _ = writeln!(s, "            note: {}", n.summary);
-    }
-    s
 }
 
 // ---------------------------------------------------------------------------------------
@@ -835,118 +800,119 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
     };
     let opts = a.bugs.options();
     let tty = std::io::stderr().is_terminal();
-    let results = runner::sweep(
-        &sc,
-        &seeds,
-        &opts,
-        jobs,
-        a.check_determinism,
-        |done, total, failures| {
-            if tty {
-                eprint!("\r{done}/{total} seeds, {failures} failed");
-                if done == total {
-                    eprintln!();
-                }
-            }
-        },
-    );
-    let failed: Vec<&SeedSummary> = results.iter().filter(|r| r.failed()).collect();
-    let mut per_invariant: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &failed {
-        for v in &r.violated {
-            *per_invariant.entry((*v).to_owned()).or_default() += 1;
-        }
-        if r.panic.is_some() {
-            *per_invariant.entry("(panic)".into()).or_default() += 1;
-        }
-        if r.nondeterministic.is_some() {
-            *per_invariant
-                .entry("(nondeterministic)".into())
-                .or_default() += 1;
-        }
-    }
     let shard_text = shard.map(|(i, n)| format!("{i}/{n}"));
     let behaviours: Vec<&str> = opts
         .effective_behaviours()
         .iter()
         .map(|b| b.name())
         .collect();
+    let mut summary = SweepSummary::new(sc.name.clone());
+    let mut first_failing: Option<u64> = None;
+    let mut nondeterministic: Vec<u64> = Vec::new();
+    let mut first_panic: Option<(u64, String)> = None;
+    let mut failures = 0usize;
+    let stdout = std::io::stdout();
+    runner::sweep_each(&sc, &seeds, &opts, jobs, a.check_determinism, |done, r| {
+        match &r.panic {
+            Some(p) => {
+                summary.record_panic(r.seed);
+                first_panic.get_or_insert((r.seed, p.to_string()));
+            }
+            None => summary.record(r.seed, &r.verdicts),
+        }
+        if r.nondeterministic.is_some() {
+            nondeterministic.push(r.seed);
+        }
+        if r.failed() {
+            failures += 1;
+            first_failing.get_or_insert(r.seed);
+        }
+        if a.format == Format::Json {
+            let line = json!({
+                "type": "seed",
+                "scenario": sc.name,
+                "seed": r.seed,
+                "failed": r.failed(),
+                "violated": r.violated,
+                "panic": r.panic.as_ref().map(ToString::to_string),
+                "history_hash": format!("{:016x}", r.hash),
+                "nondeterministic": r.nondeterministic.map(|h| format!("{h:016x}")),
+            });
+            let _ = writeln!(stdout.lock(), "{line}");
+        }
+        if tty {
+            eprint!("\r{}/{} seeds, {failures} failed", done + 1, seeds.len());
+            if done + 1 == seeds.len() {
+                eprintln!();
+            }
+        }
+    });
+    let failed = first_failing.is_some();
     match a.format {
         Format::Text => {
             let mut s = String::new();
             let _ = writeln!(
                 s,
-                "sweep: scenario {}, seeds {}{}, behaviours: {}",
-                sc.name,
+                "sweep: seeds {}{}, {} runs, behaviours: {}",
                 a.seeds,
                 shard_text
                     .as_ref()
                     .map(|t| format!(" (shard {t})"))
                     .unwrap_or_default(),
+                summary.runs,
                 if behaviours.is_empty() {
                     "none (every fix in)".to_owned()
                 } else {
                     behaviours.join(", ")
                 }
             );
-            let _ = writeln!(s, "runs: {}, failed: {}", results.len(), failed.len());
-            if !per_invariant.is_empty() {
-                s.push_str("failures per invariant:\n");
-                for (k, v) in &per_invariant {
-                    let _ = writeln!(s, "  {k}: {v}");
-                }
-                let first: Vec<String> =
-                    failed.iter().take(10).map(|r| r.seed.to_string()).collect();
-                let _ = writeln!(s, "first failing seeds: {}", first.join(", "));
-                for r in failed.iter().take(3) {
-                    if let Some(p) = &r.panic {
-                        let _ = writeln!(s, "  seed {}: {p}", r.seed);
-                    }
-                }
+            s.push_str(&reports::render_sweep_text(&summary));
+            if let Some((seed, p)) = &first_panic {
+                let _ = writeln!(s, "  first panic: seed {seed}: {p}");
+            }
+            if a.check_determinism {
                 let _ = writeln!(
                     s,
-                    "reproduce: popsim run {}{} --seed {}",
+                    "  determinism: {}",
+                    if nondeterministic.is_empty() {
+                        "every seed gave the same history twice".to_owned()
+                    } else {
+                        format!(
+                            "FAILED on seeds {}",
+                            nondeterministic
+                                .iter()
+                                .map(u64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                );
+            }
+            if let Some(seed) = first_failing {
+                let _ = writeln!(
+                    s,
+                    "reproduce: popsim run {}{} --seed {seed}",
                     a.scenario,
-                    a.bugs.words(),
-                    failed[0].seed
+                    a.bugs.words()
                 );
             }
             print!("{s}");
         }
         Format::Json => {
-            let mut out = String::new();
-            for r in &results {
-                let line = json!({
-                    "type": "seed",
-                    "scenario": sc.name,
-                    "seed": r.seed,
-                    "failed": r.failed(),
-                    "violated": r.violated,
-                    "panic": r.panic.as_ref().map(ToString::to_string),
-                    "history_hash": format!("{:016x}", r.hash),
-                    "nondeterministic": r.nondeterministic.map(|h| format!("{h:016x}")),
-                });
-                out.push_str(&line.to_string());
-                out.push('\n');
-            }
-            let summary = json!({
+            let line = json!({
                 "type": "summary",
                 "schema_version": 1,
                 "scenario": sc.name,
                 "seeds": a.seeds,
                 "shard": shard_text,
                 "behaviours": behaviours,
-                "runs": results.len(),
-                "failed": failed.len(),
-                "failures_per_invariant": per_invariant,
-                "failing_seeds": failed.iter().map(|r| r.seed).collect::<Vec<_>>(),
+                "nondeterministic_seeds": nondeterministic,
+                "summary": summary,
             });
-            out.push_str(&summary.to_string());
-            out.push('\n');
-            print!("{out}");
+            println!("{line}");
         }
     }
-    Ok(exit(!failed.is_empty()))
+    Ok(exit(failed))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -285,6 +285,8 @@ fn take_panic(thread_name: &str) -> Option<SimPanic> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeedSummary {
     pub seed: u64,
+    /// Every checked invariant's verdict, witnesses and notes dropped, in registry order.
+    pub verdicts: Vec<InvariantResult>,
     pub violated: Vec<&'static str>,
     pub panic: Option<SimPanic>,
     pub hash: u64,
@@ -314,6 +316,15 @@ pub fn run_summary(
     };
     SeedSummary {
         seed,
+        verdicts: first
+            .results
+            .iter()
+            .map(|r| InvariantResult {
+                witness: None,
+                notes: Vec::new(),
+                ..r.clone()
+            })
+            .collect(),
         violated: first.violated(),
         panic: first.panic,
         hash: first.hash,
@@ -321,18 +332,18 @@ pub fn run_summary(
     }
 }
 
-/// Maps `f` over `items` on `jobs` worker threads, keeping the items' order.
-/// `progress(done, total, &result)` runs on the calling thread after each item.
-pub fn par_map_progress<T: Sync, R: Send>(
+/// Maps `f` over `items` on `jobs` worker threads and hands each result to `sink` on the
+/// calling thread, in the items' order (a result that finishes early waits in a small
+/// reorder buffer).
+pub fn par_for_each_ordered<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     f: impl Fn(&T) -> R + Sync,
-    mut progress: impl FnMut(usize, usize, &R),
-) -> Vec<R> {
+    mut sink: impl FnMut(usize, R),
+) {
     let jobs = jobs.clamp(1, items.len().max(1));
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, R)>();
-    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let (tx, next, f) = (tx.clone(), &next, &f);
@@ -345,42 +356,55 @@ pub fn par_map_progress<T: Sync, R: Send>(
             });
         }
         drop(tx);
-        let mut done = 0;
+        let mut waiting = BTreeMap::new();
+        let mut emit = 0;
         for (i, r) in rx {
-            done += 1;
-            progress(done, items.len(), &r);
-            out[i] = Some(r);
+            waiting.insert(i, r);
+            while let Some(r) = waiting.remove(&emit) {
+                sink(emit, r);
+                emit += 1;
+            }
         }
     });
-    out.into_iter()
-        .map(|r| r.expect("every item produced a result"))
-        .collect()
 }
 
-/// [`par_map_progress`] without progress.
+/// Maps `f` over `items` on `jobs` worker threads, keeping the items' order.
 pub fn par_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    par_map_progress(items, jobs, f, |_, _, _| {})
+    let mut out = Vec::with_capacity(items.len());
+    par_for_each_ordered(items, jobs, f, |_, r| out.push(r));
+    out
 }
 
 /// Runs `seeds` on `jobs` worker threads (each seed still in its own fresh thread) and
-/// returns the summaries in seed order. `progress(done, total, failures)` is called on the
-/// calling thread after each seed.
+/// hands each seed's summary to `on_seed` on the calling thread, in seed order, so the
+/// caller keeps only what it aggregates.
+pub fn sweep_each(
+    scenario: &Scenario,
+    seeds: &[u64],
+    opts: &RunOptions,
+    jobs: usize,
+    check_determinism: bool,
+    on_seed: impl FnMut(usize, SeedSummary),
+) {
+    par_for_each_ordered(
+        seeds,
+        jobs,
+        |&seed| run_summary(scenario, seed, opts, check_determinism),
+        on_seed,
+    );
+}
+
+/// [`sweep_each`], collected.
 pub fn sweep(
     scenario: &Scenario,
     seeds: &[u64],
     opts: &RunOptions,
     jobs: usize,
     check_determinism: bool,
-    mut progress: impl FnMut(usize, usize, usize),
 ) -> Vec<SeedSummary> {
-    let mut failures = 0;
-    par_map_progress(
-        seeds,
-        jobs,
-        |&seed| run_summary(scenario, seed, opts, check_determinism),
-        |done, total, r| {
-            failures += usize::from(r.failed());
-            progress(done, total, failures);
-        },
-    )
+    let mut out = Vec::with_capacity(seeds.len());
+    sweep_each(scenario, seeds, opts, jobs, check_determinism, |_, s| {
+        out.push(s)
+    });
+    out
 }

@@ -173,7 +173,7 @@ fn run_reports_a_violation_with_a_reproduce_line() {
         "{out}"
     );
     assert!(out.contains("seed:       1 (from --seed)"));
-    assert!(out.contains("VIOLATED  no-redelivery-after-ack"), "{out}");
+    assert!(out.contains("VIOLATED no-redelivery-after-ack"), "{out}");
     assert!(out.contains(
         "reproduce: popsim run late-ack-after-ck-flush --bug buffered-ack-missing-broker-name --bug revive-no-blank-broker-name-fallback --seed 1"
     ));
@@ -196,7 +196,7 @@ fn run_a_scenario_file_that_holds() {
     let _ = std::fs::remove_file(&path);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert!(out.contains("held      no-redelivery-after-ack"), "{out}");
+    assert!(out.contains("held     no-redelivery-after-ack"), "{out}");
     assert!(out.contains("determinism: ok"), "{out}");
     assert!(!out.contains("reproduce:"));
 }
@@ -251,9 +251,33 @@ fn json_run_is_one_document() {
     let (out, err) = text(&o);
     let doc: serde_json::Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    assert_eq!(doc["seed"], 2);
-    assert_eq!(doc["scenario"], "late-ack-after-ck-flush");
-    assert!(doc["results"].as_array().is_some_and(|r| !r.is_empty()));
+    assert_eq!(doc["parameters"]["seed"], 2);
+    assert_eq!(doc["report"]["seed"], 2);
+    assert_eq!(doc["report"]["scenario"], "late-ack-after-ck-flush");
+    assert!(doc["report"]["invariants"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty()));
+}
+
+#[test]
+fn markdown_run_is_an_issue_snippet() {
+    let o = popsim(&[
+        "run",
+        "late-ack-after-ck-flush",
+        "--seed",
+        "2",
+        "--format",
+        "markdown",
+    ]);
+    let (out, _) = text(&o);
+    assert!(
+        out.starts_with("### popsim: `late-ack-after-ck-flush` seed 2"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("scenario:   "),
+        "no parameter block in markdown"
+    );
 }
 
 #[test]
@@ -283,6 +307,6 @@ fn sweep_json_lines_and_sharding() {
     assert_eq!(seeds, vec![1, 4], "{err}");
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary");
-    assert_eq!(summary["runs"], 2);
+    assert_eq!(summary["summary"]["runs"], 2);
     assert_eq!(summary["shard"], "2/3");
 }

@@ -76,8 +76,8 @@ fn jobs_do_not_change_the_failing_seeds() {
         ..RunOptions::default()
     };
     let seeds: Vec<u64> = (0..8).collect();
-    let one = sweep(&sc, &seeds, &opts, 1, false, |_, _, _| {});
-    let two = sweep(&sc, &seeds, &opts, 2, false, |_, _, _| {});
+    let one = sweep(&sc, &seeds, &opts, 1, false);
+    let two = sweep(&sc, &seeds, &opts, 2, false);
     assert_eq!(one, two);
     assert_eq!(
         one.iter().map(|s| s.seed).collect::<Vec<_>>(),

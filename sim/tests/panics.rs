@@ -47,14 +47,7 @@ fn a_panic_is_a_failed_seed_with_its_node() {
 #[test]
 fn a_sweep_goes_on_after_a_panic() {
     let seeds = [1, 2, 3];
-    let out = sweep(
-        &broken(),
-        &seeds,
-        &RunOptions::default(),
-        2,
-        false,
-        |_, _, _| {},
-    );
+    let out = sweep(&broken(), &seeds, &RunOptions::default(), 2, false);
     assert_eq!(out.len(), 3);
     assert!(out.iter().all(|s| s.panic.is_some()));
 }
