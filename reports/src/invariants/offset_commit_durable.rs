@@ -22,7 +22,7 @@ use super::index::{flush_due_between, is_success, persists, resets, secs, witnes
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History, RpcOutcome};
 use broker_core::BrokerEvent;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "offset-commit-durable",
@@ -61,8 +61,8 @@ pub(crate) fn check(history: &History) -> Verdict {
             .push((&p.group, &p.topic, p.queue));
     }
     let mut updates: BTreeMap<Call, Update> = BTreeMap::new();
-    // Calls whose own commit has not been seen, per queue, in start order.
-    let mut awaiting: BTreeMap<QueueKey, Vec<Call>> = BTreeMap::new();
+    // Calls whose own commit has not been seen, per queue and offset, in start order.
+    let mut awaiting: BTreeMap<(QueueKey, i64), VecDeque<Call>> = BTreeMap::new();
     // Latest commit or reset per queue: (index, call it belongs to).
     let mut last_touch: BTreeMap<QueueKey, (usize, Option<Call>)> = BTreeMap::new();
     let mut pending_reset: BTreeSet<QueueKey> = BTreeSet::new();
@@ -90,7 +90,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                     _ => None,
                 };
                 if let Some(k) = key {
-                    awaiting.entry(k).or_default().push((client, *call_id));
+                    awaiting
+                        .entry((k, offset.unwrap_or(-1)))
+                        .or_default()
+                        .push_back((client, *call_id));
                 }
                 let describe = match (queue_id, offset) {
                     (Some(q), Some(o)) => format!("{topic}@{group} queue {q} to {o}"),
@@ -118,12 +121,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let key: QueueKey = (group, topic, *queue_id);
                 let mut owner = None;
                 if reason.to_ascii_lowercase().contains("update") {
-                    let calls = awaiting.entry(key).or_default();
-                    if let Some(pos) = calls
-                        .iter()
-                        .position(|c| updates.get(c).is_some_and(|u| u.offset == *offset))
+                    if let Some(call) = awaiting
+                        .get_mut(&(key, *offset))
+                        .and_then(VecDeque::pop_front)
                     {
-                        let call = calls.remove(pos);
                         if let Some(u) = updates.get_mut(&call) {
                             u.own_commit = Some(idx);
                         }
@@ -278,6 +279,21 @@ mod tests {
         h.at(2_000).commit("g1", 0, 9, "PopBufferMergeService");
         h.final_offset("g1", 0, 9);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_oneway_update_committed_after_the_send_holds() {
+        // A oneway call "completes" when sent; the broker commits afterwards.
+        let mut h = H::new();
+        h.at(1_000).update_started(1, Oneway, "g1", 0, 5);
+        h.at(1_000).update_completed(1, None, true);
+        h.at(1_004).commit("g1", 0, 5, "updateConsumerOffset");
+        h.final_offset("g1", 0, 5);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // The same with the broker ending elsewhere and nothing else committing.
+        h.final_offset("g1", 0, 4);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![0, 1, 2]);
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! next reset of the same queue:
 //! - **Starts at X**: the first pop batch out of the original queue that was popped after
 //!   the reset (pop time later than the reset, or equal with the reset already consumed)
-//!   begins at offset X. If the broker crashed in between, this is required only when an
+//!   begins at offset X. If the pop that took the reset (`ResetConsumed`) delivered
+//!   nothing any client recorded (its answer was lost, or the queue was empty), the first
+//!   batch seen is a later pop and is not judged. If the broker crashed in between, this is
+//!   required only when an
 //!   offset flush was due between the reset and the crash (an `OffsetsPersisted`, or 5 s,
 //!   upstream's `flushConsumerOffsetInterval`): a younger reset may die with the process,
 //!   but one the flush should have written must survive. That is bug (e): a reset that never
@@ -40,7 +43,8 @@ type FirstBatch<'h> = (&'h str, Millis, u64, usize);
 
 struct Window<'h> {
     point: &'h ResetPoint,
-    consumed: bool,
+    /// When a pop took the pending reset (`ResetConsumed`), if one did.
+    consumed_at: Option<Millis>,
     first: Option<FirstBatch<'h>>,
     first_judged: bool,
     acked: BTreeSet<u64>,
@@ -76,13 +80,16 @@ impl Checker<'_> {
         if w.first_judged {
             return;
         }
-        let Some((_, _, offset, idx)) = w.first else {
+        let Some((_, pop_time, offset, idx)) = w.first else {
             return;
         };
         w.first_judged = true;
         let p = w.point;
         if offset as i64 == p.offset {
             return;
+        }
+        if w.consumed_at.is_some_and(|t| t != pop_time) {
+            return; // No client saw the pop that took the reset (its answer was lost).
         }
         let mut events = vec![p.idx, idx];
         let mut summary = format!(
@@ -181,7 +188,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         for p in by_idx.get(&idx).into_iter().flatten() {
             let w = Window {
                 point: p,
-                consumed: false,
+                consumed_at: None,
                 first: None,
                 first_judged: false,
                 acked: BTreeSet::new(),
@@ -201,7 +208,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 ..
             }) => {
                 if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
-                    w.consumed = true;
+                    w.consumed_at = Some(e.at);
                 }
             }
             EventKind::Broker(BrokerEvent::OffsetCommitted {
@@ -229,7 +236,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                     continue;
                 };
                 let p = w.point;
-                if *pop_time < p.at || (*pop_time == p.at && !w.consumed) {
+                if *pop_time < p.at || (*pop_time == p.at && w.consumed_at.is_none()) {
                     continue; // Popped before the reset (or not provably after it).
                 }
                 match w.first {
@@ -422,6 +429,17 @@ mod tests {
         let mut h = H::new();
         h.at(1_000).reset("g1", 0, 4);
         h.final_offset("g1", 0, 4);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_lost_answer_to_the_pop_that_took_the_reset_is_not_judged() {
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 2);
+        // The pop at 2.000s took the reset and read 2..4; its answer never arrived.
+        h.at(2_000).reset_consumed("g1", 0, 2);
+        h.at(3_000).pop("c1", "m5", 0, 5);
+        h.final_offset("g1", 0, 6);
         assert_eq!(check(&h.build()), Verdict::held());
     }
 
