@@ -3,6 +3,22 @@
 //! The madsim world around broker-core: a broker node, producers, POP consumers, offset and
 //! admin clients talking over madsim's simulated network, faults drawn from one seed, the
 //! recorder, the per-seed runner, and the `popsim` CLI's library half.
+//!
+//! ```
+//! let ctx = scenarios::Context::with_invariants(reports::invariant_names());
+//! let scenario = scenarios::resolve("late-ack-after-ck-flush", &ctx).unwrap();
+//! let opts = sim::RunOptions {
+//!     behaviours: ["buffered-ack-missing-broker-name", "revive-no-blank-broker-name-fallback"]
+//!         .iter()
+//!         .map(|b| b.parse().unwrap())
+//!         .collect(),
+//!     ..Default::default()
+//! };
+//! let outcome = sim::run_seed(&scenario, 1, &opts);
+//! assert_eq!(outcome.violated(), ["no-redelivery-after-ack"]);
+//! // Same seed, same history, byte for byte.
+//! assert_eq!(sim::run_seed(&scenario, 1, &opts).hash, outcome.hash);
+//! ```
 
 #[cfg(not(madsim))]
 compile_error!(

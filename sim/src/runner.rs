@@ -408,3 +408,48 @@ pub fn sweep(
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_map_keeps_the_items_order_whatever_finishes_first() {
+        let items: Vec<u64> = (0..40).collect();
+        for jobs in [1, 2, 5] {
+            let out = par_map(&items, jobs, |&i| {
+                // Later items finish first.
+                std::thread::sleep(std::time::Duration::from_micros(200 * (40 - i)));
+                i * 2
+            });
+            assert_eq!(
+                out,
+                items.iter().map(|i| i * 2).collect::<Vec<_>>(),
+                "jobs {jobs}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_release_profile_adds_its_behaviours_and_may_drop_the_kv_path() {
+        let mut sc = scenarios::builtin("orderly-reset-replay").expect("built-in");
+        sc.broker.pop_consumer_kv_service_enable = true;
+        let old = RunOptions {
+            release: Some(Release::V5_3_1),
+            ..RunOptions::default()
+        };
+        assert!(!old.broker_config(&sc).pop_consumer_kv_service_enable);
+        assert_eq!(old.effective_behaviours(), Release::V5_3_1.behaviours());
+        let kv = RunOptions {
+            release: Some(Release::V5_3_2),
+            behaviours: [broker_core::Behaviour::PopTimeoutSkipsMaxReconsume]
+                .into_iter()
+                .collect(),
+            ..RunOptions::default()
+        };
+        assert!(kv.broker_config(&sc).pop_consumer_kv_service_enable);
+        let on = kv.effective_behaviours();
+        assert!(on.is_on(broker_core::Behaviour::ResetCommitsPullOffset));
+        assert!(on.is_on(broker_core::Behaviour::PopTimeoutSkipsMaxReconsume));
+    }
+}
