@@ -310,3 +310,38 @@ fn sweep_json_lines_and_sharding() {
     assert_eq!(summary["summary"]["runs"], 2);
     assert_eq!(summary["shard"], "2/3");
 }
+
+/// The main job on one scenario: every row matches, exit 0.
+#[test]
+fn verify_one_scenario() {
+    let o = popsim(&["verify", "invisible-time-overrun", "--jobs", "2"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("bug: pop-timeout-skips-max-reconsume"),
+        "{out}"
+    );
+    assert!(out.contains("violated bounded-deliveries"), "{out}");
+    assert!(out.trim_end().ends_with("rows, all match"), "{out}");
+    let o = popsim(&["verify", "invisible-time-overrun", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(
+        doc["rows"].as_array().map(Vec::len),
+        Some(6),
+        "3 seeds, bug and fixed"
+    );
+}
+
+/// Bug (c) shipped only in 5.3.1: the matrix shows it there and nowhere else.
+#[test]
+fn matrix_shows_which_release_breaks_what() {
+    let o = popsim(&["matrix", "late-ack-after-ck-flush", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "a release breaks an invariant");
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = &doc["rows"][0]["violated"];
+    assert_eq!(row["5.3.1"], serde_json::json!(["no-redelivery-after-ack"]));
+    for r in ["5.3.0", "5.3.2", "5.3.3", "latest"] {
+        assert_eq!(row[r], serde_json::json!([]), "{r}");
+    }
+}
