@@ -226,9 +226,20 @@ fn load_many(args: &[String]) -> Result<Vec<(String, Scenario)>, UsageError> {
         .collect()
 }
 
+/// Most worker threads `--jobs` accepts: each runs a seed in a thread of its own, so a
+/// typo like `--jobs 1000000` would try to start a million threads.
+pub const MAX_JOBS: usize = 256;
+
+/// Most seeds one sweep runs (before sharding): the seed list is held in memory, and at
+/// about ten seeds a second 10 million seeds is already weeks of work.
+pub const MAX_SWEEP_SEEDS: u64 = 10_000_000;
+
 fn jobs(j: Option<usize>) -> Result<usize, UsageError> {
     match j {
         Some(0) => Err(UsageError("--jobs must be at least 1".into())),
+        Some(n) if n > MAX_JOBS => Err(UsageError(format!(
+            "--jobs {n} exceeds the limit of {MAX_JOBS} worker threads"
+        ))),
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
@@ -344,6 +355,9 @@ fn random_seed() -> u64 {
 
 fn cmd_run(a: &RunArgs) -> CmdResult {
     let sc = load(&a.scenario)?;
+    if let Some(path) = &a.save_history {
+        check_writable(path)?;
+    }
     let (seed, source) = pick_seed(a.seed)?;
     let mut opts = a.bugs.options();
     opts.trace = a.trace;
@@ -425,6 +439,31 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
         }
     }
     Ok(exit(failed))
+}
+
+/// Refuses a `--save-history` destination that cannot be written, before anything runs:
+/// its directory must exist and it must not be a directory itself.
+fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
+    let bad = |why: &str| {
+        Err(UsageError(format!(
+            "--save-history {}: {why}",
+            path.display()
+        )))
+    };
+    if path.is_dir() {
+        return bad("is a directory; give a file name");
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return bad(&format!(
+            "the directory {} does not exist",
+            parent.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The resolved parameters, printed before the run.
@@ -787,7 +826,24 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), UsageError> {
 fn cmd_sweep(a: &SweepArgs) -> CmdResult {
     let sc = load(&a.scenario)?;
     let range = parse_seed_range(&a.seeds)?;
+    if range.end - range.start > MAX_SWEEP_SEEDS {
+        return Err(UsageError(format!(
+            "--seeds {}: {} seeds exceed the limit of {MAX_SWEEP_SEEDS} per sweep; split the range, or use --shard I/N on several machines",
+            a.seeds,
+            range.end - range.start
+        )));
+    }
     let shard = a.shard.as_deref().map(parse_shard).transpose()?;
+    if let Some((i, n)) = shard {
+        if i > range.end - range.start {
+            return Err(UsageError(format!(
+                "--shard {i}/{n}: shard {i} of --seeds {} is empty ({} seeds); use at most {} shards",
+                a.seeds,
+                range.end - range.start,
+                range.end - range.start
+            )));
+        }
+    }
     let jobs = jobs(a.jobs)?;
     let seeds: Vec<u64> = match shard {
         Some((i, n)) => range
