@@ -131,7 +131,10 @@ fn every_builtin_replays_identically_across_runs_jobs_and_sweeps() {
             let run = run_seed(&sc, seed, &opts).hash;
             for jobs in [1, 2] {
                 let swept = sweep(&sc, &[seed, seed + 1], &opts, jobs, false);
-                assert_eq!(swept[0].hash, run, "{name}: seed {seed}, sweep --jobs {jobs}");
+                assert_eq!(
+                    swept[0].hash, run,
+                    "{name}: seed {seed}, sweep --jobs {jobs}"
+                );
                 assert!(swept[0].panic.is_none(), "{name}: {:?}", swept[0].panic);
             }
         }
@@ -226,8 +229,11 @@ fn the_replay_guard_catches_a_randomly_seeded_hashmap() {
     let seeds = [1, 2, 3];
     let hashed = |seed: u64| {
         let mut sc = sc.clone();
-        let by_name: HashMap<String, _> =
-            sc.consumers.drain(..).map(|c| (c.name.clone(), c)).collect();
+        let by_name: HashMap<String, _> = sc
+            .consumers
+            .drain(..)
+            .map(|c| (c.name.clone(), c))
+            .collect();
         sc.consumers.extend(by_name.into_values());
         run_seed(&sc, seed, &opts).hash
     };
@@ -238,8 +244,11 @@ fn the_replay_guard_catches_a_randomly_seeded_hashmap() {
     );
     let ordered = |seed: u64| {
         let mut sc = sc.clone();
-        let by_name: BTreeMap<String, _> =
-            sc.consumers.drain(..).map(|c| (c.name.clone(), c)).collect();
+        let by_name: BTreeMap<String, _> = sc
+            .consumers
+            .drain(..)
+            .map(|c| (c.name.clone(), c))
+            .collect();
         sc.consumers.extend(by_name.into_values());
         run_seed(&sc, seed, &opts).hash
     };
@@ -261,8 +270,12 @@ fn the_cli_reports_the_same_hash_from_run_and_sweep() {
     let sc = "late-ack-after-ck-flush";
     let run: serde_json::Value =
         serde_json::from_str(&popsim(&["run", sc, "--seed", "2", "--format", "json"])).unwrap();
-    let one = popsim(&["sweep", sc, "--seeds", "1..4", "--format", "json", "--jobs", "1"]);
-    let two = popsim(&["sweep", sc, "--seeds", "1..4", "--format", "json", "--jobs", "2"]);
+    let one = popsim(&[
+        "sweep", sc, "--seeds", "1..4", "--format", "json", "--jobs", "1",
+    ]);
+    let two = popsim(&[
+        "sweep", sc, "--seeds", "1..4", "--format", "json", "--jobs", "2",
+    ]);
     assert_eq!(one, two);
     let seed2: serde_json::Value = one
         .lines()
