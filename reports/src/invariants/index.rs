@@ -78,6 +78,117 @@ pub(crate) fn flush_due_between(
     recorded || end >= h.events[after].at + OFFSET_FLUSH_INTERVAL_MS
 }
 
+/// What each broker crash rolled back, for telling a crash replay from a redelivery bug.
+///
+/// A crash loses everything `PopBufferMergeService` held (buffered CKs, their merged acks,
+/// the offset queues behind `getLatestOffset`) and every offsetTable write since the last
+/// `ConsumerOffsetManager.persist()`; the restart reads the persisted image back. A POP then
+/// reads from that restored commit offset, so every message between it and where the broker
+/// had read before the crash is popped once more, whatever acks came before or after.
+pub(crate) struct Rollbacks<'h> {
+    /// (crash index, restored commit offsets, read ends before the crash), in order.
+    crashes: Vec<(usize, OffsetImage<'h>, OffsetImage<'h>)>,
+}
+
+/// (group, topic, queue) → offset.
+type OffsetImage<'h> = BTreeMap<(&'h str, &'h str, u32), i64>;
+
+impl<'h> Rollbacks<'h> {
+    pub fn new(h: &'h History) -> Self {
+        let mut table: OffsetImage = BTreeMap::new();
+        let mut persisted: OffsetImage = BTreeMap::new();
+        // One past the highest offset any pop had read, from its CK or a delivery (orderly
+        // pops write no CK; a pop whose answer was lost is seen only by its CK).
+        let mut read_end: OffsetImage = BTreeMap::new();
+        let mut crashes = Vec::new();
+
+        for (idx, e) in h.events.iter().enumerate() {
+            match &e.kind {
+                EventKind::Broker(BrokerEvent::OffsetCommitted {
+                    group,
+                    topic,
+                    queue_id,
+                    offset,
+                    ..
+                })
+                | EventKind::Broker(BrokerEvent::ResetAssigned {
+                    group,
+                    topic,
+                    queue_id,
+                    offset,
+                    wrote_offset_table: true,
+                    ..
+                }) => {
+                    table.insert((group, topic, *queue_id), *offset);
+                }
+                EventKind::Broker(BrokerEvent::OffsetsPersisted { .. }) => {
+                    persisted = table.clone();
+                }
+                EventKind::Broker(BrokerEvent::CkBuffered { ck, .. })
+                | EventKind::Broker(BrokerEvent::CkWritten { ck, .. }) => {
+                    let q = copy_key(&ck.topic, ck.queue_id, 0).1;
+                    read_past(
+                        &mut read_end,
+                        (&ck.group, &ck.topic, q),
+                        (ck.start_offset + ck.num as u64) as i64,
+                    );
+                }
+                EventKind::Delivered {
+                    group,
+                    topic,
+                    queue_id,
+                    queue_offset,
+                    retry_topic,
+                    ..
+                } => {
+                    let (t, q, o) = copy_key(
+                        retry_topic.as_deref().unwrap_or(topic),
+                        *queue_id,
+                        *queue_offset,
+                    );
+                    read_past(&mut read_end, (group, t, q), o as i64 + 1);
+                }
+                EventKind::Broker(BrokerEvent::Crashed { .. }) => {
+                    crashes.push((idx, persisted.clone(), read_end.clone()));
+                    table = persisted.clone();
+                }
+                _ => {}
+            }
+        }
+        Self { crashes }
+    }
+}
+
+fn read_past<'h>(image: &mut OffsetImage<'h>, key: (&'h str, &'h str, u32), end: i64) {
+    let e = image.entry(key).or_insert(end);
+    *e = (*e).max(end);
+}
+
+impl Rollbacks<'_> {
+    /// The first crash strictly between the event indexes `after` and `before` that rolled
+    /// `group`'s read position on (topic, queue) back to `offset` or below after the broker
+    /// had read past it: the restored commit offset (none counts as below) ≤ `offset` < the
+    /// highest offset read before the crash.
+    pub fn replay_between(
+        &self,
+        group: &str,
+        (topic, queue, offset): CopyKey<'_>,
+        after: Option<usize>,
+        before: usize,
+    ) -> Option<usize> {
+        let key = (group, topic, queue);
+        let i = after.map_or(0, |a| self.crashes.partition_point(|c| c.0 <= a));
+        self.crashes[i..]
+            .iter()
+            .take_while(|c| c.0 < before)
+            .find(|(_, restored, read_end)| {
+                restored.get(&key).is_none_or(|r| *r <= offset as i64)
+                    && read_end.get(&key).is_some_and(|r| offset < *r as u64)
+            })
+            .map(|c| c.0)
+    }
+}
+
 /// When a receipt stops protecting its copy: `popTime + invisibleTime` as the handle spells
 /// it, or `fallback` for a handle that does not parse.
 pub(crate) fn receipt_deadline(receipt: &str, fallback: Millis) -> Millis {
@@ -420,6 +531,23 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
     let mut copy_delivered: BTreeMap<(&str, CopyKey), usize> = BTreeMap::new();
     let mut last_crash: Option<usize> = None;
 
+    let rollbacks = Rollbacks::new(h);
+    // A delivery after an effective ack is excused by a crash only as a crash replay: the
+    // restart rolled the read position back over a copy the broker had read since it last
+    // handed this copy out ([`Rollbacks`]). The first delivery of a retry copy revived after
+    // a crash that followed the ack is excused too: the crash lost that ack from the CK
+    // buffer, and the revive itself is judged (and excused) on its own.
+    let crash_replay = |group: &str,
+                        copy: CopyKey,
+                        prev_of_copy: Option<usize>,
+                        idx: usize,
+                        ack_lost: bool|
+     -> bool {
+        (ack_lost && prev_of_copy.is_none())
+            || rollbacks
+                .replay_between(group, copy, prev_of_copy, idx)
+                .is_some()
+    };
     let excuse = |group: &str, msg_id: &str, after: usize, before: usize| -> Option<usize> {
         let o = origins.get(msg_id)?;
         resets.rewind_between(group, &o.topic, o.queue, o.offset, after, before)
@@ -473,11 +601,14 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                                         },
                                         ack: a.ack,
                                         acked_delivery: a.delivery,
-                                        // A crash after the ack, or after this copy was last
-                                        // handed out, may have rolled its offset back.
-                                        crash_between: last_crash.is_some_and(|c| {
-                                            c > a.ack || prev_of_copy.is_some_and(|p| c > p)
-                                        }),
+                                        crash_between: crash_replay(
+                                            group,
+                                            copy,
+                                            prev_of_copy,
+                                            idx,
+                                            retry_topic.is_some()
+                                                && last_crash.is_some_and(|c| c > a.ack),
+                                        ),
                                     });
                                     DeliveryClass::AfterAck {
                                         ack: a.ack,

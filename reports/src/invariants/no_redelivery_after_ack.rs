@@ -19,11 +19,18 @@
 //! - A revive of a CK no receipt names (a pop whose answer was lost), or of a receipt chain
 //!   the ack did not cover, is not a comeback; a retry copy already revived that way when the
 //!   ack came is a concurrent copy, not a comeback (see the ack analysis in `index.rs`).
-//! - A broker crash after the ack, or (for a delivery) after that copy was last handed out,
-//!   excuses the comeback: a crash loses acks merged only in the CK buffer and offsets not
-//!   yet flushed, so a re-pop or a revive after a restart is at-least-once under failure, not
-//!   this bug. (Whether acks survive a crash is a durability question this invariant leaves
-//!   alone.) How many comebacks were excused that way is noted on the result.
+//! - A broker crash excuses a comeback only where the crash explains it (at-least-once
+//!   under failure, not this bug; whether acks survive a crash is a durability question
+//!   this invariant leaves alone):
+//!   - a revive, when the crash came after the ack: acks merged only in the CK buffer die
+//!     with it, and so does the first delivery of the retry copy such a revive made;
+//!   - a re-pop of a copy, when a crash since the copy was last handed out (or ever, if no
+//!     client saw it) restored a commit offset at or below it after the broker had read past
+//!     it: the restart reads the last `ConsumerOffsetManager.persist()` image, and
+//!     `PopBufferMergeService`'s offset queues are gone, so the group reads that range once
+//!     more. The ack may come before or after the crash: a POP ack never moves the commit
+//!     offset, and a receipt's CK lost from the buffer cannot move it either.
+//!   How many comebacks were excused that way is noted on the result.
 
 use super::index::{analyse_acks, secs, witness_events, AfterAck, ComebackKind};
 use super::{InvariantInfo, Verdict, Witness};
@@ -90,6 +97,7 @@ mod tests {
     use super::*;
     use crate::invariants::Status;
     use crate::testkit::H;
+    use broker_core::BrokerEvent;
 
     #[test]
     fn revive_after_a_successful_ack_is_a_violation() {
@@ -185,6 +193,48 @@ mod tests {
         let v = check(&h.build());
         assert_eq!(v.status, Status::Held);
         assert_eq!(v.notes.len(), 1);
+    }
+
+    #[test]
+    fn a_re_pop_from_a_rolled_back_offset_after_a_lost_answer_is_excused() {
+        // Mixed-workload seed 8: the original's pop answer was lost (only its CK shows);
+        // the CK committed 1 in memory, but the last flush held 0, so after the crash the
+        // group acks the revived copy and then pops the original again from offset 0.
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let lost = h.at(1_000).pop("c1", "m1", 0, 0);
+        let ck = h.ck_of(&lost);
+        h.events.pop();
+        h.broker(BrokerEvent::CkBuffered { at: 1_000, ck });
+        h.at(2_000).commit("g1", 0, 0, "getPopOffset");
+        h.at(3_000).persist();
+        h.at(12_000).commit("g1", 0, 1, "PopBufferMergeService");
+        h.at(14_000).crash();
+        h.at(15_000).restart();
+        h.at(16_000).revive(&lost, 0, 1);
+        let r = h.at(17_000).pop_retry("c1", "m1", 0, 1);
+        h.at(17_500).ack(&r);
+        h.at(18_000).pop("c1", "m1", 0, 0);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert_eq!(v.notes.len(), 1);
+
+        // Had the commit past it been flushed, the restart could not bring it back.
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let lost = h.at(1_000).pop("c1", "m1", 0, 0);
+        let ck = h.ck_of(&lost);
+        h.events.pop();
+        h.broker(BrokerEvent::CkBuffered { at: 1_000, ck });
+        h.at(12_000).commit("g1", 0, 1, "PopBufferMergeService");
+        h.at(13_000).persist();
+        h.at(14_000).crash();
+        h.at(15_000).restart();
+        h.at(16_000).revive(&lost, 0, 1);
+        let r = h.at(17_000).pop_retry("c1", "m1", 0, 1);
+        h.at(17_500).ack(&r);
+        h.at(18_000).pop("c1", "m1", 0, 0);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]

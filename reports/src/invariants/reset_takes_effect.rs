@@ -11,27 +11,38 @@
 //!   the reset (pop time later than the reset, or equal with the reset already consumed)
 //!   begins at offset X. If the pop that took the reset (`ResetConsumed`) delivered
 //!   nothing any client recorded (its answer was lost, or the queue was empty), the first
-//!   batch seen is a later pop and is not judged. If the broker crashed in between, this is
-//!   required only when an
-//!   offset flush was due between the reset and the crash (an `OffsetsPersisted`, or 5 s,
-//!   upstream's `flushConsumerOffsetInterval`): a younger reset may die with the process,
+//!   batch seen is a later pop and is not judged; likewise when the first pop's CK after the
+//!   reset starts at X but no client saw its answer (after a restart the pending reset is
+//!   gone, and the pop reads X from the restored offsetTable without a `ResetConsumed`).
+//!   If the broker crashed in between, this is required only when an offset flush was due
+//!   between the reset and the crash (an `OffsetsPersisted`, or 5 s, upstream's
+//!   `flushConsumerOffsetInterval`): a younger reset may die with the process,
 //!   but one the flush should have written must survive. That is bug (e): a reset that never
-//!   reached offsetTable is in no flush at all.
+//!   reached offsetTable is in no flush at all. Upstream has one more way to lose it, which
+//!   this clause reports rather than excuses: `assignResetOffset` writes offsetTable, but
+//!   until a pop erases the pending reset (`resetPopOffset`, which then calls
+//!   `clearOffsetQueue`), `PopBufferMergeService.commitOffset` still commits the
+//!   `nextBeginOffset` of checkpoints popped before the reset, unconditionally, over it;
+//!   a flush and a crash in that window restore the older offset and the in-memory reset
+//!   table is gone.
 //! - **No endless replay**: once the group's effective acks (see no-redelivery-after-ack)
 //!   after the reset cover every offset X..=Y, no later pop delivers an offset in X..=Y,
-//!   unless the broker crashed after that ack.
+//!   unless it is a crash replay: a crash after the acked delivery restored a commit offset
+//!   at or below it after the broker had read past it (acks never move a POP commit offset;
+//!   the buffered CK that would have is lost with the process).
 //! - **Held at the end**: for the last reset of each queue, the final `offsetTable` (if the
 //!   broker runs) and the persisted image (if a flush was due after the reset) hold an entry
 //!   for topic@group and queue, at least X unless something committed below X after the
 //!   reset.
 
 use super::index::{
-    analyse_acks, flush_due_between, offset_key, persists, resets, secs, witness_events, ResetPoint,
+    analyse_acks, copy_key, flush_due_between, offset_key, persists, resets, secs, witness_events,
+    ResetPoint, Rollbacks,
 };
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "reset-takes-effect",
@@ -45,12 +56,16 @@ struct Window<'h> {
     point: &'h ResetPoint,
     /// When a pop took the pending reset (`ResetConsumed`), if one did.
     consumed_at: Option<Millis>,
+    /// The first pop after the reset as the broker saw it: its CK's (popTime, start offset).
+    first_ck: Option<(Millis, u64)>,
     first: Option<FirstBatch<'h>>,
     first_judged: bool,
-    acked: BTreeSet<u64>,
+    /// Effectively acked offsets past `next`, with the delivery the ack covered.
+    acked: BTreeMap<u64, usize>,
     /// Offsets X..next are covered by effective acks; when each was covered.
     next: u64,
-    covered_at: BTreeMap<u64, usize>,
+    /// Offset → (the ack that covered it, the delivery that ack covered).
+    covered_at: BTreeMap<u64, (usize, usize)>,
     committed_below: bool,
 }
 
@@ -58,6 +73,7 @@ struct Checker<'h> {
     h: &'h History,
     crashes: Vec<usize>,
     persists: Vec<usize>,
+    rollbacks: Rollbacks<'h>,
     problems: Vec<Witness>,
 }
 
@@ -90,6 +106,13 @@ impl Checker<'_> {
         }
         if w.consumed_at.is_some_and(|t| t != pop_time) {
             return; // No client saw the pop that took the reset (its answer was lost).
+        }
+        if w.first_ck
+            .is_some_and(|(t, start)| t < pop_time && start as i64 == p.offset)
+        {
+            // An earlier pop read from X (its CK says so) but no client saw its answer; a
+            // restart had already erased the pending reset, so no `ResetConsumed` marks it.
+            return;
         }
         let mut events = vec![p.idx, idx];
         let mut summary = format!(
@@ -152,6 +175,18 @@ impl Checker<'_> {
     }
 }
 
+/// A CK a pop wrote when it read: buffered (`addCk`) or stored at once (`addCkJustOffset`);
+/// not the CK a changeInvisibleTime or a re-put writes for an older read.
+fn is_pop_ck(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Broker(BrokerEvent::CkBuffered { .. }) => true,
+        EventKind::Broker(BrokerEvent::CkWritten { reason, .. }) => {
+            reason == "PopBufferMergeService.addCkJustOffset"
+        }
+        _ => false,
+    }
+}
+
 fn msg_of(h: &History, idx: usize) -> Option<String> {
     match &h.events[idx].kind {
         EventKind::Delivered { msg_id, .. } => Some(msg_id.clone()),
@@ -177,6 +212,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         h: history,
         crashes,
         persists: persists(history),
+        rollbacks: Rollbacks::new(history),
         problems: Vec::new(),
     };
     let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
@@ -189,9 +225,10 @@ pub(crate) fn check(history: &History) -> Verdict {
             let w = Window {
                 point: p,
                 consumed_at: None,
+                first_ck: None,
                 first: None,
                 first_judged: false,
-                acked: BTreeSet::new(),
+                acked: BTreeMap::new(),
                 next: p.offset.max(0) as u64,
                 covered_at: BTreeMap::new(),
                 committed_below: false,
@@ -209,6 +246,19 @@ pub(crate) fn check(history: &History) -> Verdict {
             }) => {
                 if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
                     w.consumed_at = Some(e.at);
+                }
+            }
+            EventKind::Broker(BrokerEvent::CkBuffered { ck, .. })
+            | EventKind::Broker(BrokerEvent::CkWritten { ck, .. })
+                if is_pop_ck(&e.kind) =>
+            {
+                if let Some(w) = open.get_mut(&(ck.group.as_str(), ck.topic.as_str(), ck.queue_id))
+                {
+                    let after = ck.pop_time > w.point.at
+                        || (ck.pop_time == w.point.at && w.consumed_at.is_some());
+                    if after && w.first_ck.is_none() {
+                        w.first_ck = Some((ck.pop_time, ck.start_offset));
+                    }
                 }
             }
             EventKind::Broker(BrokerEvent::OffsetCommitted {
@@ -250,8 +300,14 @@ pub(crate) fn check(history: &History) -> Verdict {
                     }
                     Some(_) => c.judge_first(w),
                 }
-                if let Some(at) = w.covered_at.get(queue_offset).copied() {
-                    if c.crash_between(at, idx).is_none() {
+                if let Some((at, acked_delivery)) = w.covered_at.get(queue_offset).copied() {
+                    let replay = c.rollbacks.replay_between(
+                        group,
+                        copy_key(topic, *queue_id, *queue_offset),
+                        Some(acked_delivery),
+                        idx,
+                    );
+                    if replay.is_none() {
                         c.problems.push(Witness {
                             msg_id: msg_of(history, idx),
                             summary: format!(
@@ -287,9 +343,9 @@ pub(crate) fn check(history: &History) -> Verdict {
             if *d < w.point.idx || *queue_offset < w.next {
                 continue;
             }
-            w.acked.insert(*queue_offset);
-            while w.acked.remove(&w.next) {
-                w.covered_at.insert(w.next, idx);
+            w.acked.insert(*queue_offset, *d);
+            while let Some(delivery) = w.acked.remove(&w.next) {
+                w.covered_at.insert(w.next, (idx, delivery));
                 w.next += 1;
             }
         }
@@ -413,6 +469,84 @@ mod tests {
         h.at(4_000).pop("c1", "m9", 0, 9);
         h.final_offset("g1", 0, 10);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    /// A pop's CK as the buffer records it, for a pop whose answer no client saw.
+    fn unseen_pop(h: &mut H, at: Millis, start: u64, num: u32) -> usize {
+        h.at(at).broker(BrokerEvent::CkBuffered {
+            at,
+            ck: broker_core::CkRef {
+                topic: crate::testkit::T.into(),
+                group: "g1".into(),
+                queue_id: 0,
+                start_offset: start,
+                pop_time: at,
+                invisible_time: 10_000,
+                num,
+                broker_name: "broker-a".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_first_pop_at_x_that_no_client_saw_is_not_a_lost_reset() {
+        // Chaos seed 4: the reset reached offsetTable and a flush; the restart erased the
+        // pending reset, so the first pop read from X by the restored commit offset (no
+        // `ResetConsumed`), and its answer was lost. The next pop goes on from X + 3.
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 0);
+        h.at(2_000).persist();
+        h.at(3_000).crash();
+        h.at(4_000).restart();
+        unseen_pop(&mut h, 5_000, 0, 3);
+        h.at(6_000).pop("c1", "m3", 0, 3);
+        h.final_offset("g1", 0, 4);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // A CK that shows the first pop read elsewhere excuses nothing.
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 0);
+        h.at(2_000).persist();
+        h.at(3_000).crash();
+        h.at(4_000).restart();
+        unseen_pop(&mut h, 5_000, 2, 1);
+        h.at(6_000).pop("c1", "m3", 0, 3);
+        h.final_offset("g1", 0, 4);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_replay_after_a_crash_lost_the_buffered_ck_is_not_endless_replay() {
+        // Chaos seed 22: pops read 0..=1 after the reset and their CK sat in the buffer; the
+        // crash lost it and the commit offset stayed at X, so acks after the restart move
+        // nothing and the next pop reads 0 again.
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 0);
+        h.at(2_000).persist();
+        let a = h.at(3_000).pop("c1", "m0", 0, 0);
+        let b = h.at(3_000).pop("c1", "m1", 0, 1);
+        h.at(4_000).crash();
+        h.at(5_000).restart();
+        h.at(6_000).ack(&a);
+        h.at(6_000).ack(&b);
+        h.at(20_000).pop("c1", "m0", 0, 0);
+        h.final_offset("g1", 0, 2);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // Had the commit past 1 been flushed before the crash, the replay is a violation.
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 0);
+        let a = h.at(3_000).pop("c1", "m0", 0, 0);
+        let b = h.at(3_000).pop("c1", "m1", 0, 1);
+        h.at(3_500).ack(&a);
+        h.at(3_500).ack(&b);
+        h.at(3_600).commit("g1", 0, 2, "PopBufferMergeService");
+        h.at(3_700).persist();
+        h.at(4_000).crash();
+        h.at(5_000).restart();
+        h.at(20_000).pop("c1", "m0", 0, 0);
+        h.final_offset("g1", 0, 2);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]

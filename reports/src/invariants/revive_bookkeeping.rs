@@ -4,7 +4,8 @@
 //! - its `retry_topic` is `%RETRY%<group>_<topic>` (V1) or `%RETRY%<group>+<topic>` (V2);
 //! - its `reconsume_times` is the revived copy's plus one. The revived copy is the message
 //!   at (CK topic, queue, `queue_offset`): an original counts 0; a retry copy counts what
-//!   the revive that created it wrote (or, failing that, what its deliveries carried).
+//!   the revive that created it wrote (or, failing that, what its non-orderly deliveries
+//!   carried: an orderly delivery carries the group's consumed count for the offset instead).
 //!   Retry topics have one queue, so retry copies are keyed by topic and offset only. A copy
 //!   the history never mentions is not judged for this clause;
 //! - it happens no earlier than `popTime + invisibleTime` of the latest receipt descended
@@ -60,6 +61,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 pop_time,
                 invisible_time,
                 receipt,
+                orderly,
                 ..
             } => {
                 let copy = copy_key(
@@ -67,7 +69,15 @@ pub(crate) fn check(history: &History) -> Verdict {
                     *queue_id,
                     *queue_offset,
                 );
-                stored.entry(copy).or_insert(*reconsume_times);
+                // An original is stored with 0. An orderly delivery's reconsumeTimes is the
+                // group's consumed count for that offset (the broker's order count info,
+                // which `processPopResponse` copies into the message), not the stored
+                // copy's, so it says nothing about what a revive must add to.
+                if retry_topic.is_none() {
+                    stored.entry(copy).or_insert(0);
+                } else if !orderly {
+                    stored.entry(copy).or_insert(*reconsume_times);
+                }
                 chains.push((pop_time + invisible_time, idx));
                 let chain = chains.len() - 1;
                 by_ck.insert(ck_key(group, copy, receipt, *pop_time), chain);
@@ -245,6 +255,25 @@ mod tests {
             "{}",
             w.summary
         );
+    }
+
+    #[test]
+    fn an_orderly_groups_consumed_count_is_not_the_copys_reconsume_times() {
+        // No `Produced` event (the producer's send timed out after the store). An orderly
+        // group met the original first, with its consumed count 1; another group's revive
+        // of that original rightly writes 1.
+        let mut h = H::new();
+        h.consumer("o1", "og", crate::history::ConsumerKind::Orderly, -1);
+        let o = h.at(1_000).pop("o1", "m1", 0, 0);
+        if let EventKind::Delivered {
+            reconsume_times, ..
+        } = &mut h.events[o.idx].kind
+        {
+            *reconsume_times = 1;
+        }
+        let d = h.at(2_000).pop("c1", "m1", 0, 0);
+        h.at(13_000).revive(&d, 0, 1);
+        assert_eq!(check(&h.build()), Verdict::held());
     }
 
     #[test]
