@@ -244,20 +244,14 @@ impl History {
     /// A stable 64-bit digest of the events and final state (FNV-1a over their JSON). Equal
     /// seeds must give equal hashes; this is what the determinism checks compare.
     pub fn hash(&self) -> u64 {
+        // The JSON is streamed into the hasher: the same bytes as `to_string`, so the same
+        // hash, without allocating and copying a String per event.
         let mut h = Fnv1a::new();
         for e in &self.events {
-            h.write(
-                serde_json::to_string(e)
-                    .expect("events serialise")
-                    .as_bytes(),
-            );
+            serde_json::to_writer(&mut h, e).expect("events serialise");
             h.write(b"\n");
         }
-        h.write(
-            serde_json::to_string(&self.final_state)
-                .expect("snapshot serialises")
-                .as_bytes(),
-        );
+        serde_json::to_writer(&mut h, &self.final_state).expect("snapshot serialises");
         h.finish()
     }
 }
@@ -280,6 +274,17 @@ impl Fnv1a {
 
     pub fn finish(self) -> u64 {
         self.0
+    }
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Fnv1a::write(self, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Command {
     /// Run scenarios under each release profile (5.3.0 … latest) and show which releases
     /// break which invariants.
     Matrix(MatrixArgs),
+    /// Measure seeds/s, simulated ÷ wall time, scaling, parallel speed-up and memory,
+    /// against a bare madsim baseline measured in the same run.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Report format.
@@ -188,6 +191,7 @@ where
         Command::Verify(a) => cmd_verify(&a),
         Command::Sweep(a) => cmd_sweep(&a),
         Command::Matrix(a) => cmd_matrix(&a),
+        Command::Bench(a) => Ok(crate::bench::cmd_bench(&a)),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,7 @@ compile_error!(
      unset RUSTFLAGS, or include the flag in it, e.g. RUSTFLAGS=\"--cfg madsim $RUSTFLAGS\"."
 );
 
+pub mod bench;
 pub mod cli;
 pub mod clients;
 pub mod runner;

@@ -1,0 +1,818 @@
+//! `popsim bench`: what a seed costs, measured in one process and one run.
+//!
+//! Every timing is taken outside the madsim runtime (inside it `std::time` is virtual):
+//! CPU time of the simulating thread (`CLOCK_THREAD_CPUTIME_ID`, read in the seed's own
+//! thread before the runtime is built and after it is dropped), CPU time of the calling
+//! thread for the checker, and wall time around the whole seed. CPU time is the planning
+//! number: on a shared machine a busy neighbour inflates wall time but hardly CPU time.
+//!
+//! Each scenario is compared with a baseline measured in the same run: a bare two-node
+//! madsim seed (fresh thread, runtime, two nodes, one endpoint each) exchanging as many
+//! datagrams as the scenario's seeds did on average, so the ratio says what the broker
+//! model, the clients, the recorder and the checker add on top of madsim itself.
+
+use crate::cli::Format;
+use crate::runner::{self, RunOptions};
+use crate::world::{self, WorldConfig};
+use broker_core::{Behaviour, Behaviours};
+use clap::Args;
+use reports::history::History;
+use scenarios::Scenario;
+use serde::Serialize;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Options of `popsim bench`.
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// A quick run: fewer seeds, scaling up to 10^5 messages, no 10^6 run.
+    #[arg(long)]
+    pub quick: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Seeds per scenario (and per baseline); default 100, 20 with --quick.
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Largest message count of the scaling runs (a power of ten ≥ 1000); default 10^6,
+    /// 10^5 with --quick.
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<u64>,
+    /// Skip timing `popsim verify` (run as a child process of this binary).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// What one bench run does; [`BenchPlan::from_args`] maps the command line onto it.
+#[derive(Clone, Debug)]
+pub struct BenchPlan {
+    pub seeds: u64,
+    /// Message counts of the scaling runs, one seed each.
+    pub scale: Vec<u64>,
+    /// Seeds of the `--jobs 1` / `--jobs 2` comparison.
+    pub jobs_seeds: u64,
+    /// Time `popsim verify` as a child process of the current executable.
+    pub verify: bool,
+    /// Scenarios to measure (built-in names); empty = every built-in.
+    pub scenarios: Vec<String>,
+    pub quick: bool,
+}
+
+impl BenchPlan {
+    pub fn from_args(a: &BenchArgs) -> Self {
+        let max = a
+            .max_messages
+            .unwrap_or(if a.quick { 100_000 } else { 1_000_000 });
+        let scale = [1_000, 10_000, 100_000, 1_000_000]
+            .into_iter()
+            .filter(|&n| n <= max.max(1_000))
+            .collect();
+        Self {
+            seeds: a.seeds.unwrap_or(if a.quick { 20 } else { 100 }).max(1),
+            scale,
+            jobs_seeds: if a.quick { 8 } else { 24 },
+            verify: !a.no_verify,
+            scenarios: Vec::new(),
+            quick: a.quick,
+        }
+    }
+}
+
+/// Cost of one seed.
+#[derive(Clone, Copy, Debug, Default)]
+struct SeedCost {
+    sim_cpu: Duration,
+    check_cpu: Duration,
+    wall: Duration,
+    events: u64,
+    messages: u64,
+    sim_ms: u64,
+}
+
+impl SeedCost {
+    fn cpu(&self) -> Duration {
+        self.sim_cpu + self.check_cpu
+    }
+    fn add(&mut self, o: &SeedCost) {
+        self.sim_cpu += o.sim_cpu;
+        self.check_cpu += o.check_cpu;
+        self.wall += o.wall;
+        self.events += o.events;
+        self.messages += o.messages;
+        self.sim_ms += o.sim_ms;
+    }
+}
+
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; called outside the simulation only (madsim's
+    // clock_gettime override aborts on CPU clocks inside a runtime).
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn thread_cpu() -> Duration {
+    clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// A line of /proc/self/status in KiB (`VmHWM`, `VmRSS`); 0 where unavailable.
+fn proc_status_kib(key: &str) -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets the peak-RSS mark, so each scaling run reports its own peak (Linux ≥ 4.0).
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Runs one seed the way [`runner::run_seed`] does (fresh thread, fresh runtime, the world,
+/// then the checker on the calling thread), timing each part.
+fn scenario_seed(sc: &Scenario, seed: u64, opts: &RunOptions) -> SeedCost {
+    let wall0 = Instant::now();
+    let meta = runner::run_meta(sc, seed, opts);
+    let cfg = WorldConfig {
+        broker: opts.broker_config(sc),
+        behaviours: opts.effective_behaviours(),
+        seed,
+    };
+    let net = world::net_config(sc);
+    let sc2 = sc.clone();
+    let (out, messages, sim_cpu) = std::thread::Builder::new()
+        .name(format!("popsim-bench-{seed}"))
+        .spawn(move || {
+            let cpu0 = thread_cpu();
+            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, net);
+            let (out, messages) = rt.block_on(async move {
+                let out = world::simulate(&sc2, &cfg).await;
+                (out, madsim::net::NetSim::current().stat().msg_count)
+            });
+            drop(rt);
+            (out, messages, thread_cpu() - cpu0)
+        })
+        .expect("spawn a bench thread")
+        .join()
+        .unwrap_or_else(|_| panic!("scenario `{}` seed {seed} panicked", sc.name));
+    let cpu0 = thread_cpu();
+    let history = History {
+        meta,
+        events: out.events,
+        final_state: out.final_state,
+    };
+    let results = reports::check(&history, &sc.expect.invariants);
+    std::hint::black_box((results, history.hash()));
+    let events = history.events.len() as u64;
+    drop(history);
+    let check_cpu = thread_cpu() - cpu0;
+    SeedCost {
+        sim_cpu,
+        check_cpu,
+        wall: wall0.elapsed(),
+        events,
+        messages,
+        sim_ms: sc.duration_ms,
+    }
+}
+
+/// The baseline seed: a fresh thread and runtime, two nodes, and `messages` datagrams as
+/// request/reply pairs between them, with the scenario's latency.
+fn baseline_seed(seed: u64, messages: u64, net: madsim::Config) -> SeedCost {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    let wall0 = Instant::now();
+    let (sim_ms, delivered, sim_cpu) = std::thread::Builder::new()
+        .name(format!("popsim-baseline-{seed}"))
+        .spawn(move || {
+            let cpu0 = thread_cpu();
+            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, net);
+            let handle = rt.handle().clone();
+            let (sim_ms, delivered) = rt.block_on(async move {
+                let server_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 1);
+                let client_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+                let server = handle
+                    .create_node()
+                    .name("server")
+                    .ip(server_addr.ip())
+                    .build();
+                let client = handle.create_node().name("client").ip(client_ip).build();
+                let start = madsim::time::Instant::now();
+                let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+                server.spawn(async move {
+                    let ep = madsim::net::Endpoint::bind(server_addr).await.unwrap();
+                    let _ = ready_tx.send(());
+                    let mut buf = [0u8; 64];
+                    loop {
+                        let Ok((n, from)) = ep.recv_from(1, &mut buf).await else {
+                            return;
+                        };
+                        let _ = ep.send_to(from, 2, &buf[..n]).await;
+                    }
+                });
+                let pairs = messages.div_ceil(2);
+                let done = client.spawn(async move {
+                    let _ = ready_rx.await;
+                    let ep = madsim::net::Endpoint::bind(SocketAddr::new(client_ip, 1))
+                        .await
+                        .unwrap();
+                    let mut buf = [0u8; 64];
+                    for i in 0..pairs {
+                        ep.send_to(server_addr, 1, &i.to_le_bytes()).await.unwrap();
+                        ep.recv_from(2, &mut buf).await.unwrap();
+                    }
+                });
+                done.await.expect("baseline client");
+                let delivered = madsim::net::NetSim::current().stat().msg_count;
+                (start.elapsed().as_millis() as u64, delivered)
+            });
+            drop(rt);
+            (sim_ms, delivered, thread_cpu() - cpu0)
+        })
+        .expect("spawn a baseline thread")
+        .join()
+        .expect("baseline seed");
+    SeedCost {
+        sim_cpu,
+        check_cpu: Duration::ZERO,
+        wall: wall0.elapsed(),
+        events: 0,
+        messages: delivered,
+        sim_ms,
+    }
+}
+
+/// Rates of a batch of seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rates {
+    pub seeds: u64,
+    pub cpu_s: f64,
+    pub wall_s: f64,
+    pub seeds_per_cpu_s: f64,
+    pub seeds_per_wall_s: f64,
+    /// Simulated time ÷ wall time.
+    pub sim_per_wall: f64,
+    /// Simulated time ÷ CPU time.
+    pub sim_per_cpu: f64,
+    pub messages_per_seed: f64,
+    pub events_per_seed: f64,
+    pub events_per_cpu_s: f64,
+    pub events_per_wall_s: f64,
+    /// Share of the CPU time spent in the checker (history → verdicts).
+    pub checker_cpu_share: f64,
+}
+
+fn rates(n: u64, total: &SeedCost) -> Rates {
+    let cpu = total.cpu().as_secs_f64().max(1e-9);
+    let wall = total.wall.as_secs_f64().max(1e-9);
+    let sim = total.sim_ms as f64 / 1000.0;
+    Rates {
+        seeds: n,
+        cpu_s: cpu,
+        wall_s: wall,
+        seeds_per_cpu_s: n as f64 / cpu,
+        seeds_per_wall_s: n as f64 / wall,
+        sim_per_wall: sim / wall,
+        sim_per_cpu: sim / cpu,
+        messages_per_seed: total.messages as f64 / n as f64,
+        events_per_seed: total.events as f64 / n as f64,
+        events_per_cpu_s: total.events as f64 / cpu,
+        events_per_wall_s: total.events as f64 / wall,
+        checker_cpu_share: total.check_cpu.as_secs_f64() / cpu,
+    }
+}
+
+/// One scenario against its baseline.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioBench {
+    pub scenario: String,
+    /// A documented bug (its first bug row switched on), or the no-bug workload.
+    pub bug: bool,
+    pub behaviours: Vec<String>,
+    pub simulated_s_per_seed: f64,
+    pub rates: Rates,
+    pub baseline: Rates,
+    /// Scenario seeds/s ÷ baseline seeds/s (CPU time); target ≥ 0.5.
+    pub vs_baseline_cpu: f64,
+    /// The same on wall time.
+    pub vs_baseline_wall: f64,
+}
+
+/// One seed of the synthetic scaling scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalePoint {
+    pub messages: u64,
+    pub simulated_s: f64,
+    pub events: u64,
+    pub net_messages: u64,
+    pub cpu_s: f64,
+    pub checker_cpu_s: f64,
+    pub wall_s: f64,
+    /// CPU µs per produced message (simulation and checker).
+    pub cpu_us_per_message: f64,
+    pub checker_ns_per_event: f64,
+    pub sim_per_wall: f64,
+    /// Peak RSS while this point ran (the mark is reset before it, where Linux allows).
+    pub peak_rss_mib: f64,
+}
+
+/// `--jobs 1` against `--jobs 2` on the same seeds through the sweep runner.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobsBench {
+    pub scenario: String,
+    pub seeds: u64,
+    pub jobs1_wall_s: f64,
+    pub jobs2_wall_s: f64,
+    pub speedup: f64,
+    pub cpus: usize,
+}
+
+/// `popsim verify`, run as a child process.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyBench {
+    pub wall_s: f64,
+    /// User + system CPU of the child (all its worker threads).
+    pub cpu_s: f64,
+    pub exit_code: Option<i32>,
+}
+
+/// A target from the issue and whether this run met it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub target: String,
+    pub value: f64,
+    pub met: bool,
+}
+
+/// Everything `popsim bench` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub quick: bool,
+    pub cpus: usize,
+    pub scenarios: Vec<ScenarioBench>,
+    pub scaling: Vec<ScalePoint>,
+    /// Largest ÷ smallest CPU cost per message over the scaling points.
+    pub scaling_spread: f64,
+    pub jobs: JobsBench,
+    pub verify: Option<VerifyBench>,
+    pub peak_rss_mib: f64,
+    pub targets: Vec<Target>,
+}
+
+/// The synthetic scaling scenario: one producer (one message per simulated ms, 1 ms
+/// latency), one concurrent consumer group, no faults; the run lasts as long as the
+/// sends take (about 4 ms each, a round trip plus the 1 ms receive charges) plus a 30 s tail.
+pub fn scale_scenario(messages: u64) -> Scenario {
+    let duration = messages * 4 + 30_000;
+    let src = format!(
+        r#"
+name = "bench-scale-{messages}"
+duration_ms = {duration}
+quiet_period_ms = 30000
+[[topics]]
+name = "t"
+queues = 4
+[[groups]]
+name = "g"
+[[producers]]
+name = "p"
+topic = "t"
+messages = {messages}
+interval_ms = 1
+[[consumers]]
+name = "c"
+kind = "concurrent"
+group = "g"
+topic = "t"
+consume_time_ms = {{ min = 1, max = 1 }}
+init_mode = "min"
+[faults]
+latency_ms = {{ min = 1, max = 1 }}
+"#
+    );
+    let ctx = scenarios::Context::with_invariants(reports::invariant_names());
+    scenarios::load_str("bench-scale.toml", &src, &ctx).expect("the scaling scenario is valid")
+}
+
+fn bug_options(sc: &Scenario) -> (bool, RunOptions) {
+    let Some(row) = sc.bug_rows().into_iter().next() else {
+        return (false, RunOptions::default());
+    };
+    let behaviours: Behaviours = row
+        .bugs
+        .iter()
+        .filter_map(|b| b.parse::<Behaviour>().ok())
+        .collect();
+    (
+        true,
+        RunOptions {
+            behaviours,
+            ..RunOptions::default()
+        },
+    )
+}
+
+fn bench_scenario(name: &str, sc: &Scenario, seeds: u64) -> ScenarioBench {
+    let (bug, opts) = bug_options(sc);
+    let mut total = SeedCost::default();
+    for seed in 0..seeds {
+        total.add(&scenario_seed(sc, seed, &opts));
+    }
+    let msgs = (total.messages / seeds).max(2);
+    let net = world::net_config(sc);
+    let mut base = SeedCost::default();
+    for seed in 0..seeds {
+        base.add(&baseline_seed(seed, msgs, net.clone()));
+    }
+    let rates = rates(seeds, &total);
+    let baseline = rates_baseline(seeds, &base);
+    ScenarioBench {
+        scenario: name.to_owned(),
+        bug,
+        behaviours: opts
+            .effective_behaviours()
+            .iter()
+            .map(|b| b.name().to_owned())
+            .collect(),
+        simulated_s_per_seed: sc.duration_ms as f64 / 1000.0,
+        vs_baseline_cpu: rates.seeds_per_cpu_s / baseline.seeds_per_cpu_s,
+        vs_baseline_wall: rates.seeds_per_wall_s / baseline.seeds_per_wall_s,
+        rates,
+        baseline,
+    }
+}
+
+fn rates_baseline(n: u64, total: &SeedCost) -> Rates {
+    rates(n, total)
+}
+
+fn bench_scale(messages: u64) -> ScalePoint {
+    let sc = scale_scenario(messages);
+    let reset = reset_peak();
+    let c = scenario_seed(&sc, 1, &RunOptions::default());
+    let peak = if reset { proc_status_kib("VmHWM") } else { 0 };
+    let cpu = c.cpu().as_secs_f64();
+    ScalePoint {
+        messages,
+        simulated_s: c.sim_ms as f64 / 1000.0,
+        events: c.events,
+        net_messages: c.messages,
+        cpu_s: cpu,
+        checker_cpu_s: c.check_cpu.as_secs_f64(),
+        wall_s: c.wall.as_secs_f64(),
+        cpu_us_per_message: cpu * 1e6 / messages as f64,
+        checker_ns_per_event: c.check_cpu.as_secs_f64() * 1e9 / c.events.max(1) as f64,
+        sim_per_wall: c.sim_ms as f64 / 1000.0 / c.wall.as_secs_f64().max(1e-9),
+        peak_rss_mib: mib(peak),
+    }
+}
+
+fn bench_jobs(name: &str, sc: &Scenario, seeds: u64) -> JobsBench {
+    let (_, opts) = bug_options(sc);
+    let list: Vec<u64> = (0..seeds).collect();
+    let time = |jobs| {
+        let t = Instant::now();
+        runner::sweep_each(sc, &list, &opts, jobs, false, |_, s| {
+            std::hint::black_box(s);
+        });
+        t.elapsed().as_secs_f64()
+    };
+    // Warm both paths once so the first measurement pays no one-off costs.
+    let _ = time(2);
+    let j1 = time(1);
+    let j2 = time(2);
+    JobsBench {
+        scenario: name.to_owned(),
+        seeds,
+        jobs1_wall_s: j1,
+        jobs2_wall_s: j2,
+        speedup: j1 / j2.max(1e-9),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// CPU time of the waited-for child processes (only `popsim verify` is one).
+fn children_cpu() -> Duration {
+    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn bench_verify() -> Option<VerifyBench> {
+    let exe = std::env::current_exe().ok()?;
+    let t = Instant::now();
+    let status = std::process::Command::new(exe)
+        .args(["verify", "--format", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    Some(VerifyBench {
+        wall_s: t.elapsed().as_secs_f64(),
+        cpu_s: children_cpu().as_secs_f64(),
+        exit_code: status.code(),
+    })
+}
+
+fn target(name: &str, target: &str, value: f64, met: bool) -> Target {
+    Target {
+        name: name.to_owned(),
+        target: target.to_owned(),
+        value,
+        met,
+    }
+}
+
+/// Runs the whole bench; `progress` gets one line per finished part.
+pub fn run(plan: &BenchPlan, mut progress: impl FnMut(&str)) -> BenchReport {
+    let names: Vec<String> = if plan.scenarios.is_empty() {
+        scenarios::builtins()
+            .into_iter()
+            .map(|(n, _)| n.to_owned())
+            .collect()
+    } else {
+        plan.scenarios.clone()
+    };
+    let mut benches = Vec::new();
+    for name in &names {
+        let sc = scenarios::builtin(name).unwrap_or_else(|| panic!("no built-in `{name}`"));
+        let b = bench_scenario(name, &sc, plan.seeds);
+        progress(&format!(
+            "{name}: {:.0} seeds/s CPU, baseline {:.0}, ratio {:.2}",
+            b.rates.seeds_per_cpu_s, b.baseline.seeds_per_cpu_s, b.vs_baseline_cpu
+        ));
+        benches.push(b);
+    }
+    let mut scaling = Vec::new();
+    for &n in &plan.scale {
+        let p = bench_scale(n);
+        progress(&format!(
+            "scale {n}: {:.2} s CPU, {:.2} µs/message, peak {:.0} MiB",
+            p.cpu_s, p.cpu_us_per_message, p.peak_rss_mib
+        ));
+        scaling.push(p);
+    }
+    let costs: Vec<f64> = scaling.iter().map(|p| p.cpu_us_per_message).collect();
+    let spread = match (
+        costs.iter().copied().reduce(f64::max),
+        costs.iter().copied().reduce(f64::min),
+    ) {
+        (Some(hi), Some(lo)) if lo > 0.0 => hi / lo,
+        _ => 1.0,
+    };
+    let jobs_name = names
+        .iter()
+        .find(|n| n.as_str() == "mixed-workload")
+        .unwrap_or(&names[0])
+        .clone();
+    let jobs_sc = scenarios::builtin(&jobs_name).expect("built-in");
+    let jobs = bench_jobs(&jobs_name, &jobs_sc, plan.jobs_seeds);
+    progress(&format!("jobs: speedup {:.2}", jobs.speedup));
+    let verify = if plan.verify { bench_verify() } else { None };
+
+    let mut targets = Vec::new();
+    for b in benches.iter().filter(|b| b.bug) {
+        targets.push(target(
+            &format!("{}: seeds/s vs bare madsim", b.scenario),
+            ">= 0.5",
+            b.vs_baseline_cpu,
+            b.vs_baseline_cpu >= 0.5,
+        ));
+        targets.push(target(
+            &format!("{}: simulated / wall", b.scenario),
+            ">= 10000",
+            b.rates.sim_per_wall,
+            b.rates.sim_per_wall >= 10_000.0,
+        ));
+    }
+    if let Some(v) = &verify {
+        targets.push(target(
+            "popsim verify wall seconds",
+            "< 1",
+            v.wall_s,
+            v.wall_s < 1.0,
+        ));
+    }
+    if scaling.len() > 1 {
+        targets.push(target(
+            "cost per message, largest / smallest",
+            "<= 1.5",
+            spread,
+            spread <= 1.5,
+        ));
+    }
+    if let Some(p) = scaling.iter().find(|p| p.messages == 1_000_000) {
+        targets.push(target(
+            "10^6 messages: CPU seconds",
+            "< 30",
+            p.cpu_s,
+            p.cpu_s < 30.0,
+        ));
+        targets.push(target(
+            "10^6 messages: wall seconds",
+            "< 30",
+            p.wall_s,
+            p.wall_s < 30.0,
+        ));
+        targets.push(target(
+            "10^6 messages: peak RSS MiB",
+            "< 1024",
+            p.peak_rss_mib,
+            p.peak_rss_mib < 1024.0,
+        ));
+    }
+    targets.push(target(
+        "--jobs 2 / --jobs 1",
+        ">= 1.8",
+        jobs.speedup,
+        jobs.speedup >= 1.8,
+    ));
+    BenchReport {
+        quick: plan.quick,
+        cpus: jobs.cpus,
+        scenarios: benches,
+        scaling,
+        scaling_spread: spread,
+        jobs,
+        verify,
+        peak_rss_mib: mib(proc_status_kib("VmHWM")),
+        targets,
+    }
+}
+
+/// Human-readable rendering.
+pub fn render_text(r: &BenchReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "popsim bench{} ({} CPUs; rates per CPU-second of the simulating and checking threads, wall in brackets)\n",
+        if r.quick { " --quick" } else { "" },
+        r.cpus
+    );
+    let _ = writeln!(
+        s,
+        "{:<30} {:>7} {:>9} {:>16} {:>16} {:>7} {:>12} {:>11} {:>8}",
+        "scenario",
+        "msgs",
+        "events",
+        "seeds/s",
+        "baseline seeds/s",
+        "ratio",
+        "sim/wall",
+        "events/s",
+        "checker"
+    );
+    for b in &r.scenarios {
+        let _ = writeln!(
+            s,
+            "{:<30} {:>7.0} {:>9.0} {:>8.0} ({:>5.0}) {:>8.0} ({:>5.0}) {:>7.2} {:>12.0} {:>11.0} {:>7.0}%",
+            b.scenario,
+            b.rates.messages_per_seed,
+            b.rates.events_per_seed,
+            b.rates.seeds_per_cpu_s,
+            b.rates.seeds_per_wall_s,
+            b.baseline.seeds_per_cpu_s,
+            b.baseline.seeds_per_wall_s,
+            b.vs_baseline_cpu,
+            b.rates.sim_per_wall,
+            b.rates.events_per_cpu_s,
+            b.rates.checker_cpu_share * 100.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{:>9} {:>10} {:>10} {:>9} {:>9} {:>10} {:>12} {:>10}",
+        "messages", "events", "sim s", "CPU s", "wall s", "µs/msg", "checker ns/ev", "peak MiB"
+    );
+    for p in &r.scaling {
+        let _ = writeln!(
+            s,
+            "{:>9} {:>10} {:>10.0} {:>9.2} {:>9.2} {:>10.2} {:>12.0} {:>10.0}",
+            p.messages,
+            p.events,
+            p.simulated_s,
+            p.cpu_s,
+            p.wall_s,
+            p.cpu_us_per_message,
+            p.checker_ns_per_event,
+            p.peak_rss_mib
+        );
+    }
+    let _ = writeln!(
+        s,
+        "cost per message, largest / smallest: {:.2}\n",
+        r.scaling_spread
+    );
+    let _ = writeln!(
+        s,
+        "{} seeds of {}: --jobs 1 {:.2} s, --jobs 2 {:.2} s, speedup {:.2}",
+        r.jobs.seeds, r.jobs.scenario, r.jobs.jobs1_wall_s, r.jobs.jobs2_wall_s, r.jobs.speedup
+    );
+    if let Some(v) = &r.verify {
+        let _ = writeln!(
+            s,
+            "popsim verify: {:.2} s wall, {:.2} s CPU",
+            v.wall_s, v.cpu_s
+        );
+    }
+    let _ = writeln!(s, "peak RSS of this process: {:.0} MiB\n", r.peak_rss_mib);
+    for t in &r.targets {
+        let _ = writeln!(
+            s,
+            "[{}] {} {}: {:.2}",
+            if t.met { "met" } else { "MISSED" },
+            t.name,
+            t.target,
+            t.value
+        );
+    }
+    s
+}
+
+/// `popsim bench`. Exit status 0 whether or not the targets are met: the figures are the
+/// output, and the targets are judged by whoever reads them.
+pub fn cmd_bench(a: &BenchArgs) -> ExitCode {
+    let plan = BenchPlan::from_args(a);
+    let report = run(&plan, |line| eprintln!("bench: {line}"));
+    let out = match a.format {
+        Format::Json => serde_json::to_string_pretty(&report).expect("report serialises") + "\n",
+        Format::Text => render_text(&report),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut stdout, out.as_bytes());
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tiny_bench_reports_every_figure() {
+        let plan = BenchPlan {
+            seeds: 1,
+            scale: vec![200, 400],
+            jobs_seeds: 2,
+            verify: false,
+            scenarios: vec!["late-ack-after-ck-flush".into()],
+            quick: true,
+        };
+        let r = run(&plan, |_| {});
+        let v = serde_json::to_value(&r).unwrap();
+        let sc = &v["scenarios"][0];
+        for key in [
+            "seeds_per_cpu_s",
+            "seeds_per_wall_s",
+            "sim_per_wall",
+            "events_per_cpu_s",
+            "messages_per_seed",
+        ] {
+            assert!(sc["rates"][key].as_f64().unwrap() > 0.0, "rates.{key}");
+            if key != "events_per_cpu_s" {
+                assert!(
+                    sc["baseline"][key].as_f64().unwrap() > 0.0,
+                    "baseline.{key}"
+                );
+            }
+        }
+        assert!(sc["vs_baseline_cpu"].as_f64().unwrap() > 0.0);
+        assert_eq!(v["scaling"].as_array().unwrap().len(), 2);
+        assert!(v["scaling"][1]["cpu_us_per_message"].as_f64().unwrap() > 0.0);
+        assert!(v["scaling"][1]["events"].as_u64().unwrap() > 400);
+        assert!(v["jobs"]["speedup"].as_f64().unwrap() > 0.0);
+        assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
+        assert!(v["targets"].as_array().unwrap().len() >= 3);
+    }
+
+    #[test]
+    fn the_scaling_scenario_delivers_every_message() {
+        let sc = scale_scenario(300);
+        let out = runner::run_seed(&sc, 1, &RunOptions::default());
+        assert!(out.violated().is_empty(), "{:?}", out.violated());
+        let produced = out
+            .history
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, reports::history::EventKind::Produced { .. }))
+            .count();
+        assert_eq!(produced, 300);
+    }
+}
