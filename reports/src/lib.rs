@@ -8,6 +8,7 @@ pub mod describe;
 pub mod history;
 pub mod invariants;
 pub mod report;
+pub mod timeline;
 
 #[cfg(test)]
 mod testkit;
@@ -22,3 +23,4 @@ pub use report::{
     render_json, render_markdown, render_sweep_json, render_sweep_text, render_text, RunReport,
     SweepSummary,
 };
+pub use timeline::render_timeline;

@@ -111,12 +111,18 @@ pub struct RunArgs {
     /// Run the seed twice and fail if the two histories differ.
     #[arg(long)]
     pub check_determinism: bool,
-    /// Log madsim's tracing output to stderr (slow; honours RUST_LOG).
+    /// Print the event log: every recorded event as `[t=12.345s node] …` in virtual time
+    /// (before the report with --format text, else to stderr). With RUST_LOG set, madsim's
+    /// own tracing output goes to stderr too.
     #[arg(long)]
     pub trace: bool,
     /// Write the recorded history (meta, every event, final broker state) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub save_history: Option<std::path::PathBuf>,
+    /// Write the run as one self-contained HTML timeline to FILE (a lane per message and
+    /// per queue, the violation's witness in red); see docs/report-formats.md.
+    #[arg(long, value_name = "FILE.html")]
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -364,7 +370,10 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
     }
     let (seed, source) = pick_seed(a.seed)?;
     let mut opts = a.bugs.options();
-    opts.trace = a.trace;
+    opts.trace = a.trace && std::env::var_os("RUST_LOG").is_some();
+    if let Some(path) = &a.timeline {
+        crate::output::check_destination("--timeline", path).map_err(UsageError)?;
+    }
     let reproduce = format!("popsim run {}{} --seed {seed}", a.scenario, a.bugs.words());
     if a.format == RunFormat::Text {
         print!("{}", describe(&sc, seed, source, &opts));
@@ -376,6 +385,18 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
         std::fs::write(path, json + "\n").map_err(|e| {
             UsageError(format!(
                 "cannot write the history to {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    if a.trace {
+        crate::output::print_trace(&outcome.history, a.format == RunFormat::Text);
+    }
+    if let Some(path) = &a.timeline {
+        let html = reports::render_timeline(&outcome.history, &outcome.results);
+        crate::output::write_atomically(path, html.as_bytes()).map_err(|e| {
+            UsageError(format!(
+                "cannot write the timeline to {}: {e}",
                 path.display()
             ))
         })?;

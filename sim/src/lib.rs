@@ -30,6 +30,7 @@ compile_error!(
 pub mod bench;
 pub mod cli;
 pub mod clients;
+pub mod output;
 pub mod runner;
 pub mod world;
 
