@@ -35,6 +35,21 @@ const BUILTINS: &[Builtin] = &[
         source: include_str!("../builtin/reset-before-first-subscribe.toml"),
     },
     Builtin {
+        name: "late-ack-random",
+        summary: "(c) random variant of late-ack-after-ck-flush: consume times around the buffer window, random faults",
+        source: include_str!("../builtin/late-ack-random.toml"),
+    },
+    Builtin {
+        name: "invisible-time-random",
+        summary: "(b) random variant of invisible-time-overrun: listener vs invisible time drawn per seed",
+        source: include_str!("../builtin/invisible-time-random.toml"),
+    },
+    Builtin {
+        name: "orderly-reset-random",
+        summary: "(a) random variant of orderly-reset-replay: workload and faults drawn per seed",
+        source: include_str!("../builtin/orderly-reset-random.toml"),
+    },
+    Builtin {
         name: "mixed-workload",
         summary: "every fix in: 2 topics, 3 groups incl. orderly, loss, latency, clogs and a crash; nothing may be violated",
         source: include_str!("../builtin/mixed-workload.toml"),

@@ -17,11 +17,14 @@ mod builtin;
 mod error;
 mod locate;
 pub mod steps;
+pub mod swarm;
+mod write;
 mod validate;
 
 pub use builtin::{builtin, builtin_source, builtins};
 pub use error::{Issue, IssueKind, ScenarioError, MAX_REPORTED_ISSUES};
 pub use model::Scenario;
+pub use write::to_toml;
 
 use locate::{line_col, lookup, path_at, source_line, span_for, table_at};
 use serde::Deserialize;

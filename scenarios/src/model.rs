@@ -48,6 +48,9 @@ pub struct Scenario {
     pub faults: FaultSpec,
     #[serde(default)]
     pub expect: Expect,
+    /// Ranges each seed draws its own parameters from (swarm exploration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<crate::swarm::SwarmSpec>,
 }
 
 fn default_quiet_period() -> Millis {

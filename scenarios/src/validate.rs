@@ -62,6 +62,7 @@ pub fn validate(sc: &Scenario, ctx: &Context, present: &dyn Fn(&KeyPath) -> bool
     v.total_messages();
     v.faults();
     v.expect();
+    v.out.extend(crate::swarm::validate(sc));
     v.out
 }
 

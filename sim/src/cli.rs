@@ -41,6 +41,9 @@ pub enum Command {
     /// Measure seeds/s, simulated ÷ wall time, scaling, parallel speed-up and memory,
     /// against a bare madsim baseline measured in the same run.
     Bench(crate::bench::BenchArgs),
+    /// Reduce a failing seed to a minimal scripted scenario file that still violates the
+    /// same invariant.
+    Shrink(crate::shrink::ShrinkArgs),
 }
 
 /// Report format.
@@ -127,6 +130,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Directory of the regressions files replayed first (default: the workspace's
+    /// scenarios/regressions).
+    #[arg(long, value_name = "DIR")]
+    pub regressions: Option<std::path::PathBuf>,
     /// Scenarios to verify (built-in names or files); default: every built-in scenario.
     #[arg(value_name = "SCENARIO")]
     pub scenarios: Vec<String>,
@@ -139,6 +146,12 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
+    /// Do not append failing seeds to the scenario's regressions file.
+    #[arg(long)]
+    pub no_record: bool,
+    /// Directory of the regressions files (default: the workspace's scenarios/regressions).
+    #[arg(long, value_name = "DIR")]
+    pub regressions: Option<std::path::PathBuf>,
     /// A built-in scenario name or a path to a scenario file (.toml).
     #[arg(value_name = "SCENARIO|FILE.toml")]
     pub scenario: String,
@@ -198,6 +211,7 @@ where
         Command::Sweep(a) => cmd_sweep(&a),
         Command::Matrix(a) => cmd_matrix(&a),
         Command::Bench(a) => Ok(crate::bench::cmd_bench(&a)),
+        Command::Shrink(a) => crate::shrink::cmd_shrink(&a),
     };
     match result {
         Ok(code) => code,
@@ -314,6 +328,7 @@ fn cmd_list() -> CmdResult {
             releases.join(", ")
         );
     }
+    out.push_str(&crate::explore::list_random_variants());
     out.push_str("\nRelease profiles (--release VERSION):\n");
     for r in Release::ALL {
         let bs: Vec<&str> = r.behaviours().iter().map(|b| b.name()).collect();
@@ -558,6 +573,7 @@ fn describe(sc: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> String
     );
     let _ = writeln!(s, "nodes:      {}", nodes.join(", "));
     let _ = writeln!(s, "steps:      {}", sc.steps.len());
+    s.push_str(&crate::explore::describe_swarm(sc, seed));
     s.push('\n');
     s
 }
@@ -612,6 +628,8 @@ struct VerifyTask {
     /// `None` = every fix in.
     bug: Option<(Behaviours, Vec<String>)>,
     seed: u64,
+    /// Replayed from the scenario's regressions file.
+    regression: bool,
 }
 
 fn cmd_verify(a: &VerifyArgs) -> CmdResult {
@@ -627,18 +645,41 @@ fn cmd_verify(a: &VerifyArgs) -> CmdResult {
                 Ok((on, row.violates))
             })
             .collect::<Result<Vec<_>, UsageError>>()?;
+        // Recorded failing seeds first (proptest's convention).
+        let dir = a
+            .regressions
+            .clone()
+            .unwrap_or_else(crate::explore::default_regressions_dir);
+        for r in crate::explore::load_regressions(&dir, &sc.name).map_err(UsageError)? {
+            if !r.bugs.is_empty() {
+                tasks.push(VerifyTask {
+                    scenario: i,
+                    bug: Some((r.behaviours(), r.violates.clone())),
+                    seed: r.seed,
+                    regression: true,
+                });
+            }
+            tasks.push(VerifyTask {
+                scenario: i,
+                bug: None,
+                seed: r.seed,
+                regression: true,
+            });
+        }
         for &seed in &sc.seeds {
             for row in &rows {
                 tasks.push(VerifyTask {
                     scenario: i,
                     bug: Some(row.clone()),
                     seed,
+                    regression: false,
                 });
             }
             tasks.push(VerifyTask {
                 scenario: i,
                 bug: None,
                 seed,
+                regression: false,
             });
         }
     }
@@ -655,7 +696,7 @@ fn cmd_verify(a: &VerifyArgs) -> CmdResult {
         .map(|(t, sum)| {
             let sc = &scs[t.scenario].1;
             let violated: BTreeSet<&str> = sum.violated.iter().copied().collect();
-            let (variant, expected, ok) = match &t.bug {
+            let (mut variant, expected, ok) = match &t.bug {
                 Some((on, violates)) => {
                     let want: BTreeSet<&str> = violates.iter().map(String::as_str).collect();
                     let exp = if want.is_empty() {
@@ -685,6 +726,9 @@ fn cmd_verify(a: &VerifyArgs) -> CmdResult {
                     )
                 }
             };
+            if t.regression {
+                variant = format!("regression {variant}");
+            }
             VerifyRow {
                 scenario: sc.name.clone(),
                 variant,
@@ -882,11 +926,17 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
     let opts = a.bugs.options();
     let tty = std::io::stderr().is_terminal();
     let shard_text = shard.map(|(i, n)| format!("{i}/{n}"));
-    let behaviours: Vec<&str> = opts
+    let behaviours: Vec<&str> = crate::explore::with_baseline(&opts, &sc)
         .effective_behaviours()
         .iter()
         .map(|b| b.name())
         .collect();
+    let bug_names: Vec<String> = opts
+        .effective_behaviours()
+        .iter()
+        .map(|b| b.name().to_owned())
+        .collect();
+    let mut found: Vec<crate::explore::Regression> = Vec::new();
     let mut summary = SweepSummary::new(sc.name.clone());
     let mut first_failing: Option<u64> = None;
     let mut nondeterministic: Vec<u64> = Vec::new();
@@ -907,6 +957,17 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
         if r.failed() {
             failures += 1;
             first_failing.get_or_insert(r.seed);
+        }
+        let broke = r.panic.is_some() || !r.violated.is_empty();
+        if broke && found.len() < crate::explore::MAX_NEW_PER_SWEEP {
+            found.push(crate::explore::Regression {
+                seed: r.seed,
+                bugs: bug_names.clone(),
+                violates: match r.panic {
+                    Some(_) => vec!["panic".to_owned()],
+                    None => r.violated.iter().map(|v| (*v).to_owned()).collect(),
+                },
+            });
         }
         if a.format == Format::Json {
             let line = json!({
@@ -929,6 +990,21 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
         }
     });
     let failed = first_failing.is_some();
+    if !a.no_record && !found.is_empty() {
+        let dir = a
+            .regressions
+            .clone()
+            .unwrap_or_else(crate::explore::default_regressions_dir);
+        match crate::explore::append_regressions(&dir, &sc.name, &found) {
+            Ok(added) if !added.is_empty() => eprintln!(
+                "regressions: recorded {} new failing seed(s) in {}",
+                added.len(),
+                crate::explore::regressions_file(&dir, &sc.name).display()
+            ),
+            Ok(_) => {}
+            Err(e) => eprintln!("regressions: cannot record in {}: {e}", dir.display()),
+        }
+    }
     match a.format {
         Format::Text => {
             let mut s = String::new();

@@ -28,10 +28,13 @@ compile_error!(
 );
 
 pub mod bench;
+pub mod buggify;
 pub mod cli;
 pub mod clients;
+pub mod explore;
 pub mod output;
 pub mod runner;
+pub mod shrink;
 pub mod world;
 
 pub use runner::{run_seed, sweep, RunOptions, RunOutcome, SeedSummary, SimPanic};

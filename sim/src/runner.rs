@@ -147,6 +147,11 @@ pub fn run_meta(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunMeta {
 /// Runs one seed in a fresh thread, then checks the scenario's invariants.
 pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome {
     install_panic_hook();
+    // A `[swarm]` scenario runs as this seed's draw, with its baseline behaviours on.
+    let (resolved, _) = scenarios::swarm::resolve(scenario, seed);
+    let scenario = &resolved;
+    let opts = &crate::explore::with_baseline(opts, scenario);
+    let buggify = scenario.swarm.as_ref().is_some_and(|s| s.buggify);
     let meta = run_meta(scenario, seed, opts);
     let cfg = WorldConfig {
         broker: opts.broker_config(scenario),
@@ -163,6 +168,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome
             if trace {
                 madsim::runtime::init_logger();
             }
+            crate::buggify::set_seed(buggify.then_some(seed));
             let rt = madsim::runtime::Runtime::with_seed_and_config(seed, net);
             let out = rt.block_on(async move { world::simulate(&sc, &cfg).await });
             drop(rt);

@@ -170,6 +170,11 @@ impl PushConsumer {
             reconsume_times: msg.reconsume_times,
         });
         madsim::time::sleep(Duration::from_millis(draw_ms(self.spec.consume_time_ms))).await;
+        if crate::buggify::buggify("push-slow-listener") {
+            // A listener stuck up to the invisible time (GC, a slow downstream call).
+            let extra = madsim::rand::thread_rng().gen_range(0..=self.spec.pop_invisible_time_ms);
+            madsim::time::sleep(Duration::from_millis(extra)).await;
+        }
         let failed = madsim::rand::thread_rng().gen_range(0..100u32) < self.spec.failure_percent;
         let result = if failed {
             ConsumeOutcome::Failure
@@ -196,6 +201,11 @@ impl PushConsumer {
     /// `processConsumeResult` for a batch of one.
     async fn process_consume_result(&self, msg: MessageExt, result: ConsumeOutcome) {
         let group = &self.spec.group;
+        if result == ConsumeOutcome::Success && crate::buggify::buggify("push-ack-delay") {
+            // The ack leaves late (a busy callback executor).
+            let ms = madsim::rand::thread_rng().gen_range(1..=5_000);
+            madsim::time::sleep(Duration::from_millis(ms)).await;
+        }
         match result {
             ConsumeOutcome::Success if self.spec.batch_ack => {
                 batch_ack(&self.ctx, group, std::slice::from_ref(&msg)).await

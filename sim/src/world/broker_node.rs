@@ -149,6 +149,12 @@ impl BrokerNode {
                 None => self.wake.notified().await,
             }
             if deadline.is_some_and(|at| at <= clock.now_ms()) {
+                if crate::buggify::buggify("broker-slow-timer") {
+                    // A stalled scan thread: the merge/revive scan runs late.
+                    let ms =
+                        madsim::rand::Rng::gen_range(&mut madsim::rand::thread_rng(), 1..=2_000);
+                    madsim::time::sleep(Duration::from_millis(ms)).await;
+                }
                 self.with_broker(|b, now| b.on_timer(now));
             }
         }

@@ -1,0 +1,435 @@
+//! Swarm exploration: the optional `[swarm]` table declares ranges, and each seed draws its
+//! own fault and workload parameters from them (FoundationDB's knob randomisation, TigerBeetle
+//! VOPR's `options_swarm`), so every seed explores a different corner.
+//!
+//! The draw is a pure function of the scenario and the seed ([`resolve`]): it uses its own
+//! SplitMix64 stream, not madsim's RNG, so it can be printed before the run, and a scenario
+//! without ranges keeps the random stream (and every pinned seed's history) it had before.
+
+use crate::error::IssueKind;
+use crate::limits::*;
+use crate::locate::{kp, KeyPath};
+use crate::model::{ConsumerKindSpec, RangeMs, Scenario};
+use crate::validate::Problem;
+use broker_core::Behaviour;
+use serde::{Deserialize, Serialize};
+
+/// A range of floats; a value is drawn uniformly from `[min, max]`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeF {
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The `[swarm]` table. Every key is optional; a key left out keeps the value the rest of
+/// the file gives.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwarmSpec {
+    /// Historical behaviours on in every run of this scenario, bug row and fixed row alike:
+    /// the release the swarm explores, so that `--bug` toggles only the fix under test.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<String>,
+    /// Percent chance that each random fault kind given a range below is on for a seed
+    /// (swarm testing: some seeds run without it). Default 50.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_on_percent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_rate: Option<RangeF>,
+    /// The upper end of the one-way latency; the lower end is `faults.latency_ms.min`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_max_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clog_every_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_every_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_every_ms: Option<RangeMs>,
+    /// Each looping consumer's consume-time distribution is a sub-range of this one (two
+    /// draws, the smaller is its min).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consume_time_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_batch_nums: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_invisible_time_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_percent: Option<RangeMs>,
+    /// Percent chance that a concurrent consumer acks with BATCH_ACK_MESSAGE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_ack_percent: Option<u32>,
+    /// Messages each producer sends on its own schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<RangeMs>,
+    /// Percent chance of `enablePopBufferMerge = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer_merge_percent: Option<u32>,
+    /// BUGGIFY hooks in the client and broker drivers: each hook is active for a seed with
+    /// 25 % and then fires on 25 % of its calls (FoundationDB's two-phase scheme).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub buggify: bool,
+}
+
+impl SwarmSpec {
+    /// True if something is drawn per seed.
+    pub fn draws_anything(&self) -> bool {
+        let Self {
+            baseline: _,
+            fault_on_percent: _,
+            buggify: _,
+            loss_rate,
+            latency_max_ms,
+            clog_every_ms,
+            crash_every_ms,
+            pause_every_ms,
+            consume_time_ms,
+            pop_batch_nums,
+            pop_invisible_time_ms,
+            failure_percent,
+            batch_ack_percent,
+            messages,
+            buffer_merge_percent,
+        } = self;
+        loss_rate.is_some()
+            || [
+                latency_max_ms,
+                clog_every_ms,
+                crash_every_ms,
+                pause_every_ms,
+                consume_time_ms,
+                pop_batch_nums,
+                pop_invisible_time_ms,
+                failure_percent,
+                messages,
+            ]
+            .iter()
+            .any(|r| r.is_some())
+            || batch_ack_percent.is_some()
+            || buffer_merge_percent.is_some()
+    }
+
+    /// The spec with its ranges dropped (baseline and buggify kept): what a resolved
+    /// scenario carries, so resolving it again draws nothing.
+    pub fn fixed_part(&self) -> Self {
+        Self {
+            baseline: self.baseline.clone(),
+            buggify: self.buggify,
+            ..Self::default()
+        }
+    }
+}
+
+/// SplitMix64: tiny, portable and good enough for parameter draws.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn int(&mut self, r: RangeMs) -> u64 {
+        if r.max <= r.min {
+            return r.min;
+        }
+        r.min + self.next() % (r.max - r.min + 1)
+    }
+    fn float(&mut self, r: RangeF) -> f64 {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        r.min + (r.max - r.min) * u
+    }
+    fn percent(&mut self, p: u32) -> bool {
+        self.next() % 100 < u64::from(p)
+    }
+}
+
+/// One drawn parameter, for printing: `faults.loss_rate = 0.013`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drawn {
+    pub key: String,
+    pub value: String,
+}
+
+/// The scenario `sc` as seed `seed` runs it: every range of its `[swarm]` table replaced by
+/// a value drawn from the seed, and the list of what was drawn (in a fixed order). A
+/// scenario without ranges comes back unchanged with an empty list.
+pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
+    let Some(sw) = sc.swarm.as_ref().filter(|s| s.draws_anything()) else {
+        return (sc.clone(), Vec::new());
+    };
+    let mut out = sc.clone();
+    let mut drawn = Vec::new();
+    let mut put = |key: String, value: String| drawn.push(Drawn { key, value });
+    let mut d = Draw(seed ^ 0x7377_6172_6D00_0000);
+    let on = sw.fault_on_percent.unwrap_or(50);
+
+    let f = &mut out.faults;
+    if let Some(r) = sw.loss_rate {
+        f.loss_rate = if d.percent(on) {
+            (d.float(r) * 1e4).round() / 1e4
+        } else {
+            0.0
+        };
+        put("faults.loss_rate".into(), f.loss_rate.to_string());
+    }
+    if let Some(r) = sw.latency_max_ms {
+        f.latency_ms.max = d.int(r).max(f.latency_ms.min);
+        put(
+            "faults.latency_ms".into(),
+            format!("{}..{}", f.latency_ms.min, f.latency_ms.max),
+        );
+    }
+    for (key, range, slot) in [
+        ("clog_every_ms", sw.clog_every_ms, &mut f.clog_every_ms),
+        ("crash_every_ms", sw.crash_every_ms, &mut f.crash_every_ms),
+        ("pause_every_ms", sw.pause_every_ms, &mut f.pause_every_ms),
+    ] {
+        if let Some(r) = range {
+            *slot = if d.percent(on) { d.int(r).max(1) } else { 0 };
+            put(format!("faults.{key}"), slot.to_string());
+        }
+    }
+    if let Some(p) = sw.buffer_merge_percent {
+        out.broker.enable_pop_buffer_merge = d.percent(p);
+        put(
+            "broker.enablePopBufferMerge".into(),
+            out.broker.enable_pop_buffer_merge.to_string(),
+        );
+    }
+    for p in &mut out.producers {
+        if let Some(r) = sw.messages {
+            p.messages = d.int(r);
+            put(
+                format!("producers.{}.messages", p.name),
+                p.messages.to_string(),
+            );
+        }
+    }
+    for c in &mut out.consumers {
+        if c.kind == ConsumerKindSpec::Scripted {
+            continue;
+        }
+        let at = |k: &str| format!("consumers.{}.{k}", c.name);
+        if let Some(r) = sw.consume_time_ms {
+            let (a, b) = (d.int(r), d.int(r));
+            c.consume_time_ms = RangeMs {
+                min: a.min(b),
+                max: a.max(b),
+            };
+            put(
+                at("consume_time_ms"),
+                format!("{}..{}", c.consume_time_ms.min, c.consume_time_ms.max),
+            );
+        }
+        if let Some(r) = sw.pop_batch_nums {
+            c.pop_batch_nums = d.int(r) as u32;
+            put(at("pop_batch_nums"), c.pop_batch_nums.to_string());
+        }
+        if let Some(r) = sw.pop_invisible_time_ms {
+            c.pop_invisible_time_ms = d.int(r);
+            put(
+                at("pop_invisible_time_ms"),
+                c.pop_invisible_time_ms.to_string(),
+            );
+        }
+        if let Some(r) = sw.failure_percent {
+            c.failure_percent = d.int(r) as u32;
+            put(at("failure_percent"), c.failure_percent.to_string());
+        }
+        if let Some(p) = sw.batch_ack_percent {
+            if c.kind == ConsumerKindSpec::Concurrent {
+                c.batch_ack = d.percent(p);
+                put(at("batch_ack"), c.batch_ack.to_string());
+            }
+        }
+    }
+    out.swarm = Some(sw.fixed_part());
+    (out, drawn)
+}
+
+/// The `[swarm]` table's problems, located at its keys.
+pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
+    let Some(sw) = &sc.swarm else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut bad = |kind, path: KeyPath, message: String| {
+        out.push(Problem {
+            kind,
+            path,
+            message,
+        })
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, b) in sw.baseline.iter().enumerate() {
+        if let Err(e) = b.parse::<Behaviour>() {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "baseline", i],
+                e.to_string(),
+            );
+        } else if !seen.insert(b) {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "baseline", i],
+                format!("`{b}` is listed twice"),
+            );
+        } else if sc.replays.contains(b) {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "baseline", i],
+                format!("`{b}` is also in `replays`: a baseline behaviour is on in both rows"),
+            );
+        }
+    }
+    for (key, p) in [
+        ("fault_on_percent", sw.fault_on_percent),
+        ("batch_ack_percent", sw.batch_ack_percent),
+        ("buffer_merge_percent", sw.buffer_merge_percent),
+    ] {
+        if let Some(p) = p.filter(|p| *p > 100) {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", key],
+                format!("{p} is a percentage: 0..=100"),
+            );
+        }
+    }
+    if let Some(r) = sw.loss_rate {
+        if !(0.0..=1.0).contains(&r.min) || !(0.0..=1.0).contains(&r.max) {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "loss_rate"],
+                "a probability range: 0 ≤ min ≤ max ≤ 1".into(),
+            );
+        } else if r.min > r.max {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "loss_rate", "min"],
+                format!("min {} is greater than max {}", r.min, r.max),
+            );
+        }
+    }
+    let limits: [(&str, Option<RangeMs>, u64, u64); 9] = [
+        ("latency_max_ms", sw.latency_max_ms, 0, MAX_DURATION_MS),
+        ("clog_every_ms", sw.clog_every_ms, 1, MAX_DURATION_MS),
+        ("crash_every_ms", sw.crash_every_ms, 1, MAX_DURATION_MS),
+        ("pause_every_ms", sw.pause_every_ms, 1, MAX_DURATION_MS),
+        ("consume_time_ms", sw.consume_time_ms, 0, MAX_DURATION_MS),
+        (
+            "pop_batch_nums",
+            sw.pop_batch_nums,
+            1,
+            u64::from(MAX_POP_BATCH),
+        ),
+        (
+            "pop_invisible_time_ms",
+            sw.pop_invisible_time_ms,
+            1,
+            MAX_INVISIBLE_TIME_MS,
+        ),
+        ("failure_percent", sw.failure_percent, 0, 100),
+        ("messages", sw.messages, 0, MAX_TOTAL_MESSAGES),
+    ];
+    for (key, r, lo, hi) in limits {
+        let Some(r) = r else { continue };
+        if r.min > r.max {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", key, "min"],
+                format!("min {} is greater than max {}", r.min, r.max),
+            );
+        } else if r.min < lo || r.max > hi {
+            let at = if r.min < lo { "min" } else { "max" };
+            bad(
+                IssueKind::Limit,
+                kp!["swarm", key, at],
+                format!("{}..={} is outside {lo}..={hi}", r.min, r.max),
+            );
+        }
+    }
+    if let Some(r) = sw.messages {
+        let n = r.max.saturating_mul(sc.producers.len() as u64);
+        if n > MAX_TOTAL_MESSAGES {
+            bad(
+                IssueKind::Limit,
+                kp!["swarm", "messages", "max"],
+                format!(
+                    "{} producers × {} exceeds the limit of {MAX_TOTAL_MESSAGES} messages per run",
+                    sc.producers.len(),
+                    r.max
+                ),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{load_str, Context};
+
+    const BASE: &str = r#"
+name = "s"
+duration_ms = 60_000
+[[topics]]
+name = "t"
+[[groups]]
+name = "g"
+[[producers]]
+name = "p"
+topic = "t"
+messages = 3
+[[consumers]]
+name = "c"
+kind = "concurrent"
+group = "g"
+topic = "t"
+"#;
+
+    #[test]
+    fn the_draw_is_a_pure_function_of_the_seed() {
+        let src = format!(
+            "{BASE}[swarm]\nloss_rate = {{ min = 0.0, max = 0.2 }}\nconsume_time_ms = {{ min = 10, max = 9000 }}\nmessages = {{ min = 1, max = 50 }}\nfault_on_percent = 100\n"
+        );
+        let sc = load_str("s.toml", &src, &Context::default()).expect("valid");
+        let (a, da) = resolve(&sc, 7);
+        let (b, db) = resolve(&sc, 7);
+        assert_eq!(a, b);
+        assert_eq!(da, db);
+        assert_eq!(da.len(), 3);
+        assert!(a.faults.loss_rate > 0.0 && a.faults.loss_rate <= 0.2);
+        let c = &a.consumers[0].consume_time_ms;
+        assert!(c.min <= c.max && c.max <= 9000);
+        assert!((1..=50).contains(&a.producers[0].messages));
+        // Resolved once, nothing is left to draw.
+        assert!(resolve(&a, 8).1.is_empty());
+        let differ = (0..20).any(|s| resolve(&sc, s).0 != a);
+        assert!(differ, "different seeds draw different worlds");
+    }
+
+    #[test]
+    fn a_scenario_without_swarm_is_unchanged() {
+        let sc = load_str("s.toml", BASE, &Context::default()).expect("valid");
+        assert_eq!(resolve(&sc, 3), (sc, Vec::new()));
+    }
+
+    #[test]
+    fn bad_ranges_are_located() {
+        let src = format!(
+            "{BASE}[swarm]\npop_batch_nums = {{ min = 4, max = 40 }}\nbaseline = [\"nope\"]\nloss_rate = {{ min = 0.5, max = 0.1 }}\n"
+        );
+        let e = load_str("s.toml", &src, &Context::default()).unwrap_err();
+        let text = e.render();
+        assert!(text.contains("swarm.pop_batch_nums.max"), "{text}");
+        assert!(text.contains("swarm.baseline[0]"), "{text}");
+        assert!(text.contains("swarm.loss_rate.min"), "{text}");
+        let unknown = format!("{BASE}[swarm]\nlos_rate = 1\n");
+        let e = load_str("s.toml", &unknown, &Context::default()).unwrap_err();
+        assert!(e.render().contains("swarm.los_rate"), "{}", e.render());
+    }
+}

@@ -1,0 +1,123 @@
+//! Swarm exploration: random variants find their bug without scripted timing and nothing
+//! with the fix, the committed regressions replay as recorded, and shrink writes a smaller
+//! scenario that fails on its own.
+
+use sim::explore::{default_regressions_dir, load_regressions};
+use sim::{run_seed, sweep, RunOptions};
+
+fn ctx() -> scenarios::Context {
+    scenarios::Context::with_invariants(reports::invariant_names())
+}
+
+fn bugs(names: &[&str]) -> RunOptions {
+    RunOptions {
+        behaviours: names.iter().map(|b| b.parse().unwrap()).collect(),
+        ..RunOptions::default()
+    }
+}
+
+#[test]
+fn a_random_variant_finds_its_bug_and_nothing_when_fixed() {
+    let sc = scenarios::resolve("invisible-time-random", &ctx()).unwrap();
+    let seeds: Vec<u64> = (0..40).collect();
+    let on = sweep(
+        &sc,
+        &seeds,
+        &bugs(&["pop-timeout-skips-max-reconsume"]),
+        2,
+        false,
+    );
+    assert!(on
+        .iter()
+        .any(|s| s.violated.contains(&"bounded-deliveries")));
+    let off = sweep(&sc, &seeds, &RunOptions::default(), 2, false);
+    assert!(off.iter().all(|s| !s.failed()), "fixed: nothing found");
+}
+
+#[test]
+fn the_swarm_draw_is_printed_and_a_pure_function_of_the_seed() {
+    let sc = scenarios::builtin("late-ack-random").unwrap();
+    let a = sim::explore::describe_swarm(&sc, 9);
+    assert_eq!(a, sim::explore::describe_swarm(&sc, 9));
+    assert!(a.contains("consumers.c1.consume_time_ms"), "{a}");
+    assert!(a.contains("baseline:   revive-no-blank-broker-name-fallback"));
+    // The baseline is on in both rows.
+    let opts = sim::explore::with_baseline(&RunOptions::default(), &sc);
+    assert!(opts
+        .behaviours
+        .is_on(broker_core::Behaviour::ReviveNoBlankBrokerNameFallback));
+}
+
+/// Every committed regression replays as its file says: with its bugs on each recorded
+/// invariant is still violated; with every fix in, nothing is.
+#[test]
+fn committed_regressions_replay() {
+    let dir = default_regressions_dir();
+    let mut replayed = 0;
+    for (name, _) in scenarios::builtins() {
+        let sc = scenarios::resolve(name, &ctx()).unwrap();
+        for r in load_regressions(&dir, name).unwrap() {
+            let line = r.line();
+            if !r.bugs.is_empty() {
+                let out = run_seed(
+                    &sc,
+                    r.seed,
+                    &bugs(&r.bugs.iter().map(String::as_str).collect::<Vec<_>>()),
+                );
+                for v in &r.violates {
+                    assert!(out.violated().contains(&v.as_str()), "{name}: {line}");
+                }
+            }
+            let fixed = run_seed(&sc, r.seed, &RunOptions::default());
+            let allowed = &sc.expect.fixed;
+            assert!(
+                fixed.panic.is_none()
+                    && fixed
+                        .violated()
+                        .iter()
+                        .all(|v| allowed.iter().any(|a| a == v)),
+                "{name}: {line}: fixed run violates {:?}",
+                fixed.violated()
+            );
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 3, "the repository commits regressions");
+}
+
+#[test]
+fn shrink_writes_a_smaller_scenario_that_fails_alone() {
+    let sc = scenarios::resolve("invisible-time-random", &ctx()).unwrap();
+    let opts = bugs(&["pop-timeout-skips-max-reconsume"]);
+    let out = sim::shrink::shrink(&sc, 3, &opts, None, 200).unwrap();
+    assert_eq!(out.invariant, "bounded-deliveries");
+    assert!(out.after.messages <= out.before.messages);
+    assert!(out.after.duration_ms < out.before.duration_ms);
+    let text = scenarios::to_toml(&out.scenario);
+    let back = scenarios::load_str("shrunk.toml", &text, &ctx()).unwrap();
+    assert!(back.swarm.as_ref().is_none_or(|s| !s.draws_anything()));
+    let replay = bugs(&["pop-timeout-skips-max-reconsume"]);
+    assert!(run_seed(&back, 3, &replay)
+        .violated()
+        .contains(&"bounded-deliveries"));
+    // Deterministic: the same input shrinks to the same file.
+    let again = sim::shrink::shrink(&sc, 3, &opts, None, 200).unwrap();
+    assert_eq!(scenarios::to_toml(&again.scenario), text);
+}
+
+/// The committed shrunk example still fails alone, and holds with the fix.
+#[test]
+fn the_committed_shrunk_scenario_fails_alone() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/shrunk/late-ack-random-shrunk-1.toml"
+    );
+    let sc = scenarios::load_file(std::path::Path::new(path), &ctx()).unwrap();
+    let on = run_seed(
+        &sc,
+        sc.seeds[0],
+        &bugs(&["buffered-ack-missing-broker-name"]),
+    );
+    assert!(on.violated().contains(&"no-redelivery-after-ack"));
+    assert!(!run_seed(&sc, sc.seeds[0], &RunOptions::default()).failed());
+}
