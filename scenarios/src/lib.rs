@@ -18,8 +18,8 @@ mod error;
 mod locate;
 pub mod steps;
 pub mod swarm;
-mod write;
 mod validate;
+mod write;
 
 pub use builtin::{builtin, builtin_source, builtins};
 pub use error::{Issue, IssueKind, ScenarioError, MAX_REPORTED_ISSUES};
