@@ -30,6 +30,7 @@
 //!     `PopBufferMergeService`'s offset queues are gone, so the group reads that range once
 //!     more. The ack may come before or after the crash: a POP ack never moves the commit
 //!     offset, and a receipt's CK lost from the buffer cannot move it either.
+//!
 //!   How many comebacks were excused that way is noted on the result.
 
 use super::index::{analyse_acks, secs, witness_events, AfterAck, ComebackKind};
