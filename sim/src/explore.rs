@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(Regression::parse(&none.line()).unwrap(), none);
         let added = append_regressions(&dir, "x", &[r.clone(), r.clone(), none.clone()]).unwrap();
         assert_eq!(added.len(), 2);
-        assert!(append_regressions(&dir, "x", &[r.clone()])
+        assert!(append_regressions(&dir, "x", std::slice::from_ref(&r))
             .unwrap()
             .is_empty());
         assert_eq!(load_regressions(&dir, "x").unwrap(), vec![r, none]);
