@@ -24,33 +24,38 @@ pub(crate) struct AckTarget<'a> {
     pub invisible_time: Millis,
 }
 
+impl<'a> AckTarget<'a> {
+    /// The ack target a parsed receipt names.
+    pub(crate) fn new(group: &'a str, topic: &'a str, queue_id: u32, extra: &ExtraInfo) -> Self {
+        Self {
+            group,
+            topic,
+            queue_id,
+            revive_qid: extra.revive_qid,
+            start_offset: extra.ck_queue_offset,
+            pop_time: extra.pop_time,
+            invisible_time: extra.invisible_time,
+        }
+    }
+}
+
 impl Broker {
     /// `ACK_MESSAGE`: topic, queue and `min ≤ offset ≤ max` checks, then `appendAck`. The
     /// topic is resolved from the receipt's topic type (`ExtraInfoUtil.getRealTopic`, which
     /// upstream's client applies before sending), so a client may name either.
     pub(crate) fn ack_message(&mut self, now: Millis, req: AckMessageRequest) -> Response {
-        let Some(extra) = ExtraInfo::parse(&req.extra_info) else {
-            return Response::error(ResponseCode::InvalidParameter, "malformed extraInfo");
+        let (extra, topic) = match self.resolve_receipt(
+            &req.topic,
+            &req.consumer_group,
+            req.queue_id,
+            req.offset,
+            &req.extra_info,
+            true,
+        ) {
+            Ok(resolved) => resolved,
+            Err(rejected) => return rejected,
         };
-        let topic = keys::real_topic(&req.topic, &req.consumer_group, extra.topic_type);
-        if let Some(rejected) = self.check_ack_target(&topic, req.queue_id, req.offset, true) {
-            return rejected;
-        }
-        if !extra.is_order() && extra.revive_qid >= self.config.revive_queue_num {
-            return Response::error(
-                ResponseCode::InvalidParameter,
-                format!("reviveQid {} is illegal", extra.revive_qid),
-            );
-        }
-        let target = AckTarget {
-            group: &req.consumer_group,
-            topic: &topic,
-            queue_id: req.queue_id,
-            revive_qid: extra.revive_qid,
-            start_offset: extra.ck_queue_offset,
-            pop_time: extra.pop_time,
-            invisible_time: extra.invisible_time,
-        };
+        let target = AckTarget::new(&req.consumer_group, &topic, req.queue_id, &extra);
         if self.config.pop_consumer_kv_service_enable {
             return self.ack_kv(now, &target, req.offset);
         }
@@ -74,6 +79,37 @@ impl Broker {
             extra.pop_time + extra.invisible_time,
         );
         Response::success(ResponseBody::None)
+    }
+
+    /// What `ACK_MESSAGE` and `CHANGE_MESSAGE_INVISIBLETIME` check before acting: the receipt
+    /// parses, the real topic (from the receipt's topic type), queue and offset pass
+    /// [`Self::check_ack_target`], and a non-orderly reviveQid names a revive queue.
+    pub(crate) fn resolve_receipt(
+        &self,
+        topic: &str,
+        group: &str,
+        queue_id: u32,
+        offset: u64,
+        extra_info: &str,
+        max_inclusive: bool,
+    ) -> Result<(ExtraInfo, String), Response> {
+        let Some(extra) = ExtraInfo::parse(extra_info) else {
+            return Err(Response::error(
+                ResponseCode::InvalidParameter,
+                "malformed extraInfo",
+            ));
+        };
+        let topic = keys::real_topic(topic, group, extra.topic_type);
+        if let Some(rejected) = self.check_ack_target(&topic, queue_id, offset, max_inclusive) {
+            return Err(rejected);
+        }
+        if !extra.is_order() && extra.revive_qid >= self.config.revive_queue_num {
+            return Err(Response::error(
+                ResponseCode::InvalidParameter,
+                format!("reviveQid {} is illegal", extra.revive_qid),
+            ));
+        }
+        Ok((extra, topic))
     }
 
     /// The topic / queue / offset checks of `ACK_MESSAGE` (`max_inclusive`) and

@@ -8,10 +8,7 @@ use crate::ack_message_processor::AckTarget;
 use crate::broker::Broker;
 use crate::checkpoint::{AckMsg, PopCheckPoint};
 use crate::config::Millis;
-use crate::keys;
-use crate::protocol::{
-    ChangeInvisibleTimeRequest, ExtraInfo, Response, ResponseBody, ResponseCode,
-};
+use crate::protocol::{ChangeInvisibleTimeRequest, ExtraInfo, Response, ResponseBody};
 
 impl Broker {
     /// `CHANGE_MESSAGE_INVISIBLETIME`: checks (`min ≤ offset < max`), then the orderly, KV or
@@ -22,28 +19,18 @@ impl Broker {
         now: Millis,
         req: ChangeInvisibleTimeRequest,
     ) -> Response {
-        let Some(extra) = ExtraInfo::parse(&req.extra_info) else {
-            return Response::error(ResponseCode::InvalidParameter, "malformed extraInfo");
+        let (extra, topic) = match self.resolve_receipt(
+            &req.topic,
+            &req.consumer_group,
+            req.queue_id,
+            req.offset,
+            &req.extra_info,
+            false,
+        ) {
+            Ok(resolved) => resolved,
+            Err(rejected) => return rejected,
         };
-        let topic = keys::real_topic(&req.topic, &req.consumer_group, extra.topic_type);
-        if let Some(rejected) = self.check_ack_target(&topic, req.queue_id, req.offset, false) {
-            return rejected;
-        }
-        if !extra.is_order() && extra.revive_qid >= self.config.revive_queue_num {
-            return Response::error(
-                ResponseCode::InvalidParameter,
-                format!("reviveQid {} is illegal", extra.revive_qid),
-            );
-        }
-        let target = AckTarget {
-            group: &req.consumer_group,
-            topic: &topic,
-            queue_id: req.queue_id,
-            revive_qid: extra.revive_qid,
-            start_offset: extra.ck_queue_offset,
-            pop_time: extra.pop_time,
-            invisible_time: extra.invisible_time,
-        };
+        let target = AckTarget::new(&req.consumer_group, &topic, req.queue_id, &extra);
         let (pop_time, invisible_time) = if extra.is_order() {
             self.change_invisible_time_for_order(now, &target, req.offset, req.invisible_time)
         } else if self.config.pop_consumer_kv_service_enable {
