@@ -175,6 +175,24 @@ impl H {
         self.deliver(consumer, msg, None, q, off, 0, None)
     }
 
+    /// Like [`H::pop`], but the broker served the pop at `served` and the answer reaches
+    /// the consumer now (events recorded in between happened after the pop).
+    pub fn pop_served_at(
+        &mut self,
+        consumer: &str,
+        msg: &str,
+        q: u32,
+        off: u64,
+        served: Millis,
+    ) -> Rcpt {
+        let now = self.now;
+        self.now = served;
+        let r = self.deliver(consumer, msg, None, q, off, 0, None);
+        self.now = now;
+        self.events[r.idx].at = now;
+        r
+    }
+
     /// An orderly pop with an explicit attemptId.
     pub fn pop_attempt(
         &mut self,

@@ -78,6 +78,110 @@ pub(crate) fn flush_due_between(
     recorded || end >= h.events[after].at + OFFSET_FLUSH_INTERVAL_MS
 }
 
+/// Where each delivery's pop sits among the history's events.
+///
+/// A client records `Delivered` when the answer reaches it, one network hop after the broker
+/// served the pop at `popTime`. A crash or a reset in that gap happened *after* the pop even
+/// though it is recorded before the delivery, so "was there a crash (reset) between these
+/// two deliveries" must be asked of the pops, not of the receipts.
+pub(crate) struct PopPositions(BTreeMap<usize, PopPos>);
+
+/// One pop's place among the events, as a half-open split of event indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PopPos {
+    /// Events at this index or later happened after the pop.
+    pub after_from: usize,
+    /// Events before this index happened before the pop.
+    pub before_to: usize,
+}
+
+impl PopPositions {
+    /// The pop's own CK (`CkBuffered`, or `CkWritten` by `addCkJustOffset`) places it
+    /// exactly. A pop without a CK (orderly pops write none) is placed by time: every event
+    /// earlier than its `popTime` came before it and every later one after it; an event in
+    /// the same millisecond counts as both, so it can excuse but never convict.
+    pub fn new(h: &History) -> Self {
+        let sorted = h.events.windows(2).all(|w| w[0].at <= w[1].at);
+        let mut cks: BTreeMap<(&str, CopyKey, Millis), usize> = BTreeMap::new();
+        let mut out = BTreeMap::new();
+        for (idx, e) in h.events.iter().enumerate() {
+            match &e.kind {
+                EventKind::Broker(BrokerEvent::CkBuffered { ck, .. })
+                | EventKind::Broker(BrokerEvent::CkWritten { ck, .. })
+                    if is_pop_ck(&e.kind) =>
+                {
+                    let q = copy_key(&ck.topic, ck.queue_id, 0);
+                    cks.insert((&ck.group, q, ck.pop_time), idx);
+                }
+                EventKind::Delivered {
+                    group,
+                    topic,
+                    queue_id,
+                    retry_topic,
+                    pop_time,
+                    ..
+                } => {
+                    let q = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
+                    let pos = match cks.get(&(group.as_str(), q, *pop_time)) {
+                        Some(ck) => PopPos {
+                            after_from: *ck,
+                            before_to: *ck,
+                        },
+                        None => by_time(h, sorted, idx, *pop_time),
+                    };
+                    out.insert(idx, pos);
+                }
+                _ => {}
+            }
+        }
+        Self(out)
+    }
+
+    /// The pop behind the delivery at `idx`; any other event stands for itself.
+    pub fn of(&self, idx: usize) -> PopPos {
+        self.0.get(&idx).copied().unwrap_or(PopPos {
+            after_from: idx + 1,
+            before_to: idx,
+        })
+    }
+}
+
+/// Places a pop at `pop_time` among the events before `idx` by their times. Recorded
+/// histories are in time order (binary search); hand-made ones need not be (walk back).
+fn by_time(h: &History, sorted: bool, idx: usize, pop_time: Millis) -> PopPos {
+    let before = &h.events[..idx];
+    if sorted {
+        return PopPos {
+            after_from: before.partition_point(|e| e.at < pop_time),
+            before_to: before.partition_point(|e| e.at <= pop_time),
+        };
+    }
+    let after_from = before
+        .iter()
+        .rposition(|e| e.at < pop_time)
+        .map_or(0, |i| i + 1);
+    let before_to = before
+        .iter()
+        .rposition(|e| e.at <= pop_time)
+        .map_or(0, |i| i + 1);
+    PopPos {
+        after_from: after_from.min(before_to),
+        before_to,
+    }
+}
+
+/// A CK a pop wrote when it read: buffered (`addCk`) or stored at once (`addCkJustOffset`);
+/// not the CK a changeInvisibleTime or a re-put writes for an older read.
+pub(crate) fn is_pop_ck(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Broker(BrokerEvent::CkBuffered { .. }) => true,
+        EventKind::Broker(BrokerEvent::CkWritten { reason, .. }) => {
+            reason == "PopBufferMergeService.addCkJustOffset"
+        }
+        _ => false,
+    }
+}
+
 /// What each broker crash rolled back, for telling a crash replay from a redelivery bug.
 ///
 /// A crash loses everything `PopBufferMergeService` held (buffered CKs, their merged acks,
@@ -94,13 +198,13 @@ pub(crate) struct Rollbacks<'h> {
 type OffsetImage<'h> = BTreeMap<(&'h str, &'h str, u32), i64>;
 
 impl<'h> Rollbacks<'h> {
-    pub fn new(h: &'h History) -> Self {
+    pub fn new(h: &'h History, pops: &PopPositions) -> Self {
         let mut table: OffsetImage = BTreeMap::new();
         let mut persisted: OffsetImage = BTreeMap::new();
         // One past the highest offset any pop had read, from its CK or a delivery (orderly
         // pops write no CK; a pop whose answer was lost is seen only by its CK).
         let mut read_end: OffsetImage = BTreeMap::new();
-        let mut crashes = Vec::new();
+        let mut crashes: Vec<(usize, OffsetImage, OffsetImage)> = Vec::new();
 
         for (idx, e) in h.events.iter().enumerate() {
             match &e.kind {
@@ -147,6 +251,15 @@ impl<'h> Rollbacks<'h> {
                         *queue_offset,
                     );
                     read_past(&mut read_end, (group, t, q), o as i64 + 1);
+                    // Popped before a crash recorded ahead of this receipt: that crash's
+                    // broker had read it too.
+                    let popped = pops.of(idx).after_from;
+                    for (c, _, end) in crashes.iter_mut().rev() {
+                        if *c < popped {
+                            break;
+                        }
+                        read_past(end, (group, t, q), o as i64 + 1);
+                    }
                 }
                 EventKind::Broker(BrokerEvent::Crashed { .. }) => {
                     crashes.push((idx, persisted.clone(), read_end.clone()));
@@ -165,22 +278,22 @@ fn read_past<'h>(image: &mut OffsetImage<'h>, key: (&'h str, &'h str, u32), end:
 }
 
 impl Rollbacks<'_> {
-    /// The first crash strictly between the event indexes `after` and `before` that rolled
-    /// `group`'s read position on (topic, queue) back to `offset` or below after the broker
-    /// had read past it: the restored commit offset (none counts as below) ≤ `offset` < the
-    /// highest offset read before the crash.
+    /// The first crash with an event index in `from..to` that rolled `group`'s read
+    /// position on (topic, queue) back to `offset` or below after the broker had read past
+    /// it: the restored commit offset (none counts as below) ≤ `offset` < the highest offset
+    /// read before the crash.
     pub fn replay_between(
         &self,
         group: &str,
         (topic, queue, offset): CopyKey<'_>,
-        after: Option<usize>,
-        before: usize,
+        from: usize,
+        to: usize,
     ) -> Option<usize> {
         let key = (group, topic, queue);
-        let i = after.map_or(0, |a| self.crashes.partition_point(|c| c.0 <= a));
+        let i = self.crashes.partition_point(|c| c.0 < from);
         self.crashes[i..]
             .iter()
-            .take_while(|c| c.0 < before)
+            .take_while(|c| c.0 < to)
             .find(|(_, restored, read_end)| {
                 restored.get(&key).is_none_or(|r| *r <= offset as i64)
                     && read_end.get(&key).is_some_and(|r| offset < *r as u64)
@@ -346,21 +459,19 @@ impl ResetIndex {
         Self(m)
     }
 
-    /// The first reset of `group`'s (topic, queue) to an offset ≤ `offset` recorded strictly
-    /// between the event indexes `after` and `before`. Resets are rare, so walking the
-    /// range is cheap.
+    /// The first reset of `group`'s (topic, queue) to an offset ≤ `offset` with an event
+    /// index in `from..to`. Resets are rare, so walking the range is cheap.
     pub fn rewind_between(
         &self,
         group: &str,
         topic: &str,
         queue: u32,
         offset: u64,
-        after: usize,
-        before: usize,
+        from: usize,
+        to: usize,
     ) -> Option<usize> {
         let m = self.0.get(&(group.to_owned(), topic.to_owned(), queue))?;
-        let end = before.max(after + 1);
-        m.range(after + 1..end)
+        m.range(from..to.max(from))
             .find(|(_, x)| **x <= offset as i64)
             .map(|(i, _)| *i)
     }
@@ -531,7 +642,8 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
     let mut copy_delivered: BTreeMap<(&str, CopyKey), usize> = BTreeMap::new();
     let mut last_crash: Option<usize> = None;
 
-    let rollbacks = Rollbacks::new(h);
+    let pops = PopPositions::new(h);
+    let rollbacks = Rollbacks::new(h, &pops);
     // A delivery after an effective ack is excused by a crash only as a crash replay: the
     // restart rolled the read position back over a copy the broker had read since it last
     // handed this copy out ([`Rollbacks`]). The first delivery of a retry copy revived after
@@ -543,14 +655,18 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
                         idx: usize,
                         ack_lost: bool|
      -> bool {
+        let from = prev_of_copy.map_or(0, |p| pops.of(p).after_from);
         (ack_lost && prev_of_copy.is_none())
             || rollbacks
-                .replay_between(group, copy, prev_of_copy, idx)
+                .replay_between(group, copy, from, pops.of(idx).before_to)
                 .is_some()
     };
-    let excuse = |group: &str, msg_id: &str, after: usize, before: usize| -> Option<usize> {
+    // A reset after the earlier delivery's pop and before the later event (a pop, or a
+    // revive) rewinds the queue over the message.
+    let excuse = |group: &str, msg_id: &str, since: usize, until: usize| -> Option<usize> {
         let o = origins.get(msg_id)?;
-        resets.rewind_between(group, &o.topic, o.queue, o.offset, after, before)
+        let (from, to) = (pops.of(since).after_from, pops.of(until).before_to);
+        resets.rewind_between(group, &o.topic, o.queue, o.offset, from, to)
     };
 
     for (idx, e) in h.events.iter().enumerate() {

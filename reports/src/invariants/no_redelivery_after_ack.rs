@@ -285,6 +285,53 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_while_the_pop_answer_was_in_flight_excuses_the_replay() {
+        // Late-ack-random seed 1647: the broker served the pop at 1.000s and crashed at
+        // 1.005s with the CK (and the offset it advanced) still buffered; the answer arrived
+        // at 1.010s. After the restart the ack succeeds, and the restored commit offset hands
+        // the message out again: a crash replay, not a redelivery bug.
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        h.at(1_005).crash();
+        let d = h.at(1_010).pop_served_at("c1", "m1", 0, 0, 1_000);
+        h.at(3_000).restart();
+        h.at(5_000).ack(&d);
+        h.at(18_000).pop("c1", "m1", 0, 0);
+        assert_eq!(check(&h.build()).status, Status::Held);
+
+        // Served after the restart, nothing excuses the second pop.
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        h.at(1_005).crash();
+        h.at(3_000).restart();
+        let d = h.at(3_010).pop_served_at("c1", "m1", 0, 0, 3_000);
+        h.at(5_000).ack(&d);
+        h.at(18_000).pop("c1", "m1", 0, 0);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_reset_while_the_pop_answer_was_in_flight_excuses_the_replay() {
+        // Orderly-reset-random seed 630: the pop was served at 1.000s, the reset to 5
+        // assigned at 1.005s, the answer arrived at 1.010s and was acked; the replay from
+        // the reset offset is the reset's doing.
+        let mut h = H::new();
+        h.at(1_005).reset("g1", 0, 5);
+        let d = h.at(1_010).pop_served_at("c1", "m5", 0, 5, 1_000);
+        h.at(2_000).ack(&d);
+        h.at(4_000).pop("c1", "m5", 0, 5);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // A reset before the pop was served excuses nothing.
+        let mut h = H::new();
+        h.at(995).reset("g1", 0, 5);
+        let d = h.at(1_010).pop_served_at("c1", "m5", 0, 5, 1_000);
+        h.at(2_000).ack(&d);
+        h.at(4_000).pop("c1", "m5", 0, 5);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
     fn orderly_acks_count_only_as_a_prefix_of_the_batch() {
         // Offset 1 is acked but 0 is not: the re-pop from the commit offset brings 1 back.
         let mut h = H::orderly();

@@ -36,13 +36,13 @@
 //!   reset.
 
 use super::index::{
-    analyse_acks, copy_key, flush_due_between, offset_key, persists, resets, secs, witness_events,
-    ResetPoint, Rollbacks,
+    analyse_acks, copy_key, flush_due_between, is_pop_ck, offset_key, persists, resets, secs,
+    witness_events, PopPositions, ResetPoint, Rollbacks,
 };
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "reset-takes-effect",
@@ -67,6 +67,8 @@ struct Window<'h> {
     /// Offset → (the ack that covered it, the delivery that ack covered).
     covered_at: BTreeMap<u64, (usize, usize)>,
     committed_below: bool,
+    /// Deliveries out of this queue popped after the reset.
+    popped_after: BTreeSet<usize>,
 }
 
 struct Checker<'h> {
@@ -74,6 +76,7 @@ struct Checker<'h> {
     crashes: Vec<usize>,
     persists: Vec<usize>,
     rollbacks: Rollbacks<'h>,
+    pops: PopPositions,
     problems: Vec<Witness>,
 }
 
@@ -175,18 +178,6 @@ impl Checker<'_> {
     }
 }
 
-/// A CK a pop wrote when it read: buffered (`addCk`) or stored at once (`addCkJustOffset`);
-/// not the CK a changeInvisibleTime or a re-put writes for an older read.
-fn is_pop_ck(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::Broker(BrokerEvent::CkBuffered { .. }) => true,
-        EventKind::Broker(BrokerEvent::CkWritten { reason, .. }) => {
-            reason == "PopBufferMergeService.addCkJustOffset"
-        }
-        _ => false,
-    }
-}
-
 fn msg_of(h: &History, idx: usize) -> Option<String> {
     match &h.events[idx].kind {
         EventKind::Delivered { msg_id, .. } => Some(msg_id.clone()),
@@ -208,11 +199,13 @@ pub(crate) fn check(history: &History) -> Verdict {
         .filter(|(_, e)| matches!(e.kind, EventKind::Broker(BrokerEvent::Crashed { .. })))
         .map(|(i, _)| i)
         .collect();
+    let pops = PopPositions::new(history);
     let mut c = Checker {
         h: history,
         crashes,
         persists: persists(history),
-        rollbacks: Rollbacks::new(history),
+        rollbacks: Rollbacks::new(history, &pops),
+        pops,
         problems: Vec::new(),
     };
     let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
@@ -232,6 +225,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 next: p.offset.max(0) as u64,
                 covered_at: BTreeMap::new(),
                 committed_below: false,
+                popped_after: BTreeSet::new(),
             };
             if let Some(mut old) = open.insert((&p.group, &p.topic, p.queue), w) {
                 c.judge_first(&mut old);
@@ -289,6 +283,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 if *pop_time < p.at || (*pop_time == p.at && w.consumed_at.is_none()) {
                     continue; // Popped before the reset (or not provably after it).
                 }
+                w.popped_after.insert(idx);
                 match w.first {
                     None => w.first = Some((consumer, *pop_time, *queue_offset, idx)),
                     Some((fc, ft, fo, _))
@@ -304,8 +299,8 @@ pub(crate) fn check(history: &History) -> Verdict {
                     let replay = c.rollbacks.replay_between(
                         group,
                         copy_key(topic, *queue_id, *queue_offset),
-                        Some(acked_delivery),
-                        idx,
+                        c.pops.of(acked_delivery).after_from,
+                        c.pops.of(idx).before_to,
                     );
                     if replay.is_none() {
                         c.problems.push(Witness {
@@ -340,7 +335,9 @@ pub(crate) fn check(history: &History) -> Verdict {
             let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) else {
                 continue;
             };
-            if *d < w.point.idx || *queue_offset < w.next {
+            // An ack of a pop served before the reset (its answer may arrive after it)
+            // covers nothing the reset asked for.
+            if !w.popped_after.contains(d) || *queue_offset < w.next {
                 continue;
             }
             w.acked.insert(*queue_offset, *d);
@@ -383,6 +380,32 @@ mod tests {
             idxs.push(h.at(t + 100).ack(r));
         }
         idxs
+    }
+
+    #[test]
+    fn an_ack_of_a_pop_served_before_the_reset_covers_nothing() {
+        // Orderly-reset-random seed 630: a pop served before the reset answered after it;
+        // its ack does not count towards the replay the reset asked for.
+        let mut h = H::new();
+        h.at(1_005).reset("g1", 0, 0);
+        let d = h.at(1_010).pop_served_at("c1", "m5", 0, 5, 1_000);
+        h.at(1_100).ack(&d);
+        h.at(2_000).reset_consumed("g1", 0, 0);
+        pop_ack(&mut h, 2_000, 0..5);
+        pop_ack(&mut h, 3_000, 5..6);
+        h.final_offset("g1", 0, 6);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // Served after the reset, the same ack covers offset 5 and the replay is flagged.
+        let mut h = H::new();
+        h.at(1_005).reset("g1", 0, 0);
+        let d = h.at(1_010).pop_served_at("c1", "m5", 0, 5, 1_006);
+        h.at(1_100).ack(&d);
+        h.at(2_000).reset_consumed("g1", 0, 0);
+        pop_ack(&mut h, 2_000, 0..5);
+        pop_ack(&mut h, 3_000, 5..6);
+        h.final_offset("g1", 0, 6);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]
