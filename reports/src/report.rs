@@ -4,7 +4,7 @@
 
 use crate::describe::event_line;
 use crate::history::{EventKind, History};
-use crate::invariants::index::{analyse_acks, is_success, secs, DeliveryClass};
+use crate::invariants::index::{is_success, secs, DeliveryClass, Facts};
 use crate::invariants::{self, InvariantResult, Status, Witness};
 use broker_core::{BrokerEvent, Release};
 use serde::{Deserialize, Serialize};
@@ -182,7 +182,8 @@ pub fn counts(history: &History) -> Counts {
             _ => {}
         }
     }
-    for (idx, class) in analyse_acks(history).classes {
+    for (idx, class) in &Facts::new(history).acks().classes {
+        let (idx, class) = (*idx, *class);
         let d = &mut c.duplicates;
         match class {
             DeliveryClass::AfterAck { .. } => {

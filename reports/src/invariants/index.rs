@@ -3,6 +3,7 @@
 
 use crate::history::{EventKind, History, RpcOutcome};
 use broker_core::{BrokerEvent, ExtraInfo, Millis, ResponseCode};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 /// At most this many event indexes go into a witness: enough to read, short enough to paste.
@@ -76,6 +77,40 @@ pub(crate) fn flush_due_between(
     let recorded = persists.get(i).is_some_and(|p| *p < before);
     let end = h.events.get(before).map_or(h.meta.end_at, |e| e.at);
     recorded || end >= h.events[after].at + OFFSET_FLUSH_INTERVAL_MS
+}
+
+/// What several checkers derive from one history, each computed at most once per
+/// [`check`](super::check): the ack analysis alone is a third of a check's time, and three
+/// invariants read it.
+pub(crate) struct Facts<'h> {
+    pub h: &'h History,
+    pops: OnceCell<PopPositions>,
+    rollbacks: OnceCell<Rollbacks<'h>>,
+    acks: OnceCell<AckAnalysis>,
+}
+
+impl<'h> Facts<'h> {
+    pub fn new(h: &'h History) -> Self {
+        Self {
+            h,
+            pops: OnceCell::new(),
+            rollbacks: OnceCell::new(),
+            acks: OnceCell::new(),
+        }
+    }
+
+    pub fn pops(&self) -> &PopPositions {
+        self.pops.get_or_init(|| PopPositions::new(self.h))
+    }
+
+    pub fn rollbacks(&self) -> &Rollbacks<'h> {
+        self.rollbacks
+            .get_or_init(|| Rollbacks::new(self.h, self.pops()))
+    }
+
+    pub fn acks(&self) -> &AckAnalysis {
+        self.acks.get_or_init(|| analyse_acks(self))
+    }
 }
 
 /// Where each delivery's pop sits among the history's events.
@@ -628,7 +663,8 @@ struct Batch<'h> {
 /// did not cover (two chains of one message exist only after a crash rolled an offset back,
 /// or a pop answer was lost) was already in flight and is classed
 /// [`DeliveryClass::ConcurrentCopy`].
-pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
+pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
+    let h = f.h;
     let origins = origins(h);
     let resets = ResetIndex::new(&resets(h));
     let mut out = AckAnalysis::default();
@@ -642,8 +678,8 @@ pub(crate) fn analyse_acks(h: &History) -> AckAnalysis {
     let mut copy_delivered: BTreeMap<(&str, CopyKey), usize> = BTreeMap::new();
     let mut last_crash: Option<usize> = None;
 
-    let pops = PopPositions::new(h);
-    let rollbacks = Rollbacks::new(h, &pops);
+    let pops = f.pops();
+    let rollbacks = f.rollbacks();
     // A delivery after an effective ack is excused by a crash only as a crash replay: the
     // restart rolled the read position back over a copy the broker had read since it last
     // handed this copy out ([`Rollbacks`]). The first delivery of a retry copy revived after

@@ -7,6 +7,7 @@
 //! history's length.
 
 use crate::history::History;
+use index::Facts;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -119,27 +120,33 @@ impl Verdict {
     }
 }
 
-type Checker = fn(&History) -> Verdict;
+type Checker = fn(&Facts) -> Verdict;
 
 /// The registry, in report order.
 const CHECKERS: &[(InvariantInfo, Checker)] = &[
-    (no_loss::INFO, no_loss::check),
+    (no_loss::INFO, |f| no_loss::check(f.h)),
     (
         no_redelivery_after_ack::INFO,
-        no_redelivery_after_ack::check,
+        no_redelivery_after_ack::check_with,
     ),
-    (bounded_deliveries::INFO, bounded_deliveries::check),
-    (revive_bookkeeping::INFO, revive_bookkeeping::check),
-    (reset_takes_effect::INFO, reset_takes_effect::check),
+    (bounded_deliveries::INFO, |f| bounded_deliveries::check(f.h)),
+    (revive_bookkeeping::INFO, |f| revive_bookkeeping::check(f.h)),
+    (reset_takes_effect::INFO, reset_takes_effect::check_with),
     (
         reset_leaves_other_queues::INFO,
-        reset_leaves_other_queues::check,
+        reset_leaves_other_queues::check_with,
     ),
-    (orderly_order::INFO, orderly_order::check),
-    (orderly_commit_safety::INFO, orderly_commit_safety::check),
-    (offset_commit_durable::INFO, offset_commit_durable::check),
-    (offset_api_liveness::INFO, offset_api_liveness::check),
-    (revive_progress::INFO, revive_progress::check),
+    (orderly_order::INFO, |f| orderly_order::check(f.h)),
+    (orderly_commit_safety::INFO, |f| {
+        orderly_commit_safety::check(f.h)
+    }),
+    (offset_commit_durable::INFO, |f| {
+        offset_commit_durable::check(f.h)
+    }),
+    (offset_api_liveness::INFO, |f| {
+        offset_api_liveness::check(f.h)
+    }),
+    (revive_progress::INFO, |f| revive_progress::check(f.h)),
 ];
 
 /// Every invariant, in report order.
@@ -194,11 +201,12 @@ pub fn lookup(name: &str) -> Result<&'static InvariantInfo, UnknownInvariant> {
 /// registry order. Unknown names are ignored: validate them first with [`lookup`], or use
 /// [`try_check`].
 pub fn check(history: &History, only: &[String]) -> Vec<InvariantResult> {
+    let facts = Facts::new(history);
     CHECKERS
         .iter()
         .filter(|(info, _)| only.is_empty() || only.iter().any(|n| n == info.name))
         .map(|(info, checker)| {
-            let v = checker(history);
+            let v = checker(&facts);
             InvariantResult {
                 name: info.name,
                 statement: info.statement,

@@ -33,7 +33,7 @@
 //!
 //!   How many comebacks were excused that way is noted on the result.
 
-use super::index::{analyse_acks, secs, witness_events, AfterAck, ComebackKind};
+use super::index::{secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::History;
 
@@ -42,8 +42,14 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
     statement: "Once an ack of a message succeeds for a group, the message is neither revived nor popped again for that group unless its queue is reset to an offset at or below it.",
 };
 
+#[cfg(test)]
 pub(crate) fn check(history: &History) -> Verdict {
-    let a = analyse_acks(history);
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
+    let a = facts.acks();
     if a.effective_acks.is_empty() {
         return Verdict::not_applicable("no ack succeeded in time with a current receipt");
     }
@@ -172,7 +178,9 @@ mod tests {
         let copy = h.at(12_000).pop_retry("c1", "m1", 0, 1);
         let v = check(&h.build());
         assert_eq!(v, Verdict::held());
-        let classes = analyse_acks(&h.build()).classes;
+        let h = h.build();
+        let facts = Facts::new(&h);
+        let classes = &facts.acks().classes;
         assert_eq!(
             classes[&copy.idx],
             crate::invariants::index::DeliveryClass::ConcurrentCopy

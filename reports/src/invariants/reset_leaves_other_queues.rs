@@ -13,9 +13,9 @@
 //! delivery was effectively acked or its receipt had not yet expired. Retry copies never
 //! count: they are new copies in another topic.
 
-use super::index::{analyse_acks, resets, secs, witness_events, ResetPoint};
+use super::index::{resets, secs, witness_events, Facts, ResetPoint};
 use super::{InvariantInfo, Verdict, Witness};
-use crate::history::{EventKind, History};
+use crate::history::EventKind;
 use broker_core::{BrokerEvent, Millis};
 use std::collections::BTreeMap;
 
@@ -27,7 +27,13 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
 /// The latest delivery of one offset: (event index, receipt deadline, orderly).
 type Prior = (usize, Millis, bool);
 
-pub(crate) fn check(history: &History) -> Verdict {
+#[cfg(test)]
+pub(crate) fn check(history: &crate::history::History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
     let points = resets(history);
     if !points.iter().any(|p| !p.all_queues) {
         return Verdict::not_applicable("no single-queue reset succeeded");
@@ -36,7 +42,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     for p in &points {
         by_idx.entry(p.idx).or_default().push(p);
     }
-    let acks = analyse_acks(history);
+    let acks = facts.acks();
     let acked_at: BTreeMap<usize, usize> = acks.acked.iter().map(|(a, d)| (*d, *a)).collect();
 
     // (group, topic) → queue → index of its latest reset, all resets and single-queue ones.

@@ -36,8 +36,8 @@
 //!   reset.
 
 use super::index::{
-    analyse_acks, copy_key, flush_due_between, is_pop_ck, offset_key, persists, resets, secs,
-    witness_events, PopPositions, ResetPoint, Rollbacks,
+    copy_key, flush_due_between, is_pop_ck, offset_key, persists, resets, secs, witness_events,
+    Facts, PopPositions, ResetPoint, Rollbacks,
 };
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -71,16 +71,16 @@ struct Window<'h> {
     popped_after: BTreeSet<usize>,
 }
 
-struct Checker<'h> {
+struct Checker<'a, 'h> {
     h: &'h History,
     crashes: Vec<usize>,
     persists: Vec<usize>,
-    rollbacks: Rollbacks<'h>,
-    pops: PopPositions,
+    rollbacks: &'a Rollbacks<'h>,
+    pops: &'a PopPositions,
     problems: Vec<Witness>,
 }
 
-impl Checker<'_> {
+impl Checker<'_, '_> {
     fn key_text(p: &ResetPoint) -> String {
         format!("group {}'s queue {}/{}", p.group, p.topic, p.queue)
     }
@@ -185,12 +185,18 @@ fn msg_of(h: &History, idx: usize) -> Option<String> {
     }
 }
 
+#[cfg(test)]
 pub(crate) fn check(history: &History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
     let points = resets(history);
     if points.is_empty() {
         return Verdict::not_applicable("no reset succeeded");
     }
-    let acks = analyse_acks(history);
+    let acks = facts.acks();
     let mut acked_by: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (ack, delivery) in &acks.acked {
         acked_by.entry(*ack).or_default().push(*delivery);
@@ -199,13 +205,12 @@ pub(crate) fn check(history: &History) -> Verdict {
         .filter(|(_, e)| matches!(e.kind, EventKind::Broker(BrokerEvent::Crashed { .. })))
         .map(|(i, _)| i)
         .collect();
-    let pops = PopPositions::new(history);
     let mut c = Checker {
         h: history,
         crashes,
         persists: persists(history),
-        rollbacks: Rollbacks::new(history, &pops),
-        pops,
+        rollbacks: facts.rollbacks(),
+        pops: facts.pops(),
         problems: Vec::new(),
     };
     let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
