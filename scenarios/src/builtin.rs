@@ -50,6 +50,11 @@ const BUILTINS: &[Builtin] = &[
         source: include_str!("../builtin/orderly-reset-random.toml"),
     },
     Builtin {
+        name: "reset-subscribe-random",
+        summary: "(e) random variant of reset-before-first-subscribe: broker crashes and network faults drawn per seed",
+        source: include_str!("../builtin/reset-subscribe-random.toml"),
+    },
+    Builtin {
         name: "mixed-workload",
         summary: "every fix in: 2 topics, 3 groups incl. orderly, loss, latency, clogs and a crash; nothing may be violated",
         source: include_str!("../builtin/mixed-workload.toml"),
