@@ -315,17 +315,18 @@ impl Broker {
             self.forget_revived(qid, new_offset as u64);
         }
         self.revive.queues[qid as usize].revive_offset = new_offset;
-        self.settle_ack_tail(now, qid, new_offset);
+        self.settle_ack_tail(qid, new_offset);
     }
 
-    /// Once nothing is left beyond the revive offset, the ACK-tail wake-up is spent; so is
-    /// one whose time has come (every ACK it covered was mocked).
-    fn settle_ack_tail(&mut self, now: Millis, qid: u32, new_offset: i64) {
+    /// Once nothing is left beyond the revive offset, the ACK-tail wake-up is spent. Not
+    /// before: an ACK that matched a CK in this scan stays behind that CK's offset, and only
+    /// the next scan, which starts past the CK, finds it orphaned and mocks it. Once the
+    /// wake-up's time has come every ACK left is old enough to mock, so the next tick moves.
+    fn settle_ack_tail(&mut self, qid: u32, new_offset: i64) {
         let q = self.store.revive_queue(qid);
         let at_end = new_offset + 1 >= q.max_offset() as i64 && q.pending().next().is_none();
-        let state = &mut self.revive.queues[qid as usize];
-        if at_end || state.ack_tail_wake.is_some_and(|t| t <= now) {
-            state.ack_tail_wake = None;
+        if at_end {
+            self.revive.queues[qid as usize].ack_tail_wake = None;
         }
     }
 

@@ -533,3 +533,39 @@ proptest! {
         }
     }
 }
+
+/// Found by `idle_broker_goes_quiet`: after a restart the reviver revived a due CK and, in
+/// the same scan, matched the ACK written behind it, so the ACK stayed past the new revive
+/// offset. The ACK-tail wake-up was dropped as spent, no timer was left, and the revive
+/// offset never passed the ACK; the next scan has to find it orphaned and mock it.
+#[test]
+fn an_ack_matched_behind_a_revived_ck_is_passed_on_the_next_tick() {
+    let s = Setup {
+        buffer_merge: true,
+        batch_ack: false,
+        kv: false,
+        revive_queue_num: 1,
+        behaviours: Vec::new(),
+        seed: 0,
+        skip_long_awaiting_ack: true,
+    };
+    let ops = [
+        Op::Advance { ms: 12_000 },
+        Op::Send { queue: 0, n: 1 },
+        Op::Pop {
+            orderly: false,
+            queue: 0,
+            max: 1,
+            invisible_s: 15,
+        },
+        Op::Advance { ms: 20_001 },
+        Op::CrashRestart,
+    ];
+    let mut r = run_ops(&s, &ops);
+    r.drain();
+    r.advance(200_000);
+    assert_eq!(r.broker.next_deadline(), None);
+    for rq in r.broker.snapshot().revive_queues {
+        assert!(rq.committed_offset + 1 >= rq.max_offset as i64, "{rq:?}");
+    }
+}
