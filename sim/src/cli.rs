@@ -105,7 +105,7 @@ pub struct RunArgs {
     #[arg(value_name = "SCENARIO|FILE.toml")]
     pub scenario: String,
     /// The seed; default: $MADSIM_TEST_SEED, else a random seed (printed).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub seed: Option<u64>,
     #[command(flatten)]
     pub bugs: BugArgs,
@@ -140,7 +140,7 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Worker threads; default: the number of CPUs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -161,7 +161,7 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub bugs: BugArgs,
     /// Worker threads; default: the number of CPUs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Run only shard I of N (1-based) of the seed range, e.g. 2/4.
     #[arg(long, value_name = "I/N")]
@@ -181,7 +181,7 @@ pub struct MatrixArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Worker threads; default: the number of CPUs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -257,6 +257,18 @@ pub const MAX_JOBS: usize = 256;
 /// Most seeds one sweep runs (before sharding): the seed list is held in memory, and at
 /// about ten seeds a second 10 million seeds is already weeks of work.
 pub const MAX_SWEEP_SEEDS: u64 = 10_000_000;
+
+/// `--seed`: a u64, with a message that says so (a negative seed included).
+pub fn parse_seed(s: &str) -> Result<u64, String> {
+    s.parse()
+        .map_err(|_| format!("a seed is a whole number from 0 to {}", u64::MAX))
+}
+
+/// `--jobs`: a count of worker threads (0 and the upper limit are checked by [`jobs`]).
+pub fn parse_jobs(s: &str) -> Result<usize, String> {
+    s.parse()
+        .map_err(|_| format!("--jobs is a number of worker threads, 1 ..= {MAX_JOBS}"))
+}
 
 fn jobs(j: Option<usize>) -> Result<usize, UsageError> {
     match j {

@@ -425,7 +425,7 @@ pub struct ShrinkArgs {
     #[arg(value_name = "SCENARIO|FILE.toml")]
     pub scenario: String,
     /// The failing seed.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::cli::parse_seed)]
     pub seed: u64,
     #[command(flatten)]
     pub bugs: BugArgs,
