@@ -344,8 +344,13 @@ impl ExtraInfo {
     /// `ExtraInfoUtil.split` + getters. `None` for a malformed handle (upstream answers
     /// `INVALID_PARAMETER`/throws).
     pub fn parse(s: &str) -> Option<Self> {
-        let f: Vec<&str> = s.split(' ').collect();
-        if f.len() != 8 {
+        // Clients and the checker parse every handle they see: split without allocating.
+        let mut f = [""; 8];
+        let mut parts = s.split(' ');
+        for slot in &mut f {
+            *slot = parts.next()?;
+        }
+        if parts.next().is_some() {
             return None;
         }
         Some(Self {
@@ -384,6 +389,7 @@ mod tests {
         };
         assert_eq!(ExtraInfo::parse(&e.build()), Some(e));
         assert_eq!(ExtraInfo::parse("1 2 3"), None);
+        assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 7"), None);
         assert_eq!(ExtraInfo::parse("x 2 3 4 0 b 1 2"), None);
     }
 }
