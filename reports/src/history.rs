@@ -299,4 +299,3 @@ impl Default for Fnv1a {
         Self::new()
     }
 }
-
