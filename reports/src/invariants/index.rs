@@ -4,7 +4,14 @@
 use crate::history::{EventKind, History, RpcOutcome};
 use broker_core::{BrokerEvent, ExtraInfo, Millis, ResponseCode};
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
+
+/// A map for point lookups that are never iterated. SipHash with fixed keys
+/// (`DefaultHasher::new`), so even its order would not depend on the process; iterate an
+/// ordered map instead wherever order can reach a report.
+pub(crate) type LookupMap<K, V> =
+    HashMap<K, V, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
 
 /// At most this many event indexes go into a witness: enough to read, short enough to paste.
 pub(crate) const MAX_WITNESS_EVENTS: usize = 20;
@@ -668,14 +675,16 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let origins = origins(h);
     let resets = ResetIndex::new(&resets(h));
     let mut out = AckAnalysis::default();
-    let mut msgs: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
-    let mut receipts: BTreeMap<(&str, &str), ReceiptState> = BTreeMap::new();
-    let mut batches: BTreeMap<BatchKey, Batch> = BTreeMap::new();
-    let mut by_ck: BTreeMap<CkKey, usize> = BTreeMap::new();
+    // Point lookups only, never iterated: hash maps (fixed keys) spare the ordered maps'
+    // string comparisons along shared prefixes (receipts, message ids).
+    let mut msgs: LookupMap<(&str, &str), MsgState> = LookupMap::default();
+    let mut receipts: LookupMap<(&str, &str), ReceiptState> = LookupMap::default();
+    let mut batches: LookupMap<BatchKey, Batch> = LookupMap::default();
+    let mut by_ck: LookupMap<CkKey, usize> = LookupMap::default();
     // Retry copy → (revive index, whether that revive came back after an ack).
-    let mut revived: BTreeMap<(&str, CopyKey), (usize, bool)> = BTreeMap::new();
+    let mut revived: LookupMap<(&str, CopyKey), (usize, bool)> = LookupMap::default();
     // (group, copy) → its latest delivery.
-    let mut copy_delivered: BTreeMap<(&str, CopyKey), usize> = BTreeMap::new();
+    let mut copy_delivered: LookupMap<(&str, CopyKey), usize> = LookupMap::default();
     let mut last_crash: Option<usize> = None;
 
     let pops = f.pops();

@@ -17,7 +17,7 @@
 //! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
 //!   block on purpose; a crash may lose the un-flushed order info).
 
-use super::index::{is_success, receipt_deadline, secs, witness_events};
+use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
@@ -51,9 +51,9 @@ impl Batch<'_> {
 type QueueKey<'h> = (&'h str, &'h str, u32);
 
 pub(crate) fn check(history: &History) -> Verdict {
-    let mut batches: BTreeMap<QueueKey, Batch> = BTreeMap::new();
+    let mut batches: LookupMap<QueueKey, Batch> = LookupMap::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
-    let mut receipts: BTreeMap<(&str, &str), (QueueKey, Millis, u64)> = BTreeMap::new();
+    let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
     let mut orderly = 0usize;
     let mut found: Vec<Witness> = Vec::new();
 

@@ -16,12 +16,11 @@
 //!   A CK that no recorded receipt names is judged by its own revive time.
 
 use super::index::{
-    ck_key, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey,
+    ck_key, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey, LookupMap,
 };
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
-use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "revive-bookkeeping",
@@ -30,13 +29,13 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
 
 pub(crate) fn check(history: &History) -> Verdict {
     // Copy → reconsumeTimes it was stored with.
-    let mut stored: BTreeMap<CopyKey, u32> = BTreeMap::new();
+    let mut stored: LookupMap<CopyKey, u32> = LookupMap::default();
     // Receipt chains (a delivery and its changeInvisibleTime successors): the latest
     // deadline and the event that set it.
     let mut chains: Vec<(Millis, usize)> = Vec::new();
-    let mut by_ck: BTreeMap<CkKey, usize> = BTreeMap::new();
+    let mut by_ck: LookupMap<CkKey, usize> = LookupMap::default();
     // (group, receipt) → (chain, copy).
-    let mut receipts: BTreeMap<(&str, &str), (usize, CopyKey)> = BTreeMap::new();
+    let mut receipts: LookupMap<(&str, &str), (usize, CopyKey)> = LookupMap::default();
     let mut revives = 0usize;
     let mut first: Option<Witness> = None;
     let mut violations = 0usize;
