@@ -105,8 +105,9 @@ pub fn list_random_variants() -> String {
 
 /// Where the committed regressions files live: `scenarios/regressions/` of this workspace.
 pub fn default_regressions_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sim.parent()
+        .unwrap_or(sim)
         .join("scenarios")
         .join("regressions")
 }
