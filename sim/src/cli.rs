@@ -519,7 +519,10 @@ fn check_writable(path: &std::path::Path) -> Result<(), UsageError> {
 }
 
 /// The resolved parameters, printed before the run.
-fn describe(sc: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> String {
+fn describe(original: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> String {
+    // What runs: a random variant's lines show this seed's draw, listed again below.
+    let (resolved, _) = scenarios::swarm::resolve(original, seed);
+    let sc = &resolved;
     let mut s = String::new();
     let _ = writeln!(s, "scenario:   {}{}", sc.name, upstream(sc));
     let how = match source {
@@ -527,7 +530,7 @@ fn describe(sc: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> String
         other => format!(" (from {other})"),
     };
     let _ = writeln!(s, "seed:       {seed}{how}");
-    let bs: Vec<&str> = opts
+    let bs: Vec<&str> = crate::explore::with_baseline(opts, original)
         .effective_behaviours()
         .iter()
         .map(|b| b.name())
@@ -585,7 +588,7 @@ fn describe(sc: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> String
     );
     let _ = writeln!(s, "nodes:      {}", nodes.join(", "));
     let _ = writeln!(s, "steps:      {}", sc.steps.len());
-    s.push_str(&crate::explore::describe_swarm(sc, seed));
+    s.push_str(&crate::explore::describe_swarm(original, seed));
     s.push('\n');
     s
 }
