@@ -357,7 +357,10 @@ fn a_random_variant_prints_the_parameters_it_runs_with() {
         .unwrap_or_default();
     assert!(network.contains("latency 1..18 ms, loss 0.02"), "{out}");
     assert!(network.contains("crashes every 60994 ms"), "{out}");
-    assert!(out.contains("  faults.latency_ms                  = 1..18"), "{out}");
+    assert!(
+        out.contains("  faults.latency_ms                  = 1..18"),
+        "{out}"
+    );
     // …and the behaviours that are on, the scenario's baseline included.
     assert!(
         out.contains("behaviours: revive-no-blank-broker-name-fallback\n"),
