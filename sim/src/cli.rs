@@ -698,13 +698,27 @@ fn cmd_verify(a: &VerifyArgs) -> CmdResult {
             });
         }
     }
-    let summaries = runner::par_map(&tasks, jobs, |t| {
+    // Heaviest scenarios first (by messages produced), so the last worker does not finish
+    // alone on a long seed; rows are reported in task order all the same.
+    let weight = |t: &VerifyTask| -> u64 {
+        let sc = &scs[t.scenario].1;
+        sc.producers.iter().map(|p| p.messages).sum()
+    };
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(weight(&tasks[i])));
+    let done = runner::par_map(&order, jobs, |&i| {
+        let t = &tasks[i];
         let opts = RunOptions {
             behaviours: t.bug.as_ref().map(|(b, _)| b.clone()).unwrap_or_default(),
             ..RunOptions::default()
         };
         runner::run_summary(&scs[t.scenario].1, t.seed, &opts, false)
     });
+    let mut summaries: Vec<Option<_>> = (0..tasks.len()).map(|_| None).collect();
+    for (i, sum) in order.into_iter().zip(done) {
+        summaries[i] = Some(sum);
+    }
+    let summaries = summaries.into_iter().map(|s| s.expect("every task ran"));
     let rows: Vec<VerifyRow> = tasks
         .iter()
         .zip(summaries)
