@@ -13,6 +13,11 @@ use std::hash::BuildHasherDefault;
 pub(crate) type LookupMap<K, V> =
     HashMap<K, V, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
 
+/// An empty [`LookupMap`] with room for `n` entries.
+pub(crate) fn lookup_map<K, V>(n: usize) -> LookupMap<K, V> {
+    LookupMap::with_capacity_and_hasher(n, Default::default())
+}
+
 /// At most this many event indexes go into a witness: enough to read, short enough to paste.
 pub(crate) const MAX_WITNESS_EVENTS: usize = 20;
 
@@ -677,14 +682,18 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let mut out = AckAnalysis::default();
     // Point lookups only, never iterated: hash maps (fixed keys) spare the ordered maps'
     // string comparisons along shared prefixes (receipts, message ids).
-    let mut msgs: LookupMap<(&str, &str), MsgState> = LookupMap::default();
-    let mut receipts: LookupMap<(&str, &str), ReceiptState> = LookupMap::default();
+    // Sized up front: growing a large table holds the old one and the new one at once.
+    let deliveries = (h.events.iter())
+        .filter(|e| matches!(e.kind, EventKind::Delivered { .. }))
+        .count();
+    let mut msgs: LookupMap<(&str, &str), MsgState> = lookup_map(deliveries);
+    let mut receipts: LookupMap<(&str, &str), ReceiptState> = lookup_map(deliveries);
     let mut batches: LookupMap<BatchKey, Batch> = LookupMap::default();
-    let mut by_ck: LookupMap<CkKey, usize> = LookupMap::default();
+    let mut by_ck: LookupMap<CkKey, usize> = lookup_map(deliveries);
     // Retry copy → (revive index, whether that revive came back after an ack).
     let mut revived: LookupMap<(&str, CopyKey), (usize, bool)> = LookupMap::default();
     // (group, copy) → its latest delivery.
-    let mut copy_delivered: LookupMap<(&str, CopyKey), usize> = LookupMap::default();
+    let mut copy_delivered: LookupMap<(&str, CopyKey), usize> = lookup_map(deliveries);
     let mut last_crash: Option<usize> = None;
 
     let pops = f.pops();
