@@ -55,7 +55,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
     let mut orderly = 0usize;
-    let mut found: Vec<Witness> = Vec::new();
+    let mut found: Option<Witness> = None;
+    let mut count = 0usize;
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
@@ -96,17 +97,21 @@ pub(crate) fn check(history: &History) -> Verdict {
                         .values()
                         .find(|x| !x.ack_sent && x.deadline > *pop_time);
                     if let (false, Some(live)) = (same_attempt, live) {
-                        found.push(Witness {
-                            msg_id: Some(live.msg_id.to_owned()),
-                            summary: format!(
-                                "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {} of the batch popped at {} was un-acked and invisible until {}",
-                                secs(*pop_time),
-                                live.msg_id,
-                                secs(b.pop_time),
-                                secs(live.deadline)
-                            ),
-                            events: witness_events(vec![live.delivery, idx]),
-                        });
+                        count += 1;
+                        // Only the first is reported: format no other.
+                        if count == 1 {
+                            found = Some(Witness {
+                                msg_id: Some(live.msg_id.to_owned()),
+                                summary: format!(
+                                    "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {} of the batch popped at {} was un-acked and invisible until {}",
+                                    secs(*pop_time),
+                                    live.msg_id,
+                                    secs(b.pop_time),
+                                    secs(live.deadline)
+                                ),
+                                events: witness_events(vec![live.delivery, idx]),
+                            });
+                        }
                     }
                 }
                 let mut entries = BTreeMap::new();
@@ -171,16 +176,20 @@ pub(crate) fn check(history: &History) -> Verdict {
                     continue;
                 };
                 if *offset > *low as i64 {
-                    found.push(Witness {
-                        msg_id: Some(en.msg_id.to_owned()),
-                        summary: format!(
-                            "group {group}'s commit offset on queue {topic}/{queue_id} moved to {offset} at {} ({reason}) while offset {low} ({}) of the batch popped at {} was not acked",
-                            secs(e.at),
-                            en.msg_id,
-                            secs(b.pop_time)
-                        ),
-                        events: witness_events(vec![en.delivery, idx]),
-                    });
+                    count += 1;
+                    // Only the first is reported: format no other.
+                    if count == 1 {
+                        found = Some(Witness {
+                            msg_id: Some(en.msg_id.to_owned()),
+                            summary: format!(
+                                "group {group}'s commit offset on queue {topic}/{queue_id} moved to {offset} at {} ({reason}) while offset {low} ({}) of the batch popped at {} was not acked",
+                                secs(e.at),
+                                en.msg_id,
+                                secs(b.pop_time)
+                            ),
+                            events: witness_events(vec![en.delivery, idx]),
+                        });
+                    }
                 }
             }
             EventKind::Broker(BrokerEvent::ResetConsumed {
@@ -198,8 +207,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     if orderly == 0 {
         return Verdict::not_applicable("no orderly delivery");
     }
-    let count = found.len();
-    Verdict::from_witness(found.into_iter().next().map(|mut w| {
+    Verdict::from_witness(found.map(|mut w| {
         if count > 1 {
             w.summary.push_str(&format!(" ({count} problems in all)"));
         }
