@@ -104,7 +104,7 @@ mod tests {
     use super::*;
     use crate::invariants::Status;
     use crate::testkit::H;
-    use broker_core::BrokerEvent;
+    use broker_core::{BrokerEvent, Millis};
 
     #[test]
     fn revive_after_a_successful_ack_is_a_violation() {
@@ -298,45 +298,44 @@ mod tests {
         // 1.005s with the CK (and the offset it advanced) still buffered; the answer arrived
         // at 1.010s. After the restart the ack succeeds, and the restored commit offset hands
         // the message out again: a crash replay, not a redelivery bug.
-        let mut h = H::new();
-        h.at(0).produce("m1", 0, 0);
-        h.at(1_005).crash();
-        let d = h.at(1_010).pop_served_at("c1", "m1", 0, 0, 1_000);
-        h.at(3_000).restart();
-        h.at(5_000).ack(&d);
-        h.at(18_000).pop("c1", "m1", 0, 0);
-        assert_eq!(check(&h.build()).status, Status::Held);
-
+        // The broker crashes at 1.005s and restarts at 3.000s; the pop was served at
+        // `served` and its answer arrived 10 ms later.
+        let replay = |served: Millis| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            h.at(1_005).crash();
+            if served > 3_000 {
+                h.at(3_000).restart();
+            }
+            let d = h.at(served + 10).pop_served_at("c1", "m1", 0, 0, served);
+            if served < 3_000 {
+                h.at(3_000).restart();
+            }
+            h.at(5_000).ack(&d);
+            h.at(18_000).pop("c1", "m1", 0, 0);
+            check(&h.build()).status
+        };
+        assert_eq!(replay(1_000), Status::Held);
         // Served after the restart, nothing excuses the second pop.
-        let mut h = H::new();
-        h.at(0).produce("m1", 0, 0);
-        h.at(1_005).crash();
-        h.at(3_000).restart();
-        let d = h.at(3_010).pop_served_at("c1", "m1", 0, 0, 3_000);
-        h.at(5_000).ack(&d);
-        h.at(18_000).pop("c1", "m1", 0, 0);
-        assert_eq!(check(&h.build()).status, Status::Violated);
+        assert_eq!(replay(3_005), Status::Violated);
     }
 
     #[test]
     fn a_reset_while_the_pop_answer_was_in_flight_excuses_the_replay() {
         // Orderly-reset-random seed 630: the pop was served at 1.000s, the reset to 5
-        // assigned at 1.005s, the answer arrived at 1.010s and was acked; the replay from
-        // the reset offset is the reset's doing.
-        let mut h = H::new();
-        h.at(1_005).reset("g1", 0, 5);
-        let d = h.at(1_010).pop_served_at("c1", "m5", 0, 5, 1_000);
-        h.at(2_000).ack(&d);
-        h.at(4_000).pop("c1", "m5", 0, 5);
-        assert_eq!(check(&h.build()), Verdict::held());
-
+        // assigned at `reset_at`, the answer arrived at 1.010s and was acked; a replay
+        // from the reset offset is the reset's doing only if the reset followed the pop.
+        let replay = |reset_at: Millis| {
+            let mut h = H::new();
+            h.at(reset_at).reset("g1", 0, 5);
+            let d = h.at(1_010).pop_served_at("c1", "m5", 0, 5, 1_000);
+            h.at(2_000).ack(&d);
+            h.at(4_000).pop("c1", "m5", 0, 5);
+            check(&h.build()).status
+        };
+        assert_eq!(replay(1_005), Status::Held);
         // A reset before the pop was served excuses nothing.
-        let mut h = H::new();
-        h.at(995).reset("g1", 0, 5);
-        let d = h.at(1_010).pop_served_at("c1", "m5", 0, 5, 1_000);
-        h.at(2_000).ack(&d);
-        h.at(4_000).pop("c1", "m5", 0, 5);
-        assert_eq!(check(&h.build()).status, Status::Violated);
+        assert_eq!(replay(995), Status::Violated);
     }
 
     #[test]
