@@ -714,11 +714,10 @@ fn cmd_verify(a: &VerifyArgs) -> CmdResult {
         };
         runner::run_summary(&scs[t.scenario].1, t.seed, &opts, false)
     });
-    let mut summaries: Vec<Option<_>> = (0..tasks.len()).map(|_| None).collect();
-    for (i, sum) in order.into_iter().zip(done) {
-        summaries[i] = Some(sum);
-    }
-    let summaries = summaries.into_iter().map(|s| s.expect("every task ran"));
+    // Back to task order.
+    let mut done: Vec<_> = order.into_iter().zip(done).collect();
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let summaries = done.into_iter().map(|(_, sum)| sum);
     let rows: Vec<VerifyRow> = tasks
         .iter()
         .zip(summaries)

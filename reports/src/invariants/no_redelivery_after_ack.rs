@@ -294,12 +294,11 @@ mod tests {
 
     #[test]
     fn a_crash_while_the_pop_answer_was_in_flight_excuses_the_replay() {
-        // Late-ack-random seed 1647: the broker served the pop at 1.000s and crashed at
-        // 1.005s with the CK (and the offset it advanced) still buffered; the answer arrived
-        // at 1.010s. After the restart the ack succeeds, and the restored commit offset hands
-        // the message out again: a crash replay, not a redelivery bug.
-        // The broker crashes at 1.005s and restarts at 3.000s; the pop was served at
-        // `served` and its answer arrived 10 ms later.
+        // Late-ack-random seed 1647: the broker crashes at 1.005s and restarts at 3.000s;
+        // the pop was served at `served` and its answer arrived 10 ms later. Served before
+        // the crash, its CK (and the offset it advanced) died in the buffer, so after the
+        // restart the ack succeeds and the restored commit offset hands the message out
+        // again: a crash replay, not a redelivery bug.
         let replay = |served: Millis| {
             let mut h = H::new();
             h.at(0).produce("m1", 0, 0);
