@@ -268,7 +268,9 @@ impl Broker {
 
     /// The KV-path step of `resetOffsetInner`: `clearPullOffset(group, topic)` since #9370;
     /// from 5.3.2 until then `commitPullOffset(reset)` (`reset-commits-pull-offset`, read
-    /// only here).
+    /// only here). Develop clears every queue's cursor even for a one-queue reset; the
+    /// proposed fix `clear-pull-offset-of-reset-queues` (read only here) clears the reset
+    /// queue's.
     fn reset_pull_offset_action(
         &mut self,
         now: Millis,
@@ -287,8 +289,12 @@ impl Broker {
                 offset,
             );
         } else {
+            let only = self
+                .behaviours
+                .has_fix(crate::Fix::ClearPullOffsetOfResetQueues)
+                .then_some(queue_id);
             self.offsets
-                .clear_pull_offset(&mut self.events, now, &req.group, &req.topic);
+                .clear_pull_offset(&mut self.events, now, &req.group, &req.topic, only);
         }
     }
 }

@@ -1,9 +1,16 @@
-//! Historical behaviours: the closed set of upstream decisions that a later pull request
-//! changed. Each one, when switched on, restores exactly the old decision at the one place
-//! the upstream fix touched; the symptom (a duplicate, a lost offset, a hung future) has to
-//! emerge from the simulated interaction. Nothing here says "deliver twice".
+//! The switch registry, two kinds in one place:
 //!
-//! The default is upstream develop: every behaviour fixed.
+//! - **Historical behaviours** ([`Behaviour`]): the closed set of upstream decisions that a
+//!   later pull request changed. Each one, when switched on, restores exactly the old decision
+//!   at the one place the upstream fix touched.
+//! - **Proposed fixes** ([`Fix`]): the mirror image. Each changes one decision of upstream
+//!   develop (the 2025-09 snapshot) to what popsim proposes upstream should do, at the one
+//!   place a finding (docs/findings.md) traced its violation to.
+//!
+//! Either way the symptom (a duplicate, a lost offset, a hung future) has to emerge from the
+//! simulated interaction. Nothing here says "deliver twice".
+//!
+//! The default is upstream develop: every historical behaviour fixed, no proposed fix on.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -222,9 +229,15 @@ impl FromStr for Behaviour {
     }
 }
 
-/// The set of historical behaviours switched on for one run. Empty = upstream develop.
+/// The switches in force for one run: historical behaviours switched on (old decisions
+/// restored) and proposed fixes switched on (develop decisions changed). Empty = upstream
+/// develop.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Behaviours(BTreeSet<Behaviour>);
+pub struct Behaviours {
+    on: BTreeSet<Behaviour>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    fixes: BTreeSet<Fix>,
+}
 
 impl Behaviours {
     /// Every behaviour fixed (upstream develop).
@@ -233,31 +246,179 @@ impl Behaviours {
     }
 
     pub fn with(mut self, b: Behaviour) -> Self {
-        self.0.insert(b);
+        self.on.insert(b);
         self
     }
 
     pub fn insert(&mut self, b: Behaviour) {
-        self.0.insert(b);
+        self.on.insert(b);
     }
 
     /// Is the old decision in force?
     pub fn is_on(&self, b: Behaviour) -> bool {
-        self.0.contains(&b)
+        self.on.contains(&b)
     }
 
+    /// The historical behaviours switched on, in registry order.
     pub fn iter(&self) -> impl Iterator<Item = Behaviour> + '_ {
-        self.0.iter().copied()
+        self.on.iter().copied()
     }
 
+    /// No historical behaviour on (proposed fixes aside).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.on.is_empty()
+    }
+
+    pub fn with_fix(mut self, f: Fix) -> Self {
+        self.fixes.insert(f);
+        self
+    }
+
+    pub fn insert_fix(&mut self, f: Fix) {
+        self.fixes.insert(f);
+    }
+
+    /// Is the proposed decision in force instead of develop's?
+    pub fn has_fix(&self, f: Fix) -> bool {
+        self.fixes.contains(&f)
+    }
+
+    /// The proposed fixes switched on, in registry order.
+    pub fn fixes(&self) -> impl Iterator<Item = Fix> + '_ {
+        self.fixes.iter().copied()
     }
 }
 
 impl FromIterator<Behaviour> for Behaviours {
     fn from_iter<I: IntoIterator<Item = Behaviour>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        Self {
+            on: iter.into_iter().collect(),
+            fixes: BTreeSet::new(),
+        }
+    }
+}
+
+/// One proposed fix. The kebab-case names are the CLI (`--fix NAME`) and scenario-file names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fix {
+    /// `PopBufferMergeService.commitOffset` does not commit over a pending reset.
+    BufferCommitSkipsPendingReset,
+    /// CK/ACK merge keys join their fields with a separator.
+    MergeKeyWithSeparator,
+    /// `resetOffsetInner` clears the pull offset of the reset queues only.
+    ClearPullOffsetOfResetQueues,
+}
+
+/// Static facts about a proposed fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FixInfo {
+    pub fix: Fix,
+    /// Kebab-case name, as typed on the command line.
+    pub name: &'static str,
+    pub side: Side,
+    /// The upstream class and method whose decision changes.
+    pub changes: &'static str,
+    /// The decision, develop versus proposed, in upstream's vocabulary.
+    pub decision: &'static str,
+    /// Why: the finding (docs/findings.md) it answers.
+    pub why: &'static str,
+    /// A later upstream change that seems to address the same window, by number and title,
+    /// if any.
+    pub upstream: &'static str,
+}
+
+impl Fix {
+    /// Every proposed fix, in registry order.
+    pub const ALL: [Fix; 3] = [
+        Fix::BufferCommitSkipsPendingReset,
+        Fix::MergeKeyWithSeparator,
+        Fix::ClearPullOffsetOfResetQueues,
+    ];
+
+    /// The registry entry for this fix.
+    pub fn info(self) -> FixInfo {
+        use Fix::*;
+        let (name, side, changes, decision, why, upstream) = match self {
+            BufferCommitSkipsPendingReset => (
+                "buffer-commit-skips-pending-reset",
+                Side::Broker,
+                "PopBufferMergeService.commitOffset",
+                "develop commits a CK's nextBeginOffset unconditionally; proposed: skip the commit while ConsumerOffsetManager.hasOffsetReset(topic, group, queueId), as AckMessageProcessor.ackOrderly already does (RIP-48)",
+                "finding F1: a CK popped before a reset is committed over the pending reset; a flush and a crash before the next pop lose the reset",
+                "",
+            ),
+            MergeKeyWithSeparator => (
+                "merge-key-with-separator",
+                Side::Broker,
+                "PopBufferMergeService.addCk/addAk, PopReviveService.consumeReviveMessage",
+                "develop keys CKs and ACKs by topic+cid+queueId+startOffset+popTime+brokerName concatenated; proposed: join the fields with a separator (KeyBuilder style), so (queue 1, offset 23) and (queue 12, offset 3) differ",
+                "finding F2: two CKs with equal concatenations in one revive scan overwrite each other; one is never revived and its messages are lost",
+                "",
+            ),
+            ClearPullOffsetOfResetQueues => (
+                "clear-pull-offset-of-reset-queues",
+                Side::Broker,
+                "AdminBrokerProcessor.resetOffsetInner",
+                "develop calls ConsumerOffsetManager.clearPullOffset(group, topic), dropping every queue's pull offset; proposed: remove only the pull offsets of the queues being reset",
+                "finding F3: a reset of one queue makes KV-path pops of the other queues fall back to their commit offset and read in-flight and acked messages again",
+                "",
+            ),
+        };
+        FixInfo {
+            fix: self,
+            name,
+            side,
+            changes,
+            decision,
+            why,
+            upstream,
+        }
+    }
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// Every valid name, comma-separated, for error messages.
+    pub fn valid_names() -> String {
+        Fix::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A `--fix` argument: one name, or `all` for every proposed fix.
+    pub fn parse_list(s: &str) -> Result<Vec<Fix>, UnknownName> {
+        if s == "all" {
+            return Ok(Fix::ALL.to_vec());
+        }
+        s.parse().map(|f| vec![f]).map_err(|mut e: UnknownName| {
+            e.valid.push_str(", all");
+            e
+        })
+    }
+}
+
+impl fmt::Display for Fix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Fix {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fix::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownName {
+                what: "proposed fix",
+                given: s.to_owned(),
+                valid: Fix::valid_names(),
+            })
     }
 }
 
@@ -351,6 +512,19 @@ mod tests {
                 "latest has every fix"
             );
         }
+    }
+
+    #[test]
+    fn fix_names_round_trip_and_all_means_every_fix() {
+        let mut seen = BTreeSet::new();
+        for f in Fix::ALL {
+            assert!(seen.insert(f.name()), "duplicate name {}", f.name());
+            assert_eq!(f.name().parse::<Fix>().unwrap(), f);
+            assert!(Behaviour::ALL.iter().all(|b| b.name() != f.name()));
+        }
+        assert_eq!(Fix::parse_list("all").unwrap(), Fix::ALL.to_vec());
+        let err = Fix::parse_list("deliver-once").unwrap_err().to_string();
+        assert!(err.contains("proposed fix") && err.contains("all"), "{err}");
     }
 
     #[test]

@@ -62,6 +62,8 @@ impl Broker {
             revive_topic(&config.broker_cluster_name),
             config.revive_queue_num,
         );
+        let mut buffer = PopBufferMergeService::default();
+        buffer.separated_keys = behaviours.has_fix(crate::Fix::MergeKeyWithSeparator);
         Self {
             offsets: ConsumerOffsetManager::new(config.use_server_side_reset_offset),
             revive: PopReviveService::new(config.revive_queue_num),
@@ -72,7 +74,7 @@ impl Broker {
             store,
             groups: BTreeSet::new(),
             order_info: ConsumerOrderInfoManager::default(),
-            buffer: PopBufferMergeService::default(),
+            buffer,
             kv: PopConsumerService::default(),
             ck_message_number: 0,
             events: Vec::new(),

@@ -129,19 +129,32 @@ impl ConsumerOffsetManager {
     }
 
     /// `clearPullOffset(group, topic)` (#9370): drops the whole `topic@group` entry, i.e.
-    /// every queue's cursor.
+    /// every queue's cursor (`queue_id` `None`). `Some(q)` drops queue `q`'s cursor only
+    /// (the proposed fix `clear-pull-offset-of-reset-queues`).
     pub fn clear_pull_offset(
         &mut self,
         ev: &mut Vec<BrokerEvent>,
         now: Millis,
         group: &str,
         topic: &str,
+        queue_id: Option<u32>,
     ) {
-        self.pull_offset_table.remove(&offset_key(topic, group));
+        let key = offset_key(topic, group);
+        match queue_id {
+            None => {
+                self.pull_offset_table.remove(&key);
+            }
+            Some(q) => {
+                if let Some(queues) = self.pull_offset_table.get_mut(&key) {
+                    queues.remove(&q);
+                }
+            }
+        }
         ev.push(BrokerEvent::PullOffsetCleared {
             at: now,
             group: group.to_owned(),
             topic: topic.to_owned(),
+            queue_id,
         });
     }
 
@@ -312,8 +325,14 @@ mod tests {
         m.commit_pull_offset(&mut ev, 0, "p", "G", "T", 0, 100);
         m.commit_pull_offset(&mut ev, 0, "p", "G", "T", 1, 50);
         assert_eq!(m.query_pull_offset("G", "T", 0), 100);
-        m.clear_pull_offset(&mut ev, 0, "G", "T");
+        m.clear_pull_offset(&mut ev, 0, "G", "T", Some(0));
         assert_eq!(m.query_pull_offset("G", "T", 0), 7);
+        assert_eq!(
+            m.query_pull_offset("G", "T", 1),
+            50,
+            "the proposed fix keeps the other queues' cursors"
+        );
+        m.clear_pull_offset(&mut ev, 0, "G", "T", None);
         assert_eq!(
             m.query_pull_offset("G", "T", 1),
             -1,

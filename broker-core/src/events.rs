@@ -98,11 +98,14 @@ pub enum BrokerEvent {
         offset: i64,
         reason: String,
     },
-    /// `clearPullOffset` (#9370).
+    /// `clearPullOffset` (#9370): every queue's cursor, or (the proposed fix
+    /// `clear-pull-offset-of-reset-queues`) one queue's.
     PullOffsetCleared {
         at: Millis,
         group: String,
         topic: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue_id: Option<u32>,
     },
     /// `assignResetOffset`; `wrote_offset_table` is false when change (e) is absent and the key was new.
     ResetAssigned {

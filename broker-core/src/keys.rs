@@ -106,8 +106,10 @@ pub fn lock_key(topic: &str, group: &str, queue_id: u32) -> String {
 
 /// The CK/ACK merge key of `PopBufferMergeService` and `PopReviveService`: a plain
 /// concatenation `topic + cid + queueId + startOffset + popTime + brokerName`, exactly as
-/// upstream builds it (no separators, so it inherits upstream's ambiguity). `broker_name`
-/// `None` leaves it out (the pre-#8494 revive key).
+/// upstream builds it (no separators, so it inherits upstream's ambiguity: queue 1 offset 23
+/// and queue 12 offset 3 concatenate alike). `broker_name` `None` leaves it out (the
+/// pre-#8494 revive key). `separated` is the proposed fix `merge-key-with-separator`, read
+/// only here: the fields joined with `@`.
 pub fn merge_key(
     topic: &str,
     cid: &str,
@@ -115,9 +117,12 @@ pub fn merge_key(
     start_offset: u64,
     pop_time: u64,
     broker_name: Option<&str>,
+    separated: bool,
 ) -> String {
-    let mut k = format!("{topic}{cid}{queue_id}{start_offset}{pop_time}");
+    let sep = if separated { TOPIC_GROUP_SEPARATOR } else { "" };
+    let mut k = format!("{topic}{sep}{cid}{sep}{queue_id}{sep}{start_offset}{sep}{pop_time}");
     if let Some(bn) = broker_name {
+        k.push_str(sep);
         k.push_str(bn);
     }
     k
@@ -152,11 +157,20 @@ mod tests {
 
     #[test]
     fn merge_key_is_plain_concatenation() {
-        assert_eq!(merge_key("T", "G", 1, 23, 5, Some("b")), "TG1235b");
+        assert_eq!(merge_key("T", "G", 1, 23, 5, Some("b"), false), "TG1235b");
         // Upstream's key is ambiguous across queueId/startOffset boundaries; so is ours.
         assert_eq!(
-            merge_key("T", "G", 1, 23, 5, None),
-            merge_key("T", "G", 12, 3, 5, None)
+            merge_key("T", "G", 1, 23, 5, Some("b"), false),
+            merge_key("T", "G", 12, 3, 5, Some("b"), false)
+        );
+        // The proposed fix tells them apart.
+        assert_eq!(
+            merge_key("T", "G", 1, 23, 5, Some("b"), true),
+            "T@G@1@23@5@b"
+        );
+        assert_ne!(
+            merge_key("T", "G", 1, 23, 5, None, true),
+            merge_key("T", "G", 12, 3, 5, None, true)
         );
         assert_eq!(java_str(None), "null");
         assert_eq!(offset_key("T", "G"), "T@G");

@@ -51,7 +51,7 @@ mod pop_revive_service;
 mod rng;
 mod store;
 
-pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Release, Side};
+pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Fix, FixInfo, Release, Side};
 pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
 pub use events::{BrokerEvent, BrokerSnapshot, CkRef};

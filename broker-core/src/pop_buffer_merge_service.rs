@@ -93,6 +93,8 @@ pub struct PopBufferMergeService {
     dirty_since: Option<Millis>,
     /// Buffered, not yet flushed wrappers by flush time.
     flush_queue: BTreeSet<(Millis, u64)>,
+    /// Merge keys with separators (the proposed fix `merge-key-with-separator`).
+    pub(crate) separated_keys: bool,
 }
 
 /// Rounds up to the scan grid.
@@ -187,6 +189,7 @@ impl PopBufferMergeService {
             ck.start_offset,
             ck.pop_time,
             Some(&ck.broker_name),
+            self.separated_keys,
         );
         let w = Wrapper {
             revive_qid,
@@ -255,6 +258,7 @@ impl PopBufferMergeService {
             ck.start_offset,
             ck.pop_time,
             Some(&ck.broker_name),
+            self.separated_keys,
         );
         if self.buffer.contains_key(&key) {
             return false;
@@ -280,6 +284,7 @@ impl PopBufferMergeService {
             ck.start_offset,
             ck.pop_time,
             Some(&ck.broker_name),
+            self.separated_keys,
         );
         if self.buffer.contains_key(&key) {
             return None;
@@ -315,6 +320,7 @@ impl PopBufferMergeService {
             ack.start_offset,
             ack.pop_time,
             Some(java_str(ack.broker_name.as_deref())),
+            self.separated_keys,
         );
         let Some(&id) = self.buffer.get(&key) else {
             return (AddAk::Refused, None);
@@ -388,6 +394,7 @@ impl PopBufferMergeService {
     pub fn clear(&mut self) {
         *self = Self {
             next_id: self.next_id,
+            separated_keys: self.separated_keys,
             ..Self::default()
         };
     }
@@ -582,7 +589,8 @@ impl Broker {
     }
 
     /// `scanCommitOffset`: per changed deque, pop every ready head and commit its
-    /// `nextBeginOffset` (unconditionally, as upstream); a head that is not ready blocks.
+    /// `nextBeginOffset` ([`Broker::commit_offset_of_wrapper`]); a head that is not ready
+    /// blocks.
     fn scan_commit_offset(&mut self, now: Millis) {
         let queues = std::mem::take(&mut self.buffer.dirty_queues);
         for lock_key in queues {
@@ -603,15 +611,7 @@ impl Broker {
                         w.ck.queue_id,
                         w.next_begin_offset,
                     );
-                    self.offsets.commit_offset(
-                        &mut self.events,
-                        now,
-                        "PopBufferMergeService",
-                        &group,
-                        &topic,
-                        q,
-                        next,
-                    );
+                    self.commit_offset_of_wrapper(now, &group, &topic, q, next);
                 }
                 let q = self
                     .buffer
@@ -630,6 +630,37 @@ impl Broker {
                 self.buffer.free_if_unused(id);
             }
         }
+    }
+
+    /// `commitOffset(wrapper)`: develop commits `nextBeginOffset` unconditionally (only a
+    /// warning when it is not larger), even over a pending server-side reset. The proposed
+    /// fix `buffer-commit-skips-pending-reset` (read only here) skips the commit while
+    /// `hasOffsetReset`, as `AckMessageProcessor.ackOrderly` does since RIP-48: the pop that
+    /// consumes the reset commits it, and this CK's offsets are before the reset anyway.
+    fn commit_offset_of_wrapper(
+        &mut self,
+        now: Millis,
+        group: &str,
+        topic: &str,
+        q: u32,
+        next: i64,
+    ) {
+        if self
+            .behaviours
+            .has_fix(crate::Fix::BufferCommitSkipsPendingReset)
+            && self.offsets.has_offset_reset(topic, group, q)
+        {
+            return;
+        }
+        self.offsets.commit_offset(
+            &mut self.events,
+            now,
+            "PopBufferMergeService",
+            group,
+            topic,
+            q,
+            next,
+        );
     }
 
     /// `addCkJustOffset`: write the CK to the revive log now and queue its offset.

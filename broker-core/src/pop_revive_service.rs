@@ -17,7 +17,7 @@ use crate::config::Millis;
 use crate::events::BrokerEvent;
 use crate::keys::{self, java_str, merge_key, ACK_TIME_INTERVAL, REVIVE_GROUP, SECOND};
 use crate::store::{ReviveQueue, StoredMessage};
-use crate::Behaviour;
+use crate::{Behaviour, Fix};
 use std::collections::BTreeMap;
 
 /// A CK is due once `now − reviveTime` exceeds this (`ackTimeInterval + 1 s`).
@@ -187,6 +187,7 @@ impl Broker {
             ck.start_offset,
             ck.pop_time,
             bn,
+            self.behaviours.has_fix(Fix::MergeKeyWithSeparator),
         )
     }
 
@@ -204,6 +205,7 @@ impl Broker {
                 ack.start_offset,
                 ack.pop_time,
                 None,
+                self.behaviours.has_fix(Fix::MergeKeyWithSeparator),
             );
         }
         let blank = ack
@@ -226,6 +228,7 @@ impl Broker {
             ack.start_offset,
             ack.pop_time,
             Some(bn),
+            self.behaviours.has_fix(Fix::MergeKeyWithSeparator),
         )
     }
 

@@ -294,7 +294,18 @@ fn describe_broker(b: &BrokerEvent) -> String {
         B::PullOffsetCommitted { group, topic, queue_id, offset, reason, .. } => {
             format!("pullOffsetTable {topic}@{group} queue {queue_id} := {offset} ({reason})")
         }
-        B::PullOffsetCleared { group, topic, .. } => format!("pullOffsetTable {topic}@{group} cleared"),
+        B::PullOffsetCleared {
+            group,
+            topic,
+            queue_id: None,
+            ..
+        } => format!("pullOffsetTable {topic}@{group} cleared"),
+        B::PullOffsetCleared {
+            group,
+            topic,
+            queue_id: Some(q),
+            ..
+        } => format!("pullOffsetTable {topic}@{group} queue {q} cleared"),
         B::ResetAssigned { group, topic, queue_id, offset, wrote_offset_table, .. } => {
             let note = if *wrote_offset_table { "" } else { "; offsetTable not written" };
             format!("reset of {topic}@{group} queue {queue_id} to {offset} assigned{note}")

@@ -36,6 +36,9 @@ pub struct RunMeta {
     pub seed: u64,
     /// Names of the historical behaviours switched on.
     pub behaviours: Vec<String>,
+    /// Names of the proposed fixes switched on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<String>,
     pub release: Option<String>,
     pub consumers: Vec<ConsumerMeta>,
     /// From this virtual time on every fault has healed; liveness checks look only at

@@ -58,6 +58,7 @@ impl H {
                 scenario: "hand-made".into(),
                 seed: 7,
                 behaviours: vec![],
+                fixes: vec![],
                 release: None,
                 consumers: vec![],
                 quiet_from: 0,

@@ -17,6 +17,11 @@ pub struct Scenario {
     /// `popsim verify`, off for the "fixed" row.
     #[serde(default)]
     pub replays: Vec<String>,
+    /// Proposed fixes (by name) this scenario demonstrates: a finding on upstream develop.
+    /// `popsim verify` runs it on develop (`expect.develop` must be violated) and with these
+    /// fixes on (everything must hold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<String>,
     /// Upstream references, e.g. ["#8835", "#8836"].
     #[serde(default)]
     pub upstream: Vec<String>,
@@ -363,6 +368,10 @@ pub struct Expect {
     pub with_bug: Vec<String>,
     /// Invariants that may be violated with every fix in (normally none).
     pub fixed: Vec<String>,
+    /// Invariants that must be violated on upstream develop, i.e. with the scenario's
+    /// proposed `fixes` off. Needs a non-empty `fixes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub develop: Vec<String>,
     /// `popsim verify`'s bug rows, when one row with every `replays` behaviour on does not tell
     /// the story (e.g. behaviours from disjoint releases). Empty = one row: `replays` on,
     /// `with_bug` violated.

@@ -7,7 +7,7 @@ use crate::limits::*;
 use crate::locate::{kp, KeyPath};
 use crate::model::*;
 use crate::Context;
-use broker_core::{Behaviour, Millis};
+use broker_core::{Behaviour, Fix, Millis};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A problem found by [`validate`], at a key path.
@@ -147,7 +147,11 @@ impl<'a> V<'a> {
                 }
             }
         }
-        for (key, list) in [("replays", &sc.replays), ("upstream", &sc.upstream)] {
+        for (key, list) in [
+            ("replays", &sc.replays),
+            ("fixes", &sc.fixes),
+            ("upstream", &sc.upstream),
+        ] {
             if list.len() > MAX_LIST_LEN {
                 self.limit(kp![key], format!("more than {MAX_LIST_LEN} entries"));
             }
@@ -158,6 +162,14 @@ impl<'a> V<'a> {
                 self.invalid(kp!["replays", i], e.to_string());
             } else if !seen.insert(r) {
                 self.invalid(kp!["replays", i], format!("`{r}` is listed twice"));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, f) in sc.fixes.iter().enumerate() {
+            if let Err(e) = f.parse::<Fix>() {
+                self.invalid(kp!["fixes", i], e.to_string());
+            } else if !seen.insert(f) {
+                self.invalid(kp!["fixes", i], format!("`{f}` is listed twice"));
             }
         }
     }
@@ -760,10 +772,11 @@ impl<'a> V<'a> {
     fn expect(&mut self) {
         let e = &self.sc.expect;
         let known = &self.ctx.invariant_names;
-        let lists: [(&str, &Vec<String>); 3] = [
+        let lists: [(&str, &Vec<String>); 4] = [
             ("invariants", &e.invariants),
             ("with_bug", &e.with_bug),
             ("fixed", &e.fixed),
+            ("develop", &e.develop),
         ];
         for (key, list) in lists {
             if list.len() > MAX_LIST_LEN {
@@ -800,6 +813,12 @@ impl<'a> V<'a> {
             self.invalid(
                 kp!["expect", "with_bug"],
                 "expects violations with the replayed behaviours on, but `replays` is empty",
+            );
+        }
+        if !e.develop.is_empty() && self.sc.fixes.is_empty() {
+            self.invalid(
+                kp!["expect", "develop"],
+                "expects violations on develop, but `fixes` names no proposed fix",
             );
         }
         self.expect_rows();

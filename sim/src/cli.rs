@@ -3,7 +3,7 @@
 //! violation, a panic in the simulation, or a determinism mismatch) and 2 (bad input).
 
 use crate::runner::{self, RunOptions, SeedSummary};
-use broker_core::{Behaviour, Behaviours, Release};
+use broker_core::{Behaviour, Behaviours, Fix, Release};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reports::{RunReport, SweepSummary};
 use scenarios::Scenario;
@@ -72,30 +72,58 @@ pub struct BugArgs {
     /// Switch a historical behaviour on (repeatable); `popsim list` names them.
     #[arg(long = "bug", value_name = "NAME")]
     pub bugs: Vec<Behaviour>,
+    /// Switch a proposed fix on (repeatable), or `all` of them; `popsim list` names them.
+    #[arg(long = "fix", value_name = "NAME|all", value_parser = parse_fix)]
+    pub fixes: Vec<FixList>,
     /// Run as a release profile: its historical behaviours on, and no KV pop path before 5.3.2.
     #[arg(long, value_name = "VERSION")]
     pub release: Option<Release>,
 }
 
+/// One `--fix` argument: a proposed fix, or every one (`all`).
+#[derive(Clone, Debug)]
+pub struct FixList(pub Vec<Fix>);
+
+fn parse_fix(s: &str) -> Result<FixList, String> {
+    Fix::parse_list(s).map(FixList).map_err(|e| e.to_string())
+}
+
 impl BugArgs {
-    fn options(&self) -> RunOptions {
+    pub fn options(&self) -> RunOptions {
+        let mut behaviours: Behaviours = self.bugs.iter().copied().collect();
+        for f in self.fixes.iter().flat_map(|l| l.0.iter()) {
+            behaviours.insert_fix(*f);
+        }
         RunOptions {
-            behaviours: self.bugs.iter().copied().collect(),
+            behaviours,
             release: self.release,
             trace: false,
         }
     }
 
     /// The same switches as command-line words, for reproduce lines.
-    fn words(&self) -> String {
+    pub fn words(&self) -> String {
         let mut s = String::new();
         for b in &self.bugs {
             let _ = write!(s, " --bug {b}");
         }
+        s.push_str(&fix_words(&self.options().behaviours));
         if let Some(r) = self.release {
             let _ = write!(s, " --release {r}");
         }
         s
+    }
+}
+
+/// The proposed fixes in `b` as `--fix` words (`--fix all` when every one is on).
+pub fn fix_words(b: &Behaviours) -> String {
+    let on: Vec<Fix> = b.fixes().collect();
+    if on.is_empty() {
+        String::new()
+    } else if on.len() == Fix::ALL.len() {
+        " --fix all".to_owned()
+    } else {
+        on.iter().map(|f| format!(" --fix {f}")).collect()
     }
 }
 
@@ -340,6 +368,12 @@ fn cmd_list() -> CmdResult {
             releases.join(", ")
         );
     }
+    out.push_str("\nProposed fixes (--fix NAME, or --fix all):\n");
+    let width = Fix::ALL.iter().map(|f| f.name().len()).max().unwrap_or(0);
+    for f in Fix::ALL {
+        let i = f.info();
+        let _ = writeln!(out, "  {:width$}  changes {}", i.name, i.changes);
+    }
     out.push_str(&crate::explore::list_random_variants());
     out.push_str("\nRelease profiles (--release VERSION):\n");
     for r in Release::ALL {
@@ -473,6 +507,7 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
                     "seed": seed,
                     "seed_source": source,
                     "behaviours": outcome.history.meta.behaviours,
+                    "fixes": outcome.history.meta.fixes,
                     "release": outcome.history.meta.release,
                     "broker": changed_keys(&opts.broker_config(&sc)),
                     "duration_ms": sc.duration_ms,
@@ -544,6 +579,10 @@ fn describe(original: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> 
             bs.join(", ")
         }
     );
+    let fixes: Vec<&str> = opts.behaviours.fixes().map(|f| f.name()).collect();
+    if !fixes.is_empty() {
+        let _ = writeln!(s, "fixes:      {} (proposed)", fixes.join(", "));
+    }
     if let Some(r) = opts.release {
         let _ = writeln!(s, "release:    {r}");
     }
@@ -637,65 +676,150 @@ struct VerifyRow {
     ok: bool,
 }
 
-/// One run `popsim verify` makes: a scenario, a bug row (or every fix in), a seed.
+/// What a verify run must show.
+#[derive(Clone, Debug)]
+enum Expectation {
+    /// Every listed invariant violated (a bug row, or develop under a finding).
+    Violates(Vec<String>),
+    /// Every invariant held, except those allowed (`expect.fixed`).
+    Holds(Vec<String>),
+}
+
+/// One run `popsim verify` makes: a scenario, the switches on, a seed, and what must show.
 struct VerifyTask {
     scenario: usize,
-    /// `None` = every fix in.
-    bug: Option<(Behaviours, Vec<String>)>,
+    /// Historical behaviours and proposed fixes switched on.
+    on: Behaviours,
+    /// The row's name: `bug: …`, `fixed`, `develop`, `fix: …`.
+    variant: String,
+    expect: Expectation,
     seed: u64,
-    /// Replayed from the scenario's regressions file.
-    regression: bool,
+}
+
+/// The rows of one scenario on one seed: its bug rows and its fixed row, or for a finding
+/// (`fixes` non-empty) the develop row and the row with its proposed fixes on.
+fn scenario_tasks(
+    i: usize,
+    sc: &Scenario,
+    seed: u64,
+    prefix: &str,
+) -> Result<Vec<VerifyTask>, UsageError> {
+    let mut out = Vec::new();
+    for row in sc.bug_rows() {
+        let on = behaviours(sc, &row.bugs)?;
+        let names: Vec<&str> = on.iter().map(|b| b.name()).collect();
+        out.push(VerifyTask {
+            scenario: i,
+            on,
+            variant: format!("{prefix}bug: {}", names.join(" + ")),
+            expect: Expectation::Violates(row.violates),
+            seed,
+        });
+    }
+    let fixes = fixes(sc, &sc.fixes)?;
+    if fixes.is_empty() {
+        out.push(VerifyTask {
+            scenario: i,
+            on: Behaviours::fixed(),
+            variant: format!("{prefix}fixed"),
+            expect: Expectation::Holds(sc.expect.fixed.clone()),
+            seed,
+        });
+    } else {
+        out.push(VerifyTask {
+            scenario: i,
+            on: Behaviours::fixed(),
+            variant: format!("{prefix}develop"),
+            expect: Expectation::Violates(sc.expect.develop.clone()),
+            seed,
+        });
+        out.push(fix_task(i, seed, prefix, fixes));
+    }
+    Ok(out)
+}
+
+/// The row with proposed fixes on: everything must hold.
+fn fix_task(scenario: usize, seed: u64, prefix: &str, fixes: Vec<Fix>) -> VerifyTask {
+    let mut on = Behaviours::fixed();
+    for f in &fixes {
+        on.insert_fix(*f);
+    }
+    let names: Vec<&str> = fixes.iter().map(|f| f.name()).collect();
+    VerifyTask {
+        scenario,
+        on,
+        variant: format!("{prefix}fix: {}", names.join(" + ")),
+        expect: Expectation::Holds(Vec::new()),
+        seed,
+    }
+}
+
+/// The rows of one regressions line: with its bugs on (fixes off) it must still violate
+/// what it recorded; then with every historical fix in and its `fixed-by` fixes on,
+/// everything must hold. A line with neither bugs nor `fixed-by` is a failure on develop
+/// that nobody has triaged yet: its hold row keeps verify failing.
+fn regression_tasks(
+    i: usize,
+    sc: &Scenario,
+    r: &crate::explore::Regression,
+) -> Result<Vec<VerifyTask>, UsageError> {
+    let mut out = Vec::new();
+    let fixed_by = fixes(sc, &r.fixed_by)?;
+    if !r.bugs.is_empty() || !fixed_by.is_empty() {
+        let on = r.behaviours();
+        let names: Vec<&str> = on.iter().map(|b| b.name()).collect();
+        out.push(VerifyTask {
+            scenario: i,
+            on,
+            variant: if names.is_empty() {
+                "regression develop".to_owned()
+            } else {
+                format!("regression bug: {}", names.join(" + "))
+            },
+            expect: Expectation::Violates(r.violates.clone()),
+            seed: r.seed,
+        });
+    }
+    if fixed_by.is_empty() {
+        out.push(VerifyTask {
+            scenario: i,
+            on: Behaviours::fixed(),
+            variant: "regression fixed".to_owned(),
+            expect: Expectation::Holds(Vec::new()),
+            seed: r.seed,
+        });
+    } else {
+        out.push(fix_task(i, r.seed, "regression ", fixed_by));
+    }
+    Ok(out)
+}
+
+/// Proposed fixes named in a scenario or a regressions line, parsed.
+fn fixes(sc: &Scenario, names: &[String]) -> Result<Vec<Fix>, UsageError> {
+    names
+        .iter()
+        .map(|n| {
+            n.parse::<Fix>()
+                .map_err(|e| UsageError(format!("scenario `{}`: {e}", sc.name)))
+        })
+        .collect()
 }
 
 fn cmd_verify(a: &VerifyArgs) -> CmdResult {
     let scs = load_many(&a.scenarios)?;
     let jobs = jobs(a.jobs)?;
+    let dir = a
+        .regressions
+        .clone()
+        .unwrap_or_else(crate::explore::default_regressions_dir);
     let mut tasks = Vec::new();
     for (i, (_, sc)) in scs.iter().enumerate() {
-        let rows = sc
-            .bug_rows()
-            .into_iter()
-            .map(|row| {
-                let on = behaviours(sc, &row.bugs)?;
-                Ok((on, row.violates))
-            })
-            .collect::<Result<Vec<_>, UsageError>>()?;
         // Recorded failing seeds first (proptest's convention).
-        let dir = a
-            .regressions
-            .clone()
-            .unwrap_or_else(crate::explore::default_regressions_dir);
         for r in crate::explore::load_regressions(&dir, &sc.name).map_err(UsageError)? {
-            if !r.bugs.is_empty() {
-                tasks.push(VerifyTask {
-                    scenario: i,
-                    bug: Some((r.behaviours(), r.violates.clone())),
-                    seed: r.seed,
-                    regression: true,
-                });
-            }
-            tasks.push(VerifyTask {
-                scenario: i,
-                bug: None,
-                seed: r.seed,
-                regression: true,
-            });
+            tasks.extend(regression_tasks(i, sc, &r)?);
         }
         for &seed in &sc.seeds {
-            for row in &rows {
-                tasks.push(VerifyTask {
-                    scenario: i,
-                    bug: Some(row.clone()),
-                    seed,
-                    regression: false,
-                });
-            }
-            tasks.push(VerifyTask {
-                scenario: i,
-                bug: None,
-                seed,
-                regression: false,
-            });
+            tasks.extend(scenario_tasks(i, sc, seed, "")?);
         }
     }
     // Heaviest scenarios first (by messages produced), so the last worker does not finish
@@ -709,7 +833,7 @@ fn cmd_verify(a: &VerifyArgs) -> CmdResult {
     let done = runner::par_map(&order, jobs, |&i| {
         let t = &tasks[i];
         let opts = RunOptions {
-            behaviours: t.bug.as_ref().map(|(b, _)| b.clone()).unwrap_or_default(),
+            behaviours: t.on.clone(),
             ..RunOptions::default()
         };
         runner::run_summary(&scs[t.scenario].1, t.seed, &opts, false)
@@ -722,44 +846,30 @@ fn cmd_verify(a: &VerifyArgs) -> CmdResult {
         .iter()
         .zip(summaries)
         .map(|(t, sum)| {
-            let sc = &scs[t.scenario].1;
             let violated: BTreeSet<&str> = sum.violated.iter().copied().collect();
-            let (mut variant, expected, ok) = match &t.bug {
-                Some((on, violates)) => {
+            let (expected, ok) = match &t.expect {
+                Expectation::Violates(violates) => {
                     let want: BTreeSet<&str> = violates.iter().map(String::as_str).collect();
                     let exp = if want.is_empty() {
                         "anything (none declared)".to_owned()
                     } else {
                         format!("violates {}", join(&want))
                     };
-                    let names: Vec<&str> = on.iter().map(|b| b.name()).collect();
-                    (
-                        format!("bug: {}", names.join(" + ")),
-                        exp,
-                        sum.panic.is_none() && want.is_subset(&violated),
-                    )
+                    (exp, sum.panic.is_none() && want.is_subset(&violated))
                 }
-                None => {
-                    let allowed: BTreeSet<&str> =
-                        sc.expect.fixed.iter().map(String::as_str).collect();
+                Expectation::Holds(allowed) => {
+                    let allowed: BTreeSet<&str> = allowed.iter().map(String::as_str).collect();
                     let exp = if allowed.is_empty() {
                         "all hold".to_owned()
                     } else {
                         format!("all hold (may violate {})", join(&allowed))
                     };
-                    (
-                        "fixed".to_owned(),
-                        exp,
-                        sum.panic.is_none() && violated.is_subset(&allowed),
-                    )
+                    (exp, sum.panic.is_none() && violated.is_subset(&allowed))
                 }
             };
-            if t.regression {
-                variant = format!("regression {variant}");
-            }
             VerifyRow {
-                scenario: sc.name.clone(),
-                variant,
+                scenario: scs[t.scenario].1.name.clone(),
+                variant: t.variant.clone(),
                 seed: t.seed,
                 expected,
                 observed: observed(&sum),
@@ -991,6 +1101,7 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
             found.push(crate::explore::Regression {
                 seed: r.seed,
                 bugs: bug_names.clone(),
+                fixed_by: Vec::new(),
                 violates: match r.panic {
                     Some(_) => vec!["panic".to_owned()],
                     None => r.violated.iter().map(|v| (*v).to_owned()).collect(),
@@ -1018,7 +1129,13 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
         }
     });
     let failed = first_failing.is_some();
-    if !a.no_record && !found.is_empty() {
+    let with_fixes = opts.behaviours.fixes().next().is_some();
+    if with_fixes && !found.is_empty() && !a.no_record {
+        eprintln!(
+            "regressions: not recorded (proposed fixes on); a failure with a fix on is triaged by hand"
+        );
+    }
+    if !a.no_record && !with_fixes && !found.is_empty() {
         let dir = a
             .regressions
             .clone()
@@ -1051,6 +1168,10 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
                     behaviours.join(", ")
                 }
             );
+            if with_fixes {
+                let names: Vec<&str> = opts.behaviours.fixes().map(|f| f.name()).collect();
+                let _ = writeln!(s, "proposed fixes: {}", names.join(", "));
+            }
             s.push_str(&reports::render_sweep_text(&summary));
             if let Some((seed, p)) = &first_panic {
                 let _ = writeln!(s, "  first panic: seed {seed}: {p}");
@@ -1091,6 +1212,7 @@ fn cmd_sweep(a: &SweepArgs) -> CmdResult {
                 "seeds": a.seeds,
                 "shard": shard_text,
                 "behaviours": behaviours,
+                "fixes": opts.behaviours.fixes().map(|f| f.name()).collect::<Vec<_>>(),
                 "nondeterministic_seeds": nondeterministic,
                 "summary": summary,
             });

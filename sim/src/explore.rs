@@ -4,7 +4,7 @@
 //! sweep` appends the seeds it finds failing, `popsim verify` and the tests replay them.
 
 use crate::runner::RunOptions;
-use broker_core::{Behaviour, Behaviours};
+use broker_core::{Behaviour, Behaviours, Fix};
 use scenarios::Scenario;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -123,12 +123,15 @@ pub struct Regression {
     pub seed: u64,
     /// Behaviours `--bug` switched on (the scenario's baseline is added by the runner).
     pub bugs: Vec<String>,
+    /// Proposed fixes that make the seed hold: the triage of a failure on develop as a
+    /// finding (written by hand after the trace, never by a sweep).
+    pub fixed_by: Vec<String>,
     /// What failed: invariant names, or `panic`.
     pub violates: Vec<String>,
 }
 
 impl Regression {
-    /// `seed 17 bugs a,b violates x,y`.
+    /// `seed 17 bugs a,b [fixed-by f] violates x,y`.
     pub fn line(&self) -> String {
         let list = |v: &[String]| {
             if v.is_empty() {
@@ -137,8 +140,13 @@ impl Regression {
                 v.join(",")
             }
         };
+        let fixed_by = if self.fixed_by.is_empty() {
+            String::new()
+        } else {
+            format!(" fixed-by {}", self.fixed_by.join(","))
+        };
         format!(
-            "seed {} bugs {} violates {}",
+            "seed {} bugs {}{fixed_by} violates {}",
             self.seed,
             list(&self.bugs),
             list(&self.violates)
@@ -154,23 +162,34 @@ impl Regression {
                 s.split(',').map(str::to_owned).collect()
             }
         };
-        match w.as_slice() {
-            ["seed", seed, "bugs", bugs, "violates", inv] => {
-                let seed = seed
-                    .parse()
-                    .map_err(|_| format!("`{seed}` is not a seed"))?;
-                let bugs = list(bugs);
-                for b in &bugs {
-                    b.parse::<Behaviour>().map_err(|e| e.to_string())?;
-                }
-                Ok(Self {
-                    seed,
-                    bugs,
-                    violates: list(inv),
-                })
+        let (seed, bugs, fixed_by, inv) = match w.as_slice() {
+            ["seed", seed, "bugs", bugs, "violates", inv] => (seed, bugs, &"none", inv),
+            ["seed", seed, "bugs", bugs, "fixed-by", fixes, "violates", inv] => {
+                (seed, bugs, fixes, inv)
             }
-            _ => Err("expected `seed N bugs A,B|none violates X,Y`".to_owned()),
+            _ => {
+                return Err(
+                    "expected `seed N bugs A,B|none [fixed-by F,G] violates X,Y`".to_owned(),
+                )
+            }
+        };
+        let seed = seed
+            .parse()
+            .map_err(|_| format!("`{seed}` is not a seed"))?;
+        let bugs = list(bugs);
+        for b in &bugs {
+            b.parse::<Behaviour>().map_err(|e| e.to_string())?;
         }
+        let fixed_by = list(fixed_by);
+        for f in &fixed_by {
+            f.parse::<Fix>().map_err(|e| e.to_string())?;
+        }
+        Ok(Self {
+            seed,
+            bugs,
+            fixed_by,
+            violates: list(inv),
+        })
     }
 
     /// The behaviours as a set.
@@ -240,7 +259,9 @@ fn header(name: &str) -> String {
          # `popsim verify` and `cargo test` replay them before the pinned seeds:\n\
          # with `bugs` on, each listed invariant must still be violated; with every fix in\n\
          # (`bugs` off, the scenario's baseline still on) every invariant must hold, so a\n\
-         # line with `bugs none` fails verify until the bug it found is fixed.\n\
+         # line with `bugs none` fails verify until the bug it found is fixed, or until its\n\
+         # trace shows upstream develop behaviour and `fixed-by F` names the proposed fix:\n\
+         # then develop must still violate it and the run with F on must hold.\n\
          # Commit this file.\n"
     )
 }
@@ -256,15 +277,28 @@ mod tests {
         let r = Regression {
             seed: 17,
             bugs: vec!["buffered-ack-missing-broker-name".into()],
+            fixed_by: Vec::new(),
             violates: vec!["no-redelivery-after-ack".into()],
         };
         assert_eq!(Regression::parse(&r.line()).unwrap(), r);
         let none = Regression {
             seed: 3,
             bugs: Vec::new(),
+            fixed_by: Vec::new(),
             violates: vec!["panic".into()],
         };
         assert_eq!(Regression::parse(&none.line()).unwrap(), none);
+        let finding = Regression {
+            seed: 5,
+            bugs: Vec::new(),
+            fixed_by: vec!["merge-key-with-separator".into()],
+            violates: vec!["no-loss".into()],
+        };
+        assert_eq!(
+            finding.line(),
+            "seed 5 bugs none fixed-by merge-key-with-separator violates no-loss"
+        );
+        assert_eq!(Regression::parse(&finding.line()).unwrap(), finding);
         let added = append_regressions(&dir, "x", &[r.clone(), r.clone(), none.clone()]).unwrap();
         assert_eq!(added.len(), 2);
         assert!(append_regressions(&dir, "x", std::slice::from_ref(&r))

@@ -18,7 +18,8 @@ use std::sync::{mpsc, Mutex, Once};
 /// What to switch on for a run.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    /// Historical behaviours switched on (in addition to the release's, if any).
+    /// Historical behaviours and proposed fixes switched on (in addition to the release's
+    /// behaviours, if any).
     pub behaviours: Behaviours,
     /// A release profile: its behaviours are switched on, and a release without the KV pop
     /// path runs with `popConsumerKVServiceEnable = false`.
@@ -133,6 +134,11 @@ pub fn run_meta(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunMeta {
             .effective_behaviours()
             .iter()
             .map(|b| b.name().to_owned())
+            .collect(),
+        fixes: opts
+            .behaviours
+            .fixes()
+            .map(|f| f.name().to_owned())
             .collect(),
         release: opts.release.map(|r| r.name().to_owned()),
         consumers,

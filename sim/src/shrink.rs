@@ -445,23 +445,20 @@ pub fn cmd_shrink(a: &ShrinkArgs) -> Result<ExitCode, UsageError> {
     let ctx = scenarios::Context::with_invariants(reports::invariant_names());
     let sc = scenarios::resolve(&a.scenario, &ctx)
         .map_err(|e| UsageError(e.render().trim_end().to_owned()))?;
-    let opts = RunOptions {
-        behaviours: a.bugs.bugs.iter().copied().collect(),
-        release: a.bugs.release,
-        trace: false,
-    };
+    let opts = a.bugs.options();
     let started = std::time::Instant::now();
     let out = shrink(&sc, a.seed, &opts, a.invariant.as_deref(), a.budget).map_err(UsageError)?;
     let path = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.toml", out.scenario.name)));
-    let bugs: String = out
+    let mut bugs: String = out
         .scenario
         .replays
         .iter()
         .map(|b| format!(" --bug {b}"))
         .collect();
+    bugs.push_str(&crate::cli::fix_words(&opts.behaviours));
     let file = path.display().to_string();
     let header = format!(
         "# Shrunk by `popsim shrink {}{} --seed {}`: the smallest scenario found that still\n\
@@ -483,7 +480,7 @@ pub fn cmd_shrink(a: &ShrinkArgs) -> Result<ExitCode, UsageError> {
     // The file on its own must still fail the same way.
     let again = scenarios::load_file(&path, &ctx)
         .map_err(|e| UsageError(e.render().trim_end().to_owned()))?;
-    let replay = RunOptions {
+    let mut replay = RunOptions {
         behaviours: again
             .replays
             .iter()
@@ -491,6 +488,9 @@ pub fn cmd_shrink(a: &ShrinkArgs) -> Result<ExitCode, UsageError> {
             .collect(),
         ..RunOptions::default()
     };
+    for f in opts.behaviours.fixes() {
+        replay.behaviours.insert_fix(f);
+    }
     let confirmed = run_seed(&again, a.seed, &replay)
         .violated()
         .contains(&out.invariant.as_str());
@@ -518,11 +518,7 @@ pub fn cmd_shrink(a: &ShrinkArgs) -> Result<ExitCode, UsageError> {
 }
 
 fn bug_words(a: &ShrinkArgs) -> String {
-    let mut s: String = a.bugs.bugs.iter().map(|b| format!(" --bug {b}")).collect();
-    if let Some(r) = a.bugs.release {
-        s.push_str(&format!(" --release {r}"));
-    }
-    s
+    a.bugs.words()
 }
 
 #[cfg(test)]

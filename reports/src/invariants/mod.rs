@@ -294,6 +294,7 @@ mod tests {
                 scenario: "empty".into(),
                 seed: 1,
                 behaviours: vec![],
+                fixes: vec![],
                 release: None,
                 consumers: vec![],
                 quiet_from: 0,
