@@ -1,22 +1,30 @@
 //! `AckMessageProcessor` (`broker/.../processor/AckMessageProcessor.java`): `ACK_MESSAGE`
 //! and `BATCH_ACK_MESSAGE`. A non-orderly ack first tries to merge into its buffered CK
 //! (`PopBufferMergeService.addAk`), else becomes an ACK record in the revive log, delivered
-//! at the revive time. An orderly ack (reviveQid 999) goes to `ackOrderly`. The answer is
+//! at the revive time. An orderly ack (reviveQid 999) goes to `ackOrderly`, or on the KV
+//! path `ackOrderlyNew`; a KV non-orderly ack deletes its record (`ackAsync`). The answer is
 //! `SUCCESS` whatever the revive-log append did.
+//!
+//! An ack is an operation of steps ([`AckOp`]): an orderly ack spins on its lock, and `addAk`
+//! can be preempted between its guards and `markBitCAS`.
 
 use crate::broker::Broker;
 use crate::checkpoint::AckMsg;
 use crate::config::Millis;
+use crate::events::BrokerEvent;
+use crate::inflight::OpId;
 use crate::keys::{self, lock_key};
 use crate::protocol::{
     AckMessageRequest, BatchAck, BatchAckMessageRequest, ExtraInfo, Response, ResponseBody,
     ResponseCode, POP_ORDER_REVIVE_QUEUE,
 };
+use std::collections::VecDeque;
 
 /// What an ack names, once the receipt is parsed.
-pub(crate) struct AckTarget<'a> {
-    pub group: &'a str,
-    pub topic: &'a str,
+#[derive(Clone, Debug)]
+pub(crate) struct AckTarget {
+    pub group: String,
+    pub topic: String,
     pub queue_id: u32,
     pub revive_qid: u32,
     pub start_offset: u64,
@@ -24,12 +32,12 @@ pub(crate) struct AckTarget<'a> {
     pub invisible_time: Millis,
 }
 
-impl<'a> AckTarget<'a> {
+impl AckTarget {
     /// The ack target a parsed receipt names.
-    pub(crate) fn new(group: &'a str, topic: &'a str, queue_id: u32, extra: &ExtraInfo) -> Self {
+    pub(crate) fn new(group: &str, topic: &str, queue_id: u32, extra: &ExtraInfo) -> Self {
         Self {
-            group,
-            topic,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
             queue_id,
             revive_qid: extra.revive_qid,
             start_offset: extra.ck_queue_offset,
@@ -39,46 +47,159 @@ impl<'a> AckTarget<'a> {
     }
 }
 
+/// One thing an ack request does, in order.
+#[derive(Debug)]
+enum AckUnit {
+    /// `ackOrderly` (classic, queue lock) or `ackOrderlyNew` (KV, group@topic lock).
+    Orderly {
+        target: AckTarget,
+        offset: u64,
+        kv: bool,
+    },
+    /// `PopConsumerService.ackAsync`: delete the record.
+    KvDelete { target: AckTarget, offset: u64 },
+    /// `appendAck`: `addAk`, else an ACK record in the revive log.
+    Append {
+        ack: AckMsg,
+        revive_qid: u32,
+        revive_time: Millis,
+    },
+}
+
+/// Where an ack unit stopped between two steps.
+#[derive(Debug)]
+enum AckStage {
+    /// `addAk` found the buffered wrapper and passed its guards; `markBitCAS` is next.
+    MarkBit(u64),
+}
+
+/// An `ACK_MESSAGE` / `BATCH_ACK_MESSAGE` in flight. Steps end where upstream can be
+/// interleaved: an orderly ack spinning on its lock (`while (!tryLock) {}`), and `addAk`
+/// between its guards and `markBitCAS` (the buffer scan may flush and drop the wrapper in
+/// between).
+#[derive(Debug)]
+pub(crate) struct AckOp {
+    units: VecDeque<AckUnit>,
+    stage: Option<AckStage>,
+    response: Response,
+}
+
+/// How an ack step ended.
+pub(crate) enum AckStep {
+    Done(Response),
+    /// Another thread may run first.
+    Yield,
+    /// The lock is held: spin (try again later).
+    Spin,
+}
+
 impl Broker {
     /// `ACK_MESSAGE`: topic, queue and `min ≤ offset ≤ max` checks, then `appendAck`. The
     /// topic is resolved from the receipt's topic type (`ExtraInfoUtil.getRealTopic`, which
     /// upstream's client applies before sending), so a client may name either.
-    pub(crate) fn ack_message(&mut self, now: Millis, req: AckMessageRequest) -> Response {
-        let (extra, topic) = match self.resolve_receipt(
+    pub(crate) fn start_ack(&mut self, req: AckMessageRequest) -> Result<AckOp, Response> {
+        let (extra, topic) = self.resolve_receipt(
             &req.topic,
             &req.consumer_group,
             req.queue_id,
             req.offset,
             &req.extra_info,
             true,
-        ) {
-            Ok(resolved) => resolved,
-            Err(rejected) => return rejected,
-        };
+        )?;
         let target = AckTarget::new(&req.consumer_group, &topic, req.queue_id, &extra);
-        if self.config.pop_consumer_kv_service_enable {
-            return self.ack_kv(now, &target, req.offset);
-        }
-        if extra.is_order() {
-            return self.ack_orderly(now, &target, req.offset, "ackOrderly");
-        }
-        let ack = AckMsg {
-            ack_offsets: vec![req.offset],
-            start_offset: extra.ck_queue_offset,
-            consumer_group: req.consumer_group.clone(),
-            topic: topic.clone(),
-            queue_id: req.queue_id,
-            pop_time: extra.pop_time,
-            broker_name: Some(extra.broker_name.clone()),
-            batch: false,
+        let kv = self.config.pop_consumer_kv_service_enable;
+        let unit = if extra.is_order() {
+            AckUnit::Orderly {
+                target,
+                offset: req.offset,
+                kv,
+            }
+        } else if kv {
+            AckUnit::KvDelete {
+                target,
+                offset: req.offset,
+            }
+        } else {
+            AckUnit::Append {
+                ack: AckMsg {
+                    ack_offsets: vec![req.offset],
+                    start_offset: extra.ck_queue_offset,
+                    consumer_group: req.consumer_group.clone(),
+                    topic: topic.clone(),
+                    queue_id: req.queue_id,
+                    pop_time: extra.pop_time,
+                    broker_name: Some(extra.broker_name.clone()),
+                    batch: false,
+                },
+                revive_qid: extra.revive_qid,
+                revive_time: extra.pop_time + extra.invisible_time,
+            }
         };
-        self.append_ack(
-            now,
-            ack,
-            extra.revive_qid,
-            extra.pop_time + extra.invisible_time,
-        );
-        Response::success(ResponseBody::None)
+        Ok(AckOp {
+            units: VecDeque::from([unit]),
+            stage: None,
+            response: Response::success(ResponseBody::None),
+        })
+    }
+
+    /// One step of an ack: as many units as run without a wait.
+    pub(crate) fn step_ack(&mut self, now: Millis, op: OpId, ack: &mut AckOp) -> AckStep {
+        while let Some(unit) = ack.units.front() {
+            let stage = ack.stage.take();
+            let outcome = match (unit, stage) {
+                (AckUnit::Orderly { target, offset, kv }, _) => {
+                    let (target, offset, kv) = (target.clone(), *offset, *kv);
+                    match self.ack_orderly(now, op, &target, offset, kv) {
+                        None => return AckStep::Spin,
+                        Some(r) => Some(r),
+                    }
+                }
+                (AckUnit::KvDelete { target, offset }, _) => {
+                    let (target, offset) = (target.clone(), *offset);
+                    self.ack_kv_delete(&target, offset);
+                    None
+                }
+                (AckUnit::Append { ack: msg, .. }, None) => match self.add_ak_guards(now, msg) {
+                    Some(id) => {
+                        ack.stage = Some(AckStage::MarkBit(id));
+                        return AckStep::Yield;
+                    }
+                    None => {
+                        let Some(AckUnit::Append {
+                            ack: msg,
+                            revive_qid,
+                            revive_time,
+                        }) = ack.units.pop_front()
+                        else {
+                            unreachable!("front is an append")
+                        };
+                        self.put_ack_record(
+                            now,
+                            msg,
+                            revive_qid,
+                            revive_time,
+                            "AckMessageProcessor.appendAck",
+                        );
+                        continue;
+                    }
+                },
+                (AckUnit::Append { ack: msg, .. }, Some(AckStage::MarkBit(id))) => {
+                    let msg = msg.clone();
+                    self.add_ak_mark_bits(now, id, &msg);
+                    None
+                }
+            };
+            if let Some(r) = outcome {
+                if r.code != ResponseCode::Success {
+                    ack.response = r;
+                }
+            }
+            ack.units.pop_front();
+        }
+        AckStep::Done(std::mem::replace(
+            &mut ack.response,
+            Response::success(ResponseBody::None),
+        ))
     }
 
     /// What `ACK_MESSAGE` and `CHANGE_MESSAGE_INVISIBLETIME` check before acting: the receipt
@@ -153,54 +274,48 @@ impl Broker {
         None
     }
 
-    /// `appendAck` tail: `addAk`, else an ACK record delivered at popTime + invisibleTime.
+    /// `appendAck` tail, in one go (`ackOrigin` of changeInvisibleTime): `addAk`, else an
+    /// ACK record delivered at popTime + invisibleTime.
     pub(crate) fn append_ack(
         &mut self,
         now: Millis,
         ack: AckMsg,
         revive_qid: u32,
         revive_time: Millis,
+        reason: &str,
     ) {
         if self.add_ak(now, &ack) {
             return;
         }
-        self.put_ack_record(
-            now,
-            ack,
-            revive_qid,
-            revive_time,
-            "AckMessageProcessor.appendAck",
-        );
+        self.put_ack_record(now, ack, revive_qid, revive_time, reason);
     }
 
     /// `BATCH_ACK_MESSAGE`: each `BatchAck` becomes one `BatchAckMsg` (offsets outside
     /// [min, max] skipped) carrying the body's brokerName, or per-offset `ackOrderly`.
-    pub(crate) fn batch_ack_message(
+    pub(crate) fn start_batch_ack(
         &mut self,
-        now: Millis,
         req: BatchAckMessageRequest,
-    ) -> Response {
+    ) -> Result<AckOp, Response> {
         if req.acks.is_empty() {
-            return Response::error(ResponseCode::NoMessage, "empty batch ack");
+            return Err(Response::error(ResponseCode::NoMessage, "empty batch ack"));
         }
-        let mut response = Response::success(ResponseBody::None);
+        let mut units = VecDeque::new();
         for b in &req.acks {
-            if let Some(failed) = self.append_batch_ack(now, b, &req.broker_name) {
-                response = failed;
-            }
+            self.batch_ack_units(b, &req.broker_name, &mut units);
         }
-        response
+        Ok(AckOp {
+            units,
+            stage: None,
+            response: Response::success(ResponseBody::None),
+        })
     }
 
-    fn append_batch_ack(
-        &mut self,
-        now: Millis,
-        b: &BatchAck,
-        broker_name: &str,
-    ) -> Option<Response> {
+    fn batch_ack_units(&self, b: &BatchAck, broker_name: &str, units: &mut VecDeque<AckUnit>) {
         let topic = keys::real_topic(&b.topic, &b.consumer_group, b.retry);
         // "Illegal topic or queue found when batch ack": logged only.
-        self.store.topic_config(&topic)?;
+        if self.store.topic_config(&topic).is_none() {
+            return;
+        }
         let (min, max) = (
             self.store.min_offset(&topic, b.queue_id),
             self.store.max_offset(&topic, b.queue_id),
@@ -212,76 +327,126 @@ impl Broker {
             .filter(|&o| o >= min && o <= max)
             .collect();
         let target = AckTarget {
-            group: &b.consumer_group,
-            topic: &topic,
+            group: b.consumer_group.clone(),
+            topic: topic.clone(),
             queue_id: b.queue_id,
             revive_qid: b.revive_queue_id,
             start_offset: b.start_offset,
             pop_time: b.pop_time,
             invisible_time: b.invisible_time,
         };
-        if self.config.pop_consumer_kv_service_enable {
-            let mut failed = None;
-            for &o in &offsets {
-                let r = self.ack_kv(now, &target, o);
-                if r.code != ResponseCode::Success {
-                    failed = Some(r);
-                }
-            }
-            return failed;
-        }
+        let kv = self.config.pop_consumer_kv_service_enable;
         if b.revive_queue_id == POP_ORDER_REVIVE_QUEUE {
-            let mut failed = None;
-            for &o in &offsets {
-                let r = self.ack_orderly(now, &target, o, "ackOrderly");
-                if r.code != ResponseCode::Success {
-                    failed = Some(r);
-                }
+            for &offset in &offsets {
+                units.push_back(AckUnit::Orderly {
+                    target: target.clone(),
+                    offset,
+                    kv,
+                });
             }
-            return failed;
+            return;
+        }
+        if kv {
+            for &offset in &offsets {
+                units.push_back(AckUnit::KvDelete {
+                    target: target.clone(),
+                    offset,
+                });
+            }
+            return;
         }
         if offsets.is_empty() || b.revive_queue_id >= self.config.revive_queue_num {
-            return None;
+            return;
         }
-        let ack = AckMsg {
-            ack_offsets: offsets,
-            start_offset: b.start_offset,
-            consumer_group: b.consumer_group.clone(),
-            topic,
-            queue_id: b.queue_id,
-            pop_time: b.pop_time,
-            broker_name: Some(broker_name.to_owned()),
-            batch: true,
-        };
-        self.append_ack(now, ack, b.revive_queue_id, b.pop_time + b.invisible_time);
-        None
+        units.push_back(AckUnit::Append {
+            ack: AckMsg {
+                ack_offsets: offsets,
+                start_offset: b.start_offset,
+                consumer_group: b.consumer_group.clone(),
+                topic,
+                queue_id: b.queue_id,
+                pop_time: b.pop_time,
+                broker_name: Some(broker_name.to_owned()),
+                batch: true,
+            },
+            revive_qid: b.revive_queue_id,
+            revive_time: b.pop_time + b.invisible_time,
+        });
     }
 
-    /// `ackOrderly` (and `ackOrderlyNew`, which differs only in its lock): ignore an ack
-    /// below the commit offset (a pending reset counts); `commitAndNext`; commit the next
-    /// offset unless a reset is pending (RIP-48); −1 → `MESSAGE_ILLEGAL`, −2 → ignored.
-    pub(crate) fn ack_orderly(
+    /// `ackOrderly` (queue lock) and `ackOrderlyNew` (the KV path's group@topic lock): ignore
+    /// an ack below the commit offset (a pending reset counts); spin on the lock (`None`: it
+    /// is held, try again); under it check again, `commitAndNext`, commit the next offset
+    /// unless a reset is pending (RIP-48); −1 → `MESSAGE_ILLEGAL`, −2 → ignored.
+    fn ack_orderly(
         &mut self,
         now: Millis,
-        t: &AckTarget<'_>,
+        op: OpId,
+        t: &AckTarget,
         ack_offset: u64,
-        reason: &str,
+        kv: bool,
+    ) -> Option<Response> {
+        let ok = Some(Response::success(ResponseBody::None));
+        let old_offset = self.offsets.query_offset(&t.group, &t.topic, t.queue_id);
+        if (ack_offset as i64) < old_offset {
+            return ok;
+        }
+        let lock = if kv {
+            crate::pop_consumer_kv::kv_lock_key(&t.group, &t.topic)
+        } else {
+            lock_key(&t.topic, &t.group, t.queue_id)
+        };
+        let locked = if kv {
+            self.kv.locks.try_lock(&lock, op)
+        } else {
+            self.queue_locks.try_lock(&lock, op)
+        };
+        if !locked {
+            return None;
+        }
+        let response = self.ack_orderly_locked(now, t, ack_offset, kv);
+        if kv {
+            if let Some(holder) = self.kv.locks.unlock(&lock, op) {
+                self.events.push(BrokerEvent::LockReleasedByOther {
+                    at: now,
+                    lock,
+                    holder: holder.0,
+                    by: op.0,
+                    site: "AckMessageProcessor.ackOrderlyNew".to_owned(),
+                });
+            }
+        } else {
+            self.unlock_queue(&lock, op);
+        }
+        Some(response)
+    }
+
+    /// The part of `ackOrderly` under the lock.
+    fn ack_orderly_locked(
+        &mut self,
+        now: Millis,
+        t: &AckTarget,
+        ack_offset: u64,
+        kv: bool,
     ) -> Response {
-        let old_offset = self.offsets.query_offset(t.group, t.topic, t.queue_id);
+        let old_offset = self.offsets.query_offset(&t.group, &t.topic, t.queue_id);
         if (ack_offset as i64) < old_offset {
             return Response::success(ResponseBody::None);
         }
         let next = self
             .order_info
-            .commit_and_next(t.topic, t.group, t.queue_id, ack_offset, t.pop_time, now);
+            .commit_and_next(&t.topic, &t.group, t.queue_id, ack_offset, t.pop_time, now);
         if next > -1 {
-            if !self.offsets.has_offset_reset(t.topic, t.group, t.queue_id) {
+            if !self
+                .offsets
+                .has_offset_reset(&t.topic, &t.group, t.queue_id)
+            {
                 self.offsets.commit_offset(
                     &mut self.events,
                     now,
-                    reason,
-                    t.group,
-                    t.topic,
+                    if kv { "ackOrderlyNew" } else { "ackOrderly" },
+                    &t.group,
+                    &t.topic,
                     t.queue_id,
                     next,
                 );
@@ -293,7 +458,7 @@ impl Broker {
                 ResponseCode::MessageIllegal,
                 format!(
                     "offset is illegal, key:{}, old:{old_offset}, commit:{ack_offset}, next:{next}",
-                    lock_key(t.topic, t.group, t.queue_id)
+                    lock_key(&t.topic, &t.group, t.queue_id)
                 ),
             );
         }

@@ -4,6 +4,7 @@
 
 use crate::broker::Broker;
 use crate::config::Millis;
+use crate::inflight::OpId;
 use crate::protocol::{
     CreateSubscriptionGroupRequest, CreateTopicRequest, QueryConsumerOffsetRequest,
     ResetOffsetRequest, Response, ResponseBody, ResponseCode, SendMessageRequest,
@@ -11,7 +12,15 @@ use crate::protocol::{
 };
 use crate::store::StoredMessage;
 use crate::Behaviour;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// A server-side reset in flight: the queues whose KV-path actions are still to come.
+#[derive(Debug)]
+pub(crate) struct ResetOp {
+    req: ResetOffsetRequest,
+    offsets: BTreeMap<u32, i64>,
+    pending: VecDeque<(u32, i64)>,
+}
 
 /// Upper bound on queues per topic, to keep the model's state bounded.
 pub const MAX_QUEUE_NUMS: u32 = 1_024;
@@ -162,38 +171,41 @@ impl Broker {
 
     /// `INVOKE_BROKER_TO_RESET_OFFSET`. Only the server-side mode is modelled (POP consumers
     /// hold no offsets, so the client-side `Broker2Client` mode cannot reach them).
-    pub(crate) fn reset_offset(&mut self, now: Millis, req: ResetOffsetRequest) -> Response {
+    ///
+    /// `resetOffsetInner`: topic and group checks; the offset map (an explicit offset for
+    /// one queue within [min, max + 1], else by timestamp, < 0 meaning max);
+    /// `assignResetOffset` per queue. On the KV path the admin thread then visits each queue
+    /// (`clearCache`, the pull-offset action): a [`ResetOp`] step each, since a pop may run
+    /// in between.
+    pub(crate) fn start_reset_offset(
+        &mut self,
+        now: Millis,
+        req: ResetOffsetRequest,
+    ) -> Result<ResetOp, Response> {
         if !self.config.use_server_side_reset_offset {
-            return Response::error(
+            return Err(Response::error(
                 ResponseCode::SystemError,
                 "client-side reset (Broker2Client) is not modelled",
-            );
+            ));
         }
-        self.reset_offset_inner(now, &req)
-    }
-
-    /// `resetOffsetInner`: topic and group checks; the offset map (an explicit offset for one
-    /// queue within [min, max + 1], else by timestamp, < 0 meaning max); `assignResetOffset`
-    /// per queue; then on the KV path the pull-offset action.
-    fn reset_offset_inner(&mut self, now: Millis, req: &ResetOffsetRequest) -> Response {
         let Some(config) = self.store.topic_config(&req.topic) else {
-            return Response::error(
+            return Err(Response::error(
                 ResponseCode::TopicNotExist,
                 format!("Topic {} does not exist", req.topic),
-            );
+            ));
         };
         if !self.groups.contains(&req.group) {
-            return Response::error(
+            return Err(Response::error(
                 ResponseCode::SubscriptionGroupNotExist,
                 format!("Group {} does not exist", req.group),
-            );
+            ));
         }
-        let queue_offsets = match self.reset_offset_map(req, config.read_queue_nums) {
-            Ok(map) => map,
-            Err(rejected) => return rejected,
-        };
+        let queue_offsets = self.reset_offset_map(&req, config.read_queue_nums)?;
         if queue_offsets.is_empty() {
-            return Response::error(ResponseCode::SystemError, "No queues to reset.");
+            return Err(Response::error(
+                ResponseCode::SystemError,
+                "No queues to reset.",
+            ));
         }
         let needs_existing_key = self
             .behaviours
@@ -209,14 +221,36 @@ impl Broker {
                 needs_existing_key,
             );
         }
-        if self.config.pop_consumer_kv_service_enable {
-            for (&q, &offset) in &queue_offsets {
-                self.reset_pull_offset_action(now, req, q, offset);
+        let pending = if self.config.pop_consumer_kv_service_enable {
+            queue_offsets.iter().map(|(&q, &o)| (q, o)).collect()
+        } else {
+            VecDeque::new()
+        };
+        Ok(ResetOp {
+            req,
+            offsets: queue_offsets,
+            pending,
+        })
+    }
+
+    /// One step of a reset: the next queue's KV-path actions; the answer after the last.
+    pub(crate) fn step_reset(
+        &mut self,
+        now: Millis,
+        op: OpId,
+        reset: &mut ResetOp,
+    ) -> Option<Response> {
+        if let Some((q, offset)) = reset.pending.pop_front() {
+            let (group, topic) = (reset.req.group.clone(), reset.req.topic.clone());
+            self.kv_clear_cache(now, op, &group, &topic);
+            self.reset_pull_offset_action(now, &reset.req, q, offset);
+            if !reset.pending.is_empty() {
+                return None;
             }
         }
-        Response::success(ResponseBody::ResetOffset {
-            offsets: queue_offsets,
-        })
+        Some(Response::success(ResponseBody::ResetOffset {
+            offsets: std::mem::take(&mut reset.offsets),
+        }))
     }
 
     /// The queue → offset map of `resetOffsetInner`.

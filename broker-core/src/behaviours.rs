@@ -308,6 +308,8 @@ pub enum Fix {
     MergeKeyWithSeparator,
     /// `resetOffsetInner` clears the pull offset of the reset queues only.
     ClearPullOffsetOfResetQueues,
+    /// `PopConsumerService.clearCache` removes cached records without touching the lock.
+    ClearCacheWithoutLock,
 }
 
 /// Static facts about a proposed fix.
@@ -330,10 +332,11 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 3] = [
+    pub const ALL: [Fix; 4] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
+        Fix::ClearCacheWithoutLock,
     ];
 
     /// The registry entry for this fix.
@@ -363,6 +366,14 @@ impl Fix {
                 "develop calls ConsumerOffsetManager.clearPullOffset(group, topic), dropping every queue's pull offset; proposed: remove only the pull offsets of the queues being reset",
                 "finding F3: a reset of one queue makes KV-path pops of the other queues fall back to their commit offset and read in-flight and acked messages again",
                 "",
+            ),
+            ClearCacheWithoutLock => (
+                "clear-cache-without-lock",
+                Side::Broker,
+                "PopConsumerService.clearCache",
+                "develop runs `while (tryLock) {}` then unlocks in `finally`, freeing the group@topic lock whoever holds it (the popAsync that called it, or another pop when the admin thread calls it); proposed: remove the records without touching the lock",
+                "finding F4: a pop that consumes a reset frees its own lock; a second pop of the group reads the same offsets while the first is still reading, and two consumers hold one FIFO batch",
+                "#10250 \"Remove lock when resetting offset in PopConsumerService\" (fixes #10181, 2026-04)",
             ),
         };
         FixInfo {

@@ -8,21 +8,27 @@ use crate::config::{BrokerConfig, Millis};
 use crate::consumer_offset_manager::ConsumerOffsetManager;
 use crate::consumer_order_info_manager::ConsumerOrderInfoManager;
 use crate::events::{BrokerEvent, BrokerSnapshot, QueueRange, ReviveQueueState};
+use crate::inflight::{Op, OpId, Step};
 use crate::keys::{revive_topic, ACK_TIME_INTERVAL, REVIVE_GROUP};
+use crate::locks::TryLocks;
 use crate::pop_buffer_merge_service::PopBufferMergeService;
 use crate::pop_consumer_kv::PopConsumerService;
 use crate::pop_revive_service::{due_at, PopReviveService};
 use crate::protocol::{Request, Response};
-use crate::rng::SplitMix64;
+use crate::rng::{self, ChaCha8Rng};
 use crate::store::MessageStore;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most steps one request takes when run alone: one per queue read (at most
+/// `MAX_QUEUE_NUMS` topic queues plus retry queues) or per ack unit.
+const MAX_STEPS_ALONE: usize = 4 * 1_024;
 
 /// The broker model (one `BrokerController`).
 #[derive(Debug)]
 pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) behaviours: Behaviours,
-    pub(crate) rng: SplitMix64,
+    pub(crate) rng: ChaCha8Rng,
     pub(crate) running: bool,
     /// Topics, queues and the revive log (on disk).
     pub(crate) store: MessageStore,
@@ -35,6 +41,11 @@ pub struct Broker {
     pub(crate) kv: PopConsumerService,
     /// `PopMessageProcessor.ckMessageNumber`: round-robins non-orderly CKs over revive queues.
     pub(crate) ck_message_number: u64,
+    /// `PopMessageProcessor.QueueLockManager`.
+    pub(crate) queue_locks: TryLocks,
+    /// Operations in flight ([`crate::inflight`]), and the last id handed out.
+    pub(crate) ops: BTreeMap<OpId, Op>,
+    pub(crate) next_op: u64,
     pub(crate) events: Vec<BrokerEvent>,
     /// The last time `persist()` ran, to keep flushes strictly increasing.
     last_persist: Option<Millis>,
@@ -69,7 +80,7 @@ impl Broker {
             revive: PopReviveService::new(config.revive_queue_num),
             config,
             behaviours,
-            rng: SplitMix64::new(seed),
+            rng: rng::stream(seed, "broker.randomQ"),
             running: true,
             store,
             groups: BTreeSet::new(),
@@ -77,6 +88,9 @@ impl Broker {
             buffer,
             kv: PopConsumerService::default(),
             ck_message_number: 0,
+            queue_locks: TryLocks::default(),
+            ops: BTreeMap::new(),
+            next_op: 0,
             events: Vec::new(),
             last_persist: None,
             clock: 0,
@@ -98,24 +112,19 @@ impl Broker {
         self.running
     }
 
-    /// Handles one request at virtual time `now`. Must not be called while crashed.
+    /// Handles one request at virtual time `now` to its end, with nothing interleaved: its
+    /// operation is stepped until done. Must not be called while crashed, nor while another
+    /// operation holds a lock it needs (it would spin forever).
     pub fn handle(&mut self, now: Millis, req: Request) -> Response {
-        assert!(self.running, "handle() on a crashed broker");
-        self.tick_clock(now);
-        let response = match req {
-            Request::SendMessage(r) => self.send_message(now, r),
-            Request::PopMessage(r) => self.pop_message(now, r),
-            Request::AckMessage(r) => self.ack_message(now, r),
-            Request::BatchAckMessage(r) => self.batch_ack_message(now, r),
-            Request::ChangeInvisibleTime(r) => self.change_invisible_time(now, r),
-            Request::UpdateConsumerOffset(r) => self.update_consumer_offset(now, r),
-            Request::QueryConsumerOffset(r) => self.query_consumer_offset(r),
-            Request::ResetOffset(r) => self.reset_offset(now, r),
-            Request::CreateTopic(r) => self.create_topic(r),
-            Request::CreateSubscriptionGroup(r) => self.create_subscription_group(r),
-        };
-        self.check_invariants();
-        response
+        let id = self.submit(req);
+        for _ in 0..MAX_STEPS_ALONE {
+            match self.step(now, id) {
+                Step::Done(response) => return response,
+                Step::Yield => {}
+                Step::Spin => panic!("handle(): a lock is held by another operation in flight"),
+            }
+        }
+        panic!("handle(): an operation took more than {MAX_STEPS_ALONE} steps");
     }
 
     /// Runs every service whose time has come (buffer scan, revive, offset persist).
@@ -162,7 +171,7 @@ impl Broker {
     }
 
     /// Virtual time only moves forward.
-    fn tick_clock(&mut self, now: Millis) {
+    pub(crate) fn tick_clock(&mut self, now: Millis) {
         assert!(
             now >= self.clock,
             "time went back: {now} after {}",
@@ -186,6 +195,9 @@ impl Broker {
         assert!(self.running, "crash() on a crashed broker");
         self.tick_clock(now);
         self.running = false;
+        // Every thread dies with the process: operations in flight end, their locks with them.
+        self.ops.clear();
+        self.queue_locks.clear();
         self.buffer.clear();
         self.kv.clear();
         self.ck_message_number = 0;
@@ -198,6 +210,7 @@ impl Broker {
     /// the committed revive-group offsets.
     pub fn restart(&mut self, now: Millis) {
         assert!(!self.running, "restart() on a running broker");
+        assert!(self.ops.is_empty(), "an operation survived the crash");
         self.tick_clock(now);
         self.running = true;
         let revive_topic = self.store.revive_topic().to_owned();
@@ -332,9 +345,10 @@ impl Broker {
         });
     }
 
-    /// Cross-component invariants, asserted after every input in debug builds.
-    fn check_invariants(&self) {
-        if !cfg!(debug_assertions) {
+    /// Cross-component invariants, asserted after every input in debug builds and wherever
+    /// the `invariants` feature is on (the simulation turns it on in release too).
+    pub(crate) fn check_invariants(&self) {
+        if !(cfg!(debug_assertions) || cfg!(feature = "invariants")) {
             return;
         }
         for (key, queues) in self.offsets.offset_table() {
@@ -353,5 +367,16 @@ impl Broker {
             self.running || self.buffer.buffered() == 0,
             "a crashed broker holds no buffer"
         );
+        assert!(
+            self.running || self.ops.is_empty(),
+            "no operation survives a crash"
+        );
+        // A queue lock is held only by an operation in flight, across its read.
+        for (key, holder) in self.queue_locks.held_by() {
+            assert!(
+                self.ops.contains_key(&holder),
+                "queue lock {key} held by {holder:?}, which is not in flight"
+            );
+        }
     }
 }

@@ -76,18 +76,18 @@ impl Broker {
     fn change_invisible_time_for_order(
         &mut self,
         now: Millis,
-        t: &AckTarget<'_>,
+        t: &AckTarget,
         offset: u64,
         invisible_time: Millis,
     ) -> (Millis, Millis) {
-        let old_offset = self.offsets.query_offset(t.group, t.topic, t.queue_id);
+        let old_offset = self.offsets.query_offset(&t.group, &t.topic, t.queue_id);
         if (offset as i64) < old_offset {
             return (t.pop_time, t.invisible_time);
         }
         let next_visible = now + invisible_time;
         self.order_info.update_next_visible_time(
-            t.topic,
-            t.group,
+            &t.topic,
+            &t.group,
             t.queue_id,
             offset,
             t.pop_time,
@@ -101,7 +101,7 @@ impl Broker {
     fn append_check_point_then_ack_origin(
         &mut self,
         now: Millis,
-        t: &AckTarget<'_>,
+        t: &AckTarget,
         offset: u64,
         invisible_time: Millis,
         broker_name: &str,
@@ -113,8 +113,8 @@ impl Broker {
             bit_map: 0,
             num: 1,
             queue_id: t.queue_id,
-            topic: t.topic.to_owned(),
-            cid: t.group.to_owned(),
+            topic: t.topic.clone(),
+            cid: t.group.clone(),
             revive_offset: 0,
             queue_offset_diff: vec![0],
             broker_name: broker_name.to_owned(),
@@ -130,21 +130,18 @@ impl Broker {
     }
 
     /// `ackOrigin`: ack the old receipt, through the buffer if it can.
-    fn ack_origin(&mut self, now: Millis, t: &AckTarget<'_>, offset: u64, broker_name: &str) {
+    fn ack_origin(&mut self, now: Millis, t: &AckTarget, offset: u64, broker_name: &str) {
         let ack = AckMsg {
             ack_offsets: vec![offset],
             start_offset: t.start_offset,
-            consumer_group: t.group.to_owned(),
-            topic: t.topic.to_owned(),
+            consumer_group: t.group.clone(),
+            topic: t.topic.clone(),
             queue_id: t.queue_id,
             pop_time: t.pop_time,
             broker_name: Some(broker_name.to_owned()),
             batch: false,
         };
-        if self.add_ak(now, &ack) {
-            return;
-        }
-        self.put_ack_record(
+        self.append_ack(
             now,
             ack,
             t.revive_qid,

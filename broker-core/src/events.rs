@@ -98,6 +98,27 @@ pub enum BrokerEvent {
         offset: i64,
         reason: String,
     },
+    /// Upstream freed a try-lock that another operation held (`PopConsumerLockService`
+    /// locks are a bare flag): `site` freed operation `holder`'s lock from operation `by`.
+    LockReleasedByOther {
+        at: Millis,
+        lock: String,
+        holder: u64,
+        by: u64,
+        site: String,
+    },
+    /// `addAk` passed its guards, but the buffer scan flushed and dropped the wrapper before
+    /// `markBitCAS`: the bit is set on a CK nobody stores, and the ack is lost although
+    /// `addAk` answered true.
+    AckLostOnDroppedCk {
+        at: Millis,
+        group: String,
+        topic: String,
+        queue_id: u32,
+        start_offset: u64,
+        pop_time: Millis,
+        ack_offset: u64,
+    },
     /// `clearPullOffset` (#9370): every queue's cursor, or (the proposed fix
     /// `clear-pull-offset-of-reset-queues`) one queue's.
     PullOffsetCleared {

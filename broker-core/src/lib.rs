@@ -6,6 +6,9 @@
 //!
 //! No async, no I/O, no clock: every input carries `now`, outputs are returned, and
 //! [`Broker::next_deadline`] tells the driver when the model next wants [`Broker::on_timer`].
+//! A request is an operation of steps ([`Broker::submit`], [`Broker::step`]): the driver
+//! interleaves operations where upstream's threads can, and [`Broker::handle`] runs one
+//! alone.
 //! The only randomness upstream uses (queue selection, `popFromRetryProbability`) comes from
 //! a seed the driver passes in, so a run is a pure function of its inputs.
 //!
@@ -23,6 +26,8 @@
 //! | `consumer_order_info_manager` | `ConsumerOrderInfoManager` (orderly POP) |
 //! | `pop_consumer_kv` | `PopConsumerService` (the RIP-73 KV path) |
 //! | `admin` | `AdminBrokerProcessor.resetOffsetInner`, `ConsumerManageProcessor`, topic/group creation, send |
+//! | `locks` | `PopMessageProcessor.QueueLockManager`, `PopConsumerLockService` |
+//! | [`inflight`] | requests as operations of steps: where upstream's threads interleave |
 //! | [`keys`] | `KeyBuilder`, `MixAll`, `PopAckConstants` names and keys |
 //!
 //! What survives [`Broker::crash`] + [`Broker::restart`]: topics, groups, every queue, the
@@ -34,6 +39,7 @@
 pub mod behaviours;
 pub mod config;
 pub mod events;
+pub mod inflight;
 pub mod keys;
 pub mod protocol;
 
@@ -44,15 +50,17 @@ mod change_invisible_time_processor;
 mod checkpoint;
 mod consumer_offset_manager;
 mod consumer_order_info_manager;
+mod locks;
 mod pop_buffer_merge_service;
 mod pop_consumer_kv;
 mod pop_message_processor;
 mod pop_revive_service;
-mod rng;
+pub mod rng;
 mod store;
 
 pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Fix, FixInfo, Release, Side};
 pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
 pub use events::{BrokerEvent, BrokerSnapshot, CkRef};
+pub use inflight::{OpId, Step};
 pub use protocol::*;

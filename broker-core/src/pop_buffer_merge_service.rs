@@ -12,6 +12,7 @@ use crate::broker::Broker;
 use crate::checkpoint::{mask_of, AckMsg, PopCheckPoint};
 use crate::config::{BrokerConfig, Millis};
 use crate::events::BrokerEvent;
+use crate::inflight::OpId;
 use crate::keys::{java_str, merge_key};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -69,15 +70,6 @@ impl Wrapper {
         let by_stay = self.ck.pop_time + config.pop_ck_stay_buffer_time + 1;
         by_revive.min(by_stay)
     }
-}
-
-/// The result of `addAk`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AddAk {
-    /// Merged (or swallowed, for a single ack outside the CK): nothing to write.
-    Merged,
-    /// Refused: the caller writes the ack to the revive log.
-    Refused,
 }
 
 /// The service's state: `buffer` (mergeKey → wrapper) and `commitOffsets` (lockKey → deque).
@@ -301,17 +293,12 @@ impl PopBufferMergeService {
         self.enqueue(now, id, true);
     }
 
-    /// `addAk`: merge an ack into its buffered CK. Refused when buffer merge is off, no
-    /// wrapper has the ack's mergeKey (its brokerName must match), the wrapper is
+    /// `addAk` up to `markBitCAS`: the wrapper with the ack's mergeKey (its brokerName must
+    /// match) and the guards. `None` = refused: buffer merge is off, no such wrapper, it is
     /// just-offset, the revive time is under 4.5 s away or the CK was popped over 8.5 s ago.
-    pub fn add_ak(
-        &mut self,
-        config: &BrokerConfig,
-        now: Millis,
-        ack: &AckMsg,
-    ) -> (AddAk, Option<PopCheckPoint>) {
+    pub fn add_ak_guards(&self, config: &BrokerConfig, now: Millis, ack: &AckMsg) -> Option<u64> {
         if !config.enable_pop_buffer_merge {
-            return (AddAk::Refused, None);
+            return None;
         }
         let key = merge_key(
             &ack.topic,
@@ -322,28 +309,43 @@ impl PopBufferMergeService {
             Some(java_str(ack.broker_name.as_deref())),
             self.separated_keys,
         );
-        let Some(&id) = self.buffer.get(&key) else {
-            return (AddAk::Refused, None);
-        };
-        let w = self.wrappers.get_mut(&id).expect("buffered wrapper exists");
+        let &id = self.buffer.get(&key)?;
+        let w = &self.wrappers[&id];
         if w.just_offset {
-            return (AddAk::Refused, None);
+            return None;
         }
         if w.ck.revive_time() < now + config.pop_ck_stay_buffer_time_out + BUFFER_MARGIN {
-            return (AddAk::Refused, None);
+            return None;
         }
         if now.saturating_sub(w.ck.pop_time) > config.pop_ck_stay_buffer_time - BUFFER_MARGIN {
-            return (AddAk::Refused, None);
+            return None;
         }
+        Some(id)
+    }
+
+    /// `markBitCAS` on the wrapper `addAk` found. Upstream holds the wrapper object, so the
+    /// bits are set even if the scan has meanwhile flushed it and dropped it from `buffer`;
+    /// such bits are never stored. Returns the CK when the wrapper is still buffered, else
+    /// `None` (the ack is lost, though `addAk` answers true).
+    pub fn add_ak_mark_bits(
+        &mut self,
+        now: Millis,
+        id: u64,
+        ack: &AckMsg,
+    ) -> Option<PopCheckPoint> {
+        let w = self.wrappers.get_mut(&id)?;
         for &offset in &ack.ack_offsets {
             // An offset outside the CK is only logged upstream; the ack is still "merged".
             if let Some(i) = w.ck.index_of_ack(offset) {
                 w.bits |= 1 << i;
             }
         }
+        if !w.in_buffer {
+            return None;
+        }
         let ck = w.ck.clone();
         self.mark_dirty(now, id);
-        (AddAk::Merged, Some(ck))
+        Some(ck)
     }
 
     /// Puts a buffered wrapper in the flush queue at its threshold time.
@@ -455,7 +457,7 @@ impl Broker {
             self.buffer.free_if_unused(id);
         }
         self.scan_commit_offset(now);
-        if cfg!(debug_assertions) {
+        if cfg!(debug_assertions) || cfg!(feature = "invariants") {
             self.buffer.check();
         }
     }
@@ -611,7 +613,14 @@ impl Broker {
                         w.ck.queue_id,
                         w.next_begin_offset,
                     );
+                    if !self.queue_locks.try_lock(&lock_key, OpId::SERVICE) {
+                        // A pop holds the queue: `commitOffset` returns false and this
+                        // queue waits for the next scan.
+                        self.buffer.mark_queue_dirty(now, &lock_key);
+                        break;
+                    }
                     self.commit_offset_of_wrapper(now, &group, &topic, q, next);
+                    self.unlock_queue(&lock_key, OpId::SERVICE);
                 }
                 let q = self
                     .buffer
@@ -632,7 +641,7 @@ impl Broker {
         }
     }
 
-    /// `commitOffset(wrapper)`: develop commits `nextBeginOffset` unconditionally (only a
+    /// `commitOffset(wrapper)` under the queue lock: develop commits `nextBeginOffset` unconditionally (only a
     /// warning when it is not larger), even over a pending server-side reset. The proposed
     /// fix `buffer-commit-skips-pending-reset` (read only here) skips the commit while
     /// `hasOffsetReset`, as `AckMessageProcessor.ackOrderly` does since RIP-48: the pop that
@@ -703,10 +712,26 @@ impl Broker {
         ok
     }
 
-    /// `addAk` with the event.
+    /// `addAk` in one go (the `ackOrigin` of changeInvisibleTime): guards, then bits.
     pub(crate) fn add_ak(&mut self, now: Millis, ack: &AckMsg) -> bool {
-        match self.buffer.add_ak(&self.config, now, ack) {
-            (AddAk::Merged, Some(ck)) => {
+        match self.add_ak_guards(now, ack) {
+            Some(id) => {
+                self.add_ak_mark_bits(now, id, ack);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]).
+    pub(crate) fn add_ak_guards(&self, now: Millis, ack: &AckMsg) -> Option<u64> {
+        self.buffer.add_ak_guards(&self.config, now, ack)
+    }
+
+    /// `markBitCAS` with its events: merged, or lost on a wrapper the scan already dropped.
+    pub(crate) fn add_ak_mark_bits(&mut self, now: Millis, id: u64, ack: &AckMsg) {
+        match self.buffer.add_ak_mark_bits(now, id, ack) {
+            Some(ck) => {
                 for &ack_offset in &ack.ack_offsets {
                     self.events.push(BrokerEvent::AckMergedInBuffer {
                         at: now,
@@ -714,10 +739,20 @@ impl Broker {
                         ack_offset,
                     });
                 }
-                true
             }
-            (AddAk::Merged, None) => true,
-            (AddAk::Refused, _) => false,
+            None => {
+                for &ack_offset in &ack.ack_offsets {
+                    self.events.push(BrokerEvent::AckLostOnDroppedCk {
+                        at: now,
+                        group: ack.consumer_group.clone(),
+                        topic: ack.topic.clone(),
+                        queue_id: ack.queue_id,
+                        start_offset: ack.start_offset,
+                        pop_time: ack.pop_time,
+                        ack_offset,
+                    });
+                }
+            }
         }
     }
 }
@@ -792,39 +827,44 @@ mod tests {
         s.check();
     }
 
+    /// `addAk` in one go: merged (true) or refused.
+    fn merge(s: &mut PopBufferMergeService, now: Millis, a: &AckMsg) -> bool {
+        match s.add_ak_guards(&config(), now, a) {
+            Some(id) => {
+                s.add_ak_mark_bits(now, id, a);
+                true
+            }
+            None => false,
+        }
+    }
+
     #[test]
     fn add_ak_guards_and_merge_key() {
         let mut s = PopBufferMergeService::default();
         let c = ck(0, 60_000, 2);
         assert!(s.add_ck(&config(), 0, &c, 0, 12));
-        assert_eq!(
-            s.add_ak(&config(), 100, &ack(&c, 10, Some("other"))).0,
-            AddAk::Refused,
+        assert!(
+            !merge(&mut s, 100, &ack(&c, 10, Some("other"))),
             "bn is in the key"
         );
-        assert_eq!(
-            s.add_ak(&config(), 8_500, &ack(&c, 10, Some("b"))).0,
-            AddAk::Merged,
+        assert!(
+            merge(&mut s, 8_500, &ack(&c, 10, Some("b"))),
             "8.5 s is still in"
         );
-        assert_eq!(
-            s.add_ak(&config(), 8_501, &ack(&c, 11, Some("b"))).0,
-            AddAk::Refused,
+        assert!(
+            !merge(&mut s, 8_501, &ack(&c, 11, Some("b"))),
             "stayed too long"
         );
-        assert_eq!(
-            s.add_ak(&config(), 100, &ack(&c, 99, Some("b"))).0,
-            AddAk::Merged,
+        assert!(
+            merge(&mut s, 100, &ack(&c, 99, Some("b"))),
             "outside the CK: swallowed"
         );
         let w = s.wrappers.values().next().unwrap();
         assert_eq!((w.bits, w.is_ck_done()), (0b01, false));
         let near = ck(0, 10_000, 1);
         assert!(s.add_ck(&config(), 0, &ck(0, 10_000, 1).tap_start(20), 0, 21));
-        assert_eq!(
-            s.add_ak(&config(), 5_501, &ack(&near.tap_start(20), 20, Some("b")))
-                .0,
-            AddAk::Refused,
+        assert!(
+            !merge(&mut s, 5_501, &ack(&near.tap_start(20), 20, Some("b"))),
             "revive time under 4.5 s away"
         );
     }

@@ -14,14 +14,14 @@ use crate::checkpoint::PopCheckPoint;
 use crate::config::Millis;
 use crate::consumer_order_info_manager::OrderCountInfo;
 use crate::events::BrokerEvent;
+use crate::inflight::OpId;
 use crate::keys;
+use crate::locks::TryLocks;
 use crate::pop_message_processor::{pop_response, PopContext};
-use crate::protocol::{
-    InitMode, PopMessageRequest, Response, ResponseBody, POP_ORDER_REVIVE_QUEUE,
-};
+use crate::protocol::{InitMode, PopMessageRequest, Response, POP_ORDER_REVIVE_QUEUE};
 use crate::store::GetMessageStatus;
-use crate::Behaviour;
-use std::collections::BTreeMap;
+use crate::{Behaviour, Fix};
+use std::collections::{BTreeMap, VecDeque};
 
 /// The revive thread's pause when it found little to do.
 pub const KV_REVIVE_INTERVAL: Millis = 500;
@@ -62,19 +62,27 @@ impl PopConsumerRecord {
     }
 }
 
-/// The service's state: `PopConsumerRocksdbStore` (durable) and `requestCountTable`.
+/// The service's state: `PopConsumerRocksdbStore` (durable), `requestCountTable` and the
+/// `PopConsumerLockService` locks.
 #[derive(Clone, Debug, Default)]
 pub struct PopConsumerService {
     records: BTreeMap<RecordKey, PopConsumerRecord>,
     request_count: BTreeMap<String, u64>,
     last_tick: Option<Millis>,
+    pub(crate) locks: TryLocks,
+}
+
+/// `PopConsumerLockService`'s key: `groupId@topicId`.
+pub(crate) fn kv_lock_key(group: &str, topic: &str) -> String {
+    format!("{group}{}{topic}", keys::TOPIC_GROUP_SEPARATOR)
 }
 
 impl PopConsumerService {
-    /// A crash loses the in-memory counters; the KV store survives.
+    /// A crash loses the in-memory counters and locks; the KV store survives.
     pub fn clear(&mut self) {
         self.request_count.clear();
         self.last_tick = None;
+        self.locks.clear();
     }
 
     /// The next revive pass that has an expired record to revive.
@@ -95,31 +103,46 @@ impl PopConsumerService {
     }
 }
 
+/// A KV pop in flight (`PopConsumerService.popAsync`): the group@topic lock is taken first
+/// (held: an empty answer), then one `getMessageAsync` future per queue, chained; records
+/// are written and the lock released when the chain completes. A step ends at each read.
+#[derive(Debug)]
+pub(crate) struct KvPop {
+    ctx: PopContext,
+    plan: VecDeque<(String, u32, u8)>,
+    /// The queue whose read is in flight: topic, queue, retry flag, consume offset.
+    held: Option<(String, u32, u8, u64)>,
+    /// `PopConsumerRecord`s of the non-FIFO messages found, written at the end.
+    records: Vec<PopConsumerRecord>,
+    locked: bool,
+}
+
 impl Broker {
-    /// `PopConsumerService.popAsync`.
-    pub(crate) fn pop_kv(&mut self, now: Millis, req: &PopMessageRequest) -> Response {
+    /// `PopConsumerService.popAsync` up to the first queue: `requestCount`, the retry
+    /// preference and the queue plan.
+    pub(crate) fn start_pop_kv(&mut self, now: Millis, req: PopMessageRequest) -> KvPop {
         let request_key = format!("{}@{}", req.consumer_group, req.topic);
         let counter = self.kv.request_count.entry(request_key).or_default();
         let request_count = *counter;
         *counter += 1;
         let prefer_retry = request_count % 5 == 0;
         let fifo = req.order;
-        let revive_qid = if fifo { POP_ORDER_REVIVE_QUEUE } else { 0 };
-        let mut ctx = PopContext {
-            req,
-            pop_time: now,
-            revive_qid,
-            random_q: 0,
-            msgs: Vec::new(),
-            rest_num: 0,
-        };
         let retry_v1 = keys::pop_retry_topic_v1(&req.topic, &req.consumer_group);
         let retry_v2 = keys::pop_retry_topic_v2(&req.topic, &req.consumer_group);
+        let mut plan = VecDeque::new();
+        let retry_topics = |plan: &mut VecDeque<(String, u32, u8)>| {
+            if self.config.retrieve_message_from_pop_retry_topic_v1 {
+                plan.push_back((retry_v1.clone(), 0, 1));
+            }
+            if self.config.enable_retry_topic_v2 {
+                plan.push_back((retry_v2.clone(), 0, 2));
+            }
+        };
         if !fifo && prefer_retry {
-            self.kv_retry_topics(now, &mut ctx, &retry_v1, &retry_v2);
+            retry_topics(&mut plan);
         }
         if req.queue_id >= 0 {
-            self.kv_get_message(now, &mut ctx, &req.topic, req.queue_id as u32, 0);
+            plan.push_back((req.topic.clone(), req.queue_id as u32, 0));
         } else {
             let read = self
                 .store
@@ -127,70 +150,127 @@ impl Broker {
                 .map_or(0, |c| c.read_queue_nums);
             for i in 0..u64::from(read) {
                 let q = ((request_count + i) % u64::from(read)) as u32;
-                self.kv_get_message(now, &mut ctx, &req.topic, q, 0);
+                plan.push_back((req.topic.clone(), q, 0));
             }
             if !fifo && !prefer_retry {
-                self.kv_retry_topics(now, &mut ctx, &retry_v1, &retry_v2);
+                retry_topics(&mut plan);
             }
         }
-        pop_response(ctx)
-    }
-
-    fn kv_retry_topics(
-        &mut self,
-        now: Millis,
-        ctx: &mut PopContext<'_>,
-        retry_v1: &str,
-        retry_v2: &str,
-    ) {
-        if self.config.retrieve_message_from_pop_retry_topic_v1 {
-            self.kv_get_message(now, ctx, retry_v1, 0, 1);
-        }
-        if self.config.enable_retry_topic_v2 {
-            self.kv_get_message(now, ctx, retry_v2, 0, 2);
+        KvPop {
+            ctx: PopContext {
+                req,
+                pop_time: now,
+                revive_qid: if fifo { POP_ORDER_REVIVE_QUEUE } else { 0 },
+                random_q: 0,
+                msgs: Vec::new(),
+                rest_num: 0,
+            },
+            plan,
+            held: None,
+            records: Vec::new(),
+            locked: false,
         }
     }
 
-    /// `getMessageAsync(future, …)` for one queue: FIFO block check, remaining batch,
-    /// `getPopOffset`, read (with offset correction), `handleGetMessageResult`.
-    fn kv_get_message(
+    /// One step of a KV pop. The first takes `consumerLockService.tryLock(group, topic)`;
+    /// each later one finishes the read in flight and starts the next queue's; the last
+    /// writes the records and unlocks. `Some(response)` at the end.
+    pub(crate) fn step_pop_kv(
         &mut self,
         now: Millis,
-        ctx: &mut PopContext<'_>,
+        op: OpId,
+        pop: &mut KvPop,
+    ) -> Option<Response> {
+        let lock = kv_lock_key(&pop.ctx.req.consumer_group, &pop.ctx.req.topic);
+        if !pop.locked {
+            if !self.kv.locks.try_lock(&lock, op) {
+                // `popAsync` returns the empty context: the client sees no message.
+                return Some(pop_response(&mut pop.ctx));
+            }
+            pop.locked = true;
+        }
+        loop {
+            if let Some((topic, queue_id, retry_flag, offset)) = pop.held.take() {
+                self.kv_handle_read(now, pop, &topic, queue_id, retry_flag, offset);
+            }
+            let Some((topic, queue_id, retry_flag)) = pop.plan.pop_front() else {
+                break;
+            };
+            if let Some(offset) = self.kv_begin_queue(now, op, &mut pop.ctx, &topic, queue_id) {
+                pop.held = Some((topic, queue_id, retry_flag, offset));
+                return None;
+            }
+        }
+        for record in std::mem::take(&mut pop.records) {
+            self.kv.write(record);
+        }
+        if let Some(holder) = self.kv.locks.unlock(&lock, op) {
+            self.events.push(BrokerEvent::LockReleasedByOther {
+                at: now,
+                lock,
+                holder: holder.0,
+                by: op.0,
+                site: "PopConsumerService.popAsync".to_owned(),
+            });
+        }
+        Some(pop_response(&mut pop.ctx))
+    }
+
+    /// `getMessageAsync(future, …)` for one queue, up to the read: the FIFO block check,
+    /// the remaining batch, `getPopOffset` (which consumes a pending reset). The offset to
+    /// read from when a read is due.
+    fn kv_begin_queue(
+        &mut self,
+        now: Millis,
+        op: OpId,
+        ctx: &mut PopContext,
         topic: &str,
         queue_id: u32,
-        retry_flag: u8,
-    ) {
-        let req = ctx.req;
-        let group = req.consumer_group.as_str();
+    ) -> Option<u64> {
+        let req = &ctx.req;
+        let group = req.consumer_group.clone();
         if req.order
             && self
                 .order_info
-                .check_block(req.attempt_id.as_deref(), topic, group, queue_id, now)
+                .check_block(req.attempt_id.as_deref(), topic, &group, queue_id, now)
         {
-            return;
+            return None;
         }
+        if ctx.remaining() == 0 {
+            return None;
+        }
+        let (init_mode, fifo) = (req.init_mode, req.order);
+        let offset = self.kv_get_pop_offset(now, op, &group, topic, queue_id, init_mode, fifo);
+        Some(u64::try_from(offset).unwrap_or(0))
+    }
+
+    /// The read (with offset correction) and `handleGetMessageResult`'s bookkeeping.
+    fn kv_handle_read(
+        &mut self,
+        now: Millis,
+        pop: &mut KvPop,
+        topic: &str,
+        queue_id: u32,
+        retry_flag: u8,
+        consume_offset: u64,
+    ) {
+        let ctx = &mut pop.ctx;
+        let group = ctx.req.consumer_group.clone();
         let remain = ctx.remaining();
-        if remain == 0 {
-            return;
-        }
-        let consume_offset =
-            self.kv_get_pop_offset(now, group, topic, queue_id, req.init_mode, req.order);
-        let consume_offset = u64::try_from(consume_offset).unwrap_or(0);
         let result =
-            self.read_with_offset_correction(now, group, topic, queue_id, consume_offset, remain);
+            self.read_with_offset_correction(now, &group, topic, queue_id, consume_offset, remain);
         let found = result.status == GetMessageStatus::Found && !result.msgs.is_empty();
         let mut order_count = OrderCountInfo::default();
         if found {
             let offsets: Vec<u64> = result.msgs.iter().map(|(o, _)| *o).collect();
-            if req.order {
+            if ctx.req.order {
                 order_count = self.order_info.update(
-                    req.attempt_id.as_deref(),
+                    ctx.req.attempt_id.as_deref(),
                     topic,
-                    group,
+                    &group,
                     queue_id,
                     ctx.pop_time,
-                    req.invisible_time,
+                    ctx.req.invisible_time,
                     &offsets,
                     now,
                 );
@@ -198,7 +278,7 @@ impl Broker {
             ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
         }
         let mut commit = consume_offset;
-        if req.order {
+        if ctx.req.order {
             if !found {
                 commit = result.next_begin_offset;
             }
@@ -207,7 +287,7 @@ impl Broker {
                 &mut self.events,
                 now,
                 "PopConsumerService",
-                group,
+                &group,
                 topic,
                 queue_id,
                 result.next_begin_offset as i64,
@@ -217,7 +297,7 @@ impl Broker {
             &mut self.events,
             now,
             "PopConsumerService",
-            group,
+            &group,
             topic,
             queue_id,
             commit as i64,
@@ -226,19 +306,19 @@ impl Broker {
             return;
         }
         for (queue_offset, msg) in result.msgs {
-            if !req.order {
-                self.kv.write(PopConsumerRecord {
+            if !ctx.req.order {
+                pop.records.push(PopConsumerRecord {
                     pop_time: ctx.pop_time,
-                    group: group.to_owned(),
+                    group: group.clone(),
                     topic: topic.to_owned(),
                     queue_id,
                     retry_flag,
-                    invisible_time: req.invisible_time,
+                    invisible_time: ctx.req.invisible_time,
                     offset: queue_offset,
-                    attempt_id: req.attempt_id.clone(),
+                    attempt_id: ctx.req.attempt_id.clone(),
                 });
             }
-            let reconsume_times = if req.order {
+            let reconsume_times = if ctx.req.order {
                 order_count.reconsume_times(queue_offset)
             } else {
                 msg.reconsume_times
@@ -257,12 +337,37 @@ impl Broker {
         }
     }
 
+    /// `PopConsumerService.clearCache(group, topic, queueId)` as the snapshot writes it:
+    /// `while (tryLock) {}` (a free lock is taken, a held one is not), then, in `finally`,
+    /// `unlock`: the lock ends up free whoever held it, the popAsync calling it included.
+    /// The proposed fix `clear-cache-without-lock` (read only here, the mirror of #10250)
+    /// drops the lock from it. `PopConsumerCache` is not modelled, so there are no records to
+    /// remove.
+    pub(crate) fn kv_clear_cache(&mut self, now: Millis, op: OpId, group: &str, topic: &str) {
+        if self.behaviours.has_fix(Fix::ClearCacheWithoutLock) {
+            return;
+        }
+        let lock = kv_lock_key(group, topic);
+        let _ = self.kv.locks.try_lock(&lock, op);
+        if let Some(holder) = self.kv.locks.unlock(&lock, op) {
+            self.events.push(BrokerEvent::LockReleasedByOther {
+                at: now,
+                lock,
+                holder: holder.0,
+                by: op.0,
+                site: "PopConsumerService.clearCache".to_owned(),
+            });
+        }
+    }
+
     /// `PopConsumerService.getPopOffset`: FIFO reads `queryOffset` (since #9696; before it
     /// `queryPullOffset`, behaviour `kv-fifo-reads-pull-offset`, read only here), non-FIFO
     /// `queryPullOffset`; init if negative; then a pending reset is consumed and wins.
+    #[allow(clippy::too_many_arguments)]
     fn kv_get_pop_offset(
         &mut self,
         now: Millis,
+        op: OpId,
         group: &str,
         topic: &str,
         queue_id: u32,
@@ -284,6 +389,7 @@ impl Broker {
         else {
             return offset;
         };
+        self.kv_clear_cache(now, op, group, topic);
         self.order_info.clear_block(topic, group, queue_id);
         self.offsets.commit_offset(
             &mut self.events,
@@ -304,21 +410,17 @@ impl Broker {
         reset
     }
 
-    /// `appendAckNew` for one offset: FIFO → `ackOrderlyNew`; else `ackAsync` deletes the
-    /// record the receipt names.
-    pub(crate) fn ack_kv(&mut self, now: Millis, t: &AckTarget<'_>, offset: u64) -> Response {
-        if t.revive_qid == POP_ORDER_REVIVE_QUEUE {
-            return self.ack_orderly(now, t, offset, "ackOrderlyNew");
-        }
+    /// `PopConsumerService.ackAsync`: delete the record the receipt names (the FIFO branch
+    /// of `appendAckNew`, `ackOrderlyNew`, is in `ack_message_processor`).
+    pub(crate) fn ack_kv_delete(&mut self, t: &AckTarget, offset: u64) {
         let key = (
             t.pop_time + t.invisible_time,
-            t.group.to_owned(),
-            t.topic.to_owned(),
+            t.group.clone(),
+            t.topic.clone(),
             t.queue_id,
             offset,
         );
         self.kv.delete(&key);
-        Response::success(ResponseBody::None)
     }
 
     /// `changeInvisibilityDuration`: write a record with the new popTime / invisible time,
@@ -326,16 +428,16 @@ impl Broker {
     pub(crate) fn change_invisibility_duration_kv(
         &mut self,
         now: Millis,
-        t: &AckTarget<'_>,
+        t: &AckTarget,
         offset: u64,
         invisible_time: Millis,
         _bn: &str,
     ) {
-        let retry_flag = keys::topic_type(t.topic);
+        let retry_flag = keys::topic_type(&t.topic);
         self.kv.write(PopConsumerRecord {
             pop_time: now,
-            group: t.group.to_owned(),
-            topic: t.topic.to_owned(),
+            group: t.group.clone(),
+            topic: t.topic.clone(),
             queue_id: t.queue_id,
             retry_flag,
             invisible_time,
@@ -344,8 +446,8 @@ impl Broker {
         });
         let old = (
             t.pop_time + t.invisible_time,
-            t.group.to_owned(),
-            t.topic.to_owned(),
+            t.group.clone(),
+            t.topic.clone(),
             t.queue_id,
             offset,
         );

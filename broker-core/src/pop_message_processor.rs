@@ -8,19 +8,23 @@ use crate::checkpoint::{PopCheckPoint, MAX_CK_NUM};
 use crate::config::Millis;
 use crate::consumer_order_info_manager::OrderCountInfo;
 use crate::events::BrokerEvent;
+use crate::inflight::{Op, OpId};
 use crate::keys::{self, lock_key};
 use crate::protocol::{
     ExtraInfo, InitMode, MessageExt, PopMessageRequest, PopResult, PopStatus, Response,
     ResponseBody, ResponseCode, POP_ORDER_REVIVE_QUEUE,
 };
+use crate::rng::Rng;
 use crate::store::{GetMessageResult, GetMessageStatus, StoredMessage};
+use std::collections::VecDeque;
 
 /// Upstream rejects `maxMsgNums` above this.
 pub const MAX_MSG_NUMS: u32 = 32;
 
 /// One pop request in progress: what every queue's read appends to.
-pub(crate) struct PopContext<'a> {
-    pub req: &'a PopMessageRequest,
+#[derive(Debug)]
+pub(crate) struct PopContext {
+    pub req: PopMessageRequest,
     pub pop_time: Millis,
     pub revive_qid: u32,
     pub random_q: u32,
@@ -28,7 +32,7 @@ pub(crate) struct PopContext<'a> {
     pub rest_num: u64,
 }
 
-impl PopContext<'_> {
+impl PopContext {
     pub(crate) fn remaining(&self) -> u32 {
         self.req.max_msg_nums.saturating_sub(self.msgs.len() as u32)
     }
@@ -38,16 +42,57 @@ impl PopContext<'_> {
     }
 }
 
+/// Which of `processRequest`'s queue loops a classic pop is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// `needRetry`: the retry topic's queues first.
+    RetryFirst,
+    /// The normal topic: every queue from `randomQ`, or the requested one.
+    Normal,
+    /// Not `needRetry` and the batch not full: the retry topic afterwards.
+    RetryAfter,
+    Finished,
+}
+
+/// A queue whose lock this pop holds while its message read is in flight
+/// (`getMessageAsync`; the lock is released when the read's future completes).
+#[derive(Debug)]
+pub(crate) struct HeldQueue {
+    topic: String,
+    is_retry: bool,
+    queue_id: u32,
+    lock_key: String,
+    offset: u64,
+}
+
+/// A classic pop in flight (`PopMessageProcessor.processRequest`): upstream chains one
+/// `popMsgFromQueue` future per queue, each taking the queue lock, reading asynchronously
+/// and releasing the lock when the read completes. A step ends at each read.
+#[derive(Debug)]
+pub(crate) struct ClassicPop {
+    ctx: PopContext,
+    retry_topic: String,
+    need_retry: bool,
+    phase: Phase,
+    plan: VecDeque<(String, bool, u32)>,
+    held: Option<HeldQueue>,
+}
+
 impl Broker {
-    /// `PopMessageProcessor.processRequest`: the checks of §2.1, then the KV or classic path.
-    pub(crate) fn pop_message(&mut self, now: Millis, req: PopMessageRequest) -> Response {
+    /// `PopMessageProcessor.processRequest`: the checks of §2.1, then the KV or classic
+    /// path, as an operation of several steps ([`crate::inflight`]).
+    pub(crate) fn start_pop(
+        &mut self,
+        now: Millis,
+        req: PopMessageRequest,
+    ) -> Result<Op, Response> {
         if let Some(rejected) = self.check_pop_request(&req) {
-            return rejected;
+            return Err(rejected);
         }
         if self.config.pop_consumer_kv_service_enable {
-            return self.pop_kv(now, &req);
+            return Ok(Op::KvPop(self.start_pop_kv(now, req)));
         }
-        self.pop_classic(now, &req)
+        Ok(Op::ClassicPop(self.start_pop_classic(now, req)))
     }
 
     /// The request checks, in upstream's order (the ones the model has inputs for).
@@ -88,10 +133,10 @@ impl Broker {
         None
     }
 
-    /// The classic path: revive queue, `randomQ`, retry-first or retry-after, queues from
-    /// `randomQ`, then the response.
-    fn pop_classic(&mut self, now: Millis, req: &PopMessageRequest) -> Response {
-        let random_q = self.rng.next_below(100);
+    /// The classic path's decisions made before any queue: revive queue, `randomQ`,
+    /// retry-first or retry-after, and which retry topic.
+    fn start_pop_classic(&mut self, now: Millis, req: PopMessageRequest) -> ClassicPop {
+        let random_q = self.rng.gen_range(0..100);
         let revive_qid = if req.order {
             POP_ORDER_REVIVE_QUEUE
         } else {
@@ -112,107 +157,204 @@ impl Broker {
                 self.config.enable_retry_topic_v2,
             )
         };
-        let mut ctx = PopContext {
-            req,
-            pop_time: now,
-            revive_qid,
-            random_q,
-            msgs: Vec::new(),
-            rest_num: 0,
-        };
-        if need_retry && !req.order {
-            self.pop_msg_from_topic(now, &mut ctx, &retry_topic, true);
+        ClassicPop {
+            ctx: PopContext {
+                req,
+                pop_time: now,
+                revive_qid,
+                random_q,
+                msgs: Vec::new(),
+                rest_num: 0,
+            },
+            retry_topic,
+            need_retry,
+            phase: Phase::RetryFirst,
+            plan: VecDeque::new(),
+            held: None,
         }
-        if req.queue_id < 0 {
-            let topic = req.topic.clone();
-            self.pop_msg_from_topic(now, &mut ctx, &topic, false);
-        } else {
-            self.pop_msg_from_queue(now, &mut ctx, &req.topic, false, req.queue_id as u32);
-        }
-        if !need_retry && !ctx.full() && !req.order {
-            self.pop_msg_from_topic(now, &mut ctx, &retry_topic, true);
-        }
-        pop_response(ctx)
     }
 
-    /// `popMsgFromTopic`: every read queue, starting at `randomQ`.
-    fn pop_msg_from_topic(
+    /// One step of a classic pop: finish the queue whose read was in flight (the read, the
+    /// checkpoint, the lock released), then take the next queue's lock and start its read.
+    /// `Some(response)` when every queue has been visited.
+    pub(crate) fn step_pop_classic(
         &mut self,
         now: Millis,
-        ctx: &mut PopContext<'_>,
+        op: OpId,
+        pop: &mut ClassicPop,
+    ) -> Option<Response> {
+        loop {
+            if let Some(held) = pop.held.take() {
+                self.finish_queue(now, op, &mut pop.ctx, held);
+            }
+            let Some((topic, is_retry, queue_id)) = self.next_pop_queue(pop) else {
+                return Some(pop_response(&mut pop.ctx));
+            };
+            if let Some(held) = self.begin_queue(now, op, &mut pop.ctx, &topic, is_retry, queue_id)
+            {
+                pop.held = Some(held);
+                return None;
+            }
+        }
+    }
+
+    /// The next queue in upstream's order; a phase's queue list is built when it begins, so
+    /// the retry-after loop sees whether the batch is already full.
+    fn next_pop_queue(&self, pop: &mut ClassicPop) -> Option<(String, bool, u32)> {
+        while pop.plan.is_empty() {
+            let order = pop.ctx.req.order;
+            pop.phase = match pop.phase {
+                Phase::RetryFirst => {
+                    if pop.need_retry && !order {
+                        pop.plan = self.topic_plan(&pop.retry_topic, true, pop.ctx.random_q);
+                    }
+                    Phase::Normal
+                }
+                Phase::Normal => {
+                    let req = &pop.ctx.req;
+                    if req.queue_id < 0 {
+                        pop.plan = self.topic_plan(&req.topic, false, pop.ctx.random_q);
+                    } else {
+                        pop.plan
+                            .push_back((req.topic.clone(), false, req.queue_id as u32));
+                    }
+                    Phase::RetryAfter
+                }
+                Phase::RetryAfter => {
+                    if !pop.need_retry && !pop.ctx.full() && !order {
+                        pop.plan = self.topic_plan(&pop.retry_topic, true, pop.ctx.random_q);
+                    }
+                    Phase::Finished
+                }
+                Phase::Finished => return None,
+            };
+        }
+        pop.plan.pop_front()
+    }
+
+    /// `popMsgFromTopic`: every read queue of `topic`, starting at `randomQ`.
+    fn topic_plan(
+        &self,
         topic: &str,
         is_retry: bool,
-    ) {
+        random_q: u32,
+    ) -> VecDeque<(String, bool, u32)> {
         let Some(config) = self.store.topic_config(topic) else {
-            return;
+            return VecDeque::new();
         };
-        for i in 0..config.read_queue_nums {
-            let queue_id = (ctx.random_q + i) % config.read_queue_nums;
-            self.pop_msg_from_queue(now, ctx, topic, is_retry, queue_id);
-        }
+        (0..config.read_queue_nums)
+            .map(|i| {
+                (
+                    topic.to_owned(),
+                    is_retry,
+                    (random_q + i) % config.read_queue_nums,
+                )
+            })
+            .collect()
     }
 
-    /// `popMsgFromQueue` (§2.3), in upstream's order. The queue lock never fails in an atomic
-    /// model, and the in-flight threshold is off by default, so both are left out.
-    fn pop_msg_from_queue(
+    /// `popMsgFromQueue` up to the read (§2.3): the offset for `restNum`, then
+    /// `QueueLockManager.tryLock` (a locked queue is skipped, its backlog counted), then the
+    /// pop offset with init and reset, the orderly block check. `Some` with the lock held when
+    /// a read is due.
+    fn begin_queue(
         &mut self,
         now: Millis,
-        ctx: &mut PopContext<'_>,
+        op: OpId,
+        ctx: &mut PopContext,
         topic: &str,
         is_retry: bool,
         queue_id: u32,
-    ) {
-        let req = ctx.req;
-        let lock_key = lock_key(topic, &req.consumer_group, queue_id);
+    ) -> Option<HeldQueue> {
+        let group = ctx.req.consumer_group.clone();
+        let lock_key = lock_key(topic, &group, queue_id);
+        let init_mode = ctx.req.init_mode;
+        let before = self.get_pop_offset(
+            now, topic, &group, queue_id, init_mode, false, &lock_key, false,
+        );
+        let max = self.store.max_offset(topic, queue_id);
+        if !self.queue_locks.try_lock(&lock_key, op) {
+            if !ctx.req.order {
+                ctx.rest_num += max.saturating_sub(u64::try_from(before).unwrap_or(0));
+            }
+            return None;
+        }
         let offset = self.get_pop_offset(
-            now,
-            topic,
-            &req.consumer_group,
-            queue_id,
-            req.init_mode,
-            true,
-            &lock_key,
-            true,
+            now, topic, &group, queue_id, init_mode, true, &lock_key, true,
         );
         let offset = u64::try_from(offset).unwrap_or(0);
-        if req.order
+        let blocked = ctx.req.order
             && self.order_info.check_block(
-                req.attempt_id.as_deref(),
+                ctx.req.attempt_id.as_deref(),
                 topic,
-                &req.consumer_group,
+                &group,
                 queue_id,
                 now,
-            )
-        {
-            return;
+            );
+        if blocked || ctx.full() {
+            if !blocked {
+                ctx.rest_num += max.saturating_sub(offset);
+            }
+            self.unlock_queue(&lock_key, op);
+            return None;
         }
-        if ctx.full() {
-            ctx.rest_num += self
-                .store
-                .max_offset(topic, queue_id)
-                .saturating_sub(offset);
-            return;
-        }
-        let final_offset = offset;
-        let result = self.read_with_offset_correction(
-            now,
-            &req.consumer_group,
-            topic,
+        Some(HeldQueue {
+            topic: topic.to_owned(),
+            is_retry,
             queue_id,
+            lock_key,
             offset,
-            ctx.remaining(),
+        })
+    }
+
+    /// `QueueLockManager.unLock`. Every upstream caller releases only the lock it took.
+    pub(crate) fn unlock_queue(&mut self, lock_key: &str, op: OpId) {
+        let other = self.queue_locks.unlock(lock_key, op);
+        assert!(
+            other.is_none(),
+            "queue lock {lock_key} released by {op:?}, held by {other:?}"
         );
+    }
+
+    /// `popMsgFromQueue` after the read completed: offset correction, checkpoint or
+    /// OrderInfo, the messages; then the queue lock is released.
+    fn finish_queue(&mut self, now: Millis, op: OpId, ctx: &mut PopContext, held: HeldQueue) {
+        let HeldQueue {
+            topic,
+            is_retry,
+            queue_id,
+            lock_key,
+            offset,
+        } = held;
+        self.read_queue(now, ctx, &topic, is_retry, queue_id, offset);
+        self.unlock_queue(&lock_key, op);
+    }
+
+    /// The read and what follows it in `popMsgFromQueue`.
+    fn read_queue(
+        &mut self,
+        now: Millis,
+        ctx: &mut PopContext,
+        topic: &str,
+        is_retry: bool,
+        queue_id: u32,
+        offset: u64,
+    ) {
+        let group = ctx.req.consumer_group.clone();
+        let final_offset = offset;
+        let result =
+            self.read_with_offset_correction(now, &group, topic, queue_id, offset, ctx.remaining());
         let mut order_count = OrderCountInfo::default();
         if !result.msgs.is_empty() {
             let offsets: Vec<u64> = result.msgs.iter().map(|(o, _)| *o).collect();
-            if req.order {
+            if ctx.req.order {
                 order_count = self.order_info.update(
-                    req.attempt_id.as_deref(),
+                    ctx.req.attempt_id.as_deref(),
                     topic,
-                    &req.consumer_group,
+                    &group,
                     queue_id,
                     ctx.pop_time,
-                    req.invisible_time,
+                    ctx.req.invisible_time,
                     &offsets,
                     now,
                 );
@@ -220,7 +362,7 @@ impl Broker {
                     &mut self.events,
                     now,
                     "PopMessageProcessor.orderly",
-                    &req.consumer_group,
+                    &group,
                     topic,
                     queue_id,
                     final_offset as i64,
@@ -240,7 +382,7 @@ impl Broker {
         }
         ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
         for (queue_offset, msg) in result.msgs {
-            let reconsume_times = if req.order {
+            let reconsume_times = if ctx.req.order {
                 order_count.reconsume_times(queue_offset)
             } else {
                 msg.reconsume_times
@@ -398,7 +540,7 @@ impl Broker {
     fn append_check_point(
         &mut self,
         now: Millis,
-        ctx: &PopContext<'_>,
+        ctx: &PopContext,
         topic: &str,
         queue_id: u32,
         offset: u64,
@@ -432,7 +574,7 @@ impl Broker {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn message_view(
         &self,
-        ctx: &PopContext<'_>,
+        ctx: &PopContext,
         topic: &str,
         is_retry: bool,
         queue_id: u32,
@@ -469,8 +611,9 @@ impl Broker {
 /// The response: `SUCCESS` with `FOUND`, or (no long polling in the model) at once what a
 /// parked request ends with: `POLLING_TIMEOUT`, which the client reads as
 /// `POLLING_NOT_FOUND`.
-pub(crate) fn pop_response(ctx: PopContext<'_>) -> Response {
-    let found = !ctx.msgs.is_empty();
+pub(crate) fn pop_response(ctx: &mut PopContext) -> Response {
+    let msgs = std::mem::take(&mut ctx.msgs);
+    let found = !msgs.is_empty();
     let result = PopResult {
         status: if found {
             PopStatus::Found
@@ -481,7 +624,7 @@ pub(crate) fn pop_response(ctx: PopContext<'_>) -> Response {
         invisible_time: ctx.req.invisible_time,
         revive_qid: ctx.revive_qid,
         rest_num: ctx.rest_num,
-        msgs: ctx.msgs,
+        msgs,
     };
     if found {
         Response::success(ResponseBody::Pop(result))

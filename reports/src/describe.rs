@@ -314,6 +314,13 @@ fn describe_broker(b: &BrokerEvent) -> String {
             format!("pending reset of {topic}@{group} queue {queue_id} to {offset} taken by a pop")
         }
         B::OffsetsPersisted { .. } => "consumer offsets persisted".to_owned(),
+        B::LockReleasedByOther { lock, holder, by, site, .. } => {
+            format!("{site} (operation #{by}) freed lock {lock} held by operation #{holder}")
+        }
+        B::AckLostOnDroppedCk { group, topic, queue_id, start_offset, pop_time, ack_offset, .. } => format!(
+            "ack of {topic}@{group} queue {queue_id} offset {ack_offset} merged into the CK (start {start_offset}, popTime {}) after the scan had flushed and dropped it: lost",
+            secs(*pop_time)
+        ),
         B::Crashed { .. } => "broker crashed".to_owned(),
         B::Restarted { .. } => "broker restarted".to_owned(),
     }

@@ -663,6 +663,25 @@ fn broker_marks(
                 w,
             );
         }
+        B::LockReleasedByOther { .. } => {
+            p.mark(LaneKey::Cluster, Shape::Tick, at, at, "fault", title, w);
+        }
+        B::AckLostOnDroppedCk {
+            group,
+            topic,
+            queue_id,
+            ..
+        } => {
+            p.mark(
+                queue_lane(group, topic, Some(*queue_id)),
+                Shape::Tick,
+                at,
+                at,
+                "fault",
+                title,
+                w,
+            );
+        }
         B::PullOffsetCleared { group, topic, .. } => {
             p.mark(
                 queue_lane(group, topic, None),

@@ -33,3 +33,5 @@ pub const MAX_RECONSUME_TIMES: i32 = 1_000;
 pub const MAX_LIST_LEN: usize = 64;
 /// `description` length in characters.
 pub const MAX_DESCRIPTION_LEN: usize = 4_096;
+/// Broker threads (`[scheduler] threads`).
+pub const MAX_THREADS: u32 = 256;

@@ -51,6 +51,10 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub faults: FaultSpec,
+    /// The broker's threads: how many requests run at once and how often a thread is
+    /// descheduled at an interleaving point.
+    #[serde(default, skip_serializing_if = "SchedulerSpec::is_default")]
+    pub scheduler: SchedulerSpec,
     #[serde(default)]
     pub expect: Expect,
     /// Ranges each seed draws its own parameters from (swarm exploration).
@@ -355,6 +359,35 @@ impl Default for FaultSpec {
                 max: 3_000,
             },
         }
+    }
+}
+
+/// The broker node's threads and the seeded scheduler that interleaves them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSpec {
+    /// Requests in flight at once (a pool's threads); later ones queue.
+    pub threads: u32,
+    /// Percent of interleaving points (a store read, an `addAk` between guard and CAS, the
+    /// admin thread between queues) at which the thread is descheduled.
+    pub preempt_percent: u32,
+    /// How long a descheduled thread waits before its next step.
+    pub preempt_ms: RangeMs,
+}
+
+impl Default for SchedulerSpec {
+    fn default() -> Self {
+        Self {
+            threads: 8,
+            preempt_percent: 10,
+            preempt_ms: RangeMs { min: 1, max: 10 },
+        }
+    }
+}
+
+impl SchedulerSpec {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }
 

@@ -3,7 +3,7 @@
 //! VOPR's `options_swarm`), so every seed explores a different corner.
 //!
 //! The draw is a pure function of the scenario and the seed ([`resolve`]): it uses its own
-//! SplitMix64 stream, not madsim's RNG, so it can be printed before the run, and a scenario
+//! ChaCha8 stream (`swarm`), not madsim's RNG, so it can be printed before the run, and a scenario
 //! without ranges keeps the random stream (and every pinned seed's history) it had before.
 
 use crate::error::IssueKind;
@@ -11,6 +11,7 @@ use crate::limits::*;
 use crate::locate::{kp, KeyPath};
 use crate::model::{ConsumerKindSpec, RangeMs, Scenario};
 use crate::validate::Problem;
+use broker_core::rng::Rng;
 use broker_core::Behaviour;
 use serde::{Deserialize, Serialize};
 
@@ -120,29 +121,24 @@ impl SwarmSpec {
     }
 }
 
-/// SplitMix64: tiny, portable and good enough for parameter draws.
-struct Draw(u64);
+/// The swarm's draws: the run seed's `swarm` stream ([`broker_core::rng::stream`]).
+struct Draw(broker_core::rng::ChaCha8Rng);
 
 impl Draw {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     fn int(&mut self, r: RangeMs) -> u64 {
         if r.max <= r.min {
             return r.min;
         }
-        r.min + self.next() % (r.max - r.min + 1)
+        self.0.gen_range(r.min..=r.max)
     }
     fn float(&mut self, r: RangeF) -> f64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        r.min + (r.max - r.min) * u
+        if r.max <= r.min {
+            return r.min;
+        }
+        r.min + (r.max - r.min) * self.0.gen::<f64>()
     }
     fn percent(&mut self, p: u32) -> bool {
-        self.next() % 100 < u64::from(p)
+        self.0.gen_range(0..100) < p
     }
 }
 
@@ -163,7 +159,7 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
     let mut out = sc.clone();
     let mut drawn = Vec::new();
     let mut put = |key: String, value: String| drawn.push(Drawn { key, value });
-    let mut d = Draw(seed ^ 0x7377_6172_6D00_0000);
+    let mut d = Draw(broker_core::rng::stream(seed, "swarm"));
     let on = sw.fault_on_percent.unwrap_or(50);
 
     let f = &mut out.faults;

@@ -61,6 +61,7 @@ pub fn validate(sc: &Scenario, ctx: &Context, present: &dyn Fn(&KeyPath) -> bool
     v.steps(&topics, &groups);
     v.total_messages();
     v.faults();
+    v.scheduler();
     v.expect();
     v.out.extend(crate::swarm::validate(sc));
     v.out
@@ -766,6 +767,30 @@ impl<'a> V<'a> {
                     format!("{every} exceeds the limit of {MAX_DURATION_MS} (24 h)"),
                 );
             }
+        }
+    }
+
+    fn scheduler(&mut self) {
+        let sp = &self.sc.scheduler;
+        let p = |k: &str| kp!["scheduler", k];
+        if sp.threads == 0 || sp.threads > MAX_THREADS {
+            self.limit(
+                p("threads"),
+                format!("{} is outside 1..={MAX_THREADS}", sp.threads),
+            );
+        }
+        if sp.preempt_percent > 100 {
+            self.invalid(
+                p("preempt_percent"),
+                format!("{} is a percentage: 0..=100", sp.preempt_percent),
+            );
+        }
+        self.range(p("preempt_ms"), sp.preempt_ms);
+        if sp.preempt_ms.min == 0 && sp.preempt_percent > 0 {
+            self.invalid(
+                p("preempt_ms").key("min"),
+                "a descheduled thread waits at least 1 ms",
+            );
         }
     }
 

@@ -1,18 +1,29 @@
-//! The broker node: drives the sans-IO `broker_core::Broker` from madsim.
+//! The broker node: drives the sans-IO `broker_core::Broker` from madsim, with a seeded
+//! scheduler for its threads.
 //!
-//! Requests arrive as datagrams and are handled in arrival order; a timer task sleeps until
-//! `next_deadline()` and calls `on_timer`, and is woken early after every request (a request
-//! can move the deadline forward). Broker events are drained into the recorder after every
-//! call. The `Broker` value lives outside the node, so killing the node (a crash) drops the
-//! tasks, the socket and every unsent response, while `Broker::crash`/`restart` decide what
-//! state survives.
+//! Requests arrive as datagrams and become broker-core operations ([`Broker::submit`]); one
+//! scheduler task steps them. Whenever several steps are runnable at one instant the
+//! scheduler's own ChaCha stream (`broker.scheduler`) picks which goes next, and at an
+//! interleaving point ([`Step::Yield`]) a thread is descheduled for a drawn while with the
+//! scenario's `[scheduler]` probability, as a pool thread waiting on a store read or losing
+//! its core would be. A thread spinning on a held lock ([`Step::Spin`]) tries again a
+//! millisecond later. The timer services (buffer scan, revive, offset flush) run as one more
+//! runnable step when due. Same seed, same interleaving.
+//!
+//! At most `threads` requests are in flight; later ones wait in arrival order, as in a
+//! pool's queue. Broker events are drained into the recorder after every step. The `Broker`
+//! value lives outside the node, so killing the node (a crash) drops the tasks, the socket
+//! and every unsent response, while `Broker::crash`/`restart` decide what state survives.
 
 use super::net::{Envelope, Reply, BROKER_PORT, REQUEST_TAG, RESPONSE_TAG};
 use super::recorder::Recorder;
-use broker_core::{Broker, BrokerSnapshot, Request, Response};
+use broker_core::rng::{ChaCha8Rng, Rng};
+use broker_core::{Broker, BrokerSnapshot, Millis, OpId, Request, Response, Step};
 use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
+use scenarios::model::SchedulerSpec;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,12 +34,132 @@ use tokio::sync::Notify;
 /// second; several loops (like remoting's worker threads) lift that ceiling.
 const RECEIVERS: usize = 4;
 
+/// Most steps the scheduler takes at one instant before time must move: a bound on the loop
+/// (TigerBeetle style), far above what any request mix needs.
+const MAX_STEPS_PER_INSTANT: usize = 1_000_000;
+
 /// The node name of the broker in histories and fault descriptions.
 pub const BROKER_NODE: &str = "broker";
+
+/// Where a request's answer goes: nowhere (oneway), or back to the caller.
+type ReplyTo = Option<(SocketAddr, u64)>;
+
+/// One runnable thing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runnable {
+    Op(OpId),
+    /// The broker's service threads: every timer due now.
+    Timers,
+}
+
+/// The scheduler's state: what can run now, what runs later, who waits for a thread.
+struct Scheduler {
+    spec: SchedulerSpec,
+    rng: ChaCha8Rng,
+    ready: Vec<Runnable>,
+    /// Descheduled or spinning operations by the time they may run again (and a sequence
+    /// number, so equal times keep their order).
+    later: BTreeMap<(Millis, u64), Runnable>,
+    seq: u64,
+    /// Requests waiting for a thread, in arrival order.
+    queued: VecDeque<OpId>,
+    /// Operations holding a thread, and where their answers go.
+    running: BTreeMap<OpId, ReplyTo>,
+    waiting: BTreeMap<OpId, ReplyTo>,
+}
+
+impl Scheduler {
+    fn new(spec: SchedulerSpec, rng: ChaCha8Rng) -> Self {
+        Self {
+            spec,
+            rng,
+            ready: Vec::new(),
+            later: BTreeMap::new(),
+            seq: 0,
+            queued: VecDeque::new(),
+            running: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// A process death: every thread and queued request is gone.
+    fn clear(&mut self) {
+        self.ready.clear();
+        self.later.clear();
+        self.queued.clear();
+        self.running.clear();
+        self.waiting.clear();
+    }
+
+    fn admit(&mut self, op: OpId, reply: ReplyTo) {
+        self.queued.push_back(op);
+        self.waiting.insert(op, reply);
+        self.fill_threads();
+    }
+
+    /// Queued requests take free threads.
+    fn fill_threads(&mut self) {
+        while self.running.len() < self.spec.threads as usize {
+            let Some(op) = self.queued.pop_front() else {
+                break;
+            };
+            let reply = self
+                .waiting
+                .remove(&op)
+                .expect("queued request has a reply slot");
+            self.running.insert(op, reply);
+            self.ready.push(Runnable::Op(op));
+        }
+    }
+
+    fn run_later(&mut self, at: Millis, r: Runnable) {
+        self.seq += 1;
+        self.later.insert((at, self.seq), r);
+    }
+
+    /// Moves everything due by `now` into the ready set.
+    fn wake_due(&mut self, now: Millis) {
+        while let Some(entry) = self.later.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let r = entry.remove();
+            self.ready.push(r);
+        }
+    }
+
+    /// The scheduler's choice among the runnable steps.
+    fn pick(&mut self) -> Option<Runnable> {
+        if self.ready.is_empty() {
+            return None;
+        }
+        let i = self.rng.gen_range(0..self.ready.len());
+        Some(self.ready.remove(i))
+    }
+
+    /// After a step that yielded: run again now, or (preempted) after a drawn while.
+    fn after_yield(&mut self, now: Millis, op: OpId) {
+        let spec = self.spec;
+        if spec.preempt_percent > 0 && self.rng.gen_range(0..100) < spec.preempt_percent {
+            let d = self
+                .rng
+                .gen_range(spec.preempt_ms.min..=spec.preempt_ms.max.max(spec.preempt_ms.min));
+            self.run_later(now + d, Runnable::Op(op));
+        } else {
+            self.ready.push(Runnable::Op(op));
+        }
+    }
+
+    fn timers_pending(&self) -> bool {
+        self.ready.contains(&Runnable::Timers)
+            || self.later.values().any(|r| *r == Runnable::Timers)
+    }
+}
 
 struct State {
     broker: Broker,
     up: bool,
+    sched: Scheduler,
 }
 
 /// Handle to the broker node and its model. Cheap to clone.
@@ -42,9 +173,19 @@ pub struct BrokerNode {
 }
 
 impl BrokerNode {
-    pub fn new(broker: Broker, rec: Recorder, ip: IpAddr) -> Self {
+    pub fn new(
+        broker: Broker,
+        spec: SchedulerSpec,
+        rng: ChaCha8Rng,
+        rec: Recorder,
+        ip: IpAddr,
+    ) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State { broker, up: true })),
+            state: Arc::new(Mutex::new(State {
+                broker,
+                up: true,
+                sched: Scheduler::new(spec, rng),
+            })),
             wake: Arc::new(Notify::new()),
             rec,
             addr: SocketAddr::new(ip, BROKER_PORT),
@@ -76,7 +217,7 @@ impl BrokerNode {
         self.id.lock().expect("id lock").expect("broker node built")
     }
 
-    /// Handles a request directly, without the network (start-up administration).
+    /// Handles a request directly and alone, without the network (start-up administration).
     pub fn handle_local(&self, request: Request) -> Response {
         self.with_broker(|b, now| b.handle(now, request))
     }
@@ -95,8 +236,9 @@ impl BrokerNode {
         let ep = Endpoint::bind(self.addr)
             .await
             .expect("broker binds its listen port");
-        let timer = self.clone();
-        madsim::task::spawn(async move { timer.timer_loop().await });
+        let sched = self.clone();
+        let sched_ep = ep.clone();
+        madsim::task::spawn(async move { sched.schedule(sched_ep).await });
         for _ in 1..RECEIVERS {
             let (this, ep) = (self.clone(), ep.clone());
             madsim::task::spawn(async move { this.receive(ep).await });
@@ -104,7 +246,7 @@ impl BrokerNode {
         self.receive(ep).await;
     }
 
-    /// One receive loop: handles each request as it is taken from the socket.
+    /// One receive loop: each request taken from the socket becomes an operation.
     async fn receive(self, ep: Endpoint) {
         while let Ok((payload, from)) = ep.recv_from_raw(REQUEST_TAG).await {
             let Ok(envelope) = payload.downcast::<Envelope>() else {
@@ -115,48 +257,106 @@ impl BrokerNode {
                 oneway,
                 request,
             } = *envelope;
-            let response = self.with_broker(|b, now| b.handle(now, request));
+            {
+                let mut st = self.state.lock().expect("broker lock");
+                let op = st.broker.submit(request);
+                st.sched.admit(op, (!oneway).then_some((from, id)));
+            }
             self.wake.notify_one();
-            if !oneway {
-                let ep = ep.clone();
-                // Sending costs simulated time; the receive loop must not wait for it.
-                madsim::task::spawn(async move {
-                    let _ = ep
-                        .send_to_raw(from, RESPONSE_TAG, Box::new(Reply { id, response }))
-                        .await;
-                });
+        }
+    }
+
+    /// The scheduler: steps whatever is runnable, in the seed's order, then sleeps until the
+    /// next descheduled step, timer or arrival.
+    async fn schedule(self, ep: Endpoint) {
+        let clock = self.rec.clock();
+        loop {
+            let now = clock.now_ms();
+            let mut steps = 0usize;
+            while let Some(r) = self.next_runnable(now) {
+                steps += 1;
+                assert!(
+                    steps <= MAX_STEPS_PER_INSTANT,
+                    "the broker took more than {MAX_STEPS_PER_INSTANT} steps at {now} ms"
+                );
+                match r {
+                    Runnable::Timers => self.run_timers(now),
+                    Runnable::Op(op) => self.run_step(now, op, &ep),
+                }
+            }
+            let wait = {
+                let st = self.state.lock().expect("broker lock");
+                let next_op = st.sched.later.keys().next().map(|k| k.0);
+                // Timers already scheduled (a stalled scan) wake through `later`.
+                let next_timer = st
+                    .broker
+                    .next_deadline()
+                    .filter(|_| !st.sched.timers_pending());
+                [next_op, next_timer].into_iter().flatten().min()
+            };
+            match wait {
+                Some(at) if at > now => {
+                    let d = Duration::from_millis(at - now);
+                    let _ = madsim::time::timeout(d, self.wake.notified()).await;
+                }
+                Some(_) => madsim::task::yield_now().await,
+                None => self.wake.notified().await,
             }
         }
     }
 
-    async fn timer_loop(self) {
-        let clock = self.rec.clock();
-        loop {
-            let deadline = self
-                .state
-                .lock()
-                .expect("broker lock")
-                .broker
-                .next_deadline();
-            match deadline {
-                Some(at) => {
-                    let now = clock.now_ms();
-                    if at > now {
-                        let wait = Duration::from_millis(at - now);
-                        let _ = madsim::time::timeout(wait, self.wake.notified()).await;
-                    }
-                }
-                None => self.wake.notified().await,
+    /// The next runnable step at `now`, the timers included when due.
+    fn next_runnable(&self, now: Millis) -> Option<Runnable> {
+        let mut st = self.state.lock().expect("broker lock");
+        let State { broker, sched, .. } = &mut *st;
+        sched.wake_due(now);
+        if broker.next_deadline().is_some_and(|t| t <= now) && !sched.timers_pending() {
+            sched.ready.push(Runnable::Timers);
+        }
+        sched.pick()
+    }
+
+    fn run_timers(&self, now: Millis) {
+        if crate::buggify::buggify("broker-slow-timer") {
+            // A stalled scan thread: the merge/revive scan runs late.
+            let ms = madsim::rand::Rng::gen_range(&mut madsim::rand::thread_rng(), 1..=2_000);
+            let mut st = self.state.lock().expect("broker lock");
+            st.sched.run_later(now + ms, Runnable::Timers);
+            return;
+        }
+        self.with_broker(|b, now| b.on_timer(now));
+    }
+
+    fn run_step(&self, now: Millis, op: OpId, ep: &Endpoint) {
+        let mut st = self.state.lock().expect("broker lock");
+        let step = st.broker.step(now, op);
+        let events = st.broker.drain_events();
+        let done = match step {
+            Step::Done(response) => Some(response),
+            Step::Yield => {
+                st.sched.after_yield(now, op);
+                None
             }
-            if deadline.is_some_and(|at| at <= clock.now_ms()) {
-                if crate::buggify::buggify("broker-slow-timer") {
-                    // A stalled scan thread: the merge/revive scan runs late.
-                    let ms =
-                        madsim::rand::Rng::gen_range(&mut madsim::rand::thread_rng(), 1..=2_000);
-                    madsim::time::sleep(Duration::from_millis(ms)).await;
-                }
-                self.with_broker(|b, now| b.on_timer(now));
+            Step::Spin => {
+                st.sched.run_later(now + 1, Runnable::Op(op));
+                None
             }
+        };
+        let reply = done.map(|response| {
+            let to = st.sched.running.remove(&op).expect("a running operation");
+            st.sched.fill_threads();
+            (to, response)
+        });
+        drop(st);
+        self.rec.record_broker(BROKER_NODE, events);
+        if let Some((Some((from, id)), response)) = reply {
+            let ep = ep.clone();
+            // Sending costs simulated time; the scheduler must not wait for it.
+            madsim::task::spawn(async move {
+                let _ = ep
+                    .send_to_raw(from, RESPONSE_TAG, Box::new(Reply { id, response }))
+                    .await;
+            });
         }
     }
 
@@ -173,6 +373,7 @@ impl BrokerNode {
                 return false;
             }
             st.up = false;
+            st.sched.clear();
         }
         self.with_broker(|b, now| b.crash(now));
         handle.kill(self.node_id());

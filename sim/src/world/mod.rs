@@ -108,6 +108,8 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
 
     let broker = BrokerNode::new(
         Broker::new(cfg.broker.clone(), cfg.behaviours.clone(), cfg.seed),
+        scenario.scheduler,
+        broker_core::rng::stream(cfg.seed, "broker.scheduler"),
         rec.clone(),
         BROKER_IP,
     );

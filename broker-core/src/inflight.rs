@@ -1,0 +1,145 @@
+//! Operations in flight: upstream's requests as sequences of steps.
+//!
+//! Upstream serves requests on thread pools and chains asynchronous store reads; two
+//! requests (or a request and the admin thread) interleave wherever one of them waits. The
+//! model keeps the interleaving points upstream has and nothing finer:
+//!
+//! | operation | a step ends |
+//! |---|---|
+//! | classic pop (`PopMessageProcessor.popMsgFromQueue`) | at each queue's asynchronous read, its queue lock held |
+//! | KV pop (`PopConsumerService.popAsync`) | at each queue's asynchronous read, after `getPopOffset`; the group@topic lock taken at the start, released at the end |
+//! | orderly ack (`ackOrderly`, `ackOrderlyNew`) | while it spins on a held lock |
+//! | `addAk` | between its guards and `markBitCAS` |
+//! | admin reset (`resetOffsetInner`) | before each queue's `clearCache` and pull-offset action (KV path) |
+//!
+//! What stays atomic, and why: sends, offset updates and queries, topic and group creation
+//! (one short critical section each upstream); changeInvisibleTime (its CK put and
+//! `ackOrigin` are synchronous; the orderly branch's queue-lock spin is short); the buffer
+//! scan and the revive service (single threads whose own steps cannot interleave with
+//! themselves; they meet requests through the queue lock, the buffer's wrappers and the
+//! offset table, each of which is modelled at the request's side). The revive's message
+//! reads are synchronous on a local store (`EscapeBridge.getMessageAsync` completes at
+//! once), so `mergeAndRevive` is one step.
+//!
+//! The driver decides which operation steps next and when; broker-core decides what a step
+//! does. [`crate::Broker::handle`] runs one request to its end (tests and start-up).
+
+use crate::ack_message_processor::{AckOp, AckStep};
+use crate::admin::ResetOp;
+use crate::broker::Broker;
+use crate::config::Millis;
+use crate::pop_consumer_kv::KvPop;
+use crate::pop_message_processor::ClassicPop;
+use crate::protocol::{Request, Response};
+use serde::{Deserialize, Serialize};
+
+/// An operation's id, unique for the broker's life (never reused across restarts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OpId(pub u64);
+
+impl OpId {
+    /// The broker's own service threads (buffer scan, revive), which take and release a
+    /// lock within one step.
+    pub const SERVICE: OpId = OpId(0);
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Finished; the response, if the request expects one.
+    Done(Response),
+    /// At an interleaving point: another operation may run before the next step.
+    Yield,
+    /// Waiting for a lock another operation holds (a spin loop): step it again later.
+    Spin,
+}
+
+/// The state of one operation between steps.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Submitted, not yet started.
+    Start(Request),
+    ClassicPop(ClassicPop),
+    KvPop(KvPop),
+    Ack(AckOp),
+    Reset(ResetOp),
+}
+
+impl Broker {
+    /// Accepts a request as an operation; nothing runs until [`Broker::step`].
+    pub fn submit(&mut self, req: Request) -> OpId {
+        assert!(self.running, "submit() on a crashed broker");
+        self.next_op += 1;
+        let id = OpId(self.next_op);
+        self.ops.insert(id, Op::Start(req));
+        id
+    }
+
+    /// Runs operation `id` to its next interleaving point.
+    pub fn step(&mut self, now: Millis, id: OpId) -> Step {
+        assert!(self.running, "step() on a crashed broker");
+        self.tick_clock(now);
+        let op = self
+            .ops
+            .remove(&id)
+            .expect("step() of an operation in flight");
+        let (step, rest) = self.step_op(now, id, op);
+        if let Some(rest) = rest {
+            self.ops.insert(id, rest);
+        }
+        self.check_invariants();
+        step
+    }
+
+    /// Operations in flight.
+    pub fn in_flight(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn step_op(&mut self, now: Millis, id: OpId, op: Op) -> (Step, Option<Op>) {
+        let op = match op {
+            Op::Start(req) => match self.start_op(now, req) {
+                Ok(op) => op,
+                Err(response) => return (Step::Done(response), None),
+            },
+            op => op,
+        };
+        match op {
+            Op::Start(_) => unreachable!("started above"),
+            Op::ClassicPop(mut pop) => match self.step_pop_classic(now, id, &mut pop) {
+                Some(r) => (Step::Done(r), None),
+                None => (Step::Yield, Some(Op::ClassicPop(pop))),
+            },
+            Op::KvPop(mut pop) => match self.step_pop_kv(now, id, &mut pop) {
+                Some(r) => (Step::Done(r), None),
+                None => (Step::Yield, Some(Op::KvPop(pop))),
+            },
+            Op::Ack(mut ack) => match self.step_ack(now, id, &mut ack) {
+                AckStep::Done(r) => (Step::Done(r), None),
+                AckStep::Yield => (Step::Yield, Some(Op::Ack(ack))),
+                AckStep::Spin => (Step::Spin, Some(Op::Ack(ack))),
+            },
+            Op::Reset(mut reset) => match self.step_reset(now, id, &mut reset) {
+                Some(r) => (Step::Done(r), None),
+                None => (Step::Yield, Some(Op::Reset(reset))),
+            },
+        }
+    }
+
+    /// The request's first decision: an operation of several steps, or (`Err`) the answer
+    /// of an atomic request or of a request rejected up front.
+    fn start_op(&mut self, now: Millis, req: Request) -> Result<Op, Response> {
+        match req {
+            Request::PopMessage(r) => self.start_pop(now, r),
+            Request::AckMessage(r) => self.start_ack(r).map(Op::Ack),
+            Request::BatchAckMessage(r) => self.start_batch_ack(r).map(Op::Ack),
+            Request::ResetOffset(r) => self.start_reset_offset(now, r).map(Op::Reset),
+            Request::SendMessage(r) => Err(self.send_message(now, r)),
+            Request::ChangeInvisibleTime(r) => Err(self.change_invisible_time(now, r)),
+            Request::UpdateConsumerOffset(r) => Err(self.update_consumer_offset(now, r)),
+            Request::QueryConsumerOffset(r) => Err(self.query_consumer_offset(r)),
+            Request::CreateTopic(r) => Err(self.create_topic(r)),
+            Request::CreateSubscriptionGroup(r) => Err(self.create_subscription_group(r)),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Operations of steps: what another operation sees while one waits at an interleaving
+//! point, exactly where upstream's threads can interleave.
+
+mod common;
+use broker_core::*;
+use common::*;
+
+fn body(r: &Response) -> Vec<u64> {
+    match &r.body {
+        ResponseBody::Pop(p) => p.msgs.iter().map(|m| m.queue_offset).collect(),
+        other => panic!("not a pop answer: {other:?}"),
+    }
+}
+
+/// Steps `id` until it is done; panics if it needs more than `n` steps.
+fn finish(w: &mut World, id: OpId) -> Response {
+    for _ in 0..64 {
+        match w.broker.step(w.now, id) {
+            Step::Done(r) => {
+                w.events.extend(w.broker.drain_events());
+                return r;
+            }
+            Step::Yield | Step::Spin => {}
+        }
+    }
+    panic!("operation did not finish");
+}
+
+fn pop_queue_req(w: &World, order: bool) -> Request {
+    let mut req = w.pop_req(4, 30_000, order);
+    req.queue_id = 0;
+    Request::PopMessage(req)
+}
+
+#[test]
+fn a_classic_pop_skips_a_queue_another_pop_holds() {
+    let mut w = World::with(&[]);
+    w.send(3);
+    let first = w.broker.submit(pop_queue_req(&w, false));
+    assert_eq!(
+        w.broker.step(w.now, first),
+        Step::Yield,
+        "holds the queue, read in flight"
+    );
+    let second = pop_queue_req(&w, false);
+    let r = w.handle(second);
+    assert!(
+        body(&r).is_empty(),
+        "QueueLockManager.tryLock failed: queue skipped"
+    );
+    assert_eq!(body(&finish(&mut w, first)), vec![0, 1, 2]);
+    let third = pop_queue_req(&w, false);
+    assert!(body(&w.handle(third)).is_empty(), "nothing left");
+}
+
+#[test]
+fn an_orderly_ack_spins_while_a_pop_holds_the_queue() {
+    let mut w = World::with(&[]);
+    w.send(2);
+    let msgs = w.pop_orderly(1, 30_000);
+    w.advance_to(40_000);
+    let pop = w.broker.submit(pop_queue_req(&w, true));
+    assert_eq!(w.broker.step(w.now, pop), Step::Yield);
+    let ack = w.broker.submit(Request::AckMessage(w.ack_req(&msgs[0])));
+    assert_eq!(
+        w.broker.step(w.now, ack),
+        Step::Spin,
+        "while (!tryLock) {{}}"
+    );
+    finish(&mut w, pop);
+    assert!(matches!(w.broker.step(w.now, ack), Step::Done(_)));
+}
+
+/// KV path, FIFO: a reset, then two pops of the group at once.
+fn two_pops_after_a_reset(behaviours: Behaviours) -> (Vec<u64>, Vec<u64>, World) {
+    let config = BrokerConfig {
+        pop_consumer_kv_service_enable: true,
+        ..World::default_config()
+    };
+    let mut w = World::new(config, behaviours);
+    w.send(4);
+    let first = w.pop_orderly(4, 30_000);
+    for m in &first {
+        w.ack(m);
+    }
+    assert_eq!(w.reset(0, Some(1)).code, ResponseCode::Success);
+    w.advance_to(1_000);
+    let a = w.broker.submit(pop_queue_req(&w, true));
+    assert_eq!(w.broker.step(w.now, a), Step::Yield, "read in flight");
+    let b = w.broker.submit(pop_queue_req(&w, true));
+    let rb = match w.broker.step(w.now, b) {
+        Step::Done(r) => r,
+        _ => {
+            // b holds the group lock too and reads; a finishes first.
+            let ra = finish(&mut w, a);
+            let rb = finish(&mut w, b);
+            return (body(&ra), body(&rb), w);
+        }
+    };
+    let ra = finish(&mut w, a);
+    (body(&ra), body(&rb), w)
+}
+
+#[test]
+fn develop_clear_cache_frees_the_popping_threads_own_lock() {
+    let (a, b, w) = two_pops_after_a_reset(Behaviours::fixed());
+    assert_eq!(a, vec![1, 2, 3]);
+    assert_eq!(b, vec![1, 2, 3], "a second pop read the same FIFO batch");
+    assert!(
+        w.count(|e| matches!(e, BrokerEvent::LockReleasedByOther { site, .. } if site == "PopConsumerService.clearCache"))
+            == 0,
+        "the lock clearCache frees is the caller's own: no other holder"
+    );
+    assert!(
+        w.count(|e| matches!(e, BrokerEvent::LockReleasedByOther { site, .. } if site == "PopConsumerService.popAsync"))
+            >= 1,
+        "the first pop's final unlock frees the second pop's lock"
+    );
+}
+
+#[test]
+fn proposed_fix_keeps_the_lock_and_the_second_pop_finds_it_held() {
+    let (a, b, _) =
+        two_pops_after_a_reset(Behaviours::fixed().with_fix(Fix::ClearCacheWithoutLock));
+    assert_eq!(a, vec![1, 2, 3]);
+    assert!(b.is_empty(), "lock held: popAsync answers empty");
+}
+
+#[test]
+fn an_ack_merged_after_the_scan_dropped_its_ck_is_lost() {
+    let mut w = World::buffered(&[]);
+    w.send(2);
+    let msgs = w.pop(2, 60_000);
+    w.advance_to(8_000);
+    let ack = w.broker.submit(Request::AckMessage(w.ack_req(&msgs[0])));
+    assert_eq!(
+        w.broker.step(w.now, ack),
+        Step::Yield,
+        "guards passed at 8 s"
+    );
+    // A long stall of that thread: the CK stays 10 s in the buffer and is flushed.
+    w.ack(&msgs[1]);
+    w.advance_to(10_100);
+    assert!(matches!(w.broker.step(w.now, ack), Step::Done(r) if r.code == ResponseCode::Success));
+    w.events.extend(w.broker.drain_events());
+    assert_eq!(
+        w.count(|e| matches!(e, BrokerEvent::AckLostOnDroppedCk { ack_offset: 0, .. })),
+        1
+    );
+    w.advance_to(70_000);
+    assert_eq!(
+        w.revived_ids(),
+        vec![msgs[0].msg_id.clone()],
+        "acked, yet revived"
+    );
+}
+
+#[test]
+fn a_crash_ends_every_operation_and_frees_its_locks() {
+    let mut w = World::with(&[]);
+    w.send(2);
+    let pop = w.broker.submit(pop_queue_req(&w, false));
+    assert_eq!(w.broker.step(w.now, pop), Step::Yield);
+    assert_eq!(w.broker.in_flight(), 1);
+    w.crash_restart();
+    assert_eq!(w.broker.in_flight(), 0);
+    let again = pop_queue_req(&w, false);
+    assert_eq!(
+        body(&w.handle(again)),
+        vec![0, 1],
+        "the queue lock died with the process"
+    );
+}
