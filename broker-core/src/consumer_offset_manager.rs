@@ -120,6 +120,11 @@ impl ConsumerOffsetManager {
         });
     }
 
+    /// The pull cursor alone, if there is one.
+    pub fn pull_offset(&self, group: &str, topic: &str, queue_id: u32) -> Option<i64> {
+        get(&self.pull_offset_table, &offset_key(topic, group), queue_id)
+    }
+
     /// `queryPullOffset`: the pull cursor, else `queryOffset` (pending reset, then commit).
     pub fn query_pull_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
         match get(&self.pull_offset_table, &offset_key(topic, group), queue_id) {

@@ -19,6 +19,41 @@ pub struct CkRef {
     pub broker_name: String,
 }
 
+/// Where a pop's read started, and why there (`getPopOffset`, `resetPopOffset`, the
+/// KV path's `getPopOffset`, the offset correction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadFrom {
+    /// A pending server-side reset, taken by this pop (`queryThenEraseResetOffset`).
+    PendingReset,
+    /// The commit offset (`queryOffset`).
+    CommitOffset,
+    /// The pull offset (`queryPullOffset`, KV non-FIFO; and FIFO before #9696).
+    PullOffset,
+    /// The newest buffered CK's `nextBeginOffset` (`PopBufferMergeService.getLatestOffset`),
+    /// ahead of the commit offset.
+    BufferedCk,
+    /// No offset yet: `getInitOffset`.
+    InitOffset,
+    /// The store answered `OFFSET_TOO_SMALL`/`OFFSET_OVERFLOW_BADLY`: corrected to
+    /// `nextBeginOffset` and read again.
+    Corrected,
+}
+
+impl ReadFrom {
+    /// How a report says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReadFrom::PendingReset => "the pending reset",
+            ReadFrom::CommitOffset => "the commit offset",
+            ReadFrom::PullOffset => "the pull offset",
+            ReadFrom::BufferedCk => "the newest buffered CK's nextBeginOffset",
+            ReadFrom::InitOffset => "the init offset",
+            ReadFrom::Corrected => "the store's nextBeginOffset (offset correction)",
+        }
+    }
+}
+
 /// One thing the broker model did. `at` is the `now` it was given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BrokerEvent {
@@ -97,6 +132,19 @@ pub enum BrokerEvent {
         queue_id: u32,
         offset: i64,
         reason: String,
+    },
+    /// A pop read a queue and hands out what it found (`getMessageAsync` completed): the
+    /// moment the pop took its offset, and why that offset.
+    PopRead {
+        at: Millis,
+        group: String,
+        topic: String,
+        queue_id: u32,
+        pop_time: Millis,
+        offset: u64,
+        count: u32,
+        orderly: bool,
+        from: ReadFrom,
     },
     /// Upstream freed a try-lock that another operation held (`PopConsumerLockService`
     /// locks are a bare flag): `site` freed operation `holder`'s lock from operation `by`.

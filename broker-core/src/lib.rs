@@ -61,6 +61,6 @@ mod store;
 pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Fix, FixInfo, Release, Side};
 pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
-pub use events::{BrokerEvent, BrokerSnapshot, CkRef};
+pub use events::{BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
 pub use inflight::{OpId, Step};
 pub use protocol::*;

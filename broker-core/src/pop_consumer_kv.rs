@@ -13,7 +13,7 @@ use crate::broker::Broker;
 use crate::checkpoint::PopCheckPoint;
 use crate::config::Millis;
 use crate::consumer_order_info_manager::OrderCountInfo;
-use crate::events::BrokerEvent;
+use crate::events::{BrokerEvent, ReadFrom};
 use crate::inflight::OpId;
 use crate::keys;
 use crate::locks::TryLocks;
@@ -110,8 +110,9 @@ impl PopConsumerService {
 pub(crate) struct KvPop {
     ctx: PopContext,
     plan: VecDeque<(String, u32, u8)>,
-    /// The queue whose read is in flight: topic, queue, retry flag, consume offset.
-    held: Option<(String, u32, u8, u64)>,
+    /// The queue whose read is in flight: topic, queue, retry flag, consume offset, and why
+    /// that offset.
+    held: Option<(String, u32, u8, u64, ReadFrom)>,
     /// `PopConsumerRecord`s of the non-FIFO messages found, written at the end.
     records: Vec<PopConsumerRecord>,
     locked: bool,
@@ -190,14 +191,16 @@ impl Broker {
             pop.locked = true;
         }
         loop {
-            if let Some((topic, queue_id, retry_flag, offset)) = pop.held.take() {
-                self.kv_handle_read(now, pop, &topic, queue_id, retry_flag, offset);
+            if let Some((topic, queue_id, retry_flag, offset, from)) = pop.held.take() {
+                self.kv_handle_read(now, pop, &topic, queue_id, retry_flag, offset, from);
             }
             let Some((topic, queue_id, retry_flag)) = pop.plan.pop_front() else {
                 break;
             };
-            if let Some(offset) = self.kv_begin_queue(now, op, &mut pop.ctx, &topic, queue_id) {
-                pop.held = Some((topic, queue_id, retry_flag, offset));
+            if let Some((offset, from)) =
+                self.kv_begin_queue(now, op, &mut pop.ctx, &topic, queue_id)
+            {
+                pop.held = Some((topic, queue_id, retry_flag, offset, from));
                 return None;
             }
         }
@@ -218,7 +221,7 @@ impl Broker {
 
     /// `getMessageAsync(future, …)` for one queue, up to the read: the FIFO block check,
     /// the remaining batch, `getPopOffset` (which consumes a pending reset). The offset to
-    /// read from when a read is due.
+    /// read from, and why, when a read is due.
     fn kv_begin_queue(
         &mut self,
         now: Millis,
@@ -226,7 +229,7 @@ impl Broker {
         ctx: &mut PopContext,
         topic: &str,
         queue_id: u32,
-    ) -> Option<u64> {
+    ) -> Option<(u64, ReadFrom)> {
         let req = &ctx.req;
         let group = req.consumer_group.clone();
         if req.order
@@ -240,11 +243,13 @@ impl Broker {
             return None;
         }
         let (init_mode, fifo) = (req.init_mode, req.order);
-        let offset = self.kv_get_pop_offset(now, op, &group, topic, queue_id, init_mode, fifo);
-        Some(u64::try_from(offset).unwrap_or(0))
+        let (offset, from) =
+            self.kv_get_pop_offset(now, op, &group, topic, queue_id, init_mode, fifo);
+        Some((u64::try_from(offset).unwrap_or(0), from))
     }
 
     /// The read (with offset correction) and `handleGetMessageResult`'s bookkeeping.
+    #[allow(clippy::too_many_arguments)]
     fn kv_handle_read(
         &mut self,
         now: Millis,
@@ -253,12 +258,20 @@ impl Broker {
         queue_id: u32,
         retry_flag: u8,
         consume_offset: u64,
+        from: ReadFrom,
     ) {
         let ctx = &mut pop.ctx;
         let group = ctx.req.consumer_group.clone();
         let remain = ctx.remaining();
-        let result =
-            self.read_with_offset_correction(now, &group, topic, queue_id, consume_offset, remain);
+        let (result, from) = self.read_with_offset_correction(
+            now,
+            &group,
+            topic,
+            queue_id,
+            consume_offset,
+            remain,
+            from,
+        );
         let found = result.status == GetMessageStatus::Found && !result.msgs.is_empty();
         let mut order_count = OrderCountInfo::default();
         if found {
@@ -305,6 +318,7 @@ impl Broker {
         if !found {
             return;
         }
+        self.pop_read(now, ctx, topic, queue_id, &result.msgs, from);
         for (queue_offset, msg) in result.msgs {
             if !ctx.req.order {
                 pop.records.push(PopConsumerRecord {
@@ -373,21 +387,30 @@ impl Broker {
         queue_id: u32,
         init_mode: InitMode,
         fifo: bool,
-    ) -> i64 {
+    ) -> (i64, ReadFrom) {
         let fifo_reads_commit = fifo && !self.behaviours.is_on(Behaviour::KvFifoReadsPullOffset);
-        let mut offset = if fifo_reads_commit {
-            self.offsets.query_offset(group, topic, queue_id)
+        let (mut offset, mut from) = if fifo_reads_commit {
+            (
+                self.offsets.query_offset(group, topic, queue_id),
+                ReadFrom::CommitOffset,
+            )
         } else {
-            self.offsets.query_pull_offset(group, topic, queue_id)
+            let from = if self.offsets.pull_offset(group, topic, queue_id).is_some() {
+                ReadFrom::PullOffset
+            } else {
+                ReadFrom::CommitOffset
+            };
+            (self.offsets.query_pull_offset(group, topic, queue_id), from)
         };
         if offset < 0 {
             offset = self.get_init_offset(now, topic, group, queue_id, init_mode, true);
+            from = ReadFrom::InitOffset;
         }
         let Some(reset) = self
             .offsets
             .query_then_erase_reset_offset(topic, group, queue_id)
         else {
-            return offset;
+            return (offset, from);
         };
         self.kv_clear_cache(now, op, group, topic);
         self.order_info.clear_block(topic, group, queue_id);
@@ -407,7 +430,7 @@ impl Broker {
             queue_id,
             offset: reset,
         });
-        reset
+        (reset, ReadFrom::PendingReset)
     }
 
     /// `PopConsumerService.ackAsync`: delete the record the receipt names (the FIFO branch

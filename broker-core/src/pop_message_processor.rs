@@ -7,7 +7,7 @@ use crate::broker::Broker;
 use crate::checkpoint::{PopCheckPoint, MAX_CK_NUM};
 use crate::config::Millis;
 use crate::consumer_order_info_manager::OrderCountInfo;
-use crate::events::BrokerEvent;
+use crate::events::{BrokerEvent, ReadFrom};
 use crate::inflight::{Op, OpId};
 use crate::keys::{self, lock_key};
 use crate::protocol::{
@@ -63,6 +63,7 @@ pub(crate) struct HeldQueue {
     queue_id: u32,
     lock_key: String,
     offset: u64,
+    from: ReadFrom,
 }
 
 /// A classic pop in flight (`PopMessageProcessor.processRequest`): upstream chains one
@@ -269,7 +270,7 @@ impl Broker {
         let group = ctx.req.consumer_group.clone();
         let lock_key = lock_key(topic, &group, queue_id);
         let init_mode = ctx.req.init_mode;
-        let before = self.get_pop_offset(
+        let (before, _) = self.get_pop_offset(
             now, topic, &group, queue_id, init_mode, false, &lock_key, false,
         );
         let max = self.store.max_offset(topic, queue_id);
@@ -279,7 +280,7 @@ impl Broker {
             }
             return None;
         }
-        let offset = self.get_pop_offset(
+        let (offset, from) = self.get_pop_offset(
             now, topic, &group, queue_id, init_mode, true, &lock_key, true,
         );
         let offset = u64::try_from(offset).unwrap_or(0);
@@ -304,6 +305,7 @@ impl Broker {
             queue_id,
             lock_key,
             offset,
+            from,
         })
     }
 
@@ -325,12 +327,14 @@ impl Broker {
             queue_id,
             lock_key,
             offset,
+            from,
         } = held;
-        self.read_queue(now, ctx, &topic, is_retry, queue_id, offset);
+        self.read_queue(now, ctx, &topic, is_retry, queue_id, offset, from);
         self.unlock_queue(&lock_key, op);
     }
 
     /// The read and what follows it in `popMsgFromQueue`.
+    #[allow(clippy::too_many_arguments)]
     fn read_queue(
         &mut self,
         now: Millis,
@@ -339,11 +343,19 @@ impl Broker {
         is_retry: bool,
         queue_id: u32,
         offset: u64,
+        from: ReadFrom,
     ) {
         let group = ctx.req.consumer_group.clone();
         let final_offset = offset;
-        let result =
-            self.read_with_offset_correction(now, &group, topic, queue_id, offset, ctx.remaining());
+        let (result, from) = self.read_with_offset_correction(
+            now,
+            &group,
+            topic,
+            queue_id,
+            offset,
+            ctx.remaining(),
+            from,
+        );
         let mut order_count = OrderCountInfo::default();
         if !result.msgs.is_empty() {
             let offsets: Vec<u64> = result.msgs.iter().map(|(o, _)| *o).collect();
@@ -381,6 +393,7 @@ impl Broker {
             }
         }
         ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
+        self.pop_read(now, ctx, topic, queue_id, &result.msgs, from);
         for (queue_offset, msg) in result.msgs {
             let reconsume_times = if ctx.req.order {
                 order_count.reconsume_times(queue_offset)
@@ -401,8 +414,36 @@ impl Broker {
         }
     }
 
+    /// Records what a pop hands out of one queue ([`BrokerEvent::PopRead`]), if anything.
+    pub(crate) fn pop_read(
+        &mut self,
+        now: Millis,
+        ctx: &PopContext,
+        topic: &str,
+        queue_id: u32,
+        msgs: &[(u64, StoredMessage)],
+        from: ReadFrom,
+    ) {
+        let Some(&(first, _)) = msgs.first() else {
+            return;
+        };
+        self.events.push(BrokerEvent::PopRead {
+            at: now,
+            group: ctx.req.consumer_group.clone(),
+            topic: topic.to_owned(),
+            queue_id,
+            pop_time: ctx.pop_time,
+            offset: first,
+            count: msgs.len() as u32,
+            orderly: ctx.req.order,
+            from,
+        });
+    }
+
     /// `getMessageAsync` with the "offset correction": on `OFFSET_TOO_SMALL` or
-    /// `OFFSET_OVERFLOW_BADLY` commit `nextBeginOffset` and read again from there.
+    /// `OFFSET_OVERFLOW_BADLY` commit `nextBeginOffset` and read again from there. Says where
+    /// the read that counts started (`from`, or [`ReadFrom::Corrected`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn read_with_offset_correction(
         &mut self,
         now: Millis,
@@ -411,7 +452,8 @@ impl Broker {
         queue_id: u32,
         offset: u64,
         max_nums: u32,
-    ) -> GetMessageResult {
+        from: ReadFrom,
+    ) -> (GetMessageResult, ReadFrom) {
         let result = self.store.get_message(topic, queue_id, offset, max_nums);
         if matches!(
             result.status,
@@ -427,14 +469,18 @@ impl Broker {
                 queue_id,
                 next as i64,
             );
-            return self.store.get_message(topic, queue_id, next, max_nums);
+            return (
+                self.store.get_message(topic, queue_id, next, max_nums),
+                ReadFrom::Corrected,
+            );
         }
-        result
+        (result, from)
     }
 
     /// `getPopOffset`: commit offset (a pending reset included), else the init offset; then
     /// a pending reset wins (`resetPopOffset`); else the later of it and the newest buffered
-    /// CK's `nextBeginOffset`, so a read never repeats before its CK is committed.
+    /// CK's `nextBeginOffset`, so a read never repeats before its CK is committed. Says which
+    /// of these it was.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn get_pop_offset(
         &mut self,
@@ -446,21 +492,23 @@ impl Broker {
         init: bool,
         lock_key: &str,
         check_reset: bool,
-    ) -> i64 {
+    ) -> (i64, ReadFrom) {
         let mut offset = self.offsets.query_offset(group, topic, queue_id);
+        let mut from = ReadFrom::CommitOffset;
         if offset < 0 {
             offset = self.get_init_offset(now, topic, group, queue_id, init_mode, init);
+            from = ReadFrom::InitOffset;
         }
         if check_reset {
             if let Some(reset) = self.reset_pop_offset(now, topic, group, queue_id) {
-                return reset;
+                return (reset, ReadFrom::PendingReset);
             }
         }
         let buffer_offset = self.buffer.get_latest_offset(lock_key);
-        if buffer_offset < 0 {
-            offset
+        if buffer_offset > offset {
+            (buffer_offset, ReadFrom::BufferedCk)
         } else {
-            buffer_offset.max(offset)
+            (offset, from)
         }
     }
 

@@ -314,6 +314,15 @@ fn describe_broker(b: &BrokerEvent) -> String {
             format!("pending reset of {topic}@{group} queue {queue_id} to {offset} taken by a pop")
         }
         B::OffsetsPersisted { .. } => "consumer offsets persisted".to_owned(),
+        B::PopRead { group, topic, queue_id, pop_time, offset, count, orderly, from, .. } => {
+            let last = offset + u64::from(*count) - 1;
+            let kind = if *orderly { "orderly pop" } else { "pop" };
+            format!(
+                "{kind} of {topic}@{group} queue {queue_id} (popTime {}) read offsets {offset}..={last} from {}",
+                secs(*pop_time),
+                from.describe()
+            )
+        }
         B::LockReleasedByOther { lock, holder, by, site, .. } => {
             format!("{site} (operation #{by}) freed lock {lock} held by operation #{holder}")
         }

@@ -7,7 +7,8 @@ use crate::history::{
     RpcOutcome, RunMeta,
 };
 use broker_core::{
-    BrokerEvent, BrokerSnapshot, CkRef, ExtraInfo, Millis, ResponseCode, POP_ORDER_REVIVE_QUEUE,
+    BrokerEvent, BrokerSnapshot, CkRef, ExtraInfo, Millis, ReadFrom, ResponseCode,
+    POP_ORDER_REVIVE_QUEUE,
 };
 
 /// The topic every helper uses unless told otherwise.
@@ -470,6 +471,33 @@ impl H {
                 offset: x,
             },
         )
+    }
+
+    /// The broker's record that a pop of `group` (begun at `pop_time`) read `count`
+    /// messages from `offset` of [`T`] queue `q` now, and why there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pop_read(
+        &mut self,
+        group: &str,
+        q: u32,
+        pop_time: Millis,
+        offset: u64,
+        count: u32,
+        orderly: bool,
+        from: ReadFrom,
+    ) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::PopRead {
+            at,
+            group: group.into(),
+            topic: T.into(),
+            queue_id: q,
+            pop_time,
+            offset,
+            count,
+            orderly,
+            from,
+        })
     }
 
     pub fn reset_consumed(&mut self, group: &str, q: u32, x: i64) -> usize {

@@ -663,6 +663,7 @@ fn broker_marks(
                 w,
             );
         }
+        B::PopRead { .. } => {}
         B::LockReleasedByOther { .. } => {
             p.mark(LaneKey::Cluster, Shape::Tick, at, at, "fault", title, w);
         }

@@ -1,4 +1,5 @@
-//! The built-in scenarios, embedded from `scenarios/builtin/*.toml`.
+//! The built-in scenarios, embedded from `scenarios/builtin/*.toml`, and the findings'
+//! shrunk scenarios from `scenarios/findings/*.toml`.
 
 use crate::{load_str, Context, Scenario};
 
@@ -58,6 +59,11 @@ const BUILTINS: &[Builtin] = &[
         name: "mixed-workload",
         summary: "every fix in: 2 topics, 3 groups incl. orderly, loss, latency, clogs and a crash; nothing may be violated",
         source: include_str!("../builtin/mixed-workload.toml"),
+    },
+    Builtin {
+        name: "merge-key-collision",
+        summary: "finding F2 on develop: two changeInvisibleTime CKs whose concatenated merge keys are equal; one is never revived",
+        source: include_str!("../findings/merge-key-collision.toml"),
     },
 ];
 

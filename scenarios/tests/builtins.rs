@@ -26,7 +26,7 @@ fn ctx() -> Context {
 #[test]
 fn every_builtin_loads_and_validates() {
     let list = builtins();
-    assert_eq!(list.len(), 10);
+    assert_eq!(list.len(), 11);
     for (name, summary) in list {
         assert!(!summary.is_empty());
         let sc = resolve(name, &ctx()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -50,6 +50,17 @@ fn bug_scenarios_replay_and_expect_a_violation() {
                     && sc.expect.with_bug.is_empty()
                     && sc.expect.fixed.is_empty()
             );
+            continue;
+        }
+        if !sc.fixes.is_empty() {
+            // A finding: develop must be violated, the proposed fix must hold.
+            assert!(
+                sc.replays.is_empty() && !sc.expect.develop.is_empty(),
+                "{name}"
+            );
+            for f in &sc.fixes {
+                f.parse::<broker_core::Fix>().unwrap();
+            }
             continue;
         }
         assert!(!sc.replays.is_empty(), "{name}");

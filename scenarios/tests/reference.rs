@@ -47,6 +47,17 @@ fn every_action_and_key_is_documented() {
             b.name()
         );
     }
+    for f in broker_core::Fix::ALL {
+        assert!(
+            doc.contains(&format!("`{}`", f.name())),
+            "proposed fix {}",
+            f.name()
+        );
+    }
+    let scheduler = toml::Value::try_from(scenarios::model::SchedulerSpec::default()).unwrap();
+    for key in scheduler.as_table().unwrap().keys() {
+        assert!(doc.contains(&format!("| `{key}` |")), "scheduler key {key}");
+    }
     for (name, _) in scenarios::builtins() {
         assert!(doc.contains(&format!("`{name}`")), "built-in {name}");
     }

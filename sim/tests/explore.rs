@@ -89,7 +89,7 @@ fn committed_regressions_replay() {
 fn shrink_writes_a_smaller_scenario_that_fails_alone() {
     let sc = scenarios::resolve("invisible-time-random", &ctx()).unwrap();
     let opts = bugs(&["pop-timeout-skips-max-reconsume"]);
-    let out = sim::shrink::shrink(&sc, 3, &opts, None, 200).unwrap();
+    let out = sim::shrink::shrink(&sc, 8, &opts, None, 200).unwrap();
     assert_eq!(out.invariant, "bounded-deliveries");
     assert!(out.after.messages <= out.before.messages);
     assert!(out.after.duration_ms < out.before.duration_ms);
@@ -97,11 +97,11 @@ fn shrink_writes_a_smaller_scenario_that_fails_alone() {
     let back = scenarios::load_str("shrunk.toml", &text, &ctx()).unwrap();
     assert!(back.swarm.as_ref().is_none_or(|s| !s.draws_anything()));
     let replay = bugs(&["pop-timeout-skips-max-reconsume"]);
-    assert!(run_seed(&back, 3, &replay)
+    assert!(run_seed(&back, 8, &replay)
         .violated()
         .contains(&"bounded-deliveries"));
     // Deterministic: the same input shrinks to the same file.
-    let again = sim::shrink::shrink(&sc, 3, &opts, None, 200).unwrap();
+    let again = sim::shrink::shrink(&sc, 8, &opts, None, 200).unwrap();
     assert_eq!(scenarios::to_toml(&again.scenario), text);
 }
 

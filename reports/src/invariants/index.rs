@@ -143,22 +143,27 @@ pub(crate) struct PopPos {
 }
 
 impl PopPositions {
-    /// The pop's own CK (`CkBuffered`, or `CkWritten` by `addCkJustOffset`) places it
-    /// exactly. A pop without a CK (orderly pops write none) is placed by time: every event
-    /// earlier than its `popTime` came before it and every later one after it; an event in
-    /// the same millisecond counts as both, so it can excuse but never convict.
+    /// The broker's `PopRead` for the delivery's queue places its pop exactly: the moment the
+    /// pop took its offset (a pop is an operation of steps and may start, at its `popTime`,
+    /// before a reset it then consumes). A delivery without one (a hand-made history) is
+    /// placed by time: every event earlier than its `popTime` came before it and every
+    /// later one after it; an event in the same millisecond counts as both, so it can excuse
+    /// but never convict.
     pub fn new(h: &History) -> Self {
         let sorted = h.events.windows(2).all(|w| w[0].at <= w[1].at);
-        let mut cks: BTreeMap<(&str, CopyKey, Millis), usize> = BTreeMap::new();
+        let mut reads: BTreeMap<(&str, CopyKey, Millis), usize> = BTreeMap::new();
         let mut out = BTreeMap::new();
         for (idx, e) in h.events.iter().enumerate() {
             match &e.kind {
-                EventKind::Broker(BrokerEvent::CkBuffered { ck, .. })
-                | EventKind::Broker(BrokerEvent::CkWritten { ck, .. })
-                    if is_pop_ck(&e.kind) =>
-                {
-                    let q = copy_key(&ck.topic, ck.queue_id, 0);
-                    cks.insert((&ck.group, q, ck.pop_time), idx);
+                EventKind::Broker(BrokerEvent::PopRead {
+                    group,
+                    topic,
+                    queue_id,
+                    pop_time,
+                    ..
+                }) => {
+                    let q = copy_key(topic, *queue_id, 0);
+                    reads.insert((group, q, *pop_time), idx);
                 }
                 EventKind::Delivered {
                     group,
@@ -169,10 +174,10 @@ impl PopPositions {
                     ..
                 } => {
                     let q = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
-                    let pos = match cks.get(&(group.as_str(), q, *pop_time)) {
-                        Some(ck) => PopPos {
-                            after_from: *ck,
-                            before_to: *ck,
+                    let pos = match reads.get(&(group.as_str(), q, *pop_time)) {
+                        Some(read) => PopPos {
+                            after_from: *read,
+                            before_to: *read,
                         },
                         None => by_time(h, sorted, idx, *pop_time),
                     };
@@ -282,6 +287,21 @@ impl<'h> Rollbacks<'h> {
                         &mut read_end,
                         (&ck.group, &ck.topic, q),
                         (ck.start_offset + ck.num as u64) as i64,
+                    );
+                }
+                EventKind::Broker(BrokerEvent::PopRead {
+                    group,
+                    topic,
+                    queue_id,
+                    offset,
+                    count,
+                    ..
+                }) => {
+                    let q = copy_key(topic, *queue_id, 0).1;
+                    read_past(
+                        &mut read_end,
+                        (group, topic, q),
+                        (offset + u64::from(*count)) as i64,
                     );
                 }
                 EventKind::Delivered {

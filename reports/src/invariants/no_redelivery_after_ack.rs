@@ -104,7 +104,7 @@ mod tests {
     use super::*;
     use crate::invariants::Status;
     use crate::testkit::H;
-    use broker_core::{BrokerEvent, Millis};
+    use broker_core::{BrokerEvent, Millis, ReadFrom};
 
     #[test]
     fn revive_after_a_successful_ack_is_a_violation() {
@@ -335,6 +335,28 @@ mod tests {
         assert_eq!(replay(1_005), Status::Held);
         // A reset before the pop was served excuses nothing.
         assert_eq!(replay(995), Status::Violated);
+    }
+
+    #[test]
+    fn a_pop_begun_before_a_reset_that_read_after_it_is_the_resets_doing() {
+        // Orderly-reset-random seed 128 with the broker's scheduler: the pop began at 7.997s
+        // (its popTime), was descheduled at its read, the reset to 3 was assigned at 8.003s,
+        // and the pop read offset 3 from the pending reset at 8.004s. The broker's PopRead
+        // places the pop after the reset; its popTime alone would place it before.
+        let replay = |read_at: Option<Millis>| {
+            let mut h = H::new();
+            let d = h.at(1_000).pop("c1", "m3", 0, 3);
+            h.at(1_500).ack(&d);
+            h.at(8_003).reset("g1", 0, 3);
+            if let Some(t) = read_at {
+                h.at(t)
+                    .pop_read("g1", 0, 7_997, 3, 1, false, ReadFrom::PendingReset);
+            }
+            h.at(8_010).pop_served_at("c1", "m3", 0, 3, 7_997);
+            check(&h.build()).status
+        };
+        assert_eq!(replay(Some(8_004)), Status::Held);
+        assert_eq!(replay(None), Status::Violated);
     }
 
     #[test]

@@ -29,7 +29,12 @@ impl Clock {
         self.start + Duration::from_millis(at)
     }
 
+    /// Sleeps until `at`; returns at once when `at` has come (madsim would still charge
+    /// a timer tick, pushing a second step of the same instant a millisecond later).
     pub async fn sleep_until(&self, at: Millis) {
+        if self.start.elapsed() >= Duration::from_millis(at) {
+            return;
+        }
         madsim::time::sleep_until(self.instant(at)).await;
     }
 }
