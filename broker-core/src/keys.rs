@@ -104,6 +104,12 @@ pub fn lock_key(topic: &str, group: &str, queue_id: u32) -> String {
     format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}{TOPIC_GROUP_SEPARATOR}{queue_id}")
 }
 
+/// Where the model's clock (0 at the start of a run) sits on upstream's: popTimes are
+/// `System.currentTimeMillis()` upstream, 13 digits in any deployment since 2001. The merge
+/// key prints a popTime as that epoch time, so its concatenation can be ambiguous only where
+/// upstream's is (a clock near 0 would add popTimes of different lengths that cannot occur).
+pub const MODEL_EPOCH_MS: u64 = 1_758_240_000_000;
+
 /// The CK/ACK merge key of `PopBufferMergeService` and `PopReviveService`: a plain
 /// concatenation `topic + cid + queueId + startOffset + popTime + brokerName`, exactly as
 /// upstream builds it (no separators, so it inherits upstream's ambiguity: queue 1 offset 23
@@ -120,6 +126,7 @@ pub fn merge_key(
     separated: bool,
 ) -> String {
     let sep = if separated { TOPIC_GROUP_SEPARATOR } else { "" };
+    let pop_time = MODEL_EPOCH_MS + pop_time;
     let mut k = format!("{topic}{sep}{cid}{sep}{queue_id}{sep}{start_offset}{sep}{pop_time}");
     if let Some(bn) = broker_name {
         k.push_str(sep);
@@ -157,7 +164,15 @@ mod tests {
 
     #[test]
     fn merge_key_is_plain_concatenation() {
-        assert_eq!(merge_key("T", "G", 1, 23, 5, Some("b"), false), "TG1235b");
+        assert_eq!(
+            merge_key("T", "G", 1, 23, 5, Some("b"), false),
+            "TG1231758240000005b"
+        );
+        // popTimes print as 13-digit epoch times: no ambiguity across startOffset/popTime.
+        assert_ne!(
+            merge_key("T", "G", 0, 1, 2_345, None, false),
+            merge_key("T", "G", 0, 12, 345, None, false)
+        );
         // Upstream's key is ambiguous across queueId/startOffset boundaries; so is ours.
         assert_eq!(
             merge_key("T", "G", 1, 23, 5, Some("b"), false),
@@ -166,7 +181,7 @@ mod tests {
         // The proposed fix tells them apart.
         assert_eq!(
             merge_key("T", "G", 1, 23, 5, Some("b"), true),
-            "T@G@1@23@5@b"
+            "T@G@1@23@1758240000005@b"
         );
         assert_ne!(
             merge_key("T", "G", 1, 23, 5, None, true),

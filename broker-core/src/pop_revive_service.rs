@@ -495,26 +495,35 @@ mod tests {
     #[test]
     fn blank_ack_broker_name_falls_back_to_this_broker_since_8981() {
         let b = broker(&[]);
-        assert_eq!(b.revive_ack_key(&ack(None)), "TG1277broker-a");
-        assert_eq!(b.revive_ack_key(&ack(Some(" "))), "TG1277broker-a");
-        assert_eq!(b.revive_ack_key(&ack(Some("broker-b"))), "TG1277broker-b");
-        assert_eq!(b.revive_ck_key(&ck()), "TG1277broker-a");
+        assert_eq!(b.revive_ack_key(&ack(None)), "TG121758240000077broker-a");
+        assert_eq!(
+            b.revive_ack_key(&ack(Some(" "))),
+            "TG121758240000077broker-a"
+        );
+        assert_eq!(
+            b.revive_ack_key(&ack(Some("broker-b"))),
+            "TG121758240000077broker-b"
+        );
+        assert_eq!(b.revive_ck_key(&ck()), "TG121758240000077broker-a");
     }
 
     #[test]
     fn without_the_fallback_a_blank_name_keys_as_java_prints_it() {
         let b = broker(&[Behaviour::ReviveNoBlankBrokerNameFallback]);
-        assert_eq!(b.revive_ack_key(&ack(None)), "TG1277null");
-        assert_eq!(b.revive_ack_key(&ack(Some(""))), "TG1277");
+        assert_eq!(b.revive_ack_key(&ack(None)), "TG121758240000077null");
+        assert_eq!(b.revive_ack_key(&ack(Some(""))), "TG121758240000077");
         assert_ne!(b.revive_ack_key(&ack(None)), b.revive_ck_key(&ck()));
     }
 
     #[test]
     fn before_8494_neither_key_has_a_broker_name() {
         let b = broker(&[Behaviour::ReviveMergeKeyWithoutBrokerName]);
-        assert_eq!(b.revive_ck_key(&ck()), "TG1277");
-        assert_eq!(b.revive_ack_key(&ack(Some("broker-b"))), "TG1277");
-        assert_eq!(b.revive_ack_key(&ack(None)), "TG1277");
+        assert_eq!(b.revive_ck_key(&ck()), "TG121758240000077");
+        assert_eq!(
+            b.revive_ack_key(&ack(Some("broker-b"))),
+            "TG121758240000077"
+        );
+        assert_eq!(b.revive_ack_key(&ack(None)), "TG121758240000077");
     }
 
     #[test]

@@ -65,6 +65,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F2 on develop: two changeInvisibleTime CKs whose concatenated merge keys are equal; one is never revived",
         source: include_str!("../findings/merge-key-collision.toml"),
     },
+    Builtin {
+        name: "kv-reset-lock-inversion",
+        summary: "finding F4 on develop: a KV pop that takes a reset frees its own group lock in clearCache; a second pop reads the same FIFO batch",
+        source: include_str!("../findings/kv-reset-lock-inversion.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
