@@ -317,7 +317,10 @@ impl PopBufferMergeService {
         if w.ck.revive_time() < now + config.pop_ck_stay_buffer_time_out + BUFFER_MARGIN {
             return None;
         }
-        if now.saturating_sub(w.ck.pop_time) > config.pop_ck_stay_buffer_time - BUFFER_MARGIN {
+        // Java's `now - popTime > popCkStayBufferTime - 1500`, signed: a stay time under
+        // 1.5 s refuses every ack.
+        let stayed = now as i64 - w.ck.pop_time as i64;
+        if stayed > config.pop_ck_stay_buffer_time as i64 - BUFFER_MARGIN as i64 {
             return None;
         }
         Some(id)
@@ -867,6 +870,18 @@ mod tests {
             !merge(&mut s, 5_501, &ack(&near.tap_start(20), 20, Some("b"))),
             "revive time under 4.5 s away"
         );
+    }
+
+    #[test]
+    fn a_stay_time_under_the_margin_refuses_every_ack() {
+        let short = BrokerConfig {
+            pop_ck_stay_buffer_time: 1_000,
+            ..config()
+        };
+        let mut s = PopBufferMergeService::default();
+        let c = ck(0, 60_000, 1);
+        assert!(s.add_ck(&short, 0, &c, 0, 11));
+        assert_eq!(s.add_ak_guards(&short, 0, &ack(&c, 10, Some("b"))), None);
     }
 
     #[test]

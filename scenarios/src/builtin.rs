@@ -61,6 +61,11 @@ const BUILTINS: &[Builtin] = &[
         source: include_str!("../builtin/mixed-workload.toml"),
     },
     Builtin {
+        name: "develop-random",
+        summary: "the discovery swarm: upstream develop, every fix in, every knob that picks a code path drawn per seed",
+        source: include_str!("../builtin/develop-random.toml"),
+    },
+    Builtin {
         name: "merge-key-collision",
         summary: "finding F2 on develop: two changeInvisibleTime CKs whose concatenated merge keys are equal; one is never revived",
         source: include_str!("../findings/merge-key-collision.toml"),

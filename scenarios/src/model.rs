@@ -336,6 +336,21 @@ pub struct FaultSpec {
     /// Mean virtual time between random consumer pauses (0 = none).
     pub pause_every_ms: Millis,
     pub pause_duration_ms: RangeMs,
+    /// Mean virtual time between random admin resets (0 = none): a consumer group's single
+    /// queue to an offset inside the queue's range, or all its queues back to a past
+    /// timestamp. Needs an `admin` client.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reset_every_ms: Millis,
+    /// Mean virtual time between random consumer-offset updates (0 = none), each in a
+    /// random mode (oneway, sync, future) to an offset inside the queue's range, for a group
+    /// no consumer of the scenario belongs to (a POP group's progress is the broker's).
+    /// Needs an `offset` client.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub update_offset_every_ms: Millis,
+}
+
+fn is_zero(v: &Millis) -> bool {
+    *v == 0
 }
 
 impl Default for FaultSpec {
@@ -358,6 +373,8 @@ impl Default for FaultSpec {
                 min: 500,
                 max: 3_000,
             },
+            reset_every_ms: 0,
+            update_offset_every_ms: 0,
         }
     }
 }

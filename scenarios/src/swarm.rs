@@ -70,6 +70,41 @@ pub struct SwarmSpec {
     /// 25 % and then fires on 25 % of its calls (FoundationDB's two-phase scheme).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub buggify: bool,
+    /// `faults.reset_every_ms` and `faults.update_offset_every_ms` (on with `fault_on_percent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_every_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_offset_every_ms: Option<RangeMs>,
+    /// Percent chances of broker switches: `popConsumerKVServiceEnable`, `enablePopBatchAck`,
+    /// `enableRetryTopicV2`, `enableSkipLongAwaitingAck`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_pop_percent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_batch_ack_percent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_topic_v2_percent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_long_awaiting_ack_percent: Option<u32>,
+    /// Broker ranges: `reviveQueueNum`, `reviveInterval`, `popCkStayBufferTime`,
+    /// `popCkStayBufferTimeOut`, `popFromRetryProbability`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revive_queue_num: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revive_interval_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_ck_stay_buffer_time_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_ck_stay_buffer_time_out_ms: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_from_retry_probability: Option<RangeMs>,
+    /// Every topic's queue count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queues: Option<RangeMs>,
+    /// `[scheduler] preempt_percent`, and the upper end of `preempt_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preempt_percent: Option<RangeMs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preempt_ms_max: Option<RangeMs>,
 }
 
 impl SwarmSpec {
@@ -91,9 +126,41 @@ impl SwarmSpec {
             batch_ack_percent,
             messages,
             buffer_merge_percent,
+            reset_every_ms,
+            update_offset_every_ms,
+            kv_pop_percent,
+            pop_batch_ack_percent,
+            retry_topic_v2_percent,
+            skip_long_awaiting_ack_percent,
+            revive_queue_num,
+            revive_interval_ms,
+            pop_ck_stay_buffer_time_ms,
+            pop_ck_stay_buffer_time_out_ms,
+            pop_from_retry_probability,
+            queues,
+            preempt_percent,
+            preempt_ms_max,
         } = self;
         loss_rate.is_some()
             || [
+                kv_pop_percent,
+                pop_batch_ack_percent,
+                retry_topic_v2_percent,
+                skip_long_awaiting_ack_percent,
+            ]
+            .iter()
+            .any(|p| p.is_some())
+            || [
+                reset_every_ms,
+                update_offset_every_ms,
+                revive_queue_num,
+                revive_interval_ms,
+                pop_ck_stay_buffer_time_ms,
+                pop_ck_stay_buffer_time_out_ms,
+                pop_from_retry_probability,
+                queues,
+                preempt_percent,
+                preempt_ms_max,
                 latency_max_ms,
                 clog_every_ms,
                 crash_every_ms,
@@ -242,8 +309,123 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
             }
         }
     }
+    draw_develop_knobs(sw, &mut d, on, &mut out, &mut put);
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
+}
+
+/// The knobs that choose which upstream code paths run (broker switches and sizes, queue
+/// counts, the scheduler) and the operations drawn as faults. Drawn after everything else,
+/// so a scenario without them keeps every earlier draw.
+fn draw_develop_knobs(
+    sw: &SwarmSpec,
+    d: &mut Draw,
+    on: u32,
+    out: &mut Scenario,
+    put: &mut impl FnMut(String, String),
+) {
+    for (key, range, slot) in [
+        (
+            "reset_every_ms",
+            sw.reset_every_ms,
+            &mut out.faults.reset_every_ms,
+        ),
+        (
+            "update_offset_every_ms",
+            sw.update_offset_every_ms,
+            &mut out.faults.update_offset_every_ms,
+        ),
+    ] {
+        if let Some(r) = range {
+            *slot = if d.percent(on) { d.int(r).max(1) } else { 0 };
+            put(format!("faults.{key}"), slot.to_string());
+        }
+    }
+    let b = &mut out.broker;
+    for (key, p, slot) in [
+        (
+            "popConsumerKVServiceEnable",
+            sw.kv_pop_percent,
+            &mut b.pop_consumer_kv_service_enable,
+        ),
+        (
+            "enablePopBatchAck",
+            sw.pop_batch_ack_percent,
+            &mut b.enable_pop_batch_ack,
+        ),
+        (
+            "enableRetryTopicV2",
+            sw.retry_topic_v2_percent,
+            &mut b.enable_retry_topic_v2,
+        ),
+        (
+            "enableSkipLongAwaitingAck",
+            sw.skip_long_awaiting_ack_percent,
+            &mut b.enable_skip_long_awaiting_ack,
+        ),
+    ] {
+        if let Some(p) = p {
+            *slot = d.percent(p);
+            put(format!("broker.{key}"), slot.to_string());
+        }
+    }
+    if let Some(r) = sw.revive_queue_num {
+        b.revive_queue_num = d.int(r) as u32;
+        put(
+            "broker.reviveQueueNum".into(),
+            b.revive_queue_num.to_string(),
+        );
+    }
+    for (key, range, slot) in [
+        (
+            "reviveInterval",
+            sw.revive_interval_ms,
+            &mut b.revive_interval,
+        ),
+        (
+            "popCkStayBufferTime",
+            sw.pop_ck_stay_buffer_time_ms,
+            &mut b.pop_ck_stay_buffer_time,
+        ),
+        (
+            "popCkStayBufferTimeOut",
+            sw.pop_ck_stay_buffer_time_out_ms,
+            &mut b.pop_ck_stay_buffer_time_out,
+        ),
+    ] {
+        if let Some(r) = range {
+            *slot = d.int(r);
+            put(format!("broker.{key}"), slot.to_string());
+        }
+    }
+    if let Some(r) = sw.pop_from_retry_probability {
+        b.pop_from_retry_probability = d.int(r) as u32;
+        put(
+            "broker.popFromRetryProbability".into(),
+            b.pop_from_retry_probability.to_string(),
+        );
+    }
+    if let Some(r) = sw.queues {
+        for t in &mut out.topics {
+            t.queues = d.int(r) as u32;
+            put(format!("topics.{}.queues", t.name), t.queues.to_string());
+        }
+    }
+    let s = &mut out.scheduler;
+    if let Some(r) = sw.preempt_percent {
+        s.preempt_percent = d.int(r) as u32;
+        put(
+            "scheduler.preempt_percent".into(),
+            s.preempt_percent.to_string(),
+        );
+    }
+    if let Some(r) = sw.preempt_ms_max {
+        s.preempt_ms.max = d.int(r).max(s.preempt_ms.min);
+        put(
+            "scheduler.preempt_ms".into(),
+            format!("{}..{}", s.preempt_ms.min, s.preempt_ms.max),
+        );
+    }
 }
 
 /// The `[swarm]` table's problems, located at its keys.
@@ -285,6 +467,13 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
         ("fault_on_percent", sw.fault_on_percent),
         ("batch_ack_percent", sw.batch_ack_percent),
         ("buffer_merge_percent", sw.buffer_merge_percent),
+        ("kv_pop_percent", sw.kv_pop_percent),
+        ("pop_batch_ack_percent", sw.pop_batch_ack_percent),
+        ("retry_topic_v2_percent", sw.retry_topic_v2_percent),
+        (
+            "skip_long_awaiting_ack_percent",
+            sw.skip_long_awaiting_ack_percent,
+        ),
     ] {
         if let Some(p) = p.filter(|p| *p > 100) {
             bad(
@@ -309,7 +498,47 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
     }
-    let limits: [(&str, Option<RangeMs>, u64, u64); 9] = [
+    let limits: [(&str, Option<RangeMs>, u64, u64); 19] = [
+        ("reset_every_ms", sw.reset_every_ms, 1, MAX_DURATION_MS),
+        (
+            "update_offset_every_ms",
+            sw.update_offset_every_ms,
+            1,
+            MAX_DURATION_MS,
+        ),
+        (
+            "revive_queue_num",
+            sw.revive_queue_num,
+            1,
+            u64::from(MAX_REVIVE_QUEUE_NUM),
+        ),
+        (
+            "revive_interval_ms",
+            sw.revive_interval_ms,
+            1,
+            MAX_DURATION_MS,
+        ),
+        (
+            "pop_ck_stay_buffer_time_ms",
+            sw.pop_ck_stay_buffer_time_ms,
+            1,
+            MAX_DURATION_MS,
+        ),
+        (
+            "pop_ck_stay_buffer_time_out_ms",
+            sw.pop_ck_stay_buffer_time_out_ms,
+            1,
+            MAX_DURATION_MS,
+        ),
+        (
+            "pop_from_retry_probability",
+            sw.pop_from_retry_probability,
+            0,
+            100,
+        ),
+        ("queues", sw.queues, 1, u64::from(MAX_QUEUES)),
+        ("preempt_percent", sw.preempt_percent, 0, 100),
+        ("preempt_ms_max", sw.preempt_ms_max, 1, MAX_DURATION_MS),
         ("latency_max_ms", sw.latency_max_ms, 0, MAX_DURATION_MS),
         ("clog_every_ms", sw.clog_every_ms, 1, MAX_DURATION_MS),
         ("crash_every_ms", sw.crash_every_ms, 1, MAX_DURATION_MS),
@@ -344,6 +573,33 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
                 IssueKind::Limit,
                 kp!["swarm", key, at],
                 format!("{}..={} is outside {lo}..={hi}", r.min, r.max),
+            );
+        }
+    }
+    if let Some(r) = sw.queues {
+        // Every queue a file names must exist whatever the draw.
+        let named = sc
+            .producers
+            .iter()
+            .filter_map(|p| p.queue)
+            .chain(sc.steps.iter().filter_map(|s| match &s.action {
+                crate::model::Action::Pop { queue, .. } => *queue,
+                crate::model::Action::ResetOffset { queue, .. }
+                | crate::model::Action::UpdateOffset {
+                    queue: Some(queue), ..
+                } => u32::try_from(*queue).ok(),
+                crate::model::Action::QueryOffset { queue, .. } => Some(*queue),
+                _ => None,
+            }))
+            .max();
+        if let Some(q) = named.filter(|q| u64::from(*q) >= r.min) {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "queues", "min"],
+                format!(
+                    "queue {q} is named in the file; a draw of {} queues has no such queue",
+                    r.min
+                ),
             );
         }
     }

@@ -61,6 +61,7 @@ pub fn validate(sc: &Scenario, ctx: &Context, present: &dyn Fn(&KeyPath) -> bool
     v.steps(&topics, &groups);
     v.total_messages();
     v.faults();
+    v.fault_clients();
     v.scheduler();
     v.expect();
     v.out.extend(crate::swarm::validate(sc));
@@ -760,6 +761,8 @@ impl<'a> V<'a> {
             ("clog_every_ms", f.clog_every_ms),
             ("crash_every_ms", f.crash_every_ms),
             ("pause_every_ms", f.pause_every_ms),
+            ("reset_every_ms", f.reset_every_ms),
+            ("update_offset_every_ms", f.update_offset_every_ms),
         ] {
             if every > MAX_DURATION_MS {
                 self.limit(
@@ -767,6 +770,31 @@ impl<'a> V<'a> {
                     format!("{every} exceeds the limit of {MAX_DURATION_MS} (24 h)"),
                 );
             }
+        }
+    }
+
+    /// Random operations need the client that performs them (the swarm may switch them on).
+    fn fault_clients(&mut self) {
+        let sc = self.sc;
+        let swarm_on = |r: Option<RangeMs>| r.is_some();
+        let sw = sc.swarm.as_ref();
+        let has = |k: ClientKind| sc.clients.iter().any(|c| c.kind == k);
+        if (sc.faults.reset_every_ms > 0 || sw.is_some_and(|s| swarm_on(s.reset_every_ms)))
+            && !has(ClientKind::Admin)
+        {
+            self.invalid(
+                kp!["faults", "reset_every_ms"],
+                "random resets need an `admin` client in [[clients]]",
+            );
+        }
+        if (sc.faults.update_offset_every_ms > 0
+            || sw.is_some_and(|s| swarm_on(s.update_offset_every_ms)))
+            && !has(ClientKind::Offset)
+        {
+            self.invalid(
+                kp!["faults", "update_offset_every_ms"],
+                "random offset updates need an `offset` client in [[clients]]",
+            );
         }
     }
 

@@ -16,7 +16,13 @@
 //!   (`SentToDlq`), or sent an ack after its latest delivery whose answer never came back
 //!   (the broker may well have applied it; a lost answer is not a lost message).
 //! - It is still *in flight*, and not judged, if it was produced, last revived, or last
-//!   became visible again (its latest receipt's deadline) less than SETTLE_MS before the end.
+//!   became visible again (its latest receipt's deadline) less than SETTLE_MS before the end,
+//!   or if a listener of the group was still running on it at the end.
+//! - It is *backlog*, and not judged, if it was never delivered to the group while the
+//!   group's consumers had not got that far: nothing after its offset on its queue was ever
+//!   delivered to the group, and the group's final commit offset there is at or below it. A
+//!   slow group is not a lost message; a skipped one shows as a later offset delivered or a
+//!   commit offset past it. A note counts them.
 //! - A group that the history shows with no running consumer at the end is not judged; a
 //!   note says so.
 
@@ -44,6 +50,8 @@ struct MsgState {
     /// Latest time the message became (or becomes) poppable again.
     live_until: Millis,
     deliveries: Vec<usize>,
+    /// Listeners of the group running on it now.
+    listening: u32,
 }
 
 pub(crate) fn check(history: &History) -> Verdict {
@@ -90,6 +98,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut lifecycle_seen = false;
     let mut produced: Vec<(usize, &str, &str, u32, u64)> = Vec::new();
     let mut state: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
+    // One past the highest original offset delivered to the group, per queue.
+    let mut reached: BTreeMap<(&str, &str, u32), u64> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Produced {
@@ -117,6 +127,10 @@ pub(crate) fn check(history: &History) -> Verdict {
             EventKind::Delivered {
                 group,
                 msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic,
                 pop_time,
                 invisible_time,
                 ..
@@ -125,6 +139,17 @@ pub(crate) fn check(history: &History) -> Verdict {
                 st.deliveries.push(idx);
                 st.ack_in_doubt = false;
                 st.live_until = st.live_until.max(pop_time + invisible_time);
+                if retry_topic.is_none() {
+                    let reached = reached.entry((group, topic, *queue_id)).or_insert(0);
+                    *reached = (*reached).max(*queue_offset + 1);
+                }
+            }
+            EventKind::ListenerStarted { group, msg_id, .. } => {
+                state.entry((group, msg_id)).or_default().listening += 1;
+            }
+            EventKind::ListenerFinished { group, msg_id, .. } => {
+                let st = state.entry((group, msg_id)).or_default();
+                st.listening = st.listening.saturating_sub(1);
             }
             EventKind::ChangeInvisibleResult {
                 group,
@@ -173,6 +198,16 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut notes = Vec::new();
     let mut lost: Vec<Witness> = Vec::new();
     let mut judged = 0usize;
+    let mut backlog: BTreeMap<&str, usize> = BTreeMap::new();
+    let final_commit = |group: &str, topic: &str, queue: u32| -> i64 {
+        history
+            .final_state
+            .offset_table
+            .get(&format!("{topic}@{group}"))
+            .and_then(|qs| qs.get(&queue))
+            .copied()
+            .unwrap_or(-1)
+    };
     let settled = meta.end_at - SETTLE_MS;
     for (group, topics) in &subs {
         if lifecycle_seen && !running.iter().any(|c| consumer_group.get(c) == Some(group)) {
@@ -194,8 +229,23 @@ pub(crate) fn check(history: &History) -> Verdict {
             let empty = MsgState::default();
             let st = state.get(&(*group, *msg_id)).unwrap_or(&empty);
             let born = history.events[*idx].at;
-            if st.resolved || st.ack_in_doubt || born > settled || st.live_until > settled {
+            if st.resolved
+                || st.ack_in_doubt
+                || born > settled
+                || st.live_until > settled
+                || st.listening > 0
+            {
                 judged += usize::from(st.resolved || st.ack_in_doubt);
+                continue;
+            }
+            let not_reached = reached
+                .get(&(*group, *topic, *queue))
+                .is_none_or(|r| *r <= *offset);
+            if st.deliveries.is_empty()
+                && not_reached
+                && final_commit(group, topic, *queue) <= *offset as i64
+            {
+                *backlog.entry(group).or_default() += 1;
                 continue;
             }
             judged += 1;
@@ -219,6 +269,15 @@ pub(crate) fn check(history: &History) -> Verdict {
                 events: witness_events(events),
             });
         }
+    }
+    for (group, n) in backlog {
+        notes.push(Witness {
+            msg_id: None,
+            summary: format!(
+                "group {group} had not reached {n} message(s) by the end (backlog, not judged): nothing after them was delivered or committed"
+            ),
+            events: vec![],
+        });
     }
     if judged == 0 && lost.is_empty() {
         return Verdict::not_applicable("no settled message to judge").with_notes(notes);
@@ -253,7 +312,11 @@ mod tests {
         let p0 = h.at(1_000).produce("m0", 0, 0);
         let d = h.at(2_000).pop("c1", "m0", 0, 0);
         h.at(3_000).listener(&d);
+        h.at(15_000)
+            .listener_done(&d, crate::history::ConsumeOutcome::Success, true);
         let p1 = h.at(1_000).produce("m1", 0, 1);
+        // The commit offset passed m1: skipped, not backlog.
+        h.final_offset("g1", 0, 2);
         let v = check(&h.build());
         assert_eq!(v.status, Status::Violated);
         let w = v.witness.unwrap();
@@ -287,6 +350,46 @@ mod tests {
         // Produced late: still in flight.
         h.at(90_000).produce("late", 0, 5);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_group_that_had_not_got_that_far_is_backlog_not_loss() {
+        // develop-random seed 0: an orderly group with 10-16 s listeners had consumed its
+        // queue up to offset 21 when the run ended; offsets 22.. were never delivered.
+        let run = |later_delivered: bool, commit_past: bool| {
+            let mut h = H::new();
+            quiet(&mut h);
+            h.at(1_000).produce("m0", 0, 0);
+            h.at(1_000).produce("m1", 0, 1);
+            let d = h.at(2_000).pop("c1", "m0", 0, 0);
+            h.ack(&d);
+            if later_delivered {
+                h.at(1_000).produce("m2", 0, 2);
+                let d2 = h.at(3_000).pop("c1", "m2", 0, 2);
+                h.ack(&d2);
+            }
+            h.final_offset("g1", 0, if commit_past { 2 } else { 1 });
+            check(&h.build())
+        };
+        let v = run(false, false);
+        assert_eq!(v.status, Status::Held);
+        assert!(v.notes[0].summary.contains("backlog"), "{:?}", v.notes);
+        // A later offset delivered, or a commit past it: m1 was skipped, a loss.
+        assert_eq!(run(true, false).status, Status::Violated);
+        assert_eq!(run(false, true).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_message_whose_listener_still_runs_is_in_flight() {
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        let d = h.at(2_000).pop("c1", "m0", 0, 0);
+        h.at(2_000).listener(&d);
+        assert_ne!(check(&h.build()).status, Status::Violated);
+        h.at(60_000)
+            .listener_done(&d, crate::history::ConsumeOutcome::Success, true);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]

@@ -6,12 +6,15 @@ use broker_core::{Request, ResetOffsetRequest, ResponseBody};
 use reports::history::EventKind;
 use tokio::sync::mpsc;
 
+/// One reset: a queue to an explicit offset, or (`queue` −1) every queue by `timestamp`
+/// (`resetOffsetInner` ignores the offset then; a timestamp < 0 means the max offset).
 #[derive(Clone, Debug)]
 pub struct ResetCommand {
     pub group: String,
     pub topic: String,
     pub queue: i32,
-    pub offset: i64,
+    pub offset: Option<i64>,
+    pub timestamp: i64,
 }
 
 #[derive(Clone)]
@@ -37,20 +40,21 @@ impl AdminClient {
             topic,
             queue,
             offset,
+            timestamp,
         } = cmd;
         self.ctx.record(EventKind::ResetRequested {
             client: self.ctx.name.clone(),
             group: group.clone(),
             topic: topic.clone(),
             queue_id: queue,
-            offset: Some(offset),
+            offset,
         });
         let req = Request::ResetOffset(ResetOffsetRequest {
             group: group.clone(),
             topic: topic.clone(),
             queue_id: queue,
-            offset: Some(offset),
-            timestamp: -1,
+            offset,
+            timestamp,
             is_force: true,
         });
         let result = self.ctx.rpc.call(req, ADMIN_TIMEOUT).await;

@@ -61,6 +61,16 @@ impl Controller {
         self.rec.clock()
     }
 
+    /// The queue's current [min, max] offsets (both 0 for a queue not yet written).
+    pub fn queue_range(&self, topic: &str, queue: u32) -> (u64, u64) {
+        self.broker
+            .snapshot()
+            .queues
+            .get(topic)
+            .and_then(|qs| qs.get(queue as usize))
+            .map_or((0, 0), |r| (r.min, r.max))
+    }
+
     /// Spawns `f(controller)` on the controller's node, to be aborted by
     /// [`Controller::shutdown`].
     pub fn spawn<F, Fut>(&self, f: F)

@@ -2,10 +2,13 @@
 //! until the quiet period begins; everything injected is healed by then.
 
 use super::control::{Controller, Origin};
+use crate::clients::admin::ResetCommand;
 use crate::clients::draw_ms;
+use crate::clients::offset::OffsetCommand;
 use broker_core::Millis;
 use madsim::rand::Rng;
-use scenarios::model::FaultSpec;
+use scenarios::model::{FaultSpec, UpdateMode};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// True if the spec injects anything at random.
 pub fn is_faulty(spec: &FaultSpec) -> bool {
@@ -13,6 +16,20 @@ pub fn is_faulty(spec: &FaultSpec) -> bool {
         || spec.clog_every_ms > 0
         || spec.crash_every_ms > 0
         || spec.pause_every_ms > 0
+        || spec.reset_every_ms > 0
+        || spec.update_offset_every_ms > 0
+}
+
+/// Who performs the operations drawn as faults, and on what.
+pub struct Operators {
+    /// The first `admin` client: random resets.
+    pub admin: Option<UnboundedSender<ResetCommand>>,
+    /// The first `offset` client: random offset updates.
+    pub offset: Option<UnboundedSender<OffsetCommand>>,
+    /// (group, topic, queues) the consumers subscribe: what resets move.
+    pub consumed: Vec<(String, String, u32)>,
+    /// (group, topic, queues) for groups without consumers: what offset updates write.
+    pub unconsumed: Vec<(String, String, u32)>,
 }
 
 /// An exponentially distributed gap with the given mean.
@@ -31,7 +48,9 @@ pub fn spawn_random_faults(
     spec: &FaultSpec,
     quiet_from: Millis,
     consumers: Vec<String>,
+    ops: Operators,
 ) {
+    spawn_random_operations(ctl, spec, quiet_from, ops);
     if spec.loss_rate > 0.0 && quiet_from > 0 {
         let rate = spec.loss_rate;
         ctl.spawn(move |ctl| async move {
@@ -100,4 +119,81 @@ pub fn spawn_random_faults(
             }
         });
     }
+}
+
+/// Admin resets and offset updates at random times, until the quiet period: offsets are
+/// drawn inside the queue's current range, as an operator would pick them.
+fn spawn_random_operations(ctl: &Controller, spec: &FaultSpec, quiet_from: Millis, ops: Operators) {
+    if let (Some(admin), true) = (
+        ops.admin,
+        spec.reset_every_ms > 0 && !ops.consumed.is_empty(),
+    ) {
+        let (every, subs) = (spec.reset_every_ms, ops.consumed);
+        ctl.spawn(move |ctl| async move {
+            let clock = ctl.clock();
+            loop {
+                let at = clock.now_ms() + exp_gap(every);
+                if at >= quiet_from {
+                    break;
+                }
+                clock.sleep_until(at).await;
+                let (group, topic, queues) = subs[pick_index(subs.len())].clone();
+                let mut rng = madsim::rand::thread_rng();
+                let cmd = if rng.gen_bool(0.5) {
+                    let queue = rng.gen_range(0..queues);
+                    let (min, max) = ctl.queue_range(&topic, queue);
+                    ResetCommand {
+                        group,
+                        topic,
+                        queue: queue as i32,
+                        offset: Some(rng.gen_range(min..=max) as i64),
+                        timestamp: -1,
+                    }
+                } else {
+                    // Every queue back to a moment of the run so far (resetOffsetByTime).
+                    ResetCommand {
+                        group,
+                        topic,
+                        queue: -1,
+                        offset: None,
+                        timestamp: rng.gen_range(0..=at) as i64,
+                    }
+                };
+                let _ = admin.send(cmd);
+            }
+        });
+    }
+    if let (Some(client), true) = (
+        ops.offset,
+        spec.update_offset_every_ms > 0 && !ops.unconsumed.is_empty(),
+    ) {
+        let (every, subs) = (spec.update_offset_every_ms, ops.unconsumed);
+        ctl.spawn(move |ctl| async move {
+            let clock = ctl.clock();
+            loop {
+                let at = clock.now_ms() + exp_gap(every);
+                if at >= quiet_from {
+                    break;
+                }
+                clock.sleep_until(at).await;
+                let (group, topic, queues) = subs[pick_index(subs.len())].clone();
+                let mut rng = madsim::rand::thread_rng();
+                let queue = rng.gen_range(0..queues);
+                let (min, max) = ctl.queue_range(&topic, queue);
+                let mode =
+                    [UpdateMode::Oneway, UpdateMode::Sync, UpdateMode::Future][rng.gen_range(0..3)];
+                let _ = client.send(OffsetCommand::Update {
+                    mode,
+                    group,
+                    topic,
+                    queue: Some(queue as i32),
+                    offset: Some(rng.gen_range(min..=max) as i64),
+                });
+            }
+        });
+    }
+}
+
+fn pick_index(len: usize) -> usize {
+    madsim::rand::thread_rng().gen_range(0..len)
 }

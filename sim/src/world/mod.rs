@@ -229,7 +229,19 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
     }
 
     let ctl = Controller::new(handle.clone(), broker.clone(), nodes, rec.clone());
-    faults::spawn_random_faults(&ctl, &scenario.faults, quiet_from, consumer_nodes);
+    let operators = faults::Operators {
+        admin: targets.admin.values().next().cloned(),
+        offset: targets.offset.values().next().cloned(),
+        consumed: consumed_queues(scenario),
+        unconsumed: unconsumed_queues(scenario),
+    };
+    faults::spawn_random_faults(
+        &ctl,
+        &scenario.faults,
+        quiet_from,
+        consumer_nodes,
+        operators,
+    );
     let mut steps = scenario.steps.clone();
     steps.sort_by_key(|s| s.at_ms);
     ctl.spawn(move |timeline_ctl| async move {
@@ -254,6 +266,36 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
         events,
         final_state,
     }
+}
+
+/// (group, topic, queue count) of every consumer's subscription, without repeats.
+fn consumed_queues(sc: &Scenario) -> Vec<(String, String, u32)> {
+    let mut out: Vec<(String, String, u32)> = Vec::new();
+    for c in &sc.consumers {
+        let queues = sc
+            .topics
+            .iter()
+            .find(|t| t.name == c.topic)
+            .map_or(1, |t| t.queues);
+        let key = (c.group.clone(), c.topic.clone(), queues);
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// (group, topic, queue count) for every group no consumer belongs to, on every topic.
+fn unconsumed_queues(sc: &Scenario) -> Vec<(String, String, u32)> {
+    sc.groups
+        .iter()
+        .filter(|g| sc.consumers.iter().all(|c| c.group != g.name))
+        .flat_map(|g| {
+            sc.topics
+                .iter()
+                .map(move |t| (g.name.clone(), t.name.clone(), t.queues))
+        })
+        .collect()
 }
 
 fn no_target(at: Millis, what: &str, name: &str) -> ! {
@@ -329,7 +371,8 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
                 group,
                 topic,
                 queue,
-                offset,
+                offset: Some(offset),
+                timestamp: -1,
             });
         }
         Action::UpdateOffset {
