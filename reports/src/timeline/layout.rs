@@ -17,7 +17,8 @@ pub(super) const LANE_PAD: f64 = 4.0;
 pub(super) const GLYPH_PX: f64 = 8.0;
 /// Width of one label character (11 px monospace) and the label column's margins.
 const CHAR_W: f64 = 6.8;
-const LABEL_MIN: f64 = 120.0;
+/// Wide enough for the overview's labels.
+const LABEL_MIN: f64 = 172.0;
 /// A message with a mark this close to a fault or a reset of its group is drawn before the
 /// rest.
 const NEAR_MS: Millis = 1_000;
@@ -466,38 +467,49 @@ fn summaries(m: &Marks, collapsed: Vec<(usize, Stats)>, t0: Millis, t1: Millis) 
 }
 
 /// Assigns rows so that glyphs at about the same time do not cover each other, then the
-/// lanes' heights and positions.
+/// lanes' heights and positions. A glyph may cover an identical one (same class and
+/// highlight: a run of commits, a replay popped a hundred times): that hides nothing.
 fn stack(layout: &mut Layout, marks: &[Mark]) {
     let (lw, t0, t1) = (layout.label_w, layout.t0, layout.t1);
     let x = |t: Millis| x_at(lw, t0, t1, t);
     let mut y = 0.0;
     for lane in &mut layout.lanes {
-        let mut point_rows: Vec<f64> = Vec::new();
-        let mut span_rows: Vec<f64> = Vec::new();
+        // Per row: where its last glyph ends, and what it was.
+        let mut point_rows: Vec<(f64, &str, u8)> = Vec::new();
+        let mut span_rows: Vec<(f64, &str, u8)> = Vec::new();
         let mut order: Vec<usize> = (0..lane.marks.len()).collect();
         order.sort_by_key(|i| (marks[lane.marks[*i].0].at, lane.marks[*i].0));
         for i in order {
             let mk = &marks[lane.marks[i].0];
-            let (rows, start, end) = match mk.shape {
+            let (rows, start, end, same_ok) = match mk.shape {
                 s if s.is_point() => {
                     let x0 = x(mk.at);
-                    (&mut point_rows, x0 - GLYPH_PX / 2.0, x0 + GLYPH_PX / 2.0)
+                    (
+                        &mut point_rows,
+                        x0 - GLYPH_PX / 2.0,
+                        x0 + GLYPH_PX / 2.0,
+                        true,
+                    )
                 }
                 Shape::Span => (
                     &mut span_rows,
                     x(mk.at) - 3.0,
                     x(mk.until).max(x(mk.at) + 1.0) + 3.0,
+                    false,
                 ),
                 _ => continue,
             };
-            let row = match rows.iter().position(|end| *end <= start) {
+            let fits = |r: &(f64, &str, u8)| {
+                r.0 <= start || (same_ok && r.1 == mk.class && r.2 == mk.flags)
+            };
+            let row = match rows.iter().position(fits) {
                 Some(r) => r,
                 None => {
-                    rows.push(f64::NEG_INFINITY);
+                    rows.push((f64::NEG_INFINITY, "", 0));
                     rows.len() - 1
                 }
             };
-            rows[row] = end;
+            rows[row] = (rows[row].0.max(end), mk.class, mk.flags);
             lane.marks[i].1 = u16::try_from(row).unwrap_or(u16::MAX);
         }
         lane.rows = u16::try_from(point_rows.len().max(span_rows.len()).max(1)).unwrap_or(u16::MAX);

@@ -435,6 +435,27 @@ fn glyphs_at_the_same_time_stack_in_rows() {
         4,
         "produce, pop, CK, ack each in a row: {points:?}"
     );
+
+    // Identical glyphs may cover each other (a run of commits), different ones may not.
+    let mut h = H::new();
+    for t in [1_000, 1_001, 1_002] {
+        h.at(t).commit("g1", 0, 1, "PopBufferMergeService");
+    }
+    h.at(1_002).reset("g1", 0, 0);
+    let html = render_timeline(&h.build(), &[]);
+    let doc = parse(&html);
+    let rows: Vec<(String, u64)> = marks(&doc)
+        .iter()
+        .map(|n| (glyph(n), num(n, "data-r")))
+        .collect();
+    assert!(
+        rows.iter().filter(|r| r.0 == "commit").all(|r| r.1 == 0),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().filter(|r| r.0 == "reset").all(|r| r.1 > 0),
+        "{rows:?}"
+    );
 }
 
 /// 300 plain messages, one acked and revived (the witness), one redelivered after a lapse

@@ -53,7 +53,8 @@
       s: el.getAttribute('data-s') || 'p',
       r: +(el.getAttribute('data-r') || 0),
       e: (el.getAttribute('data-e') || '').split(' ').filter(Boolean),
-      c: el.getAttribute('data-c') || ''
+      c: el.getAttribute('data-c') || '',
+      cls: el.getAttribute('class') || ''
     };
     if (m.e.length) {
       all.push(m);
@@ -104,14 +105,16 @@
   };
 
   // ---- Layout: the width, every lane's rows and height, every mark's position.
-  var stack = function (items, start, end) {
+  // Rows so that glyphs do not cover each other; a glyph may cover an identical one
+  // (same classes) when `same` allows it. The page's static layout does the same.
+  var stack = function (items, start, end, same) {
     var rows = [];
     items.forEach(function (m) {
       var a = start(m);
       var r = 0;
-      while (r < rows.length && rows[r] > a) r++;
-      if (r === rows.length) rows.push(-Infinity);
-      rows[r] = end(m);
+      while (r < rows.length && rows[r].end > a && !(same && rows[r].cls === m.cls)) r++;
+      if (r === rows.length) rows.push({ end: -Infinity, cls: '' });
+      rows[r] = { end: Math.max(rows[r].end, end(m)), cls: m.cls };
       m.r = r;
     });
     return rows.length;
@@ -158,9 +161,9 @@
       l.bg.style.display = shown ? '' : 'none';
       if (!shown) return;
       var pr = stack(l.points, function (m) { return px(m.t) - GLYPH / 2; },
-        function (m) { return px(m.t) + GLYPH / 2; });
+        function (m) { return px(m.t) + GLYPH / 2; }, true);
       var sr = stack(l.spans, function (m) { return px(m.t) - 3; },
-        function (m) { return Math.max(px(m.u), px(m.t) + 1) + 3; });
+        function (m) { return Math.max(px(m.u), px(m.t) + 1) + 3; }, false);
       var h = Math.max(1, pr, sr) * ROW + 2 * PAD;
       l.points.forEach(function (m) {
         m.el.setAttribute('transform', 'translate(' + r1(clampX(px(m.t))) + ',' + r1(rowY(m.r)) + ')');
