@@ -3,7 +3,8 @@
 //! timeline is loaded in headless Chromium with `#select=witness`, which makes the page's
 //! script click the first witness mark (a note's when nothing is violated). The test reads
 //! the DOM after the script ran (`--dump-dom`) and checks:
-//! - the script finished (`data-ready`) and raised no error (`data-error`, console);
+//! - the page is well-formed XHTML, and the script finished (`data-ready`) and raised no
+//!   error (`data-error`, console);
 //! - the selected mark is the first witness mark of the static page, and exactly its chain
 //!   is highlighted: every mark of that chain (and of the same event), nothing else;
 //! - the chain of a message holds every delivery of that message to that group in the
@@ -231,6 +232,13 @@ fn check_builtin(bin: &Path, dir: &Path, name: &str) -> String {
     std::fs::write(&file, &html).expect("the page is written");
     let url = format!("file://{}#select=witness", file.display());
 
+    let xml = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    if let Err(e) = roxmltree::Document::parse_with_options(&html, xml) {
+        panic!("{name}: the page is not well-formed XHTML: {e}");
+    }
     let static_tags = start_tags(&html);
     let marks = page_marks(&static_tags);
     let first = first_flagged(&marks);

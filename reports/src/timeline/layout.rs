@@ -41,7 +41,7 @@ pub(super) struct Summary {
 }
 
 pub(super) enum Source {
-    /// A lane of [`Marks::lanes`].
+    /// A lane of `Marks::lanes`.
     Lane,
     Summary(Summary),
 }

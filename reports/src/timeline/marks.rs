@@ -226,6 +226,8 @@ struct Builder<'h> {
     pending: LookupMap<(&'h str, &'h str), Vec<Pending>>,
     /// (consumer, msg) → listener runs not yet finished.
     runs: LookupMap<(&'h str, &'h str), Vec<Run>>,
+    /// (group, receipt) → the ack sent with it, waiting for its answer.
+    acks_sent: LookupMap<(&'h str, &'h str), usize>,
     /// (group, receipt) → the mark of its invisible window, so a changeInvisibleTime can
     /// end it.
     windows: LookupMap<(&'h str, &'h str), usize>,
@@ -492,10 +494,13 @@ impl<'h> Builder<'h> {
                     Some(Chain::Lane(lane)),
                 );
             }
-            K::AckSent { .. } => {}
+            K::AckSent { group, receipt, .. } => {
+                self.acks_sent.insert((group, receipt), idx);
+            }
             K::AckResult {
                 group,
                 msg_id,
+                receipt,
                 outcome,
                 ..
             } => {
@@ -504,7 +509,20 @@ impl<'h> Builder<'h> {
                     RpcOutcome::Timeout => "ack timeout",
                     RpcOutcome::Answered { .. } => "ack bad",
                 };
-                self.on_msg(msg_id, group, Shape::Diamond, at, class, idx);
+                // The diamond stands for the request and its answer.
+                let mut events = vec![idx];
+                events.extend(self.acks_sent.remove(&(group.as_str(), receipt.as_str())));
+                let lane = self.msg_lane(msg_id, Some(group));
+                self.mark(
+                    lane,
+                    Shape::Diamond,
+                    at,
+                    at,
+                    class,
+                    events,
+                    Title::Event,
+                    Some(Chain::Lane(lane)),
+                );
             }
             K::ChangeInvisibleResult {
                 group,
@@ -690,7 +708,17 @@ impl<'h> Builder<'h> {
                 self.learn(retry_topic, 0, *retry_queue_offset, msg_id);
                 self.on_msg(msg_id, group, Shape::Arrow, at, "revive", idx);
             }
-            B::ReviveOffsetCommitted { .. } | B::OffsetsPersisted { .. } => {}
+            // Routine bookkeeping, drawn only when a verdict cites it.
+            B::ReviveOffsetCommitted { .. } | B::OffsetsPersisted { .. } => {
+                if self.hl.flags(&[idx]) != 0 {
+                    let class = if matches!(b, B::OffsetsPersisted { .. }) {
+                        "persist"
+                    } else {
+                        "revive-commit"
+                    };
+                    self.cluster(Shape::Tick, at, class, idx);
+                }
+            }
             B::OffsetCommitted {
                 group,
                 topic,
@@ -881,6 +909,7 @@ pub(super) fn build(h: &History, hl: &Highlights) -> Marks {
         groups_of_topic,
         pending: LookupMap::default(),
         runs: LookupMap::default(),
+        acks_sent: LookupMap::default(),
         windows: LookupMap::default(),
         updates: LookupMap::default(),
         calls: 0,

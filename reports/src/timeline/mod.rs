@@ -1,16 +1,16 @@
 //! The HTML timeline: one self-contained file (inline SVG, CSS and script, no network
 //! access) that draws a run's history on a virtual-time axis.
 //!
-//! - [`marks`]: what to draw, from the history: one lane for the cluster (crashes, restarts,
+//! - `marks`: what to draw, from the history: one lane for the cluster (crashes, restarts,
 //!   faults, consumers starting and stopping), one per consumer-offset queue (`group ·
 //!   topic/queue`: commits, resets, offset updates) and one per message and group (produce,
 //!   each pop with its invisible window, the listener paired with its delivery's receipt,
 //!   acks, changeInvisibleTime, the CK and ack records, revive to retry, DLQ).
-//! - [`layout`]: which lanes and where: the verdicts' messages and queues first (witness,
+//! - `layout`: which lanes and where: the verdicts' messages and queues first (witness,
 //!   affected records, notes), then messages with something unusual or near a fault or a
 //!   reset, then the rest, collapsed into summary lanes when they do not fit; glyphs at
 //!   about the same time stack in rows.
-//! - [`render`]: the page: header with the verdicts, a legend of every glyph, an overview of
+//! - `render`: the page: header with the verdicts, a legend of every glyph, an overview of
 //!   delivery, ack, revive and duplicate rates with faults shaded, the lanes, and the script
 //!   (`timeline.js`: zoom and brush, click a mark to highlight its chain, filters, search, a
 //!   detail panel, a width that follows the window).

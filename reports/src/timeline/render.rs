@@ -102,6 +102,16 @@ pub(super) const GLYPHS: &[(&str, Shape, &str)] = &[
     ("client", Shape::Tick, "consumer started"),
     ("client stop", Shape::Tick, "consumer stopped"),
     ("fault", Shape::Cross, "fault injected or healed"),
+    (
+        "persist",
+        Shape::Tick,
+        "offsets persisted (when a verdict cites it)",
+    ),
+    (
+        "revive-commit",
+        Shape::Tick,
+        "revive offset committed (when a verdict cites it)",
+    ),
     ("crash", Shape::Rule, "broker crash"),
     ("restart", Shape::Rule, "broker restart"),
     ("sum", Shape::Bar, "collapsed messages by first delivery"),

@@ -278,6 +278,12 @@ fn everything() -> History {
         },
     );
     h.at(38_000).restart();
+    h.persist();
+    h.broker(BrokerEvent::ReviveOffsetCommitted {
+        at: 38_000,
+        revive_qid: 0,
+        offset: 1,
+    });
     h.push(
         "c1",
         EventKind::ConsumerStopped {
@@ -291,7 +297,41 @@ fn everything() -> History {
 #[test]
 fn the_legend_names_every_glyph_and_every_glyph_is_drawn() {
     let h = everything();
-    let results = crate::invariants::check(&h, &[]);
+    let mut results = crate::invariants::check(&h, &[]);
+    // Routine bookkeeping is drawn when a verdict cites it.
+    let cited: Vec<usize> = (h.events.iter().enumerate())
+        .filter(|(_, e)| {
+            matches!(
+                e.kind,
+                EventKind::Broker(
+                    BrokerEvent::OffsetsPersisted { .. }
+                        | BrokerEvent::ReviveOffsetCommitted { .. }
+                )
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(cited.len(), 2);
+    let uncited = render_timeline(&h, &[]);
+    let uncited = parse(&uncited);
+    assert!(
+        !marks(&uncited)
+            .iter()
+            .any(|n| matches!(glyph(n).as_str(), "persist" | "revive-commit")),
+        "not drawn unless cited"
+    );
+    results.push(crate::invariants::InvariantResult {
+        name: "made-up",
+        statement: "a verdict that cites bookkeeping",
+        status: crate::invariants::Status::Violated,
+        witness: Some(crate::invariants::Witness {
+            msg_id: None,
+            summary: "cites a persist and a revive commit".into(),
+            events: cited,
+        }),
+        notes: Vec::new(),
+        affected: Default::default(),
+    });
     let html = render_timeline(&h, &results);
     let doc = parse(&html);
     let legend: BTreeSet<&str> = GLYPHS.iter().map(|g| g.0).collect();
@@ -664,6 +704,13 @@ fn a_message_lane_is_one_chain_and_an_offset_call_another() {
     for want in ["pop", "ckbuf", "ck", "ackrec", "revive", "pop retry"] {
         assert!(classes.contains(want), "{want} in the chain: {classes:?}");
     }
+    // An ack's diamond stands for the request and its answer.
+    let acks: Vec<_> = lane
+        .descendants()
+        .filter(|n| glyph(n).starts_with("ack ") || glyph(n) == "ack")
+        .filter_map(|n| n.attribute("data-e"))
+        .collect();
+    assert!(acks.iter().any(|e| e.split(' ').count() == 2), "{acks:?}");
     // An offset update's start and completion are one span, its own chain.
     let upd: Vec<_> = marks(&doc)
         .into_iter()
