@@ -335,6 +335,272 @@ fn describe_broker(b: &BrokerEvent) -> String {
     }
 }
 
+/// The event's type as the saved history spells it (`delivered`, `ack-result`, …); a broker
+/// event's own variant in kebab-case (`revived`, `ck-written`, …).
+pub fn event_type(kind: &EventKind) -> &'static str {
+    use BrokerEvent as B;
+    use EventKind as K;
+    match kind {
+        K::Produced { .. } => "produced",
+        K::ProduceFailed { .. } => "produce-failed",
+        K::Delivered { .. } => "delivered",
+        K::SkippedOnReceipt { .. } => "skipped-on-receipt",
+        K::ListenerStarted { .. } => "listener-started",
+        K::ListenerFinished { .. } => "listener-finished",
+        K::AckSent { .. } => "ack-sent",
+        K::AckResult { .. } => "ack-result",
+        K::ChangeInvisibleResult { .. } => "change-invisible-result",
+        K::OffsetUpdateStarted { .. } => "offset-update-started",
+        K::OffsetUpdateCompleted { .. } => "offset-update-completed",
+        K::ResetRequested { .. } => "reset-requested",
+        K::ResetResult { .. } => "reset-result",
+        K::SentToDlq { .. } => "sent-to-dlq",
+        K::ConsumerStarted { .. } => "consumer-started",
+        K::ConsumerStopped { .. } => "consumer-stopped",
+        K::Fault { .. } => "fault",
+        K::Broker(b) => match b {
+            B::CkBuffered { .. } => "ck-buffered",
+            B::CkWritten { .. } => "ck-written",
+            B::AckMergedInBuffer { .. } => "ack-merged-in-buffer",
+            B::AckWritten { .. } => "ack-written",
+            B::Revived { .. } => "revived",
+            B::ReviveOffsetCommitted { .. } => "revive-offset-committed",
+            B::OffsetCommitted { .. } => "offset-committed",
+            B::PullOffsetCommitted { .. } => "pull-offset-committed",
+            B::PullOffsetCleared { .. } => "pull-offset-cleared",
+            B::ResetAssigned { .. } => "reset-assigned",
+            B::ResetConsumed { .. } => "reset-consumed",
+            B::OffsetsPersisted { .. } => "offsets-persisted",
+            B::PopRead { .. } => "pop-read",
+            B::LockReleasedByOther { .. } => "lock-released-by-other",
+            B::AckLostOnDroppedCk { .. } => "ack-lost-on-dropped-ck",
+            B::Crashed { .. } => "crashed",
+            B::Restarted { .. } => "restarted",
+        },
+    }
+}
+
+/// What an event names: its message, group, and the queue and offset it is about (a retry
+/// copy's delivery: the retry topic's queue; a CK: its start offset). `None` where the event
+/// does not say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventFields<'a> {
+    pub msg_id: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub topic: Option<&'a str>,
+    pub queue_id: Option<u32>,
+    pub queue_offset: Option<u64>,
+}
+
+/// The [`EventFields`] of one event.
+pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
+    use BrokerEvent as B;
+    use EventKind as K;
+    let q = |q: i32| u32::try_from(q).ok();
+    let o = |o: i64| u64::try_from(o).ok();
+    let none = EventFields::default();
+    match kind {
+        K::Produced {
+            msg_id,
+            topic,
+            queue_id,
+            queue_offset,
+            ..
+        } => EventFields {
+            msg_id: Some(msg_id),
+            topic: Some(topic),
+            queue_id: Some(*queue_id),
+            queue_offset: Some(*queue_offset),
+            ..none
+        },
+        K::ProduceFailed {
+            msg_id,
+            topic,
+            queue_id,
+            ..
+        } => EventFields {
+            msg_id: Some(msg_id),
+            topic: Some(topic),
+            queue_id: Some(*queue_id),
+            ..none
+        },
+        K::Delivered {
+            group,
+            msg_id,
+            topic,
+            queue_id,
+            queue_offset,
+            retry_topic,
+            ..
+        } => EventFields {
+            msg_id: Some(msg_id),
+            group: Some(group),
+            topic: Some(retry_topic.as_deref().unwrap_or(topic)),
+            queue_id: Some(*queue_id),
+            queue_offset: Some(*queue_offset),
+        },
+        K::SkippedOnReceipt { group, msg_id, .. }
+        | K::ListenerStarted { group, msg_id, .. }
+        | K::ListenerFinished { group, msg_id, .. }
+        | K::AckSent { group, msg_id, .. }
+        | K::AckResult { group, msg_id, .. }
+        | K::ChangeInvisibleResult { group, msg_id, .. }
+        | K::SentToDlq { group, msg_id, .. } => EventFields {
+            msg_id: Some(msg_id),
+            group: Some(group),
+            ..none
+        },
+        K::OffsetUpdateStarted {
+            group,
+            topic,
+            queue_id,
+            offset,
+            ..
+        } => EventFields {
+            group: Some(group),
+            topic: Some(topic),
+            queue_id: queue_id.and_then(q),
+            queue_offset: offset.and_then(o),
+            ..none
+        },
+        K::ResetRequested {
+            group,
+            topic,
+            queue_id,
+            offset,
+            ..
+        } => EventFields {
+            group: Some(group),
+            topic: Some(topic),
+            queue_id: q(*queue_id),
+            queue_offset: offset.and_then(o),
+            ..none
+        },
+        K::ResetResult {
+            group,
+            topic,
+            queue_id,
+            ..
+        } => EventFields {
+            group: Some(group),
+            topic: Some(topic),
+            queue_id: q(*queue_id),
+            ..none
+        },
+        K::ConsumerStarted { group, .. } | K::ConsumerStopped { group, .. } => EventFields {
+            group: Some(group),
+            ..none
+        },
+        K::OffsetUpdateCompleted { .. } | K::Fault { .. } => none,
+        K::Broker(b) => match b {
+            B::Revived {
+                group,
+                msg_id,
+                ck,
+                queue_offset,
+                ..
+            } => EventFields {
+                msg_id: Some(msg_id),
+                group: Some(group),
+                topic: Some(&ck.topic),
+                queue_id: Some(ck.queue_id),
+                queue_offset: Some(*queue_offset),
+            },
+            B::CkBuffered { ck, .. } | B::CkWritten { ck, .. } => EventFields {
+                group: Some(&ck.group),
+                topic: Some(&ck.topic),
+                queue_id: Some(ck.queue_id),
+                queue_offset: Some(ck.start_offset),
+                ..none
+            },
+            B::AckMergedInBuffer { ck, ack_offset, .. } => EventFields {
+                group: Some(&ck.group),
+                topic: Some(&ck.topic),
+                queue_id: Some(ck.queue_id),
+                queue_offset: Some(*ack_offset),
+                ..none
+            },
+            B::AckWritten {
+                topic,
+                group,
+                queue_id,
+                start_offset,
+                ..
+            } => EventFields {
+                group: Some(group),
+                topic: Some(topic),
+                queue_id: Some(*queue_id),
+                queue_offset: Some(*start_offset),
+                ..none
+            },
+            B::OffsetCommitted {
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            }
+            | B::PullOffsetCommitted {
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            }
+            | B::ResetAssigned {
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            }
+            | B::ResetConsumed {
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            } => EventFields {
+                group: Some(group),
+                topic: Some(topic),
+                queue_id: Some(*queue_id),
+                queue_offset: o(*offset),
+                ..none
+            },
+            B::PullOffsetCleared { group, topic, .. } => EventFields {
+                group: Some(group),
+                topic: Some(topic),
+                ..none
+            },
+            B::PopRead {
+                group,
+                topic,
+                queue_id,
+                offset,
+                ..
+            }
+            | B::AckLostOnDroppedCk {
+                group,
+                topic,
+                queue_id,
+                ack_offset: offset,
+                ..
+            } => EventFields {
+                group: Some(group),
+                topic: Some(topic),
+                queue_id: Some(*queue_id),
+                queue_offset: Some(*offset),
+                ..none
+            },
+            B::ReviveOffsetCommitted { .. }
+            | B::LockReleasedByOther { .. }
+            | B::OffsetsPersisted { .. }
+            | B::Crashed { .. }
+            | B::Restarted { .. } => none,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

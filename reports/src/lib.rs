@@ -23,4 +23,4 @@ pub use report::{
     render_json, render_markdown, render_sweep_json, render_sweep_text, render_text, RunReport,
     SweepSummary,
 };
-pub use timeline::render_timeline;
+pub use timeline::{render_timeline, render_timeline_with, TimelineOptions};

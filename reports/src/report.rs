@@ -2,10 +2,10 @@
 //! ([`SweepSummary`]), and the renderers over them. Every output format is a view of the
 //! same model, so the numbers agree everywhere and a JSON report can be re-rendered later.
 
-use crate::describe::event_line;
+use crate::describe::{event_fields, event_line, event_type};
 use crate::history::{EventKind, History};
 use crate::invariants::index::{is_success, secs, DeliveryClass, Facts};
-use crate::invariants::{self, InvariantResult, Status, Witness};
+use crate::invariants::{self, Affected, AffectedList, InvariantResult, Status, Witness};
 use broker_core::{BrokerEvent, Release};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -82,17 +82,71 @@ pub struct WitnessReport {
     pub msg_id: Option<String>,
     pub summary: String,
     pub events: Vec<EventLine>,
+    /// A violation's witness: every message (or queue, or offset call) the violation
+    /// touched, the witness's own included, up to [`invariants::MAX_AFFECTED`]. Absent in
+    /// notes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affected: Vec<AffectedReport>,
+    /// How many more records there were past the cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub affected_omitted: usize,
 }
 
-/// One history event, as a witness shows it.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// One history event, as a witness shows it: the formatted line and its fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventLine {
     /// Index into the history's events.
     pub index: usize,
     pub at_ms: u64,
     pub node: String,
+    /// The event's type as the saved history spells it (`delivered`, `ack-result`; a broker
+    /// event's kind, e.g. `revived`).
+    #[serde(rename = "type", default)]
+    pub event_type: String,
+    #[serde(flatten)]
+    pub fields: Fields,
     /// `[t=12.345s node] what happened`.
     pub line: String,
+}
+
+/// What an event or an affected record names; each absent where it names nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// For a retry copy, the retry topic (its queue and offset are the retry topic's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_id: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_offset: Option<u64>,
+}
+
+/// One message (or queue, or call) a violation touched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedReport {
+    /// What went wrong for it, e.g. `revived-after-ack`, `not-acked`, `over-delivered`.
+    pub kind: String,
+    #[serde(flatten)]
+    pub fields: Fields,
+    /// The events that show it, in history order.
+    pub times: Vec<EventTime>,
+}
+
+/// An event of an affected record: where it is in the history, when, and what it was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTime {
+    pub index: usize,
+    pub at_ms: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
 }
 
 impl RunReport {
@@ -136,7 +190,7 @@ impl RunReport {
     }
 }
 
-fn witness_report(history: &History, w: &Witness) -> WitnessReport {
+fn witness_report(history: &History, w: &Witness, affected: &AffectedList) -> WitnessReport {
     WitnessReport {
         msg_id: w.msg_id.clone(),
         summary: w.summary.clone(),
@@ -148,7 +202,49 @@ fn witness_report(history: &History, w: &Witness) -> WitnessReport {
                 index: *i,
                 at_ms: e.at,
                 node: e.node.clone(),
+                event_type: event_type(&e.kind).to_owned(),
+                fields: fields_of(&e.kind),
                 line: event_line(e),
+            })
+            .collect(),
+        affected: affected
+            .items
+            .iter()
+            .map(|a| affected_report(history, a))
+            .collect(),
+        affected_omitted: affected.omitted,
+    }
+}
+
+fn fields_of(kind: &EventKind) -> Fields {
+    let f = event_fields(kind);
+    Fields {
+        msg_id: f.msg_id.map(str::to_owned),
+        group: f.group.map(str::to_owned),
+        topic: f.topic.map(str::to_owned),
+        queue_id: f.queue_id,
+        queue_offset: f.queue_offset,
+    }
+}
+
+fn affected_report(history: &History, a: &Affected) -> AffectedReport {
+    AffectedReport {
+        kind: a.kind.to_owned(),
+        fields: Fields {
+            msg_id: a.msg_id.clone(),
+            group: a.group.clone(),
+            topic: a.topic.clone(),
+            queue_id: a.queue_id,
+            queue_offset: a.queue_offset,
+        },
+        times: a
+            .events
+            .iter()
+            .filter_map(|i| history.events.get(*i).map(|e| (i, e)))
+            .map(|(i, e)| EventTime {
+                index: *i,
+                at_ms: e.at,
+                event_type: event_type(&e.kind).to_owned(),
             })
             .collect(),
     }
@@ -159,8 +255,15 @@ fn invariant_report(history: &History, r: &InvariantResult) -> InvariantReport {
         name: r.name.to_owned(),
         statement: r.statement.to_owned(),
         status: r.status.clone(),
-        witness: r.witness.as_ref().map(|w| witness_report(history, w)),
-        notes: r.notes.iter().map(|w| witness_report(history, w)).collect(),
+        witness: r
+            .witness
+            .as_ref()
+            .map(|w| witness_report(history, w, &r.affected)),
+        notes: r
+            .notes
+            .iter()
+            .map(|w| witness_report(history, w, &AffectedList::default()))
+            .collect(),
     }
 }
 
@@ -296,6 +399,45 @@ fn header_fields(r: &RunReport) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// At most this many message ids are named on a report's `affected:` line.
+const AFFECTED_NAMED: usize = 10;
+
+/// `affected: 12 records (6 revived-after-ack, 6 retry-delivered-after-ack); messages p1-0,
+/// …`, when a violation touched more than its witness shows.
+fn affected_line(w: &WitnessReport) -> Option<String> {
+    let total = w.affected.len() + w.affected_omitted;
+    if total < 2 {
+        return None;
+    }
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    let mut msgs: Vec<&str> = Vec::new();
+    for a in &w.affected {
+        match kinds.iter_mut().find(|(k, _)| *k == a.kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((&a.kind, 1)),
+        }
+        if let Some(m) = a.fields.msg_id.as_deref() {
+            if !msgs.contains(&m) {
+                msgs.push(m);
+            }
+        }
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let mut line = format!("affected: {total} records");
+    if w.affected_omitted > 0 {
+        write!(line, " ({} not listed)", w.affected_omitted).expect("writing to a String");
+    }
+    write!(line, " ({})", kinds.join(", ")).expect("writing to a String");
+    if !msgs.is_empty() {
+        let named: Vec<&str> = msgs.iter().take(AFFECTED_NAMED).copied().collect();
+        write!(line, "; messages {}", named.join(", ")).expect("writing to a String");
+        if msgs.len() > AFFECTED_NAMED {
+            write!(line, " and {} more", msgs.len() - AFFECTED_NAMED).expect("writing to a String");
+        }
+    }
+    Some(line)
+}
+
 /// A terminal-friendly report. Witness events are `[t=12.345s node] …` lines.
 pub fn render_text(r: &RunReport) -> String {
     let mut s = String::new();
@@ -335,6 +477,9 @@ pub fn render_text(r: &RunReport) -> String {
             w(&mut s, &format!("           witness{msg}: {}", wit.summary));
             for e in &wit.events {
                 w(&mut s, &format!("             {}", e.line));
+            }
+            if let Some(line) = affected_line(wit) {
+                w(&mut s, &format!("           {line}"));
             }
         }
         for n in &i.notes {
@@ -410,6 +555,9 @@ pub fn render_markdown(r: &RunReport) -> String {
                 writeln!(s, "{}", e.line).expect("writing to a String");
             }
             s.push_str("```\n");
+            if let Some(line) = affected_line(w) {
+                writeln!(s, "\n{line}").expect("writing to a String");
+            }
         }
     }
     writeln!(s, "\nReproduce:\n\n```sh\n{}\n```", r.reproduce).expect("writing to a String");

@@ -154,6 +154,13 @@ pub struct RunArgs {
     /// per queue, the violation's witness in red); see docs/report-formats.md.
     #[arg(long, value_name = "FILE.html")]
     pub timeline: Option<std::path::PathBuf>,
+    /// With --timeline: draw only this range of virtual time, e.g. 60s..70s (1500ms, 1.5s
+    /// and 2m work too; either end may be left out).
+    #[arg(long, value_name = "A..B", requires = "timeline", value_parser = reports::timeline::parse_window)]
+    pub timeline_window: Option<reports::timeline::TimeWindow>,
+    /// With --timeline: draw only this message (in every group), its queues and the cluster.
+    #[arg(long, value_name = "ID", requires = "timeline", value_parser = reports::timeline::parse_msg_id)]
+    pub timeline_msg: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -454,7 +461,18 @@ fn cmd_run(a: &RunArgs) -> CmdResult {
         crate::output::print_trace(&outcome.history, a.format == RunFormat::Text);
     }
     if let Some(path) = &a.timeline {
-        let html = reports::render_timeline(&outcome.history, &outcome.results);
+        let narrow = reports::TimelineOptions {
+            window: a.timeline_window,
+            msg: a.timeline_msg.clone(),
+        };
+        let html = reports::render_timeline_with(&outcome.history, &outcome.results, &narrow)
+            .map_err(|e| {
+                let flag = match e {
+                    reports::timeline::TimelineError::Window(_) => "--timeline-window",
+                    reports::timeline::TimelineError::Msg(_) => "--timeline-msg",
+                };
+                UsageError(format!("{flag}: {e}"))
+            })?;
         crate::output::write_atomically(path, html.as_bytes()).map_err(|e| {
             UsageError(format!(
                 "cannot write the timeline to {}: {e}",

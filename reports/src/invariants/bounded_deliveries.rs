@@ -15,7 +15,7 @@
 //!   redelivery, and the orderly client may suspend and retry).
 
 use super::index::{is_success, witness_events};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::BrokerEvent;
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,8 +41,13 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut nacked: BTreeSet<(&str, &str)> = BTreeSet::new();
     // (group, msg) → (limit, listener runs).
     let mut runs: BTreeMap<(&str, &str), (u64, Vec<usize>)> = BTreeMap::new();
+    // (group, msg) → its first delivery, which names the queue and offset.
+    let mut first_delivery: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
+            EventKind::Delivered { group, msg_id, .. } => {
+                first_delivery.entry((group, msg_id)).or_insert(idx);
+            }
             EventKind::ResetRequested { group, .. }
             | EventKind::Broker(BrokerEvent::ResetAssigned { group, .. }) => {
                 reset_groups.insert(group);
@@ -70,12 +75,21 @@ pub(crate) fn check(history: &History) -> Verdict {
     }
     let mut judged = 0usize;
     let mut worst: Option<(&str, &str, u64, &Vec<usize>)> = None;
+    let mut affected = AffectedList::default();
     for ((group, msg), (limit, idxs)) in &runs {
         if reset_groups.contains(group) || nacked.contains(&(*group, *msg)) {
             continue;
         }
         judged += 1;
         let over = idxs.len() as u64 > *limit;
+        if over {
+            let delivery = first_delivery.get(&(*group, *msg)).copied();
+            affected.push({
+                let mut events = idxs.clone();
+                events.extend(delivery);
+                Affected::at("over-delivered", history, idxs[0]).events(events)
+            });
+        }
         // The earliest offender in history order makes the most readable witness.
         if over && worst.is_none_or(|w| idxs[*limit as usize] < w.3[w.2 as usize]) {
             worst = Some((group, msg, *limit, idxs));
@@ -93,6 +107,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         ),
         events: witness_events(idxs.clone()),
     }))
+    .with_affected(affected)
 }
 
 #[cfg(test)]

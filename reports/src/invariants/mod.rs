@@ -6,9 +6,10 @@
 //! one pass over the events with ordered maps: the cost is linear or `n·log n` in the
 //! history's length.
 
-use crate::history::History;
-use index::Facts;
+use crate::history::{EventKind, History};
+use index::{witness_events, Facts};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 mod bounded_deliveries;
@@ -55,6 +56,191 @@ pub struct Witness {
     pub events: Vec<usize>,
 }
 
+/// Most [`Affected`] records a verdict keeps; the rest are only counted
+/// ([`AffectedList::omitted`]), so a run that replays thousands of messages still gives a
+/// small report.
+pub const MAX_AFFECTED: usize = 1_000;
+
+/// One thing a violation touched, usually a message of a group (else a queue, a revive
+/// queue or an offset call), with the events that show it. Fields the invariant does not
+/// speak about are `None`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Affected {
+    /// What went wrong for this record, in kebab-case (e.g. `revived-after-ack`).
+    pub kind: &'static str,
+    pub msg_id: Option<String>,
+    pub group: Option<String>,
+    /// The queue the record is about; for a retry copy, the retry topic's.
+    pub topic: Option<String>,
+    pub queue_id: Option<u32>,
+    pub queue_offset: Option<u64>,
+    /// Indexes into `history.events`, in history order (shortened like a witness's).
+    pub events: Vec<usize>,
+}
+
+impl Affected {
+    /// A record of `kind` about what event `idx` names (message, group, queue, offset);
+    /// its events are `idx` alone until [`Affected::events`] sets them.
+    pub(crate) fn at(kind: &'static str, history: &History, idx: usize) -> Self {
+        let mut a = Self {
+            kind,
+            msg_id: None,
+            group: None,
+            topic: None,
+            queue_id: None,
+            queue_offset: None,
+            events: vec![idx],
+        };
+        if let Some(e) = history.events.get(idx) {
+            a.fill_from(&e.kind);
+        }
+        a
+    }
+
+    /// Sets the fields `kind` names that are still empty.
+    fn fill_from(&mut self, kind: &EventKind) {
+        let f = crate::describe::event_fields(kind);
+        if self.msg_id.is_none() {
+            self.msg_id = f.msg_id.map(str::to_owned);
+        }
+        if self.group.is_none() {
+            self.group = f.group.map(str::to_owned);
+        }
+        if self.topic.is_none() {
+            self.topic = f.topic.map(str::to_owned);
+            self.queue_id = f.queue_id;
+            self.queue_offset = f.queue_offset;
+        }
+    }
+
+    /// The group, when the event `at` read it from does not name one.
+    pub(crate) fn group(mut self, group: &str) -> Self {
+        self.group = Some(group.to_owned());
+        self
+    }
+
+    /// The events that show it (sorted, deduplicated, shortened like a witness's).
+    pub(crate) fn events(mut self, events: Vec<usize>) -> Self {
+        self.events = witness_events(events);
+        self
+    }
+
+    /// Fills what is still empty from the events, the first naming each field winning.
+    fn filled(mut self, history: &History) -> Self {
+        let events = std::mem::take(&mut self.events);
+        for i in &events {
+            if let Some(e) = history.events.get(*i) {
+                self.fill_from(&e.kind);
+            }
+        }
+        self.events = events;
+        self
+    }
+
+    /// The one record a witness gives when its checker listed none: its message, and what
+    /// the witness events about that message name.
+    fn from_witness(kind: &'static str, history: &History, w: &Witness) -> Self {
+        let about = |i: &usize| {
+            let Some(e) = history.events.get(*i) else {
+                return false;
+            };
+            w.msg_id.is_none()
+                || crate::describe::event_fields(&e.kind).msg_id == w.msg_id.as_deref()
+        };
+        let mut a = Self {
+            kind,
+            msg_id: w.msg_id.clone(),
+            group: None,
+            topic: None,
+            queue_id: None,
+            queue_offset: None,
+            events: w.events.clone(),
+        };
+        for i in w.events.iter().filter(|i| about(i)) {
+            a.fill_from(&history.events[*i].kind);
+        }
+        a
+    }
+}
+
+/// Every [`Affected`] record of a violation, up to [`MAX_AFFECTED`], in history order (by their
+/// events). Records of one kind about the same message, group
+/// and queue offset are one record with the events of all (a replay that repeats a hundred
+/// times is one record per message).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AffectedList {
+    pub items: Vec<Affected>,
+    /// How many more records there were.
+    pub omitted: usize,
+    /// Where each record's key is in `items`, or `None` past the cap.
+    #[serde(skip)]
+    keys: BTreeMap<AffectedKey, Option<usize>>,
+}
+
+type AffectedKey = (
+    &'static str,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<u32>,
+    Option<u64>,
+);
+
+impl AffectedList {
+    /// Adds a record, or merges its events into the record of the same kind about the same
+    /// thing; a new record past [`MAX_AFFECTED`] is only counted.
+    pub(crate) fn push(&mut self, a: Affected) {
+        let key = (
+            a.kind,
+            a.msg_id.clone(),
+            a.group.clone(),
+            a.topic.clone(),
+            a.queue_id,
+            a.queue_offset,
+        );
+        match self.keys.get(&key) {
+            Some(Some(i)) => {
+                let item = &mut self.items[*i];
+                let mut events = std::mem::take(&mut item.events);
+                events.extend(a.events);
+                item.events = witness_events(events);
+            }
+            Some(None) => {}
+            None if self.items.len() < MAX_AFFECTED => {
+                self.keys.insert(key, Some(self.items.len()));
+                self.items.push(a);
+            }
+            None => {
+                self.keys.insert(key, None);
+                self.omitted += 1;
+            }
+        }
+    }
+
+    /// How many records there were, kept or not.
+    pub fn total(&self) -> usize {
+        self.items.len() + self.omitted
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
+    /// Fills each record's empty fields from its events, and orders the records by their
+    /// events (then kind and message, so the order is total).
+    fn finish(mut self, history: &History) -> Self {
+        self.keys.clear();
+        self.items = std::mem::take(&mut self.items)
+            .into_iter()
+            .map(|a| a.filled(history))
+            .collect();
+        self.items.sort_by(|a, b| {
+            (&a.events, a.kind, &a.msg_id, &a.group).cmp(&(&b.events, b.kind, &b.msg_id, &b.group))
+        });
+        self
+    }
+}
+
 /// One invariant's verdict on one run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InvariantResult {
@@ -63,6 +249,9 @@ pub struct InvariantResult {
     pub status: Status,
     /// Set when `status` is `Violated`: the first violation found.
     pub witness: Option<Witness>,
+    /// With a violation: every message (or queue, or call) it touched, the witness's
+    /// included. Empty otherwise.
+    pub affected: AffectedList,
     /// Things a reader should see that do not break the invariant (e.g. an offset update
     /// the broker answered `SUCCESS` but ignored because a reset was pending).
     pub notes: Vec<Witness>,
@@ -80,6 +269,7 @@ pub(crate) struct Verdict {
     pub status: Status,
     pub witness: Option<Witness>,
     pub notes: Vec<Witness>,
+    pub affected: AffectedList,
 }
 
 impl Verdict {
@@ -88,6 +278,7 @@ impl Verdict {
             status: Status::Held,
             witness: None,
             notes: Vec::new(),
+            affected: AffectedList::default(),
         }
     }
 
@@ -98,6 +289,7 @@ impl Verdict {
             },
             witness: None,
             notes: Vec::new(),
+            affected: AffectedList::default(),
         }
     }
 
@@ -106,6 +298,7 @@ impl Verdict {
             status: Status::Violated,
             witness: Some(witness),
             notes: Vec::new(),
+            affected: AffectedList::default(),
         }
     }
 
@@ -116,6 +309,12 @@ impl Verdict {
 
     pub fn with_notes(mut self, notes: Vec<Witness>) -> Self {
         self.notes = notes;
+        self
+    }
+
+    /// Every record the violation touched; ignored unless the verdict is a violation.
+    pub fn with_affected(mut self, affected: AffectedList) -> Self {
+        self.affected = affected;
         self
     }
 }
@@ -207,12 +406,22 @@ pub fn check(history: &History, only: &[String]) -> Vec<InvariantResult> {
         .filter(|(info, _)| only.is_empty() || only.iter().any(|n| n == info.name))
         .map(|(info, checker)| {
             let v = checker(&facts);
+            let affected = match (&v.status, &v.witness) {
+                (Status::Violated, Some(w)) if v.affected.is_empty() => {
+                    let mut list = AffectedList::default();
+                    list.push(Affected::from_witness(info.name, history, w));
+                    list
+                }
+                (Status::Violated, _) => v.affected.finish(history),
+                _ => AffectedList::default(),
+            };
             InvariantResult {
                 name: info.name,
                 statement: info.statement,
                 status: v.status,
                 witness: v.witness,
                 notes: v.notes,
+                affected,
             }
         })
         .collect()
@@ -232,6 +441,7 @@ pub fn try_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::H;
 
     #[test]
     fn names_are_unique_kebab_case_and_match_the_checkers() {
@@ -285,6 +495,152 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("revive-progress"), "{err}");
+    }
+
+    /// The verdict `name` gives on `h`.
+    fn result(h: &History, name: &str) -> InvariantResult {
+        check(h, &[name.to_owned()]).remove(0)
+    }
+
+    #[test]
+    fn affected_lists_every_message_with_its_queue_and_times() {
+        // Three acked messages, all revived: one witness, three records.
+        let mut h = H::new();
+        let mut expect = Vec::new();
+        for o in 0..3u64 {
+            let m = format!("m{o}");
+            h.at(o).produce(&m, 1, o);
+            let d = h.at(1_000).pop("c1", &m, 1, o);
+            let ack = h.at(2_000).ack(&d);
+            let rev = h.at(13_000 + o).revive(&d, o, 1);
+            expect.push((m, vec![d.idx, ack, rev]));
+        }
+        let r = result(&h.build(), "no-redelivery-after-ack");
+        assert!(r.is_violated());
+        assert_eq!(r.affected.omitted, 0);
+        let got: Vec<_> = r
+            .affected
+            .items
+            .iter()
+            .map(|a| (a.msg_id.clone().unwrap(), a.events.clone()))
+            .collect();
+        assert_eq!(got, expect);
+        let a = &r.affected.items[2];
+        assert_eq!(a.kind, "revived-after-ack");
+        assert_eq!(a.group.as_deref(), Some("g1"));
+        assert_eq!(a.topic.as_deref(), Some(crate::testkit::T));
+        assert_eq!((a.queue_id, a.queue_offset), (Some(1), Some(2)));
+    }
+
+    #[test]
+    fn affected_is_capped_and_counts_the_rest() {
+        let mut h = H::new();
+        h.end(0, 100_000);
+        let n = MAX_AFFECTED as u64 + 5;
+        for o in 0..n {
+            h.at(o).produce(&format!("m{o}"), 0, o);
+        }
+        // The commit offset passed them all: skipped, not a backlog.
+        h.final_offset("g1", 0, n as i64);
+        let r = result(&h.build(), "no-loss");
+        assert!(r.is_violated());
+        assert_eq!(r.affected.items.len(), MAX_AFFECTED);
+        assert_eq!(r.affected.omitted, 5);
+        assert_eq!(r.affected.total(), n as usize);
+        let first = &r.affected.items[0];
+        assert_eq!(first.kind, "never-delivered");
+        assert_eq!(first.msg_id.as_deref(), Some("m0"));
+        assert_eq!(
+            first.group.as_deref(),
+            Some("g1"),
+            "from the consumer, not the produce"
+        );
+        assert_eq!(first.events, [0]);
+    }
+
+    #[test]
+    fn every_replay_and_every_over_delivery_is_listed() {
+        // Bug (a): both acked offsets replay after the reset, m3 twice.
+        let mut h = H::orderly();
+        let reset = h.at(1_000).reset("og", 0, 3);
+        let a = h.at(2_000).pop("o1", "m3", 0, 3);
+        let b = h.at(2_000).pop("o1", "m4", 0, 4);
+        h.at(2_100).ack(&a);
+        let ack_b = h.at(2_200).ack(&b);
+        let a2 = h.at(3_000).pop("o1", "m3", 0, 3);
+        let b2 = h.at(3_000).pop("o1", "m4", 0, 4);
+        let a3 = h.at(4_000).pop("o1", "m3", 0, 3);
+        h.final_offset("og", 0, 5);
+        let r = result(&h.build(), "reset-takes-effect");
+        let kinds: Vec<_> = r
+            .affected
+            .items
+            .iter()
+            .map(|a| (a.kind, a.msg_id.as_deref().unwrap(), a.queue_offset))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("replayed-after-ack", "m3", Some(3)),
+                ("replayed-after-ack", "m4", Some(4))
+            ]
+        );
+        assert_eq!(r.affected.items[1].events, [reset, ack_b, b2.idx]);
+        let m3 = &r.affected.items[0].events;
+        assert!(
+            m3.contains(&a2.idx) && m3.contains(&a3.idx),
+            "one record per message, with every replay: {m3:?}"
+        );
+
+        // Bug (b): two messages over the limit, each with its queue from its delivery.
+        let mut h = H::new();
+        h.consumer("c1", "g1", crate::history::ConsumerKind::Concurrent, 0);
+        for (m, o) in [("m1", 4u64), ("m2", 5)] {
+            let d = h.at(0).pop("c1", m, 2, o);
+            h.at(100).listener(&d);
+            let r = h.at(14_000).pop_retry("c1", m, o, 1);
+            h.at(14_100).listener(&r);
+        }
+        let r = result(&h.build(), "bounded-deliveries");
+        let got: Vec<_> = r
+            .affected
+            .items
+            .iter()
+            .map(|a| {
+                (
+                    a.kind,
+                    a.msg_id.as_deref().unwrap(),
+                    a.queue_id,
+                    a.queue_offset,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("over-delivered", "m1", Some(2), Some(4)),
+                ("over-delivered", "m2", Some(2), Some(5))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_witness_alone_gives_one_record() {
+        let mut h = H::new();
+        h.at(0).produce("m0", 3, 9);
+        let d = h.at(1_000).pop("c1", "m0", 3, 9);
+        let h = h.build();
+        let w = Witness {
+            msg_id: Some("m0".into()),
+            summary: "something".into(),
+            events: vec![0, d.idx],
+        };
+        let a = Affected::from_witness("new-invariant", &h, &w);
+        assert_eq!(a.kind, "new-invariant");
+        assert_eq!(a.msg_id.as_deref(), Some("m0"));
+        assert_eq!(a.group.as_deref(), Some("g1"));
+        assert_eq!((a.queue_id, a.queue_offset), (Some(3), Some(9)));
+        assert_eq!(a.events, [0, d.idx]);
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //!   note says so.
 
 use super::index::{is_success, receipt_deadline, resets, secs, witness_events};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
 use std::collections::{BTreeMap, BTreeSet};
@@ -197,6 +197,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     }
     let mut notes = Vec::new();
     let mut lost: Vec<Witness> = Vec::new();
+    let mut affected = AffectedList::default();
     let mut judged = 0usize;
     let mut backlog: BTreeMap<&str, usize> = BTreeMap::new();
     let final_commit = |group: &str, topic: &str, queue: u32| -> i64 {
@@ -259,6 +260,16 @@ pub(crate) fn check(history: &History) -> Verdict {
             };
             let mut events = vec![*idx];
             events.extend(st.deliveries.iter().rev().take(5));
+            let kind = if st.deliveries.is_empty() {
+                "never-delivered"
+            } else {
+                "not-acked"
+            };
+            affected.push(
+                Affected::at(kind, history, *idx)
+                    .group(group)
+                    .events(events.clone()),
+            );
             lost.push(Witness {
                 msg_id: Some((*msg_id).to_owned()),
                 summary: format!(
@@ -292,6 +303,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         w
     }))
     .with_notes(notes)
+    .with_affected(affected)
 }
 
 #[cfg(test)]

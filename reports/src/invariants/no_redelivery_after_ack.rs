@@ -34,7 +34,7 @@
 //!   How many comebacks were excused that way is noted on the result.
 
 use super::index::{secs, witness_events, AfterAck, ComebackKind, Facts};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::History;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -70,6 +70,19 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let Some(first) = judged.first() else {
         return Verdict::held().with_notes(notes);
     };
+    let mut affected = AffectedList::default();
+    for c in &judged {
+        let kind = match c.kind {
+            ComebackKind::Revive => "revived-after-ack",
+            ComebackKind::RetryDelivery => "retry-delivered-after-ack",
+            ComebackKind::RePop => "re-popped-after-ack",
+        };
+        affected.push(Affected::at(kind, history, c.acked_delivery).events(vec![
+            c.acked_delivery,
+            c.ack,
+            c.idx,
+        ]));
+    }
     let mut summary = describe(history, first);
     if judged.len() > 1 {
         summary.push_str(&format!("; {} comebacks after an ack in all", judged.len()));
@@ -80,6 +93,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         events: witness_events(vec![first.acked_delivery, first.ack, first.idx]),
     })
     .with_notes(notes)
+    .with_affected(affected)
 }
 
 fn describe(history: &History, c: &AfterAck) -> String {

@@ -14,7 +14,7 @@
 //! - Judged only if the run got past its quiet period (`end_at > quiet_from`).
 
 use super::index::{secs, witness_events};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History, OffsetUpdateMode, RpcOutcome};
 use broker_core::{Millis, ResponseCode};
 use std::collections::BTreeMap;
@@ -57,6 +57,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut open: BTreeMap<(&str, u64), (usize, String, bool)> = BTreeMap::new();
     let mut calls = 0usize;
     let mut found: Vec<Witness> = Vec::new();
+    let mut affected = AffectedList::default();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::OffsetUpdateStarted {
@@ -99,6 +100,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                         |(i, d, _)| (format!("call {call_id} ({d})"), vec![i]),
                     );
                     events.push(idx);
+                    affected.push(
+                        Affected::at("success-despite-failure", history, events[0])
+                            .events(events.clone()),
+                    );
                     found.push(Witness {
                         msg_id: None,
                         summary: format!(
@@ -117,6 +122,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     }
     for ((client, call_id), (idx, what, judged)) in open {
         if judged {
+            affected.push(Affected::at("never-completed", history, idx));
             found.push(Witness {
                 msg_id: None,
                 summary: format!(
@@ -136,6 +142,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         }
         w
     }))
+    .with_affected(affected)
 }
 
 #[cfg(test)]

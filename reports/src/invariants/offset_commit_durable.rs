@@ -19,7 +19,7 @@
 //!   that did not happen, so each such update is reported as a note on the result.
 
 use super::index::{flush_due_between, is_success, persists, resets, secs, witness_events};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History, RpcOutcome};
 use broker_core::BrokerEvent;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -183,6 +183,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     let fs = &history.final_state;
     let mut notes = Vec::new();
     let mut found = Vec::new();
+    let mut affected = AffectedList::default();
     for Success {
         call,
         completed,
@@ -231,6 +232,8 @@ pub(crate) fn check(history: &History) -> Verdict {
             let held = held.map_or_else(|| "no entry".to_owned(), |v| v.to_string());
             let mut events = vec![u.started, completed];
             events.extend(u.own_commit);
+            affected
+                .push(Affected::at("update-not-held", history, u.started).events(events.clone()));
             found.push(Witness {
                 msg_id: None,
                 summary: format!(
@@ -252,6 +255,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         w
     }))
     .with_notes(notes)
+    .with_affected(affected)
 }
 
 #[cfg(test)]

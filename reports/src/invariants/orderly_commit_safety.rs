@@ -18,7 +18,7 @@
 //!   block on purpose; a crash may lose the un-flushed order info).
 
 use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
 use std::collections::BTreeMap;
@@ -57,6 +57,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut orderly = 0usize;
     let mut found: Option<Witness> = None;
     let mut count = 0usize;
+    let mut affected = AffectedList::default();
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
@@ -98,6 +99,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                         .find(|x| !x.ack_sent && x.deadline > *pop_time);
                     if let (false, Some(live)) = (same_attempt, live) {
                         count += 1;
+                        affected.push(
+                            Affected::at("second-batch-while-invisible", history, live.delivery)
+                                .events(vec![live.delivery, idx]),
+                        );
                         // Only the first is reported: format no other.
                         if count == 1 {
                             found = Some(Witness {
@@ -177,6 +182,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                 };
                 if *offset > *low as i64 {
                     count += 1;
+                    affected.push(
+                        Affected::at("committed-past-unacked", history, en.delivery)
+                            .events(vec![en.delivery, idx]),
+                    );
                     // Only the first is reported: format no other.
                     if count == 1 {
                         found = Some(Witness {
@@ -213,6 +222,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         }
         w
     }))
+    .with_affected(affected)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! may move the position forward on purpose.
 
 use super::index::{resets, secs, witness_events};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use std::collections::BTreeMap;
 
@@ -37,6 +37,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut prev: BTreeMap<QueueKey, Option<(u64, usize)>> = BTreeMap::new();
     let mut deliveries = 0usize;
     let mut found: Vec<Witness> = Vec::new();
+    let mut affected = AffectedList::default();
     for (idx, e) in history.events.iter().enumerate() {
         for key in reset_idx.get(&idx).into_iter().flatten() {
             prev.insert(*key, None);
@@ -57,6 +58,8 @@ pub(crate) fn check(history: &History) -> Verdict {
         let slot = prev.entry((group, topic, *queue_id)).or_insert(None);
         if let Some((p, pidx)) = *slot {
             if *queue_offset > p + 1 {
+                affected
+                    .push(Affected::at("offsets-skipped", history, idx).events(vec![pidx, idx]));
                 found.push(Witness {
                     msg_id: Some(msg_id.clone()),
                     summary: format!(
@@ -81,6 +84,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         }
         w
     }))
+    .with_affected(affected)
 }
 
 #[cfg(test)]

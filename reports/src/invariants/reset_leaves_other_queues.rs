@@ -14,7 +14,7 @@
 //! count: they are new copies in another topic.
 
 use super::index::{resets, secs, witness_events, Facts, ResetPoint};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
 use broker_core::{BrokerEvent, Millis};
 use std::collections::BTreeMap;
@@ -51,6 +51,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut seen: BTreeMap<(&str, &str, u32, u64), Prior> = BTreeMap::new();
     let mut last_crash: Option<usize> = None;
     let mut found: Vec<Witness> = Vec::new();
+    let mut affected = AffectedList::default();
 
     for (idx, e) in history.events.iter().enumerate() {
         for p in by_idx.get(&idx).into_iter().flatten() {
@@ -103,6 +104,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .map(|(_, p)| *p)
                     .min_by_key(|p| p.idx);
                 if let Some(r) = other {
+                    affected.push(
+                        Affected::at("re-popped-after-other-reset", history, idx)
+                            .events(vec![prev, r.idx, idx]),
+                    );
                     found.push(Witness {
                         msg_id: Some(msg_id.clone()),
                         summary: format!(
@@ -126,6 +131,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         }
         w
     }))
+    .with_affected(affected)
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use super::index::{
     copy_key, flush_due_between, is_pop_ck, offset_key, persists, resets, secs, witness_events,
     Facts, PopPositions, ResetPoint, Rollbacks,
 };
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +78,7 @@ struct Checker<'a, 'h> {
     rollbacks: &'a Rollbacks<'h>,
     pops: &'a PopPositions,
     problems: Vec<Witness>,
+    affected: AffectedList,
 }
 
 impl Checker<'_, '_> {
@@ -134,6 +135,8 @@ impl Checker<'_, '_> {
                 secs(self.h.events[crash].at)
             ));
         }
+        self.affected
+            .push(Affected::at("first-pop-not-at-reset", self.h, idx).events(events.clone()));
         self.problems.push(Witness {
             msg_id: msg_of(self.h, idx),
             summary,
@@ -162,6 +165,8 @@ impl Checker<'_, '_> {
                 Some(_) => None,
             };
             if let Some(wrong) = wrong {
+                self.affected
+                    .push(Affected::at("reset-not-held", self.h, p.idx).events(vec![p.idx]));
                 self.problems.push(Witness {
                     msg_id: None,
                     summary: format!(
@@ -212,6 +217,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         rollbacks: facts.rollbacks(),
         pops: facts.pops(),
         problems: Vec::new(),
+        affected: AffectedList::default(),
     };
     let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
     for p in &points {
@@ -314,6 +320,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         // first (events come in order) and count the rest.
                         replays += 1;
                         first_replay.get_or_insert((p, at, idx, *queue_offset, *pop_time));
+                        c.affected.push(
+                            Affected::at("replayed-after-ack", history, idx)
+                                .events(vec![p.idx, at, idx]),
+                        );
                     }
                 }
             }
@@ -350,6 +360,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         c.judge_first(&mut w);
         c.judge_end(&w);
     }
+    let affected = std::mem::take(&mut c.affected);
     let mut problems = c.problems;
     if let Some((p, at, idx, queue_offset, pop_time)) = first_replay {
         problems.push(Witness {
@@ -373,7 +384,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         }
         w
     });
-    Verdict::from_witness(first)
+    Verdict::from_witness(first).with_affected(affected)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 use super::index::{
     ck_key, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey, LookupMap,
 };
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
 
@@ -39,6 +39,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut revives = 0usize;
     let mut first: Option<Witness> = None;
     let mut violations = 0usize;
+    let mut affected = AffectedList::default();
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
@@ -113,17 +114,20 @@ pub(crate) fn check(history: &History) -> Verdict {
                 revives += 1;
                 let copy = copy_key(&ck.topic, ck.queue_id, *queue_offset);
                 let mut problems = Vec::new();
+                let mut kinds = Vec::new();
                 let mut events = vec![idx];
                 let v1 = format!("%RETRY%{group}_{topic}");
                 let v2 = format!("%RETRY%{group}+{topic}");
                 if *retry_topic != v1 && *retry_topic != v2 {
                     problems.push(format!("went to {retry_topic}, not {v1} or {v2}"));
+                    kinds.push("wrong-retry-topic");
                 }
                 if let Some(prev) = stored.get(&copy) {
                     if *reconsume_times != prev + 1 {
                         problems.push(format!(
                             "carries reconsumeTimes {reconsume_times}, the revived copy had {prev}"
                         ));
+                        kinds.push("wrong-reconsume-times");
                     }
                 }
                 let (deadline, from) = match by_ck.get(&(group.as_str(), copy, ck.pop_time)) {
@@ -136,6 +140,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                         secs(e.at),
                         secs(deadline)
                     ));
+                    kinds.push("revived-before-deadline");
                     events.extend(from);
                 }
                 stored.insert(
@@ -144,6 +149,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 );
                 if !problems.is_empty() {
                     violations += 1;
+                    affected.push(Affected::at(kinds[0], history, idx).events(events.clone()));
                     if first.is_none() {
                         first = Some(Witness {
                             msg_id: Some(msg_id.clone()),
@@ -168,7 +174,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 .push_str(&format!(" ({violations} bad revives in all)"));
         }
     }
-    Verdict::from_witness(first)
+    Verdict::from_witness(first).with_affected(affected)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //!   state, not a stall; the stall #3443 / #5408 describe leaves CKs behind the offset.
 
 use super::index::{secs, witness_events};
-use super::{InvariantInfo, Verdict, Witness};
+use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
 use std::collections::BTreeMap;
@@ -86,6 +86,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     }
     let mut judged = 0usize;
     let mut found = Vec::new();
+    let mut affected = AffectedList::default();
     for (qid, recs) in &mut records {
         recs.sort_unstable();
         // Queue offsets of the due CKs, up to the first CK that is not due.
@@ -114,6 +115,9 @@ pub(crate) fn check(history: &History) -> Verdict {
             .map(|(pos, _, i)| (*pos, *i));
         let mut events: Vec<usize> = stuck.map(|s| s.1).into_iter().collect();
         events.extend(last_commit.get(qid));
+        if let Some(first) = events.first().copied() {
+            affected.push(Affected::at("revive-stuck", history, first).events(events.clone()));
+        }
         found.push(Witness {
             msg_id: None,
             summary: format!(
@@ -128,7 +132,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     if judged == 0 {
         return Verdict::not_applicable("no checkpoint in the revive log was due at the end");
     }
-    Verdict::from_witness(found.into_iter().next())
+    Verdict::from_witness(found.into_iter().next()).with_affected(affected)
 }
 
 #[cfg(test)]
