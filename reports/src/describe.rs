@@ -232,6 +232,16 @@ pub fn describe_event(kind: &EventKind) -> String {
         } => {
             format!("{consumer} ({group}) sent {msg_id} to {dlq_topic}, reconsumeTimes {reconsume_times}")
         }
+        K::DlqWritten {
+            group,
+            msg_id,
+            origin_topic,
+            dlq_topic,
+            dlq_queue_offset,
+            reconsume_times,
+        } => {
+            format!("stored {msg_id} of {origin_topic} for {group} in {dlq_topic} offset {dlq_queue_offset}, reconsumeTimes {reconsume_times}")
+        }
         K::ConsumerStarted { consumer, group } => format!("{consumer} ({group}) started"),
         K::ConsumerStopped { consumer, group } => format!("{consumer} ({group}) stopped"),
         K::Fault { description } => format!("fault: {description}"),

@@ -542,6 +542,7 @@ fn event_marks<'h>(
                 w,
             );
         }
+        K::DlqWritten { .. } => {}
         K::ConsumerStarted { .. } | K::ConsumerStopped { .. } => {
             p.mark(LaneKey::Cluster, Shape::Tick, at, at, "client", title, w);
         }
