@@ -205,7 +205,7 @@ pub enum EventKind {
     /// The client forwarded a message to a dead-letter queue instead of consuming it
     /// (the gRPC proxy's `forwardMessageToDeadLetterQueue`, or the orderly consumer's
     /// send-back once the max is reached). This is the decision: it is recorded when the
-    /// client (or proxy) decides, before any send-back request goes out, and it names the
+    /// client (or proxy) decides, before any send-back request goes out, and it is about the
     /// message's latest delivery to that consumer.
     SentToDlq {
         consumer: String,
