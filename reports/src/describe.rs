@@ -232,6 +232,16 @@ pub fn describe_event(kind: &EventKind) -> String {
         } => {
             format!("{consumer} ({group}) sent {msg_id} to {dlq_topic}, reconsumeTimes {reconsume_times}")
         }
+        K::DlqWritten {
+            group,
+            msg_id,
+            origin_topic,
+            dlq_topic,
+            dlq_queue_offset,
+            reconsume_times,
+        } => {
+            format!("stored {msg_id} of {origin_topic} for {group} in {dlq_topic} offset {dlq_queue_offset}, reconsumeTimes {reconsume_times}")
+        }
         K::ConsumerStarted { consumer, group } => format!("{consumer} ({group}) started"),
         K::ConsumerStopped { consumer, group } => format!("{consumer} ({group}) stopped"),
         K::Fault { description } => format!("fault: {description}"),
@@ -355,6 +365,7 @@ pub fn event_type(kind: &EventKind) -> &'static str {
         K::ResetRequested { .. } => "reset-requested",
         K::ResetResult { .. } => "reset-result",
         K::SentToDlq { .. } => "sent-to-dlq",
+        K::DlqWritten { .. } => "dlq-written",
         K::ConsumerStarted { .. } => "consumer-started",
         K::ConsumerStopped { .. } => "consumer-stopped",
         K::Fault { .. } => "fault",
@@ -449,6 +460,19 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
             msg_id: Some(msg_id),
             group: Some(group),
             ..none
+        },
+        K::DlqWritten {
+            group,
+            msg_id,
+            dlq_topic,
+            dlq_queue_offset,
+            ..
+        } => EventFields {
+            msg_id: Some(msg_id),
+            group: Some(group),
+            topic: Some(dlq_topic),
+            queue_id: Some(0),
+            queue_offset: Some(*dlq_queue_offset),
         },
         K::OffsetUpdateStarted {
             group,

@@ -207,12 +207,32 @@ pub enum EventKind {
     },
     /// The client forwarded a message to a dead-letter queue instead of consuming it
     /// (the gRPC proxy's `forwardMessageToDeadLetterQueue`, or the orderly consumer's
-    /// send-back once the max is reached).
+    /// send-back once the max is reached). This is the decision: it is recorded when the
+    /// client (or proxy) decides, before any send-back request goes out, and it is about the
+    /// message's latest delivery to that consumer.
     SentToDlq {
         consumer: String,
         group: String,
         msg_id: String,
         dlq_topic: String,
+        reconsume_times: u32,
+    },
+    /// The broker stored a message in a dead-letter queue. Upstream this is the send-back
+    /// path (`CONSUMER_SEND_MSG_BACK`, `AbstractSendMessageProcessor.consumerSendMsgBack`):
+    /// a message whose reconsumeTimes reached the max the request carries (the gRPC proxy's
+    /// `forwardMessageToDeadLetterQueue` sends 0, so all of its forwards land here) or whose
+    /// delay level is negative goes to `%DLQ%group` (`MixAll.getDLQTopic`) instead of the
+    /// retry topic. Recorded on the broker's node when the DLQ copy is stored; every such
+    /// write should follow a [`EventKind::SentToDlq`] decision for the same group and message.
+    DlqWritten {
+        group: String,
+        msg_id: String,
+        /// The topic the message was consumed from (the send-back's `originTopic`).
+        origin_topic: String,
+        dlq_topic: String,
+        /// Where the DLQ copy was stored (DLQ topics have one queue).
+        dlq_queue_offset: u64,
+        /// The reconsumeTimes stored with the DLQ copy.
         reconsume_times: u32,
     },
     /// A consumer's pop loop started (scripted `StartConsumer`, or the run's start).

@@ -749,17 +749,13 @@ mod tests {
         h.end(20_000, 100_000);
         h.at(0).produce("m0", 0, 0);
         h.at(10).produce("m1", 0, 1);
-        let d0 = h.at(1_000).pop("c1", "m0", 0, 0);
-        let d1 = h.at(1_000).pop("c1", "m1", 0, 1);
+        let ds = h.at(1_000).pop_batch("c1", &[("m0", 0), ("m1", 1)], 0);
+        let (d0, d1) = (&ds[0], &ds[1]);
         let ck = CkRef {
             num: 2,
-            ..h.ck_of(&d0)
+            ..h.ck_of(d0)
         };
-        h.broker(BrokerEvent::CkBuffered {
-            at: 1_000,
-            ck: ck.clone(),
-        });
-        for d in [&d0, &d1] {
+        for d in [d0, d1] {
             h.at(1_200).listener(d);
             h.listener_done(d, ConsumeOutcome::Success, false);
             h.at(2_500).ack(d);
@@ -792,8 +788,9 @@ mod tests {
             batch: true,
             reason: "PopBufferMergeService.putBatchAckToStore".into(),
         });
-        h.at(13_000).revive(&d0, 0, 1);
-        h.at(13_000).revive(&d1, 1, 1);
+        h.at(13_000)
+            .revive_to(d0, ck.clone(), 0, 1, "%RETRY%g1_TopicA");
+        h.at(13_000).revive_to(d1, ck, 1, 1, "%RETRY%g1_TopicA");
         h.broker(BrokerEvent::ReviveOffsetCommitted {
             at: 13_000,
             revive_qid: 0,
@@ -801,6 +798,7 @@ mod tests {
         });
         for (off, msg) in [(0, "m0"), (1, "m1")] {
             let r = h.at(22_000).pop_retry("c1", msg, off, 1);
+            h.pop_ck(&r);
             h.listener(&r);
             h.at(22_100).ack(&r);
         }

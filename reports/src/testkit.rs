@@ -174,7 +174,74 @@ impl H {
 
     /// `consumer` pops `msg` from `T` queue `q` at offset `off` (orderly if the consumer is).
     pub fn pop(&mut self, consumer: &str, msg: &str, q: u32, off: u64) -> Rcpt {
-        self.deliver(consumer, msg, None, q, off, 0, None)
+        self.deliver(consumer, msg, None, q, off, 0, None, off)
+    }
+
+    /// One pop of `msgs` (message, offset; ascending) from queue `q`, with the broker's
+    /// record of it first: an orderly consumer's pop commits the batch start
+    /// (`PopMessageProcessor.orderly`), any other's buffers one CK for the batch. Every
+    /// handle names the batch start.
+    pub fn pop_batch(&mut self, consumer: &str, msgs: &[(&str, u64)], q: u32) -> Vec<Rcpt> {
+        let start = msgs.first().map_or(0, |m| m.1);
+        let group = self.group_of(consumer);
+        if self.is_orderly(consumer) {
+            self.commit(&group, q, start as i64, "PopMessageProcessor.orderly");
+            let pop_time = self.now;
+            self.pop_read(
+                &group,
+                q,
+                pop_time,
+                start,
+                msgs.len() as u32,
+                true,
+                ReadFrom::CommitOffset,
+            );
+        } else {
+            let ck = CkRef {
+                topic: T.into(),
+                group,
+                queue_id: q,
+                start_offset: start,
+                pop_time: self.now,
+                invisible_time: self.invisible_of(consumer),
+                num: msgs.len() as u32,
+                broker_name: "broker-a".into(),
+            };
+            let at = self.now;
+            self.broker(BrokerEvent::CkBuffered { at, ck });
+        }
+        msgs.iter()
+            .map(|(m, off)| self.deliver(consumer, m, None, q, *off, 0, None, start))
+            .collect()
+    }
+
+    /// The pop CK a delivery's handle names, buffered now (`CkBuffered`), for one message.
+    pub fn pop_ck(&mut self, r: &Rcpt) -> usize {
+        let ck = self.ck_of(r);
+        let at = self.now;
+        self.broker(BrokerEvent::CkBuffered { at, ck })
+    }
+
+    pub fn started(&mut self, consumer: &str) -> usize {
+        let group = self.group_of(consumer);
+        self.push(
+            consumer,
+            EventKind::ConsumerStarted {
+                consumer: consumer.into(),
+                group,
+            },
+        )
+    }
+
+    pub fn stopped(&mut self, consumer: &str) -> usize {
+        let group = self.group_of(consumer);
+        self.push(
+            consumer,
+            EventKind::ConsumerStopped {
+                consumer: consumer.into(),
+                group,
+            },
+        )
     }
 
     /// Like [`H::pop`], but the broker served the pop at `served` and the answer reaches
@@ -189,7 +256,7 @@ impl H {
     ) -> Rcpt {
         let now = self.now;
         self.now = served;
-        let r = self.deliver(consumer, msg, None, q, off, 0, None);
+        let r = self.deliver(consumer, msg, None, q, off, 0, None, off);
         self.now = now;
         self.events[r.idx].at = now;
         r
@@ -204,13 +271,22 @@ impl H {
         off: u64,
         attempt: &str,
     ) -> Rcpt {
-        self.deliver(consumer, msg, None, q, off, 0, Some(attempt.into()))
+        self.deliver(consumer, msg, None, q, off, 0, Some(attempt.into()), off)
     }
 
     /// `consumer` pops a retry copy of `msg` from the V1 retry topic at `retry_off`.
     pub fn pop_retry(&mut self, consumer: &str, msg: &str, retry_off: u64, reconsume: u32) -> Rcpt {
         let retry = format!("%RETRY%{}_{}", self.group_of(consumer), T);
-        self.deliver(consumer, msg, Some(retry), 0, retry_off, reconsume, None)
+        self.deliver(
+            consumer,
+            msg,
+            Some(retry),
+            0,
+            retry_off,
+            reconsume,
+            None,
+            retry_off,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -223,12 +299,13 @@ impl H {
         off: u64,
         reconsume: u32,
         attempt_id: Option<String>,
+        ck_start: u64,
     ) -> Rcpt {
         let orderly = self.is_orderly(consumer);
         let group = self.group_of(consumer);
         let invisible = self.invisible_of(consumer);
         let receipt = ExtraInfo {
-            ck_queue_offset: off,
+            ck_queue_offset: ck_start,
             pop_time: self.now,
             invisible_time: invisible,
             revive_qid: if orderly { POP_ORDER_REVIVE_QUEUE } else { 0 },
@@ -316,6 +393,21 @@ impl H {
                 group: r.group.clone(),
                 msg_id: r.msg_id.clone(),
                 dlq_topic: dlq,
+                reconsume_times: r.reconsume_times,
+            },
+        )
+    }
+
+    /// The broker stores `r`'s message in the group's DLQ at `dlq_off`.
+    pub fn dlq_written(&mut self, r: &Rcpt, dlq_off: u64) -> usize {
+        self.push(
+            "broker",
+            EventKind::DlqWritten {
+                group: r.group.clone(),
+                msg_id: r.msg_id.clone(),
+                origin_topic: T.into(),
+                dlq_topic: format!("%DLQ%{}", r.group),
+                dlq_queue_offset: dlq_off,
                 reconsume_times: r.reconsume_times,
             },
         )

@@ -17,6 +17,9 @@ pub const INVARIANTS: &[&str] = &[
     "offset-commit-durable",
     "offset-api-liveness",
     "revive-progress",
+    "fifo-progress",
+    "delivery-integrity",
+    "dlq-accounting",
 ];
 
 fn ctx() -> Context {

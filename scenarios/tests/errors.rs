@@ -15,6 +15,9 @@ const INVARIANTS: &[&str] = &[
     "offset-commit-durable",
     "offset-api-liveness",
     "revive-progress",
+    "fifo-progress",
+    "delivery-integrity",
+    "dlq-accounting",
 ];
 
 /// A valid scenario; the tests edit it in place so line numbers stay put. Steps and other

@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 mod bounded_deliveries;
+mod delivery_integrity;
+mod dlq_accounting;
+mod fifo_progress;
 pub(crate) mod index;
 mod no_loss;
 mod no_redelivery_after_ack;
@@ -346,6 +349,9 @@ const CHECKERS: &[(InvariantInfo, Checker)] = &[
         offset_api_liveness::check(f.h)
     }),
     (revive_progress::INFO, |f| revive_progress::check(f.h)),
+    (fifo_progress::INFO, |f| fifo_progress::check(f.h)),
+    (delivery_integrity::INFO, |f| delivery_integrity::check(f.h)),
+    (dlq_accounting::INFO, dlq_accounting::check_with),
 ];
 
 /// Every invariant, in report order.
@@ -361,6 +367,9 @@ pub const ALL: &[InvariantInfo] = &[
     offset_commit_durable::INFO,
     offset_api_liveness::INFO,
     revive_progress::INFO,
+    fifo_progress::INFO,
+    delivery_integrity::INFO,
+    dlq_accounting::INFO,
 ];
 
 /// Every invariant name, in report order.
@@ -474,6 +483,9 @@ mod tests {
             include_str!("offset_commit_durable.rs"),
             include_str!("offset_api_liveness.rs"),
             include_str!("revive_progress.rs"),
+            include_str!("fifo_progress.rs"),
+            include_str!("delivery_integrity.rs"),
+            include_str!("dlq_accounting.rs"),
         ];
         for (info, src) in ALL.iter().zip(sources) {
             let first = src.lines().next().unwrap_or_default();

@@ -568,7 +568,7 @@ impl<'h> Builder<'h> {
                     Some(Chain::Lane(lane)),
                 );
             }
-            K::SentToDlq { group, msg_id, .. } => {
+            K::SentToDlq { group, msg_id, .. } | K::DlqWritten { group, msg_id, .. } => {
                 self.on_msg(msg_id, group, Shape::Square, at, "dlq", idx);
             }
             K::OffsetUpdateStarted {

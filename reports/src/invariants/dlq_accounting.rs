@@ -1,0 +1,532 @@
+//! A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again.
+//!
+//! POP leaves the dead-letter decision to the client: upstream's broker revives forever
+//! (`PopReviveService.reviveRetry`), the gRPC proxy forwards a message whose reconsumeTimes
+//! reached maxAttempts (`PopMessageResultFilterImpl`, then
+//! `ProducerProcessor.forwardMessageToDeadLetterQueue`: a send-back with
+//! maxReconsumeTimes 0, then an ack), and the orderly push consumer sends a message back
+//! once it reached maxReconsumeTimes (`ConsumeMessagePopOrderlyService.checkReconsumeTimes`),
+//! which the broker's send-back routes to `%DLQ%group`.
+//!
+//! Semantics. A message is *dead-lettered* for a group by a client decision (`SentToDlq`) or
+//! a broker write (`DlqWritten`); a run with neither is not applicable.
+//! - **Enough deliveries.** At each decision (and each write without a decision), the group
+//!   had handed the message out at least the deciding consumer's effective maximum number of
+//!   times *before* the delivery being dead-lettered (`effective_max_reconsume_times`:
+//!   maxReconsumeTimes, or maxAttempts for a proxy client, −1 as the client defines it; for a
+//!   write, the smallest among the group's consumers). Both upstream rules dead-letter the
+//!   hand-out whose reconsumeTimes reached the max, i.e. the one after `max` earlier ones.
+//!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message
+//!   plus, for an orderly message, the orderly pops of its queue by the group that no client
+//!   saw (the commit each makes at its popTime, with no delivery at that popTime) and that
+//!   started at or below it after it was stored, less the latest; and its revives.
+//!   `PopReviveService.reviveRetry` counts every hand-out whose invisible time lapsed, and
+//!   `ConsumerOrderInfoManager.update` every re-read of the previous batch by a new
+//!   attemptId, whether or not the pop's answer reached a client (with two consumers in a
+//!   group, the lost pop's retry is no longer reentrant once the other took a turn). A
+//!   message is taken as stored [`STORE_SLACK_MS`] before its `Produced`, its
+//!   `ProduceFailed` (a send that timed out may have been stored) or its first delivery.
+//! - **Decided.** Every `DlqWritten` follows a `SentToDlq` of the same group and message,
+//!   and both name the group's DLQ topic (`%DLQ%group`, `MixAll.getDLQTopic`).
+//! - **Not delivered again.** After it is dead-lettered, a delivery of it to the group from
+//!   its original or retry topic that comes after an effective ack of it (as
+//!   no-redelivery-after-ack defines it, with the same excuses: a reset of its queue, a crash
+//!   replay, a retry copy already in flight when the ack came) is a violation. Without an
+//!   effective ack it may come back: the forward and its ack are two calls upstream, so a
+//!   lost or late ack lets the copy's invisible time lapse, and it is dead-lettered again.
+
+use super::index::{secs, witness_events, DeliveryClass, Facts, LookupMap};
+use super::{InvariantInfo, Verdict, Witness};
+use crate::history::{EventKind, History};
+use broker_core::{keys, BrokerEvent, Millis};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(crate) const INFO: InvariantInfo = InvariantInfo {
+    name: "dlq-accounting",
+    statement: "A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again.",
+};
+
+/// How long before its producer recorded the send's outcome a message may have been stored
+/// and popped: `DefaultMQProducer.sendMsgTimeout`, the longest a send waits for its answer.
+pub(crate) const STORE_SLACK_MS: Millis = 3_000;
+
+/// (group, topic, queue).
+type QueueKey<'h> = (&'h str, &'h str, u32);
+
+/// The commits an orderly pop makes at its popTime (classic and KV path).
+fn is_orderly_pop_commit(reason: &str) -> bool {
+    reason == "PopMessageProcessor.orderly" || reason == "PopConsumerService"
+}
+
+/// One message in one group, as far as dead-lettering goes.
+#[derive(Default)]
+struct MsgState {
+    deliveries: Vec<usize>,
+    revives: usize,
+    /// Index of the first decision, and of the first dead-lettering of either kind.
+    decided: Option<usize>,
+    dead_at: Option<usize>,
+}
+
+#[cfg(test)]
+pub(crate) fn check(history: &History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let h = facts.h;
+    let dead_lettered = h.events.iter().any(|e| {
+        matches!(
+            e.kind,
+            EventKind::SentToDlq { .. } | EventKind::DlqWritten { .. }
+        )
+    });
+    if !dead_lettered {
+        return Verdict::not_applicable("no message was dead-lettered");
+    }
+    let max_of = |consumer: &str| {
+        (h.meta.consumers.iter())
+            .find(|c| c.name == consumer)
+            .map(|c| c.effective_max_reconsume_times)
+    };
+    let group_max = |group: &str| {
+        (h.meta.consumers.iter())
+            .filter(|c| c.group == group)
+            .map(|c| c.effective_max_reconsume_times)
+            .min()
+    };
+    // The broker's orderly pops per (group, topic, queue): (popTime, start), and the
+    // popTimes a client recorded a delivery for.
+    let mut pops: BTreeMap<QueueKey, Vec<(Millis, i64)>> = BTreeMap::new();
+    let mut seen: BTreeSet<(&str, &str, u32, Millis)> = BTreeSet::new();
+    // Message → where it is stored, and the earliest it can have been stored.
+    let mut stored: LookupMap<&str, (&str, u32, u64)> = LookupMap::default();
+    let mut stored_from: LookupMap<&str, Millis> = LookupMap::default();
+    let mut could_store = |msg_id, at: Millis| {
+        let t = stored_from.entry(msg_id).or_insert(at);
+        *t = (*t).min(at);
+    };
+    for e in &h.events {
+        match &e.kind {
+            EventKind::Broker(BrokerEvent::OffsetCommitted {
+                group,
+                topic,
+                queue_id,
+                offset,
+                reason,
+                ..
+            }) if is_orderly_pop_commit(reason) => {
+                (pops.entry((group, topic, *queue_id)).or_default()).push((e.at, *offset));
+            }
+            EventKind::Delivered {
+                group,
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                retry_topic: None,
+                pop_time,
+                ..
+            } => {
+                seen.insert((group, topic, *queue_id, *pop_time));
+                stored
+                    .entry(msg_id)
+                    .or_insert((topic, *queue_id, *queue_offset));
+                could_store(msg_id, pop_time.saturating_sub(STORE_SLACK_MS));
+            }
+            EventKind::Produced {
+                msg_id,
+                topic,
+                queue_id,
+                queue_offset,
+                ..
+            } => {
+                stored.insert(msg_id, (topic, *queue_id, *queue_offset));
+                could_store(msg_id, e.at.saturating_sub(STORE_SLACK_MS));
+            }
+            // A send that timed out may still have been stored.
+            EventKind::ProduceFailed { msg_id, .. } => {
+                could_store(msg_id, e.at.saturating_sub(STORE_SLACK_MS));
+            }
+            _ => {}
+        }
+    }
+    for list in pops.values_mut() {
+        list.sort_unstable();
+    }
+    // Orderly pops by `group` no client saw that may have handed `msg_id` out by `until`:
+    // started at or below it, after it was stored.
+    let orderly_pops = |group: &str, msg_id: &str, until: Millis| -> usize {
+        let Some((topic, q, offset)) = stored.get(msg_id).copied() else {
+            return 0;
+        };
+        let from = stored_from.get(msg_id).copied().unwrap_or(0);
+        let Some(list) = pops.get(&(group, topic, q)) else {
+            return 0;
+        };
+        // Sorted by time: look only between `from` and `until`.
+        let window = &list[list.partition_point(|(p, _)| *p < from)..];
+        let window = &window[..window.partition_point(|(p, _)| *p <= until)];
+        let times: BTreeSet<Millis> = (window.iter())
+            .filter(|(p, start)| *start <= offset as i64 && !seen.contains(&(group, topic, q, *p)))
+            .map(|(p, _)| *p)
+            .collect();
+        times.len()
+    };
+    let acks = facts.acks();
+    let crash_excused: LookupMap<usize, bool> = (acks.after_ack.iter())
+        .map(|a| (a.idx, a.crash_between))
+        .collect();
+
+    let mut msgs: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
+    let mut found: Vec<Witness> = Vec::new();
+    for (idx, e) in h.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Delivered {
+                group,
+                msg_id,
+                topic,
+                ..
+            } if !topic.starts_with(keys::DLQ_GROUP_TOPIC_PREFIX) => {
+                let st = msgs.entry((group, msg_id)).or_default();
+                if let (
+                    Some(dead),
+                    Some(DeliveryClass::AfterAck {
+                        ack,
+                        acked_delivery,
+                    }),
+                ) = (st.dead_at, acks.classes.get(&idx))
+                {
+                    if !crash_excused.get(&idx).copied().unwrap_or(false) {
+                        found.push(witness(
+                            msg_id,
+                            format!(
+                                "{msg_id} was dead-lettered for group {group} at {} and acked at {}, but the group got it again",
+                                secs(h.events[dead].at),
+                                secs(h.events[*ack].at)
+                            ),
+                            vec![dead, *ack, *acked_delivery, idx],
+                        ));
+                    }
+                }
+                st.deliveries.push(idx);
+            }
+            EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
+                msgs.entry((group, msg_id)).or_default().revives += 1;
+            }
+            EventKind::SentToDlq {
+                consumer,
+                group,
+                msg_id,
+                dlq_topic,
+                ..
+            } => {
+                let st = msgs.entry((group, msg_id)).or_default();
+                st.decided.get_or_insert(idx);
+                st.dead_at.get_or_insert(idx);
+                let unseen = orderly_pops(group, msg_id, e.at);
+                let max = max_of(consumer);
+                found.extend(enough(h, idx, st, unseen, max, group, msg_id, dlq_topic));
+            }
+            EventKind::DlqWritten {
+                group,
+                msg_id,
+                dlq_topic,
+                ..
+            } => {
+                let st = msgs.entry((group, msg_id)).or_default();
+                st.dead_at.get_or_insert(idx);
+                let max = match st.decided {
+                    Some(_) => None, // Judged at the decision.
+                    None => {
+                        found.push(witness(
+                            msg_id,
+                            format!(
+                                "the broker stored {msg_id} in {dlq_topic} for group {group}, but no client of the group had decided to dead-letter it"
+                            ),
+                            vec![idx],
+                        ));
+                        group_max(group)
+                    }
+                };
+                let unseen = orderly_pops(group, msg_id, e.at);
+                found.extend(enough(h, idx, st, unseen, max, group, msg_id, dlq_topic));
+            }
+            _ => {}
+        }
+    }
+    found.sort_by_key(|w| w.events.last().copied());
+    let count = found.len();
+    Verdict::from_witness(found.into_iter().next().map(|mut w| {
+        if count > 1 {
+            w.summary.push_str(&format!(" ({count} problems in all)"));
+        }
+        w
+    }))
+}
+
+fn witness(msg_id: &str, summary: String, events: Vec<usize>) -> Witness {
+    Witness {
+        msg_id: Some(msg_id.to_owned()),
+        summary,
+        events: witness_events(events),
+    }
+}
+
+/// The DLQ topic is the group's and the message was handed out at least `max` times before
+/// the delivery being dead-lettered; `unseen` counts orderly pops no client saw.
+#[allow(clippy::too_many_arguments)]
+fn enough(
+    h: &History,
+    idx: usize,
+    st: &MsgState,
+    unseen: usize,
+    max: Option<u32>,
+    group: &str,
+    msg_id: &str,
+    dlq_topic: &str,
+) -> Option<Witness> {
+    let expected = keys::dlq_topic(group);
+    let what = match &h.events[idx].kind {
+        EventKind::DlqWritten { .. } => "the broker stored",
+        _ => "a client dead-lettered",
+    };
+    if dlq_topic != expected {
+        return Some(Witness {
+            msg_id: Some(msg_id.to_owned()),
+            summary: format!(
+                "{what} {msg_id} of group {group} in {dlq_topic}, not the group's DLQ {expected}"
+            ),
+            events: vec![idx],
+        });
+    }
+    let max = max?;
+    // Hand-outs before the one being dead-lettered (the latest delivery).
+    let delivered = st.deliveries.len();
+    let before = (delivered + unseen).saturating_sub(1).max(st.revives);
+    if before as u64 >= u64::from(max) {
+        return None;
+    }
+    let mut events = st.deliveries.clone();
+    events.push(idx);
+    Some(Witness {
+        msg_id: Some(msg_id.to_owned()),
+        summary: format!(
+            "{what} {msg_id} for group {group} after handing it out {before} time(s) before ({delivered} deliveries, {unseen} orderly pops no client saw, {} revives); the effective maximum is {max}",
+            st.revives
+        ),
+        events: witness_events(events),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{ConsumeOutcome, ConsumerKind, RpcOutcome};
+    use crate::invariants::Status;
+    use crate::testkit::{Rcpt, H};
+
+    /// Orderly consumer o1 with maxReconsumeTimes `max`; m0 is delivered `n` times and
+    /// fails each time. Returns the deliveries.
+    fn failing(h: &mut H, max: i32, n: u32) -> Vec<Rcpt> {
+        h.consumer("o1", "og", ConsumerKind::Orderly, max);
+        h.at(0).produce("m0", 0, 0);
+        (0..n)
+            .map(|i| {
+                let t = 1_000 + u64::from(i) * 20_000;
+                let mut r = h.at(t).pop("o1", "m0", 0, 0);
+                r.reconsume_times = i;
+                h.listener(&r);
+                h.at(t + 100)
+                    .listener_done(&r, ConsumeOutcome::Failure, false);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_dead_letter_is_not_applicable() {
+        let mut h = H::orderly();
+        failing(&mut h, 2, 2);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("no message was dead-lettered")
+        );
+    }
+
+    #[test]
+    fn a_decided_dlq_after_the_maximum_holds() {
+        // maxReconsumeTimes 2: the third delivery (reconsumeTimes 2) is sent back and acked,
+        // and the broker stores it in %DLQ%og.
+        let mut h = H::orderly();
+        let rs = failing(&mut h, 2, 3);
+        let last = &rs[2];
+        h.at(41_200).dlq(last);
+        h.at(41_250).dlq_written(last, 0);
+        h.at(41_300).ack(last);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_dlq_before_the_maximum_is_a_violation() {
+        let mut h = H::orderly();
+        let rs = failing(&mut h, 3, 1);
+        let d = h.at(1_200).dlq(&rs[0]);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.msg_id.as_deref(), Some("m0"));
+        assert_eq!(w.events, vec![rs[0].idx, d]);
+        assert_eq!(
+            w.summary,
+            "a client dead-lettered m0 for group og after handing it out 0 time(s) before (1 deliveries, 0 orderly pops no client saw, 0 revives); the effective maximum is 3"
+        );
+        // One short: maxReconsumeTimes 2 dead-letters the third hand-out (reconsumeTimes 2),
+        // not the second.
+        let mut h = H::orderly();
+        let rs = failing(&mut h, 2, 2);
+        h.at(21_200).dlq(&rs[1]);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn revives_count_hand_outs_whose_answer_was_lost() {
+        // maxReconsumeTimes 3; only one pop answer reached c1, but the broker revived m0
+        // three times: reconsumeTimes 3 is four hand-outs.
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 3);
+        h.at(0).produce("m0", 0, 0);
+        let first = h.at(1_000).pop("c1", "m0", 0, 0);
+        for i in 0..3 {
+            h.at(12_000 + i * 12_000).revive(&first, i, i as u32 + 1);
+        }
+        let r = h.at(50_000).pop_retry("c1", "m0", 2, 3);
+        h.dlq(&r);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // Without the revives, one delivery is too few.
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 3);
+        let r = h.at(1_000).pop("c1", "m0", 0, 0);
+        h.dlq(&r);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn orderly_pops_no_client_saw_count_as_hand_outs() {
+        // Two orderly consumers, maxReconsumeTimes 2. A pop at 18.5 s re-read m0 (offset 1)
+        // but its answer was lost, so the next pop hands m0 out with reconsumeTimes 2 after
+        // only one recorded delivery.
+        let shape = |unseen_start: Option<i64>| {
+            let mut h = H::orderly();
+            h.consumer("o1", "og", ConsumerKind::Orderly, 2);
+            h.consumer("o2", "og", ConsumerKind::Orderly, 2);
+            h.at(300).produce("m0", 0, 1);
+            h.at(400).pop_batch("o2", &[("m0", 1)], 0);
+            if let Some(start) = unseen_start {
+                h.at(18_500)
+                    .commit("og", 0, start, "PopMessageProcessor.orderly");
+            }
+            let again = h.at(28_600).pop_batch("o2", &[("m0", 1)], 0);
+            h.at(28_700).dlq(&again[0]);
+            check(&h.build()).status
+        };
+        assert_eq!(shape(Some(1)), Status::Held);
+        assert_eq!(shape(None), Status::Violated);
+        // A pop that started past m0 never handed it out.
+        assert_eq!(shape(Some(2)), Status::Violated);
+
+        // A send that timed out but was stored: the unseen pop came long before m0's first
+        // recorded delivery, and counts only because the failed send says when m0 existed.
+        let lost_send = |failed: bool| {
+            let mut h = H::orderly();
+            h.consumer("o1", "og", ConsumerKind::Orderly, 2);
+            if failed {
+                h.at(3_300).push(
+                    "producer",
+                    EventKind::ProduceFailed {
+                        producer: "p1".into(),
+                        msg_id: "m0".into(),
+                        topic: crate::testkit::T.into(),
+                        queue_id: 0,
+                        reason: "timeout".into(),
+                    },
+                );
+            }
+            h.at(18_500)
+                .commit("og", 0, 1, "PopMessageProcessor.orderly");
+            h.at(28_600).pop_batch("o1", &[("m0", 1)], 0);
+            let again = h.at(40_000).pop_batch("o1", &[("m0", 1)], 0);
+            h.at(40_100).dlq(&again[0]);
+            check(&h.build()).status
+        };
+        assert_eq!(lost_send(true), Status::Held);
+        assert_eq!(lost_send(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_dlq_write_without_a_decision_or_elsewhere_is_a_violation() {
+        let mut h = H::orderly();
+        let rs = failing(&mut h, 0, 1);
+        let w = h.at(1_200).dlq_written(&rs[0], 0);
+        let v = check(&h.build()).witness.unwrap();
+        assert_eq!(v.events, vec![w]);
+        assert_eq!(
+            v.summary,
+            "the broker stored m0 in %DLQ%og for group og, but no client of the group had decided to dead-letter it"
+        );
+        // Decided, but stored in another group's DLQ.
+        let mut h = H::orderly();
+        let rs = failing(&mut h, 0, 1);
+        h.at(1_200).dlq(&rs[0]);
+        let w = h.at(1_250).dlq_written(&rs[0], 0);
+        if let EventKind::DlqWritten { dlq_topic, .. } = &mut h.events[w].kind {
+            *dlq_topic = "%DLQ%billing".into();
+        }
+        assert_eq!(
+            check(&h.build()).witness.unwrap().summary,
+            "the broker stored m0 of group og in %DLQ%billing, not the group's DLQ %DLQ%og"
+        );
+    }
+
+    #[test]
+    fn delivered_again_after_dead_letter_and_ack_is_a_violation() {
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 0);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("c1", "m0", 0, 0);
+        let d = h.at(1_100).dlq(&r);
+        let a = h.at(1_200).ack(&r);
+        let again = h.at(30_000).pop("c1", "m0", 0, 0);
+        let w = check(&h.build()).witness.unwrap();
+        assert_eq!(w.events, vec![r.idx, d, a, again.idx]);
+        assert_eq!(
+            w.summary,
+            "m0 was dead-lettered for group g1 at 1.100s and acked at 1.200s, but the group got it again"
+        );
+    }
+
+    #[test]
+    fn a_failed_ack_after_the_forward_or_a_reset_excuses_a_redelivery() {
+        // The ack after the forward got no answer: the copy's invisible time lapsed.
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 0);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("c1", "m0", 0, 0);
+        h.at(1_100).dlq(&r);
+        h.at(1_200).ack_sent(&r);
+        h.at(4_200).ack_result(&r, RpcOutcome::Timeout);
+        h.at(12_000).revive(&r, 0, 1);
+        let again = h.at(13_000).pop_retry("c1", "m0", 0, 1);
+        h.dlq(&again);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // Acked, then the queue was reset to it.
+        let mut h = H::new();
+        h.consumer("c1", "g1", ConsumerKind::Concurrent, 0);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("c1", "m0", 0, 0);
+        h.at(1_100).dlq(&r);
+        h.at(1_200).ack(&r);
+        h.at(5_000).reset("g1", 0, 0);
+        h.at(6_000).pop("c1", "m0", 0, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+}
