@@ -133,8 +133,9 @@ pub enum BrokerEvent {
         offset: i64,
         reason: String,
     },
-    /// A pop read a queue and hands out what it found (`getMessageAsync` completed): the
-    /// moment the pop took its offset, and why that offset.
+    /// A pop took its offset in a queue (`getPopOffset`; for an orderly pop, after its block
+    /// check) and starts reading: the moment the pop's position is decided, and why there.
+    /// `offset`/`count` are what a read finds at that moment (the read completes later).
     PopRead {
         at: Millis,
         group: String,

@@ -111,8 +111,8 @@ pub(crate) struct KvPop {
     ctx: PopContext,
     plan: VecDeque<(String, u32, u8)>,
     /// The queue whose read is in flight: topic, queue, retry flag, consume offset, and why
-    /// that offset.
-    held: Option<(String, u32, u8, u64, ReadFrom)>,
+    /// that offset when it is not recorded yet (see `PopMessageProcessor`'s `HeldQueue`).
+    held: Option<(String, u32, u8, u64, Option<ReadFrom>)>,
     /// `PopConsumerRecord`s of the non-FIFO messages found, written at the end.
     records: Vec<PopConsumerRecord>,
     locked: bool,
@@ -191,16 +191,16 @@ impl Broker {
             pop.locked = true;
         }
         loop {
-            if let Some((topic, queue_id, retry_flag, offset, from)) = pop.held.take() {
-                self.kv_handle_read(now, pop, &topic, queue_id, retry_flag, offset, from);
+            if let Some((topic, queue_id, retry_flag, offset, unrecorded)) = pop.held.take() {
+                self.kv_handle_read(now, pop, &topic, queue_id, retry_flag, offset, unrecorded);
             }
             let Some((topic, queue_id, retry_flag)) = pop.plan.pop_front() else {
                 break;
             };
-            if let Some((offset, from)) =
+            if let Some((offset, unrecorded)) =
                 self.kv_begin_queue(now, op, &mut pop.ctx, &topic, queue_id)
             {
-                pop.held = Some((topic, queue_id, retry_flag, offset, from));
+                pop.held = Some((topic, queue_id, retry_flag, offset, unrecorded));
                 return None;
             }
         }
@@ -221,7 +221,7 @@ impl Broker {
 
     /// `getMessageAsync(future, …)` for one queue, up to the read: the FIFO block check,
     /// the remaining batch, `getPopOffset` (which consumes a pending reset). The offset to
-    /// read from, and why, when a read is due.
+    /// read from when a read is due.
     fn kv_begin_queue(
         &mut self,
         now: Millis,
@@ -229,7 +229,7 @@ impl Broker {
         ctx: &mut PopContext,
         topic: &str,
         queue_id: u32,
-    ) -> Option<(u64, ReadFrom)> {
+    ) -> Option<(u64, Option<ReadFrom>)> {
         let req = &ctx.req;
         let group = req.consumer_group.clone();
         if req.order
@@ -245,7 +245,9 @@ impl Broker {
         let (init_mode, fifo) = (req.init_mode, req.order);
         let (offset, from) =
             self.kv_get_pop_offset(now, op, &group, topic, queue_id, init_mode, fifo);
-        Some((u64::try_from(offset).unwrap_or(0), from))
+        let offset = u64::try_from(offset).unwrap_or(0);
+        let recorded = self.pop_read(now, ctx, topic, queue_id, offset, from);
+        Some((offset, (!recorded).then_some(from)))
     }
 
     /// The read (with offset correction) and `handleGetMessageResult`'s bookkeeping.
@@ -258,20 +260,16 @@ impl Broker {
         queue_id: u32,
         retry_flag: u8,
         consume_offset: u64,
-        from: ReadFrom,
+        unrecorded: Option<ReadFrom>,
     ) {
         let ctx = &mut pop.ctx;
         let group = ctx.req.consumer_group.clone();
         let remain = ctx.remaining();
-        let (result, from) = self.read_with_offset_correction(
-            now,
-            &group,
-            topic,
-            queue_id,
-            consume_offset,
-            remain,
-            from,
-        );
+        let result =
+            self.read_with_offset_correction(now, &group, topic, queue_id, consume_offset, remain);
+        if let Some(from) = unrecorded {
+            self.pop_read_late(now, ctx, topic, queue_id, &result.msgs, from);
+        }
         let found = result.status == GetMessageStatus::Found && !result.msgs.is_empty();
         let mut order_count = OrderCountInfo::default();
         if found {
@@ -318,7 +316,6 @@ impl Broker {
         if !found {
             return;
         }
-        self.pop_read(now, ctx, topic, queue_id, &result.msgs, from);
         for (queue_offset, msg) in result.msgs {
             if !ctx.req.order {
                 pop.records.push(PopConsumerRecord {

@@ -63,7 +63,9 @@ pub(crate) struct HeldQueue {
     queue_id: u32,
     lock_key: String,
     offset: u64,
-    from: ReadFrom,
+    /// Why this offset, when nothing was there to record at the time (the read may still
+    /// find messages appended since; then it is recorded at the read).
+    unrecorded: Option<ReadFrom>,
 }
 
 /// A classic pop in flight (`PopMessageProcessor.processRequest`): upstream chains one
@@ -299,13 +301,14 @@ impl Broker {
             self.unlock_queue(&lock_key, op);
             return None;
         }
+        let recorded = self.pop_read(now, ctx, topic, queue_id, offset, from);
         Some(HeldQueue {
             topic: topic.to_owned(),
             is_retry,
             queue_id,
             lock_key,
             offset,
-            from,
+            unrecorded: (!recorded).then_some(from),
         })
     }
 
@@ -327,9 +330,9 @@ impl Broker {
             queue_id,
             lock_key,
             offset,
-            from,
+            unrecorded,
         } = held;
-        self.read_queue(now, ctx, &topic, is_retry, queue_id, offset, from);
+        self.read_queue(now, ctx, &topic, is_retry, queue_id, offset, unrecorded);
         self.unlock_queue(&lock_key, op);
     }
 
@@ -343,19 +346,15 @@ impl Broker {
         is_retry: bool,
         queue_id: u32,
         offset: u64,
-        from: ReadFrom,
+        unrecorded: Option<ReadFrom>,
     ) {
         let group = ctx.req.consumer_group.clone();
         let final_offset = offset;
-        let (result, from) = self.read_with_offset_correction(
-            now,
-            &group,
-            topic,
-            queue_id,
-            offset,
-            ctx.remaining(),
-            from,
-        );
+        let result =
+            self.read_with_offset_correction(now, &group, topic, queue_id, offset, ctx.remaining());
+        if let Some(from) = unrecorded {
+            self.pop_read_late(now, ctx, topic, queue_id, &result.msgs, from);
+        }
         let mut order_count = OrderCountInfo::default();
         if !result.msgs.is_empty() {
             let offsets: Vec<u64> = result.msgs.iter().map(|(o, _)| *o).collect();
@@ -393,7 +392,6 @@ impl Broker {
             }
         }
         ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
-        self.pop_read(now, ctx, topic, queue_id, &result.msgs, from);
         for (queue_offset, msg) in result.msgs {
             let reconsume_times = if ctx.req.order {
                 order_count.reconsume_times(queue_offset)
@@ -414,8 +412,42 @@ impl Broker {
         }
     }
 
-    /// Records what a pop hands out of one queue ([`BrokerEvent::PopRead`]), if anything.
+    /// Records the moment a pop takes its offset in a queue ([`BrokerEvent::PopRead`]): the
+    /// offset, why there, and what a read from it finds now. Returns false, recording
+    /// nothing, when a read would find nothing now. The read itself completes later, on the
+    /// store's thread, and may find more (messages appended meanwhile).
     pub(crate) fn pop_read(
+        &mut self,
+        now: Millis,
+        ctx: &PopContext,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        from: ReadFrom,
+    ) -> bool {
+        let Some((first, count, corrected)) =
+            self.store
+                .peek_read(topic, queue_id, offset, ctx.remaining())
+        else {
+            return false;
+        };
+        self.events.push(BrokerEvent::PopRead {
+            at: now,
+            group: ctx.req.consumer_group.clone(),
+            topic: topic.to_owned(),
+            queue_id,
+            pop_time: ctx.pop_time,
+            offset: first,
+            count,
+            orderly: ctx.req.order,
+            from: if corrected { ReadFrom::Corrected } else { from },
+        });
+        true
+    }
+
+    /// The record of a pop whose offset found nothing when taken but whose read found
+    /// messages appended since: made at the read.
+    pub(crate) fn pop_read_late(
         &mut self,
         now: Millis,
         ctx: &PopContext,
@@ -441,9 +473,7 @@ impl Broker {
     }
 
     /// `getMessageAsync` with the "offset correction": on `OFFSET_TOO_SMALL` or
-    /// `OFFSET_OVERFLOW_BADLY` commit `nextBeginOffset` and read again from there. Says where
-    /// the read that counts started (`from`, or [`ReadFrom::Corrected`]).
-    #[allow(clippy::too_many_arguments)]
+    /// `OFFSET_OVERFLOW_BADLY` commit `nextBeginOffset` and read again from there.
     pub(crate) fn read_with_offset_correction(
         &mut self,
         now: Millis,
@@ -452,8 +482,7 @@ impl Broker {
         queue_id: u32,
         offset: u64,
         max_nums: u32,
-        from: ReadFrom,
-    ) -> (GetMessageResult, ReadFrom) {
+    ) -> GetMessageResult {
         let result = self.store.get_message(topic, queue_id, offset, max_nums);
         if matches!(
             result.status,
@@ -469,12 +498,9 @@ impl Broker {
                 queue_id,
                 next as i64,
             );
-            return (
-                self.store.get_message(topic, queue_id, next, max_nums),
-                ReadFrom::Corrected,
-            );
+            return self.store.get_message(topic, queue_id, next, max_nums);
         }
-        (result, from)
+        result
     }
 
     /// `getPopOffset`: commit offset (a pending reset included), else the init offset; then

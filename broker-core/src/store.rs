@@ -297,6 +297,27 @@ impl MessageStore {
         result
     }
 
+    /// What [`Self::get_message`] would hand out from `offset` now, without reading it:
+    /// (first offset, count, corrected), or `None` when it would find nothing. `corrected`
+    /// when `offset` is below the min offset and the read moves up to it.
+    pub fn peek_read(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_nums: u32,
+    ) -> Option<(u64, u32, bool)> {
+        let q = self.queue(topic, queue_id)?;
+        let (min, max) = (q.min_offset, q.max_offset());
+        let (start, corrected) = if offset < min {
+            (min, true)
+        } else {
+            (offset, false)
+        };
+        let count = max.saturating_sub(start).min(u64::from(max_nums)) as u32;
+        (count > 0).then_some((start, count, corrected))
+    }
+
     /// `getOffsetInQueueByTime`: the first offset stored at or after `timestamp`, else max.
     pub fn offset_by_time(&self, topic: &str, queue_id: u32, timestamp: Millis) -> u64 {
         let Some(q) = self.queue(topic, queue_id) else {

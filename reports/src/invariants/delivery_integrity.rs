@@ -20,8 +20,9 @@
 //! - **Receipt handle.** It decodes; its queue, offset, popTime and invisible time are the
 //!   delivery's, and its topic type is the copy's (0 original, 1 retry V1, 2 retry V2).
 //!   An orderly delivery's handle has reviveQid 999, and the broker's record of that pop's
-//!   read (`PopRead`, same group, queue and popTime) covers the delivered offset and starts
-//!   at or after the handle's start (the read may have been corrected forward). Any other
+//!   read (`PopRead`, same group, queue and popTime) starts at or before the delivered
+//!   offset and at or after the handle's start (the read may have been corrected forward,
+//!   and may find messages appended after the pop took its offset). Any other
 //!   handle names a pop checkpoint the broker wrote
 //!   (`CkBuffered`, or `CkWritten` by `addCkJustOffset`) for that group and copy, with that
 //!   start offset and popTime, whose invisible time and brokerName are the handle's, whose
@@ -402,9 +403,10 @@ fn judge_delivery<'h>(
     if *orderly {
         return match reads {
             Some(rs)
-                if rs.iter().any(|&(o, n)| {
-                    (o..o + u64::from(n)).contains(queue_offset) && x.ck_queue_offset <= o
-                }) =>
+                // The read may find more than was there when the pop took its offset.
+                if rs
+                    .iter()
+                    .any(|&(o, _)| o <= *queue_offset && x.ck_queue_offset <= o) =>
             {
                 None
             }

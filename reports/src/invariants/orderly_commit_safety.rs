@@ -12,7 +12,9 @@
 //!   offset of the outstanding batch. Commits made on purpose by a reset (reason containing
 //!   "reset") or a client `UPDATE_CONSUMER_OFFSET` (reason containing "update") are exempt.
 //! - **One batch**: a new batch may start only when every entry of the outstanding one is
-//!   acked or past its deadline at the new `popTime`, unless it is the same attempt: equal
+//!   acked or past its deadline when the broker decided it (the new pop's `PopRead`: its
+//!   block check and offset come when the pop reaches the queue, after its `popTime`; the
+//!   `popTime` when the history has no `PopRead`), unless it is the same attempt: equal
 //!   `attempt_id`s, or the same consumer when the history does not record attempt ids.
 //! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
 //!   block on purpose; a crash may lose the un-flushed order info).
@@ -54,6 +56,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut batches: LookupMap<QueueKey, Batch> = LookupMap::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
+    // (group, topic, queue, popTime) → when the broker took that orderly pop's offset.
+    let mut decided_at: LookupMap<(&str, &str, u32, Millis), Millis> = LookupMap::default();
     let mut orderly = 0usize;
     let mut found: Option<Witness> = None;
     let mut count = 0usize;
@@ -61,6 +65,16 @@ pub(crate) fn check(history: &History) -> Verdict {
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                orderly: true,
+                ..
+            }) => {
+                decided_at.insert((group, topic, *queue_id, *pop_time), e.at);
+            }
             EventKind::Delivered {
                 consumer,
                 group,
@@ -93,10 +107,14 @@ pub(crate) fn check(history: &History) -> Verdict {
                         (Some(x), Some(y)) => x == y,
                         _ => b.consumer == consumer,
                     };
+                    let decided = decided_at
+                        .get(&(group.as_str(), topic.as_str(), *queue_id, *pop_time))
+                        .copied()
+                        .unwrap_or(*pop_time);
                     let live = b
                         .entries
                         .values()
-                        .find(|x| !x.ack_sent && x.deadline > *pop_time);
+                        .find(|x| !x.ack_sent && x.deadline > decided);
                     if let (false, Some(live)) = (same_attempt, live) {
                         count += 1;
                         affected.push(
@@ -109,7 +127,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                                 msg_id: Some(live.msg_id.to_owned()),
                                 summary: format!(
                                     "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {} of the batch popped at {} was un-acked and invisible until {}",
-                                    secs(*pop_time),
+                                    secs(decided),
                                     live.msg_id,
                                     secs(b.pop_time),
                                     secs(live.deadline)
@@ -296,6 +314,33 @@ mod tests {
         h.at(5_000).change_invisible(&a, 1_000);
         h.at(7_000).pop("o2", "m0", 0, 0);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_pop_begun_before_the_deadline_that_reached_the_queue_after_it_holds() {
+        // develop-random seed 2: o1's pop began at 136.303s (its popTime) and reached queue
+        // orders/6 at 136.4s, after o2's batch lapsed at 136.355s; the broker's block check
+        // ran then. The popTime alone would call it a second live batch.
+        let run = |reached: Option<Millis>| {
+            let mut h = H::orderly();
+            h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+            h.at(1_000).pop("o1", "m0", 0, 0); // invisible until 11.000s
+            if let Some(t) = reached {
+                h.at(t).pop_read(
+                    "og",
+                    0,
+                    10_950,
+                    0,
+                    1,
+                    true,
+                    broker_core::ReadFrom::CommitOffset,
+                );
+            }
+            h.at(11_020).pop_served_at("o2", "m0", 0, 0, 10_950);
+            check(&h.build()).status
+        };
+        assert_eq!(run(Some(11_010)), Status::Held);
+        assert_eq!(run(None), Status::Violated);
     }
 
     #[test]
