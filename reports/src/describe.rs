@@ -163,18 +163,24 @@ pub fn describe_event(kind: &EventKind) -> String {
             client,
             call_id,
             mode,
+            downgraded_from,
             group,
             topic,
             queue_id,
             offset,
         } => {
-            let mode = match mode {
+            let name = |m: &OffsetUpdateMode| match m {
                 OffsetUpdateMode::Oneway => "oneway",
                 OffsetUpdateMode::Sync => "sync",
                 OffsetUpdateMode::Future => "future",
             };
+            let asked = downgraded_from
+                .as_ref()
+                .map(|m| format!(" (asked for {}; this client can only send oneway)", name(m)))
+                .unwrap_or_default();
             format!(
-                "{client} call {call_id}: {mode} update of {topic}@{group} queue {} to {}",
+                "{client} call {call_id}: {} update of {topic}@{group} queue {} to {}{asked}",
+                name(mode),
                 opt(queue_id),
                 opt(offset)
             )

@@ -175,6 +175,10 @@ pub enum EventKind {
         client: String,
         call_id: u64,
         mode: OffsetUpdateMode,
+        /// The mode the caller asked for, when the client could not use it (before #8368
+        /// every update goes oneway).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        downgraded_from: Option<OffsetUpdateMode>,
         group: String,
         topic: String,
         queue_id: Option<i32>,

@@ -615,10 +615,36 @@ impl H {
         })
     }
 
+    /// An update started; a oneway one is the pre-#8368 client's, which had to send a
+    /// sync update oneway (see [`H::update_started_chosen_oneway`] for a caller's own).
     pub fn update_started(
         &mut self,
         call: u64,
         mode: OffsetUpdateMode,
+        group: &str,
+        q: i32,
+        offset: i64,
+    ) -> usize {
+        let downgraded_from = (mode == OffsetUpdateMode::Oneway).then_some(OffsetUpdateMode::Sync);
+        self.update_started_as(call, mode, downgraded_from, group, q, offset)
+    }
+
+    /// A oneway update the caller chose (`updateConsumerOffsetOneway`).
+    pub fn update_started_chosen_oneway(
+        &mut self,
+        call: u64,
+        group: &str,
+        q: i32,
+        offset: i64,
+    ) -> usize {
+        self.update_started_as(call, OffsetUpdateMode::Oneway, None, group, q, offset)
+    }
+
+    fn update_started_as(
+        &mut self,
+        call: u64,
+        mode: OffsetUpdateMode,
+        downgraded_from: Option<OffsetUpdateMode>,
         group: &str,
         q: i32,
         offset: i64,
@@ -629,6 +655,7 @@ impl H {
                 client: "offset-client".into(),
                 call_id: call,
                 mode,
+                downgraded_from,
                 group: group.into(),
                 topic: T.into(),
                 queue_id: Some(q),

@@ -68,6 +68,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 topic,
                 queue_id,
                 offset,
+                ..
             } => {
                 let awaited = *mode != OffsetUpdateMode::Oneway;
                 calls += usize::from(awaited);

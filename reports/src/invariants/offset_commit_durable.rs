@@ -1,7 +1,9 @@
 //! An offset update the caller saw succeed is what the broker holds at the end, unless a later commit or reset replaced it.
 //!
 //! Semantics, for every `OffsetUpdateCompleted` with `caller_sees_success` whose update named
-//! a queue and an offset v for topic@group:
+//! a queue and an offset v for topic@group, except a oneway update the caller chose
+//! (`updateConsumerOffsetOneway` promises nothing; one the client had to send oneway instead
+//! of the mode asked for, before #8368, is judged):
 //! - The update's own commit is the broker's first `OffsetCommitted` of v for that queue,
 //!   with a reason containing "update", after the update started (for a oneway update it
 //!   comes after the caller's "completion", which is the send).
@@ -20,7 +22,7 @@
 
 use super::index::{flush_due_between, is_success, persists, resets, secs, witness_events};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
-use crate::history::{EventKind, History, RpcOutcome};
+use crate::history::{EventKind, History, OffsetUpdateMode, RpcOutcome};
 use broker_core::BrokerEvent;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -77,14 +79,16 @@ pub(crate) fn check(history: &History) -> Verdict {
             EventKind::OffsetUpdateStarted {
                 client,
                 call_id,
+                mode,
+                downgraded_from,
                 group,
                 topic,
                 queue_id,
                 offset,
-                ..
             } => {
+                let chosen_oneway = *mode == OffsetUpdateMode::Oneway && downgraded_from.is_none();
                 let key = match (queue_id, offset) {
-                    (Some(q), Some(_)) if *q >= 0 => {
+                    (Some(q), Some(_)) if *q >= 0 && !chosen_oneway => {
                         Some((group.as_str(), topic.as_str(), *q as u32))
                     }
                     _ => None,
@@ -314,6 +318,23 @@ mod tests {
         assert_eq!(
             w.summary,
             "offset-client's call 1 (update of TopicA@g1 queue 0 to 5) was reported successful at 1.000s, but the final offsetTable holds 2"
+        );
+    }
+
+    #[test]
+    fn a_oneway_update_the_caller_chose_promises_nothing() {
+        // develop-random seed 5: a random oneway update lost to packet loss. The caller of
+        // updateConsumerOffsetOneway was promised nothing; the same update forced oneway by
+        // the pre-#8368 client (the caller asked for sync) is judged.
+        let mut h = H::new();
+        h.at(1_000).update_started_chosen_oneway(1, "g1", 0, 5);
+        h.at(1_000).update_completed(1, None, true);
+        h.final_offset("g1", 0, 2);
+        assert_eq!(
+            check(&h.build()).status,
+            Status::NotApplicable {
+                reason: "no offset update was reported successful".into()
+            }
         );
     }
 

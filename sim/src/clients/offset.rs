@@ -85,19 +85,24 @@ impl OffsetClient {
         offset: Option<i64>,
     ) {
         let call_id = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let mode = if self.ctx.behaviours.is_on(Behaviour::OffsetUpdateOnewayOnly) {
-            OffsetUpdateMode::Oneway
-        } else {
-            match mode {
-                UpdateMode::Oneway => OffsetUpdateMode::Oneway,
-                UpdateMode::Sync => OffsetUpdateMode::Sync,
-                UpdateMode::Future => OffsetUpdateMode::Future,
-            }
+        let asked = match mode {
+            UpdateMode::Oneway => OffsetUpdateMode::Oneway,
+            UpdateMode::Sync => OffsetUpdateMode::Sync,
+            UpdateMode::Future => OffsetUpdateMode::Future,
         };
+        let (mode, downgraded_from) =
+            if self.ctx.behaviours.is_on(Behaviour::OffsetUpdateOnewayOnly)
+                && asked != OffsetUpdateMode::Oneway
+            {
+                (OffsetUpdateMode::Oneway, Some(asked))
+            } else {
+                (asked, None)
+            };
         self.ctx.record(EventKind::OffsetUpdateStarted {
             client: self.ctx.name.clone(),
             call_id,
             mode: mode.clone(),
+            downgraded_from,
             group: group.clone(),
             topic: topic.clone(),
             queue_id: queue,
