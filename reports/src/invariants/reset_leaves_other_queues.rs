@@ -8,7 +8,9 @@
 //! when g was already handed o out of q' earlier, a reset of a single other queue q of the
 //! same topic and group was applied in between, and in between there was neither a reset of
 //! q' itself (an all-queue reset resets q' too) nor a broker crash (a crash may roll commit
-//! offsets back, which is at-least-once). For orderly deliveries a re-pop after the earlier
+//! offsets back, which is at-least-once). "In between" is judged at the pops, not at the
+//! answers' arrival (`index::PopPositions`): a reset between a pop and its answer came after
+//! the pop. For orderly deliveries a re-pop after the earlier
 //! batch lapsed un-acked is how orderly POP retries, so it counts only if the earlier
 //! delivery was effectively acked or its receipt had not yet expired. Retry copies never
 //! count: they are new copies in another topic.
@@ -44,6 +46,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     }
     let acks = facts.acks();
     let acked_at: BTreeMap<usize, usize> = acks.acked.iter().map(|(a, d)| (*d, *a)).collect();
+    // Deliveries are placed at their pops: a reset or crash between a pop and its answer
+    // came after the pop. Same-millisecond events may excuse, never convict.
+    let pops = facts.pops();
 
     // (group, topic) → queue → index of its latest reset, all resets and single-queue ones.
     let mut own: BTreeMap<(&str, &str), BTreeMap<u32, usize>> = BTreeMap::new();
@@ -85,11 +90,12 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     continue;
                 };
                 let gt = (group.as_str(), topic.as_str());
+                let (prev_pop, this_pop) = (pops.of(prev), pops.of(idx));
                 let own_reset = own
                     .get(&gt)
                     .and_then(|m| m.get(queue_id))
-                    .is_some_and(|r| *r > prev);
-                if own_reset || last_crash.is_some_and(|c| c > prev) {
+                    .is_some_and(|r| *r >= prev_pop.after_from);
+                if own_reset || last_crash.is_some_and(|c| c >= prev_pop.after_from) {
                     continue;
                 }
                 let acked = acked_at.get(&prev).is_some_and(|a| *a < idx);
@@ -100,7 +106,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .get(&gt)
                     .into_iter()
                     .flat_map(|m| m.iter())
-                    .filter(|(q, p)| *q != queue_id && p.idx > prev)
+                    .filter(|(q, p)| {
+                        *q != queue_id
+                            && p.idx >= prev_pop.before_to
+                            && p.idx < this_pop.after_from
+                    })
                     .map(|(_, p)| *p)
                     .min_by_key(|p| p.idx);
                 if let Some(r) = other {
@@ -156,6 +166,25 @@ mod tests {
             w.summary,
             "after group g1's queue TopicA/0 was reset at 2.000s, m5 (queue TopicA/1 offset 5, first delivered at 1.000s) was popped again at 3.000s"
         );
+    }
+
+    #[test]
+    fn a_reset_of_its_own_queue_while_the_answer_was_in_flight_excuses_the_re_pop() {
+        // develop-random seed 55: o1's pop of queue 9 was served at 6.797s, an all-queue
+        // reset (queue 9 to 0 included) was assigned at 7.108s, the answer arrived at
+        // 7.115s; a later one-queue reset of queue 2 came before queue 9's re-pop from 0.
+        // The queue-9 reset followed the pop: the re-pop is its doing.
+        let run = |own_reset_at: Millis| {
+            let mut h = H::new();
+            h.at(own_reset_at).reset("g1", 1, 5);
+            h.at(1_010).pop_served_at("c1", "m5", 1, 5, 1_000);
+            h.at(3_000).reset("g1", 0, 0);
+            h.at(5_000).pop("c1", "m5", 1, 5);
+            check(&h.build()).status
+        };
+        assert_eq!(run(1_005), Status::Held);
+        // The own reset before the pop was served excuses nothing.
+        assert_eq!(run(995), Status::Violated);
     }
 
     #[test]
