@@ -131,7 +131,7 @@ impl<'h> Facts<'h> {
 /// served the pop at `popTime`. A crash or a reset in that gap happened *after* the pop even
 /// though it is recorded before the delivery, so "was there a crash (reset) between these
 /// two deliveries" must be asked of the pops, not of the receipts.
-pub(crate) struct PopPositions(BTreeMap<usize, PopPos>);
+pub(crate) struct PopPositions(BTreeMap<usize, (PopPos, Option<Millis>)>);
 
 /// One pop's place among the events, as a half-open split of event indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,11 +175,14 @@ impl PopPositions {
                 } => {
                     let q = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
                     let pos = match reads.get(&(group.as_str(), q, *pop_time)) {
-                        Some(read) => PopPos {
-                            after_from: *read,
-                            before_to: *read,
-                        },
-                        None => by_time(h, sorted, idx, *pop_time),
+                        Some(read) => (
+                            PopPos {
+                                after_from: *read,
+                                before_to: *read,
+                            },
+                            Some(h.events[*read].at),
+                        ),
+                        None => (by_time(h, sorted, idx, *pop_time), None),
                     };
                     out.insert(idx, pos);
                 }
@@ -191,10 +194,20 @@ impl PopPositions {
 
     /// The pop behind the delivery at `idx`; any other event stands for itself.
     pub fn of(&self, idx: usize) -> PopPos {
-        self.0.get(&idx).copied().unwrap_or(PopPos {
-            after_from: idx + 1,
-            before_to: idx,
-        })
+        self.0.get(&idx).map_or(
+            PopPos {
+                after_from: idx + 1,
+                before_to: idx,
+            },
+            |(p, _)| *p,
+        )
+    }
+
+    /// When the broker decided the pop behind the delivery at `idx` (took its offset and, for
+    /// an orderly pop, checked the queue's block): its `PopRead`, else the delivery's
+    /// `popTime`.
+    pub fn decided_at(&self, idx: usize, pop_time: Millis) -> Millis {
+        self.0.get(&idx).and_then(|(_, at)| *at).unwrap_or(pop_time)
     }
 }
 

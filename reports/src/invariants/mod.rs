@@ -340,7 +340,7 @@ const CHECKERS: &[(InvariantInfo, Checker)] = &[
     ),
     (orderly_order::INFO, |f| orderly_order::check(f.h)),
     (orderly_commit_safety::INFO, |f| {
-        orderly_commit_safety::check(f.h)
+        orderly_commit_safety::check_with(f)
     }),
     (offset_commit_durable::INFO, |f| {
         offset_commit_durable::check(f.h)

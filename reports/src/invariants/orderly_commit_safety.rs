@@ -19,9 +19,9 @@
 //! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
 //!   block on purpose; a crash may lose the un-flushed order info).
 
-use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
+use super::index::{is_success, receipt_deadline, secs, witness_events, Facts, LookupMap};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
-use crate::history::{EventKind, History};
+use crate::history::EventKind;
 use broker_core::{BrokerEvent, Millis};
 use std::collections::BTreeMap;
 
@@ -52,12 +52,17 @@ impl Batch<'_> {
 
 type QueueKey<'h> = (&'h str, &'h str, u32);
 
-pub(crate) fn check(history: &History) -> Verdict {
+#[cfg(test)]
+pub(crate) fn check(history: &crate::history::History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
+    let pops = facts.pops();
     let mut batches: LookupMap<QueueKey, Batch> = LookupMap::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
-    // (group, topic, queue, popTime) → when the broker took that orderly pop's offset.
-    let mut decided_at: LookupMap<(&str, &str, u32, Millis), Millis> = LookupMap::default();
     let mut orderly = 0usize;
     let mut found: Option<Witness> = None;
     let mut count = 0usize;
@@ -65,16 +70,6 @@ pub(crate) fn check(history: &History) -> Verdict {
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
-            EventKind::Broker(BrokerEvent::PopRead {
-                group,
-                topic,
-                queue_id,
-                pop_time,
-                orderly: true,
-                ..
-            }) => {
-                decided_at.insert((group, topic, *queue_id, *pop_time), e.at);
-            }
             EventKind::Delivered {
                 consumer,
                 group,
@@ -107,10 +102,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                         (Some(x), Some(y)) => x == y,
                         _ => b.consumer == consumer,
                     };
-                    let decided = decided_at
-                        .get(&(group.as_str(), topic.as_str(), *queue_id, *pop_time))
-                        .copied()
-                        .unwrap_or(*pop_time);
+                    let decided = pops.decided_at(idx, *pop_time);
                     let live = b
                         .entries
                         .values()

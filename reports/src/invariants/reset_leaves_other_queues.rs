@@ -99,7 +99,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     continue;
                 }
                 let acked = acked_at.get(&prev).is_some_and(|a| *a < idx);
-                if prev_orderly && !acked && *pop_time >= deadline {
+                if prev_orderly && !acked && pops.decided_at(idx, *pop_time) >= deadline {
                     continue;
                 }
                 let other = single
@@ -107,9 +107,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .into_iter()
                     .flat_map(|m| m.iter())
                     .filter(|(q, p)| {
-                        *q != queue_id
-                            && p.idx >= prev_pop.before_to
-                            && p.idx < this_pop.after_from
+                        *q != queue_id && p.idx >= prev_pop.before_to && p.idx < this_pop.after_from
                     })
                     .map(|(_, p)| *p)
                     .min_by_key(|p| p.idx);
@@ -185,6 +183,33 @@ mod tests {
         assert_eq!(run(1_005), Status::Held);
         // The own reset before the pop was served excuses nothing.
         assert_eq!(run(995), Status::Violated);
+    }
+
+    #[test]
+    fn an_orderly_re_pop_the_broker_decided_after_the_lapse_holds() {
+        // develop-random seed 122: o2's pop began at 28.196s, before o1's receipt lapsed at
+        // 28.258s, but reached queue 2 (and checked its block) at 28.3s.
+        let run = |decided: Option<Millis>| {
+            let mut h = H::orderly();
+            h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+            h.at(1_000).pop("o1", "m5", 1, 5); // invisible until 11.000s
+            h.at(5_000).reset("og", 0, 0);
+            if let Some(t) = decided {
+                h.at(t).pop_read(
+                    "og",
+                    1,
+                    10_950,
+                    5,
+                    1,
+                    true,
+                    broker_core::ReadFrom::CommitOffset,
+                );
+            }
+            h.at(11_020).pop_served_at("o2", "m5", 1, 5, 10_950);
+            check(&h.build()).status
+        };
+        assert_eq!(run(Some(11_010)), Status::Held);
+        assert_eq!(run(None), Status::Violated);
     }
 
     #[test]
