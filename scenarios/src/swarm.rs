@@ -302,6 +302,21 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
             c.failure_percent = d.int(r) as u32;
             put(at("failure_percent"), c.failure_percent.to_string());
         }
+        // An orderly listener that outlives its invisible time is redelivered before it can
+        // ack, so its queue never moves (real FIFO clients renew invisibility while they
+        // consume); the swarm keeps orderly listeners under half the invisible time.
+        let cap = c.pop_invisible_time_ms / 2;
+        if c.kind == ConsumerKindSpec::Orderly && c.consume_time_ms.max > cap {
+            c.consume_time_ms.max = cap;
+            c.consume_time_ms.min = c.consume_time_ms.min.min(cap);
+            put(
+                at("consume_time_ms"),
+                format!(
+                    "{}..{} (capped under the invisible time)",
+                    c.consume_time_ms.min, c.consume_time_ms.max
+                ),
+            );
+        }
         if let Some(p) = sw.batch_ack_percent {
             if c.kind == ConsumerKindSpec::Concurrent {
                 c.batch_ack = d.percent(p);
