@@ -310,6 +310,9 @@ pub enum Fix {
     ClearPullOffsetOfResetQueues,
     /// `PopConsumerService.clearCache` removes cached records without touching the lock.
     ClearCacheWithoutLock,
+    /// `PopBufferMergeService.addAk` stores the buffered CK before refusing an ack near its
+    /// revive time.
+    RefusedAckStoresItsCk,
 }
 
 /// Static facts about a proposed fix.
@@ -332,11 +335,12 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 4] = [
+    pub const ALL: [Fix; 5] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
         Fix::ClearCacheWithoutLock,
+        Fix::RefusedAckStoresItsCk,
     ];
 
     /// The registry entry for this fix.
@@ -374,6 +378,14 @@ impl Fix {
                 "develop runs `while (tryLock) {}` then unlocks in `finally`, freeing the group@topic lock whoever holds it (the popAsync that called it, or another pop when the admin thread calls it); proposed: remove the records without touching the lock",
                 "finding F4: a pop that consumes a reset frees its own lock; a second pop of the group reads the same offsets while the first is still reading, and two consumers hold one FIFO batch",
                 "#10250 \"Remove lock when resetting offset in PopConsumerService\" (fixes #10181, 2026-04)",
+            ),
+            RefusedAckStoresItsCk => (
+                "refused-ack-stores-its-ck",
+                Side::Broker,
+                "PopBufferMergeService.addAk",
+                "develop refuses an ack within popCkStayBufferTimeOut + 1.5 s of the revive time (or after popCkStayBufferTime − 1.5 s) while the CK may still sit in the buffer unstored, and the ack goes to the revive log on its own; proposed: before refusing, store the buffered CK if it is not stored yet (as scan's flush would), so the ACK record always follows its CK",
+                "finding F5: when the buffer scan runs late (a stalled scan thread: synchronous CK puts on a slow store, a pause), the CK is put after its deliver time and lands in the revive queue behind an ACK for it; consumeReviveMessage drops an ACK whose CK it has not read (`point == null`), and the acked message is revived",
+                "",
             ),
         };
         FixInfo {

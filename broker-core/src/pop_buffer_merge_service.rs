@@ -72,6 +72,16 @@ impl Wrapper {
     }
 }
 
+/// Why `addAk` refused an ack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Buffer merge off, no wrapper for the key, or a just-offset wrapper: its CK is stored.
+    Plain,
+    /// The time guards, near the revive time or after the stay time: wrapper `id`, whose CK
+    /// may not be stored yet.
+    Late(u64),
+}
+
 /// The service's state: `buffer` (mergeKey → wrapper) and `commitOffsets` (lockKey → deque).
 #[derive(Clone, Debug, Default)]
 pub struct PopBufferMergeService {
@@ -294,11 +304,18 @@ impl PopBufferMergeService {
     }
 
     /// `addAk` up to `markBitCAS`: the wrapper with the ack's mergeKey (its brokerName must
-    /// match) and the guards. `None` = refused: buffer merge is off, no such wrapper, it is
-    /// just-offset, the revive time is under 4.5 s away or the CK was popped over 8.5 s ago.
-    pub fn add_ak_guards(&self, config: &BrokerConfig, now: Millis, ack: &AckMsg) -> Option<u64> {
+    /// match) and the guards. `Err` = refused: buffer merge is off, no such wrapper, it is
+    /// just-offset ([`Refusal::Plain`]), or the revive time is under 4.5 s away or the CK was
+    /// popped over 8.5 s ago ([`Refusal::Late`], with the wrapper, which may still be
+    /// unstored).
+    pub fn add_ak_guards(
+        &self,
+        config: &BrokerConfig,
+        now: Millis,
+        ack: &AckMsg,
+    ) -> Result<u64, Refusal> {
         if !config.enable_pop_buffer_merge {
-            return None;
+            return Err(Refusal::Plain);
         }
         let key = merge_key(
             &ack.topic,
@@ -309,21 +326,30 @@ impl PopBufferMergeService {
             Some(java_str(ack.broker_name.as_deref())),
             self.separated_keys,
         );
-        let &id = self.buffer.get(&key)?;
+        let Some(&id) = self.buffer.get(&key) else {
+            return Err(Refusal::Plain);
+        };
         let w = &self.wrappers[&id];
         if w.just_offset {
-            return None;
+            return Err(Refusal::Plain);
         }
         if w.ck.revive_time() < now + config.pop_ck_stay_buffer_time_out + BUFFER_MARGIN {
-            return None;
+            return Err(Refusal::Late(id));
         }
         // Java's `now - popTime > popCkStayBufferTime - 1500`, signed: a stay time under
         // 1.5 s refuses every ack.
         let stayed = now as i64 - w.ck.pop_time as i64;
         if stayed > config.pop_ck_stay_buffer_time as i64 - BUFFER_MARGIN as i64 {
-            return None;
+            return Err(Refusal::Late(id));
         }
-        Some(id)
+        Ok(id)
+    }
+
+    /// Whether a wrapper's CK is still only in memory.
+    pub fn ck_unstored(&self, id: u64) -> bool {
+        self.wrappers
+            .get(&id)
+            .is_some_and(|w| w.in_buffer && !w.ck_stored)
     }
 
     /// `markBitCAS` on the wrapper `addAk` found. Upstream holds the wrapper object, so the
@@ -726,9 +752,26 @@ impl Broker {
         }
     }
 
-    /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]).
-    pub(crate) fn add_ak_guards(&self, now: Millis, ack: &AckMsg) -> Option<u64> {
-        self.buffer.add_ak_guards(&self.config, now, ack)
+    /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal with the
+    /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) stores
+    /// it first, so the ACK record the caller writes next follows it in the revive log.
+    pub(crate) fn add_ak_guards(&mut self, now: Millis, ack: &AckMsg) -> Option<u64> {
+        match self.buffer.add_ak_guards(&self.config, now, ack) {
+            Ok(id) => Some(id),
+            Err(Refusal::Late(id))
+                if self.behaviours.has_fix(crate::Fix::RefusedAckStoresItsCk)
+                    && self.buffer.ck_unstored(id) =>
+            {
+                let w = &self.buffer.wrappers[&id];
+                let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
+                self.put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.addAk");
+                let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
+                w.ck_stored = true;
+                self.buffer.mark_dirty(now, id);
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// `markBitCAS` with its events: merged, or lost on a wrapper the scan already dropped.
@@ -833,11 +876,11 @@ mod tests {
     /// `addAk` in one go: merged (true) or refused.
     fn merge(s: &mut PopBufferMergeService, now: Millis, a: &AckMsg) -> bool {
         match s.add_ak_guards(&config(), now, a) {
-            Some(id) => {
+            Ok(id) => {
                 s.add_ak_mark_bits(now, id, a);
                 true
             }
-            None => false,
+            Err(_) => false,
         }
     }
 
@@ -881,7 +924,7 @@ mod tests {
         let mut s = PopBufferMergeService::default();
         let c = ck(0, 60_000, 1);
         assert!(s.add_ck(&short, 0, &c, 0, 11));
-        assert_eq!(s.add_ak_guards(&short, 0, &ack(&c, 10, Some("b"))), None);
+        assert!(s.add_ak_guards(&short, 0, &ack(&c, 10, Some("b"))).is_err());
     }
 
     #[test]

@@ -75,6 +75,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F4 on develop: a KV pop that takes a reset frees its own group lock in clearCache; a second pop reads the same FIFO batch",
         source: include_str!("../findings/kv-reset-lock-inversion.toml"),
     },
+    Builtin {
+        name: "late-ck-flush-behind-ack",
+        summary: "finding F5 on develop: a buffered CK flushed late lands behind an ACK that addAk refused; the reviver drops the ACK and revives an acked message",
+        source: include_str!("../findings/late-ck-flush-behind-ack.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

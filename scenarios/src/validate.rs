@@ -865,10 +865,10 @@ impl<'a> V<'a> {
                 "expects violations with the replayed behaviours on, but `replays` is empty",
             );
         }
-        if !e.develop.is_empty() && self.sc.fixes.is_empty() {
+        if !e.develop.is_empty() && !self.sc.replays.is_empty() {
             self.invalid(
                 kp!["expect", "develop"],
-                "expects violations on develop, but `fixes` names no proposed fix",
+                "expects violations on develop (every historical behaviour fixed), but `replays` names behaviours: use `with_bug` or [[expect.rows]]",
             );
         }
         self.expect_rows();

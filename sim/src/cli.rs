@@ -735,7 +735,16 @@ fn scenario_tasks(
         });
     }
     let fixes = fixes(sc, &sc.fixes)?;
-    if fixes.is_empty() {
+    if fixes.is_empty() && !sc.expect.develop.is_empty() {
+        // A finding with no proposed fix yet: only develop is judged.
+        out.push(VerifyTask {
+            scenario: i,
+            on: Behaviours::fixed(),
+            variant: format!("{prefix}develop"),
+            expect: Expectation::Violates(sc.expect.develop.clone()),
+            seed,
+        });
+    } else if fixes.is_empty() {
         out.push(VerifyTask {
             scenario: i,
             on: Behaviours::fixed(),

@@ -137,7 +137,19 @@ pub fn shrink(
     base.seeds = vec![seed];
     base.expect.rows.clear();
     base.expect.fixed.clear();
-    base.expect.with_bug = vec![target.clone()];
+    base.expect.with_bug.clear();
+    base.expect.develop.clear();
+    if base.replays.is_empty() {
+        // Found on develop: a finding (its fixes, if any, named on the command line).
+        base.fixes = opts
+            .behaviours
+            .fixes()
+            .map(|f| f.name().to_owned())
+            .collect();
+        base.expect.develop = vec![target.clone()];
+    } else {
+        base.expect.with_bug = vec![target.clone()];
+    }
     if !base.expect.invariants.is_empty() && !base.expect.invariants.contains(&target) {
         base.expect.invariants.push(target.clone());
     }
@@ -151,6 +163,13 @@ pub fn shrink(
     };
     // The bar every candidate must meet, including the start (its behaviours are now its
     // replays rather than command-line switches).
+    let ctx = scenarios::Context::with_invariants(reports::invariant_names());
+    if let Err(e) = scenarios::load_str("shrink.toml", &scenarios::to_toml(&base), &ctx) {
+        return Err(format!(
+            "seed {seed}'s draw does not load back as a scenario file (a bug in the writer):\n{}",
+            e.render()
+        ));
+    }
     let mut cur = s
         .check(&base)
         .ok_or_else(|| format!("seed {seed} no longer violates `{target}` as a scenario file"))?;
