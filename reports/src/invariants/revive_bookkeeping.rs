@@ -13,14 +13,17 @@
 //!   popTime), followed through successful changeInvisibleTime answers, each of which names
 //!   a new CK and moves the deadline (either way). Other deliveries of the same copy, such as
 //!   a re-pop after a crash, come with CKs of their own and do not move this one's deadline.
-//!   A CK that no recorded receipt names is judged by its own revive time.
+//!   A CK that no recorded receipt names is judged by its own revive time. A broker crash
+//!   after the changeInvisibleTime that moved a CK's deadline excuses reviving that CK early:
+//!   the change acks the old CK (`ackOrigin`), and an ack merged only in
+//!   `PopBufferMergeService`'s buffer dies with the process (at-least-once under a crash).
 
 use super::index::{
     ck_key, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey, LookupMap,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
-use broker_core::{BrokerEvent, Millis};
+use broker_core::{BrokerEvent, ExtraInfo, Millis};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "revive-bookkeeping",
@@ -40,6 +43,9 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut first: Option<Witness> = None;
     let mut violations = 0usize;
     let mut affected = AffectedList::default();
+    // CK → the changeInvisibleTime that acked it (`ackOrigin`), and the latest crash.
+    let mut acked_by_change: LookupMap<CkKey, usize> = LookupMap::default();
+    let mut last_crash: Option<usize> = None;
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
@@ -97,9 +103,13 @@ pub(crate) fn check(history: &History) -> Verdict {
                     continue;
                 };
                 chains[chain] = (receipt_deadline(new, e.at + invisible_time), idx);
+                if let Some(old) = ExtraInfo::parse(receipt) {
+                    acked_by_change.insert(ck_key(group, copy, receipt, old.pop_time), idx);
+                }
                 by_ck.insert(ck_key(group, copy, new, e.at), chain);
                 receipts.insert((group, new), (chain, copy));
             }
+            EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
             EventKind::Broker(BrokerEvent::Revived {
                 group,
                 topic,
@@ -130,11 +140,15 @@ pub(crate) fn check(history: &History) -> Verdict {
                         kinds.push("wrong-reconsume-times");
                     }
                 }
-                let (deadline, from) = match by_ck.get(&(group.as_str(), copy, ck.pop_time)) {
+                let key = (group.as_str(), copy, ck.pop_time);
+                let (deadline, from) = match by_ck.get(&key) {
                     Some(chain) => (chains[*chain].0, Some(chains[*chain].1)),
                     None => (ck.pop_time + ck.invisible_time, None),
                 };
-                if e.at < deadline {
+                let ack_died = acked_by_change
+                    .get(&key)
+                    .is_some_and(|change| last_crash.is_some_and(|c| c > *change));
+                if e.at < deadline && !ack_died {
                     problems.push(format!(
                         "happened at {}, before the latest receipt's deadline {}",
                         secs(e.at),
@@ -198,6 +212,32 @@ mod tests {
         let d2 = h.at(1_000).pop("c1", "m2", 0, 1);
         h.at(20_000).revive_to(&d2, ck, 2, 1, &v2);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_crash_after_the_change_excuses_reviving_the_old_ck_early() {
+        // develop-random seed 91: the changeInvisibleTime's ackOrigin merged into the old
+        // CK in the buffer; a crash lost it, and the stored old CK was revived before the
+        // new receipt's deadline.
+        let run = |crash_after_change: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            if !crash_after_change {
+                h.at(3_000).crash();
+                h.at(4_000).restart();
+            }
+            h.at(5_000).change_invisible(&d, 30_000);
+            if crash_after_change {
+                h.at(8_000).crash();
+                h.at(9_000).restart();
+            }
+            h.at(12_000).revive(&d, 0, 1);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // A crash before the change excuses nothing.
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
