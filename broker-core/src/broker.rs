@@ -146,11 +146,21 @@ impl Broker {
         if self.kv.next_deadline().is_some_and(|t| t <= now) {
             self.pop_kv_revive_tick(now);
         }
+        self.persist_if_due(now);
+        self.check_invariants();
+    }
+
+    /// The offset flush alone (`BrokerController`'s scheduled `ConsumerOffsetManager.persist`,
+    /// on its own scheduler thread): runs even while the buffer scan and revive threads stall.
+    pub fn persist_if_due(&mut self, now: Millis) {
+        if !self.running {
+            return;
+        }
+        self.tick_clock(now);
         if self.persist_deadline().is_some_and(|t| t <= now) {
             self.offsets.persist(&mut self.events, now);
             self.last_persist = Some(now);
         }
-        self.check_invariants();
     }
 
     /// When the model next needs [`Broker::on_timer`]; `None` if never (or crashed).
@@ -178,6 +188,14 @@ impl Broker {
             self.clock
         );
         self.clock = now;
+    }
+
+    /// When the offset flush next has work ([`Broker::persist_if_due`]).
+    pub fn next_flush(&self) -> Option<Millis> {
+        if !self.running {
+            return None;
+        }
+        self.persist_deadline().map(|t| t.max(self.clock))
     }
 
     /// `ConsumerOffsetManager.persist()` runs every `flushConsumerOffsetInterval`; only a

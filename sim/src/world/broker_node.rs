@@ -50,6 +50,8 @@ enum Runnable {
     Op(OpId),
     /// The broker's service threads: every timer due now.
     Timers,
+    /// The scheduled executor's offset flush alone (it runs while the other services stall).
+    Flush,
 }
 
 /// The scheduler's state: what can run now, what runs later, who waits for a thread.
@@ -150,9 +152,8 @@ impl Scheduler {
         }
     }
 
-    fn timers_pending(&self) -> bool {
-        self.ready.contains(&Runnable::Timers)
-            || self.later.values().any(|r| *r == Runnable::Timers)
+    fn pending(&self, r: Runnable) -> bool {
+        self.ready.contains(&r) || self.later.values().any(|x| *x == r)
     }
 }
 
@@ -281,6 +282,7 @@ impl BrokerNode {
                 );
                 match r {
                     Runnable::Timers => self.run_timers(now),
+                    Runnable::Flush => self.with_broker(|b, now| b.persist_if_due(now)),
                     Runnable::Op(op) => self.run_step(now, op, &ep),
                 }
             }
@@ -291,8 +293,12 @@ impl BrokerNode {
                 let next_timer = st
                     .broker
                     .next_deadline()
-                    .filter(|_| !st.sched.timers_pending());
-                [next_op, next_timer].into_iter().flatten().min()
+                    .filter(|_| !st.sched.pending(Runnable::Timers));
+                let next_flush = st.broker.next_flush();
+                [next_op, next_timer, next_flush]
+                    .into_iter()
+                    .flatten()
+                    .min()
             };
             match wait {
                 Some(at) if at > now => {
@@ -310,15 +316,19 @@ impl BrokerNode {
         let mut st = self.state.lock().expect("broker lock");
         let State { broker, sched, .. } = &mut *st;
         sched.wake_due(now);
-        if broker.next_deadline().is_some_and(|t| t <= now) && !sched.timers_pending() {
+        if broker.next_deadline().is_some_and(|t| t <= now) && !sched.pending(Runnable::Timers) {
             sched.ready.push(Runnable::Timers);
+        }
+        if broker.next_flush().is_some_and(|t| t <= now) && !sched.pending(Runnable::Flush) {
+            sched.ready.push(Runnable::Flush);
         }
         sched.pick()
     }
 
     fn run_timers(&self, now: Millis) {
         if crate::buggify::buggify("broker-slow-timer") {
-            // A stalled scan thread: the merge/revive scan runs late.
+            // A stalled scan thread: the merge/revive scan runs late (the offset flush is a
+            // runnable of its own, on the broker's scheduled executor, and is not held up).
             let ms = madsim::rand::Rng::gen_range(&mut madsim::rand::thread_rng(), 1..=2_000);
             let mut st = self.state.lock().expect("broker lock");
             st.sched.run_later(now + ms, Runnable::Timers);
