@@ -2,9 +2,15 @@
 
 use std::process::{Command, Output};
 
+/// The workspace root, where CI runs popsim (its scenarios/regressions is found there).
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn popsim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_popsim"))
         .args(args)
+        .current_dir(root())
         .env_remove("MADSIM_TEST_SEED")
         .output()
         .expect("popsim runs")
