@@ -322,7 +322,7 @@ pub fn render_matrix_text(rows: &[MatrixRow], layout: Layout) -> String {
             row
         })
         .collect();
-    let mut flexible = vec![false, true];
+    let mut flexible = vec![false, false];
     flexible.extend(releases.iter().map(|_| true));
     s.push_str(&fit_table(&header, &cells, &flexible, layout.width));
     let mut details = String::new();

@@ -483,7 +483,8 @@ pub fn render_text_with(r: &RunReport, layout: crate::commands::Layout) -> Strin
     }
     let mut out = String::with_capacity(text.len());
     for l in text.lines() {
-        if l.chars().count() <= layout.width {
+        // A reproduce line is a command to copy whole.
+        if l.chars().count() <= layout.width || l.starts_with("reproduce: ") {
             out.push_str(l);
         } else {
             let indent = l.len() - l.trim_start().len() + 4;

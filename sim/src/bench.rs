@@ -837,7 +837,10 @@ pub fn render_text(r: &BenchReport) -> String {
         );
     }
     if !r.time_to_find.is_empty() {
-        let _ = writeln!(s, "\ntime to find (cold sweep from seed 0 to its first failing seed):");
+        let _ = writeln!(
+            s,
+            "\ntime to find (cold sweep from seed 0 to its first failing seed):"
+        );
         for t in &r.time_to_find {
             let _ = writeln!(
                 s,
@@ -961,7 +964,8 @@ mod tests {
         assert_eq!(b.events_per_seed, events as f64 / 3.0);
         assert_eq!(b.seeds, "0..3");
         assert!(
-            b.command.starts_with("popsim sweep late-ack-random --seeds 0..3 --bug "),
+            b.command
+                .starts_with("popsim sweep late-ack-random --seeds 0..3 --bug "),
             "{}",
             b.command
         );

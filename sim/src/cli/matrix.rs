@@ -25,8 +25,11 @@ pub struct MatrixArgs {
 /// bug rows: the other behaviours the release has on, which can hide the row's effect.
 fn masked(sc: &Scenario, release: Release, violated: &[String]) -> Option<String> {
     let on = release.behaviours();
+    let baseline = crate::explore::baseline(sc);
     for row in sc.bug_rows() {
         let bugs: Vec<Behaviour> = row.bugs.iter().filter_map(|b| b.parse().ok()).collect();
+        // The behaviours this row runs with: its bugs and the scenario's baseline.
+        let with: Vec<Behaviour> = bugs.iter().copied().chain(baseline.iter()).collect();
         if bugs.is_empty() || !bugs.iter().all(|b| on.is_on(*b)) {
             continue;
         }
@@ -39,11 +42,25 @@ fn masked(sc: &Scenario, release: Release, violated: &[String]) -> Option<String
         if held.is_empty() {
             continue;
         }
-        let others: Vec<&str> = on
+        // The release's other behaviours that touch the same upstream issue or fix are the
+        // likely masks; without one, every other behaviour of the release is named.
+        let others: Vec<Behaviour> = on.iter().filter(|b| !with.contains(b)).collect();
+        let related: Vec<Behaviour> = others
             .iter()
-            .filter(|b| !bugs.contains(b))
-            .map(|b| b.name())
+            .copied()
+            .filter(|o| {
+                with.iter()
+                    .any(|b| b.info().issue == o.info().issue || b.info().fix == o.info().fix)
+            })
             .collect();
+        let others: Vec<&str> = if related.is_empty() {
+            &others
+        } else {
+            &related
+        }
+        .iter()
+        .map(|b| b.name())
+        .collect();
         let names: Vec<&str> = bugs.iter().map(|b| b.name()).collect();
         return Some(format!(
             "{release} ships {} but {} held on every pinned seed; {}",
@@ -53,7 +70,7 @@ fn masked(sc: &Scenario, release: Release, violated: &[String]) -> Option<String
                 "no other behaviour of the release is on".to_owned()
             } else {
                 format!(
-                    "the release also has {} on, which changes the path the bug needs",
+                    "the release also has {} on, which takes another path past the bug",
                     others.join(", ")
                 )
             }

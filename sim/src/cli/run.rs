@@ -160,7 +160,7 @@ pub(super) fn cmd_run(a: &RunArgs, layout: Layout) -> CmdResult {
         }
         RunFormat::Json => {
             let doc = json!({
-                "schema_version": 1,
+                "schema_version": reports::SCHEMA_VERSION,
                 "command": "run",
                 "parameters": {
                     "scenario": sc.name,
