@@ -610,8 +610,9 @@ fn merge_of_shards_equals_the_unsharded_sweep() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The recipe documented in the README: GNU parallel runs the shards, merge adds them up.
-/// Skipped when `parallel` is missing, unless POPSIM_REQUIRE_PARALLEL is set (CI sets it).
+/// The shipped recipe, deploy/sweep-parallel.sh: GNU parallel runs the shards (as local
+/// jobs, and through `--sshlogin`, here the local login `:`), merge adds them up. Skipped
+/// when `parallel` is missing, unless POPSIM_REQUIRE_PARALLEL is set (CI sets it).
 #[test]
 fn a_four_shard_sweep_through_gnu_parallel_matches() {
     let has = Command::new("parallel")
@@ -627,20 +628,8 @@ fn a_four_shard_sweep_through_gnu_parallel_matches() {
         return;
     }
     let dir = scratch("parallel");
-    let exe = env!("CARGO_BIN_EXE_popsim");
-    let sweep = SWEEP.join(" ");
-    let recipe = format!(
-        "parallel --will-cite --jobs 2 '{exe} {sweep} --jobs 1 --shard {{}}/4 --format json' ::: 1 2 3 4 | {exe} merge --no-record"
-    );
-    let merged = Command::new("bash")
-        .args(["-c", &recipe])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let whole = popsim_in(
-        &dir,
-        &[&SWEEP[..], &["--jobs", "2", "--no-record"]].concat(),
-    );
+    let script = root().join("deploy/sweep-parallel.sh");
+    let whole = popsim_in(&dir, &[&SWEEP[..], &["--jobs", "2", "--no-record"]].concat());
     let body = |o: &Output| -> Vec<String> {
         text(o)
             .0
@@ -649,8 +638,21 @@ fn a_four_shard_sweep_through_gnu_parallel_matches() {
             .map(str::to_owned)
             .collect()
     };
-    assert_eq!(body(&merged), body(&whole), "{}", text(&merged).1);
-    assert_eq!(merged.status.code(), whole.status.code());
+    for opts in ["--jobs 2", "--sshlogin 2/:"] {
+        let merged = Command::new("bash")
+            .arg(&script)
+            .arg("4")
+            .args(&SWEEP[1..])
+            .args(["--jobs", "1"])
+            .current_dir(&dir)
+            .env("POPSIM", env!("CARGO_BIN_EXE_popsim"))
+            .env("PARALLEL_OPTS", opts)
+            .env("MERGE_OPTS", "--no-record")
+            .output()
+            .unwrap();
+        assert_eq!(body(&merged), body(&whole), "{opts}: {}", text(&merged).1);
+        assert_eq!(merged.status.code(), whole.status.code(), "{opts}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
