@@ -629,7 +629,10 @@ fn a_four_shard_sweep_through_gnu_parallel_matches() {
     }
     let dir = scratch("parallel");
     let script = root().join("deploy/sweep-parallel.sh");
-    let whole = popsim_in(&dir, &[&SWEEP[..], &["--jobs", "2", "--no-record"]].concat());
+    let whole = popsim_in(
+        &dir,
+        &[&SWEEP[..], &["--jobs", "2", "--no-record"]].concat(),
+    );
     let body = |o: &Output| -> Vec<String> {
         text(o)
             .0
