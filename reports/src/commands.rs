@@ -513,3 +513,70 @@ pub fn render_sweep_report_text(r: &SweepReport, layout: Layout) -> String {
     );
     s
 }
+
+/// The summary line of `popsim sweep --format json` (and of `popsim merge`): the sweep's
+/// header fields (`header` must serialise to an object), then the totals of `r`.
+pub fn render_sweep_summary_line(header: &impl Serialize, r: &SweepReport) -> String {
+    let mut v = serde_json::json!({"type": "summary", "schema_version": SCHEMA_VERSION});
+    if let (Some(obj), Ok(serde_json::Value::Object(head))) =
+        (v.as_object_mut(), serde_json::to_value(header))
+    {
+        obj.extend(head);
+        obj.insert(
+            "nondeterministic_seeds".into(),
+            serde_json::json!(r.nondeterministic.clone().unwrap_or_default()),
+        );
+        obj.insert("summary".into(), serde_json::json!(r.summary));
+        obj.insert("groups".into(), serde_json::json!(r.groups));
+        obj.insert("first_failing".into(), serde_json::json!(r.first_failing));
+        obj.insert("wall_s".into(), serde_json::json!(r.wall_s));
+    }
+    v.to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// run
+
+/// What `popsim run --format json` says ran, besides the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunParameters {
+    pub scenario: String,
+    /// The scenario as given on the command line.
+    pub source: String,
+    pub seed: u64,
+    /// `--seed`, `MADSIM_TEST_SEED` or `random`.
+    pub seed_source: String,
+    pub behaviours: Vec<String>,
+    pub fixes: Vec<String>,
+    pub release: Option<String>,
+    /// Broker keys that differ from upstream's defaults, `key=value`.
+    pub broker: Vec<String>,
+    pub duration_ms: u64,
+    pub quiet_from_ms: u64,
+}
+
+/// The `popsim run --format json` document. `second_hash` is the determinism check's second
+/// history hash, when it ran.
+pub fn render_run_json(
+    p: &RunParameters,
+    report: Option<&crate::report::RunReport>,
+    panic: Option<String>,
+    first_hash: u64,
+    second_hash: Option<u64>,
+    failed: bool,
+    reproduce: &str,
+) -> String {
+    pretty(&serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "command": "run",
+        "parameters": p,
+        "report": report,
+        "panic": panic,
+        "determinism": second_hash.map(|h| serde_json::json!({
+            "ok": h == first_hash,
+            "second_hash": format!("{h:016x}"),
+        })),
+        "failed": failed,
+        "reproduce": failed.then_some(reproduce),
+    }))
+}

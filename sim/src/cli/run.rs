@@ -5,7 +5,6 @@ use crate::runner::{self, RunOptions};
 use clap::Args;
 use reports::{Layout, RunReport};
 use scenarios::Scenario;
-use serde_json::json;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -159,30 +158,31 @@ pub(super) fn cmd_run(a: &RunArgs, layout: Layout) -> CmdResult {
             print!("{out}");
         }
         RunFormat::Json => {
-            let doc = json!({
-                "schema_version": reports::SCHEMA_VERSION,
-                "command": "run",
-                "parameters": {
-                    "scenario": sc.name,
-                    "source": a.scenario,
-                    "seed": seed,
-                    "seed_source": source,
-                    "behaviours": outcome.history.meta.behaviours,
-                    "fixes": outcome.history.meta.fixes,
-                    "release": outcome.history.meta.release,
-                    "broker": changed_keys(&opts.broker_config(&sc)),
-                    "duration_ms": sc.duration_ms,
-                    "quiet_from_ms": outcome.history.meta.quiet_from,
-                },
-                "report": report,
-                "panic": outcome.panic.as_ref().map(ToString::to_string),
-                "determinism": second.map(|h| json!({"ok": h == outcome.hash, "second_hash": format!("{h:016x}")})),
-                "failed": failed,
-                "reproduce": failed.then_some(reproduce),
-            });
-            println!(
+            // What ran, as the runner prepared it (a random variant's drawn keys included).
+            let prepared = runner::prepare(&sc, seed, &opts);
+            let params = reports::commands::RunParameters {
+                scenario: sc.name.clone(),
+                source: a.scenario.clone(),
+                seed,
+                seed_source: source.to_owned(),
+                behaviours: outcome.history.meta.behaviours.clone(),
+                fixes: outcome.history.meta.fixes.clone(),
+                release: outcome.history.meta.release.clone(),
+                broker: changed_keys(&prepared.world.broker),
+                duration_ms: prepared.scenario.duration_ms,
+                quiet_from_ms: outcome.history.meta.quiet_from,
+            };
+            print!(
                 "{}",
-                serde_json::to_string_pretty(&doc).expect("report serialises")
+                reports::commands::render_run_json(
+                    &params,
+                    report.as_ref(),
+                    outcome.panic.as_ref().map(ToString::to_string),
+                    outcome.hash,
+                    second,
+                    failed,
+                    &reproduce,
+                )
             );
         }
     }

@@ -123,23 +123,10 @@ pub(super) fn finish(
             "{}",
             reports::commands::render_sweep_report_text(&report, layout)
         ),
-        Format::Json => {
-            let mut v = json!({"type": "summary", "schema_version": reports::SCHEMA_VERSION});
-            if let (Some(obj), Ok(serde_json::Value::Object(head))) =
-                (v.as_object_mut(), serde_json::to_value(h))
-            {
-                obj.extend(head);
-                obj.insert(
-                    "nondeterministic_seeds".into(),
-                    json!(report.nondeterministic.clone().unwrap_or_default()),
-                );
-                obj.insert("summary".into(), json!(report.summary));
-                obj.insert("groups".into(), json!(report.groups));
-                obj.insert("first_failing".into(), json!(report.first_failing));
-                obj.insert("wall_s".into(), json!(wall_s));
-            }
-            println!("{v}");
-        }
+        Format::Json => println!(
+            "{}",
+            reports::commands::render_sweep_summary_line(h, &report)
+        ),
     }
     exit(state.first_failing.is_some())
 }
