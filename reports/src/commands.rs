@@ -129,6 +129,30 @@ pub fn wrap(text: &str, width: usize, indent: usize) -> String {
     out
 }
 
+/// Every line of `text` longer than the layout's width wrapped at spaces, continuations
+/// indented four more than the line; lines starting with `reproduce:` (commands to copy)
+/// and a wide layout are left whole.
+pub fn fit_lines(text: &str, layout: Layout) -> String {
+    if layout.wide {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for l in text.lines() {
+        if l.chars().count() <= layout.width || l.starts_with("reproduce: ") {
+            out.push_str(l);
+        } else {
+            let lead = &l[..l.len() - l.trim_start().len()];
+            out.push_str(lead);
+            out.push_str(
+                &wrap(l.trim_start(), layout.width.saturating_sub(lead.len()), 4)
+                    .replace('\n', &format!("\n{lead}")),
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).expect("a JSON value serialises") + "\n"
 }
@@ -449,7 +473,23 @@ pub fn render_sweep_report_text(r: &SweepReport, layout: Layout) -> String {
     if !r.fixes.is_empty() {
         let _ = writeln!(s, "proposed fixes: {}", r.fixes.join(", "));
     }
-    s.push_str(&crate::report::render_sweep_text(&r.summary));
+    if layout.wide {
+        s.push_str(&crate::report::render_sweep_text(&r.summary));
+    } else {
+        // Invariants that applied to no run are folded into one line.
+        let mut judged = r.summary.clone();
+        let na: Vec<String> = judged
+            .invariants
+            .iter()
+            .filter(|t| t.held == 0 && t.violated == 0)
+            .map(|t| t.name.clone())
+            .collect();
+        judged.invariants.retain(|t| t.held > 0 || t.violated > 0);
+        s.push_str(&crate::report::render_sweep_text(&judged));
+        if !na.is_empty() {
+            let _ = writeln!(s, "  n/a on every run: {}", na.join(", "));
+        }
+    }
     if !r.groups.is_empty() {
         s.push_str("\n  failures by invariant and witness shape:\n");
         let cells: Vec<Vec<String>> = r
@@ -511,7 +551,7 @@ pub fn render_sweep_report_text(r: &SweepReport, layout: Layout) -> String {
         r.wall_s,
         r.summary.runs as f64 / r.wall_s.max(1e-9)
     );
-    s
+    fit_lines(&s, layout)
 }
 
 /// The summary line of `popsim sweep --format json` (and of `popsim merge`): the sweep's

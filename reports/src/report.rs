@@ -481,27 +481,7 @@ pub fn render_text_with(r: &RunReport, layout: crate::commands::Layout) -> Strin
             .map_or(text.len(), |i| i + 1);
         text.insert_str(cut_at, &line);
     }
-    let mut out = String::with_capacity(text.len());
-    for l in text.lines() {
-        // A reproduce line is a command to copy whole.
-        if l.chars().count() <= layout.width || l.starts_with("reproduce: ") {
-            out.push_str(l);
-        } else {
-            let indent = l.len() - l.trim_start().len() + 4;
-            let lead = &l[..l.len() - l.trim_start().len()];
-            out.push_str(lead);
-            out.push_str(
-                &crate::commands::wrap(
-                    l.trim_start(),
-                    layout.width.saturating_sub(lead.len()),
-                    indent.saturating_sub(lead.len()),
-                )
-                .replace('\n', &format!("\n{lead}")),
-            );
-        }
-        out.push('\n');
-    }
-    out
+    crate::commands::fit_lines(&text, layout)
 }
 
 fn render_text_wide(r: &RunReport) -> String {

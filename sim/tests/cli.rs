@@ -695,3 +695,48 @@ fn the_run_header_shows_scripted_loss() {
         "{out}"
     );
 }
+
+/// Run reports (header included), sweeps and the matrix fit 120 columns by default; only
+/// `reproduce:` lines, commands to copy whole, may be longer.
+#[test]
+fn run_sweep_and_matrix_fit_120_columns() {
+    let cases: [&[&str]; 5] = [
+        &[
+            "run",
+            "orderly-reset-replay",
+            "--seed",
+            "1",
+            "--bug",
+            "reset-commits-pull-offset",
+            "--bug",
+            "kv-fifo-reads-pull-offset",
+        ],
+        &["run", "develop-random", "--seed", "3"],
+        &["run", "late-ack-random", "--seed", "20"],
+        &[&SWEEP[..], &["--jobs", "2", "--no-record"]].concat(),
+        &[
+            "matrix",
+            "late-ack-after-ck-flush",
+            "offset-update-under-loss",
+            "kv-reset-lock-inversion",
+        ],
+    ];
+    for args in cases {
+        let o = popsim(args);
+        let (out, err) = text(&o);
+        assert!(!out.is_empty(), "{args:?}: {err}");
+        for l in out.lines() {
+            if l.trim_start().starts_with("reproduce: ") {
+                continue;
+            }
+            assert!(
+                l.chars().count() <= 120,
+                "{args:?}: {} columns: {l}",
+                l.chars().count()
+            );
+        }
+    }
+    let o = popsim(&["run", "develop-random", "--seed", "3"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("  n/a      "), "n/a invariants folded: {out}");
+}

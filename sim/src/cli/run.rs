@@ -84,7 +84,8 @@ pub(super) fn cmd_run(a: &RunArgs, layout: Layout) -> CmdResult {
     }
     let reproduce = format!("popsim run {}{} --seed {seed}", a.scenario, a.bugs.words());
     if a.format == RunFormat::Text {
-        print!("{}", describe(&sc, seed, source, &opts));
+        let header = describe(&sc, seed, source, &opts);
+        print!("{}", reports::commands::fit_lines(&header, layout));
         let _ = std::io::stdout().flush();
     }
     let outcome = runner::run_seed(&sc, seed, &opts);
