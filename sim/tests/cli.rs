@@ -567,6 +567,32 @@ fn merge_of_shards_equals_the_unsharded_sweep() {
         std::fs::read_to_string(dir.join("a/scenarios/regressions/late-ack-random.txt")).unwrap(),
         std::fs::read_to_string(dir.join("b/scenarios/regressions/late-ack-random.txt")).unwrap()
     );
+    // JSON: every seed line in seed order and the summary line, as the unsharded sweep.
+    let json_whole = popsim_in(
+        &dir,
+        &[
+            &SWEEP[..],
+            &["--jobs", "2", "--no-record", "--format", "json"],
+        ]
+        .concat(),
+    );
+    let json_args: Vec<&str> = ["merge", "--no-record", "--format", "json"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let json_merged = popsim_in(&dir, &json_args);
+    let untimed = |o: &Output| -> Vec<serde_json::Value> {
+        text(o)
+            .0
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("wall_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(untimed(&json_merged), untimed(&json_whole));
     let missing = popsim_in(&dir, &["merge", &files[0], &files[1], &files[3]]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(
@@ -684,7 +710,7 @@ fn a_reset_of_every_queue_warns_that_its_offset_is_ignored() {
 /// Scripted packet loss shows in the run header's faults line.
 #[test]
 fn the_run_header_shows_scripted_loss() {
-    let o = popsim(&["run", "offset-update-under-loss", "--seed", "1"]);
+    let o = popsim(&["run", "offset-update-under-loss", "--seed", "1", "--wide"]);
     let (out, _) = text(&o);
     let faults = out
         .lines()
