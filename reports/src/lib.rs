@@ -1,9 +1,11 @@
 //! # reports
 //!
 //! popsim's history vocabulary ([`history`]), the invariant checker over a recorded history
-//! and the broker's final state ([`invariants`]), and the report model with its renderers.
+//! and the broker's final state ([`invariants`]), and the report model with its renderers, and
+//! the outputs of the other commands ([`commands`]).
 //! Nothing here runs a simulation.
 
+pub mod commands;
 pub mod describe;
 pub mod history;
 pub mod invariants;
@@ -13,6 +15,7 @@ pub mod timeline;
 #[cfg(test)]
 mod testkit;
 
+pub use commands::{Layout, SCHEMA_VERSION};
 pub use describe::{describe_event, event_line};
 pub use history::{Event, EventKind, History, RunMeta};
 pub use invariants::{

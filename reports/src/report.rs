@@ -352,12 +352,19 @@ fn verdict_line(r: &RunReport) -> String {
 
 fn counts_lines(c: &Counts) -> [String; 2] {
     let d = &c.duplicates;
+    // Only push consumers run listeners; deliveries without any listener run went to
+    // scripted consumers, which ack when a step says so.
+    let listener_runs = if c.listener_runs == 0 && c.delivered > 0 {
+        "scripted".to_owned()
+    } else {
+        c.listener_runs.to_string()
+    };
     [
         format!(
             "produced {}, delivered {}, listener runs {}, acked {}, skipped on receipt {}, revived {}, retried deliveries {}, sent to DLQ {}",
             c.produced,
             c.delivered,
-            c.listener_runs,
+            listener_runs,
             c.acked,
             c.skipped_on_receipt,
             c.revived,
@@ -365,7 +372,7 @@ fn counts_lines(c: &Counts) -> [String; 2] {
             c.sent_to_dlq
         ),
         format!(
-            "duplicates: revive-after-ack {}, re-pop-after-ack {}, redelivery-after-timeout {}, concurrent copy {}",
+            "duplicate deliveries: revive-after-ack {}, re-pop-after-ack {}, redelivery-after-timeout {}, concurrent copy {}",
             d.revive_after_ack, d.re_pop_after_ack, d.redelivery_after_timeout, d.concurrent_copy
         ),
     ]
@@ -438,8 +445,46 @@ fn affected_line(w: &WitnessReport) -> Option<String> {
     Some(line)
 }
 
-/// A terminal-friendly report. Witness events are `[t=12.345s node] …` lines.
+/// A terminal-friendly report, every line whole. Witness events are `[t=12.345s node] …`
+/// lines.
 pub fn render_text(r: &RunReport) -> String {
+    render_text_wide(r)
+}
+
+/// The text report for a layout: [`Layout::wide`] gives [`render_text`]; a compact layout
+/// folds the invariants that did not apply into one line and wraps every longer line to
+/// the width (continuations indented).
+pub fn render_text_with(r: &RunReport, layout: crate::commands::Layout) -> String {
+    if layout.wide {
+        return render_text_wide(r);
+    }
+    let mut folded = r.clone();
+    let na: Vec<String> = r
+        .invariants
+        .iter()
+        .filter(|i| matches!(i.status, Status::NotApplicable { .. }))
+        .map(|i| i.name.clone())
+        .collect();
+    folded
+        .invariants
+        .retain(|i| !matches!(i.status, Status::NotApplicable { .. }));
+    let mut text = render_text_wide(&folded);
+    if !na.is_empty() {
+        let line = format!(
+            "  n/a      {} (nothing to judge in this run; --wide gives the reasons)\n",
+            na.join(", ")
+        );
+        // After the last invariant line, before the verdict's blank line.
+        let cut_at = text
+            .rfind("\n\nPASS")
+            .or_else(|| text.rfind("\n\nFAIL"))
+            .map_or(text.len(), |i| i + 1);
+        text.insert_str(cut_at, &line);
+    }
+    crate::commands::fit_lines(&text, layout)
+}
+
+fn render_text_wide(r: &RunReport) -> String {
     let mut s = String::new();
     let w = |s: &mut String, line: &str| {
         s.push_str(line);
@@ -621,6 +666,26 @@ impl SweepSummary {
         );
     }
 
+    /// Adds one run's verdicts given as invariant names (a sweep's JSON line).
+    pub fn record_names(
+        &mut self,
+        seed: u64,
+        held: &[String],
+        violated: &[String],
+        not_applicable: &[String],
+    ) {
+        let na = Status::NotApplicable {
+            reason: String::new(),
+        };
+        let verdicts: Vec<(&str, &Status)> = held
+            .iter()
+            .map(|n| (n.as_str(), &Status::Held))
+            .chain(violated.iter().map(|n| (n.as_str(), &Status::Violated)))
+            .chain(not_applicable.iter().map(|n| (n.as_str(), &na)))
+            .collect();
+        self.count(seed, verdicts.into_iter());
+    }
+
     /// Adds one run that panicked (and so has no verdicts).
     pub fn record_panic(&mut self, seed: u64) {
         self.runs += 1;
@@ -690,8 +755,13 @@ fn seed_list(seeds: &[u64]) -> String {
 
 /// A terminal-friendly sweep summary.
 pub fn render_sweep_text(s: &SweepSummary) -> String {
+    let rate = if s.runs == 0 {
+        0.0
+    } else {
+        s.failed_runs as f64 * 100.0 / s.runs as f64
+    };
     let mut out = format!(
-        "popsim sweep summary: {}\n  runs {}, failed {}, panicked {}\n",
+        "popsim sweep summary: {}\n  runs {}, failed {} ({rate:.2}% of runs), panicked {}\n",
         s.scenario, s.runs, s.failed_runs, s.panicked_runs
     );
     if !s.first_panicking_seeds.is_empty() {

@@ -53,6 +53,16 @@ impl Context {
 /// Parse and validate a scenario. `origin` names the source in error messages (a file name
 /// or a built-in's name).
 pub fn load_str(origin: &str, src: &str, ctx: &Context) -> Result<Scenario, ScenarioError> {
+    load_str_warned(origin, src, ctx).map(|(s, _)| s)
+}
+
+/// [`load_str`], with the scenario's warnings: things that load but likely do not do what
+/// the author meant, each `file:line:column: key: warning: message` like an error.
+pub fn load_str_warned(
+    origin: &str,
+    src: &str,
+    ctx: &Context,
+) -> Result<(Scenario, Vec<String>), ScenarioError> {
     let at = |span: Range<usize>, kind, key: String, message: String| {
         let (line, column) = line_col(src, span.start);
         Issue {
@@ -116,7 +126,14 @@ pub fn load_str(origin: &str, src: &str, ctx: &Context) -> Result<Scenario, Scen
     let present = |p: &locate::KeyPath| lookup(&tree, p).is_some();
     let problems = validate::validate(&scenario, ctx, &present);
     if problems.is_empty() {
-        Ok(scenario)
+        let warnings = validate::warnings(&scenario)
+            .into_iter()
+            .map(|(path, message)| {
+                let (line, column) = line_col(src, span_for(&tree, &path).start);
+                format!("{origin}:{line}:{column}: {path}: warning: {message}")
+            })
+            .collect();
+        Ok((scenario, warnings))
     } else {
         let issues = problems
             .into_iter()
@@ -135,6 +152,14 @@ pub fn load_str(origin: &str, src: &str, ctx: &Context) -> Result<Scenario, Scen
 
 /// Read and load a scenario file. Errors name the file as given.
 pub fn load_file(path: &Path, ctx: &Context) -> Result<Scenario, ScenarioError> {
+    load_file_warned(path, ctx).map(|(s, _)| s)
+}
+
+/// [`load_file`], with the scenario's warnings ([`load_str_warned`]).
+pub fn load_file_warned(
+    path: &Path,
+    ctx: &Context,
+) -> Result<(Scenario, Vec<String>), ScenarioError> {
     let origin = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
         ScenarioError::single(&origin, IssueKind::Io, format!("cannot read the file: {e}"))
@@ -171,18 +196,23 @@ pub fn load_file(path: &Path, ctx: &Context) -> Result<Scenario, ScenarioError> 
             }],
         )
     })?;
-    load_str(&origin, &src, ctx)
+    load_str_warned(&origin, &src, ctx)
 }
 
 /// A built-in scenario by name, or a path to a `.toml` file. Anything else is an error that
 /// lists the built-in names.
 pub fn resolve(arg: &str, ctx: &Context) -> Result<Scenario, ScenarioError> {
+    resolve_warned(arg, ctx).map(|(s, _)| s)
+}
+
+/// [`resolve`], with the scenario's warnings ([`load_str_warned`]).
+pub fn resolve_warned(arg: &str, ctx: &Context) -> Result<(Scenario, Vec<String>), ScenarioError> {
     if let Some(src) = builtin_source(arg) {
-        return load_str(&format!("{arg}.toml"), src, ctx);
+        return load_str_warned(&format!("{arg}.toml"), src, ctx);
     }
     let path = Path::new(arg);
     if arg.ends_with(".toml") || path.is_file() {
-        return load_file(path, ctx);
+        return load_file_warned(path, ctx);
     }
     let names: Vec<&str> = builtins().into_iter().map(|(n, _)| n).collect();
     Err(ScenarioError::single(

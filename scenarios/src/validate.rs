@@ -42,6 +42,26 @@ impl<'a> V<'a> {
     }
 }
 
+/// What loads but likely does not do what the author meant: `(key, message)` pairs.
+pub fn warnings(sc: &Scenario) -> Vec<(KeyPath, String)> {
+    let mut out = Vec::new();
+    for (i, step) in sc.steps.iter().enumerate() {
+        if let Action::ResetOffset {
+            queue: -1, offset, ..
+        } = &step.action
+        {
+            let at = KeyPath::root().key("steps").index(i);
+            out.push((
+                at.key("offset"),
+                format!(
+                    "ignored: with `queue = -1` (every queue) upstream resets each queue by timestamp, not to offset {offset} (AdminBrokerProcessor.resetOffsetInner builds the offset map by timestamp unless one queue and an offset are given); name a queue to reset it to this offset"
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// Check `sc`; an empty result means it is valid.
 pub fn validate(sc: &Scenario, ctx: &Context, present: &dyn Fn(&KeyPath) -> bool) -> Vec<Problem> {
     let mut v = V {

@@ -13,10 +13,9 @@
 
 use crate::cli::Format;
 use crate::runner::{self, RunOptions};
-use crate::world::{self, WorldConfig};
+use crate::world;
 use broker_core::{Behaviour, Behaviours};
 use clap::Args;
-use reports::history::History;
 use scenarios::Scenario;
 use serde::Serialize;
 use std::process::ExitCode;
@@ -40,6 +39,10 @@ pub struct BenchArgs {
     /// Skip timing `popsim verify` (run as a child process of this binary).
     #[arg(long)]
     pub no_verify: bool,
+    /// Most seeds a "time to find" row sweeps before giving up (0: no such rows); default
+    /// 2000, 0 with --quick.
+    #[arg(long, value_name = "N")]
+    pub find_cap: Option<u64>,
 }
 
 /// What one bench run does; [`BenchPlan::from_args`] maps the command line onto it.
@@ -55,6 +58,8 @@ pub struct BenchPlan {
     /// Scenarios to measure (built-in names); empty = every built-in.
     pub scenarios: Vec<String>,
     pub quick: bool,
+    /// Most seeds of a "time to find" row; 0 = no such rows.
+    pub find_cap: u64,
 }
 
 impl BenchPlan {
@@ -73,6 +78,7 @@ impl BenchPlan {
             verify: !a.no_verify,
             scenarios: Vec::new(),
             quick: a.quick,
+            find_cap: a.find_cap.unwrap_or(if a.quick { 0 } else { 2000 }),
         }
     }
 }
@@ -86,6 +92,8 @@ struct SeedCost {
     events: u64,
     messages: u64,
     sim_ms: u64,
+    /// Seeds with a violated invariant.
+    failed: u64,
 }
 
 impl SeedCost {
@@ -99,6 +107,7 @@ impl SeedCost {
         self.events += o.events;
         self.messages += o.messages;
         self.sim_ms += o.sim_ms;
+        self.failed += o.failed;
     }
 }
 
@@ -140,40 +149,28 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Runs one seed the way [`runner::run_seed`] does (fresh thread, fresh runtime, the world,
-/// then the checker on the calling thread), timing each part.
+/// Runs one seed the way [`runner::run_seed`] does, through the same preparation (swarm
+/// draw, baseline behaviours, BUGGIFY, world and network): a fresh thread and runtime, the
+/// world, then the checker on the calling thread, timing each part.
 fn scenario_seed(sc: &Scenario, seed: u64, opts: &RunOptions) -> SeedCost {
     let wall0 = Instant::now();
-    let meta = runner::run_meta(sc, seed, opts);
-    let cfg = WorldConfig {
-        broker: opts.broker_config(sc),
-        behaviours: opts.effective_behaviours(),
-        seed,
-    };
-    let net = world::net_config(sc);
-    let sc2 = sc.clone();
-    let (out, messages, sim_cpu) = std::thread::Builder::new()
+    let prepared = runner::prepare(sc, seed, opts);
+    let p = prepared.clone();
+    let (out, sim_cpu) = std::thread::Builder::new()
         .name(format!("popsim-bench-{seed}"))
         .spawn(move || {
             let cpu0 = thread_cpu();
-            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, net);
-            let (out, messages) = rt.block_on(async move {
-                let out = world::simulate(&sc2, &cfg).await;
-                (out, madsim::net::NetSim::current().stat().msg_count)
-            });
-            drop(rt);
-            (out, messages, thread_cpu() - cpu0)
+            let out = p.simulate_here();
+            (out, thread_cpu() - cpu0)
         })
         .expect("spawn a bench thread")
         .join()
         .unwrap_or_else(|_| panic!("scenario `{}` seed {seed} panicked", sc.name));
+    let messages = out.net_messages;
     let cpu0 = thread_cpu();
-    let history = History {
-        meta,
-        events: out.events,
-        final_state: out.final_state,
-    };
-    let results = reports::check(&history, &sc.expect.invariants);
+    let history = prepared.history(out.output);
+    let results = prepared.check(&history);
+    let failed = results.iter().any(reports::InvariantResult::is_violated);
     std::hint::black_box((results, history.hash()));
     let events = history.events.len() as u64;
     drop(history);
@@ -184,7 +181,8 @@ fn scenario_seed(sc: &Scenario, seed: u64, opts: &RunOptions) -> SeedCost {
         wall: wall0.elapsed(),
         events,
         messages,
-        sim_ms: sc.duration_ms,
+        sim_ms: prepared.scenario.duration_ms,
+        failed: u64::from(failed),
     }
 }
 
@@ -250,6 +248,7 @@ fn baseline_seed(seed: u64, messages: u64, net: madsim::Config) -> SeedCost {
         events: 0,
         messages: delivered,
         sim_ms,
+        failed: 0,
     }
 }
 
@@ -300,6 +299,14 @@ pub struct ScenarioBench {
     /// A documented bug (its first bug row switched on), or the no-bug workload.
     pub bug: bool,
     pub behaviours: Vec<String>,
+    /// The seeds this row ran, `A..B` (B excluded).
+    pub seeds: String,
+    /// The sweep this row times: the same seeds, prepared by the same runner.
+    pub command: String,
+    /// Recorded events per seed (the same count `popsim run` reports per seed).
+    pub events_per_seed: f64,
+    /// Seeds with a violated invariant.
+    pub failed_seeds: u64,
     pub simulated_s_per_seed: f64,
     pub rates: Rates,
     pub baseline: Rates,
@@ -338,6 +345,21 @@ pub struct JobsBench {
     pub cpus: usize,
 }
 
+/// How long a cold sweep takes to reach its first failing seed: `popsim sweep NAME --seeds
+/// 0..CAP` with the random variant's `--bug` flags (a finding: on develop), stopped at the
+/// first failure.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimeToFind {
+    pub scenario: String,
+    pub command: String,
+    /// `None` when no seed below the cap failed.
+    pub first_failing_seed: Option<u64>,
+    /// Seeds run (in batches of a few per worker, so a little past the first failure).
+    pub seeds_run: u64,
+    pub cap: u64,
+    pub wall_s: f64,
+}
+
 /// `popsim verify`, run as a child process.
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyBench {
@@ -367,6 +389,8 @@ pub struct BenchReport {
     pub scaling_spread: f64,
     pub jobs: JobsBench,
     pub verify: Option<VerifyBench>,
+    /// One row per random variant and per finding (empty with --quick).
+    pub time_to_find: Vec<TimeToFind>,
     pub peak_rss_mib: f64,
     pub targets: Vec<Target>,
 }
@@ -424,6 +448,14 @@ fn bug_options(sc: &Scenario) -> (bool, RunOptions) {
     )
 }
 
+/// The `--bug` words of [`bug_options`].
+fn bug_words(opts: &RunOptions) -> String {
+    opts.behaviours
+        .iter()
+        .map(|b| format!(" --bug {}", b.name()))
+        .collect()
+}
+
 fn bench_scenario(name: &str, sc: &Scenario, seeds: u64) -> ScenarioBench {
     let (bug, opts) = bug_options(sc);
     let mut total = SeedCost::default();
@@ -441,12 +473,16 @@ fn bench_scenario(name: &str, sc: &Scenario, seeds: u64) -> ScenarioBench {
     ScenarioBench {
         scenario: name.to_owned(),
         bug,
-        behaviours: opts
+        behaviours: crate::explore::with_baseline(&opts, sc)
             .effective_behaviours()
             .iter()
             .map(|b| b.name().to_owned())
             .collect(),
-        simulated_s_per_seed: sc.duration_ms as f64 / 1000.0,
+        seeds: format!("0..{seeds}"),
+        command: format!("popsim sweep {name} --seeds 0..{seeds}{}", bug_words(&opts)),
+        events_per_seed: rates.events_per_seed,
+        failed_seeds: total.failed,
+        simulated_s_per_seed: total.sim_ms as f64 / 1000.0 / seeds as f64,
         vs_baseline_cpu: rates.seeds_per_cpu_s / baseline.seeds_per_cpu_s,
         vs_baseline_wall: rates.seeds_per_wall_s / baseline.seeds_per_wall_s,
         rates,
@@ -500,6 +536,59 @@ fn bench_jobs(name: &str, sc: &Scenario, seeds: u64) -> JobsBench {
         jobs2_wall_s: j2,
         speedup: j1 / j2.max(1e-9),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// The built-ins a "time to find" row measures, with the switches their sweep runs with: a
+/// random variant with its `replays` as `--bug` flags, a finding (`fixes` non-empty) on
+/// develop.
+fn find_targets(names: &[String]) -> Vec<(String, Scenario, RunOptions)> {
+    let mut out = Vec::new();
+    for name in names {
+        let Some(sc) = scenarios::builtin(name) else {
+            continue;
+        };
+        if crate::explore::is_random_variant(&sc) {
+            let behaviours: Behaviours = sc
+                .replays
+                .iter()
+                .filter_map(|b| b.parse::<Behaviour>().ok())
+                .collect();
+            let opts = RunOptions {
+                behaviours,
+                ..RunOptions::default()
+            };
+            out.push((name.clone(), sc, opts));
+        } else if !sc.fixes.is_empty() {
+            out.push((name.clone(), sc, RunOptions::default()));
+        }
+    }
+    out
+}
+
+/// Sweeps `sc` from seed 0 in batches until a seed fails or `cap` seeds ran.
+pub fn time_to_find(name: &str, sc: &Scenario, opts: &RunOptions, cap: u64) -> TimeToFind {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batch = (jobs as u64 * 4).max(1);
+    let t = Instant::now();
+    let mut found = None;
+    let mut start = 0;
+    while start < cap && found.is_none() {
+        let seeds: Vec<u64> = (start..(start + batch).min(cap)).collect();
+        runner::sweep_each(sc, &seeds, opts, jobs, false, |_, s| {
+            if s.failed() && found.is_none() {
+                found = Some(s.seed);
+            }
+        });
+        start += seeds.len() as u64;
+    }
+    TimeToFind {
+        scenario: name.to_owned(),
+        command: format!("popsim sweep {name} --seeds 0..{cap}{}", bug_words(opts)),
+        first_failing_seed: found,
+        seeds_run: start,
+        cap,
+        wall_s: t.elapsed().as_secs_f64(),
     }
 }
 
@@ -586,6 +675,19 @@ pub fn run(plan: &BenchPlan, mut progress: impl FnMut(&str)) -> BenchReport {
     let jobs = bench_jobs(&jobs_name, &jobs_sc, plan.jobs_seeds);
     progress(&format!("jobs: speedup {:.2}", jobs.speedup));
     let verify = if plan.verify { bench_verify() } else { None };
+    let mut time_to_find_rows = Vec::new();
+    if plan.find_cap > 0 {
+        for (name, sc, opts) in find_targets(&names) {
+            let row = time_to_find(&name, &sc, &opts, plan.find_cap);
+            progress(&format!(
+                "{name}: first failing seed {} after {:.2} s",
+                row.first_failing_seed
+                    .map_or_else(|| format!("none below {}", row.cap), |s| s.to_string()),
+                row.wall_s
+            ));
+            time_to_find_rows.push(row);
+        }
+    }
 
     let mut targets = Vec::new();
     for b in benches.iter().filter(|b| b.bug) {
@@ -652,6 +754,7 @@ pub fn run(plan: &BenchPlan, mut progress: impl FnMut(&str)) -> BenchReport {
         scaling_spread: spread,
         jobs,
         verify,
+        time_to_find: time_to_find_rows,
         peak_rss_mib: mib(proc_status_kib("VmHWM")),
         targets,
     }
@@ -733,6 +836,25 @@ pub fn render_text(r: &BenchReport) -> String {
             v.wall_s, v.cpu_s
         );
     }
+    if !r.time_to_find.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ntime to find (cold sweep from seed 0 to its first failing seed):"
+        );
+        for t in &r.time_to_find {
+            let _ = writeln!(
+                s,
+                "  {:<28} {:>8} {:>7} seeds {:>8.2} s   {}",
+                t.scenario,
+                t.first_failing_seed
+                    .map_or_else(|| "none".to_owned(), |x| format!("seed {x}")),
+                t.seeds_run,
+                t.wall_s,
+                t.command
+            );
+        }
+        s.push('\n');
+    }
     let _ = writeln!(s, "peak RSS of this process: {:.0} MiB\n", r.peak_rss_mib);
     for t in &r.targets {
         let _ = writeln!(
@@ -751,7 +873,32 @@ pub fn render_text(r: &BenchReport) -> String {
 /// output, and the targets are judged by whoever reads them.
 pub fn cmd_bench(a: &BenchArgs) -> ExitCode {
     let plan = BenchPlan::from_args(a);
-    let report = run(&plan, |line| eprintln!("bench: {line}"));
+    let names = if plan.scenarios.is_empty() {
+        scenarios::builtins().len()
+    } else {
+        plan.scenarios.len()
+    };
+    let finds = if plan.find_cap > 0 {
+        find_targets(
+            &scenarios::builtins()
+                .into_iter()
+                .map(|(n, _)| n.to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .len()
+    } else {
+        0
+    };
+    let bar = crate::cli::progress((names + plan.scale.len() + 1 + finds) as u64, "bench");
+    let report = run(&plan, |line| {
+        bar.inc(1);
+        if bar.is_hidden() {
+            eprintln!("bench: {line}");
+        } else {
+            bar.println(format!("bench: {line}"));
+        }
+    });
+    bar.finish_and_clear();
     let out = match a.format {
         Format::Json => serde_json::to_string_pretty(&report).expect("report serialises") + "\n",
         Format::Text => render_text(&report),
@@ -774,6 +921,7 @@ mod tests {
             verify: false,
             scenarios: vec!["late-ack-after-ck-flush".into()],
             quick: true,
+            find_cap: 0,
         };
         let r = run(&plan, |_| {});
         let v = serde_json::to_value(&r).unwrap();
@@ -800,6 +948,41 @@ mod tests {
         assert!(v["jobs"]["speedup"].as_f64().unwrap() > 0.0);
         assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
         assert!(v["targets"].as_array().unwrap().len() >= 3);
+    }
+
+    /// A bench row runs exactly what `popsim sweep NAME --seeds 0..K` runs: a random
+    /// variant with BUGGIFY and a baseline, so the draw, the baseline and the hooks all count.
+    #[test]
+    fn a_bench_row_runs_the_seeds_the_runner_runs() {
+        let name = "late-ack-random";
+        let sc = scenarios::builtin(name).unwrap();
+        let b = bench_scenario(name, &sc, 3);
+        let (_, opts) = bug_options(&sc);
+        let events: u64 = (0..3)
+            .map(|seed| runner::run_seed(&sc, seed, &opts).history.events.len() as u64)
+            .sum();
+        assert_eq!(b.events_per_seed, events as f64 / 3.0);
+        assert_eq!(b.seeds, "0..3");
+        assert!(
+            b.command
+                .starts_with("popsim sweep late-ack-random --seeds 0..3 --bug "),
+            "{}",
+            b.command
+        );
+        assert!(b
+            .behaviours
+            .contains(&"revive-no-blank-broker-name-fallback".to_owned()));
+    }
+
+    #[test]
+    fn time_to_find_stops_at_the_first_failing_seed() {
+        let sc = scenarios::builtin("late-ack-after-ck-flush").unwrap();
+        let (_, opts) = bug_options(&sc);
+        let t = time_to_find("late-ack-after-ck-flush", &sc, &opts, 50);
+        assert_eq!(t.first_failing_seed, Some(0));
+        assert!(t.seeds_run < 50);
+        let held = time_to_find("late-ack-after-ck-flush", &sc, &RunOptions::default(), 3);
+        assert_eq!((held.first_failing_seed, held.seeds_run), (None, 3));
     }
 
     #[test]

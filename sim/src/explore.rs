@@ -103,13 +103,21 @@ pub fn list_random_variants() -> String {
 // ---------------------------------------------------------------------------------------
 // regressions
 
-/// Where the committed regressions files live: `scenarios/regressions/` of this workspace.
-pub fn default_regressions_dir() -> PathBuf {
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR"));
-    sim.parent()
-        .unwrap_or(sim)
-        .join("scenarios")
-        .join("regressions")
+/// The regressions directory looked for in the current directory.
+pub const REGRESSIONS_DIR: &str = "scenarios/regressions";
+
+/// Where `sweep` records and `verify` replays regressions: `--regressions DIR` when given,
+/// else `scenarios/regressions` of the current directory when it exists, else nowhere. No
+/// path is compiled into the binary, so a prebuilt `popsim` run elsewhere never writes into
+/// its source tree.
+pub fn regressions_dir(flag: Option<&Path>) -> Option<PathBuf> {
+    match flag {
+        Some(dir) => Some(dir.to_path_buf()),
+        None => {
+            let dir = PathBuf::from(REGRESSIONS_DIR);
+            dir.is_dir().then_some(dir)
+        }
+    }
 }
 
 /// The regressions file of scenario `name`.

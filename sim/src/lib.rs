@@ -35,6 +35,10 @@ pub mod explore;
 pub mod output;
 pub mod runner;
 pub mod shrink;
+pub mod sweep;
+pub mod verify;
 pub mod world;
 
-pub use runner::{run_seed, sweep, RunOptions, RunOutcome, SeedSummary, SimPanic};
+pub use runner::{
+    prepare, run_seed, sweep, PreparedSeed, RunOptions, RunOutcome, SeedSummary, SimPanic,
+};

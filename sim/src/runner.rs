@@ -150,46 +150,114 @@ pub fn run_meta(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunMeta {
     }
 }
 
-/// Runs one seed in a fresh thread, then checks the scenario's invariants.
-pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome {
-    install_panic_hook();
-    // A `[swarm]` scenario runs as this seed's draw, with its baseline behaviours on.
-    let (resolved, _) = scenarios::swarm::resolve(scenario, seed);
-    let scenario = &resolved;
-    let opts = &crate::explore::with_baseline(opts, scenario);
-    let buggify = scenario.swarm.as_ref().is_some_and(|s| s.buggify);
-    let meta = run_meta(scenario, seed, opts);
-    let cfg = WorldConfig {
-        broker: opts.broker_config(scenario),
+/// Everything a seed runs with, prepared once for every path that runs a seed (`run`,
+/// `sweep`, `verify`, `matrix`, `bench`, `shrink` and the run header): the `[swarm]` draw
+/// resolved, the scenario's baseline behaviours on, BUGGIFY armed or not, the world's
+/// configuration and madsim's network.
+#[derive(Clone)]
+pub struct PreparedSeed {
+    pub seed: u64,
+    /// The scenario as this seed runs it (its swarm ranges replaced by the draw).
+    pub scenario: Scenario,
+    /// What the draw picked, in a fixed order (empty without `[swarm]` ranges).
+    pub drawn: Vec<scenarios::swarm::Drawn>,
+    /// The caller's switches plus the scenario's baseline behaviours.
+    pub opts: RunOptions,
+    /// BUGGIFY hooks armed for this seed (`[swarm] buggify = true`).
+    pub buggify: bool,
+    pub meta: RunMeta,
+    pub world: WorldConfig,
+    pub net: madsim::Config,
+}
+
+/// Prepares `seed` of `scenario` under `opts`: the one place that decides what a seed runs.
+pub fn prepare(scenario: &Scenario, seed: u64, opts: &RunOptions) -> PreparedSeed {
+    let (resolved, drawn) = scenarios::swarm::resolve(scenario, seed);
+    let opts = crate::explore::with_baseline(opts, &resolved);
+    let buggify = resolved.swarm.as_ref().is_some_and(|s| s.buggify);
+    let meta = run_meta(&resolved, seed, &opts);
+    let world = WorldConfig {
+        broker: opts.broker_config(&resolved),
         behaviours: opts.effective_behaviours(),
         seed,
     };
-    let net = world::net_config(scenario);
-    let sc = scenario.clone();
-    let trace = opts.trace;
-    let thread_name = format!("{SEED_THREAD_PREFIX}{seed}");
-    let joined = std::thread::Builder::new()
-        .name(thread_name.clone())
-        .spawn(move || {
-            if trace {
-                madsim::runtime::init_logger();
+    let net = world::net_config(&resolved);
+    PreparedSeed {
+        seed,
+        scenario: resolved,
+        drawn,
+        opts,
+        buggify,
+        meta,
+        world,
+        net,
+    }
+}
+
+/// What the simulation of a prepared seed left behind, before checking.
+pub struct Simulated {
+    pub output: world::WorldOutput,
+    /// Datagrams madsim's network carried.
+    pub net_messages: u64,
+}
+
+impl PreparedSeed {
+    /// Simulates the seed on the calling thread (which must be fresh: see the module doc)
+    /// with BUGGIFY armed as prepared.
+    pub fn simulate_here(&self) -> Simulated {
+        if self.opts.trace {
+            madsim::runtime::init_logger();
+        }
+        crate::buggify::set_seed(self.buggify.then_some(self.seed));
+        let rt = madsim::runtime::Runtime::with_seed_and_config(self.seed, self.net.clone());
+        let sc = self.scenario.clone();
+        let cfg = self.world.clone();
+        let out = rt.block_on(async move {
+            let output = world::simulate(&sc, &cfg).await;
+            let net_messages = madsim::net::NetSim::current().stat().msg_count;
+            Simulated {
+                output,
+                net_messages,
             }
-            crate::buggify::set_seed(buggify.then_some(seed));
-            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, net);
-            let out = rt.block_on(async move { world::simulate(&sc, &cfg).await });
-            drop(rt);
-            out
-        })
-        .expect("spawn a seed thread")
-        .join();
+        });
+        drop(rt);
+        crate::buggify::set_seed(None);
+        out
+    }
+
+    /// The history of a finished simulation.
+    pub fn history(&self, out: world::WorldOutput) -> History {
+        History {
+            meta: self.meta.clone(),
+            events: out.events,
+            final_state: out.final_state,
+        }
+    }
+
+    /// Checks the scenario's invariants on `history`.
+    pub fn check(&self, history: &History) -> Vec<InvariantResult> {
+        reports::check(history, &self.scenario.expect.invariants)
+    }
+}
+
+/// Runs one seed in a fresh thread, then checks the scenario's invariants.
+pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome {
+    install_panic_hook();
+    let prepared = prepare(scenario, seed, opts);
+    let thread_name = format!("{SEED_THREAD_PREFIX}{seed}");
+    let joined = {
+        let p = prepared.clone();
+        std::thread::Builder::new()
+            .name(thread_name.clone())
+            .spawn(move || p.simulate_here().output)
+            .expect("spawn a seed thread")
+            .join()
+    };
+    let scenario = &prepared.scenario;
     match joined {
         Ok(out) => {
-            let history = History {
-                meta,
-                events: out.events,
-                final_state: out.final_state,
-            };
-            let results = reports::check(&history, &scenario.expect.invariants);
+            let history = prepared.history(out);
+            let results = prepared.check(&history);
             let hash = history.hash();
             RunOutcome {
                 seed,
@@ -210,7 +278,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome
                 panic.node = None;
             }
             let history = History {
-                meta,
+                meta: prepared.meta.clone(),
                 events: Vec::<Event>::new(),
                 final_state: BrokerSnapshot::default(),
             };
@@ -304,6 +372,29 @@ pub struct SeedSummary {
     pub hash: u64,
     /// With the determinism check: the second run's hash, when it differs.
     pub nondeterministic: Option<u64>,
+    /// Per violated invariant, its witness's shape ([`witness_shape`]).
+    pub shapes: Vec<(&'static str, String)>,
+}
+
+/// A witness's shape: the types of the events it shows, in order, repeats folded
+/// (`delivered > ack-result > revived > delivered`). Failures of one shape are usually one
+/// cause; a sweep groups them by it.
+pub fn witness_shape(history: &History, witness: &reports::Witness) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    for &i in &witness.events {
+        let Some(e) = history.events.get(i) else {
+            continue;
+        };
+        let t = reports::describe::event_type(&e.kind);
+        if kinds.last() != Some(&t) {
+            kinds.push(t);
+        }
+    }
+    if kinds.is_empty() {
+        "(no events)".to_owned()
+    } else {
+        kinds.join(" > ")
+    }
 }
 
 impl SeedSummary {
@@ -338,6 +429,18 @@ pub fn run_summary(
             })
             .collect(),
         violated: first.violated(),
+        shapes: first
+            .results
+            .iter()
+            .filter(|r| r.is_violated())
+            .map(|r| {
+                let shape = r.witness.as_ref().map_or_else(
+                    || "(no witness)".to_owned(),
+                    |w| witness_shape(&first.history, w),
+                );
+                (r.name, shape)
+            })
+            .collect(),
         panic: first.panic,
         hash: first.hash,
         nondeterministic,

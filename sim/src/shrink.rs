@@ -120,9 +120,11 @@ pub fn shrink(
     };
 
     // The starting point: this seed's draw, as a scenario that replays the run's behaviours.
-    let (mut base, _) = scenarios::swarm::resolve(sc, seed);
+    // Prepared as the runner prepares the seed: the draw resolved, the baseline known.
+    let prepared = crate::runner::prepare(sc, seed, opts);
+    let mut base = prepared.scenario.clone();
     let baseline = crate::explore::baseline(&base);
-    base.broker = opts.broker_config(&base);
+    base.broker = prepared.world.broker.clone();
     base.replays = opts
         .effective_behaviours()
         .iter()
@@ -160,7 +162,9 @@ pub fn shrink(
         target: target.clone(),
         runs: 1,
         budget,
+        bar: crate::cli::progress(budget as u64, "shrink"),
     };
+    s.bar.inc(1);
     // The bar every candidate must meet, including the start (its behaviours are now its
     // replays rather than command-line switches).
     let ctx = scenarios::Context::with_invariants(reports::invariant_names());
@@ -198,6 +202,7 @@ pub fn shrink(
         }
         break;
     }
+    s.bar.finish_and_clear();
     let after = Size::of(&cur);
     Ok(Shrunk {
         scenario: cur,
@@ -221,6 +226,8 @@ struct Search {
     target: String,
     runs: usize,
     budget: usize,
+    /// Reruns out of the budget (drawn on a terminal only).
+    bar: indicatif::ProgressBar,
 }
 
 impl Search {
@@ -236,6 +243,7 @@ impl Search {
             return None;
         }
         self.runs += 1;
+        self.bar.inc(1);
         let opts = RunOptions {
             behaviours: loaded
                 .replays

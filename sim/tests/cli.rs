@@ -2,9 +2,15 @@
 
 use std::process::{Command, Output};
 
+/// The workspace root, where CI runs popsim (its scenarios/regressions is found there).
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn popsim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_popsim"))
         .args(args)
+        .current_dir(root())
         .env_remove("MADSIM_TEST_SEED")
         .output()
         .expect("popsim runs")
@@ -351,12 +357,12 @@ fn a_random_variant_prints_the_parameters_it_runs_with() {
     let o = popsim(&["run", "late-ack-random", "--seed", "20"]);
     let (out, _) = text(&o);
     // The header shows this seed's draw, not the file's `[faults]` defaults…
-    let network = out
-        .lines()
-        .find(|l| l.starts_with("network:"))
-        .unwrap_or_default();
-    assert!(network.contains("latency 1..6 ms, loss 0.0087"), "{out}");
-    assert!(network.contains("crashes every 57302 ms"), "{out}");
+    let line = |p: &str| out.lines().find(|l| l.starts_with(p)).unwrap_or_default();
+    assert!(
+        line("network:").contains("latency 1..6 ms, loss 0.0087"),
+        "{out}"
+    );
+    assert!(line("faults:").contains("crashes every 57302 ms"), "{out}");
     assert!(
         out.contains("  faults.latency_ms                  = 1..6"),
         "{out}"
@@ -366,4 +372,397 @@ fn a_random_variant_prints_the_parameters_it_runs_with() {
         out.contains("behaviours: revive-no-blank-broker-name-fallback\n"),
         "{out}"
     );
+}
+
+/// A fresh empty directory under the system's temporary directory.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("popsim-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn popsim_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popsim"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MADSIM_TEST_SEED")
+        .env_remove("COLUMNS")
+        .output()
+        .expect("popsim runs")
+}
+
+/// By default verify's table fits 120 columns (output is not a terminal here), verdict
+/// first; `--wide` prints today's full table.
+#[test]
+fn verify_fits_120_columns_unless_wide() {
+    let o = popsim(&["verify", "orderly-reset-replay", "late-ack-after-ck-flush"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.starts_with("verdict "), "{out}");
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 120, "{widest} columns:\n{out}");
+    let o = popsim(&["verify", "orderly-reset-replay", "--wide"]);
+    let (out, _) = text(&o);
+    assert!(out.starts_with("scenario "), "{out}");
+    assert!(out.lines().map(|l| l.chars().count()).max().unwrap() > 120);
+}
+
+/// A row that violates more than it declares is a mismatch, with what else it violated and
+/// how to replay it.
+#[test]
+fn verify_is_strict_about_extra_violations() {
+    let dir = scratch("strict");
+    let src = scenarios::builtin_source("mixed-workload").unwrap();
+    // mixed-workload holds when fixed; declare a bug row that names a different invariant
+    // than the one the bug breaks.
+    let file = dir.join("strict.toml");
+    let src = src.replace(
+        "name = \"mixed-workload\"",
+        "name = \"strict\"\nreplays = [\"buffered-ack-missing-broker-name\", \"revive-no-blank-broker-name-fallback\"]",
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "{src}\n[[expect.rows]]\nbugs = [\"buffered-ack-missing-broker-name\", \"revive-no-blank-broker-name-fallback\"]\nviolates = [\"no-loss\"]\n"
+        ),
+    )
+    .unwrap();
+    let o = popsim_in(&dir, &["verify", "strict.toml", "--format", "json"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["schema_version"], 2);
+    let bug = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["variant"].as_str().unwrap().starts_with("bug:"))
+        .unwrap();
+    assert_eq!(bug["match"], false);
+    assert_eq!(
+        bug["unexpected"],
+        serde_json::json!(["no-redelivery-after-ack"])
+    );
+    assert_eq!(bug["missing"], serde_json::json!(["no-loss"]));
+    assert!(bug["reproduce"]
+        .as_str()
+        .unwrap()
+        .starts_with("popsim run strict.toml --bug "));
+    assert!(
+        err.contains("regressions: none replayed"),
+        "no scenarios/regressions here: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every violated cell names a failing seed and its reproduce line; the masked 5.3.0 cell
+/// says why.
+#[test]
+fn matrix_cells_carry_seeds_and_masks() {
+    let o = popsim(&["matrix", "late-ack-after-ck-flush", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cells = &doc["rows"][0]["cells"];
+    let f = &cells["5.3.1"]["failures"][0];
+    assert_eq!(f["invariant"], "no-redelivery-after-ack");
+    assert_eq!(
+        f["reproduce"],
+        format!(
+            "popsim run late-ack-after-ck-flush --release 5.3.1 --seed {}",
+            f["seed"]
+        )
+    );
+    let masked = cells["5.3.0"]["masked"].as_str().unwrap();
+    assert!(
+        masked.contains("revive-merge-key-without-broker-name"),
+        "{masked}"
+    );
+    for rel in ["5.3.2", "5.3.3", "latest"] {
+        assert!(cells[rel]["masked"].is_null(), "{rel}");
+    }
+    let o = popsim(&["matrix", "late-ack-after-ck-flush"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("reproduce: popsim run late-ack-after-ck-flush --release 5.3.1 --seed"));
+    assert!(out.contains("on 5.3.0: masked: "), "{out}");
+}
+
+const SWEEP: [&str; 6] = [
+    "sweep",
+    "late-ack-random",
+    "--seeds",
+    "0..24",
+    "--bug",
+    "buffered-ack-missing-broker-name",
+];
+
+/// Without `scenarios/regressions` in the current directory a sweep writes nothing and
+/// says so; with one it appends there and says where.
+#[test]
+fn sweep_records_regressions_only_in_the_current_directory() {
+    let dir = scratch("record");
+    let o = popsim_in(&dir, &[&SWEEP[..], &["--jobs", "2"]].concat());
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        err.contains(
+            "regressions: not recorded: no scenarios/regressions in the current directory"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "wrote nothing");
+    assert!(out.contains("% of runs)"), "failure rate: {out}");
+    assert!(
+        out.contains("failures by invariant and witness shape"),
+        "{out}"
+    );
+    std::fs::create_dir_all(dir.join("scenarios/regressions")).unwrap();
+    let o = popsim_in(&dir, &[&SWEEP[..], &["--jobs", "2"]].concat());
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("regressions: recorded 3 new failing seed(s) in scenarios/regressions/late-ack-random.txt"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Four shards merged print what the unsharded sweep prints (timing aside), with the same
+/// exit code and regressions lines; a missing or repeated shard is exit 2.
+#[test]
+fn merge_of_shards_equals_the_unsharded_sweep() {
+    let dir = scratch("merge");
+    std::fs::create_dir_all(dir.join("a/scenarios/regressions")).unwrap();
+    std::fs::create_dir_all(dir.join("b/scenarios/regressions")).unwrap();
+    let whole = popsim_in(&dir.join("a"), &[&SWEEP[..], &["--jobs", "2"]].concat());
+    let mut files = Vec::new();
+    for i in 1..=4 {
+        let shard = format!("{i}/4");
+        let o = popsim_in(
+            &dir,
+            &[
+                &SWEEP[..],
+                &["--jobs", "1", "--shard", &shard, "--format", "json"],
+            ]
+            .concat(),
+        );
+        let f = dir.join(format!("s{i}.jsonl"));
+        std::fs::write(&f, &o.stdout).unwrap();
+        files.push(f.display().to_string());
+    }
+    let args: Vec<&str> = std::iter::once("merge")
+        .chain(files.iter().rev().map(String::as_str))
+        .collect();
+    let merged = popsim_in(&dir.join("b"), &args);
+    let strip = |o: &Output| {
+        let (out, err) = text(o);
+        let out: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with("time: "))
+            .map(str::to_owned)
+            .collect();
+        (out, err)
+    };
+    assert_eq!(strip(&merged), strip(&whole));
+    assert_eq!(merged.status.code(), whole.status.code());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("a/scenarios/regressions/late-ack-random.txt")).unwrap(),
+        std::fs::read_to_string(dir.join("b/scenarios/regressions/late-ack-random.txt")).unwrap()
+    );
+    // JSON: every seed line in seed order and the summary line, as the unsharded sweep.
+    let json_whole = popsim_in(
+        &dir,
+        &[
+            &SWEEP[..],
+            &["--jobs", "2", "--no-record", "--format", "json"],
+        ]
+        .concat(),
+    );
+    let json_args: Vec<&str> = ["merge", "--no-record", "--format", "json"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let json_merged = popsim_in(&dir, &json_args);
+    let untimed = |o: &Output| -> Vec<serde_json::Value> {
+        text(o)
+            .0
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("wall_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(untimed(&json_merged), untimed(&json_whole));
+    let missing = popsim_in(&dir, &["merge", &files[0], &files[1], &files[3]]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).1.contains("missing shards: 3/4"),
+        "{:?}",
+        text(&missing)
+    );
+    let twice = popsim_in(
+        &dir,
+        &[
+            "merge", &files[0], &files[1], &files[1], &files[2], &files[3],
+        ],
+    );
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(
+        text(&twice).1.contains("overlapping shards"),
+        "{:?}",
+        text(&twice)
+    );
+    // A shard cut short: its seeds are missing.
+    let short = dir.join("short.jsonl");
+    let s2 = std::fs::read_to_string(&files[1]).unwrap();
+    let cut: Vec<&str> = s2.lines().skip(1).collect();
+    std::fs::write(&short, cut.join("\n")).unwrap();
+    let o = popsim_in(
+        &dir,
+        &[
+            "merge",
+            &files[0],
+            short.to_str().unwrap(),
+            &files[2],
+            &files[3],
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("missing seeds: 1 of 24"),
+        "{:?}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The shipped recipe, deploy/sweep-parallel.sh: GNU parallel runs the shards (as local
+/// jobs, and through `--sshlogin`, here the local login `:`), merge adds them up. Skipped
+/// when `parallel` is missing, unless POPSIM_REQUIRE_PARALLEL is set (CI sets it).
+#[test]
+fn a_four_shard_sweep_through_gnu_parallel_matches() {
+    let has = Command::new("parallel")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            std::env::var_os("POPSIM_REQUIRE_PARALLEL").is_none(),
+            "POPSIM_REQUIRE_PARALLEL is set but GNU parallel is not installed"
+        );
+        eprintln!("skipped: GNU parallel is not installed (apt-get install parallel)");
+        return;
+    }
+    let dir = scratch("parallel");
+    let script = root().join("deploy/sweep-parallel.sh");
+    let whole = popsim_in(
+        &dir,
+        &[&SWEEP[..], &["--jobs", "2", "--no-record"]].concat(),
+    );
+    let body = |o: &Output| -> Vec<String> {
+        text(o)
+            .0
+            .lines()
+            .filter(|l| !l.starts_with("time: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    for opts in ["--jobs 2", "--sshlogin 2/:"] {
+        let merged = Command::new("bash")
+            .arg(&script)
+            .arg("4")
+            .args(&SWEEP[1..])
+            .args(["--jobs", "1"])
+            .current_dir(&dir)
+            .env("POPSIM", env!("CARGO_BIN_EXE_popsim"))
+            .env("PARALLEL_OPTS", opts)
+            .env("MERGE_OPTS", "--no-record")
+            .output()
+            .unwrap();
+        assert_eq!(body(&merged), body(&whole), "{opts}: {}", text(&merged).1);
+        assert_eq!(merged.status.code(), whole.status.code(), "{opts}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `reset-offset` with `queue = -1` loads, with a located warning on stderr.
+#[test]
+fn a_reset_of_every_queue_warns_that_its_offset_is_ignored() {
+    let dir = scratch("warn");
+    let src = scenarios::builtin_source("reset-before-first-subscribe").unwrap();
+    let warned = src.replacen("queue = 0\n", "queue = -1\n", 1);
+    assert_ne!(warned, src);
+    std::fs::write(dir.join("w.toml"), &warned).unwrap();
+    let o = popsim_in(&dir, &["run", "w.toml", "--seed", "1"]);
+    let (_, err) = text(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("warning:"))
+        .unwrap_or_default();
+    assert!(line.starts_with("w.toml:"), "{err}");
+    assert!(
+        line.contains(".offset: warning: ignored: with `queue = -1`"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Scripted packet loss shows in the run header's faults line.
+#[test]
+fn the_run_header_shows_scripted_loss() {
+    let o = popsim(&["run", "offset-update-under-loss", "--seed", "1", "--wide"]);
+    let (out, _) = text(&o);
+    let faults = out
+        .lines()
+        .find(|l| l.starts_with("faults:"))
+        .unwrap_or_default();
+    assert!(
+        faults.contains("scripted loss 0.4 from 3000 ms, loss 0 from 20000 ms"),
+        "{out}"
+    );
+}
+
+/// Run reports (header included), sweeps and the matrix fit 120 columns by default; only
+/// `reproduce:` lines, commands to copy whole, may be longer.
+#[test]
+fn run_sweep_and_matrix_fit_120_columns() {
+    let cases: [&[&str]; 5] = [
+        &[
+            "run",
+            "orderly-reset-replay",
+            "--seed",
+            "1",
+            "--bug",
+            "reset-commits-pull-offset",
+            "--bug",
+            "kv-fifo-reads-pull-offset",
+        ],
+        &["run", "develop-random", "--seed", "3"],
+        &["run", "late-ack-random", "--seed", "20"],
+        &[&SWEEP[..], &["--jobs", "2", "--no-record"]].concat(),
+        &[
+            "matrix",
+            "late-ack-after-ck-flush",
+            "offset-update-under-loss",
+            "kv-reset-lock-inversion",
+        ],
+    ];
+    for args in cases {
+        let o = popsim(args);
+        let (out, err) = text(&o);
+        assert!(!out.is_empty(), "{args:?}: {err}");
+        for l in out.lines() {
+            if l.trim_start().starts_with("reproduce: ") {
+                continue;
+            }
+            assert!(
+                l.chars().count() <= 120,
+                "{args:?}: {} columns: {l}",
+                l.chars().count()
+            );
+        }
+    }
+    let o = popsim(&["run", "develop-random", "--seed", "3"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("  n/a      "), "n/a invariants folded: {out}");
 }

@@ -2,7 +2,12 @@
 //! with the fix, the committed regressions replay as recorded, and shrink writes a smaller
 //! scenario that fails on its own.
 
-use sim::explore::{default_regressions_dir, load_regressions};
+use sim::explore::load_regressions;
+
+/// The committed regressions files (the binary compiles in no path; the tests know theirs).
+fn regressions_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/regressions")
+}
 use sim::{run_seed, sweep, RunOptions};
 
 fn ctx() -> scenarios::Context {
@@ -52,7 +57,7 @@ fn the_swarm_draw_is_printed_and_a_pure_function_of_the_seed() {
 /// invariant is still violated; with every fix in, nothing is.
 #[test]
 fn committed_regressions_replay() {
-    let dir = default_regressions_dir();
+    let dir = regressions_dir();
     let mut replayed = 0;
     for (name, _) in scenarios::builtins() {
         let sc = scenarios::resolve(name, &ctx()).unwrap();

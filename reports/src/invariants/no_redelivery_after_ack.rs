@@ -85,7 +85,23 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     }
     let mut summary = describe(history, first);
     if judged.len() > 1 {
-        summary.push_str(&format!("; {} comebacks after an ack in all", judged.len()));
+        // Name the kinds, so the total reads against the report's duplicate deliveries
+        // (which count only deliveries: retry copies and re-pops, not the revives).
+        let count = |k: ComebackKind| judged.iter().filter(|c| c.kind == k).count();
+        let parts: Vec<String> = [
+            (ComebackKind::Revive, "revived into the retry topic"),
+            (ComebackKind::RetryDelivery, "retry copies delivered"),
+            (ComebackKind::RePop, "re-popped"),
+        ]
+        .into_iter()
+        .filter(|(k, _)| count(*k) > 0)
+        .map(|(k, what)| format!("{} {what}", count(k)))
+        .collect();
+        summary.push_str(&format!(
+            "; {} comebacks after an ack in all: {}",
+            judged.len(),
+            parts.join(", ")
+        ));
     }
     Verdict::violated(Witness {
         msg_id: Some(first.msg_id.clone()),
@@ -137,7 +153,9 @@ mod tests {
             "m1 was revived for group g1 at 13.000s after its ack succeeded at 2.000s"
         ));
         assert!(
-            w.summary.ends_with("2 comebacks after an ack in all"),
+            w.summary.ends_with(
+                "2 comebacks after an ack in all: 1 revived into the retry topic, 1 retry copies delivered"
+            ),
             "{}",
             w.summary
         );
