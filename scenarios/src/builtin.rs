@@ -66,9 +66,19 @@ const BUILTINS: &[Builtin] = &[
         source: include_str!("../builtin/develop-random.toml"),
     },
     Builtin {
+        name: "buffer-commit-over-reset",
+        summary: "finding F1 on develop: PopBufferMergeService commits a CK over a pending reset; a flush and a crash before the next pop lose the reset",
+        source: include_str!("../findings/buffer-commit-over-reset.toml"),
+    },
+    Builtin {
         name: "merge-key-collision",
         summary: "finding F2 on develop: two changeInvisibleTime CKs whose concatenated merge keys are equal; one is never revived",
         source: include_str!("../findings/merge-key-collision.toml"),
+    },
+    Builtin {
+        name: "reset-clears-other-pull-offsets",
+        summary: "finding F3 on develop: a one-queue reset on the KV path drops every queue's pull offset; another queue re-reads acked messages",
+        source: include_str!("../findings/reset-clears-other-pull-offsets.toml"),
     },
     Builtin {
         name: "kv-reset-lock-inversion",
