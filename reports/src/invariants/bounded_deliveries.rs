@@ -14,7 +14,7 @@
 //!   receipt was moved by a changeInvisibleTime in that group is left out (a nack asks for
 //!   redelivery, and the orderly client may suspend and retry).
 
-use super::index::{is_success, witness_events};
+use super::index::{is_success, secs, witness_events};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::BrokerEvent;
@@ -43,10 +43,27 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut runs: BTreeMap<(&str, &str), (u64, Vec<usize>)> = BTreeMap::new();
     // (group, msg) → its first delivery, which names the queue and offset.
     let mut first_delivery: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    // (group, msg) → every delivery's (index, receipt deadline) and every listener finish:
+    // why the runs repeated.
+    let mut deliveries: BTreeMap<(&str, &str), Vec<(usize, u64)>> = BTreeMap::new();
+    let mut finishes: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
-            EventKind::Delivered { group, msg_id, .. } => {
+            EventKind::Delivered {
+                group,
+                msg_id,
+                pop_time,
+                invisible_time,
+                ..
+            } => {
                 first_delivery.entry((group, msg_id)).or_insert(idx);
+                deliveries
+                    .entry((group, msg_id))
+                    .or_default()
+                    .push((idx, pop_time + invisible_time));
+            }
+            EventKind::ListenerFinished { group, msg_id, .. } => {
+                finishes.entry((group, msg_id)).or_default().push(idx);
             }
             EventKind::ResetRequested { group, .. }
             | EventKind::Broker(BrokerEvent::ResetAssigned { group, .. }) => {
@@ -98,14 +115,27 @@ pub(crate) fn check(history: &History) -> Verdict {
     if judged == 0 {
         return Verdict::not_applicable("no listener run outside resets and changeInvisibleTime");
     }
-    Verdict::from_witness(worst.map(|(group, msg, limit, idxs)| Witness {
-        msg_id: Some((*msg).to_owned()),
-        summary: format!(
-            "the listener of group {group} ran {} times on {msg}; the limit is {limit} (maxReconsumeTimes {} + 1)",
-            idxs.len(),
-            limit - 1
-        ),
-        events: witness_events(idxs.clone()),
+    Verdict::from_witness(worst.map(|(group, msg, limit, idxs)| {
+        let key = (group, msg);
+        let why = why_repeated(
+            history,
+            idxs,
+            deliveries.get(&key).map_or(&[][..], Vec::as_slice),
+            finishes.get(&key).map_or(&[][..], Vec::as_slice),
+            limit - 1,
+        );
+        let mut events = idxs.clone();
+        events.extend(why.events);
+        Witness {
+            msg_id: Some((*msg).to_owned()),
+            summary: format!(
+                "the listener of group {group} ran {} times on {msg}; the limit is {limit} (maxReconsumeTimes {} + 1){}",
+                idxs.len(),
+                limit - 1,
+                why.text
+            ),
+            events: witness_events(events),
+        }
     }))
     .with_affected(affected)
 }
@@ -143,10 +173,13 @@ mod tests {
         assert_eq!(v.status, Status::Violated);
         let w = v.witness.unwrap();
         assert_eq!(w.msg_id.as_deref(), Some("m1"));
-        assert_eq!(w.events, runs);
-        assert_eq!(
-            w.summary,
-            "the listener of group g1 ran 3 times on m1; the limit is 1 (maxReconsumeTimes 0 + 1)"
+        assert!(runs.iter().all(|r| w.events.contains(r)), "{:?}", w.events);
+        assert!(
+            w.summary.starts_with(
+                "the listener of group g1 ran 3 times on m1; the limit is 1 (maxReconsumeTimes 0 + 1); why: the first run went from"
+            ),
+            "{}",
+            w.summary
         );
     }
 
@@ -193,5 +226,74 @@ mod tests {
             check(&h.build()).status,
             Status::NotApplicable { .. }
         ));
+    }
+}
+
+/// The causal chain behind repeated runs, from the first run: its delivery's deadline, when
+/// the listener finished, and whether the client took the pop-timeout path.
+struct Why {
+    text: String,
+    events: Vec<usize>,
+}
+
+fn why_repeated(
+    history: &History,
+    runs: &[usize],
+    deliveries: &[(usize, u64)],
+    finishes: &[usize],
+    max: u64,
+) -> Why {
+    let at = |i: usize| history.events[i].at;
+    let Some(&start) = runs.first() else {
+        return Why {
+            text: String::new(),
+            events: Vec::new(),
+        };
+    };
+    let delivery = deliveries.iter().rev().find(|(d, _)| *d < start).copied();
+    let finish = finishes.iter().copied().find(|f| *f > start);
+    let timed_out = |f: usize| {
+        matches!(
+            history.events[f].kind,
+            EventKind::ListenerFinished {
+                pop_timed_out: true,
+                ..
+            }
+        )
+    };
+    let late_runs = finishes.iter().filter(|f| timed_out(**f)).count();
+    let (Some((d, deadline)), Some(f)) = (delivery, finish) else {
+        return Why {
+            text: String::new(),
+            events: Vec::new(),
+        };
+    };
+    let mut text = format!(
+        "; why: the first run went from {} to {}, ",
+        secs(at(start)),
+        secs(at(f))
+    );
+    if timed_out(f) {
+        text.push_str(&format!(
+            "past its receipt's deadline {}: the client took the pop-timeout path (no ack, no nack) and the broker revived the message; {late_runs} of {} runs ended that way",
+            secs(deadline),
+            runs.len()
+        ));
+        if history
+            .meta
+            .behaviours
+            .iter()
+            .any(|b| b == "pop-timeout-skips-max-reconsume")
+        {
+            text.push_str(&format!(
+                "; a timed-out result skips processConsumeResult, the only place this client checks maxReconsumeTimes {max}, and it does not ack over-consumed messages on receipt (pop-timeout-skips-max-reconsume, #8333)"
+            ));
+        }
+    } else {
+        text.push_str(&format!("within its receipt's deadline {}", secs(deadline)));
+    }
+    Why {
+        text,
+        events: vec![d, f],
     }
 }
