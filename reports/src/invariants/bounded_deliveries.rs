@@ -140,6 +140,75 @@ pub(crate) fn check(history: &History) -> Verdict {
     .with_affected(affected)
 }
 
+/// The causal chain behind repeated runs, from the first run: its delivery's deadline, when
+/// the listener finished, and whether the client took the pop-timeout path.
+struct Why {
+    text: String,
+    events: Vec<usize>,
+}
+
+fn why_repeated(
+    history: &History,
+    runs: &[usize],
+    deliveries: &[(usize, u64)],
+    finishes: &[usize],
+    max: u64,
+) -> Why {
+    let at = |i: usize| history.events[i].at;
+    let Some(&start) = runs.first() else {
+        return Why {
+            text: String::new(),
+            events: Vec::new(),
+        };
+    };
+    let delivery = deliveries.iter().rev().find(|(d, _)| *d < start).copied();
+    let finish = finishes.iter().copied().find(|f| *f > start);
+    let timed_out = |f: usize| {
+        matches!(
+            history.events[f].kind,
+            EventKind::ListenerFinished {
+                pop_timed_out: true,
+                ..
+            }
+        )
+    };
+    let late_runs = finishes.iter().filter(|f| timed_out(**f)).count();
+    let (Some((d, deadline)), Some(f)) = (delivery, finish) else {
+        return Why {
+            text: String::new(),
+            events: Vec::new(),
+        };
+    };
+    let mut text = format!(
+        "; why: the first run went from {} to {}, ",
+        secs(at(start)),
+        secs(at(f))
+    );
+    if timed_out(f) {
+        text.push_str(&format!(
+            "past its receipt's deadline {}: the client took the pop-timeout path (no ack, no nack) and the broker revived the message; {late_runs} of {} runs ended that way",
+            secs(deadline),
+            runs.len()
+        ));
+        if history
+            .meta
+            .behaviours
+            .iter()
+            .any(|b| b == "pop-timeout-skips-max-reconsume")
+        {
+            text.push_str(&format!(
+                "; a timed-out result skips processConsumeResult, the only place this client checks maxReconsumeTimes {max}, and it does not ack over-consumed messages on receipt (pop-timeout-skips-max-reconsume, #8333)"
+            ));
+        }
+    } else {
+        text.push_str(&format!("within its receipt's deadline {}", secs(deadline)));
+    }
+    Why {
+        text,
+        events: vec![d, f],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,74 +295,5 @@ mod tests {
             check(&h.build()).status,
             Status::NotApplicable { .. }
         ));
-    }
-}
-
-/// The causal chain behind repeated runs, from the first run: its delivery's deadline, when
-/// the listener finished, and whether the client took the pop-timeout path.
-struct Why {
-    text: String,
-    events: Vec<usize>,
-}
-
-fn why_repeated(
-    history: &History,
-    runs: &[usize],
-    deliveries: &[(usize, u64)],
-    finishes: &[usize],
-    max: u64,
-) -> Why {
-    let at = |i: usize| history.events[i].at;
-    let Some(&start) = runs.first() else {
-        return Why {
-            text: String::new(),
-            events: Vec::new(),
-        };
-    };
-    let delivery = deliveries.iter().rev().find(|(d, _)| *d < start).copied();
-    let finish = finishes.iter().copied().find(|f| *f > start);
-    let timed_out = |f: usize| {
-        matches!(
-            history.events[f].kind,
-            EventKind::ListenerFinished {
-                pop_timed_out: true,
-                ..
-            }
-        )
-    };
-    let late_runs = finishes.iter().filter(|f| timed_out(**f)).count();
-    let (Some((d, deadline)), Some(f)) = (delivery, finish) else {
-        return Why {
-            text: String::new(),
-            events: Vec::new(),
-        };
-    };
-    let mut text = format!(
-        "; why: the first run went from {} to {}, ",
-        secs(at(start)),
-        secs(at(f))
-    );
-    if timed_out(f) {
-        text.push_str(&format!(
-            "past its receipt's deadline {}: the client took the pop-timeout path (no ack, no nack) and the broker revived the message; {late_runs} of {} runs ended that way",
-            secs(deadline),
-            runs.len()
-        ));
-        if history
-            .meta
-            .behaviours
-            .iter()
-            .any(|b| b == "pop-timeout-skips-max-reconsume")
-        {
-            text.push_str(&format!(
-                "; a timed-out result skips processConsumeResult, the only place this client checks maxReconsumeTimes {max}, and it does not ack over-consumed messages on receipt (pop-timeout-skips-max-reconsume, #8333)"
-            ));
-        }
-    } else {
-        text.push_str(&format!("within its receipt's deadline {}", secs(deadline)));
-    }
-    Why {
-        text,
-        events: vec![d, f],
     }
 }
