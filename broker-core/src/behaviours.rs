@@ -51,6 +51,20 @@ pub enum Behaviour {
     /// #8368 until #10006 (client): `updateConsumerOffsetAsync` leaves the future incomplete
     /// for a response code its switch does not map.
     OffsetFutureUnmappedResponse,
+    /// Before #9340: `PopConsumerService.addGetMessageResult` commits nothing for a FIFO read,
+    /// and for a non-FIFO one `nextBeginOffset` unless it found messages.
+    KvFifoNoCommitAtPop,
+    /// Before #9247: `PopConsumerService` has no init offset; with nothing stored it reads at −1.
+    KvNoInitOffset,
+    /// Before #9247: `PopConsumerService.getMessageAsync` consumes and commits a pending reset
+    /// but reads at the offset queried before it.
+    KvReadIgnoresReset,
+    /// Before #8404: `PopMessageProcessor.getInitOffset` returns the min for `MIN` without
+    /// committing it, and has no rule for retry topics.
+    InitMinNoCommit,
+    /// Before #9027: `ConsumerManageProcessor.updateConsumerOffset` answers a null queueId or
+    /// offset `SYSTEM_ERROR`.
+    UpdateOffsetNullAnswersSystemError,
 }
 
 /// Static facts about a behaviour: where upstream changed it and which releases have it.
@@ -72,7 +86,7 @@ pub struct BehaviourInfo {
 
 impl Behaviour {
     /// Every behaviour, in registry order.
-    pub const ALL: [Behaviour; 9] = [
+    pub const ALL: [Behaviour; 14] = [
         Behaviour::ReviveMergeKeyWithoutBrokerName,
         Behaviour::BufferedAckMissingBrokerName,
         Behaviour::ReviveNoBlankBrokerNameFallback,
@@ -82,6 +96,11 @@ impl Behaviour {
         Behaviour::PopTimeoutSkipsMaxReconsume,
         Behaviour::OffsetUpdateOnewayOnly,
         Behaviour::OffsetFutureUnmappedResponse,
+        Behaviour::KvFifoNoCommitAtPop,
+        Behaviour::KvNoInitOffset,
+        Behaviour::KvReadIgnoresReset,
+        Behaviour::InitMinNoCommit,
+        Behaviour::UpdateOffsetNullAnswersSystemError,
     ];
 
     /// The registry entry for this behaviour.
@@ -151,7 +170,7 @@ impl Behaviour {
                     Side::Client,
                     "#8365",
                     "#8368",
-                    "the offset store updates the broker with updateConsumerOffsetOneway only; there is no updateConsumerOffsetAsync",
+                    "MQClientAPIExt has no updateConsumerOffsetAsync: a caller that wants a future gets updateConsumerOffsetOneWay's, completed at once (the synchronous MQClientAPIImpl.updateConsumerOffset exists)",
                     &[V5_3_0],
                 ),
                 OffsetFutureUnmappedResponse => (
@@ -161,6 +180,46 @@ impl Behaviour {
                     "#10006",
                     "MQClientAPIExt.updateConsumerOffsetAsync maps SUCCESS, SYSTEM_ERROR, SUBSCRIPTION_GROUP_NOT_EXIST and TOPIC_NOT_EXIST only (no default), so any other code never completes the future",
                     &[V5_3_1, V5_3_2, V5_3_3],
+                ),
+                KvFifoNoCommitAtPop => (
+                    "kv-fifo-no-commit-at-pop",
+                    Side::Broker,
+                    "#9339",
+                    "#9340",
+                    "PopConsumerService.addGetMessageResult commits (pull offset and offset) only for a non-FIFO read, the read start if FOUND else nextBeginOffset; handleGetMessageResult commits FIFO reads too and a non-FIFO read's start whatever its status",
+                    &[V5_3_2],
+                ),
+                KvNoInitOffset => (
+                    "kv-no-init-offset",
+                    Side::Broker,
+                    "#9246",
+                    "#9247",
+                    "PopConsumerService.popAsync takes no initMode and getPopOffset only handles a reset: with no stored offset the store is read at -1 (OFFSET_TOO_SMALL: the min is committed and read), and a found read commits -1",
+                    &[V5_3_2],
+                ),
+                KvReadIgnoresReset => (
+                    "kv-read-ignores-reset",
+                    Side::Broker,
+                    "#9246",
+                    "#9247",
+                    "PopConsumerService.getMessageAsync erases and commits a pending reset (getPopOffset) but reads at the queryPullOffset value taken before it; since #9247 getPopOffset returns the reset and the read starts there",
+                    &[V5_3_2],
+                ),
+                InitMinNoCommit => (
+                    "init-min-no-commit",
+                    Side::Broker,
+                    "#8402",
+                    "#8404",
+                    "PopMessageProcessor.getInitOffset returns getMinOffsetInQueue for MIN without committing it, and a retry topic follows initMode like any topic",
+                    &[V5_3_0],
+                ),
+                UpdateOffsetNullAnswersSystemError => (
+                    "update-offset-null-answers-system-error",
+                    Side::Broker,
+                    "#9028",
+                    "#9027",
+                    "ConsumerManageProcessor.updateConsumerOffset answers a null queueId or offset SYSTEM_ERROR instead of INVALID_PARAMETER",
+                    &[V5_3_0, V5_3_1],
                 ),
             };
         BehaviourInfo {
@@ -310,6 +369,8 @@ pub enum Fix {
     ClearPullOffsetOfResetQueues,
     /// `PopConsumerService.clearCache` removes cached records without touching the lock.
     ClearCacheWithoutLock,
+    /// `AckMessageProcessor.appendAck` answers an error when the ACK put failed.
+    AckPutFailureAnswersError,
 }
 
 /// Static facts about a proposed fix.
@@ -332,11 +393,12 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 4] = [
+    pub const ALL: [Fix; 5] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
         Fix::ClearCacheWithoutLock,
+        Fix::AckPutFailureAnswersError,
     ];
 
     /// The registry entry for this fix.
@@ -374,6 +436,14 @@ impl Fix {
                 "develop runs `while (tryLock) {}` then unlocks in `finally`, freeing the group@topic lock whoever holds it (the popAsync that called it, or another pop when the admin thread calls it); proposed: remove the records without touching the lock",
                 "finding F4: a pop that consumes a reset frees its own lock; a second pop of the group reads the same offsets while the first is still reading, and two consumers hold one FIFO batch",
                 "#10250 \"Remove lock when resetting offset in PopConsumerService\" (fixes #10181, 2026-04)",
+            ),
+            AckPutFailureAnswersError => (
+                "ack-put-failure-answers-error",
+                Side::Broker,
+                "AckMessageProcessor.appendAck / handlePutMessageResult",
+                "develop creates the response SUCCESS and handlePutMessageResult only logs a failed ACK put; proposed: answer SYSTEM_ERROR when the put failed, so the client knows the ack did not happen and can ack again",
+                "finding F5: under store pressure an ACK put fails, the client is told SUCCESS, and the CK revives the acked message",
+                "",
             ),
         };
         FixInfo {
@@ -559,6 +629,25 @@ mod tests {
             .behaviours()
             .is_on(Behaviour::ResetCommitsPullOffset));
         assert!(Release::Latest.behaviours().is_empty());
+        let r532 = Release::V5_3_2.behaviours();
+        for b in [
+            Behaviour::KvFifoNoCommitAtPop,
+            Behaviour::KvNoInitOffset,
+            Behaviour::KvReadIgnoresReset,
+        ] {
+            assert!(r532.is_on(b), "{b}");
+            assert!(!Release::V5_3_3.behaviours().is_on(b), "{b}");
+        }
+        assert!(Release::V5_3_0
+            .behaviours()
+            .is_on(Behaviour::InitMinNoCommit));
+        assert!(!Release::V5_3_1
+            .behaviours()
+            .is_on(Behaviour::InitMinNoCommit));
+        assert!(Release::V5_3_1
+            .behaviours()
+            .is_on(Behaviour::UpdateOffsetNullAnswersSystemError));
+        assert!(!r532.is_on(Behaviour::UpdateOffsetNullAnswersSystemError));
         assert!(!Release::V5_3_1.has_kv_pop_path());
         assert!(Release::V5_3_2.has_kv_pop_path());
     }
