@@ -7,8 +7,9 @@
 //! Semantics: a delivery of offset o out of the original queue q' of group g is a violation
 //! when g was already handed o out of q' earlier, a reset of a single other queue q of the
 //! same topic and group was applied in between, and in between there was neither a reset of
-//! q' itself (an all-queue reset resets q' too) nor a broker crash (a crash may roll commit
-//! offsets back, which is at-least-once). For orderly deliveries a re-pop after the earlier
+//! q' itself (an all-queue reset resets q' too) nor a broker crash after the earlier pop
+//! (a crash may roll commit offsets back, which is at-least-once; the pop is placed by its
+//! popTime, since its answer may reach the client after the crash). For orderly deliveries a re-pop after the earlier
 //! batch lapsed un-acked is how orderly POP retries, so it counts only if the earlier
 //! delivery was effectively acked or its receipt had not yet expired. Retry copies never
 //! count: they are new copies in another topic.
@@ -24,8 +25,8 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
     statement: "A reset of one queue does not make the group pop already-delivered messages of its other queues again.",
 };
 
-/// The latest delivery of one offset: (event index, receipt deadline, orderly).
-type Prior = (usize, Millis, bool);
+/// The latest delivery of one offset: (event index, popTime, receipt deadline, orderly).
+type Prior = (usize, Millis, Millis, bool);
 
 #[cfg(test)]
 pub(crate) fn check(history: &crate::history::History) -> Verdict {
@@ -49,7 +50,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut own: BTreeMap<(&str, &str), BTreeMap<u32, usize>> = BTreeMap::new();
     let mut single: BTreeMap<(&str, &str), BTreeMap<u32, &ResetPoint>> = BTreeMap::new();
     let mut seen: BTreeMap<(&str, &str, u32, u64), Prior> = BTreeMap::new();
-    let mut last_crash: Option<usize> = None;
+    let mut last_crash: Option<Millis> = None;
     let mut found: Vec<Witness> = Vec::new();
     let mut affected = AffectedList::default();
 
@@ -66,7 +67,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             }
         }
         match &e.kind {
-            EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
+            EventKind::Broker(BrokerEvent::Crashed { at, .. }) => last_crash = Some(*at),
             EventKind::Delivered {
                 group,
                 msg_id,
@@ -80,8 +81,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 ..
             } => {
                 let key = (group.as_str(), topic.as_str(), *queue_id, *queue_offset);
-                let prior = seen.insert(key, (idx, pop_time + invisible_time, *orderly));
-                let Some((prev, deadline, prev_orderly)) = prior else {
+                let prior = seen.insert(key, (idx, *pop_time, pop_time + invisible_time, *orderly));
+                let Some((prev, prev_pop_time, deadline, prev_orderly)) = prior else {
                     continue;
                 };
                 let gt = (group.as_str(), topic.as_str());
@@ -89,7 +90,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .get(&gt)
                     .and_then(|m| m.get(queue_id))
                     .is_some_and(|r| *r > prev);
-                if own_reset || last_crash.is_some_and(|c| c > prev) {
+                if own_reset || last_crash.is_some_and(|c| c >= prev_pop_time) {
                     continue;
                 }
                 let acked = acked_at.get(&prev).is_some_and(|a| *a < idx);
