@@ -75,6 +75,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F4 on develop: a KV pop that takes a reset frees its own group lock in clearCache; a second pop reads the same FIFO batch",
         source: include_str!("../findings/kv-reset-lock-inversion.toml"),
     },
+    Builtin {
+        name: "ack-put-failure-answered-success",
+        summary: "finding F5 on develop: an ACK whose store put failed is answered SUCCESS; the CK revives the acked message",
+        source: include_str!("../findings/ack-put-failure-answered-success.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

@@ -69,11 +69,14 @@ fn is_fault(a: &Action) -> bool {
     matches!(
         a,
         Action::Crash
+            | Action::Shutdown
             | Action::Restart
             | Action::Clog { .. }
             | Action::Unclog { .. }
             | Action::Pause { .. }
             | Action::SetLoss { .. }
+            | Action::SetStorePutFailureRate { .. }
+            | Action::SetTimerLag { .. }
     )
 }
 
@@ -295,7 +298,12 @@ fn names(s: &Step, node: &str) -> bool {
         | Action::UpdateOffset { client, .. }
         | Action::QueryOffset { client, .. } => client == n,
         Action::Clog { node } | Action::Unclog { node } | Action::Pause { node, .. } => node == n,
-        Action::Crash | Action::Restart | Action::SetLoss { .. } => false,
+        Action::Crash
+        | Action::Shutdown
+        | Action::Restart
+        | Action::SetLoss { .. }
+        | Action::SetStorePutFailureRate { .. }
+        | Action::SetTimerLag { .. } => false,
     }
 }
 
@@ -338,7 +346,7 @@ fn candidates(sc: &Scenario) -> Vec<Scenario> {
     // Fault steps in pairs (a crash with its restart, a clog with its unclog).
     for (i, s) in sc.steps.iter().enumerate() {
         let partner = match &s.action {
-            Action::Crash => sc.steps[i + 1..]
+            Action::Crash | Action::Shutdown => sc.steps[i + 1..]
                 .iter()
                 .position(|t| t.action == Action::Restart),
             Action::Clog { node } => sc.steps[i + 1..]

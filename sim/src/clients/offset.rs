@@ -7,7 +7,11 @@
 //!   unless `offset-future-unmapped-response` restores the switch without a default, where
 //!   only SUCCESS, SYSTEM_ERROR, SUBSCRIPTION_GROUP_NOT_EXIST and TOPIC_NOT_EXIST complete it.
 //!
-//! With `offset-update-oneway-only` (before #8368) oneway is the only path.
+//! With `offset-update-oneway-only` (before #8368) there is no `updateConsumerOffsetAsync`:
+//! a caller that wants a future (the proxy's `ClusterMessageService`) gets
+//! `MQClientAPIExt.updateConsumerOffsetOneWay`'s, completed at once, so a future update goes
+//! oneway. The synchronous `MQClientAPIImpl.updateConsumerOffset` (invokeSync) existed in
+//! 5.3.0 and stays as it is.
 
 use super::{outcome, ClientCtx, ADMIN_TIMEOUT, OFFSET_SYNC_TIMEOUT};
 use broker_core::{
@@ -85,14 +89,12 @@ impl OffsetClient {
         offset: Option<i64>,
     ) {
         let call_id = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let mode = if self.ctx.behaviours.is_on(Behaviour::OffsetUpdateOnewayOnly) {
-            OffsetUpdateMode::Oneway
-        } else {
-            match mode {
-                UpdateMode::Oneway => OffsetUpdateMode::Oneway,
-                UpdateMode::Sync => OffsetUpdateMode::Sync,
-                UpdateMode::Future => OffsetUpdateMode::Future,
-            }
+        let no_future_api = self.ctx.behaviours.is_on(Behaviour::OffsetUpdateOnewayOnly);
+        let mode = match mode {
+            UpdateMode::Oneway => OffsetUpdateMode::Oneway,
+            UpdateMode::Sync => OffsetUpdateMode::Sync,
+            UpdateMode::Future if no_future_api => OffsetUpdateMode::Oneway,
+            UpdateMode::Future => OffsetUpdateMode::Future,
         };
         self.ctx.record(EventKind::OffsetUpdateStarted {
             client: self.ctx.name.clone(),

@@ -100,6 +100,11 @@ impl Controller {
         }
     }
 
+    /// Records a fault event with this description.
+    pub fn record_fault(&self, description: String) {
+        self.rec.fault(description);
+    }
+
     /// Records an event on behalf of `node` (a change the controller made to it).
     pub fn record(&self, node: &str, kind: reports::history::EventKind) {
         self.rec.record(node, kind);
@@ -121,6 +126,16 @@ impl Controller {
         if done {
             self.rec
                 .fault(format!("crash {BROKER_NODE} ({})", origin.tag()));
+        }
+        done
+    }
+
+    /// A graceful shutdown: the broker drains and persists before it stops.
+    pub fn shutdown_broker(&self, origin: Origin) -> bool {
+        let done = self.broker.shutdown(&self.handle);
+        if done {
+            self.rec
+                .fault(format!("shutdown {BROKER_NODE} ({})", origin.tag()));
         }
         done
     }
@@ -190,6 +205,19 @@ impl Controller {
         self.handle.resume(id);
         self.paused.lock().expect("pause lock").remove(node);
         self.rec.fault(format!("resume {node} ({})", origin.tag()));
+    }
+
+    /// Store puts of CKs, ACKs, re-put CKs and retry messages fail with `rate` from now on.
+    pub fn set_store_put_failure_rate(&self, rate: f64, origin: Origin) {
+        self.broker.set_store_put_failure_rate(rate);
+        self.rec
+            .fault(format!("store put failures {rate} ({})", origin.tag()));
+    }
+
+    /// The broker's timer runs `lag` ms behind from now on. Redrawn every second, so not
+    /// recorded as a fault event each time (the run's header says the range).
+    pub fn set_timer_lag(&self, lag: Millis) {
+        self.broker.set_timer_lag(lag);
     }
 
     pub fn set_loss(&self, rate: f64, origin: Origin) {
