@@ -371,6 +371,8 @@ pub enum Fix {
     ClearCacheWithoutLock,
     /// `AckMessageProcessor.appendAck` answers an error when the ACK put failed.
     AckPutFailureAnswersError,
+    /// `PopConsumerCache.cleanupRecords` keeps a record whose revive failed.
+    CacheReviveFailureKeepsRecord,
 }
 
 /// Static facts about a proposed fix.
@@ -393,12 +395,13 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 5] = [
+    pub const ALL: [Fix; 6] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
         Fix::ClearCacheWithoutLock,
         Fix::AckPutFailureAnswersError,
+        Fix::CacheReviveFailureKeepsRecord,
     ];
 
     /// The registry entry for this fix.
@@ -444,6 +447,14 @@ impl Fix {
                 "develop creates the response SUCCESS and handlePutMessageResult only logs a failed ACK put; proposed: answer SYSTEM_ERROR when the put failed, so the client knows the ack did not happen and can ack again",
                 "finding F5: under store pressure an ACK put fails, the client is told SUCCESS, and the CK revives the acked message",
                 "",
+            ),
+            CacheReviveFailureKeepsRecord => (
+                "cache-revive-failure-keeps-record",
+                Side::Broker,
+                "PopConsumerCache.cleanupRecords",
+                "develop hands an expired staged record to consumer.accept (PopConsumerService.revive), discards the returned future and clears the staging map; proposed: when the revive fails, write the record to the KV store, where PopConsumerService.revive retries it with its back-off",
+                "finding F6: on the KV path with buffer merge, a record that expires in the cache and whose retry put fails is dropped: the message is never revived",
+                "#10667 \"cleanupRecords clears staged checkpoints regardless of the revive result, losing messages when an asynchronous revive fails\" (open)",
             ),
         };
         FixInfo {

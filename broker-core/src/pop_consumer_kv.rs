@@ -811,8 +811,14 @@ impl Broker {
             }
             for r in staged {
                 if r.visibility_timeout() <= now {
-                    // `consumer.accept(record)`: the revive's result is never looked at.
-                    let _ = self.kv_revive_record(now, &r);
+                    // `consumer.accept(record)`: the revive's result is never looked at, so
+                    // a failed revive is gone (#10667). The proposed fix
+                    // `cache-revive-failure-keeps-record` (read only here) writes the record
+                    // to the store instead, for the service's revive and its back-off.
+                    let revived = self.kv_revive_record(now, &r);
+                    if !revived && self.behaviours.has_fix(Fix::CacheReviveFailureKeepsRecord) {
+                        self.kv.write(r);
+                    }
                 } else {
                     self.kv.write(r);
                 }

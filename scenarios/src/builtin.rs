@@ -80,6 +80,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F5 on develop: an ACK whose store put failed is answered SUCCESS; the CK revives the acked message",
         source: include_str!("../findings/ack-put-failure-answered-success.toml"),
     },
+    Builtin {
+        name: "kv-cache-revive-failure-lost",
+        summary: "finding F6 on develop: a PopConsumerCache record whose revive put fails is dropped; its message is never revived",
+        source: include_str!("../findings/kv-cache-revive-failure-lost.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
