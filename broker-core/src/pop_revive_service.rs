@@ -690,6 +690,71 @@ mod tests {
         assert_eq!(b.revive_ack_key(&ack(None)), "TG121758240000077");
     }
 
+    fn re_puts(b: &Broker) -> Vec<PopCheckPoint> {
+        b.events
+            .iter()
+            .filter_map(|e| match e {
+                BrokerEvent::CkWritten { ck, .. } => Some(ck),
+                _ => None,
+            })
+            .map(|c| PopCheckPoint {
+                start_offset: c.start_offset,
+                pop_time: c.pop_time,
+                invisible_time: c.invisible_time,
+                bit_map: 0,
+                num: c.num as u8,
+                queue_id: c.queue_id,
+                topic: c.topic.clone(),
+                cid: c.group.clone(),
+                revive_offset: 0,
+                queue_offset_diff: vec![0],
+                broker_name: c.broker_name.clone(),
+                re_put_times: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn re_put_ck_backs_off_and_gives_up_after_17_with_the_switch() {
+        let old = |rp: u32| PopCheckPoint {
+            re_put_times: rp,
+            ..ck()
+        };
+        // Revive time (1 077) passed: the table's interval for rp is added.
+        let mut b = broker(&[]);
+        b.re_put_ck(5_000, 0, &old(0), 3);
+        b.re_put_ck(5_000, 0, &old(4), 3);
+        b.re_put_ck(5_000, 0, &old(40), 3);
+        let cks = re_puts(&b);
+        assert_eq!(
+            cks.iter().map(|c| c.invisible_time).collect::<Vec<_>>(),
+            vec![1_000 + 10_000, 1_000 + 120_000, 1_000 + 7_200_000]
+        );
+        assert!(cks
+            .iter()
+            .all(|c| c.start_offset == 3 && c.num == 1 && c.pop_time == 77));
+        // Before its revive time: no back-off.
+        let mut b = broker(&[]);
+        b.re_put_ck(500, 0, &old(0), 3);
+        assert_eq!(re_puts(&b)[0].invisible_time, 1_000);
+        // 17 re-puts: dropped with skipWhenCKRePutReachMaxTimes, re-put without it.
+        let mut b = broker(&[]);
+        b.config.skip_when_ck_re_put_reach_max_times = true;
+        b.re_put_ck(5_000, 0, &old(16), 3);
+        b.re_put_ck(5_000, 0, &old(17), 3);
+        assert_eq!(re_puts(&b).len(), 1);
+        assert!(b.events.iter().any(|e| matches!(
+            e,
+            BrokerEvent::CkDropped {
+                queue_offset: 3,
+                ..
+            }
+        )));
+        let mut b = broker(&[]);
+        b.re_put_ck(5_000, 0, &old(17), 3);
+        assert_eq!(re_puts(&b).len(), 1, "kept without the switch");
+    }
+
     #[test]
     fn end_time_against_first_rt_compares_epoch_times() {
         // No CK read: firstRt is 0 upstream, so any endTime ends the scan.
