@@ -340,7 +340,9 @@ impl MessageStore {
         deliver_at: Millis,
         now: Millis,
     ) -> (u64, bool) {
-        self.timer.advance(now);
+        // Whatever the timer has due goes into the queues first: a record written now comes
+        // after them.
+        self.advance_timer(now);
         let read = self.timer.read();
         match self.revive.get_mut(revive_qid as usize) {
             Some(q) => (q.append(record, deliver_at, now, read), true),
@@ -637,6 +639,29 @@ mod tests {
         // A slot the wheel has already passed is delivered at once.
         assert_eq!(q.append(ack(3), 10_500, 10_200, 11_000), 3);
         assert_eq!(q.max_offset(), 4);
+    }
+
+    #[test]
+    fn a_record_written_after_a_due_slot_goes_behind_it() {
+        // Nothing ran the timer between the CK's slot (26 s) and the ACK's write (27.756 s):
+        // the CK still goes in first (found by invisible-time-random seed 19, where the ACK
+        // overtook its CK and the acked message was revived).
+        let mut s = MessageStore::new("R".into(), 1);
+        let ack = ReviveRecord::Ack(AckMsg {
+            ack_offsets: vec![0],
+            start_offset: 0,
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            pop_time: 0,
+            broker_name: None,
+            batch: false,
+        });
+        let (ck_log, read) = s.append_revive(0, ack.clone(), 26_796, 21_717);
+        assert!(read);
+        let (ack_log, _) = s.append_revive(0, ack, 27_796, 27_756);
+        let q = s.revive_queue(0);
+        assert_eq!(q.delivered(), &[ck_log, ack_log]);
     }
 
     #[test]

@@ -254,7 +254,7 @@ fn describe_broker(b: &BrokerEvent) -> String {
     match b {
         B::CkBuffered { ck: c, .. } => format!("{} buffered", ck(c)),
         B::CkWritten { ck: c, revive_qid, revive_offset, deliver_at, reason, .. } => format!(
-            "{} written to revive queue {revive_qid} offset {revive_offset}, visible at {} ({reason})",
+            "{} written to revive queue {revive_qid} offset {revive_offset}, deliver time {} ({reason})",
             ck(c),
             secs(*deliver_at)
         ),
@@ -276,7 +276,7 @@ fn describe_broker(b: &BrokerEvent) -> String {
             reason,
             ..
         } => format!(
-            "{} for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} brokerName {} written to revive queue {revive_qid} offset {revive_offset}, visible at {} ({reason})",
+            "{} for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} brokerName {} written to revive queue {revive_qid} offset {revive_offset}, deliver time {} ({reason})",
             if *batch { "BatchAck" } else { "ACK" },
             secs(*pop_time),
             broker_name.as_deref().unwrap_or("(blank)"),
