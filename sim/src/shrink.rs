@@ -265,6 +265,12 @@ fn script_random_faults(sc: &Scenario, events: &[reports::history::Event]) -> Op
             ["packet", "loss", rate] => Action::SetLoss {
                 rate: rate.parse().ok()?,
             },
+            ["store", "put", "failures", rate] => Action::SetStorePutFailureRate {
+                rate: rate.parse().ok()?,
+            },
+            ["timer", "lag", ms, "ms"] => Action::SetTimerLag {
+                lag_ms: ms.parse().ok()?,
+            },
             // "resume" ends a pause the pause step already bounds.
             _ => continue,
         };
@@ -274,8 +280,11 @@ fn script_random_faults(sc: &Scenario, events: &[reports::history::Event]) -> Op
         });
     }
     let mut out = sc.clone();
+    // The store's environment is not a fault: it stays.
     out.faults = FaultSpec {
         latency_ms: sc.faults.latency_ms,
+        retention_ms: sc.faults.retention_ms,
+        page_cache_ms: sc.faults.page_cache_ms,
         ..FaultSpec::default()
     };
     out.steps.extend(added);
@@ -320,6 +329,12 @@ fn candidates(sc: &Scenario) -> Vec<Scenario> {
         (f.crash_every_ms > 0, |f| f.crash_every_ms = 0),
         (f.clog_every_ms > 0, |f| f.clog_every_ms = 0),
         (f.pause_every_ms > 0, |f| f.pause_every_ms = 0),
+        (f.store_put_failure_rate > 0.0, |f| {
+            f.store_put_failure_rate = 0.0
+        }),
+        (f.timer_lag_ms.max > 0, |f| {
+            f.timer_lag_ms = scenarios::model::RangeMs { min: 0, max: 0 }
+        }),
     ] {
         if on {
             let mut c = sc.clone();

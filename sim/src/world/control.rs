@@ -100,11 +100,6 @@ impl Controller {
         }
     }
 
-    /// Records a fault event with this description.
-    pub fn record_fault(&self, description: String) {
-        self.rec.fault(description);
-    }
-
     /// Records an event on behalf of `node` (a change the controller made to it).
     pub fn record(&self, node: &str, kind: reports::history::EventKind) {
         self.rec.record(node, kind);
@@ -214,10 +209,11 @@ impl Controller {
             .fault(format!("store put failures {rate} ({})", origin.tag()));
     }
 
-    /// The broker's timer runs `lag` ms behind from now on. Redrawn every second, so not
-    /// recorded as a fault event each time (the run's header says the range).
-    pub fn set_timer_lag(&self, lag: Millis) {
+    /// The broker's timer runs `lag` ms behind from now on.
+    pub fn set_timer_lag(&self, lag: Millis, origin: Origin) {
         self.broker.set_timer_lag(lag);
+        self.rec
+            .fault(format!("timer lag {lag} ms ({})", origin.tag()));
     }
 
     pub fn set_loss(&self, rate: f64, origin: Origin) {

@@ -198,7 +198,8 @@ fn spawn_random_operations(ctl: &Controller, spec: &FaultSpec, quiet_from: Milli
 }
 
 /// The broker's store and timer faults: put failures at a fixed rate, and a timer whose lag
-/// is redrawn every second, both until the quiet period.
+/// is redrawn every second (each redraw recorded, so a shrink can script it), both until the
+/// quiet period.
 fn spawn_store_faults(ctl: &Controller, spec: &FaultSpec, quiet_from: Millis) {
     if spec.store_put_failure_rate > 0.0 && quiet_from > 0 {
         let rate = spec.store_put_failure_rate;
@@ -217,12 +218,12 @@ fn spawn_store_faults(ctl: &Controller, spec: &FaultSpec, quiet_from: Millis) {
                 if now >= quiet_from {
                     break;
                 }
-                ctl.set_timer_lag(draw_ms(range));
+                ctl.set_timer_lag(draw_ms(range), Origin::Random);
                 clock
                     .sleep_until((now + TIMER_LAG_REDRAW_MS).min(quiet_from))
                     .await;
             }
-            ctl.set_timer_lag(0);
+            ctl.set_timer_lag(0, Origin::Random);
         });
     }
 }

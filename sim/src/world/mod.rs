@@ -437,10 +437,7 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
         Action::SetStorePutFailureRate { rate } => {
             ctl.set_store_put_failure_rate(rate, Origin::Scripted)
         }
-        Action::SetTimerLag { lag_ms } => {
-            ctl.set_timer_lag(lag_ms);
-            ctl.record_fault(format!("timer lag {lag_ms} ms (scripted)"));
-        }
+        Action::SetTimerLag { lag_ms } => ctl.set_timer_lag(lag_ms, Origin::Scripted),
         Action::StartConsumer { consumer } => set_running(ctl, t, at, &consumer, true),
         Action::StopConsumer { consumer } => set_running(ctl, t, at, &consumer, false),
     }
