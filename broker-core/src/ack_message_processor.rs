@@ -3,7 +3,12 @@
 //! (`PopBufferMergeService.addAk`), else becomes an ACK record in the revive log, delivered
 //! at the revive time. An orderly ack (reviveQid 999) goes to `ackOrderly`, or on the KV
 //! path `ackOrderlyNew`; a KV non-orderly ack deletes its record (`ackAsync`). The answer is
-//! `SUCCESS` whatever the revive-log append did.
+//! `SUCCESS` whatever the revive-log append did: the response is created `SUCCESS` and
+//! `handlePutMessageResult` only logs a failed put (and still decrements the in-flight
+//! counter), so an ACK the store refused leaves its CK to be revived after a successful ack.
+//! The proposed fix `ack-put-failure-answers-error` answers `SYSTEM_ERROR` instead.
+//! A reviveQid beyond `reviveQueueNum` is not checked: the ACK is put to a revive queue no
+//! `PopReviveService` reads.
 //!
 //! An ack is an operation of steps ([`AckOp`]): an orderly ack spins on its lock, and `addAk`
 //! can be preempted between its guards and `markBitCAS`.
@@ -18,6 +23,7 @@ use crate::protocol::{
     AckMessageRequest, BatchAck, BatchAckMessageRequest, ExtraInfo, Response, ResponseBody,
     ResponseCode, POP_ORDER_REVIVE_QUEUE,
 };
+use crate::Fix;
 use std::collections::VecDeque;
 
 /// What an ack names, once the receipt is parsed.
@@ -173,19 +179,38 @@ impl Broker {
                         else {
                             unreachable!("front is an append")
                         };
-                        self.put_ack_record(
+                        // `handlePutMessageResult` decrements whatever the put did.
+                        self.inflight.decrement(
+                            &msg.topic,
+                            &msg.consumer_group,
+                            msg.pop_time,
+                            msg.queue_id,
+                            msg.ack_offsets.len() as u64,
+                        );
+                        let stored = self.put_ack_record(
                             now,
                             msg,
                             revive_qid,
                             revive_time,
                             "AckMessageProcessor.appendAck",
                         );
+                        if !stored && self.behaviours.has_fix(Fix::AckPutFailureAnswersError) {
+                            ack.response =
+                                Response::error(ResponseCode::SystemError, "put ack msg error");
+                        }
                         continue;
                     }
                 },
                 (AckUnit::Append { ack: msg, .. }, Some(AckStage::MarkBit(id))) => {
                     let msg = msg.clone();
                     self.add_ak_mark_bits(now, id, &msg);
+                    self.inflight.decrement(
+                        &msg.topic,
+                        &msg.consumer_group,
+                        msg.pop_time,
+                        msg.queue_id,
+                        msg.ack_offsets.len() as u64,
+                    );
                     None
                 }
             };
@@ -204,7 +229,7 @@ impl Broker {
 
     /// What `ACK_MESSAGE` and `CHANGE_MESSAGE_INVISIBLETIME` check before acting: the receipt
     /// parses, the real topic (from the receipt's topic type), queue and offset pass
-    /// [`Self::check_ack_target`], and a non-orderly reviveQid names a revive queue.
+    /// [`Self::check_ack_target`]. The reviveQid is not checked (upstream only tells 999 apart).
     pub(crate) fn resolve_receipt(
         &self,
         topic: &str,
@@ -223,12 +248,6 @@ impl Broker {
         let topic = keys::real_topic(topic, group, extra.topic_type);
         if let Some(rejected) = self.check_ack_target(&topic, queue_id, offset, max_inclusive) {
             return Err(rejected);
-        }
-        if !extra.is_order() && extra.revive_qid >= self.config.revive_queue_num {
-            return Err(Response::error(
-                ResponseCode::InvalidParameter,
-                format!("reviveQid {} is illegal", extra.revive_qid),
-            ));
         }
         Ok((extra, topic))
     }
@@ -275,7 +294,7 @@ impl Broker {
     }
 
     /// `appendAck` tail, in one go (`ackOrigin` of changeInvisibleTime): `addAk`, else an
-    /// ACK record delivered at popTime + invisibleTime.
+    /// ACK record delivered at popTime + invisibleTime. False if that put failed.
     pub(crate) fn append_ack(
         &mut self,
         now: Millis,
@@ -283,11 +302,11 @@ impl Broker {
         revive_qid: u32,
         revive_time: Millis,
         reason: &str,
-    ) {
+    ) -> bool {
         if self.add_ak(now, &ack) {
-            return;
+            return true;
         }
-        self.put_ack_record(now, ack, revive_qid, revive_time, reason);
+        self.put_ack_record(now, ack, revive_qid, revive_time, reason)
     }
 
     /// `BATCH_ACK_MESSAGE`: each `BatchAck` becomes one `BatchAckMsg` (offsets outside
@@ -355,7 +374,7 @@ impl Broker {
             }
             return;
         }
-        if offsets.is_empty() || b.revive_queue_id >= self.config.revive_queue_num {
+        if offsets.is_empty() {
             return;
         }
         units.push_back(AckUnit::Append {
@@ -397,7 +416,7 @@ impl Broker {
             lock_key(&t.topic, &t.group, t.queue_id)
         };
         let locked = if kv {
-            self.kv.locks.try_lock(&lock, op)
+            self.kv.locks.try_lock_at(&lock, op, now)
         } else {
             self.queue_locks.try_lock(&lock, op)
         };
@@ -436,6 +455,11 @@ impl Broker {
         let next = self
             .order_info
             .commit_and_next(&t.topic, &t.group, t.queue_id, ack_offset, t.pop_time, now);
+        if next != -1 && !kv {
+            // `ackOrderly` decrements after its lock is released, unless it returned early.
+            self.inflight
+                .decrement(&t.topic, &t.group, t.pop_time, t.queue_id, 1);
+        }
         if next > -1 {
             if !self
                 .offsets

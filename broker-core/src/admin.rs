@@ -104,17 +104,24 @@ impl Broker {
                 format!("Topic {} not exist!", req.topic),
             );
         }
+        // #9027 answers a null queueId or offset INVALID_PARAMETER; before it
+        // (`update-offset-null-answers-system-error`, read only here) SYSTEM_ERROR.
+        let null_code = if self
+            .behaviours
+            .is_on(Behaviour::UpdateOffsetNullAnswersSystemError)
+        {
+            ResponseCode::SystemError
+        } else {
+            ResponseCode::InvalidParameter
+        };
         let Some(queue_id) = req.queue_id else {
             return Response::error(
-                ResponseCode::InvalidParameter,
+                null_code,
                 format!("QueueId is null, topic is {}", req.topic),
             );
         };
         let Some(offset) = req.commit_offset else {
-            return Response::error(
-                ResponseCode::InvalidParameter,
-                format!("Offset is null, topic is {}", req.topic),
-            );
+            return Response::error(null_code, format!("Offset is null, topic is {}", req.topic));
         };
         let Ok(queue_id) = u32::try_from(queue_id) else {
             // Upstream would store it under a queue that never exists; nothing reads it.
@@ -146,7 +153,11 @@ impl Broker {
     /// `ConsumerManageProcessor.queryConsumerOffset`: `queryOffset` (a pending reset shows);
     /// if negative, 0 when allowed and the first message is still in memory, else
     /// `QUERY_NOT_FOUND`.
-    pub(crate) fn query_consumer_offset(&self, req: QueryConsumerOffsetRequest) -> Response {
+    pub(crate) fn query_consumer_offset(
+        &self,
+        now: Millis,
+        req: QueryConsumerOffsetRequest,
+    ) -> Response {
         let offset = self
             .offsets
             .query_offset(&req.consumer_group, &req.topic, req.queue_id);
@@ -160,7 +171,7 @@ impl Broker {
             );
         }
         let min = self.store.min_offset(&req.topic, req.queue_id);
-        if min == 0 && self.store.check_in_mem(&req.topic, req.queue_id, 0) {
+        if min == 0 && self.store.check_in_mem(&req.topic, req.queue_id, 0, now) {
             return Response::success(ResponseBody::QueryConsumerOffset { offset: 0 });
         }
         Response::error(
@@ -221,6 +232,9 @@ impl Broker {
                 needs_existing_key,
             );
         }
+        for &q in queue_offsets.keys() {
+            self.inflight.clear(&req.topic, &req.group, q);
+        }
         let pending = if self.config.pop_consumer_kv_service_enable {
             queue_offsets.iter().map(|(&q, &o)| (q, o)).collect()
         } else {
@@ -242,7 +256,7 @@ impl Broker {
     ) -> Option<Response> {
         if let Some((q, offset)) = reset.pending.pop_front() {
             let (group, topic) = (reset.req.group.clone(), reset.req.topic.clone());
-            self.kv_clear_cache(now, op, &group, &topic);
+            self.kv_clear_cache(now, op, &group, &topic, q);
             self.reset_pull_offset_action(now, &reset.req, q, offset);
             if !reset.pending.is_empty() {
                 return None;

@@ -51,6 +51,20 @@ pub enum Behaviour {
     /// #8368 until #10006 (client): `updateConsumerOffsetAsync` leaves the future incomplete
     /// for a response code its switch does not map.
     OffsetFutureUnmappedResponse,
+    /// Before #9340: `PopConsumerService.addGetMessageResult` commits nothing for a FIFO read,
+    /// and for a non-FIFO one `nextBeginOffset` unless it found messages.
+    KvFifoNoCommitAtPop,
+    /// Before #9247: `PopConsumerService` has no init offset; with nothing stored it reads at −1.
+    KvNoInitOffset,
+    /// Before #9247: `PopConsumerService.getMessageAsync` consumes and commits a pending reset
+    /// but reads at the offset queried before it.
+    KvReadIgnoresReset,
+    /// Before #8404: `PopMessageProcessor.getInitOffset` returns the min for `MIN` without
+    /// committing it, and has no rule for retry topics.
+    InitMinNoCommit,
+    /// Before #9027: `ConsumerManageProcessor.updateConsumerOffset` answers a null queueId or
+    /// offset `SYSTEM_ERROR`.
+    UpdateOffsetNullAnswersSystemError,
 }
 
 /// Static facts about a behaviour: where upstream changed it and which releases have it.
@@ -72,7 +86,7 @@ pub struct BehaviourInfo {
 
 impl Behaviour {
     /// Every behaviour, in registry order.
-    pub const ALL: [Behaviour; 9] = [
+    pub const ALL: [Behaviour; 14] = [
         Behaviour::ReviveMergeKeyWithoutBrokerName,
         Behaviour::BufferedAckMissingBrokerName,
         Behaviour::ReviveNoBlankBrokerNameFallback,
@@ -82,6 +96,11 @@ impl Behaviour {
         Behaviour::PopTimeoutSkipsMaxReconsume,
         Behaviour::OffsetUpdateOnewayOnly,
         Behaviour::OffsetFutureUnmappedResponse,
+        Behaviour::KvFifoNoCommitAtPop,
+        Behaviour::KvNoInitOffset,
+        Behaviour::KvReadIgnoresReset,
+        Behaviour::InitMinNoCommit,
+        Behaviour::UpdateOffsetNullAnswersSystemError,
     ];
 
     /// The registry entry for this behaviour.
@@ -151,7 +170,7 @@ impl Behaviour {
                     Side::Client,
                     "#8365",
                     "#8368",
-                    "the offset store updates the broker with updateConsumerOffsetOneway only; there is no updateConsumerOffsetAsync",
+                    "MQClientAPIExt has no updateConsumerOffsetAsync: a caller that wants a future gets updateConsumerOffsetOneWay's, completed at once (the synchronous MQClientAPIImpl.updateConsumerOffset exists)",
                     &[V5_3_0],
                 ),
                 OffsetFutureUnmappedResponse => (
@@ -161,6 +180,46 @@ impl Behaviour {
                     "#10006",
                     "MQClientAPIExt.updateConsumerOffsetAsync maps SUCCESS, SYSTEM_ERROR, SUBSCRIPTION_GROUP_NOT_EXIST and TOPIC_NOT_EXIST only (no default), so any other code never completes the future",
                     &[V5_3_1, V5_3_2, V5_3_3],
+                ),
+                KvFifoNoCommitAtPop => (
+                    "kv-fifo-no-commit-at-pop",
+                    Side::Broker,
+                    "#9339",
+                    "#9340",
+                    "PopConsumerService.addGetMessageResult commits (pull offset and offset) only for a non-FIFO read, the read start if FOUND else nextBeginOffset; handleGetMessageResult commits FIFO reads too and a non-FIFO read's start whatever its status",
+                    &[V5_3_2],
+                ),
+                KvNoInitOffset => (
+                    "kv-no-init-offset",
+                    Side::Broker,
+                    "#9246",
+                    "#9247",
+                    "PopConsumerService.popAsync takes no initMode and getPopOffset only handles a reset: with no stored offset the store is read at -1 (OFFSET_TOO_SMALL: the min is committed and read), and a found read commits -1",
+                    &[V5_3_2],
+                ),
+                KvReadIgnoresReset => (
+                    "kv-read-ignores-reset",
+                    Side::Broker,
+                    "#9246",
+                    "#9247",
+                    "PopConsumerService.getMessageAsync erases and commits a pending reset (getPopOffset) but reads at the queryPullOffset value taken before it; since #9247 getPopOffset returns the reset and the read starts there",
+                    &[V5_3_2],
+                ),
+                InitMinNoCommit => (
+                    "init-min-no-commit",
+                    Side::Broker,
+                    "#8402",
+                    "#8404",
+                    "PopMessageProcessor.getInitOffset returns getMinOffsetInQueue for MIN without committing it, and a retry topic follows initMode like any topic",
+                    &[V5_3_0],
+                ),
+                UpdateOffsetNullAnswersSystemError => (
+                    "update-offset-null-answers-system-error",
+                    Side::Broker,
+                    "#9028",
+                    "#9027",
+                    "ConsumerManageProcessor.updateConsumerOffset answers a null queueId or offset SYSTEM_ERROR instead of INVALID_PARAMETER",
+                    &[V5_3_0, V5_3_1],
                 ),
             };
         BehaviourInfo {
@@ -313,6 +372,10 @@ pub enum Fix {
     /// `PopBufferMergeService.addAk` stores the buffered CK before refusing an ack near its
     /// revive time.
     RefusedAckStoresItsCk,
+    /// `AckMessageProcessor.appendAck` answers an error when the ACK put failed.
+    AckPutFailureAnswersError,
+    /// `PopConsumerCache.cleanupRecords` keeps a record whose revive failed.
+    CacheReviveFailureKeepsRecord,
 }
 
 /// Static facts about a proposed fix.
@@ -335,12 +398,14 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 5] = [
+    pub const ALL: [Fix; 7] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
         Fix::ClearCacheWithoutLock,
         Fix::RefusedAckStoresItsCk,
+        Fix::AckPutFailureAnswersError,
+        Fix::CacheReviveFailureKeepsRecord,
     ];
 
     /// The registry entry for this fix.
@@ -386,6 +451,22 @@ impl Fix {
                 "develop refuses an ack within popCkStayBufferTimeOut + 1.5 s of the revive time (or after popCkStayBufferTime − 1.5 s) while the CK may still sit in the buffer unstored, and the ack goes to the revive log on its own; proposed: before refusing, store the buffered CK if it is not stored yet (as scan's flush would), so the ACK record always follows its CK",
                 "finding F5: when the buffer scan runs late (a stalled scan thread: synchronous CK puts on a slow store, a pause), the CK is put after its deliver time and lands in the revive queue behind an ACK for it; consumeReviveMessage drops an ACK whose CK it has not read (`point == null`), and the acked message is revived",
                 "",
+            ),
+            AckPutFailureAnswersError => (
+                "ack-put-failure-answers-error",
+                Side::Broker,
+                "AckMessageProcessor.appendAck / handlePutMessageResult",
+                "develop creates the response SUCCESS and handlePutMessageResult only logs a failed ACK put; proposed: answer SYSTEM_ERROR when the put failed, so the client knows the ack did not happen and can ack again",
+                "finding F6: under store pressure an ACK put fails, the client is told SUCCESS, and the CK revives the acked message",
+                "",
+            ),
+            CacheReviveFailureKeepsRecord => (
+                "cache-revive-failure-keeps-record",
+                Side::Broker,
+                "PopConsumerCache.cleanupRecords",
+                "develop hands an expired staged record to consumer.accept (PopConsumerService.revive), discards the returned future and clears the staging map; proposed: when the revive fails, write the record to the KV store, where PopConsumerService.revive retries it with its back-off",
+                "finding F7: on the KV path with buffer merge, a record that expires in the cache and whose retry put fails is dropped: the message is never revived",
+                "#10667 \"cleanupRecords clears staged checkpoints regardless of the revive result, losing messages when an asynchronous revive fails\" (open)",
             ),
         };
         FixInfo {
@@ -571,6 +652,25 @@ mod tests {
             .behaviours()
             .is_on(Behaviour::ResetCommitsPullOffset));
         assert!(Release::Latest.behaviours().is_empty());
+        let r532 = Release::V5_3_2.behaviours();
+        for b in [
+            Behaviour::KvFifoNoCommitAtPop,
+            Behaviour::KvNoInitOffset,
+            Behaviour::KvReadIgnoresReset,
+        ] {
+            assert!(r532.is_on(b), "{b}");
+            assert!(!Release::V5_3_3.behaviours().is_on(b), "{b}");
+        }
+        assert!(Release::V5_3_0
+            .behaviours()
+            .is_on(Behaviour::InitMinNoCommit));
+        assert!(!Release::V5_3_1
+            .behaviours()
+            .is_on(Behaviour::InitMinNoCommit));
+        assert!(Release::V5_3_1
+            .behaviours()
+            .is_on(Behaviour::UpdateOffsetNullAnswersSystemError));
+        assert!(!r532.is_on(Behaviour::UpdateOffsetNullAnswersSystemError));
         assert!(!Release::V5_3_1.has_kv_pop_path());
         assert!(Release::V5_3_2.has_kv_pop_path());
     }

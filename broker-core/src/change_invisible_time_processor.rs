@@ -1,14 +1,19 @@
 //! `ChangeInvisibleTimeProcessor` (`broker/.../processor/ChangeInvisibleTimeProcessor.java`).
 //! Non-orderly: a new one-message CK goes straight to the revive log with popTime = now
 //! (`appendCheckPointThenAckOrigin`), then the original receipt is acked (`ackOrigin`,
-//! through the buffer when it can), so the client's receipt handle changes. Orderly: only
+//! through the buffer when it can), so the client's receipt handle changes. A failed CK put
+//! answers `SYSTEM_ERROR` (the old receipt stays valid); a failed `ackOrigin` put is only
+//! logged and answered `SUCCESS` with the new receipt, so the original CK is revived as well.
+//! The new CK goes to the receipt's reviveQid, checked against nothing. Orderly: only
 //! the OrderInfo's next-visible time for that offset moves; the popTime stays.
 
 use crate::ack_message_processor::AckTarget;
 use crate::broker::Broker;
 use crate::checkpoint::{AckMsg, PopCheckPoint};
 use crate::config::Millis;
-use crate::protocol::{ChangeInvisibleTimeRequest, ExtraInfo, Response, ResponseBody};
+use crate::protocol::{
+    ChangeInvisibleTimeRequest, ExtraInfo, Response, ResponseBody, ResponseCode,
+};
 
 impl Broker {
     /// `CHANGE_MESSAGE_INVISIBLETIME`: checks (`min ≤ offset < max`), then the orderly, KV or
@@ -43,13 +48,18 @@ impl Broker {
             );
             (now, req.invisible_time)
         } else {
-            self.append_check_point_then_ack_origin(
+            if !self.append_check_point_then_ack_origin(
                 now,
                 &target,
                 req.offset,
                 req.invisible_time,
                 &extra.broker_name,
-            );
+            ) {
+                return Response::error(
+                    ResponseCode::SystemError,
+                    "change invisible, put new ck error",
+                );
+            }
             (now, req.invisible_time)
         };
         let new_extra = ExtraInfo {
@@ -86,6 +96,7 @@ impl Broker {
         }
         let next_visible = now + invisible_time;
         self.order_info.update_next_visible_time(
+            now,
             &t.topic,
             &t.group,
             t.queue_id,
@@ -97,7 +108,8 @@ impl Broker {
     }
 
     /// `appendCheckPointThenAckOrigin`: the new CK (num 1, startOffset = the message,
-    /// popTime = now) straight to the revive log, then `ackOrigin`.
+    /// popTime = now) straight to the revive log, then `ackOrigin`. False if the CK put
+    /// failed (then nothing was acked).
     fn append_check_point_then_ack_origin(
         &mut self,
         now: Millis,
@@ -105,7 +117,7 @@ impl Broker {
         offset: u64,
         invisible_time: Millis,
         broker_name: &str,
-    ) {
+    ) -> bool {
         let ck = PopCheckPoint {
             start_offset: offset,
             pop_time: now,
@@ -120,17 +132,25 @@ impl Broker {
             broker_name: broker_name.to_owned(),
             re_put_times: 0,
         };
-        self.put_ck_to_store(
-            now,
-            &ck,
-            t.revive_qid,
-            "ChangeInvisibleTimeProcessor.appendCheckPoint",
-        );
-        self.ack_origin(now, t, offset, broker_name);
+        if self
+            .put_ck_to_store(
+                now,
+                &ck,
+                t.revive_qid,
+                "ChangeInvisibleTimeProcessor.appendCheckPoint",
+            )
+            .is_none()
+        {
+            return false;
+        }
+        // `ackOrigin`'s put result is logged only: the answer is SUCCESS either way.
+        let _ = self.ack_origin(now, t, offset, broker_name);
+        true
     }
 
-    /// `ackOrigin`: ack the old receipt, through the buffer if it can.
-    fn ack_origin(&mut self, now: Millis, t: &AckTarget, offset: u64, broker_name: &str) {
+    /// `ackOrigin`: ack the old receipt, through the buffer if it can. False if the ACK put
+    /// failed.
+    fn ack_origin(&mut self, now: Millis, t: &AckTarget, offset: u64, broker_name: &str) -> bool {
         let ack = AckMsg {
             ack_offsets: vec![offset],
             start_offset: t.start_offset,
@@ -147,6 +167,6 @@ impl Broker {
             t.revive_qid,
             t.pop_time + t.invisible_time,
             "ChangeInvisibleTimeProcessor.ackOrigin",
-        );
+        )
     }
 }

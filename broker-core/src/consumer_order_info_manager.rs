@@ -1,8 +1,15 @@
 //! `ConsumerOrderInfoManager` (`broker/.../offset/ConsumerOrderInfoManager.java`): the
 //! orderly-POP state per (topic@group, queue): the outstanding batch, which of it is acked,
 //! per-offset delivery counts and changeInvisibleTime overrides. One un-acked, un-expired
-//! message blocks the whole queue. Persisted (consumerOrderInfo.json), so it survives a
-//! restart.
+//! message blocks the whole queue. Persisted to consumerOrderInfo.json on its own schedule
+//! (`BrokerController.initializeResources`: every 10 s, the first 10 s after start, apart from
+//! the offset table's `flushConsumerOffsetInterval`) and at a graceful shutdown
+//! (`shutdownBasicService`); a crash restarts from the last image, up to 10 s stale: acks of
+//! newer receipts then meet a stale popTime (`commitAndNext` −2, ignored), a missing OrderInfo
+//! makes `commitAndNext` answer `offset + 1`, and delivery counts since the image are lost.
+//! `encode()` runs `autoClean` first; every case it drops (idle for a day, deleted topic or
+//! group, a queue id beyond the topic's read queues) is outside the model, so the image is the
+//! table as it is.
 
 use crate::config::Millis;
 use crate::keys::offset_key;
@@ -110,13 +117,44 @@ impl OrderCountInfo {
     }
 }
 
-/// The table `topic@group` → queueId → OrderInfo.
+type Table = BTreeMap<String, BTreeMap<u32, OrderInfo>>;
+
+/// The period of `consumerOrderInfoManager.persist()` (`BrokerController`: 10 s, not
+/// configurable), also its initial delay.
+pub const ORDER_INFO_PERSIST_INTERVAL: Millis = 10_000;
+
+/// The table `topic@group` → queueId → OrderInfo, and its last persisted image.
 #[derive(Clone, Debug, Default)]
 pub struct ConsumerOrderInfoManager {
-    table: BTreeMap<String, BTreeMap<u32, OrderInfo>>,
+    table: Table,
+    /// What consumerOrderInfo.json holds.
+    persisted: Table,
+    /// The first change since the last persist (drives the next persist deadline).
+    dirty_since: Option<Millis>,
 }
 
 impl ConsumerOrderInfoManager {
+    fn mark_dirty(&mut self, now: Millis) {
+        self.dirty_since.get_or_insert(now);
+    }
+
+    /// When the next periodic persist has something to write.
+    pub fn dirty_since(&self) -> Option<Millis> {
+        self.dirty_since
+    }
+
+    /// `ConfigManager.persist()`: consumerOrderInfo.json now holds the table.
+    pub fn persist(&mut self) {
+        self.persisted = self.table.clone();
+        self.dirty_since = None;
+    }
+
+    /// A restart: `load()` reads back the last image.
+    pub fn restore_from_persisted(&mut self) {
+        self.table = self.persisted.clone();
+        self.dirty_since = None;
+    }
+
     pub fn get(&self, topic: &str, group: &str, queue_id: u32) -> Option<&OrderInfo> {
         self.table.get(&offset_key(topic, group))?.get(&queue_id)
     }
@@ -164,6 +202,7 @@ impl ConsumerOrderInfoManager {
                 .unwrap_or(0);
         }
         qs.insert(queue_id, info);
+        self.mark_dirty(now);
         count
     }
 
@@ -181,9 +220,11 @@ impl ConsumerOrderInfoManager {
     }
 
     /// `clearBlock`: drop the queue's OrderInfo (on reset).
-    pub fn clear_block(&mut self, topic: &str, group: &str, queue_id: u32) {
+    pub fn clear_block(&mut self, now: Millis, topic: &str, group: &str, queue_id: u32) {
         if let Some(qs) = self.table.get_mut(&offset_key(topic, group)) {
-            qs.remove(&queue_id);
+            if qs.remove(&queue_id).is_some() {
+                self.mark_dirty(now);
+            }
         }
     }
 
@@ -215,12 +256,16 @@ impl ConsumerOrderInfoManager {
         };
         info.commit_offset_bit |= 1 << i;
         info.last_consume_timestamp = now;
-        info.get_next_offset()
+        let next = info.get_next_offset();
+        self.mark_dirty(now);
+        next
     }
 
     /// `updateNextVisibleTime` (orderly changeInvisibleTime); ignored for a stale popTime.
+    #[allow(clippy::too_many_arguments)]
     pub fn update_next_visible_time(
         &mut self,
+        now: Millis,
         topic: &str,
         group: &str,
         queue_id: u32,
@@ -240,6 +285,7 @@ impl ConsumerOrderInfoManager {
         }
         info.offset_next_visible_time
             .insert(queue_offset, next_visible);
+        self.mark_dirty(now);
     }
 
     /// Every (key, queue, info), for checks and the snapshot.
@@ -308,15 +354,35 @@ mod tests {
     fn next_visible_override_and_clear_block() {
         let mut m = ConsumerOrderInfoManager::default();
         m.update(None, "T", "G", 0, 0, 10_000, &[0, 1], 0);
-        m.update_next_visible_time("T", "G", 0, 1, 0, 30_000);
+        m.update_next_visible_time(0, "T", "G", 0, 1, 0, 30_000);
         assert!(m.check_block(None, "T", "G", 0, 20_000));
-        m.update_next_visible_time("T", "G", 0, 1, 5, 90_000);
+        m.update_next_visible_time(0, "T", "G", 0, 1, 5, 90_000);
         assert_eq!(
             m.get("T", "G", 0).unwrap().next_visible_time(1),
             30_000,
             "stale popTime ignored"
         );
-        m.clear_block("T", "G", 0);
+        m.clear_block(0, "T", "G", 0);
         assert!(!m.check_block(None, "T", "G", 0, 20_000));
+    }
+
+    #[test]
+    fn a_restart_reads_back_the_last_image() {
+        let mut m = ConsumerOrderInfoManager::default();
+        assert_eq!(m.dirty_since(), None);
+        m.update(None, "T", "G", 0, 1_000, 60_000, &[5, 6], 1_000);
+        assert_eq!(m.dirty_since(), Some(1_000));
+        m.persist();
+        assert_eq!(m.dirty_since(), None);
+        // A newer batch and an ack after the image: both lost in a crash.
+        m.update(None, "T", "G", 0, 2_000, 60_000, &[5, 6, 7], 2_000);
+        assert_eq!(m.commit_and_next("T", "G", 0, 5, 2_000, 2_100), 6);
+        m.update(None, "T", "G", 1, 2_000, 60_000, &[0], 2_000);
+        m.restore_from_persisted();
+        // The newer receipt's ack meets the stale popTime: −2, ignored.
+        assert_eq!(m.commit_and_next("T", "G", 0, 6, 2_000, 3_000), -2);
+        // No OrderInfo for queue 1 any more: offset + 1.
+        assert_eq!(m.commit_and_next("T", "G", 1, 0, 2_000, 3_000), 1);
+        assert_eq!(m.get("T", "G", 0).unwrap().offset_list, vec![5, 6]);
     }
 }

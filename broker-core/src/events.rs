@@ -196,10 +196,47 @@ pub enum BrokerEvent {
     },
     /// `ConsumerOffsetManager.persist()` wrote consumerOffset.json.
     OffsetsPersisted { at: Millis },
-    /// The process died; volatile state is gone.
-    Crashed { at: Millis },
+    /// A store put failed (a fault): `site` is the upstream method that put it, `topic` and
+    /// `queue_id` where it went (the revive topic and queue for a CK or ACK, the retry topic
+    /// for a revive). What follows is the site's own handling.
+    StorePutFailed {
+        at: Millis,
+        site: String,
+        topic: String,
+        queue_id: u32,
+    },
+    /// A CK (or one message of it, `queue_offset`) given up for good: `rePutCK` after the
+    /// maximum re-puts with `skipWhenCKRePutReachMaxTimes`, or a KV record dropped after its
+    /// last revive attempt. The message is never revived from it.
+    CkDropped {
+        at: Millis,
+        ck: CkRef,
+        queue_offset: u64,
+        reason: String,
+    },
+    /// Retention deleted a queue's oldest messages: its min offset is now `min_offset`.
+    MessagesExpired {
+        at: Millis,
+        topic: String,
+        queue_id: u32,
+        min_offset: u64,
+    },
+    /// `ConsumerOrderInfoManager.persist()` wrote consumerOrderInfo.json (orderly POP state).
+    OrderInfoPersisted { at: Millis },
+    /// The process stopped; volatile state is gone. `graceful`: a clean shutdown
+    /// (`BrokerController.shutdown`), which first drained the CK buffer and persisted the
+    /// offset and OrderInfo tables; otherwise a crash, which did none of that.
+    Crashed {
+        at: Millis,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        graceful: bool,
+    },
     /// The process started again from its persisted image.
     Restarted { at: Millis },
+}
+
+fn is_zero(v: &Millis) -> bool {
+    *v == 0
 }
 
 /// Min and max offset of one queue (`getMinOffsetInQueue` / `getMaxOffsetInQueue`, max exclusive).
@@ -210,7 +247,7 @@ pub struct QueueRange {
 }
 
 /// One revive queue's progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviveQueueState {
     pub revive_qid: u32,
     /// Records in the revive queue (max offset, exclusive).
@@ -219,6 +256,10 @@ pub struct ReviveQueueState {
     pub committed_offset: i64,
     /// The latest `deliver_at` of any record in the queue, if any.
     pub last_deliver_at: Option<Millis>,
+    /// The revive-log offsets (`CkWritten`/`AckWritten` `revive_offset`) in queue order: the
+    /// order the timer delivered them in, which the reviver reads and commits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<u64>,
 }
 
 /// A read-only picture of the broker's state for the checker and the reports.
@@ -236,4 +277,8 @@ pub struct BrokerSnapshot {
     /// CKs still held in `PopBufferMergeService.buffer`.
     pub buffered_cks: usize,
     pub running: bool,
+    /// How long after a CK reached its revive queue the reviver has surely merged it
+    /// (`Broker::revive_settle_ms`, from `reviveInterval` and `reviveMaxSlow`; 0 = unknown).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revive_settle_ms: Millis,
 }

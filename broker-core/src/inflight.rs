@@ -137,7 +137,7 @@ impl Broker {
             Request::SendMessage(r) => Err(self.send_message(now, r)),
             Request::ChangeInvisibleTime(r) => Err(self.change_invisible_time(now, r)),
             Request::UpdateConsumerOffset(r) => Err(self.update_consumer_offset(now, r)),
-            Request::QueryConsumerOffset(r) => Err(self.query_consumer_offset(r)),
+            Request::QueryConsumerOffset(r) => Err(self.query_consumer_offset(now, r)),
             Request::CreateTopic(r) => Err(self.create_topic(r)),
             Request::CreateSubscriptionGroup(r) => Err(self.create_subscription_group(r)),
         }

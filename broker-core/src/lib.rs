@@ -24,17 +24,26 @@
 //! | `pop_buffer_merge_service` | `PopBufferMergeService` (CK buffer, offset deques, `scan`) |
 //! | `pop_revive_service` | `PopReviveService` (`consumeReviveMessage`, `mergeAndRevive`) |
 //! | `consumer_order_info_manager` | `ConsumerOrderInfoManager` (orderly POP) |
-//! | `pop_consumer_kv` | `PopConsumerService` (the RIP-73 KV path) |
+//! | `pop_inflight_message_counter` | `PopInflightMessageCounter` (the classic in-flight threshold) |
+//! | `pop_consumer_kv` | `PopConsumerService`, `PopConsumerCache` (the RIP-73 KV path) |
 //! | `admin` | `AdminBrokerProcessor.resetOffsetInner`, `ConsumerManageProcessor`, topic/group creation, send |
 //! | `locks` | `PopMessageProcessor.QueueLockManager`, `PopConsumerLockService` |
 //! | [`inflight`] | requests as operations of steps: where upstream's threads interleave |
 //! | [`keys`] | `KeyBuilder`, `MixAll`, `PopAckConstants` names and keys |
 //!
 //! What survives [`Broker::crash`] + [`Broker::restart`]: topics, groups, every queue, the
-//! revive log and its timer, the KV pop records, `ConsumerOrderInfoManager`, and
-//! `offsetTable` as of its last flush. What is lost: the CK buffer and offset deques, the
-//! pull and reset tables, commits since the last flush, and the revivers' in-memory offsets
-//! (they resume from the committed revive-group offsets).
+//! revive log and its timer, the KV pop records in the store, and `offsetTable` and
+//! `ConsumerOrderInfoManager` as of their last persists (the first 10 s after a start, then
+//! every `flushConsumerOffsetInterval` and every 10 s). What is lost: the CK buffer and
+//! offset deques (buffered acks included), `PopConsumerCache`, the pull and reset tables,
+//! changes since the last persists, the in-flight counters, the locks, and the revivers'
+//! in-memory offsets (they resume from the committed revive-group offsets).
+//! [`Broker::shutdown`] is the graceful stop: it drains the CK buffer and persists both
+//! tables first (the KV cache is still dropped).
+//!
+//! Faults the driver feeds in: [`Broker::set_timer_lag`] (the timer's dequeue side behind
+//! the clock) and [`Broker::set_store_put_failure_rate`] (CK, ACK, re-put and retry puts that
+//! fail); each store failure is handled where upstream handles it.
 
 pub mod behaviours;
 pub mod config;
@@ -53,6 +62,7 @@ mod consumer_order_info_manager;
 mod locks;
 mod pop_buffer_merge_service;
 mod pop_consumer_kv;
+mod pop_inflight_message_counter;
 mod pop_message_processor;
 mod pop_revive_service;
 pub mod rng;

@@ -6,8 +6,11 @@
 //! (`PopConsumerService.clearCache`); it never refuses such a release.
 //!
 //! Stale-lock cleaning (60 s for queue locks, 2 min for the KV locks) is left out: a lock is
-//! held across one step boundary at most, far shorter than either timeout.
+//! held across one step boundary at most, far shorter than either timeout. What the KV
+//! lock's `TimedLock.lockTime` is also read for is kept: `PopConsumerLockService.isLockTimeout`
+//! tells `PopConsumerCache` a group went offline when nobody took its lock for 2 min.
 
+use crate::config::Millis;
 use crate::inflight::OpId;
 use std::collections::BTreeMap;
 
@@ -15,9 +18,28 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default)]
 pub struct TryLocks {
     held: BTreeMap<String, OpId>,
+    /// `TimedLock.lockTime`: the last successful [`TryLocks::try_lock_at`] of each key.
+    lock_times: BTreeMap<String, Millis>,
 }
 
 impl TryLocks {
+    /// `TimedLock.tryLock`: [`TryLocks::try_lock`], recording the lock time on success.
+    pub fn try_lock_at(&mut self, key: &str, by: OpId, now: Millis) -> bool {
+        let ok = self.try_lock(key, by);
+        if ok {
+            self.lock_times.insert(key.to_owned(), now);
+        }
+        ok
+    }
+
+    /// `PopConsumerLockService.isLockTimeout`: nobody took the lock within `timeout`
+    /// (or ever, in this process).
+    pub fn is_lock_timeout(&self, key: &str, now: Millis, timeout: Millis) -> bool {
+        self.lock_times
+            .get(key)
+            .is_none_or(|&t| now.saturating_sub(t) > timeout)
+    }
+
     /// `tryLock`: takes the lock if it is free.
     pub fn try_lock(&mut self, key: &str, by: OpId) -> bool {
         if self.held.contains_key(key) {
@@ -36,6 +58,7 @@ impl TryLocks {
     /// Every lock is freed (a process death).
     pub fn clear(&mut self) {
         self.held.clear();
+        self.lock_times.clear();
     }
 
     /// Locks held by operations that no longer exist (must be none).

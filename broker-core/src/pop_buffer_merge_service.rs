@@ -294,12 +294,12 @@ impl PopBufferMergeService {
         Some(self.new_wrapper(revive_qid, ck.clone(), next_begin_offset, true))
     }
 
-    /// `addCkJustOffset`, second half: the CK is in the revive log; queue it.
-    pub fn just_offset_stored(&mut self, now: Millis, id: u64) {
+    /// `addCkJustOffset`, second half: the CK was put (`stored`: successfully); queue it.
+    pub fn just_offset_queued(&mut self, now: Millis, id: u64, stored: bool) {
         self.wrappers
             .get_mut(&id)
             .expect("wrapper exists")
-            .ck_stored = true;
+            .ck_stored = stored;
         self.enqueue(now, id, true);
     }
 
@@ -471,16 +471,49 @@ enum ScanStep {
     Removed,
     Flush,
     Keep,
+    /// A just-offset wrapper whose CK put failed: put it again.
+    RePutJustOffset,
 }
 
+/// Bound on the shutdown's scan loop: upstream scans until the buffer is empty, which with a
+/// failing store could be forever; the model gives up after this many passes.
+const MAX_FINAL_SCANS: usize = 1_000;
+
 impl Broker {
+    /// `PopBufferMergeService.run()`'s tail at shutdown: `serving = false`, then `scan()` and
+    /// `scanCommitOffset()` until the buffer and every offset queue are empty. With `serving`
+    /// off every buffered CK is flushed (`removeCk`), so its CK and acks are stored and the
+    /// queues commit.
+    pub(crate) fn pop_buffer_final_scan(&mut self, now: Millis) {
+        for _ in 0..MAX_FINAL_SCANS {
+            if self.buffer.buffered() == 0 && self.buffer.commit_offsets.is_empty() {
+                return;
+            }
+            let ids: Vec<u64> = self.buffer.wrappers.keys().copied().collect();
+            let queues: Vec<String> = self.buffer.commit_offsets.keys().cloned().collect();
+            for q in queues {
+                self.buffer.mark_queue_dirty(now, &q);
+            }
+            for id in ids {
+                match self.scan_step(now, id, false) {
+                    ScanStep::Flush => self.flush_wrapper(now, id),
+                    ScanStep::RePutJustOffset => self.re_put_just_offset(now, id),
+                    ScanStep::Nothing | ScanStep::Removed | ScanStep::Keep => {}
+                }
+                self.buffer.free_if_unused(id);
+            }
+            self.scan_commit_offset(now);
+        }
+    }
+
     /// `PopBufferMergeService.scan` at `now`, then `scanCommitOffset`.
     pub(crate) fn pop_buffer_scan(&mut self, now: Millis) {
         let ids = self.buffer.take_scan_set(now);
         for id in ids {
-            match self.scan_step(now, id) {
+            match self.scan_step(now, id, true) {
                 ScanStep::Nothing | ScanStep::Removed => {}
                 ScanStep::Flush => self.flush_wrapper(now, id),
+                ScanStep::RePutJustOffset => self.re_put_just_offset(now, id),
                 ScanStep::Keep => self.buffer.schedule_flush(&self.config, id),
             }
             self.buffer.free_if_unused(id);
@@ -491,8 +524,9 @@ impl Broker {
         }
     }
 
-    /// One wrapper of `scan`: remove it when ready, flush it when `removeCk`.
-    fn scan_step(&mut self, now: Millis, id: u64) -> ScanStep {
+    /// One wrapper of `scan`: remove it when ready, flush it when `removeCk` (always once
+    /// the service stopped `serving`).
+    fn scan_step(&mut self, now: Millis, id: u64, serving: bool) -> ScanStep {
         let Some(w) = self.buffer.wrappers.get(&id) else {
             return ScanStep::Nothing;
         };
@@ -507,11 +541,15 @@ impl Broker {
             return ScanStep::Removed;
         }
         if w.just_offset {
-            // Stored at pop time in the model; nothing else to do.
-            debug_assert!(w.ck_stored);
-            return ScanStep::Nothing;
+            // "just offset should be in store": a failed put is tried again each scan.
+            return if w.ck_stored {
+                ScanStep::Nothing
+            } else {
+                ScanStep::RePutJustOffset
+            };
         }
-        let remove_ck = w.ck.revive_time() < now + self.config.pop_ck_stay_buffer_time_out
+        let remove_ck = !serving
+            || w.ck.revive_time() < now + self.config.pop_ck_stay_buffer_time_out
             || now.saturating_sub(w.ck.pop_time) > self.config.pop_ck_stay_buffer_time;
         if remove_ck {
             ScanStep::Flush
@@ -521,13 +559,22 @@ impl Broker {
         }
     }
 
-    /// `scan` with `removeCk`: `putCkToStore`, then every buffered ack not yet stored
-    /// (`putAckToStore` per index, or one `putBatchAckToStore`), then drop it from `buffer`.
+    /// `scan` with `removeCk`: `putCkToStore` (a failed put leaves it unstored, to be tried
+    /// again by the next scan, and stores no ack before it), then every buffered ack not yet
+    /// stored (`putAckToStore` per index, or one `putBatchAckToStore`; a failed put leaves
+    /// its `toStoreBits` unset for the next scan), then drop it from `buffer` once all is
+    /// stored.
     fn flush_wrapper(&mut self, now: Millis, id: u64) {
         let w = &self.buffer.wrappers[&id];
         let (ck, revive_qid, stored) = (w.ck.clone(), w.revive_qid, w.ck_stored);
         if !stored {
-            self.put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.putCkToStore");
+            if self
+                .put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.putCkToStore")
+                .is_none()
+            {
+                self.buffer.mark_dirty(now, id);
+                return;
+            }
             self.buffer
                 .wrappers
                 .get_mut(&id)
@@ -539,31 +586,61 @@ impl Broker {
         let indexes: Vec<usize> = (0..usize::from(ck.num))
             .filter(|i| to_store & (1 << i) != 0)
             .collect();
+        let mut stored_bits = 0;
         if !indexes.is_empty() {
             if self.config.enable_pop_batch_ack {
-                self.put_batch_ack_to_store(now, &ck, revive_qid, &indexes);
+                if self.put_batch_ack_to_store(now, &ck, revive_qid, &indexes) {
+                    stored_bits = to_store;
+                }
             } else {
                 for &i in &indexes {
-                    self.put_ack_to_store(now, &ck, revive_qid, i);
+                    if self.put_ack_to_store(now, &ck, revive_qid, i) {
+                        stored_bits |= 1 << i;
+                    }
                 }
             }
             self.buffer
                 .wrappers
                 .get_mut(&id)
                 .expect("wrapper exists")
-                .to_store_bits |= to_store;
+                .to_store_bits |= stored_bits;
         }
         let w = &self.buffer.wrappers[&id];
         if w.is_ck_done_for_finish() && w.ck_stored {
             let lock_key = w.lock_key.clone();
             self.buffer.remove_from_buffer(id);
             self.buffer.mark_queue_dirty(now, &lock_key);
+        } else {
+            // An ack put failed: the next scan tries again.
+            self.buffer.mark_dirty(now, id);
         }
+    }
+
+    /// `scan`'s just-offset branch: `putCkToStore` again; still failing, the next scan tries.
+    fn re_put_just_offset(&mut self, now: Millis, id: u64) {
+        let w = &self.buffer.wrappers[&id];
+        let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
+        if self
+            .put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.putCkToStore")
+            .is_some()
+        {
+            let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
+            w.ck_stored = true;
+            let lock_key = w.lock_key.clone();
+            self.buffer.mark_queue_dirty(now, &lock_key);
+        }
+        self.buffer.mark_dirty(now, id);
     }
 
     /// `putAckToStore`: one buffered ack as an `AckMsg`. Before #8836 the AckMsg carried no
     /// brokerName; this is the one place `buffered-ack-missing-broker-name` is read.
-    fn put_ack_to_store(&mut self, now: Millis, ck: &PopCheckPoint, revive_qid: u32, index: usize) {
+    fn put_ack_to_store(
+        &mut self,
+        now: Millis,
+        ck: &PopCheckPoint,
+        revive_qid: u32,
+        index: usize,
+    ) -> bool {
         let broker_name = if self
             .behaviours
             .is_on(crate::Behaviour::BufferedAckMissingBrokerName)
@@ -588,7 +665,7 @@ impl Broker {
             revive_qid,
             ck.revive_time(),
             "PopBufferMergeService.putAckToStore",
-        );
+        )
     }
 
     /// `putBatchAckToStore`: the buffered acks as one `BatchAckMsg`. Upstream (develop) never
@@ -599,7 +676,7 @@ impl Broker {
         ck: &PopCheckPoint,
         revive_qid: u32,
         indexes: &[usize],
-    ) {
+    ) -> bool {
         let ack = AckMsg {
             ack_offsets: indexes.iter().map(|&i| ck.ack_offset_by_index(i)).collect(),
             start_offset: ck.start_offset,
@@ -616,7 +693,7 @@ impl Broker {
             revive_qid,
             ck.revive_time(),
             "PopBufferMergeService.putBatchAckToStore",
-        );
+        )
     }
 
     /// `scanCommitOffset`: per changed deque, pop every ready head and commit its
@@ -701,7 +778,9 @@ impl Broker {
         );
     }
 
-    /// `addCkJustOffset`: write the CK to the revive log now and queue its offset.
+    /// `addCkJustOffset`: write the CK to the revive log now and queue its offset. The wrapper
+    /// is buffered and queued whether the put worked or not (the pop hands its messages out
+    /// either way); an unstored one blocks its queue's commit, and `scan` puts it again.
     pub(crate) fn add_ck_just_offset(
         &mut self,
         now: Millis,
@@ -716,8 +795,10 @@ impl Broker {
             // A mergeKey conflict: upstream refuses the pop's CK.
             return false;
         };
-        self.put_ck_to_store(now, ck, revive_qid, "PopBufferMergeService.addCkJustOffset");
-        self.buffer.just_offset_stored(now, id);
+        let stored = self
+            .put_ck_to_store(now, ck, revive_qid, "PopBufferMergeService.addCkJustOffset")
+            .is_some();
+        self.buffer.just_offset_queued(now, id, stored);
         true
     }
 

@@ -5,8 +5,25 @@
 //! table (FIFO, since #9696), and `handleGetMessageResult`'s offset bookkeeping. Non-FIFO
 //! deliveries become `PopConsumerRecord`s in the KV store (RocksDB, so they survive a
 //! crash); an ack deletes the record and the service revives expired ones to the retry
-//! topic. `PopConsumerCache` (the in-memory record cache) is not modelled: records always
-//! go to the store, so the commit offset is the read start.
+//! topic (`revive`: the records whose visibility lies in `[currentTime − 3 s, now − 50 ms]`,
+//! every 500 ms; a failed retry put writes the record back with a back-off,
+//! `REWRITE_INTERVALS_IN_SECONDS`, up to `popReviveMaxAttemptTimes`, then drops it).
+//!
+//! With `enablePopBufferMerge` the service also has a `PopConsumerCache` (`PopConsumerCache`
+//! in the same package): records of a pop go to the cache unless it is full
+//! (`popCkMaxBufferSize`); an ack or a changeInvisibleTime deletes from the cache first,
+//! keyed by offset only, and from the store what the cache did not have; the commit a pop
+//! writes is the cache's smallest offset for the queue when it has one
+//! (`handleGetMessageResult`); once a second `cleanupRecords` stages every record whose
+//! visibility or `popCkStayBufferTime` has passed, revives the expired ones (`consumer.accept`,
+//! whose future nobody reads: a failed revive is simply gone, #10667) and writes the others to
+//! the store, then commits the queue's smallest cached offset (under `tryLock(group, topic)`,
+//! skipped while a pop holds it; no `hasOffsetReset` check). A group nobody popped for
+//! 2 min (`PopConsumerLockService.isLockTimeout`) has all its records written to the store and
+//! its entry dropped, with no commit. The cache lives in memory: a crash or a shutdown drops
+//! it (`PopConsumerService.shutdown` does not flush it). The model runs a cleanup pass in one
+//! step, so its staging map (#9627) is always empty between steps; a commit the pass skips
+//! because it would not change offsetTable is left out.
 
 use crate::ack_message_processor::AckTarget;
 use crate::broker::Broker;
@@ -15,7 +32,7 @@ use crate::config::Millis;
 use crate::consumer_order_info_manager::OrderCountInfo;
 use crate::events::{BrokerEvent, ReadFrom};
 use crate::inflight::OpId;
-use crate::keys;
+use crate::keys::{self, SECOND};
 use crate::locks::TryLocks;
 use crate::pop_message_processor::{pop_response, PopContext};
 use crate::protocol::{InitMode, PopMessageRequest, Response, POP_ORDER_REVIVE_QUEUE};
@@ -27,6 +44,19 @@ use std::collections::{BTreeMap, VecDeque};
 pub const KV_REVIVE_INTERVAL: Millis = 500;
 /// `revive` only takes records expired at least this long ago (`upperTime = now − 50`).
 const KV_REVIVE_LAG: Millis = 50;
+/// `revive` scans from `currentTime − 3 s`.
+const KV_SCAN_BACK: Millis = 3_000;
+/// `PopConsumerService.REWRITE_INTERVALS_IN_SECONDS`: the back-off of a failed revive.
+const REWRITE_INTERVALS_S: [Millis; 16] = [
+    10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200,
+];
+/// `popReviveMaxAttemptTimes` (BrokerConfig default 16).
+const POP_REVIVE_MAX_ATTEMPT_TIMES: u32 = 16;
+/// `PopConsumerLockService`'s timeout (2 min): a group whose lock nobody took for this long
+/// is offline for `PopConsumerCache`.
+const LOCK_TIMEOUT: Millis = 120_000;
+/// `PopConsumerCache.run()`: `waitForRunning(1 s)` between cleanups.
+const CACHE_CLEANUP_INTERVAL: Millis = 1_000;
 
 /// `PopConsumerRecord`'s key: visibility timeout, group, topic, queue, offset.
 pub type RecordKey = (Millis, String, String, u32, u64);
@@ -43,6 +73,8 @@ pub struct PopConsumerRecord {
     pub invisible_time: Millis,
     pub offset: u64,
     pub attempt_id: Option<String>,
+    /// `attemptTimes`: failed revives so far.
+    pub attempt_times: u32,
 }
 
 impl PopConsumerRecord {
@@ -62,14 +94,80 @@ impl PopConsumerRecord {
     }
 }
 
-/// The service's state: `PopConsumerRocksdbStore` (durable), `requestCountTable` and the
-/// `PopConsumerLockService` locks.
+/// `PopConsumerCache`: records in memory per group@topic@queue, keyed by offset only.
+#[derive(Clone, Debug, Default)]
+pub struct PopConsumerCache {
+    /// (group, topic, queue) → offset → record (`recordTreeMap`).
+    table: BTreeMap<(String, String, u32), BTreeMap<u64, PopConsumerRecord>>,
+    /// `estimateCacheSize`.
+    estimate: u64,
+    last_cleanup: Option<Millis>,
+}
+
+impl PopConsumerCache {
+    fn key(r: &PopConsumerRecord) -> (String, String, u32) {
+        (r.group.clone(), r.topic.clone(), r.queue_id)
+    }
+
+    /// `getMinOffsetInCache`: −1 without records.
+    pub fn min_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
+        self.table
+            .get(&(group.to_owned(), topic.to_owned(), queue_id))
+            .and_then(|m| m.keys().next())
+            .map_or(-1, |&o| o as i64)
+    }
+
+    /// `getPopInFlightMessageCount`.
+    pub fn in_flight(&self, group: &str, topic: &str, queue_id: u32) -> u64 {
+        self.table
+            .get(&(group.to_owned(), topic.to_owned(), queue_id))
+            .map_or(0, |m| m.len() as u64)
+    }
+
+    /// `writeRecords`.
+    fn write(&mut self, records: Vec<PopConsumerRecord>) {
+        self.estimate += records.len() as u64;
+        for r in records {
+            self.table
+                .entry(Self::key(&r))
+                .or_default()
+                .insert(r.offset, r);
+        }
+    }
+
+    /// `deleteRecords` of one record: by offset, whatever its popTime; false if not cached.
+    fn delete(&mut self, r: &PopConsumerRecord) -> bool {
+        let found = self
+            .table
+            .get_mut(&Self::key(r))
+            .is_some_and(|m| m.remove(&r.offset).is_some());
+        if found {
+            self.estimate = self.estimate.saturating_sub(1);
+        }
+        found
+    }
+
+    /// `removeRecords`: the queue's records are dropped, never revived.
+    fn remove_queue(&mut self, group: &str, topic: &str, queue_id: u32) {
+        self.table
+            .remove(&(group.to_owned(), topic.to_owned(), queue_id));
+    }
+}
+
+/// The service's state: `PopConsumerRocksdbStore` (durable), `requestCountTable`, the
+/// `PopConsumerLockService` locks, the revive scan's `currentTime`, and the cache.
 #[derive(Clone, Debug, Default)]
 pub struct PopConsumerService {
     records: BTreeMap<RecordKey, PopConsumerRecord>,
     request_count: BTreeMap<String, u64>,
     last_tick: Option<Millis>,
+    /// `currentTime`: the revive scan's lower bound is 3 s before it (`None`: from the start,
+    /// upstream's initial 3 s on the epoch clock).
+    current_time: Option<Millis>,
+    started_at: Millis,
     pub(crate) locks: TryLocks,
+    /// `PopConsumerCache` (with `enablePopBufferMerge`).
+    pub(crate) cache: PopConsumerCache,
 }
 
 /// `PopConsumerLockService`'s key: `groupId@topicId`.
@@ -78,19 +176,67 @@ pub(crate) fn kv_lock_key(group: &str, topic: &str) -> String {
 }
 
 impl PopConsumerService {
-    /// A crash loses the in-memory counters and locks; the KV store survives.
+    /// A crash or shutdown loses the in-memory counters, locks and cache; the KV store
+    /// survives. The service starts again at `now`.
     pub fn clear(&mut self) {
         self.request_count.clear();
         self.last_tick = None;
+        self.current_time = None;
         self.locks.clear();
+        self.cache = PopConsumerCache::default();
     }
 
-    /// The next revive pass that has an expired record to revive.
-    pub fn next_deadline(&self) -> Option<Millis> {
-        let (first, ..) = self.records.first_key_value()?.0;
+    /// The process (re)starts at `now`.
+    pub fn start(&mut self, now: Millis) {
+        self.clear();
+        self.started_at = now;
+    }
+
+    /// The revive scan's lower bound at a scan at `now`: 3 s before `currentTime`. Scans the
+    /// model skipped (nothing due) set `currentTime` to their upper time.
+    fn scan_lower_bound(&self, now: Millis) -> Millis {
+        let skipped = self
+            .last_tick
+            .filter(|t| now >= t + 2 * KV_REVIVE_INTERVAL)
+            .map(|_| now - KV_REVIVE_INTERVAL - KV_REVIVE_LAG);
+        skipped
+            .or(self.current_time)
+            .map_or(0, |c| c.saturating_sub(KV_SCAN_BACK))
+    }
+
+    /// The next revive pass that has an expired record in its window.
+    fn revive_deadline(&self) -> Option<Millis> {
+        let lower = self
+            .current_time
+            .map_or(0, |c| c.saturating_sub(KV_SCAN_BACK));
+        let ((first, ..), _) = self
+            .records
+            .range((lower, String::new(), String::new(), 0, 0)..)
+            .next()?;
         let due = first + KV_REVIVE_LAG;
         let earliest = self.last_tick.map_or(due, |t| due.max(t + 1));
         Some(earliest.div_ceil(KV_REVIVE_INTERVAL) * KV_REVIVE_INTERVAL)
+    }
+
+    /// The next cache cleanup, while the cache holds records: once a second from the start.
+    fn cache_deadline(&self) -> Option<Millis> {
+        if self.cache.table.is_empty() {
+            return None;
+        }
+        let after = self
+            .cache
+            .last_cleanup
+            .map_or(self.started_at, |t| t.max(self.started_at));
+        let k = (after - self.started_at) / CACHE_CLEANUP_INTERVAL + 1;
+        Some(self.started_at + k * CACHE_CLEANUP_INTERVAL)
+    }
+
+    /// The next time the service has something to do.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        [self.revive_deadline(), self.cache_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn write(&mut self, record: PopConsumerRecord) {
@@ -110,9 +256,10 @@ impl PopConsumerService {
 pub(crate) struct KvPop {
     ctx: PopContext,
     plan: VecDeque<(String, u32, u8)>,
-    /// The queue whose read is in flight: topic, queue, retry flag, consume offset, and why
-    /// that offset when it is not recorded yet (see `PopMessageProcessor`'s `HeldQueue`).
-    held: Option<(String, u32, u8, u64, Option<ReadFrom>)>,
+    /// The queue whose read is in flight: topic, queue, retry flag, consume offset (−1: none,
+    /// before #9247), and why that offset when it is not recorded yet (see
+    /// `PopMessageProcessor`'s `HeldQueue`).
+    held: Option<(String, u32, u8, i64, Option<ReadFrom>)>,
     /// `PopConsumerRecord`s of the non-FIFO messages found, written at the end.
     records: Vec<PopConsumerRecord>,
     locked: bool,
@@ -175,7 +322,8 @@ impl Broker {
 
     /// One step of a KV pop. The first takes `consumerLockService.tryLock(group, topic)`;
     /// each later one finishes the read in flight and starts the next queue's; the last
-    /// writes the records and unlocks. `Some(response)` at the end.
+    /// writes the records (to the cache unless it is off or full, else to the store) and
+    /// unlocks. `Some(response)` at the end.
     pub(crate) fn step_pop_kv(
         &mut self,
         now: Millis,
@@ -184,7 +332,7 @@ impl Broker {
     ) -> Option<Response> {
         let lock = kv_lock_key(&pop.ctx.req.consumer_group, &pop.ctx.req.topic);
         if !pop.locked {
-            if !self.kv.locks.try_lock(&lock, op) {
+            if !self.kv.locks.try_lock_at(&lock, op, now) {
                 // `popAsync` returns the empty context: the client sees no message.
                 return Some(pop_response(&mut pop.ctx));
             }
@@ -204,8 +352,15 @@ impl Broker {
                 return None;
             }
         }
-        for record in std::mem::take(&mut pop.records) {
-            self.kv.write(record);
+        let records = std::mem::take(&mut pop.records);
+        if !records.is_empty() {
+            if self.kv_cache_on() && !self.kv_cache_full() {
+                self.kv.cache.write(records);
+            } else {
+                for record in records {
+                    self.kv.write(record);
+                }
+            }
         }
         if let Some(holder) = self.kv.locks.unlock(&lock, op) {
             self.events.push(BrokerEvent::LockReleasedByOther {
@@ -219,9 +374,29 @@ impl Broker {
         Some(pop_response(&mut pop.ctx))
     }
 
-    /// `getMessageAsync(future, …)` for one queue, up to the read: the FIFO block check,
-    /// the remaining batch, `getPopOffset` (which consumes a pending reset). The offset to
-    /// read from when a read is due.
+    /// `popConsumerCache != null`: the cache exists with `enablePopBufferMerge`.
+    fn kv_cache_on(&self) -> bool {
+        self.config.enable_pop_buffer_merge
+    }
+
+    /// `isCacheFull`: `estimateCacheSize > popCkMaxBufferSize`.
+    fn kv_cache_full(&self) -> bool {
+        self.kv.cache.estimate > self.config.pop_ck_max_buffer_size
+    }
+
+    /// `PopConsumerService.isPopShouldStop`: with `enablePopMessageThreshold`, a queue whose
+    /// cached records reach `popInflightMessageThreshold` is skipped (`>=`; only the cache is
+    /// counted, so without it the threshold never applies).
+    fn kv_pop_should_stop(&self, group: &str, topic: &str, queue_id: u32) -> bool {
+        self.config.enable_pop_message_threshold
+            && self.kv_cache_on()
+            && self.kv.cache.in_flight(group, topic, queue_id)
+                >= self.config.pop_inflight_message_threshold
+    }
+
+    /// `getMessageAsync(future, …)` for one queue, up to the read: the in-flight threshold,
+    /// the FIFO block check, the remaining batch, `getPopOffset` (which consumes a pending
+    /// reset). The offset to read from (−1: none, before #9247), and why, when a read is due.
     fn kv_begin_queue(
         &mut self,
         now: Millis,
@@ -229,9 +404,12 @@ impl Broker {
         ctx: &mut PopContext,
         topic: &str,
         queue_id: u32,
-    ) -> Option<(u64, Option<ReadFrom>)> {
+    ) -> Option<(i64, Option<ReadFrom>)> {
         let req = &ctx.req;
         let group = req.consumer_group.clone();
+        if self.kv_pop_should_stop(&group, topic, queue_id) {
+            return None;
+        }
         if req.order
             && self
                 .order_info
@@ -245,7 +423,6 @@ impl Broker {
         let (init_mode, fifo) = (req.init_mode, req.order);
         let (offset, from) =
             self.kv_get_pop_offset(now, op, &group, topic, queue_id, init_mode, fifo);
-        let offset = u64::try_from(offset).unwrap_or(0);
         let recorded = self.pop_read(now, ctx, topic, queue_id, offset, from);
         Some((offset, (!recorded).then_some(from)))
     }
@@ -259,7 +436,7 @@ impl Broker {
         topic: &str,
         queue_id: u32,
         retry_flag: u8,
-        consume_offset: u64,
+        consume_offset: i64,
         unrecorded: Option<ReadFrom>,
     ) {
         let ctx = &mut pop.ctx;
@@ -288,34 +465,20 @@ impl Broker {
             }
             ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
         }
-        let mut commit = consume_offset;
-        if ctx.req.order {
-            if !found {
-                commit = result.next_begin_offset;
-            }
-        } else {
-            self.offsets.commit_pull_offset(
-                &mut self.events,
-                now,
-                "PopConsumerService",
-                &group,
-                topic,
-                queue_id,
-                result.next_begin_offset as i64,
-            );
-        }
-        self.offsets.commit_offset(
-            &mut self.events,
+        self.kv_commit_after_read(
             now,
-            "PopConsumerService",
             &group,
             topic,
             queue_id,
-            commit as i64,
+            ctx.req.order,
+            found,
+            consume_offset,
+            result.next_begin_offset,
         );
         if !found {
             return;
         }
+        let ck_offset = u64::try_from(consume_offset).unwrap_or(0);
         for (queue_offset, msg) in result.msgs {
             if !ctx.req.order {
                 pop.records.push(PopConsumerRecord {
@@ -327,6 +490,7 @@ impl Broker {
                     invisible_time: ctx.req.invisible_time,
                     offset: queue_offset,
                     attempt_id: ctx.req.attempt_id.clone(),
+                    attempt_times: 0,
                 });
             }
             let reconsume_times = if ctx.req.order {
@@ -339,7 +503,7 @@ impl Broker {
                 topic,
                 retry_flag != 0,
                 queue_id,
-                consume_offset,
+                ck_offset,
                 queue_offset,
                 msg,
                 reconsume_times,
@@ -348,18 +512,86 @@ impl Broker {
         }
     }
 
+    /// `handleGetMessageResult`'s commits (since #9340): FIFO commits the read start when
+    /// found, else `nextBeginOffset`; non-FIFO commits the pull offset `nextBeginOffset` and
+    /// the read start, or the cache's smallest offset when it has one (taken before this
+    /// pop's records are cached). Before #9340 (`kv-fifo-no-commit-at-pop`, read only here)
+    /// `addGetMessageResult` committed nothing for FIFO and, for non-FIFO, the read start when
+    /// found, else `nextBeginOffset`.
+    #[allow(clippy::too_many_arguments)]
+    fn kv_commit_after_read(
+        &mut self,
+        now: Millis,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+        fifo: bool,
+        found: bool,
+        consume_offset: i64,
+        next_begin_offset: u64,
+    ) {
+        let next = next_begin_offset as i64;
+        let before_9340 = self.behaviours.is_on(Behaviour::KvFifoNoCommitAtPop);
+        let mut commit = consume_offset;
+        if fifo {
+            if before_9340 {
+                return;
+            }
+            if !found {
+                commit = next;
+            }
+        } else {
+            if before_9340 && !found {
+                commit = next;
+            }
+            self.offsets.commit_pull_offset(
+                &mut self.events,
+                now,
+                "PopConsumerService",
+                group,
+                topic,
+                queue_id,
+                next,
+            );
+            if self.kv_cache_on() {
+                let min = self.kv.cache.min_offset(group, topic, queue_id);
+                if min != -1 {
+                    commit = min;
+                }
+            }
+        }
+        self.offsets.commit_offset(
+            &mut self.events,
+            now,
+            "PopConsumerService",
+            group,
+            topic,
+            queue_id,
+            commit,
+        );
+    }
+
     /// `PopConsumerService.clearCache(group, topic, queueId)` as the snapshot writes it:
-    /// `while (tryLock) {}` (a free lock is taken, a held one is not), then, in `finally`,
-    /// `unlock`: the lock ends up free whoever held it, the popAsync calling it included.
-    /// The proposed fix `clear-cache-without-lock` (read only here, the mirror of #10250)
-    /// drops the lock from it. `PopConsumerCache` is not modelled, so there are no records to
-    /// remove.
-    pub(crate) fn kv_clear_cache(&mut self, now: Millis, op: OpId, group: &str, topic: &str) {
+    /// `while (tryLock) {}` (a free lock is taken, a held one is not), then the queue's
+    /// cached records are dropped (`removeRecords`), and, in `finally`, `unlock`: the lock
+    /// ends up free whoever held it, the popAsync calling it included. The proposed fix
+    /// `clear-cache-without-lock` (read only here, the mirror of #10250) drops the lock from
+    /// it.
+    pub(crate) fn kv_clear_cache(
+        &mut self,
+        now: Millis,
+        op: OpId,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+    ) {
         if self.behaviours.has_fix(Fix::ClearCacheWithoutLock) {
+            self.kv.cache.remove_queue(group, topic, queue_id);
             return;
         }
         let lock = kv_lock_key(group, topic);
-        let _ = self.kv.locks.try_lock(&lock, op);
+        let _ = self.kv.locks.try_lock_at(&lock, op, now);
+        self.kv.cache.remove_queue(group, topic, queue_id);
         if let Some(holder) = self.kv.locks.unlock(&lock, op) {
             self.events.push(BrokerEvent::LockReleasedByOther {
                 at: now,
@@ -373,7 +605,10 @@ impl Broker {
 
     /// `PopConsumerService.getPopOffset`: FIFO reads `queryOffset` (since #9696; before it
     /// `queryPullOffset`, behaviour `kv-fifo-reads-pull-offset`, read only here), non-FIFO
-    /// `queryPullOffset`; init if negative; then a pending reset is consumed and wins.
+    /// `queryPullOffset`; init if negative (since #9247; before it, `kv-no-init-offset`, the
+    /// store is read at −1, read only here); then a pending reset is consumed and wins (before
+    /// #9247, `kv-read-ignores-reset`, read only here: 5.3.2's `getMessageAsync` consumed and
+    /// committed the reset but read at the offset it had queried before).
     #[allow(clippy::too_many_arguments)]
     fn kv_get_pop_offset(
         &mut self,
@@ -394,12 +629,14 @@ impl Broker {
         } else {
             let from = if self.offsets.pull_offset(group, topic, queue_id).is_some() {
                 ReadFrom::PullOffset
+            } else if self.offsets.has_offset_reset(topic, group, queue_id) {
+                ReadFrom::PendingReset
             } else {
                 ReadFrom::CommitOffset
             };
             (self.offsets.query_pull_offset(group, topic, queue_id), from)
         };
-        if offset < 0 {
+        if offset < 0 && !self.behaviours.is_on(Behaviour::KvNoInitOffset) {
             offset = self.get_init_offset(now, topic, group, queue_id, init_mode, true);
             from = ReadFrom::InitOffset;
         }
@@ -409,8 +646,8 @@ impl Broker {
         else {
             return (offset, from);
         };
-        self.kv_clear_cache(now, op, group, topic);
-        self.order_info.clear_block(topic, group, queue_id);
+        self.kv_clear_cache(now, op, group, topic, queue_id);
+        self.order_info.clear_block(now, topic, group, queue_id);
         self.offsets.commit_offset(
             &mut self.events,
             now,
@@ -427,24 +664,35 @@ impl Broker {
             queue_id,
             offset: reset,
         });
+        if self.behaviours.is_on(Behaviour::KvReadIgnoresReset) {
+            return (offset, from);
+        }
         (reset, ReadFrom::PendingReset)
     }
 
-    /// `PopConsumerService.ackAsync`: delete the record the receipt names (the FIFO branch
-    /// of `appendAckNew`, `ackOrderlyNew`, is in `ack_message_processor`).
+    /// `PopConsumerService.ackAsync`: delete the record the receipt names, from the cache
+    /// (by offset) if it is there, else from the store (by its full key). The FIFO branch of
+    /// `appendAckNew`, `ackOrderlyNew`, is in `ack_message_processor`.
     pub(crate) fn ack_kv_delete(&mut self, t: &AckTarget, offset: u64) {
-        let key = (
-            t.pop_time + t.invisible_time,
-            t.group.clone(),
-            t.topic.clone(),
-            t.queue_id,
+        let record = PopConsumerRecord {
+            pop_time: t.pop_time,
+            group: t.group.clone(),
+            topic: t.topic.clone(),
+            queue_id: t.queue_id,
+            retry_flag: 0,
+            invisible_time: t.invisible_time,
             offset,
-        );
-        self.kv.delete(&key);
+            attempt_id: None,
+            attempt_times: 0,
+        };
+        if self.kv_cache_on() && self.kv.cache.delete(&record) {
+            return;
+        }
+        self.kv.delete(&record.key());
     }
 
-    /// `changeInvisibilityDuration`: write a record with the new popTime / invisible time,
-    /// then delete the old one.
+    /// `changeInvisibilityDuration`: write a record with the new popTime / invisible time to
+    /// the store, then delete the old one (from the cache first).
     pub(crate) fn change_invisibility_duration_kv(
         &mut self,
         now: Millis,
@@ -463,53 +711,188 @@ impl Broker {
             invisible_time,
             offset,
             attempt_id: None,
+            attempt_times: 0,
         });
-        let old = (
-            t.pop_time + t.invisible_time,
-            t.group.clone(),
-            t.topic.clone(),
-            t.queue_id,
-            offset,
-        );
-        self.kv.delete(&old);
+        self.ack_kv_delete(t, offset);
     }
 
-    /// `PopConsumerService.revive`: every record expired at least 50 ms ago goes to the retry
-    /// topic with reconsumeTimes + 1 and is deleted. (Puts never fail in the model, so the
-    /// back-off re-write is not reached.)
-    pub(crate) fn pop_kv_revive_tick(&mut self, now: Millis) {
-        self.kv.last_tick = Some(now);
-        while let Some((key, _)) = self.kv.records.first_key_value() {
-            if key.0 + KV_REVIVE_LAG > now {
-                break;
-            }
-            let (_, record) = self.kv.records.pop_first().expect("non-empty");
-            self.kv_revive_record(now, &record);
+    /// The service thread and the cache thread, whichever is due.
+    pub(crate) fn pop_kv_tick(&mut self, now: Millis) {
+        if self.kv.cache_deadline().is_some_and(|t| t <= now) {
+            self.kv_cache_cleanup(now);
+        }
+        if self.kv.revive_deadline().is_some_and(|t| t <= now) {
+            self.pop_kv_revive_tick(now);
         }
     }
 
-    fn kv_revive_record(&mut self, now: Millis, record: &PopConsumerRecord) {
+    /// `PopConsumerService.revive`: every record whose visibility lies in
+    /// `[currentTime − 3 s, now − 50 ms]` goes to the retry topic with reconsumeTimes + 1 and
+    /// is deleted; a failed put writes it back with popTime = now and its invisible time
+    /// stretched by the back-off, until `popReviveMaxAttemptTimes`, then drops it.
+    /// `currentTime` becomes the last record's visibility, or the upper bound.
+    fn pop_kv_revive_tick(&mut self, now: Millis) {
+        let lower = self.kv.scan_lower_bound(now);
+        let upper = now.saturating_sub(KV_REVIVE_LAG);
+        let scanned: Vec<RecordKey> = self
+            .kv
+            .records
+            .range((lower, String::new(), String::new(), 0, 0)..)
+            .take_while(|(k, _)| k.0 <= upper)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut failures = Vec::new();
+        for key in &scanned {
+            let record = self.kv.records.remove(key).expect("scanned record");
+            if self.kv_revive_record(now, &record) {
+                continue;
+            }
+            if record.attempt_times < POP_REVIVE_MAX_ATTEMPT_TIMES {
+                let i = (record.attempt_times as usize).min(REWRITE_INTERVALS_S.len() - 1);
+                failures.push(PopConsumerRecord {
+                    pop_time: now,
+                    invisible_time: record.invisible_time + REWRITE_INTERVALS_S[i] * SECOND,
+                    attempt_times: record.attempt_times + 1,
+                    ..record
+                });
+            } else {
+                self.events.push(BrokerEvent::CkDropped {
+                    at: now,
+                    ck: record_ck(&record, &self.config.broker_name).ck_ref(),
+                    queue_offset: record.offset,
+                    reason: "PopConsumerService.revive: drop record, message may be lost"
+                        .to_owned(),
+                });
+            }
+        }
+        for r in failures {
+            self.kv.write(r);
+        }
+        self.kv.current_time = Some(scanned.last().map_or(upper, |k| k.0));
+        self.kv.last_tick = Some(now);
+    }
+
+    /// `PopConsumerCache.cleanupRecords`, one pass.
+    fn kv_cache_cleanup(&mut self, now: Millis) {
+        self.kv.cache.last_cleanup = Some(now);
+        let keys: Vec<(String, String, u32)> = self.kv.cache.table.keys().cloned().collect();
+        let mut remain = 0u64;
+        for key in keys {
+            let (group, topic, queue_id) = key.clone();
+            let normal = keys::parse_normal_topic(&topic, &group);
+            let offline =
+                self.kv
+                    .locks
+                    .is_lock_timeout(&kv_lock_key(&group, &normal), now, LOCK_TIMEOUT);
+            let records = self.kv.cache.table.get_mut(&key).expect("listed key");
+            if offline {
+                let all = std::mem::take(records);
+                for r in all.into_values() {
+                    self.kv.write(r);
+                }
+                self.kv.cache.table.remove(&key);
+                continue;
+            }
+            let stay = self.config.pop_ck_stay_buffer_time;
+            let staged: Vec<u64> = records
+                .values()
+                .filter(|r| r.visibility_timeout() <= now || r.pop_time + stay <= now)
+                .map(|r| r.offset)
+                .collect();
+            let staged: Vec<PopConsumerRecord> = staged
+                .into_iter()
+                .filter_map(|o| records.remove(&o))
+                .collect();
+            let min = records.keys().next().copied();
+            let left = records.len() as u64;
+            if left == 0 {
+                self.kv.cache.table.remove(&key);
+            }
+            for r in staged {
+                if r.visibility_timeout() <= now {
+                    // `consumer.accept(record)`: the revive's result is never looked at, so
+                    // a failed revive is gone (#10667). The proposed fix
+                    // `cache-revive-failure-keeps-record` (read only here) writes the record
+                    // to the store instead, for the service's revive and its back-off.
+                    let revived = self.kv_revive_record(now, &r);
+                    if !revived && self.behaviours.has_fix(Fix::CacheReviveFailureKeepsRecord) {
+                        self.kv.write(r);
+                    }
+                } else {
+                    self.kv.write(r);
+                }
+            }
+            if let Some(min) = min {
+                self.kv_cache_commit(now, &group, &topic, queue_id, min as i64);
+            }
+            remain += left;
+        }
+        self.kv.cache.estimate = remain;
+    }
+
+    /// `PopConsumerCache.commitOffset`: under `tryLock(group, topic)` (skipped while held),
+    /// unconditionally (`queryOffset` is only logged).
+    fn kv_cache_commit(
+        &mut self,
+        now: Millis,
+        group: &str,
+        topic: &str,
+        queue_id: u32,
+        offset: i64,
+    ) {
+        let lock = kv_lock_key(group, topic);
+        if !self.kv.locks.try_lock_at(&lock, OpId::SERVICE, now) {
+            return;
+        }
+        let current = self
+            .offsets
+            .offset_table()
+            .get(&keys::offset_key(topic, group))
+            .and_then(|m| m.get(&queue_id))
+            .copied();
+        if current != Some(offset) {
+            self.offsets.commit_offset(
+                &mut self.events,
+                now,
+                "PopConsumerCache",
+                group,
+                topic,
+                queue_id,
+                offset,
+            );
+        }
+        let _ = self.kv.locks.unlock(&lock, OpId::SERVICE);
+    }
+
+    /// `revive(record)`: read the message, put it to the retry topic. True when done (a
+    /// message no longer in the store needs no retry on a local store).
+    fn kv_revive_record(&mut self, now: Millis, record: &PopConsumerRecord) -> bool {
         let Some(msg) = self
             .store
             .message(&record.topic, record.queue_id, record.offset)
             .cloned()
         else {
-            return;
+            return true;
         };
-        let ck = PopCheckPoint {
-            start_offset: record.offset,
-            pop_time: record.pop_time,
-            invisible_time: record.invisible_time,
-            bit_map: 0,
-            num: 1,
-            queue_id: record.queue_id,
-            topic: record.topic.clone(),
-            cid: record.group.clone(),
-            revive_offset: 0,
-            queue_offset_diff: vec![0],
-            broker_name: self.config.broker_name.clone(),
-            re_put_times: 0,
-        };
-        self.revive_retry(now, &ck, record.offset, msg);
+        let ck = record_ck(record, &self.config.broker_name);
+        self.revive_retry(now, &ck, record.offset, msg)
+    }
+}
+
+/// The one-message CK a record stands for, as `reviveRetry` and the events name it.
+fn record_ck(record: &PopConsumerRecord, broker_name: &str) -> PopCheckPoint {
+    PopCheckPoint {
+        start_offset: record.offset,
+        pop_time: record.pop_time,
+        invisible_time: record.invisible_time,
+        bit_map: 0,
+        num: 1,
+        queue_id: record.queue_id,
+        topic: record.topic.clone(),
+        cid: record.group.clone(),
+        revive_offset: 0,
+        queue_offset_diff: vec![0],
+        broker_name: broker_name.to_owned(),
+        re_put_times: 0,
     }
 }

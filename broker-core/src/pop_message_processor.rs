@@ -16,6 +16,7 @@ use crate::protocol::{
 };
 use crate::rng::Rng;
 use crate::store::{GetMessageResult, GetMessageStatus, StoredMessage};
+use crate::Behaviour;
 use std::collections::VecDeque;
 
 /// Upstream rejects `maxMsgNums` above this.
@@ -282,6 +283,15 @@ impl Broker {
             }
             return None;
         }
+        // `isPopShouldStop`: too many messages in flight on this queue.
+        if self.config.enable_pop_message_threshold
+            && self.inflight.get(topic, &group, queue_id)
+                > self.config.pop_inflight_message_threshold
+        {
+            ctx.rest_num += max.saturating_sub(u64::try_from(before).unwrap_or(0));
+            self.unlock_queue(&lock_key, op);
+            return None;
+        }
         let (offset, from) = self.get_pop_offset(
             now, topic, &group, queue_id, init_mode, true, &lock_key, true,
         );
@@ -294,6 +304,9 @@ impl Broker {
                 queue_id,
                 now,
             );
+        if !blocked && ctx.req.order {
+            self.inflight.clear(topic, &group, queue_id);
+        }
         if blocked || ctx.full() {
             if !blocked {
                 ctx.rest_num += max.saturating_sub(offset);
@@ -301,7 +314,7 @@ impl Broker {
             self.unlock_queue(&lock_key, op);
             return None;
         }
-        let recorded = self.pop_read(now, ctx, topic, queue_id, offset, from);
+        let recorded = self.pop_read(now, ctx, topic, queue_id, offset as i64, from);
         Some(HeldQueue {
             topic: topic.to_owned(),
             is_retry,
@@ -350,8 +363,14 @@ impl Broker {
     ) {
         let group = ctx.req.consumer_group.clone();
         let final_offset = offset;
-        let result =
-            self.read_with_offset_correction(now, &group, topic, queue_id, offset, ctx.remaining());
+        let result = self.read_with_offset_correction(
+            now,
+            &group,
+            topic,
+            queue_id,
+            offset as i64,
+            ctx.remaining(),
+        );
         if let Some(from) = unrecorded {
             self.pop_read_late(now, ctx, topic, queue_id, &result.msgs, from);
         }
@@ -390,6 +409,8 @@ impl Broker {
                 ctx.rest_num += offsets.len() as u64;
                 return;
             }
+            self.inflight
+                .increment(topic, &group, queue_id, offsets.len() as u64);
         }
         ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
         for (queue_offset, msg) in result.msgs {
@@ -422,7 +443,7 @@ impl Broker {
         ctx: &PopContext,
         topic: &str,
         queue_id: u32,
-        offset: u64,
+        offset: i64,
         from: ReadFrom,
     ) -> bool {
         let Some((first, count, corrected)) =
@@ -473,17 +494,18 @@ impl Broker {
     }
 
     /// `getMessageAsync` with the "offset correction": on `OFFSET_TOO_SMALL` or
-    /// `OFFSET_OVERFLOW_BADLY` commit `nextBeginOffset` and read again from there.
+    /// `OFFSET_OVERFLOW_BADLY` commit `nextBeginOffset` and read again from there. A negative
+    /// offset (the KV path before #9247 reads at −1) is too small for any non-empty queue.
     pub(crate) fn read_with_offset_correction(
         &mut self,
         now: Millis,
         group: &str,
         topic: &str,
         queue_id: u32,
-        offset: u64,
+        offset: i64,
         max_nums: u32,
     ) -> GetMessageResult {
-        let result = self.store.get_message(topic, queue_id, offset, max_nums);
+        let result = self.store.get_message_at(topic, queue_id, offset, max_nums);
         if matches!(
             result.status,
             GetMessageStatus::OffsetTooSmall | GetMessageStatus::OffsetOverflowBadly
@@ -539,8 +561,10 @@ impl Broker {
     }
 
     /// `getInitOffset`: min for `MIN` or a retry topic; 0 if the first message is still in
-    /// memory (`initPopOffsetByCheckMsgInMem`); else "pop the last one" (max − 1, floored at
-    /// 0). Committed when `init`.
+    /// memory (`initPopOffsetByCheckMsgInMem`, `checkInMemByConsumeOffset(topic, q, 0, 1)`);
+    /// else "pop the last one" (max − 1, floored at 0). Committed when `init`, whichever the
+    /// mode. Before #8404 (`init-min-no-commit`, read only here) `MIN` returned the min at once,
+    /// uncommitted, and a retry topic had no rule of its own.
     pub(crate) fn get_init_offset(
         &mut self,
         now: Millis,
@@ -551,11 +575,16 @@ impl Broker {
         init: bool,
     ) -> i64 {
         let min = self.store.min_offset(topic, queue_id);
-        let offset = if init_mode == InitMode::Min || keys::is_retry_topic(topic) {
+        let before_8404 = self.behaviours.is_on(Behaviour::InitMinNoCommit);
+        if before_8404 && init_mode == InitMode::Min {
+            return min as i64;
+        }
+        let offset = if init_mode == InitMode::Min || (!before_8404 && keys::is_retry_topic(topic))
+        {
             min
         } else if self.config.init_pop_offset_by_check_msg_in_mem
             && min == 0
-            && self.store.check_in_mem(topic, queue_id, 0)
+            && self.store.check_in_mem(topic, queue_id, 0, now)
         {
             0
         } else {
@@ -586,7 +615,7 @@ impl Broker {
         let reset = self
             .offsets
             .query_then_erase_reset_offset(topic, group, queue_id)?;
-        self.order_info.clear_block(topic, group, queue_id);
+        self.order_info.clear_block(now, topic, group, queue_id);
         self.buffer
             .clear_offset_queue(&lock_key(topic, group, queue_id));
         self.offsets.commit_offset(

@@ -1,176 +1,303 @@
-//! `PopReviveService` (`broker/.../processor/PopReviveService.java`): one reviver per revive
-//! queue. Each tick it reads the records the timer has delivered since its offset
-//! (`consumeReviveMessage`), matches ACKs to CKs by merge key, and puts every un-acked
-//! message of each due CK to the POP retry topic with reconsumeTimes + 1
-//! (`mergeAndRevive`, `reviveMsgFromCk`, `reviveRetry`); then it commits the
-//! `CID_RMQ_SYS_REVIVE_GROUP` offset.
+//! `PopReviveService` (`broker/.../processor/PopReviveService.java`): one reviver thread per
+//! revive queue, modelled step for step on the virtual clock.
 //!
-//! Abstraction: upstream stops at the first CK with `endTime − reviveTime ≤ 2 s`, where
-//! `endTime` is the newest deliver time its scan saw (advanced to "now" once the timer has
-//! nothing more). The model's timer is exact and never behind, so `endTime = now`: a CK is
-//! revived once `now − reviveTime > 2 s`, and by then every ACK with deliverTime ≤
-//! reviveTime has been delivered after it.
+//! `run()`: `waitForRunning(reviveInterval)`, then a scan (`consumeReviveMessage`) and
+//! `mergeAndRevive`; a round that found no CK waits `slow × reviveInterval` more, with `slow`
+//! growing by one per idle round up to `reviveMaxSlow` (and back to 1 after a round with CKs).
+//!
+//! The scan reads every record the timer has delivered since the offset, in batches of 32
+//! with no pause: a CK goes into the map under its merge key (a later one replaces an
+//! earlier one, as upstream's `HashMap.put`), an ACK sets the bits of the CK with its key or
+//! is dropped (or, with `enableSkipLongAwaitingAck`, mocked once it waited
+//! `reviveAckWaitMs`). `endTime` is the largest `deliverTimeMs` read (the record's own,
+//! unrounded property, not its timer slot), and `firstRt` the revive time of the first CK.
+//! When a read finds nothing: `endTime` moves to now if it is set, more than 3 s old, and the
+//! timer is not behind (`getDequeueBehind() <= 0`, whole seconds; the enqueue side is never
+//! behind in the model); the scan ends once `endTime − firstRt > 2 s`; else it sleeps 100 ms,
+//! and after 41 such sleeps in a row (`noMsgCount * 100 > 4 s`) it ends. A non-empty read
+//! after `reviveScanTime` ends it too, unread. Upstream compares epoch times, where an unset
+//! `endTime` or `firstRt` is 0; the model compares the same values on the epoch clock of
+//! [`crate::keys::MODEL_EPOCH_MS`].
+//!
+//! `mergeAndRevive` takes the CKs in revive-offset order and stops at the first with
+//! `endTime − reviveTime ≤ 2 s`; every un-acked message of the others is put to the retry
+//! topic (`reviveMsgFromCk`, `reviveRetry`); a put that fails re-puts a one-message CK
+//! (`rePutCK`): same popTime, the message as startOffset, its invisible time stretched by
+//! 10 s, 20 s, … 7 200 s (`ckRewriteIntervalsInSeconds`) once the old CK's revive time has
+//! passed, `rp` + 1, dropped after 17 re-puts if `skipWhenCKRePutReachMaxTimes`; the re-put's
+//! own result is ignored. Then `CID_RMQ_SYS_REVIVE_GROUP`'s offset is committed.
+//!
+//! What the model leaves out, and why: the biz-message read (`getBizMessage` →
+//! `EscapeBridge.getMessageAsync`) completes at once on a local `DefaultMessageStore`, so
+//! `reviveMsgFromCk`'s futures are done before it returns. The in-flight map then never holds
+//! more than the CK being revived: the `inflightReviveRequestMap.size() > 3` throttle, its
+//! 30 s "stay too long" `rePutCK` (which passes the map's timestamp pair, so the re-put CK's
+//! startOffset would be a timestamp) and the per-CK commits of its completion loop are
+//! unreachable; only a tiered or remote store makes them reachable. A biz message the local
+//! store no longer has counts as done (`needRetry` is false for a local read since #8475).
+//! Scans poll every 100 ms; the model wakes only at the polls that can change something (a
+//! record delivered, `endTime` able to move, the 41st empty poll), which is the same scan.
 
 use crate::broker::Broker;
 use crate::checkpoint::{AckMsg, PopCheckPoint, ReviveRecord};
 use crate::config::Millis;
 use crate::events::BrokerEvent;
-use crate::keys::{self, java_str, merge_key, ACK_TIME_INTERVAL, REVIVE_GROUP, SECOND};
-use crate::store::{ReviveQueue, StoredMessage};
+use crate::keys::{
+    self, java_str, merge_key, ACK_TIME_INTERVAL, MODEL_EPOCH_MS, REVIVE_GROUP, SECOND,
+};
+use crate::store::{ReviveQueue, StoredMessage, Timer};
 use crate::{Behaviour, Fix};
 use std::collections::BTreeMap;
 
-/// A CK is due once `now − reviveTime` exceeds this (`ackTimeInterval + 1 s`).
+/// A CK is revived once `endTime − reviveTime` exceeds this (`ackTimeInterval + 1 s`).
 pub const REVIVE_MARGIN: Millis = ACK_TIME_INTERVAL + SECOND;
+/// The scan's sleep after an empty read.
+pub const POLL_MS: Millis = 100;
+/// `noMsgCount * 100 > 4 * SECOND`: the 41st empty read in a row ends the scan.
+const MAX_EMPTY_POLLS: u32 = 40;
+/// `endTime` moves to now only once it is this old.
+const END_TIME_IDLE: Millis = 3 * SECOND;
+/// `ckRewriteIntervalsInSeconds`: the re-put back-off, by `rp`.
+pub const CK_REWRITE_INTERVALS_S: [Millis; 17] = [
+    10, 20, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200,
+];
 
-/// When a CK becomes due for revive: strictly more than 2 s after its revive time, and
-/// never before the timer has delivered it.
-pub fn due_at(ck: &PopCheckPoint, visible_at: Millis) -> Millis {
-    (ck.revive_time() + REVIVE_MARGIN + 1).max(visible_at)
+/// What one scan collects (`ConsumeReviveObj`) and where its loop is.
+#[derive(Clone, Debug)]
+struct Scan {
+    /// `startScanTime`.
+    start: Millis,
+    old_offset: i64,
+    /// The next queue offset to read.
+    offset: u64,
+    end_time: Option<Millis>,
+    first_rt: Option<Millis>,
+    no_msg_count: u32,
+    /// The last read.
+    last_poll: Millis,
+    /// The next read that can change something.
+    next_poll: Millis,
+    /// The loop has ended; `mergeAndRevive` runs at this time.
+    done_at: Option<Millis>,
+    /// mergeKey → CK, with its queue offset in `revive_offset`.
+    map: BTreeMap<String, PopCheckPoint>,
+    /// Mock CKs for long-orphaned ACKs, `putAll` into the map at the end.
+    mocks: BTreeMap<String, PopCheckPoint>,
 }
 
-/// One revive queue's reviver state.
-#[derive(Clone, Debug, Default)]
+/// Where a reviver thread is.
+#[derive(Clone, Debug)]
+enum Phase {
+    /// In `waitForRunning`; the next scan starts at `until`.
+    Waiting {
+        until: Millis,
+    },
+    Scanning(Box<Scan>),
+}
+
+/// One revive queue's reviver.
+#[derive(Clone, Debug)]
 struct ReviveState {
-    /// The in-memory `reviveOffset` (−1 = none yet); lost on a crash.
+    /// The in-memory `reviveOffset`; lost on a crash.
     revive_offset: i64,
-    /// CKs not yet passed by revive progress, by delivery order (visible_at, log offset),
-    /// with the time they become due. The first entry is the CK that blocks the reviver.
-    unrevived: BTreeMap<(Millis, u64), Millis>,
-    /// With `enableSkipLongAwaitingAck`: when every ACK written so far is old enough to be
-    /// turned into a mock CK, so a tail of ACKs behind the last CK can be passed.
-    ack_tail_wake: Option<Millis>,
+    phase: Phase,
+    /// `run()`'s `slow`.
+    slow: u32,
 }
 
-/// The revivers of every revive queue, and their tick.
+/// The revivers of every revive queue.
 #[derive(Clone, Debug, Default)]
 pub struct PopReviveService {
     queues: Vec<ReviveState>,
-    /// The last tick that ran, so the next one is strictly later.
-    last_tick: Option<Millis>,
+}
+
+/// Java's `endTime − firstRt > 2 s` on epoch times, where unset is 0.
+fn scan_reached_first_rt(end_time: Option<Millis>, first_rt: Option<Millis>) -> bool {
+    let epoch = |t: Option<Millis>| t.map_or(0, |t| i128::from(MODEL_EPOCH_MS + t));
+    epoch(end_time) - epoch(first_rt) > i128::from(REVIVE_MARGIN)
 }
 
 impl PopReviveService {
-    pub fn new(revive_queue_num: u32) -> Self {
+    /// Revivers for a process started at `now` with committed revive offsets `committed`:
+    /// each begins with `waitForRunning(reviveInterval)`.
+    pub fn new(committed: &[i64], now: Millis, revive_interval: Millis) -> Self {
         Self {
-            queues: (0..revive_queue_num)
-                .map(|_| ReviveState {
-                    revive_offset: -1,
-                    ..Default::default()
+            queues: committed
+                .iter()
+                .map(|&c| ReviveState {
+                    revive_offset: c,
+                    phase: Phase::Waiting {
+                        until: now + revive_interval,
+                    },
+                    slow: 1,
                 })
                 .collect(),
-            last_tick: None,
         }
     }
 
-    /// A CK was written to a revive queue.
-    pub fn on_ck_written(
-        &mut self,
-        revive_qid: u32,
-        visible_at: Millis,
-        log_offset: u64,
-        due: Millis,
-    ) {
-        self.queues[revive_qid as usize]
-            .unrevived
-            .insert((visible_at, log_offset), due);
-    }
-
-    /// An ACK was written; with `enableSkipLongAwaitingAck` it can become a mock CK once it
-    /// has waited `reviveAckWaitMs` past its deliver time.
-    pub fn on_ack_written(
-        &mut self,
-        revive_qid: u32,
-        deliver_at: Millis,
-        visible_at: Millis,
-        wait: Millis,
-    ) {
-        let wake = (deliver_at + wait + 1).max(visible_at);
-        let state = &mut self.queues[revive_qid as usize];
-        state.ack_tail_wake = state.ack_tail_wake.max(Some(wake));
-    }
-
-    /// The earliest time any reviver can move: a due CK at the head of its queue, else (with
-    /// `enableSkipLongAwaitingAck`) the time its ACK tail can be mocked past.
-    fn next_due(&self) -> Option<Millis> {
-        self.queues
-            .iter()
-            .filter_map(|q| match q.unrevived.first_key_value() {
-                Some((_, &due)) => Some(due),
-                None => q.ack_tail_wake,
-            })
-            .min()
-    }
-
-    /// The next reviver tick that can revive something, on the `reviveInterval` grid.
-    pub fn next_deadline(&self, revive_interval: Millis) -> Option<Millis> {
-        let due = self.next_due()?;
-        let earliest = self.last_tick.map_or(due, |t| due.max(t + 1));
-        Some(earliest.div_ceil(revive_interval) * revive_interval)
-    }
-
-    /// A restart: in-memory offsets fall back to the committed revive-group offsets; the
-    /// pending-CK index is rebuilt from the revive log.
-    /// `ack_wait` is `reviveAckWaitMs` when `enableSkipLongAwaitingAck` is on.
-    pub fn restart(
-        &mut self,
-        committed: &[i64],
-        queues: &[&ReviveQueue],
-        ack_wait: Option<Millis>,
-    ) {
-        for (qid, state) in self.queues.iter_mut().enumerate() {
-            state.revive_offset = committed[qid];
-            state.unrevived.clear();
-            state.ack_tail_wake = None;
-            let q = queues[qid];
-            let from = u64::try_from(committed[qid] + 1).unwrap_or(0);
-            let delivered = (from..q.max_offset()).map(|o| q.log_offset_at(o));
-            let pending = q.pending().map(|(_, log)| log);
-            for log_offset in delivered.chain(pending) {
-                let entry = q.entry(log_offset);
-                let visible = entry.visible_at();
-                match &entry.record {
-                    ReviveRecord::Ck(ck) => {
-                        state
-                            .unrevived
-                            .insert((visible, log_offset), due_at(ck, visible));
-                    }
-                    ReviveRecord::Ack(_) => {
-                        if let Some(wait) = ack_wait {
-                            let wake = (entry.deliver_at + wait + 1).max(visible);
-                            state.ack_tail_wake = state.ack_tail_wake.max(Some(wake));
-                        }
-                    }
-                }
-            }
+    /// When reviver `qid` next has something to do.
+    fn deadline_of(&self, qid: usize) -> Millis {
+        match &self.queues[qid].phase {
+            Phase::Waiting { until } => *until,
+            Phase::Scanning(scan) => scan.done_at.unwrap_or(scan.next_poll),
         }
-        self.last_tick = None;
+    }
+
+    /// The earliest time any reviver has something to do.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        (0..self.queues.len()).map(|q| self.deadline_of(q)).min()
     }
 }
 
-/// What one scan of a revive queue collected (`ConsumeReviveObj`).
-struct ConsumeReviveObj {
-    /// mergeKey → CK with its queue offset set in `revive_offset`.
-    map: BTreeMap<String, PopCheckPoint>,
-    old_offset: i64,
+/// The first read after `scan.last_poll` (on its 100 ms grid) that can change something:
+/// a record becomes readable, `endTime` can move, or the 41st empty read ends the scan.
+fn plan_next_poll(scan: &Scan, q: &ReviveQueue, timer: &Timer, now: Millis) -> Millis {
+    let base = scan.last_poll;
+    let poll = |k: u64| base + POLL_MS * k;
+    // Reads left before the 41st empty one (this one counted).
+    let k_full = u64::from(MAX_EMPTY_POLLS + 1 - scan.no_msg_count.min(MAX_EMPTY_POLLS));
+    let mut best = poll(k_full);
+    let first_at_or_after = |t: Millis| -> Millis {
+        if t <= base {
+            poll(1)
+        } else {
+            poll((t - base).div_ceil(POLL_MS).max(1))
+        }
+    };
+    if q.max_offset() > scan.offset {
+        best = best.min(first_at_or_after(now));
+    }
+    if let Some(slot) = q.next_slot() {
+        best = best.min(first_at_or_after(timer.delivery_time(slot, now).max(now)));
+    }
+    if let Some(end) = scan.end_time {
+        let t = first_at_or_after((end + END_TIME_IDLE + 1).max(now));
+        if t < best && timer.dequeue_behind(t) == 0 {
+            best = t;
+        }
+    }
+    best
 }
 
 impl Broker {
-    /// One tick of every reviver (`PopReviveService.run` body).
+    /// Every reviver whose time has come, in queue order; each runs until it waits again.
     pub(crate) fn pop_revive_tick(&mut self, now: Millis) {
-        if !self.config.timer_wheel_enable {
-            return;
-        }
+        self.store.advance_timer(now);
         for qid in 0..self.store.revive_queue_num() {
-            self.revive_queue_tick(now, qid);
+            for _ in 0..1_000 {
+                if self.revive.deadline_of(qid as usize) > now {
+                    break;
+                }
+                self.revive_step(now, qid);
+            }
         }
-        self.revive.last_tick = Some(now);
     }
 
-    fn revive_queue_tick(&mut self, now: Millis, qid: u32) {
-        self.store.revive_queue_mut(qid).deliver_due(now);
-        let obj = self.consume_revive_message(now, qid);
-        self.merge_and_revive(now, qid, obj);
+    /// After a record reached revive queue `qid` or the timer's lag changed: the scan in
+    /// progress may have to read sooner.
+    pub(crate) fn revive_replan(&mut self, now: Millis, qid: u32) {
+        let Some(state) = self.revive.queues.get_mut(qid as usize) else {
+            return;
+        };
+        if let Phase::Scanning(scan) = &mut state.phase {
+            if scan.done_at.is_none() {
+                let q = self.store.revive_queue(qid);
+                scan.next_poll = plan_next_poll(scan, q, &self.store.timer, now);
+            }
+        }
+    }
+
+    /// One thing reviver `qid` does at `now`: start a scan, read, or merge.
+    fn revive_step(&mut self, now: Millis, qid: u32) {
+        let interval = self.config.revive_interval;
+        let state = &mut self.revive.queues[qid as usize];
+        match &mut state.phase {
+            Phase::Waiting { .. } => {
+                if !self.config.timer_wheel_enable {
+                    // "skip revive topic because timerWheelEnable is false"
+                    state.phase = Phase::Waiting {
+                        until: now + interval,
+                    };
+                    return;
+                }
+                let revive_topic = self.store.revive_topic().to_owned();
+                let committed = self.offsets.query_offset(REVIVE_GROUP, &revive_topic, qid);
+                let state = &mut self.revive.queues[qid as usize];
+                let old_offset = state.revive_offset.max(committed);
+                state.phase = Phase::Scanning(Box::new(Scan {
+                    start: now,
+                    old_offset,
+                    offset: u64::try_from(old_offset + 1).unwrap_or(0),
+                    end_time: None,
+                    first_rt: None,
+                    no_msg_count: 0,
+                    last_poll: now,
+                    next_poll: now,
+                    done_at: None,
+                    map: BTreeMap::new(),
+                    mocks: BTreeMap::new(),
+                }));
+                self.revive_poll(now, qid);
+            }
+            Phase::Scanning(scan) => {
+                if scan.done_at.is_some_and(|t| t <= now) {
+                    let Phase::Scanning(scan) =
+                        std::mem::replace(&mut state.phase, Phase::Waiting { until: now })
+                    else {
+                        unreachable!("scanning")
+                    };
+                    self.merge_and_revive(now, qid, *scan);
+                } else {
+                    self.revive_poll(now, qid);
+                }
+            }
+        }
+    }
+
+    /// One read of `consumeReviveMessage`'s loop at `now` (and the reads at the same
+    /// instant after a non-empty one).
+    fn revive_poll(&mut self, now: Millis, qid: u32) {
+        let Phase::Scanning(mut scan) = std::mem::replace(
+            &mut self.revive.queues[qid as usize].phase,
+            Phase::Waiting { until: now },
+        ) else {
+            unreachable!("a poll of a scan")
+        };
+        // Reads skipped because nothing could change were empty reads.
+        let skipped = (now.saturating_sub(scan.last_poll) / POLL_MS).saturating_sub(1);
+        scan.no_msg_count = (scan.no_msg_count + skipped as u32).min(MAX_EMPTY_POLLS);
+        scan.last_poll = now;
+        loop {
+            let max = self.store.revive_queue(qid).max_offset();
+            if max > scan.offset {
+                scan.no_msg_count = 0;
+                if now - scan.start > self.config.revive_scan_time {
+                    scan.done_at = Some(now);
+                    break;
+                }
+                self.consume_revive_records(now, qid, &mut scan, max);
+                continue;
+            }
+            let behind = self.store.timer.dequeue_behind(now);
+            if let Some(end) = scan.end_time {
+                if now - end.min(now) > END_TIME_IDLE && behind == 0 {
+                    scan.end_time = Some(now);
+                }
+            }
+            if scan_reached_first_rt(scan.end_time, scan.first_rt) {
+                scan.done_at = Some(now);
+                break;
+            }
+            scan.no_msg_count += 1;
+            if scan.no_msg_count > MAX_EMPTY_POLLS {
+                scan.done_at = Some(now + POLL_MS);
+                break;
+            }
+            let q = self.store.revive_queue(qid);
+            scan.next_poll = plan_next_poll(&scan, q, &self.store.timer, now);
+            break;
+        }
+        self.revive.queues[qid as usize].phase = Phase::Scanning(scan);
     }
 
     /// The merge key of a CK as the reviver builds it. Before #8494 it had no brokerName
@@ -232,33 +359,21 @@ impl Broker {
         )
     }
 
-    /// `consumeReviveMessage`: read every delivered record after the offset; CKs go into the
-    /// map (a later CK with the same key replaces the earlier, as upstream's HashMap), ACKs
-    /// set bits of the CK with their key or are dropped (unless `enableSkipLongAwaitingAck`
-    /// turns a long-orphaned ACK into a mock CK so the offset can move past it).
-    fn consume_revive_message(&mut self, now: Millis, qid: u32) -> ConsumeReviveObj {
-        let revive_topic = self.store.revive_topic().to_owned();
-        let committed = self.offsets.query_offset(REVIVE_GROUP, &revive_topic, qid);
-        let state = &self.revive.queues[qid as usize];
-        let old_offset = state.revive_offset.max(committed);
-        let mut obj = ConsumeReviveObj {
-            map: BTreeMap::new(),
-            old_offset,
-        };
-        let mut mocks = BTreeMap::new();
-        let q = self.store.revive_queue(qid);
-        let start = u64::try_from(old_offset + 1).unwrap_or(0);
-        for offset in start..q.max_offset() {
-            let entry = q.at(offset).expect("delivered record");
+    /// The records of one read: every delivered record from the scan's offset up to `max`.
+    fn consume_revive_records(&mut self, now: Millis, qid: u32, scan: &mut Scan, max: u64) {
+        for offset in scan.offset..max {
+            let q = self.store.revive_queue(qid);
+            let entry = q.at(offset).expect("delivered record").clone();
             match &entry.record {
                 ReviveRecord::Ck(ck) => {
                     let mut ck = ck.clone();
                     ck.revive_offset = offset;
-                    obj.map.insert(self.revive_ck_key(&ck), ck);
+                    scan.first_rt.get_or_insert(ck.revive_time());
+                    scan.map.insert(self.revive_ck_key(&ck), ck);
                 }
                 ReviveRecord::Ack(ack) => {
                     let key = self.revive_ack_key(ack);
-                    match obj.map.get_mut(&key) {
+                    match scan.map.get_mut(&key) {
                         Some(ck) => {
                             for &ao in &ack.ack_offsets {
                                 if let Some(i) = ck.index_of_ack(ao) {
@@ -271,35 +386,48 @@ impl Broker {
                             if self.config.enable_skip_long_awaiting_ack
                                 && waited > self.config.revive_ack_wait_ms
                             {
-                                mocks.insert(key, mock_ck_for_ack(ack, offset));
+                                let mock = mock_ck_for_ack(ack, offset);
+                                scan.first_rt.get_or_insert(mock.revive_time());
+                                scan.mocks.insert(key, mock);
                             }
                         }
                     }
                 }
             }
+            scan.end_time = scan.end_time.max(Some(entry.deliver_at));
         }
-        // Upstream keeps mocks apart while scanning and `putAll`s them at the end: the last
-        // orphan ACK of a key wins, and a mock replaces a real CK with the same key.
-        obj.map.extend(mocks);
-        obj
+        scan.offset = max;
     }
 
-    /// `mergeAndRevive`: CKs in revive-offset order; stop at the first that is not due.
-    fn merge_and_revive(&mut self, now: Millis, qid: u32, obj: ConsumeReviveObj) {
-        let mut sorted: Vec<PopCheckPoint> = obj.map.into_values().collect();
+    /// `mergeAndRevive`: CKs in revive-offset order; stop at the first with
+    /// `endTime − reviveTime ≤ 2 s`; then commit, and `run()` waits for the next round.
+    fn merge_and_revive(&mut self, now: Millis, qid: u32, scan: Scan) {
+        let Scan {
+            mut map,
+            mocks,
+            old_offset,
+            end_time,
+            ..
+        } = scan;
+        // Upstream keeps mocks apart while scanning and `putAll`s them at the end: a mock
+        // replaces a real CK with the same key.
+        map.extend(mocks);
+        let mut sorted: Vec<PopCheckPoint> = map.into_values().collect();
         sorted.sort_by_key(|ck| ck.revive_offset);
-        let mut new_offset = obj.old_offset;
+        let end = end_time.map_or(0, |t| i128::from(MODEL_EPOCH_MS + t));
+        let mut new_offset = old_offset;
         for ck in &sorted {
-            if now.saturating_sub(ck.revive_time()) <= REVIVE_MARGIN {
+            let revive_time = i128::from(MODEL_EPOCH_MS + ck.revive_time());
+            if end - revive_time <= i128::from(REVIVE_MARGIN) {
                 break;
             }
             let normal_topic = keys::parse_normal_topic(&ck.topic, &ck.cid);
             if self.store.topic_config(&normal_topic).is_some() && self.groups.contains(&ck.cid) {
-                self.revive_msg_from_ck(now, ck);
+                self.revive_msg_from_ck(now, qid, ck);
             }
             new_offset = ck.revive_offset as i64;
         }
-        if new_offset > obj.old_offset {
+        if new_offset > old_offset {
             let revive_topic = self.store.revive_topic().to_owned();
             self.offsets.commit_offset(
                 &mut self.events,
@@ -315,41 +443,31 @@ impl Broker {
                 revive_qid: qid,
                 offset: new_offset as u64,
             });
-            self.forget_revived(qid, new_offset as u64);
         }
-        self.revive.queues[qid as usize].revive_offset = new_offset;
-        self.settle_ack_tail(qid, new_offset);
-    }
-
-    /// Once nothing is left beyond the revive offset, the ACK-tail wake-up is spent. Not
-    /// before: an ACK that matched a CK in this scan stays behind that CK's offset, and only
-    /// the next scan, which starts past the CK, finds it orphaned and mocks it. Once the
-    /// wake-up's time has come every ACK left is old enough to mock, so the next tick moves.
-    fn settle_ack_tail(&mut self, qid: u32, new_offset: i64) {
-        let q = self.store.revive_queue(qid);
-        let at_end = new_offset + 1 >= q.max_offset() as i64 && q.pending().next().is_none();
-        if at_end {
-            self.revive.queues[qid as usize].ack_tail_wake = None;
-        }
-    }
-
-    /// Drops from the pending-CK index every CK at or below the new revive offset.
-    fn forget_revived(&mut self, qid: u32, new_offset: u64) {
-        let q = self.store.revive_queue(qid);
-        let log = q.log_offset_at(new_offset);
-        let limit = (q.entry(log).visible_at(), log);
+        let interval = self.config.revive_interval;
+        let max_slow = self.config.revive_max_slow;
         let state = &mut self.revive.queues[qid as usize];
-        while let Some((&key, _)) = state.unrevived.first_key_value() {
-            if key > limit {
-                break;
+        state.revive_offset = new_offset;
+        // `run()`: a round without CKs takes a rest of `slow` intervals first.
+        let rest = if sorted.is_empty() {
+            let rest = u64::from(state.slow) * interval;
+            if state.slow < max_slow {
+                state.slow += 1;
             }
-            state.unrevived.pop_first();
-        }
+            rest
+        } else {
+            state.slow = 1;
+            0
+        };
+        state.phase = Phase::Waiting {
+            until: now + rest + interval,
+        };
     }
 
-    /// `reviveMsgFromCk`: every message whose bit is clear goes to the retry topic. A message
-    /// no longer in the store is skipped, as upstream treats it as done.
-    fn revive_msg_from_ck(&mut self, now: Millis, ck: &PopCheckPoint) {
+    /// `reviveMsgFromCk`: every message whose bit is clear goes to the retry topic; a put
+    /// that fails re-puts a CK for it (`rePutCK`). A message no longer in the store is
+    /// skipped: a local read never asks for a retry.
+    fn revive_msg_from_ck(&mut self, now: Millis, qid: u32, ck: &PopCheckPoint) {
         for i in 0..usize::from(ck.num) {
             if ck.bit_map & (1 << i) != 0 {
                 continue;
@@ -358,20 +476,60 @@ impl Broker {
             let Some(msg) = self.store.message(&ck.topic, ck.queue_id, offset).cloned() else {
                 continue;
             };
-            self.revive_retry(now, ck, offset, msg);
+            if !self.revive_retry(now, ck, offset, msg) {
+                self.re_put_ck(now, qid, ck, offset);
+            }
         }
+    }
+
+    /// `rePutCK`: a one-message CK for `msg_offset`, same popTime, `rp` + 1, its invisible
+    /// time stretched by the back-off once the old CK's revive time has passed; dropped after
+    /// 17 re-puts with `skipWhenCKRePutReachMaxTimes`. The put's result is ignored.
+    fn re_put_ck(&mut self, now: Millis, qid: u32, old: &PopCheckPoint, msg_offset: u64) {
+        let rp = old.re_put_times;
+        let max = CK_REWRITE_INTERVALS_S.len() as u32;
+        if rp >= max && self.config.skip_when_ck_re_put_reach_max_times {
+            self.events.push(BrokerEvent::CkDropped {
+                at: now,
+                ck: old.ck_ref(),
+                queue_offset: msg_offset,
+                reason: "PopReviveService.rePutCK: rePut CK reach max times".to_owned(),
+            });
+            return;
+        }
+        let mut invisible_time = old.invisible_time;
+        if old.revive_time() <= now {
+            let i = (rp as usize).min(CK_REWRITE_INTERVALS_S.len() - 1);
+            invisible_time += CK_REWRITE_INTERVALS_S[i] * SECOND;
+        }
+        let ck = PopCheckPoint {
+            start_offset: msg_offset,
+            pop_time: old.pop_time,
+            invisible_time,
+            bit_map: 0,
+            num: 1,
+            queue_id: old.queue_id,
+            topic: old.topic.clone(),
+            cid: old.cid.clone(),
+            revive_offset: 0,
+            queue_offset_diff: vec![0],
+            broker_name: old.broker_name.clone(),
+            re_put_times: rp + 1,
+        };
+        let _ = self.put_ck_to_store(now, &ck, qid, "PopReviveService.rePutCK");
     }
 
     /// `reviveRetry`: put a copy with reconsumeTimes + 1 to the POP retry topic (the CK's
     /// own topic if that already is one), creating it with one queue on first use
-    /// (`addRetryTopicIfNotExist`, which also `initPopRetryOffset`s the group at 0).
+    /// (`addRetryTopicIfNotExist`, which also `initPopRetryOffset`s the group at 0). False if
+    /// the put failed.
     pub(crate) fn revive_retry(
         &mut self,
         now: Millis,
         ck: &PopCheckPoint,
         offset: u64,
         msg: StoredMessage,
-    ) {
+    ) -> bool {
         let retry_topic = if keys::is_retry_topic(&ck.topic) {
             ck.topic.clone()
         } else {
@@ -397,7 +555,12 @@ impl Broker {
             first_pop_time,
         };
         let reconsume_times = copy.reconsume_times;
+        if self.store_put_fails(now, &retry_topic, 0, "PopReviveService.reviveRetry") {
+            return false;
+        }
         let retry_offset = self.store.put_message(&retry_topic, 0, copy);
+        self.inflight
+            .decrement(&ck.topic, &ck.cid, ck.pop_time, ck.queue_id, 1);
         self.events.push(BrokerEvent::Revived {
             at: now,
             group: ck.cid.clone(),
@@ -409,6 +572,7 @@ impl Broker {
             retry_queue_offset: retry_offset,
             reconsume_times,
         });
+        true
     }
 
     /// `addRetryTopicIfNotExist` + `initPopRetryOffset`.
@@ -526,27 +690,78 @@ mod tests {
         assert_eq!(b.revive_ack_key(&ack(None)), "TG121758240000077");
     }
 
+    fn re_puts(b: &Broker) -> Vec<PopCheckPoint> {
+        b.events
+            .iter()
+            .filter_map(|e| match e {
+                BrokerEvent::CkWritten { ck, .. } => Some(ck),
+                _ => None,
+            })
+            .map(|c| PopCheckPoint {
+                start_offset: c.start_offset,
+                pop_time: c.pop_time,
+                invisible_time: c.invisible_time,
+                bit_map: 0,
+                num: c.num as u8,
+                queue_id: c.queue_id,
+                topic: c.topic.clone(),
+                cid: c.group.clone(),
+                revive_offset: 0,
+                queue_offset_diff: vec![0],
+                broker_name: c.broker_name.clone(),
+                re_put_times: 0,
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_ck_is_due_strictly_after_two_seconds_past_its_revive_time() {
-        assert_eq!(due_at(&ck(), 0), 77 + 1_000 + 2_001);
+    fn re_put_ck_backs_off_and_gives_up_after_17_with_the_switch() {
+        let old = |rp: u32| PopCheckPoint {
+            re_put_times: rp,
+            ..ck()
+        };
+        // Revive time (1 077) passed: the table's interval for rp is added.
+        let mut b = broker(&[]);
+        b.re_put_ck(5_000, 0, &old(0), 3);
+        b.re_put_ck(5_000, 0, &old(4), 3);
+        b.re_put_ck(5_000, 0, &old(40), 3);
+        let cks = re_puts(&b);
         assert_eq!(
-            due_at(&ck(), 10_000),
-            10_000,
-            "never before the timer delivers it"
+            cks.iter().map(|c| c.invisible_time).collect::<Vec<_>>(),
+            vec![1_000 + 10_000, 1_000 + 120_000, 1_000 + 7_200_000]
         );
-        let mut s = PopReviveService::new(2);
-        assert_eq!(s.next_deadline(1_000), None);
-        s.on_ck_written(1, 76, 0, 3_078);
-        assert_eq!(
-            s.next_deadline(1_000),
-            Some(4_000),
-            "on the reviveInterval grid"
-        );
-        s.last_tick = Some(4_000);
-        assert_eq!(
-            s.next_deadline(1_000),
-            Some(5_000),
-            "strictly after the last tick"
-        );
+        assert!(cks
+            .iter()
+            .all(|c| c.start_offset == 3 && c.num == 1 && c.pop_time == 77));
+        // Before its revive time: no back-off.
+        let mut b = broker(&[]);
+        b.re_put_ck(500, 0, &old(0), 3);
+        assert_eq!(re_puts(&b)[0].invisible_time, 1_000);
+        // 17 re-puts: dropped with skipWhenCKRePutReachMaxTimes, re-put without it.
+        let mut b = broker(&[]);
+        b.config.skip_when_ck_re_put_reach_max_times = true;
+        b.re_put_ck(5_000, 0, &old(16), 3);
+        b.re_put_ck(5_000, 0, &old(17), 3);
+        assert_eq!(re_puts(&b).len(), 1);
+        assert!(b.events.iter().any(|e| matches!(
+            e,
+            BrokerEvent::CkDropped {
+                queue_offset: 3,
+                ..
+            }
+        )));
+        let mut b = broker(&[]);
+        b.re_put_ck(5_000, 0, &old(17), 3);
+        assert_eq!(re_puts(&b).len(), 1, "kept without the switch");
+    }
+
+    #[test]
+    fn end_time_against_first_rt_compares_epoch_times() {
+        // No CK read: firstRt is 0 upstream, so any endTime ends the scan.
+        assert!(scan_reached_first_rt(Some(5), None));
+        assert!(!scan_reached_first_rt(None, None));
+        assert!(!scan_reached_first_rt(None, Some(10)));
+        assert!(!scan_reached_first_rt(Some(3_000), Some(1_000)));
+        assert!(scan_reached_first_rt(Some(3_001), Some(1_000)));
     }
 }

@@ -25,9 +25,14 @@ fn unacked_message_is_revived_and_popped_again() {
     w.send(2);
     let msgs = w.pop(32, 10_000);
     w.ack(&msgs[0]);
-    w.advance(11_000);
+    w.advance(12_000);
     assert!(w.revived().is_empty(), "not before reviveTime + 2 s");
-    w.advance(3_000);
+    // The scan that read the CK (8 s, its 9 s deliver time rounded down) and the ACK (9 s)
+    // ends with its 41st empty read at 13.1 s, before endTime (10 s) could move; the next
+    // scan, 1 s later, moves it at once and revives.
+    w.advance_to(14_099);
+    assert!(w.revived().is_empty());
+    w.advance_to(14_100);
     assert_eq!(w.revived(), vec![("m2".to_owned(), 1)]);
     let again = w.pop(32, 10_000);
     assert_eq!(World::ids(&again), vec!["m2"]);
@@ -39,13 +44,20 @@ fn unacked_message_is_revived_and_popped_again() {
 }
 
 #[test]
-fn idle_broker_has_no_deadline() {
+fn an_idle_broker_only_runs_its_revivers_idle_rounds() {
     let mut w = World::new(World::default_config(), Behaviours::fixed());
     w.send(1);
     let msgs = w.pop(32, 10_000);
     w.ack(&msgs[0]);
     w.advance(100_000);
-    assert_eq!(w.broker.next_deadline(), None);
+    let seen = w.events.len();
+    // `run()`: a scan of 41 empty reads (4.1 s), then a rest of `slow` × 1 s (growing to
+    // `reviveMaxSlow` = 3) plus the 1 s before the next scan: one round every 8.1 s.
+    let first = w.broker.next_deadline().expect("the reviver never stops");
+    w.advance(30_000);
+    assert_eq!(w.events.len(), seen, "idle rounds change nothing");
+    let next = w.broker.next_deadline().unwrap();
+    assert!(next > first);
 }
 
 fn pop_code(w: &mut World, req: PopMessageRequest) -> ResponseCode {

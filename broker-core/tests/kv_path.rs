@@ -99,6 +99,11 @@ fn change_invisible_time_rewrites_the_record() {
 
 /// Orderly KV pop, ack, reset to an earlier offset, then pop/ack rounds.
 fn reset_then_loop(behaviours: Behaviours) -> Vec<Vec<u64>> {
+    reset_then_rounds(behaviours, &[1_000, 2_000, 3_000, 4_000])
+}
+
+/// [`reset_then_loop`] with the rounds at the given times.
+fn reset_then_rounds(behaviours: Behaviours, at: &[Millis]) -> Vec<Vec<u64>> {
     let mut w = kv_world(behaviours, 1);
     w.send(6);
     let first = pop_queue(&mut w, 0, 4, true);
@@ -108,8 +113,8 @@ fn reset_then_loop(behaviours: Behaviours) -> Vec<Vec<u64>> {
     assert_eq!(w.commit_offset(0), Some(4));
     assert_eq!(w.reset(0, Some(1)).code, ResponseCode::Success);
     let mut rounds = Vec::new();
-    for round in 0..4 {
-        w.advance_to(1_000 * (round + 1));
+    for &t in at {
+        w.advance_to(t);
         let msgs = pop_queue(&mut w, 0, 2, true);
         rounds.push(offsets(&msgs));
         for m in &msgs {
@@ -120,12 +125,43 @@ fn reset_then_loop(behaviours: Behaviours) -> Vec<Vec<u64>> {
 }
 
 #[test]
-fn bug_a_release_5_3_2_replays_the_same_offsets_forever() {
-    let rounds = reset_then_loop(Release::V5_3_2.behaviours());
+fn bug_a_replays_the_same_offsets_forever() {
+    let rounds = reset_then_loop(
+        [
+            Behaviour::ResetCommitsPullOffset,
+            Behaviour::KvFifoReadsPullOffset,
+        ]
+        .into_iter()
+        .collect(),
+    );
     assert_eq!(
         rounds,
         vec![vec![1, 2]; 4],
         "the pull offset pins every FIFO read at the reset"
+    );
+}
+
+#[test]
+fn bug_a_release_5_3_2_replays_through_its_own_kv_code() {
+    // 5.3.2 pins the read at the reset too, but its FIFO pops commit nothing (#9340 came
+    // later): the first replay's acks move the commit offset to 3 past the pinned read, so
+    // the next replay's acks are below it and ignored, its OrderInfo stays un-acked and
+    // blocks the queue for the invisible time (10 s), and then the same offsets come again.
+    let rounds = reset_then_rounds(
+        Release::V5_3_2.behaviours(),
+        &[1_000, 2_000, 3_000, 4_000, 12_500, 13_000, 23_000],
+    );
+    assert_eq!(
+        rounds,
+        vec![
+            vec![1, 2],
+            vec![1, 2],
+            vec![],
+            vec![],
+            vec![1, 2],
+            vec![],
+            vec![1, 2]
+        ]
     );
 }
 

@@ -260,7 +260,7 @@ fn describe_broker(b: &BrokerEvent) -> String {
     match b {
         B::CkBuffered { ck: c, .. } => format!("{} buffered", ck(c)),
         B::CkWritten { ck: c, revive_qid, revive_offset, deliver_at, reason, .. } => format!(
-            "{} written to revive queue {revive_qid} offset {revive_offset}, visible at {} ({reason})",
+            "{} written to revive queue {revive_qid} offset {revive_offset}, deliver time {} ({reason})",
             ck(c),
             secs(*deliver_at)
         ),
@@ -282,7 +282,7 @@ fn describe_broker(b: &BrokerEvent) -> String {
             reason,
             ..
         } => format!(
-            "{} for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} brokerName {} written to revive queue {revive_qid} offset {revive_offset}, visible at {} ({reason})",
+            "{} for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} brokerName {} written to revive queue {revive_qid} offset {revive_offset}, deliver time {} ({reason})",
             if *batch { "BatchAck" } else { "ACK" },
             secs(*pop_time),
             broker_name.as_deref().unwrap_or("(blank)"),
@@ -330,6 +330,20 @@ fn describe_broker(b: &BrokerEvent) -> String {
             format!("pending reset of {topic}@{group} queue {queue_id} to {offset} taken by a pop")
         }
         B::OffsetsPersisted { .. } => "consumer offsets persisted".to_owned(),
+        B::OrderInfoPersisted { .. } => "orderly POP state (OrderInfo) persisted".to_owned(),
+        B::StorePutFailed { site, topic, queue_id, .. } => {
+            format!("store put to {topic}/{queue_id} failed ({site})")
+        }
+        B::CkDropped { ck: c, queue_offset, reason, .. } => format!(
+            "gave up reviving {}/{} offset {queue_offset} (CK start {}, popTime {}): {reason}",
+            c.topic,
+            c.queue_id,
+            c.start_offset,
+            secs(c.pop_time)
+        ),
+        B::MessagesExpired { topic, queue_id, min_offset, .. } => {
+            format!("retention deleted {topic}/{queue_id} below offset {min_offset}")
+        }
         B::PopRead { group, topic, queue_id, pop_time, offset, count, orderly, from, .. } => {
             let last = offset + u64::from(*count) - 1;
             let kind = if *orderly { "orderly pop" } else { "pop" };
@@ -346,7 +360,12 @@ fn describe_broker(b: &BrokerEvent) -> String {
             "ack of {topic}@{group} queue {queue_id} offset {ack_offset} merged into the CK (start {start_offset}, popTime {}) after the scan had flushed and dropped it: lost",
             secs(*pop_time)
         ),
-        B::Crashed { .. } => "broker crashed".to_owned(),
+        B::Crashed {
+            graceful: false, ..
+        } => "broker crashed".to_owned(),
+        B::Crashed { graceful: true, .. } => {
+            "broker shut down (buffer drained, offsets and OrderInfo persisted)".to_owned()
+        }
         B::Restarted { .. } => "broker restarted".to_owned(),
     }
 }
@@ -388,6 +407,10 @@ pub fn event_type(kind: &EventKind) -> &'static str {
             B::ResetAssigned { .. } => "reset-assigned",
             B::ResetConsumed { .. } => "reset-consumed",
             B::OffsetsPersisted { .. } => "offsets-persisted",
+            B::OrderInfoPersisted { .. } => "order-info-persisted",
+            B::StorePutFailed { .. } => "store-put-failed",
+            B::CkDropped { .. } => "ck-dropped",
+            B::MessagesExpired { .. } => "messages-expired",
             B::PopRead { .. } => "pop-read",
             B::LockReleasedByOther { .. } => "lock-released-by-other",
             B::AckLostOnDroppedCk { .. } => "ack-lost-on-dropped-ck",
@@ -622,9 +645,37 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
                 queue_offset: Some(*offset),
                 ..none
             },
+            B::CkDropped {
+                ck, queue_offset, ..
+            } => EventFields {
+                group: Some(&ck.group),
+                topic: Some(&ck.topic),
+                queue_id: Some(ck.queue_id),
+                queue_offset: Some(*queue_offset),
+                ..none
+            },
+            B::StorePutFailed {
+                topic, queue_id, ..
+            } => EventFields {
+                topic: Some(topic),
+                queue_id: Some(*queue_id),
+                ..none
+            },
+            B::MessagesExpired {
+                topic,
+                queue_id,
+                min_offset,
+                ..
+            } => EventFields {
+                topic: Some(topic),
+                queue_id: Some(*queue_id),
+                queue_offset: Some(*min_offset),
+                ..none
+            },
             B::ReviveOffsetCommitted { .. }
             | B::LockReleasedByOther { .. }
             | B::OffsetsPersisted { .. }
+            | B::OrderInfoPersisted { .. }
             | B::Crashed { .. }
             | B::Restarted { .. } => none,
         },

@@ -877,6 +877,7 @@ mod tests {
             max_offset: 2,
             committed_offset: 0,
             last_deliver_at: Some(11_000),
+            delivered: vec![0, 1],
         }];
         h.build()
     }

@@ -684,7 +684,10 @@ impl H {
     pub fn crash(&mut self) -> usize {
         let at = self.now;
         self.final_state.running = false;
-        self.broker(BrokerEvent::Crashed { at })
+        self.broker(BrokerEvent::Crashed {
+            at,
+            graceful: false,
+        })
     }
 
     pub fn restart(&mut self) -> usize {

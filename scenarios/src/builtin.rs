@@ -89,6 +89,14 @@ const BUILTINS: &[Builtin] = &[
         name: "late-ck-flush-behind-ack",
         summary: "finding F5 on develop: a buffered CK flushed late lands behind an ACK that addAk refused; the reviver drops the ACK and revives an acked message",
         source: include_str!("../findings/late-ck-flush-behind-ack.toml"),
+        name: "ack-put-failure-answered-success",
+        summary: "finding F6 on develop: an ACK whose store put failed is answered SUCCESS; the CK revives the acked message",
+        source: include_str!("../findings/ack-put-failure-answered-success.toml"),
+    },
+    Builtin {
+        name: "kv-cache-revive-failure-lost",
+        summary: "finding F7 on develop: a PopConsumerCache record whose revive put fails is dropped; its message is never revived",
+        source: include_str!("../findings/kv-cache-revive-failure-lost.toml"),
     },
 ];
 

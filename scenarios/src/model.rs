@@ -283,9 +283,12 @@ pub enum Action {
         topic: String,
         queue: u32,
     },
-    /// The broker process dies.
+    /// The broker process dies (nothing is flushed).
     Crash,
-    /// The broker process starts again.
+    /// The broker shuts down gracefully: it drains the CK buffer and persists the offset and
+    /// OrderInfo tables first (`BrokerController.shutdown`).
+    Shutdown,
+    /// The broker process starts again (after a `crash` or a `shutdown`).
     Restart,
     /// Cut a node off the network (both directions).
     Clog {
@@ -303,6 +306,15 @@ pub enum Action {
     /// Set the network's packet-loss rate from now on.
     SetLoss {
         rate: f64,
+    },
+    /// From now on store puts of CKs, ACKs, re-put CKs and retry messages fail with this
+    /// probability.
+    SetStorePutFailureRate {
+        rate: f64,
+    },
+    /// From now on the broker's timer runs this far behind the clock.
+    SetTimerLag {
+        lag_ms: Millis,
     },
     /// Start or stop a consumer's pop loop.
     StartConsumer {
@@ -347,10 +359,40 @@ pub struct FaultSpec {
     /// Needs an `offset` client.
     #[serde(skip_serializing_if = "is_zero")]
     pub update_offset_every_ms: Millis,
+    /// How far the timer's dequeue side runs behind the clock (`TimerMessageStore`
+    /// `currReadTimeMs`): redrawn from this range every second until the quiet period, 0
+    /// after. A lag of a second or more also keeps the reviver's `endTime` from moving to now.
+    /// `{ min = 0, max = 0 }` (the default) = no lag.
+    #[serde(skip_serializing_if = "RangeMs::is_zero")]
+    pub timer_lag_ms: RangeMs,
+    /// Probability that a store put of a CK, an ACK, a re-put CK or a revived retry message
+    /// fails, until the quiet period.
+    #[serde(skip_serializing_if = "is_zero_f")]
+    pub store_put_failure_rate: f64,
+    /// Retention: a message is deleted once it is this old, and its queue's min offset
+    /// moves past it (0 = never). The environment, not a fault: it holds for the whole run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retention_ms: Millis,
+    /// How long a message's CommitLog bytes stay in the OS page cache, as
+    /// `checkInMemByConsumeOffset` sees it (0 = forever). Decides where a new group with
+    /// init mode MAX starts (`initPopOffsetByCheckMsgInMem`). For the whole run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub page_cache_ms: Millis,
 }
 
 fn is_zero(v: &Millis) -> bool {
     *v == 0
+}
+
+fn is_zero_f(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl RangeMs {
+    /// `{ min = 0, max = 0 }`.
+    pub fn is_zero(&self) -> bool {
+        self.min == 0 && self.max == 0
+    }
 }
 
 impl Default for FaultSpec {
@@ -375,6 +417,10 @@ impl Default for FaultSpec {
             },
             reset_every_ms: 0,
             update_offset_every_ms: 0,
+            timer_lag_ms: RangeMs { min: 0, max: 0 },
+            store_put_failure_rate: 0.0,
+            retention_ms: 0,
+            page_cache_ms: 0,
         }
     }
 }
@@ -390,6 +436,16 @@ pub struct SchedulerSpec {
     pub preempt_percent: u32,
     /// How long a descheduled thread waits before its next step.
     pub preempt_ms: RangeMs,
+    /// Requests that may wait for a thread; one more is answered `SYSTEM_BUSY`
+    /// ("[OVERLOAD]system busy", `NettyRemotingAbstract.processRequestCommand` when the
+    /// processor's executor rejects it). 0 = unbounded (upstream's queues hold 10 000 to
+    /// 1 000 000).
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub queue_capacity: u32,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Default for SchedulerSpec {
@@ -398,6 +454,7 @@ impl Default for SchedulerSpec {
             threads: 8,
             preempt_percent: 10,
             preempt_ms: RangeMs { min: 1, max: 10 },
+            queue_capacity: 0,
         }
     }
 }

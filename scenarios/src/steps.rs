@@ -172,6 +172,10 @@ pub const ACTIONS: &[ActionSchema] = &[
         fields: &[],
     },
     ActionSchema {
+        name: "shutdown",
+        fields: &[],
+    },
+    ActionSchema {
         name: "restart",
         fields: &[],
     },
@@ -208,6 +212,22 @@ pub const ACTIONS: &[ActionSchema] = &[
             "rate",
             Ty::F64,
             "packet-loss probability from now on, 0..=1",
+        )],
+    },
+    ActionSchema {
+        name: "set-store-put-failure-rate",
+        fields: &[req(
+            "rate",
+            Ty::F64,
+            "probability that a CK, ACK, re-put or retry put fails from now on, 0..=1",
+        )],
+    },
+    ActionSchema {
+        name: "set-timer-lag",
+        fields: &[req(
+            "lag_ms",
+            Ty::U64,
+            "how far the timer's dequeue side runs behind the clock from now on",
         )],
     },
     ActionSchema {

@@ -105,6 +105,13 @@ pub struct SwarmSpec {
     pub preempt_percent: Option<RangeMs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preempt_ms_max: Option<RangeMs>,
+    /// The upper end of `faults.timer_lag_ms` (its lower end is 0), on with
+    /// `fault_on_percent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer_lag_ms: Option<RangeMs>,
+    /// `faults.store_put_failure_rate`, on with `fault_on_percent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_put_failure_rate: Option<RangeF>,
 }
 
 impl SwarmSpec {
@@ -140,8 +147,12 @@ impl SwarmSpec {
             queues,
             preempt_percent,
             preempt_ms_max,
+            timer_lag_ms,
+            store_put_failure_rate,
         } = self;
         loss_rate.is_some()
+            || store_put_failure_rate.is_some()
+            || timer_lag_ms.is_some()
             || [
                 kv_pop_percent,
                 pop_batch_ack_percent,
@@ -441,6 +452,29 @@ fn draw_develop_knobs(
             format!("{}..{}", s.preempt_ms.min, s.preempt_ms.max),
         );
     }
+    // The store and timer faults, drawn last so the draws above stay as they were.
+    let f = &mut out.faults;
+    if let Some(r) = sw.timer_lag_ms {
+        f.timer_lag_ms = RangeMs {
+            min: 0,
+            max: if d.percent(on) { d.int(r) } else { 0 },
+        };
+        put(
+            "faults.timer_lag_ms".into(),
+            format!("{}..{}", f.timer_lag_ms.min, f.timer_lag_ms.max),
+        );
+    }
+    if let Some(r) = sw.store_put_failure_rate {
+        f.store_put_failure_rate = if d.percent(on) {
+            (d.float(r) * 1e4).round() / 1e4
+        } else {
+            0.0
+        };
+        put(
+            "faults.store_put_failure_rate".into(),
+            f.store_put_failure_rate.to_string(),
+        );
+    }
 }
 
 /// The `[swarm]` table's problems, located at its keys.
@@ -498,22 +532,27 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
     }
-    if let Some(r) = sw.loss_rate {
+    for (key, range) in [
+        ("loss_rate", sw.loss_rate),
+        ("store_put_failure_rate", sw.store_put_failure_rate),
+    ] {
+        let Some(r) = range else { continue };
         if !(0.0..=1.0).contains(&r.min) || !(0.0..=1.0).contains(&r.max) {
             bad(
                 IssueKind::Invalid,
-                kp!["swarm", "loss_rate"],
+                kp!["swarm", key],
                 "a probability range: 0 ≤ min ≤ max ≤ 1".into(),
             );
         } else if r.min > r.max {
             bad(
                 IssueKind::Invalid,
-                kp!["swarm", "loss_rate", "min"],
+                kp!["swarm", key, "min"],
                 format!("min {} is greater than max {}", r.min, r.max),
             );
         }
     }
-    let limits: [(&str, Option<RangeMs>, u64, u64); 19] = [
+    let limits: [(&str, Option<RangeMs>, u64, u64); 20] = [
+        ("timer_lag_ms", sw.timer_lag_ms, 0, MAX_DURATION_MS),
         ("reset_every_ms", sw.reset_every_ms, 1, MAX_DURATION_MS),
         (
             "update_offset_every_ms",

@@ -686,15 +686,15 @@ impl<'a> V<'a> {
                     let queues = self.topic_ref(at("topic"), topic, topics);
                     self.queue_ref(at("queue"), (*queue).into(), queues, topic);
                 }
-                Action::Crash => {
+                Action::Crash | Action::Shutdown => {
                     if !broker_up {
-                        self.invalid(at("action"), "the broker is already down (crashed by an earlier step)");
+                        self.invalid(at("action"), "the broker is already down (stopped by an earlier `crash` or `shutdown` step)");
                     }
                     broker_up = false;
                 }
                 Action::Restart => {
                     if broker_up {
-                        self.invalid(at("action"), "the broker is running; `restart` needs an earlier `crash` step");
+                        self.invalid(at("action"), "the broker is running; `restart` needs an earlier `crash` or `shutdown` step");
                     }
                     broker_up = true;
                 }
@@ -715,10 +715,13 @@ impl<'a> V<'a> {
                     }
                     self.time(at("duration_ms"), *duration_ms, "pause duration");
                 }
-                Action::SetLoss { rate } => {
+                Action::SetLoss { rate } | Action::SetStorePutFailureRate { rate } => {
                     if !(0.0..=1.0).contains(rate) {
                         self.invalid(at("rate"), format!("{rate} is a probability: 0..=1"));
                     }
+                }
+                Action::SetTimerLag { lag_ms } => {
+                    self.time(at("lag_ms"), *lag_ms, "timer lag");
                 }
                 Action::StartConsumer { consumer } | Action::StopConsumer { consumer } => match consumers.get(consumer.as_str()) {
                     None => self.invalid(
@@ -777,12 +780,21 @@ impl<'a> V<'a> {
         self.range(p("clog_duration_ms"), f.clog_duration_ms);
         self.range(p("restart_after_ms"), f.restart_after_ms);
         self.range(p("pause_duration_ms"), f.pause_duration_ms);
+        self.range(p("timer_lag_ms"), f.timer_lag_ms);
+        if !(0.0..=1.0).contains(&f.store_put_failure_rate) {
+            self.invalid(
+                p("store_put_failure_rate"),
+                format!("{} is a probability: 0..=1", f.store_put_failure_rate),
+            );
+        }
         for (k, every) in [
             ("clog_every_ms", f.clog_every_ms),
             ("crash_every_ms", f.crash_every_ms),
             ("pause_every_ms", f.pause_every_ms),
             ("reset_every_ms", f.reset_every_ms),
             ("update_offset_every_ms", f.update_offset_every_ms),
+            ("retention_ms", f.retention_ms),
+            ("page_cache_ms", f.page_cache_ms),
         ] {
             if every > MAX_DURATION_MS {
                 self.limit(

@@ -29,7 +29,7 @@ fn ctx() -> Context {
 #[test]
 fn every_builtin_loads_and_validates() {
     let list = builtins();
-    assert_eq!(list.len(), 16);
+    assert_eq!(list.len(), 18);
     for (name, summary) in list {
         assert!(!summary.is_empty());
         let sc = resolve(name, &ctx()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -47,7 +47,7 @@ fn every_builtin_loads_and_validates() {
 fn bug_scenarios_replay_and_expect_a_violation() {
     for (name, _) in builtins() {
         let sc = builtin(name).unwrap();
-        if name == "mixed-workload" {
+        if name == "mixed-workload" || name == "develop-random" {
             assert!(
                 sc.replays.is_empty()
                     && sc.expect.with_bug.is_empty()
@@ -206,4 +206,32 @@ fn user_written_files_load() {
         }
     }
     assert!(n >= 3);
+}
+
+/// The discovery swarm draws the store and timer faults: some seeds run with them, some
+/// without, and the draw names them.
+#[test]
+fn develop_random_draws_the_store_and_timer_faults() {
+    let sc = builtin("develop-random").unwrap();
+    let mut lag = 0;
+    let mut failing = 0;
+    for seed in 0..40 {
+        let (resolved, drawn) = scenarios::swarm::resolve(&sc, seed);
+        let f = &resolved.faults;
+        assert!(f.timer_lag_ms.min == 0 && f.timer_lag_ms.max <= 5_000);
+        assert!((0.0..=0.05).contains(&f.store_put_failure_rate));
+        lag += usize::from(f.timer_lag_ms.max > 0);
+        failing += usize::from(f.store_put_failure_rate > 0.0);
+        for key in ["faults.timer_lag_ms", "faults.store_put_failure_rate"] {
+            assert!(drawn.iter().any(|d| d.key == key), "seed {seed}: {key}");
+        }
+    }
+    assert!(
+        (5..35).contains(&lag),
+        "{lag} of 40 seeds with a lagging timer"
+    );
+    assert!(
+        (5..35).contains(&failing),
+        "{failing} of 40 seeds with failing puts"
+    );
 }

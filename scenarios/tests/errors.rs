@@ -778,3 +778,50 @@ fn bug_row_behaviour_not_replayed() {
         &["`offset-update-oneway-only` is not in `replays`", "reset-commits-pull-offset"],
     );
 }
+
+#[test]
+fn shutdown_alternates_with_restart_like_crash() {
+    load(&with(
+        "[[steps]]\nat_ms = 1_000\naction = \"shutdown\"\n\n[[steps]]\nat_ms = 2_000\naction = \"restart\"\n",
+    ))
+    .unwrap();
+    fails(
+        &with("[[steps]]\nat_ms = 1_000\naction = \"shutdown\"\n\n[[steps]]\nat_ms = 2_000\naction = \"crash\"\n"),
+        43,
+        10,
+        "steps[1].action",
+        &["already down", "shutdown"],
+    );
+    fails(
+        &with("[[steps]]\nat_ms = 1_000\naction = \"restart\"\n"),
+        39,
+        10,
+        "steps[0].action",
+        &["`crash` or `shutdown`"],
+    );
+}
+
+#[test]
+fn store_fault_keys_are_checked() {
+    fails(
+        &with("[faults]\nstore_put_failure_rate = 1.5\n"),
+        38,
+        26,
+        "faults.store_put_failure_rate",
+        &["probability"],
+    );
+    fails(
+        &with("[faults]\ntimer_lag_ms = { min = 5, max = 1 }\n"),
+        38,
+        24,
+        "faults.timer_lag_ms.min",
+        &["greater than max"],
+    );
+    fails(
+        &with("[[steps]]\nat_ms = 1_000\naction = \"set-store-put-failure-rate\"\nrate = 2.0\n"),
+        40,
+        8,
+        "steps[0].rate",
+        &["probability"],
+    );
+}

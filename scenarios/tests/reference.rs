@@ -54,7 +54,29 @@ fn every_action_and_key_is_documented() {
             f.name()
         );
     }
-    let scheduler = toml::Value::try_from(scenarios::model::SchedulerSpec::default()).unwrap();
+    // Every [faults] key, with each optional one set so that it serialises.
+    let faults = scenarios::model::FaultSpec {
+        reset_every_ms: 1,
+        update_offset_every_ms: 1,
+        timer_lag_ms: scenarios::model::RangeMs { min: 0, max: 1 },
+        store_put_failure_rate: 0.1,
+        retention_ms: 1,
+        page_cache_ms: 1,
+        ..Default::default()
+    };
+    for key in toml::Value::try_from(faults)
+        .unwrap()
+        .as_table()
+        .unwrap()
+        .keys()
+    {
+        assert!(doc.contains(&format!("| `{key}` |")), "faults key {key}");
+    }
+    let scheduler = scenarios::model::SchedulerSpec {
+        queue_capacity: 1,
+        ..Default::default()
+    };
+    let scheduler = toml::Value::try_from(scheduler).unwrap();
     for key in scheduler.as_table().unwrap().keys() {
         assert!(doc.contains(&format!("| `{key}` |")), "scheduler key {key}");
     }

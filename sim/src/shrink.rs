@@ -69,11 +69,14 @@ fn is_fault(a: &Action) -> bool {
     matches!(
         a,
         Action::Crash
+            | Action::Shutdown
             | Action::Restart
             | Action::Clog { .. }
             | Action::Unclog { .. }
             | Action::Pause { .. }
             | Action::SetLoss { .. }
+            | Action::SetStorePutFailureRate { .. }
+            | Action::SetTimerLag { .. }
     )
 }
 
@@ -289,6 +292,12 @@ fn script_random_faults(sc: &Scenario, events: &[reports::history::Event]) -> Op
             ["packet", "loss", rate] => Action::SetLoss {
                 rate: rate.parse().ok()?,
             },
+            ["store", "put", "failures", rate] => Action::SetStorePutFailureRate {
+                rate: rate.parse().ok()?,
+            },
+            ["timer", "lag", ms, "ms"] => Action::SetTimerLag {
+                lag_ms: ms.parse().ok()?,
+            },
             // "resume" ends a pause the pause step already bounds.
             _ => continue,
         };
@@ -298,8 +307,11 @@ fn script_random_faults(sc: &Scenario, events: &[reports::history::Event]) -> Op
         });
     }
     let mut out = sc.clone();
+    // The store's environment is not a fault: it stays.
     out.faults = FaultSpec {
         latency_ms: sc.faults.latency_ms,
+        retention_ms: sc.faults.retention_ms,
+        page_cache_ms: sc.faults.page_cache_ms,
         ..FaultSpec::default()
     };
     out.steps.extend(added);
@@ -322,7 +334,12 @@ fn names(s: &Step, node: &str) -> bool {
         | Action::UpdateOffset { client, .. }
         | Action::QueryOffset { client, .. } => client == n,
         Action::Clog { node } | Action::Unclog { node } | Action::Pause { node, .. } => node == n,
-        Action::Crash | Action::Restart | Action::SetLoss { .. } => false,
+        Action::Crash
+        | Action::Shutdown
+        | Action::Restart
+        | Action::SetLoss { .. }
+        | Action::SetStorePutFailureRate { .. }
+        | Action::SetTimerLag { .. } => false,
     }
 }
 
@@ -339,6 +356,12 @@ fn candidates(sc: &Scenario) -> Vec<Scenario> {
         (f.crash_every_ms > 0, |f| f.crash_every_ms = 0),
         (f.clog_every_ms > 0, |f| f.clog_every_ms = 0),
         (f.pause_every_ms > 0, |f| f.pause_every_ms = 0),
+        (f.store_put_failure_rate > 0.0, |f| {
+            f.store_put_failure_rate = 0.0
+        }),
+        (f.timer_lag_ms.max > 0, |f| {
+            f.timer_lag_ms = scenarios::model::RangeMs { min: 0, max: 0 }
+        }),
     ] {
         if on {
             let mut c = sc.clone();
@@ -365,7 +388,7 @@ fn candidates(sc: &Scenario) -> Vec<Scenario> {
     // Fault steps in pairs (a crash with its restart, a clog with its unclog).
     for (i, s) in sc.steps.iter().enumerate() {
         let partner = match &s.action {
-            Action::Crash => sc.steps[i + 1..]
+            Action::Crash | Action::Shutdown => sc.steps[i + 1..]
                 .iter()
                 .position(|t| t.action == Action::Restart),
             Action::Clog { node } => sc.steps[i + 1..]

@@ -498,13 +498,20 @@ fn offset_client_modes_follow_upstream() {
     assert_eq!(calls[&3].1, None, "never completed");
     assert!(calls[&2].1.is_some() && calls[&4].1.is_some());
 
-    // Before #8368 there is only the oneway path.
+    // Before #8368 there is no future API: a future update goes oneway (its future is
+    // completed at once); the synchronous update existed and still throws.
     let old = run(OFFSETS, 1, &[Behaviour::OffsetUpdateOnewayOnly]);
     let calls = offset_calls(&old.history);
+    for id in [1, 3, 4] {
+        assert_eq!(
+            calls[&id],
+            (OffsetUpdateMode::Oneway, Some((None, true))),
+            "call {id}"
+        );
+    }
+    assert_eq!(calls[&2].0, OffsetUpdateMode::Sync);
     assert!(
-        calls
-            .values()
-            .all(|(m, d)| *m == OffsetUpdateMode::Oneway && *d == Some((None, true))),
+        matches!(&calls[&2].1, Some((Some(o), false)) if answered(o, ResponseCode::InvalidParameter)),
         "{calls:?}"
     );
 }

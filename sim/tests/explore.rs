@@ -115,7 +115,7 @@ fn shrink_writes_a_smaller_scenario_that_fails_alone() {
 fn the_committed_shrunk_scenario_fails_alone() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../scenarios/shrunk/late-ack-random-shrunk-1.toml"
+        "/../scenarios/shrunk/late-ack-random-shrunk-2.toml"
     );
     let sc = scenarios::load_file(std::path::Path::new(path), &ctx()).unwrap();
     let on = run_seed(

@@ -29,7 +29,7 @@ fn opts(bugs: &[String]) -> RunOptions {
 }
 
 /// The scenario's variants as `popsim verify` runs them: each bug row, then every fix in.
-/// A scenario with several bug rows names each by its first behaviour.
+/// A scenario with several bug rows names each by its behaviours.
 fn variants(sc: &scenarios::Scenario) -> Vec<(String, Vec<String>)> {
     let rows = sc.bug_rows();
     let mut out: Vec<(String, Vec<String>)> = rows
@@ -38,7 +38,7 @@ fn variants(sc: &scenarios::Scenario) -> Vec<(String, Vec<String>)> {
             let label = if rows.len() == 1 {
                 "bug".to_owned()
             } else {
-                format!("bug-{}", r.bugs[0])
+                format!("bug-{}", r.bugs.join("+"))
             };
             (label, r.bugs.clone())
         })

@@ -61,6 +61,8 @@ pub(crate) fn witness_events(mut events: Vec<usize>) -> Vec<usize> {
 /// Upstream's default `flushConsumerOffsetInterval`: `ConsumerOffsetManager.persist()` runs
 /// this often, so offsets older than this survive a crash.
 pub(crate) const OFFSET_FLUSH_INTERVAL_MS: Millis = 5_000;
+/// `BrokerController`'s initial delay of the offset flush after a (re)start.
+pub(crate) const FIRST_FLUSH_DELAY_MS: Millis = 10_000;
 
 /// Indexes of the `OffsetsPersisted` events, in order.
 pub(crate) fn persists(h: &History) -> Vec<usize> {
@@ -76,9 +78,11 @@ pub(crate) fn persists(h: &History) -> Vec<usize> {
 }
 
 /// Had a write to offsetTable at event `after` been flushed by event `before`? Yes if a
-/// flush was recorded in between, or a whole flush period passed: the broker flushes only
-/// a dirty table, so a change that never reached offsetTable (bug (e)) records no flush and
-/// must not be excused for it.
+/// flush was recorded in between, or a flush was due: the broker flushes only a dirty table,
+/// so a change that never reached offsetTable (bug (e)) records no flush and must not be
+/// excused for it. Upstream's first flush comes 10 s after the process (re)started, then one
+/// every `flushConsumerOffsetInterval` (`BrokerController`), so a write in the first 10 s is
+/// due at that first flush, a later one within one period.
 pub(crate) fn flush_due_between(
     h: &History,
     persists: &[usize],
@@ -88,7 +92,17 @@ pub(crate) fn flush_due_between(
     let i = persists.partition_point(|p| *p <= after);
     let recorded = persists.get(i).is_some_and(|p| *p < before);
     let end = h.events.get(before).map_or(h.meta.end_at, |e| e.at);
-    recorded || end >= h.events[after].at + OFFSET_FLUSH_INTERVAL_MS
+    let at = h.events[after].at;
+    let started = h.events[..after]
+        .iter()
+        .rev()
+        .find_map(|e| match e.kind {
+            EventKind::Broker(BrokerEvent::Restarted { at }) => Some(at),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let due = (started + FIRST_FLUSH_DELAY_MS).max(at + OFFSET_FLUSH_INTERVAL_MS);
+    recorded || end >= due
 }
 
 /// What several checkers derive from one history, each computed at most once per
@@ -990,7 +1004,10 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     (idx, came_back),
                 );
             }
-            EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
+            // A graceful shutdown stored every buffered ack first: it explains no revive.
+            EventKind::Broker(BrokerEvent::Crashed {
+                graceful: false, ..
+            }) => last_crash = Some(idx),
             _ => {}
         }
     }

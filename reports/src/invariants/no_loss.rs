@@ -28,6 +28,9 @@
 //!   fifo-progress's question). A note counts them.
 //! - A group that the history shows with no running consumer at the end is not judged; a
 //!   note says so.
+//! - A message retention deleted (`MessagesExpired` moved its queue's min offset past it, or
+//!   past a retry copy of it) is not judged: retention drops what it drops. A note counts
+//!   them.
 
 use super::index::{is_success, receipt_deadline, resets, secs, witness_events};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
@@ -109,6 +112,10 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut state: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
     // One past the highest original offset delivered to the group, per queue.
     let mut reached: BTreeMap<(&str, &str, u32), u64> = BTreeMap::new();
+    // Retention: the highest min offset per (topic, queue), and the retry copies of each
+    // (group, message).
+    let mut expired_below: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    let mut copies: BTreeMap<(&str, &str), Vec<(&str, u64)>> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Produced {
@@ -173,9 +180,28 @@ pub(crate) fn check(history: &History) -> Verdict {
                     .live_until
                     .max(receipt_deadline(new, e.at + invisible_time));
             }
-            EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
+            EventKind::Broker(BrokerEvent::Revived {
+                group,
+                msg_id,
+                retry_topic,
+                retry_queue_offset,
+                ..
+            }) => {
                 let st = state.entry((group, msg_id)).or_default();
                 st.live_until = st.live_until.max(e.at);
+                copies
+                    .entry((group, msg_id))
+                    .or_default()
+                    .push((retry_topic, *retry_queue_offset));
+            }
+            EventKind::Broker(BrokerEvent::MessagesExpired {
+                topic,
+                queue_id,
+                min_offset,
+                ..
+            }) => {
+                let e = expired_below.entry((topic, *queue_id)).or_insert(0);
+                *e = (*e).max(*min_offset);
             }
             EventKind::AckSent { group, msg_id, .. } => {
                 state.entry((group, msg_id)).or_default().ack_in_doubt = true;
@@ -219,6 +245,12 @@ pub(crate) fn check(history: &History) -> Verdict {
             .unwrap_or(-1)
     };
     let settled = meta.end_at - SETTLE_MS;
+    let gone = |topic: &str, queue: u32, offset: u64| {
+        expired_below
+            .get(&(topic, queue))
+            .is_some_and(|min| offset < *min)
+    };
+    let mut retained_away = 0usize;
     for (group, topics) in &subs {
         if lifecycle_seen && !running.iter().any(|c| consumer_group.get(c) == Some(group)) {
             notes.push(Witness {
@@ -238,6 +270,14 @@ pub(crate) fn check(history: &History) -> Verdict {
             }
             let empty = MsgState::default();
             let st = state.get(&(*group, *msg_id)).unwrap_or(&empty);
+            let expired = gone(topic, *queue, *offset)
+                || copies
+                    .get(&(*group, *msg_id))
+                    .is_some_and(|cs| cs.iter().any(|(t, o)| gone(t, 0, *o)));
+            if expired && !st.resolved {
+                retained_away += 1;
+                continue;
+            }
             let born = history.events[*idx].at;
             if st.resolved
                 || st.ack_in_doubt
@@ -294,6 +334,15 @@ pub(crate) fn check(history: &History) -> Verdict {
             msg_id: None,
             summary: format!(
                 "group {group} had not reached {n} message(s) by the end (backlog, not judged): nothing after them was delivered or committed"
+            ),
+            events: vec![],
+        });
+    }
+    if retained_away > 0 {
+        notes.push(Witness {
+            msg_id: None,
+            summary: format!(
+                "{retained_away} message(s) were deleted by retention before they were acked (not judged)"
             ),
             events: vec![],
         });

@@ -481,17 +481,18 @@ mod tests {
     fn a_reset_lost_in_a_crash_after_a_flush_is_a_violation() {
         // Bug (e): the reset lived only in the in-memory reset table.
         let mut h = H::new();
-        // The table was never dirtied, so no flush is recorded: 5 s suffice.
+        // The table was never dirtied, so no flush is recorded: the first flush, 10 s after
+        // the start, was due.
         let reset = h.at(1_000).reset("g1", 0, 4);
-        let crash = h.at(6_000).crash();
-        h.at(7_000).restart();
-        let first = h.at(8_000).pop("c1", "m9", 0, 9);
+        let crash = h.at(11_000).crash();
+        h.at(12_000).restart();
+        let first = h.at(13_000).pop("c1", "m9", 0, 9);
         h.final_offset("g1", 0, 10);
         let w = check(&h.build()).witness.unwrap();
         assert_eq!(w.events, vec![reset, crash, first.idx]);
         assert_eq!(
             w.summary,
-            "after group g1's queue TopicA/0 was reset to 4 at 1.000s, the first pop delivered from offset 9; the broker crashed at 6.000s, after an offset flush was due, so the reset had to survive"
+            "after group g1's queue TopicA/0 was reset to 4 at 1.000s, the first pop delivered from offset 9; the broker crashed at 11.000s, after an offset flush was due, so the reset had to survive"
         );
         // A recorded flush counts even sooner.
         let mut h = H::new();
@@ -503,7 +504,15 @@ mod tests {
         h.final_offset("g1", 0, 10);
         assert_eq!(check(&h.build()).status, Status::Violated);
 
-        // Crashing before any flush was due: upstream's durability window.
+        // Crashing before any flush was due: upstream's durability window. The first flush
+        // comes 10 s after the start, so 5 s after the reset are not enough there.
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 4);
+        h.at(6_000).crash();
+        h.at(7_000).restart();
+        h.at(8_000).pop("c1", "m9", 0, 9);
+        h.final_offset("g1", 0, 10);
+        assert_eq!(check(&h.build()), Verdict::held());
         let mut h = H::new();
         h.at(1_000).reset("g1", 0, 4);
         h.at(2_000).crash();

@@ -6,13 +6,19 @@
 //! Semantics: judged on the broker's final state and the revive-log records the history
 //! shows (`CkWritten` for pop, changeInvisibleTime and re-put CKs; `AckWritten`), and only
 //! if the broker was running at the end and had been up for [`SETTLE_MS`].
-//! - Revive-queue offsets are assigned as the timer delivers records: in order of the time a
-//!   record becomes visible (`max(deliver_at, written at)`), then write order. That is the
-//!   offset the reviver reads and commits, not the write-order offset in the events.
-//! - A CK is *due* once it had been visible for [`SETTLE_MS`] when the run ended. The reviver
-//!   merges CKs in queue-offset order and stops at the first one not yet due, so the
-//!   committed offset of `CID_RMQ_SYS_REVIVE_GROUP` must reach the queue offset of the last
-//!   CK before the first CK that is not due.
+//! - Revive-queue offsets are assigned as the timer delivers records (by timer slot, a record
+//!   whose deliver time had passed at once), which the broker's final state lists per revive
+//!   queue (`delivered`, revive-log offsets in queue order). That is the offset the reviver
+//!   reads and commits, not the write-order offset in the events; a record still in the timer
+//!   has none.
+//! - A CK is *due* once it had been visible (`max(deliver_at, written at)`; in a run with
+//!   random faults, where the timer may have lagged, not before the quiet period) for the
+//!   broker's revive settle time (`revive_settle_ms` in the final state: up to
+//!   `reviveMaxSlow` + 2 revive intervals of rest, a scan's 4.1 s of empty reads, and
+//!   `endTime`'s margins; [`SETTLE_MS`] if absent) when the run ended. The reviver merges CKs
+//!   in queue-offset order and stops at the first one not yet due, so the committed offset of
+//!   `CID_RMQ_SYS_REVIVE_GROUP` must reach the queue offset of the last CK before the first CK
+//!   that is not due.
 //! - Records after the last CK (ACKs) need not be passed: upstream's `mergeAndRevive`
 //!   commits the queue offset of the last CK it merged, not of the last record it read, so
 //!   trailing acks are re-read by every scan until the next CK arrives. That is the steady
@@ -40,8 +46,18 @@ pub(crate) fn check(history: &History) -> Verdict {
     if !fs.running {
         return Verdict::not_applicable("the broker was not running at the end");
     }
-    // Revive queue → records: (visible at, write-order offset, is a CK, event index).
-    let mut records: BTreeMap<u32, Vec<(Millis, u64, bool, usize)>> = BTreeMap::new();
+    let settle = if fs.revive_settle_ms > 0 {
+        fs.revive_settle_ms
+    } else {
+        SETTLE_MS
+    };
+    let faulty_until = if history.meta.faulty {
+        history.meta.quiet_from
+    } else {
+        0
+    };
+    // Revive queue → revive-log offset → (visible at, is a CK, event index).
+    let mut records: BTreeMap<u32, BTreeMap<u64, (Millis, bool, usize)>> = BTreeMap::new();
     let mut last_commit: BTreeMap<u32, usize> = BTreeMap::new();
     let mut up_since: Millis = 0;
     for (idx, e) in history.events.iter().enumerate() {
@@ -53,12 +69,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                 deliver_at,
                 ..
             }) => {
-                records.entry(*revive_qid).or_default().push((
-                    (*deliver_at).max(*at),
-                    *revive_offset,
-                    true,
-                    idx,
-                ));
+                records
+                    .entry(*revive_qid)
+                    .or_default()
+                    .insert(*revive_offset, ((*deliver_at).max(*at), true, idx));
             }
             EventKind::Broker(BrokerEvent::AckWritten {
                 at,
@@ -67,12 +81,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                 deliver_at,
                 ..
             }) => {
-                records.entry(*revive_qid).or_default().push((
-                    (*deliver_at).max(*at),
-                    *revive_offset,
-                    false,
-                    idx,
-                ));
+                records
+                    .entry(*revive_qid)
+                    .or_default()
+                    .insert(*revive_offset, ((*deliver_at).max(*at), false, idx));
             }
             EventKind::Broker(BrokerEvent::ReviveOffsetCommitted { revive_qid, .. }) => {
                 last_commit.insert(*revive_qid, idx);
@@ -81,31 +93,31 @@ pub(crate) fn check(history: &History) -> Verdict {
             _ => {}
         }
     }
-    if up_since + SETTLE_MS > end {
+    if up_since + settle > end {
         return Verdict::not_applicable("the broker was not up long enough before the end");
     }
     let mut judged = 0usize;
     let mut found = Vec::new();
     let mut affected = AffectedList::default();
-    for (qid, recs) in &mut records {
-        recs.sort_unstable();
+    for (qid, recs) in &records {
+        let Some(rq) = fs.revive_queues.iter().find(|q| q.revive_qid == *qid) else {
+            continue;
+        };
         // Queue offsets of the due CKs, up to the first CK that is not due.
-        let due: Vec<(usize, Millis, usize)> = recs
+        let due: Vec<(usize, Millis, usize)> = rq
+            .delivered
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.2)
-            .take_while(|(_, r)| r.0 + SETTLE_MS <= end)
-            .map(|(pos, r)| (pos, r.0, r.3))
+            .filter_map(|(pos, log)| recs.get(log).map(|r| (pos, *r)))
+            .filter(|(_, r)| r.1)
+            .take_while(|(_, r)| r.0.max(faulty_until) + settle <= end)
+            .map(|(pos, r)| (pos, r.0, r.2))
             .collect();
         let Some(&(last_due, last_visible, _)) = due.last() else {
             continue;
         };
         judged += 1;
-        let committed = fs
-            .revive_queues
-            .iter()
-            .find(|q| q.revive_qid == *qid)
-            .map_or(-1, |q| q.committed_offset);
+        let committed = rq.committed_offset;
         if committed >= last_due as i64 {
             continue;
         }
@@ -183,12 +195,14 @@ mod tests {
         })
     }
 
-    fn final_queue(h: &mut H, max_offset: u64, committed_offset: i64) {
+    /// The final revive queue: records delivered in `delivered` order (revive-log offsets).
+    fn final_queue(h: &mut H, delivered: &[u64], committed_offset: i64) {
         h.final_state.revive_queues = vec![ReviveQueueState {
             revive_qid: 0,
-            max_offset,
+            max_offset: delivered.len() as u64,
             committed_offset,
             last_deliver_at: None,
+            delivered: delivered.to_vec(),
         }];
     }
 
@@ -204,7 +218,7 @@ mod tests {
             revive_qid: 0,
             offset: 0,
         });
-        final_queue(&mut h, 3, 0);
+        final_queue(&mut h, &[0, 1, 2], 0);
         let v = check(&h.build());
         assert_eq!(v.status, Status::Violated);
         let w = v.witness.unwrap();
@@ -221,14 +235,14 @@ mod tests {
         h.end(0, 60_000);
         ck_written(&mut h, 0, 10_000);
         ack_written(&mut h, 1, 11_000);
-        // Written third but visible fourth: queue offsets follow delivery, so this CK is at 3
-        // and not due; the one written after it is at 2 and due.
+        // Written third but delivered fourth: queue offsets follow delivery, so this CK is at
+        // 3 and not due; the one written after it is at 2 and due.
         ck_written(&mut h, 2, 55_000);
         ck_written(&mut h, 3, 20_000);
         ack_written(&mut h, 4, 21_000);
-        final_queue(&mut h, 5, 2);
+        final_queue(&mut h, &[0, 1, 3, 2, 4], 2);
         assert_eq!(check(&h.build()), Verdict::held());
-        final_queue(&mut h, 5, 1);
+        final_queue(&mut h, &[0, 1, 3, 2, 4], 1);
         let w = check(&h.build()).witness.unwrap();
         assert!(
             w.summary
@@ -243,7 +257,7 @@ mod tests {
         let mut h = H::new();
         h.end(0, 60_000);
         ck_written(&mut h, 0, 55_000);
-        final_queue(&mut h, 1, -1);
+        final_queue(&mut h, &[0], -1);
         assert_eq!(
             check(&h.build()),
             Verdict::not_applicable("no checkpoint in the revive log was due at the end")

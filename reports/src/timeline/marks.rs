@@ -709,13 +709,32 @@ impl<'h> Builder<'h> {
                 self.on_msg(msg_id, group, Shape::Arrow, at, "revive", idx);
             }
             // Routine bookkeeping, drawn only when a verdict cites it.
-            B::ReviveOffsetCommitted { .. } | B::OffsetsPersisted { .. } => {
+            B::CkDropped {
+                ck, queue_offset, ..
+            } => {
+                if let Some(m) =
+                    self.by_offset
+                        .get(&(ck.topic.as_str(), ck.queue_id, *queue_offset))
+                {
+                    let m = *m;
+                    self.on_msg(m, &ck.group, Shape::Cross, at, "fault", idx);
+                }
+            }
+            B::StorePutFailed { .. } | B::MessagesExpired { .. } => {
                 if self.hl.flags(&[idx]) != 0 {
-                    let class = if matches!(b, B::OffsetsPersisted { .. }) {
-                        "persist"
-                    } else {
-                        "revive-commit"
-                    };
+                    self.cluster(Shape::Cross, at, "fault", idx);
+                }
+            }
+            B::ReviveOffsetCommitted { .. }
+            | B::OffsetsPersisted { .. }
+            | B::OrderInfoPersisted { .. } => {
+                if self.hl.flags(&[idx]) != 0 {
+                    let class =
+                        if matches!(b, B::OffsetsPersisted { .. } | B::OrderInfoPersisted { .. }) {
+                            "persist"
+                        } else {
+                            "revive-commit"
+                        };
                     self.cluster(Shape::Tick, at, class, idx);
                 }
             }
@@ -821,11 +840,14 @@ impl<'h> Builder<'h> {
                     self.on_msg(m, group, Shape::Dot, at, "ackbuf", idx);
                 }
             }
-            B::Crashed { .. } => {
-                self.open_faults.insert(
-                    (FaultKind::Crash, String::new()),
-                    (at, "broker down".into()),
-                );
+            B::Crashed { graceful, .. } => {
+                let label = if *graceful {
+                    "broker shut down"
+                } else {
+                    "broker down"
+                };
+                self.open_faults
+                    .insert((FaultKind::Crash, String::new()), (at, label.into()));
                 self.cluster(Shape::Rule, at, "crash", idx);
             }
             B::Restarted { .. } => {

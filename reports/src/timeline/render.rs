@@ -112,7 +112,7 @@ pub(super) const GLYPHS: &[(&str, Shape, &str)] = &[
         Shape::Tick,
         "revive offset committed (when a verdict cites it)",
     ),
-    ("crash", Shape::Rule, "broker crash"),
+    ("crash", Shape::Rule, "broker crash or shutdown"),
     ("restart", Shape::Rule, "broker restart"),
     ("sum", Shape::Bar, "collapsed messages by first delivery"),
 ];

@@ -7,7 +7,11 @@
 //!   unless `offset-future-unmapped-response` restores the switch without a default, where
 //!   only SUCCESS, SYSTEM_ERROR, SUBSCRIPTION_GROUP_NOT_EXIST and TOPIC_NOT_EXIST complete it.
 //!
-//! With `offset-update-oneway-only` (before #8368) oneway is the only path.
+//! With `offset-update-oneway-only` (before #8368) there is no `updateConsumerOffsetAsync`:
+//! a caller that wants a future (the proxy's `ClusterMessageService`) gets
+//! `MQClientAPIExt.updateConsumerOffsetOneWay`'s, completed at once, so a future update goes
+//! oneway. The synchronous `MQClientAPIImpl.updateConsumerOffset` (invokeSync) existed in
+//! 5.3.0 and stays as it is.
 
 use super::{outcome, ClientCtx, ADMIN_TIMEOUT, OFFSET_SYNC_TIMEOUT};
 use broker_core::{
@@ -91,8 +95,9 @@ impl OffsetClient {
             UpdateMode::Future => OffsetUpdateMode::Future,
         };
         let (mode, downgraded_from) =
+            // Before #8368 only the future API was missing: a sync update stays sync.
             if self.ctx.behaviours.is_on(Behaviour::OffsetUpdateOnewayOnly)
-                && asked != OffsetUpdateMode::Oneway
+                && asked == OffsetUpdateMode::Future
             {
                 (OffsetUpdateMode::Oneway, Some(asked))
             } else {

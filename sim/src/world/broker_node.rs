@@ -18,7 +18,7 @@
 use super::net::{Envelope, Reply, BROKER_PORT, REQUEST_TAG, RESPONSE_TAG};
 use super::recorder::Recorder;
 use broker_core::rng::{ChaCha8Rng, Rng};
-use broker_core::{Broker, BrokerSnapshot, Millis, OpId, Request, Response, Step};
+use broker_core::{Broker, BrokerSnapshot, Millis, OpId, Request, Response, ResponseCode, Step};
 use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
@@ -91,6 +91,14 @@ impl Scheduler {
         self.queued.clear();
         self.running.clear();
         self.waiting.clear();
+    }
+
+    /// The request queue is at its capacity (`[scheduler] queue_capacity`, 0 = unbounded):
+    /// every thread busy and that many requests waiting.
+    fn is_full(&self) -> bool {
+        self.spec.queue_capacity > 0
+            && self.running.len() >= self.spec.threads as usize
+            && self.queued.len() >= self.spec.queue_capacity as usize
     }
 
     fn admit(&mut self, op: OpId, reply: ReplyTo) {
@@ -258,10 +266,32 @@ impl BrokerNode {
                 oneway,
                 request,
             } = *envelope;
-            {
+            let busy = {
                 let mut st = self.state.lock().expect("broker lock");
-                let op = st.broker.submit(request);
-                st.sched.admit(op, (!oneway).then_some((from, id)));
+                if st.sched.is_full() {
+                    true
+                } else {
+                    let op = st.broker.submit(request);
+                    st.sched.admit(op, (!oneway).then_some((from, id)));
+                    false
+                }
+            };
+            if busy {
+                // The pool's queue is full: the remoting layer answers at once
+                // (`NettyRemotingAbstract.processRequestCommand`, RejectedExecutionException).
+                if !oneway {
+                    let response = Response::error(
+                        ResponseCode::SystemBusy,
+                        "[OVERLOAD]system busy, start flow control for a while",
+                    );
+                    let ep = ep.clone();
+                    madsim::task::spawn(async move {
+                        let _ = ep
+                            .send_to_raw(from, RESPONSE_TAG, Box::new(Reply { id, response }))
+                            .await;
+                    });
+                }
+                continue;
             }
             self.wake.notify_one();
         }
@@ -377,6 +407,16 @@ impl BrokerNode {
     /// The process dies: `Broker::crash`, then the node is killed (tasks, socket and unsent
     /// responses are gone). Returns false if it was already down.
     pub fn crash(&self, handle: &Handle) -> bool {
+        self.stop(handle, |b, now| b.crash(now))
+    }
+
+    /// A graceful shutdown: `Broker::shutdown` (drain, persist), then the node is killed.
+    /// Returns false if it was already down.
+    pub fn shutdown(&self, handle: &Handle) -> bool {
+        self.stop(handle, |b, now| b.shutdown(now))
+    }
+
+    fn stop(&self, handle: &Handle, how: impl FnOnce(&mut Broker, Millis)) -> bool {
         {
             let mut st = self.state.lock().expect("broker lock");
             if !st.up {
@@ -385,7 +425,7 @@ impl BrokerNode {
             st.up = false;
             st.sched.clear();
         }
-        self.with_broker(|b, now| b.crash(now));
+        self.with_broker(how);
         handle.kill(self.node_id());
         true
     }
@@ -402,6 +442,18 @@ impl BrokerNode {
         self.with_broker(|b, now| b.restart(now));
         handle.restart(self.node_id());
         true
+    }
+
+    /// Fault input: the store's put failure rate (see `Broker::set_store_put_failure_rate`).
+    pub fn set_store_put_failure_rate(&self, rate: f64) {
+        self.with_broker(|b, _| b.set_store_put_failure_rate(rate));
+    }
+
+    /// Fault input: the timer's lag (see `Broker::set_timer_lag`); the scheduler wakes, as
+    /// a reviver may now read sooner or later.
+    pub fn set_timer_lag(&self, lag: Millis) {
+        self.with_broker(|b, now| b.set_timer_lag(now, lag));
+        self.wake.notify_one();
     }
 
     pub fn snapshot(&self) -> BrokerSnapshot {

@@ -125,6 +125,16 @@ impl Controller {
         done
     }
 
+    /// A graceful shutdown: the broker drains and persists before it stops.
+    pub fn shutdown_broker(&self, origin: Origin) -> bool {
+        let done = self.broker.shutdown(&self.handle);
+        if done {
+            self.rec
+                .fault(format!("shutdown {BROKER_NODE} ({})", origin.tag()));
+        }
+        done
+    }
+
     pub fn restart_broker(&self, origin: Origin) -> bool {
         let done = self.broker.restart(&self.handle);
         if done {
@@ -190,6 +200,20 @@ impl Controller {
         self.handle.resume(id);
         self.paused.lock().expect("pause lock").remove(node);
         self.rec.fault(format!("resume {node} ({})", origin.tag()));
+    }
+
+    /// Store puts of CKs, ACKs, re-put CKs and retry messages fail with `rate` from now on.
+    pub fn set_store_put_failure_rate(&self, rate: f64, origin: Origin) {
+        self.broker.set_store_put_failure_rate(rate);
+        self.rec
+            .fault(format!("store put failures {rate} ({})", origin.tag()));
+    }
+
+    /// The broker's timer runs `lag` ms behind from now on.
+    pub fn set_timer_lag(&self, lag: Millis, origin: Origin) {
+        self.broker.set_timer_lag(lag);
+        self.rec
+            .fault(format!("timer lag {lag} ms ({})", origin.tag()));
     }
 
     pub fn set_loss(&self, rate: f64, origin: Origin) {

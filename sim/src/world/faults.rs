@@ -18,6 +18,8 @@ pub fn is_faulty(spec: &FaultSpec) -> bool {
         || spec.pause_every_ms > 0
         || spec.reset_every_ms > 0
         || spec.update_offset_every_ms > 0
+        || spec.timer_lag_ms.max > 0
+        || spec.store_put_failure_rate > 0.0
 }
 
 /// Who performs the operations drawn as faults, and on what.
@@ -51,6 +53,7 @@ pub fn spawn_random_faults(
     ops: Operators,
 ) {
     spawn_random_operations(ctl, spec, quiet_from, ops);
+    spawn_store_faults(ctl, spec, quiet_from);
     if spec.loss_rate > 0.0 && quiet_from > 0 {
         let rate = spec.loss_rate;
         ctl.spawn(move |ctl| async move {
@@ -193,6 +196,40 @@ fn spawn_random_operations(ctl: &Controller, spec: &FaultSpec, quiet_from: Milli
         });
     }
 }
+
+/// The broker's store and timer faults: put failures at a fixed rate, and a timer whose lag
+/// is redrawn every second (each redraw recorded, so a shrink can script it), both until the
+/// quiet period.
+fn spawn_store_faults(ctl: &Controller, spec: &FaultSpec, quiet_from: Millis) {
+    if spec.store_put_failure_rate > 0.0 && quiet_from > 0 {
+        let rate = spec.store_put_failure_rate;
+        ctl.spawn(move |ctl| async move {
+            ctl.set_store_put_failure_rate(rate, Origin::Random);
+            ctl.clock().sleep_until(quiet_from).await;
+            ctl.set_store_put_failure_rate(0.0, Origin::Random);
+        });
+    }
+    if spec.timer_lag_ms.max > 0 && quiet_from > 0 {
+        let range = spec.timer_lag_ms;
+        ctl.spawn(move |ctl| async move {
+            let clock = ctl.clock();
+            loop {
+                let now = clock.now_ms();
+                if now >= quiet_from {
+                    break;
+                }
+                ctl.set_timer_lag(draw_ms(range), Origin::Random);
+                clock
+                    .sleep_until((now + TIMER_LAG_REDRAW_MS).min(quiet_from))
+                    .await;
+            }
+            ctl.set_timer_lag(0, Origin::Random);
+        });
+    }
+}
+
+/// How often a lagging timer's lag is redrawn.
+const TIMER_LAG_REDRAW_MS: Millis = 1_000;
 
 fn pick_index(len: usize) -> usize {
     madsim::rand::thread_rng().gen_range(0..len)

@@ -106,8 +106,10 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
     let duration = scenario.duration_ms;
     let quiet_from = duration.saturating_sub(scenario.quiet_period_ms);
 
+    let mut model = Broker::new(cfg.broker.clone(), cfg.behaviours.clone(), cfg.seed);
+    model.set_store_limits(scenario.faults.page_cache_ms, scenario.faults.retention_ms);
     let broker = BrokerNode::new(
-        Broker::new(cfg.broker.clone(), cfg.behaviours.clone(), cfg.seed),
+        model,
         scenario.scheduler,
         broker_core::rng::stream(cfg.seed, "broker.scheduler"),
         rec.clone(),
@@ -414,6 +416,9 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
         Action::Crash => {
             ctl.crash_broker(Origin::Scripted);
         }
+        Action::Shutdown => {
+            ctl.shutdown_broker(Origin::Scripted);
+        }
         Action::Restart => {
             ctl.restart_broker(Origin::Scripted);
         }
@@ -429,6 +434,10 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
             );
         }
         Action::SetLoss { rate } => ctl.set_loss(rate, Origin::Scripted),
+        Action::SetStorePutFailureRate { rate } => {
+            ctl.set_store_put_failure_rate(rate, Origin::Scripted)
+        }
+        Action::SetTimerLag { lag_ms } => ctl.set_timer_lag(lag_ms, Origin::Scripted),
         Action::StartConsumer { consumer } => set_running(ctl, t, at, &consumer, true),
         Action::StopConsumer { consumer } => set_running(ctl, t, at, &consumer, false),
     }

@@ -1,0 +1,215 @@
+//! What survives a crash and a graceful shutdown, and when things are persisted
+//! (`BrokerController`'s schedules, `shutdownBasicService`).
+
+mod common;
+use broker_core::*;
+use common::*;
+
+fn offsets(msgs: &[MessageExt]) -> Vec<u64> {
+    msgs.iter().map(|m| m.queue_offset).collect()
+}
+
+fn persists(w: &World) -> Vec<Millis> {
+    w.events
+        .iter()
+        .filter_map(|e| match e {
+            BrokerEvent::OffsetsPersisted { at } => Some(*at),
+            _ => None,
+        })
+        .collect()
+}
+
+fn order_persists(w: &World) -> Vec<Millis> {
+    w.events
+        .iter()
+        .filter_map(|e| match e {
+            BrokerEvent::OrderInfoPersisted { at } => Some(*at),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_first_offset_flush_comes_10_s_after_each_start() {
+    let mut w = World::with(&[]);
+    w.send(3);
+    let _ = w.pop(1, 60_000); // commits at 0 (init) and at the scan
+    w.advance_to(12_000);
+    w.now = 12_000;
+    let _ = w.pop(1, 60_000);
+    w.advance_to(30_000);
+    assert_eq!(
+        persists(&w),
+        vec![10_000, 15_000],
+        "not on a 5 s grid from 0"
+    );
+    w.broker.crash(31_000);
+    w.broker.restart(33_000);
+    w.now = 33_000;
+    let _ = w.pop(1, 60_000);
+    w.advance_to(60_000);
+    assert_eq!(
+        persists(&w),
+        vec![10_000, 15_000, 43_000],
+        "10 s after the restart"
+    );
+}
+
+#[test]
+fn order_info_is_persisted_every_10_s_apart_from_the_offsets() {
+    let mut w = World::with(&[]);
+    w.send(4);
+    let batch = w.pop_orderly(2, 60_000);
+    w.ack(&batch[0]);
+    w.advance_to(25_000);
+    assert_eq!(order_persists(&w), vec![10_000]);
+    w.now = 25_000;
+    w.ack(&batch[1]);
+    w.advance_to(35_000);
+    assert_eq!(order_persists(&w), vec![10_000, 30_000]);
+}
+
+/// An orderly batch popped after the last OrderInfo persist, then a crash once its commits
+/// reached the offset image: the restarted broker has the offsets but not the OrderInfo.
+fn orderly_batch_then_crash(ack_first: bool) -> (World, Vec<MessageExt>) {
+    let mut w = World::with(&[]);
+    w.send(6);
+    let first = w.pop_orderly(2, 5_000);
+    for m in &first {
+        w.ack(m);
+    }
+    // OrderInfo persisted at 10 s with the first batch, acked.
+    w.advance_to(10_500);
+    w.now = 10_500;
+    let second = w.pop_orderly(3, 60_000);
+    assert_eq!(offsets(&second), vec![2, 3, 4]);
+    if ack_first {
+        w.ack(&second[0]);
+        assert_eq!(w.commit_offset(0), Some(3));
+    }
+    // The offset persist at 15 s sees the commit; the OrderInfo persist would be at 20 s.
+    w.advance_to(16_000);
+    assert_eq!(order_persists(&w), vec![10_000]);
+    w.crash_restart();
+    (w, second)
+}
+
+#[test]
+fn a_crash_restores_a_stale_order_info_and_a_newer_receipts_ack_is_ignored() {
+    let (mut w, second) = orderly_batch_then_crash(true);
+    assert_eq!(w.commit_offset(0), Some(3));
+    // The OrderInfo is the 10 s image (the first batch, popTime 0): the second batch's ack
+    // meets another popTime, commitAndNext answers −2, and the broker says SUCCESS.
+    assert_eq!(w.ack(&second[1]).code, ResponseCode::Success);
+    assert_eq!(w.commit_offset(0), Some(3), "the ack was ignored");
+    // So offset 3 is delivered again although it was acked.
+    let again = w.pop_orderly(3, 60_000);
+    assert_eq!(offsets(&again), vec![3, 4, 5]);
+}
+
+#[test]
+fn a_crash_before_any_order_info_persist_makes_an_ack_commit_offset_plus_one() {
+    let mut w = World::with(&[]);
+    w.send(4);
+    let batch = w.pop_orderly(3, 60_000);
+    // Offsets persisted at 10 s (init commit), no OrderInfo yet: the order persist comes at
+    // 10 s too but the crash is before it.
+    w.advance_to(9_000);
+    w.crash_restart();
+    assert_eq!(order_persists(&w), Vec::<Millis>::new());
+    // The last offset of the batch acked first: without an OrderInfo, commitAndNext answers
+    // its offset + 1 and the commit passes the un-acked 0 and 1.
+    assert_eq!(w.ack(&batch[2]).code, ResponseCode::Success);
+    assert_eq!(w.commit_offset(0), Some(3));
+    assert_eq!(offsets(&w.pop_orderly(3, 60_000)), vec![3]);
+}
+
+#[test]
+fn consumed_counts_since_the_last_order_persist_are_lost() {
+    let mut w = World::with(&[]);
+    w.send(2);
+    let _ = w.pop_orderly(2, 1_000);
+    w.advance_to(1_000);
+    let again = w.pop_orderly(2, 1_000);
+    assert_eq!(again[0].reconsume_times, 1);
+    w.advance_to(2_000);
+    w.crash_restart();
+    let after = w.pop_orderly(2, 1_000);
+    assert_eq!(
+        after[0].reconsume_times, 0,
+        "the counts lived in memory only"
+    );
+}
+
+/// Buffer merge on: a pop buffers its CK, an ack merges into it in memory, then the broker
+/// stops (crash or shutdown) and starts again.
+fn buffered_ack_then_stop(graceful: bool) -> World {
+    let mut w = World::buffered(&[]);
+    w.send(2);
+    let msgs = w.pop(2, 20_000);
+    w.advance_to(1_000);
+    w.ack(&msgs[0]);
+    assert_eq!(w.broker.snapshot().buffered_cks, 1);
+    if graceful {
+        w.broker.shutdown(w.now);
+    } else {
+        w.broker.crash(w.now);
+    }
+    w.broker.restart(w.now + 1_000);
+    w.events.extend(w.broker.drain_events());
+    w.advance_to(60_000);
+    w
+}
+
+#[test]
+fn a_shutdown_drains_the_buffer_and_persists_a_crash_does_not() {
+    let w = buffered_ack_then_stop(true);
+    assert!(w
+        .events
+        .iter()
+        .any(|e| matches!(e, BrokerEvent::Crashed { graceful: true, .. })));
+    assert_eq!(
+        w.count(|e| matches!(e, BrokerEvent::AckWritten { reason, .. } if reason == "PopBufferMergeService.putAckToStore")),
+        1,
+        "the buffered ack was stored at shutdown"
+    );
+    assert_eq!(
+        w.revived_ids(),
+        vec!["m2"],
+        "only the un-acked message revives"
+    );
+    assert_eq!(persists(&w).first(), Some(&1_000), "persisted at shutdown");
+
+    let w = buffered_ack_then_stop(false);
+    assert_eq!(
+        w.revived_ids(),
+        Vec::<String>::new(),
+        "the CK itself was never stored: the offset re-reads both"
+    );
+    assert!(
+        persists(&w).is_empty(),
+        "nothing persisted before the crash, nothing to persist after it"
+    );
+    assert_eq!(
+        w.commit_offset(0),
+        None,
+        "the init commit died with the process"
+    );
+}
+
+#[test]
+fn a_shutdown_persists_order_info_so_the_newer_receipt_still_acks() {
+    let mut w = World::with(&[]);
+    w.send(3);
+    let batch = w.pop_orderly(3, 60_000);
+    w.ack(&batch[0]);
+    w.broker.shutdown(w.now);
+    w.broker.restart(w.now);
+    w.events.extend(w.broker.drain_events());
+    assert_eq!(w.ack(&batch[1]).code, ResponseCode::Success);
+    assert_eq!(
+        w.commit_offset(0),
+        Some(2),
+        "the OrderInfo survived: the ack counts"
+    );
+}
