@@ -13,6 +13,7 @@ use crate::keys::{revive_topic, ACK_TIME_INTERVAL, REVIVE_GROUP};
 use crate::locks::TryLocks;
 use crate::pop_buffer_merge_service::PopBufferMergeService;
 use crate::pop_consumer_kv::PopConsumerService;
+use crate::pop_long_polling_service::PopLongPollingService;
 use crate::pop_revive_service::{due_at, PopReviveService};
 use crate::protocol::{Request, Response};
 use crate::rng::{self, ChaCha8Rng};
@@ -39,6 +40,8 @@ pub struct Broker {
     pub(crate) buffer: PopBufferMergeService,
     pub(crate) revive: PopReviveService,
     pub(crate) kv: PopConsumerService,
+    /// `PopLongPollingService`: pops parked until a message arrives or they expire.
+    pub(crate) long_polling: PopLongPollingService,
     /// `PopMessageProcessor.ckMessageNumber`: round-robins non-orderly CKs over revive queues.
     pub(crate) ck_message_number: u64,
     /// `PopMessageProcessor.QueueLockManager`.
@@ -87,6 +90,7 @@ impl Broker {
             order_info: ConsumerOrderInfoManager::default(),
             buffer,
             kv: PopConsumerService::default(),
+            long_polling: PopLongPollingService::default(),
             ck_message_number: 0,
             queue_locks: TryLocks::default(),
             ops: BTreeMap::new(),
@@ -122,12 +126,16 @@ impl Broker {
                 Step::Done(response) => return response,
                 Step::Yield => {}
                 Step::Spin => panic!("handle(): a lock is held by another operation in flight"),
+                Step::Parked => panic!(
+                    "handle(): the pop parked (pollTime > 0); drive it with submit/step and take_woken"
+                ),
             }
         }
         panic!("handle(): an operation took more than {MAX_STEPS_ALONE} steps");
     }
 
-    /// Runs every service whose time has come (buffer scan, revive, offset persist).
+    /// Runs every service whose time has come (buffer scan, revive, offset persist, the
+    /// long-polling service's expiries).
     pub fn on_timer(&mut self, now: Millis) {
         if !self.running {
             return;
@@ -146,6 +154,9 @@ impl Broker {
         if self.kv.next_deadline().is_some_and(|t| t <= now) {
             self.pop_kv_revive_tick(now);
         }
+        if self.long_polling.next_deadline().is_some_and(|t| t <= now) {
+            self.pop_long_polling_tick(now);
+        }
         if self.persist_deadline().is_some_and(|t| t <= now) {
             self.offsets.persist(&mut self.events, now);
             self.last_persist = Some(now);
@@ -162,6 +173,7 @@ impl Broker {
             self.buffer.next_deadline(),
             self.revive.next_deadline(self.config.revive_interval),
             self.kv.next_deadline(),
+            self.long_polling.next_deadline(),
             self.persist_deadline(),
         ]
         .into_iter()
@@ -200,6 +212,7 @@ impl Broker {
         self.queue_locks.clear();
         self.buffer.clear();
         self.kv.clear();
+        self.long_polling.clear();
         self.ck_message_number = 0;
         self.offsets.restore_from_persisted();
         self.events.push(BrokerEvent::Crashed { at: now });
@@ -370,6 +383,15 @@ impl Broker {
         assert!(
             self.running || self.ops.is_empty(),
             "no operation survives a crash"
+        );
+        // Every parked operation is in the long-polling service or woken, and vice versa.
+        let parked = (self.ops.values())
+            .filter(|op| matches!(op, crate::inflight::Op::Parked(_)))
+            .count();
+        assert_eq!(
+            parked,
+            self.long_polling.parked(),
+            "parked pops and the long-polling service disagree"
         );
         // A queue lock is held only by an operation in flight, across its read.
         for (key, holder) in self.queue_locks.held_by() {

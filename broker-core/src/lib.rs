@@ -19,6 +19,8 @@
 //! | `store` | `DefaultMessageStore` consume queues; the revive topic behind `TimerMessageStore` |
 //! | `consumer_offset_manager` | `ConsumerOffsetManager` (offset, pull and reset tables; persist) |
 //! | `pop_message_processor` | `PopMessageProcessor` (classic pop, `getPopOffset`, `appendCheckPoint`) |
+//! | `pop_long_polling_service` | `PopLongPollingService` (parked pops, their wakes and expiries) |
+//! | `send_message_processor` | `AbstractSendMessageProcessor.consumerSendMsgBack` (retry and DLQ send-back) |
 //! | `ack_message_processor` | `AckMessageProcessor` (ack, batch ack, `ackOrderly`) |
 //! | `change_invisible_time_processor` | `ChangeInvisibleTimeProcessor` |
 //! | `pop_buffer_merge_service` | `PopBufferMergeService` (CK buffer, offset deques, `scan`) |
@@ -33,8 +35,8 @@
 //! What survives [`Broker::crash`] + [`Broker::restart`]: topics, groups, every queue, the
 //! revive log and its timer, the KV pop records, `ConsumerOrderInfoManager`, and
 //! `offsetTable` as of its last flush. What is lost: the CK buffer and offset deques, the
-//! pull and reset tables, commits since the last flush, and the revivers' in-memory offsets
-//! (they resume from the committed revive-group offsets).
+//! pull and reset tables, commits since the last flush, the parked pops, and the revivers'
+//! in-memory offsets (they resume from the committed revive-group offsets).
 
 pub mod behaviours;
 pub mod config;
@@ -53,9 +55,11 @@ mod consumer_order_info_manager;
 mod locks;
 mod pop_buffer_merge_service;
 mod pop_consumer_kv;
+mod pop_long_polling_service;
 mod pop_message_processor;
 mod pop_revive_service;
 pub mod rng;
+mod send_message_processor;
 mod store;
 
 pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Fix, FixInfo, Release, Side};
@@ -63,4 +67,7 @@ pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
 pub use events::{BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
 pub use inflight::{OpId, Step};
+pub use pop_long_polling_service::{
+    MAX_POP_POLLING_SIZE, POP_POLLING_SIZE, TIMEOUT_MARGIN_MS, TIMEOUT_TOO_MUCH_MS,
+};
 pub use protocol::*;

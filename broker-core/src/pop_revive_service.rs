@@ -395,9 +395,11 @@ impl Broker {
             reconsume_times: msg.reconsume_times + 1,
             origin_topic: Some(origin_topic.clone()),
             first_pop_time,
+            commit_log_offset: 0,
         };
         let reconsume_times = copy.reconsume_times;
         let retry_offset = self.store.put_message(&retry_topic, 0, copy);
+        self.notify_message_arriving(now, &retry_topic, 0);
         self.events.push(BrokerEvent::Revived {
             at: now,
             group: ck.cid.clone(),
