@@ -1,7 +1,7 @@
 //! One-line, human-readable descriptions of history events, in upstream's vocabulary. Used
 //! by witness lines in every renderer, and by anything that prints a timeline.
 
-use crate::history::{ConsumeOutcome, Event, EventKind, OffsetUpdateMode, RpcOutcome};
+use crate::history::{ConsumeOutcome, Event, EventKind, GrpcOutcome, OffsetUpdateMode, RpcOutcome};
 use crate::invariants::index::secs;
 use broker_core::{BrokerEvent, CkRef};
 
@@ -15,6 +15,23 @@ fn outcome(o: &RpcOutcome) -> String {
         RpcOutcome::Answered { code, remark } if remark.is_empty() => code.name().to_owned(),
         RpcOutcome::Answered { code, remark } => format!("{} ({remark})", code.name()),
         RpcOutcome::Timeout => "no answer (timeout)".to_owned(),
+    }
+}
+
+fn grpc_outcome(o: &GrpcOutcome) -> String {
+    match o {
+        GrpcOutcome::Status { code, message } if message.is_empty() => code.name().to_owned(),
+        GrpcOutcome::Status { code, message } => format!("{} ({message})", code.name()),
+        GrpcOutcome::Timeout => "no answer (deadline exceeded)".to_owned(),
+    }
+}
+
+/// A pop's queue as a request names it: a queue id, or every queue.
+fn pop_queue(queue_id: i32) -> String {
+    if queue_id < 0 {
+        "every queue".to_owned()
+    } else {
+        format!("queue {queue_id}")
     }
 }
 
@@ -242,6 +259,51 @@ pub fn describe_event(kind: &EventKind) -> String {
         } => {
             format!("stored {msg_id} of {origin_topic} for {group} in {dlq_topic} offset {dlq_queue_offset}, reconsumeTimes {reconsume_times}")
         }
+        K::GrpcCall {
+            consumer,
+            group,
+            rpc,
+            msg_id,
+            outcome: o,
+            detail,
+        } => {
+            let about = msg_id
+                .as_ref()
+                .map_or_else(String::new, |m| format!(" of {m}"));
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(", {detail}")
+            };
+            format!(
+                "{consumer} ({group}) {}{about} via the proxy: {}{detail}",
+                rpc.name(),
+                grpc_outcome(o)
+            )
+        }
+        K::ProxyPopped {
+            consumer,
+            group,
+            topic,
+            queue_id,
+            attempt_id,
+            found,
+            to_dlq,
+            outcome: o,
+        } => {
+            let mut s = format!(
+                "pop of {topic}@{group} {} for {consumer}: {}, {found} found",
+                pop_queue(*queue_id),
+                outcome(o)
+            );
+            if *to_dlq > 0 {
+                s.push_str(&format!(", {to_dlq} forwarded to the DLQ"));
+            }
+            if let Some(a) = attempt_id {
+                s.push_str(&format!(", attemptId {a}"));
+            }
+            s
+        }
         K::ConsumerStarted { consumer, group } => format!("{consumer} ({group}) started"),
         K::ConsumerStopped { consumer, group } => format!("{consumer} ({group}) stopped"),
         K::Fault { description } => format!("fault: {description}"),
@@ -340,6 +402,24 @@ fn describe_broker(b: &BrokerEvent) -> String {
             "ack of {topic}@{group} queue {queue_id} offset {ack_offset} merged into the CK (start {start_offset}, popTime {}) after the scan had flushed and dropped it: lost",
             secs(*pop_time)
         ),
+        B::PopParked { op, group, topic, queue_id, expires_at, .. } => format!(
+            "pop #{op} of {topic}@{group} {} found nothing: parked until {} (long polling)",
+            pop_queue(*queue_id),
+            secs(*expires_at)
+        ),
+        B::PopWoken { op, group, topic, queue_id, reason, .. } => format!(
+            "parked pop #{op} of {topic}@{group} {} woken ({reason}): runs again",
+            pop_queue(*queue_id)
+        ),
+        B::DlqWritten {
+            group,
+            msg_id,
+            origin_topic,
+            dlq_topic,
+            dlq_queue_offset,
+            reconsume_times,
+            ..
+        } => format!("stored {msg_id} of {origin_topic} for {group} in {dlq_topic} offset {dlq_queue_offset}, reconsumeTimes {reconsume_times}"),
         B::Crashed { .. } => "broker crashed".to_owned(),
         B::Restarted { .. } => "broker restarted".to_owned(),
     }
@@ -366,6 +446,8 @@ pub fn event_type(kind: &EventKind) -> &'static str {
         K::ResetResult { .. } => "reset-result",
         K::SentToDlq { .. } => "sent-to-dlq",
         K::DlqWritten { .. } => "dlq-written",
+        K::GrpcCall { .. } => "grpc-call",
+        K::ProxyPopped { .. } => "proxy-popped",
         K::ConsumerStarted { .. } => "consumer-started",
         K::ConsumerStopped { .. } => "consumer-stopped",
         K::Fault { .. } => "fault",
@@ -385,6 +467,9 @@ pub fn event_type(kind: &EventKind) -> &'static str {
             B::PopRead { .. } => "pop-read",
             B::LockReleasedByOther { .. } => "lock-released-by-other",
             B::AckLostOnDroppedCk { .. } => "ack-lost-on-dropped-ck",
+            B::PopParked { .. } => "pop-parked",
+            B::PopWoken { .. } => "pop-woken",
+            B::DlqWritten { .. } => "dlq-written",
             B::Crashed { .. } => "crashed",
             B::Restarted { .. } => "restarted",
         },
@@ -515,6 +600,22 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
             group: Some(group),
             ..none
         },
+        K::GrpcCall { group, msg_id, .. } => EventFields {
+            msg_id: msg_id.as_deref(),
+            group: Some(group),
+            ..none
+        },
+        K::ProxyPopped {
+            group,
+            topic,
+            queue_id,
+            ..
+        } => EventFields {
+            group: Some(group),
+            topic: Some(topic),
+            queue_id: q(*queue_id),
+            ..none
+        },
         K::OffsetUpdateCompleted { .. } | K::Fault { .. } => none,
         K::Broker(b) => match b {
             B::Revived {
@@ -615,6 +716,36 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
                 queue_id: Some(*queue_id),
                 queue_offset: Some(*offset),
                 ..none
+            },
+            B::PopParked {
+                group,
+                topic,
+                queue_id,
+                ..
+            }
+            | B::PopWoken {
+                group,
+                topic,
+                queue_id,
+                ..
+            } => EventFields {
+                group: Some(group),
+                topic: Some(topic),
+                queue_id: q(*queue_id),
+                ..none
+            },
+            B::DlqWritten {
+                group,
+                msg_id,
+                dlq_topic,
+                dlq_queue_offset,
+                ..
+            } => EventFields {
+                msg_id: Some(msg_id),
+                group: Some(group),
+                topic: Some(dlq_topic),
+                queue_id: Some(0),
+                queue_offset: Some(*dlq_queue_offset),
             },
             B::ReviveOffsetCommitted { .. }
             | B::LockReleasedByOther { .. }
