@@ -1,5 +1,7 @@
-//! The wire between clients and the broker: raw madsim datagrams carrying broker-core's
-//! `Request`/`Response` values (no serialisation), one request tag and one response tag.
+//! The wires: raw madsim datagrams carrying request and response values (no
+//! serialisation). Two wires exist, each with its own pair of tags: the remoting wire
+//! (broker-core's `Request`/`Response`, to the broker's `listenPort`) and the gRPC wire
+//! (the proxy's messages, to the proxy's gRPC port).
 //!
 //! Not madsim's RPC layer: it registers a random reply tag per call, and a reply that arrives
 //! after the caller timed out stays in the mailbox forever (the mailbox is a Vec scanned on
@@ -9,6 +11,7 @@
 use broker_core::{Request, Response};
 use std::collections::BTreeMap;
 use std::io;
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,22 +23,56 @@ use madsim::net::Endpoint;
 pub const REQUEST_TAG: u64 = 1;
 /// Datagram tag of responses from the broker.
 pub const RESPONSE_TAG: u64 = 2;
+/// Datagram tag of gRPC requests to the proxy.
+pub const GRPC_REQUEST_TAG: u64 = 3;
+/// Datagram tag of gRPC responses from the proxy.
+pub const GRPC_RESPONSE_TAG: u64 = 4;
 /// The broker's listen port (upstream's default `listenPort`).
 pub const BROKER_PORT: u16 = 10911;
+/// The proxy's gRPC port (upstream's default `grpcServerPort`).
+pub const PROXY_PORT: u16 = 8081;
+
+/// One wire's messages and tags.
+pub trait Wire: 'static {
+    type Req: Send + Sync + 'static;
+    type Resp: Send + Sync + 'static;
+    const REQUEST_TAG: u64;
+    const RESPONSE_TAG: u64;
+}
+
+/// The remoting protocol to the broker.
+pub struct Remoting;
+
+impl Wire for Remoting {
+    type Req = Request;
+    type Resp = Response;
+    const REQUEST_TAG: u64 = REQUEST_TAG;
+    const RESPONSE_TAG: u64 = RESPONSE_TAG;
+}
+
+/// The gRPC protocol to the proxy (`apache.rocketmq.v2.MessagingService`).
+pub struct Grpc;
+
+impl Wire for Grpc {
+    type Req = crate::proxy::protocol::GrpcRequest;
+    type Resp = crate::proxy::protocol::GrpcResponse;
+    const REQUEST_TAG: u64 = GRPC_REQUEST_TAG;
+    const RESPONSE_TAG: u64 = GRPC_RESPONSE_TAG;
+}
 
 /// A request on the wire. `oneway` requests get no response (`invokeOneway`).
 #[derive(Debug)]
-pub struct Envelope {
+pub struct Envelope<Q = Request> {
     pub id: u64,
     pub oneway: bool,
-    pub request: Request,
+    pub request: Q,
 }
 
 /// A response on the wire, matched to its request by `id`.
 #[derive(Debug)]
-pub struct Reply {
+pub struct Reply<P = Response> {
     pub id: u64,
-    pub response: Response,
+    pub response: P,
 }
 
 /// Why a call got no response.
@@ -45,26 +82,43 @@ pub enum CallError {
     Timeout,
 }
 
-type Pending = Arc<Mutex<BTreeMap<u64, oneshot::Sender<Response>>>>;
+type Pending<P> = Arc<Mutex<BTreeMap<u64, oneshot::Sender<P>>>>;
 
-/// A client's connection to the broker: request/response with timeouts, and oneway sends.
-#[derive(Clone)]
-pub struct RpcClient {
+/// A client's connection to the broker (or, [`GrpcClient`], to the proxy):
+/// request/response with timeouts, and oneway sends.
+pub struct RpcClient<W: Wire = Remoting> {
     ep: Endpoint,
     broker: SocketAddr,
-    pending: Pending,
+    pending: Pending<W::Resp>,
     next_id: Arc<Mutex<u64>>,
+    wire: PhantomData<fn() -> W>,
 }
 
-impl RpcClient {
-    /// Binds an endpoint on `ip` and starts the reply dispatcher on the current node.
-    pub async fn connect(ip: IpAddr, broker: SocketAddr) -> io::Result<Self> {
+/// A gRPC client's connection to the proxy.
+pub type GrpcClient = RpcClient<Grpc>;
+
+impl<W: Wire> Clone for RpcClient<W> {
+    fn clone(&self) -> Self {
+        Self {
+            ep: self.ep.clone(),
+            broker: self.broker,
+            pending: self.pending.clone(),
+            next_id: self.next_id.clone(),
+            wire: PhantomData,
+        }
+    }
+}
+
+impl<W: Wire> RpcClient<W> {
+    /// Binds an endpoint on `ip` and starts the reply dispatcher on the current node;
+    /// `server` is the broker (or the proxy).
+    pub async fn connect(ip: IpAddr, server: SocketAddr) -> io::Result<Self> {
         let ep = Endpoint::bind(SocketAddr::new(ip, 0)).await?;
-        let pending: Pending = Arc::default();
+        let pending: Pending<W::Resp> = Arc::default();
         let (rx_ep, rx_pending) = (ep.clone(), pending.clone());
         madsim::task::spawn(async move {
-            while let Ok((payload, _from)) = rx_ep.recv_from_raw(RESPONSE_TAG).await {
-                let Ok(reply) = payload.downcast::<Reply>() else {
+            while let Ok((payload, _from)) = rx_ep.recv_from_raw(W::RESPONSE_TAG).await {
+                let Ok(reply) = payload.downcast::<Reply<W::Resp>>() else {
                     continue;
                 };
                 let waiter = rx_pending.lock().expect("pending lock").remove(&reply.id);
@@ -75,9 +129,10 @@ impl RpcClient {
         });
         Ok(Self {
             ep,
-            broker,
+            broker: server,
             pending,
             next_id: Arc::new(Mutex::new(0)),
+            wire: PhantomData,
         })
     }
 
@@ -88,7 +143,7 @@ impl RpcClient {
     }
 
     /// Sends `request` and waits up to `timeout` for its response.
-    pub async fn call(&self, request: Request, timeout: Duration) -> Result<Response, CallError> {
+    pub async fn call(&self, request: W::Req, timeout: Duration) -> Result<W::Resp, CallError> {
         let id = self.next_id();
         let (tx, rx) = oneshot::channel();
         self.pending.lock().expect("pending lock").insert(id, tx);
@@ -99,7 +154,7 @@ impl RpcClient {
         };
         let sent = self
             .ep
-            .send_to_raw(self.broker, REQUEST_TAG, Box::new(envelope))
+            .send_to_raw(self.broker, W::REQUEST_TAG, Box::new(envelope))
             .await;
         let result = match sent {
             Ok(()) => madsim::time::timeout(timeout, rx)
@@ -114,7 +169,7 @@ impl RpcClient {
     }
 
     /// Sends `request` without waiting for anything (`invokeOneway`).
-    pub async fn oneway(&self, request: Request) {
+    pub async fn oneway(&self, request: W::Req) {
         let id = self.next_id();
         let envelope = Envelope {
             id,
@@ -123,7 +178,7 @@ impl RpcClient {
         };
         let _ = self
             .ep
-            .send_to_raw(self.broker, REQUEST_TAG, Box::new(envelope))
+            .send_to_raw(self.broker, W::REQUEST_TAG, Box::new(envelope))
             .await;
     }
 }
