@@ -371,10 +371,8 @@ fn grpc_keys_belong_to_grpc_consumers() {
         &["only a grpc-simple consumer"],
     );
     fails(
-        &with("[proxy]\nenableProxyAutoRenew = false\n").replace(
-            "kind = \"concurrent\"",
-            "kind = \"grpc-push\"",
-        ),
+        &with("[proxy]\nenableProxyAutoRenew = false\n")
+            .replace("kind = \"concurrent\"", "kind = \"grpc-push\""),
         25,
         8,
         "consumers[1].kind",
@@ -390,21 +388,27 @@ fn grpc_simple_steps() {
     ))
     .unwrap();
     fails(
-        &format!("{simple}[[steps]]\nat_ms = 1_000\naction = \"ack\"\nconsumer = \"c1\"\nbatch = true\n"),
+        &format!(
+            "{simple}[[steps]]\nat_ms = 1_000\naction = \"ack\"\nconsumer = \"c1\"\nbatch = true\n"
+        ),
         41,
         9,
         "steps[0].batch",
         &["one message per call", "enableBatchAck"],
     );
     fails(
-        &format!("{simple}[[steps]]\nat_ms = 1_000\naction = \"pop\"\nconsumer = \"c1\"\nqueue = 1\n"),
+        &format!(
+            "{simple}[[steps]]\nat_ms = 1_000\naction = \"pop\"\nconsumer = \"c1\"\nqueue = 1\n"
+        ),
         41,
         9,
         "steps[0].queue",
         &["names no queue"],
     );
     fails(
-        &format!("{simple}[[steps]]\nat_ms = 1_000\naction = \"start-consumer\"\nconsumer = \"c1\"\n"),
+        &format!(
+            "{simple}[[steps]]\nat_ms = 1_000\naction = \"start-consumer\"\nconsumer = \"c1\"\n"
+        ),
         40,
         12,
         "steps[0].consumer",

@@ -6,7 +6,7 @@
 use super::decisions::{self, GRPC_REQUEST_TIMEOUT};
 use super::ClientCtx;
 use crate::proxy::protocol::*;
-use crate::world::net::Grpc;
+use crate::world::net::GrpcClient;
 use broker_core::{MessageExt, Millis};
 use reports::history::{EventKind, GrpcCode, GrpcOutcome, GrpcRpc};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use std::time::Duration;
 /// settings the proxy gave it (the group's FIFO flag, `maxAttempts`).
 #[derive(Clone)]
 pub struct GrpcCtx {
-    pub ctx: ClientCtx<Grpc>,
+    pub ctx: ClientCtx<GrpcClient>,
     pub group: String,
     pub topic: String,
     pub fifo: bool,

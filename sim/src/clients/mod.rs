@@ -17,7 +17,7 @@ pub mod push;
 pub mod receipt;
 pub mod scripted;
 
-use crate::world::net::{CallError, Remoting, RpcClient, Wire};
+use crate::world::net::{CallError, RpcClient};
 use crate::world::recorder::Recorder;
 use broker_core::{Behaviours, Response};
 use reports::history::RpcOutcome;
@@ -40,26 +40,17 @@ pub const POP_DELAY_ON_ERROR: Duration = Duration::from_millis(3_000);
 pub const POP_DELAY_FLOW_CONTROL: Duration = Duration::from_millis(50);
 
 /// What every client node carries: its name, its connection (to the broker, or for a gRPC
-/// client to the proxy), the recorder and the run's historical behaviours.
-pub struct ClientCtx<W: Wire = Remoting> {
+/// client, [`crate::world::net::GrpcClient`], to the proxy), the recorder and the run's
+/// historical behaviours.
+#[derive(Clone)]
+pub struct ClientCtx<C = RpcClient> {
     pub name: String,
-    pub rpc: RpcClient<W>,
+    pub rpc: C,
     pub rec: Recorder,
     pub behaviours: Behaviours,
 }
 
-impl<W: Wire> Clone for ClientCtx<W> {
-    fn clone(&self) -> Self {
-        Self {
-            name: self.name.clone(),
-            rpc: self.rpc.clone(),
-            rec: self.rec.clone(),
-            behaviours: self.behaviours.clone(),
-        }
-    }
-}
-
-impl<W: Wire> ClientCtx<W> {
+impl<C> ClientCtx<C> {
     pub fn now(&self) -> broker_core::Millis {
         self.rec.clock().now_ms()
     }
@@ -100,8 +91,8 @@ pub async fn wait_running(running: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Records the run-start `ConsumerStarted` of a looping consumer, if it is running then.
-pub fn record_started<W: Wire>(
-    ctx: &ClientCtx<W>,
+pub fn record_started<C>(
+    ctx: &ClientCtx<C>,
     group: &str,
     running: &tokio::sync::watch::Receiver<bool>,
 ) {

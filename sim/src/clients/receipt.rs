@@ -2,7 +2,6 @@
 //! `DefaultMQPushConsumerImpl` build them, and their recording.
 
 use super::{outcome, ClientCtx, ASYNC_TIMEOUT};
-use crate::world::net::Wire;
 use broker_core::{
     AckMessageRequest, BatchAck, BatchAckMessageRequest, ChangeInvisibleTimeRequest, ExtraInfo,
     MessageExt, Millis, Request, ResponseBody, ResponseCode,
@@ -175,8 +174,8 @@ pub async fn change_invisible_time(
 
 /// Records a pop (or receive) response's messages as deliveries; `orderly` for FIFO pops,
 /// with their `attempt_id` if the pop carried one.
-pub fn record_deliveries<W: Wire>(
-    ctx: &ClientCtx<W>,
+pub fn record_deliveries<C>(
+    ctx: &ClientCtx<C>,
     group: &str,
     msgs: &[MessageExt],
     orderly: bool,

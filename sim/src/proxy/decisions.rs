@@ -12,6 +12,9 @@ pub const MAX_MSG_NUMS_FOR_POP_REQUEST: u32 = 32;
 /// `MessagingProcessor.DEFAULT_TIMEOUT_MILLS`: the proxy's ack, changeInvisibleTime and
 /// send-back calls to the broker.
 pub const DEFAULT_TIMEOUT_MILLS: Millis = 2_000;
+/// `ReceiveMessageResponseStreamWriter.NACK_INVISIBLE_TIME`: a message the proxy could not
+/// write to its client becomes visible again this soon.
+pub const NACK_INVISIBLE_TIME: Millis = 1_000;
 /// `ProxyConfig.lockTimeoutMsInHandleGroup`: how long an ack waits for a renewal of the same
 /// handle to finish (`ReceiptHandleGroup.HandleData.lock`).
 pub const LOCK_TIMEOUT_MS_IN_HANDLE_GROUP: Millis = 3_000;

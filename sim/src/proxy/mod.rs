@@ -15,9 +15,10 @@
 //! scans every `renewSchedulePeriodMillis` and renews a handle whose next-visible time is
 //! within `renewAheadTimeMillis`, by `RenewStrategyPolicy` (1, 3, 5, 10, 30, 60 min), until
 //! the message has been consumed for `renewMaxTimeMillis`. Not modelled: clients going
-//! offline (`clearGroup`: no modelled client unregisters), `ReceiveMessageResponseStreamWriter`
-//! failing to write (the proxy cannot see a lost datagram), message filters (subscriptions
-//! are `*`), several brokers.
+//! offline (`clearGroup`: no modelled client unregisters), message filters (subscriptions
+//! are `*`), several brokers. A receive answered after the client's deadline fails to write
+//! (`ReceiveMessageResponseStreamWriter.processThrowableWhenWriteMessage`): its messages are
+//! made visible again in a second.
 //!
 //! The proxy records what it sends the broker on its own node, as a client would
 //! (`AckSent`/`AckResult`, `ChangeInvisibleResult`, with the gRPC client as `consumer`), its
@@ -30,15 +31,13 @@ pub mod receipt_handle;
 use crate::clients::decisions::GRPC_REQUEST_TIMEOUT;
 use crate::clients::outcome;
 use crate::clients::receipt::batch_ack_body;
-use crate::world::net::{
-    CallError, Envelope, Grpc, Reply, RpcClient, Wire, GRPC_RESPONSE_TAG, PROXY_PORT,
-};
+use crate::world::net::{CallError, Envelope, Reply, RpcClient, PROXY_PORT};
 use crate::world::recorder::Recorder;
 use broker_core::{
     keys, AckMessageRequest as BrokerAck, ChangeInvisibleTimeRequest, ConsumerSendMsgBackRequest,
     ExtraInfo, InitMode, Millis, PopMessageRequest, Request, Response, ResponseBody, ResponseCode,
 };
-use decisions::{FilterResult, RenewAction, DEFAULT_TIMEOUT_MILLS};
+use decisions::{FilterResult, RenewAction, DEFAULT_TIMEOUT_MILLS, NACK_INVISIBLE_TIME};
 use madsim::net::Endpoint;
 use protocol::*;
 use receipt_handle::{MessageReceiptHandle, ReceiptHandles};
@@ -108,8 +107,18 @@ impl Proxy {
         self.rec.record(PROXY_NODE, kind);
     }
 
+    /// Accepts the clients' connections; each is served by its own task, every call on it by
+    /// a task of its own (a gRPC server's executor).
     async fn serve(self, ep: Endpoint) {
-        while let Ok((payload, from)) = ep.recv_from_raw(<Grpc as Wire>::REQUEST_TAG).await {
+        while let Ok((tx, rx, _from)) = ep.accept1().await {
+            let this = self.clone();
+            madsim::task::spawn(async move { this.connection(tx, rx).await });
+        }
+    }
+
+    async fn connection(self, tx: madsim::net::Sender, mut rx: madsim::net::Receiver) {
+        let tx = std::sync::Arc::new(tx);
+        while let Ok(payload) = rx.recv().await {
             let Ok(envelope) = payload.downcast::<Envelope<GrpcRequest>>() else {
                 continue;
             };
@@ -118,13 +127,11 @@ impl Proxy {
                 oneway,
                 request,
             } = *envelope;
-            let (this, ep) = (self.clone(), ep.clone());
+            let (this, tx) = (self.clone(), tx.clone());
             madsim::task::spawn(async move {
                 let response = this.handle(request).await;
                 if !oneway {
-                    let _ = ep
-                        .send_to_raw(from, GRPC_RESPONSE_TAG, Box::new(Reply { id, response }))
-                        .await;
+                    let _ = tx.send(Box::new(Reply { id, response })).await;
                 }
             });
         }
@@ -276,6 +283,20 @@ impl Proxy {
         }
         if keep.is_empty() {
             return fail(Status::new(GrpcCode::MessageNotFound, "no match message"));
+        }
+        if self.now() >= r.deadline {
+            // The client's deadline has passed: its call is cancelled, and writing each
+            // message fails (`processThrowableWhenWriteMessage`): the proxy makes it visible
+            // again in a second. The receipt-handle processor keeps the handles it added.
+            for m in &keep {
+                let (this, caller, topic, m) =
+                    (self.clone(), r.caller.clone(), r.topic.clone(), m.clone());
+                madsim::task::spawn(async move {
+                    let handle = m.pop_ck.clone().unwrap_or_default();
+                    this.change_at_broker(&caller, &topic, &m.msg_id, &handle, NACK_INVISIBLE_TIME)
+                        .await;
+                });
+            }
         }
         ReceiveMessageResponse {
             status: Status::ok(),

@@ -25,7 +25,7 @@ use broker_core::{
 };
 use broker_node::BrokerNode;
 use control::{Controller, Origin};
-use net::{GrpcClient, RpcClient, Wire};
+use net::{GrpcClient, RpcClient};
 use recorder::{Clock, Recorder};
 use reports::history::{Event, EventKind};
 use scenarios::model::{Action, ClientKind, ConsumerKindSpec, Scenario};
@@ -82,7 +82,7 @@ struct CtxSeed {
 }
 
 impl CtxSeed {
-    fn with<W: Wire>(self, rpc: RpcClient<W>) -> ClientCtx<W> {
+    fn with<C>(self, rpc: C) -> ClientCtx<C> {
         ClientCtx {
             name: self.name,
             rpc,
@@ -147,7 +147,7 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
         node.spawn(async move { Proxy::run(cfg, rec, broker_addr).await });
     }
     let proxy_addr = proxy::proxy_addr();
-    let grpc = |ctx: ClientCtx<net::Grpc>, spec: &scenarios::model::ConsumerSpec| GrpcCtx {
+    let grpc = |ctx: ClientCtx<GrpcClient>, spec: &scenarios::model::ConsumerSpec| GrpcCtx {
         ctx,
         group: spec.group.clone(),
         topic: spec.topic.clone(),
