@@ -120,12 +120,10 @@ fn default_interval() -> Millis {
 #[serde(rename_all = "kebab-case")]
 pub enum ConsumerKindSpec {
     /// The remoting POP push consumer (`DefaultMQPushConsumerImpl.popMessage` +
-    /// `ConsumeMessagePopConcurrentlyService`), straight to the broker.
+    /// `ConsumeMessagePopConcurrentlyService`), straight to the broker. (There is no
+    /// `orderly` kind: the remoting push consumer never pops with `order = true`, and the
+    /// loader says to use `grpc-push` with `fifo = true`.)
     Concurrent,
-    /// Not a client anyone runs: the remoting push consumer never pops with `order = true`
-    /// (`ConsumeMessagePopOrderlyService` only takes a lock object). Parsed so that the
-    /// validator can say what replaces it: `grpc-push` with `fifo = true`.
-    Orderly,
     /// No loop of its own: pops, acks and changes invisible time with the remoting client
     /// API (`MQClientAPIImpl`) only when a step says so.
     Scripted,

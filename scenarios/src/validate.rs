@@ -527,12 +527,6 @@ impl<'a> V<'a> {
                 );
             }
             self.time(at("start_at_ms"), c.start_at_ms, "start");
-            if c.kind == ConsumerKindSpec::Orderly {
-                self.invalid(
-                    at("kind"),
-                    "`orderly` follows no client anyone runs: the remoting push consumer never pops with order = true (DefaultMQPushConsumerImpl.popMessage; ConsumeMessagePopOrderlyService only takes a lock object); FIFO POP comes from the gRPC clients through the proxy: use kind = \"grpc-push\" with fifo = true",
-                );
-            }
             if c.batch_ack {
                 self.invalid(
                     at("batch_ack"),
@@ -1039,7 +1033,6 @@ impl<'a> V<'a> {
 fn kind_name(k: ConsumerKindSpec) -> &'static str {
     match k {
         ConsumerKindSpec::Concurrent => "concurrent",
-        ConsumerKindSpec::Orderly => "orderly",
         ConsumerKindSpec::Scripted => "scripted",
         ConsumerKindSpec::GrpcPush => "grpc-push",
         ConsumerKindSpec::GrpcSimple => "grpc-simple",

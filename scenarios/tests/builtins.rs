@@ -98,10 +98,8 @@ fn builtins_carry_the_documented_preconditions() {
     ] {
         let sc = builtin(name).unwrap();
         assert!(
-            sc.consumers
-                .iter()
-                .all(|c| c.kind != ConsumerKindSpec::Orderly),
-            "{name}: no `orderly` consumer is left"
+            sc.consumers.iter().any(|c| c.kind == ConsumerKindSpec::GrpcPush && c.fifo),
+            "{name}: the FIFO consumer is the gRPC push consumer"
         );
     }
     assert!(a.replays.contains(&"reset-commits-pull-offset".to_owned()));

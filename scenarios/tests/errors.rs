@@ -195,7 +195,7 @@ fn bad_enum_value_lists_the_variants() {
         19,
         8,
         "consumers[0].kind",
-        &["unknown value `push`", "concurrent, orderly, scripted"],
+        &["unknown value `push`", "concurrent, scripted, grpc-push, grpc-simple"],
     );
 }
 
@@ -323,6 +323,7 @@ fn the_orderly_kind_names_its_replacement() {
             "`orderly` follows no client anyone runs",
             "never pops with order = true",
             "kind = \"grpc-push\" with fifo = true",
+            "valid: concurrent, scripted, grpc-push, grpc-simple",
         ],
     );
 }

@@ -112,7 +112,6 @@ pub fn consumer_kind(c: &ConsumerSpec, proxy: &ProxyConfig) -> (ConsumerKind, u3
             decisions::remoting_pop_invisible_time(c.pop_invisible_time_ms),
         ),
         ConsumerKindSpec::Scripted => (ConsumerKind::Concurrent, remoting, c.pop_invisible_time_ms),
-        ConsumerKindSpec::Orderly => (ConsumerKind::Orderly, remoting, c.pop_invisible_time_ms),
         ConsumerKindSpec::GrpcPush => (
             if c.fifo {
                 ConsumerKind::GrpcFifo

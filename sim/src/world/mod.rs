@@ -203,10 +203,6 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
         consumer_nodes.push(c.name.clone());
         let (spec, ctx0) = (c.clone(), ctx_for(&c.name));
         match c.kind {
-            // Rejected by the scenario loader: no client pops that way.
-            ConsumerKindSpec::Orderly => {
-                panic!("consumer {}: the `orderly` kind is not simulated", c.name)
-            }
             ConsumerKindSpec::Concurrent => {
                 let (tx, rx) = watch::channel(true);
                 targets
