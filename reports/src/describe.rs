@@ -759,7 +759,72 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{GrpcCode, GrpcRpc};
     use crate::testkit::H;
+
+    #[test]
+    fn the_proxy_hop_and_long_polling_read_as_upstream_says_them() {
+        let mut h = H::new();
+        h.at(1_000).broker(BrokerEvent::PopParked {
+            at: 1_000,
+            op: 7,
+            group: "g1".into(),
+            topic: "TopicA".into(),
+            queue_id: -1,
+            expires_at: 21_000,
+        });
+        h.at(1_500).broker(BrokerEvent::PopWoken {
+            at: 1_500,
+            op: 7,
+            group: "g1".into(),
+            topic: "TopicA".into(),
+            queue_id: -1,
+            reason: "notifyMessageArriving".into(),
+        });
+        h.at(1_510).push(
+            "proxy",
+            EventKind::ProxyPopped {
+                consumer: "c1".into(),
+                group: "g1".into(),
+                topic: "TopicA".into(),
+                queue_id: -1,
+                attempt_id: Some("c1-q0-3".into()),
+                found: 2,
+                to_dlq: 1,
+                outcome: crate::testkit::ok(),
+            },
+        );
+        h.at(1_520).push(
+            "c1",
+            EventKind::GrpcCall {
+                consumer: "c1".into(),
+                group: "g1".into(),
+                rpc: GrpcRpc::AckMessage,
+                msg_id: Some("m1".into()),
+                outcome: crate::history::GrpcOutcome::Status {
+                    code: GrpcCode::InvalidReceiptHandle,
+                    message: "receipt handle is expired".into(),
+                },
+                detail: String::new(),
+            },
+        );
+        let hist = h.build();
+        let lines: Vec<String> = hist.events.iter().map(event_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "[t=1.000s broker] pop #7 of TopicA@g1 every queue found nothing: parked until 21.000s (long polling)",
+                "[t=1.500s broker] parked pop #7 of TopicA@g1 every queue woken (notifyMessageArriving): runs again",
+                "[t=1.510s proxy] pop of TopicA@g1 every queue for c1: SUCCESS, 2 found, 1 forwarded to the DLQ, attemptId c1-q0-3",
+                "[t=1.520s c1] c1 (g1) AckMessage of m1 via the proxy: INVALID_RECEIPT_HANDLE (receipt handle is expired)",
+            ]
+        );
+        let types: Vec<&str> = hist.events.iter().map(|e| event_type(&e.kind)).collect();
+        assert_eq!(
+            types,
+            ["pop-parked", "pop-woken", "proxy-popped", "grpc-call"]
+        );
+    }
 
     #[test]
     fn lines_show_time_node_and_upstream_names() {

@@ -98,7 +98,9 @@ fn builtins_carry_the_documented_preconditions() {
     ] {
         let sc = builtin(name).unwrap();
         assert!(
-            sc.consumers.iter().any(|c| c.kind == ConsumerKindSpec::GrpcPush && c.fifo),
+            sc.consumers
+                .iter()
+                .any(|c| c.kind == ConsumerKindSpec::GrpcPush && c.fifo),
             "{name}: the FIFO consumer is the gRPC push consumer"
         );
     }

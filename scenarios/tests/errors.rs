@@ -195,7 +195,10 @@ fn bad_enum_value_lists_the_variants() {
         19,
         8,
         "consumers[0].kind",
-        &["unknown value `push`", "concurrent, scripted, grpc-push, grpc-simple"],
+        &[
+            "unknown value `push`",
+            "concurrent, scripted, grpc-push, grpc-simple",
+        ],
     );
 }
 

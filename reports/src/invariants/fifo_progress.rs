@@ -782,6 +782,37 @@ mod tests {
     }
 
     #[test]
+    fn a_grpc_fifo_group_is_judged_with_the_grpc_budget() {
+        // The same lost-answer case for a gRPC FIFO push consumer (invisible 10 s here): its
+        // receive waits out 20 s + 3 s, then 1 s: due by 60.415 + 10 + 24 = 94.415s.
+        let redelivered = |at: Millis| {
+            let mut h = fifo(1);
+            h.consumer("o1", "og", ConsumerKind::GrpcFifo, -1);
+            h.faulty();
+            h.end(60_000, 120_000);
+            pop(&mut h, 50_415, 0..1);
+            let r = pop(&mut h, at, 0..1);
+            h.at(at + 100);
+            ack(&mut h, &r[0]);
+            check(&h.build()).status
+        };
+        assert_eq!(
+            redelivered(89_000),
+            Status::Held,
+            "past the remoting budget"
+        );
+        assert_eq!(redelivered(95_000), Status::Violated);
+        // A group whose only consumer is a gRPC push (non-FIFO) consumer is not judged.
+        let mut h = fifo(1);
+        h.consumer("o1", "og", ConsumerKind::GrpcPush, -1);
+        pop(&mut h, 1_000, 0..1);
+        assert!(matches!(
+            check(&h.build()).status,
+            Status::NotApplicable { .. }
+        ));
+    }
+
+    #[test]
     fn an_ack_that_does_not_move_the_commit_offset_is_named() {
         let mut h = fifo(1);
         let d = pop(&mut h, 1_000, 0..1);
