@@ -43,10 +43,13 @@ pub struct HandleData {
     pub data: Mutex<Option<MessageReceiptHandle>>,
 }
 
+/// One (client, group)'s `ReceiptHandleGroup`.
+type HandleGroup = BTreeMap<HandleKey, Arc<HandleData>>;
+
 /// The manager's table.
 #[derive(Clone, Debug, Default)]
 pub struct ReceiptHandles {
-    groups: Arc<Mutex<BTreeMap<GroupKey, BTreeMap<HandleKey, Arc<HandleData>>>>>,
+    groups: Arc<Mutex<BTreeMap<GroupKey, HandleGroup>>>,
 }
 
 fn handle_key(msg_id: &str, handle: &str) -> Option<HandleKey> {
