@@ -58,6 +58,8 @@ fn pop_request() -> Request {
         order: false,
         attempt_id: None,
         init_mode: InitMode::Min,
+        poll_time: 0,
+        born_time: None,
     })
 }
 

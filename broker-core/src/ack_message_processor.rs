@@ -475,6 +475,13 @@ impl Broker {
                     next,
                 );
             }
+            // Wake a pop parked on this queue unless it is still blocked.
+            if !self
+                .order_info
+                .check_block(None, &t.topic, &t.group, t.queue_id, now)
+            {
+                self.notify_orderly_ack(now, &t.topic, t.queue_id, &t.group);
+            }
             return Response::success(ResponseBody::None);
         }
         if next == -1 {

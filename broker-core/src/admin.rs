@@ -76,8 +76,10 @@ impl Broker {
             reconsume_times: 0,
             origin_topic: None,
             first_pop_time: None,
+            commit_log_offset: 0,
         };
         let queue_offset = self.store.put_message(&req.topic, req.queue_id, msg);
+        self.notify_message_arriving(now, &req.topic, req.queue_id);
         Response::success(ResponseBody::SendResult {
             queue_id: req.queue_id,
             queue_offset,

@@ -14,7 +14,8 @@ use crate::locks::TryLocks;
 use crate::pop_buffer_merge_service::PopBufferMergeService;
 use crate::pop_consumer_kv::PopConsumerService;
 use crate::pop_inflight_message_counter::PopInflightMessageCounter;
-use crate::pop_revive_service::PopReviveService;
+use crate::pop_long_polling_service::PopLongPollingService;
+use crate::pop_revive_service::{due_at, PopReviveService};
 use crate::protocol::{Request, Response};
 use crate::rng::Rng;
 use crate::rng::{self, ChaCha8Rng};
@@ -46,6 +47,8 @@ pub struct Broker {
     pub(crate) kv: PopConsumerService,
     /// `PopInflightMessageCounter` (classic path; in memory).
     pub(crate) inflight: PopInflightMessageCounter,
+    /// `PopLongPollingService`: pops parked until a message arrives or they expire.
+    pub(crate) long_polling: PopLongPollingService,
     /// `PopMessageProcessor.ckMessageNumber`: round-robins non-orderly CKs over revive queues.
     pub(crate) ck_message_number: u64,
     /// `PopMessageProcessor.QueueLockManager`.
@@ -109,6 +112,7 @@ impl Broker {
             buffer,
             kv: PopConsumerService::default(),
             inflight: PopInflightMessageCounter::default(),
+            long_polling: PopLongPollingService::default(),
             ck_message_number: 0,
             queue_locks: TryLocks::default(),
             ops: BTreeMap::new(),
@@ -146,12 +150,16 @@ impl Broker {
                 Step::Done(response) => return response,
                 Step::Yield => {}
                 Step::Spin => panic!("handle(): a lock is held by another operation in flight"),
+                Step::Parked => panic!(
+                    "handle(): the pop parked (pollTime > 0); drive it with submit/step and take_woken"
+                ),
             }
         }
         panic!("handle(): an operation took more than {MAX_STEPS_ALONE} steps");
     }
 
-    /// Runs every service whose time has come (buffer scan, revive, offset persist).
+    /// Runs every service whose time has come (buffer scan, revive, offset persist, the
+    /// long-polling service's expiries).
     pub fn on_timer(&mut self, now: Millis) {
         if !self.running {
             return;
@@ -166,6 +174,9 @@ impl Broker {
         }
         if self.kv.next_deadline().is_some_and(|t| t <= now) {
             self.pop_kv_tick(now);
+        }
+        if self.long_polling.next_deadline().is_some_and(|t| t <= now) {
+            self.pop_long_polling_tick(now);
         }
         if self.store.next_expiry().is_some_and(|t| t <= now) {
             for (topic, queue_id, min_offset) in self.store.expire(now) {
@@ -215,6 +226,7 @@ impl Broker {
             self.buffer.next_deadline(),
             self.revive.next_deadline(),
             self.kv.next_deadline(),
+            self.long_polling.next_deadline(),
             self.persist_deadline(),
             self.order_persist_deadline(),
             self.store.next_expiry(),
@@ -316,6 +328,7 @@ impl Broker {
         self.queue_locks.clear();
         self.buffer.clear();
         self.kv.clear();
+        self.long_polling.clear();
         self.ck_message_number = 0;
         self.offsets.restore_from_persisted();
         self.order_info.restore_from_persisted();
@@ -550,6 +563,15 @@ impl Broker {
         assert!(
             self.running || self.ops.is_empty(),
             "no operation survives a crash"
+        );
+        // Every parked operation is in the long-polling service or woken, and vice versa.
+        let parked = (self.ops.values())
+            .filter(|op| matches!(op, crate::inflight::Op::Parked(_)))
+            .count();
+        assert_eq!(
+            parked,
+            self.long_polling.parked(),
+            "parked pops and the long-polling service disagree"
         );
         // A queue lock is held only by an operation in flight, across its read.
         for (key, holder) in self.queue_locks.held_by() {

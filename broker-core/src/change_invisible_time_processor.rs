@@ -71,6 +71,7 @@ impl Broker {
             broker_name: extra.broker_name.clone(),
             queue_id: req.queue_id,
             queue_offset: req.offset,
+            commit_log_offset: None,
         };
         Response::success(ResponseBody::ChangeInvisibleTime {
             extra_info: new_extra.build(),

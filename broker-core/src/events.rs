@@ -194,6 +194,40 @@ pub enum BrokerEvent {
         queue_id: u32,
         offset: i64,
     },
+    /// A pop that found nothing was parked (`PopLongPollingService.polling` answered
+    /// `POLLING_SUC`): operation `op` waits on `topic@group@queue_id` until `expires_at`
+    /// (`bornTime + pollTime`), a message arrives, or an orderly ack unblocks the queue.
+    PopParked {
+        at: Millis,
+        op: u64,
+        group: String,
+        topic: String,
+        /// −1 for a pop of every queue.
+        queue_id: i32,
+        expires_at: Millis,
+    },
+    /// A parked pop was woken (`wakeUp`) and runs again from the start: `reason` is
+    /// `notifyMessageArriving` (a message was stored), `ackOrderly` (an orderly ack left the
+    /// queue unblocked), `restNum` (a pop of the same key left messages behind) or `timeout`.
+    PopWoken {
+        at: Millis,
+        op: u64,
+        group: String,
+        topic: String,
+        queue_id: i32,
+        reason: String,
+    },
+    /// `consumerSendMsgBack` stored a copy in the group's dead-letter queue (the history
+    /// records it as the top-level `DlqWritten`).
+    DlqWritten {
+        at: Millis,
+        group: String,
+        msg_id: String,
+        origin_topic: String,
+        dlq_topic: String,
+        dlq_queue_offset: u64,
+        reconsume_times: u32,
+    },
     /// `ConsumerOffsetManager.persist()` wrote consumerOffset.json.
     OffsetsPersisted { at: Millis },
     /// A store put failed (a fault): `site` is the upstream method that put it, `topic` and

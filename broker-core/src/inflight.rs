@@ -29,6 +29,7 @@ use crate::admin::ResetOp;
 use crate::broker::Broker;
 use crate::config::Millis;
 use crate::pop_consumer_kv::KvPop;
+use crate::pop_long_polling_service::PopEnd;
 use crate::pop_message_processor::ClassicPop;
 use crate::protocol::{Request, Response};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,10 @@ pub enum Step {
     Yield,
     /// Waiting for a lock another operation holds (a spin loop): step it again later.
     Spin,
+    /// A pop that found nothing was parked by the long-polling service
+    /// ([`crate::pop_long_polling_service`]): it holds no thread and takes no step until
+    /// [`Broker::take_woken`] returns it; then it runs again from its first step.
+    Parked,
 }
 
 /// The state of one operation between steps.
@@ -63,6 +68,13 @@ pub(crate) enum Op {
     KvPop(KvPop),
     Ack(AckOp),
     Reset(ResetOp),
+    /// A pop parked in `PopLongPollingService`, with its request (`bornTime` filled in).
+    Parked(crate::protocol::PopMessageRequest),
+}
+
+/// A pop woken as it parked: its next step starts it again.
+fn rerun(req: crate::protocol::PopMessageRequest) -> Op {
+    Op::Start(Request::PopMessage(req))
 }
 
 impl Broker {
@@ -83,6 +95,10 @@ impl Broker {
             .ops
             .remove(&id)
             .expect("step() of an operation in flight");
+        assert!(
+            !matches!(op, Op::Parked(_)),
+            "step() of a parked pop {id:?}; it runs again once woken"
+        );
         let (step, rest) = self.step_op(now, id, op);
         if let Some(rest) = rest {
             self.ops.insert(id, rest);
@@ -107,13 +123,18 @@ impl Broker {
         match op {
             Op::Start(_) => unreachable!("started above"),
             Op::ClassicPop(mut pop) => match self.step_pop_classic(now, id, &mut pop) {
-                Some(r) => (Step::Done(r), None),
+                Some(PopEnd::Answer(r)) => (Step::Done(r), None),
+                Some(PopEnd::Park(req)) => (Step::Parked, Some(Op::Parked(req))),
+                Some(PopEnd::Rerun(req)) => (Step::Parked, Some(rerun(req))),
                 None => (Step::Yield, Some(Op::ClassicPop(pop))),
             },
             Op::KvPop(mut pop) => match self.step_pop_kv(now, id, &mut pop) {
-                Some(r) => (Step::Done(r), None),
+                Some(PopEnd::Answer(r)) => (Step::Done(r), None),
+                Some(PopEnd::Park(req)) => (Step::Parked, Some(Op::Parked(req))),
+                Some(PopEnd::Rerun(req)) => (Step::Parked, Some(rerun(req))),
                 None => (Step::Yield, Some(Op::KvPop(pop))),
             },
+            Op::Parked(_) => unreachable!("checked in step()"),
             Op::Ack(mut ack) => match self.step_ack(now, id, &mut ack) {
                 AckStep::Done(r) => (Step::Done(r), None),
                 AckStep::Yield => (Step::Yield, Some(Op::Ack(ack))),
@@ -136,6 +157,7 @@ impl Broker {
             Request::ResetOffset(r) => self.start_reset_offset(now, r).map(Op::Reset),
             Request::SendMessage(r) => Err(self.send_message(now, r)),
             Request::ChangeInvisibleTime(r) => Err(self.change_invisible_time(now, r)),
+            Request::ConsumerSendMsgBack(r) => Err(self.consumer_send_msg_back(now, r)),
             Request::UpdateConsumerOffset(r) => Err(self.update_consumer_offset(now, r)),
             Request::QueryConsumerOffset(r) => Err(self.query_consumer_offset(now, r)),
             Request::CreateTopic(r) => Err(self.create_topic(r)),

@@ -71,6 +71,18 @@ pub fn parse_normal_topic(topic: &str, group: &str) -> String {
         .unwrap_or_else(|| topic.to_owned())
 }
 
+/// `KeyBuilder.parseNormalTopic(retryTopic)`: a V2 retry topic's normal topic (split at
+/// its one `+`), any other topic itself.
+pub fn parse_normal_topic_v2(topic: &str) -> String {
+    if is_pop_retry_topic_v2(topic) {
+        let parts: Vec<&str> = topic.split(POP_RETRY_SEPARATOR_V2).collect();
+        if parts.len() == 2 {
+            return parts[1].to_owned();
+        }
+    }
+    topic.to_owned()
+}
+
 /// The extraInfo topic type (`ExtraInfoUtil`): 0 normal, 1 retry V1, 2 retry V2.
 pub fn topic_type(topic: &str) -> u8 {
     if is_pop_retry_topic_v2(topic) {

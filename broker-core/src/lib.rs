@@ -19,6 +19,8 @@
 //! | `store` | `DefaultMessageStore` consume queues; the revive topic behind `TimerMessageStore` |
 //! | `consumer_offset_manager` | `ConsumerOffsetManager` (offset, pull and reset tables; persist) |
 //! | `pop_message_processor` | `PopMessageProcessor` (classic pop, `getPopOffset`, `appendCheckPoint`) |
+//! | `pop_long_polling_service` | `PopLongPollingService` (parked pops, their wakes and expiries) |
+//! | `send_message_processor` | `AbstractSendMessageProcessor.consumerSendMsgBack` (retry and DLQ send-back) |
 //! | `ack_message_processor` | `AckMessageProcessor` (ack, batch ack, `ackOrderly`) |
 //! | `change_invisible_time_processor` | `ChangeInvisibleTimeProcessor` |
 //! | `pop_buffer_merge_service` | `PopBufferMergeService` (CK buffer, offset deques, `scan`) |
@@ -36,8 +38,8 @@
 //! `ConsumerOrderInfoManager` as of their last persists (the first 10 s after a start, then
 //! every `flushConsumerOffsetInterval` and every 10 s). What is lost: the CK buffer and
 //! offset deques (buffered acks included), `PopConsumerCache`, the pull and reset tables,
-//! changes since the last persists, the in-flight counters, the locks, and the revivers'
-//! in-memory offsets (they resume from the committed revive-group offsets).
+//! changes since the last persists, the in-flight counters, the locks, the parked pops, and the
+//! revivers' in-memory offsets (they resume from the committed revive-group offsets).
 //! [`Broker::shutdown`] is the graceful stop: it drains the CK buffer and persists both
 //! tables first (the KV cache is still dropped).
 //!
@@ -63,9 +65,11 @@ mod locks;
 mod pop_buffer_merge_service;
 mod pop_consumer_kv;
 mod pop_inflight_message_counter;
+mod pop_long_polling_service;
 mod pop_message_processor;
 mod pop_revive_service;
 pub mod rng;
+mod send_message_processor;
 mod store;
 
 pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Fix, FixInfo, Release, Side};
@@ -73,4 +77,7 @@ pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
 pub use events::{BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
 pub use inflight::{OpId, Step};
+pub use pop_long_polling_service::{
+    MAX_POP_POLLING_SIZE, POP_POLLING_SIZE, TIMEOUT_MARGIN_MS, TIMEOUT_TOO_MUCH_MS,
+};
 pub use protocol::*;

@@ -34,8 +34,9 @@ use crate::events::{BrokerEvent, ReadFrom};
 use crate::inflight::OpId;
 use crate::keys::{self, SECOND};
 use crate::locks::TryLocks;
-use crate::pop_message_processor::{pop_response, PopContext};
-use crate::protocol::{InitMode, PopMessageRequest, Response, POP_ORDER_REVIVE_QUEUE};
+use crate::pop_long_polling_service::PopEnd;
+use crate::pop_message_processor::PopContext;
+use crate::protocol::{InitMode, PopMessageRequest, POP_ORDER_REVIVE_QUEUE};
 use crate::store::GetMessageStatus;
 use crate::{Behaviour, Fix};
 use std::collections::{BTreeMap, VecDeque};
@@ -322,19 +323,15 @@ impl Broker {
 
     /// One step of a KV pop. The first takes `consumerLockService.tryLock(group, topic)`;
     /// each later one finishes the read in flight and starts the next queue's; the last
-    /// writes the records (to the cache unless it is off or full, else to the store) and
-    /// unlocks. `Some(response)` at the end.
-    pub(crate) fn step_pop_kv(
-        &mut self,
-        now: Millis,
-        op: OpId,
-        pop: &mut KvPop,
-    ) -> Option<Response> {
+    /// writes the records and unlocks. `Some` at the end: the answer, or parked (long
+    /// polling).
+    pub(crate) fn step_pop_kv(&mut self, now: Millis, op: OpId, pop: &mut KvPop) -> Option<PopEnd> {
         let lock = kv_lock_key(&pop.ctx.req.consumer_group, &pop.ctx.req.topic);
         if !pop.locked {
             if !self.kv.locks.try_lock_at(&lock, op, now) {
-                // `popAsync` returns the empty context: the client sees no message.
-                return Some(pop_response(&mut pop.ctx));
+                // `popAsync` returns the empty context: nothing found, so the processor's
+                // callback parks the request like any empty pop.
+                return Some(self.finish_pop(now, op, &mut pop.ctx));
             }
             pop.locked = true;
         }
@@ -371,7 +368,7 @@ impl Broker {
                 site: "PopConsumerService.popAsync".to_owned(),
             });
         }
-        Some(pop_response(&mut pop.ctx))
+        Some(self.finish_pop(now, op, &mut pop.ctx))
     }
 
     /// `popConsumerCache != null`: the cache exists with `enablePopBufferMerge`.

@@ -10,6 +10,7 @@ use crate::consumer_order_info_manager::OrderCountInfo;
 use crate::events::{BrokerEvent, ReadFrom};
 use crate::inflight::{Op, OpId};
 use crate::keys::{self, lock_key};
+use crate::pop_long_polling_service::PopEnd;
 use crate::protocol::{
     ExtraInfo, InitMode, MessageExt, PopMessageRequest, PopResult, PopStatus, Response,
     ResponseBody, ResponseCode, POP_ORDER_REVIVE_QUEUE,
@@ -88,8 +89,19 @@ impl Broker {
     pub(crate) fn start_pop(
         &mut self,
         now: Millis,
-        req: PopMessageRequest,
+        mut req: PopMessageRequest,
     ) -> Result<Op, Response> {
+        // `BORN_TIME` is added when absent; a woken re-run keeps the first one.
+        req.born_time.get_or_insert(now);
+        if self.pop_timeout_too_much(now, &req) {
+            return Err(Response::error(
+                ResponseCode::PollingTimeout,
+                format!(
+                    "the broker[{}] pop message is timeout too much",
+                    self.config.broker_name
+                ),
+            ));
+        }
         if let Some(rejected) = self.check_pop_request(&req) {
             return Err(rejected);
         }
@@ -180,19 +192,19 @@ impl Broker {
 
     /// One step of a classic pop: finish the queue whose read was in flight (the read, the
     /// checkpoint, the lock released), then take the next queue's lock and start its read.
-    /// `Some(response)` when every queue has been visited.
+    /// `Some` when every queue has been visited: the answer, or parked (long polling).
     pub(crate) fn step_pop_classic(
         &mut self,
         now: Millis,
         op: OpId,
         pop: &mut ClassicPop,
-    ) -> Option<Response> {
+    ) -> Option<PopEnd> {
         loop {
             if let Some(held) = pop.held.take() {
                 self.finish_queue(now, op, &mut pop.ctx, held);
             }
             let Some((topic, is_retry, queue_id)) = self.next_pop_queue(pop) else {
-                return Some(pop_response(&mut pop.ctx));
+                return Some(self.finish_pop(now, op, &mut pop.ctx));
             };
             if let Some(held) = self.begin_queue(now, op, &mut pop.ctx, &topic, is_retry, queue_id)
             {
@@ -695,6 +707,7 @@ impl Broker {
             broker_name: self.config.broker_name.clone(),
             queue_id,
             queue_offset,
+            commit_log_offset: None,
         };
         MessageExt {
             topic: ctx.req.topic.clone(),
@@ -705,15 +718,15 @@ impl Broker {
             reconsume_times,
             born_timestamp: msg.born_timestamp,
             store_timestamp: msg.store_timestamp,
+            commit_log_offset: msg.commit_log_offset,
             tags: msg.tags,
             pop_ck: Some(extra.build()),
         }
     }
 }
 
-/// The response: `SUCCESS` with `FOUND`, or (no long polling in the model) at once what a
-/// parked request ends with: `POLLING_TIMEOUT`, which the client reads as
-/// `POLLING_NOT_FOUND`.
+/// The response: `SUCCESS` with `FOUND`, or what a request that is not (or no longer)
+/// parked ends with: `POLLING_TIMEOUT`, which the client reads as `POLLING_NOT_FOUND`.
 pub(crate) fn pop_response(ctx: &mut PopContext) -> Response {
     let msgs = std::mem::take(&mut ctx.msgs);
     let found = !msgs.is_empty();

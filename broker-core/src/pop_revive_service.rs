@@ -553,6 +553,7 @@ impl Broker {
             reconsume_times: msg.reconsume_times + 1,
             origin_topic: Some(origin_topic.clone()),
             first_pop_time,
+            commit_log_offset: 0,
         };
         let reconsume_times = copy.reconsume_times;
         if self.store_put_fails(now, &retry_topic, 0, "PopReviveService.reviveRetry") {
@@ -561,6 +562,7 @@ impl Broker {
         let retry_offset = self.store.put_message(&retry_topic, 0, copy);
         self.inflight
             .decrement(&ck.topic, &ck.cid, ck.pop_time, ck.queue_id, 1);
+        self.notify_message_arriving(now, &retry_topic, 0);
         self.events.push(BrokerEvent::Revived {
             at: now,
             group: ck.cid.clone(),

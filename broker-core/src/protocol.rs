@@ -21,6 +21,7 @@ pub enum ResponseCode {
     NoMessage,
     QueryNotFound,
     PollingTimeout,
+    PollingFull,
     NotLeaderForQueue,
 }
 
@@ -38,6 +39,7 @@ impl ResponseCode {
             ResponseCode::NoMessage => "NO_MESSAGE",
             ResponseCode::QueryNotFound => "QUERY_NOT_FOUND",
             ResponseCode::PollingTimeout => "POLLING_TIMEOUT",
+            ResponseCode::PollingFull => "POLLING_FULL",
             ResponseCode::NotLeaderForQueue => "NOT_LEADER_FOR_QUEUE",
         }
     }
@@ -80,6 +82,15 @@ pub struct PopMessageRequest {
     /// `attemptId`: a retried orderly pop with the same id is reentrant (#6692).
     pub attempt_id: Option<String>,
     pub init_mode: InitMode,
+    /// `pollTime`: how long the broker may park the request when it finds nothing
+    /// (`PopLongPollingService`); 0 answers at once (`NOT_POLLING`).
+    #[serde(default)]
+    pub poll_time: Millis,
+    /// `bornTime`: when the client built the request; `None` lets the broker fill in its own
+    /// `now` (`processRequest` adds `BORN_TIME` when absent or 0). A parked request expires
+    /// at `bornTime + pollTime`.
+    #[serde(default)]
+    pub born_time: Option<Millis>,
 }
 
 /// `ACK_MESSAGE` (`AckMessageRequestHeader`): the receipt handle is `extra_info`.
@@ -126,6 +137,21 @@ pub struct ChangeInvisibleTimeRequest {
     pub offset: u64,
     pub extra_info: String,
     pub invisible_time: Millis,
+}
+
+/// `CONSUMER_SEND_MSG_BACK` (`ConsumerSendMsgBackRequestHeader`): the gRPC proxy's
+/// `forwardMessageToDeadLetterQueue` sends one with `delayLevel = -1` and
+/// `maxReconsumeTimes = 0`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerSendMsgBackRequest {
+    pub group: String,
+    /// The message's commit log offset (`lookMessageByOffset`).
+    pub offset: u64,
+    pub delay_level: i32,
+    pub origin_msg_id: String,
+    pub origin_topic: String,
+    /// `None`: the group's `retryMaxTimes` (16).
+    pub max_reconsume_times: Option<i32>,
 }
 
 /// `UPDATE_CONSUMER_OFFSET` (`UpdateConsumerOffsetRequestHeader`). The fields are nullable
@@ -183,6 +209,7 @@ pub enum Request {
     AckMessage(AckMessageRequest),
     BatchAckMessage(BatchAckMessageRequest),
     ChangeInvisibleTime(ChangeInvisibleTimeRequest),
+    ConsumerSendMsgBack(ConsumerSendMsgBackRequest),
     UpdateConsumerOffset(UpdateConsumerOffsetRequest),
     QueryConsumerOffset(QueryConsumerOffsetRequest),
     ResetOffset(ResetOffsetRequest),
@@ -199,6 +226,7 @@ impl Request {
             Request::AckMessage(_) => "ACK_MESSAGE",
             Request::BatchAckMessage(_) => "BATCH_ACK_MESSAGE",
             Request::ChangeInvisibleTime(_) => "CHANGE_MESSAGE_INVISIBLETIME",
+            Request::ConsumerSendMsgBack(_) => "CONSUMER_SEND_MSG_BACK",
             Request::UpdateConsumerOffset(_) => "UPDATE_CONSUMER_OFFSET",
             Request::QueryConsumerOffset(_) => "QUERY_CONSUMER_OFFSET",
             Request::ResetOffset(_) => "INVOKE_BROKER_TO_RESET_OFFSET",
@@ -225,6 +253,9 @@ pub struct MessageExt {
     pub reconsume_times: u32,
     pub born_timestamp: Millis,
     pub store_timestamp: Millis,
+    /// Where the copy sits in the commit log (`commitLogOffset`): the gRPC proxy appends it
+    /// to the receipt handle and a send-back names the message by it.
+    pub commit_log_offset: u64,
     pub tags: Option<String>,
     /// `POP_CK`: the receipt handle for this delivery (`ExtraInfoUtil.buildExtraInfo`, as the
     /// client derives it in `MQClientAPIImpl.processPopResponse`).
@@ -306,7 +337,9 @@ impl Response {
 }
 
 /// The receipt handle (`ExtraInfoUtil`): space-separated
-/// `ckQueueOffset popTime invisibleTime reviveQid topicType brokerName queueId queueOffset`.
+/// `ckQueueOffset popTime invisibleTime reviveQid topicType brokerName queueId queueOffset`,
+/// and in the gRPC proxy's form (`ReceiptHandle.encode`, `ConsumerProcessor.createHandle`) a
+/// ninth field, the commit log offset. The broker reads the first eight of either.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraInfo {
     /// The CK's `startOffset`.
@@ -320,15 +353,18 @@ pub struct ExtraInfo {
     pub broker_name: String,
     pub queue_id: u32,
     pub queue_offset: u64,
+    /// The proxy's ninth field (`ReceiptHandle.commitLogOffset`); `None` in a broker handle.
+    pub commit_log_offset: Option<u64>,
 }
 
 /// `KeyBuilder.POP_ORDER_REVIVE_QUEUE`.
 pub const POP_ORDER_REVIVE_QUEUE: u32 = 999;
 
 impl ExtraInfo {
-    /// `ExtraInfoUtil.buildExtraInfo` with the message's own offset appended.
+    /// `ExtraInfoUtil.buildExtraInfo` with the message's own offset appended (and the
+    /// proxy's commit log offset, if any).
     pub fn build(&self) -> String {
-        format!(
+        let mut s = format!(
             "{} {} {} {} {} {} {} {}",
             self.ck_queue_offset,
             self.pop_time,
@@ -338,11 +374,15 @@ impl ExtraInfo {
             self.broker_name,
             self.queue_id,
             self.queue_offset
-        )
+        );
+        if let Some(c) = self.commit_log_offset {
+            s.push_str(&format!(" {c}"));
+        }
+        s
     }
 
-    /// `ExtraInfoUtil.split` + getters. `None` for a malformed handle (upstream answers
-    /// `INVALID_PARAMETER`/throws).
+    /// `ExtraInfoUtil.split` + getters (`ReceiptHandle.decode` for a ninth field). `None` for
+    /// a malformed handle (upstream answers `INVALID_PARAMETER`/throws).
     pub fn parse(s: &str) -> Option<Self> {
         // Clients and the checker parse every handle they see: split without allocating.
         let mut f = [""; 8];
@@ -350,6 +390,10 @@ impl ExtraInfo {
         for slot in &mut f {
             *slot = parts.next()?;
         }
+        let commit_log_offset = match parts.next() {
+            Some(c) => Some(c.parse().ok()?),
+            None => None,
+        };
         if parts.next().is_some() {
             return None;
         }
@@ -362,7 +406,17 @@ impl ExtraInfo {
             broker_name: f[5].to_owned(),
             queue_id: f[6].parse().ok()?,
             queue_offset: f[7].parse().ok()?,
+            commit_log_offset,
         })
+    }
+
+    /// The handle the broker issued, without the proxy's ninth field.
+    pub fn broker_handle(&self) -> String {
+        Self {
+            commit_log_offset: None,
+            ..self.clone()
+        }
+        .build()
     }
 
     /// `ExtraInfoUtil.isOrder`.
@@ -386,10 +440,15 @@ mod tests {
             broker_name: "broker-a".into(),
             queue_id: 1,
             queue_offset: 6,
+            commit_log_offset: None,
         };
-        assert_eq!(ExtraInfo::parse(&e.build()), Some(e));
+        assert_eq!(ExtraInfo::parse(&e.build()), Some(e.clone()));
         assert_eq!(ExtraInfo::parse("1 2 3"), None);
-        assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 7"), None);
+        let proxy = ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 7").expect("nine fields");
+        assert_eq!(proxy.commit_log_offset, Some(7));
+        assert_eq!(proxy.broker_handle(), e.build());
+        assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 x"), None);
+        assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 7 8"), None);
         assert_eq!(ExtraInfo::parse("x 2 3 4 0 b 1 2"), None);
     }
 }

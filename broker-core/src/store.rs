@@ -21,6 +21,9 @@ pub struct StoredMessage {
     pub origin_topic: Option<String>,
     /// `PROPERTY_FIRST_POP_TIME`, set by the first revive.
     pub first_pop_time: Option<Millis>,
+    /// Its position in the commit log, assigned by [`MessageStore::put_message`] (whatever
+    /// the caller set). The model counts records, not bytes.
+    pub commit_log_offset: u64,
 }
 
 /// `TopicConfig`: what the POP path reads of it.
@@ -269,6 +272,8 @@ pub struct MessageStore {
     page_cache_ms: Millis,
     /// How old a message gets before retention deletes it (0 = never).
     retention_ms: Millis,
+    /// The commit log as far as lookups go: entry i is where record i was put.
+    commit_log: Vec<(String, u32, u64)>,
 }
 
 impl MessageStore {
@@ -279,6 +284,7 @@ impl MessageStore {
             queues: BTreeMap::new(),
             revive_topic,
             revive: vec![ReviveQueue::default(); revive_queue_num as usize],
+            commit_log: Vec::new(),
             unread_revive: BTreeMap::new(),
             timer: Timer::default(),
             page_cache_ms: 0,
@@ -390,16 +396,30 @@ impl MessageStore {
         self.queues.get(topic)?.get(queue_id as usize)
     }
 
-    /// `putMessage`: appends and returns the logical offset.
-    pub fn put_message(&mut self, topic: &str, queue_id: u32, msg: StoredMessage) -> u64 {
+    /// `putMessage`: appends, assigns the commit log offset, and returns the logical offset.
+    pub fn put_message(&mut self, topic: &str, queue_id: u32, mut msg: StoredMessage) -> u64 {
         let q = self
             .queues
             .get_mut(topic)
             .and_then(|qs| qs.get_mut(queue_id as usize))
             .unwrap_or_else(|| panic!("put to a missing queue {topic}:{queue_id}"));
         let offset = q.max_offset();
+        msg.commit_log_offset = self.commit_log.len() as u64;
         q.msgs.push(msg);
+        self.commit_log.push((topic.to_owned(), queue_id, offset));
         offset
+    }
+
+    /// `lookMessageByOffset`: the message at a commit log offset, with where it is queued.
+    pub fn look_message_by_offset(
+        &self,
+        commit_log_offset: u64,
+    ) -> Option<(&str, u32, u64, &StoredMessage)> {
+        let (topic, q, offset) = self
+            .commit_log
+            .get(usize::try_from(commit_log_offset).ok()?)?;
+        let msg = self.message(topic, *q, *offset)?;
+        Some((topic, *q, *offset, msg))
     }
 
     /// `getMinOffsetInQueue` (0 for an unknown queue, as upstream's empty queue).
@@ -561,6 +581,7 @@ mod tests {
             reconsume_times: 0,
             origin_topic: None,
             first_pop_time: None,
+            commit_log_offset: 0,
         }
     }
 

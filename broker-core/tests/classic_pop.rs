@@ -157,6 +157,7 @@ fn receipt_handle_carries_the_checkpoint_identity() {
         e,
         ExtraInfo {
             ck_queue_offset: 0,
+            commit_log_offset: None,
             pop_time: 7,
             invisible_time: 15_000,
             revive_qid: 0,
@@ -367,6 +368,8 @@ fn same_seed_same_history() {
             order: false,
             attempt_id: None,
             init_mode: InitMode::Min,
+            poll_time: 0,
+            born_time: None,
         };
         let mut first = Vec::new();
         for t in 0..4 {

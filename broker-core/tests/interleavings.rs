@@ -21,6 +21,7 @@ fn finish(w: &mut World, id: OpId) -> Response {
                 return r;
             }
             Step::Yield | Step::Spin => {}
+            Step::Parked => panic!("a pop with pollTime 0 never parks"),
         }
     }
     panic!("operation did not finish");

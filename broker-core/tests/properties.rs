@@ -190,6 +190,8 @@ impl Run {
             order: orderly,
             attempt_id: None,
             init_mode: InitMode::Min,
+            poll_time: 0,
+            born_time: None,
         };
         let seen = self.events.len();
         let ResponseBody::Pop(p) = self.handle(Request::PopMessage(req)).body else {

@@ -591,6 +591,10 @@ pub struct RunParameters {
     pub release: Option<String>,
     /// Broker keys that differ from upstream's defaults, `key=value`.
     pub broker: Vec<String>,
+    /// Proxy keys that differ from upstream's defaults, `key=value`.
+    pub proxy: Vec<String>,
+    /// Values the loader replaced (`what: from → to`), as `describe` lists them.
+    pub replaced: Vec<String>,
     pub duration_ms: u64,
     pub quiet_from_ms: u64,
 }

@@ -1,7 +1,7 @@
 //! One-line, human-readable descriptions of history events, in upstream's vocabulary. Used
 //! by witness lines in every renderer, and by anything that prints a timeline.
 
-use crate::history::{ConsumeOutcome, Event, EventKind, OffsetUpdateMode, RpcOutcome};
+use crate::history::{ConsumeOutcome, Event, EventKind, GrpcOutcome, OffsetUpdateMode, RpcOutcome};
 use crate::invariants::index::secs;
 use broker_core::{BrokerEvent, CkRef};
 
@@ -15,6 +15,23 @@ fn outcome(o: &RpcOutcome) -> String {
         RpcOutcome::Answered { code, remark } if remark.is_empty() => code.name().to_owned(),
         RpcOutcome::Answered { code, remark } => format!("{} ({remark})", code.name()),
         RpcOutcome::Timeout => "no answer (timeout)".to_owned(),
+    }
+}
+
+fn grpc_outcome(o: &GrpcOutcome) -> String {
+    match o {
+        GrpcOutcome::Status { code, message } if message.is_empty() => code.name().to_owned(),
+        GrpcOutcome::Status { code, message } => format!("{} ({message})", code.name()),
+        GrpcOutcome::Timeout => "no answer (deadline exceeded)".to_owned(),
+    }
+}
+
+/// A pop's queue as a request names it: a queue id, or every queue.
+fn pop_queue(queue_id: i32) -> String {
+    if queue_id < 0 {
+        "every queue".to_owned()
+    } else {
+        format!("queue {queue_id}")
     }
 }
 
@@ -248,6 +265,51 @@ pub fn describe_event(kind: &EventKind) -> String {
         } => {
             format!("stored {msg_id} of {origin_topic} for {group} in {dlq_topic} offset {dlq_queue_offset}, reconsumeTimes {reconsume_times}")
         }
+        K::GrpcCall {
+            consumer,
+            group,
+            rpc,
+            msg_id,
+            outcome: o,
+            detail,
+        } => {
+            let about = msg_id
+                .as_ref()
+                .map_or_else(String::new, |m| format!(" of {m}"));
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(", {detail}")
+            };
+            format!(
+                "{consumer} ({group}) {}{about} via the proxy: {}{detail}",
+                rpc.name(),
+                grpc_outcome(o)
+            )
+        }
+        K::ProxyPopped {
+            consumer,
+            group,
+            topic,
+            queue_id,
+            attempt_id,
+            found,
+            to_dlq,
+            outcome: o,
+        } => {
+            let mut s = format!(
+                "pop of {topic}@{group} {} for {consumer}: {}, {found} found",
+                pop_queue(*queue_id),
+                outcome(o)
+            );
+            if *to_dlq > 0 {
+                s.push_str(&format!(", {to_dlq} forwarded to the DLQ"));
+            }
+            if let Some(a) = attempt_id {
+                s.push_str(&format!(", attemptId {a}"));
+            }
+            s
+        }
         K::ConsumerStarted { consumer, group } => format!("{consumer} ({group}) started"),
         K::ConsumerStopped { consumer, group } => format!("{consumer} ({group}) stopped"),
         K::Fault { description } => format!("fault: {description}"),
@@ -360,6 +422,24 @@ fn describe_broker(b: &BrokerEvent) -> String {
             "ack of {topic}@{group} queue {queue_id} offset {ack_offset} merged into the CK (start {start_offset}, popTime {}) after the scan had flushed and dropped it: lost",
             secs(*pop_time)
         ),
+        B::PopParked { op, group, topic, queue_id, expires_at, .. } => format!(
+            "pop #{op} of {topic}@{group} {} found nothing: parked until {} (long polling)",
+            pop_queue(*queue_id),
+            secs(*expires_at)
+        ),
+        B::PopWoken { op, group, topic, queue_id, reason, .. } => format!(
+            "parked pop #{op} of {topic}@{group} {} woken ({reason}): runs again",
+            pop_queue(*queue_id)
+        ),
+        B::DlqWritten {
+            group,
+            msg_id,
+            origin_topic,
+            dlq_topic,
+            dlq_queue_offset,
+            reconsume_times,
+            ..
+        } => format!("stored {msg_id} of {origin_topic} for {group} in {dlq_topic} offset {dlq_queue_offset}, reconsumeTimes {reconsume_times}"),
         B::Crashed {
             graceful: false, ..
         } => "broker crashed".to_owned(),
@@ -391,6 +471,8 @@ pub fn event_type(kind: &EventKind) -> &'static str {
         K::ResetResult { .. } => "reset-result",
         K::SentToDlq { .. } => "sent-to-dlq",
         K::DlqWritten { .. } => "dlq-written",
+        K::GrpcCall { .. } => "grpc-call",
+        K::ProxyPopped { .. } => "proxy-popped",
         K::ConsumerStarted { .. } => "consumer-started",
         K::ConsumerStopped { .. } => "consumer-stopped",
         K::Fault { .. } => "fault",
@@ -414,6 +496,9 @@ pub fn event_type(kind: &EventKind) -> &'static str {
             B::PopRead { .. } => "pop-read",
             B::LockReleasedByOther { .. } => "lock-released-by-other",
             B::AckLostOnDroppedCk { .. } => "ack-lost-on-dropped-ck",
+            B::PopParked { .. } => "pop-parked",
+            B::PopWoken { .. } => "pop-woken",
+            B::DlqWritten { .. } => "dlq-written",
             B::Crashed { .. } => "crashed",
             B::Restarted { .. } => "restarted",
         },
@@ -544,6 +629,22 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
             group: Some(group),
             ..none
         },
+        K::GrpcCall { group, msg_id, .. } => EventFields {
+            msg_id: msg_id.as_deref(),
+            group: Some(group),
+            ..none
+        },
+        K::ProxyPopped {
+            group,
+            topic,
+            queue_id,
+            ..
+        } => EventFields {
+            group: Some(group),
+            topic: Some(topic),
+            queue_id: q(*queue_id),
+            ..none
+        },
         K::OffsetUpdateCompleted { .. } | K::Fault { .. } => none,
         K::Broker(b) => match b {
             B::Revived {
@@ -672,6 +773,36 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
                 queue_offset: Some(*min_offset),
                 ..none
             },
+            B::PopParked {
+                group,
+                topic,
+                queue_id,
+                ..
+            }
+            | B::PopWoken {
+                group,
+                topic,
+                queue_id,
+                ..
+            } => EventFields {
+                group: Some(group),
+                topic: Some(topic),
+                queue_id: q(*queue_id),
+                ..none
+            },
+            B::DlqWritten {
+                group,
+                msg_id,
+                dlq_topic,
+                dlq_queue_offset,
+                ..
+            } => EventFields {
+                msg_id: Some(msg_id),
+                group: Some(group),
+                topic: Some(dlq_topic),
+                queue_id: Some(0),
+                queue_offset: Some(*dlq_queue_offset),
+            },
             B::ReviveOffsetCommitted { .. }
             | B::LockReleasedByOther { .. }
             | B::OffsetsPersisted { .. }
@@ -685,7 +816,72 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{GrpcCode, GrpcRpc};
     use crate::testkit::H;
+
+    #[test]
+    fn the_proxy_hop_and_long_polling_read_as_upstream_says_them() {
+        let mut h = H::new();
+        h.at(1_000).broker(BrokerEvent::PopParked {
+            at: 1_000,
+            op: 7,
+            group: "g1".into(),
+            topic: "TopicA".into(),
+            queue_id: -1,
+            expires_at: 21_000,
+        });
+        h.at(1_500).broker(BrokerEvent::PopWoken {
+            at: 1_500,
+            op: 7,
+            group: "g1".into(),
+            topic: "TopicA".into(),
+            queue_id: -1,
+            reason: "notifyMessageArriving".into(),
+        });
+        h.at(1_510).push(
+            "proxy",
+            EventKind::ProxyPopped {
+                consumer: "c1".into(),
+                group: "g1".into(),
+                topic: "TopicA".into(),
+                queue_id: -1,
+                attempt_id: Some("c1-q0-3".into()),
+                found: 2,
+                to_dlq: 1,
+                outcome: crate::testkit::ok(),
+            },
+        );
+        h.at(1_520).push(
+            "c1",
+            EventKind::GrpcCall {
+                consumer: "c1".into(),
+                group: "g1".into(),
+                rpc: GrpcRpc::AckMessage,
+                msg_id: Some("m1".into()),
+                outcome: crate::history::GrpcOutcome::Status {
+                    code: GrpcCode::InvalidReceiptHandle,
+                    message: "receipt handle is expired".into(),
+                },
+                detail: String::new(),
+            },
+        );
+        let hist = h.build();
+        let lines: Vec<String> = hist.events.iter().map(event_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "[t=1.000s broker] pop #7 of TopicA@g1 every queue found nothing: parked until 21.000s (long polling)",
+                "[t=1.500s broker] parked pop #7 of TopicA@g1 every queue woken (notifyMessageArriving): runs again",
+                "[t=1.510s proxy] pop of TopicA@g1 every queue for c1: SUCCESS, 2 found, 1 forwarded to the DLQ, attemptId c1-q0-3",
+                "[t=1.520s c1] c1 (g1) AckMessage of m1 via the proxy: INVALID_RECEIPT_HANDLE (receipt handle is expired)",
+            ]
+        );
+        let types: Vec<&str> = hist.events.iter().map(|e| event_type(&e.kind)).collect();
+        assert_eq!(
+            types,
+            ["pop-parked", "pop-woken", "proxy-popped", "grpc-call"]
+        );
+    }
 
     #[test]
     fn lines_show_time_node_and_upstream_names() {

@@ -9,10 +9,34 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsumerKind {
-    /// `ConsumeMessagePopConcurrentlyService`.
+    /// The remoting push consumer (`ConsumeMessagePopConcurrentlyService`); scripted
+    /// consumers are listed as this kind too.
     Concurrent,
-    /// `ConsumeMessagePopOrderlyService`.
+    /// An orderly remoting POP consumer (`ConsumeMessagePopOrderlyService` with FIFO pops).
+    /// No upstream client pops that way and popsim no longer simulates one; the kind stays
+    /// so that older saved histories load, and is judged as a FIFO consumer.
     Orderly,
+    /// The gRPC `PushConsumer` of a non-FIFO group, through the proxy.
+    GrpcPush,
+    /// The gRPC `PushConsumer` of a FIFO group (`FifoConsumeService`), through the proxy.
+    GrpcFifo,
+    /// The gRPC `SimpleConsumer`, through the proxy.
+    GrpcSimple,
+}
+
+impl ConsumerKind {
+    /// Pops FIFO (orderly) batches.
+    pub fn is_fifo(self) -> bool {
+        matches!(self, ConsumerKind::Orderly | ConsumerKind::GrpcFifo)
+    }
+
+    /// Talks to the proxy, not to the broker.
+    pub fn is_grpc(self) -> bool {
+        matches!(
+            self,
+            ConsumerKind::GrpcPush | ConsumerKind::GrpcFifo | ConsumerKind::GrpcSimple
+        )
+    }
 }
 
 /// Static facts about a consumer, for invariants that depend on its settings.
@@ -22,10 +46,16 @@ pub struct ConsumerMeta {
     pub group: String,
     pub topic: String,
     pub kind: ConsumerKind,
-    /// As configured (−1 = upstream default).
+    /// As configured (−1 = upstream default). For a gRPC consumer: the group's
+    /// `retryMaxTimes`.
     pub max_reconsume_times: i32,
-    /// The effective limit (`getMaxReconsumeTimes`: −1 → 16 concurrent, `i32::MAX` orderly).
+    /// The effective limit: `getMaxReconsumeTimes` for the remoting push consumer (−1 → 16);
+    /// for a gRPC consumer the proxy's `maxAttempts` (`retryMaxTimes + 1`, −1 → 17): the
+    /// proxy dead-letters a delivery whose reconsumeTimes reached it, and the FIFO client a
+    /// message whose delivery attempts (reconsumeTimes plus local retries) did.
     pub effective_max_reconsume_times: u32,
+    /// The invisible time the consumer's pops carry (after the client or proxy replaced the
+    /// configured one, e.g. the proxy's 60 s for an auto-renewing push consumer).
     pub pop_invisible_time: Millis,
 }
 
@@ -70,6 +100,72 @@ pub enum OffsetUpdateMode {
     Sync,
     /// `updateConsumerOffsetAsync` (a future).
     Future,
+}
+
+/// A gRPC status code the proxy answers with (`apache.rocketmq.v2.Code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GrpcCode {
+    Ok,
+    MultipleResults,
+    BadRequest,
+    IllegalInvisibleTime,
+    IllegalPollingTime,
+    InvalidReceiptHandle,
+    MessageNotFound,
+    TooManyRequests,
+    InternalServerError,
+    ProxyTimeout,
+}
+
+impl GrpcCode {
+    /// The constant's name, e.g. `INVALID_RECEIPT_HANDLE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GrpcCode::Ok => "OK",
+            GrpcCode::MultipleResults => "MULTIPLE_RESULTS",
+            GrpcCode::BadRequest => "BAD_REQUEST",
+            GrpcCode::IllegalInvisibleTime => "ILLEGAL_INVISIBLE_TIME",
+            GrpcCode::IllegalPollingTime => "ILLEGAL_POLLING_TIME",
+            GrpcCode::InvalidReceiptHandle => "INVALID_RECEIPT_HANDLE",
+            GrpcCode::MessageNotFound => "MESSAGE_NOT_FOUND",
+            GrpcCode::TooManyRequests => "TOO_MANY_REQUESTS",
+            GrpcCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+            GrpcCode::ProxyTimeout => "PROXY_TIMEOUT",
+        }
+    }
+}
+
+/// A gRPC call of a client to the proxy (`MessagingService`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrpcRpc {
+    ReceiveMessage,
+    AckMessage,
+    ChangeInvisibleDuration,
+    ForwardMessageToDeadLetterQueue,
+}
+
+impl GrpcRpc {
+    /// The RPC's name in `service.proto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GrpcRpc::ReceiveMessage => "ReceiveMessage",
+            GrpcRpc::AckMessage => "AckMessage",
+            GrpcRpc::ChangeInvisibleDuration => "ChangeInvisibleDuration",
+            GrpcRpc::ForwardMessageToDeadLetterQueue => "ForwardMessageToDeadLetterQueue",
+        }
+    }
+}
+
+/// How a gRPC call ended, as the client saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrpcOutcome {
+    /// The proxy answered with this status.
+    Status { code: GrpcCode, message: String },
+    /// No answer within the client's deadline.
+    Timeout,
 }
 
 /// What the listener returned.
@@ -238,6 +334,35 @@ pub enum EventKind {
         dlq_queue_offset: u64,
         /// The reconsumeTimes stored with the DLQ copy.
         reconsume_times: u32,
+    },
+    /// A gRPC client's call to the proxy ended (recorded by the client when the answer, or
+    /// its deadline, comes). The proxy's own remoting calls to the broker are recorded on
+    /// the proxy's node as `AckSent`/`AckResult`/`ChangeInvisibleResult` with the client as
+    /// `consumer`; these say what the client saw. `msg_id` is the message the call is about,
+    /// if one; for a receive, `detail` says how many messages came.
+    GrpcCall {
+        consumer: String,
+        group: String,
+        rpc: GrpcRpc,
+        msg_id: Option<String>,
+        outcome: GrpcOutcome,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+    /// The proxy got the broker's answer to the pop it made for a client's
+    /// `ReceiveMessage` (`ConsumerProcessor.popMessage`): `found` messages, of which
+    /// `to_dlq` it forwarded to the DLQ (`PopMessageResultFilterImpl`: reconsumeTimes ≥
+    /// maxAttempts) instead of handing them out. (Subscriptions are `*`, so the filter's
+    /// tag mismatch never happens.)
+    ProxyPopped {
+        consumer: String,
+        group: String,
+        topic: String,
+        queue_id: i32,
+        attempt_id: Option<String>,
+        found: u32,
+        to_dlq: u32,
+        outcome: RpcOutcome,
     },
     /// A consumer's pop loop started (scripted `StartConsumer`, or the run's start).
     ConsumerStarted { consumer: String, group: String },

@@ -91,6 +91,9 @@ impl H {
         let effective = match (kind, max) {
             (ConsumerKind::Concurrent, -1) => 16,
             (ConsumerKind::Orderly, -1) => i32::MAX as u32,
+            // maxAttempts = retryMaxTimes + 1 (−1: the group's 16).
+            (k, -1) if k.is_grpc() => 17,
+            (k, m) if k.is_grpc() => m as u32 + 1,
             (_, m) => m as u32,
         };
         self.meta.consumers.push(ConsumerMeta {
@@ -148,7 +151,7 @@ impl H {
         self.meta
             .consumers
             .iter()
-            .any(|c| c.name == consumer && c.kind == ConsumerKind::Orderly)
+            .any(|c| c.name == consumer && c.kind.is_fifo())
     }
 
     fn invisible_of(&self, consumer: &str) -> Millis {
@@ -306,6 +309,7 @@ impl H {
         let invisible = self.invisible_of(consumer);
         let receipt = ExtraInfo {
             ck_queue_offset: ck_start,
+            commit_log_offset: None,
             pop_time: self.now,
             invisible_time: invisible,
             revive_qid: if orderly { POP_ORDER_REVIVE_QUEUE } else { 0 },

@@ -89,6 +89,8 @@ const BUILTINS: &[Builtin] = &[
         name: "late-ck-flush-behind-ack",
         summary: "finding F5 on develop: a buffered CK flushed late lands behind an ACK that addAk refused; the reviver drops the ACK and revives an acked message",
         source: include_str!("../findings/late-ck-flush-behind-ack.toml"),
+    },
+    Builtin {
         name: "ack-put-failure-answered-success",
         summary: "finding F6 on develop: an ACK whose store put failed is answered SUCCESS; the CK revives the acked message",
         source: include_str!("../findings/ack-put-failure-answered-success.toml"),

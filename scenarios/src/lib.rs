@@ -304,6 +304,12 @@ fn rewrite_serde_message(msg: &str) -> String {
         } else {
             names.remove(0)
         };
+        if given == "orderly" && names.iter().any(|n| n == "grpc-push") {
+            return format!(
+                "`orderly` follows no client anyone runs: the remoting push consumer never pops with order = true (DefaultMQPushConsumerImpl.popMessage; ConsumeMessagePopOrderlyService only takes a lock object); FIFO POP comes from the gRPC clients through the proxy: use kind = \"grpc-push\" with fifo = true; valid: {}",
+                names.join(", ")
+            );
+        }
         return format!("unknown value `{given}`; valid: {}", names.join(", "));
     }
     if let Some(rest) = msg.strip_prefix("invalid type: ") {

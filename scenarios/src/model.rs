@@ -36,6 +36,9 @@ pub struct Scenario {
     /// Upstream `BrokerConfig` keys (camelCase), e.g. `enablePopBufferMerge = true`.
     #[serde(default)]
     pub broker: BrokerConfig,
+    /// Upstream `ProxyConfig` keys (camelCase) of the proxy node the gRPC consumers talk to.
+    #[serde(default, skip_serializing_if = "ProxyConfig::is_default")]
+    pub proxy: ProxyConfig,
     #[serde(default)]
     pub topics: Vec<TopicSpec>,
     #[serde(default)]
@@ -116,12 +119,38 @@ fn default_interval() -> Millis {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsumerKindSpec {
-    /// POP push consumer, concurrent (`ConsumeMessagePopConcurrentlyService`).
+    /// The remoting POP push consumer (`DefaultMQPushConsumerImpl.popMessage` +
+    /// `ConsumeMessagePopConcurrentlyService`), straight to the broker. (There is no
+    /// `orderly` kind: the remoting push consumer never pops with `order = true`, and the
+    /// loader says to use `grpc-push` with `fifo = true`.)
     Concurrent,
-    /// POP push consumer, orderly (`ConsumeMessagePopOrderlyService`).
-    Orderly,
-    /// No loop of its own: pops, acks and changes invisible time only when a step says so.
+    /// No loop of its own: pops, acks and changes invisible time with the remoting client
+    /// API (`MQClientAPIImpl`) only when a step says so.
     Scripted,
+    /// The gRPC `PushConsumer` (apache/rocketmq-clients, Java) through the proxy:
+    /// `FifoConsumeService` with `fifo = true`, `StandardConsumeService` otherwise.
+    GrpcPush,
+    /// The gRPC `SimpleConsumer` through the proxy, driven by `pop` (receive), `ack` and
+    /// `change-invisible-time` steps.
+    GrpcSimple,
+}
+
+impl ConsumerKindSpec {
+    /// Talks to the proxy.
+    pub fn is_grpc(self) -> bool {
+        matches!(
+            self,
+            ConsumerKindSpec::GrpcPush | ConsumerKindSpec::GrpcSimple
+        )
+    }
+
+    /// Driven by timeline steps rather than a loop of its own.
+    pub fn is_stepped(self) -> bool {
+        matches!(
+            self,
+            ConsumerKindSpec::Scripted | ConsumerKindSpec::GrpcSimple
+        )
+    }
 }
 
 /// A range of virtual milliseconds; a value is drawn uniformly from `[min, max]`.
@@ -140,11 +169,14 @@ pub struct ConsumerSpec {
     pub kind: ConsumerKindSpec,
     pub group: String,
     pub topic: String,
-    /// `popInvisibleTime` (client default 60 000; outside [5 000, 300 000] the Java client
-    /// replaces it with 60 000 — the scenario value is used as written).
+    /// `popInvisibleTime` (client default 60 000). The remoting push consumer replaces a
+    /// value outside [5 000, 300 000] with 60 000; the gRPC push consumer does not send one
+    /// (the proxy pops with its `defaultInvisibleTimeMills` and renews it); `popsim run`
+    /// says so when a value is replaced.
     #[serde(default = "default_invisible")]
     pub pop_invisible_time_ms: Millis,
-    /// `maxReconsumeTimes` (−1 = upstream default: 16 concurrent, unbounded orderly).
+    /// `maxReconsumeTimes` (−1 = upstream default: 16). For a gRPC consumer: the group's
+    /// `retryMaxTimes` (−1 = 16); the proxy's `maxAttempts` is one more.
     #[serde(default = "minus_one")]
     pub max_reconsume_times: i32,
     /// `popBatchNums` (max messages per pop, ≤ 32).
@@ -156,9 +188,20 @@ pub struct ConsumerSpec {
     /// Percent of listener runs that return RECONSUME_LATER (failure).
     #[serde(default)]
     pub failure_percent: u32,
-    /// Ack with BATCH_ACK_MESSAGE instead of one ACK_MESSAGE per message.
-    #[serde(default)]
+    /// Not an option of any client: the remoting push consumer acks one message per
+    /// request, and only the proxy batch-acks (`[proxy] enableBatchAck`). Parsed so that the
+    /// validator can say so; `true` is an error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch_ack: bool,
+    /// gRPC consumers: the group is a FIFO group (the proxy's settings carry the group's
+    /// `consumeMessageOrderly`): receives pop with `order = true`, and the push consumer
+    /// consumes each batch in order (`FifoConsumeService`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo: bool,
+    /// gRPC simple consumer: `awaitDuration`, the long-polling timeout of each receive
+    /// (the proxy clamps it to its min and max long-polling timeouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub await_duration_ms: Option<Millis>,
     /// When the consumer starts popping.
     #[serde(default)]
     pub start_at_ms: Millis,
@@ -178,6 +221,61 @@ fn default_batch() -> u32 {
 }
 fn default_consume_time() -> RangeMs {
     RangeMs { min: 10, max: 10 }
+}
+
+/// The proxy's configuration (`ProxyConfig`), upstream's keys and defaults (develop,
+/// 2025-09). Only what the modelled paths read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct ProxyConfig {
+    /// `AckMessageActivity`: ack a request's entries with one `BATCH_ACK_MESSAGE` per broker
+    /// (`ackMessageInBatch`) instead of one `ACK_MESSAGE` each.
+    pub enable_batch_ack: bool,
+    /// Renew the invisible time of messages a push consumer is consuming
+    /// (`ReceiptHandleProcessor`); with it, a push consumer's receive pops with
+    /// `defaultInvisibleTimeMills`.
+    pub enable_proxy_auto_renew: bool,
+    pub default_invisible_time_mills: Millis,
+    /// A simple consumer's receive is refused (`ILLEGAL_INVISIBLE_TIME`) below this.
+    pub min_invisible_time_mills_for_recv: Millis,
+    pub max_invisible_time_mills: Millis,
+    /// A receive's long-polling timeout is clamped to [min, max].
+    pub grpc_client_consumer_min_long_polling_timeout_millis: Millis,
+    pub grpc_client_consumer_max_long_polling_timeout_millis: Millis,
+    /// The push consumer's receive batch size (the settings' `receiveBatchSize`).
+    pub grpc_client_consumer_long_polling_batch_size: u32,
+    /// Renew a handle once its next-visible time is this close.
+    pub renew_ahead_time_millis: Millis,
+    /// Renew for at most this long after the message was received; then the handle is
+    /// changed to the group's retry delay and dropped (`STOP_RENEW`).
+    pub renew_max_time_millis: Millis,
+    pub renew_schedule_period_millis: Millis,
+    pub max_renew_retry_times: u32,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            enable_batch_ack: false,
+            enable_proxy_auto_renew: true,
+            default_invisible_time_mills: 60_000,
+            min_invisible_time_mills_for_recv: 10_000,
+            max_invisible_time_mills: 12 * 3_600_000,
+            grpc_client_consumer_min_long_polling_timeout_millis: 5_000,
+            grpc_client_consumer_max_long_polling_timeout_millis: 20_000,
+            grpc_client_consumer_long_polling_batch_size: 32,
+            renew_ahead_time_millis: 10_000,
+            renew_max_time_millis: 3 * 3_600_000,
+            renew_schedule_period_millis: 5_000,
+            max_renew_retry_times: 3,
+        }
+    }
+}
+
+impl ProxyConfig {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Offset or admin client.
@@ -228,7 +326,8 @@ pub enum Action {
         #[serde(default = "one_u64")]
         count: u64,
     },
-    /// A scripted consumer pops up to `max` messages and holds their receipts.
+    /// A scripted consumer pops up to `max` messages and holds their receipts (a gRPC
+    /// simple consumer: one `receive(max, invisible_time_ms)`).
     Pop {
         consumer: String,
         #[serde(default = "default_batch")]
@@ -238,8 +337,8 @@ pub enum Action {
         #[serde(default)]
         invisible_time_ms: Option<Millis>,
     },
-    /// A scripted consumer acks the receipts it holds: all, or all but the last `all_but`,
-    /// or the first `count`.
+    /// A scripted or gRPC simple consumer acks the receipts it holds: all, or all but the
+    /// last `all_but`, or the first `count`.
     Ack {
         consumer: String,
         #[serde(default)]
@@ -249,7 +348,8 @@ pub enum Action {
         #[serde(default)]
         batch: bool,
     },
-    /// A scripted consumer changes the invisible time of the receipts it holds.
+    /// A scripted or gRPC simple consumer changes the invisible time of the receipts it
+    /// holds.
     ChangeInvisibleTime {
         consumer: String,
         invisible_time_ms: Millis,

@@ -90,7 +90,7 @@ pub const ACTIONS: &[ActionSchema] = &[
     ActionSchema {
         name: "pop",
         fields: &[
-            req("consumer", Ty::Str, "scripted consumer name"),
+            req("consumer", Ty::Str, "scripted or grpc-simple consumer name"),
             opt("max", Ty::U32, "maxMsgNums, 1..=32 (default 32)"),
             opt("queue", Ty::U32, "queue id to pop (default: all queues)"),
             opt(
@@ -103,7 +103,7 @@ pub const ACTIONS: &[ActionSchema] = &[
     ActionSchema {
         name: "ack",
         fields: &[
-            req("consumer", Ty::Str, "scripted consumer name"),
+            req("consumer", Ty::Str, "scripted or grpc-simple consumer name"),
             opt("count", Ty::U32, "ack only the first `count` held receipts"),
             opt(
                 "all_but",
@@ -116,7 +116,7 @@ pub const ACTIONS: &[ActionSchema] = &[
     ActionSchema {
         name: "change-invisible-time",
         fields: &[
-            req("consumer", Ty::Str, "scripted consumer name"),
+            req("consumer", Ty::Str, "scripted or grpc-simple consumer name"),
             req("invisible_time_ms", Ty::U64, "new invisible time"),
             opt(
                 "count",
@@ -235,7 +235,7 @@ pub const ACTIONS: &[ActionSchema] = &[
         fields: &[req(
             "consumer",
             Ty::Str,
-            "concurrent or orderly consumer name",
+            "concurrent or grpc-push consumer name",
         )],
     },
     ActionSchema {
@@ -243,7 +243,7 @@ pub const ACTIONS: &[ActionSchema] = &[
         fields: &[req(
             "consumer",
             Ty::Str,
-            "concurrent or orderly consumer name",
+            "concurrent or grpc-push consumer name",
         )],
     },
 ];

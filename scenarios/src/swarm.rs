@@ -9,7 +9,7 @@
 use crate::error::IssueKind;
 use crate::limits::*;
 use crate::locate::{kp, KeyPath};
-use crate::model::{ConsumerKindSpec, RangeMs, Scenario};
+use crate::model::{RangeMs, Scenario};
 use crate::validate::Problem;
 use broker_core::rng::Rng;
 use broker_core::Behaviour;
@@ -57,9 +57,13 @@ pub struct SwarmSpec {
     pub pop_invisible_time_ms: Option<RangeMs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_percent: Option<RangeMs>,
-    /// Percent chance that a concurrent consumer acks with BATCH_ACK_MESSAGE.
+    /// No longer drawn: no consumer batch-acks (an error names the replacement,
+    /// `proxy_batch_ack_percent`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_ack_percent: Option<u32>,
+    /// Percent chance of `[proxy] enableBatchAck = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_batch_ack_percent: Option<u32>,
     /// Messages each producer sends on its own schedule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<RangeMs>,
@@ -131,6 +135,7 @@ impl SwarmSpec {
             pop_invisible_time_ms,
             failure_percent,
             batch_ack_percent,
+            proxy_batch_ack_percent,
             messages,
             buffer_merge_percent,
             reset_every_ms,
@@ -185,6 +190,7 @@ impl SwarmSpec {
             .iter()
             .any(|r| r.is_some())
             || batch_ack_percent.is_some()
+            || proxy_batch_ack_percent.is_some()
             || buffer_merge_percent.is_some()
     }
 
@@ -283,7 +289,7 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
         }
     }
     for c in &mut out.consumers {
-        if c.kind == ConsumerKindSpec::Scripted {
+        if c.kind.is_stepped() {
             continue;
         }
         let at = |k: &str| format!("consumers.{}.{k}", c.name);
@@ -312,27 +318,6 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
         if let Some(r) = sw.failure_percent {
             c.failure_percent = d.int(r) as u32;
             put(at("failure_percent"), c.failure_percent.to_string());
-        }
-        // An orderly listener that outlives its invisible time is redelivered before it can
-        // ack, so its queue never moves (real FIFO clients renew invisibility while they
-        // consume); the swarm keeps orderly listeners under half the invisible time.
-        let cap = c.pop_invisible_time_ms / 2;
-        if c.kind == ConsumerKindSpec::Orderly && c.consume_time_ms.max > cap {
-            c.consume_time_ms.max = cap;
-            c.consume_time_ms.min = c.consume_time_ms.min.min(cap);
-            put(
-                at("consume_time_ms"),
-                format!(
-                    "{}..{} (capped under the invisible time)",
-                    c.consume_time_ms.min, c.consume_time_ms.max
-                ),
-            );
-        }
-        if let Some(p) = sw.batch_ack_percent {
-            if c.kind == ConsumerKindSpec::Concurrent {
-                c.batch_ack = d.percent(p);
-                put(at("batch_ack"), c.batch_ack.to_string());
-            }
         }
     }
     draw_develop_knobs(sw, &mut d, on, &mut out, &mut put);
@@ -452,6 +437,13 @@ fn draw_develop_knobs(
             format!("{}..{}", s.preempt_ms.min, s.preempt_ms.max),
         );
     }
+    if let Some(p) = sw.proxy_batch_ack_percent {
+        out.proxy.enable_batch_ack = d.percent(p);
+        put(
+            "proxy.enableBatchAck".into(),
+            out.proxy.enable_batch_ack.to_string(),
+        );
+    }
     // The store and timer faults, drawn last so the draws above stay as they were.
     let f = &mut out.faults;
     if let Some(r) = sw.timer_lag_ms {
@@ -490,6 +482,13 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             message,
         })
     };
+    if sw.batch_ack_percent.is_some() {
+        bad(
+            IssueKind::Invalid,
+            kp!["swarm", "batch_ack_percent"],
+            "no consumer batch-acks (the remoting push consumer sends one ACK_MESSAGE per message; only the proxy batches): use `proxy_batch_ack_percent`, the chance of [proxy] enableBatchAck".into(),
+        );
+    }
     let mut seen = std::collections::BTreeSet::new();
     for (i, b) in sw.baseline.iter().enumerate() {
         if let Err(e) = b.parse::<Behaviour>() {
@@ -514,7 +513,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
     }
     for (key, p) in [
         ("fault_on_percent", sw.fault_on_percent),
-        ("batch_ack_percent", sw.batch_ack_percent),
+        ("proxy_batch_ack_percent", sw.proxy_batch_ack_percent),
         ("buffer_merge_percent", sw.buffer_merge_percent),
         ("kv_pop_percent", sw.kv_pop_percent),
         ("pop_batch_ack_percent", sw.pop_batch_ack_percent),

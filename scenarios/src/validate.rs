@@ -72,6 +72,7 @@ pub fn validate(sc: &Scenario, ctx: &Context, present: &dyn Fn(&KeyPath) -> bool
     };
     v.top_level();
     v.broker();
+    v.proxy();
     let topics = v.topics();
     let groups = v.names("groups", sc.groups.iter().map(|g| g.name.as_str()), true);
     v.nodes();
@@ -258,6 +259,62 @@ impl<'a> V<'a> {
         }
     }
 
+    fn proxy(&mut self) {
+        let c = &self.sc.proxy;
+        let p = |k: &str| kp!["proxy", k];
+        for (k, val) in [
+            ("defaultInvisibleTimeMills", c.default_invisible_time_mills),
+            ("maxInvisibleTimeMills", c.max_invisible_time_mills),
+            (
+                "grpcClientConsumerMinLongPollingTimeoutMillis",
+                c.grpc_client_consumer_min_long_polling_timeout_millis,
+            ),
+            (
+                "grpcClientConsumerMaxLongPollingTimeoutMillis",
+                c.grpc_client_consumer_max_long_polling_timeout_millis,
+            ),
+            ("renewAheadTimeMillis", c.renew_ahead_time_millis),
+            ("renewMaxTimeMillis", c.renew_max_time_millis),
+            ("renewSchedulePeriodMillis", c.renew_schedule_period_millis),
+        ] {
+            if val == 0 {
+                self.invalid(p(k), "must be greater than 0");
+            } else if val > MAX_DURATION_MS {
+                self.limit(
+                    p(k),
+                    format!("{val} exceeds the limit of {MAX_DURATION_MS} (24 h)"),
+                );
+            }
+        }
+        if c.min_invisible_time_mills_for_recv > MAX_DURATION_MS {
+            self.limit(
+                p("minInvisibleTimeMillsForRecv"),
+                format!("exceeds the limit of {MAX_DURATION_MS} (24 h)"),
+            );
+        }
+        if c.grpc_client_consumer_min_long_polling_timeout_millis
+            > c.grpc_client_consumer_max_long_polling_timeout_millis
+        {
+            self.invalid(
+                p("grpcClientConsumerMinLongPollingTimeoutMillis"),
+                format!(
+                    "{} is greater than grpcClientConsumerMaxLongPollingTimeoutMillis {}",
+                    c.grpc_client_consumer_min_long_polling_timeout_millis,
+                    c.grpc_client_consumer_max_long_polling_timeout_millis
+                ),
+            );
+        }
+        if c.grpc_client_consumer_long_polling_batch_size == 0 {
+            self.invalid(
+                p("grpcClientConsumerLongPollingBatchSize"),
+                "must be at least 1",
+            );
+        }
+        if c.max_renew_retry_times > 1_000 {
+            self.limit(p("maxRenewRetryTimes"), "exceeds 1000");
+        }
+    }
+
     /// Check a list of names: non-empty, RocketMQ characters, unique, within the count limit.
     /// Returns the names.
     fn names<'n>(
@@ -340,10 +397,10 @@ impl<'a> V<'a> {
                     .map(|(i, c)| ("clients", i, c.name.as_str())),
             );
         for (table, i, name) in all {
-            if name == "broker" {
+            if name == "broker" || name == "proxy" {
                 self.invalid(
                     kp![table, i, "name"],
-                    "`broker` is reserved for the broker node",
+                    format!("`{name}` is reserved for the {name} node"),
                 );
             } else if let Some(prev) = owner.get(name) {
                 if *prev != table {
@@ -490,6 +547,42 @@ impl<'a> V<'a> {
                 );
             }
             self.time(at("start_at_ms"), c.start_at_ms, "start");
+            if c.batch_ack {
+                self.invalid(
+                    at("batch_ack"),
+                    "no client has this option: the remoting push consumer acks one message per ACK_MESSAGE and only the proxy batch-acks; use a grpc-push consumer and set [proxy] enableBatchAck = true",
+                );
+            }
+            if c.kind == ConsumerKindSpec::GrpcPush && !self.sc.proxy.enable_proxy_auto_renew {
+                self.invalid(
+                    at("kind"),
+                    "a gRPC push consumer receives with autoRenew and no invisible duration; with [proxy] enableProxyAutoRenew = false the proxy refuses every such receive (ILLEGAL_INVISIBLE_TIME)",
+                );
+            }
+            if c.fifo && !c.kind.is_grpc() {
+                self.invalid(
+                    at("fifo"),
+                    format!(
+                        "a {} consumer pops non-orderly; fifo is the setting of a gRPC consumer's group (grpc-push, grpc-simple)",
+                        kind_name(c.kind)
+                    ),
+                );
+            }
+            match c.await_duration_ms {
+                Some(_) if c.kind != ConsumerKindSpec::GrpcSimple => self.invalid(
+                    at("await_duration_ms"),
+                    format!(
+                        "only a grpc-simple consumer has an await duration; a {} consumer has none",
+                        kind_name(c.kind)
+                    ),
+                ),
+                Some(0) => self.invalid(at("await_duration_ms"), "must be greater than 0"),
+                Some(t) if t > MAX_DURATION_MS => self.limit(
+                    at("await_duration_ms"),
+                    format!("{t} exceeds the limit of {MAX_DURATION_MS} (24 h)"),
+                ),
+                _ => {}
+            }
         }
     }
 
@@ -512,13 +605,13 @@ impl<'a> V<'a> {
         let scripted: Vec<&str> = sc
             .consumers
             .iter()
-            .filter(|c| c.kind == ConsumerKindSpec::Scripted)
+            .filter(|c| c.kind.is_stepped())
             .map(|c| c.name.as_str())
             .collect();
         let looping: Vec<&str> = sc
             .consumers
             .iter()
-            .filter(|c| c.kind != ConsumerKindSpec::Scripted)
+            .filter(|c| !c.kind.is_stepped())
             .map(|c| c.name.as_str())
             .collect();
         let producers: Vec<&str> = sc.producers.iter().map(|p| p.name.as_str()).collect();
@@ -534,7 +627,9 @@ impl<'a> V<'a> {
                 .map(|c| c.name.as_str())
                 .collect()
         };
+        let proxy = sc.consumers.iter().any(|c| c.kind.is_grpc());
         let nodes: Vec<&str> = std::iter::once("broker")
+            .chain(proxy.then_some("proxy"))
             .chain(producers.iter().copied())
             .chain(consumer_names.iter().copied())
             .chain(sc.clients.iter().map(|c| c.name.as_str()))
@@ -571,13 +666,13 @@ impl<'a> V<'a> {
                         );
                         None
                     }
-                    Some(c) if c.kind != ConsumerKindSpec::Scripted => {
+                    Some(c) if !c.kind.is_stepped() => {
                         this.invalid(
                             at("consumer"),
                             format!(
-                                "consumer `{name}` is {}; only scripted consumers take pop, ack and change-invisible-time steps ({})",
+                                "consumer `{name}` is {}; only scripted and grpc-simple consumers take pop, ack and change-invisible-time steps ({})",
                                 kind_name(c.kind),
-                                if scripted.is_empty() { "none are defined".to_owned() } else { format!("scripted: {}", scripted.join(", ")) }
+                                if scripted.is_empty() { "none are defined".to_owned() } else { format!("stepped: {}", scripted.join(", ")) }
                             ),
                         );
                         None
@@ -639,15 +734,22 @@ impl<'a> V<'a> {
                     let c = scripted_ref(self, consumer);
                     self.batch(at("max"), *max);
                     if let (Some(q), Some(c)) = (queue, c) {
-                        let queues = topics.get(c.topic.as_str()).copied();
-                        self.queue_ref(at("queue"), (*q).into(), queues, &c.topic);
+                        if c.kind == ConsumerKindSpec::GrpcSimple {
+                            self.invalid(at("queue"), "a gRPC simple consumer's receive names no queue (the proxy pops every queue of the broker)");
+                        } else {
+                            let queues = topics.get(c.topic.as_str()).copied();
+                            self.queue_ref(at("queue"), (*q).into(), queues, &c.topic);
+                        }
                     }
                     if let Some(t) = invisible_time_ms {
                         self.invisible(at("invisible_time_ms"), *t);
                     }
                 }
-                Action::Ack { consumer, count, all_but, batch: _ } => {
-                    scripted_ref(self, consumer);
+                Action::Ack { consumer, count, all_but, batch } => {
+                    let c = scripted_ref(self, consumer);
+                    if *batch && c.is_some_and(|c| c.kind == ConsumerKindSpec::GrpcSimple) {
+                        self.invalid(at("batch"), "a gRPC simple consumer acks one message per call; the proxy batches its acks when [proxy] enableBatchAck = true");
+                    }
                     if count.is_some() && all_but.is_some() {
                         self.invalid(at("all_but"), "give `count` or `all_but`, not both");
                     }
@@ -728,9 +830,9 @@ impl<'a> V<'a> {
                         at("consumer"),
                         format!("unknown consumer `{consumer}`; {}", valid_list(looping.iter().copied())),
                     ),
-                    Some(c) if c.kind == ConsumerKindSpec::Scripted => self.invalid(
+                    Some(c) if c.kind.is_stepped() => self.invalid(
                         at("consumer"),
-                        format!("consumer `{consumer}` is scripted: it has no loop to start or stop; it takes pop, ack and change-invisible-time steps"),
+                        format!("consumer `{consumer}` is {}: it has no loop to start or stop; it takes pop, ack and change-invisible-time steps", kind_name(c.kind)),
                     ),
                     Some(_) => {}
                 },
@@ -963,8 +1065,9 @@ impl<'a> V<'a> {
 fn kind_name(k: ConsumerKindSpec) -> &'static str {
     match k {
         ConsumerKindSpec::Concurrent => "concurrent",
-        ConsumerKindSpec::Orderly => "orderly",
         ConsumerKindSpec::Scripted => "scripted",
+        ConsumerKindSpec::GrpcPush => "grpc-push",
+        ConsumerKindSpec::GrpcSimple => "grpc-simple",
     }
 }
 

@@ -85,10 +85,25 @@ fn bug_scenarios_replay_and_expect_a_violation() {
 fn builtins_carry_the_documented_preconditions() {
     let a = builtin("orderly-reset-replay").unwrap();
     assert!(a.broker.pop_consumer_kv_service_enable);
+    // The client #9369 was reported with: the gRPC FIFO push consumer through the proxy.
     assert!(a
         .consumers
         .iter()
-        .any(|c| c.kind == ConsumerKindSpec::Orderly));
+        .any(|c| c.kind == ConsumerKindSpec::GrpcPush && c.fifo));
+    for name in [
+        "orderly-reset-random",
+        "kv-reset-lock-inversion",
+        "mixed-workload",
+        "develop-random",
+    ] {
+        let sc = builtin(name).unwrap();
+        assert!(
+            sc.consumers
+                .iter()
+                .any(|c| c.kind == ConsumerKindSpec::GrpcPush && c.fifo),
+            "{name}: the FIFO consumer is the gRPC push consumer"
+        );
+    }
     assert!(a.replays.contains(&"reset-commits-pull-offset".to_owned()));
     assert_eq!(
         a.expect.with_bug,
@@ -165,7 +180,11 @@ fn builtins_carry_the_documented_preconditions() {
     assert!(m
         .consumers
         .iter()
-        .any(|c| c.kind == ConsumerKindSpec::Orderly));
+        .any(|c| c.kind == ConsumerKindSpec::GrpcPush && c.fifo));
+    assert!(
+        m.proxy.enable_batch_ack,
+        "batch acks where they are real: the proxy's"
+    );
     assert!(m.faults.loss_rate > 0.0 && m.faults.clog_every_ms > 0);
     assert!(m.quiet_period_ms > 0);
 }

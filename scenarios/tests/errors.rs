@@ -195,7 +195,10 @@ fn bad_enum_value_lists_the_variants() {
         19,
         8,
         "consumers[0].kind",
-        &["unknown value `push`", "concurrent, orderly, scripted"],
+        &[
+            "unknown value `push`",
+            "concurrent, scripted, grpc-push, grpc-simple",
+        ],
     );
 }
 
@@ -306,9 +309,114 @@ fn pop_step_for_a_looping_consumer() {
         "steps[0].consumer",
         &[
             "`c2` is concurrent",
-            "only scripted consumers",
-            "scripted: c1",
+            "only scripted and grpc-simple consumers",
+            "stepped: c1",
         ],
+    );
+}
+
+#[test]
+fn the_orderly_kind_names_its_replacement() {
+    fails(
+        &edit("kind = \"concurrent\"", "kind = \"orderly\""),
+        25,
+        8,
+        "consumers[1].kind",
+        &[
+            "`orderly` follows no client anyone runs",
+            "never pops with order = true",
+            "kind = \"grpc-push\" with fifo = true",
+            "valid: concurrent, scripted, grpc-push, grpc-simple",
+        ],
+    );
+}
+
+#[test]
+fn batch_ack_is_the_proxys_not_a_consumers() {
+    fails(
+        &edit(
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\n",
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\nbatch_ack = true\n",
+        ),
+        28,
+        13,
+        "consumers[1].batch_ack",
+        &["only the proxy batch-acks", "[proxy] enableBatchAck = true"],
+    );
+    fails(
+        &with("[swarm]\nbatch_ack_percent = 30\n"),
+        38,
+        21,
+        "swarm.batch_ack_percent",
+        &["use `proxy_batch_ack_percent`"],
+    );
+}
+
+#[test]
+fn grpc_keys_belong_to_grpc_consumers() {
+    fails(
+        &edit(
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\n",
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\nfifo = true\n",
+        ),
+        28,
+        8,
+        "consumers[1].fifo",
+        &["a concurrent consumer pops non-orderly"],
+    );
+    fails(
+        &edit(
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\n",
+            "kind = \"grpc-push\"\ngroup = \"g\"\ntopic = \"t\"\nawait_duration_ms = 5_000\n",
+        ),
+        28,
+        21,
+        "consumers[1].await_duration_ms",
+        &["only a grpc-simple consumer"],
+    );
+    fails(
+        &with("[proxy]\nenableProxyAutoRenew = false\n")
+            .replace("kind = \"concurrent\"", "kind = \"grpc-push\""),
+        25,
+        8,
+        "consumers[1].kind",
+        &["enableProxyAutoRenew = false", "ILLEGAL_INVISIBLE_TIME"],
+    );
+}
+
+#[test]
+fn grpc_simple_steps() {
+    let simple = edit("kind = \"scripted\"", "kind = \"grpc-simple\"");
+    load(&format!(
+        "{simple}[[steps]]\nat_ms = 1_000\naction = \"pop\"\nconsumer = \"c1\"\nmax = 4\n"
+    ))
+    .unwrap();
+    fails(
+        &format!(
+            "{simple}[[steps]]\nat_ms = 1_000\naction = \"ack\"\nconsumer = \"c1\"\nbatch = true\n"
+        ),
+        41,
+        9,
+        "steps[0].batch",
+        &["one message per call", "enableBatchAck"],
+    );
+    fails(
+        &format!(
+            "{simple}[[steps]]\nat_ms = 1_000\naction = \"pop\"\nconsumer = \"c1\"\nqueue = 1\n"
+        ),
+        41,
+        9,
+        "steps[0].queue",
+        &["names no queue"],
+    );
+    fails(
+        &format!(
+            "{simple}[[steps]]\nat_ms = 1_000\naction = \"start-consumer\"\nconsumer = \"c1\"\n"
+        ),
+        40,
+        12,
+        "steps[0].consumer",
+        &["`c1` is grpc-simple"],
     );
 }
 
@@ -647,6 +755,13 @@ fn duplicate_and_reserved_names() {
         8,
         "clients[1].name",
         &["node names must be unique"],
+    );
+    fails(
+        &edit("name = \"p\"", "name = \"proxy\""),
+        13,
+        8,
+        "producers[0].name",
+        &["`proxy` is reserved for the proxy node"],
     );
 }
 

@@ -54,6 +54,31 @@ fn every_action_and_key_is_documented() {
             f.name()
         );
     }
+    let proxy = toml::Value::try_from(scenarios::model::ProxyConfig::default()).unwrap();
+    for key in proxy.as_table().unwrap().keys() {
+        assert!(doc.contains(&format!("| `{key}` |")), "proxy key {key}");
+    }
+    for key in [
+        "name",
+        "kind",
+        "group",
+        "topic",
+        "pop_invisible_time_ms",
+        "max_reconsume_times",
+        "pop_batch_nums",
+        "consume_time_ms",
+        "failure_percent",
+        "fifo",
+        "await_duration_ms",
+        "batch_ack",
+        "start_at_ms",
+        "init_mode",
+    ] {
+        assert!(doc.contains(&format!("| `{key}` |")), "consumer key {key}");
+    }
+    for kind in ["concurrent", "grpc-push", "grpc-simple", "scripted"] {
+        assert!(doc.contains(&format!("`{kind}`")), "consumer kind {kind}");
+    }
     // Every [faults] key, with each optional one set so that it serialises.
     let faults = scenarios::model::FaultSpec {
         reset_every_ms: 1,

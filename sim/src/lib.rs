@@ -1,7 +1,7 @@
 //! # sim
 //!
-//! The madsim world around broker-core: a broker node, producers, POP consumers, offset and
-//! admin clients talking over madsim's simulated network, faults drawn from one seed, the
+//! The madsim world around broker-core: a broker node, a proxy node for the gRPC clients,
+//! producers, POP consumers, offset and admin clients talking over madsim's simulated network, faults drawn from one seed, the
 //! recorder, the per-seed runner, and the `popsim` CLI's library half.
 //!
 //! ```
@@ -33,6 +33,7 @@ pub mod cli;
 pub mod clients;
 pub mod explore;
 pub mod output;
+pub mod proxy;
 pub mod runner;
 pub mod shrink;
 pub mod sweep;

@@ -5,12 +5,12 @@
 //! run of the same seed diverge (madsim #240). A panic inside the simulation is caught at the
 //! thread join and reported as a failed seed with the node that panicked; a sweep goes on.
 
-use crate::clients::{orderly, push};
+use crate::clients::decisions;
 use crate::world::{self, WorldConfig};
-use broker_core::{Behaviours, BrokerConfig, BrokerSnapshot, Release};
+use broker_core::{Behaviours, BrokerConfig, BrokerSnapshot, InitMode, Millis, Release};
 use reports::history::{ConsumerKind, ConsumerMeta, Event, History, RunMeta};
 use reports::InvariantResult;
-use scenarios::model::{ConsumerKindSpec, Scenario};
+use scenarios::model::{ConsumerKindSpec, ConsumerSpec, ProxyConfig, Scenario};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, Once};
@@ -100,22 +100,105 @@ impl RunOutcome {
     }
 }
 
+/// How a consumer runs: the history's kind, its effective maximum (`getMaxReconsumeTimes`,
+/// or the proxy's `maxAttempts` for a gRPC client) and the invisible time its pops carry.
+pub fn consumer_kind(c: &ConsumerSpec, proxy: &ProxyConfig) -> (ConsumerKind, u32, Millis) {
+    let remoting = decisions::remoting_max_reconsume_times(c.max_reconsume_times);
+    let attempts = decisions::max_attempts(c.max_reconsume_times);
+    match c.kind {
+        ConsumerKindSpec::Concurrent => (
+            ConsumerKind::Concurrent,
+            remoting,
+            decisions::remoting_pop_invisible_time(c.pop_invisible_time_ms),
+        ),
+        ConsumerKindSpec::Scripted => (ConsumerKind::Concurrent, remoting, c.pop_invisible_time_ms),
+        ConsumerKindSpec::GrpcPush => (
+            if c.fifo {
+                ConsumerKind::GrpcFifo
+            } else {
+                ConsumerKind::GrpcPush
+            },
+            attempts,
+            push_invisible_time(c, proxy),
+        ),
+        ConsumerKindSpec::GrpcSimple => {
+            (ConsumerKind::GrpcSimple, attempts, c.pop_invisible_time_ms)
+        }
+    }
+}
+
+/// The gRPC push consumer sends no invisible time: with auto-renew the proxy pops with its
+/// `defaultInvisibleTimeMills` (without, the receive is refused).
+fn push_invisible_time(c: &ConsumerSpec, proxy: &ProxyConfig) -> Millis {
+    if proxy.enable_proxy_auto_renew {
+        proxy.default_invisible_time_mills
+    } else {
+        c.pop_invisible_time_ms
+    }
+}
+
+/// The scenario values a client replaces with its own, one line each (`popsim run`'s
+/// header says them).
+pub fn replaced_values(scenario: &Scenario) -> Vec<String> {
+    let p = &scenario.proxy;
+    let mut out = Vec::new();
+    for c in &scenario.consumers {
+        let n = &c.name;
+        match c.kind {
+            ConsumerKindSpec::Concurrent => {
+                let used = decisions::remoting_pop_invisible_time(c.pop_invisible_time_ms);
+                if used != c.pop_invisible_time_ms {
+                    out.push(format!(
+                        "{n}: pop_invisible_time_ms {} is outside [{}, {}]; the push consumer pops with {used} ms (DefaultMQPushConsumerImpl.popMessage)",
+                        c.pop_invisible_time_ms,
+                        decisions::MIN_POP_INVISIBLE_TIME,
+                        decisions::MAX_POP_INVISIBLE_TIME
+                    ));
+                }
+            }
+            ConsumerKindSpec::GrpcPush => {
+                let used = push_invisible_time(c, p);
+                if used != c.pop_invisible_time_ms {
+                    out.push(format!(
+                        "{n}: pop_invisible_time_ms {} is not sent by the gRPC push consumer; the proxy pops with defaultInvisibleTimeMills {used} ms and renews it (ReceiveMessageActivity, ReceiptHandleProcessor)",
+                        c.pop_invisible_time_ms
+                    ));
+                }
+                let batch = p
+                    .grpc_client_consumer_long_polling_batch_size
+                    .min(crate::proxy::decisions::MAX_MSG_NUMS_FOR_POP_REQUEST);
+                if batch != c.pop_batch_nums {
+                    out.push(format!(
+                        "{n}: pop_batch_nums {} is replaced by the settings' receiveBatchSize {batch} (proxy grpcClientConsumerLongPollingBatchSize)",
+                        c.pop_batch_nums
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if c.kind.is_grpc() {
+            if c.init_mode == InitMode::Min {
+                out.push(format!(
+                    "{n}: init_mode min is replaced by max: the proxy pops with ConsumeInitMode.MAX (ReceiveMessageActivity)"
+                ));
+            }
+            out.push(format!(
+                "{n}: max_reconsume_times {} is the group's retryMaxTimes; maxAttempts {}",
+                c.max_reconsume_times,
+                decisions::max_attempts(c.max_reconsume_times)
+            ));
+        }
+    }
+    out
+}
+
 /// The run header for `scenario` under `opts`.
 pub fn run_meta(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunMeta {
     let consumers = scenario
         .consumers
         .iter()
         .map(|c| {
-            let (kind, effective) = match c.kind {
-                ConsumerKindSpec::Orderly => (
-                    ConsumerKind::Orderly,
-                    orderly::effective_max_reconsume(c.max_reconsume_times),
-                ),
-                _ => (
-                    ConsumerKind::Concurrent,
-                    push::effective_max_reconsume(c.max_reconsume_times),
-                ),
-            };
+            let (kind, effective, invisible) = consumer_kind(c, &scenario.proxy);
             ConsumerMeta {
                 name: c.name.clone(),
                 group: c.group.clone(),
@@ -123,7 +206,7 @@ pub fn run_meta(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunMeta {
                 kind,
                 max_reconsume_times: c.max_reconsume_times,
                 effective_max_reconsume_times: effective,
-                pop_invisible_time: c.pop_invisible_time_ms,
+                pop_invisible_time: invisible,
             }
         })
         .collect();

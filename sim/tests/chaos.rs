@@ -15,12 +15,13 @@ fn the_world_survives_chaos_and_replays_it_exactly() {
     }
 }
 
-/// Seeds the checker once misread, each a crash interleaving upstream really produces:
-/// seed 4, the first pop after a reset and a crash read from X by the restored commit offset
-/// but its answer was lost; seed 22, a crash lost the buffered CK of the pops after a reset,
-/// so the commit offset stayed at X and acks after the restart could not move it; seed 134,
-/// an orderly group's consumed count taken for the stored copy's reconsumeTimes. No
-/// invariant may fail on them (see docs/findings.md).
+/// Seeds the checker once misread (the chaos world has changed since: they stay as seeds on
+/// which nothing may fail): each was a crash interleaving upstream really produces: the first
+/// pop after a reset and a crash read from X by the restored commit offset but its answer
+/// was lost; a crash lost the buffered CK of the pops after a reset, so the commit offset
+/// stayed at X and acks after the restart could not move it; an orderly group's consumed
+/// count taken for the stored copy's reconsumeTimes. No invariant may fail on them (see
+/// docs/findings.md).
 #[test]
 fn crash_replays_and_orderly_counts_are_not_violations() {
     let src = include_str!("data/chaos.toml");
@@ -37,9 +38,10 @@ fn crash_replays_and_orderly_counts_are_not_violations() {
     }
 }
 
-/// Orderly listeners that fail often under random faults: queues block until the invisible
-/// time ends, messages come back and at maxReconsumeTimes go to the DLQ. FIFO progress,
-/// delivery integrity and the DLQ accounting hold, and are judged on real histories.
+/// gRPC FIFO listeners that fail often under random faults: a failed message is retried
+/// locally while its queue stays blocked, and at maxAttempts the client forwards it to the
+/// DLQ. FIFO progress, delivery integrity and the DLQ accounting hold, and are judged on
+/// real histories.
 #[test]
 fn orderly_failures_keep_fifo_progress_and_dlq_accounting() {
     let src = include_str!("data/orderly-failures.toml");

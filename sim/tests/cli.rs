@@ -207,6 +207,72 @@ fn run_a_scenario_file_that_holds() {
     assert!(!out.contains("reproduce:"));
 }
 
+/// `--trace` shows the gRPC FIFO consumer's hop through the proxy and the broker parking
+/// and waking its pops; the header names the proxy node and what its settings replace.
+#[test]
+fn the_trace_shows_the_proxy_hop_and_long_polling() {
+    let o = popsim(&[
+        "run",
+        "orderly-reset-replay",
+        "--seed",
+        "1",
+        "--trace",
+        "--bug",
+        "reset-commits-pull-offset",
+        "--bug",
+        "kv-fifo-reads-pull-offset",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("nodes:      broker, proxy (gRPC proxy)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("proxy:      grpcClientConsumerLongPollingBatchSize=4"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "replaced:   c1: max_reconsume_times -1 is the group's retryMaxTimes; maxAttempts 17"
+        ),
+        "{out}"
+    );
+    for needle in [
+        " proxy] pop of orders@g-orderly every queue for c1: SUCCESS, 4 found, attemptId c1-q",
+        " c1] c1 (g-orderly) ReceiveMessage via the proxy: OK (OK), 4 message(s)",
+        " proxy] c1 (g-orderly) sent ack of p1-0 ",
+        " c1] c1 (g-orderly) AckMessage of p1-0 via the proxy: OK (OK)",
+        " broker] pop #",
+        "found nothing: parked until ",
+        "woken (timeout): runs again",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in the trace:\n{out}");
+    }
+}
+
+/// A remoting push consumer's invisible time outside [5 s, 300 s] is replaced, and the
+/// header says so.
+#[test]
+fn the_header_says_which_values_a_client_replaces() {
+    let src = HOLDS.replace(
+        "kind = \"scripted\"",
+        "kind = \"concurrent\"\npop_invisible_time_ms = 3_000",
+    )
+    .replace("[[steps]]\nat_ms = 1_000\naction = \"pop\"\nconsumer = \"c1\"\n\n[[steps]]\nat_ms = 2_000\naction = \"ack\"\nconsumer = \"c1\"\n", "");
+    let path =
+        std::env::temp_dir().join(format!("popsim-cli-replaced-{}.toml", std::process::id()));
+    std::fs::write(&path, src).unwrap();
+    let o = popsim(&["run", path.to_str().unwrap(), "--seed", "1"]);
+    let _ = std::fs::remove_file(&path);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("replaced:   c1: pop_invisible_time_ms 3000 is outside [5000, 300000]; the push consumer pops with 60000 ms (DefaultMQPushConsumerImpl.popMessage)"),
+        "{out}"
+    );
+}
+
 const HOLDS: &str = r#"
 name = "holds"
 duration_ms = 10_000

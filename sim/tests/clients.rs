@@ -5,7 +5,9 @@ mod common;
 
 use broker_core::{Behaviour, ResponseCode};
 use common::*;
-use reports::history::{ConsumeOutcome, EventKind, OffsetUpdateMode, RpcOutcome};
+use reports::history::{
+    ConsumeOutcome, EventKind, GrpcCode, GrpcOutcome, GrpcRpc, OffsetUpdateMode, RpcOutcome,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 const BASIC: &str = r#"
@@ -215,10 +217,13 @@ fn failed_consumption_changes_invisible_time_by_delay_level() {
     );
 }
 
-const ORDERLY: &str = r#"
-name = "orderly"
-duration_ms = 20_000
+const FIFO: &str = r#"
+name = "fifo"
+duration_ms = 30_000
 quiet_period_ms = 5_000
+
+[proxy]
+grpcClientConsumerLongPollingBatchSize = 4
 
 [[topics]]
 name = "t"
@@ -235,17 +240,17 @@ interval_ms = 20
 
 [[consumers]]
 name = "c1"
-kind = "orderly"
+kind = "grpc-push"
+fifo = true
 group = "g"
 topic = "t"
-init_mode = "min"
 pop_batch_nums = 4
 start_at_ms = 2_000
 "#;
 
 #[test]
-fn orderly_consumer_pops_with_attempt_ids_and_acks_in_queue_order() {
-    let out = run(ORDERLY, 5, &[]);
+fn grpc_fifo_consumer_receives_through_the_proxy_in_queue_order() {
+    let out = run(FIFO, 5, &[]);
     let h = &out.history;
     let mut per_queue: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for e in &h.events {
@@ -254,10 +259,14 @@ fn orderly_consumer_pops_with_attempt_ids_and_acks_in_queue_order() {
             queue_offset,
             orderly,
             attempt_id,
+            receipt,
             ..
         } = &e.kind
         {
+            assert_eq!(e.node, "c1");
             assert!(*orderly && attempt_id.is_some());
+            let info = broker_core::ExtraInfo::parse(receipt).expect("a proxy handle");
+            assert!(info.commit_log_offset.is_some(), "the proxy's ninth field");
             per_queue.entry(*queue_id).or_default().push(*queue_offset);
         }
     }
@@ -268,7 +277,307 @@ fn orderly_consumer_pops_with_attempt_ids_and_acks_in_queue_order() {
         );
     }
     assert_eq!(per_queue.values().map(Vec::len).sum::<usize>(), 12);
-    assert_eq!(count(h, |k| matches!(k, EventKind::AckResult { .. })), 12);
+    // The proxy acks at the broker; the client sees the gRPC call end.
+    let broker_acks: Vec<_> = events(h, |k| matches!(k, EventKind::AckResult { .. })).collect();
+    assert!(broker_acks.iter().all(|e| e.node == "proxy"));
+    assert_eq!(broker_acks.len(), 12);
+    assert_eq!(
+        count(h, |k| matches!(
+            k,
+            EventKind::GrpcCall {
+                rpc: GrpcRpc::AckMessage,
+                outcome: GrpcOutcome::Status {
+                    code: GrpcCode::Ok,
+                    ..
+                },
+                ..
+            }
+        )),
+        12
+    );
+    assert!(count(h, |k| matches!(k, EventKind::ProxyPopped { .. })) > 0);
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}
+
+#[test]
+fn grpc_fifo_retries_locally_then_forwards_to_the_dlq() {
+    // retryMaxTimes 1: maxAttempts 2. Every listener run fails, so each message is consumed
+    // twice in a row (the retry policy's 1 s apart), then forwarded to the DLQ by the
+    // client; the proxy sends it back and acks it, and the broker stores it in %DLQ%g.
+    let src = FIFO.replace(
+        "start_at_ms = 2_000",
+        "start_at_ms = 2_000\nfailure_percent = 100\nmax_reconsume_times = 1",
+    );
+    let out = run(&src, 5, &[]);
+    let h = &out.history;
+    let mut runs: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for e in events(h, |k| matches!(k, EventKind::ListenerStarted { .. })) {
+        if let EventKind::ListenerStarted { msg_id, .. } = &e.kind {
+            runs.entry(msg_id).or_default().push(e.at);
+        }
+    }
+    assert_eq!(runs.len(), 12);
+    for (m, at) in &runs {
+        assert_eq!(at.len(), 2, "{m}: two attempts");
+        assert!(
+            at[1] - at[0] >= 1_000,
+            "{m}: the retry policy's first delay"
+        );
+    }
+    let decided: Vec<&str> = events(h, |k| matches!(k, EventKind::SentToDlq { .. }))
+        .map(|e| e.node.as_str())
+        .collect();
+    assert_eq!(decided.len(), 12);
+    assert!(decided.iter().all(|n| *n == "c1"), "the client decides");
+    assert_eq!(count(h, |k| matches!(k, EventKind::DlqWritten { .. })), 12);
+    let dlq = out
+        .results
+        .iter()
+        .find(|r| r.name == "dlq-accounting")
+        .unwrap();
+    assert_eq!(dlq.status, reports::Status::Held, "{:?}", dlq.witness);
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}
+
+const GRPC_PUSH: &str = r#"
+name = "grpc-push"
+duration_ms = 120_000
+quiet_period_ms = 5_000
+
+[[topics]]
+name = "t"
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 2
+
+[[consumers]]
+name = "c1"
+kind = "grpc-push"
+group = "g"
+topic = "t"
+start_at_ms = 1_000
+"#;
+
+#[test]
+fn the_proxy_forwards_messages_past_max_attempts_on_receive() {
+    // retryMaxTimes 0: maxAttempts 1. The first run fails and is nacked (changeInvisible-
+    // Duration by the retry policy: 1 s); the revived copy comes back with reconsumeTimes 1,
+    // and the proxy's filter forwards it to the DLQ instead of handing it out.
+    let src = GRPC_PUSH.replace(
+        "start_at_ms = 1_000",
+        "start_at_ms = 1_000\nfailure_percent = 100\nmax_reconsume_times = 0",
+    );
+    let out = run(&src, 2, &[]);
+    let h = &out.history;
+    assert_eq!(
+        count(h, |k| matches!(k, EventKind::ListenerStarted { .. })),
+        2
+    );
+    let nacks: Vec<u64> = events(h, |k| matches!(k, EventKind::ChangeInvisibleResult { .. }))
+        .filter_map(|e| match &e.kind {
+            EventKind::ChangeInvisibleResult { invisible_time, .. } => Some(*invisible_time),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacks, vec![1_000, 1_000]);
+    let decided: Vec<&str> = events(h, |k| matches!(k, EventKind::SentToDlq { .. }))
+        .map(|e| e.node.as_str())
+        .collect();
+    assert_eq!(
+        decided,
+        vec!["proxy", "proxy"],
+        "the proxy's filter decides"
+    );
+    assert_eq!(count(h, |k| matches!(k, EventKind::DlqWritten { .. })), 2);
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}
+
+#[test]
+fn the_proxy_renews_the_receipt_while_a_slow_listener_runs() {
+    // A 70 s listener outlives the proxy's 60 s invisible time; the receipt-handle processor
+    // renews it 10 s ahead (by one minute) and the ack goes out with the renewed handle.
+    let src = GRPC_PUSH.replace(
+        "start_at_ms = 1_000",
+        "start_at_ms = 1_000\nconsume_time_ms = { min = 70_000, max = 70_000 }",
+    );
+    let out = run(&src, 3, &[]);
+    let h = &out.history;
+    let renewals: Vec<&reports::history::Event> =
+        events(h, |k| matches!(k, EventKind::ChangeInvisibleResult { .. })).collect();
+    assert_eq!(renewals.len(), 2, "one renewal per message");
+    for r in &renewals {
+        assert_eq!(r.node, "proxy");
+        let EventKind::ChangeInvisibleResult {
+            invisible_time,
+            new_receipt,
+            ..
+        } = &r.kind
+        else {
+            unreachable!()
+        };
+        assert_eq!(*invisible_time, 60_000);
+        assert!(new_receipt.is_some());
+    }
+    assert_eq!(
+        count(h, |k| matches!(k, EventKind::Delivered { .. })),
+        2,
+        "not redelivered"
+    );
+    let acked: Vec<&str> = events(h, |k| matches!(k, EventKind::AckSent { .. }))
+        .filter_map(|e| match &e.kind {
+            EventKind::AckSent { receipt, .. } => Some(receipt.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (a, r) in acked.iter().zip(&renewals) {
+        let EventKind::ChangeInvisibleResult { new_receipt, .. } = &r.kind else {
+            unreachable!()
+        };
+        assert_eq!(
+            Some(*a),
+            new_receipt.as_deref(),
+            "acked with the renewed handle"
+        );
+    }
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}
+
+const SIMPLE: &str = r#"
+name = "simple"
+duration_ms = 60_000
+quiet_period_ms = 5_000
+
+[[topics]]
+name = "t"
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 3
+
+[[consumers]]
+name = "s1"
+kind = "grpc-simple"
+group = "g"
+topic = "t"
+pop_invisible_time_ms = 15_000
+await_duration_ms = 5_000
+
+[[steps]]
+at_ms = 1_000
+action = "pop"
+consumer = "s1"
+max = 3
+
+[[steps]]
+at_ms = 2_000
+action = "change-invisible-time"
+consumer = "s1"
+invisible_time_ms = 30_000
+count = 1
+
+[[steps]]
+at_ms = 3_000
+action = "ack"
+consumer = "s1"
+count = 2
+
+[[steps]]
+at_ms = 20_000
+action = "ack"
+consumer = "s1"
+
+[[steps]]
+at_ms = 25_000
+action = "pop"
+consumer = "s1"
+invisible_time_ms = 5_000
+"#;
+
+#[test]
+fn grpc_simple_consumer_receives_changes_and_acks_on_steps() {
+    let out = run(SIMPLE, 4, &[]);
+    let h = &out.history;
+    let calls: Vec<(GrpcRpc, Option<GrpcCode>)> =
+        events(h, |k| matches!(k, EventKind::GrpcCall { .. }))
+            .filter_map(|e| match &e.kind {
+                EventKind::GrpcCall { rpc, outcome, .. } => Some((
+                    *rpc,
+                    match outcome {
+                        GrpcOutcome::Status { code, .. } => Some(*code),
+                        GrpcOutcome::Timeout => None,
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+    use GrpcCode::*;
+    use GrpcRpc::*;
+    assert_eq!(
+        calls,
+        vec![
+            (ReceiveMessage, Some(Ok)),
+            (ChangeInvisibleDuration, Some(Ok)),
+            (AckMessage, Some(Ok)),
+            (AckMessage, Some(Ok)),
+            // The third message's 15 s receipt lapsed at 16 s: the proxy refuses it.
+            (AckMessage, Some(InvalidReceiptHandle)),
+            // 5 s is below minInvisibleTimeMillsForRecv (10 s).
+            (ReceiveMessage, Some(IllegalInvisibleTime)),
+        ]
+    );
+    // The changed one was acked with its new handle, and only the broker's answers count.
+    assert_eq!(count(h, |k| matches!(k, EventKind::AckResult { .. })), 2);
+}
+
+#[test]
+fn an_idle_push_consumer_long_polls_instead_of_spinning() {
+    // The 20 messages are sent in the first second; while they arrive, each arrival wakes
+    // the parked pop. Afterwards there is nothing to pop: the pop parks for its 15 s poll
+    // time and is answered POLLING_TIMEOUT when it expires, and the client pops again at
+    // once: a pop every 15 s, not one every 200 ms.
+    let idle = BASIC.replace("duration_ms = 20_000", "duration_ms = 61_000");
+    let out = run(&idle, 7, &[]);
+    let h = &out.history;
+    let parked_when_idle = events(h, |k| {
+        matches!(
+            k,
+            EventKind::Broker(broker_core::BrokerEvent::PopParked { .. })
+        )
+    })
+    .filter(|e| e.at > 2_000)
+    .count();
+    assert!(
+        (3..=4).contains(&parked_when_idle),
+        "one parked pop per 15 s: {parked_when_idle}"
+    );
+    let timeouts = events(h, |k| {
+        matches!(
+            k,
+            EventKind::Broker(broker_core::BrokerEvent::PopWoken { reason, .. }) if reason == "timeout"
+        )
+    })
+    .count();
+    assert!((3..=4).contains(&timeouts), "{timeouts}");
+    let pops_answered_empty = events(h, |k| {
+        matches!(
+            k,
+            EventKind::Broker(broker_core::BrokerEvent::PopWoken { .. })
+        )
+    })
+    .count();
+    assert!(
+        pops_answered_empty < 40,
+        "no empty-pop spin: {pops_answered_empty}"
+    );
 }
 
 const SCRIPTED: &str = r#"

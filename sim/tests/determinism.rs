@@ -40,11 +40,10 @@ failure_percent = 20
 
 [[consumers]]
 name = "c2"
-kind = "orderly"
+kind = "grpc-push"
+fifo = true
 group = "go"
 topic = "t"
-init_mode = "min"
-pop_invisible_time_ms = 10_000
 
 [faults]
 loss_rate = 0.05

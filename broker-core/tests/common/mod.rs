@@ -103,6 +103,8 @@ impl World {
             order,
             attempt_id: None,
             init_mode: InitMode::Min,
+            poll_time: 0,
+            born_time: None,
         }
     }
 

@@ -14,8 +14,12 @@
 //!   had handed the message out at least the deciding consumer's effective maximum number of
 //!   times *before* the delivery being dead-lettered (`effective_max_reconsume_times`:
 //!   maxReconsumeTimes, or maxAttempts for a proxy client, −1 as the client defines it; for a
-//!   write, the smallest among the group's consumers). Both upstream rules dead-letter the
-//!   hand-out whose reconsumeTimes reached the max, i.e. the one after `max` earlier ones.
+//!   write, the smallest among the group's consumers). The proxy's filter and the remoting
+//!   orderly client dead-letter the hand-out whose reconsumeTimes reached the max, i.e. the
+//!   one after `max` earlier ones. The gRPC FIFO push consumer decides itself, on its own
+//!   node, after retrying locally (`ProcessQueueImpl.eraseFifoMessage`: its delivery
+//!   attempt is reconsumeTimes + 1 and grows by one per local retry): for its decisions the
+//!   listener runs on the latest delivery count too, `earlier + runs ≥ max`.
 //!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message
 //!   plus, for an orderly message, the orderly pops of its queue by the group that no client
 //!   saw (the commit each makes at its popTime, with no delivery at that popTime) and that
@@ -63,6 +67,8 @@ fn is_orderly_pop_commit(reason: &str) -> bool {
 struct MsgState {
     deliveries: Vec<usize>,
     revives: usize,
+    /// Listener runs since the latest delivery (a FIFO gRPC client's local attempts).
+    runs: usize,
     /// Index of the first decision, and of the first dead-lettering of either kind.
     decided: Option<usize>,
     dead_at: Option<usize>,
@@ -88,6 +94,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         (h.meta.consumers.iter())
             .find(|c| c.name == consumer)
             .map(|c| c.effective_max_reconsume_times)
+    };
+    // Consumers that retry locally and decide a DLQ forward themselves.
+    let local_retries = |consumer: &str| {
+        (h.meta.consumers.iter())
+            .any(|c| c.name == consumer && c.kind == crate::history::ConsumerKind::GrpcFifo)
     };
     let group_max = |group: &str| {
         (h.meta.consumers.iter())
@@ -210,6 +221,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     }
                 }
                 st.deliveries.push(idx);
+                st.runs = 0;
+            }
+            EventKind::ListenerStarted { group, msg_id, .. } => {
+                msgs.entry((group, msg_id)).or_default().runs += 1;
             }
             EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
                 msgs.entry((group, msg_id)).or_default().revives += 1;
@@ -226,7 +241,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 st.dead_at.get_or_insert(idx);
                 let unseen = orderly_pops(group, msg_id, e.at);
                 let max = max_of(consumer);
-                found.extend(enough(h, idx, st, unseen, max, group, msg_id, dlq_topic));
+                // The client's own decision after local retries (not the proxy's filter).
+                let local = (e.node == *consumer && local_retries(consumer)).then_some(st.runs);
+                found.extend(enough(
+                    h, idx, st, unseen, local, max, group, msg_id, dlq_topic,
+                ));
             }
             EventKind::DlqWritten {
                 group,
@@ -250,7 +269,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     }
                 };
                 let unseen = orderly_pops(group, msg_id, e.at);
-                found.extend(enough(h, idx, st, unseen, max, group, msg_id, dlq_topic));
+                found.extend(enough(
+                    h, idx, st, unseen, None, max, group, msg_id, dlq_topic,
+                ));
             }
             _ => {}
         }
@@ -274,13 +295,15 @@ fn witness(msg_id: &str, summary: String, events: Vec<usize>) -> Witness {
 }
 
 /// The DLQ topic is the group's and the message was handed out at least `max` times before
-/// the delivery being dead-lettered; `unseen` counts orderly pops no client saw.
+/// the delivery being dead-lettered; `unseen` counts orderly pops no client saw, `local` the
+/// listener runs of a decision taken after local retries.
 #[allow(clippy::too_many_arguments)]
 fn enough(
     h: &History,
     idx: usize,
     st: &MsgState,
     unseen: usize,
+    local: Option<usize>,
     max: Option<u32>,
     group: &str,
     msg_id: &str,
@@ -304,15 +327,19 @@ fn enough(
     // Hand-outs before the one being dead-lettered (the latest delivery).
     let delivered = st.deliveries.len();
     let before = (delivered + unseen).saturating_sub(1).max(st.revives);
-    if before as u64 >= u64::from(max) {
+    let attempts = before + local.unwrap_or(0);
+    if attempts as u64 >= u64::from(max) {
         return None;
     }
     let mut events = st.deliveries.clone();
     events.push(idx);
+    let runs = local.map_or_else(String::new, |r| {
+        format!(", then {r} attempt(s) of the latest delivery")
+    });
     Some(Witness {
         msg_id: Some(msg_id.to_owned()),
         summary: format!(
-            "{what} {msg_id} for group {group} after handing it out {before} time(s) before ({delivered} deliveries, {unseen} orderly pops no client saw, {} revives); the effective maximum is {max}",
+            "{what} {msg_id} for group {group} after handing it out {before} time(s) before ({delivered} deliveries, {unseen} orderly pops no client saw, {} revives){runs}; the effective maximum is {max}",
             st.revives
         ),
         events: witness_events(events),
@@ -384,6 +411,62 @@ mod tests {
         let mut h = H::orderly();
         let rs = failing(&mut h, 2, 2);
         h.at(21_200).dlq(&rs[1]);
+        assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    /// gRPC FIFO consumer f1 (retryMaxTimes 2, so maxAttempts 3): m0 is delivered once and
+    /// its listener fails `runs` times in a row (local retries).
+    fn fifo_local(runs: u32) -> (H, Rcpt) {
+        let mut h = H::new();
+        h.meta.consumers.clear();
+        h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("f1", "m0", 0, 0);
+        for i in 0..runs {
+            let t = 1_000 + u64::from(i) * 5_000;
+            h.at(t).listener(&r);
+            h.at(t + 100)
+                .listener_done(&r, ConsumeOutcome::Failure, false);
+        }
+        (h, r)
+    }
+
+    #[test]
+    fn a_fifo_client_counts_its_local_attempts() {
+        // Three failed attempts of one delivery: attempt 3 = maxAttempts, then the client
+        // forwards it (eraseFifoMessage → forwardToDeadLetterQueue) and the broker stores it.
+        let (mut h, r) = fifo_local(3);
+        h.at(20_000).dlq(&r);
+        h.at(20_050).dlq_written(&r, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // Two attempts are one short.
+        let (mut h, r) = fifo_local(2);
+        let d = h.at(20_000).dlq(&r);
+        let w = check(&h.build()).witness.expect("violated");
+        assert_eq!(w.events, vec![r.idx, d]);
+        assert!(
+            w.summary.ends_with(
+                "(1 deliveries, 0 orderly pops no client saw, 0 revives), then 2 attempt(s) of the latest delivery; the effective maximum is 3"
+            ),
+            "{}",
+            w.summary
+        );
+    }
+
+    #[test]
+    fn the_proxys_filter_does_not_count_listener_runs() {
+        // The same three runs, but the decision is recorded on the proxy's node: the
+        // receive-time filter dead-letters only a hand-out whose reconsumeTimes reached
+        // maxAttempts, and m0 was handed out once.
+        let (mut h, r) = fifo_local(3);
+        let sent = EventKind::SentToDlq {
+            consumer: r.consumer.clone(),
+            group: r.group.clone(),
+            msg_id: r.msg_id.clone(),
+            dlq_topic: "%DLQ%fg".into(),
+            reconsume_times: 0,
+        };
+        h.at(20_000).push("proxy", sent);
         assert_eq!(check(&h.build()).status, Status::Violated);
     }
 

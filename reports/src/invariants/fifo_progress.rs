@@ -25,7 +25,8 @@
 //!   invisibleTime`, moved by a changeInvisibleTime), `invisible` is the largest
 //!   `popInvisibleTime` of the group's orderly consumers (the consumer may be busy with a
 //!   batch from another queue until that batch's pop times out), and `budget` is
-//!   [`RETRY_BUDGET_MS`] plus the longest listener run the history shows for the group (the
+//!   [`RETRY_BUDGET_MS`] ([`GRPC_RETRY_BUDGET_MS`] for a group of gRPC FIFO consumers)
+//!   plus the longest listener run the history shows for the group (the
 //!   orderly client starts no listener once the pop has timed out, but one started just
 //!   before runs to its end). A delivered head that is acked moves the head; one that is
 //!   not comes back after its block, so the same bound covers both halves of the statement.
@@ -55,6 +56,15 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
 /// sequential, so an ack waiting out its 3 s `ASYNC_TIMEOUT` cannot add to that, and after
 /// the quiet period nothing else is lost.
 pub(crate) const RETRY_BUDGET_MS: Millis = 18_000;
+
+/// The same for the gRPC FIFO push consumer: a receive whose request or answer was lost
+/// keeps its process queue waiting until the call's deadline, the long-polling timeout
+/// plus the request timeout (20 s + 3 s, `ConsumerImpl.receiveMessage`), then it receives
+/// again after `RECEIVING_FAILURE_BACKOFF_DELAY` (1 s, `ProcessQueueImpl`). A parked receive
+/// is not woken by the orderly ack that unblocks the queue (the proxy pops every queue, and
+/// `ackOrderly` notifies only the queue's own key), but it is answered within the same
+/// 20 s. Acks retry every second until they succeed, which the quiet network allows at once.
+pub(crate) const GRPC_RETRY_BUDGET_MS: Millis = 24_000;
 
 /// (group, topic, queue).
 type Key<'h> = (&'h str, &'h str, u32);
@@ -102,6 +112,7 @@ impl Point<'_> {
 /// What one group needs: its bound and its consumers.
 struct GroupInfo<'h> {
     invisible: Millis,
+    budget: Millis,
     topics: BTreeSet<&'h str>,
     consumers: BTreeSet<&'h str>,
     longest_listener: Millis,
@@ -110,7 +121,7 @@ struct GroupInfo<'h> {
 impl GroupInfo<'_> {
     /// One invisible time plus the retry budget.
     fn bound(&self) -> Millis {
-        self.invisible + RETRY_BUDGET_MS + self.longest_listener
+        self.invisible + self.budget + self.longest_listener
     }
 }
 
@@ -138,14 +149,20 @@ struct Stall {
 pub(crate) fn check(history: &History) -> Verdict {
     let meta = &history.meta;
     let mut groups: BTreeMap<&str, GroupInfo> = BTreeMap::new();
-    for c in (meta.consumers.iter()).filter(|c| c.kind == ConsumerKind::Orderly) {
+    for c in (meta.consumers.iter()).filter(|c| c.kind.is_fifo()) {
         let g = groups.entry(&c.group).or_insert_with(|| GroupInfo {
             invisible: 0,
+            budget: 0,
             topics: BTreeSet::new(),
             consumers: BTreeSet::new(),
             longest_listener: 0,
         });
         g.invisible = g.invisible.max(c.pop_invisible_time);
+        g.budget = g.budget.max(if c.kind == ConsumerKind::GrpcFifo {
+            GRPC_RETRY_BUDGET_MS
+        } else {
+            RETRY_BUDGET_MS
+        });
         g.topics.insert(&c.topic);
         g.consumers.insert(&c.name);
     }
@@ -762,6 +779,37 @@ mod tests {
         };
         assert_eq!(redelivered(77_811), Status::Held);
         assert_eq!(redelivered(89_000), Status::Violated);
+    }
+
+    #[test]
+    fn a_grpc_fifo_group_is_judged_with_the_grpc_budget() {
+        // The same lost-answer case for a gRPC FIFO push consumer (invisible 10 s here): its
+        // receive waits out 20 s + 3 s, then 1 s: due by 60.415 + 10 + 24 = 94.415s.
+        let redelivered = |at: Millis| {
+            let mut h = fifo(1);
+            h.consumer("o1", "og", ConsumerKind::GrpcFifo, -1);
+            h.faulty();
+            h.end(60_000, 120_000);
+            pop(&mut h, 50_415, 0..1);
+            let r = pop(&mut h, at, 0..1);
+            h.at(at + 100);
+            ack(&mut h, &r[0]);
+            check(&h.build()).status
+        };
+        assert_eq!(
+            redelivered(89_000),
+            Status::Held,
+            "past the remoting budget"
+        );
+        assert_eq!(redelivered(95_000), Status::Violated);
+        // A group whose only consumer is a gRPC push (non-FIFO) consumer is not judged.
+        let mut h = fifo(1);
+        h.consumer("o1", "og", ConsumerKind::GrpcPush, -1);
+        pop(&mut h, 1_000, 0..1);
+        assert!(matches!(
+            check(&h.build()).status,
+            Status::NotApplicable { .. }
+        ));
     }
 
     #[test]

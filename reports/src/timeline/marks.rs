@@ -642,6 +642,18 @@ impl<'h> Builder<'h> {
                     Some(Chain::Reset(lane)),
                 );
             }
+            // A gRPC client's call to the proxy: on its message's lane when it names one; a
+            // receive only when a verdict cites it.
+            K::GrpcCall {
+                group,
+                msg_id: Some(msg_id),
+                ..
+            } => self.on_msg(msg_id, group, Shape::Dot, at, "client", idx),
+            K::GrpcCall { msg_id: None, .. } | K::ProxyPopped { .. } => {
+                if self.hl.flags(&[idx]) != 0 {
+                    self.cluster(Shape::Tick, at, "client", idx);
+                }
+            }
             K::ConsumerStarted { .. } => self.cluster(Shape::Tick, at, "client", idx),
             K::ConsumerStopped { .. } => self.cluster(Shape::Tick, at, "client stop", idx),
             K::Fault { description } => {
@@ -824,6 +836,37 @@ impl<'h> Builder<'h> {
                 if self.hl.flags(&[idx]) != 0 {
                     self.cluster(Shape::Tick, at, "commit", idx);
                 }
+            }
+            // Long polling: a park and its wake, on the pop's queue (every queue: the
+            // group's topic lane) only when a verdict cites them.
+            B::PopParked {
+                group,
+                topic,
+                queue_id,
+                ..
+            }
+            | B::PopWoken {
+                group,
+                topic,
+                queue_id,
+                ..
+            } => {
+                if self.hl.flags(&[idx]) != 0 {
+                    let lane = self.queue_lane(group, topic, u32::try_from(*queue_id).ok());
+                    self.mark(
+                        lane,
+                        Shape::Tick,
+                        at,
+                        at,
+                        "commit",
+                        vec![idx],
+                        Title::Event,
+                        None,
+                    );
+                }
+            }
+            B::DlqWritten { group, msg_id, .. } => {
+                self.on_msg(msg_id, group, Shape::Square, at, "dlq", idx);
             }
             B::AckLostOnDroppedCk {
                 group,

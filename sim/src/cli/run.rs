@@ -170,6 +170,8 @@ pub(super) fn cmd_run(a: &RunArgs, layout: Layout) -> CmdResult {
                 fixes: outcome.history.meta.fixes.clone(),
                 release: outcome.history.meta.release.clone(),
                 broker: changed_keys(&prepared.world.broker),
+                proxy: changed_proxy_keys(&prepared.scenario.proxy),
+                replaced: runner::replaced_values(&prepared.scenario),
                 duration_ms: prepared.scenario.duration_ms,
                 quiet_from_ms: outcome.history.meta.quiet_from,
             };
@@ -266,6 +268,21 @@ fn describe(original: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> 
             changed.join(", ")
         }
     );
+    if sc.consumers.iter().any(|c| c.kind.is_grpc()) {
+        let changed = changed_proxy_keys(&sc.proxy);
+        let _ = writeln!(
+            s,
+            "proxy:      {}",
+            if changed.is_empty() {
+                "defaults".to_owned()
+            } else {
+                changed.join(", ")
+            }
+        );
+    }
+    for r in runner::replaced_values(sc) {
+        let _ = writeln!(s, "replaced:   {r}");
+    }
     let f = &sc.faults;
     let _ = writeln!(
         s,
@@ -295,6 +312,9 @@ fn describe(original: &Scenario, seed: u64, source: &str, opts: &RunOptions) -> 
         }
     );
     let mut nodes = vec!["broker".to_owned()];
+    if sc.consumers.iter().any(|c| c.kind.is_grpc()) {
+        nodes.push(format!("{} (gRPC proxy)", crate::proxy::PROXY_NODE));
+    }
     nodes.extend(
         sc.producers
             .iter()
@@ -335,10 +355,18 @@ fn upstream(sc: &Scenario) -> String {
 
 /// The broker keys that differ from upstream's defaults, as `key=value`.
 fn changed_keys(cfg: &broker_core::BrokerConfig) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(def))) = (
-        serde_json::to_value(cfg),
-        serde_json::to_value(broker_core::BrokerConfig::default()),
-    ) else {
+    changed(cfg, &broker_core::BrokerConfig::default())
+}
+
+/// The proxy keys that differ from upstream's defaults, as `key=value`.
+fn changed_proxy_keys(cfg: &scenarios::model::ProxyConfig) -> Vec<String> {
+    changed(cfg, &scenarios::model::ProxyConfig::default())
+}
+
+fn changed<T: serde::Serialize>(cfg: &T, default: &T) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(def))) =
+        (serde_json::to_value(cfg), serde_json::to_value(default))
+    else {
         return Vec::new();
     };
     now.iter()

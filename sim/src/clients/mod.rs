@@ -1,12 +1,17 @@
 //! Client models, each a small state machine with an async loop on its own node, following
-//! the upstream Java client's decisions (`DefaultMQPushConsumerImpl`,
+//! the upstream Java clients' decisions: the remoting client (`DefaultMQPushConsumerImpl`,
 //! `ConsumeMessagePopConcurrentlyService`, `MQClientAPIImpl`, `MQClientAPIExt`,
-//! `DefaultMQAdminExt`). A historical behaviour changes only the decision its upstream fix
-//! changed.
+//! `DefaultMQAdminExt`) and the gRPC clients of apache/rocketmq-clients (`PushConsumerImpl`,
+//! `ProcessQueueImpl`, `SimpleConsumerImpl`), which talk to the proxy ([`crate::proxy`]).
+//! Every decision is a pure function in [`decisions`]; the node code only does I/O. A
+//! historical behaviour changes only the decision its upstream fix changed.
 
 pub mod admin;
+pub mod decisions;
+pub mod grpc;
+pub mod grpc_push;
+pub mod grpc_simple;
 pub mod offset;
-pub mod orderly;
 pub mod producer;
 pub mod push;
 pub mod receipt;
@@ -20,8 +25,8 @@ use std::time::Duration;
 
 /// `DefaultMQProducer.sendMsgTimeout`.
 pub const SEND_TIMEOUT: Duration = Duration::from_millis(3_000);
-/// Pop RPC timeout. Upstream long-polls up to `BROKER_SUSPEND_MAX_TIME_MILLIS` (15 s); the
-/// model answers at once, so this bounds only lost requests and responses.
+/// The scripted consumer's pop timeout: its pops do not long-poll (`pollTime` 0), so this
+/// bounds only lost requests and responses.
 pub const POP_TIMEOUT: Duration = Duration::from_millis(15_000);
 /// `DefaultMQPushConsumerImpl.ASYNC_TIMEOUT`: ack and changeInvisibleTime.
 pub const ASYNC_TIMEOUT: Duration = Duration::from_millis(3_000);
@@ -31,23 +36,21 @@ pub const OFFSET_SYNC_TIMEOUT: Duration = Duration::from_millis(5_000);
 pub const ADMIN_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// `pullTimeDelayMillsWhenException`: pause after a failed pop.
 pub const POP_DELAY_ON_ERROR: Duration = Duration::from_millis(3_000);
-/// Pause after an empty pop. Upstream re-pops at once because the broker holds the request
-/// (long polling), which the model does not; this stands in for the held request.
-pub const POP_DELAY_WHEN_EMPTY: Duration = Duration::from_millis(200);
 /// `PULL_TIME_DELAY_MILLS_WHEN_CACHE_FLOW_CONTROL`.
 pub const POP_DELAY_FLOW_CONTROL: Duration = Duration::from_millis(50);
 
-/// What every client node carries: its name, its connection, the recorder and the run's
+/// What every client node carries: its name, its connection (to the broker, or for a gRPC
+/// client, [`crate::world::net::GrpcClient`], to the proxy), the recorder and the run's
 /// historical behaviours.
 #[derive(Clone)]
-pub struct ClientCtx {
+pub struct ClientCtx<C = RpcClient> {
     pub name: String,
-    pub rpc: RpcClient,
+    pub rpc: C,
     pub rec: Recorder,
     pub behaviours: Behaviours,
 }
 
-impl ClientCtx {
+impl<C> ClientCtx<C> {
     pub fn now(&self) -> broker_core::Millis {
         self.rec.clock().now_ms()
     }
@@ -88,7 +91,11 @@ pub async fn wait_running(running: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Records the run-start `ConsumerStarted` of a looping consumer, if it is running then.
-pub fn record_started(ctx: &ClientCtx, group: &str, running: &tokio::sync::watch::Receiver<bool>) {
+pub fn record_started<C>(
+    ctx: &ClientCtx<C>,
+    group: &str,
+    running: &tokio::sync::watch::Receiver<bool>,
+) {
     if *running.borrow() {
         ctx.record(reports::history::EventKind::ConsumerStarted {
             consumer: ctx.name.clone(),
@@ -104,7 +111,8 @@ pub enum PopReply {
     /// FOUND with messages.
     Found(broker_core::PopResult),
     /// NO_NEW_MSG / POLLING_NOT_FOUND (`POLLING_TIMEOUT` or `PULL_NOT_FOUND`, or FOUND with
-    /// nothing left after filtering): pop again at once.
+    /// nothing left after filtering): pop again at once (the broker held the request for
+    /// its poll time).
     Empty,
     /// POLLING_FULL, another response code, or no answer: pop again after
     /// `pullTimeDelayMillsWhenException`.
@@ -128,11 +136,10 @@ impl PopReply {
         }
     }
 
-    /// The pause before the next pop; `None` after messages were found.
+    /// The pause before the next pop (`executePopPullRequestImmediately` or `…Later`).
     pub fn delay(&self) -> Option<Duration> {
         match self {
-            PopReply::Found(_) => None,
-            PopReply::Empty => Some(POP_DELAY_WHEN_EMPTY),
+            PopReply::Found(_) | PopReply::Empty => None,
             PopReply::Failed => Some(POP_DELAY_ON_ERROR),
         }
     }

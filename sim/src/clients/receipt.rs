@@ -59,29 +59,22 @@ pub async fn ack(ctx: &ClientCtx, group: &str, msg: &MessageExt) -> Option<RpcOu
     Some(out)
 }
 
-/// `batchAckMessageAsync`: one BATCH_ACK_MESSAGE for every delivery, one BatchAck per CK.
-pub async fn batch_ack(ctx: &ClientCtx, group: &str, msgs: &[MessageExt]) {
-    type CkKey = (String, u8, u32, u32, u64, Millis, Millis);
-    let mut acks: BTreeMap<CkKey, BatchAck> = BTreeMap::new();
-    let mut broker_name = String::new();
-    let mut sent = Vec::new();
-    for msg in msgs {
-        let Some((receipt, info)) = receipt_of(msg) else {
-            continue;
-        };
-        broker_name = info.broker_name.clone();
+/// `MQClientAPIImpl.batchAckMessageAsync(addr, topic, group, extraInfoList)`: one
+/// `BatchAck` per `retry@queueId@ckQueueOffset@popTime` of the handles, each with the bits of
+/// its messages' offsets relative to the CK's start; the broker name of the first handle.
+pub fn batch_ack_body(group: &str, topic: &str, infos: &[ExtraInfo]) -> BatchAckMessageRequest {
+    type MergeKey = (u8, u32, u64, Millis);
+    let mut acks: BTreeMap<MergeKey, BatchAck> = BTreeMap::new();
+    for info in infos {
         let key = (
-            msg.topic.clone(),
             info.topic_type,
             info.queue_id,
-            info.revive_qid,
             info.ck_queue_offset,
             info.pop_time,
-            info.invisible_time,
         );
         let entry = acks.entry(key).or_insert_with(|| BatchAck {
             consumer_group: group.to_owned(),
-            topic: msg.topic.clone(),
+            topic: topic.to_owned(),
             retry: info.topic_type,
             queue_id: info.queue_id,
             revive_queue_id: info.revive_qid,
@@ -93,6 +86,25 @@ pub async fn batch_ack(ctx: &ClientCtx, group: &str, msgs: &[MessageExt]) {
         entry
             .bit_set
             .push(info.queue_offset.saturating_sub(info.ck_queue_offset) as u32);
+    }
+    BatchAckMessageRequest {
+        broker_name: infos
+            .first()
+            .map_or_else(String::new, |i| i.broker_name.clone()),
+        acks: acks.into_values().collect(),
+    }
+}
+
+/// `batchAckMessageAsync` for held deliveries: one BATCH_ACK_MESSAGE, recorded as one
+/// AckSent and one AckResult per delivery.
+pub async fn batch_ack(ctx: &ClientCtx, group: &str, topic: &str, msgs: &[MessageExt]) {
+    let mut infos = Vec::new();
+    let mut sent = Vec::new();
+    for msg in msgs {
+        let Some((receipt, info)) = receipt_of(msg) else {
+            continue;
+        };
+        infos.push(info);
         ctx.record(EventKind::AckSent {
             consumer: ctx.name.clone(),
             group: group.to_owned(),
@@ -104,10 +116,7 @@ pub async fn batch_ack(ctx: &ClientCtx, group: &str, msgs: &[MessageExt]) {
     if sent.is_empty() {
         return;
     }
-    let req = BatchAckMessageRequest {
-        broker_name,
-        acks: acks.into_values().collect(),
-    };
+    let req = batch_ack_body(group, topic, &infos);
     let result = ctx
         .rpc
         .call(Request::BatchAckMessage(req), ASYNC_TIMEOUT)
@@ -163,11 +172,13 @@ pub async fn change_invisible_time(
     new_receipt
 }
 
-/// Records a pop response's messages as deliveries; `attempt_id` is set for orderly pops.
-pub fn record_deliveries(
-    ctx: &ClientCtx,
+/// Records a pop (or receive) response's messages as deliveries; `orderly` for FIFO pops,
+/// with their `attempt_id` if the pop carried one.
+pub fn record_deliveries<C>(
+    ctx: &ClientCtx<C>,
     group: &str,
     msgs: &[MessageExt],
+    orderly: bool,
     attempt_id: Option<&str>,
     fallback: (Millis, Millis),
 ) {
@@ -188,7 +199,7 @@ pub fn record_deliveries(
             pop_time,
             invisible_time,
             receipt,
-            orderly: attempt_id.is_some(),
+            orderly,
             attempt_id: attempt_id.map(str::to_owned),
         });
     }

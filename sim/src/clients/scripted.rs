@@ -1,5 +1,8 @@
-//! The scripted consumer: no loop of its own. It pops, acks and changes invisible time only
-//! when a timeline step says so, holding the receipts of what it popped.
+//! The scripted consumer: no loop of its own. It pops, acks and changes invisible time with
+//! the remoting client API (`MQClientAPIImpl.popMessage`, `ackMessageAsync`,
+//! `batchAckMessageAsync`, `changeInvisibleTimeAsync`) only when a timeline step says so,
+//! holding the receipts of what it popped. Its pops do not long-poll (`pollTime` 0): the
+//! broker answers at once, and the next step is not held up.
 
 use super::receipt::{ack, batch_ack, change_invisible_time, record_deliveries};
 use super::{ClientCtx, PopReply, POP_TIMEOUT};
@@ -73,6 +76,8 @@ impl ScriptedConsumer {
             order: false,
             attempt_id: None,
             init_mode: self.spec.init_mode,
+            poll_time: 0,
+            born_time: None,
         };
         let reply = PopReply::from(
             self.ctx
@@ -85,6 +90,7 @@ impl ScriptedConsumer {
                 &self.ctx,
                 &self.spec.group,
                 &pop.msgs,
+                false,
                 None,
                 (pop.pop_time, pop.invisible_time),
             );
@@ -107,7 +113,7 @@ impl ScriptedConsumer {
     async fn ack(&mut self, count: Option<u32>, all_but: Option<u32>, batch: bool) {
         let chosen = self.select(count, all_but);
         if batch {
-            batch_ack(&self.ctx, &self.spec.group, &chosen).await;
+            batch_ack(&self.ctx, &self.spec.group, &self.spec.topic, &chosen).await;
         } else {
             for msg in &chosen {
                 ack(&self.ctx, &self.spec.group, msg).await;

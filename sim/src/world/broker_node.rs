@@ -11,7 +11,10 @@
 //! runnable step when due. Same seed, same interleaving.
 //!
 //! At most `threads` requests are in flight; later ones wait in arrival order, as in a
-//! pool's queue. Broker events are drained into the recorder after every step. The `Broker`
+//! pool's queue. A pop the long-polling service parks gives its thread back and keeps its
+//! caller waiting; once woken (a message arrived, an orderly ack, its expiry) it queues for a
+//! thread again a millisecond later and runs from its first step. Broker events are drained
+//! into the recorder after every step. The `Broker`
 //! value lives outside the node, so killing the node (a crash) drops the tasks, the socket
 //! and every unsent response, while `Broker::crash`/`restart` decide what state survives.
 
@@ -52,7 +55,15 @@ enum Runnable {
     Timers,
     /// The scheduled executor's offset flush alone (it runs while the other services stall).
     Flush,
+    /// A woken pop is handed to the pull executor again (`PopLongPollingService.wakeUp`):
+    /// it queues for a thread like a new request.
+    Admit(OpId),
 }
+
+/// A woken pop runs again this long after its wake: the hop through `pullMessageExecutor`.
+/// It also keeps a pop that keeps waking itself (`restNum` left on a queue another pop holds)
+/// from spinning within one instant.
+const WAKE_HOP_MS: Millis = 1;
 
 /// The scheduler's state: what can run now, what runs later, who waits for a thread.
 struct Scheduler {
@@ -68,6 +79,8 @@ struct Scheduler {
     /// Operations holding a thread, and where their answers go.
     running: BTreeMap<OpId, ReplyTo>,
     waiting: BTreeMap<OpId, ReplyTo>,
+    /// Pops parked by the long-polling service: no thread, their answer still owed.
+    parked: BTreeMap<OpId, ReplyTo>,
 }
 
 impl Scheduler {
@@ -81,6 +94,7 @@ impl Scheduler {
             queued: VecDeque::new(),
             running: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            parked: BTreeMap::new(),
         }
     }
 
@@ -91,6 +105,29 @@ impl Scheduler {
         self.queued.clear();
         self.running.clear();
         self.waiting.clear();
+        self.parked.clear();
+    }
+
+    /// A pop parked: its thread is free, its answer waits.
+    fn park(&mut self, op: OpId) {
+        let reply = self.running.remove(&op).expect("a running operation parks");
+        self.parked.insert(op, reply);
+        self.fill_threads();
+    }
+
+    /// Woken pops queue for a thread again after the executor's hop.
+    fn wake(&mut self, now: Millis, woken: Vec<OpId>) {
+        for op in woken {
+            let reply = self.parked.remove(&op).expect("a woken pop was parked");
+            self.waiting.insert(op, reply);
+            self.run_later(now + WAKE_HOP_MS, Runnable::Admit(op));
+        }
+    }
+
+    /// An admitted woken pop takes its place in the queue for a thread.
+    fn admit_woken(&mut self, op: OpId) {
+        self.queued.push_back(op);
+        self.fill_threads();
     }
 
     /// The request queue is at its capacity (`[scheduler] queue_capacity`, 0 = unbounded):
@@ -314,6 +351,10 @@ impl BrokerNode {
                     Runnable::Timers => self.run_timers(now),
                     Runnable::Flush => self.with_broker(|b, now| b.persist_if_due(now)),
                     Runnable::Op(op) => self.run_step(now, op, &ep),
+                    Runnable::Admit(op) => {
+                        let mut st = self.state.lock().expect("broker lock");
+                        st.sched.admit_woken(op);
+                    }
                 }
             }
             let wait = {
@@ -364,7 +405,14 @@ impl BrokerNode {
             st.sched.run_later(now + ms, Runnable::Timers);
             return;
         }
-        self.with_broker(|b, now| b.on_timer(now));
+        let mut st = self.state.lock().expect("broker lock");
+        st.broker.on_timer(now);
+        let events = st.broker.drain_events();
+        // The long-polling service's expiries wake parked pops.
+        let woken = st.broker.take_woken();
+        st.sched.wake(now, woken);
+        drop(st);
+        self.rec.record_broker(BROKER_NODE, events);
     }
 
     fn run_step(&self, now: Millis, op: OpId, ep: &Endpoint) {
@@ -381,7 +429,13 @@ impl BrokerNode {
                 st.sched.run_later(now + 1, Runnable::Op(op));
                 None
             }
+            Step::Parked => {
+                st.sched.park(op);
+                None
+            }
         };
+        let woken = st.broker.take_woken();
+        st.sched.wake(now, woken);
         let reply = done.map(|response| {
             let to = st.sched.running.remove(&op).expect("a running operation");
             st.sched.fill_threads();

@@ -1,6 +1,6 @@
-//! The madsim world of one run: a broker node driving broker-core, producer, consumer,
-//! offset-client and admin-client nodes with their own IPs, the scripted timeline, random
-//! faults, and the recorder.
+//! The madsim world of one run: a broker node driving broker-core, a proxy node when gRPC
+//! clients need one, producer, consumer, offset-client and admin-client nodes with their own
+//! IPs, the scripted timeline, random faults, and the recorder.
 
 pub mod broker_node;
 pub mod control;
@@ -9,19 +9,23 @@ pub mod net;
 pub mod recorder;
 
 use crate::clients::admin::{AdminClient, ResetCommand};
+use crate::clients::decisions;
+use crate::clients::grpc::GrpcCtx;
+use crate::clients::grpc_push::{GrpcPushConsumer, PushSettings};
+use crate::clients::grpc_simple::GrpcSimpleConsumer;
 use crate::clients::offset::{OffsetClient, OffsetCommand};
-use crate::clients::orderly::OrderlyConsumer;
 use crate::clients::producer::Producer;
 use crate::clients::push::PushConsumer;
 use crate::clients::scripted::{ScriptedCommand, ScriptedConsumer};
 use crate::clients::ClientCtx;
+use crate::proxy::{self, Proxy};
 use broker_core::{
     Behaviours, Broker, BrokerConfig, BrokerSnapshot, CreateSubscriptionGroupRequest,
     CreateTopicRequest, Millis, Request,
 };
 use broker_node::BrokerNode;
 use control::{Controller, Origin};
-use net::RpcClient;
+use net::{GrpcClient, RpcClient};
 use recorder::{Clock, Recorder};
 use reports::history::{Event, EventKind};
 use scenarios::model::{Action, ClientKind, ConsumerKindSpec, Scenario};
@@ -78,7 +82,7 @@ struct CtxSeed {
 }
 
 impl CtxSeed {
-    fn with(self, rpc: RpcClient) -> ClientCtx {
+    fn with<C>(self, rpc: C) -> ClientCtx<C> {
         ClientCtx {
             name: self.name,
             rpc,
@@ -133,6 +137,32 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
 
     let mut nodes = BTreeMap::new();
     nodes.insert(broker_node::BROKER_NODE.to_owned(), broker_id);
+    // The proxy, when a gRPC client needs one.
+    if scenario.consumers.iter().any(|c| c.kind.is_grpc()) {
+        let node = handle
+            .create_node()
+            .name(proxy::PROXY_NODE)
+            .ip(proxy::PROXY_IP)
+            .build();
+        nodes.insert(proxy::PROXY_NODE.to_owned(), node.id());
+        let (cfg, rec) = (scenario.proxy.clone(), rec.clone());
+        node.spawn(async move { Proxy::run(cfg, rec, broker_addr).await });
+    }
+    let proxy_addr = proxy::proxy_addr();
+    let grpc = |ctx: ClientCtx<GrpcClient>, spec: &scenarios::model::ConsumerSpec| GrpcCtx {
+        ctx,
+        group: spec.group.clone(),
+        topic: spec.topic.clone(),
+        fifo: spec.fifo,
+        max_attempts: decisions::max_attempts(spec.max_reconsume_times),
+    };
+    let push_settings = PushSettings {
+        receive_batch_size: scenario.proxy.grpc_client_consumer_long_polling_batch_size,
+        long_polling_timeout: scenario
+            .proxy
+            .grpc_client_consumer_max_long_polling_timeout_millis,
+        invisible_time: scenario.proxy.default_invisible_time_mills,
+    };
     let mut targets = Targets::default();
     let mut next_ip = 0usize;
     let mut new_node = |name: &str| {
@@ -175,7 +205,7 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
         consumer_nodes.push(c.name.clone());
         let (spec, ctx0) = (c.clone(), ctx_for(&c.name));
         match c.kind {
-            ConsumerKindSpec::Concurrent | ConsumerKindSpec::Orderly => {
+            ConsumerKindSpec::Concurrent => {
                 let (tx, rx) = watch::channel(true);
                 targets
                     .running
@@ -184,11 +214,36 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
                     let rpc = RpcClient::connect(ip, broker_addr)
                         .await
                         .expect("consumer binds");
-                    let ctx = ctx0.with(rpc);
-                    match spec.kind {
-                        ConsumerKindSpec::Orderly => OrderlyConsumer::new(ctx, spec).run(rx).await,
-                        _ => PushConsumer::new(ctx, spec).run(rx).await,
-                    }
+                    PushConsumer::new(ctx0.with(rpc), spec).run(rx).await
+                });
+            }
+            ConsumerKindSpec::GrpcPush => {
+                let (tx, rx) = watch::channel(true);
+                targets
+                    .running
+                    .insert(c.name.clone(), (tx, c.group.clone()));
+                let g0 = grpc;
+                let queues = queues_of(&c.topic);
+                node.spawn(async move {
+                    let rpc = GrpcClient::connect(ip, proxy_addr)
+                        .await
+                        .expect("consumer binds");
+                    let g = g0(ctx0.with(rpc), &spec);
+                    GrpcPushConsumer::new(g, spec, push_settings, queues)
+                        .run(rx)
+                        .await
+                });
+            }
+            ConsumerKindSpec::GrpcSimple => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                targets.scripted.insert(c.name.clone(), tx);
+                let g0 = grpc;
+                node.spawn(async move {
+                    let rpc = GrpcClient::connect(ip, proxy_addr)
+                        .await
+                        .expect("consumer binds");
+                    let g = g0(ctx0.with(rpc), &spec);
+                    GrpcSimpleConsumer::new(g, spec).run(rx).await;
                 });
             }
             ConsumerKindSpec::Scripted => {
@@ -453,7 +508,7 @@ fn scripted(t: &Targets, at: Millis, consumer: &str, cmd: ScriptedCommand) {
 
 /// Starts or stops a consumer's pop loop, recording the change at the step's time.
 fn set_running(ctl: &Controller, t: &Targets, at: Millis, consumer: &str, on: bool) {
-    // A scripted consumer has no loop to start or stop.
+    // A scripted or gRPC simple consumer has no loop to start or stop.
     if t.scripted.contains_key(consumer) {
         return;
     }

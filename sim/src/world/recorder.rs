@@ -82,7 +82,7 @@ impl Recorder {
         log.extend(events.into_iter().map(|e| Event {
             at,
             node: node.to_owned(),
-            kind: EventKind::Broker(e),
+            kind: history_kind(e),
         }));
     }
 
@@ -99,5 +99,29 @@ impl Recorder {
     /// Takes every event recorded so far.
     pub fn take(&self) -> Vec<Event> {
         std::mem::take(&mut *self.events.lock().expect("recorder lock"))
+    }
+}
+
+/// A broker observation as the history spells it: a DLQ store is the top-level `DlqWritten`
+/// (what the checker's DLQ accounting reads), anything else `Broker(…)`.
+fn history_kind(e: BrokerEvent) -> EventKind {
+    match e {
+        BrokerEvent::DlqWritten {
+            group,
+            msg_id,
+            origin_topic,
+            dlq_topic,
+            dlq_queue_offset,
+            reconsume_times,
+            ..
+        } => EventKind::DlqWritten {
+            group,
+            msg_id,
+            origin_topic,
+            dlq_topic,
+            dlq_queue_offset,
+            reconsume_times,
+        },
+        other => EventKind::Broker(other),
     }
 }

@@ -1,0 +1,201 @@
+//! `DefaultReceiptHandleManager` and `ReceiptHandleGroup`: the receipt handles of messages a
+//! push consumer is consuming, kept per (client, group) and message so that the proxy can
+//! renew their invisible time and hand the latest handle to the ack.
+//!
+//! An entry is keyed like `ReceiptHandleGroup.HandleKey`: the message id, then the queue and
+//! offset of the handle it was received with (not its popTime: a redelivery of the same copy
+//! replaces the entry). Each entry has a lock (`HandleData.lock`): a renewal holds it while
+//! its changeInvisibleTime is in flight, and an ack or nack that takes the entry out waits
+//! for it up to `lockTimeoutMsInHandleGroup`.
+
+use super::decisions::LOCK_TIMEOUT_MS_IN_HANDLE_GROUP;
+use broker_core::{ExtraInfo, Millis};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+/// `MessageReceiptHandle`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageReceiptHandle {
+    pub group: String,
+    pub topic: String,
+    pub msg_id: String,
+    /// The handle the client got (and names in its ack).
+    pub original: String,
+    /// The latest handle (renewed ones replace it).
+    pub current: String,
+    pub reconsume_times: u32,
+    pub consume_timestamp: Millis,
+    pub renew_times: u32,
+    pub renew_retry_times: u32,
+}
+
+/// (client, group).
+pub type GroupKey = (String, String);
+/// (msgId, queueId, offset).
+type HandleKey = (String, u32, u64);
+
+/// One entry: its lock and its data (`None` once removed).
+#[derive(Debug)]
+pub struct HandleData {
+    lock: Arc<AsyncMutex<()>>,
+    pub data: Mutex<Option<MessageReceiptHandle>>,
+}
+
+/// One (client, group)'s `ReceiptHandleGroup`.
+type HandleGroup = BTreeMap<HandleKey, Arc<HandleData>>;
+
+/// The manager's table.
+#[derive(Clone, Debug, Default)]
+pub struct ReceiptHandles {
+    groups: Arc<Mutex<BTreeMap<GroupKey, HandleGroup>>>,
+}
+
+fn handle_key(msg_id: &str, handle: &str) -> Option<HandleKey> {
+    let info = ExtraInfo::parse(handle)?;
+    Some((msg_id.to_owned(), info.queue_id, info.queue_offset))
+}
+
+impl ReceiptHandles {
+    /// `addReceiptHandle` (`ReceiptHandleGroup.put`): a new entry, or the old one's data
+    /// replaced.
+    pub fn add(&self, client: &str, h: MessageReceiptHandle) {
+        let Some(key) = handle_key(&h.msg_id, &h.original) else {
+            return;
+        };
+        let mut groups = self.groups.lock().expect("handles lock");
+        let group = groups
+            .entry((client.to_owned(), h.group.clone()))
+            .or_default();
+        match group.get(&key) {
+            Some(d) if d.data.lock().expect("handle lock").is_some() => {
+                *d.data.lock().expect("handle lock") = Some(h);
+            }
+            _ => {
+                group.insert(
+                    key,
+                    Arc::new(HandleData {
+                        lock: Arc::new(AsyncMutex::new(())),
+                        data: Mutex::new(Some(h)),
+                    }),
+                );
+            }
+        }
+    }
+
+    fn entry(&self, client: &str, group: &str, key: &HandleKey) -> Option<Arc<HandleData>> {
+        let groups = self.groups.lock().expect("handles lock");
+        groups
+            .get(&(client.to_owned(), group.to_owned()))?
+            .get(key)
+            .cloned()
+    }
+
+    fn drop_entry(&self, client: &str, group: &str, key: &HandleKey, d: &Arc<HandleData>) {
+        let mut groups = self.groups.lock().expect("handles lock");
+        let gk = (client.to_owned(), group.to_owned());
+        if let Some(g) = groups.get_mut(&gk) {
+            if g.get(key).is_some_and(|cur| Arc::ptr_eq(cur, d)) {
+                g.remove(key);
+            }
+            if g.is_empty() {
+                groups.remove(&gk);
+            }
+        }
+    }
+
+    /// `removeReceiptHandle` (`ReceiptHandleGroup.remove`): takes the entry out, waiting for
+    /// a renewal in flight; the latest handle, if there was one. `Err(())` when the lock
+    /// could not be had in time (the proxy answers `INTERNAL_SERVER_ERROR`).
+    pub async fn remove(
+        &self,
+        client: &str,
+        group: &str,
+        msg_id: &str,
+        handle: &str,
+    ) -> Result<Option<MessageReceiptHandle>, ()> {
+        let Some(key) = handle_key(msg_id, handle) else {
+            return Ok(None);
+        };
+        let Some(d) = self.entry(client, group, &key) else {
+            return Ok(None);
+        };
+        let guard = lock(&d).await.ok_or(())?;
+        let taken = d.data.lock().expect("handle lock").take();
+        drop(guard);
+        self.drop_entry(client, group, &key, &d);
+        Ok(taken)
+    }
+
+    /// Every entry, in key order: what `scheduleRenewTask` scans.
+    pub fn scan(&self) -> Vec<(GroupKey, MessageReceiptHandle)> {
+        let groups = self.groups.lock().expect("handles lock");
+        let mut out = Vec::new();
+        for (gk, g) in groups.iter() {
+            for d in g.values() {
+                if let Some(h) = d.data.lock().expect("handle lock").clone() {
+                    out.push((gk.clone(), h));
+                }
+            }
+        }
+        out
+    }
+
+    /// `ReceiptHandleGroup.computeIfPresent`: locks the entry named by `original` for a
+    /// renewal. `None` if it is gone (or its lock could not be had in time).
+    pub async fn lock_for_renew(
+        &self,
+        gk: &GroupKey,
+        msg_id: &str,
+        original: &str,
+    ) -> Option<RenewLease> {
+        let key = handle_key(msg_id, original)?;
+        let d = self.entry(&gk.0, &gk.1, &key)?;
+        let guard = lock(&d).await?;
+        let h = d.data.lock().expect("handle lock").clone()?;
+        Some(RenewLease {
+            handles: self.clone(),
+            gk: gk.clone(),
+            key,
+            data: d,
+            _guard: guard,
+            handle: h,
+        })
+    }
+}
+
+/// `HandleData.lock` with `lockTimeoutMsInHandleGroup`.
+async fn lock(d: &Arc<HandleData>) -> Option<OwnedMutexGuard<()>> {
+    let wait = Duration::from_millis(LOCK_TIMEOUT_MS_IN_HANDLE_GROUP);
+    madsim::time::timeout(wait, d.lock.clone().lock_owned())
+        .await
+        .ok()
+}
+
+/// A locked entry being renewed: ends with [`RenewLease::update`] or [`RenewLease::remove`].
+pub struct RenewLease {
+    handles: ReceiptHandles,
+    gk: GroupKey,
+    key: HandleKey,
+    data: Arc<HandleData>,
+    _guard: OwnedMutexGuard<()>,
+    pub handle: MessageReceiptHandle,
+}
+
+impl RenewLease {
+    /// The renewal's result replaces the entry's data.
+    pub fn update(self, h: MessageReceiptHandle) {
+        let mut data = self.data.data.lock().expect("handle lock");
+        if data.is_some() {
+            *data = Some(h);
+        }
+    }
+
+    /// `needRemove`: the entry goes.
+    pub fn remove(self) {
+        self.data.data.lock().expect("handle lock").take();
+        self.handles
+            .drop_entry(&self.gk.0, &self.gk.1, &self.key, &self.data);
+    }
+}
