@@ -15,7 +15,7 @@ use crate::pop_buffer_merge_service::PopBufferMergeService;
 use crate::pop_consumer_kv::PopConsumerService;
 use crate::pop_inflight_message_counter::PopInflightMessageCounter;
 use crate::pop_long_polling_service::PopLongPollingService;
-use crate::pop_revive_service::{due_at, PopReviveService};
+use crate::pop_revive_service::PopReviveService;
 use crate::protocol::{Request, Response};
 use crate::rng::Rng;
 use crate::rng::{self, ChaCha8Rng};

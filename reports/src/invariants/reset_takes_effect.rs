@@ -618,6 +618,24 @@ mod tests {
     }
 
     #[test]
+    fn a_flush_due_at_the_last_instant_of_the_run_is_not_judged() {
+        // reset-clears-other-pull-offsets: a reset at 3.008 s, the first offset flush due at
+        // 10 s (10 s after the start), and the run ends at 10 s: the simulation stops before
+        // that flush runs, so the persisted image cannot hold the reset yet.
+        let run = |end_at: Millis| {
+            let mut h = H::new();
+            h.at(3_008).reset("g1", 0, 4);
+            h.final_offset("g1", 0, 4);
+            h.end(end_at, end_at);
+            let mut history = h.build();
+            history.final_state.persisted_offset_table.clear();
+            check(&history).status
+        };
+        assert_eq!(run(10_000), Status::Held);
+        assert_eq!(run(10_001), Status::Violated);
+    }
+
+    #[test]
     fn a_lost_answer_to_the_pop_that_took_the_reset_is_not_judged() {
         let mut h = H::new();
         h.at(1_000).reset("g1", 0, 2);
