@@ -288,6 +288,31 @@ impl<'h> Rollbacks<'h> {
 
         for (idx, e) in h.events.iter().enumerate() {
             match &e.kind {
+                // After a restart `ConsumerOrderInfoManager` holds its last persisted image
+                // (every 10 s), which may lack acks the offset flush already covered: the next
+                // `ackOrderly`'s `commitAndNext` then commits an offset the restored OrderInfo
+                // still has un-acked, below the restored commit offset. That is the crash's
+                // rollback too.
+                EventKind::Broker(BrokerEvent::OffsetCommitted {
+                    group,
+                    topic,
+                    queue_id,
+                    offset,
+                    reason,
+                    ..
+                }) if reason.starts_with("ackOrderly")
+                    && table
+                        .get(&(group.as_str(), topic.as_str(), *queue_id))
+                        .is_some_and(|v| offset < v)
+                    && !crashes.is_empty() =>
+                {
+                    let key = (group.as_str(), topic.as_str(), *queue_id);
+                    if let Some((_, restored, _)) = crashes.last_mut() {
+                        let r = restored.entry(key).or_insert(*offset);
+                        *r = (*r).min(*offset);
+                    }
+                    table.insert(key, *offset);
+                }
                 EventKind::Broker(BrokerEvent::OffsetCommitted {
                     group,
                     topic,

@@ -279,6 +279,36 @@ mod tests {
     }
 
     #[test]
+    fn a_re_pop_after_an_ack_orderly_from_restored_order_info_is_excused() {
+        // Develop-random seed 21 (gRPC FIFO through the proxy): o1 pops offsets 0..=1, acks
+        // offset 0 (commit 1, flushed), the broker crashes before ConsumerOrderInfoManager
+        // persists that ack, and after the restart the ack of offset 1 finds offset 0
+        // un-acked in the restored OrderInfo: `ackOrderly` commits 0 and the next pop reads
+        // offset 0 again. The crash explains the comeback.
+        let run = |crash: bool| {
+            let mut h = H::orderly();
+            h.at(0).produce("m0", 0, 0);
+            h.at(0).produce("m1", 0, 1);
+            let rs = h.at(1_000).pop_batch("o1", &[("m0", 0), ("m1", 1)], 0);
+            h.at(2_000).ack(&rs[0]);
+            h.at(2_000).commit("og", 0, 1, "ackOrderly");
+            h.at(5_000).persist();
+            if crash {
+                h.at(6_000).crash();
+                h.at(7_000).restart();
+            }
+            h.at(8_000).ack(&rs[1]);
+            h.at(8_000).commit("og", 0, 0, "ackOrderly");
+            h.at(9_000).pop_batch("o1", &[("m0", 0), ("m1", 1)], 0);
+            check(&h.build())
+        };
+        let v = run(true);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert_eq!(v.notes.len(), 1);
+        assert_eq!(run(false).status, Status::Violated);
+    }
+
+    #[test]
     fn revive_without_ack_or_after_a_late_ack_holds() {
         let mut h = H::new();
         let d1 = h.at(1_000).pop("c1", "m1", 0, 0);
