@@ -928,6 +928,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     if m.current == receipt {
                         m.current = new;
                         m.nacked = true;
+                        // A nack of the acked receipt asks for the message again.
+                        m.acked = None;
                     }
                 }
                 receipts.insert((group, new), st);

@@ -9,8 +9,11 @@
 //!   of m, or a re-pop of the original all count as m coming back.
 //! - Only *effective* acks count: answered `SUCCESS`, made with m's current receipt for g
 //!   (its latest delivery, or the handle a changeInvisibleTime returned), and answered no
-//!   later than that receipt's `popTime + invisibleTime`. A late or stale ack may lose the
-//!   race with a revive that was already due; that is at-least-once working as designed.
+//!   later than that receipt's `popTime + invisibleTime`. A changeInvisibleTime of that
+//!   receipt after the ack (another listener of the same copy failing, through the proxy's
+//!   handle table) asks for the message again and withdraws the ack. A late or stale ack
+//!   may lose the race with a revive that was already due; that is at-least-once working as
+//!   designed.
 //!   For orderly batches an ack counts once every lower offset of the batch is acked too,
 //!   since the commit offset stops at the first un-acked entry.
 //! - A reset of m's original queue to an offset ≤ m's offset, applied after the acked
@@ -333,6 +336,21 @@ mod tests {
         h.at(9_000).revive(&moved, 0, 1);
         let v = check(&h.build());
         assert!(matches!(v.status, Status::NotApplicable { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_change_invisible_time_after_the_ack_asks_for_the_message_again() {
+        // Chaos seed 32 (gRPC push through the proxy): the same copy is delivered twice to
+        // one client; the first listener's ack takes the proxy's handle entry (keyed by
+        // message, queue and offset), which holds the second delivery's handle, so the ack
+        // names the current receipt; the second listener fails and nacks that same receipt
+        // with changeInvisibleTime. The new CK revives the message: the client asked for it.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(2_000).ack(&d);
+        let moved = h.at(3_000).change_invisible(&d, 1_000);
+        h.at(6_000).revive(&moved, 0, 1);
+        assert_eq!(check(&h.build()), Verdict::held());
     }
 
     #[test]
