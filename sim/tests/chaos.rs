@@ -46,7 +46,7 @@ fn crash_replays_and_orderly_counts_are_not_violations() {
 fn orderly_failures_keep_fifo_progress_and_dlq_accounting() {
     let src = include_str!("data/orderly-failures.toml");
     let mut judged = std::collections::BTreeMap::<&str, usize>::new();
-    for seed in [4, 12, 19, 26] {
+    for seed in [0, 1, 3, 4] {
         let out = common::run(src, seed, &[]);
         assert!(
             out.violated().is_empty(),

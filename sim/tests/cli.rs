@@ -263,7 +263,7 @@ fn the_header_says_which_values_a_client_replaces() {
     let path =
         std::env::temp_dir().join(format!("popsim-cli-replaced-{}.toml", std::process::id()));
     std::fs::write(&path, src).unwrap();
-    let o = popsim(&["run", path.to_str().unwrap(), "--seed", "1"]);
+    let o = popsim(&["run", path.to_str().unwrap(), "--seed", "1", "--wide"]);
     let _ = std::fs::remove_file(&path);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
@@ -783,7 +783,7 @@ fn the_run_header_shows_scripted_loss() {
         .find(|l| l.starts_with("faults:"))
         .unwrap_or_default();
     assert!(
-        faults.contains("scripted loss 0.4 from 3000 ms, loss 0 from 20000 ms"),
+        faults.contains("scripted loss 0.4 from 9000 ms, loss 0 from 22000 ms"),
         "{out}"
     );
 }

@@ -299,7 +299,7 @@ fn the_cli_reports_the_same_hash_from_run_and_sweep() {
 /// The broker's scheduler decides interleavings from the seed alone: a scenario whose
 /// outcome depends on the interleaving (two KV pops racing over a reset, finding F4) gives
 /// the same history every time a seed is run, and different seeds really do interleave
-/// differently (some violate, some hold).
+/// differently (they break different invariants).
 #[test]
 fn the_same_seed_gives_the_same_interleaving() {
     let sc = scenarios::builtin("kv-reset-lock-inversion").expect("built in");
@@ -310,11 +310,10 @@ fn the_same_seed_gives_the_same_interleaving() {
         let b = run_seed(&sc, seed, &opts);
         assert_eq!(a.hash, b.hash, "seed {seed}: same seed, same interleaving");
         assert_eq!(a.history.events, b.history.events);
-        outcomes.insert(a.failed());
+        outcomes.insert(a.violated());
     }
-    assert_eq!(
-        outcomes.len(),
-        2,
-        "the outcome depends on the schedule: some seeds race, some do not"
+    assert!(
+        outcomes.len() >= 2,
+        "the outcome depends on the schedule: {outcomes:?}"
     );
 }
