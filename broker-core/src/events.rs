@@ -19,6 +19,28 @@ pub struct CkRef {
     pub broker_name: String,
 }
 
+/// What the reviver did with an ACK record it read (`consumeReviveMessage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AckReadOutcome {
+    /// A CK with its key was in the scan's map: its bits were set.
+    Matched,
+    /// No CK with its key had been read in this scan (`point == null`): dropped.
+    NoCk,
+    /// No CK with its key, and it had waited past `reviveAckWaitMs`: a CK was mocked for it.
+    Mocked,
+}
+
+impl std::fmt::Display for AckReadOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AckReadOutcome::Matched => "matched its CK",
+            AckReadOutcome::NoCk => "no CK with its key read yet: dropped",
+            AckReadOutcome::Mocked => "no CK with its key, waited too long: a CK mocked for it",
+        })
+    }
+}
+
 /// Where a pop's read started, and why there (`getPopOffset`, `resetPopOffset`, the
 /// KV path's `getPopOffset`, the offset correction).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +90,30 @@ pub enum BrokerEvent {
         revive_offset: u64,
         deliver_at: Millis,
         reason: String,
+    },
+    /// `consumeReviveMessage` read an ACK or BatchAck record: the merge key it built and
+    /// what became of it (a CK read earlier in this scan had the key, none had, or none had
+    /// and `enableSkipLongAwaitingAck` mocked one).
+    AckRecordRead {
+        at: Millis,
+        revive_qid: u32,
+        revive_offset: u64,
+        topic: String,
+        group: String,
+        queue_id: u32,
+        start_offset: u64,
+        pop_time: Millis,
+        ack_offsets: Vec<u64>,
+        key: String,
+        outcome: AckReadOutcome,
+    },
+    /// `mergeAndRevive` revives a CK: its merge key and the offsets whose bits acks set.
+    ReviveDecided {
+        at: Millis,
+        revive_qid: u32,
+        ck: CkRef,
+        key: String,
+        acked: Vec<u64>,
     },
     /// An ack merged into a buffered CK's bits (`addAk` returned true).
     AckMergedInBuffer {

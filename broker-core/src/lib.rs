@@ -75,7 +75,7 @@ mod store;
 pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Fix, FixInfo, Release, Side};
 pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
-pub use events::{BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
+pub use events::{AckReadOutcome, BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
 pub use inflight::{OpId, Step};
 pub use pop_long_polling_service::{
     MAX_POP_POLLING_SIZE, POP_POLLING_SIZE, TIMEOUT_MARGIN_MS, TIMEOUT_TOO_MUCH_MS,

@@ -41,7 +41,7 @@
 use crate::broker::Broker;
 use crate::checkpoint::{AckMsg, PopCheckPoint, ReviveRecord};
 use crate::config::Millis;
-use crate::events::BrokerEvent;
+use crate::events::{AckReadOutcome, BrokerEvent};
 use crate::keys::{
     self, java_str, merge_key, ACK_TIME_INTERVAL, MODEL_EPOCH_MS, REVIVE_GROUP, SECOND,
 };
@@ -373,13 +373,14 @@ impl Broker {
                 }
                 ReviveRecord::Ack(ack) => {
                     let key = self.revive_ack_key(ack);
-                    match scan.map.get_mut(&key) {
+                    let outcome = match scan.map.get_mut(&key) {
                         Some(ck) => {
                             for &ao in &ack.ack_offsets {
                                 if let Some(i) = ck.index_of_ack(ao) {
                                     ck.bit_map |= 1 << i;
                                 }
                             }
+                            AckReadOutcome::Matched
                         }
                         None => {
                             let waited = now.saturating_sub(entry.deliver_at);
@@ -388,10 +389,26 @@ impl Broker {
                             {
                                 let mock = mock_ck_for_ack(ack, offset);
                                 scan.first_rt.get_or_insert(mock.revive_time());
-                                scan.mocks.insert(key, mock);
+                                scan.mocks.insert(key.clone(), mock);
+                                AckReadOutcome::Mocked
+                            } else {
+                                AckReadOutcome::NoCk
                             }
                         }
-                    }
+                    };
+                    self.events.push(BrokerEvent::AckRecordRead {
+                        at: now,
+                        revive_qid: qid,
+                        revive_offset: offset,
+                        topic: ack.topic.clone(),
+                        group: ack.consumer_group.clone(),
+                        queue_id: ack.queue_id,
+                        start_offset: ack.start_offset,
+                        pop_time: ack.pop_time,
+                        ack_offsets: ack.ack_offsets.clone(),
+                        key,
+                        outcome,
+                    });
                 }
             }
             scan.end_time = scan.end_time.max(Some(entry.deliver_at));
@@ -412,17 +429,30 @@ impl Broker {
         // Upstream keeps mocks apart while scanning and `putAll`s them at the end: a mock
         // replaces a real CK with the same key.
         map.extend(mocks);
-        let mut sorted: Vec<PopCheckPoint> = map.into_values().collect();
-        sorted.sort_by_key(|ck| ck.revive_offset);
+        let mut sorted: Vec<(String, PopCheckPoint)> = map.into_iter().collect();
+        sorted.sort_by_key(|(_, ck)| ck.revive_offset);
         let end = end_time.map_or(0, |t| i128::from(MODEL_EPOCH_MS + t));
         let mut new_offset = old_offset;
-        for ck in &sorted {
+        for (key, ck) in &sorted {
             let revive_time = i128::from(MODEL_EPOCH_MS + ck.revive_time());
             if end - revive_time <= i128::from(REVIVE_MARGIN) {
                 break;
             }
             let normal_topic = keys::parse_normal_topic(&ck.topic, &ck.cid);
             if self.store.topic_config(&normal_topic).is_some() && self.groups.contains(&ck.cid) {
+                let all = (1u64 << ck.num).wrapping_sub(1);
+                if u64::from(ck.bit_map) & all != all {
+                    self.events.push(BrokerEvent::ReviveDecided {
+                        at: now,
+                        revive_qid: qid,
+                        ck: ck.ck_ref(),
+                        key: key.clone(),
+                        acked: (0..usize::from(ck.num))
+                            .filter(|&i| ck.bit_map & (1 << i) != 0)
+                            .map(|i| ck.ack_offset_by_index(i))
+                            .collect(),
+                    });
+                }
                 self.revive_msg_from_ck(now, qid, ck);
             }
             new_offset = ck.revive_offset as i64;

@@ -329,6 +329,32 @@ fn describe_broker(b: &BrokerEvent) -> String {
         B::AckMergedInBuffer { ck: c, ack_offset, .. } => {
             format!("ack of offset {ack_offset} merged into buffered {}", ck(c))
         }
+        B::AckRecordRead {
+            revive_qid,
+            revive_offset,
+            topic,
+            group,
+            queue_id,
+            start_offset,
+            pop_time,
+            ack_offsets,
+            key,
+            outcome,
+            ..
+        } => format!(
+            "reviver read the ACK for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} at revive queue {revive_qid} offset {revive_offset}, key {key}: {outcome}",
+            secs(*pop_time)
+        ),
+        B::ReviveDecided {
+            revive_qid,
+            ck: c,
+            key,
+            acked,
+            ..
+        } => format!(
+            "reviver revives {} from revive queue {revive_qid}: key {key}, acked offsets {acked:?}",
+            ck(c)
+        ),
         B::AckWritten {
             topic,
             group,
@@ -481,6 +507,8 @@ pub fn event_type(kind: &EventKind) -> &'static str {
             B::CkWritten { .. } => "ck-written",
             B::AckMergedInBuffer { .. } => "ack-merged-in-buffer",
             B::AckWritten { .. } => "ack-written",
+            B::AckRecordRead { .. } => "ack-record-read",
+            B::ReviveDecided { .. } => "revive-decided",
             B::Revived { .. } => "revived",
             B::ReviveOffsetCommitted { .. } => "revive-offset-committed",
             B::OffsetCommitted { .. } => "offset-committed",
@@ -660,13 +688,15 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
                 queue_id: Some(ck.queue_id),
                 queue_offset: Some(*queue_offset),
             },
-            B::CkBuffered { ck, .. } | B::CkWritten { ck, .. } => EventFields {
-                group: Some(&ck.group),
-                topic: Some(&ck.topic),
-                queue_id: Some(ck.queue_id),
-                queue_offset: Some(ck.start_offset),
-                ..none
-            },
+            B::CkBuffered { ck, .. } | B::CkWritten { ck, .. } | B::ReviveDecided { ck, .. } => {
+                EventFields {
+                    group: Some(&ck.group),
+                    topic: Some(&ck.topic),
+                    queue_id: Some(ck.queue_id),
+                    queue_offset: Some(ck.start_offset),
+                    ..none
+                }
+            }
             B::AckMergedInBuffer { ck, ack_offset, .. } => EventFields {
                 group: Some(&ck.group),
                 topic: Some(&ck.topic),
@@ -675,6 +705,13 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
                 ..none
             },
             B::AckWritten {
+                topic,
+                group,
+                queue_id,
+                start_offset,
+                ..
+            }
+            | B::AckRecordRead {
                 topic,
                 group,
                 queue_id,

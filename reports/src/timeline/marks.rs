@@ -732,6 +732,8 @@ impl<'h> Builder<'h> {
                     self.on_msg(m, &ck.group, Shape::Cross, at, "fault", idx);
                 }
             }
+            // The reviver's reasoning: shown in witnesses and the detail panel, not drawn.
+            B::AckRecordRead { .. } | B::ReviveDecided { .. } => {}
             B::StorePutFailed { .. } | B::MessagesExpired { .. } => {
                 if self.hl.flags(&[idx]) != 0 {
                     self.cluster(Shape::Cross, at, "fault", idx);
