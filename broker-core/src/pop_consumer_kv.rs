@@ -193,13 +193,15 @@ impl PopConsumerService {
         self.started_at = now;
     }
 
-    /// The revive scan's lower bound at a scan at `now`: 3 s before `currentTime`. Scans the
-    /// model skipped (nothing due) set `currentTime` to their upper time.
-    fn scan_lower_bound(&self, now: Millis) -> Millis {
+    /// The revive scan's lower bound for the pass due at `due`: 3 s before `currentTime`.
+    /// Scans the model skipped before `due` (nothing was due) set `currentTime` to their
+    /// upper time; a pass that runs later than `due` (a stalled thread) resumes from there,
+    /// since upstream moves `currentTime` only when a scan runs (`PopConsumerService.revive`).
+    fn scan_lower_bound(&self, due: Millis) -> Millis {
         let skipped = self
             .last_tick
-            .filter(|t| now >= t + 2 * KV_REVIVE_INTERVAL)
-            .map(|_| now - KV_REVIVE_INTERVAL - KV_REVIVE_LAG);
+            .filter(|t| due >= t + 2 * KV_REVIVE_INTERVAL)
+            .map(|_| due - KV_REVIVE_INTERVAL - KV_REVIVE_LAG);
         skipped
             .or(self.current_time)
             .map_or(0, |c| c.saturating_sub(KV_SCAN_BACK))
@@ -729,7 +731,8 @@ impl Broker {
     /// stretched by the back-off, until `popReviveMaxAttemptTimes`, then drops it.
     /// `currentTime` becomes the last record's visibility, or the upper bound.
     fn pop_kv_revive_tick(&mut self, now: Millis) {
-        let lower = self.kv.scan_lower_bound(now);
+        let due = self.kv.revive_deadline().map_or(now, |d| d.min(now));
+        let lower = self.kv.scan_lower_bound(due);
         let upper = now.saturating_sub(KV_REVIVE_LAG);
         let scanned: Vec<RecordKey> = self
             .kv

@@ -290,3 +290,30 @@ fn kv_records_survive_a_crash() {
         "RocksDB records are durable"
     );
 }
+
+/// Develop-random seed 131 (BUGGIFY's slow timer on the KV path): the revive thread stalls
+/// past a record's visibility and resumes from its old `currentTime`
+/// (`PopConsumerService.revive` moves `currentTime` only when a scan runs), so the late scan
+/// still covers the record. The model once took the stall for scans skipped because nothing
+/// was due, and its window started 3.55 s before the late tick: the record was never revived.
+#[test]
+fn a_stalled_revive_scan_resumes_from_its_old_current_time() {
+    let mut w = kv_world(Behaviours::fixed(), 1);
+    w.send(2);
+    let first = pop_queue(&mut w, 0, 1, false);
+    assert_eq!(offsets(&first), vec![0]);
+    let mut req = w.pop_req(1, 5_000, false);
+    req.queue_id = 0;
+    assert_eq!(offsets(&w.pop_with(req)), vec![1]);
+    w.advance_to(6_000);
+    assert_eq!(w.revived(), vec![("m2".into(), 1)], "the 5 s record");
+    // The record visible at 10 s is due at the 10.5 s pass; the timer runs only at 13.7 s.
+    w.now = 13_700;
+    w.broker.on_timer(13_700);
+    w.events.extend(w.broker.drain_events());
+    assert_eq!(
+        w.revived(),
+        vec![("m2".into(), 1), ("m1".into(), 1)],
+        "the late scan still covers it"
+    );
+}
