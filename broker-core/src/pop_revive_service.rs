@@ -103,6 +103,10 @@ struct ReviveState {
     phase: Phase,
     /// `run()`'s `slow`.
     slow: u32,
+    /// Revive-log offsets below this had their ACK records reported ([`BrokerEvent::AckRecordRead`]):
+    /// a trailing ACK is read again every round (the committed offset stops at the last CK),
+    /// and only its first reading is recorded.
+    reported_to: u64,
 }
 
 /// The revivers of every revive queue.
@@ -130,6 +134,7 @@ impl PopReviveService {
                         until: now + revive_interval,
                     },
                     slow: 1,
+                    reported_to: 0,
                 })
                 .collect(),
         }
@@ -396,19 +401,24 @@ impl Broker {
                             }
                         }
                     };
-                    self.events.push(BrokerEvent::AckRecordRead {
-                        at: now,
-                        revive_qid: qid,
-                        revive_offset: offset,
-                        topic: ack.topic.clone(),
-                        group: ack.consumer_group.clone(),
-                        queue_id: ack.queue_id,
-                        start_offset: ack.start_offset,
-                        pop_time: ack.pop_time,
-                        ack_offsets: ack.ack_offsets.clone(),
-                        key,
-                        outcome,
-                    });
+                    let state = &mut self.revive.queues[qid as usize];
+                    let first_read = offset >= state.reported_to;
+                    state.reported_to = state.reported_to.max(offset + 1);
+                    if first_read {
+                        self.events.push(BrokerEvent::AckRecordRead {
+                            at: now,
+                            revive_qid: qid,
+                            revive_offset: offset,
+                            topic: ack.topic.clone(),
+                            group: ack.consumer_group.clone(),
+                            queue_id: ack.queue_id,
+                            start_offset: ack.start_offset,
+                            pop_time: ack.pop_time,
+                            ack_offsets: ack.ack_offsets.clone(),
+                            key,
+                            outcome,
+                        });
+                    }
                 }
             }
             scan.end_time = scan.end_time.max(Some(entry.deliver_at));
