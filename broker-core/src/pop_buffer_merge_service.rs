@@ -37,6 +37,9 @@ pub struct Wrapper {
     /// Written to the revive log at pop time; no in-memory merging.
     pub just_offset: bool,
     pub ck_stored: bool,
+    /// Stored ahead of its flush by the proposed fix `refused-ack-stores-its-ck`: the buffer
+    /// still keeps it (and merges acks in flight) until its normal flush time.
+    stored_early: bool,
     in_buffer: bool,
     in_queue: bool,
     /// Its key in the flush queue, while it waits there.
@@ -59,7 +62,7 @@ impl Wrapper {
     fn is_ready(&self) -> bool {
         (self.just_offset && self.ck_stored)
             || self.is_ck_done()
-            || (self.is_ck_done_for_finish() && self.ck_stored)
+            || (self.is_ck_done_for_finish() && self.ck_stored && !self.stored_early)
     }
 
     /// The first instant `scan` would flush it (`removeCk`): revive time within
@@ -203,6 +206,7 @@ impl PopBufferMergeService {
             merge_key,
             just_offset,
             ck_stored: false,
+            stored_early: false,
             in_buffer: false,
             in_queue: false,
             flush_key: None,
@@ -845,10 +849,15 @@ impl Broker {
             {
                 let w = &self.buffer.wrappers[&id];
                 let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
-                self.put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.addAk");
-                let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
-                w.ck_stored = true;
-                self.buffer.mark_dirty(now, id);
+                // A failed put leaves the CK to the scan's flush, as before the fix.
+                if self
+                    .put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.addAk")
+                    .is_some()
+                {
+                    let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
+                    w.ck_stored = true;
+                    w.stored_early = true;
+                }
                 None
             }
             Err(_) => None,

@@ -249,3 +249,70 @@ fn reviving_twice_needs_two_expiries() {
     w.advance_to(60_000);
     assert_eq!(w.revived(), vec![("m1".into(), 1), ("m1".into(), 2)]);
 }
+
+fn buffered_with_f5_fix() -> World {
+    World::new(
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..World::default_config()
+        },
+        Behaviours::fixed().with_fix(Fix::RefusedAckStoresItsCk),
+    )
+}
+
+/// Develop-random seed 1919 with every fix: the proposed fix `refused-ack-stores-its-ck`
+/// stores the buffered CK before refusing a late ack; when that put fails the CK is still
+/// unstored, and the scan must put it later, or its unacked messages are never revived.
+#[test]
+fn the_f5_fix_leaves_a_ck_whose_put_failed_for_the_scan() {
+    let mut w = buffered_with_f5_fix();
+    w.send(2);
+    let msgs = w.pop(32, 20_000);
+    assert_eq!(msgs.len(), 2);
+    w.advance_to(9_000);
+    w.broker.set_store_put_failure_rate(1.0);
+    w.ack(&msgs[0]);
+    w.broker.set_store_put_failure_rate(0.0);
+    w.advance_to(60_000);
+    assert!(
+        w.revived_ids().contains(&msgs[1].msg_id),
+        "the never-acked message is revived: {:?}",
+        w.revived_ids()
+    );
+}
+
+/// Develop-random seed 82 with every fix: an ack that passed addAk's guards before the
+/// 8.5 s limit is still in flight when a later ack is refused and the fix stores the CK.
+/// The buffer must keep the wrapper until its normal flush (upstream stores a buffered CK
+/// only then, 1.5 s after addAk stops accepting), so the in-flight ack still merges.
+#[test]
+fn the_f5_fix_keeps_the_wrapper_for_an_ack_in_flight() {
+    let mut w = buffered_with_f5_fix();
+    w.send(3);
+    let msgs = w.pop(32, 20_000);
+    assert_eq!(msgs.len(), 3);
+    w.advance_to(8_400);
+    let first = w.broker.submit(Request::AckMessage(w.ack_req(&msgs[0])));
+    assert_eq!(w.broker.step(w.now, first), Step::Yield, "guards passed");
+    w.advance_to(8_600);
+    assert_eq!(w.ack(&msgs[1]).code, ResponseCode::Success);
+    w.advance_to(8_610);
+    loop {
+        if let Step::Done(r) = w.broker.step(w.now, first) {
+            assert_eq!(r.code, ResponseCode::Success);
+            break;
+        }
+    }
+    w.events.extend(w.broker.drain_events());
+    assert_eq!(
+        w.count(|e| matches!(e, BrokerEvent::AckLostOnDroppedCk { .. })),
+        0,
+        "merged, not lost"
+    );
+    w.advance_to(60_000);
+    assert_eq!(
+        w.revived_ids(),
+        vec![msgs[2].msg_id.clone()],
+        "only the unacked one"
+    );
+}
