@@ -38,7 +38,8 @@
 
 use super::index::{secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
-use crate::history::History;
+use crate::history::{EventKind, History};
+use broker_core::BrokerEvent;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "no-redelivery-after-ack",
@@ -87,6 +88,12 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         ]));
     }
     let mut summary = describe(history, first);
+    let mut events = vec![first.acked_delivery, first.ack, first.idx];
+    if let Some((why, why_events)) = revive_why(history, first) {
+        summary.push_str("; why: ");
+        summary.push_str(&why);
+        events.extend(why_events);
+    }
     if judged.len() > 1 {
         // Name the kinds, so the total reads against the report's duplicate deliveries
         // (which count only deliveries: retry copies and re-pops, not the revives).
@@ -109,10 +116,119 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     Verdict::violated(Witness {
         msg_id: Some(first.msg_id.clone()),
         summary,
-        events: witness_events(vec![first.acked_delivery, first.ack, first.idx]),
+        events: witness_events(events),
     })
     .with_notes(notes)
     .with_affected(affected)
+}
+
+/// Why the reviver revived an acked message, from its recorded decisions: the CK's merge
+/// key, and what became of the ACK records for the message (read before the CK and dropped,
+/// keyed differently, written to another revive queue, or never written at all).
+fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
+    let ev = &history.events;
+    let EventKind::Broker(BrokerEvent::Revived {
+        ck, queue_offset, ..
+    }) = &ev[c.idx].kind
+    else {
+        return None;
+    };
+    let o = *queue_offset;
+    let mut parts = Vec::new();
+    let mut events = Vec::new();
+    let decided = ev[..c.idx]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, e)| match &e.kind {
+            EventKind::Broker(BrokerEvent::ReviveDecided {
+                ck: d,
+                key,
+                revive_qid,
+                ..
+            }) if d == ck => Some((i, key.as_str(), *revive_qid)),
+            _ => None,
+        });
+    if let Some((i, key, qid)) = decided {
+        parts.push(format!(
+            "the reviver keyed the CK `{key}` in revive queue {qid} with offset {o}'s bit unset"
+        ));
+        events.push(i);
+    }
+    let same = |topic: &str, group: &str, queue_id: u32, start: u64, pop_time: u64| {
+        topic == ck.topic
+            && group == ck.group
+            && queue_id == ck.queue_id
+            && start == ck.start_offset
+            && pop_time == ck.pop_time
+    };
+    let mut read = false;
+    for (i, e) in ev[..c.idx].iter().enumerate() {
+        if let EventKind::Broker(BrokerEvent::AckRecordRead {
+            revive_qid,
+            revive_offset,
+            topic,
+            group,
+            queue_id,
+            start_offset,
+            pop_time,
+            ack_offsets,
+            key,
+            outcome,
+            ..
+        }) = &e.kind
+        {
+            if !same(topic, group, *queue_id, *start_offset, *pop_time) || !ack_offsets.contains(&o)
+            {
+                continue;
+            }
+            read = true;
+            events.push(i);
+            let keyed = match decided {
+                Some((_, k, _)) if k != key => format!(", keyed `{key}` (no match)"),
+                _ => String::new(),
+            };
+            parts.push(format!(
+                "its ACK record (revive queue {revive_qid} offset {revive_offset}) was read at {}{keyed}: {outcome}",
+                secs(e.at)
+            ));
+        }
+    }
+    if !read {
+        let written = ev[..c.idx]
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| match &e.kind {
+                EventKind::Broker(BrokerEvent::AckWritten {
+                    topic,
+                    group,
+                    queue_id,
+                    start_offset,
+                    pop_time,
+                    ack_offsets,
+                    revive_qid,
+                    revive_offset,
+                    ..
+                }) if same(topic, group, *queue_id, *start_offset, *pop_time)
+                    && ack_offsets.contains(&o) =>
+                {
+                    Some((i, *revive_qid, *revive_offset))
+                }
+                _ => None,
+            });
+        match written {
+            Some((i, qid, off)) => {
+                events.push(i);
+                parts.push(format!(
+                    "its ACK record went to revive queue {qid} offset {off} and was not read before the revive"
+                ));
+            }
+            None => parts.push(format!(
+                "no ACK record for offset {o} was written (the ack stayed in memory, or its put failed)"
+            )),
+        }
+    }
+    (!parts.is_empty()).then(|| (parts.join("; "), events))
 }
 
 fn describe(history: &History, c: &AfterAck) -> String {
@@ -162,6 +278,47 @@ mod tests {
             "{}",
             w.summary
         );
+    }
+
+    #[test]
+    fn the_witness_says_why_the_reviver_revived_an_acked_message() {
+        // Bug (c)'s shape: the ACK record carries no brokerName, so the reviver keys it
+        // differently from the CK and drops it.
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(2_000).ack(&d);
+        let ck = h.ck_of(&d);
+        let read = h.at(12_000).broker(BrokerEvent::AckRecordRead {
+            at: 12_000,
+            revive_qid: 0,
+            revive_offset: 1,
+            topic: ck.topic.clone(),
+            group: ck.group.clone(),
+            queue_id: ck.queue_id,
+            start_offset: ck.start_offset,
+            pop_time: ck.pop_time,
+            ack_offsets: vec![0],
+            key: "TopicAg10010000null".into(),
+            outcome: broker_core::AckReadOutcome::NoCk,
+        });
+        let decided = h.at(13_000).broker(BrokerEvent::ReviveDecided {
+            at: 13_000,
+            revive_qid: 0,
+            ck: ck.clone(),
+            key: "TopicAg10010000broker-a".into(),
+            acked: vec![],
+        });
+        h.at(13_000).revive(&d, 0, 1);
+        let w = check(&h.build()).witness.unwrap();
+        assert!(
+            w.summary.ends_with(
+                "; why: the reviver keyed the CK `TopicAg10010000broker-a` in revive queue 0 with offset 0's bit unset; its ACK record (revive queue 0 offset 1) was read at 12.000s, keyed `TopicAg10010000null` (no match): no CK with its key read yet: dropped"
+            ),
+            "{}",
+            w.summary
+        );
+        assert!(w.events.contains(&read) && w.events.contains(&decided));
     }
 
     #[test]
