@@ -25,7 +25,9 @@
 //!   commit offset past it. In an orderly group every message at or after the queue's final
 //!   commit offset is backlog too, delivered or not: orderly POP pins the commit offset at
 //!   the first un-acked message and delivers the queue again from there (how fast is
-//!   fifo-progress's question). A note counts them.
+//!   fifo-progress's question). A message whose latest retry copy lies beyond what the group
+//!   had consumed of that retry queue (nothing at or after it delivered, the commit offset
+//!   at or below it) is backlog in the same way. A note counts them.
 //! - A group that the history shows with no running consumer at the end is not judged; a
 //!   note says so.
 //! - A message retention deleted (`MessagesExpired` moved its queue's min offset past it, or
@@ -110,7 +112,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut lifecycle_seen = false;
     let mut produced: Vec<(usize, &str, &str, u32, u64)> = Vec::new();
     let mut state: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
-    // One past the highest original offset delivered to the group, per queue.
+    // One past the highest offset delivered to the group, per queue (retry queues too).
     let mut reached: BTreeMap<(&str, &str, u32), u64> = BTreeMap::new();
     // Retention: the highest min offset per (topic, queue), and the retry copies of each
     // (group, message).
@@ -155,10 +157,9 @@ pub(crate) fn check(history: &History) -> Verdict {
                 st.deliveries.push(idx);
                 st.ack_in_doubt = false;
                 st.live_until = st.live_until.max(pop_time + invisible_time);
-                if retry_topic.is_none() {
-                    let reached = reached.entry((group, topic, *queue_id)).or_insert(0);
-                    *reached = (*reached).max(*queue_offset + 1);
-                }
+                let queue_topic = retry_topic.as_deref().unwrap_or(topic);
+                let reached = reached.entry((group, queue_topic, *queue_id)).or_insert(0);
+                *reached = (*reached).max(*queue_offset + 1);
             }
             EventKind::ListenerStarted { group, msg_id, .. } => {
                 state.entry((group, msg_id)).or_default().listening += 1;
@@ -297,6 +298,19 @@ pub(crate) fn check(history: &History) -> Verdict {
                 *backlog.entry(group).or_default() += 1;
                 continue;
             }
+            // Its latest retry copy lies beyond what the group had consumed of that retry
+            // queue: backlog there too.
+            let copy_not_reached = copies
+                .get(&(*group, *msg_id))
+                .and_then(|cs| cs.last())
+                .is_some_and(|(rt, ro)| {
+                    reached.get(&(*group, *rt, 0)).is_none_or(|r| *r <= *ro)
+                        && final_commit(group, rt, 0) <= *ro as i64
+                });
+            if copy_not_reached {
+                *backlog.entry(group).or_default() += 1;
+                continue;
+            }
             judged += 1;
             let fate = match st.deliveries.last() {
                 None => "was never delivered to it".to_owned(),
@@ -419,6 +433,40 @@ mod tests {
         // Produced late: still in flight.
         h.at(90_000).produce("late", 0, 5);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_retry_copy_the_group_had_not_got_to_is_backlog_not_loss() {
+        // Develop-random seed 611: with retry topic v2 and upstream's default
+        // retrieveMessageFromPopRetryTopicV1, half of the pops read the empty v1 retry topic
+        // and park; a batch-1 consumer drains the v2 retry queue slowly, and at the end the
+        // revived copy of m0 (retry offset 5) lies beyond what the group had consumed there.
+        let run = |later_retry_delivered: bool| {
+            let mut h = H::new();
+            quiet(&mut h);
+            h.at(1_000).produce("m0", 0, 0);
+            let d = h.at(2_000).pop("c1", "m0", 0, 0);
+            h.at(13_000).revive(&d, 5, 1);
+            h.at(14_000).produce("m9", 0, 1);
+            let r = h.at(14_000).pop_retry("c1", "m9", 3, 1);
+            h.ack(&r);
+            if later_retry_delivered {
+                h.at(15_000).produce("m8", 0, 2);
+                let r = h.at(15_000).pop_retry("c1", "m8", 6, 1);
+                h.ack(&r);
+            }
+            h.final_offset("g1", 0, 3);
+            check(&h.build())
+        };
+        let v = run(false);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert!(
+            v.notes.iter().any(|n| n.summary.contains("backlog")),
+            "{:?}",
+            v.notes
+        );
+        // A later retry offset delivered: the copy was skipped, a loss.
+        assert_eq!(run(true).status, Status::Violated);
     }
 
     #[test]
