@@ -11,7 +11,10 @@
 //! - it happens no earlier than `popTime + invisibleTime` of the latest receipt descended
 //!   from the CK it revives: the delivery whose receipt names that CK (same copy and
 //!   popTime), followed through successful changeInvisibleTime answers, each of which names
-//!   a new CK and moves the deadline (either way). Other deliveries of the same copy, such as
+//!   a new CK and moves the deadline (either way). Receipts form a tree: a change names one
+//!   receipt and moves the deadline of that receipt and its ancestors only, so a retried
+//!   change of the same handle leaves the first attempt's CK (a sibling) its own deadline.
+//!   Other deliveries of the same copy, such as
 //!   a re-pop after a crash, come with CKs of their own and do not move this one's deadline.
 //!   A CK that no recorded receipt names is judged by its own revive time. A broker crash
 //!   after the changeInvisibleTime that moved a CK's deadline excuses reviving that CK early:
@@ -30,14 +33,25 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
     statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the latest receipt for its checkpoint.",
 };
 
+/// One receipt of a delivery's tree.
+struct Node {
+    /// The deadline of the latest receipt descended from this one (itself included).
+    deadline: Millis,
+    /// The event that set `deadline`.
+    from: usize,
+    /// The receipt a changeInvisibleTime named to make this one (`None` for a delivery).
+    parent: Option<usize>,
+}
+
 pub(crate) fn check(history: &History) -> Verdict {
     // Copy → reconsumeTimes it was stored with.
     let mut stored: LookupMap<CopyKey, u32> = LookupMap::default();
-    // Receipt chains (a delivery and its changeInvisibleTime successors): the latest
-    // deadline and the event that set it.
-    let mut chains: Vec<(Millis, usize)> = Vec::new();
+    // Receipt trees (a delivery and its changeInvisibleTime successors), one node per
+    // receipt: the latest deadline of the node's subtree, the event that set it, and the
+    // receipt the change named (its parent).
+    let mut nodes: Vec<Node> = Vec::new();
     let mut by_ck: LookupMap<CkKey, usize> = LookupMap::default();
-    // (group, receipt) → (chain, copy).
+    // (group, receipt) → (node, copy).
     let mut receipts: LookupMap<(&str, &str), (usize, CopyKey)> = LookupMap::default();
     let mut revives = 0usize;
     let mut first: Option<Witness> = None;
@@ -84,10 +98,14 @@ pub(crate) fn check(history: &History) -> Verdict {
                 } else if !orderly {
                     stored.entry(copy).or_insert(*reconsume_times);
                 }
-                chains.push((pop_time + invisible_time, idx));
-                let chain = chains.len() - 1;
-                by_ck.insert(ck_key(group, copy, receipt, *pop_time), chain);
-                receipts.insert((group, receipt), (chain, copy));
+                nodes.push(Node {
+                    deadline: pop_time + invisible_time,
+                    from: idx,
+                    parent: None,
+                });
+                let node = nodes.len() - 1;
+                by_ck.insert(ck_key(group, copy, receipt, *pop_time), node);
+                receipts.insert((group, receipt), (node, copy));
             }
             EventKind::ChangeInvisibleResult {
                 group,
@@ -97,17 +115,32 @@ pub(crate) fn check(history: &History) -> Verdict {
                 outcome,
                 ..
             } if is_success(outcome) => {
-                let Some((chain, copy)) =
+                let Some((named, copy)) =
                     receipts.get(&(group.as_str(), receipt.as_str())).copied()
                 else {
                     continue;
                 };
-                chains[chain] = (receipt_deadline(new, e.at + invisible_time), idx);
+                // The new receipt is a child of the one the change named; a retried change
+                // of the same handle makes a sibling, so the deadline moves on the named
+                // receipt and its ancestors only, never on an earlier sibling.
+                let deadline = receipt_deadline(new, e.at + invisible_time);
+                nodes.push(Node {
+                    deadline,
+                    from: idx,
+                    parent: Some(named),
+                });
+                let node = nodes.len() - 1;
+                let mut up = Some(named);
+                while let Some(n) = up {
+                    nodes[n].deadline = deadline;
+                    nodes[n].from = idx;
+                    up = nodes[n].parent;
+                }
                 if let Some(old) = ExtraInfo::parse(receipt) {
                     acked_by_change.insert(ck_key(group, copy, receipt, old.pop_time), idx);
                 }
-                by_ck.insert(ck_key(group, copy, new, e.at), chain);
-                receipts.insert((group, new), (chain, copy));
+                by_ck.insert(ck_key(group, copy, new, e.at), node);
+                receipts.insert((group, new), (node, copy));
             }
             EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
             EventKind::Broker(BrokerEvent::Revived {
@@ -142,7 +175,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 }
                 let key = (group.as_str(), copy, ck.pop_time);
                 let (deadline, from) = match by_ck.get(&key) {
-                    Some(chain) => (chains[*chain].0, Some(chains[*chain].1)),
+                    Some(node) => (nodes[*node].deadline, Some(nodes[*node].from)),
                     None => (ck.pop_time + ck.invisible_time, None),
                 };
                 let ack_died = acked_by_change
@@ -256,6 +289,29 @@ mod tests {
             w.summary,
             "the revive of m1 for group g1 happened at 12.000s, before the latest receipt's deadline 35.000s"
         );
+    }
+
+    #[test]
+    fn a_retried_change_of_the_same_handle_leaves_the_first_changes_ck_its_own_deadline() {
+        // chaos seed 13: the client retried a nack naming the original handle after the
+        // first attempt timed out (ChangeInvisibleDurationActivity falls back to the
+        // original handle when removeReceiptHandle finds none). Each attempt wrote a CK of
+        // its own and acked only the CK the handle names (ChangeInvisibleTimeProcessor
+        // .ackOrigin), so the first attempt's CK is a sibling of the second's, never acked,
+        // and revives at its own deadline.
+        let run = |revive_first_change: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            let r1 = h.at(5_000).change_invisible(&d, 1_000);
+            h.at(9_000).change_invisible(&d, 1_000);
+            let target = if revive_first_change { r1 } else { d };
+            h.at(9_500).revive(&target, 0, 1);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // The original CK's latest descendant is the second attempt's (deadline 10 s).
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
