@@ -6,7 +6,8 @@
 //! Semantics, per (group, topic, queue) of groups with orderly deliveries:
 //! - The *outstanding batch* is the latest orderly pop seen: the deliveries sharing consumer
 //!   and `popTime`. An entry counts as acked once the client *sent* the ack (the broker
-//!   commits before the answer comes back). Each entry's deadline is its receipt's
+//!   commits before the answer comes back), even an ack of its handle sent before the
+//!   delivery was recorded (the proxy may swap a just-registered handle into a retried ack). Each entry's deadline is its receipt's
 //!   `popTime + invisibleTime`, moved by a successful changeInvisibleTime.
 //! - **Commit**: every broker `OffsetCommitted` for the queue must be ≤ the lowest un-acked
 //!   offset of the outstanding batch. Commits made on purpose by a reset (reason containing
@@ -23,7 +24,7 @@ use super::index::{is_success, receipt_deadline, secs, witness_events, Facts, Lo
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
 use broker_core::{BrokerEvent, Millis};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "orderly-commit-safety",
@@ -63,6 +64,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut batches: LookupMap<QueueKey, Batch> = LookupMap::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
+    // (group, receipt) of acks sent before any delivery of that receipt was recorded.
+    let mut early_acks: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut orderly = 0usize;
     let mut found: Option<Witness> = None;
     let mut count = 0usize;
@@ -91,7 +94,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     msg_id,
                     delivery: idx,
                     deadline: pop_time + invisible_time,
-                    ack_sent: false,
+                    ack_sent: early_acks.contains(&(group.as_str(), receipt.as_str())),
                 };
                 if let Some(b) = batches.get_mut(&key) {
                     if b.consumer == consumer && b.pop_time == *pop_time {
@@ -145,6 +148,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let Some((key, pop_time, offset)) =
                     receipts.get(&(group.as_str(), receipt.as_str()))
                 else {
+                    // The proxy's handle table (`ReceiptHandleGroup.HandleKey`: broker, queue
+                    // and offset, no popTime) may put the handle a new pop just registered
+                    // into a retried ack of an old one, before the delivery is recorded.
+                    early_acks.insert((group, receipt));
                     continue;
                 };
                 if let Some(b) = batches.get_mut(key).filter(|b| b.pop_time == *pop_time) {
@@ -333,6 +340,30 @@ mod tests {
         };
         assert_eq!(run(Some(11_010)), Status::Held);
         assert_eq!(run(None), Status::Violated);
+    }
+
+    #[test]
+    fn an_ack_sent_before_its_delivery_is_recorded_counts() {
+        // chaos seed 151: the proxy's handle table (ReceiptHandleGroup.HandleKey: msgId,
+        // queue and offset, no popTime) swapped the handle a new pop had just registered
+        // into the client's retried ack of an old handle; that ack reached the broker
+        // before the client's delivery of the new handle was recorded.
+        let run = |early_ack: bool| {
+            let mut h = H::orderly();
+            let a = h.at(2_000).pop_served_at("o1", "m0", 0, 0, 1_000);
+            let b = h.at(2_000).pop_served_at("o1", "m1", 0, 1, 1_000);
+            if early_ack {
+                let ack = h.at(1_500).ack_sent(&b);
+                let ev = h.events.remove(ack);
+                h.events.insert(a.idx, ev);
+            }
+            h.at(2_500).ack_sent(&a);
+            h.at(2_500).commit("og", 0, 2, "ackOrderly");
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // Without that ack, offset 1 is un-acked when the commit passes it.
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
