@@ -26,8 +26,9 @@
 //!   handle names a pop checkpoint the broker wrote
 //!   (`CkBuffered`, or `CkWritten` by `addCkJustOffset`) for that group and copy, with that
 //!   start offset and popTime, whose invisible time and brokerName are the handle's, whose
-//!   start is at or below the offset, whose revive queue (when a `CkWritten` shows it) is
-//!   the handle's, and which covers no more deliveries than its `num`. A pop on the KV path
+//!   start is at or below the offset, whose revive queue (when a `CkWritten` of a pop CK
+//!   shows it; a changeInvisibleTime's CK may share start and popTime but is never named by a
+//!   delivery) is the handle's, and which covers no more deliveries than its `num`. A pop on the KV path
 //!   (`PopConsumerService`, which keeps records instead of checkpoints) is recognised by its
 //!   `PopRead` and is judged on the first two points only. A history with no broker record
 //!   of any pop (no checkpoint, no `PopRead`) is not judged on handles.
@@ -124,7 +125,11 @@ pub(crate) fn check(history: &History) -> Verdict {
                         delivered: Vec::new(),
                     });
                 }
-                revive_qid.entry(ck_id(ck)).or_insert(*qid);
+                // A delivered handle names a pop CK, never the one a changeInvisibleTime
+                // wrote (`appendCheckPoint`), which may share its start and popTime.
+                if reason != "ChangeInvisibleTimeProcessor.appendCheckPoint" {
+                    revive_qid.entry(ck_id(ck)).or_insert(*qid);
+                }
             }
             EventKind::Broker(BrokerEvent::PopRead {
                 group,
@@ -693,6 +698,52 @@ mod tests {
         assert!(summary(&h).starts_with(
             "2 deliveries' handles name group g1's CK on TopicA/0 (start 2, popTime 21.000s), which holds 1 message(s)"
         ));
+    }
+
+    #[test]
+    fn a_change_ck_in_the_same_millisecond_does_not_speak_for_a_pops_ck() {
+        // chaos seed 15: a changeInvisibleTime wrote its CK (start = the message's offset,
+        // popTime = now, the old handle's revive queue: ChangeInvisibleTimeProcessor
+        // .appendCheckPoint) in the same millisecond a pop buffered a CK for the same copy
+        // and start, which went to another revive queue. A delivered handle always names a
+        // pop CK, so only pop CKs say which revive queue it went to.
+        let run = |pop_ck_qid: Option<u32>| {
+            let mut h = H::new();
+            h.at(0).produce("m0", 0, 0);
+            let d = h.at(1_000).pop("c1", "m0", 0, 0);
+            h.pop_ck(&d);
+            h.at(2_000).change_invisible(&d, 5_000);
+            let ck = CkRef {
+                pop_time: 2_000,
+                invisible_time: 5_000,
+                ..h.ck_of(&d)
+            };
+            h.broker(BrokerEvent::CkWritten {
+                at: 2_000,
+                ck: ck.clone(),
+                revive_qid: 1,
+                revive_offset: 0,
+                deliver_at: 7_000,
+                reason: "ChangeInvisibleTimeProcessor.appendCheckPoint".into(),
+            });
+            let again = h.at(2_000).pop("c1", "m0", 0, 0);
+            h.pop_ck(&again);
+            if let Some(qid) = pop_ck_qid {
+                h.broker(BrokerEvent::CkWritten {
+                    at: 2_000,
+                    ck: h.ck_of(&again),
+                    revive_qid: qid,
+                    revive_offset: 1,
+                    deliver_at: 12_000,
+                    reason: "PopBufferMergeService.putCkToStore".into(),
+                });
+            }
+            check(&h.build()).status
+        };
+        assert_eq!(run(None), Status::Held);
+        assert_eq!(run(Some(0)), Status::Held);
+        // The pop's own CK in another revive queue than its handle says still fails.
+        assert_eq!(run(Some(1)), Status::Violated);
     }
 
     #[test]

@@ -729,6 +729,9 @@ struct Batch<'h> {
     prefix_end: Option<u64>,
 }
 
+/// (group, topic, queue) → the broker's pop reads there: (event index, first offset, count).
+type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32)>>;
+
 /// Follows every message through its receipts and decides which acks count and which
 /// comebacks they forbid.
 ///
@@ -788,13 +791,18 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 .replay_between(group, copy, from, pops.of(idx).before_to)
                 .is_some()
     };
-    // A reset after the earlier delivery's pop and before the later event (a pop, or a
-    // revive) rewinds the queue over the message.
-    let excuse = |group: &str, msg_id: &str, since: usize, until: usize| -> Option<usize> {
+    // A reset after `from` (an event index) and before the later event (a pop, or a revive)
+    // rewinds the queue over the message.
+    let excuse_from = |group: &str, msg_id: &str, from: usize, until: usize| -> Option<usize> {
         let o = origins.get(msg_id)?;
-        let (from, to) = (pops.of(since).after_from, pops.of(until).before_to);
+        let to = pops.of(until).before_to;
         resets.rewind_between(group, &o.topic, o.queue, o.offset, from, to)
     };
+    // ... after the earlier delivery's pop.
+    let excuse = |group: &str, msg_id: &str, since: usize, until: usize| -> Option<usize> {
+        excuse_from(group, msg_id, pops.of(since).after_from, until)
+    };
+    let mut reads: QueueReads = LookupMap::default();
 
     for (idx, e) in h.events.iter().enumerate() {
         match &e.kind {
@@ -822,7 +830,31 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     None => DeliveryClass::First,
                     Some(st) => {
                         let since = st.acked.map_or(st.current_delivery, |a| a.delivery);
-                        match (excuse(group, msg_id, since, idx), st.acked) {
+                        let mut from = pops.of(since).after_from;
+                        if retry_topic.is_none() && st.acked.is_some() {
+                            // A re-pop of the original after an ack of another copy (a retry
+                            // copy delivered after the reset, while the reset's replay of the
+                            // original was pending): a reset counts from the group's last
+                            // read of this offset before this pop (a `PopRead` covering it,
+                            // which also sees pops whose answer was lost), else from the
+                            // copy's previous delivery.
+                            let before = pops.of(idx).before_to;
+                            let read = (reads
+                                .get(&(group.as_str(), copy_key(topic, *queue_id, 0))))
+                            .and_then(|v| {
+                                v.iter().rev().find(|(r, o, n)| {
+                                    *r < before
+                                        && *o <= *queue_offset
+                                        && *queue_offset < o + u64::from(*n)
+                                })
+                            })
+                            .map(|(r, ..)| r + 1);
+                            let prev = prev_of_copy.map(|p| pops.of(p).after_from);
+                            if let Some(last) = read.max(prev) {
+                                from = from.min(last);
+                            }
+                        }
+                        match (excuse_from(group, msg_id, from, idx), st.acked) {
                             (Some(reset), _) => DeliveryClass::ResetReplay { reset },
                             (None, Some(a)) => {
                                 let older = retry_topic.is_some()
@@ -1036,6 +1068,19 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
             EventKind::Broker(BrokerEvent::Crashed {
                 graceful: false, ..
             }) => last_crash = Some(idx),
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                offset,
+                count,
+                ..
+            }) => {
+                (reads
+                    .entry((group, copy_key(topic, *queue_id, 0)))
+                    .or_default())
+                .push((idx, *offset, *count));
+            }
             _ => {}
         }
     }

@@ -10,6 +10,8 @@
 //!   `Produced` message of that topic whose offset is at or after the group's start position
 //!   on its queue: the offset of the latest reset of that queue if any, else the group's
 //!   initial offset (the first commit whose reason mentions `getPopOffset` or `init`), else 0.
+//!   A reset no pop took (`ResetConsumed`) before the next crash, with no offset flush due
+//!   in between (the rule reset-takes-effect uses), died with the process and is skipped.
 //! - Such a message is accounted for once the group acked it (an ack answered `SUCCESS`
 //!   for any copy), skipped it on receipt (`SkippedOnReceipt`: the #8333 max-reconsume
 //!   filter, or a tag mismatch, both documented client policies that ack), sent it to a DLQ
@@ -34,7 +36,10 @@
 //!   past a retry copy of it) is not judged: retention drops what it drops. A note counts
 //!   them.
 
-use super::index::{is_success, receipt_deadline, resets, secs, witness_events};
+use super::index::{
+    flush_due_between, is_success, persists, receipt_deadline, resets, secs, witness_events,
+    ResetPoint,
+};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis};
@@ -102,8 +107,31 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut start: BTreeMap<(&str, &str, u32), i64> = BTreeMap::new();
     let mut from_reset: BTreeSet<(&str, &str, u32)> = BTreeSet::new();
     let points = resets(history);
+    let flushes = persists(history);
+    let crashes: Vec<usize> = (history.events.iter().enumerate())
+        .filter(|(_, e)| matches!(e.kind, EventKind::Broker(BrokerEvent::Crashed { .. })))
+        .map(|(i, _)| i)
+        .collect();
+    // A reset no pop took before the next crash, with no offset flush due in between, died
+    // with the process: the pending reset lives in memory and `assignResetOffset`'s
+    // offsetTable write was never persisted, so the restart reads the older offset.
+    let died = |p: &ResetPoint| -> bool {
+        let i = crashes.partition_point(|c| *c <= p.idx);
+        let Some(&crash) = crashes.get(i) else {
+            return false;
+        };
+        let consumed = history.events[p.idx..crash].iter().any(|e| {
+            matches!(&e.kind, EventKind::Broker(BrokerEvent::ResetConsumed {
+                group, topic, queue_id, ..
+            }) if *group == p.group && *topic == p.topic && *queue_id == p.queue)
+        });
+        !consumed && !flush_due_between(history, &flushes, p.idx, crash)
+    };
     for p in points.iter().rev() {
         let key = (p.group.as_str(), p.topic.as_str(), p.queue);
+        if died(p) {
+            continue;
+        }
         if from_reset.insert(key) {
             start.insert(key, p.offset);
         }
@@ -539,6 +567,35 @@ mod tests {
         h.ack(&m);
         h.at(1_000).produce("new", 0, 1);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_reset_that_died_in_a_crash_is_not_the_start_position() {
+        // develop-random seed 49: a reset to 0, never taken by a pop, died with the broker
+        // before an offset flush was due (the pending reset lives in memory and the
+        // offsetTable write was not persisted); the group went on from the earlier reset.
+        let run = |flush: bool| {
+            let mut h = H::new();
+            quiet(&mut h);
+            h.at(0).produce("m0", 0, 0);
+            h.at(0).produce("m1", 0, 1);
+            h.at(0).produce("m2", 0, 2);
+            h.at(1_000).reset("g1", 0, 2);
+            h.reset_consumed("g1", 0, 2);
+            let d = h.at(2_000).pop("c1", "m2", 0, 2);
+            h.ack(&d);
+            h.at(5_000).reset("g1", 0, 0);
+            if flush {
+                h.at(5_200).persist();
+            }
+            h.at(5_500).crash();
+            h.at(6_000).restart();
+            h.final_offset("g1", 0, 3);
+            check(&h.build()).status
+        };
+        assert_eq!(run(false), Status::Held);
+        // Flushed before the crash, the reset survives: m0 and m1 must be consumed.
+        assert_eq!(run(true), Status::Violated);
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //! - A reset of m's original queue to an offset ≤ m's offset, applied after the acked
 //!   delivery (so also one still pending when the ack arrived, which upstream's
 //!   `OffsetResetForPopIT` exercises), excuses the comeback: replay is what a reset asks for.
+//!   For a re-pop of the original, so does one applied after the group's last read of that
+//!   offset before the re-pop (its last `PopRead` covering it, else the original's previous
+//!   delivery), even if a retry copy was delivered and acked after the reset.
 //! - A revive of a CK no receipt names (a pop whose answer was lost), or of a receipt chain
 //!   the ack did not cover, is not a comeback; a retry copy already revived that way when the
 //!   ack came is a concurrent copy, not a comeback (see the ack analysis in `index.rs`).
@@ -594,6 +597,40 @@ mod tests {
         };
         assert_eq!(replay(Some(8_004)), Status::Held);
         assert_eq!(replay(None), Status::Violated);
+    }
+
+    #[test]
+    fn a_reset_before_an_acked_retry_copy_still_excuses_the_originals_replay() {
+        // develop-random seed 68: the reset to 3 came after the original's delivery; its
+        // CK revived, the retry copy was delivered and acked, and only then did the group
+        // read offset 5 again: the replay the reset asked for, still pending when the
+        // acked retry copy was delivered.
+        let run = |between: Option<bool>| {
+            let mut h = H::new();
+            let d = h.at(1_000).pop("c1", "m5", 0, 5);
+            h.at(3_000).reset("g1", 0, 3);
+            match between {
+                // A pop of offset 5 after the reset: the replay happened then.
+                Some(true) => {
+                    h.at(5_000).pop("c1", "m5", 0, 5);
+                }
+                // A pop that read offset 5 after the reset but whose answer was lost.
+                Some(false) => {
+                    h.at(5_000)
+                        .pop_read("g1", 0, 5_000, 3, 3, false, ReadFrom::PendingReset);
+                }
+                None => {}
+            }
+            h.at(12_000).revive(&d, 0, 1);
+            let r = h.at(13_000).pop_retry("c1", "m5", 0, 1);
+            h.at(14_000).ack(&r);
+            h.at(20_000).pop("c1", "m5", 0, 5);
+            check(&h.build()).status
+        };
+        assert_eq!(run(None), Status::Held);
+        // The reset's replay of offset 5 was already served: the second one is not excused.
+        assert_eq!(run(Some(true)), Status::Violated);
+        assert_eq!(run(Some(false)), Status::Violated);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! Semantics, per (group, topic, queue) of groups with orderly deliveries:
 //! - The *outstanding batch* is the latest orderly pop seen: the deliveries sharing consumer
 //!   and `popTime`. An entry counts as acked once the client *sent* the ack (the broker
-//!   commits before the answer comes back). Each entry's deadline is its receipt's
+//!   commits before the answer comes back), even an ack of its handle sent before the
+//!   delivery was recorded (the proxy may swap a just-registered handle into a retried ack). Each entry's deadline is its receipt's
 //!   `popTime + invisibleTime`, moved by a successful changeInvisibleTime.
 //! - **Commit**: every broker `OffsetCommitted` for the queue must be ≤ the lowest un-acked
 //!   offset of the outstanding batch. Commits made on purpose by a reset (reason containing
@@ -17,13 +18,14 @@
 //!   `popTime` when the history has no `PopRead`), unless it is the same attempt: equal
 //!   `attempt_id`s, or the same consumer when the history does not record attempt ids.
 //! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
-//!   block on purpose; a crash may lose the un-flushed order info).
+//!   block on purpose; a crash may lose the un-flushed order info); so does a crash between
+//!   a pop and its recorded delivery: a batch served before the latest crash is not one.
 
 use super::index::{is_success, receipt_deadline, secs, witness_events, Facts, LookupMap};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
 use broker_core::{BrokerEvent, Millis};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "orderly-commit-safety",
@@ -63,6 +65,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut batches: LookupMap<QueueKey, Batch> = LookupMap::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
+    // (group, receipt) of acks sent before any delivery of that receipt was recorded.
+    let mut early_acks: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut last_crash: Option<usize> = None;
     let mut orderly = 0usize;
     let mut found: Option<Witness> = None;
     let mut count = 0usize;
@@ -91,8 +96,13 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     msg_id,
                     delivery: idx,
                     deadline: pop_time + invisible_time,
-                    ack_sent: false,
+                    ack_sent: early_acks.contains(&(group.as_str(), receipt.as_str())),
                 };
+                // A pop the broker served before the latest crash (its answer recorded after
+                // it) belongs to a batch the crash discarded.
+                if last_crash.is_some_and(|c| c >= pops.of(idx).after_from) {
+                    continue;
+                }
                 if let Some(b) = batches.get_mut(&key) {
                     if b.consumer == consumer && b.pop_time == *pop_time {
                         b.entries.insert(*queue_offset, entry);
@@ -145,6 +155,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let Some((key, pop_time, offset)) =
                     receipts.get(&(group.as_str(), receipt.as_str()))
                 else {
+                    // The proxy's handle table (`ReceiptHandleGroup.HandleKey`: broker, queue
+                    // and offset, no popTime) may put the handle a new pop just registered
+                    // into a retried ack of an old one, before the delivery is recorded.
+                    early_acks.insert((group, receipt));
                     continue;
                 };
                 if let Some(b) = batches.get_mut(key).filter(|b| b.pop_time == *pop_time) {
@@ -219,7 +233,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             }) => {
                 batches.remove(&(group.as_str(), topic.as_str(), *queue_id));
             }
-            EventKind::Broker(BrokerEvent::Crashed { .. }) => batches.clear(),
+            EventKind::Broker(BrokerEvent::Crashed { .. }) => {
+                batches.clear();
+                last_crash = Some(idx);
+            }
             _ => {}
         }
     }
@@ -333,6 +350,49 @@ mod tests {
         };
         assert_eq!(run(Some(11_010)), Status::Held);
         assert_eq!(run(None), Status::Violated);
+    }
+
+    #[test]
+    fn an_ack_sent_before_its_delivery_is_recorded_counts() {
+        // chaos seed 151: the proxy's handle table (ReceiptHandleGroup.HandleKey: msgId,
+        // queue and offset, no popTime) swapped the handle a new pop had just registered
+        // into the client's retried ack of an old handle; that ack reached the broker
+        // before the client's delivery of the new handle was recorded.
+        let run = |early_ack: bool| {
+            let mut h = H::orderly();
+            let a = h.at(2_000).pop_served_at("o1", "m0", 0, 0, 1_000);
+            let b = h.at(2_000).pop_served_at("o1", "m1", 0, 1, 1_000);
+            if early_ack {
+                let ack = h.at(1_500).ack_sent(&b);
+                let ev = h.events.remove(ack);
+                h.events.insert(a.idx, ev);
+            }
+            h.at(2_500).ack_sent(&a);
+            h.at(2_500).commit("og", 0, 2, "ackOrderly");
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // Without that ack, offset 1 is un-acked when the commit passes it.
+        assert_eq!(run(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_batch_popped_before_a_crash_but_recorded_after_it_is_discarded() {
+        // chaos seed 11: the broker served o1's pop, crashed before the answer reached o1
+        // (a crash may lose the un-flushed order info), and o2 popped the queue after the
+        // restart; o1's delivery is recorded after the crash.
+        let run = |served: Millis| {
+            let mut h = H::orderly();
+            h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+            h.at(3_000).crash();
+            h.at(4_000).restart();
+            h.at(5_000).pop_served_at("o1", "m0", 0, 0, served);
+            h.at(6_000).pop("o2", "m0", 0, 0);
+            check(&h.build()).status
+        };
+        assert_eq!(run(1_000), Status::Held);
+        // A pop served after the restart is the outstanding batch.
+        assert_eq!(run(4_500), Status::Violated);
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! subsequence of what was delivered, duplicates tolerated.
 //!
 //! Semantics: take the orderly deliveries (`Delivered` with `orderly`) of each (group, topic,
-//! queue) in history order. Each offset must be at most one past the previous delivered
-//! offset: the next message, or a step back to replay (after an expired batch, a restart, or
-//! a reset). Anything further ahead skips messages, which also covers reordering within a
-//! batch (`0, 2, 1` skips 1 first). The first delivery of a queue may start anywhere (the
+//! queue) in history order. Each offset must be at most one past the highest offset
+//! delivered so far: the next message, a step back to replay (after an expired batch, a
+//! restart, or a reset), or, after a replay, the message past everything delivered before
+//! (every offset up to there was delivered in order once; after a crash the broker's
+//! `ConsumerOrderInfoManager.commitAndNext` may move on from a stale ack of the old batch).
+//! Anything further ahead skips messages, which also covers reordering within a batch
+//! (`0, 2, 1` skips 1 first). The first delivery of a queue may start anywhere (the
 //! group's start position), and so may the first one after a reset of that queue, which
 //! may move the position forward on purpose.
 
@@ -24,6 +27,14 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
 /// (group, topic, queue).
 type QueueKey<'h> = (&'h str, &'h str, u32);
 
+/// A queue's deliveries so far: the previous one and the highest offset delivered in order,
+/// as (offset, event index).
+#[derive(Clone, Copy)]
+struct Seen {
+    last: (u64, usize),
+    high: (u64, usize),
+}
+
 pub(crate) fn check(history: &History) -> Verdict {
     let points = resets(history);
     let mut reset_idx: BTreeMap<usize, Vec<QueueKey>> = BTreeMap::new();
@@ -33,8 +44,9 @@ pub(crate) fn check(history: &History) -> Verdict {
             .or_default()
             .push((&p.group, &p.topic, p.queue));
     }
-    // (group, topic, queue) → previous delivery (offset, index), None right after a reset.
-    let mut prev: BTreeMap<QueueKey, Option<(u64, usize)>> = BTreeMap::new();
+    // (group, topic, queue) → the previous delivery and the highest offset delivered in
+    // order (offset, index each); None right after a reset.
+    let mut prev: BTreeMap<QueueKey, Option<Seen>> = BTreeMap::new();
     let mut deliveries = 0usize;
     let mut found: Vec<Witness> = Vec::new();
     let mut affected = AffectedList::default();
@@ -56,23 +68,38 @@ pub(crate) fn check(history: &History) -> Verdict {
         };
         deliveries += 1;
         let slot = prev.entry((group, topic, *queue_id)).or_insert(None);
-        if let Some((p, pidx)) = *slot {
-            if *queue_offset > p + 1 {
+        let mut high = (*queue_offset, idx);
+        if let Some(Seen {
+            last: (p, _),
+            high: (h, hidx),
+        }) = *slot
+        {
+            if *queue_offset > h + 1 {
+                let after = if p == h {
+                    format!("right after offset {p}")
+                } else {
+                    format!("after offset {p}, past offset {h}, the highest it had got in order")
+                };
                 affected
-                    .push(Affected::at("offsets-skipped", history, idx).events(vec![pidx, idx]));
+                    .push(Affected::at("offsets-skipped", history, idx).events(vec![hidx, idx]));
                 found.push(Witness {
                     msg_id: Some(msg_id.clone()),
                     summary: format!(
-                        "group {group} got offset {queue_offset} of queue {topic}/{queue_id} at {} right after offset {p}: offsets {}..={} were skipped",
+                        "group {group} got offset {queue_offset} of queue {topic}/{queue_id} at {} {after}: offsets {}..={} were skipped",
                         secs(e.at),
-                        p + 1,
+                        h + 1,
                         queue_offset - 1
                     ),
-                    events: witness_events(vec![pidx, idx]),
+                    events: witness_events(vec![hidx, idx]),
                 });
+            } else if h >= *queue_offset {
+                high = (h, hidx);
             }
         }
-        *slot = Some((*queue_offset, idx));
+        *slot = Some(Seen {
+            last: (*queue_offset, idx),
+            high,
+        });
     }
     if deliveries == 0 {
         return Verdict::not_applicable("no orderly delivery");
@@ -134,6 +161,33 @@ mod tests {
         h.at(1_000).pop("o1", "m2", 0, 2);
         h.at(1_000).pop("o1", "m1", 0, 1);
         assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn after_a_step_back_delivery_may_resume_past_the_highest_offset_delivered() {
+        // chaos seed 398: offsets 0..=10 were delivered, a crash made the queue replay from
+        // 0 (0..=5 again), and stale acks of the old batch moved the commit offset on
+        // (ConsumerOrderInfoManager.commitAndNext answers queueOffset + 1 when the restart
+        // lost the OrderInfo), so 11 came next. Every offset was delivered in order once.
+        let run = |resume: u64| {
+            let mut h = H::orderly();
+            for o in 0..=3 {
+                h.at(1_000).pop("o1", &format!("m{o}"), 0, o);
+            }
+            for o in 0..=1 {
+                h.at(12_000).pop("o1", &format!("m{o}"), 0, o);
+            }
+            h.at(13_000).pop("o1", &format!("m{resume}"), 0, resume);
+            check(&h.build())
+        };
+        assert_eq!(run(4), Verdict::held());
+        // Offset 4 was never delivered.
+        let v = run(5);
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group og got offset 5 of queue TopicA/0 at 13.000s after offset 1, past offset 3, the highest it had got in order: offsets 4..=4 were skipped"
+        );
     }
 
     #[test]

@@ -9,13 +9,18 @@
 //!   Retry topics have one queue, so retry copies are keyed by topic and offset only. A copy
 //!   the history never mentions is not judged for this clause;
 //! - it happens no earlier than `popTime + invisibleTime` of the latest receipt descended
-//!   from the CK it revives: the delivery whose receipt names that CK (same copy and
-//!   popTime), followed through successful changeInvisibleTime answers, each of which names
-//!   a new CK and moves the deadline (either way). Other deliveries of the same copy, such as
-//!   a re-pop after a crash, come with CKs of their own and do not move this one's deadline.
-//!   A CK that no recorded receipt names is judged by its own revive time. A broker crash
-//!   after the changeInvisibleTime that moved a CK's deadline excuses reviving that CK early:
-//!   the change acks the old CK (`ackOrigin`), and an ack merged only in
+//!   from the CK it revives: the delivery whose receipt names that CK (same copy, popTime and
+//!   invisible time: a changeInvisibleTime's CK and a pop's may share a millisecond; a CK
+//!   re-put by `rePutCK` with a stretched invisible time is matched to the receipt with the
+//!   earliest deadline among those with a shorter one), followed through successful
+//!   changeInvisibleTime answers, each of which names a new CK and moves the deadline (either
+//!   way). Receipts form a tree: a change names one receipt and moves the deadline of that
+//!   receipt and its ancestors only, so a retried change of the same handle leaves the first
+//!   attempt's CK (a sibling) its own deadline. Other deliveries of the same copy, such as a
+//!   re-pop after a crash, come with CKs of their own and do not move this one's deadline. A
+//!   CK that no recorded receipt names is judged by its own revive time. A broker crash after
+//!   the changeInvisibleTime that moved a CK's deadline excuses reviving that CK early: the
+//!   change acks the old CK (`ackOrigin`), and an ack merged only in
 //!   `PopBufferMergeService`'s buffer dies with the process (at-least-once under a crash).
 
 use super::index::{
@@ -30,21 +35,54 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
     statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the latest receipt for its checkpoint.",
 };
 
+/// One receipt of a delivery's tree.
+struct Node {
+    /// The deadline of the latest receipt descended from this one (itself included).
+    deadline: Millis,
+    /// The event that set `deadline`.
+    from: usize,
+    /// The receipt a changeInvisibleTime named to make this one (`None` for a delivery).
+    parent: Option<usize>,
+    /// The invisible time of the CK the receipt names.
+    invisible: Millis,
+    /// The changeInvisibleTime that acked this receipt's CK (`ackOrigin`).
+    acked_by_change: Option<usize>,
+}
+
+/// The node whose CK a revived CK is: same group, copy and popTime, and the same invisible
+/// time, or (a CK re-put by `PopReviveService.rePutCK` keeps the popTime but may stretch the
+/// invisible time) the one with the earliest deadline among those with a shorter one.
+fn node_of(nodes: &[Node], candidates: &[usize], ck_invisible: Millis) -> Option<usize> {
+    candidates
+        .iter()
+        .rev()
+        .copied()
+        .find(|n| nodes[*n].invisible == ck_invisible)
+        .or_else(|| {
+            candidates
+                .iter()
+                .copied()
+                .filter(|n| nodes[*n].invisible < ck_invisible)
+                .min_by_key(|n| nodes[*n].deadline)
+        })
+}
+
 pub(crate) fn check(history: &History) -> Verdict {
     // Copy → reconsumeTimes it was stored with.
     let mut stored: LookupMap<CopyKey, u32> = LookupMap::default();
-    // Receipt chains (a delivery and its changeInvisibleTime successors): the latest
-    // deadline and the event that set it.
-    let mut chains: Vec<(Millis, usize)> = Vec::new();
-    let mut by_ck: LookupMap<CkKey, usize> = LookupMap::default();
-    // (group, receipt) → (chain, copy).
+    // Receipt trees (a delivery and its changeInvisibleTime successors), one node per
+    // receipt: the latest deadline of the node's subtree, the event that set it, and the
+    // receipt the change named (its parent).
+    let mut nodes: Vec<Node> = Vec::new();
+    // A CK key (group, copy, popTime) → the nodes whose CKs have it: a changeInvisibleTime's
+    // CK and a pop's CK written in the same millisecond share it.
+    let mut by_ck: LookupMap<CkKey, Vec<usize>> = LookupMap::default();
+    // (group, receipt) → (node, copy).
     let mut receipts: LookupMap<(&str, &str), (usize, CopyKey)> = LookupMap::default();
     let mut revives = 0usize;
     let mut first: Option<Witness> = None;
     let mut violations = 0usize;
     let mut affected = AffectedList::default();
-    // CK → the changeInvisibleTime that acked it (`ackOrigin`), and the latest crash.
-    let mut acked_by_change: LookupMap<CkKey, usize> = LookupMap::default();
     let mut last_crash: Option<usize> = None;
 
     for (idx, e) in history.events.iter().enumerate() {
@@ -84,10 +122,20 @@ pub(crate) fn check(history: &History) -> Verdict {
                 } else if !orderly {
                     stored.entry(copy).or_insert(*reconsume_times);
                 }
-                chains.push((pop_time + invisible_time, idx));
-                let chain = chains.len() - 1;
-                by_ck.insert(ck_key(group, copy, receipt, *pop_time), chain);
-                receipts.insert((group, receipt), (chain, copy));
+                nodes.push(Node {
+                    deadline: pop_time + invisible_time,
+                    from: idx,
+                    parent: None,
+                    invisible: ExtraInfo::parse(receipt)
+                        .map_or(*invisible_time, |x| x.invisible_time),
+                    acked_by_change: None,
+                });
+                let node = nodes.len() - 1;
+                (by_ck
+                    .entry(ck_key(group, copy, receipt, *pop_time))
+                    .or_default())
+                .push(node);
+                receipts.insert((group, receipt), (node, copy));
             }
             EventKind::ChangeInvisibleResult {
                 group,
@@ -97,17 +145,34 @@ pub(crate) fn check(history: &History) -> Verdict {
                 outcome,
                 ..
             } if is_success(outcome) => {
-                let Some((chain, copy)) =
+                let Some((named, copy)) =
                     receipts.get(&(group.as_str(), receipt.as_str())).copied()
                 else {
                     continue;
                 };
-                chains[chain] = (receipt_deadline(new, e.at + invisible_time), idx);
-                if let Some(old) = ExtraInfo::parse(receipt) {
-                    acked_by_change.insert(ck_key(group, copy, receipt, old.pop_time), idx);
+                // The new receipt is a child of the one the change named; a retried change
+                // of the same handle makes a sibling, so the deadline moves on the named
+                // receipt and its ancestors only, never on an earlier sibling.
+                let deadline = receipt_deadline(new, e.at + invisible_time);
+                nodes.push(Node {
+                    deadline,
+                    from: idx,
+                    parent: Some(named),
+                    invisible: ExtraInfo::parse(new).map_or(*invisible_time, |x| x.invisible_time),
+                    acked_by_change: None,
+                });
+                let node = nodes.len() - 1;
+                let mut up = Some(named);
+                while let Some(n) = up {
+                    nodes[n].deadline = deadline;
+                    nodes[n].from = idx;
+                    up = nodes[n].parent;
                 }
-                by_ck.insert(ck_key(group, copy, new, e.at), chain);
-                receipts.insert((group, new), (chain, copy));
+                if ExtraInfo::parse(receipt).is_some() {
+                    nodes[named].acked_by_change = Some(idx);
+                }
+                (by_ck.entry(ck_key(group, copy, new, e.at)).or_default()).push(node);
+                receipts.insert((group, new), (node, copy));
             }
             EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
             EventKind::Broker(BrokerEvent::Revived {
@@ -141,13 +206,16 @@ pub(crate) fn check(history: &History) -> Verdict {
                     }
                 }
                 let key = (group.as_str(), copy, ck.pop_time);
-                let (deadline, from) = match by_ck.get(&key) {
-                    Some(chain) => (chains[*chain].0, Some(chains[*chain].1)),
+                let node = by_ck
+                    .get(&key)
+                    .and_then(|c| node_of(&nodes, c, ck.invisible_time));
+                let (deadline, from) = match node {
+                    Some(n) => (nodes[n].deadline, Some(nodes[n].from)),
                     None => (ck.pop_time + ck.invisible_time, None),
                 };
-                let ack_died = acked_by_change
-                    .get(&key)
-                    .is_some_and(|change| last_crash.is_some_and(|c| c > *change));
+                let ack_died = node
+                    .and_then(|n| nodes[n].acked_by_change)
+                    .is_some_and(|change| last_crash.is_some_and(|c| c > change));
                 if e.at < deadline && !ack_died {
                     problems.push(format!(
                         "happened at {}, before the latest receipt's deadline {}",
@@ -256,6 +324,61 @@ mod tests {
             w.summary,
             "the revive of m1 for group g1 happened at 12.000s, before the latest receipt's deadline 35.000s"
         );
+    }
+
+    #[test]
+    fn a_retried_change_of_the_same_handle_leaves_the_first_changes_ck_its_own_deadline() {
+        // chaos seed 13: the client retried a nack naming the original handle after the
+        // first attempt timed out (ChangeInvisibleDurationActivity falls back to the
+        // original handle when removeReceiptHandle finds none). Each attempt wrote a CK of
+        // its own and acked only the CK the handle names (ChangeInvisibleTimeProcessor
+        // .ackOrigin), so the first attempt's CK is a sibling of the second's, never acked,
+        // and revives at its own deadline.
+        let run = |revive_first_change: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            let r1 = h.at(5_000).change_invisible(&d, 1_000);
+            h.at(9_000).change_invisible(&d, 1_000);
+            let target = if revive_first_change { r1 } else { d };
+            h.at(9_500).revive(&target, 0, 1);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // The original CK's latest descendant is the second attempt's (deadline 10 s).
+        assert_eq!(run(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_change_ck_and_a_pop_ck_in_the_same_millisecond_keep_their_own_deadlines() {
+        // chaos seed 426: a changeInvisibleTime wrote its CK (popTime = now,
+        // ChangeInvisibleTimeProcessor.appendCheckPoint) in the same millisecond a pop of the
+        // same copy wrote its own; the two CKs differ in their invisible time only.
+        let run = |pop_first: bool, revive_change_ck: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            let (r1, d2) = if pop_first {
+                let d2 = h.at(5_000).pop("c1", "m1", 0, 0);
+                (h.at(5_000).change_invisible(&d, 1_000), d2)
+            } else {
+                let r1 = h.at(5_000).change_invisible(&d, 1_000);
+                (r1, h.at(5_000).pop("c1", "m1", 0, 0))
+            };
+            let target = if revive_change_ck { r1 } else { d2 };
+            h.at(6_500).revive(&target, 0, 1);
+            check(&h.build()).status
+        };
+        for pop_first in [false, true] {
+            // The change's CK is due at 6 s.
+            assert_eq!(run(pop_first, true), Status::Held, "pop first: {pop_first}");
+            // The pop's CK is due at 15 s.
+            assert_eq!(
+                run(pop_first, false),
+                Status::Violated,
+                "pop first: {pop_first}"
+            );
+        }
     }
 
     #[test]
