@@ -376,6 +376,9 @@ pub enum Fix {
     AckPutFailureAnswersError,
     /// `PopConsumerCache.cleanupRecords` keeps a record whose revive failed.
     CacheReviveFailureKeepsRecord,
+    /// `ChangeInvisibleTimeProcessor.ackOrigin` completes `false` (`SYSTEM_ERROR`) when the
+    /// ACK put of the original receipt failed.
+    AckOriginFailureAnswersError,
 }
 
 /// Static facts about a proposed fix.
@@ -398,7 +401,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 7] = [
+    pub const ALL: [Fix; 8] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -406,6 +409,7 @@ impl Fix {
         Fix::RefusedAckStoresItsCk,
         Fix::AckPutFailureAnswersError,
         Fix::CacheReviveFailureKeepsRecord,
+        Fix::AckOriginFailureAnswersError,
     ];
 
     /// The registry entry for this fix.
@@ -467,6 +471,14 @@ impl Fix {
                 "develop hands an expired staged record to consumer.accept (PopConsumerService.revive), discards the returned future and clears the staging map; proposed: when the revive fails, write the record to the KV store, where PopConsumerService.revive retries it with its back-off",
                 "finding F7: on the KV path with buffer merge, a record that expires in the cache and whose retry put fails is dropped: the message is never revived",
                 "#10667 \"cleanupRecords clears staged checkpoints regardless of the revive result, losing messages when an asynchronous revive fails\" (open)",
+            ),
+            AckOriginFailureAnswersError => (
+                "ack-origin-failure-answers-error",
+                Side::Broker,
+                "ChangeInvisibleTimeProcessor.ackOrigin",
+                "develop only logs a failed put of the original receipt's ACK and completes the future true, so processRequestAsync answers SUCCESS with the new handle; proposed: complete false when the put failed, so the answer is SYSTEM_ERROR (as a failed put of the new CK already is) and the client keeps the original receipt",
+                "finding F8: a changeInvisibleTime whose ackOrigin put failed is answered SUCCESS; the original CK, never acked, revives the message at the old deadline, before the new handle's",
+                "",
             ),
         };
         FixInfo {

@@ -108,6 +108,75 @@ fn a_failed_ck_put_of_change_invisible_time_is_an_error_and_keeps_the_old_receip
     assert!(w.revived().is_empty(), "the old receipt still acks");
 }
 
+/// Pop one message (10 s), then change its invisible time to 60 s with half the puts
+/// failing, on the first broker seed whose draws store the new CK and fail `ackOrigin`'s put.
+fn change_invisible_time_whose_ack_origin_fails(fixes: &[Fix]) -> (World, Response) {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, f| b.with_fix(*f));
+    for seed in 0..64 {
+        let mut w = World::new(World::default_config(), behaviours.clone());
+        w.broker = Broker::new(World::default_config(), behaviours.clone(), seed);
+        w.create_topic(TOPIC, 1);
+        w.ok(Request::CreateSubscriptionGroup(
+            CreateSubscriptionGroupRequest {
+                group: GROUP.into(),
+            },
+        ));
+        w.send(1);
+        let m = w.pop(1, 10_000).remove(0);
+        w.broker.set_store_put_failure_rate(0.5);
+        let r = w.handle(Request::ChangeInvisibleTime(ChangeInvisibleTimeRequest {
+            consumer_group: GROUP.into(),
+            topic: TOPIC.into(),
+            queue_id: 0,
+            offset: 0,
+            extra_info: m.pop_ck.clone().unwrap(),
+            invisible_time: 60_000,
+        }));
+        w.broker.set_store_put_failure_rate(0.0);
+        if put_failures(&w, "ChangeInvisibleTimeProcessor.appendCheckPoint") == 0
+            && put_failures(&w, "ChangeInvisibleTimeProcessor.ackOrigin") == 1
+        {
+            w.advance_to(100_000);
+            return (w, r);
+        }
+    }
+    panic!("no seed in 0..64 stored the new CK and failed the ACK put");
+}
+
+#[test]
+fn a_failed_ack_origin_put_is_answered_success_and_the_old_ck_revives_early() {
+    let (w, r) = change_invisible_time_whose_ack_origin_fails(&[]);
+    assert_eq!(
+        r.code,
+        ResponseCode::Success,
+        "ackOrigin only logs the failed put and completes true"
+    );
+    let at = revived_at(&w);
+    assert_eq!(at.len(), 2, "the original CK and the new one: {at:?}");
+    assert!(
+        at[0] < 60_000,
+        "the original CK revives before the new handle's deadline: {at:?}"
+    );
+}
+
+#[test]
+fn with_the_fix_a_failed_ack_origin_put_is_answered_an_error() {
+    let (w, r) = change_invisible_time_whose_ack_origin_fails(&[Fix::AckOriginFailureAnswersError]);
+    assert_eq!(
+        r.code,
+        ResponseCode::SystemError,
+        "the client keeps the original receipt"
+    );
+    let at = revived_at(&w);
+    assert_eq!(
+        at.len(),
+        2,
+        "the new CK is stored already: it revives too (a duplicate, not a loss): {at:?}"
+    );
+}
+
 #[test]
 fn a_failed_revive_put_re_puts_the_ck_with_a_back_off() {
     // Find a seed whose draws fail the retry put and pass the re-put (rate 0.5).

@@ -100,6 +100,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F7 on develop: a PopConsumerCache record whose revive put fails is dropped; its message is never revived",
         source: include_str!("../findings/kv-cache-revive-failure-lost.toml"),
     },
+    Builtin {
+        name: "ack-origin-failure-answered-success",
+        summary: "finding F8 on develop: a changeInvisibleTime whose ACK of the original receipt failed is answered SUCCESS; the original CK revives before the new deadline",
+        source: include_str!("../findings/ack-origin-failure-answered-success.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
