@@ -379,6 +379,9 @@ pub enum Fix {
     /// `ChangeInvisibleTimeProcessor.ackOrigin` completes `false` (`SYSTEM_ERROR`) when the
     /// ACK put of the original receipt failed.
     AckOriginFailureAnswersError,
+    /// `PopReviveService.mergeAndRevive` does not commit the revive offset past a CK whose
+    /// `rePutCK` put failed.
+    RePutFailureHoldsReviveOffset,
 }
 
 /// Static facts about a proposed fix.
@@ -401,7 +404,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 8] = [
+    pub const ALL: [Fix; 9] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -410,6 +413,7 @@ impl Fix {
         Fix::AckPutFailureAnswersError,
         Fix::CacheReviveFailureKeepsRecord,
         Fix::AckOriginFailureAnswersError,
+        Fix::RePutFailureHoldsReviveOffset,
     ];
 
     /// The registry entry for this fix.
@@ -478,6 +482,14 @@ impl Fix {
                 "ChangeInvisibleTimeProcessor.ackOrigin",
                 "develop only logs a failed put of the original receipt's ACK and completes the future true, so processRequestAsync answers SUCCESS with the new handle; proposed: complete false when the put failed, so the answer is SYSTEM_ERROR (as a failed put of the new CK already is) and the client keeps the original receipt",
                 "finding F8: a changeInvisibleTime whose ackOrigin put failed is answered SUCCESS; the original CK, never acked, revives the message at the old deadline, before the new handle's",
+                "",
+            ),
+            RePutFailureHoldsReviveOffset => (
+                "re-put-failure-holds-revive-offset",
+                Side::Broker,
+                "PopReviveService.mergeAndRevive / rePutCK",
+                "develop ignores the result of rePutCK's putMessage and commits the revive offset past the CK whatever it did; proposed: when the re-put failed, stop before that CK and commit only up to the CK before it, so the next round reads it again",
+                "finding F9: a revive whose retry put fails and whose re-put fails too is committed past; the CK is in no queue and its message is never revived",
                 "",
             ),
         };

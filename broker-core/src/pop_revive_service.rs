@@ -25,7 +25,8 @@
 //! (`rePutCK`): same popTime, the message as startOffset, its invisible time stretched by
 //! 10 s, 20 s, … 7 200 s (`ckRewriteIntervalsInSeconds`) once the old CK's revive time has
 //! passed, `rp` + 1, dropped after 17 re-puts if `skipWhenCKRePutReachMaxTimes`; the re-put's
-//! own result is ignored. Then `CID_RMQ_SYS_REVIVE_GROUP`'s offset is committed.
+//! own result is ignored (proposed fix `re-put-failure-holds-revive-offset`: a failed re-put
+//! ends the round before its CK). Then `CID_RMQ_SYS_REVIVE_GROUP`'s offset is committed.
 //!
 //! What the model leaves out, and why: the biz-message read (`getBizMessage` →
 //! `EscapeBridge.getMessageAsync`) completes at once on a local `DefaultMessageStore`, so
@@ -453,7 +454,13 @@ impl Broker {
                             .collect(),
                     });
                 }
-                self.revive_msg_from_ck(now, qid, ck);
+                let kept = self.revive_msg_from_ck(now, qid, ck);
+                // Develop commits past the CK whatever `rePutCK`'s put did (605). With the
+                // proposed fix a failed re-put stops the round before this CK: the revive
+                // offset stays at the CK before it and the next round reads it again.
+                if !kept && self.behaviours.has_fix(Fix::RePutFailureHoldsReviveOffset) {
+                    break;
+                }
             }
             new_offset = ck.revive_offset as i64;
         }
@@ -496,8 +503,10 @@ impl Broker {
 
     /// `reviveMsgFromCk`: every message whose bit is clear goes to the retry topic; a put
     /// that fails re-puts a CK for it (`rePutCK`). A message no longer in the store is
-    /// skipped: a local read never asks for a retry.
-    fn revive_msg_from_ck(&mut self, now: Millis, qid: u32, ck: &PopCheckPoint) {
+    /// skipped: a local read never asks for a retry. False if a re-put's own put failed
+    /// (upstream does not look).
+    fn revive_msg_from_ck(&mut self, now: Millis, qid: u32, ck: &PopCheckPoint) -> bool {
+        let mut kept = true;
         for i in 0..usize::from(ck.num) {
             if ck.bit_map & (1 << i) != 0 {
                 continue;
@@ -507,15 +516,17 @@ impl Broker {
                 continue;
             };
             if !self.revive_retry(now, ck, offset, msg) {
-                self.re_put_ck(now, qid, ck, offset);
+                kept &= self.re_put_ck(now, qid, ck, offset);
             }
         }
+        kept
     }
 
     /// `rePutCK`: a one-message CK for `msg_offset`, same popTime, `rp` + 1, its invisible
     /// time stretched by the back-off once the old CK's revive time has passed; dropped after
-    /// 17 re-puts with `skipWhenCKRePutReachMaxTimes`. The put's result is ignored.
-    fn re_put_ck(&mut self, now: Millis, qid: u32, old: &PopCheckPoint, msg_offset: u64) {
+    /// 17 re-puts with `skipWhenCKRePutReachMaxTimes`. Upstream ignores the put's result;
+    /// it is returned (false: the put failed) for the proposed fix in `mergeAndRevive`.
+    fn re_put_ck(&mut self, now: Millis, qid: u32, old: &PopCheckPoint, msg_offset: u64) -> bool {
         let rp = old.re_put_times;
         let max = CK_REWRITE_INTERVALS_S.len() as u32;
         if rp >= max && self.config.skip_when_ck_re_put_reach_max_times {
@@ -525,7 +536,7 @@ impl Broker {
                 queue_offset: msg_offset,
                 reason: "PopReviveService.rePutCK: rePut CK reach max times".to_owned(),
             });
-            return;
+            return true;
         }
         let mut invisible_time = old.invisible_time;
         if old.revive_time() <= now {
@@ -546,7 +557,8 @@ impl Broker {
             broker_name: old.broker_name.clone(),
             re_put_times: rp + 1,
         };
-        let _ = self.put_ck_to_store(now, &ck, qid, "PopReviveService.rePutCK");
+        self.put_ck_to_store(now, &ck, qid, "PopReviveService.rePutCK")
+            .is_some()
     }
 
     /// `reviveRetry`: put a copy with reconsumeTimes + 1 to the POP retry topic (the CK's

@@ -230,22 +230,45 @@ fn a_failed_revive_put_re_puts_the_ck_with_a_back_off() {
     assert!(found, "no seed in 0..64 failed exactly the retry put");
 }
 
-#[test]
-fn a_failed_re_put_loses_the_message() {
-    let mut w = World::new(World::default_config(), Behaviours::fixed());
+/// Pop one message and fail every put while its CK comes due: the retry put and the re-put.
+fn revive_while_the_store_fails(fixes: &[Fix]) -> World {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, f| b.with_fix(*f));
+    let mut w = World::new(World::default_config(), behaviours);
     w.send(1);
     let _ = w.pop(1, 10_000);
     w.advance_to(12_000);
     w.broker.set_store_put_failure_rate(1.0);
     w.advance_to(20_000);
     w.broker.set_store_put_failure_rate(0.0);
+    w.advance_to(100_000);
+    w
+}
+
+#[test]
+fn a_failed_re_put_loses_the_message() {
+    let w = revive_while_the_store_fails(&[]);
     assert_eq!(put_failures(&w, "PopReviveService.reviveRetry"), 1);
     assert_eq!(put_failures(&w, "PopReviveService.rePutCK"), 1);
-    w.advance_to(100_000);
     assert!(
         w.revived().is_empty(),
         "the revive offset moved on: nothing is left"
     );
+}
+
+#[test]
+fn with_the_fix_a_failed_re_put_holds_the_revive_offset_and_the_next_round_revives() {
+    let w = revive_while_the_store_fails(&[Fix::RePutFailureHoldsReviveOffset]);
+    let retries = put_failures(&w, "PopReviveService.reviveRetry");
+    assert!(
+        retries > 1,
+        "every round while the store fails reads the CK again"
+    );
+    assert_eq!(put_failures(&w, "PopReviveService.rePutCK"), retries);
+    let at = revived_at(&w);
+    assert_eq!(w.revived_ids(), vec!["m1"]);
+    assert!(at[0] > 20_000, "revived once the store recovered: {at:?}");
 }
 
 #[test]

@@ -105,6 +105,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F8 on develop: a changeInvisibleTime whose ACK of the original receipt failed is answered SUCCESS; the original CK revives before the new deadline",
         source: include_str!("../findings/ack-origin-failure-answered-success.toml"),
     },
+    Builtin {
+        name: "revive-re-put-failure-lost",
+        summary: "finding F9 on develop: a CK whose retry put and re-put both fail is committed past by the reviver; its message is never revived",
+        source: include_str!("../findings/revive-re-put-failure-lost.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
