@@ -382,6 +382,9 @@ pub enum Fix {
     /// `PopReviveService.mergeAndRevive` does not commit the revive offset past a CK whose
     /// `rePutCK` put failed.
     RePutFailureHoldsReviveOffset,
+    /// `PopReviveService.consumeReviveMessage` raises `endTime` from a record only up to the
+    /// timer's read time.
+    ReviveEndTimeFollowsTimer,
 }
 
 /// Static facts about a proposed fix.
@@ -404,7 +407,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 9] = [
+    pub const ALL: [Fix; 10] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -414,6 +417,7 @@ impl Fix {
         Fix::CacheReviveFailureKeepsRecord,
         Fix::AckOriginFailureAnswersError,
         Fix::RePutFailureHoldsReviveOffset,
+        Fix::ReviveEndTimeFollowsTimer,
     ];
 
     /// The registry entry for this fix.
@@ -490,6 +494,14 @@ impl Fix {
                 "PopReviveService.mergeAndRevive / rePutCK",
                 "develop ignores the result of rePutCK's putMessage and commits the revive offset past the CK whatever it did; proposed: when the re-put failed, stop before that CK and commit only up to the CK before it, so the next round reads it again",
                 "finding F9: a revive whose retry put fails and whose re-put fails too is committed past; the CK is in no queue and its message is never revived",
+                "",
+            ),
+            ReviveEndTimeFollowsTimer => (
+                "revive-end-time-follows-timer",
+                Side::Broker,
+                "PopReviveService.consumeReviveMessage",
+                "develop raises endTime to the largest deliverTimeMs of any record read, including one stored directly (its deliver time had passed when it was written) while the timer wheel lags; proposed: raise it from a record only up to TimerMessageStore.getCurrReadTimeMs(), as far as the timer has delivered",
+                "finding F10: with a lagging timer a directly stored record moves endTime past ACKs still waiting in the wheel; mergeAndRevive revives CKs whose ACKs were written in time",
                 "",
             ),
         };

@@ -10,7 +10,8 @@
 //! earlier one, as upstream's `HashMap.put`), an ACK sets the bits of the CK with its key or
 //! is dropped (or, with `enableSkipLongAwaitingAck`, mocked once it waited
 //! `reviveAckWaitMs`). `endTime` is the largest `deliverTimeMs` read (the record's own,
-//! unrounded property, not its timer slot), and `firstRt` the revive time of the first CK.
+//! unrounded property, not its timer slot; proposed fix `revive-end-time-follows-timer`:
+//! at most the timer's read time), and `firstRt` the revive time of the first CK.
 //! When a read finds nothing: `endTime` moves to now if it is set, more than 3 s old, and the
 //! timer is not behind (`getDequeueBehind() <= 0`, whole seconds; the enqueue side is never
 //! behind in the model); the scan ends once `endTime − firstRt > 2 s`; else it sleeps 100 ms,
@@ -412,7 +413,16 @@ impl Broker {
                     });
                 }
             }
-            scan.end_time = scan.end_time.max(Some(entry.deliver_at));
+            // `endTime` is the largest deliver time read (430-433), whatever the timer has
+            // delivered so far. With the proposed fix a record raises it only up to the
+            // timer's read time (`getCurrReadTimeMs`): a record stored directly while the
+            // wheel lags does not carry endTime past ACKs still waiting in it.
+            let raise_to = if self.behaviours.has_fix(Fix::ReviveEndTimeFollowsTimer) {
+                entry.deliver_at.min(self.store.timer.read())
+            } else {
+                entry.deliver_at
+            };
+            scan.end_time = scan.end_time.max(Some(raise_to));
         }
         scan.offset = max;
     }

@@ -320,6 +320,54 @@ fn a_lagging_timer_delays_revive_and_a_lag_over_a_second_keeps_end_time_still() 
     assert_eq!(later.len(), 1);
 }
 
+/// A timer 4 s behind: m1 popped (5 s) and acked in time, its ACK parked in the wheel; m2
+/// popped at 5 s (3.5 s) and acked late at 9.5 s, so its ACK is stored directly. Returns
+/// the revived message ids.
+fn late_ack_while_the_timer_lags(fixes: &[Fix]) -> Vec<String> {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, f| b.with_fix(*f));
+    let mut w = World::new(World::default_config(), behaviours);
+    w.broker.set_timer_lag(0, 4_000);
+    w.send(2);
+    // Off the second: m1's CK (deliver 5.01 s) and ACK (6.01 s) wait in different slots.
+    w.advance_to(1_010);
+    let m1 = w.pop(1, 5_000).remove(0);
+    w.advance_to(2_000);
+    assert_eq!(w.ack(&m1).code, ResponseCode::Success);
+    w.advance_to(5_000);
+    let m2 = w.pop(1, 3_500).remove(0);
+    w.advance_to(9_500);
+    assert_eq!(
+        w.ack(&m2).code,
+        ResponseCode::Success,
+        "a late ack is still accepted"
+    );
+    w.advance_to(20_000);
+    w.broker.set_timer_lag(w.now, 0);
+    w.advance_to(60_000);
+    w.revived_ids()
+}
+
+#[test]
+fn a_record_stored_directly_moves_end_time_past_an_ack_still_in_the_lagging_timer() {
+    assert_eq!(
+        late_ack_while_the_timer_lags(&[]),
+        vec!["m1", "m2"],
+        "the late ACK (deliver time 8.5 s) carries endTime past m1's reviveTime (6 s) + 2 s \
+         while m1's ACK waits in the wheel"
+    );
+}
+
+#[test]
+fn with_the_fix_end_time_follows_the_timer_and_the_acked_message_stays_acked() {
+    assert_eq!(
+        late_ack_while_the_timer_lags(&[Fix::ReviveEndTimeFollowsTimer]),
+        vec!["m2"],
+        "only the late-acked message comes back"
+    );
+}
+
 #[test]
 fn revive_scan_time_ends_a_scan_that_keeps_reading() {
     let run = |scan_time: Millis| {

@@ -110,6 +110,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F9 on develop: a CK whose retry put and re-put both fail is committed past by the reviver; its message is never revived",
         source: include_str!("../findings/revive-re-put-failure-lost.toml"),
     },
+    Builtin {
+        name: "revive-end-time-past-lagging-timer",
+        summary: "finding F10 on develop: with the timer wheel lagging, a late ACK stored directly moves the reviver's endTime past an ACK still in the wheel; the acked message is revived",
+        source: include_str!("../findings/revive-end-time-past-lagging-timer.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
