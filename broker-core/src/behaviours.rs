@@ -385,6 +385,8 @@ pub enum Fix {
     /// `PopReviveService.consumeReviveMessage` raises `endTime` from a record only up to the
     /// timer's read time.
     ReviveEndTimeFollowsTimer,
+    /// `PopConsumerCache.commitOffset` does not commit over a pending reset.
+    CacheCommitSkipsPendingReset,
 }
 
 /// Static facts about a proposed fix.
@@ -407,7 +409,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 10] = [
+    pub const ALL: [Fix; 11] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -418,6 +420,7 @@ impl Fix {
         Fix::AckOriginFailureAnswersError,
         Fix::RePutFailureHoldsReviveOffset,
         Fix::ReviveEndTimeFollowsTimer,
+        Fix::CacheCommitSkipsPendingReset,
     ];
 
     /// The registry entry for this fix.
@@ -502,6 +505,14 @@ impl Fix {
                 "PopReviveService.consumeReviveMessage",
                 "develop raises endTime to the largest deliverTimeMs of any record read, including one stored directly (its deliver time had passed when it was written) while the timer wheel lags; proposed: raise it from a record only up to TimerMessageStore.getCurrReadTimeMs(), as far as the timer has delivered",
                 "finding F10: with a lagging timer a directly stored record moves endTime past ACKs still waiting in the wheel; mergeAndRevive revives CKs whose ACKs were written in time",
+                "",
+            ),
+            CacheCommitSkipsPendingReset => (
+                "cache-commit-skips-pending-reset",
+                Side::Broker,
+                "PopConsumerCache.commitOffset",
+                "develop commits the queue's smallest cached offset under tryLock(group, topic) whatever ConsumerOffsetManager holds (a smaller value is only logged), even over a pending reset; proposed: skip the queue while hasOffsetReset(topic, group, queueId), as AckMessageProcessor.ackOrderly does (the KV twin of buffer-commit-skips-pending-reset)",
+                "finding F11: on the KV path with buffer merge, the cache's commit overwrites a pending reset in offsetTable; a flush and a crash before the next pop lose the reset",
                 "",
             ),
         };

@@ -115,6 +115,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F10 on develop: with the timer wheel lagging, a late ACK stored directly moves the reviver's endTime past an ACK still in the wheel; the acked message is revived",
         source: include_str!("../findings/revive-end-time-past-lagging-timer.toml"),
     },
+    Builtin {
+        name: "kv-cache-commit-over-reset",
+        summary: "finding F11 on develop: PopConsumerCache commits its smallest cached offset over a reset in progress; a flush and a crash lose the reset",
+        source: include_str!("../findings/kv-cache-commit-over-reset.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
