@@ -387,6 +387,8 @@ pub enum Fix {
     ReviveEndTimeFollowsTimer,
     /// `PopConsumerCache.commitOffset` does not commit over a pending reset.
     CacheCommitSkipsPendingReset,
+    /// `ConsumerOffsetManager` persists `resetOffsetTable` with `offsetTable` and restores it.
+    ResetTableSurvivesRestart,
 }
 
 /// Static facts about a proposed fix.
@@ -409,7 +411,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 11] = [
+    pub const ALL: [Fix; 12] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -421,6 +423,7 @@ impl Fix {
         Fix::RePutFailureHoldsReviveOffset,
         Fix::ReviveEndTimeFollowsTimer,
         Fix::CacheCommitSkipsPendingReset,
+        Fix::ResetTableSurvivesRestart,
     ];
 
     /// The registry entry for this fix.
@@ -513,6 +516,14 @@ impl Fix {
                 "PopConsumerCache.commitOffset",
                 "develop commits the queue's smallest cached offset under tryLock(group, topic) whatever ConsumerOffsetManager holds (a smaller value is only logged), even over a pending reset; proposed: skip the queue while hasOffsetReset(topic, group, queueId), as AckMessageProcessor.ackOrderly does (the KV twin of buffer-commit-skips-pending-reset)",
                 "finding F11: on the KV path with buffer merge, the cache's commit overwrites a pending reset in offsetTable; a flush and a crash before the next pop lose the reset",
+                "",
+            ),
+            ResetTableSurvivesRestart => (
+                "reset-table-survives-restart",
+                Side::Broker,
+                "ConsumerOffsetManager.encode/decode (resetOffsetTable)",
+                "develop keeps resetOffsetTable in memory only (no getter, so consumerOffset.json never holds it; decode restores offsetTable alone); proposed: persist the pending resets with offsetTable and restore them on start, so hasOffsetReset still guards the reset after a restart",
+                "finding F12: after a restart a pending reset is gone from resetOffsetTable while offsetTable holds it; a stale ackOrderly of a batch popped before the reset commits commitAndNext's result over it",
                 "",
             ),
         };

@@ -120,6 +120,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F11 on develop: PopConsumerCache commits its smallest cached offset over a reset in progress; a flush and a crash lose the reset",
         source: include_str!("../findings/kv-cache-commit-over-reset.toml"),
     },
+    Builtin {
+        name: "orderly-reset-lost-on-restart",
+        summary: "finding F12 on develop: a restart keeps a reset in offsetTable but drops the pending-reset entry; a stale ackOrderly of the old batch commits over it",
+        source: include_str!("../findings/orderly-reset-lost-on-restart.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
