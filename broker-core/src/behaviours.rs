@@ -376,6 +376,19 @@ pub enum Fix {
     AckPutFailureAnswersError,
     /// `PopConsumerCache.cleanupRecords` keeps a record whose revive failed.
     CacheReviveFailureKeepsRecord,
+    /// `ChangeInvisibleTimeProcessor.ackOrigin` completes `false` (`SYSTEM_ERROR`) when the
+    /// ACK put of the original receipt failed.
+    AckOriginFailureAnswersError,
+    /// `PopReviveService.mergeAndRevive` does not commit the revive offset past a CK whose
+    /// `rePutCK` put failed.
+    RePutFailureHoldsReviveOffset,
+    /// `PopReviveService.consumeReviveMessage` raises `endTime` from a record only up to the
+    /// timer's read time.
+    ReviveEndTimeFollowsTimer,
+    /// `PopConsumerCache.commitOffset` does not commit over a pending reset.
+    CacheCommitSkipsPendingReset,
+    /// `ConsumerOffsetManager` persists `resetOffsetTable` with `offsetTable` and restores it.
+    ResetTableSurvivesRestart,
 }
 
 /// Static facts about a proposed fix.
@@ -398,7 +411,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 7] = [
+    pub const ALL: [Fix; 12] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -406,6 +419,11 @@ impl Fix {
         Fix::RefusedAckStoresItsCk,
         Fix::AckPutFailureAnswersError,
         Fix::CacheReviveFailureKeepsRecord,
+        Fix::AckOriginFailureAnswersError,
+        Fix::RePutFailureHoldsReviveOffset,
+        Fix::ReviveEndTimeFollowsTimer,
+        Fix::CacheCommitSkipsPendingReset,
+        Fix::ResetTableSurvivesRestart,
     ];
 
     /// The registry entry for this fix.
@@ -467,6 +485,46 @@ impl Fix {
                 "develop hands an expired staged record to consumer.accept (PopConsumerService.revive), discards the returned future and clears the staging map; proposed: when the revive fails, write the record to the KV store, where PopConsumerService.revive retries it with its back-off",
                 "finding F7: on the KV path with buffer merge, a record that expires in the cache and whose retry put fails is dropped: the message is never revived",
                 "#10667 \"cleanupRecords clears staged checkpoints regardless of the revive result, losing messages when an asynchronous revive fails\" (open)",
+            ),
+            AckOriginFailureAnswersError => (
+                "ack-origin-failure-answers-error",
+                Side::Broker,
+                "ChangeInvisibleTimeProcessor.ackOrigin",
+                "develop only logs a failed put of the original receipt's ACK and completes the future true, so processRequestAsync answers SUCCESS with the new handle; proposed: complete false when the put failed, so the answer is SYSTEM_ERROR (as a failed put of the new CK already is) and the client keeps the original receipt",
+                "finding F8: a changeInvisibleTime whose ackOrigin put failed is answered SUCCESS; the original CK, never acked, revives the message at the old deadline, before the new handle's",
+                "",
+            ),
+            RePutFailureHoldsReviveOffset => (
+                "re-put-failure-holds-revive-offset",
+                Side::Broker,
+                "PopReviveService.mergeAndRevive / rePutCK",
+                "develop ignores the result of rePutCK's putMessage and commits the revive offset past the CK whatever it did; proposed: when the re-put failed, stop before that CK and commit only up to the CK before it, so the next round reads it again",
+                "finding F9: a revive whose retry put fails and whose re-put fails too is committed past; the CK is in no queue and its message is never revived",
+                "",
+            ),
+            ReviveEndTimeFollowsTimer => (
+                "revive-end-time-follows-timer",
+                Side::Broker,
+                "PopReviveService.consumeReviveMessage",
+                "develop raises endTime to the largest deliverTimeMs of any record read, including one stored directly (its deliver time had passed when it was written) while the timer wheel lags; proposed: raise it from a record only up to TimerMessageStore.getCurrReadTimeMs(), as far as the timer has delivered",
+                "finding F10: with a lagging timer a directly stored record moves endTime past ACKs still waiting in the wheel; mergeAndRevive revives CKs whose ACKs were written in time",
+                "",
+            ),
+            CacheCommitSkipsPendingReset => (
+                "cache-commit-skips-pending-reset",
+                Side::Broker,
+                "PopConsumerCache.commitOffset",
+                "develop commits the queue's smallest cached offset under tryLock(group, topic) whatever ConsumerOffsetManager holds (a smaller value is only logged), even over a pending reset; proposed: skip the queue while hasOffsetReset(topic, group, queueId), as AckMessageProcessor.ackOrderly does (the KV twin of buffer-commit-skips-pending-reset)",
+                "finding F11: on the KV path with buffer merge, the cache's commit overwrites a pending reset in offsetTable; a flush and a crash before the next pop lose the reset",
+                "",
+            ),
+            ResetTableSurvivesRestart => (
+                "reset-table-survives-restart",
+                Side::Broker,
+                "ConsumerOffsetManager.encode/decode (resetOffsetTable)",
+                "develop keeps resetOffsetTable in memory only (no getter, so consumerOffset.json never holds it; decode restores offsetTable alone); proposed: persist the pending resets with offsetTable and restore them on start, so hasOffsetReset still guards the reset after a restart",
+                "finding F12: after a restart a pending reset is gone from resetOffsetTable while offsetTable holds it; a stale ackOrderly of a batch popped before the reset commits commitAndNext's result over it",
+                "",
             ),
         };
         FixInfo {

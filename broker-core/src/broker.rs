@@ -330,7 +330,13 @@ impl Broker {
         self.kv.clear();
         self.long_polling.clear();
         self.ck_message_number = 0;
-        self.offsets.restore_from_persisted();
+        // `decode` restores offsetTable only: a pending reset dies with the process, and a
+        // stale ackOrderly after the restart commits over it. The proposed fix
+        // `reset-table-survives-restart` (read only here) restores the persisted resets.
+        self.offsets.restore_from_persisted(
+            self.behaviours
+                .has_fix(crate::Fix::ResetTableSurvivesRestart),
+        );
         self.order_info.restore_from_persisted();
         self.events.push(BrokerEvent::Crashed { at: now, graceful });
     }

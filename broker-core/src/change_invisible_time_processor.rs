@@ -3,7 +3,8 @@
 //! (`appendCheckPointThenAckOrigin`), then the original receipt is acked (`ackOrigin`,
 //! through the buffer when it can), so the client's receipt handle changes. A failed CK put
 //! answers `SYSTEM_ERROR` (the old receipt stays valid); a failed `ackOrigin` put is only
-//! logged and answered `SUCCESS` with the new receipt, so the original CK is revived as well.
+//! logged and answered `SUCCESS` with the new receipt, so the original CK is revived as well
+//! (proposed fix `ack-origin-failure-answers-error`: answer `SYSTEM_ERROR` then).
 //! The new CK goes to the receipt's reviveQid, checked against nothing. Orderly: only
 //! the OrderInfo's next-visible time for that offset moves; the popTime stays.
 
@@ -48,17 +49,14 @@ impl Broker {
             );
             (now, req.invisible_time)
         } else {
-            if !self.append_check_point_then_ack_origin(
+            if let Err(remark) = self.append_check_point_then_ack_origin(
                 now,
                 &target,
                 req.offset,
                 req.invisible_time,
                 &extra.broker_name,
             ) {
-                return Response::error(
-                    ResponseCode::SystemError,
-                    "change invisible, put new ck error",
-                );
+                return Response::error(ResponseCode::SystemError, remark);
             }
             (now, req.invisible_time)
         };
@@ -109,8 +107,8 @@ impl Broker {
     }
 
     /// `appendCheckPointThenAckOrigin`: the new CK (num 1, startOffset = the message,
-    /// popTime = now) straight to the revive log, then `ackOrigin`. False if the CK put
-    /// failed (then nothing was acked).
+    /// popTime = now) straight to the revive log, then `ackOrigin`. An error if the CK put
+    /// failed (then nothing was acked), or, with the proposed fix, if the ACK put failed.
     fn append_check_point_then_ack_origin(
         &mut self,
         now: Millis,
@@ -118,7 +116,7 @@ impl Broker {
         offset: u64,
         invisible_time: Millis,
         broker_name: &str,
-    ) -> bool {
+    ) -> Result<(), &'static str> {
         let ck = PopCheckPoint {
             start_offset: offset,
             pop_time: now,
@@ -142,11 +140,20 @@ impl Broker {
             )
             .is_none()
         {
-            return false;
+            return Err("change invisible, put new ck error");
         }
-        // `ackOrigin`'s put result is logged only: the answer is SUCCESS either way.
-        let _ = self.ack_origin(now, t, offset, broker_name);
-        true
+        // `ackOrigin` (287-295) only logs a failed put and completes true: the answer is
+        // SUCCESS either way. With the proposed fix a failed put answers SYSTEM_ERROR; the new
+        // CK is already stored and revives later (a duplicate, never a loss).
+        let acked = self.ack_origin(now, t, offset, broker_name);
+        if !acked
+            && self
+                .behaviours
+                .has_fix(crate::Fix::AckOriginFailureAnswersError)
+        {
+            return Err("change invisible, put ack msg fail");
+        }
+        Ok(())
     }
 
     /// `ackOrigin`: ack the old receipt, through the buffer if it can. False if the ACK put

@@ -1,7 +1,8 @@
 //! `ConsumerOffsetManager` (`broker/.../offset/ConsumerOffsetManager.java`): the commit
 //! offsets (`offsetTable`, persisted to consumerOffset.json every
 //! `flushConsumerOffsetInterval`), the broker-side read cursors (`pullOffsetTable`, memory
-//! only) and pending server-side resets (`resetOffsetTable`, memory only). Keys are
+//! only) and pending server-side resets (`resetOffsetTable`, memory only; persisted with
+//! offsetTable under the proposed fix `reset-table-survives-restart`). Keys are
 //! `topic@group`; values map queueId → offset.
 
 use crate::config::Millis;
@@ -23,6 +24,10 @@ pub struct ConsumerOffsetManager {
     reset_offset_table: OffsetTable,
     /// What consumerOffset.json holds: the image as of the last `persist()`.
     persisted: OffsetTable,
+    /// resetOffsetTable as of the last `persist()`. Upstream never writes it (the field has
+    /// no getter, `decode` restores offsetTable only); only the proposed fix
+    /// `reset-table-survives-restart` restores it (see [`Self::restore_from_persisted`]).
+    persisted_reset: OffsetTable,
     /// The first commit since the last persist (drives the next flush deadline).
     dirty_since: Option<Millis>,
     /// `dataVersion`, bumped every 500 commits.
@@ -248,16 +253,23 @@ impl ConsumerOffsetManager {
     /// `ConfigManager.persist()`: consumerOffset.json now holds the current offsetTable.
     pub fn persist(&mut self, ev: &mut Vec<BrokerEvent>, now: Millis) {
         self.persisted = self.offset_table.clone();
+        self.persisted_reset = self.reset_offset_table.clone();
         self.dirty_since = None;
         ev.push(BrokerEvent::OffsetsPersisted { at: now });
     }
 
     /// A restart: `decode` restores offsetTable from the persisted image only; the pull and
-    /// reset tables were never persisted.
-    pub fn restore_from_persisted(&mut self) {
+    /// reset tables were never persisted. With `keep_reset` (the proposed fix
+    /// `reset-table-survives-restart`, read by the caller) the pending resets persisted with
+    /// offsetTable are restored too.
+    pub fn restore_from_persisted(&mut self, keep_reset: bool) {
         self.offset_table = self.persisted.clone();
         self.pull_offset_table.clear();
-        self.reset_offset_table.clear();
+        self.reset_offset_table = if keep_reset {
+            self.persisted_reset.clone()
+        } else {
+            OffsetTable::new()
+        };
         self.dirty_since = None;
     }
 
@@ -379,9 +391,26 @@ mod tests {
         m.commit_offset(&mut ev, 6_000, "t", "G", "T", 0, 2);
         m.commit_pull_offset(&mut ev, 0, "p", "G", "T", 0, 9);
         m.assign_reset_offset(&mut ev, 0, "T", "G", 1, 0, false);
-        m.restore_from_persisted();
+        m.restore_from_persisted(false);
         assert_eq!(m.query_offset("G", "T", 0), 1);
         assert_eq!(m.query_pull_offset("G", "T", 0), 1);
         assert!(!m.has_offset_reset("T", "G", 1));
+    }
+
+    #[test]
+    fn a_persisted_reset_survives_a_restart_only_when_kept() {
+        for keep in [false, true] {
+            let (mut m, mut ev) = com();
+            m.assign_reset_offset(&mut ev, 0, "T", "G", 0, 4, false);
+            m.persist(&mut ev, 5_000);
+            m.assign_reset_offset(&mut ev, 6_000, "T", "G", 1, 7, false);
+            m.restore_from_persisted(keep);
+            assert_eq!(m.query_offset("G", "T", 0), 4, "offsetTable was persisted");
+            assert_eq!(m.has_offset_reset("T", "G", 0), keep, "keep = {keep}");
+            assert!(
+                !m.has_offset_reset("T", "G", 1),
+                "assigned after the persist"
+            );
+        }
     }
 }

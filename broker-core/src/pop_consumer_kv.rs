@@ -831,7 +831,9 @@ impl Broker {
     }
 
     /// `PopConsumerCache.commitOffset`: under `tryLock(group, topic)` (skipped while held),
-    /// unconditionally (`queryOffset` is only logged).
+    /// unconditionally (`queryOffset` is only logged), even over a pending reset. The proposed
+    /// fix `cache-commit-skips-pending-reset` (read only here) skips the queue while
+    /// `hasOffsetReset`: the pop that consumes the reset commits it.
     fn kv_cache_commit(
         &mut self,
         now: Millis,
@@ -842,6 +844,12 @@ impl Broker {
     ) {
         let lock = kv_lock_key(group, topic);
         if !self.kv.locks.try_lock_at(&lock, OpId::SERVICE, now) {
+            return;
+        }
+        if self.behaviours.has_fix(Fix::CacheCommitSkipsPendingReset)
+            && self.offsets.has_offset_reset(topic, group, queue_id)
+        {
+            let _ = self.kv.locks.unlock(&lock, OpId::SERVICE);
             return;
         }
         let current = self

@@ -10,7 +10,8 @@
 //! earlier one, as upstream's `HashMap.put`), an ACK sets the bits of the CK with its key or
 //! is dropped (or, with `enableSkipLongAwaitingAck`, mocked once it waited
 //! `reviveAckWaitMs`). `endTime` is the largest `deliverTimeMs` read (the record's own,
-//! unrounded property, not its timer slot), and `firstRt` the revive time of the first CK.
+//! unrounded property, not its timer slot; proposed fix `revive-end-time-follows-timer`:
+//! at most the timer's read time), and `firstRt` the revive time of the first CK.
 //! When a read finds nothing: `endTime` moves to now if it is set, more than 3 s old, and the
 //! timer is not behind (`getDequeueBehind() <= 0`, whole seconds; the enqueue side is never
 //! behind in the model); the scan ends once `endTime − firstRt > 2 s`; else it sleeps 100 ms,
@@ -25,7 +26,8 @@
 //! (`rePutCK`): same popTime, the message as startOffset, its invisible time stretched by
 //! 10 s, 20 s, … 7 200 s (`ckRewriteIntervalsInSeconds`) once the old CK's revive time has
 //! passed, `rp` + 1, dropped after 17 re-puts if `skipWhenCKRePutReachMaxTimes`; the re-put's
-//! own result is ignored. Then `CID_RMQ_SYS_REVIVE_GROUP`'s offset is committed.
+//! own result is ignored (proposed fix `re-put-failure-holds-revive-offset`: a failed re-put
+//! ends the round before its CK). Then `CID_RMQ_SYS_REVIVE_GROUP`'s offset is committed.
 //!
 //! What the model leaves out, and why: the biz-message read (`getBizMessage` →
 //! `EscapeBridge.getMessageAsync`) completes at once on a local `DefaultMessageStore`, so
@@ -421,7 +423,16 @@ impl Broker {
                     }
                 }
             }
-            scan.end_time = scan.end_time.max(Some(entry.deliver_at));
+            // `endTime` is the largest deliver time read (430-433), whatever the timer has
+            // delivered so far. With the proposed fix a record raises it only up to the
+            // timer's read time (`getCurrReadTimeMs`): a record stored directly while the
+            // wheel lags does not carry endTime past ACKs still waiting in it.
+            let raise_to = if self.behaviours.has_fix(Fix::ReviveEndTimeFollowsTimer) {
+                entry.deliver_at.min(self.store.timer.read())
+            } else {
+                entry.deliver_at
+            };
+            scan.end_time = scan.end_time.max(Some(raise_to));
         }
         scan.offset = max;
     }
@@ -463,7 +474,13 @@ impl Broker {
                             .collect(),
                     });
                 }
-                self.revive_msg_from_ck(now, qid, ck);
+                let kept = self.revive_msg_from_ck(now, qid, ck);
+                // Develop commits past the CK whatever `rePutCK`'s put did (605). With the
+                // proposed fix a failed re-put stops the round before this CK: the revive
+                // offset stays at the CK before it and the next round reads it again.
+                if !kept && self.behaviours.has_fix(Fix::RePutFailureHoldsReviveOffset) {
+                    break;
+                }
             }
             new_offset = ck.revive_offset as i64;
         }
@@ -506,8 +523,10 @@ impl Broker {
 
     /// `reviveMsgFromCk`: every message whose bit is clear goes to the retry topic; a put
     /// that fails re-puts a CK for it (`rePutCK`). A message no longer in the store is
-    /// skipped: a local read never asks for a retry.
-    fn revive_msg_from_ck(&mut self, now: Millis, qid: u32, ck: &PopCheckPoint) {
+    /// skipped: a local read never asks for a retry. False if a re-put's own put failed
+    /// (upstream does not look).
+    fn revive_msg_from_ck(&mut self, now: Millis, qid: u32, ck: &PopCheckPoint) -> bool {
+        let mut kept = true;
         for i in 0..usize::from(ck.num) {
             if ck.bit_map & (1 << i) != 0 {
                 continue;
@@ -517,15 +536,17 @@ impl Broker {
                 continue;
             };
             if !self.revive_retry(now, ck, offset, msg) {
-                self.re_put_ck(now, qid, ck, offset);
+                kept &= self.re_put_ck(now, qid, ck, offset);
             }
         }
+        kept
     }
 
     /// `rePutCK`: a one-message CK for `msg_offset`, same popTime, `rp` + 1, its invisible
     /// time stretched by the back-off once the old CK's revive time has passed; dropped after
-    /// 17 re-puts with `skipWhenCKRePutReachMaxTimes`. The put's result is ignored.
-    fn re_put_ck(&mut self, now: Millis, qid: u32, old: &PopCheckPoint, msg_offset: u64) {
+    /// 17 re-puts with `skipWhenCKRePutReachMaxTimes`. Upstream ignores the put's result;
+    /// it is returned (false: the put failed) for the proposed fix in `mergeAndRevive`.
+    fn re_put_ck(&mut self, now: Millis, qid: u32, old: &PopCheckPoint, msg_offset: u64) -> bool {
         let rp = old.re_put_times;
         let max = CK_REWRITE_INTERVALS_S.len() as u32;
         if rp >= max && self.config.skip_when_ck_re_put_reach_max_times {
@@ -535,7 +556,7 @@ impl Broker {
                 queue_offset: msg_offset,
                 reason: "PopReviveService.rePutCK: rePut CK reach max times".to_owned(),
             });
-            return;
+            return true;
         }
         let mut invisible_time = old.invisible_time;
         if old.revive_time() <= now {
@@ -556,7 +577,8 @@ impl Broker {
             broker_name: old.broker_name.clone(),
             re_put_times: rp + 1,
         };
-        let _ = self.put_ck_to_store(now, &ck, qid, "PopReviveService.rePutCK");
+        self.put_ck_to_store(now, &ck, qid, "PopReviveService.rePutCK")
+            .is_some()
     }
 
     /// `reviveRetry`: put a copy with reconsumeTimes + 1 to the POP retry topic (the CK's

@@ -172,3 +172,61 @@ fn a_crash_ends_every_operation_and_frees_its_locks() {
         "the queue lock died with the process"
     );
 }
+
+/// KV path with buffer merge, two queues: a pop caches two records of queue 1; a reset of
+/// every queue to its max assigns both queues, then clears queue 0's cache and stops at its
+/// interleaving point; the cache's cleanup runs (1 s); the reset clears queue 1's cache. The
+/// offsets are persisted at 10 s and the broker crashes. Returns queue 1's restored offset.
+fn cache_cleanup_inside_a_reset(behaviours: Behaviours) -> (Option<i64>, World) {
+    let config = BrokerConfig {
+        pop_consumer_kv_service_enable: true,
+        enable_pop_buffer_merge: true,
+        ..World::default_config()
+    };
+    let mut w = World::new(config, behaviours);
+    w.create_topic(TOPIC, 2);
+    w.send_to(TOPIC, 1, 2);
+    let mut req = w.pop_req(2, 60_000, false);
+    req.queue_id = 1;
+    assert_eq!(w.pop_with(req).len(), 2);
+    let reset = w.broker.submit(Request::ResetOffset(ResetOffsetRequest {
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        queue_id: -1,
+        offset: None,
+        timestamp: -1,
+        is_force: true,
+    }));
+    assert_eq!(
+        w.broker.step(w.now, reset),
+        Step::Yield,
+        "assigned every queue, cleared queue 0's cache"
+    );
+    w.events.extend(w.broker.drain_events());
+    assert_eq!(w.commit_offset(1), Some(2), "assignResetOffset");
+    w.advance_to(1_000);
+    assert!(matches!(finish(&mut w, reset).code, ResponseCode::Success));
+    w.advance_to(10_500);
+    w.crash_restart();
+    (w.commit_offset(1), w)
+}
+
+#[test]
+fn the_cache_commits_over_a_reset_in_progress_and_a_crash_loses_the_reset() {
+    let (restored, w) = cache_cleanup_inside_a_reset(Behaviours::fixed());
+    assert_eq!(
+        w.commits_with("PopConsumerCache"),
+        vec![0],
+        "PopConsumerCache.commitOffset wrote the cache's smallest offset over the reset"
+    );
+    assert_eq!(restored, Some(0), "the reset is gone after the crash");
+}
+
+#[test]
+fn with_the_fix_the_cache_skips_a_queue_with_a_pending_reset() {
+    let (restored, w) = cache_cleanup_inside_a_reset(
+        Behaviours::fixed().with_fix(Fix::CacheCommitSkipsPendingReset),
+    );
+    assert!(w.commits_with("PopConsumerCache").is_empty());
+    assert_eq!(restored, Some(2), "the reset survived the crash");
+}

@@ -108,6 +108,75 @@ fn a_failed_ck_put_of_change_invisible_time_is_an_error_and_keeps_the_old_receip
     assert!(w.revived().is_empty(), "the old receipt still acks");
 }
 
+/// Pop one message (10 s), then change its invisible time to 60 s with half the puts
+/// failing, on the first broker seed whose draws store the new CK and fail `ackOrigin`'s put.
+fn change_invisible_time_whose_ack_origin_fails(fixes: &[Fix]) -> (World, Response) {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, f| b.with_fix(*f));
+    for seed in 0..64 {
+        let mut w = World::new(World::default_config(), behaviours.clone());
+        w.broker = Broker::new(World::default_config(), behaviours.clone(), seed);
+        w.create_topic(TOPIC, 1);
+        w.ok(Request::CreateSubscriptionGroup(
+            CreateSubscriptionGroupRequest {
+                group: GROUP.into(),
+            },
+        ));
+        w.send(1);
+        let m = w.pop(1, 10_000).remove(0);
+        w.broker.set_store_put_failure_rate(0.5);
+        let r = w.handle(Request::ChangeInvisibleTime(ChangeInvisibleTimeRequest {
+            consumer_group: GROUP.into(),
+            topic: TOPIC.into(),
+            queue_id: 0,
+            offset: 0,
+            extra_info: m.pop_ck.clone().unwrap(),
+            invisible_time: 60_000,
+        }));
+        w.broker.set_store_put_failure_rate(0.0);
+        if put_failures(&w, "ChangeInvisibleTimeProcessor.appendCheckPoint") == 0
+            && put_failures(&w, "ChangeInvisibleTimeProcessor.ackOrigin") == 1
+        {
+            w.advance_to(100_000);
+            return (w, r);
+        }
+    }
+    panic!("no seed in 0..64 stored the new CK and failed the ACK put");
+}
+
+#[test]
+fn a_failed_ack_origin_put_is_answered_success_and_the_old_ck_revives_early() {
+    let (w, r) = change_invisible_time_whose_ack_origin_fails(&[]);
+    assert_eq!(
+        r.code,
+        ResponseCode::Success,
+        "ackOrigin only logs the failed put and completes true"
+    );
+    let at = revived_at(&w);
+    assert_eq!(at.len(), 2, "the original CK and the new one: {at:?}");
+    assert!(
+        at[0] < 60_000,
+        "the original CK revives before the new handle's deadline: {at:?}"
+    );
+}
+
+#[test]
+fn with_the_fix_a_failed_ack_origin_put_is_answered_an_error() {
+    let (w, r) = change_invisible_time_whose_ack_origin_fails(&[Fix::AckOriginFailureAnswersError]);
+    assert_eq!(
+        r.code,
+        ResponseCode::SystemError,
+        "the client keeps the original receipt"
+    );
+    let at = revived_at(&w);
+    assert_eq!(
+        at.len(),
+        2,
+        "the new CK is stored already: it revives too (a duplicate, not a loss): {at:?}"
+    );
+}
+
 #[test]
 fn a_failed_revive_put_re_puts_the_ck_with_a_back_off() {
     // Find a seed whose draws fail the retry put and pass the re-put (rate 0.5).
@@ -161,22 +230,45 @@ fn a_failed_revive_put_re_puts_the_ck_with_a_back_off() {
     assert!(found, "no seed in 0..64 failed exactly the retry put");
 }
 
-#[test]
-fn a_failed_re_put_loses_the_message() {
-    let mut w = World::new(World::default_config(), Behaviours::fixed());
+/// Pop one message and fail every put while its CK comes due: the retry put and the re-put.
+fn revive_while_the_store_fails(fixes: &[Fix]) -> World {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, f| b.with_fix(*f));
+    let mut w = World::new(World::default_config(), behaviours);
     w.send(1);
     let _ = w.pop(1, 10_000);
     w.advance_to(12_000);
     w.broker.set_store_put_failure_rate(1.0);
     w.advance_to(20_000);
     w.broker.set_store_put_failure_rate(0.0);
+    w.advance_to(100_000);
+    w
+}
+
+#[test]
+fn a_failed_re_put_loses_the_message() {
+    let w = revive_while_the_store_fails(&[]);
     assert_eq!(put_failures(&w, "PopReviveService.reviveRetry"), 1);
     assert_eq!(put_failures(&w, "PopReviveService.rePutCK"), 1);
-    w.advance_to(100_000);
     assert!(
         w.revived().is_empty(),
         "the revive offset moved on: nothing is left"
     );
+}
+
+#[test]
+fn with_the_fix_a_failed_re_put_holds_the_revive_offset_and_the_next_round_revives() {
+    let w = revive_while_the_store_fails(&[Fix::RePutFailureHoldsReviveOffset]);
+    let retries = put_failures(&w, "PopReviveService.reviveRetry");
+    assert!(
+        retries > 1,
+        "every round while the store fails reads the CK again"
+    );
+    assert_eq!(put_failures(&w, "PopReviveService.rePutCK"), retries);
+    let at = revived_at(&w);
+    assert_eq!(w.revived_ids(), vec!["m1"]);
+    assert!(at[0] > 20_000, "revived once the store recovered: {at:?}");
 }
 
 #[test]
@@ -226,6 +318,54 @@ fn a_lagging_timer_delays_revive_and_a_lag_over_a_second_keeps_end_time_still() 
     assert!(lagging.is_empty(), "{lagging:?}");
     // ...and once the lag is gone, it does.
     assert_eq!(later.len(), 1);
+}
+
+/// A timer 4 s behind: m1 popped (5 s) and acked in time, its ACK parked in the wheel; m2
+/// popped at 5 s (3.5 s) and acked late at 9.5 s, so its ACK is stored directly. Returns
+/// the revived message ids.
+fn late_ack_while_the_timer_lags(fixes: &[Fix]) -> Vec<String> {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, f| b.with_fix(*f));
+    let mut w = World::new(World::default_config(), behaviours);
+    w.broker.set_timer_lag(0, 4_000);
+    w.send(2);
+    // Off the second: m1's CK (deliver 5.01 s) and ACK (6.01 s) wait in different slots.
+    w.advance_to(1_010);
+    let m1 = w.pop(1, 5_000).remove(0);
+    w.advance_to(2_000);
+    assert_eq!(w.ack(&m1).code, ResponseCode::Success);
+    w.advance_to(5_000);
+    let m2 = w.pop(1, 3_500).remove(0);
+    w.advance_to(9_500);
+    assert_eq!(
+        w.ack(&m2).code,
+        ResponseCode::Success,
+        "a late ack is still accepted"
+    );
+    w.advance_to(20_000);
+    w.broker.set_timer_lag(w.now, 0);
+    w.advance_to(60_000);
+    w.revived_ids()
+}
+
+#[test]
+fn a_record_stored_directly_moves_end_time_past_an_ack_still_in_the_lagging_timer() {
+    assert_eq!(
+        late_ack_while_the_timer_lags(&[]),
+        vec!["m1", "m2"],
+        "the late ACK (deliver time 8.5 s) carries endTime past m1's reviveTime (6 s) + 2 s \
+         while m1's ACK waits in the wheel"
+    );
+}
+
+#[test]
+fn with_the_fix_end_time_follows_the_timer_and_the_acked_message_stays_acked() {
+    assert_eq!(
+        late_ack_while_the_timer_lags(&[Fix::ReviveEndTimeFollowsTimer]),
+        vec!["m2"],
+        "only the late-acked message comes back"
+    );
 }
 
 #[test]

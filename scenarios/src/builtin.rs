@@ -100,6 +100,31 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F7 on develop: a PopConsumerCache record whose revive put fails is dropped; its message is never revived",
         source: include_str!("../findings/kv-cache-revive-failure-lost.toml"),
     },
+    Builtin {
+        name: "ack-origin-failure-answered-success",
+        summary: "finding F8 on develop: a changeInvisibleTime whose ACK of the original receipt failed is answered SUCCESS; the original CK revives before the new deadline",
+        source: include_str!("../findings/ack-origin-failure-answered-success.toml"),
+    },
+    Builtin {
+        name: "revive-re-put-failure-lost",
+        summary: "finding F9 on develop: a CK whose retry put and re-put both fail is committed past by the reviver; its message is never revived",
+        source: include_str!("../findings/revive-re-put-failure-lost.toml"),
+    },
+    Builtin {
+        name: "revive-end-time-past-lagging-timer",
+        summary: "finding F10 on develop: with the timer wheel lagging, a late ACK stored directly moves the reviver's endTime past an ACK still in the wheel; the acked message is revived",
+        source: include_str!("../findings/revive-end-time-past-lagging-timer.toml"),
+    },
+    Builtin {
+        name: "kv-cache-commit-over-reset",
+        summary: "finding F11 on develop: PopConsumerCache commits its smallest cached offset over a reset in progress; a flush and a crash lose the reset",
+        source: include_str!("../findings/kv-cache-commit-over-reset.toml"),
+    },
+    Builtin {
+        name: "orderly-reset-lost-on-restart",
+        summary: "finding F12 on develop: a restart keeps a reset in offsetTable but drops the pending-reset entry; a stale ackOrderly of the old batch commits over it",
+        source: include_str!("../findings/orderly-reset-lost-on-restart.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
