@@ -106,6 +106,35 @@ pub(crate) fn flush_due_between(
     recorded || end > due
 }
 
+/// The event indices of the broker's crashes (graceful shutdowns included), in order.
+pub(crate) fn crash_indices(h: &History) -> Vec<usize> {
+    (h.events.iter().enumerate())
+        .filter(|(_, e)| matches!(e.kind, EventKind::Broker(BrokerEvent::Crashed { .. })))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A reset no pop took before the next crash, with no offset flush due in between, died
+/// with the process: the pending reset lives in memory and `assignResetOffset`'s
+/// offsetTable write was never persisted, so the restart reads the older offset.
+pub(crate) fn reset_died_in_crash(
+    h: &History,
+    flushes: &[usize],
+    crashes: &[usize],
+    p: &ResetPoint,
+) -> bool {
+    let i = crashes.partition_point(|c| *c <= p.idx);
+    let Some(&crash) = crashes.get(i) else {
+        return false;
+    };
+    let consumed = h.events[p.idx..crash].iter().any(|e| {
+        matches!(&e.kind, EventKind::Broker(BrokerEvent::ResetConsumed {
+            group, topic, queue_id, ..
+        }) if *group == p.group && *topic == p.topic && *queue_id == p.queue)
+    });
+    !consumed && !flush_due_between(h, flushes, p.idx, crash)
+}
+
 /// What several checkers derive from one history, each computed at most once per
 /// [`check`](super::check): the ack analysis alone is a third of a check's time, and three
 /// invariants read it.

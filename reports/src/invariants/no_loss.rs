@@ -37,8 +37,8 @@
 //!   them.
 
 use super::index::{
-    flush_due_between, is_success, persists, receipt_deadline, resets, secs, witness_events,
-    ResetPoint,
+    crash_indices, is_success, persists, receipt_deadline, reset_died_in_crash, resets, secs,
+    witness_events, ResetPoint,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -108,25 +108,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut from_reset: BTreeSet<(&str, &str, u32)> = BTreeSet::new();
     let points = resets(history);
     let flushes = persists(history);
-    let crashes: Vec<usize> = (history.events.iter().enumerate())
-        .filter(|(_, e)| matches!(e.kind, EventKind::Broker(BrokerEvent::Crashed { .. })))
-        .map(|(i, _)| i)
-        .collect();
-    // A reset no pop took before the next crash, with no offset flush due in between, died
-    // with the process: the pending reset lives in memory and `assignResetOffset`'s
-    // offsetTable write was never persisted, so the restart reads the older offset.
-    let died = |p: &ResetPoint| -> bool {
-        let i = crashes.partition_point(|c| *c <= p.idx);
-        let Some(&crash) = crashes.get(i) else {
-            return false;
-        };
-        let consumed = history.events[p.idx..crash].iter().any(|e| {
-            matches!(&e.kind, EventKind::Broker(BrokerEvent::ResetConsumed {
-                group, topic, queue_id, ..
-            }) if *group == p.group && *topic == p.topic && *queue_id == p.queue)
-        });
-        !consumed && !flush_due_between(history, &flushes, p.idx, crash)
-    };
+    let crashes = crash_indices(history);
+    let died = |p: &ResetPoint| reset_died_in_crash(history, &flushes, &crashes, p);
     for p in points.iter().rev() {
         let key = (p.group.as_str(), p.topic.as_str(), p.queue);
         if died(p) {
