@@ -19,7 +19,9 @@
 //!   (the broker may well have applied it; a lost answer is not a lost message).
 //! - It is still *in flight*, and not judged, if it was produced, last revived, or last
 //!   became visible again (its latest receipt's deadline) less than SETTLE_MS before the end,
-//!   or if a listener of the group was still running on it at the end.
+//!   if a listener of the group was still running on it at the end, or if it waited in the
+//!   client: its latest delivery's consumer still had a listener running at the end and had
+//!   not started one on it.
 //! - It is *backlog*, and not judged, if it was never delivered to the group while the
 //!   group's consumers had not got that far: nothing after its offset on its queue was ever
 //!   delivered to the group, and the group's final commit offset there is at or below it. A
@@ -65,6 +67,9 @@ struct MsgState {
     deliveries: Vec<usize>,
     /// Listeners of the group running on it now.
     listening: u32,
+    /// Its latest delivery, while no listener has started on it since: it waits in the
+    /// consumer's process queue.
+    waiting: Option<usize>,
 }
 
 pub(crate) fn check(history: &History) -> Verdict {
@@ -129,6 +134,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     // (group, message).
     let mut expired_below: BTreeMap<(&str, u32), u64> = BTreeMap::new();
     let mut copies: BTreeMap<(&str, &str), Vec<(&str, u64)>> = BTreeMap::new();
+    // Listeners running per consumer.
+    let mut busy: BTreeMap<&str, u32> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Produced {
@@ -166,18 +173,34 @@ pub(crate) fn check(history: &History) -> Verdict {
             } => {
                 let st = state.entry((group, msg_id)).or_default();
                 st.deliveries.push(idx);
+                st.waiting = Some(idx);
                 st.ack_in_doubt = false;
                 st.live_until = st.live_until.max(pop_time + invisible_time);
                 let queue_topic = retry_topic.as_deref().unwrap_or(topic);
                 let reached = reached.entry((group, queue_topic, *queue_id)).or_insert(0);
                 *reached = (*reached).max(*queue_offset + 1);
             }
-            EventKind::ListenerStarted { group, msg_id, .. } => {
-                state.entry((group, msg_id)).or_default().listening += 1;
+            EventKind::ListenerStarted {
+                consumer,
+                group,
+                msg_id,
+                ..
+            } => {
+                let st = state.entry((group, msg_id)).or_default();
+                st.listening += 1;
+                st.waiting = None;
+                *busy.entry(consumer).or_default() += 1;
             }
-            EventKind::ListenerFinished { group, msg_id, .. } => {
+            EventKind::ListenerFinished {
+                consumer,
+                group,
+                msg_id,
+                ..
+            } => {
                 let st = state.entry((group, msg_id)).or_default();
                 st.listening = st.listening.saturating_sub(1);
+                let b = busy.entry(consumer).or_default();
+                *b = b.saturating_sub(1);
             }
             EventKind::ChangeInvisibleResult {
                 group,
@@ -257,6 +280,17 @@ pub(crate) fn check(history: &History) -> Verdict {
             .unwrap_or(-1)
     };
     let settled = meta.end_at - SETTLE_MS;
+    // Delivered to a consumer whose listeners were still busy at the end, and not started
+    // since: it waits its turn in the client (a FIFO client consumes a received batch one
+    // message after another, `FifoConsumeService.consumeIteratively`).
+    let queued = |st: &MsgState| {
+        st.waiting.is_some_and(|d| match &history.events[d].kind {
+            EventKind::Delivered { consumer, .. } => {
+                busy.get(consumer.as_str()).is_some_and(|b| *b > 0)
+            }
+            _ => false,
+        })
+    };
     let gone = |topic: &str, queue: u32, offset: u64| {
         expired_below
             .get(&(topic, queue))
@@ -296,6 +330,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 || born > settled
                 || st.live_until > settled
                 || st.listening > 0
+                || queued(st)
             {
                 judged += usize::from(st.resolved || st.ack_in_doubt);
                 continue;
@@ -478,6 +513,32 @@ mod tests {
         );
         // A later retry offset delivered: the copy was skipped, a loss.
         assert_eq!(run(true).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_message_queued_behind_a_running_listener_is_in_flight() {
+        // Develop-random seed 125: a gRPC FIFO consumer got 26 messages of 9 queues in one
+        // receive and consumes them one after another (FifoConsumeService.consumeIteratively);
+        // at the end its listener still runs on an earlier one, and the later ones wait.
+        let run = |still_running: bool| {
+            let mut h = H::new();
+            quiet(&mut h);
+            h.at(1_000).produce("m0", 0, 0);
+            h.at(1_000).produce("m1", 0, 1);
+            let d0 = h.at(2_000).pop("c1", "m0", 0, 0);
+            h.at(2_000).pop("c1", "m1", 0, 1);
+            h.at(2_000).listener(&d0);
+            if !still_running {
+                h.at(3_000)
+                    .listener_done(&d0, crate::history::ConsumeOutcome::Success, false);
+                h.ack(&d0);
+            }
+            check(&h.build())
+        };
+        let v = run(true);
+        assert!(!matches!(v.status, Status::Violated), "{v:?}");
+        // The client idle at the end and m1 never consumed: lost.
+        assert_eq!(run(false).status, Status::Violated);
     }
 
     #[test]
