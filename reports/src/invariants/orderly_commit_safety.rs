@@ -19,7 +19,8 @@
 //!   `attempt_id`s, or the same consumer when the history does not record attempt ids.
 //! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
 //!   block on purpose; a crash may lose the un-flushed order info); so does a crash between
-//!   a pop and its recorded delivery: a batch served before the latest crash is not one.
+//!   a pop and its recorded delivery: a batch served before the latest crash is not one,
+//!   nor is one served before its queue's latest consumed reset.
 
 use super::index::{is_success, receipt_deadline, secs, witness_events, Facts, LookupMap};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
@@ -68,6 +69,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // (group, receipt) of acks sent before any delivery of that receipt was recorded.
     let mut early_acks: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut last_crash: Option<usize> = None;
+    // The latest consumed reset of each queue, by event index.
+    let mut last_reset: LookupMap<QueueKey, usize> = LookupMap::default();
     let mut orderly = 0usize;
     let mut found: Option<Witness> = None;
     let mut count = 0usize;
@@ -101,6 +104,14 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 // A pop the broker served before the latest crash (its answer recorded after
                 // it) belongs to a batch the crash discarded.
                 if last_crash.is_some_and(|c| c >= pops.of(idx).after_from) {
+                    continue;
+                }
+                // Likewise a pop served before a reset of its queue was consumed: the reset
+                // cleared its block (`resetPopOffset`).
+                if last_reset
+                    .get(&key)
+                    .is_some_and(|r| *r >= pops.of(idx).after_from)
+                {
                     continue;
                 }
                 if let Some(b) = batches.get_mut(&key) {
@@ -231,7 +242,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 queue_id,
                 ..
             }) => {
-                batches.remove(&(group.as_str(), topic.as_str(), *queue_id));
+                let key = (group.as_str(), topic.as_str(), *queue_id);
+                batches.remove(&key);
+                last_reset.insert(key, idx);
             }
             EventKind::Broker(BrokerEvent::Crashed { .. }) => {
                 batches.clear();
@@ -258,6 +271,7 @@ mod tests {
     use crate::history::ConsumerKind;
     use crate::invariants::Status;
     use crate::testkit::H;
+    use broker_core::ReadFrom;
 
     #[test]
     fn commits_that_follow_acks_hold() {
@@ -393,6 +407,37 @@ mod tests {
         assert_eq!(run(1_000), Status::Held);
         // A pop served after the restart is the outstanding batch.
         assert_eq!(run(4_500), Status::Violated);
+    }
+
+    #[test]
+    fn a_batch_popped_before_a_consumed_reset_but_recorded_after_it_is_discarded() {
+        // Develop-random seed 248: a pop served at 20.530 s, a reset consumed by the next
+        // pop at 20.930 s (resetPopOffset clears the block), and both answers recorded at
+        // 22.6 s, the older one first.
+        let run = |first: Millis| {
+            let mut h = H::orderly();
+            h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+            h.at(500).reset("og", 0, 0);
+            let read = |h: &mut H, at: Millis, from| {
+                h.at(at).pop_read("og", 0, at, 0, 1, true, from);
+            };
+            if first < 2_000 {
+                read(&mut h, first, ReadFrom::CommitOffset);
+                h.at(2_000).reset_consumed("og", 0, 0);
+                read(&mut h, 2_000, ReadFrom::PendingReset);
+            } else {
+                h.at(1_500).reset_consumed("og", 0, 0);
+                read(&mut h, first, ReadFrom::CommitOffset);
+                read(&mut h, 2_600, ReadFrom::CommitOffset);
+            }
+            let second = if first < 2_000 { 2_000 } else { 2_600 };
+            h.at(3_000).pop_served_at("o1", "m0", 0, 0, first);
+            h.at(3_100).pop_served_at("o2", "m0", 0, 0, second);
+            check(&h.build()).status
+        };
+        assert_eq!(run(1_000), Status::Held);
+        // Both served after the reset was consumed: two batches outstanding at once.
+        assert_eq!(run(2_500), Status::Violated);
     }
 
     #[test]
