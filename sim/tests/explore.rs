@@ -54,7 +54,8 @@ fn the_swarm_draw_is_printed_and_a_pure_function_of_the_seed() {
 }
 
 /// Every committed regression replays as its file says: with its bugs on each recorded
-/// invariant is still violated; with every fix in, nothing is.
+/// invariant is still violated; with every fix in, nothing is; a finding (`fixed-by`) still
+/// fails on develop and holds with its proposed fix.
 #[test]
 fn committed_regressions_replay() {
     let dir = regressions_dir();
@@ -63,6 +64,25 @@ fn committed_regressions_replay() {
         let sc = scenarios::resolve(name, &ctx()).unwrap();
         for r in load_regressions(&dir, name).unwrap() {
             let line = r.line();
+            if !r.fixed_by.is_empty() {
+                // A finding: develop still violates it, and its proposed fix alone holds.
+                let develop = run_seed(&sc, r.seed, &RunOptions::default());
+                for v in &r.violates {
+                    assert!(develop.violated().contains(&v.as_str()), "{name}: {line}");
+                }
+                let mut opts = RunOptions::default();
+                for f in &r.fixed_by {
+                    opts.behaviours.insert_fix(f.parse().unwrap());
+                }
+                let out = run_seed(&sc, r.seed, &opts);
+                assert!(
+                    !out.failed(),
+                    "{name}: {line}: with its fix: {:?}",
+                    out.violated()
+                );
+                replayed += 1;
+                continue;
+            }
             if !r.bugs.is_empty() {
                 let out = run_seed(
                     &sc,
