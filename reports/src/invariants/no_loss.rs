@@ -104,7 +104,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     let orderly: BTreeSet<&str> = meta
         .consumers
         .iter()
-        .filter(|c| c.kind == crate::history::ConsumerKind::Orderly)
+        .filter(|c| c.kind.is_fifo())
         .map(|c| c.group.as_str())
         .collect();
 
@@ -583,6 +583,23 @@ mod tests {
         assert_ne!(run(1).status, Status::Violated);
         assert!(run(1).notes[0].summary.contains("backlog"));
         // The commit offset past it without an ack: lost.
+        assert_eq!(run(4).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_grpc_fifo_message_at_or_after_the_commit_offset_is_backlog() {
+        // Develop-random seed 3815: the gRPC FIFO consumer (through the proxy) is FIFO too.
+        let run = |commit: i64| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("o1", "og", crate::history::ConsumerKind::GrpcFifo, -1);
+            quiet(&mut h);
+            h.at(1_000).produce("m3", 0, 3);
+            h.at(2_000).pop("o1", "m3", 0, 3);
+            h.final_offset("og", 0, commit);
+            check(&h.build())
+        };
+        assert_ne!(run(1).status, Status::Violated);
         assert_eq!(run(4).status, Status::Violated);
     }
 
