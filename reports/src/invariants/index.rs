@@ -114,9 +114,10 @@ pub(crate) fn crash_indices(h: &History) -> Vec<usize> {
         .collect()
 }
 
-/// A reset no pop took before the next crash, with no offset flush due in between, died
-/// with the process: the pending reset lives in memory and `assignResetOffset`'s
-/// offsetTable write was never persisted, so the restart reads the older offset.
+/// A reset followed by a crash with no offset flush due in between died with the process,
+/// taken by a pop or not: the pending reset lives in memory, and neither
+/// `assignResetOffset`'s offsetTable write nor the commit of the pop that took it was
+/// persisted, so the restart reads the older offset.
 pub(crate) fn reset_died_in_crash(
     h: &History,
     flushes: &[usize],
@@ -124,15 +125,9 @@ pub(crate) fn reset_died_in_crash(
     p: &ResetPoint,
 ) -> bool {
     let i = crashes.partition_point(|c| *c <= p.idx);
-    let Some(&crash) = crashes.get(i) else {
-        return false;
-    };
-    let consumed = h.events[p.idx..crash].iter().any(|e| {
-        matches!(&e.kind, EventKind::Broker(BrokerEvent::ResetConsumed {
-            group, topic, queue_id, ..
-        }) if *group == p.group && *topic == p.topic && *queue_id == p.queue)
-    });
-    !consumed && !flush_due_between(h, flushes, p.idx, crash)
+    crashes
+        .get(i)
+        .is_some_and(|&crash| !flush_due_between(h, flushes, p.idx, crash))
 }
 
 /// What several checkers derive from one history, each computed at most once per

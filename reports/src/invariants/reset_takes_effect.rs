@@ -38,8 +38,8 @@
 //!   not judged here.
 
 use super::index::{
-    copy_key, crash_indices, flush_due_between, is_pop_ck, offset_key, persists, resets, secs,
-    witness_events, Facts, PopPositions, ResetPoint, Rollbacks,
+    copy_key, crash_indices, flush_due_between, is_pop_ck, offset_key, persists,
+    reset_died_in_crash, resets, secs, witness_events, Facts, PopPositions, ResetPoint, Rollbacks,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -148,12 +148,8 @@ impl Checker<'_, '_> {
 
     fn judge_end(&mut self, w: &Window) {
         let p = w.point;
-        // A crash before any flush was due after the reset loses it, and whatever a pop
-        // that took it committed: upstream's durability window.
-        if let Some(crash) = self.crash_between(p.idx, usize::MAX) {
-            if !self.flush_due(p.idx, crash) {
-                return;
-            }
+        if reset_died_in_crash(self.h, &self.persists, &self.crashes, p) {
+            return; // Upstream's durability window.
         }
         let key = offset_key(&p.topic, &p.group);
         let fs = &self.h.final_state;
