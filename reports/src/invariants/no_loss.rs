@@ -19,9 +19,10 @@
 //!   (the broker may well have applied it; a lost answer is not a lost message).
 //! - It is still *in flight*, and not judged, if it was produced, last revived, or last
 //!   became visible again (its latest receipt's deadline) less than SETTLE_MS before the end,
-//!   if a listener of the group was still running on it at the end, or if it waited in the
-//!   client: its latest delivery's consumer still had a listener running at the end and had
-//!   not started one on it.
+//!   (a changeInvisibleTime whose answer was lost counts, as the broker may have applied
+//!   it), if a listener of the group was still running on it at the end, or if it waited in
+//!   the client: its latest delivery's consumer still had a listener running at the end and
+//!   had not started one on it.
 //! - It is *backlog*, and not judged, if it was never delivered to the group while the
 //!   group's consumers had not got that far: nothing after its offset on its queue was ever
 //!   delivered to the group, and the group's final commit offset there is at or below it. A
@@ -43,7 +44,7 @@ use super::index::{
     witness_events, ResetPoint,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
-use crate::history::{EventKind, History};
+use crate::history::{EventKind, History, RpcOutcome};
 use broker_core::{BrokerEvent, Millis};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -214,6 +215,19 @@ pub(crate) fn check(history: &History) -> Verdict {
                 st.live_until = st
                     .live_until
                     .max(receipt_deadline(new, e.at + invisible_time));
+            }
+            // A change whose answer was lost may have been applied: the broker writes the
+            // new CK whatever becomes of the answer (`appendCheckPointThenAckOrigin`), and
+            // the remoting client only logs the failure.
+            EventKind::ChangeInvisibleResult {
+                group,
+                msg_id,
+                invisible_time,
+                outcome: RpcOutcome::Timeout,
+                ..
+            } => {
+                let st = state.entry((group, msg_id)).or_default();
+                st.live_until = st.live_until.max(e.at + invisible_time);
             }
             EventKind::Broker(BrokerEvent::Revived {
                 group,
@@ -688,6 +702,40 @@ mod tests {
         };
         assert_eq!(run(false), Status::Held);
         assert_eq!(run(true), Status::Violated);
+    }
+
+    #[test]
+    fn a_change_invisible_time_whose_answer_was_lost_may_have_been_applied() {
+        // Develop-random seed 6206: a failed listener's nack (changeInvisibleTime to 180 s)
+        // reached the broker, which wrote the new CK, but the answer timed out; the run
+        // ended before the message was visible again.
+        let run = |invisible: Millis| {
+            let mut h = H::new();
+            h.end(100_000, 240_000);
+            h.at(0).produce("m0", 0, 0);
+            let d = h.at(60_000).pop("c1", "m0", 0, 0);
+            let (consumer, group, msg_id, receipt) = (
+                d.consumer.clone(),
+                d.group.clone(),
+                d.msg_id.clone(),
+                d.receipt.clone(),
+            );
+            h.at(70_000).push(
+                &consumer.clone(),
+                EventKind::ChangeInvisibleResult {
+                    consumer,
+                    group,
+                    msg_id,
+                    receipt,
+                    invisible_time: invisible,
+                    new_receipt: None,
+                    outcome: crate::history::RpcOutcome::Timeout,
+                },
+            );
+            check(&h.build()).status
+        };
+        assert_ne!(run(180_000), Status::Violated);
+        assert_eq!(run(10_000), Status::Violated);
     }
 
     #[test]
