@@ -114,10 +114,11 @@ impl Checker<'_, '_> {
             return; // No client saw the pop that took the reset (its answer was lost).
         }
         if w.first_ck
-            .is_some_and(|(t, start)| t < pop_time && start as i64 == p.offset)
+            .is_some_and(|(t, start)| t <= pop_time && start as i64 == p.offset)
         {
-            // An earlier pop read from X (its CK says so) but no client saw its answer; a
-            // restart had already erased the pending reset, so no `ResetConsumed` marks it.
+            // An earlier pop (or one in the same millisecond, its CK first) read from X but
+            // no client saw its answer first; a restart may have erased the pending reset, so
+            // no `ResetConsumed` marks it.
             return;
         }
         let mut events = vec![p.idx, idx];
@@ -566,6 +567,24 @@ mod tests {
         h.at(6_000).pop("c1", "m3", 0, 3);
         h.final_offset("g1", 0, 4);
         assert_eq!(check(&h.build()).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_pop_at_x_in_the_same_millisecond_counts_as_first() {
+        // Develop-random seed 9968: two pops in one millisecond; the one that took the reset
+        // read from X (its CK first), the other from X + 2, and the latter's answer arrived
+        // first.
+        let run = |taker_start: u64| {
+            let mut h = H::new();
+            h.at(1_000).reset("g1", 0, 0);
+            h.at(2_000).reset_consumed("g1", 0, 0);
+            unseen_pop(&mut h, 2_000, taker_start, 2);
+            h.at(2_000).pop("c1", "m2", 0, 2);
+            h.final_offset("g1", 0, 3);
+            check(&h.build()).status
+        };
+        assert_eq!(run(0), Status::Held);
+        assert_eq!(run(1), Status::Violated);
     }
 
     #[test]
