@@ -19,6 +19,7 @@ use crate::config::Millis;
 use crate::events::BrokerEvent;
 use crate::inflight::OpId;
 use crate::keys::{self, lock_key};
+use crate::pop_buffer_merge_service::AkGuard;
 use crate::protocol::{
     AckMessageRequest, BatchAck, BatchAckMessageRequest, ExtraInfo, Response, ResponseBody,
     ResponseCode, POP_ORDER_REVIVE_QUEUE,
@@ -166,11 +167,18 @@ impl Broker {
                     None
                 }
                 (AckUnit::Append { ack: msg, .. }, None) => match self.add_ak_guards(now, msg) {
-                    Some(id) => {
+                    AkGuard::Merge(id) => {
                         ack.stage = Some(AckStage::MarkBit(id));
                         return AckStep::Yield;
                     }
-                    None => {
+                    AkGuard::CkPutFailed => {
+                        // Only with `refused-ack-stores-its-ck`: no ACK ahead of its CK.
+                        let _ = ack.units.pop_front();
+                        ack.response =
+                            Response::error(ResponseCode::SystemError, "put ck msg error");
+                        continue;
+                    }
+                    AkGuard::Refused => {
                         let Some(AckUnit::Append {
                             ack: msg,
                             revive_qid,

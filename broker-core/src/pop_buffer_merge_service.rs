@@ -75,6 +75,18 @@ impl Wrapper {
     }
 }
 
+/// What `addAk`'s guards decided for one ack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AkGuard {
+    /// Merge its bits into this wrapper (`markBitCAS`).
+    Merge(u64),
+    /// Refused: the caller writes an ACK record of its own.
+    Refused,
+    /// Refused, and the proposed fix's put of the still-buffered CK failed: an ACK record
+    /// now would overtake its CK, so the caller answers an error instead.
+    CkPutFailed,
+}
+
 /// Why `addAk` refused an ack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -829,38 +841,41 @@ impl Broker {
     /// `addAk` in one go (the `ackOrigin` of changeInvisibleTime): guards, then bits.
     pub(crate) fn add_ak(&mut self, now: Millis, ack: &AckMsg) -> bool {
         match self.add_ak_guards(now, ack) {
-            Some(id) => {
+            AkGuard::Merge(id) => {
                 self.add_ak_mark_bits(now, id, ack);
                 true
             }
-            None => false,
+            AkGuard::Refused | AkGuard::CkPutFailed => false,
         }
     }
 
     /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal with the
     /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) stores
-    /// it first, so the ACK record the caller writes next follows it in the revive log.
-    pub(crate) fn add_ak_guards(&mut self, now: Millis, ack: &AckMsg) -> Option<u64> {
+    /// it first, so the ACK record the caller writes next follows it in the revive log; when
+    /// that put fails the caller must not write the ACK ahead of its CK
+    /// ([`AkGuard::CkPutFailed`]).
+    pub(crate) fn add_ak_guards(&mut self, now: Millis, ack: &AckMsg) -> AkGuard {
         match self.buffer.add_ak_guards(&self.config, now, ack) {
-            Ok(id) => Some(id),
+            Ok(id) => AkGuard::Merge(id),
             Err(Refusal::Late(id))
                 if self.behaviours.has_fix(crate::Fix::RefusedAckStoresItsCk)
                     && self.buffer.ck_unstored(id) =>
             {
                 let w = &self.buffer.wrappers[&id];
                 let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
-                // A failed put leaves the CK to the scan's flush, as before the fix.
                 if self
                     .put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.addAk")
-                    .is_some()
+                    .is_none()
                 {
-                    let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
-                    w.ck_stored = true;
-                    w.stored_early = true;
+                    // The CK stays for the scan's flush.
+                    return AkGuard::CkPutFailed;
                 }
-                None
+                let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
+                w.ck_stored = true;
+                w.stored_early = true;
+                AkGuard::Refused
             }
-            Err(_) => None,
+            Err(_) => AkGuard::Refused,
         }
     }
 

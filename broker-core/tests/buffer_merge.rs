@@ -316,3 +316,23 @@ fn the_f5_fix_keeps_the_wrapper_for_an_ack_in_flight() {
         "only the unacked one"
     );
 }
+
+/// Develop-random seed 2634 with every fix: the late ack's CK put fails; an ACK written now
+/// would reach the revive log ahead of its CK and be dropped there, so the ack is answered
+/// an error and the client's retry, once the CK is stored, leaves the message acked.
+#[test]
+fn the_f5_fix_answers_an_error_when_the_ck_put_fails() {
+    let mut w = buffered_with_f5_fix();
+    w.send(2);
+    let msgs = w.pop(32, 20_000);
+    assert_eq!(msgs.len(), 2);
+    w.advance_to(9_000);
+    w.broker.set_store_put_failure_rate(1.0);
+    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::SystemError);
+    assert!(w.ack_written_names().is_empty(), "no ACK ahead of its CK");
+    w.broker.set_store_put_failure_rate(0.0);
+    w.advance_to(9_100);
+    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success);
+    w.advance_to(60_000);
+    assert_eq!(w.revived_ids(), vec![msgs[1].msg_id.clone()]);
+}
