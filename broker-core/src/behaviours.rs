@@ -389,6 +389,9 @@ pub enum Fix {
     CacheCommitSkipsPendingReset,
     /// `ConsumerOffsetManager` persists `resetOffsetTable` with `offsetTable` and restores it.
     ResetTableSurvivesRestart,
+    /// `PopConsumerCache.ConsumerRecords.delete` removes a cached record only if it is the
+    /// record asked for (same popTime and invisible time), not any record at that offset.
+    CacheDeleteMatchesRecord,
 }
 
 /// Static facts about a proposed fix.
@@ -411,7 +414,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 12] = [
+    pub const ALL: [Fix; 13] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -424,6 +427,7 @@ impl Fix {
         Fix::ReviveEndTimeFollowsTimer,
         Fix::CacheCommitSkipsPendingReset,
         Fix::ResetTableSurvivesRestart,
+        Fix::CacheDeleteMatchesRecord,
     ];
 
     /// The registry entry for this fix.
@@ -524,6 +528,14 @@ impl Fix {
                 "ConsumerOffsetManager.encode/decode (resetOffsetTable)",
                 "develop keeps resetOffsetTable in memory only (no getter, so consumerOffset.json never holds it; decode restores offsetTable alone); proposed: persist the pending resets with offsetTable and restore them on start, so hasOffsetReset still guards the reset after a restart",
                 "finding F12: after a restart a pending reset is gone from resetOffsetTable while offsetTable holds it; a stale ackOrderly of a batch popped before the reset commits commitAndNext's result over it",
+                "",
+            ),
+            CacheDeleteMatchesRecord => (
+                "cache-delete-matches-record",
+                Side::Broker,
+                "PopConsumerCache.ConsumerRecords.delete",
+                "develop removes whatever cached record sits at the ack's offset (recordTreeMap.remove(offset)), and PopConsumerService.ackAsync/changeInvisibilityDuration skip the RocksDB delete when the cache delete succeeded; proposed: remove it only if it is the same record (same popTime and invisible time), else report it not cached so the caller deletes the record by its store key",
+                "finding F13: an older record of the offset already written to RocksDB and a newer one cached after a reset: a changeInvisibleTime or ack of the old receipt deletes the new cached record, and the old one revives at its old deadline",
                 "",
             ),
         };

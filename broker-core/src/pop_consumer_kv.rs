@@ -137,11 +137,15 @@ impl PopConsumerCache {
     }
 
     /// `deleteRecords` of one record: by offset, whatever its popTime; false if not cached.
-    fn delete(&mut self, r: &PopConsumerRecord) -> bool {
-        let found = self
-            .table
-            .get_mut(&Self::key(r))
-            .is_some_and(|m| m.remove(&r.offset).is_some());
+    /// With `same_record` (the proposed fix `cache-delete-matches-record`) only the record
+    /// with the request's popTime and invisible time is removed.
+    fn delete(&mut self, r: &PopConsumerRecord, same_record: bool) -> bool {
+        let found = self.table.get_mut(&Self::key(r)).is_some_and(|m| {
+            let matches = m.get(&r.offset).is_some_and(|c| {
+                !same_record || (c.pop_time == r.pop_time && c.invisible_time == r.invisible_time)
+            });
+            matches && m.remove(&r.offset).is_some()
+        });
         if found {
             self.estimate = self.estimate.saturating_sub(1);
         }
@@ -684,7 +688,8 @@ impl Broker {
             attempt_id: None,
             attempt_times: 0,
         };
-        if self.kv_cache_on() && self.kv.cache.delete(&record) {
+        let same_record = self.behaviours.has_fix(Fix::CacheDeleteMatchesRecord);
+        if self.kv_cache_on() && self.kv.cache.delete(&record, same_record) {
             return;
         }
         self.kv.delete(&record.key());
@@ -902,5 +907,50 @@ fn record_ck(record: &PopConsumerRecord, broker_name: &str) -> PopCheckPoint {
         queue_offset_diff: vec![0],
         broker_name: broker_name.to_owned(),
         re_put_times: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pop_time: Millis, invisible_time: Millis) -> PopConsumerRecord {
+        PopConsumerRecord {
+            pop_time,
+            group: "g".into(),
+            topic: "t".into(),
+            queue_id: 4,
+            retry_flag: 0,
+            invisible_time,
+            offset: 0,
+            attempt_id: None,
+            attempt_times: 0,
+        }
+    }
+
+    /// Develop-random seed 8995: the cache holds the re-pop's record of offset 0 (popTime
+    /// 7 694) when a changeInvisibleTime of the older receipt (popTime 3 519, its record
+    /// already in RocksDB) asks to delete it. Develop deletes by offset; the proposed fix
+    /// `cache-delete-matches-record` only deletes the record asked for.
+    #[test]
+    fn a_cache_delete_by_offset_removes_another_receipts_record_unless_fixed() {
+        let newer = record(7_694, 10_552);
+        let older = record(3_519, 10_552);
+        let mut cache = PopConsumerCache::default();
+        cache.write(vec![newer.clone()]);
+        assert!(
+            cache.delete(&older, false),
+            "develop: any record at the offset"
+        );
+        assert_eq!(cache.in_flight("g", "t", 4), 0);
+
+        let mut cache = PopConsumerCache::default();
+        cache.write(vec![newer.clone()]);
+        assert!(
+            !cache.delete(&older, true),
+            "fixed: not the record asked for"
+        );
+        assert_eq!(cache.in_flight("g", "t", 4), 1);
+        assert!(cache.delete(&newer, true));
     }
 }

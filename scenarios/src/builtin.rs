@@ -125,6 +125,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F12 on develop: a restart keeps a reset in offsetTable but drops the pending-reset entry; a stale ackOrderly of the old batch commits over it",
         source: include_str!("../findings/orderly-reset-lost-on-restart.toml"),
     },
+    Builtin {
+        name: "kv-cache-delete-other-record",
+        summary: "finding F13 on develop: PopConsumerCache deletes a record by offset only; a changeInvisibleTime of an old receipt removes the newer cached record and the old one revives early",
+        source: include_str!("../findings/kv-cache-delete-other-record.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
