@@ -593,12 +593,41 @@ pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
 pub(crate) struct ResetIndex(BTreeMap<(String, String, u32), BTreeMap<usize, i64>>);
 
 impl ResetIndex {
-    pub fn new(points: &[ResetPoint]) -> Self {
+    /// Each reset at its assignment and, when a pop took it, at that `ResetConsumed` too:
+    /// a read that started before the assignment's effect (its offset computed while the
+    /// reset was not yet pending, or a read that did not take it) is replayed when the reset
+    /// is applied.
+    pub fn new(h: &History, points: &[ResetPoint]) -> Self {
         let mut m: BTreeMap<(String, String, u32), BTreeMap<usize, i64>> = BTreeMap::new();
         for p in points {
             m.entry((p.group.clone(), p.topic.clone(), p.queue))
                 .or_default()
                 .insert(p.idx, p.offset);
+        }
+        for (i, e) in h.events.iter().enumerate() {
+            let EventKind::Broker(BrokerEvent::ResetConsumed {
+                group,
+                topic,
+                queue_id,
+                ..
+            }) = &e.kind
+            else {
+                continue;
+            };
+            let Some(q) = m.get_mut(&(group.clone(), topic.clone(), *queue_id)) else {
+                continue;
+            };
+            // The reset it took: the latest assigned before it.
+            if let Some((_, &x)) = points
+                .iter()
+                .filter(|p| {
+                    p.idx < i && p.group == *group && p.topic == *topic && p.queue == *queue_id
+                })
+                .map(|p| (p.idx, &p.offset))
+                .max_by_key(|(idx, _)| *idx)
+            {
+                q.insert(i, x);
+            }
         }
         Self(m)
     }
@@ -778,7 +807,7 @@ type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32)>>;
 pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let h = f.h;
     let origins = origins(h);
-    let resets = ResetIndex::new(&resets(h));
+    let resets = ResetIndex::new(h, &resets(h));
     let mut out = AckAnalysis::default();
     // Point lookups only, never iterated: hash maps (fixed keys) spare the ordered maps'
     // string comparisons along shared prefixes (receipts, message ids).

@@ -514,6 +514,26 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_applied_after_the_acked_read_excuses_the_replay() {
+        // Develop-random seed 4549 (KV FIFO): a pop computed its offset before a reset was
+        // assigned and read offset 1 just after, from the commit offset; the reset stayed
+        // pending, the delivery was acked, and the next pop took the reset and replayed 1.
+        let run = |consumed_at: Millis| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 1);
+            h.at(1_000).reset("g1", 0, 1);
+            h.at(1_010).pop_read("g1", 0, 900, 1, 1, false, ReadFrom::CommitOffset);
+            let d = h.at(1_020).pop_served_at("c1", "m1", 0, 1, 900);
+            h.at(2_000).ack(&d);
+            h.at(consumed_at).reset_consumed("g1", 0, 1);
+            h.at(3_000).pop_read("g1", 0, 3_000, 1, 1, false, ReadFrom::PendingReset);
+            h.at(3_010).pop_served_at("c1", "m1", 0, 1, 3_000);
+            check(&h.build()).status
+        };
+        assert_eq!(run(3_000), Status::Held);
+    }
+
+    #[test]
     fn a_reset_to_at_or_below_the_message_excuses_the_replay() {
         let mut h = H::new();
         let d = h.at(1_000).pop("c1", "m5", 0, 5);
