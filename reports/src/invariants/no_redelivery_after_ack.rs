@@ -522,11 +522,13 @@ mod tests {
             let mut h = H::new();
             h.at(0).produce("m1", 0, 1);
             h.at(1_000).reset("g1", 0, 1);
-            h.at(1_010).pop_read("g1", 0, 900, 1, 1, false, ReadFrom::CommitOffset);
+            h.at(1_010)
+                .pop_read("g1", 0, 900, 1, 1, false, ReadFrom::CommitOffset);
             let d = h.at(1_020).pop_served_at("c1", "m1", 0, 1, 900);
             h.at(2_000).ack(&d);
             h.at(consumed_at).reset_consumed("g1", 0, 1);
-            h.at(3_000).pop_read("g1", 0, 3_000, 1, 1, false, ReadFrom::PendingReset);
+            h.at(3_000)
+                .pop_read("g1", 0, 3_000, 1, 1, false, ReadFrom::PendingReset);
             h.at(3_010).pop_served_at("c1", "m1", 0, 1, 3_000);
             check(&h.build()).status
         };

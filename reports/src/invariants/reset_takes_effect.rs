@@ -128,6 +128,32 @@ impl Checker<'_, '_> {
             p.offset,
             secs(p.at)
         );
+        // Why the broker read there: the pop's recorded read (`getPopOffset`'s choice).
+        let read = self.h.events[..idx]
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, e)| match &e.kind {
+                EventKind::Broker(BrokerEvent::PopRead {
+                    group,
+                    topic,
+                    queue_id,
+                    pop_time: t,
+                    from,
+                    ..
+                }) if *group == p.group
+                    && *topic == p.topic
+                    && *queue_id == p.queue
+                    && *t == pop_time =>
+                {
+                    Some((i, *from))
+                }
+                _ => None,
+            });
+        if let Some((i, from)) = read {
+            summary.push_str(&format!(", which the broker read from {}", from.describe()));
+            events.push(i);
+        }
         if let Some(crash) = self.crash_between(p.idx, idx) {
             if !self.flush_due(p.idx, crash) {
                 return; // Lost with the un-flushed offsets: upstream's durability window.
@@ -440,6 +466,30 @@ mod tests {
         pop_ack(&mut h, 4_000, 6..8);
         h.final_offset("g1", 0, 8);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn the_witness_says_where_the_first_pop_read_from() {
+        let mut h = H::new();
+        h.at(1_000).reset("g1", 0, 0);
+        h.at(2_000).pop_read(
+            "g1",
+            0,
+            2_000,
+            3,
+            1,
+            false,
+            broker_core::ReadFrom::CommitOffset,
+        );
+        h.at(2_000).pop("c1", "m3", 0, 3);
+        h.final_offset("g1", 0, 4);
+        let w = check(&h.build()).witness.unwrap();
+        assert!(
+            w.summary
+                .contains("the first pop delivered from offset 3, which the broker read from the commit offset"),
+            "{}",
+            w.summary
+        );
     }
 
     #[test]
