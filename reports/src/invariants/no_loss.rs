@@ -644,34 +644,40 @@ mod tests {
         assert_eq!(check(&h.build()), Verdict::held());
     }
 
+    /// A reset to 2 taken and flushed, a later reset to 0 (taken by a pop or not), then a
+    /// crash with or without a flush after it; m2 was consumed.
+    fn second_reset_then_crash(taken: bool, flush: bool) -> Status {
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(0).produce("m0", 0, 0);
+        h.at(0).produce("m1", 0, 1);
+        h.at(0).produce("m2", 0, 2);
+        h.at(1_000).reset("g1", 0, 2);
+        h.reset_consumed("g1", 0, 2);
+        let d = h.at(2_000).pop("c1", "m2", 0, 2);
+        h.ack(&d);
+        h.at(3_000).persist();
+        h.at(5_000).reset("g1", 0, 0);
+        if taken {
+            h.reset_consumed("g1", 0, 0);
+        }
+        if flush {
+            h.at(5_200).persist();
+        }
+        h.at(5_500).crash();
+        h.at(6_000).restart();
+        h.final_offset("g1", 0, 3);
+        check(&h.build()).status
+    }
+
     #[test]
     fn a_reset_that_died_in_a_crash_is_not_the_start_position() {
         // develop-random seed 49: a reset to 0, never taken by a pop, died with the broker
         // before an offset flush was due (the pending reset lives in memory and the
         // offsetTable write was not persisted); the group went on from the earlier reset.
-        let run = |flush: bool| {
-            let mut h = H::new();
-            quiet(&mut h);
-            h.at(0).produce("m0", 0, 0);
-            h.at(0).produce("m1", 0, 1);
-            h.at(0).produce("m2", 0, 2);
-            h.at(1_000).reset("g1", 0, 2);
-            h.reset_consumed("g1", 0, 2);
-            let d = h.at(2_000).pop("c1", "m2", 0, 2);
-            h.ack(&d);
-            h.at(3_000).persist();
-            h.at(5_000).reset("g1", 0, 0);
-            if flush {
-                h.at(5_200).persist();
-            }
-            h.at(5_500).crash();
-            h.at(6_000).restart();
-            h.final_offset("g1", 0, 3);
-            check(&h.build()).status
-        };
-        assert_eq!(run(false), Status::Held);
+        assert_eq!(second_reset_then_crash(false, false), Status::Held);
         // Flushed before the crash, the reset survives: m0 and m1 must be consumed.
-        assert_eq!(run(true), Status::Violated);
+        assert_eq!(second_reset_then_crash(false, true), Status::Violated);
     }
 
     #[test]
@@ -679,29 +685,8 @@ mod tests {
         // Develop-random seed 6087: a reset to 0 is taken by a pop (committed in memory
         // only) and the broker crashes before the first flush after its start: the restart
         // reads the older persisted offset (2), so offsets 0 and 1 are not owed.
-        let run = |flush: bool| {
-            let mut h = H::new();
-            quiet(&mut h);
-            h.at(0).produce("m0", 0, 0);
-            h.at(0).produce("m1", 0, 1);
-            h.at(0).produce("m2", 0, 2);
-            h.at(1_000).reset("g1", 0, 2);
-            h.reset_consumed("g1", 0, 2);
-            let d = h.at(2_000).pop("c1", "m2", 0, 2);
-            h.ack(&d);
-            h.at(3_000).persist();
-            h.at(5_000).reset("g1", 0, 0);
-            h.reset_consumed("g1", 0, 0);
-            if flush {
-                h.at(5_200).persist();
-            }
-            h.at(5_500).crash();
-            h.at(6_000).restart();
-            h.final_offset("g1", 0, 3);
-            check(&h.build()).status
-        };
-        assert_eq!(run(false), Status::Held);
-        assert_eq!(run(true), Status::Violated);
+        assert_eq!(second_reset_then_crash(true, false), Status::Held);
+        assert_eq!(second_reset_then_crash(true, true), Status::Violated);
     }
 
     #[test]
