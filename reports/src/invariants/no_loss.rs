@@ -11,7 +11,8 @@
 //!   on its queue: the offset of the latest reset of that queue if any, else the group's
 //!   initial offset (the first commit whose reason mentions `getPopOffset` or `init`), else 0.
 //!   A reset followed by a crash with no offset flush due in between, taken by a pop or
-//!   not (the rule reset-takes-effect uses), died with the process and is skipped.
+//!   not (the rule reset-takes-effect uses), died with the process and is skipped, though
+//!   it never lowers the start: what it asked to skip is still not owed.
 //! - Such a message is accounted for once the group acked it (an ack answered `SUCCESS`
 //!   for any copy), skipped it on receipt (`SkippedOnReceipt`: the #8333 max-reconsume
 //!   filter, or a tag mismatch, both documented client policies that ack), sent it to a DLQ
@@ -116,9 +117,16 @@ pub(crate) fn check(history: &History) -> Verdict {
     let flushes = persists(history);
     let crashes = crash_indices(history);
     let died = |p: &ResetPoint| reset_died_in_crash(history, &flushes, &crashes, p);
+    // Resets that died, later than the last that lived: what they asked to skip is still not
+    // owed (the group may well have moved past it anyway), so they never lower the start.
+    let mut died_floor: BTreeMap<(&str, &str, u32), i64> = BTreeMap::new();
     for p in points.iter().rev() {
         let key = (p.group.as_str(), p.topic.as_str(), p.queue);
         if died(p) {
+            if !from_reset.contains(&key) {
+                let f = died_floor.entry(key).or_insert(p.offset);
+                *f = (*f).max(p.offset);
+            }
             continue;
         }
         if from_reset.insert(key) {
@@ -324,7 +332,9 @@ pub(crate) fn check(history: &History) -> Verdict {
             if !topics.contains(topic) {
                 continue;
             }
-            let from = start.get(&(*group, *topic, *queue)).copied().unwrap_or(0);
+            let key = (*group, *topic, *queue);
+            let from = (start.get(&key).copied().unwrap_or(0))
+                .max(died_floor.get(&key).copied().unwrap_or(i64::MIN));
             if (*offset as i64) < from {
                 continue;
             }
@@ -678,6 +688,25 @@ mod tests {
         assert_eq!(second_reset_then_crash(false, false), Status::Held);
         // Flushed before the crash, the reset survives: m0 and m1 must be consumed.
         assert_eq!(second_reset_then_crash(false, true), Status::Violated);
+    }
+
+    #[test]
+    fn a_reset_lost_in_a_crash_still_does_not_owe_what_it_skipped() {
+        // Develop-random seed 2087: a reset by timestamp to 1 (skipping offset 0), taken and
+        // lost in a crash before any flush; the group's acks after the restart moved on from
+        // 1, so offset 0 was never delivered, as the reset asked.
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(0).produce("m0", 0, 0);
+        h.at(0).produce("m1", 0, 1);
+        h.at(1_000).reset("g1", 0, 1);
+        h.reset_consumed("g1", 0, 1);
+        let d = h.at(1_100).pop("c1", "m1", 0, 1);
+        h.at(5_500).crash();
+        h.at(6_000).restart();
+        h.at(7_000).ack(&d);
+        h.final_offset("g1", 0, 2);
+        assert_eq!(check(&h.build()).status, Status::Held);
     }
 
     #[test]
