@@ -827,19 +827,8 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
                 queue_id: q(*queue_id),
                 ..none
             },
-            B::DlqWritten {
-                group,
-                msg_id,
-                dlq_topic,
-                dlq_queue_offset,
-                ..
-            } => EventFields {
-                msg_id: Some(msg_id),
-                group: Some(group),
-                topic: Some(dlq_topic),
-                queue_id: Some(0),
-                queue_offset: Some(*dlq_queue_offset),
-            },
+            // Never in a history: the recorder turns it into the top-level `DlqWritten`.
+            B::DlqWritten { .. } => none,
             B::ReviveOffsetCommitted { .. }
             | B::LockReleasedByOther { .. }
             | B::OffsetsPersisted { .. }

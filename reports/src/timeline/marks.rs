@@ -867,9 +867,8 @@ impl<'h> Builder<'h> {
                     );
                 }
             }
-            B::DlqWritten { group, msg_id, .. } => {
-                self.on_msg(msg_id, group, Shape::Square, at, "dlq", idx);
-            }
+            // Never in a history: the recorder turns it into the top-level `DlqWritten`.
+            B::DlqWritten { .. } => {}
             B::AckLostOnDroppedCk {
                 group,
                 topic,
