@@ -511,6 +511,15 @@ mod tests {
         let moved = h.at(3_000).change_invisible(&d, 1_000);
         h.at(6_000).revive(&moved, 0, 1);
         assert_eq!(check(&h.build()), Verdict::held());
+
+        // A change of a receipt the ack had already superseded withdraws nothing.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let current = h.at(1_500).change_invisible(&d, 5_000);
+        h.at(2_000).ack(&current);
+        h.at(3_000).change_invisible(&d, 1_000);
+        h.at(9_000).revive(&current, 0, 1);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]
