@@ -4,17 +4,6 @@ mod common;
 use broker_core::*;
 use common::*;
 
-fn change(w: &mut World, m: &MessageExt, receipt: &str, invisible_time: Millis) -> Response {
-    w.handle(Request::ChangeInvisibleTime(ChangeInvisibleTimeRequest {
-        consumer_group: GROUP.into(),
-        topic: m.topic.clone(),
-        queue_id: m.queue_id,
-        offset: m.queue_offset,
-        extra_info: receipt.to_owned(),
-        invisible_time,
-    }))
-}
-
 fn new_receipt(r: &Response) -> String {
     match &r.body {
         ResponseBody::ChangeInvisibleTime { extra_info, .. } => extra_info.clone(),
@@ -28,7 +17,7 @@ fn change_moves_the_revive_deadline_and_changes_the_receipt() {
     w.send(1);
     let m = w.pop(1, 10_000).remove(0);
     w.advance_to(5_000);
-    let r = change(&mut w, &m, m.pop_ck.as_deref().unwrap(), 30_000);
+    let r = w.change_invisible(&m, m.pop_ck.as_deref().unwrap(), 30_000);
     assert_eq!(r.code, ResponseCode::Success);
     let receipt = new_receipt(&r);
     let e = ExtraInfo::parse(&receipt).unwrap();
@@ -59,7 +48,7 @@ fn ack_with_the_new_receipt_cancels_the_new_checkpoint() {
     w.send(1);
     let m = w.pop(1, 10_000).remove(0);
     w.advance_to(1_000);
-    let receipt = new_receipt(&change(&mut w, &m, m.pop_ck.as_deref().unwrap(), 20_000));
+    let receipt = new_receipt(&w.change_invisible(&m, m.pop_ck.as_deref().unwrap(), 20_000));
     let mut ack = w.ack_req(&m);
     ack.extra_info = receipt;
     w.ok(Request::AckMessage(ack));
@@ -73,7 +62,7 @@ fn ack_with_the_old_receipt_after_a_change_does_not_stop_the_new_checkpoint() {
     w.send(1);
     let m = w.pop(1, 10_000).remove(0);
     w.advance_to(1_000);
-    let _ = change(&mut w, &m, m.pop_ck.as_deref().unwrap(), 20_000);
+    let _ = w.change_invisible(&m, m.pop_ck.as_deref().unwrap(), 20_000);
     w.ack(&m);
     w.advance_to(60_000);
     assert_eq!(w.revived().len(), 1, "a stale handle acks the old CK only");
@@ -87,7 +76,7 @@ fn change_rejects_offset_equal_to_max() {
     m.queue_offset = 1;
     let receipt = m.pop_ck.clone().unwrap();
     assert_eq!(
-        change(&mut w, &m, &receipt, 20_000).code,
+        w.change_invisible(&m, &receipt, 20_000).code,
         ResponseCode::NoMessage,
         "#9186"
     );
@@ -99,7 +88,7 @@ fn change_through_the_buffer_acks_origin_in_memory() {
     w.send(1);
     let m = w.pop(1, 20_000).remove(0);
     w.advance_to(1_000);
-    let receipt = new_receipt(&change(&mut w, &m, m.pop_ck.as_deref().unwrap(), 20_000));
+    let receipt = new_receipt(&w.change_invisible(&m, m.pop_ck.as_deref().unwrap(), 20_000));
     assert_eq!(
         w.count(|e| matches!(e, BrokerEvent::AckMergedInBuffer { .. })),
         1

@@ -93,14 +93,7 @@ fn a_failed_ck_put_of_change_invisible_time_is_an_error_and_keeps_the_old_receip
     w.send(1);
     let m = w.pop(1, 10_000).remove(0);
     w.broker.set_store_put_failure_rate(1.0);
-    let r = w.handle(Request::ChangeInvisibleTime(ChangeInvisibleTimeRequest {
-        consumer_group: GROUP.into(),
-        topic: TOPIC.into(),
-        queue_id: 0,
-        offset: 0,
-        extra_info: m.pop_ck.clone().unwrap(),
-        invisible_time: 60_000,
-    }));
+    let r = w.change_invisible(&m, &m.pop_ck.clone().unwrap(), 60_000);
     assert_eq!(r.code, ResponseCode::SystemError);
     w.broker.set_store_put_failure_rate(0.0);
     assert_eq!(w.ack(&m).code, ResponseCode::Success);
@@ -126,14 +119,7 @@ fn change_invisible_time_whose_ack_origin_fails(fixes: &[Fix]) -> (World, Respon
         w.send(1);
         let m = w.pop(1, 10_000).remove(0);
         w.broker.set_store_put_failure_rate(0.5);
-        let r = w.handle(Request::ChangeInvisibleTime(ChangeInvisibleTimeRequest {
-            consumer_group: GROUP.into(),
-            topic: TOPIC.into(),
-            queue_id: 0,
-            offset: 0,
-            extra_info: m.pop_ck.clone().unwrap(),
-            invisible_time: 60_000,
-        }));
+        let r = w.change_invisible(&m, &m.pop_ck.clone().unwrap(), 60_000);
         w.broker.set_store_put_failure_rate(0.0);
         if put_failures(&w, "ChangeInvisibleTimeProcessor.appendCheckPoint") == 0
             && put_failures(&w, "ChangeInvisibleTimeProcessor.ackOrigin") == 1

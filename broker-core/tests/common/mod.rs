@@ -135,6 +135,23 @@ impl World {
         }
     }
 
+    /// `CHANGE_MESSAGE_INVISIBLETIME` of `m` with `receipt`.
+    pub fn change_invisible(
+        &mut self,
+        m: &MessageExt,
+        receipt: &str,
+        invisible_time: Millis,
+    ) -> Response {
+        self.handle(Request::ChangeInvisibleTime(ChangeInvisibleTimeRequest {
+            consumer_group: GROUP.into(),
+            topic: m.topic.clone(),
+            queue_id: m.queue_id,
+            offset: m.queue_offset,
+            extra_info: receipt.to_owned(),
+            invisible_time,
+        }))
+    }
+
     pub fn ack(&mut self, m: &MessageExt) -> Response {
         let req = self.ack_req(m);
         self.handle(Request::AckMessage(req))
