@@ -97,6 +97,8 @@ pub enum BrokerEvent {
     AckRecordRead {
         at: Millis,
         revive_qid: u32,
+        /// Its position in the revive queue as the reviver reads it (delivery order), not
+        /// the log offset `AckWritten` names.
         revive_offset: u64,
         topic: String,
         group: String,

@@ -342,7 +342,7 @@ fn describe_broker(b: &BrokerEvent) -> String {
             outcome,
             ..
         } => format!(
-            "reviver read the ACK for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} at revive queue {revive_qid} offset {revive_offset}, key {key}: {outcome}",
+            "reviver read the ACK for {topic}@{group} queue {queue_id} start {start_offset} popTime {} offsets {ack_offsets:?} at position {revive_offset} of revive queue {revive_qid}, key {key}: {outcome}",
             secs(*pop_time)
         ),
         B::ReviveDecided {

@@ -192,7 +192,7 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
                 _ => String::new(),
             };
             parts.push(format!(
-                "its ACK record (revive queue {revive_qid} offset {revive_offset}) was read at {}{keyed}: {outcome}",
+                "its ACK record (position {revive_offset} of revive queue {revive_qid}) was read at {}{keyed}: {outcome}",
                 secs(e.at)
             ));
         }
@@ -316,7 +316,7 @@ mod tests {
         let w = check(&h.build()).witness.unwrap();
         assert!(
             w.summary.ends_with(
-                "; why: the reviver keyed the CK `TopicAg10010000broker-a` in revive queue 0 with offset 0's bit unset; its ACK record (revive queue 0 offset 1) was read at 12.000s, keyed `TopicAg10010000null` (no match): no CK with its key read yet: dropped"
+                "; why: the reviver keyed the CK `TopicAg10010000broker-a` in revive queue 0 with offset 0's bit unset; its ACK record (position 1 of revive queue 0) was read at 12.000s, keyed `TopicAg10010000null` (no match): no CK with its key read yet: dropped"
             ),
             "{}",
             w.summary
