@@ -32,9 +32,10 @@ pub struct BenchArgs {
     /// Seeds per scenario (and per baseline); default 100, 20 with --quick.
     #[arg(long)]
     pub seeds: Option<u64>,
-    /// Largest message count of the scaling runs (a power of ten ≥ 1000); default 10^6,
-    /// 10^5 with --quick.
-    #[arg(long, value_name = "N")]
+    /// Largest message count of the scaling runs, 1000 ..= 10^7 (the points are the powers
+    /// of ten up to it); default 10^6, 10^5 with --quick. A point that would not fit in the
+    /// memory available (estimated from the point before) is skipped, and said so.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_max_messages)]
     pub max_messages: Option<u64>,
     /// Skip timing `popsim verify` (run as a child process of this binary).
     #[arg(long)]
@@ -67,7 +68,7 @@ impl BenchPlan {
         let max = a
             .max_messages
             .unwrap_or(if a.quick { 100_000 } else { 1_000_000 });
-        let scale = [1_000, 10_000, 100_000, 1_000_000]
+        let scale = SCALE_POINTS
             .into_iter()
             .filter(|&n| n <= max.max(1_000))
             .collect();
@@ -81,6 +82,65 @@ impl BenchPlan {
             find_cap: a.find_cap.unwrap_or(if a.quick { 0 } else { 2000 }),
         }
     }
+}
+
+/// The scaling points: one seed each, as far as `--max-messages`.
+const SCALE_POINTS: [u64; 5] = [1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// `--max-messages`: a number of messages the scaling points go up to.
+fn parse_max_messages(s: &str) -> Result<u64, String> {
+    let (lo, hi) = (SCALE_POINTS[0], SCALE_POINTS[SCALE_POINTS.len() - 1]);
+    match s.parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "--max-messages is a number of messages from {lo} to {hi} (the scaling points are the powers of ten up to it)"
+        )),
+    }
+}
+
+/// A scaling point not run because it would not fit in memory.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SkippedScale {
+    pub messages: u64,
+    /// The point before's peak RSS, scaled linearly by the message count (peak RSS grows
+    /// linearly: the history is kept whole until it is checked).
+    pub estimated_peak_mib: f64,
+    /// `MemAvailable` when the point was due.
+    pub available_mib: f64,
+}
+
+/// Whether scaling point `messages` fits in `available_mib`, judged from the point before
+/// (`prev`: its messages and peak RSS). Leaves a tenth of the memory free.
+fn fits_in_memory(
+    prev: Option<&ScalePoint>,
+    messages: u64,
+    available_mib: f64,
+) -> Result<(), SkippedScale> {
+    let Some(prev) = prev.filter(|p| p.messages > 0 && p.peak_rss_mib > 0.0) else {
+        return Ok(());
+    };
+    let estimated = prev.peak_rss_mib * messages as f64 / prev.messages as f64;
+    if available_mib > 0.0 && estimated > available_mib * 0.9 {
+        return Err(SkippedScale {
+            messages,
+            estimated_peak_mib: estimated,
+            available_mib,
+        });
+    }
+    Ok(())
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in MiB (0 where unknown).
+fn available_mib() -> f64 {
+    let kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    mib(kib)
 }
 
 /// Cost of one seed.
@@ -385,6 +445,9 @@ pub struct BenchReport {
     pub cpus: usize,
     pub scenarios: Vec<ScenarioBench>,
     pub scaling: Vec<ScalePoint>,
+    /// Scaling points asked for but not run: they would not fit in memory.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scaling_skipped: Vec<SkippedScale>,
     /// Largest ÷ smallest CPU cost per message over the scaling points.
     pub scaling_spread: f64,
     pub jobs: JobsBench,
@@ -649,8 +712,17 @@ pub fn run(plan: &BenchPlan, mut progress: impl FnMut(&str)) -> BenchReport {
         ));
         benches.push(b);
     }
-    let mut scaling = Vec::new();
+    let mut scaling: Vec<ScalePoint> = Vec::new();
+    let mut scaling_skipped = Vec::new();
     for &n in &plan.scale {
+        if let Err(skip) = fits_in_memory(scaling.last(), n, available_mib()) {
+            progress(&format!(
+                "scale {n}: not run: it needs about {:.0} MiB, {:.0} MiB are available",
+                skip.estimated_peak_mib, skip.available_mib
+            ));
+            scaling_skipped.push(skip);
+            break;
+        }
         let p = bench_scale(n);
         progress(&format!(
             "scale {n}: {:.2} s CPU, {:.2} µs/message, peak {:.0} MiB",
@@ -740,6 +812,31 @@ pub fn run(plan: &BenchPlan, mut progress: impl FnMut(&str)) -> BenchReport {
             p.peak_rss_mib < 1024.0,
         ));
     }
+    if let Some(p) = scaling.iter().find(|p| p.messages == 10_000_000) {
+        targets.push(target(
+            "10^7 messages: wall seconds",
+            "< 300",
+            p.wall_s,
+            p.wall_s < 300.0,
+        ));
+        targets.push(target(
+            "10^7 messages: peak RSS MiB",
+            "< 2048",
+            p.peak_rss_mib,
+            p.peak_rss_mib < 2048.0,
+        ));
+    }
+    for skip in &scaling_skipped {
+        targets.push(target(
+            &format!(
+                "{} messages: not run, estimated peak RSS MiB",
+                skip.messages
+            ),
+            &format!("<= {:.0} available", skip.available_mib * 0.9),
+            skip.estimated_peak_mib,
+            false,
+        ));
+    }
     targets.push(target(
         "--jobs 2 / --jobs 1",
         ">= 1.8",
@@ -751,6 +848,7 @@ pub fn run(plan: &BenchPlan, mut progress: impl FnMut(&str)) -> BenchReport {
         cpus: jobs.cpus,
         scenarios: benches,
         scaling,
+        scaling_skipped,
         scaling_spread: spread,
         jobs,
         verify,
@@ -817,6 +915,13 @@ pub fn render_text(r: &BenchReport) -> String {
             p.cpu_us_per_message,
             p.checker_ns_per_event,
             p.peak_rss_mib
+        );
+    }
+    for k in &r.scaling_skipped {
+        let _ = writeln!(
+            s,
+            "{:>9} not run: its peak RSS would be about {:.0} MiB (the point before, scaled), {:.0} MiB are available",
+            k.messages, k.estimated_peak_mib, k.available_mib
         );
     }
     let _ = writeln!(
@@ -997,5 +1102,65 @@ mod tests {
             .filter(|e| matches!(e.kind, reports::history::EventKind::Produced { .. }))
             .count();
         assert_eq!(produced, 300);
+    }
+
+    fn point(messages: u64, peak_rss_mib: f64) -> ScalePoint {
+        ScalePoint {
+            messages,
+            simulated_s: 0.0,
+            events: 0,
+            net_messages: 0,
+            cpu_s: 0.0,
+            checker_cpu_s: 0.0,
+            wall_s: 0.0,
+            cpu_us_per_message: 0.0,
+            checker_ns_per_event: 0.0,
+            sim_per_wall: 0.0,
+            peak_rss_mib,
+        }
+    }
+
+    /// The 10^7 point is skipped, not run into the OOM killer, when the 10^6 point's peak
+    /// scaled by ten does not fit in the memory available.
+    #[test]
+    fn a_scaling_point_that_would_not_fit_in_memory_is_skipped() {
+        let prev = point(1_000_000, 3_000.0);
+        assert_eq!(
+            fits_in_memory(Some(&prev), 10_000_000, 24_000.0),
+            Err(SkippedScale {
+                messages: 10_000_000,
+                estimated_peak_mib: 30_000.0,
+                available_mib: 24_000.0,
+            })
+        );
+        assert_eq!(fits_in_memory(Some(&prev), 10_000_000, 40_000.0), Ok(()));
+        assert_eq!(fits_in_memory(None, 10_000_000, 1.0), Ok(()), "first point");
+        assert_eq!(
+            fits_in_memory(Some(&prev), 10_000_000, 0.0),
+            Ok(()),
+            "memory unknown: run"
+        );
+    }
+
+    #[test]
+    fn max_messages_goes_up_to_ten_million() {
+        assert_eq!(parse_max_messages("10000000"), Ok(10_000_000));
+        for bad in ["999", "10000001", "-1", "lots"] {
+            let e = parse_max_messages(bad).unwrap_err();
+            assert!(e.contains("from 1000 to 10000000"), "{bad}: {e}");
+        }
+        let plan = |n| {
+            BenchPlan::from_args(&BenchArgs {
+                quick: false,
+                format: Format::Text,
+                seeds: None,
+                max_messages: n,
+                no_verify: true,
+                find_cap: None,
+            })
+            .scale
+        };
+        assert_eq!(plan(None).last(), Some(&1_000_000), "10^7 only when asked");
+        assert_eq!(plan(Some(10_000_000)).last(), Some(&10_000_000));
     }
 }
