@@ -597,30 +597,7 @@ impl Broker {
                 .expect("wrapper exists")
                 .ck_stored = true;
         }
-        let w = &self.buffer.wrappers[&id];
-        let to_store = w.bits & !w.to_store_bits & ck.full_mask();
-        let indexes: Vec<usize> = (0..usize::from(ck.num))
-            .filter(|i| to_store & (1 << i) != 0)
-            .collect();
-        let mut stored_bits = 0;
-        if !indexes.is_empty() {
-            if self.config.enable_pop_batch_ack {
-                if self.put_batch_ack_to_store(now, &ck, revive_qid, &indexes) {
-                    stored_bits = to_store;
-                }
-            } else {
-                for &i in &indexes {
-                    if self.put_ack_to_store(now, &ck, revive_qid, i) {
-                        stored_bits |= 1 << i;
-                    }
-                }
-            }
-            self.buffer
-                .wrappers
-                .get_mut(&id)
-                .expect("wrapper exists")
-                .to_store_bits |= stored_bits;
-        }
+        self.put_buffered_acks(now, id);
         let w = &self.buffer.wrappers[&id];
         if w.is_ck_done_for_finish() && w.ck_stored {
             let lock_key = w.lock_key.clone();
@@ -630,6 +607,38 @@ impl Broker {
             // An ack put failed: the next scan tries again.
             self.buffer.mark_dirty(now, id);
         }
+    }
+
+    /// The second half of `scan`'s flush: every buffered ack of a stored CK not stored yet
+    /// (`putAckToStore` per index, or one `putBatchAckToStore`); a failed put leaves its
+    /// `toStoreBits` unset for the next scan.
+    fn put_buffered_acks(&mut self, now: Millis, id: u64) {
+        let w = &self.buffer.wrappers[&id];
+        let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
+        let to_store = w.bits & !w.to_store_bits & ck.full_mask();
+        let indexes: Vec<usize> = (0..usize::from(ck.num))
+            .filter(|i| to_store & (1 << i) != 0)
+            .collect();
+        if indexes.is_empty() {
+            return;
+        }
+        let mut stored_bits = 0;
+        if self.config.enable_pop_batch_ack {
+            if self.put_batch_ack_to_store(now, &ck, revive_qid, &indexes) {
+                stored_bits = to_store;
+            }
+        } else {
+            for &i in &indexes {
+                if self.put_ack_to_store(now, &ck, revive_qid, i) {
+                    stored_bits |= 1 << i;
+                }
+            }
+        }
+        self.buffer
+            .wrappers
+            .get_mut(&id)
+            .expect("wrapper exists")
+            .to_store_bits |= stored_bits;
     }
 
     /// `scan`'s just-offset branch: `putCkToStore` again; still failing, the next scan tries.
@@ -850,10 +859,12 @@ impl Broker {
     }
 
     /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal with the
-    /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) stores
-    /// it first, so the ACK record the caller writes next follows it in the revive log; when
-    /// that put fails the caller must not write the ACK ahead of its CK
-    /// ([`AkGuard::CkPutFailed`]).
+    /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) flushes
+    /// it first as `scan` would: the CK, then the acks already merged into it, so the ACK
+    /// record the caller writes next follows it in the revive log, and so do the merged acks
+    /// (left to a scan that stalls past the revive time, they would be stored directly, due
+    /// at once, and could be read before the CK still parked in the timer); when the CK put
+    /// fails the caller must not write the ACK ahead of its CK ([`AkGuard::CkPutFailed`]).
     pub(crate) fn add_ak_guards(&mut self, now: Millis, ack: &AckMsg) -> AkGuard {
         match self.buffer.add_ak_guards(&self.config, now, ack) {
             Ok(id) => AkGuard::Merge(id),
@@ -873,6 +884,7 @@ impl Broker {
                 let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
                 w.ck_stored = true;
                 w.stored_early = true;
+                self.put_buffered_acks(now, id);
                 AkGuard::Refused
             }
             Err(_) => AkGuard::Refused,

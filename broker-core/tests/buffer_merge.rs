@@ -336,3 +336,40 @@ fn the_f5_fix_answers_an_error_when_the_ck_put_fails() {
     w.advance_to(60_000);
     assert_eq!(w.revived_ids(), vec![msgs[1].msg_id.clone()]);
 }
+
+/// Develop-random seed 14686 with every fix: an ack merged in the buffer in time, then a
+/// late ack of another offset of the same CK. The fix stored the CK (deliver time revive
+/// − 1 s, parked in a lagging timer) but left the merged ack for the scan's flush; the scan
+/// stalled past the revive time, so that ACK was stored directly (its deliver time had
+/// passed), read before its CK and dropped, and the acked message was revived. The fix now
+/// flushes the merged acks with the CK, as the scan's flush does.
+#[test]
+fn the_f5_fix_stores_the_merged_acks_with_the_ck() {
+    let mut w = buffered_with_f5_fix();
+    w.send(3);
+    let msgs = w.pop(32, 8_000);
+    assert_eq!(msgs.len(), 3);
+    w.advance_to(1_000);
+    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
+    w.advance_to(2_000);
+    w.broker.set_timer_lag(w.now, 3_000);
+    w.advance_to(4_000);
+    assert_eq!(
+        w.ack(&msgs[1]).code,
+        ResponseCode::Success,
+        "refused, after the CK"
+    );
+    // The scan's flush (due at 5 s) stalls until after the revive time (8 s); the timer
+    // still holds the CK (deliver time 7 s) then.
+    w.now = 8_500;
+    w.broker.on_timer(w.now);
+    w.events.extend(w.broker.drain_events());
+    w.advance_to(30_000);
+    w.broker.set_timer_lag(w.now, 0);
+    w.advance_to(60_000);
+    assert_eq!(
+        w.revived_ids(),
+        vec![msgs[2].msg_id.clone()],
+        "only the unacked one"
+    );
+}

@@ -14,7 +14,13 @@
 //!   re-put by `rePutCK` with a stretched invisible time is matched to the receipt with the
 //!   earliest deadline among those with a shorter one), followed through successful
 //!   changeInvisibleTime answers, each of which names a new CK and moves the deadline (either
-//!   way). Receipts form a tree: a change names one receipt and moves the deadline of that
+//!   way). A change the broker handled (the new CK's popTime) at or after the named
+//!   receipt's own deadline moves nothing for that receipt: `ackOrigin` gives its ACK that
+//!   deadline as deliver time, already passed, so the ACK is stored directly
+//!   (`HookUtils.transformTimerMessage`) and may reach the revive queue before the receipt's
+//!   CK, still in a lagging timer; `consumeReviveMessage` drops an ACK whose CK it has not
+//!   read, and the CK revives from its own deadline (a request after its receipt expired
+//!   may lose the race with a revive already due, as a late ack may). Receipts form a tree: a change names one receipt and moves the deadline of that
 //!   receipt and its ancestors only, so a retried change of the same handle leaves the first
 //!   attempt's CK (a sibling) its own deadline. Other deliveries of the same copy, such as a
 //!   re-pop after a crash, come with CKs of their own and do not move this one's deadline. A
@@ -47,6 +53,12 @@ struct Node {
     invisible: Millis,
     /// The changeInvisibleTime that acked this receipt's CK (`ackOrigin`).
     acked_by_change: Option<usize>,
+    /// When the ACK of this receipt's CK is due: the handle's popTime + invisibleTime, which
+    /// `ChangeInvisibleTimeProcessor.ackOrigin` gives the ACK as its deliver time.
+    ack_due: Millis,
+    /// A changeInvisibleTime named this receipt only once its ACK was already due: its
+    /// deadline stays where it was.
+    changed_late: bool,
 }
 
 /// The node whose CK a revived CK is: same group, copy and popTime, and the same invisible
@@ -129,6 +141,8 @@ pub(crate) fn check(history: &History) -> Verdict {
                     invisible: ExtraInfo::parse(receipt)
                         .map_or(*invisible_time, |x| x.invisible_time),
                     acked_by_change: None,
+                    ack_due: receipt_deadline(receipt, pop_time + invisible_time),
+                    changed_late: false,
                 });
                 let node = nodes.len() - 1;
                 (by_ck
@@ -160,12 +174,25 @@ pub(crate) fn check(history: &History) -> Verdict {
                     parent: Some(named),
                     invisible: ExtraInfo::parse(new).map_or(*invisible_time, |x| x.invisible_time),
                     acked_by_change: None,
+                    ack_due: deadline,
+                    changed_late: false,
                 });
                 let node = nodes.len() - 1;
+                // The broker handled the change at the new CK's popTime. From the named
+                // receipt's own deadline on, its ACK is due at once and is stored directly,
+                // while that receipt's CK may still wait in a lagging timer: the reviver can
+                // read the ACK first and drop it. Such a late change does not move the named
+                // receipt's deadline (nor, later, do its descendants' changes).
+                let handled = ExtraInfo::parse(new).map_or(e.at, |x| x.pop_time);
+                if handled >= nodes[named].ack_due {
+                    nodes[named].changed_late = true;
+                }
                 let mut up = Some(named);
                 while let Some(n) = up {
-                    nodes[n].deadline = deadline;
-                    nodes[n].from = idx;
+                    if !nodes[n].changed_late {
+                        nodes[n].deadline = deadline;
+                        nodes[n].from = idx;
+                    }
                     up = nodes[n].parent;
                 }
                 if ExtraInfo::parse(receipt).is_some() {
@@ -324,6 +351,46 @@ mod tests {
             w.summary,
             "the revive of m1 for group g1 happened at 12.000s, before the latest receipt's deadline 35.000s"
         );
+    }
+
+    #[test]
+    fn a_change_handled_after_the_receipts_deadline_does_not_move_it() {
+        // develop-random seed 14404 (and 11350, 15349, 17128, 18026 with every fix in): the
+        // change reached the broker 2 ms after the receipt's deadline. ackOrigin's ACK, due
+        // at once, was stored directly and read before the original CK, which a lagging
+        // timer still held; the reviver dropped the ACK and revived the CK.
+        let run = |change_at: Millis| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            h.at(change_at).change_invisible(&d, 10_000);
+            h.at(change_at + 4_500).revive(&d, 0, 1);
+            check(&h.build()).status
+        };
+        // The receipt (popTime 1 s, invisible 10 s) was due at 11 s.
+        assert_eq!(run(11_002), Status::Held);
+        assert_eq!(run(11_000), Status::Held);
+        // A change 1 ms before the deadline: its ACK waits in the timer behind the CK.
+        assert_eq!(run(10_999), Status::Violated);
+    }
+
+    #[test]
+    fn a_late_change_leaves_the_ancestors_it_moved_before_moving() {
+        // The first change was in time and acked the pop's CK; the second, on the first
+        // change's receipt, came late: the pop's CK still lasts until the latest receipt's
+        // deadline, the first change's CK only until its own.
+        let run = |revive_pop_ck: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            let r1 = h.at(5_000).change_invisible(&d, 2_000);
+            h.at(7_500).change_invisible(&r1, 10_000);
+            let target = if revive_pop_ck { d } else { r1 };
+            h.at(9_000).revive(&target, 0, 1);
+            check(&h.build()).status
+        };
+        assert_eq!(run(false), Status::Held);
+        assert_eq!(run(true), Status::Violated);
     }
 
     #[test]
