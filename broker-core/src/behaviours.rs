@@ -470,7 +470,7 @@ impl Fix {
                 "refused-ack-stores-its-ck",
                 Side::Broker,
                 "PopBufferMergeService.addAk",
-                "develop refuses an ack within popCkStayBufferTimeOut + 1.5 s of the revive time (or after popCkStayBufferTime − 1.5 s) while the CK may still sit in the buffer unstored, and the ack goes to the revive log on its own; proposed: before refusing, store the buffered CK if it is not stored yet (as scan's flush would), so the ACK record always follows its CK; the wrapper still stays in the buffer until its normal flush, and if that put fails the ack is answered SYSTEM_ERROR instead of writing an ACK ahead of its CK",
+                "develop refuses an ack within popCkStayBufferTimeOut + 1.5 s of the revive time (or after popCkStayBufferTime − 1.5 s) while the CK may still sit in the buffer unstored, and the ack goes to the revive log on its own; proposed: before refusing, store the buffered CK if it is not stored yet, with the acks already merged into it (as scan's flush would), so every ACK record follows its CK even when the scan would flush those acks late, past their deliver time, ahead of a CK still in a lagging timer; the wrapper still stays in the buffer until its normal flush, an ack merged into it meanwhile is stored at once, and if that put fails the ack is answered SYSTEM_ERROR instead of writing an ACK ahead of its CK",
                 "finding F5: when the buffer scan runs late (a stalled scan thread: synchronous CK puts on a slow store, a pause), the CK is put after its deliver time and lands in the revive queue behind an ACK for it; consumeReviveMessage drops an ACK whose CK it has not read (`point == null`), and the acked message is revived",
                 "",
             ),

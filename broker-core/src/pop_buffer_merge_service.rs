@@ -597,30 +597,7 @@ impl Broker {
                 .expect("wrapper exists")
                 .ck_stored = true;
         }
-        let w = &self.buffer.wrappers[&id];
-        let to_store = w.bits & !w.to_store_bits & ck.full_mask();
-        let indexes: Vec<usize> = (0..usize::from(ck.num))
-            .filter(|i| to_store & (1 << i) != 0)
-            .collect();
-        let mut stored_bits = 0;
-        if !indexes.is_empty() {
-            if self.config.enable_pop_batch_ack {
-                if self.put_batch_ack_to_store(now, &ck, revive_qid, &indexes) {
-                    stored_bits = to_store;
-                }
-            } else {
-                for &i in &indexes {
-                    if self.put_ack_to_store(now, &ck, revive_qid, i) {
-                        stored_bits |= 1 << i;
-                    }
-                }
-            }
-            self.buffer
-                .wrappers
-                .get_mut(&id)
-                .expect("wrapper exists")
-                .to_store_bits |= stored_bits;
-        }
+        self.store_buffered_acks(now, id);
         let w = &self.buffer.wrappers[&id];
         if w.is_ck_done_for_finish() && w.ck_stored {
             let lock_key = w.lock_key.clone();
@@ -630,6 +607,38 @@ impl Broker {
             // An ack put failed: the next scan tries again.
             self.buffer.mark_dirty(now, id);
         }
+    }
+
+    /// `scan`'s puts of a stored CK's buffered acks: every ack not yet stored
+    /// (`putAckToStore` per index, or one `putBatchAckToStore`); a failed put leaves its
+    /// `toStoreBits` unset for the next scan.
+    pub(crate) fn store_buffered_acks(&mut self, now: Millis, id: u64) {
+        let w = &self.buffer.wrappers[&id];
+        let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
+        let to_store = w.bits & !w.to_store_bits & ck.full_mask();
+        let indexes: Vec<usize> = (0..usize::from(ck.num))
+            .filter(|i| to_store & (1 << i) != 0)
+            .collect();
+        if indexes.is_empty() {
+            return;
+        }
+        let mut stored_bits = 0;
+        if self.config.enable_pop_batch_ack {
+            if self.put_batch_ack_to_store(now, &ck, revive_qid, &indexes) {
+                stored_bits = to_store;
+            }
+        } else {
+            for &i in &indexes {
+                if self.put_ack_to_store(now, &ck, revive_qid, i) {
+                    stored_bits |= 1 << i;
+                }
+            }
+        }
+        self.buffer
+            .wrappers
+            .get_mut(&id)
+            .expect("wrapper exists")
+            .to_store_bits |= stored_bits;
     }
 
     /// `scan`'s just-offset branch: `putCkToStore` again; still failing, the next scan tries.
@@ -851,9 +860,13 @@ impl Broker {
 
     /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal with the
     /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) stores
-    /// it first, so the ACK record the caller writes next follows it in the revive log; when
-    /// that put fails the caller must not write the ACK ahead of its CK
-    /// ([`AkGuard::CkPutFailed`]).
+    /// it first, as the scan's flush would, with the acks already merged into it, so the ACK
+    /// record the caller writes next follows it in the revive log; when that put fails the
+    /// caller must not write the ACK ahead of its CK ([`AkGuard::CkPutFailed`]). The buffered
+    /// acks go with the CK because the scan may flush them only after their deliver time
+    /// (a stalled scan): stored directly then, they would overtake a CK still parked in a
+    /// lagging timer wheel, and the reviver would drop them. Acks merged into the wrapper
+    /// later are stored as they come ([`Broker::add_ak_mark_bits`]).
     pub(crate) fn add_ak_guards(&mut self, now: Millis, ack: &AckMsg) -> AkGuard {
         match self.buffer.add_ak_guards(&self.config, now, ack) {
             Ok(id) => AkGuard::Merge(id),
@@ -873,6 +886,7 @@ impl Broker {
                 let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
                 w.ck_stored = true;
                 w.stored_early = true;
+                self.store_buffered_acks(now, id);
                 AkGuard::Refused
             }
             Err(_) => AkGuard::Refused,
@@ -880,6 +894,8 @@ impl Broker {
     }
 
     /// `markBitCAS` with its events: merged, or lost on a wrapper the scan already dropped.
+    /// On a wrapper whose CK the fix `refused-ack-stores-its-ck` stored early, the merged
+    /// ack is stored at once, behind its CK ([`Broker::add_ak_guards`]).
     pub(crate) fn add_ak_mark_bits(&mut self, now: Millis, id: u64, ack: &AckMsg) {
         match self.buffer.add_ak_mark_bits(now, id, ack) {
             Some(ck) => {
@@ -889,6 +905,9 @@ impl Broker {
                         ck: ck.ck_ref(),
                         ack_offset,
                     });
+                }
+                if self.buffer.wrappers[&id].stored_early {
+                    self.store_buffered_acks(now, id);
                 }
             }
             None => {

@@ -336,3 +336,57 @@ fn the_f5_fix_answers_an_error_when_the_ck_put_fails() {
     w.advance_to(60_000);
     assert_eq!(w.revived_ids(), vec![msgs[1].msg_id.clone()]);
 }
+
+/// Develop-random seed 10477 with every fix: a late ack makes the fix
+/// `refused-ack-stores-its-ck` store the buffered CK before its revive time, into a timer
+/// wheel that lags; the acks merged in the buffer earlier wait for the scan's flush. The
+/// scan stalls past the revive time, so those ACK records are past their deliver time and
+/// stored directly, ahead of their CK still in the wheel: the reviver reads them first and
+/// drops them (`PopReviveService.consumeReviveMessage`, `point == null`). Returns the
+/// revived message ids.
+fn early_stored_ck_then_a_stalled_flush(behaviours: Behaviours) -> Vec<String> {
+    let mut w = World::new(
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..World::default_config()
+        },
+        behaviours,
+    );
+    w.broker.set_timer_lag(0, 4_000);
+    w.send(3);
+    // Revive time 8 s: the CK's flush comes at 8 s − popCkStayBufferTimeOut (3 s).
+    let msgs = w.pop(32, 8_000);
+    assert_eq!(msgs.len(), 3);
+    w.advance_to(1_000);
+    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
+    w.advance_to(4_000);
+    assert_eq!(
+        w.ack(&msgs[1]).code,
+        ResponseCode::Success,
+        "refused by addAk (under 4.5 s to the revive time): an ACK record of its own"
+    );
+    // The scan thread stalls from before its 5 s flush until 8.5 s.
+    w.now = 8_500;
+    w.broker.on_timer(w.now);
+    w.events.extend(w.broker.drain_events());
+    w.advance_to(30_000);
+    w.broker.set_timer_lag(w.now, 0);
+    w.advance_to(60_000);
+    w.revived_ids()
+}
+
+#[test]
+fn the_f5_fix_stores_the_buffered_acks_with_the_early_ck() {
+    // Without the fix the stalled scan stores the CK and its acks directly, in order.
+    assert_eq!(
+        early_stored_ck_then_a_stalled_flush(Behaviours::fixed()),
+        vec!["m3"]
+    );
+    assert_eq!(
+        early_stored_ck_then_a_stalled_flush(
+            Behaviours::fixed().with_fix(Fix::RefusedAckStoresItsCk)
+        ),
+        vec!["m3"],
+        "the ack merged at 1 s must follow the CK the fix stored at 4 s"
+    );
+}
