@@ -597,7 +597,7 @@ impl Broker {
                 .expect("wrapper exists")
                 .ck_stored = true;
         }
-        self.put_buffered_acks(now, id);
+        self.store_buffered_acks(now, id);
         let w = &self.buffer.wrappers[&id];
         if w.is_ck_done_for_finish() && w.ck_stored {
             let lock_key = w.lock_key.clone();
@@ -609,10 +609,10 @@ impl Broker {
         }
     }
 
-    /// The second half of `scan`'s flush: every buffered ack of a stored CK not stored yet
+    /// `scan`'s puts of a stored CK's buffered acks: every ack not yet stored
     /// (`putAckToStore` per index, or one `putBatchAckToStore`); a failed put leaves its
     /// `toStoreBits` unset for the next scan.
-    fn put_buffered_acks(&mut self, now: Millis, id: u64) {
+    pub(crate) fn store_buffered_acks(&mut self, now: Millis, id: u64) {
         let w = &self.buffer.wrappers[&id];
         let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
         let to_store = w.bits & !w.to_store_bits & ck.full_mask();
@@ -859,12 +859,14 @@ impl Broker {
     }
 
     /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal with the
-    /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) flushes
-    /// it first as `scan` would: the CK, then the acks already merged into it, so the ACK
-    /// record the caller writes next follows it in the revive log, and so do the merged acks
-    /// (left to a scan that stalls past the revive time, they would be stored directly, due
-    /// at once, and could be read before the CK still parked in the timer); when the CK put
-    /// fails the caller must not write the ACK ahead of its CK ([`AkGuard::CkPutFailed`]).
+    /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) stores
+    /// it first, as the scan's flush would, with the acks already merged into it, so the ACK
+    /// record the caller writes next follows it in the revive log; when that put fails the
+    /// caller must not write the ACK ahead of its CK ([`AkGuard::CkPutFailed`]). The buffered
+    /// acks go with the CK because the scan may flush them only after their deliver time
+    /// (a stalled scan): stored directly then, they would overtake a CK still parked in a
+    /// lagging timer wheel, and the reviver would drop them. Acks merged into the wrapper
+    /// later are stored as they come ([`Broker::add_ak_mark_bits`]).
     pub(crate) fn add_ak_guards(&mut self, now: Millis, ack: &AckMsg) -> AkGuard {
         match self.buffer.add_ak_guards(&self.config, now, ack) {
             Ok(id) => AkGuard::Merge(id),
@@ -884,7 +886,7 @@ impl Broker {
                 let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
                 w.ck_stored = true;
                 w.stored_early = true;
-                self.put_buffered_acks(now, id);
+                self.store_buffered_acks(now, id);
                 AkGuard::Refused
             }
             Err(_) => AkGuard::Refused,
@@ -892,6 +894,8 @@ impl Broker {
     }
 
     /// `markBitCAS` with its events: merged, or lost on a wrapper the scan already dropped.
+    /// On a wrapper whose CK the fix `refused-ack-stores-its-ck` stored early, the merged
+    /// ack is stored at once, behind its CK ([`Broker::add_ak_guards`]).
     pub(crate) fn add_ak_mark_bits(&mut self, now: Millis, id: u64, ack: &AckMsg) {
         match self.buffer.add_ak_mark_bits(now, id, ack) {
             Some(ck) => {
@@ -901,6 +905,9 @@ impl Broker {
                         ck: ck.ck_ref(),
                         ack_offset,
                     });
+                }
+                if self.buffer.wrappers[&id].stored_early {
+                    self.store_buffered_acks(now, id);
                 }
             }
             None => {

@@ -337,39 +337,56 @@ fn the_f5_fix_answers_an_error_when_the_ck_put_fails() {
     assert_eq!(w.revived_ids(), vec![msgs[1].msg_id.clone()]);
 }
 
-/// Develop-random seed 14686 with every fix: an ack merged in the buffer in time, then a
-/// late ack of another offset of the same CK. The fix stored the CK (deliver time revive
-/// − 1 s, parked in a lagging timer) but left the merged ack for the scan's flush; the scan
-/// stalled past the revive time, so that ACK was stored directly (its deliver time had
-/// passed), read before its CK and dropped, and the acked message was revived. The fix now
-/// flushes the merged acks with the CK, as the scan's flush does.
-#[test]
-fn the_f5_fix_stores_the_merged_acks_with_the_ck() {
-    let mut w = buffered_with_f5_fix();
+/// Develop-random seeds 10477 and 14686 with every fix: a late ack makes the fix
+/// `refused-ack-stores-its-ck` store the buffered CK before its revive time, into a timer
+/// wheel that lags; the acks merged in the buffer earlier wait for the scan's flush. The
+/// scan stalls past the revive time, so those ACK records are past their deliver time and
+/// stored directly, ahead of their CK still in the wheel: the reviver reads them first and
+/// drops them (`PopReviveService.consumeReviveMessage`, `point == null`). Returns the
+/// revived message ids.
+fn early_stored_ck_then_a_stalled_flush(behaviours: Behaviours) -> Vec<String> {
+    let mut w = World::new(
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..World::default_config()
+        },
+        behaviours,
+    );
+    w.broker.set_timer_lag(0, 4_000);
     w.send(3);
+    // Revive time 8 s: the CK's flush comes at 8 s − popCkStayBufferTimeOut (3 s).
     let msgs = w.pop(32, 8_000);
     assert_eq!(msgs.len(), 3);
     w.advance_to(1_000);
     assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
-    w.advance_to(2_000);
-    w.broker.set_timer_lag(w.now, 3_000);
     w.advance_to(4_000);
     assert_eq!(
         w.ack(&msgs[1]).code,
         ResponseCode::Success,
-        "refused, after the CK"
+        "refused by addAk (under 4.5 s to the revive time): an ACK record of its own"
     );
-    // The scan's flush (due at 5 s) stalls until after the revive time (8 s); the timer
-    // still holds the CK (deliver time 7 s) then.
+    // The scan thread stalls from before its 5 s flush until 8.5 s.
     w.now = 8_500;
     w.broker.on_timer(w.now);
     w.events.extend(w.broker.drain_events());
     w.advance_to(30_000);
     w.broker.set_timer_lag(w.now, 0);
     w.advance_to(60_000);
+    w.revived_ids()
+}
+
+#[test]
+fn the_f5_fix_stores_the_buffered_acks_with_the_early_ck() {
+    // Without the fix the stalled scan stores the CK and its acks directly, in order.
     assert_eq!(
-        w.revived_ids(),
-        vec![msgs[2].msg_id.clone()],
-        "only the unacked one"
+        early_stored_ck_then_a_stalled_flush(Behaviours::fixed()),
+        vec!["m3"]
+    );
+    assert_eq!(
+        early_stored_ck_then_a_stalled_flush(
+            Behaviours::fixed().with_fix(Fix::RefusedAckStoresItsCk)
+        ),
+        vec!["m3"],
+        "the ack merged at 1 s must follow the CK the fix stored at 4 s"
     );
 }

@@ -678,6 +678,27 @@ pub(crate) fn ck_key<'h>(
     )
 }
 
+/// The invisible time of the CK a receipt handle names (the event's own for a handle that
+/// does not parse).
+fn receipt_invisible(receipt: &str, invisible_time: Millis) -> Millis {
+    ExtraInfo::parse(receipt).map_or(invisible_time, |i| i.invisible_time)
+}
+
+/// Which of the receipt chains whose CKs share a revived CK's key (group, copy, popTime)
+/// the revived CK belongs to: the latest with the same invisible time, else the one with
+/// the longest invisible time below the CK's (`PopReviveService.rePutCK` keeps a CK's
+/// popTime and may stretch its invisible time by the re-put interval).
+fn chain_of(candidates: &[(Millis, usize)], ck_invisible: Millis) -> Option<usize> {
+    (candidates.iter().rev())
+        .find(|(inv, _)| *inv == ck_invisible)
+        .or_else(|| {
+            (candidates.iter().rev())
+                .filter(|(inv, _)| *inv < ck_invisible)
+                .max_by_key(|(inv, _)| *inv)
+        })
+        .map(|(_, chain)| *chain)
+}
+
 /// Why a message reached a group again (or for the first time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DeliveryClass {
@@ -818,7 +839,10 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let mut msgs: LookupMap<(&str, &str), MsgState> = lookup_map(deliveries);
     let mut receipts: LookupMap<(&str, &str), ReceiptState> = lookup_map(deliveries);
     let mut batches: LookupMap<BatchKey, Batch> = LookupMap::default();
-    let mut by_ck: LookupMap<CkKey, usize> = lookup_map(deliveries);
+    // A CK key → the receipt chains whose CKs have it, with each CK's invisible time: a
+    // changeInvisibleTime's CK and a pop's CK of the same copy written in the same
+    // millisecond share the key (and the reviver's merge key) and differ in invisible time.
+    let mut by_ck: LookupMap<CkKey, Vec<(Millis, usize)>> = lookup_map(deliveries);
     // Retry copy → (revive index, whether that revive came back after an ack).
     let mut revived: LookupMap<(&str, CopyKey), (usize, bool)> = LookupMap::default();
     // (group, copy) → its latest delivery.
@@ -950,7 +974,10 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     }
                 };
                 out.classes.insert(idx, class);
-                by_ck.insert(ck_key(group, copy, receipt, *pop_time), idx);
+                (by_ck
+                    .entry(ck_key(group, copy, receipt, *pop_time))
+                    .or_default())
+                .push((receipt_invisible(receipt, *invisible_time), idx));
                 let batch = orderly.then(|| {
                     let key: BatchKey = (group, topic, *queue_id, consumer, *pop_time);
                     let b = batches.entry(key).or_default();
@@ -1008,7 +1035,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     copy: old.copy,
                     batch: old.batch,
                 };
-                by_ck.insert(ck_key(group, st.copy, new, e.at), st.chain);
+                (by_ck.entry(ck_key(group, st.copy, new, e.at)).or_default())
+                    .push((receipt_invisible(new, *invisible_time), st.chain));
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
                     if m.current == receipt {
                         m.current = new;
@@ -1094,7 +1122,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 ..
             }) => {
                 let ck_copy = copy_key(&ck.topic, ck.queue_id, *queue_offset);
-                let chain = by_ck.get(&(group.as_str(), ck_copy, ck.pop_time)).copied();
+                let chain = (by_ck.get(&(group.as_str(), ck_copy, ck.pop_time)))
+                    .and_then(|c| chain_of(c, ck.invisible_time));
                 let acked = msgs
                     .get(&(group.as_str(), msg_id.as_str()))
                     .and_then(|st| st.acked);

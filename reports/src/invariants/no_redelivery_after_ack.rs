@@ -24,7 +24,9 @@
 //!   delivery), even if a retry copy was delivered and acked after the reset.
 //! - A revive of a CK no receipt names (a pop whose answer was lost), or of a receipt chain
 //!   the ack did not cover, is not a comeback; a retry copy already revived that way when the
-//!   ack came is a concurrent copy, not a comeback (see the ack analysis in `index.rs`).
+//!   ack came is a concurrent copy, not a comeback (see the ack analysis in `index.rs`). A
+//!   revived CK is a receipt's when copy, popTime and invisible time match: a
+//!   changeInvisibleTime's CK and a pop's CK of the same copy may share a millisecond.
 //! - A broker crash excuses a comeback only where the crash explains it (at-least-once
 //!   under failure, not this bug; whether acks survive a crash is a durability question
 //!   this invariant leaves alone):
@@ -380,6 +382,29 @@ mod tests {
             classes[&copy.idx],
             crate::invariants::index::DeliveryClass::ConcurrentCopy
         );
+    }
+
+    #[test]
+    fn a_change_ck_in_the_ack_s_millisecond_is_not_the_acked_receipt_s_ck() {
+        // develop-random seed 18575: a changeInvisibleTime of the first receipt wrote its
+        // CK (popTime = now, ChangeInvisibleTimeProcessor.appendCheckPoint) in the millisecond
+        // a pop that took a reset of the queue began; that pop's receipt was acked. The two
+        // CKs share group, copy and popTime and differ in their invisible time only: the
+        // change's CK, never acked, revives the message as the first receipt chain's.
+        let run = |revive_change_ck: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            let r1 = h.at(5_000).change_invisible(&d, 1_000);
+            let d2 = h.at(5_000).pop("c1", "m1", 0, 0);
+            h.at(5_500).ack(&d2);
+            let target = if revive_change_ck { r1 } else { d2 };
+            h.at(16_500).revive(&target, 0, 1);
+            h.at(17_000).pop_retry("c1", "m1", 0, 1);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
