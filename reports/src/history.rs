@@ -379,7 +379,8 @@ pub enum EventKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at: Millis,
-    pub node: String,
+    /// Shared by every event of the node (the recorder keeps one per name).
+    pub node: std::sync::Arc<str>,
     #[serde(flatten)]
     pub kind: EventKind,
 }

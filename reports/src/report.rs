@@ -201,7 +201,7 @@ fn witness_report(history: &History, w: &Witness, affected: &AffectedList) -> Wi
             .map(|(i, e)| EventLine {
                 index: *i,
                 at_ms: e.at,
-                node: e.node.clone(),
+                node: e.node.to_string(),
                 event_type: event_type(&e.kind).to_owned(),
                 fields: fields_of(&e.kind),
                 line: event_line(e),

@@ -242,7 +242,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let unseen = orderly_pops(group, msg_id, e.at);
                 let max = max_of(consumer);
                 // The client's own decision after local retries (not the proxy's filter).
-                let local = (e.node == *consumer && local_retries(consumer)).then_some(st.runs);
+                let local = (*e.node == **consumer && local_retries(consumer)).then_some(st.runs);
                 found.extend(enough(
                     h, idx, st, unseen, local, max, group, msg_id, dlq_topic,
                 ));

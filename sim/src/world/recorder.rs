@@ -43,14 +43,33 @@ impl Clock {
 #[derive(Clone, Debug)]
 pub struct Recorder {
     clock: Clock,
-    events: Arc<Mutex<Vec<Event>>>,
+    log: Arc<Mutex<Log>>,
+}
+
+/// The events, and the node names they share (a run has a few dozen nodes at most, and
+/// ten million events at the largest scaling point: one allocation per name, not per event).
+#[derive(Debug, Default)]
+struct Log {
+    events: Vec<Event>,
+    nodes: Vec<Arc<str>>,
+}
+
+impl Log {
+    fn node(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.nodes.iter().find(|n| ***n == *name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.nodes.push(n.clone());
+        n
+    }
 }
 
 impl Recorder {
     pub fn new(clock: Clock) -> Self {
         Self {
             clock,
-            events: Arc::new(Mutex::new(Vec::new())),
+            log: Arc::default(),
         }
     }
 
@@ -65,11 +84,9 @@ impl Recorder {
     }
 
     pub fn record_at(&self, at: Millis, node: &str, kind: EventKind) {
-        self.events.lock().expect("recorder lock").push(Event {
-            at,
-            node: node.to_owned(),
-            kind,
-        });
+        let mut log = self.log.lock().expect("recorder lock");
+        let node = log.node(node);
+        log.events.push(Event { at, node, kind });
     }
 
     /// Records broker observations drained from broker-core, at the time each carries.
@@ -78,10 +95,11 @@ impl Recorder {
             return;
         }
         let at = self.clock.now_ms();
-        let mut log = self.events.lock().expect("recorder lock");
-        log.extend(events.into_iter().map(|e| Event {
+        let mut log = self.log.lock().expect("recorder lock");
+        let node = log.node(node);
+        log.events.extend(events.into_iter().map(|e| Event {
             at,
-            node: node.to_owned(),
+            node: node.clone(),
             kind: history_kind(e),
         }));
     }
@@ -98,7 +116,7 @@ impl Recorder {
 
     /// Takes every event recorded so far.
     pub fn take(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.events.lock().expect("recorder lock"))
+        std::mem::take(&mut self.log.lock().expect("recorder lock").events)
     }
 }
 
