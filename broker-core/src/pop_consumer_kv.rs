@@ -273,9 +273,30 @@ pub(crate) struct KvPop {
 }
 
 impl Broker {
-    /// `PopConsumerService.popAsync` up to the first queue: `requestCount`, the retry
-    /// preference and the queue plan.
+    /// `PopConsumerService.popAsync` before its lock: the context; the queue plan is drawn
+    /// once the lock is taken ([`Self::kv_plan`]).
     pub(crate) fn start_pop_kv(&mut self, now: Millis, req: PopMessageRequest) -> KvPop {
+        let fifo = req.order;
+        KvPop {
+            ctx: PopContext {
+                req,
+                pop_time: now,
+                revive_qid: if fifo { POP_ORDER_REVIVE_QUEUE } else { 0 },
+                random_q: 0,
+                msgs: Vec::new(),
+                rest_num: 0,
+            },
+            plan: VecDeque::new(),
+            held: None,
+            records: Vec::new(),
+            locked: false,
+        }
+    }
+
+    /// `popAsync` right after `consumerLockService.tryLock` succeeded: `requestCount` (taken
+    /// and incremented only by a pop that holds the lock; one that found it held returned
+    /// before), the retry preference and the queue plan.
+    fn kv_plan(&mut self, req: &PopMessageRequest) -> VecDeque<(String, u32, u8)> {
         let request_key = format!("{}@{}", req.consumer_group, req.topic);
         let counter = self.kv.request_count.entry(request_key).or_default();
         let request_count = *counter;
@@ -311,20 +332,7 @@ impl Broker {
                 retry_topics(&mut plan);
             }
         }
-        KvPop {
-            ctx: PopContext {
-                req,
-                pop_time: now,
-                revive_qid: if fifo { POP_ORDER_REVIVE_QUEUE } else { 0 },
-                random_q: 0,
-                msgs: Vec::new(),
-                rest_num: 0,
-            },
-            plan,
-            held: None,
-            records: Vec::new(),
-            locked: false,
-        }
+        plan
     }
 
     /// One step of a KV pop. The first takes `consumerLockService.tryLock(group, topic)`;
@@ -340,6 +348,7 @@ impl Broker {
                 return Some(self.finish_pop(now, op, &mut pop.ctx));
             }
             pop.locked = true;
+            pop.plan = self.kv_plan(&pop.ctx.req);
         }
         loop {
             if let Some((topic, queue_id, retry_flag, offset, unrecorded)) = pop.held.take() {

@@ -230,3 +230,46 @@ fn with_the_fix_the_cache_skips_a_queue_with_a_pending_reset() {
     assert!(w.commits_with("PopConsumerCache").is_empty());
     assert_eq!(restored, Some(2), "the reset survived the crash");
 }
+
+/// KV path, four queues with one message each; pop `a` holds the group@topic lock while
+/// pop `b` arrives; then pop `c` runs alone. Returns the queue `c` read.
+fn queue_after_a_lost_lock() -> u32 {
+    let config = BrokerConfig {
+        pop_consumer_kv_service_enable: true,
+        ..World::default_config()
+    };
+    let mut w = World::new(config, Behaviours::fixed());
+    w.create_topic(TOPIC, 4);
+    for q in 0..4 {
+        w.send_to(TOPIC, q, 1);
+    }
+    let a = w
+        .broker
+        .submit(Request::PopMessage(w.pop_req(1, 30_000, true)));
+    assert_eq!(
+        w.broker.step(w.now, a),
+        Step::Yield,
+        "a holds the lock, read in flight"
+    );
+    let b = Request::PopMessage(w.pop_req(1, 30_000, true));
+    assert!(
+        body(&w.handle(b)).is_empty(),
+        "lock held: popAsync answers empty"
+    );
+    let ra = match &finish(&mut w, a).body {
+        ResponseBody::Pop(p) => p.msgs.iter().map(|m| m.queue_id).collect::<Vec<_>>(),
+        other => panic!("not a pop answer: {other:?}"),
+    };
+    assert_eq!(ra, vec![0], "requestCount 0: the plan starts at queue 0");
+    let c = w.pop_orderly(1, 30_000);
+    assert_eq!(c.len(), 1);
+    c[0].queue_id
+}
+
+#[test]
+fn a_kv_pop_that_finds_the_lock_held_does_not_count_as_a_request() {
+    // `PopConsumerService.popAsync` returns at a failed `tryLock` before
+    // `requestCountTable`'s `getAndIncrement`: `b` leaves the count at 1, so `c` starts its
+    // plan at queue 1, not 2.
+    assert_eq!(queue_after_a_lost_lock(), 1);
+}

@@ -22,7 +22,10 @@
 //!   ([`PopPositions`](super::index::PopPositions) does the same for the reset checks).
 //! - It must stop waiting by `max(clock, block) + invisible + budget`: `block` is when the
 //!   latest batch popped from the queue stops blocking it (its receipts' `popTime +
-//!   invisibleTime`, moved by a changeInvisibleTime), `invisible` is the largest
+//!   invisibleTime`, moved by a changeInvisibleTime; a batch popped for a gRPC client that
+//!   never received it shows only in the proxy's renewals of its handles, which the proxy
+//!   keeps renewing while the client is online, and they move `block` all the same: only a
+//!   receive with the lost one's attemptId gets past that block), `invisible` is the largest
 //!   `popInvisibleTime` of the group's orderly consumers (the consumer may be busy with a
 //!   batch from another queue until that batch's pop times out), and `budget` is
 //!   [`RETRY_BUDGET_MS`] ([`GRPC_RETRY_BUDGET_MS`] for a group of gRPC FIFO consumers)
@@ -40,7 +43,7 @@
 use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{ConsumerKind, EventKind, History};
-use broker_core::{BrokerEvent, Millis};
+use broker_core::{BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -358,16 +361,28 @@ pub(crate) fn check(history: &History) -> Verdict {
             }
             EventKind::ChangeInvisibleResult {
                 group,
+                msg_id,
                 receipt,
                 invisible_time,
                 new_receipt: Some(new),
                 outcome,
                 ..
             } if is_success(outcome) => {
-                if let Some(k) = receipt_key
+                let known = receipt_key
                     .get(&(group.as_str(), receipt.as_str()))
-                    .copied()
-                {
+                    .copied();
+                let mut k = known;
+                if k.is_none() {
+                    if let Some((key, pop_time, first)) =
+                        undelivered_key(group, msg_id, receipt, &origin)
+                    {
+                        // The batch blocked the queue from its pop on, until its first
+                        // handle's deadline.
+                        push(key, pop_time, Point::Extend(first));
+                        k = Some(key);
+                    }
+                }
+                if let Some(k) = k {
                     receipt_key.insert((group, new), k);
                     let deadline = receipt_deadline(new, e.at + invisible_time);
                     push(k, e.at, Point::Extend(deadline));
@@ -656,6 +671,28 @@ fn explain(
     )
 }
 
+/// The queue of an orderly receipt no delivery showed: a batch popped for a client that
+/// never received it (a gRPC receive whose answer was lost), whose handles the proxy added
+/// before writing the answer (`ReceiveMessageActivity.receiveMessage`) and renews while the
+/// client is online (`DefaultReceiptHandleManager.scheduleRenewTask`). The receipt names
+/// its queue and offset; the message's origin names the topic, and must agree. With the
+/// batch's popTime and the receipt's deadline (`popTime + invisibleTime`).
+fn undelivered_key<'h>(
+    group: &'h str,
+    msg_id: &str,
+    receipt: &str,
+    origin: &LookupMap<&'h str, (&'h str, u32, u64)>,
+) -> Option<(Key<'h>, Millis, Millis)> {
+    let info = ExtraInfo::parse(receipt)?;
+    let (topic, queue, offset) = origin.get(msg_id).copied()?;
+    let orderly = info.revive_qid == POP_ORDER_REVIVE_QUEUE && info.topic_type == 0;
+    (orderly && info.queue_id == queue && info.queue_offset == offset).then_some((
+        (group, topic, queue),
+        info.pop_time,
+        info.pop_time + info.invisible_time,
+    ))
+}
+
 /// The judged keys on one queue of a topic (every group's).
 fn on_queue<'h>(keys: &BTreeSet<Key<'h>>, topic: &str, q: u32) -> Vec<Key<'h>> {
     keys.iter()
@@ -669,6 +706,7 @@ mod tests {
     use super::*;
     use crate::invariants::Status;
     use crate::testkit::{Rcpt, H};
+    use broker_core::ReadFrom;
 
     /// An orderly consumer running from 0 and `n` messages on queue 0.
     fn fifo(n: u64) -> H {
@@ -810,6 +848,62 @@ mod tests {
             check(&h.build()).status,
             Status::NotApplicable { .. }
         ));
+    }
+
+    #[test]
+    fn the_proxy_renewing_a_batch_no_client_received_blocks_the_queue() {
+        // o1 (gRPC FIFO) acks offset 0; the broker pops offset 1 for it at 20 s (invisible
+        // 60 s), but the answer is lost. The proxy holds the handle and renews it at 70 s for
+        // a minute: the OrderInfo blocks the queue for every other attemptId until 130 s, so
+        // offset 1 delivered at 150 s is in time (due by 130 + 10 + 24 s).
+        let run = |renew: bool| {
+            let mut h = fifo(2);
+            h.consumer("o1", "og", ConsumerKind::GrpcFifo, -1);
+            h.faulty();
+            h.end(30_000, 240_000);
+            let d = pop(&mut h, 1_000, 0..1);
+            h.at(1_100);
+            ack(&mut h, &d[0]);
+            h.at(20_000).commit("og", 0, 1, "PopConsumerService");
+            h.pop_read("og", 0, 20_000, 1, 1, true, ReadFrom::CommitOffset);
+            let mut info = ExtraInfo {
+                ck_queue_offset: 1,
+                pop_time: 20_000,
+                invisible_time: 60_000,
+                revive_qid: POP_ORDER_REVIVE_QUEUE,
+                topic_type: 0,
+                broker_name: "broker-a".into(),
+                queue_id: 0,
+                queue_offset: 1,
+                commit_log_offset: Some(1),
+            };
+            let receipt = info.build();
+            info.invisible_time = 130_000 - info.pop_time;
+            if renew {
+                h.at(70_000).push(
+                    "proxy",
+                    EventKind::ChangeInvisibleResult {
+                        consumer: "o1".into(),
+                        group: "og".into(),
+                        msg_id: "m1".into(),
+                        receipt,
+                        invisible_time: 60_000,
+                        new_receipt: Some(info.build()),
+                        outcome: crate::testkit::ok(),
+                    },
+                );
+            }
+            let r = pop(&mut h, 150_000, 1..2);
+            h.at(150_100);
+            ack(&mut h, &r[0]);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        assert_eq!(
+            run(false),
+            Status::Violated,
+            "without the renewal nothing shows the batch: due by 64 s"
+        );
     }
 
     #[test]
