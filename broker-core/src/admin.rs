@@ -249,7 +249,7 @@ impl Broker {
         })
     }
 
-    /// One step of a reset: the next queue's KV-path actions (`resetOffsetInner` 2154-2164:
+    /// One step of a reset: the next queue's KV-path actions (`resetOffsetInner` 2154-2163:
     /// `clearCache`, then the pull-offset action); the answer after the last.
     pub(crate) fn step_reset(
         &mut self,
