@@ -249,7 +249,8 @@ impl Broker {
         })
     }
 
-    /// One step of a reset: the next queue's KV-path actions; the answer after the last.
+    /// One step of a reset: the next queue's KV-path actions (`resetOffsetInner` 2154-2163:
+    /// `clearCache`, then the pull-offset action); the answer after the last.
     pub(crate) fn step_reset(
         &mut self,
         now: Millis,
@@ -258,8 +259,18 @@ impl Broker {
     ) -> Option<Response> {
         if let Some((q, offset)) = reset.pending.pop_front() {
             let (group, topic) = (reset.req.group.clone(), reset.req.topic.clone());
-            self.kv_clear_cache(now, op, &group, &topic, q);
-            self.reset_pull_offset_action(now, &reset.req, q, offset);
+            // Develop visits the queue whatever happened since the assignment; the proposed
+            // fix `reset-cleanup-skips-taken-queues` (read only here) skips a queue whose
+            // reset a pop already took (`getPopOffset` cleared the cache and the pop
+            // committed its own pull offset).
+            let taken = self
+                .behaviours
+                .has_fix(crate::Fix::ResetCleanupSkipsTakenQueues)
+                && !self.offsets.has_offset_reset(&topic, &group, q);
+            if !taken {
+                self.kv_clear_cache(now, op, &group, &topic, q);
+                self.reset_pull_offset_action(now, &reset.req, q, offset);
+            }
             if !reset.pending.is_empty() {
                 return None;
             }

@@ -392,6 +392,12 @@ pub enum Fix {
     /// `PopConsumerCache.ConsumerRecords.delete` removes a cached record only if it is the
     /// record asked for (same popTime and invisible time), not any record at that offset.
     CacheDeleteMatchesRecord,
+    /// `AdminBrokerProcessor.resetOffsetInner`'s KV cleanup skips a queue whose reset a pop
+    /// already took (no longer `hasOffsetReset`).
+    ResetCleanupSkipsTakenQueues,
+    /// `PopConsumerService.changeInvisibilityDuration` skips the delete of the old record
+    /// when its store key equals the new record's (the same visibility time).
+    ChangeSkipsDeleteOfSameKey,
 }
 
 /// Static facts about a proposed fix.
@@ -414,7 +420,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 13] = [
+    pub const ALL: [Fix; 15] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -428,6 +434,8 @@ impl Fix {
         Fix::CacheCommitSkipsPendingReset,
         Fix::ResetTableSurvivesRestart,
         Fix::CacheDeleteMatchesRecord,
+        Fix::ResetCleanupSkipsTakenQueues,
+        Fix::ChangeSkipsDeleteOfSameKey,
     ];
 
     /// The registry entry for this fix.
@@ -536,6 +544,22 @@ impl Fix {
                 "PopConsumerCache.ConsumerRecords.delete",
                 "develop removes whatever cached record sits at the ack's offset (recordTreeMap.remove(offset)), and PopConsumerService.ackAsync/changeInvisibilityDuration skip the RocksDB delete when the cache delete succeeded; proposed: remove it only if it is the same record (same popTime and invisible time), else report it not cached so the caller deletes the record by its store key",
                 "finding F13: an older record of the offset already written to RocksDB and a newer one cached after a reset: a changeInvisibleTime or ack of the old receipt deletes the new cached record, and the old one revives at its old deadline",
+                "",
+            ),
+            ResetCleanupSkipsTakenQueues => (
+                "reset-cleanup-skips-taken-queues",
+                Side::Broker,
+                "AdminBrokerProcessor.resetOffsetInner",
+                "develop assigns every queue's reset first, then visits each queue on the KV path (PopConsumerService.clearCache, ConsumerOffsetManager.clearPullOffset) whatever happened since; proposed: skip a queue whose reset is no longer pending (!hasOffsetReset(topic, group, queueId)): the pop that took it has already cleared the cache and committed its own pull offset",
+                "finding F14: a pop takes the reset between the two loops, reads from the reset offset and commits its pull offset; the admin's later cleanup of that queue removes the pull offset, and the next pop reads again from the commit offset what the client already acked",
+                "",
+            ),
+            ChangeSkipsDeleteOfSameKey => (
+                "change-skips-delete-of-same-key",
+                Side::Broker,
+                "PopConsumerService.changeInvisibilityDuration",
+                "develop writes the new record and then deletes the old one by its key (visibility time, group, topic, queue, offset); proposed: skip the delete when the old record's key equals the new one's (changedPopTime + changedInvisibleTime = popTime + invisibleTime), since the write has already replaced it",
+                "finding F15: a changeInvisibleTime whose new deadline falls in the old deadline's millisecond writes the new record over the old key and then deletes it; nothing revives the message",
                 "",
             ),
         };

@@ -686,26 +686,26 @@ impl Broker {
     /// (by offset) if it is there, else from the store (by its full key). The FIFO branch of
     /// `appendAckNew`, `ackOrderlyNew`, is in `ack_message_processor`.
     pub(crate) fn ack_kv_delete(&mut self, t: &AckTarget, offset: u64) {
-        let record = PopConsumerRecord {
-            pop_time: t.pop_time,
-            group: t.group.clone(),
-            topic: t.topic.clone(),
-            queue_id: t.queue_id,
-            retry_flag: 0,
-            invisible_time: t.invisible_time,
-            offset,
-            attempt_id: None,
-            attempt_times: 0,
-        };
-        let same_record = self.behaviours.has_fix(Fix::CacheDeleteMatchesRecord);
-        if self.kv_cache_on() && self.kv.cache.delete(&record, same_record) {
+        let record = receipt_record(t, offset);
+        if self.kv_cache_delete(&record) {
             return;
         }
         self.kv.delete(&record.key());
     }
 
-    /// `changeInvisibilityDuration`: write a record with the new popTime / invisible time to
-    /// the store, then delete the old one (from the cache first).
+    /// `PopConsumerCache.deleteRecords` of one record, when the cache is on: true if the
+    /// cache had it (the caller then skips the store delete).
+    fn kv_cache_delete(&mut self, record: &PopConsumerRecord) -> bool {
+        let same_record = self.behaviours.has_fix(Fix::CacheDeleteMatchesRecord);
+        self.kv_cache_on() && self.kv.cache.delete(record, same_record)
+    }
+
+    /// `changeInvisibilityDuration` (458-482): write a record with the new popTime /
+    /// invisible time to the store, then delete the old one (from the cache first, else
+    /// from the store by its key). The store key holds the visibility time, not the popTime:
+    /// a new deadline in the old one's millisecond gives both records one key, and develop's
+    /// store delete then removes the record just written. The proposed fix
+    /// `change-skips-delete-of-same-key` (read only here) skips that store delete.
     pub(crate) fn change_invisibility_duration_kv(
         &mut self,
         now: Millis,
@@ -715,7 +715,7 @@ impl Broker {
         _bn: &str,
     ) {
         let retry_flag = keys::topic_type(&t.topic);
-        self.kv.write(PopConsumerRecord {
+        let changed = PopConsumerRecord {
             pop_time: now,
             group: t.group.clone(),
             topic: t.topic.clone(),
@@ -725,8 +725,17 @@ impl Broker {
             offset,
             attempt_id: None,
             attempt_times: 0,
-        });
-        self.ack_kv_delete(t, offset);
+        };
+        let changed_key = changed.key();
+        self.kv.write(changed);
+        let old = receipt_record(t, offset);
+        if self.kv_cache_delete(&old) {
+            return;
+        }
+        if old.key() == changed_key && self.behaviours.has_fix(Fix::ChangeSkipsDeleteOfSameKey) {
+            return;
+        }
+        self.kv.delete(&old.key());
     }
 
     /// The service thread and the cache thread, whichever is due.
@@ -898,6 +907,22 @@ impl Broker {
         };
         let ck = record_ck(record, &self.config.broker_name);
         self.revive_retry(now, &ck, record.offset, msg)
+    }
+}
+
+/// The record a receipt names, as `ackAsync` and `changeInvisibilityDuration` build it
+/// from the receipt's popTime, invisible time and offset.
+fn receipt_record(t: &AckTarget, offset: u64) -> PopConsumerRecord {
+    PopConsumerRecord {
+        pop_time: t.pop_time,
+        group: t.group.clone(),
+        topic: t.topic.clone(),
+        queue_id: t.queue_id,
+        retry_flag: 0,
+        invisible_time: t.invisible_time,
+        offset,
+        attempt_id: None,
+        attempt_times: 0,
     }
 }
 

@@ -273,3 +273,77 @@ fn a_kv_pop_that_finds_the_lock_held_does_not_count_as_a_request() {
     // plan at queue 1, not 2.
     assert_eq!(queue_after_a_lost_lock(), 1);
 }
+
+/// Finding F14. KV path, two queues, per-queue pull-offset clears (F3's fix): a reset of
+/// every queue to its max (0) assigns both, then clears queue 0 and stops at its
+/// interleaving point. Meanwhile three messages reach queue 1, a pop of queue 1 takes the
+/// pending reset, reads 0..2 and commits pull offset 3, and the client acks them. Then the
+/// reset visits queue 1. Returns the offsets the next pop of queue 1 reads.
+fn a_pop_takes_the_reset_before_the_cleanup_of_its_queue(fixes: &[Fix]) -> (Vec<u64>, World) {
+    let config = BrokerConfig {
+        pop_consumer_kv_service_enable: true,
+        ..World::default_config()
+    };
+    let mut behaviours = Behaviours::fixed().with_fix(Fix::ClearPullOffsetOfResetQueues);
+    for &f in fixes {
+        behaviours = behaviours.with_fix(f);
+    }
+    let mut w = World::new(config, behaviours);
+    w.create_topic(TOPIC, 2);
+    let reset = w.broker.submit(Request::ResetOffset(ResetOffsetRequest {
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        queue_id: -1,
+        offset: None,
+        timestamp: -1,
+        is_force: true,
+    }));
+    assert_eq!(
+        w.broker.step(w.now, reset),
+        Step::Yield,
+        "assigned every queue, cleaned queue 0"
+    );
+    w.events.extend(w.broker.drain_events());
+    w.send_to(TOPIC, 1, 3);
+    let mut req = w.pop_req(3, 60_000, false);
+    req.queue_id = 1;
+    let first = w.pop_with(req.clone());
+    assert_eq!(
+        first.iter().map(|m| m.queue_offset).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "took the reset"
+    );
+    for m in &first {
+        assert_eq!(w.ack(m).code, ResponseCode::Success);
+    }
+    assert!(matches!(finish(&mut w, reset).code, ResponseCode::Success));
+    w.advance_to(1_000);
+    let again = w.pop_with(req);
+    (again.iter().map(|m| m.queue_offset).collect(), w)
+}
+
+#[test]
+fn the_reset_cleanup_of_a_taken_queue_removes_the_pops_pull_offset() {
+    let (again, w) = a_pop_takes_the_reset_before_the_cleanup_of_its_queue(&[]);
+    assert_eq!(
+        again,
+        vec![0, 1, 2],
+        "no pull offset: read from the commit offset, the acked messages again"
+    );
+    assert_eq!(
+        w.commit_offset(1),
+        Some(0),
+        "the reset pop's commit (read start)"
+    );
+}
+
+#[test]
+fn with_the_fix_the_reset_cleanup_skips_a_queue_whose_reset_was_taken() {
+    let (again, w) =
+        a_pop_takes_the_reset_before_the_cleanup_of_its_queue(&[Fix::ResetCleanupSkipsTakenQueues]);
+    assert!(
+        again.is_empty(),
+        "the pop's pull offset 3 survived: nothing new"
+    );
+    assert_eq!(w.commit_offset(1), Some(3));
+}

@@ -317,3 +317,67 @@ fn a_stalled_revive_scan_resumes_from_its_old_current_time() {
         "the late scan still covers it"
     );
 }
+
+/// Finding F15: one message popped at 0 with invisible 10 s (deadline 10 000), then at 4 s a
+/// changeInvisibleTime of 6 s: the new deadline is the old one's millisecond, so the new
+/// record's store key is the old record's. The change comes at `change_at` with invisible
+/// time `invisible`; `buffered` runs it with `PopConsumerCache` (`popCkStayBufferTime` 2 s:
+/// cached before 2 s, in the store after). Returns the messages revived by 60 s.
+fn change_to_the_same_deadline(
+    behaviours: Behaviours,
+    buffered: bool,
+    change_at: Millis,
+    invisible: Millis,
+) -> Vec<(String, u32)> {
+    let config = BrokerConfig {
+        pop_consumer_kv_service_enable: true,
+        enable_pop_buffer_merge: buffered,
+        pop_ck_stay_buffer_time: 2_000,
+        ..World::default_config()
+    };
+    let mut w = World::new(config, behaviours);
+    w.send(1);
+    let msgs = pop_queue(&mut w, 0, 1, false);
+    assert_eq!(msgs.len(), 1);
+    w.advance_to(change_at);
+    let r = w.change_invisible(&msgs[0], msgs[0].pop_ck.as_deref().unwrap(), invisible);
+    assert_eq!(r.code, ResponseCode::Success);
+    w.advance_to(60_000);
+    w.revived()
+}
+
+#[test]
+fn a_change_to_the_same_deadline_deletes_the_new_record_unless_fixed() {
+    assert!(
+        change_to_the_same_deadline(Behaviours::fixed(), false, 4_000, 6_000).is_empty(),
+        "develop: the write replaced the old record, the delete removed the new one: lost"
+    );
+    assert!(
+        !change_to_the_same_deadline(Behaviours::fixed(), false, 4_000, 6_001).is_empty(),
+        "a deadline one millisecond later: two keys, the message revives"
+    );
+    let fixed = Behaviours::fixed().with_fix(Fix::ChangeSkipsDeleteOfSameKey);
+    assert_eq!(
+        change_to_the_same_deadline(fixed, false, 4_000, 6_000),
+        vec![("m1".into(), 1)],
+        "fixed: the delete of the same key is skipped, the record revives once"
+    );
+}
+
+#[test]
+fn with_the_cache_a_same_deadline_change_loses_the_record_only_once_it_left_the_cache() {
+    assert_eq!(
+        change_to_the_same_deadline(Behaviours::fixed(), true, 1_000, 9_000),
+        vec![("m1".into(), 1)],
+        "still cached: the cache delete succeeds and the store delete is skipped"
+    );
+    assert!(
+        change_to_the_same_deadline(Behaviours::fixed(), true, 4_000, 6_000).is_empty(),
+        "written to the store after popCkStayBufferTime: the store delete removes the new record"
+    );
+    let fixed = Behaviours::fixed().with_fix(Fix::ChangeSkipsDeleteOfSameKey);
+    assert_eq!(
+        change_to_the_same_deadline(fixed, true, 4_000, 6_000),
+        vec![("m1".into(), 1)]
+    );
+}

@@ -130,6 +130,16 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F13 on develop: PopConsumerCache deletes a record by offset only; a changeInvisibleTime of an old receipt removes the newer cached record and the old one revives early",
         source: include_str!("../findings/kv-cache-delete-other-record.toml"),
     },
+    Builtin {
+        name: "kv-reset-tail-clears-taken-pull-offset",
+        summary: "finding F14 on develop: a pop takes a KV reset before the admin's cleanup of its queue; the cleanup removes the pop's pull offset and the next pop re-reads acked messages",
+        source: include_str!("../findings/kv-reset-tail-clears-taken-pull-offset.toml"),
+    },
+    Builtin {
+        name: "kv-change-to-same-deadline-deletes-new-record",
+        summary: "finding F15 on develop: a changeInvisibleTime whose new deadline equals the old one writes and then deletes one record key; the message is never revived",
+        source: include_str!("../findings/kv-change-to-same-deadline-deletes-new-record.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
