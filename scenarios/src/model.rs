@@ -363,7 +363,9 @@ pub enum Action {
         topic: String,
         #[serde(default = "minus_one")]
         queue: i32,
-        offset: i64,
+        /// Required for one queue; a reset of every queue (`queue = -1`) goes by timestamp.
+        #[serde(default)]
+        offset: Option<i64>,
     },
     /// An offset client updates a consumer offset. A missing queue or offset is sent as null.
     UpdateOffset {

@@ -136,7 +136,11 @@ pub const ACTIONS: &[ActionSchema] = &[
                 Ty::I32,
                 "queue id, or -1 for every queue (default -1)",
             ),
-            req("offset", Ty::I64, "the offset to reset to"),
+            opt(
+                "offset",
+                Ty::I64,
+                "the offset to reset one queue to (required with a queue; every queue is reset to its max offset)",
+            ),
         ],
     },
     ActionSchema {

@@ -47,7 +47,9 @@ pub fn warnings(sc: &Scenario) -> Vec<(KeyPath, String)> {
     let mut out = Vec::new();
     for (i, step) in sc.steps.iter().enumerate() {
         if let Action::ResetOffset {
-            queue: -1, offset, ..
+            queue: -1,
+            offset: Some(offset),
+            ..
         } = &step.action
         {
             let at = KeyPath::root().key("steps").index(i);
@@ -765,8 +767,15 @@ impl<'a> V<'a> {
                     if *queue != -1 {
                         self.queue_ref(at("queue"), (*queue).into(), queues, topic);
                     }
-                    if *offset < 0 {
-                        self.invalid(at("offset"), format!("{offset} is negative; give an offset ≥ 0"));
+                    match offset {
+                        Some(o) if *o < 0 => {
+                            self.invalid(at("offset"), format!("{o} is negative; give an offset ≥ 0"));
+                        }
+                        None if *queue != -1 => self.invalid(
+                            at("offset"),
+                            format!("missing required key `offset` for a reset of queue {queue} (leave out `queue` to reset every queue to its max offset)"),
+                        ),
+                        _ => {}
                     }
                 }
                 Action::UpdateOffset { client, mode: _, group, topic, queue, offset } => {

@@ -248,11 +248,25 @@ fn unknown_key_for_an_action() {
 #[test]
 fn missing_key_for_an_action() {
     fails(
-        &with("[[steps]]\nat_ms = 1_000\naction = \"reset-offset\"\nclient = \"admin\"\ngroup = \"g\"\ntopic = \"t\"\n"),
+        &with(
+            "[[steps]]\nat_ms = 1_000\naction = \"reset-offset\"\ngroup = \"g\"\ntopic = \"t\"\n",
+        ),
+        37,
+        1,
+        "steps[0].client",
+        &["missing required key `client` for action `reset-offset`"],
+    );
+}
+
+/// `offset` is required for a reset of one queue only: every queue is reset by timestamp.
+#[test]
+fn a_reset_of_one_queue_needs_an_offset() {
+    fails(
+        &with("[[steps]]\nat_ms = 1_000\naction = \"reset-offset\"\nclient = \"admin\"\ngroup = \"g\"\ntopic = \"t\"\nqueue = 0\n"),
         37,
         1,
         "steps[0].offset",
-        &["missing required key `offset` for action `reset-offset`"],
+        &["missing required key `offset` for a reset of queue 0"],
     );
 }
 

@@ -428,7 +428,7 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
                 group,
                 topic,
                 queue,
-                offset: Some(offset),
+                offset,
                 timestamp: -1,
             });
         }
