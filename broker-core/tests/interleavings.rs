@@ -189,20 +189,7 @@ fn cache_cleanup_inside_a_reset(behaviours: Behaviours) -> (Option<i64>, World) 
     let mut req = w.pop_req(2, 60_000, false);
     req.queue_id = 1;
     assert_eq!(w.pop_with(req).len(), 2);
-    let reset = w.broker.submit(Request::ResetOffset(ResetOffsetRequest {
-        group: GROUP.into(),
-        topic: TOPIC.into(),
-        queue_id: -1,
-        offset: None,
-        timestamp: -1,
-        is_force: true,
-    }));
-    assert_eq!(
-        w.broker.step(w.now, reset),
-        Step::Yield,
-        "assigned every queue, cleared queue 0's cache"
-    );
-    w.events.extend(w.broker.drain_events());
+    let reset = start_reset_of_every_queue(&mut w);
     assert_eq!(w.commit_offset(1), Some(2), "assignResetOffset");
     w.advance_to(1_000);
     assert!(matches!(finish(&mut w, reset).code, ResponseCode::Success));
@@ -290,20 +277,7 @@ fn a_pop_takes_the_reset_before_the_cleanup_of_its_queue(fixes: &[Fix]) -> (Vec<
     }
     let mut w = World::new(config, behaviours);
     w.create_topic(TOPIC, 2);
-    let reset = w.broker.submit(Request::ResetOffset(ResetOffsetRequest {
-        group: GROUP.into(),
-        topic: TOPIC.into(),
-        queue_id: -1,
-        offset: None,
-        timestamp: -1,
-        is_force: true,
-    }));
-    assert_eq!(
-        w.broker.step(w.now, reset),
-        Step::Yield,
-        "assigned every queue, cleaned queue 0"
-    );
-    w.events.extend(w.broker.drain_events());
+    let reset = start_reset_of_every_queue(&mut w);
     w.send_to(TOPIC, 1, 3);
     let mut req = w.pop_req(3, 60_000, false);
     req.queue_id = 1;
@@ -346,4 +320,24 @@ fn with_the_fix_the_reset_cleanup_skips_a_queue_whose_reset_was_taken() {
         "the pop's pull offset 3 survived: nothing new"
     );
     assert_eq!(w.commit_offset(1), Some(3));
+}
+
+/// Submits a reset of every queue of the topic to its max offset (timestamp −1) and runs its
+/// first step: `resetOffsetInner` assigns every queue, cleans up queue 0, and yields.
+fn start_reset_of_every_queue(w: &mut World) -> OpId {
+    let reset = w.broker.submit(Request::ResetOffset(ResetOffsetRequest {
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        queue_id: -1,
+        offset: None,
+        timestamp: -1,
+        is_force: true,
+    }));
+    assert_eq!(
+        w.broker.step(w.now, reset),
+        Step::Yield,
+        "assigned every queue, cleaned up queue 0"
+    );
+    w.events.extend(w.broker.drain_events());
+    reset
 }
