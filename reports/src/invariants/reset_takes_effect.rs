@@ -14,6 +14,10 @@
 //!   batch seen is a later pop and is not judged; likewise when the first pop's CK after the
 //!   reset starts at X but no client saw its answer (after a restart the pending reset is
 //!   gone, and the pop reads X from the restored offsetTable without a `ResetConsumed`).
+//!   Answers can cross: when the broker's recorded reads (`PopRead`) show that a pop
+//!   popped no later read from X before the first batch seen was read, and a client got
+//!   that batch from X later, the reset took effect (the KV path serialises two pops of a
+//!   millisecond on the group@topic lock and records no CK).
 //!   If the broker crashed in between, this is required only when an offset flush was due
 //!   between the reset and the crash (an `OffsetsPersisted`, or 5 s, upstream's
 //!   `flushConsumerOffsetInterval`): a younger reset may die with the process,
@@ -121,6 +125,9 @@ impl Checker<'_, '_> {
             // no `ResetConsumed` marks it.
             return;
         }
+        if self.answers_crossed(w, pop_time, offset, idx) {
+            return;
+        }
         let mut events = vec![p.idx, idx];
         let mut summary = format!(
             "after {} was reset to {} at {}, the first pop delivered from offset {offset}",
@@ -171,6 +178,65 @@ impl Checker<'_, '_> {
             summary,
             events: witness_events(events),
         });
+    }
+
+    /// Whether the broker read the first batch seen (popped at `pop_time` from `offset`, the
+    /// delivery at `idx`) after another pop's read from X that a client got later: two pops
+    /// served one after the other in a millisecond (the KV path serialises them on the
+    /// group@topic lock, `PopConsumerService.popAsync`, and records no CK) whose answers
+    /// crossed on the way back. The recorded reads (`PopRead`) give the broker's order.
+    fn answers_crossed(&self, w: &Window, pop_time: Millis, offset: u64, idx: usize) -> bool {
+        let p = w.point;
+        if p.offset < 0 {
+            return false;
+        }
+        let x = p.offset as u64;
+        let reads_of = |e: &EventKind| match e {
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                offset,
+                ..
+            }) if *group == p.group && *topic == p.topic && *queue_id == p.queue => {
+                Some((*pop_time, *offset))
+            }
+            _ => None,
+        };
+        // The first batch's own read: the latest one before its delivery.
+        let Some(seen_read) = (p.idx..idx)
+            .rev()
+            .find(|i| reads_of(&self.h.events[*i].kind) == Some((pop_time, offset)))
+        else {
+            return false;
+        };
+        // An earlier read from X in the reset's window, popped no later, whose batch a
+        // client recorded (at any time).
+        (p.idx + 1..seen_read).any(|i| {
+            let Some((t, start)) = reads_of(&self.h.events[i].kind) else {
+                return false;
+            };
+            let after_reset = t > p.at || (t == p.at && w.consumed_at.is_some());
+            start == x
+                && after_reset
+                && t <= pop_time
+                && self.h.events[i..].iter().any(|e| {
+                    matches!(&e.kind, EventKind::Delivered {
+                        group,
+                        topic,
+                        queue_id,
+                        queue_offset,
+                        retry_topic: None,
+                        pop_time: dt,
+                        ..
+                    } if *group == p.group
+                        && *topic == p.topic
+                        && *queue_id == p.queue
+                        && *queue_offset == x
+                        && *dt == t)
+                })
+        })
     }
 
     fn judge_end(&mut self, w: &Window) {
@@ -421,6 +487,7 @@ mod tests {
     use super::*;
     use crate::invariants::Status;
     use crate::testkit::H;
+    use broker_core::ReadFrom;
 
     /// Pops and acks `offs` of queue 0 at `t`, one batch.
     fn pop_ack(h: &mut H, t: Millis, offs: std::ops::Range<u64>) -> Vec<usize> {
@@ -635,6 +702,44 @@ mod tests {
         };
         assert_eq!(run(0), Status::Held);
         assert_eq!(run(1), Status::Violated);
+    }
+
+    #[test]
+    fn a_kv_pop_at_x_whose_answer_came_second_counts_as_first() {
+        // Develop-random seeds 10178 and 19704 with every fix: on the KV path (no CK events)
+        // two parked pops ran in one millisecond under the group@topic lock, one after the
+        // other. The first took the reset and read X..=X+1, the second read X + 2 from the
+        // pull offset the first had committed, and the second's answer reached its client
+        // first.
+        let run = |taker_start: u64, taker_seen: bool| {
+            let mut h = H::new();
+            h.at(1_000).reset("g1", 0, 0);
+            h.at(2_000).reset_consumed("g1", 0, 0);
+            h.at(2_000).pop_read(
+                "g1",
+                0,
+                2_000,
+                taker_start,
+                2,
+                false,
+                ReadFrom::PendingReset,
+            );
+            h.at(2_000)
+                .pop_read("g1", 0, 2_000, 2, 1, false, ReadFrom::PullOffset);
+            h.at(2_010).pop_served_at("c2", "m2", 0, 2, 2_000);
+            if taker_seen {
+                h.at(2_020).pop_served_at("c1", "m0", 0, taker_start, 2_000);
+                h.at(2_020)
+                    .pop_served_at("c1", "m1", 0, taker_start + 1, 2_000);
+            }
+            h.final_offset("g1", 0, 3);
+            check(&h.build()).status
+        };
+        assert_eq!(run(0, true), Status::Held);
+        // The pop read first began elsewhere: the reset did not take effect.
+        assert_eq!(run(1, true), Status::Violated);
+        // A read at X that no client ever got proves nothing about the order of answers.
+        assert_eq!(run(0, false), Status::Violated);
     }
 
     #[test]
