@@ -100,6 +100,18 @@ pub(crate) enum AckStep {
     Spin,
 }
 
+/// How the one-go `appendAck` of `ackOrigin` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AppendAck {
+    /// Merged into the buffer or written to the revive log.
+    Done,
+    /// The ACK record's put failed (develop only logs it).
+    AckPutFailed,
+    /// Only with `refused-ack-stores-its-ck`: the put of the still-buffered CK failed, so no
+    /// ACK record was written.
+    CkPutFailed,
+}
+
 impl Broker {
     /// `ACK_MESSAGE`: topic, queue and `min ≤ offset ≤ max` checks, then `appendAck`. The
     /// topic is resolved from the receipt's topic type (`ExtraInfoUtil.getRealTopic`, which
@@ -302,7 +314,9 @@ impl Broker {
     }
 
     /// `appendAck` tail, in one go (`ackOrigin` of changeInvisibleTime): `addAk`, else an
-    /// ACK record delivered at popTime + invisibleTime. False if that put failed.
+    /// ACK record delivered at popTime + invisibleTime. With the proposed fix
+    /// `refused-ack-stores-its-ck`, a refusal whose put of the buffered CK failed writes no
+    /// ACK record (it would overtake its CK), as `appendAck` proper does.
     pub(crate) fn append_ack(
         &mut self,
         now: Millis,
@@ -310,11 +324,21 @@ impl Broker {
         revive_qid: u32,
         revive_time: Millis,
         reason: &str,
-    ) -> bool {
-        if self.add_ak(now, &ack) {
-            return true;
+    ) -> AppendAck {
+        match self.add_ak_guards(now, &ack) {
+            AkGuard::Merge(id) => {
+                self.add_ak_mark_bits(now, id, &ack);
+                AppendAck::Done
+            }
+            AkGuard::CkPutFailed => AppendAck::CkPutFailed,
+            AkGuard::Refused => {
+                if self.put_ack_record(now, ack, revive_qid, revive_time, reason) {
+                    AppendAck::Done
+                } else {
+                    AppendAck::AckPutFailed
+                }
+            }
         }
-        self.put_ack_record(now, ack, revive_qid, revive_time, reason)
     }
 
     /// `BATCH_ACK_MESSAGE`: each `BatchAck` becomes one `BatchAckMsg` (offsets outside

@@ -5,10 +5,12 @@
 //! answers `SYSTEM_ERROR` (the old receipt stays valid); a failed `ackOrigin` put is only
 //! logged and answered `SUCCESS` with the new receipt, so the original CK is revived as well
 //! (proposed fix `ack-origin-failure-answers-error`: answer `SYSTEM_ERROR` then).
+//! With `refused-ack-stores-its-ck`, an `ackOrigin` whose put of the still-buffered original
+//! CK failed writes no ACK ahead of it and answers `SYSTEM_ERROR`, as an ack does.
 //! The new CK goes to the receipt's reviveQid, checked against nothing. Orderly: only
 //! the OrderInfo's next-visible time for that offset moves; the popTime stays.
 
-use crate::ack_message_processor::AckTarget;
+use crate::ack_message_processor::{AckTarget, AppendAck};
 use crate::broker::Broker;
 use crate::checkpoint::{AckMsg, PopCheckPoint};
 use crate::config::Millis;
@@ -145,20 +147,31 @@ impl Broker {
         // `ackOrigin` (287-295) only logs a failed put and completes true: the answer is
         // SUCCESS either way. With the proposed fix a failed put answers SYSTEM_ERROR; the new
         // CK is already stored and revives later (a duplicate, never a loss).
-        let acked = self.ack_origin(now, t, offset, broker_name);
-        if !acked
-            && self
-                .behaviours
-                .has_fix(crate::Fix::AckOriginFailureAnswersError)
-        {
-            return Err("change invisible, put ack msg fail");
+        match self.ack_origin(now, t, offset, broker_name) {
+            AppendAck::Done => Ok(()),
+            AppendAck::AckPutFailed
+                if self
+                    .behaviours
+                    .has_fix(crate::Fix::AckOriginFailureAnswersError) =>
+            {
+                Err("change invisible, put ack msg fail")
+            }
+            AppendAck::AckPutFailed => Ok(()),
+            // Only with `refused-ack-stores-its-ck`: the original CK is still buffered and
+            // no ACK was written ahead of it; the old receipt stays valid, the new CK
+            // revives later (a duplicate, never a loss).
+            AppendAck::CkPutFailed => Err("put ck msg error"),
         }
-        Ok(())
     }
 
-    /// `ackOrigin`: ack the old receipt, through the buffer if it can. False if the ACK put
-    /// failed.
-    fn ack_origin(&mut self, now: Millis, t: &AckTarget, offset: u64, broker_name: &str) -> bool {
+    /// `ackOrigin`: ack the old receipt, through the buffer if it can.
+    fn ack_origin(
+        &mut self,
+        now: Millis,
+        t: &AckTarget,
+        offset: u64,
+        broker_name: &str,
+    ) -> AppendAck {
         let ack = AckMsg {
             ack_offsets: vec![offset],
             start_offset: t.start_offset,

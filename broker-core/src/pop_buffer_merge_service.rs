@@ -847,17 +847,6 @@ impl Broker {
         ok
     }
 
-    /// `addAk` in one go (the `ackOrigin` of changeInvisibleTime): guards, then bits.
-    pub(crate) fn add_ak(&mut self, now: Millis, ack: &AckMsg) -> bool {
-        match self.add_ak_guards(now, ack) {
-            AkGuard::Merge(id) => {
-                self.add_ak_mark_bits(now, id, ack);
-                true
-            }
-            AkGuard::Refused | AkGuard::CkPutFailed => false,
-        }
-    }
-
     /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal with the
     /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) stores
     /// it first, as the scan's flush would, with the acks already merged into it, so the ACK

@@ -390,3 +390,54 @@ fn the_f5_fix_stores_the_buffered_acks_with_the_early_ck() {
         "the ack merged at 1 s must follow the CK the fix stored at 4 s"
     );
 }
+
+/// Develop-random seed 23381 with every fix: a changeInvisibleTime of a buffered receipt
+/// late in its life; `ackOrigin`'s ack is refused by addAk, the fix's put of the buffered
+/// CK fails, and an ACK record written now would reach the revive log ahead of its CK and
+/// be dropped there (the original CK then revives before the new receipt's deadline). As
+/// for an ack, no ACK is written and the change is answered an error: the old receipt
+/// stays valid.
+#[test]
+fn the_f5_fix_answers_a_change_an_error_when_the_ck_put_fails() {
+    // The store's put failures are drawn one per put from a seeded stream: burn a few draws
+    // (changes of another message that fail their first put), then pick a rate that lets
+    // the new CK through and fails the buffered CK's put. The interleaving is checked
+    // below, so the test cannot pass vacuously.
+    for burn in 0..16 {
+        for percent in 1..100 {
+            let mut w = buffered_with_f5_fix();
+            w.send(2);
+            let msgs = w.pop(32, 20_000);
+            assert_eq!(msgs.len(), 2);
+            w.advance_to(9_000);
+            let other = msgs[1].pop_ck.clone().expect("receipt");
+            w.broker.set_store_put_failure_rate(0.999);
+            for _ in 0..burn {
+                let _ = w.change_invisible(&msgs[1], &other, 30_000);
+            }
+            w.events.extend(w.broker.drain_events());
+            let before = w.events.len();
+            w.broker
+                .set_store_put_failure_rate(f64::from(percent) / 100.0);
+            let receipt = msgs[0].pop_ck.clone().expect("receipt");
+            let r = w.change_invisible(&msgs[0], &receipt, 30_000);
+            w.broker.set_store_put_failure_rate(0.0);
+            w.events.extend(w.broker.drain_events());
+            let new_ck_written = w.events[before..].iter().any(|e| {
+                matches!(e, BrokerEvent::CkWritten { reason, .. }
+                    if reason.contains("appendCheckPoint"))
+            });
+            let ck_put_failed = w.events[before..].iter().any(|e| {
+                matches!(e, BrokerEvent::StorePutFailed { site, .. }
+                    if site.contains("addAk"))
+            });
+            if !(new_ck_written && ck_put_failed) {
+                continue;
+            }
+            assert_eq!(r.code, ResponseCode::SystemError, "{r:?}");
+            assert!(w.ack_written_names().is_empty(), "no ACK ahead of its CK");
+            return;
+        }
+    }
+    panic!("no rate gave the interleaving");
+}
