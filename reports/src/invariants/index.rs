@@ -931,7 +931,18 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                                 from = from.min(last);
                             }
                         }
-                        match (excuse_from(group, msg_id, from, idx), st.acked) {
+                        // A copy of the original read before a reset that the acked copy's
+                        // read followed (its answer reached the client late) is the copy the
+                        // reset rewound past, not a pop after the ack: the reset between the
+                        // two reads excuses it.
+                        let read_before = || {
+                            let a = st.acked.filter(|_| retry_topic.is_none())?;
+                            excuse_from(group, msg_id, pops.of(idx).after_from, a.delivery)
+                        };
+                        match (
+                            excuse_from(group, msg_id, from, idx).or_else(read_before),
+                            st.acked,
+                        ) {
                             (Some(reset), _) => DeliveryClass::ResetReplay { reset },
                             (None, Some(a)) => {
                                 let older = retry_topic.is_some()

@@ -21,7 +21,9 @@
 //!   `OffsetResetForPopIT` exercises), excuses the comeback: replay is what a reset asks for.
 //!   For a re-pop of the original, so does one applied after the group's last read of that
 //!   offset before the re-pop (its last `PopRead` covering it, else the original's previous
-//!   delivery), even if a retry copy was delivered and acked after the reset.
+//!   delivery), even if a retry copy was delivered and acked after the reset. A copy of the
+//!   original read before such a reset whose answer reached its client only after the ack
+//!   of the reset's replay is the copy the reset rewound past, not a re-pop.
 //! - A revive of a CK no receipt names (a pop whose answer was lost), or of a receipt chain
 //!   the ack did not cover, is not a comeback; a retry copy already revived that way when the
 //!   ack came is a concurrent copy, not a comeback (see the ack analysis in `index.rs`). A
@@ -687,6 +689,38 @@ mod tests {
         // The reset's replay of offset 5 was already served: the second one is not excused.
         assert_eq!(run(Some(true)), Status::Violated);
         assert_eq!(run(Some(false)), Status::Violated);
+    }
+
+    #[test]
+    fn a_copy_read_before_the_reset_that_replayed_the_acked_copy_is_not_a_comeback() {
+        // Develop-random seed 25511 with every fix (KV path): c1's pop read offset 1 at
+        // 1.307s from the pull offset and c1 was paused until 4.318s, so the answer reached
+        // it only then; in between an admin reset the queue to 1, a pop took the reset and
+        // read 1 again for c2, and c2 acked that copy at 3.691s. c1's copy was read before
+        // the reset, not popped again after the ack.
+        let run = |reset: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 1);
+            h.at(1_307)
+                .pop_read("g1", 0, 1_307, 1, 1, false, ReadFrom::PullOffset);
+            if reset {
+                h.at(1_487).reset("g1", 0, 1);
+                h.at(1_589).reset_consumed("g1", 0, 1);
+            }
+            let from = if reset {
+                ReadFrom::PendingReset
+            } else {
+                ReadFrom::PullOffset
+            };
+            h.at(1_589).pop_read("g1", 0, 1_589, 1, 1, false, from);
+            let d = h.at(1_696).pop_served_at("c2", "m1", 0, 1, 1_589);
+            h.at(3_691).ack(&d);
+            h.at(4_319).pop_served_at("c1", "m1", 0, 1, 1_307);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // Without the reset, two reads of one offset are a redelivery after the ack.
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
