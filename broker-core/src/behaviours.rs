@@ -398,6 +398,9 @@ pub enum Fix {
     /// `PopConsumerService.changeInvisibilityDuration` skips the delete of the old record
     /// when its store key equals the new record's (the same visibility time).
     ChangeSkipsDeleteOfSameKey,
+    /// `BrokerController`'s scheduled `ConsumerOffsetManager.persist` also persists
+    /// `ConsumerOrderInfoManager`, so a restart restores a consistent pair.
+    OrderInfoPersistsWithOffsets,
 }
 
 /// Static facts about a proposed fix.
@@ -420,7 +423,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 15] = [
+    pub const ALL: [Fix; 16] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -436,6 +439,7 @@ impl Fix {
         Fix::CacheDeleteMatchesRecord,
         Fix::ResetCleanupSkipsTakenQueues,
         Fix::ChangeSkipsDeleteOfSameKey,
+        Fix::OrderInfoPersistsWithOffsets,
     ];
 
     /// The registry entry for this fix.
@@ -560,6 +564,14 @@ impl Fix {
                 "PopConsumerService.changeInvisibilityDuration",
                 "develop writes the new record and then deletes the old one by its key (visibility time, group, topic, queue, offset); proposed: skip the delete when the old record's key equals the new one's (changedPopTime + changedInvisibleTime = popTime + invisibleTime), since the write has already replaced it",
                 "finding F15: a changeInvisibleTime whose new deadline falls in the old deadline's millisecond writes the new record over the old key and then deletes it; nothing revives the message",
+                "",
+            ),
+            OrderInfoPersistsWithOffsets => (
+                "order-info-persists-with-offsets",
+                Side::Broker,
+                "BrokerController.initializeScheduledTasks (ConsumerOffsetManager.persist, ConsumerOrderInfoManager.persist)",
+                "develop persists the offsetTable every 5 s and OrderInfo every 10 s in separate tasks, so a restart can restore an offsetTable newer than OrderInfo; proposed: the offsetTable's task persists OrderInfo too (OrderInfo's own task stays), so the two images on disk are always taken together",
+                "finding F16: a reset taken by an orderly pop is on disk in the offsetTable but not in OrderInfo when the broker crashes; after the restart OrderInfo holds the batch popped before the reset, and a late ack of that batch passes ackOrderly and commitAndNext and commits past the reset's replay",
                 "",
             ),
         };

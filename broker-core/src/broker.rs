@@ -2,7 +2,7 @@
 //! (`BrokerController`). Timers are pull-based: [`Broker::next_deadline`] says when
 //! [`Broker::on_timer`] next has work; each service computes its own earliest useful time.
 
-use crate::behaviours::Behaviours;
+use crate::behaviours::{Behaviours, Fix};
 use crate::checkpoint::{AckMsg, PopCheckPoint, ReviveRecord};
 use crate::config::{BrokerConfig, Millis};
 use crate::consumer_offset_manager::ConsumerOffsetManager;
@@ -203,6 +203,11 @@ impl Broker {
         if self.persist_deadline().is_some_and(|t| t <= now) {
             self.offsets.persist(&mut self.events, now);
             self.last_persist = Some(now);
+            // The proposed fix `order-info-persists-with-offsets` (read only here): the
+            // offsetTable's image never gets ahead of OrderInfo's (finding F16).
+            if self.behaviours.has_fix(Fix::OrderInfoPersistsWithOffsets) {
+                self.persist_order_info(now);
+            }
         }
         if self.order_persist_deadline().is_some_and(|t| t <= now) {
             self.persist_order_info(now);

@@ -140,6 +140,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F15 on develop: a changeInvisibleTime whose new deadline equals the old one writes and then deletes one record key; the message is never revived",
         source: include_str!("../findings/kv-change-to-same-deadline-deletes-new-record.toml"),
     },
+    Builtin {
+        name: "orderly-taken-reset-lost-orderinfo",
+        summary: "finding F16 on develop: a reset taken by an orderly pop is lost from OrderInfo in a crash; a late ack of the batch popped before it commits past the replay",
+        source: include_str!("../findings/orderly-taken-reset-lost-orderinfo.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

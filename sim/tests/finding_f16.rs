@@ -1,22 +1,19 @@
-//! Findings traced on upstream develop that have no proposed fix yet (docs/findings.md):
-//! each keeps its violation on develop and with every proposed fix on, and holds once the
-//! one circumstance it needs is taken away. When a fix lands, the scenario moves to
-//! `scenarios/findings/` as a built-in.
+//! Finding F16 (docs/findings.md): a reset taken by an orderly pop is lost from OrderInfo in
+//! a crash. The violation needs the crash inside OrderInfo's persist period, and goes away
+//! with the proposed fix `order-info-persists-with-offsets` alone; every other fix leaves it.
 
 mod common;
 
 use broker_core::{Behaviours, Fix};
 use sim::{run_seed, RunOptions};
 
-/// F16: a reset taken by an orderly pop, lost from OrderInfo in a crash.
-const F16: &str = include_str!("data/findings/orderly-taken-reset-lost-orderinfo.toml");
+const F16: &str = include_str!("../../scenarios/findings/orderly-taken-reset-lost-orderinfo.toml");
 
-fn violated(src: &str, seed: u64, every_fix: bool) -> Vec<&'static str> {
+/// The invariants violated with the given proposed fixes on.
+fn violated(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
     let mut behaviours = Behaviours::fixed();
-    if every_fix {
-        for f in Fix::ALL {
-            behaviours = behaviours.with_fix(f);
-        }
+    for &f in fixes {
+        behaviours = behaviours.with_fix(f);
     }
     let opts = RunOptions {
         behaviours,
@@ -28,15 +25,26 @@ fn violated(src: &str, seed: u64, every_fix: bool) -> Vec<&'static str> {
 }
 
 #[test]
-fn f16_a_taken_reset_lost_from_orderinfo_loses_the_replay() {
+fn f16_a_taken_reset_lost_from_orderinfo_loses_the_replay_unless_fixed() {
+    let others: Vec<Fix> = Fix::ALL
+        .into_iter()
+        .filter(|&f| f != Fix::OrderInfoPersistsWithOffsets)
+        .collect();
     for seed in 0..3 {
-        for every_fix in [false, true] {
-            assert_eq!(
-                violated(F16, seed, every_fix),
-                vec!["no-loss"],
-                "seed {seed}, every fix {every_fix}"
-            );
-        }
+        assert_eq!(
+            violated(F16, seed, &[]),
+            vec!["no-loss"],
+            "develop, seed {seed}"
+        );
+        assert_eq!(
+            violated(F16, seed, &others),
+            vec!["no-loss"],
+            "every other fix, seed {seed}"
+        );
+        assert!(
+            violated(F16, seed, &[Fix::OrderInfoPersistsWithOffsets]).is_empty(),
+            "the fix alone, seed {seed}"
+        );
     }
 }
 
@@ -62,11 +70,11 @@ fn f16_holds_without_the_crash_or_with_orderinfo_persisted_first() {
     assert_ne!(later, F16);
     for seed in 0..3 {
         assert!(
-            violated(&no_crash, seed, false).is_empty(),
+            violated(&no_crash, seed, &[]).is_empty(),
             "no crash, seed {seed}"
         );
         assert!(
-            violated(&later, seed, false).is_empty(),
+            violated(&later, seed, &[]).is_empty(),
             "crash after the persist, seed {seed}"
         );
     }
