@@ -263,7 +263,7 @@ fn grpc_fifo_consumer_receives_through_the_proxy_in_queue_order() {
             ..
         } = &e.kind
         {
-            assert_eq!(e.node, "c1");
+            assert_eq!(&*e.node, "c1");
             assert!(*orderly && attempt_id.is_some());
             let info = broker_core::ExtraInfo::parse(receipt).expect("a proxy handle");
             assert!(info.commit_log_offset.is_some(), "the proxy's ninth field");
@@ -279,7 +279,7 @@ fn grpc_fifo_consumer_receives_through_the_proxy_in_queue_order() {
     assert_eq!(per_queue.values().map(Vec::len).sum::<usize>(), 12);
     // The proxy acks at the broker; the client sees the gRPC call end.
     let broker_acks: Vec<_> = events(h, |k| matches!(k, EventKind::AckResult { .. })).collect();
-    assert!(broker_acks.iter().all(|e| e.node == "proxy"));
+    assert!(broker_acks.iter().all(|e| &*e.node == "proxy"));
     assert_eq!(broker_acks.len(), 12);
     assert_eq!(
         count(h, |k| matches!(
@@ -325,7 +325,7 @@ fn grpc_fifo_retries_locally_then_forwards_to_the_dlq() {
         );
     }
     let decided: Vec<&str> = events(h, |k| matches!(k, EventKind::SentToDlq { .. }))
-        .map(|e| e.node.as_str())
+        .map(|e| &*e.node)
         .collect();
     assert_eq!(decided.len(), 12);
     assert!(decided.iter().all(|n| *n == "c1"), "the client decides");
@@ -386,7 +386,7 @@ fn the_proxy_forwards_messages_past_max_attempts_on_receive() {
         .collect();
     assert_eq!(nacks, vec![1_000, 1_000]);
     let decided: Vec<&str> = events(h, |k| matches!(k, EventKind::SentToDlq { .. }))
-        .map(|e| e.node.as_str())
+        .map(|e| &*e.node)
         .collect();
     assert_eq!(
         decided,
@@ -411,7 +411,7 @@ fn the_proxy_renews_the_receipt_while_a_slow_listener_runs() {
         events(h, |k| matches!(k, EventKind::ChangeInvisibleResult { .. })).collect();
     assert_eq!(renewals.len(), 2, "one renewal per message");
     for r in &renewals {
-        assert_eq!(r.node, "proxy");
+        assert_eq!(&*r.node, "proxy");
         let EventKind::ChangeInvisibleResult {
             invisible_time,
             new_receipt,
