@@ -684,11 +684,13 @@ fn receipt_invisible(receipt: &str, invisible_time: Millis) -> Millis {
     ExtraInfo::parse(receipt).map_or(invisible_time, |i| i.invisible_time)
 }
 
-/// Which of the receipt chains whose CKs share a revived CK's key (group, copy, popTime)
-/// the revived CK belongs to: the latest with the same invisible time, else the one with
-/// the longest invisible time below the CK's (`PopReviveService.rePutCK` keeps a CK's
-/// popTime and may stretch its invisible time by the re-put interval).
-fn chain_of(candidates: &[(Millis, usize)], ck_invisible: Millis) -> Option<usize> {
+/// Which of the receipts whose CKs share a revived CK's key (group, copy, popTime) the
+/// revived CK is, from `(invisible time of the receipt's CK, receipt)` in recorded order: the
+/// latest with the same invisible time, else the one with the longest invisible time below
+/// the CK's (`PopReviveService.rePutCK` keeps a CK's popTime and, once the CK is past its
+/// revive time, stretches its invisible time by the re-put interval). A changeInvisibleTime's
+/// CK and a pop's CK may share the millisecond; the reviver's key has no invisible time.
+pub(crate) fn ck_owner<T: Copy>(candidates: &[(Millis, T)], ck_invisible: Millis) -> Option<T> {
     (candidates.iter().rev())
         .find(|(inv, _)| *inv == ck_invisible)
         .or_else(|| {
@@ -696,7 +698,7 @@ fn chain_of(candidates: &[(Millis, usize)], ck_invisible: Millis) -> Option<usiz
                 .filter(|(inv, _)| *inv < ck_invisible)
                 .max_by_key(|(inv, _)| *inv)
         })
-        .map(|(_, chain)| *chain)
+        .map(|(_, owner)| *owner)
 }
 
 /// Why a message reached a group again (or for the first time).
@@ -1134,7 +1136,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
             }) => {
                 let ck_copy = copy_key(&ck.topic, ck.queue_id, *queue_offset);
                 let chain = (by_ck.get(&(group.as_str(), ck_copy, ck.pop_time)))
-                    .and_then(|c| chain_of(c, ck.invisible_time));
+                    .and_then(|c| ck_owner(c, ck.invisible_time));
                 let acked = msgs
                     .get(&(group.as_str(), msg_id.as_str()))
                     .and_then(|st| st.acked);

@@ -30,7 +30,8 @@
 //!   `PopBufferMergeService`'s buffer dies with the process (at-least-once under a crash).
 
 use super::index::{
-    ck_key, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey, LookupMap,
+    ck_key, ck_owner, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey,
+    LookupMap,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -61,22 +62,14 @@ struct Node {
     changed_late: bool,
 }
 
-/// The node whose CK a revived CK is: same group, copy and popTime, and the same invisible
-/// time, or (a CK re-put by `PopReviveService.rePutCK` keeps the popTime but may stretch the
-/// invisible time) the one with the earliest deadline among those with a shorter one.
+/// The node whose CK a revived CK is, among the nodes of its group, copy and popTime
+/// ([`ck_owner`]: the one rule the ack analysis uses too).
 fn node_of(nodes: &[Node], candidates: &[usize], ck_invisible: Millis) -> Option<usize> {
-    candidates
+    let by_invisible: Vec<(Millis, usize)> = candidates
         .iter()
-        .rev()
-        .copied()
-        .find(|n| nodes[*n].invisible == ck_invisible)
-        .or_else(|| {
-            candidates
-                .iter()
-                .copied()
-                .filter(|n| nodes[*n].invisible < ck_invisible)
-                .min_by_key(|n| nodes[*n].deadline)
-        })
+        .map(|&n| (nodes[n].invisible, n))
+        .collect();
+    ck_owner(&by_invisible, ck_invisible)
 }
 
 pub(crate) fn check(history: &History) -> Verdict {
