@@ -260,16 +260,23 @@ fn buffered_with_f5_fix() -> World {
     )
 }
 
+/// [`buffered_with_f5_fix`] with `n` messages popped in one buffered CK (invisible 20 s,
+/// revive time 20 s), and the clock at `at`.
+fn popped_with_f5_fix(n: usize, at: Millis) -> (World, Vec<MessageExt>) {
+    let mut w = buffered_with_f5_fix();
+    w.send(n as u64);
+    let msgs = w.pop(32, 20_000);
+    assert_eq!(msgs.len(), n);
+    w.advance_to(at);
+    (w, msgs)
+}
+
 /// Develop-random seed 1919 with every fix: the proposed fix `refused-ack-stores-its-ck`
 /// stores the buffered CK before refusing a late ack; when that put fails the CK is still
 /// unstored, and the scan must put it later, or its unacked messages are never revived.
 #[test]
 fn the_f5_fix_leaves_a_ck_whose_put_failed_for_the_scan() {
-    let mut w = buffered_with_f5_fix();
-    w.send(2);
-    let msgs = w.pop(32, 20_000);
-    assert_eq!(msgs.len(), 2);
-    w.advance_to(9_000);
+    let (mut w, msgs) = popped_with_f5_fix(2, 9_000);
     w.broker.set_store_put_failure_rate(1.0);
     w.ack(&msgs[0]);
     w.broker.set_store_put_failure_rate(0.0);
@@ -287,11 +294,7 @@ fn the_f5_fix_leaves_a_ck_whose_put_failed_for_the_scan() {
 /// only then, 1.5 s after addAk stops accepting), so the in-flight ack still merges.
 #[test]
 fn the_f5_fix_keeps_the_wrapper_for_an_ack_in_flight() {
-    let mut w = buffered_with_f5_fix();
-    w.send(3);
-    let msgs = w.pop(32, 20_000);
-    assert_eq!(msgs.len(), 3);
-    w.advance_to(8_400);
+    let (mut w, msgs) = popped_with_f5_fix(3, 8_400);
     let first = w.broker.submit(Request::AckMessage(w.ack_req(&msgs[0])));
     assert_eq!(w.broker.step(w.now, first), Step::Yield, "guards passed");
     w.advance_to(8_600);
@@ -322,11 +325,7 @@ fn the_f5_fix_keeps_the_wrapper_for_an_ack_in_flight() {
 /// an error and the client's retry, once the CK is stored, leaves the message acked.
 #[test]
 fn the_f5_fix_answers_an_error_when_the_ck_put_fails() {
-    let mut w = buffered_with_f5_fix();
-    w.send(2);
-    let msgs = w.pop(32, 20_000);
-    assert_eq!(msgs.len(), 2);
-    w.advance_to(9_000);
+    let (mut w, msgs) = popped_with_f5_fix(2, 9_000);
     w.broker.set_store_put_failure_rate(1.0);
     assert_eq!(w.ack(&msgs[0]).code, ResponseCode::SystemError);
     assert!(w.ack_written_names().is_empty(), "no ACK ahead of its CK");
@@ -405,11 +404,7 @@ fn the_f5_fix_answers_a_change_an_error_when_the_ck_put_fails() {
     // below, so the test cannot pass vacuously.
     for burn in 0..16 {
         for percent in 1..100 {
-            let mut w = buffered_with_f5_fix();
-            w.send(2);
-            let msgs = w.pop(32, 20_000);
-            assert_eq!(msgs.len(), 2);
-            w.advance_to(9_000);
+            let (mut w, msgs) = popped_with_f5_fix(2, 9_000);
             let other = msgs[1].pop_ck.clone().expect("receipt");
             w.broker.set_store_put_failure_rate(0.999);
             for _ in 0..burn {
