@@ -460,10 +460,10 @@ impl Broker {
             if let Some(holder) = self.kv.locks.unlock(&lock, op) {
                 self.events.push(BrokerEvent::LockReleasedByOther {
                     at: now,
-                    lock,
+                    lock: lock.into(),
                     holder: holder.0,
                     by: op.0,
-                    site: "AckMessageProcessor.ackOrderlyNew".to_owned(),
+                    site: "AckMessageProcessor.ackOrderlyNew".into(),
                 });
             }
         } else {

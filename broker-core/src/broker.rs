@@ -182,7 +182,7 @@ impl Broker {
             for (topic, queue_id, min_offset) in self.store.expire(now) {
                 self.events.push(BrokerEvent::MessagesExpired {
                     at: now,
-                    topic,
+                    topic: topic.into(),
                     queue_id,
                     min_offset,
                 });
@@ -446,7 +446,7 @@ impl Broker {
             revive_qid,
             revive_offset: log_offset,
             deliver_at,
-            reason: reason.to_owned(),
+            reason: reason.to_owned().into(),
         });
         Some(log_offset)
     }
@@ -471,18 +471,18 @@ impl Broker {
         self.revive_replan(now, revive_qid);
         self.events.push(BrokerEvent::AckWritten {
             at: now,
-            topic: ack.topic,
-            group: ack.consumer_group,
+            topic: ack.topic.into(),
+            group: ack.consumer_group.into(),
             queue_id: ack.queue_id,
             start_offset: ack.start_offset,
             pop_time: ack.pop_time,
             ack_offsets: ack.ack_offsets,
-            broker_name: ack.broker_name,
+            broker_name: ack.broker_name.map(crate::Name::from),
             revive_qid,
             revive_offset: log_offset,
             deliver_at,
             batch: ack.batch,
-            reason: reason.to_owned(),
+            reason: reason.to_owned().into(),
         });
         true
     }
@@ -505,8 +505,8 @@ impl Broker {
         }
         self.events.push(BrokerEvent::StorePutFailed {
             at: now,
-            site: site.to_owned(),
-            topic: topic.to_owned(),
+            site: site.to_owned().into(),
+            topic: topic.to_owned().into(),
             queue_id,
         });
         true

@@ -75,11 +75,11 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::OffsetCommitted {
             at: now,
-            group: group.to_owned(),
-            topic: topic.to_owned(),
+            group: group.to_owned().into(),
+            topic: topic.to_owned().into(),
             queue_id,
             offset,
-            reason: reason.to_owned(),
+            reason: reason.to_owned().into(),
         });
     }
 
@@ -119,11 +119,11 @@ impl ConsumerOffsetManager {
             .insert(queue_id, offset);
         ev.push(BrokerEvent::PullOffsetCommitted {
             at: now,
-            group: group.to_owned(),
-            topic: topic.to_owned(),
+            group: group.to_owned().into(),
+            topic: topic.to_owned().into(),
             queue_id,
             offset,
-            reason: reason.to_owned(),
+            reason: reason.to_owned().into(),
         });
     }
 
@@ -164,8 +164,8 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::PullOffsetCleared {
             at: now,
-            group: group.to_owned(),
-            topic: topic.to_owned(),
+            group: group.to_owned().into(),
+            topic: topic.to_owned().into(),
             queue_id,
         });
     }
@@ -213,8 +213,8 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::ResetAssigned {
             at: now,
-            group: group.to_owned(),
-            topic: topic.to_owned(),
+            group: group.to_owned().into(),
+            topic: topic.to_owned().into(),
             queue_id,
             offset,
             wrote_offset_table: wrote,

@@ -2,6 +2,7 @@
 //! Emitted by the model, drained by the driver; they never feed back into decisions.
 
 use crate::config::Millis;
+use crate::name::Name;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -9,14 +10,14 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CkRef {
     /// The CK's topic (possibly a retry topic).
-    pub topic: String,
-    pub group: String,
+    pub topic: Name,
+    pub group: Name,
     pub queue_id: u32,
     pub start_offset: u64,
     pub pop_time: Millis,
     pub invisible_time: Millis,
     pub num: u32,
-    pub broker_name: String,
+    pub broker_name: Name,
 }
 
 /// What the reviver did with an ACK record it read (`consumeReviveMessage`).
@@ -89,7 +90,7 @@ pub enum BrokerEvent {
         revive_qid: u32,
         revive_offset: u64,
         deliver_at: Millis,
-        reason: String,
+        reason: Name,
     },
     /// `consumeReviveMessage` read an ACK or BatchAck record: the merge key it built and
     /// what became of it (a CK read earlier in this scan had the key, none had, or none had
@@ -100,13 +101,13 @@ pub enum BrokerEvent {
         /// Its position in the revive queue as the reviver reads it (delivery order), not
         /// the log offset `AckWritten` names.
         revive_offset: u64,
-        topic: String,
-        group: String,
+        topic: Name,
+        group: Name,
         queue_id: u32,
         start_offset: u64,
         pop_time: Millis,
         ack_offsets: Vec<u64>,
-        key: String,
+        key: Name,
         outcome: AckReadOutcome,
     },
     /// `mergeAndRevive` revives a CK: its merge key and the offsets whose bits acks set.
@@ -114,7 +115,7 @@ pub enum BrokerEvent {
         at: Millis,
         revive_qid: u32,
         ck: CkRef,
-        key: String,
+        key: Name,
         acked: Vec<u64>,
     },
     /// An ack merged into a buffered CK's bits (`addAk` returned true).
@@ -127,31 +128,31 @@ pub enum BrokerEvent {
     /// carries (`None` = blank), which is what bug (c) is about.
     AckWritten {
         at: Millis,
-        topic: String,
-        group: String,
+        topic: Name,
+        group: Name,
         queue_id: u32,
         start_offset: u64,
         pop_time: Millis,
         ack_offsets: Vec<u64>,
-        broker_name: Option<String>,
+        broker_name: Option<Name>,
         revive_qid: u32,
         revive_offset: u64,
         deliver_at: Millis,
         batch: bool,
-        reason: String,
+        reason: Name,
     },
     /// The reviver put an un-acked message to the retry topic (`reviveRetry`).
     Revived {
         at: Millis,
-        group: String,
+        group: Name,
         /// The original topic of the message.
-        topic: String,
-        msg_id: String,
+        topic: Name,
+        msg_id: Name,
         /// The CK the revive came from.
         ck: CkRef,
         /// The message's offset in the CK's topic.
         queue_offset: u64,
-        retry_topic: String,
+        retry_topic: Name,
         retry_queue_offset: u64,
         reconsume_times: u32,
     },
@@ -166,28 +167,28 @@ pub enum BrokerEvent {
     /// "updateConsumerOffset", "assignResetOffset").
     OffsetCommitted {
         at: Millis,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: u32,
         offset: i64,
-        reason: String,
+        reason: Name,
     },
     /// `commitPullOffset`.
     PullOffsetCommitted {
         at: Millis,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: u32,
         offset: i64,
-        reason: String,
+        reason: Name,
     },
     /// A pop took its offset in a queue (`getPopOffset`; for an orderly pop, after its block
     /// check) and starts reading: the moment the pop's position is decided, and why there.
     /// `offset`/`count` are what a read finds at that moment (the read completes later).
     PopRead {
         at: Millis,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: u32,
         pop_time: Millis,
         offset: u64,
@@ -199,18 +200,18 @@ pub enum BrokerEvent {
     /// locks are a bare flag): `site` freed operation `holder`'s lock from operation `by`.
     LockReleasedByOther {
         at: Millis,
-        lock: String,
+        lock: Name,
         holder: u64,
         by: u64,
-        site: String,
+        site: Name,
     },
     /// `addAk` passed its guards, but the buffer scan flushed and dropped the wrapper before
     /// `markBitCAS`: the bit is set on a CK nobody stores, and the ack is lost although
     /// `addAk` answered true.
     AckLostOnDroppedCk {
         at: Millis,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: u32,
         start_offset: u64,
         pop_time: Millis,
@@ -220,16 +221,16 @@ pub enum BrokerEvent {
     /// `clear-pull-offset-of-reset-queues`) one queue's.
     PullOffsetCleared {
         at: Millis,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         queue_id: Option<u32>,
     },
     /// `assignResetOffset`; `wrote_offset_table` is false when change (e) is absent and the key was new.
     ResetAssigned {
         at: Millis,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: u32,
         offset: i64,
         wrote_offset_table: bool,
@@ -237,8 +238,8 @@ pub enum BrokerEvent {
     /// A pending reset was consumed by a pop (`queryThenEraseResetOffset`).
     ResetConsumed {
         at: Millis,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: u32,
         offset: i64,
     },
@@ -248,8 +249,8 @@ pub enum BrokerEvent {
     PopParked {
         at: Millis,
         op: u64,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         /// −1 for a pop of every queue.
         queue_id: i32,
         expires_at: Millis,
@@ -260,19 +261,19 @@ pub enum BrokerEvent {
     PopWoken {
         at: Millis,
         op: u64,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: i32,
-        reason: String,
+        reason: Name,
     },
     /// `consumerSendMsgBack` stored a copy in the group's dead-letter queue (the history
     /// records it as the top-level `DlqWritten`).
     DlqWritten {
         at: Millis,
-        group: String,
-        msg_id: String,
-        origin_topic: String,
-        dlq_topic: String,
+        group: Name,
+        msg_id: Name,
+        origin_topic: Name,
+        dlq_topic: Name,
         dlq_queue_offset: u64,
         reconsume_times: u32,
     },
@@ -283,8 +284,8 @@ pub enum BrokerEvent {
     /// for a revive). What follows is the site's own handling.
     StorePutFailed {
         at: Millis,
-        site: String,
-        topic: String,
+        site: Name,
+        topic: Name,
         queue_id: u32,
     },
     /// A CK (or one message of it, `queue_offset`) given up for good: `rePutCK` after the
@@ -294,12 +295,12 @@ pub enum BrokerEvent {
         at: Millis,
         ck: CkRef,
         queue_offset: u64,
-        reason: String,
+        reason: Name,
     },
     /// Retention deleted a queue's oldest messages: its min offset is now `min_offset`.
     MessagesExpired {
         at: Millis,
-        topic: String,
+        topic: Name,
         queue_id: u32,
         min_offset: u64,
     },

@@ -52,6 +52,7 @@ pub mod config;
 pub mod events;
 pub mod inflight;
 pub mod keys;
+pub mod name;
 pub mod protocol;
 
 mod ack_message_processor;
@@ -77,6 +78,7 @@ pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
 pub use events::{AckReadOutcome, BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
 pub use inflight::{OpId, Step};
+pub use name::Name;
 pub use pop_long_polling_service::{
     MAX_POP_POLLING_SIZE, POP_POLLING_SIZE, TIMEOUT_MARGIN_MS, TIMEOUT_TOO_MUCH_MS,
 };

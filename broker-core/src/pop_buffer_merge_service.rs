@@ -903,8 +903,8 @@ impl Broker {
                 for &ack_offset in &ack.ack_offsets {
                     self.events.push(BrokerEvent::AckLostOnDroppedCk {
                         at: now,
-                        group: ack.consumer_group.clone(),
-                        topic: ack.topic.clone(),
+                        group: ack.consumer_group.clone().into(),
+                        topic: ack.topic.clone().into(),
                         queue_id: ack.queue_id,
                         start_offset: ack.start_offset,
                         pop_time: ack.pop_time,

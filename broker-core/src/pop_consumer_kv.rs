@@ -377,10 +377,10 @@ impl Broker {
         if let Some(holder) = self.kv.locks.unlock(&lock, op) {
             self.events.push(BrokerEvent::LockReleasedByOther {
                 at: now,
-                lock,
+                lock: lock.into(),
                 holder: holder.0,
                 by: op.0,
-                site: "PopConsumerService.popAsync".to_owned(),
+                site: "PopConsumerService.popAsync".into(),
             });
         }
         Some(self.finish_pop(now, op, &mut pop.ctx))
@@ -607,10 +607,10 @@ impl Broker {
         if let Some(holder) = self.kv.locks.unlock(&lock, op) {
             self.events.push(BrokerEvent::LockReleasedByOther {
                 at: now,
-                lock,
+                lock: lock.into(),
                 holder: holder.0,
                 by: op.0,
-                site: "PopConsumerService.clearCache".to_owned(),
+                site: "PopConsumerService.clearCache".into(),
             });
         }
     }
@@ -671,8 +671,8 @@ impl Broker {
         );
         self.events.push(BrokerEvent::ResetConsumed {
             at: now,
-            group: group.to_owned(),
-            topic: topic.to_owned(),
+            group: group.to_owned().into(),
+            topic: topic.to_owned().into(),
             queue_id,
             offset: reset,
         });
@@ -784,7 +784,8 @@ impl Broker {
                     ck: record_ck(&record, &self.config.broker_name).ck_ref(),
                     queue_offset: record.offset,
                     reason: "PopConsumerService.revive: drop record, message may be lost"
-                        .to_owned(),
+                        .to_owned()
+                        .into(),
                 });
             }
         }

@@ -255,8 +255,8 @@ impl Broker {
                 self.events.push(BrokerEvent::PopParked {
                     at: now,
                     op: op.0,
-                    group: parked.consumer_group.clone(),
-                    topic: parked.topic.clone(),
+                    group: parked.consumer_group.clone().into(),
+                    topic: parked.topic.clone().into(),
                     queue_id: parked.queue_id,
                     expires_at: expired,
                 });
@@ -362,10 +362,10 @@ impl Broker {
         self.events.push(BrokerEvent::PopWoken {
             at: now,
             op: op.0,
-            group: req.consumer_group.clone(),
-            topic: req.topic.clone(),
+            group: req.consumer_group.clone().into(),
+            topic: req.topic.clone().into(),
             queue_id: req.queue_id,
-            reason: why.name().to_owned(),
+            reason: why.name().to_owned().into(),
         });
     }
 

@@ -466,8 +466,8 @@ impl Broker {
         };
         self.events.push(BrokerEvent::PopRead {
             at: now,
-            group: ctx.req.consumer_group.clone(),
-            topic: topic.to_owned(),
+            group: ctx.req.consumer_group.clone().into(),
+            topic: topic.to_owned().into(),
             queue_id,
             pop_time: ctx.pop_time,
             offset: first,
@@ -494,8 +494,8 @@ impl Broker {
         };
         self.events.push(BrokerEvent::PopRead {
             at: now,
-            group: ctx.req.consumer_group.clone(),
-            topic: topic.to_owned(),
+            group: ctx.req.consumer_group.clone().into(),
+            topic: topic.to_owned().into(),
             queue_id,
             pop_time: ctx.pop_time,
             offset: first,
@@ -641,8 +641,8 @@ impl Broker {
         );
         self.events.push(BrokerEvent::ResetConsumed {
             at: now,
-            group: group.to_owned(),
-            topic: topic.to_owned(),
+            group: group.to_owned().into(),
+            topic: topic.to_owned().into(),
             queue_id,
             offset: reset,
         });

@@ -411,13 +411,13 @@ impl Broker {
                             at: now,
                             revive_qid: qid,
                             revive_offset: offset,
-                            topic: ack.topic.clone(),
-                            group: ack.consumer_group.clone(),
+                            topic: ack.topic.clone().into(),
+                            group: ack.consumer_group.clone().into(),
                             queue_id: ack.queue_id,
                             start_offset: ack.start_offset,
                             pop_time: ack.pop_time,
                             ack_offsets: ack.ack_offsets.clone(),
-                            key,
+                            key: key.into(),
                             outcome,
                         });
                     }
@@ -467,7 +467,7 @@ impl Broker {
                         at: now,
                         revive_qid: qid,
                         ck: ck.ck_ref(),
-                        key: key.clone(),
+                        key: key.clone().into(),
                         acked: (0..usize::from(ck.num))
                             .filter(|&i| ck.bit_map & (1 << i) != 0)
                             .map(|i| ck.ack_offset_by_index(i))
@@ -554,7 +554,7 @@ impl Broker {
                 at: now,
                 ck: old.ck_ref(),
                 queue_offset: msg_offset,
-                reason: "PopReviveService.rePutCK: rePut CK reach max times".to_owned(),
+                reason: "PopReviveService.rePutCK: rePut CK reach max times".into(),
             });
             return true;
         }
@@ -627,12 +627,12 @@ impl Broker {
         self.notify_message_arriving(now, &retry_topic, 0);
         self.events.push(BrokerEvent::Revived {
             at: now,
-            group: ck.cid.clone(),
-            topic: origin_topic,
-            msg_id: msg.msg_id,
+            group: ck.cid.clone().into(),
+            topic: origin_topic.into(),
+            msg_id: msg.msg_id.into(),
             ck: ck.ck_ref(),
             queue_offset: offset,
-            retry_topic,
+            retry_topic: retry_topic.into(),
             retry_queue_offset: retry_offset,
             reconsume_times,
         });
@@ -768,11 +768,11 @@ mod tests {
                 bit_map: 0,
                 num: c.num as u8,
                 queue_id: c.queue_id,
-                topic: c.topic.clone(),
-                cid: c.group.clone(),
+                topic: c.topic.to_string(),
+                cid: c.group.to_string(),
                 revive_offset: 0,
                 queue_offset_diff: vec![0],
-                broker_name: c.broker_name.clone(),
+                broker_name: c.broker_name.to_string(),
                 re_put_times: 0,
             })
             .collect()

@@ -45,7 +45,7 @@ fn parked_events(w: &World) -> usize {
 fn woken_reasons(w: &World) -> Vec<String> {
     (w.events.iter())
         .filter_map(|e| match e {
-            BrokerEvent::PopWoken { reason, .. } => Some(reason.clone()),
+            BrokerEvent::PopWoken { reason, .. } => Some(reason.to_string()),
             _ => None,
         })
         .collect()
@@ -193,7 +193,7 @@ fn a_send_back_with_a_negative_delay_level_writes_the_dlq() {
                 dlq_topic,
                 reconsume_times,
                 ..
-            } => Some((msg_id.clone(), dlq_topic.clone(), *reconsume_times)),
+            } => Some((msg_id.to_string(), dlq_topic.to_string(), *reconsume_times)),
             _ => None,
         })
         .collect();

@@ -43,7 +43,7 @@ fn commits(w: &World) -> Vec<(String, i64)> {
                 offset,
                 topic,
                 ..
-            } if topic == TOPIC => Some((reason.clone(), *offset)),
+            } if topic == TOPIC => Some((reason.to_string(), *offset)),
             _ => None,
         })
         .collect()

@@ -888,7 +888,7 @@ mod tests {
                     code: GrpcCode::InvalidReceiptHandle,
                     message: "receipt handle is expired".into(),
                 },
-                detail: String::new(),
+                detail: String::new().into(),
             },
         );
         let hist = h.build();

@@ -2,7 +2,7 @@
 //! observations), in the order the simulation recorded them. The checker reads only this
 //! and the broker's final state, so a saved history can be checked again later.
 
-use broker_core::{BrokerEvent, BrokerSnapshot, Millis, ResponseCode};
+use broker_core::{BrokerEvent, BrokerSnapshot, Millis, Name, ResponseCode};
 use serde::{Deserialize, Serialize};
 
 /// What a POP consumer is.
@@ -85,7 +85,7 @@ pub struct RunMeta {
 #[serde(rename_all = "kebab-case")]
 pub enum RpcOutcome {
     /// The broker answered (any code).
-    Answered { code: ResponseCode, remark: String },
+    Answered { code: ResponseCode, remark: Name },
     /// No answer within the client's timeout.
     Timeout,
 }
@@ -163,7 +163,7 @@ impl GrpcRpc {
 #[serde(rename_all = "kebab-case")]
 pub enum GrpcOutcome {
     /// The proxy answered with this status.
-    Status { code: GrpcCode, message: String },
+    Status { code: GrpcCode, message: Name },
     /// No answer within the client's deadline.
     Timeout,
 }
@@ -182,125 +182,125 @@ pub enum ConsumeOutcome {
 pub enum EventKind {
     /// A producer got SEND_OK for a message.
     Produced {
-        producer: String,
-        msg_id: String,
-        topic: String,
+        producer: Name,
+        msg_id: Name,
+        topic: Name,
         queue_id: u32,
         queue_offset: u64,
     },
     /// A producer gave up on a message (no answer, or an error code).
     ProduceFailed {
-        producer: String,
-        msg_id: String,
-        topic: String,
+        producer: Name,
+        msg_id: Name,
+        topic: Name,
         queue_id: u32,
-        reason: String,
+        reason: Name,
     },
     /// A message came back in a pop response to this consumer.
     Delivered {
-        consumer: String,
-        group: String,
-        msg_id: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
         /// The original topic.
-        topic: String,
+        topic: Name,
         /// Queue and offset the copy was read from (a retry copy: the retry topic's).
         queue_id: u32,
         queue_offset: u64,
-        retry_topic: Option<String>,
+        retry_topic: Option<Name>,
         reconsume_times: u32,
         pop_time: Millis,
         invisible_time: Millis,
-        receipt: String,
+        receipt: Name,
         orderly: bool,
         /// The orderly pop's `attemptId`: a retried pop with the same id is reentrant (#6692)
         /// and may return the outstanding batch again. `None` when unknown or not orderly.
         #[serde(default)]
-        attempt_id: Option<String>,
+        attempt_id: Option<Name>,
     },
     /// The client acked a delivery without running the listener (the #8333 receipt filter,
     /// or a tag mismatch).
     SkippedOnReceipt {
-        consumer: String,
-        group: String,
-        msg_id: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
         reconsume_times: u32,
-        reason: String,
+        reason: Name,
     },
     /// The listener started on a message.
     ListenerStarted {
-        consumer: String,
-        group: String,
-        msg_id: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
         reconsume_times: u32,
     },
     /// The listener returned. `pop_timed_out` = the client found `now − popTime ≥ invisibleTime`.
     ListenerFinished {
-        consumer: String,
-        group: String,
-        msg_id: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
         outcome: ConsumeOutcome,
         pop_timed_out: bool,
     },
     /// The client sent ACK_MESSAGE (or a batch entry) for a delivery.
     AckSent {
-        consumer: String,
-        group: String,
-        msg_id: String,
-        receipt: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
+        receipt: Name,
     },
     /// The ack's answer.
     AckResult {
-        consumer: String,
-        group: String,
-        msg_id: String,
-        receipt: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
+        receipt: Name,
         outcome: RpcOutcome,
     },
     /// CHANGE_MESSAGE_INVISIBLETIME's answer; `new_receipt` replaces the old on success.
     ChangeInvisibleResult {
-        consumer: String,
-        group: String,
-        msg_id: String,
-        receipt: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
+        receipt: Name,
         invisible_time: Millis,
-        new_receipt: Option<String>,
+        new_receipt: Option<Name>,
         outcome: RpcOutcome,
     },
     /// A client started a consumer-offset update.
     OffsetUpdateStarted {
-        client: String,
+        client: Name,
         call_id: u64,
         mode: OffsetUpdateMode,
         /// The mode the caller asked for, when the client could not use it (before #8368
         /// every update goes oneway).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         downgraded_from: Option<OffsetUpdateMode>,
-        group: String,
-        topic: String,
+        group: Name,
+        topic: Name,
         queue_id: Option<i32>,
         offset: Option<i64>,
     },
     /// The update's caller learned its outcome. A oneway update "completes" when sent:
     /// `outcome = None` means the caller was told nothing but success is assumed.
     OffsetUpdateCompleted {
-        client: String,
+        client: Name,
         call_id: u64,
         outcome: Option<RpcOutcome>,
         caller_sees_success: bool,
     },
     /// An admin asked for a reset.
     ResetRequested {
-        client: String,
-        group: String,
-        topic: String,
+        client: Name,
+        group: Name,
+        topic: Name,
         queue_id: i32,
         offset: Option<i64>,
     },
     /// The reset's answer; `offsets` = the ResetOffsetBody on success.
     ResetResult {
-        client: String,
-        group: String,
-        topic: String,
+        client: Name,
+        group: Name,
+        topic: Name,
         queue_id: i32,
         outcome: RpcOutcome,
         offsets: Vec<(u32, i64)>,
@@ -311,10 +311,10 @@ pub enum EventKind {
     /// client (or proxy) decides, before any send-back request goes out, and it is about the
     /// message's latest delivery to that consumer.
     SentToDlq {
-        consumer: String,
-        group: String,
-        msg_id: String,
-        dlq_topic: String,
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
+        dlq_topic: Name,
         reconsume_times: u32,
     },
     /// The broker stored a message in a dead-letter queue. Upstream this is the send-back
@@ -325,11 +325,11 @@ pub enum EventKind {
     /// retry topic. Recorded on the broker's node when the DLQ copy is stored; every such
     /// write should follow a [`EventKind::SentToDlq`] decision for the same group and message.
     DlqWritten {
-        group: String,
-        msg_id: String,
+        group: Name,
+        msg_id: Name,
         /// The topic the message was consumed from (the send-back's `originTopic`).
-        origin_topic: String,
-        dlq_topic: String,
+        origin_topic: Name,
+        dlq_topic: Name,
         /// Where the DLQ copy was stored (DLQ topics have one queue).
         dlq_queue_offset: u64,
         /// The reconsumeTimes stored with the DLQ copy.
@@ -341,13 +341,13 @@ pub enum EventKind {
     /// `consumer`; these say what the client saw. `msg_id` is the message the call is about,
     /// if one; for a receive, `detail` says how many messages came.
     GrpcCall {
-        consumer: String,
-        group: String,
+        consumer: Name,
+        group: Name,
         rpc: GrpcRpc,
-        msg_id: Option<String>,
+        msg_id: Option<Name>,
         outcome: GrpcOutcome,
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        detail: String,
+        #[serde(default, skip_serializing_if = "Name::is_empty")]
+        detail: Name,
     },
     /// The proxy got the broker's answer to the pop it made for a client's
     /// `ReceiveMessage` (`ConsumerProcessor.popMessage`): `found` messages, of which
@@ -355,22 +355,22 @@ pub enum EventKind {
     /// maxAttempts) instead of handing them out. (Subscriptions are `*`, so the filter's
     /// tag mismatch never happens.)
     ProxyPopped {
-        consumer: String,
-        group: String,
-        topic: String,
+        consumer: Name,
+        group: Name,
+        topic: Name,
         queue_id: i32,
-        attempt_id: Option<String>,
+        attempt_id: Option<Name>,
         found: u32,
         to_dlq: u32,
         outcome: RpcOutcome,
     },
     /// A consumer's pop loop started (scripted `StartConsumer`, or the run's start).
-    ConsumerStarted { consumer: String, group: String },
+    ConsumerStarted { consumer: Name, group: Name },
     /// A consumer's pop loop stopped (scripted `StopConsumer`); its group consumes nothing
     /// more unless another of its consumers runs.
-    ConsumerStopped { consumer: String, group: String },
+    ConsumerStopped { consumer: Name, group: Name },
     /// A fault was injected or healed (scripted or drawn from the seed).
-    Fault { description: String },
+    Fault { description: Name },
     /// Something the broker model did (CK flush, revive, commit, crash, restart…).
     Broker(BrokerEvent),
 }
@@ -380,7 +380,7 @@ pub enum EventKind {
 pub struct Event {
     pub at: Millis,
     /// Shared by every event of the node (the recorder keeps one per name).
-    pub node: std::sync::Arc<str>,
+    pub node: Name,
     #[serde(flatten)]
     pub kind: EventKind,
 }

@@ -39,14 +39,14 @@ pub struct H {
 pub fn ok() -> RpcOutcome {
     RpcOutcome::Answered {
         code: ResponseCode::Success,
-        remark: String::new(),
+        remark: String::new().into(),
     }
 }
 
 pub fn answered(code: ResponseCode, remark: &str) -> RpcOutcome {
     RpcOutcome::Answered {
         code,
-        remark: remark.to_owned(),
+        remark: remark.to_owned().into(),
     }
 }
 
@@ -202,7 +202,7 @@ impl H {
         } else {
             let ck = CkRef {
                 topic: T.into(),
-                group,
+                group: group.into(),
                 queue_id: q,
                 start_offset: start,
                 pop_time: self.now,
@@ -231,7 +231,7 @@ impl H {
             consumer,
             EventKind::ConsumerStarted {
                 consumer: consumer.into(),
-                group,
+                group: group.into(),
             },
         )
     }
@@ -242,7 +242,7 @@ impl H {
             consumer,
             EventKind::ConsumerStopped {
                 consumer: consumer.into(),
-                group,
+                group: group.into(),
             },
         )
     }
@@ -323,18 +323,18 @@ impl H {
             consumer,
             EventKind::Delivered {
                 consumer: consumer.into(),
-                group: group.clone(),
+                group: group.clone().into(),
                 msg_id: msg.into(),
                 topic: T.into(),
                 queue_id: q,
                 queue_offset: off,
-                retry_topic: retry_topic.clone(),
+                retry_topic: retry_topic.as_deref().map(broker_core::Name::new),
                 reconsume_times: reconsume,
                 pop_time: self.now,
                 invisible_time: invisible,
-                receipt: receipt.clone(),
+                receipt: receipt.clone().into(),
                 orderly,
-                attempt_id,
+                attempt_id: attempt_id.map(broker_core::Name::from),
             },
         );
         Rcpt {
@@ -354,9 +354,9 @@ impl H {
         self.push(
             &r.consumer.clone(),
             EventKind::ListenerStarted {
-                consumer: r.consumer.clone(),
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
                 reconsume_times: r.reconsume_times,
             },
         )
@@ -366,9 +366,9 @@ impl H {
         self.push(
             &r.consumer.clone(),
             EventKind::ListenerFinished {
-                consumer: r.consumer.clone(),
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
                 outcome,
                 pop_timed_out: timed_out,
             },
@@ -379,9 +379,9 @@ impl H {
         self.push(
             &r.consumer.clone(),
             EventKind::SkippedOnReceipt {
-                consumer: r.consumer.clone(),
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
                 reconsume_times: r.reconsume_times,
                 reason: reason.into(),
             },
@@ -393,10 +393,10 @@ impl H {
         self.push(
             &r.consumer.clone(),
             EventKind::SentToDlq {
-                consumer: r.consumer.clone(),
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
-                dlq_topic: dlq,
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
+                dlq_topic: dlq.into(),
                 reconsume_times: r.reconsume_times,
             },
         )
@@ -407,10 +407,10 @@ impl H {
         self.push(
             "broker",
             EventKind::DlqWritten {
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
                 origin_topic: T.into(),
-                dlq_topic: format!("%DLQ%{}", r.group),
+                dlq_topic: format!("%DLQ%{}", r.group).into(),
                 dlq_queue_offset: dlq_off,
                 reconsume_times: r.reconsume_times,
             },
@@ -427,10 +427,10 @@ impl H {
         self.push(
             &r.consumer.clone(),
             EventKind::AckSent {
-                consumer: r.consumer.clone(),
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
-                receipt: r.receipt.clone(),
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
+                receipt: r.receipt.clone().into(),
             },
         )
     }
@@ -439,10 +439,10 @@ impl H {
         self.push(
             &r.consumer.clone(),
             EventKind::AckResult {
-                consumer: r.consumer.clone(),
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
-                receipt: r.receipt.clone(),
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
+                receipt: r.receipt.clone().into(),
                 outcome,
             },
         )
@@ -464,12 +464,12 @@ impl H {
         let idx = self.push(
             &r.consumer.clone(),
             EventKind::ChangeInvisibleResult {
-                consumer: r.consumer.clone(),
-                group: r.group.clone(),
-                msg_id: r.msg_id.clone(),
-                receipt: r.receipt.clone(),
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
+                receipt: r.receipt.clone().into(),
                 invisible_time: invisible,
-                new_receipt: Some(new_receipt.clone()),
+                new_receipt: Some(new_receipt.clone().into()),
                 outcome: ok(),
             },
         );
@@ -484,8 +484,8 @@ impl H {
     pub fn ck_of(&self, r: &Rcpt) -> CkRef {
         let info = ExtraInfo::parse(&r.receipt).expect("testkit receipts parse");
         CkRef {
-            topic: r.copy_topic.clone(),
-            group: r.group.clone(),
+            topic: r.copy_topic.clone().into(),
+            group: r.group.clone().into(),
             queue_id: r.queue_id,
             start_offset: info.ck_queue_offset,
             pop_time: info.pop_time,
@@ -518,9 +518,9 @@ impl H {
         let at = self.now;
         self.broker(BrokerEvent::Revived {
             at,
-            group: r.group.clone(),
+            group: r.group.clone().into(),
             topic: T.into(),
-            msg_id: r.msg_id.clone(),
+            msg_id: r.msg_id.clone().into(),
             ck,
             queue_offset: r.queue_offset,
             retry_topic: retry_topic.into(),

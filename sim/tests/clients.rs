@@ -640,7 +640,7 @@ fn scripted_consumer_acts_only_on_steps() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::AckSent { msg_id, .. } => Some((e.at, msg_id.clone())),
+            EventKind::AckSent { msg_id, .. } => Some((e.at, msg_id.to_string())),
             _ => None,
         })
         .collect();

@@ -207,7 +207,7 @@ impl World {
                     msg_id,
                     reconsume_times,
                     ..
-                } => Some((msg_id.clone(), *reconsume_times)),
+                } => Some((msg_id.to_string(), *reconsume_times)),
                 _ => None,
             })
             .collect()
@@ -244,7 +244,9 @@ impl World {
         self.events
             .iter()
             .filter_map(|e| match e {
-                BrokerEvent::AckWritten { broker_name, .. } => Some(broker_name.clone()),
+                BrokerEvent::AckWritten { broker_name, .. } => {
+                    Some(broker_name.as_ref().map(|n| n.to_string()))
+                }
                 _ => None,
             })
             .collect()

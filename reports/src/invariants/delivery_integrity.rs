@@ -295,7 +295,7 @@ fn judge_delivery<'h>(
     let fail = |why: String, mut events: Vec<usize>| {
         events.push(idx);
         Some(Witness {
-            msg_id: Some(msg_id.clone()),
+            msg_id: Some(msg_id.to_string()),
             summary: format!("{what}, but {why}"),
             events: witness_events(events),
         })
@@ -641,7 +641,7 @@ mod tests {
             .unwrap()
             .kind
         {
-            *retry_topic = Some(format!("%RETRY%other_{T}"));
+            *retry_topic = Some(format!("%RETRY%other_{T}").into());
         }
         assert_eq!(
             summary(&h),
@@ -705,7 +705,7 @@ mod tests {
         info.ck_queue_offset = 2;
         b.receipt = info.build();
         if let crate::history::EventKind::Delivered { receipt, .. } = &mut h.events[b.idx].kind {
-            *receipt = b.receipt.clone();
+            *receipt = b.receipt.clone().into();
         }
         assert!(summary(&h).starts_with(
             "2 deliveries' handles name group g1's CK on TopicA/0 (start 2, popTime 21.000s), which holds 1 message(s)"
@@ -775,7 +775,7 @@ mod tests {
         let mut info = ExtraInfo::parse(&r[0].receipt).unwrap();
         info.revive_qid = 3;
         if let crate::history::EventKind::Delivered { receipt, .. } = &mut h.events[r[0].idx].kind {
-            *receipt = info.build();
+            *receipt = info.build().into();
         }
         assert!(summary(&h).ends_with("has reviveQid 3 for an orderly delivery"));
     }

@@ -460,9 +460,9 @@ mod tests {
         // maxAttempts, and m0 was handed out once.
         let (mut h, r) = fifo_local(3);
         let sent = EventKind::SentToDlq {
-            consumer: r.consumer.clone(),
-            group: r.group.clone(),
-            msg_id: r.msg_id.clone(),
+            consumer: r.consumer.clone().into(),
+            group: r.group.clone().into(),
+            msg_id: r.msg_id.clone().into(),
             dlq_topic: "%DLQ%fg".into(),
             reconsume_times: 0,
         };

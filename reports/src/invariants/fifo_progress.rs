@@ -886,9 +886,9 @@ mod tests {
                         consumer: "o1".into(),
                         group: "og".into(),
                         msg_id: "m1".into(),
-                        receipt,
+                        receipt: receipt.into(),
                         invisible_time: 60_000,
-                        new_receipt: Some(info.build()),
+                        new_receipt: Some(info.build().into()),
                         outcome: crate::testkit::ok(),
                     },
                 );

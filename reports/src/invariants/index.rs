@@ -2,7 +2,7 @@
 //! one pass with ordered maps.
 
 use crate::history::{EventKind, History, RpcOutcome};
-use broker_core::{BrokerEvent, ExtraInfo, Millis, ResponseCode};
+use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ResponseCode};
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
@@ -455,7 +455,7 @@ pub(crate) fn receipt_deadline(receipt: &str, fallback: Millis) -> Millis {
 /// Where a message was first stored: its topic, queue and offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Origin {
-    pub topic: String,
+    pub topic: Name,
     pub queue: u32,
     pub offset: u64,
 }
@@ -509,8 +509,8 @@ pub(crate) struct ResetPoint {
     /// has no broker event for it.
     pub idx: usize,
     pub at: Millis,
-    pub group: String,
-    pub topic: String,
+    pub group: Name,
+    pub topic: Name,
     pub queue: u32,
     pub offset: i64,
     /// The request named every queue (`queueId = −1`).
@@ -590,7 +590,7 @@ pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
 }
 
 /// Resets by (group, topic, queue), for "was this queue reset between i and j" questions.
-pub(crate) struct ResetIndex(BTreeMap<(String, String, u32), BTreeMap<usize, i64>>);
+pub(crate) struct ResetIndex(BTreeMap<(Name, Name, u32), BTreeMap<usize, i64>>);
 
 impl ResetIndex {
     /// Each reset at its assignment and, when a pop took it, at that `ResetConsumed` too:
@@ -598,7 +598,7 @@ impl ResetIndex {
     /// reset was not yet pending, or a read that did not take it) is replayed when the reset
     /// is applied.
     pub fn new(h: &History, points: &[ResetPoint]) -> Self {
-        let mut m: BTreeMap<(String, String, u32), BTreeMap<usize, i64>> = BTreeMap::new();
+        let mut m: BTreeMap<(Name, Name, u32), BTreeMap<usize, i64>> = BTreeMap::new();
         for p in points {
             m.entry((p.group.clone(), p.topic.clone(), p.queue))
                 .or_default()
@@ -643,7 +643,9 @@ impl ResetIndex {
         from: usize,
         to: usize,
     ) -> Option<usize> {
-        let m = self.0.get(&(group.to_owned(), topic.to_owned(), queue))?;
+        let m = self
+            .0
+            .get(&(group.to_owned().into(), topic.to_owned().into(), queue))?;
         m.range(from..to.max(from))
             .find(|(_, x)| **x <= offset as i64)
             .map(|(i, _)| *i)
@@ -738,8 +740,8 @@ pub(crate) enum ComebackKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AfterAck {
     pub idx: usize,
-    pub group: String,
-    pub msg_id: String,
+    pub group: Name,
+    pub msg_id: Name,
     pub kind: ComebackKind,
     pub ack: usize,
     pub acked_delivery: usize,

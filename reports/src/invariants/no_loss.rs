@@ -737,10 +737,10 @@ mod tests {
             h.at(70_000).push(
                 &consumer.clone(),
                 EventKind::ChangeInvisibleResult {
-                    consumer,
-                    group,
-                    msg_id,
-                    receipt,
+                    consumer: consumer.into(),
+                    group: group.into(),
+                    msg_id: msg_id.into(),
+                    receipt: receipt.into(),
                     invisible_time: invisible,
                     new_receipt: None,
                     outcome: crate::history::RpcOutcome::Timeout,

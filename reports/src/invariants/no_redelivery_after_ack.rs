@@ -68,7 +68,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let notes = after_crash
         .first()
         .map(|c| Witness {
-            msg_id: Some(c.msg_id.clone()),
+            msg_id: Some(c.msg_id.to_string()),
             summary: format!(
                 "{} comeback(s) after an ack followed a broker crash and were not judged; the first: {}",
                 after_crash.len(),
@@ -121,7 +121,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         ));
     }
     Verdict::violated(Witness {
-        msg_id: Some(first.msg_id.clone()),
+        msg_id: Some(first.msg_id.to_string()),
         summary,
         events: witness_events(events),
     })

@@ -83,7 +83,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 affected
                     .push(Affected::at("offsets-skipped", history, idx).events(vec![hidx, idx]));
                 found.push(Witness {
-                    msg_id: Some(msg_id.clone()),
+                    msg_id: Some(msg_id.to_string()),
                     summary: format!(
                         "group {group} got offset {queue_offset} of queue {topic}/{queue_id} at {} {after}: offsets {}..={} were skipped",
                         secs(e.at),

@@ -117,7 +117,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                             .events(vec![prev, r.idx, idx]),
                     );
                     found.push(Witness {
-                        msg_id: Some(msg_id.clone()),
+                        msg_id: Some(msg_id.to_string()),
                         summary: format!(
                             "after group {group}'s queue {topic}/{} was reset at {}, {msg_id} (queue {topic}/{queue_id} offset {queue_offset}, first delivered at {}) was popped again at {}",
                             r.queue,

@@ -283,7 +283,7 @@ impl Checker<'_, '_> {
 
 fn msg_of(h: &History, idx: usize) -> Option<String> {
     match &h.events[idx].kind {
-        EventKind::Delivered { msg_id, .. } => Some(msg_id.clone()),
+        EventKind::Delivered { msg_id, .. } => Some(msg_id.to_string()),
         _ => None,
     }
 }

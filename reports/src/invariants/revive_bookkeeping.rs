@@ -254,7 +254,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                     affected.push(Affected::at(kinds[0], history, idx).events(events.clone()));
                     if first.is_none() {
                         first = Some(Witness {
-                            msg_id: Some(msg_id.clone()),
+                            msg_id: Some(msg_id.to_string()),
                             summary: format!(
                                 "the revive of {msg_id} for group {group} {}",
                                 problems.join("; ")

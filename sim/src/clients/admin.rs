@@ -43,9 +43,9 @@ impl AdminClient {
             timestamp,
         } = cmd;
         self.ctx.record(EventKind::ResetRequested {
-            client: self.ctx.name.clone(),
-            group: group.clone(),
-            topic: topic.clone(),
+            client: self.ctx.name.clone().into(),
+            group: group.clone().into(),
+            topic: topic.clone().into(),
             queue_id: queue,
             offset,
         });
@@ -68,9 +68,9 @@ impl AdminClient {
             Err(_) => Vec::new(),
         };
         self.ctx.record(EventKind::ResetResult {
-            client: self.ctx.name.clone(),
-            group,
-            topic,
+            client: self.ctx.name.clone().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id: queue,
             outcome: outcome(&result),
             offsets,

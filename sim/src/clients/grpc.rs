@@ -28,7 +28,7 @@ pub type CallResult<T> = Result<T, GrpcOutcome>;
 fn status_outcome(s: &Status) -> GrpcOutcome {
     GrpcOutcome::Status {
         code: s.code,
-        message: s.message.clone(),
+        message: s.message.clone().into(),
     }
 }
 
@@ -46,12 +46,12 @@ impl GrpcCtx {
 
     fn record(&self, rpc: GrpcRpc, msg_id: Option<&str>, outcome: GrpcOutcome, detail: String) {
         self.ctx.record(EventKind::GrpcCall {
-            consumer: self.ctx.name.clone(),
-            group: self.group.clone(),
+            consumer: self.ctx.name.clone().into(),
+            group: self.group.clone().into(),
             rpc,
-            msg_id: msg_id.map(str::to_owned),
+            msg_id: msg_id.map(broker_core::Name::new),
             outcome,
-            detail,
+            detail: detail.into(),
         });
     }
 

@@ -218,9 +218,9 @@ impl GrpcPushConsumer {
             .expect("semaphore open");
         let g = &self.g;
         g.ctx.record(EventKind::ListenerStarted {
-            consumer: g.ctx.name.clone(),
-            group: g.group.clone(),
-            msg_id: msg.msg_id.clone(),
+            consumer: g.ctx.name.clone().into(),
+            group: g.group.clone().into(),
+            msg_id: msg.msg_id.clone().into(),
             reconsume_times: msg.reconsume_times,
         });
         madsim::time::sleep(ms(draw_ms(self.spec.consume_time_ms))).await;
@@ -235,9 +235,9 @@ impl GrpcPushConsumer {
             ConsumeOutcome::Success
         };
         g.ctx.record(EventKind::ListenerFinished {
-            consumer: g.ctx.name.clone(),
-            group: g.group.clone(),
-            msg_id: msg.msg_id.clone(),
+            consumer: g.ctx.name.clone().into(),
+            group: g.group.clone().into(),
+            msg_id: msg.msg_id.clone().into(),
             outcome,
             pop_timed_out: false,
         });
@@ -274,10 +274,10 @@ impl GrpcPushConsumer {
     async fn forward_until_done(&self, msg: &MessageExt, attempt: u32) {
         let g = &self.g;
         g.ctx.record(EventKind::SentToDlq {
-            consumer: g.ctx.name.clone(),
-            group: g.group.clone(),
-            msg_id: msg.msg_id.clone(),
-            dlq_topic: broker_core::keys::dlq_topic(&g.group),
+            consumer: g.ctx.name.clone().into(),
+            group: g.group.clone().into(),
+            msg_id: msg.msg_id.clone().into(),
+            dlq_topic: broker_core::keys::dlq_topic(&g.group).into(),
             reconsume_times: msg.reconsume_times,
         });
         loop {

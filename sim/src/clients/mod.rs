@@ -65,7 +65,7 @@ pub fn outcome(result: &Result<Response, CallError>) -> RpcOutcome {
     match result {
         Ok(r) => RpcOutcome::Answered {
             code: r.code,
-            remark: r.remark.clone(),
+            remark: r.remark.clone().into(),
         },
         Err(CallError::Timeout) => RpcOutcome::Timeout,
     }
@@ -98,8 +98,8 @@ pub fn record_started<C>(
 ) {
     if *running.borrow() {
         ctx.record(reports::history::EventKind::ConsumerStarted {
-            consumer: ctx.name.clone(),
-            group: group.to_owned(),
+            consumer: ctx.name.clone().into(),
+            group: group.to_owned().into(),
         });
     }
 }

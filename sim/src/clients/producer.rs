@@ -82,9 +82,9 @@ impl Producer {
                     queue_offset,
                     ..
                 } => EventKind::Produced {
-                    producer: self.spec.name.clone(),
-                    msg_id,
-                    topic: self.spec.topic.clone(),
+                    producer: self.spec.name.clone().into(),
+                    msg_id: msg_id.into(),
+                    topic: self.spec.topic.clone().into(),
                     queue_id,
                     queue_offset,
                 },
@@ -106,11 +106,11 @@ impl Producer {
 
     fn failed(&self, msg_id: String, queue_id: u32, reason: String) -> EventKind {
         EventKind::ProduceFailed {
-            producer: self.spec.name.clone(),
-            msg_id,
-            topic: self.spec.topic.clone(),
+            producer: self.spec.name.clone().into(),
+            msg_id: msg_id.into(),
+            topic: self.spec.topic.clone().into(),
             queue_id,
-            reason,
+            reason: reason.into(),
         }
     }
 }

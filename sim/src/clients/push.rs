@@ -112,14 +112,15 @@ impl PushConsumer {
             .partition(|m| decisions::skip_on_receipt(m.reconsume_times, self.max, filter));
         for msg in over {
             self.ctx.record(EventKind::SkippedOnReceipt {
-                consumer: self.ctx.name.clone(),
-                group: self.spec.group.clone(),
-                msg_id: msg.msg_id.clone(),
+                consumer: self.ctx.name.clone().into(),
+                group: self.spec.group.clone().into(),
+                msg_id: msg.msg_id.clone().into(),
                 reconsume_times: msg.reconsume_times,
                 reason: format!(
                     "reconsumeTimes {} > maxReconsumeTimes {}",
                     msg.reconsume_times, self.max
-                ),
+                )
+                .into(),
             });
             let this = self.clone();
             madsim::task::spawn(async move {
@@ -154,9 +155,9 @@ impl PushConsumer {
         }
         let group = self.spec.group.clone();
         self.ctx.record(EventKind::ListenerStarted {
-            consumer: self.ctx.name.clone(),
-            group: group.clone(),
-            msg_id: msg.msg_id.clone(),
+            consumer: self.ctx.name.clone().into(),
+            group: group.clone().into(),
+            msg_id: msg.msg_id.clone().into(),
             reconsume_times: msg.reconsume_times,
         });
         madsim::time::sleep(Duration::from_millis(draw_ms(self.spec.consume_time_ms))).await;
@@ -173,9 +174,9 @@ impl PushConsumer {
         };
         let timed_out = self.is_pop_timeout(&msg);
         self.ctx.record(EventKind::ListenerFinished {
-            consumer: self.ctx.name.clone(),
-            group: group.clone(),
-            msg_id: msg.msg_id.clone(),
+            consumer: self.ctx.name.clone().into(),
+            group: group.clone().into(),
+            msg_id: msg.msg_id.clone().into(),
             outcome: result,
             pop_timed_out: timed_out,
         });

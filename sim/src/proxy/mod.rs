@@ -232,21 +232,21 @@ impl Proxy {
             }
         }
         self.record(EventKind::ProxyPopped {
-            consumer: r.caller.client_id.clone(),
-            group: group.clone(),
-            topic: r.topic.clone(),
+            consumer: r.caller.client_id.clone().into(),
+            group: group.clone().into(),
+            topic: r.topic.clone().into(),
             queue_id: -1,
-            attempt_id: r.attempt_id.clone(),
+            attempt_id: r.attempt_id.as_deref().map(broker_core::Name::new),
             found: (keep.len() + to_dlq.len()) as u32,
             to_dlq: to_dlq.len() as u32,
             outcome: answer,
         });
         for m in to_dlq {
             self.record(EventKind::SentToDlq {
-                consumer: r.caller.client_id.clone(),
-                group: group.clone(),
-                msg_id: m.msg_id.clone(),
-                dlq_topic: keys::dlq_topic(&group),
+                consumer: r.caller.client_id.clone().into(),
+                group: group.clone().into(),
+                msg_id: m.msg_id.clone().into(),
+                dlq_topic: keys::dlq_topic(&group).into(),
                 reconsume_times: m.reconsume_times,
             });
             let (this, caller, topic) = (self.clone(), r.caller.clone(), r.topic.clone());
@@ -379,10 +379,10 @@ impl Proxy {
         }
         let group = &caller.group;
         self.record(EventKind::AckSent {
-            consumer: caller.client_id.clone(),
-            group: group.clone(),
-            msg_id: msg_id.to_owned(),
-            receipt: handle.to_owned(),
+            consumer: caller.client_id.clone().into(),
+            group: group.clone().into(),
+            msg_id: msg_id.to_owned().into(),
+            receipt: handle.to_owned().into(),
         });
         let req = BrokerAck {
             consumer_group: group.clone(),
@@ -396,10 +396,10 @@ impl Proxy {
             .call(Request::AckMessage(req), ms(DEFAULT_TIMEOUT_MILLS))
             .await;
         self.record(EventKind::AckResult {
-            consumer: caller.client_id.clone(),
-            group: group.clone(),
-            msg_id: msg_id.to_owned(),
-            receipt: handle.to_owned(),
+            consumer: caller.client_id.clone().into(),
+            group: group.clone().into(),
+            msg_id: msg_id.to_owned().into(),
+            receipt: handle.to_owned().into(),
             outcome: outcome(&result),
         });
         ack_status(&result)
@@ -435,10 +435,10 @@ impl Proxy {
         }
         for (e, h, _) in &send {
             self.record(EventKind::AckSent {
-                consumer: caller.client_id.clone(),
-                group: caller.group.clone(),
-                msg_id: e.msg_id.clone(),
-                receipt: h.clone(),
+                consumer: caller.client_id.clone().into(),
+                group: caller.group.clone().into(),
+                msg_id: e.msg_id.clone().into(),
+                receipt: h.clone().into(),
             });
         }
         let infos: Vec<ExtraInfo> = send.iter().map(|(_, _, i)| i.clone()).collect();
@@ -451,10 +451,10 @@ impl Proxy {
         let status = ack_status(&result);
         for (e, h, _) in send {
             self.record(EventKind::AckResult {
-                consumer: caller.client_id.clone(),
-                group: caller.group.clone(),
-                msg_id: e.msg_id.clone(),
-                receipt: h,
+                consumer: caller.client_id.clone().into(),
+                group: caller.group.clone().into(),
+                msg_id: e.msg_id.clone().into(),
+                receipt: h.into(),
                 outcome: answer.clone(),
             });
             out.push((e, status.clone()));
@@ -545,12 +545,12 @@ impl Proxy {
             _ => None,
         };
         self.record(EventKind::ChangeInvisibleResult {
-            consumer: caller.client_id.clone(),
-            group: group.clone(),
-            msg_id: msg_id.to_owned(),
-            receipt: handle.to_owned(),
+            consumer: caller.client_id.clone().into(),
+            group: group.clone().into(),
+            msg_id: msg_id.to_owned().into(),
+            receipt: handle.to_owned().into(),
             invisible_time,
-            new_receipt: new.clone(),
+            new_receipt: new.as_deref().map(broker_core::Name::new),
             outcome: outcome(&result),
         });
         match (result, new) {

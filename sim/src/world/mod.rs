@@ -523,13 +523,13 @@ fn set_running(ctl: &Controller, t: &Targets, at: Millis, consumer: &str, on: bo
     let (consumer, group) = (consumer.to_owned(), group.clone());
     let kind = if on {
         EventKind::ConsumerStarted {
-            consumer: consumer.clone(),
-            group,
+            consumer: consumer.clone().into(),
+            group: group.into(),
         }
     } else {
         EventKind::ConsumerStopped {
-            consumer: consumer.clone(),
-            group,
+            consumer: consumer.clone().into(),
+            group: group.into(),
         }
     };
     ctl.record(&consumer, kind);

@@ -1,6 +1,6 @@
 //! The virtual clock and the history recorder shared by every node of one run.
 
-use broker_core::{BrokerEvent, Millis};
+use broker_core::{BrokerEvent, Millis, Name};
 use reports::history::{Event, EventKind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,23 +46,11 @@ pub struct Recorder {
     log: Arc<Mutex<Log>>,
 }
 
-/// The events, and the node names they share (a run has a few dozen nodes at most, and
-/// ten million events at the largest scaling point: one allocation per name, not per event).
+/// The events of the run. Node names, like every name in an event, are shared `Name`s:
+/// one allocation per distinct name, however many events carry it.
 #[derive(Debug, Default)]
 struct Log {
     events: Vec<Event>,
-    nodes: Vec<Arc<str>>,
-}
-
-impl Log {
-    fn node(&mut self, name: &str) -> Arc<str> {
-        if let Some(n) = self.nodes.iter().find(|n| ***n == *name) {
-            return n.clone();
-        }
-        let n: Arc<str> = Arc::from(name);
-        self.nodes.push(n.clone());
-        n
-    }
 }
 
 impl Recorder {
@@ -84,8 +72,8 @@ impl Recorder {
     }
 
     pub fn record_at(&self, at: Millis, node: &str, kind: EventKind) {
+        let node = Name::new(node);
         let mut log = self.log.lock().expect("recorder lock");
-        let node = log.node(node);
         log.events.push(Event { at, node, kind });
     }
 
@@ -95,8 +83,8 @@ impl Recorder {
             return;
         }
         let at = self.clock.now_ms();
+        let node = Name::new(node);
         let mut log = self.log.lock().expect("recorder lock");
-        let node = log.node(node);
         log.events.extend(events.into_iter().map(|e| Event {
             at,
             node: node.clone(),
@@ -109,7 +97,7 @@ impl Recorder {
         self.record(
             "faults",
             EventKind::Fault {
-                description: description.into(),
+                description: description.into().into(),
             },
         );
     }

@@ -45,7 +45,7 @@ pub fn faults(h: &History) -> Vec<(u64, String)> {
     h.events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Fault { description } => Some((e.at, description.clone())),
+            EventKind::Fault { description } => Some((e.at, description.to_string())),
             _ => None,
         })
         .collect()
