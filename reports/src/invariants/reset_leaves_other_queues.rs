@@ -8,7 +8,9 @@
 //! when g was already handed o out of q' earlier, a reset of a single other queue q of the
 //! same topic and group was applied in between, and in between there was neither a reset of
 //! q' itself (an all-queue reset resets q' too) nor a broker crash (a crash may roll commit
-//! offsets back, which is at-least-once). "In between" is judged at the pops, not at the
+//! offsets back, which is at-least-once). A reset of q' counts at its assignment and again
+//! where a pop took it (`ResetConsumed`): a read whose offset was taken before the reset was
+//! pending is replayed when it is applied. "In between" is judged at the pops, not at the
 //! answers' arrival (`index::PopPositions`): a reset between a pop and its answer came after
 //! the pop. For orderly deliveries a re-pop after the earlier
 //! batch lapsed un-acked is how orderly POP retries, so it counts only if the earlier
@@ -50,7 +52,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // came after the pop. Same-millisecond events may excuse, never convict.
     let pops = facts.pops();
 
-    // (group, topic) → queue → index of its latest reset, all resets and single-queue ones.
+    // (group, topic) → queue → index of its latest reset (assigned or taken by a pop), all
+    // resets and single-queue ones.
     let mut own: BTreeMap<(&str, &str), BTreeMap<u32, usize>> = BTreeMap::new();
     let mut single: BTreeMap<(&str, &str), BTreeMap<u32, &ResetPoint>> = BTreeMap::new();
     let mut seen: BTreeMap<(&str, &str, u32, u64), Prior> = BTreeMap::new();
@@ -72,6 +75,19 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         }
         match &e.kind {
             EventKind::Broker(BrokerEvent::Crashed { .. }) => last_crash = Some(idx),
+            // A pop that takes a pending reset (`PopMessageProcessor.resetPopOffset`) clears
+            // the queue's offset queue and commits the reset offset: a read that took its
+            // offset before the reset was pending is replayed from here.
+            EventKind::Broker(BrokerEvent::ResetConsumed {
+                group,
+                topic,
+                queue_id,
+                ..
+            }) => {
+                own.entry((group, topic))
+                    .or_default()
+                    .insert(*queue_id, idx);
+            }
             EventKind::Delivered {
                 group,
                 msg_id,
@@ -183,6 +199,46 @@ mod tests {
         assert_eq!(run(1_005), Status::Held);
         // The own reset before the pop was served excuses nothing.
         assert_eq!(run(995), Status::Violated);
+    }
+
+    #[test]
+    fn a_reset_of_its_own_queue_a_later_pop_took_excuses_the_re_pop() {
+        // develop-random seed 41446 (every fix on): c1's pop (popTime 4.366s) took its
+        // offset in orders/0 before an all-queue reset (queue 0 to 2) was assigned at
+        // 4.502s, and its read, recorded when it completed at 4.524s, found offset 2. At
+        // 4.633s another pop took queue 0's pending reset (`resetPopOffset`:
+        // `clearOffsetQueue` dropped the first pop's offset wrapper and committed 2), so the
+        // next pop read offset 2 again. A one-queue reset of orders/2 fell in between; the
+        // replay is queue 0's own reset taking effect.
+        let run = |taken_at: Millis| {
+            let mut h = H::new();
+            h.at(1_000).reset_request("g1", -1, None);
+            for q in [0, 1] {
+                h.broker(BrokerEvent::ResetAssigned {
+                    at: 1_000,
+                    group: "g1".into(),
+                    topic: crate::testkit::T.into(),
+                    queue_id: q,
+                    offset: 5,
+                    wrote_offset_table: true,
+                });
+            }
+            if taken_at < 1_010 {
+                h.at(taken_at).reset_consumed("g1", 1, 5);
+            }
+            h.at(1_010)
+                .pop_read("g1", 1, 900, 5, 1, false, broker_core::ReadFrom::BufferedCk);
+            h.at(1_050).pop_served_at("c1", "m5", 1, 5, 900);
+            if taken_at > 1_010 {
+                h.at(taken_at).reset_consumed("g1", 1, 5);
+            }
+            h.at(2_000).reset("g1", 0, 0);
+            h.at(3_000).pop("c1", "m5", 1, 5);
+            check(&h.build()).status
+        };
+        assert_eq!(run(1_100), Status::Held);
+        // Taken before the first pop's read: the read came after it and nothing replays it.
+        assert_eq!(run(1_005), Status::Violated);
     }
 
     #[test]
