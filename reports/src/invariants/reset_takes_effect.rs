@@ -10,10 +10,14 @@
 //! - **Starts at X**: the first pop batch out of the original queue that was popped after
 //!   the reset (pop time later than the reset, or equal with the reset already consumed)
 //!   begins at offset X. If the pop that took the reset (`ResetConsumed`) delivered
-//!   nothing any client recorded (its answer was lost, or the queue was empty), the first
-//!   batch seen is a later pop and is not judged; likewise when the first pop's CK after the
-//!   reset starts at X but no client saw its answer (after a restart the pending reset is
-//!   gone, and the pop reads X from the restored offsetTable without a `ResetConsumed`).
+//!   nothing any client recorded (its answer was lost, or the queue was empty), or was
+//!   popped before the reset and reached the queue after it (a pop takes its queues one
+//!   after another), the first batch seen is a later pop and is not judged. The taker is
+//!   the pop whose recorded read (`PopRead`) came from the pending reset, else a pop whose
+//!   popTime is the instant the reset was taken. Likewise not judged: when the first pop's
+//!   CK after the reset starts at X but no client saw its answer (after a restart the
+//!   pending reset is gone, and the pop reads X from the restored offsetTable without a
+//!   `ResetConsumed`).
 //!   Answers can cross: when the broker's recorded reads (`PopRead`) show that a pop
 //!   popped no later read from X before the first batch seen was read, and a client got
 //!   that batch from X later, the reset took effect (the KV path serialises two pops of a
@@ -47,7 +51,7 @@ use super::index::{
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
-use broker_core::{BrokerEvent, Millis};
+use broker_core::{BrokerEvent, Millis, ReadFrom};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -62,6 +66,12 @@ struct Window<'h> {
     point: &'h ResetPoint,
     /// When a pop took the pending reset (`ResetConsumed`), if one did.
     consumed_at: Option<Millis>,
+    /// The popTime of the pop that took it, from its recorded read from the pending reset
+    /// (`PopRead`); without one, `consumed_at` stands for it. A pop reaches its queues one
+    /// after another (`PopMessageProcessor.popMsgFromTopic` chains `popMsgFromQueue`, each
+    /// calling `getPopOffset` when its turn comes), so it may take a reset assigned after
+    /// its popTime, and another pop's popTime may be the instant it took it.
+    taker_read: Option<Millis>,
     /// The first pop after the reset as the broker saw it: its CK's (popTime, start offset).
     first_ck: Option<(Millis, u64)>,
     first: Option<FirstBatch<'h>>,
@@ -114,8 +124,13 @@ impl Checker<'_, '_> {
         if offset as i64 == p.offset {
             return;
         }
-        if w.consumed_at.is_some_and(|t| t != pop_time) {
-            return; // No client saw the pop that took the reset (its answer was lost).
+        if w.taker_read
+            .or(w.consumed_at)
+            .is_some_and(|t| t != pop_time)
+        {
+            // The pop that took the reset is not this one: no client saw its answer (it was
+            // lost), or it was popped before the reset and reached the queue after it.
+            return;
         }
         if w.first_ck
             .is_some_and(|(t, start)| t <= pop_time && start as i64 == p.offset)
@@ -326,6 +341,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             let w = Window {
                 point: p,
                 consumed_at: None,
+                taker_read: None,
                 first_ck: None,
                 first: None,
                 first_judged: false,
@@ -348,6 +364,21 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             }) => {
                 if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
                     w.consumed_at = Some(e.at);
+                }
+            }
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                from: ReadFrom::PendingReset,
+                ..
+            }) => {
+                if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
+                    // Only the pop that took the window's reset reads from it.
+                    if w.consumed_at.is_some() && w.taker_read.is_none() {
+                        w.taker_read = Some(*pop_time);
+                    }
                 }
             }
             EventKind::Broker(BrokerEvent::CkBuffered { ck, .. })
@@ -485,9 +516,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::ConsumerKind;
     use crate::invariants::Status;
     use crate::testkit::H;
-    use broker_core::ReadFrom;
 
     /// Pops and acks `offs` of queue 0 at `t`, one batch.
     fn pop_ack(h: &mut H, t: Millis, offs: std::ops::Range<u64>) -> Vec<usize> {
@@ -740,6 +771,39 @@ mod tests {
         assert_eq!(run(1, true), Status::Violated);
         // A read at X that no client ever got proves nothing about the order of answers.
         assert_eq!(run(0, false), Status::Violated);
+    }
+
+    #[test]
+    fn a_pop_begun_before_the_reset_that_took_it_is_known_by_its_read() {
+        // Develop-random seed 44476 with every fix: a pop with popTime 3.441 s reached the
+        // queue only after the reset to 5 (assigned at 3.458 s), at 3.533 s, queue after
+        // queue; it took the pending reset and read 5, and c2 got offset 5 (popped before the
+        // reset, so not judged as the first batch). The next pop, whose popTime happens to
+        // be 3.533 s too, read 6 from the commit offset the taker's CK had moved. The pop
+        // that took the reset is told by its recorded read's popTime, not by when it took it.
+        let run = |taker_pop_time: Option<Millis>| {
+            let mut h = H::new();
+            h.consumer("c2", "g1", ConsumerKind::Concurrent, -1);
+            h.at(3_458).reset("g1", 0, 5);
+            h.at(3_533).reset_consumed("g1", 0, 5);
+            if let Some(t) = taker_pop_time {
+                h.at(3_533)
+                    .pop_read("g1", 0, t, 5, 1, false, ReadFrom::PendingReset);
+            }
+            h.at(3_533).commit("g1", 0, 6, "PopBufferMergeService");
+            h.at(3_637).pop_served_at("c2", "m5", 0, 5, 3_441);
+            h.at(3_686)
+                .pop_read("g1", 0, 3_533, 6, 1, false, ReadFrom::CommitOffset);
+            h.at(3_794).pop_served_at("c1", "m6", 0, 6, 3_533);
+            h.final_offset("g1", 0, 7);
+            check(&h.build()).status
+        };
+        assert_eq!(run(Some(3_441)), Status::Held);
+        // The seen pop took the reset itself and still delivered 6.
+        assert_eq!(run(Some(3_533)), Status::Violated);
+        // Without a recorded read, a pop of the millisecond the reset was taken in is taken
+        // for the taker, as before.
+        assert_eq!(run(None), Status::Violated);
     }
 
     #[test]
