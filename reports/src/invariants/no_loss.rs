@@ -14,9 +14,14 @@
 //!   not (the rule reset-takes-effect uses), died with the process and is skipped, though
 //!   it never lowers the start: what it asked to skip is still not owed.
 //! - Such a message is accounted for once the group acked it (an ack answered `SUCCESS`
-//!   for any copy), skipped it on receipt (`SkippedOnReceipt`: the #8333 max-reconsume
-//!   filter, or a tag mismatch, both documented client policies that ack), sent it to a DLQ
-//!   (`SentToDlq`), or sent an ack after its latest delivery whose answer never came back
+//!   for any copy, or an ack whose answer never came back but which the broker applied: while
+//!   it was out the broker marked that handle's offset acked for that handle's CK, by
+//!   `AckMergedInBuffer` or an `AckWritten` of the ack itself, and no changeInvisibleTime of
+//!   the handle, whose `ackOrigin` marks the same offset, was recorded; a later delivery, a
+//!   reset's or a crash's replay, does not undo it, as it does not undo a `SUCCESS`),
+//!   skipped it on receipt (`SkippedOnReceipt`: the #8333 max-reconsume filter, or a tag
+//!   mismatch, both documented client policies that ack), sent it to a DLQ (`SentToDlq`),
+//!   or sent an ack after its latest delivery whose answer never came back
 //!   (the broker may well have applied it; a lost answer is not a lost message).
 //! - It is still *in flight*, and not judged, if it was produced, last revived, or last
 //!   became visible again (its latest receipt's deadline) less than SETTLE_MS before the end,
@@ -41,18 +46,29 @@
 //!   them.
 
 use super::index::{
-    crash_indices, is_success, persists, receipt_deadline, reset_died_in_crash, resets, secs,
-    witness_events, ResetPoint,
+    copy_key, crash_indices, is_success, persists, receipt_deadline, reset_died_in_crash, resets,
+    secs, witness_events, ResetPoint,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History, RpcOutcome};
-use broker_core::{BrokerEvent, Millis};
+use broker_core::{BrokerEvent, ExtraInfo, Millis};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "no-loss",
     statement: "Every message produced at or after a group's start position is eventually acked, skipped by a documented client policy, or sent to a DLQ by that group.",
 };
+
+/// An offset of a CK as the broker marks it acked and a handle names it: (group, queue,
+/// CK start offset, popTime, offset). Retry topics have one queue: queue 0.
+type AckedOffset<'h> = (&'h str, u32, u64, Millis, u64);
+
+/// The offset an ack of `receipt` asks the broker to mark.
+fn receipt_offset<'h>(group: &'h str, receipt: &str) -> Option<AckedOffset<'h>> {
+    let x = ExtraInfo::parse(receipt)?;
+    let queue = if x.topic_type == 0 { x.queue_id } else { 0 };
+    Some((group, queue, x.ck_queue_offset, x.pop_time, x.queue_offset))
+}
 
 /// Time a message gets after it last became poppable (produced, revived, or its receipt
 /// expired) before it may be called lost: a revive takes about 3 s past the deadline, a
@@ -145,6 +161,12 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut copies: BTreeMap<(&str, &str), Vec<(&str, u64)>> = BTreeMap::new();
     // Listeners running per consumer.
     let mut busy: BTreeMap<&str, u32> = BTreeMap::new();
+    // Acks out (sent, no answer yet) by the offset they mark: (msg_id, receipt).
+    let mut acks_out: BTreeMap<AckedOffset, Vec<(&str, &str)>> = BTreeMap::new();
+    // (group, receipt) of acks out while the broker marked their offset acked.
+    let mut applied: BTreeSet<(&str, &str)> = BTreeSet::new();
+    // (group, msg_id, receipt) of applied acks whose answer never came back.
+    let mut applied_unanswered: Vec<(&str, &str, &str)> = Vec::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Produced {
@@ -260,17 +282,63 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let e = expired_below.entry((topic, *queue_id)).or_insert(0);
                 *e = (*e).max(*min_offset);
             }
-            EventKind::AckSent { group, msg_id, .. } => {
+            EventKind::AckSent {
+                group,
+                msg_id,
+                receipt,
+                ..
+            } => {
                 state.entry((group, msg_id)).or_default().ack_in_doubt = true;
+                if let Some(k) = receipt_offset(group, receipt) {
+                    acks_out.entry(k).or_default().push((msg_id, receipt));
+                }
+            }
+            // The broker marked an offset acked: the acks of it that are out were applied (an
+            // ACK record a changeInvisibleTime's `ackOrigin` wrote is not one of them; one it
+            // merged into the buffer is told apart by the change's result, below).
+            EventKind::Broker(BrokerEvent::AckMergedInBuffer { ck, ack_offset, .. }) => {
+                let (_, q, start) = copy_key(&ck.topic, ck.queue_id, ck.start_offset);
+                let k = (ck.group.as_str(), q, start, ck.pop_time, *ack_offset);
+                for (_, receipt) in acks_out.get(&k).into_iter().flatten() {
+                    applied.insert((k.0, receipt));
+                }
+            }
+            EventKind::Broker(BrokerEvent::AckWritten {
+                topic,
+                group,
+                queue_id,
+                start_offset,
+                pop_time,
+                ack_offsets,
+                reason,
+                ..
+            }) if reason != "ChangeInvisibleTimeProcessor.ackOrigin" => {
+                let (_, q, start) = copy_key(topic, *queue_id, *start_offset);
+                for o in ack_offsets {
+                    let k = (group.as_str(), q, start, *pop_time, *o);
+                    for (_, receipt) in acks_out.get(&k).into_iter().flatten() {
+                        applied.insert((k.0, receipt));
+                    }
+                }
             }
             EventKind::AckResult {
                 group,
                 msg_id,
+                receipt,
                 outcome,
                 ..
             } => {
                 let st = state.entry((group, msg_id)).or_default();
                 st.resolved |= is_success(outcome);
+                if matches!(outcome, RpcOutcome::Timeout) && applied.contains(&(group, receipt)) {
+                    applied_unanswered.push((group, msg_id, receipt));
+                }
+                if let Some(k) = receipt_offset(group, receipt) {
+                    if let Some(out) = acks_out.get_mut(&k) {
+                        out.retain(|(_, r)| r != receipt);
+                    }
+                }
+                applied.remove(&(group.as_str(), receipt.as_str()));
             }
             EventKind::SkippedOnReceipt { group, msg_id, .. }
             | EventKind::SentToDlq { group, msg_id, .. } => {
@@ -285,6 +353,19 @@ pub(crate) fn check(history: &History) -> Verdict {
                 running.remove(consumer.as_str());
             }
             _ => {}
+        }
+    }
+    // An applied ack whose answer was lost is an ack, unless a changeInvisibleTime of the
+    // same handle may have been what the broker marked (`ackOrigin` through `addAk`).
+    let mut changed: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for e in &history.events {
+        if let EventKind::ChangeInvisibleResult { group, receipt, .. } = &e.kind {
+            changed.insert((group, receipt));
+        }
+    }
+    for (group, msg_id, receipt) in applied_unanswered {
+        if !changed.contains(&(group, receipt)) {
+            state.entry((group, msg_id)).or_default().resolved = true;
         }
     }
     let mut notes = Vec::new();
@@ -750,6 +831,131 @@ mod tests {
         };
         assert_ne!(run(180_000), Status::Violated);
         assert_eq!(run(10_000), Status::Violated);
+    }
+
+    /// What the broker recorded of c1's ack of m0 while the ack was out (its answer lost).
+    #[derive(Clone, Copy)]
+    enum Applied {
+        Nothing,
+        /// `addAk` merged offset `.0` into the buffered CK.
+        Merged(u64),
+        /// An ACK record of offset 0, written by `.0`.
+        Written(&'static str),
+    }
+
+    /// m0 delivered and acked, the ack's answer lost; a reset to 0 then hands m0 out again,
+    /// that listener outruns the invisible time, and a crash takes the reset and the replay's
+    /// buffered CK before any flush: nothing can revive the replayed copy.
+    fn acked_then_replayed(applied: Applied, changed: bool) -> Status {
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        let d = h.at(2_000).pop("c1", "m0", 0, 0);
+        h.pop_ck(&d);
+        h.at(2_000).listener(&d);
+        h.at(3_000)
+            .listener_done(&d, crate::history::ConsumeOutcome::Success, false);
+        h.ack_sent(&d);
+        let ck = h.ck_of(&d);
+        match applied {
+            Applied::Nothing => {}
+            Applied::Merged(ack_offset) => {
+                h.at(3_003).broker(BrokerEvent::AckMergedInBuffer {
+                    at: 3_003,
+                    ck,
+                    ack_offset,
+                });
+            }
+            Applied::Written(reason) => {
+                h.at(3_003).broker(BrokerEvent::AckWritten {
+                    at: 3_003,
+                    topic: ck.topic,
+                    group: ck.group,
+                    queue_id: ck.queue_id,
+                    start_offset: ck.start_offset,
+                    pop_time: ck.pop_time,
+                    ack_offsets: vec![0],
+                    broker_name: Some(ck.broker_name),
+                    revive_qid: 0,
+                    revive_offset: 0,
+                    deliver_at: ck.pop_time + ck.invisible_time,
+                    batch: false,
+                    reason: reason.into(),
+                });
+            }
+        }
+        if changed {
+            // A changeInvisibleTime of the same handle, its answer lost too: its `ackOrigin`
+            // marks the same offset, so the broker's record no longer speaks for the ack.
+            let (consumer, group, msg_id, receipt) = (
+                d.consumer.clone(),
+                d.group.clone(),
+                d.msg_id.clone(),
+                d.receipt.clone(),
+            );
+            h.at(3_500).push(
+                &consumer.clone(),
+                EventKind::ChangeInvisibleResult {
+                    consumer,
+                    group,
+                    msg_id,
+                    receipt,
+                    invisible_time: 5_000,
+                    new_receipt: None,
+                    outcome: crate::history::RpcOutcome::Timeout,
+                },
+            );
+        }
+        h.at(6_000)
+            .ack_result(&d, crate::history::RpcOutcome::Timeout);
+        h.at(7_000).reset("g1", 0, 0);
+        h.reset_consumed("g1", 0, 0);
+        let r = h.at(8_000).pop("c1", "m0", 0, 0);
+        h.pop_ck(&r);
+        h.listener(&r);
+        h.at(9_000).crash();
+        h.at(12_000).restart();
+        h.at(19_000)
+            .listener_done(&r, crate::history::ConsumeOutcome::Success, true);
+        h.final_offset("g1", 0, 1);
+        check(&h.build()).status
+    }
+
+    #[test]
+    fn an_ack_the_broker_applied_whose_answer_was_lost_counts() {
+        // Develop-random seed 41132 (every fix on): c1's ack of p-orders-22 was merged into
+        // its buffered CK, whose offset was then committed and flushed, but the answer was
+        // lost. A reset (never answered, lost in a crash) replayed it; that listener outran
+        // the invisible time, and the replay's buffered CK died in the same crash.
+        assert_eq!(acked_then_replayed(Applied::Merged(0), false), Status::Held);
+        assert_eq!(
+            acked_then_replayed(Applied::Written("AckMessageProcessor.appendAck"), false),
+            Status::Held
+        );
+        // The ack may never have reached the broker: the replay is owed an ack.
+        assert_eq!(
+            acked_then_replayed(Applied::Nothing, false),
+            Status::Violated
+        );
+        // Another offset of the CK marked, or an ACK that a changeInvisibleTime wrote: not
+        // this ack.
+        assert_eq!(
+            acked_then_replayed(Applied::Merged(1), false),
+            Status::Violated
+        );
+        assert_eq!(
+            acked_then_replayed(
+                Applied::Written("ChangeInvisibleTimeProcessor.ackOrigin"),
+                false
+            ),
+            Status::Violated
+        );
+        // A changeInvisibleTime of the same handle was out too: its ackOrigin may be what
+        // the broker merged.
+        assert_eq!(
+            acked_then_replayed(Applied::Merged(0), true),
+            Status::Violated
+        );
     }
 
     #[test]
