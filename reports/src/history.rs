@@ -452,3 +452,41 @@ impl Default for Fnv1a {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run at the largest scaling point keeps millions of events: their size is what its
+    /// memory is (BENCHMARKS.md, "Shared names"). A new field or variant that grows the event
+    /// should be a decision, not an accident (box it, or raise this bound and say why).
+    #[test]
+    fn an_event_stays_small() {
+        assert!(
+            std::mem::size_of::<Event>() <= 136,
+            "Event is {} bytes",
+            std::mem::size_of::<Event>()
+        );
+        assert_eq!(std::mem::size_of::<Name>(), 8);
+    }
+
+    /// A name serializes as its text, exactly as the `String` it replaced did, so saved
+    /// histories read back and every history hash stays the same.
+    #[test]
+    fn a_name_round_trips_as_a_plain_string() {
+        let e = Event {
+            at: 7,
+            node: "c1".into(),
+            kind: EventKind::ConsumerStarted {
+                consumer: "c1".into(),
+                group: "g".into(),
+            },
+        };
+        let json = serde_json::to_string(&e).expect("serialize");
+        assert_eq!(
+            json,
+            r#"{"at":7,"node":"c1","type":"consumer-started","consumer":"c1","group":"g"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).expect("parse"), e);
+    }
+}
