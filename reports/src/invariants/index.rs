@@ -1183,3 +1183,26 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ck_owner;
+
+    /// A pop's CK (invisible 60 s) and a changeInvisibleTime's CK (30 s) share a
+    /// millisecond; `rePutCK` later stretches the pop's CK to 65 s. The revived CK is the
+    /// pop's: the longest invisible time below it, not the earliest deadline among the
+    /// shorter ones (the rule revive-bookkeeping once had, which named the change's).
+    #[test]
+    fn a_re_put_ck_belongs_to_the_longest_invisible_time_below_it() {
+        let same_ms = [(60_000, "pop"), (30_000, "change")];
+        assert_eq!(ck_owner(&same_ms, 65_000), Some("pop"));
+        assert_eq!(ck_owner(&same_ms, 30_000), Some("change"));
+        assert_eq!(ck_owner(&same_ms, 60_000), Some("pop"));
+        assert_eq!(ck_owner(&same_ms, 20_000), None);
+        // Equal invisible times: the latest recorded receipt.
+        assert_eq!(
+            ck_owner(&[(30_000, "first"), (30_000, "second")], 30_000),
+            Some("second")
+        );
+    }
+}
