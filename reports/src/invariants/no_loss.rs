@@ -33,12 +33,13 @@
 //!   group's consumers had not got that far: nothing after its offset on its queue was ever
 //!   delivered to the group, and the group's final commit offset there is at or below it. A
 //!   slow group is not a lost message; a skipped one shows as a later offset delivered or a
-//!   commit offset past it. In an orderly group every message at or after the queue's final
-//!   commit offset is backlog too, delivered or not: orderly POP pins the commit offset at
-//!   the first un-acked message and delivers the queue again from there (how fast is
-//!   fifo-progress's question). A message whose latest retry copy lies beyond what the group
-//!   had consumed of that retry queue (nothing at or after it delivered, the commit offset
-//!   at or below it) is backlog in the same way. A note counts them.
+//!   commit offset past it. In an orderly group (one with an orderly consumer, or any group
+//!   the broker popped for in order, as for a FIFO SimpleConsumer) every message at or after
+//!   the queue's final commit offset is backlog too, delivered or not: orderly POP pins the
+//!   commit offset at the first un-acked message and delivers the queue again from there
+//!   (how fast is fifo-progress's question). A message whose latest retry copy lies beyond
+//!   what the group had consumed of that retry queue (nothing at or after it delivered, the
+//!   commit offset at or below it) is backlog in the same way. A note counts them.
 //! - A group that the history shows with no running consumer at the end is not judged; a
 //!   note says so.
 //! - A message retention deleted (`MessagesExpired` moved its queue's min offset past it, or
@@ -119,12 +120,25 @@ pub(crate) fn check(history: &History) -> Verdict {
         .iter()
         .map(|c| (c.name.as_str(), c.group.as_str()))
         .collect();
-    let orderly: BTreeSet<&str> = meta
+    // A FIFO group: one with an orderly consumer, or any group the broker popped for in
+    // order (a gRPC SimpleConsumer of a FIFO group receives with `order = true`, and its
+    // commit offset is pinned the same way).
+    let mut orderly: BTreeSet<&str> = meta
         .consumers
         .iter()
         .filter(|c| c.kind.is_fifo())
         .map(|c| c.group.as_str())
         .collect();
+    for e in &history.events {
+        if let EventKind::Delivered {
+            group,
+            orderly: true,
+            ..
+        } = &e.kind
+        {
+            orderly.insert(group);
+        }
+    }
 
     // Start positions: (group, topic, queue) → offset.
     let mut start: BTreeMap<(&str, &str, u32), i64> = BTreeMap::new();
@@ -705,6 +719,27 @@ mod tests {
             check(&h.build())
         };
         assert_ne!(run(1).status, Status::Violated);
+        assert_eq!(run(4).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_grpc_simple_fifo_message_at_or_after_the_commit_offset_is_backlog() {
+        // A FIFO SimpleConsumer (scripted: it pops only when told) acked the head of its
+        // batch and stopped: the rest waits behind the pinned commit offset. Its kind is not
+        // a FIFO kind; its deliveries, popped with `order = true`, are orderly.
+        let run = |commit: i64| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("s1", "sg", crate::history::ConsumerKind::GrpcFifo, -1);
+            quiet(&mut h);
+            h.at(1_000).produce("m3", 0, 3);
+            h.at(2_000).pop("s1", "m3", 0, 3);
+            h.final_offset("sg", 0, commit);
+            h.meta.consumers[0].kind = crate::history::ConsumerKind::GrpcSimple;
+            check(&h.build())
+        };
+        assert_ne!(run(3).status, Status::Violated);
+        assert!(run(3).notes[0].summary.contains("backlog"));
         assert_eq!(run(4).status, Status::Violated);
     }
 
