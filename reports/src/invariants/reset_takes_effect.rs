@@ -14,7 +14,9 @@
 //!   popped before the reset and reached the queue after it (a pop takes its queues one
 //!   after another), the first batch seen is a later pop and is not judged. The taker is
 //!   the pop whose recorded read (`PopRead`) came from the pending reset, else a pop whose
-//!   popTime is the instant the reset was taken. Likewise not judged: when the first pop's
+//!   popTime is the instant the reset was taken. Two pops may share a popTime (two parked
+//!   pops woken in one millisecond): a batch whose own recorded read came from elsewhere,
+//!   after the taker's read from X, is not the taker's. Likewise not judged: when the first pop's
 //!   CK after the reset starts at X but no client saw its answer (after a restart the
 //!   pending reset is gone, and the pop reads X from the restored offsetTable without a
 //!   `ResetConsumed`).
@@ -70,8 +72,9 @@ struct Window<'h> {
     /// (`PopRead`); without one, `consumed_at` stands for it. A pop reaches its queues one
     /// after another (`PopMessageProcessor.popMsgFromTopic` chains `popMsgFromQueue`, each
     /// calling `getPopOffset` when its turn comes), so it may take a reset assigned after
-    /// its popTime, and another pop's popTime may be the instant it took it.
-    taker_read: Option<Millis>,
+    /// its popTime, and another pop's popTime may be the instant it took it. With it, the
+    /// read's event index: two pops may share a popTime.
+    taker_read: Option<(Millis, usize)>,
     /// The first pop after the reset as the broker saw it: its CK's (popTime, start offset).
     first_ck: Option<(Millis, u64)>,
     first: Option<FirstBatch<'h>>,
@@ -125,12 +128,31 @@ impl Checker<'_, '_> {
             return;
         }
         if w.taker_read
+            .map(|(t, _)| t)
             .or(w.consumed_at)
             .is_some_and(|t| t != pop_time)
         {
             // The pop that took the reset is not this one: no client saw its answer (it was
             // lost), or it was popped before the reset and reached the queue after it.
             return;
+        }
+        if let Some((_, taker)) = w.taker_read {
+            let taker_at_x = matches!(
+                &self.h.events[taker].kind,
+                EventKind::Broker(BrokerEvent::PopRead { offset: o, .. }) if *o as i64 == p.offset
+            );
+            if taker_at_x
+                && self
+                    .own_read(p, pop_time, offset, idx)
+                    .is_some_and(|(i, from)| i > taker && from != ReadFrom::PendingReset)
+            {
+                // Two pops of one popTime (`PopMessageProcessor.processRequest` takes it when
+                // it starts, so two parked pops woken in one millisecond share it). A pop
+                // reads each queue once; this one read it from elsewhere after the other
+                // took the reset and read from X: the taker is the other, and no client saw
+                // its answer first.
+                return;
+            }
         }
         if w.first_ck
             .is_some_and(|(t, start)| t <= pop_time && start as i64 == p.offset)
@@ -219,11 +241,7 @@ impl Checker<'_, '_> {
             }
             _ => None,
         };
-        // The first batch's own read: the latest one before its delivery.
-        let Some(seen_read) = (p.idx..idx)
-            .rev()
-            .find(|i| reads_of(&self.h.events[*i].kind) == Some((pop_time, offset)))
-        else {
+        let Some((seen_read, _)) = self.own_read(p, pop_time, offset, idx) else {
             return false;
         };
         // An earlier read from X in the reset's window, popped no later, whose batch a
@@ -252,6 +270,39 @@ impl Checker<'_, '_> {
                         && *dt == t)
                 })
         })
+    }
+
+    /// The first batch's own recorded read (popped at `pop_time` from `offset`, the
+    /// delivery at `idx`): the latest such `PopRead` of the queue since the reset, with where
+    /// the broker read from.
+    fn own_read(
+        &self,
+        p: &ResetPoint,
+        pop_time: Millis,
+        offset: u64,
+        idx: usize,
+    ) -> Option<(usize, ReadFrom)> {
+        (p.idx..idx)
+            .rev()
+            .find_map(|i| match &self.h.events[i].kind {
+                EventKind::Broker(BrokerEvent::PopRead {
+                    group,
+                    topic,
+                    queue_id,
+                    pop_time: t,
+                    offset: o,
+                    from,
+                    ..
+                }) if *group == p.group
+                    && *topic == p.topic
+                    && *queue_id == p.queue
+                    && *t == pop_time
+                    && *o == offset =>
+                {
+                    Some((i, *from))
+                }
+                _ => None,
+            })
     }
 
     fn judge_end(&mut self, w: &Window) {
@@ -377,7 +428,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
                     // Only the pop that took the window's reset reads from it.
                     if w.consumed_at.is_some() && w.taker_read.is_none() {
-                        w.taker_read = Some(*pop_time);
+                        w.taker_read = Some((*pop_time, idx));
                     }
                 }
             }
@@ -769,8 +820,48 @@ mod tests {
         assert_eq!(run(0, true), Status::Held);
         // The pop read first began elsewhere: the reset did not take effect.
         assert_eq!(run(1, true), Status::Violated);
-        // A read at X that no client ever got proves nothing about the order of answers.
-        assert_eq!(run(0, false), Status::Violated);
+        // The taker's answer lost: the seen pop read its queue after the taker's read from
+        // X, so it is not the taker (develop-random 69747).
+        assert_eq!(run(0, false), Status::Held);
+        assert_eq!(run(1, false), Status::Violated);
+    }
+
+    #[test]
+    fn a_lost_answer_of_a_pop_of_the_same_pop_time_that_took_the_reset_is_not_judged() {
+        // Develop-random seed 69747 (with every fix and without): the reset of orders/1 to 3
+        // at 35.036 s; two parked KV pops woken by the long-polling timeout at 49.096 s both
+        // got popTime 49.097 s. The first (c2's) took the reset and read 3..=31; c2's link
+        // was clogged and its answer was lost (the records revived at 59.5 s). The second
+        // (c1's) read 32 from the pull offset the first had committed. Both popTimes are
+        // the taker's, so the popTime cannot tell which pop took the reset; the order of
+        // the recorded reads can.
+        let run = |taker_first: bool| {
+            let mut h = H::new();
+            h.at(35_036).reset("g1", 0, 3);
+            let taker = |h: &mut H| {
+                h.at(49_097).reset_consumed("g1", 0, 3);
+                h.at(49_097)
+                    .pop_read("g1", 0, 49_097, 3, 29, false, ReadFrom::PendingReset);
+            };
+            if taker_first {
+                taker(&mut h);
+            }
+            // The seen pop's read: after the taker's (49.139 s in the seed), or in the
+            // same millisecond before it.
+            let read_at = if taker_first { 49_139 } else { 49_097 };
+            h.at(read_at)
+                .pop_read("g1", 0, 49_097, 32, 3, false, ReadFrom::PullOffset);
+            if !taker_first {
+                taker(&mut h);
+            }
+            h.at(49_213).pop_served_at("c1", "m32", 0, 32, 49_097);
+            h.final_offset("g1", 0, 35);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // The seen pop read the pull offset while the reset was still pending: it did not
+        // take it, and it was the first pop after the reset.
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
@@ -781,7 +872,7 @@ mod tests {
         // reset, so not judged as the first batch). The next pop, whose popTime happens to
         // be 3.533 s too, read 6 from the commit offset the taker's CK had moved. The pop
         // that took the reset is told by its recorded read's popTime, not by when it took it.
-        let run = |taker_pop_time: Option<Millis>| {
+        let run = |taker_pop_time: Option<Millis>, seen_read: bool| {
             let mut h = H::new();
             h.consumer("c2", "g1", ConsumerKind::Concurrent, -1);
             h.at(3_458).reset("g1", 0, 5);
@@ -792,18 +883,24 @@ mod tests {
             }
             h.at(3_533).commit("g1", 0, 6, "PopBufferMergeService");
             h.at(3_637).pop_served_at("c2", "m5", 0, 5, 3_441);
-            h.at(3_686)
-                .pop_read("g1", 0, 3_533, 6, 1, false, ReadFrom::CommitOffset);
+            if seen_read {
+                h.at(3_686)
+                    .pop_read("g1", 0, 3_533, 6, 1, false, ReadFrom::CommitOffset);
+            }
             h.at(3_794).pop_served_at("c1", "m6", 0, 6, 3_533);
             h.final_offset("g1", 0, 7);
             check(&h.build()).status
         };
-        assert_eq!(run(Some(3_441)), Status::Held);
-        // The seen pop took the reset itself and still delivered 6.
-        assert_eq!(run(Some(3_533)), Status::Violated);
+        assert_eq!(run(Some(3_441), true), Status::Held);
+        // The seen pop took the reset itself (its only recorded read is the one from the
+        // pending reset) and still delivered 6.
+        assert_eq!(run(Some(3_533), false), Status::Violated);
+        // Two pops of popTime 3.533 s: the seen one read from the commit offset after the
+        // other's read took the reset, whose answer no client saw (develop-random 69747).
+        assert_eq!(run(Some(3_533), true), Status::Held);
         // Without a recorded read, a pop of the millisecond the reset was taken in is taken
         // for the taker, as before.
-        assert_eq!(run(None), Status::Violated);
+        assert_eq!(run(None, true), Status::Violated);
     }
 
     #[test]
