@@ -23,7 +23,10 @@
 //!   offset before the re-pop (its last `PopRead` covering it, else the original's previous
 //!   delivery), even if a retry copy was delivered and acked after the reset. A copy of the
 //!   original read before such a reset whose answer reached its client only after the ack
-//!   of the reset's replay is the copy the reset rewound past, not a re-pop.
+//!   of the reset's replay is the copy the reset rewound past, not a re-pop. A pop applies
+//!   the offset its `ResetConsumed` names: under `reset-table-survives-restart` a restart
+//!   restores the resets pending at the last persist, which may be older than the latest
+//!   assignment (a reset taken after that persist comes back, like a rolled-back offset).
 //! - A revive of a CK no receipt names (a pop whose answer was lost), or of a receipt chain
 //!   the ack did not cover, is not a comeback; a retry copy already revived that way when the
 //!   ack came is a concurrent copy, not a comeback (see the ack analysis in `index.rs`). A
