@@ -596,7 +596,10 @@ impl ResetIndex {
     /// Each reset at its assignment and, when a pop took it, at that `ResetConsumed` too:
     /// a read that started before the assignment's effect (its offset computed while the
     /// reset was not yet pending, or a read that did not take it) is replayed when the reset
-    /// is applied.
+    /// is applied. A pop applies the offset its `ResetConsumed` names, which need not be the
+    /// latest assignment's: under `reset-table-survives-restart` a restart restores
+    /// resetOffsetTable from the last persist, so a reset taken (or overwritten) after that
+    /// persist is pending again, and a pop takes it after a newer assignment was taken.
     pub fn new(h: &History, points: &[ResetPoint]) -> Self {
         let mut m: BTreeMap<(Name, Name, u32), BTreeMap<usize, i64>> = BTreeMap::new();
         for p in points {
@@ -609,6 +612,7 @@ impl ResetIndex {
                 group,
                 topic,
                 queue_id,
+                offset,
                 ..
             }) = &e.kind
             else {
@@ -617,17 +621,8 @@ impl ResetIndex {
             let Some(q) = m.get_mut(&(group.clone(), topic.clone(), *queue_id)) else {
                 continue;
             };
-            // The reset it took: the latest assigned before it.
-            if let Some((_, &x)) = points
-                .iter()
-                .filter(|p| {
-                    p.idx < i && p.group == *group && p.topic == *topic && p.queue == *queue_id
-                })
-                .map(|p| (p.idx, &p.offset))
-                .max_by_key(|(idx, _)| *idx)
-            {
-                q.insert(i, x);
-            }
+            // The reset it took, as `queryThenEraseResetOffset` returned it.
+            q.insert(i, *offset);
         }
         Self(m)
     }

@@ -23,7 +23,10 @@
 //!   offset before the re-pop (its last `PopRead` covering it, else the original's previous
 //!   delivery), even if a retry copy was delivered and acked after the reset. A copy of the
 //!   original read before such a reset whose answer reached its client only after the ack
-//!   of the reset's replay is the copy the reset rewound past, not a re-pop.
+//!   of the reset's replay is the copy the reset rewound past, not a re-pop. A pop applies
+//!   the offset its `ResetConsumed` names: under `reset-table-survives-restart` a restart
+//!   restores the resets pending at the last persist, which may be older than the latest
+//!   assignment (a reset taken after that persist comes back, like a rolled-back offset).
 //! - A revive of a CK no receipt names (a pop whose answer was lost), or of a receipt chain
 //!   the ack did not cover, is not a comeback; a retry copy already revived that way when the
 //!   ack came is a concurrent copy, not a comeback (see the ack analysis in `index.rs`). A
@@ -569,6 +572,51 @@ mod tests {
             check(&h.build()).status
         };
         assert_eq!(run(3_000), Status::Held);
+    }
+
+    #[test]
+    fn a_reset_a_restart_restored_excuses_the_replay_it_makes() {
+        // Develop-random seed 76738 with every fix (KV path): a reset of queue 0 to 0 was
+        // persisted while pending, a pop took it and c1 got m0, and a crash before the next
+        // flush brought it back (`reset-table-survives-restart` restores resetOffsetTable
+        // from the last persist). c1 acked m0 after the restart; a flush wrote the restored
+        // reset again; a newer reset to 7 was assigned and taken, and a crash before the
+        // next flush restored the reset to 0 once more. The next pop took it and read m0
+        // again: the replay of a reset the broker applied, though the latest assignment of
+        // the queue was to 7. The commit offset of a read begun before the first reset (1)
+        // is what every restart restores, so no crash rolled the commit offset back.
+        let run = |takes_restored_reset: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m0", 0, 0);
+            h.at(1_000).reset("g1", 0, 0);
+            h.at(1_010).commit("g1", 0, 1, "PopConsumerService");
+            h.at(1_500).persist();
+            h.at(2_000).reset_consumed("g1", 0, 0);
+            h.at(2_000)
+                .pop_read("g1", 0, 2_000, 0, 1, false, ReadFrom::PendingReset);
+            let d = h.at(2_010).pop_served_at("c1", "m0", 0, 0, 2_000);
+            h.at(2_500).crash();
+            h.at(3_000).restart();
+            h.at(4_000).ack(&d);
+            h.at(4_500).persist();
+            h.at(5_000).reset("g1", 0, 7);
+            h.at(6_000).reset_consumed("g1", 0, 7);
+            h.at(7_000).crash();
+            h.at(8_000).restart();
+            if takes_restored_reset {
+                h.at(9_000).reset_consumed("g1", 0, 0);
+                h.at(9_000)
+                    .pop_read("g1", 0, 9_000, 0, 1, false, ReadFrom::PendingReset);
+            } else {
+                h.at(9_000)
+                    .pop_read("g1", 0, 9_000, 0, 1, false, ReadFrom::CommitOffset);
+            }
+            h.at(9_010).pop_served_at("c1", "m0", 0, 0, 9_000);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // The same re-pop read from the commit offset with no reset taken is a violation.
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
