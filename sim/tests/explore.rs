@@ -130,6 +130,32 @@ fn shrink_writes_a_smaller_scenario_that_fails_alone() {
     assert_eq!(scenarios::to_toml(&again.scenario), text);
 }
 
+/// Shrinking a seed that fails with proposed fixes on checks every candidate with those fixes
+/// on. Develop-random seed 83217 fails revive-bookkeeping with every fix in (a limit of F5's
+/// fix) and, by another path, on develop too: a shrink that reran its candidates on develop
+/// kept the develop failure and wrote a file that holds with the fixes.
+#[test]
+fn shrink_with_fixes_on_checks_its_candidates_with_them() {
+    let sc = scenarios::resolve("develop-random", &ctx()).unwrap();
+    let mut all = RunOptions::default();
+    for f in broker_core::Fix::ALL {
+        all.behaviours.insert_fix(f);
+    }
+    let seed = 83_217;
+    assert!(run_seed(&sc, seed, &all)
+        .violated()
+        .contains(&"revive-bookkeeping"));
+    let out = sim::shrink::shrink(&sc, seed, &all, Some("revive-bookkeeping"), 30).unwrap();
+    let text = scenarios::to_toml(&out.scenario);
+    let back = scenarios::load_str("shrunk.toml", &text, &ctx()).unwrap();
+    assert!(
+        run_seed(&back, seed, &all)
+            .violated()
+            .contains(&"revive-bookkeeping"),
+        "the shrunk file, run with the fixes it was shrunk with, still fails"
+    );
+}
+
 /// The committed shrunk example still fails alone, and holds with the fix.
 #[test]
 fn the_committed_shrunk_scenario_fails_alone() {
