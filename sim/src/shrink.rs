@@ -163,6 +163,7 @@ pub fn shrink(
     let mut s = Search {
         seed,
         target: target.clone(),
+        fixes: opts.behaviours.fixes().collect(),
         runs: 1,
         budget,
         bar: crate::cli::progress(budget as u64, "shrink"),
@@ -227,6 +228,9 @@ fn list(v: &[&str]) -> String {
 struct Search {
     seed: u64,
     target: String,
+    /// The proposed fixes the seed was run with: a candidate's file names them as a finding's
+    /// `fixes` but switches none on, so each check switches them on as the final replay does.
+    fixes: Vec<broker_core::Fix>,
     runs: usize,
     budget: usize,
     /// Reruns out of the budget (drawn on a terminal only).
@@ -247,7 +251,7 @@ impl Search {
         }
         self.runs += 1;
         self.bar.inc(1);
-        let opts = RunOptions {
+        let mut opts = RunOptions {
             behaviours: loaded
                 .replays
                 .iter()
@@ -255,6 +259,9 @@ impl Search {
                 .collect(),
             ..RunOptions::default()
         };
+        for &f in &self.fixes {
+            opts.behaviours.insert_fix(f);
+        }
         let out = run_seed(&loaded, self.seed, &opts);
         (out.panic.is_none() && out.violated().contains(&self.target.as_str())).then_some(loaded)
     }

@@ -130,6 +130,129 @@ fn shrink_writes_a_smaller_scenario_that_fails_alone() {
     assert_eq!(scenarios::to_toml(&again.scenario), text);
 }
 
+/// A seed that fails only with a proposed fix on (F5's open limit: its early CK put goes
+/// through the timer, and a merged ack whose put failed is put again after its deliver time,
+/// ahead of the CK): on develop the scan stores the CK directly, after its deliver time.
+const FAILS_ONLY_WITH_THE_F5_FIX: &str = r#"
+name = "f5-fix-early-ck-ack-re-put"
+description = "F5's fix stores a buffered CK early through the timer; a merged ack whose put failed is put again after its deliver time, ahead of the CK."
+duration_ms = 60_000
+quiet_period_ms = 60_000
+seeds = [5]
+
+[broker]
+enablePopBufferMerge = true
+reviveQueueNum = 1
+popCkStayBufferTimeOut = 847
+
+[faults.latency_ms]
+min = 5
+max = 5
+
+[scheduler]
+preempt_percent = 0
+
+[[topics]]
+name = "t"
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+
+[[consumers]]
+name = "c1"
+kind = "scripted"
+group = "g"
+topic = "t"
+init_mode = "min"
+
+[[steps]]
+at_ms = 100
+action = "set-timer-lag"
+lag_ms = 3_000
+
+[[steps]]
+at_ms = 500
+action = "produce"
+producer = "p1"
+count = 3
+
+[[steps]]
+at_ms = 1_000
+action = "pop"
+consumer = "c1"
+max = 3
+invisible_time_ms = 8_000
+
+[[steps]]
+at_ms = 3_000
+action = "ack"
+consumer = "c1"
+count = 1
+
+[[steps]]
+at_ms = 6_700
+action = "set-store-put-failure-rate"
+rate = 0.5
+
+[[steps]]
+at_ms = 6_800
+action = "ack"
+consumer = "c1"
+count = 1
+
+[[steps]]
+at_ms = 6_808
+action = "set-store-put-failure-rate"
+rate = 1.0
+
+[[steps]]
+at_ms = 9_100
+action = "set-store-put-failure-rate"
+rate = 0.0
+
+[[steps]]
+at_ms = 20_000
+action = "set-timer-lag"
+lag_ms = 0
+
+[expect]
+develop = ["no-redelivery-after-ack"]
+"#;
+
+/// Shrinking a seed that fails with proposed fixes on checks every candidate with those fixes
+/// on. Rerunning the candidates on develop, shrink refused this seed (it holds there), and on
+/// a seed failing both ways it kept the develop failure and wrote a file that holds with the
+/// fixes.
+#[test]
+fn shrink_with_fixes_on_checks_its_candidates_with_them() {
+    let sc = scenarios::load_str("f5-fix.toml", FAILS_ONLY_WITH_THE_F5_FIX, &ctx()).unwrap();
+    let mut fix = RunOptions::default();
+    fix.behaviours
+        .insert_fix("refused-ack-stores-its-ck".parse().unwrap());
+    let seed = 5;
+    assert!(
+        !run_seed(&sc, seed, &RunOptions::default()).failed(),
+        "holds on develop"
+    );
+    assert!(
+        run_seed(&sc, seed, &fix)
+            .violated()
+            .contains(&"no-redelivery-after-ack"),
+        "fails with the fix (if F5's limit is closed, this case needs another seed)"
+    );
+    let out = sim::shrink::shrink(&sc, seed, &fix, None, 100).unwrap();
+    let text = scenarios::to_toml(&out.scenario);
+    let back = scenarios::load_str("shrunk.toml", &text, &ctx()).unwrap();
+    assert!(run_seed(&back, seed, &fix)
+        .violated()
+        .contains(&"no-redelivery-after-ack"));
+    assert!(out.after.steps <= out.before.steps);
+}
+
 /// The committed shrunk example still fails alone, and holds with the fix.
 #[test]
 fn the_committed_shrunk_scenario_fails_alone() {
