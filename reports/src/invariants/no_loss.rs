@@ -896,10 +896,10 @@ mod tests {
             h.at(3_500).push(
                 &consumer.clone(),
                 EventKind::ChangeInvisibleResult {
-                    consumer,
-                    group,
-                    msg_id,
-                    receipt,
+                    consumer: consumer.into(),
+                    group: group.into(),
+                    msg_id: msg_id.into(),
+                    receipt: receipt.into(),
                     invisible_time: 5_000,
                     new_receipt: None,
                     outcome: crate::history::RpcOutcome::Timeout,
