@@ -39,8 +39,18 @@ impl Broker {
             Err(rejected) => return rejected,
         };
         let target = AckTarget::new(&req.consumer_group, &topic, req.queue_id, &extra);
+        let mut revive_qid = extra.revive_qid;
         let (pop_time, invisible_time) = if extra.is_order() {
-            self.change_invisible_time_for_order(now, &target, req.offset, req.invisible_time)
+            match self.change_invisible_time_for_order(now, &target, req.offset, req.invisible_time)
+            {
+                Some(answer) => answer,
+                None => {
+                    // The early return leaves the response header as it was made: every
+                    // field 0, so the client's new handle is already expired.
+                    revive_qid = 0;
+                    (0, 0)
+                }
+            }
         } else if self.config.pop_consumer_kv_service_enable {
             self.change_invisibility_duration_kv(
                 now,
@@ -66,7 +76,7 @@ impl Broker {
             ck_queue_offset: req.offset,
             pop_time,
             invisible_time,
-            revive_qid: extra.revive_qid,
+            revive_qid,
             topic_type: extra.topic_type,
             broker_name: extra.broker_name.clone(),
             queue_id: req.queue_id,
@@ -77,23 +87,25 @@ impl Broker {
             extra_info: new_extra.build(),
             pop_time,
             invisible_time,
-            revive_qid: extra.revive_qid,
+            revive_qid,
         })
     }
 
-    /// `processChangeInvisibleTimeForOrder`: ignored below the commit offset; otherwise
-    /// `updateNextVisibleTime(now + invisibleTime)`. Answers the original popTime and
-    /// `newVisible − popTime`.
+    /// `processChangeInvisibleTimeForOrder` (`processChangeInvisibleTimeForOrderNew` on the KV
+    /// path): ignored below the commit offset (`None`: the early `return response`, whose
+    /// header still holds `createResponseCommand`'s zeros, so `SUCCESS` with popTime,
+    /// invisibleTime and reviveQid 0); otherwise `updateNextVisibleTime(now +
+    /// invisibleTime)`. Answers the original popTime and `newVisible − popTime`.
     fn change_invisible_time_for_order(
         &mut self,
         now: Millis,
         t: &AckTarget,
         offset: u64,
         invisible_time: Millis,
-    ) -> (Millis, Millis) {
+    ) -> Option<(Millis, Millis)> {
         let old_offset = self.offsets.query_offset(&t.group, &t.topic, t.queue_id);
         if (offset as i64) < old_offset {
-            return (t.pop_time, t.invisible_time);
+            return None;
         }
         let next_visible = now + invisible_time;
         self.order_info.update_next_visible_time(
@@ -105,7 +117,7 @@ impl Broker {
             t.pop_time,
             next_visible,
         );
-        (t.pop_time, next_visible.saturating_sub(t.pop_time))
+        Some((t.pop_time, next_visible.saturating_sub(t.pop_time)))
     }
 
     /// `appendCheckPointThenAckOrigin`: the new CK (num 1, startOffset = the message,

@@ -232,6 +232,56 @@ fn change_invisible_time_extends_the_block() {
     assert_eq!(offsets(&w.pop_orderly(2, 10_000)), vec![1]);
 }
 
+/// `ChangeInvisibleTimeProcessor.processChangeInvisibleTimeForOrder` (and `…ForOrderNew` on
+/// the KV path) returns early for an offset below the commit offset: `SUCCESS`, but the
+/// response header is left as `createResponseCommand` made it, so popTime, invisibleTime and
+/// reviveQid go out as 0 and the handle the client builds from them
+/// (`MQClientAPIImpl.changeInvisibleTimeAsync`) is already expired. Echoing the old handle
+/// instead let the proxy renew it again once a reset lowered the commit offset, and that
+/// renewal moved the OrderInfo block by minutes.
+#[test]
+fn change_invisible_time_below_the_commit_offset_answers_an_expired_handle() {
+    for kv in [false, true] {
+        let config = BrokerConfig {
+            pop_consumer_kv_service_enable: kv,
+            ..World::default_config()
+        };
+        let mut w = World::new(config, Behaviours::fixed());
+        w.send(2);
+        w.advance_to(1_000);
+        let batch = w.pop_orderly(2, 60_000);
+        assert_eq!(offsets(&batch), vec![0, 1]);
+        w.advance_to(4_000);
+        assert_eq!(w.reset(0, Some(1)).code, ResponseCode::Success);
+        assert_eq!(w.commit_offset(0), Some(1), "kv {kv}");
+        w.advance_to(55_000);
+        let receipt = batch[0].pop_ck.clone().unwrap();
+        let r = w.change_invisible(&batch[0], &receipt, 60_000);
+        assert_eq!(r.code, ResponseCode::Success, "kv {kv}");
+        match r.body {
+            ResponseBody::ChangeInvisibleTime {
+                extra_info,
+                pop_time,
+                invisible_time,
+                revive_qid,
+            } => {
+                assert_eq!(
+                    (pop_time, invisible_time, revive_qid),
+                    (0, 0, 0),
+                    "kv {kv}: the header's defaults"
+                );
+                let new = ExtraInfo::parse(&extra_info).unwrap();
+                assert_eq!(
+                    (new.pop_time + new.invisible_time, new.queue_offset),
+                    (0, 0),
+                    "kv {kv}: an expired handle of the same offset"
+                );
+            }
+            other => panic!("kv {kv}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn orderly_never_reads_the_retry_topic() {
     let config = BrokerConfig {

@@ -22,7 +22,9 @@
 //!   ([`PopPositions`](super::index::PopPositions) does the same for the reset checks).
 //! - It must stop waiting by `max(clock, block) + invisible + budget`: `block` is when the
 //!   latest batch popped from the queue stops blocking it (its receipts' `popTime +
-//!   invisibleTime`, moved by a changeInvisibleTime; a batch popped for a gRPC client that
+//!   invisibleTime`, moved by a changeInvisibleTime, and by one whose answer was lost up to
+//!   when the caller gave up plus its invisible time, since `ChangeInvisibleTimeProcessor`
+//!   moves the OrderInfo before it answers; a batch popped for a gRPC client that
 //!   never received it shows only in the proxy's renewals of its handles, which the proxy
 //!   keeps renewing while the client is online, and they move `block` all the same: only a
 //!   receive with the lost one's attemptId gets past that block), `invisible` is the largest
@@ -42,7 +44,7 @@
 
 use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
 use super::{InvariantInfo, Verdict, Witness};
-use crate::history::{ConsumerKind, EventKind, History};
+use crate::history::{ConsumerKind, EventKind, History, RpcOutcome};
 use broker_core::{BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -388,6 +390,31 @@ pub(crate) fn check(history: &History) -> Verdict {
                     push(k, e.at, Point::Extend(deadline));
                 }
             }
+            EventKind::ChangeInvisibleResult {
+                group,
+                msg_id,
+                receipt,
+                invisible_time,
+                outcome: RpcOutcome::Timeout,
+                ..
+            } => {
+                // The broker may have applied it (`updateNextVisibleTime` from its own now), at
+                // the latest when the caller gave up. No new receipt is known.
+                let mut k = receipt_key
+                    .get(&(group.as_str(), receipt.as_str()))
+                    .copied();
+                if k.is_none() {
+                    if let Some((key, pop_time, first)) =
+                        undelivered_key(group, msg_id, receipt, &origin)
+                    {
+                        push(key, pop_time, Point::Extend(first));
+                        k = Some(key);
+                    }
+                }
+                if let Some(k) = k {
+                    push(k, e.at, Point::Extend(e.at + invisible_time));
+                }
+            }
             EventKind::AckResult {
                 group,
                 receipt,
@@ -704,6 +731,7 @@ fn on_queue<'h>(keys: &BTreeSet<Key<'h>>, topic: &str, q: u32) -> Vec<Key<'h>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::RpcOutcome;
     use crate::invariants::Status;
     use crate::testkit::{Rcpt, H};
     use broker_core::ReadFrom;
@@ -904,6 +932,48 @@ mod tests {
             Status::Violated,
             "without the renewal nothing shows the batch: due by 64 s"
         );
+    }
+
+    #[test]
+    fn a_renewal_whose_answer_was_lost_may_have_moved_the_block() {
+        // o1 (gRPC FIFO) got offset 0 popped at 1 s (invisible 10 s). The proxy renewed its
+        // handle at 8 s for 3 minutes; no answer came by 11 s, but the broker may have moved
+        // the OrderInfo to 191 s at most, so offset 0 delivered again at 220 s is in time
+        // (due by 191 + 10 + 24 s). A renewal answered with an error moved nothing: due by
+        // 11 + 10 + 24 s. Nor does a lost one excuse a wait past its own bound.
+        let run = |outcome: Option<RpcOutcome>, again: Millis| {
+            let mut h = fifo(1);
+            h.consumer("o1", "og", ConsumerKind::GrpcFifo, -1);
+            h.end(0, 300_000);
+            let d = pop(&mut h, 1_000, 0..1);
+            if let Some(outcome) = outcome {
+                h.at(11_000).push(
+                    "proxy",
+                    EventKind::ChangeInvisibleResult {
+                        consumer: "o1".into(),
+                        group: "og".into(),
+                        msg_id: "m0".into(),
+                        receipt: d[0].receipt.clone().into(),
+                        invisible_time: 180_000,
+                        new_receipt: None,
+                        outcome,
+                    },
+                );
+            }
+            let r = pop(&mut h, again, 0..1);
+            h.at(again + 100);
+            ack(&mut h, &r[0]);
+            check(&h.build()).status
+        };
+        assert_eq!(run(Some(RpcOutcome::Timeout), 220_000), Status::Held);
+        assert_eq!(
+            run(Some(RpcOutcome::Timeout), 230_000),
+            Status::Violated,
+            "past 191 + 34 s"
+        );
+        let refused = crate::testkit::answered(broker_core::ResponseCode::SystemError, "");
+        assert_eq!(run(Some(refused), 220_000), Status::Violated);
+        assert_eq!(run(None, 220_000), Status::Violated);
     }
 
     #[test]
