@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Identity of a checkpoint, as the merge key spells it (`topic+cid+queueId+startOffset+popTime+brokerName`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CkRef {
     /// The CK's topic (possibly a retry topic).
     pub topic: Name,
@@ -21,7 +21,7 @@ pub struct CkRef {
 }
 
 /// What the reviver did with an ACK record it read (`consumeReviveMessage`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AckReadOutcome {
     /// A CK with its key was in the scan's map: its bits were set.
@@ -44,7 +44,7 @@ impl std::fmt::Display for AckReadOutcome {
 
 /// Where a pop's read started, and why there (`getPopOffset`, `resetPopOffset`, the
 /// KV path's `getPopOffset`, the offset correction).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReadFrom {
     /// A pending server-side reset, taken by this pop (`queryThenEraseResetOffset`).
@@ -78,7 +78,7 @@ impl ReadFrom {
 }
 
 /// One thing the broker model did. `at` is the `now` it was given.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BrokerEvent {
     /// `PopBufferMergeService.addCk`: a CK is held in memory.
     CkBuffered { at: Millis, ck: CkRef },
@@ -323,14 +323,14 @@ fn is_zero(v: &Millis) -> bool {
 }
 
 /// Min and max offset of one queue (`getMinOffsetInQueue` / `getMaxOffsetInQueue`, max exclusive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct QueueRange {
     pub min: u64,
     pub max: u64,
 }
 
 /// One revive queue's progress.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ReviveQueueState {
     pub revive_qid: u32,
     /// Records in the revive queue (max offset, exclusive).
@@ -346,7 +346,7 @@ pub struct ReviveQueueState {
 }
 
 /// A read-only picture of the broker's state for the checker and the reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BrokerSnapshot {
     /// `offsetTable`: `topic@group` → queueId → offset.
     pub offset_table: BTreeMap<String, BTreeMap<u32, i64>>,
