@@ -508,7 +508,10 @@ fn a_due_scan_ack_re_put_overtakes_its_ck_on_develop_and_not_with_the_f17_fix() 
         .expect("some seed lets the CK put through and fails the ACK put");
     let develop = scan_ack_re_put_after_the_revive_time(Behaviours::fixed(), seed).unwrap();
     assert!(develop.written_at > 8_000, "put after the revive time");
-    assert_eq!(develop.deliver_at, 8_000, "the CK's revive time: stored directly");
+    assert_eq!(
+        develop.deliver_at, 8_000,
+        "the CK's revive time: stored directly"
+    );
     assert_eq!(
         develop.revived,
         vec!["m1", "m2"],
