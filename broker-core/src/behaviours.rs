@@ -583,7 +583,7 @@ impl Fix {
                 "due-buffered-ack-goes-through-timer",
                 Side::Broker,
                 "PopBufferMergeService.putAckToStore / putBatchAckToStore",
-                "develop gives a buffered ACK the CK's reviveTime as deliverTimeMs whenever the scan puts it, so one put after the revive time is stored directly (HookUtils.transformTimerMessage); proposed: when reviveTime has passed and TimerMessageStore.getCurrReadTimeMs() has not reached the CK's timer slot (its deliver time reviveTime - ackTimeInterval, buildCkMsg), deliver it at now + timerPrecisionMs, so it waits in the wheel one slot or more behind its CK",
+                "develop gives a buffered ACK the CK's reviveTime as deliverTimeMs whenever the scan puts it, so one put after the revive time is stored directly (HookUtils.transformTimerMessage); proposed: when reviveTime has passed and the timer has not delivered the CK's slot yet (TimerMessageStore.getCurrReadTimeMs() <= the slot of its deliver time reviveTime - ackTimeInterval, buildCkMsg), deliver it at now + timerPrecisionMs, so it waits in the wheel one slot or more behind its CK",
                 "finding F17: a merged ack whose put failed at the scan's flush is put again by a later scan after the revive time; stored directly, it overtakes its CK still parked in a lagging timer, consumeReviveMessage drops it (`point == null`) and the acked message is revived",
                 "",
             ),

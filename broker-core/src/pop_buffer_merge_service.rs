@@ -701,8 +701,10 @@ impl Broker {
     /// (`HookUtils.transformTimerMessage`) and can overtake its CK, whose deliver time was
     /// one `ackTimeInterval` earlier (`buildCkMsg`) and which may still wait in a lagging
     /// timer wheel. With the proposed fix `due-buffered-ack-goes-through-timer` (read only
-    /// here) such an ACK, while the timer's read time (`getCurrReadTimeMs`) has not reached
-    /// the CK's slot, is delivered one timer slot from now instead: it goes through the wheel
+    /// here) such an ACK, while the timer has not delivered the CK's slot (the read time,
+    /// upstream `getCurrReadTimeMs`, is below it), is delivered one timer slot from now
+    /// instead (`timerPrecisionMs`, so `transformTimerMessage` and the timer's enqueue side,
+    /// `TimerMessageStore` 1441, both take it into the wheel): it goes through the wheel
     /// in a later slot than the CK's, and the reviver reads it after the CK. With the timer
     /// past the CK's slot the CK is in the revive queue already, and develop's decision
     /// stands (a direct ACK comes after it).
