@@ -401,6 +401,10 @@ pub enum Fix {
     /// `BrokerController`'s scheduled `ConsumerOffsetManager.persist` also persists
     /// `ConsumerOrderInfoManager`, so a restart restores a consistent pair.
     OrderInfoPersistsWithOffsets,
+    /// `PopBufferMergeService.putAckToStore` / `putBatchAckToStore` give an ACK that is
+    /// already due, while its CK's timer slot is still ahead of the timer's read time, a
+    /// deliver time one timer slot ahead, so it goes through the wheel behind the CK.
+    DueBufferedAckGoesThroughTimer,
 }
 
 /// Static facts about a proposed fix.
@@ -423,7 +427,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 16] = [
+    pub const ALL: [Fix; 17] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -440,6 +444,7 @@ impl Fix {
         Fix::ResetCleanupSkipsTakenQueues,
         Fix::ChangeSkipsDeleteOfSameKey,
         Fix::OrderInfoPersistsWithOffsets,
+        Fix::DueBufferedAckGoesThroughTimer,
     ];
 
     /// The registry entry for this fix.
@@ -572,6 +577,14 @@ impl Fix {
                 "BrokerController.initializeScheduledTasks (ConsumerOffsetManager.persist, ConsumerOrderInfoManager.persist)",
                 "develop persists the offsetTable every 5 s and OrderInfo every 10 s in separate tasks, so a restart can restore an offsetTable newer than OrderInfo; proposed: the offsetTable's task persists OrderInfo too (OrderInfo's own task stays), so the two images on disk are always taken together",
                 "finding F16: a reset taken by an orderly pop is on disk in the offsetTable but not in OrderInfo when the broker crashes; after the restart OrderInfo holds the batch popped before the reset, and a late ack of that batch passes ackOrderly and commitAndNext and commits past the reset's replay",
+                "",
+            ),
+            DueBufferedAckGoesThroughTimer => (
+                "due-buffered-ack-goes-through-timer",
+                Side::Broker,
+                "PopBufferMergeService.putAckToStore / putBatchAckToStore",
+                "develop gives a buffered ACK the CK's reviveTime as deliverTimeMs whenever the scan puts it, so one put after the revive time is stored directly (HookUtils.transformTimerMessage); proposed: when reviveTime has passed and the timer has not delivered the CK's slot yet (TimerMessageStore.getCurrReadTimeMs() <= the slot of its deliver time reviveTime - ackTimeInterval, buildCkMsg), deliver it at now + timerPrecisionMs, so it waits in the wheel one slot or more behind its CK",
+                "finding F17: a merged ack whose put failed at the scan's flush is put again by a later scan after the revive time; stored directly, it overtakes its CK still parked in a lagging timer, consumeReviveMessage drops it (`point == null`) and the acked message is revived",
                 "",
             ),
         };

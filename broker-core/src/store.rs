@@ -98,7 +98,7 @@ pub struct Timer {
 
 impl Timer {
     /// The read time at `t` with the current lag.
-    fn read_at(&self, t: Millis) -> Millis {
+    pub fn read_at(&self, t: Millis) -> Millis {
         self.read.max(t.saturating_sub(self.lag))
     }
 

@@ -436,3 +436,133 @@ fn the_f5_fix_answers_a_change_an_error_when_the_ck_put_fails() {
     }
     panic!("no rate gave the interleaving");
 }
+
+/// What [`scan_ack_re_put_after_the_revive_time`] saw: the re-put ACK's write time and
+/// deliver time, and the revived message ids.
+struct RePut {
+    written_at: Millis,
+    deliver_at: Millis,
+    revived: Vec<String>,
+}
+
+/// Finding F17 (scenarios/findings/scan-ack-re-put-overtakes-ck.toml): the timer lags 3 s;
+/// 2 messages popped in one buffered CK at 0 s (revive time 8 s), the first acked at 1 s
+/// (merged). The scan flushes at 5 s (revive time − popCkStayBufferTimeOut): the CK put goes
+/// through, into the wheel (deliver time 7 s), and the ACK put fails. Every later scan's
+/// retry fails until 8.1 s, past the revive time; that put succeeds. Returns `None` if the
+/// broker seed's put-failure draws do not give that interleaving.
+fn scan_ack_re_put_after_the_revive_time(behaviours: Behaviours, seed: u64) -> Option<RePut> {
+    let mut w = World::seeded(
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..World::default_config()
+        },
+        behaviours,
+        seed,
+    );
+    w.broker.set_timer_lag(0, 3_000);
+    w.send(2);
+    let msgs = w.pop(32, 8_000);
+    assert_eq!(msgs.len(), 2);
+    w.advance_to(1_000);
+    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
+    w.advance_to(4_990);
+    assert_eq!(w.ck_written(), 0, "still buffered");
+    w.broker.set_store_put_failure_rate(0.5);
+    while w.ck_written() == 0 {
+        if w.now > 5_500 {
+            return None;
+        }
+        w.advance(1);
+    }
+    w.broker.set_store_put_failure_rate(1.0);
+    if !w.ack_written_names().is_empty() {
+        return None;
+    }
+    w.advance_to(8_100);
+    assert!(w.ack_written_names().is_empty(), "every retry failed");
+    w.broker.set_store_put_failure_rate(0.0);
+    w.advance_to(8_200);
+    let (written_at, deliver_at) = w
+        .events
+        .iter()
+        .find_map(|e| match e {
+            BrokerEvent::AckWritten { at, deliver_at, .. } => Some((*at, *deliver_at)),
+            _ => None,
+        })
+        .expect("the retry after the revive time went in");
+    w.advance_to(20_000);
+    w.broker.set_timer_lag(w.now, 0);
+    w.advance_to(60_000);
+    Some(RePut {
+        written_at,
+        deliver_at,
+        revived: w.revived_ids(),
+    })
+}
+
+#[test]
+fn a_due_scan_ack_re_put_overtakes_its_ck_on_develop_and_not_with_the_f17_fix() {
+    let seed = (0..64)
+        .find(|&s| scan_ack_re_put_after_the_revive_time(Behaviours::fixed(), s).is_some())
+        .expect("some seed lets the CK put through and fails the ACK put");
+    let develop = scan_ack_re_put_after_the_revive_time(Behaviours::fixed(), seed).unwrap();
+    assert!(develop.written_at > 8_000, "put after the revive time");
+    assert_eq!(
+        develop.deliver_at, 8_000,
+        "the CK's revive time: stored directly"
+    );
+    assert_eq!(
+        develop.revived,
+        vec!["m1", "m2"],
+        "the ACK was read before its CK and dropped: the acked m1 comes back"
+    );
+    let fixed = scan_ack_re_put_after_the_revive_time(
+        Behaviours::fixed().with_fix(Fix::DueBufferedAckGoesThroughTimer),
+        seed,
+    )
+    .expect("the fix changes nothing before the re-put");
+    assert_eq!(fixed.written_at, develop.written_at);
+    assert_eq!(
+        fixed.deliver_at,
+        fixed.written_at + 1_000,
+        "one timer slot ahead: into the wheel, behind the CK's slot (6 s)"
+    );
+    assert_eq!(fixed.revived, vec!["m2"], "only the unacked message");
+}
+
+/// With the timer past the CK's slot (no lag) the CK is in the revive queue already: the
+/// fix keeps develop's deliver time, and a direct ACK re-put after the revive time follows
+/// the CK.
+#[test]
+fn the_f17_fix_leaves_a_due_ack_alone_when_the_ck_was_delivered() {
+    let run = |behaviours: Behaviours| {
+        let mut w = World::new(
+            BrokerConfig {
+                enable_pop_buffer_merge: true,
+                ..World::default_config()
+            },
+            behaviours,
+        );
+        w.send(2);
+        let msgs = w.pop(32, 8_000);
+        w.advance_to(1_000);
+        assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
+        // The scan thread stalls from before its 5 s flush until 8.1 s.
+        w.now = 8_100;
+        w.broker.on_timer(w.now);
+        w.events.extend(w.broker.drain_events());
+        let deliver_at = w.events.iter().find_map(|e| match e {
+            BrokerEvent::AckWritten { deliver_at, .. } => Some(*deliver_at),
+            _ => None,
+        });
+        w.advance_to(60_000);
+        (deliver_at, w.revived_ids())
+    };
+    let develop = run(Behaviours::fixed());
+    assert_eq!(develop, (Some(8_000), vec!["m2".to_owned()]));
+    assert_eq!(
+        run(Behaviours::fixed().with_fix(Fix::DueBufferedAckGoesThroughTimer)),
+        develop
+    );
+}

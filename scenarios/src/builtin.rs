@@ -145,6 +145,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F16 on develop: a reset taken by an orderly pop is lost from OrderInfo in a crash; a late ack of the batch popped before it commits past the replay",
         source: include_str!("../findings/orderly-taken-reset-lost-orderinfo.toml"),
     },
+    Builtin {
+        name: "scan-ack-re-put-overtakes-ck",
+        summary: "finding F17 on develop: a buffered ACK whose put failed at the scan's flush is put again after its deliver time, ahead of its CK in a lagging timer; the reviver drops it and revives the acked message",
+        source: include_str!("../findings/scan-ack-re-put-overtakes-ck.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

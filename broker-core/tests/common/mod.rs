@@ -16,8 +16,13 @@ pub struct World {
 
 impl World {
     pub fn new(config: BrokerConfig, behaviours: Behaviours) -> Self {
+        Self::seeded(config, behaviours, 42)
+    }
+
+    /// [`World::new`] with the broker's own seed (its store put failures are drawn from it).
+    pub fn seeded(config: BrokerConfig, behaviours: Behaviours, seed: u64) -> Self {
         let mut w = Self {
-            broker: Broker::new(config, behaviours, 42),
+            broker: Broker::new(config, behaviours, seed),
             now: 0,
             events: Vec::new(),
             sent: 0,
