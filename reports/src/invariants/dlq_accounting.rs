@@ -19,7 +19,10 @@
 //!   one after `max` earlier ones. The gRPC FIFO push consumer decides itself, on its own
 //!   node, after retrying locally (`ProcessQueueImpl.eraseFifoMessage`: its delivery
 //!   attempt is reconsumeTimes + 1 and grows by one per local retry): for its decisions the
-//!   listener runs on the latest delivery count too, `earlier + runs ≥ max`.
+//!   delivery being dead-lettered is that consumer's own latest one, and its listener runs
+//!   since count too, `earlier + runs ≥ max` (another consumer may have got the message
+//!   since, e.g. a crash replay of the batch after `ConsumerOrderInfoManager` lost the
+//!   block; that neither raises the count nor restarts it).
 //!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message
 //!   plus, for an orderly message, the orderly pops of its queue by the group that no client
 //!   saw (the commit each makes at its popTime, with no delivery at that popTime) and that
@@ -62,13 +65,37 @@ fn is_orderly_pop_commit(reason: &str) -> bool {
     reason == "PopMessageProcessor.orderly" || reason == "PopConsumerService"
 }
 
+/// One consumer's latest delivery of a message, and its listener runs since (a FIFO gRPC
+/// client's local attempts of that delivery).
+#[derive(Clone, Copy)]
+struct Latest {
+    /// Position among the group's deliveries of the message.
+    pos: usize,
+    /// The message's revives recorded before it.
+    revives: usize,
+    at: Millis,
+    runs: usize,
+}
+
+/// What a dead-lettering is judged on: the group's deliveries up to the one being
+/// dead-lettered, the revives before it, the orderly pops no client saw, and the listener
+/// runs of a decision taken after local retries.
+#[derive(Clone, Copy)]
+struct Basis {
+    delivered: usize,
+    revives: usize,
+    unseen: usize,
+    local: Option<usize>,
+}
+
 /// One message in one group, as far as dead-lettering goes.
 #[derive(Default)]
-struct MsgState {
+struct MsgState<'h> {
     deliveries: Vec<usize>,
     revives: usize,
-    /// Listener runs since the latest delivery (a FIFO gRPC client's local attempts).
-    runs: usize,
+    /// Per consumer of the group: its latest delivery. Another consumer's later delivery
+    /// (a crash replay of the batch, say) does not restart this one's local attempts.
+    latest: BTreeMap<&'h str, Latest>,
     /// Index of the first decision, and of the first dead-lettering of either kind.
     decided: Option<usize>,
     dead_at: Option<usize>,
@@ -194,6 +221,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     for (idx, e) in h.events.iter().enumerate() {
         match &e.kind {
             EventKind::Delivered {
+                consumer,
                 group,
                 msg_id,
                 topic,
@@ -220,11 +248,25 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         ));
                     }
                 }
+                let latest = Latest {
+                    pos: st.deliveries.len(),
+                    revives: st.revives,
+                    at: e.at,
+                    runs: 0,
+                };
+                st.latest.insert(consumer, latest);
                 st.deliveries.push(idx);
-                st.runs = 0;
             }
-            EventKind::ListenerStarted { group, msg_id, .. } => {
-                msgs.entry((group, msg_id)).or_default().runs += 1;
+            EventKind::ListenerStarted {
+                consumer,
+                group,
+                msg_id,
+                ..
+            } => {
+                let st = msgs.entry((group, msg_id)).or_default();
+                if let Some(l) = st.latest.get_mut(&**consumer) {
+                    l.runs += 1;
+                }
             }
             EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
                 msgs.entry((group, msg_id)).or_default().revives += 1;
@@ -239,13 +281,28 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let st = msgs.entry((group, msg_id)).or_default();
                 st.decided.get_or_insert(idx);
                 st.dead_at.get_or_insert(idx);
-                let unseen = orderly_pops(group, msg_id, e.at);
                 let max = max_of(consumer);
-                // The client's own decision after local retries (not the proxy's filter).
-                let local = (*e.node == **consumer && local_retries(consumer)).then_some(st.runs);
-                found.extend(enough(
-                    h, idx, st, unseen, local, max, group, msg_id, dlq_topic,
-                ));
+                // The client's own decision after local retries (not the proxy's filter)
+                // dead-letters its own latest delivery, after the runs it made of it; the
+                // proxy's filter and the remoting client, the group's latest hand-out.
+                let own = (*e.node == **consumer && local_retries(consumer))
+                    .then(|| st.latest.get(&**consumer).copied())
+                    .flatten();
+                let basis = match own {
+                    Some(l) => Basis {
+                        delivered: l.pos + 1,
+                        revives: l.revives,
+                        unseen: orderly_pops(group, msg_id, l.at),
+                        local: Some(l.runs),
+                    },
+                    None => Basis {
+                        delivered: st.deliveries.len(),
+                        revives: st.revives,
+                        unseen: orderly_pops(group, msg_id, e.at),
+                        local: (*e.node == **consumer && local_retries(consumer)).then_some(0),
+                    },
+                };
+                found.extend(enough(h, idx, st, &basis, max, group, msg_id, dlq_topic));
             }
             EventKind::DlqWritten {
                 group,
@@ -268,10 +325,13 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         group_max(group)
                     }
                 };
-                let unseen = orderly_pops(group, msg_id, e.at);
-                found.extend(enough(
-                    h, idx, st, unseen, None, max, group, msg_id, dlq_topic,
-                ));
+                let basis = Basis {
+                    delivered: st.deliveries.len(),
+                    revives: st.revives,
+                    unseen: orderly_pops(group, msg_id, e.at),
+                    local: None,
+                };
+                found.extend(enough(h, idx, st, &basis, max, group, msg_id, dlq_topic));
             }
             _ => {}
         }
@@ -295,15 +355,14 @@ fn witness(msg_id: &str, summary: String, events: Vec<usize>) -> Witness {
 }
 
 /// The DLQ topic is the group's and the message was handed out at least `max` times before
-/// the delivery being dead-lettered; `unseen` counts orderly pops no client saw, `local` the
-/// listener runs of a decision taken after local retries.
+/// the delivery being dead-lettered (the last of `basis.delivered`), counting the listener
+/// runs of a decision taken after local retries.
 #[allow(clippy::too_many_arguments)]
 fn enough(
     h: &History,
     idx: usize,
     st: &MsgState,
-    unseen: usize,
-    local: Option<usize>,
+    basis: &Basis,
     max: Option<u32>,
     group: &str,
     msg_id: &str,
@@ -324,23 +383,27 @@ fn enough(
         });
     }
     let max = max?;
-    // Hand-outs before the one being dead-lettered (the latest delivery).
-    let delivered = st.deliveries.len();
-    let before = (delivered + unseen).saturating_sub(1).max(st.revives);
+    // Hand-outs before the one being dead-lettered.
+    let Basis {
+        delivered,
+        revives,
+        unseen,
+        local,
+    } = *basis;
+    let before = (delivered + unseen).saturating_sub(1).max(revives);
     let attempts = before + local.unwrap_or(0);
     if attempts as u64 >= u64::from(max) {
         return None;
     }
-    let mut events = st.deliveries.clone();
+    let mut events = st.deliveries[..delivered.min(st.deliveries.len())].to_vec();
     events.push(idx);
     let runs = local.map_or_else(String::new, |r| {
-        format!(", then {r} attempt(s) of the latest delivery")
+        format!(", then {r} attempt(s) of that delivery")
     });
     Some(Witness {
         msg_id: Some(msg_id.to_owned()),
         summary: format!(
-            "{what} {msg_id} for group {group} after handing it out {before} time(s) before ({delivered} deliveries, {unseen} orderly pops no client saw, {} revives){runs}; the effective maximum is {max}",
-            st.revives
+            "{what} {msg_id} for group {group} after handing it out {before} time(s) before ({delivered} deliveries, {unseen} orderly pops no client saw, {revives} revives){runs}; the effective maximum is {max}"
         ),
         events: witness_events(events),
     })
@@ -446,11 +509,74 @@ mod tests {
         assert_eq!(w.events, vec![r.idx, d]);
         assert!(
             w.summary.ends_with(
-                "(1 deliveries, 0 orderly pops no client saw, 0 revives), then 2 attempt(s) of the latest delivery; the effective maximum is 3"
+                "(1 deliveries, 0 orderly pops no client saw, 0 revives), then 2 attempt(s) of that delivery; the effective maximum is 3"
             ),
             "{}",
             w.summary
         );
+    }
+
+    #[test]
+    fn another_consumers_later_delivery_does_not_restart_the_local_attempts() {
+        // f1 got m0 (reconsumeTimes 0) and failed it twice; a crash lost the OrderInfo block,
+        // so f2 got the same batch again; f1's third local attempt failed and it forwarded m0.
+        // The decision counts f1's three runs of its own delivery, not only the run after f2's.
+        let shape = |before: u32, after: u32| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+            h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+            h.at(0).produce("m0", 0, 0);
+            let r = h.at(1_000).pop("f1", "m0", 0, 0);
+            let mut t = 2_000;
+            let run = |h: &mut H, t: &mut u64| {
+                h.at(*t).listener(&r);
+                h.at(*t + 20)
+                    .listener_done(&r, ConsumeOutcome::Failure, false);
+                *t += 5_000;
+            };
+            for _ in 0..before {
+                run(&mut h, &mut t);
+            }
+            let again = h.at(t).pop("f2", "m0", 0, 0);
+            t += 100;
+            for _ in 0..after {
+                run(&mut h, &mut t);
+            }
+            let d = h.at(t).dlq(&r);
+            (check(&h.build()), r.idx, again.idx, d)
+        };
+        assert_eq!(shape(2, 1).0, Verdict::held());
+        // Two runs in all are one short, however they fall around f2's delivery.
+        let (v, first, _, d) = shape(1, 1);
+        let w = v.witness.expect("violated");
+        assert_eq!(w.events, vec![first, d]);
+        assert!(
+            w.summary.ends_with(
+                "(1 deliveries, 0 orderly pops no client saw, 0 revives), then 2 attempt(s) of that delivery; the effective maximum is 3"
+            ),
+            "{}",
+            w.summary
+        );
+        assert_eq!(shape(0, 2).0.status, Status::Violated);
+        // f2's own runs of its delivery are not f1's attempts.
+        let mut h = H::new();
+        h.meta.consumers.clear();
+        h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+        h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("f1", "m0", 0, 0);
+        let again = h.at(2_000).pop("f2", "m0", 0, 0);
+        for t in [3_000, 8_000] {
+            h.at(t).listener(&again);
+            h.at(t + 20)
+                .listener_done(&again, ConsumeOutcome::Failure, false);
+        }
+        h.at(9_000).listener(&r);
+        h.at(9_020)
+            .listener_done(&r, ConsumeOutcome::Failure, false);
+        h.at(9_100).dlq(&r);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]
