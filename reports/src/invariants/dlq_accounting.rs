@@ -19,10 +19,13 @@
 //!   one after `max` earlier ones. The gRPC FIFO push consumer decides itself, on its own
 //!   node, after retrying locally (`ProcessQueueImpl.eraseFifoMessage`: its delivery
 //!   attempt is reconsumeTimes + 1 and grows by one per local retry): for its decisions the
-//!   delivery being dead-lettered is that consumer's own latest one, and its listener runs
-//!   since count too, `earlier + runs ≥ max` (another consumer may have got the message
-//!   since, e.g. a crash replay of the batch after `ConsumerOrderInfoManager` lost the
-//!   block; that neither raises the count nor restarts it).
+//!   delivery being dead-lettered is one of that consumer's own, and its listener runs since
+//!   count too, `earlier + runs ≥ max` for some such delivery. A crash replay of the batch
+//!   (`ConsumerOrderInfoManager` lost the block) may hand the message to another consumer, or
+//!   to another process queue of the same one, while the first copy is still being retried:
+//!   a later delivery neither raises the first copy's count nor restarts it. Listener runs
+//!   do not name their copy, so a consumer's run counts for each of its copies received
+//!   before it (lenient only while one consumer holds two copies of a message).
 //!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message
 //!   plus, for an orderly message, the orderly pops of its queue by the group that no client
 //!   saw (the commit each makes at its popTime, with no delivery at that popTime) and that
@@ -65,10 +68,10 @@ fn is_orderly_pop_commit(reason: &str) -> bool {
     reason == "PopMessageProcessor.orderly" || reason == "PopConsumerService"
 }
 
-/// One consumer's latest delivery of a message, and its listener runs since (a FIFO gRPC
-/// client's local attempts of that delivery).
+/// One consumer's delivery of a message, and its listener runs since (a FIFO gRPC client's
+/// local attempts of that delivery, or of another copy it holds).
 #[derive(Clone, Copy)]
-struct Latest {
+struct OwnCopy {
     /// Position among the group's deliveries of the message.
     pos: usize,
     /// The message's revives recorded before it.
@@ -88,14 +91,28 @@ struct Basis {
     local: Option<usize>,
 }
 
+impl Basis {
+    /// Hand-outs before the delivery being dead-lettered.
+    fn before(&self) -> usize {
+        (self.delivered + self.unseen)
+            .saturating_sub(1)
+            .max(self.revives)
+    }
+
+    /// The delivery attempt the decision can have reached.
+    fn attempts(&self) -> usize {
+        self.before() + self.local.unwrap_or(0)
+    }
+}
+
 /// One message in one group, as far as dead-lettering goes.
 #[derive(Default)]
 struct MsgState<'h> {
     deliveries: Vec<usize>,
     revives: usize,
-    /// Per consumer of the group: its latest delivery. Another consumer's later delivery
-    /// (a crash replay of the batch, say) does not restart this one's local attempts.
-    latest: BTreeMap<&'h str, Latest>,
+    /// Per consumer of the group: its deliveries. A later delivery (a crash replay of the
+    /// batch, say) does not restart the local attempts of an earlier copy.
+    copies: BTreeMap<&'h str, Vec<OwnCopy>>,
     /// Index of the first decision, and of the first dead-lettering of either kind.
     decided: Option<usize>,
     dead_at: Option<usize>,
@@ -248,13 +265,13 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         ));
                     }
                 }
-                let latest = Latest {
+                let copy = OwnCopy {
                     pos: st.deliveries.len(),
                     revives: st.revives,
                     at: e.at,
                     runs: 0,
                 };
-                st.latest.insert(consumer, latest);
+                st.copies.entry(consumer).or_default().push(copy);
                 st.deliveries.push(idx);
             }
             EventKind::ListenerStarted {
@@ -264,8 +281,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 ..
             } => {
                 let st = msgs.entry((group, msg_id)).or_default();
-                if let Some(l) = st.latest.get_mut(&**consumer) {
-                    l.runs += 1;
+                for c in st.copies.get_mut(&**consumer).into_iter().flatten() {
+                    c.runs += 1;
                 }
             }
             EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
@@ -283,23 +300,26 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 st.dead_at.get_or_insert(idx);
                 let max = max_of(consumer);
                 // The client's own decision after local retries (not the proxy's filter)
-                // dead-letters its own latest delivery, after the runs it made of it; the
-                // proxy's filter and the remoting client, the group's latest hand-out.
-                let own = (*e.node == **consumer && local_retries(consumer))
-                    .then(|| st.latest.get(&**consumer).copied())
-                    .flatten();
+                // dead-letters one of its own deliveries after the runs it made of it: judged
+                // on the one that allows the most attempts. The proxy's filter and the
+                // remoting client dead-letter the group's latest hand-out.
+                let local = *e.node == **consumer && local_retries(consumer);
+                let own = (st.copies.get(&**consumer).into_iter().flatten())
+                    .filter(|_| local)
+                    .map(|c| Basis {
+                        delivered: c.pos + 1,
+                        revives: c.revives,
+                        unseen: orderly_pops(group, msg_id, c.at),
+                        local: Some(c.runs),
+                    })
+                    .max_by_key(Basis::attempts);
                 let basis = match own {
-                    Some(l) => Basis {
-                        delivered: l.pos + 1,
-                        revives: l.revives,
-                        unseen: orderly_pops(group, msg_id, l.at),
-                        local: Some(l.runs),
-                    },
+                    Some(b) => b,
                     None => Basis {
                         delivered: st.deliveries.len(),
                         revives: st.revives,
                         unseen: orderly_pops(group, msg_id, e.at),
-                        local: (*e.node == **consumer && local_retries(consumer)).then_some(0),
+                        local: local.then_some(0),
                     },
                 };
                 found.extend(enough(h, idx, st, &basis, max, group, msg_id, dlq_topic));
@@ -390,9 +410,8 @@ fn enough(
         unseen,
         local,
     } = *basis;
-    let before = (delivered + unseen).saturating_sub(1).max(revives);
-    let attempts = before + local.unwrap_or(0);
-    if attempts as u64 >= u64::from(max) {
+    let before = basis.before();
+    if basis.attempts() as u64 >= u64::from(max) {
         return None;
     }
     let mut events = st.deliveries[..delivered.min(st.deliveries.len())].to_vec();
@@ -517,11 +536,12 @@ mod tests {
     }
 
     #[test]
-    fn another_consumers_later_delivery_does_not_restart_the_local_attempts() {
-        // f1 got m0 (reconsumeTimes 0) and failed it twice; a crash lost the OrderInfo block,
-        // so f2 got the same batch again; f1's third local attempt failed and it forwarded m0.
-        // The decision counts f1's three runs of its own delivery, not only the run after f2's.
-        let shape = |before: u32, after: u32| {
+    fn a_later_delivery_does_not_restart_the_local_attempts() {
+        // f1 got m0 (reconsumeTimes 0) and failed it `before` times; a crash lost the
+        // OrderInfo block, so the batch was handed out again, to f2 or to another process
+        // queue of f1; f1's next local attempts failed and it forwarded m0. The decision
+        // counts f1's runs of its first copy, not only the runs after the replay.
+        let shape = |to: &str, before: u32, after: u32| {
             let mut h = H::new();
             h.meta.consumers.clear();
             h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
@@ -538,17 +558,21 @@ mod tests {
             for _ in 0..before {
                 run(&mut h, &mut t);
             }
-            let again = h.at(t).pop("f2", "m0", 0, 0);
+            h.at(t).pop(to, "m0", 0, 0);
             t += 100;
             for _ in 0..after {
                 run(&mut h, &mut t);
             }
             let d = h.at(t).dlq(&r);
-            (check(&h.build()), r.idx, again.idx, d)
+            (check(&h.build()), r.idx, d)
         };
-        assert_eq!(shape(2, 1).0, Verdict::held());
-        // Two runs in all are one short, however they fall around f2's delivery.
-        let (v, first, _, d) = shape(1, 1);
+        for to in ["f2", "f1"] {
+            assert_eq!(shape(to, 2, 1).0, Verdict::held(), "replay to {to}");
+            // Two runs in all are one short, however they fall around the replay.
+            assert_eq!(shape(to, 1, 1).0.status, Status::Violated, "replay to {to}");
+        }
+        assert_eq!(shape("f2", 0, 2).0.status, Status::Violated);
+        let (v, first, d) = shape("f2", 1, 1);
         let w = v.witness.expect("violated");
         assert_eq!(w.events, vec![first, d]);
         assert!(
@@ -558,8 +582,7 @@ mod tests {
             "{}",
             w.summary
         );
-        assert_eq!(shape(0, 2).0.status, Status::Violated);
-        // f2's own runs of its delivery are not f1's attempts.
+        // f2's own runs of its copy are not f1's attempts.
         let mut h = H::new();
         h.meta.consumers.clear();
         h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
