@@ -26,10 +26,12 @@
 //!   a later delivery neither raises the first copy's count nor restarts it. Listener runs
 //!   do not name their copy, so a consumer's run counts for each of its copies received
 //!   before it (lenient only while one consumer holds two copies of a message).
-//!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message
-//!   plus, for an orderly message, the orderly pops of its queue by the group that no client
-//!   saw (the commit each makes at its popTime, with no delivery at that popTime) and that
-//!   started at or below it after it was stored, less the latest; and its revives.
+//!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message up
+//!   to the one being dead-lettered plus, for an orderly message, the orderly pops of its
+//!   queue by the group that no client saw (the commit each makes at its popTime, with no
+//!   delivery at that popTime) and that started at or below it after it was stored and
+//!   before that delivery (before the decision, for a write or the proxy's filter), less
+//!   that delivery; and its revives before it.
 //!   `PopReviveService.reviveRetry` counts every hand-out whose invisible time lapsed, and
 //!   `ConsumerOrderInfoManager.update` every re-read of the previous batch by a new
 //!   attemptId, whether or not the pop's answer reached a client (with two consumers in a
