@@ -19,11 +19,19 @@
 //!   one after `max` earlier ones. The gRPC FIFO push consumer decides itself, on its own
 //!   node, after retrying locally (`ProcessQueueImpl.eraseFifoMessage`: its delivery
 //!   attempt is reconsumeTimes + 1 and grows by one per local retry): for its decisions the
-//!   listener runs on the latest delivery count too, `earlier + runs ≥ max`.
-//!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message
-//!   plus, for an orderly message, the orderly pops of its queue by the group that no client
-//!   saw (the commit each makes at its popTime, with no delivery at that popTime) and that
-//!   started at or below it after it was stored, less the latest; and its revives.
+//!   delivery being dead-lettered is one of that consumer's own, and its listener runs since
+//!   count too, `earlier + runs ≥ max` for some such delivery. A crash replay of the batch
+//!   (`ConsumerOrderInfoManager` lost the block) may hand the message to another consumer, or
+//!   to another process queue of the same one, while the first copy is still being retried:
+//!   a later delivery neither raises the first copy's count nor restarts it. Listener runs
+//!   do not name their copy, so a consumer's run counts for each of its copies received
+//!   before it (lenient only while one consumer holds two copies of a message).
+//!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message up
+//!   to the one being dead-lettered plus, for an orderly message, the orderly pops of its
+//!   queue by the group that no client saw (the commit each makes at its popTime, with no
+//!   delivery at that popTime) and that started at or below it after it was stored and
+//!   before that delivery (before the decision, for a write or the proxy's filter), less
+//!   that delivery; and its revives before it.
 //!   `PopReviveService.reviveRetry` counts every hand-out whose invisible time lapsed, and
 //!   `ConsumerOrderInfoManager.update` every re-read of the previous batch by a new
 //!   attemptId, whether or not the pop's answer reached a client (with two consumers in a
@@ -62,13 +70,51 @@ fn is_orderly_pop_commit(reason: &str) -> bool {
     reason == "PopMessageProcessor.orderly" || reason == "PopConsumerService"
 }
 
+/// One consumer's delivery of a message, and its listener runs since (a FIFO gRPC client's
+/// local attempts of that delivery, or of another copy it holds).
+#[derive(Clone, Copy)]
+struct OwnCopy {
+    /// Position among the group's deliveries of the message.
+    pos: usize,
+    /// The message's revives recorded before it.
+    revives: usize,
+    at: Millis,
+    runs: usize,
+}
+
+/// What a dead-lettering is judged on: the group's deliveries up to the one being
+/// dead-lettered, the revives before it, the orderly pops no client saw, and the listener
+/// runs of a decision taken after local retries.
+#[derive(Clone, Copy)]
+struct Basis {
+    delivered: usize,
+    revives: usize,
+    unseen: usize,
+    local: Option<usize>,
+}
+
+impl Basis {
+    /// Hand-outs before the delivery being dead-lettered.
+    fn before(&self) -> usize {
+        (self.delivered + self.unseen)
+            .saturating_sub(1)
+            .max(self.revives)
+    }
+
+    /// The delivery attempt the decision can have reached.
+    fn attempts(&self) -> usize {
+        self.before() + self.local.unwrap_or(0)
+    }
+}
+
 /// One message in one group, as far as dead-lettering goes.
 #[derive(Default)]
-struct MsgState {
+struct MsgState<'h> {
     deliveries: Vec<usize>,
     revives: usize,
-    /// Listener runs since the latest delivery (a FIFO gRPC client's local attempts).
-    runs: usize,
+    /// Per consumer of the group: its deliveries. A later delivery (a crash replay of the
+    /// batch, say) does not restart the local attempts of an earlier copy.
+    copies: BTreeMap<&'h str, Vec<OwnCopy>>,
     /// Index of the first decision, and of the first dead-lettering of either kind.
     decided: Option<usize>,
     dead_at: Option<usize>,
@@ -194,6 +240,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     for (idx, e) in h.events.iter().enumerate() {
         match &e.kind {
             EventKind::Delivered {
+                consumer,
                 group,
                 msg_id,
                 topic,
@@ -220,11 +267,25 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         ));
                     }
                 }
+                let copy = OwnCopy {
+                    pos: st.deliveries.len(),
+                    revives: st.revives,
+                    at: e.at,
+                    runs: 0,
+                };
+                st.copies.entry(consumer).or_default().push(copy);
                 st.deliveries.push(idx);
-                st.runs = 0;
             }
-            EventKind::ListenerStarted { group, msg_id, .. } => {
-                msgs.entry((group, msg_id)).or_default().runs += 1;
+            EventKind::ListenerStarted {
+                consumer,
+                group,
+                msg_id,
+                ..
+            } => {
+                let st = msgs.entry((group, msg_id)).or_default();
+                for c in st.copies.get_mut(&**consumer).into_iter().flatten() {
+                    c.runs += 1;
+                }
             }
             EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
                 msgs.entry((group, msg_id)).or_default().revives += 1;
@@ -239,13 +300,31 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let st = msgs.entry((group, msg_id)).or_default();
                 st.decided.get_or_insert(idx);
                 st.dead_at.get_or_insert(idx);
-                let unseen = orderly_pops(group, msg_id, e.at);
                 let max = max_of(consumer);
-                // The client's own decision after local retries (not the proxy's filter).
-                let local = (*e.node == **consumer && local_retries(consumer)).then_some(st.runs);
-                found.extend(enough(
-                    h, idx, st, unseen, local, max, group, msg_id, dlq_topic,
-                ));
+                // The client's own decision after local retries (not the proxy's filter)
+                // dead-letters one of its own deliveries after the runs it made of it: judged
+                // on the one that allows the most attempts. The proxy's filter and the
+                // remoting client dead-letter the group's latest hand-out.
+                let local = *e.node == **consumer && local_retries(consumer);
+                let own = (st.copies.get(&**consumer).into_iter().flatten())
+                    .filter(|_| local)
+                    .map(|c| Basis {
+                        delivered: c.pos + 1,
+                        revives: c.revives,
+                        unseen: orderly_pops(group, msg_id, c.at),
+                        local: Some(c.runs),
+                    })
+                    .max_by_key(Basis::attempts);
+                let basis = match own {
+                    Some(b) => b,
+                    None => Basis {
+                        delivered: st.deliveries.len(),
+                        revives: st.revives,
+                        unseen: orderly_pops(group, msg_id, e.at),
+                        local: local.then_some(0),
+                    },
+                };
+                found.extend(enough(h, idx, st, &basis, max, group, msg_id, dlq_topic));
             }
             EventKind::DlqWritten {
                 group,
@@ -268,10 +347,13 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         group_max(group)
                     }
                 };
-                let unseen = orderly_pops(group, msg_id, e.at);
-                found.extend(enough(
-                    h, idx, st, unseen, None, max, group, msg_id, dlq_topic,
-                ));
+                let basis = Basis {
+                    delivered: st.deliveries.len(),
+                    revives: st.revives,
+                    unseen: orderly_pops(group, msg_id, e.at),
+                    local: None,
+                };
+                found.extend(enough(h, idx, st, &basis, max, group, msg_id, dlq_topic));
             }
             _ => {}
         }
@@ -295,15 +377,14 @@ fn witness(msg_id: &str, summary: String, events: Vec<usize>) -> Witness {
 }
 
 /// The DLQ topic is the group's and the message was handed out at least `max` times before
-/// the delivery being dead-lettered; `unseen` counts orderly pops no client saw, `local` the
-/// listener runs of a decision taken after local retries.
+/// the delivery being dead-lettered (the last of `basis.delivered`), counting the listener
+/// runs of a decision taken after local retries.
 #[allow(clippy::too_many_arguments)]
 fn enough(
     h: &History,
     idx: usize,
     st: &MsgState,
-    unseen: usize,
-    local: Option<usize>,
+    basis: &Basis,
     max: Option<u32>,
     group: &str,
     msg_id: &str,
@@ -324,23 +405,26 @@ fn enough(
         });
     }
     let max = max?;
-    // Hand-outs before the one being dead-lettered (the latest delivery).
-    let delivered = st.deliveries.len();
-    let before = (delivered + unseen).saturating_sub(1).max(st.revives);
-    let attempts = before + local.unwrap_or(0);
-    if attempts as u64 >= u64::from(max) {
+    // Hand-outs before the one being dead-lettered.
+    let Basis {
+        delivered,
+        revives,
+        unseen,
+        local,
+    } = *basis;
+    let before = basis.before();
+    if basis.attempts() as u64 >= u64::from(max) {
         return None;
     }
-    let mut events = st.deliveries.clone();
+    let mut events = st.deliveries[..delivered.min(st.deliveries.len())].to_vec();
     events.push(idx);
     let runs = local.map_or_else(String::new, |r| {
-        format!(", then {r} attempt(s) of the latest delivery")
+        format!(", then {r} attempt(s) of that delivery")
     });
     Some(Witness {
         msg_id: Some(msg_id.to_owned()),
         summary: format!(
-            "{what} {msg_id} for group {group} after handing it out {before} time(s) before ({delivered} deliveries, {unseen} orderly pops no client saw, {} revives){runs}; the effective maximum is {max}",
-            st.revives
+            "{what} {msg_id} for group {group} after handing it out {before} time(s) before ({delivered} deliveries, {unseen} orderly pops no client saw, {revives} revives){runs}; the effective maximum is {max}"
         ),
         events: witness_events(events),
     })
@@ -446,11 +530,78 @@ mod tests {
         assert_eq!(w.events, vec![r.idx, d]);
         assert!(
             w.summary.ends_with(
-                "(1 deliveries, 0 orderly pops no client saw, 0 revives), then 2 attempt(s) of the latest delivery; the effective maximum is 3"
+                "(1 deliveries, 0 orderly pops no client saw, 0 revives), then 2 attempt(s) of that delivery; the effective maximum is 3"
             ),
             "{}",
             w.summary
         );
+    }
+
+    #[test]
+    fn a_later_delivery_does_not_restart_the_local_attempts() {
+        // f1 got m0 (reconsumeTimes 0) and failed it `before` times; a crash lost the
+        // OrderInfo block, so the batch was handed out again, to f2 or to another process
+        // queue of f1; f1's next local attempts failed and it forwarded m0. The decision
+        // counts f1's runs of its first copy, not only the runs after the replay.
+        let shape = |to: &str, before: u32, after: u32| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+            h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+            h.at(0).produce("m0", 0, 0);
+            let r = h.at(1_000).pop("f1", "m0", 0, 0);
+            let mut t = 2_000;
+            let run = |h: &mut H, t: &mut u64| {
+                h.at(*t).listener(&r);
+                h.at(*t + 20)
+                    .listener_done(&r, ConsumeOutcome::Failure, false);
+                *t += 5_000;
+            };
+            for _ in 0..before {
+                run(&mut h, &mut t);
+            }
+            h.at(t).pop(to, "m0", 0, 0);
+            t += 100;
+            for _ in 0..after {
+                run(&mut h, &mut t);
+            }
+            let d = h.at(t).dlq(&r);
+            (check(&h.build()), r.idx, d)
+        };
+        for to in ["f2", "f1"] {
+            assert_eq!(shape(to, 2, 1).0, Verdict::held(), "replay to {to}");
+            // Two runs in all are one short, however they fall around the replay.
+            assert_eq!(shape(to, 1, 1).0.status, Status::Violated, "replay to {to}");
+        }
+        assert_eq!(shape("f2", 0, 2).0.status, Status::Violated);
+        let (v, first, d) = shape("f2", 1, 1);
+        let w = v.witness.expect("violated");
+        assert_eq!(w.events, vec![first, d]);
+        assert!(
+            w.summary.ends_with(
+                "(1 deliveries, 0 orderly pops no client saw, 0 revives), then 2 attempt(s) of that delivery; the effective maximum is 3"
+            ),
+            "{}",
+            w.summary
+        );
+        // f2's own runs of its copy are not f1's attempts.
+        let mut h = H::new();
+        h.meta.consumers.clear();
+        h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+        h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("f1", "m0", 0, 0);
+        let again = h.at(2_000).pop("f2", "m0", 0, 0);
+        for t in [3_000, 8_000] {
+            h.at(t).listener(&again);
+            h.at(t + 20)
+                .listener_done(&again, ConsumeOutcome::Failure, false);
+        }
+        h.at(9_000).listener(&r);
+        h.at(9_020)
+            .listener_done(&r, ConsumeOutcome::Failure, false);
+        h.at(9_100).dlq(&r);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]
