@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -23,57 +23,7 @@ pub struct Name(Arc<Box<str>>);
 
 /// The interned names of this thread. A fixed-key hasher, and only ever looked up, never
 /// iterated, so the interner cannot bring hash order into a run.
-type Set = HashSet<Name, BuildHasherDefault<FastHasher>>;
-
-/// A fixed-key multiplicative hasher (the word-at-a-time scheme rustc's own maps use) for
-/// point lookups in a run's maps: no process-random key, so nothing can depend on the
-/// process, and cheaper than SipHash on the short keys a run has (names, offsets). Not
-/// for anything an adversary chooses; nothing in a simulation is.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FastHasher(u64);
-
-impl FastHasher {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+type Set = HashSet<Name, BuildHasherDefault<DefaultHasher>>;
 
 /// Past this many names, the next miss drops the names nothing else holds any more, so a
 /// thread that outlives many runs keeps only what is alive (the bound doubles with what

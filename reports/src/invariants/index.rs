@@ -7,10 +7,11 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 
-/// A map for point lookups that are never iterated. A fixed-key hasher
-/// ([`broker_core::FastHasher`]), so even its order would not depend on the process; iterate
-/// an ordered map instead wherever order can reach a report.
-pub(crate) type LookupMap<K, V> = HashMap<K, V, BuildHasherDefault<broker_core::FastHasher>>;
+/// A map for point lookups that are never iterated. SipHash with fixed keys
+/// (`DefaultHasher::new`), so even its order would not depend on the process; iterate an
+/// ordered map instead wherever order can reach a report.
+pub(crate) type LookupMap<K, V> =
+    HashMap<K, V, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
 
 /// An empty [`LookupMap`] with room for `n` entries.
 pub(crate) fn lookup_map<K, V>(n: usize) -> LookupMap<K, V> {
