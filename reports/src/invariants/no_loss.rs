@@ -705,19 +705,26 @@ mod tests {
         assert_eq!(run(4).status, Status::Violated);
     }
 
+    /// One gRPC consumer popped m3 (offset 3) in order and never acked it; the group's final
+    /// commit offset is `commit`. `kind` is the consumer's kind as the history's meta
+    /// records it (its deliveries are orderly either way).
+    fn grpc_fifo_pop_never_acked(kind: crate::history::ConsumerKind, commit: i64) -> Verdict {
+        let mut h = H::new();
+        h.meta.consumers.clear();
+        h.consumer("o1", "og", crate::history::ConsumerKind::GrpcFifo, -1);
+        quiet(&mut h);
+        h.at(1_000).produce("m3", 0, 3);
+        h.at(2_000).pop("o1", "m3", 0, 3);
+        h.final_offset("og", 0, commit);
+        h.meta.consumers[0].kind = kind;
+        check(&h.build())
+    }
+
     #[test]
     fn a_grpc_fifo_message_at_or_after_the_commit_offset_is_backlog() {
         // Develop-random seed 3815: the gRPC FIFO consumer (through the proxy) is FIFO too.
-        let run = |commit: i64| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("o1", "og", crate::history::ConsumerKind::GrpcFifo, -1);
-            quiet(&mut h);
-            h.at(1_000).produce("m3", 0, 3);
-            h.at(2_000).pop("o1", "m3", 0, 3);
-            h.final_offset("og", 0, commit);
-            check(&h.build())
-        };
+        let run =
+            |commit| grpc_fifo_pop_never_acked(crate::history::ConsumerKind::GrpcFifo, commit);
         assert_ne!(run(1).status, Status::Violated);
         assert_eq!(run(4).status, Status::Violated);
     }
@@ -727,17 +734,8 @@ mod tests {
         // A FIFO SimpleConsumer (scripted: it pops only when told) acked the head of its
         // batch and stopped: the rest waits behind the pinned commit offset. Its kind is not
         // a FIFO kind; its deliveries, popped with `order = true`, are orderly.
-        let run = |commit: i64| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("s1", "sg", crate::history::ConsumerKind::GrpcFifo, -1);
-            quiet(&mut h);
-            h.at(1_000).produce("m3", 0, 3);
-            h.at(2_000).pop("s1", "m3", 0, 3);
-            h.final_offset("sg", 0, commit);
-            h.meta.consumers[0].kind = crate::history::ConsumerKind::GrpcSimple;
-            check(&h.build())
-        };
+        let run =
+            |commit| grpc_fifo_pop_never_acked(crate::history::ConsumerKind::GrpcSimple, commit);
         assert_ne!(run(3).status, Status::Violated);
         assert!(run(3).notes[0].summary.contains("backlog"));
         assert_eq!(run(4).status, Status::Violated);
