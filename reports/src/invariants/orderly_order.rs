@@ -12,11 +12,17 @@
 //! Anything further ahead skips messages, which also covers reordering within a batch
 //! (`0, 2, 1` skips 1 first). The first delivery of a queue may start anywhere (the
 //! group's start position), and so may the first one after a reset of that queue, which
-//! may move the position forward on purpose.
+//! may move the position forward on purpose. A pop that takes a pending reset to X
+//! (`ResetConsumed`: `PopMessageProcessor.getPopOffset` → `resetPopOffset` →
+//! `ConsumerOffsetManager.queryThenEraseResetOffset`) may also deliver X next, with or
+//! without an assignment before it: under `reset-table-survives-restart` a restart restores
+//! resetOffsetTable from the last persist, so an older reset, taken or overwritten since,
+//! is pending again and taken with no new assignment.
 
 use super::index::{resets, secs, witness_events};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
+use broker_core::BrokerEvent;
 use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -28,11 +34,12 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
 type QueueKey<'h> = (&'h str, &'h str, u32);
 
 /// A queue's deliveries so far: the previous one and the highest offset delivered in order,
-/// as (offset, event index).
+/// as (offset, event index), and the offset of the latest reset a pop took (it may come next).
 #[derive(Clone, Copy)]
 struct Seen {
     last: (u64, usize),
     high: (u64, usize),
+    taken_reset: Option<u64>,
 }
 
 pub(crate) fn check(history: &History) -> Verdict {
@@ -54,6 +61,22 @@ pub(crate) fn check(history: &History) -> Verdict {
         for key in reset_idx.get(&idx).into_iter().flatten() {
             prev.insert(*key, None);
         }
+        if let EventKind::Broker(BrokerEvent::ResetConsumed {
+            group,
+            topic,
+            queue_id,
+            offset,
+            ..
+        }) = &e.kind
+        {
+            if let (Some(Some(seen)), Ok(x)) = (
+                prev.get_mut(&(group.as_str(), topic.as_str(), *queue_id)),
+                u64::try_from(*offset),
+            ) {
+                seen.taken_reset = Some(x);
+            }
+            continue;
+        }
         let EventKind::Delivered {
             group,
             msg_id,
@@ -72,9 +95,10 @@ pub(crate) fn check(history: &History) -> Verdict {
         if let Some(Seen {
             last: (p, _),
             high: (h, hidx),
+            taken_reset,
         }) = *slot
         {
-            if *queue_offset > h + 1 {
+            if *queue_offset > h + 1 && taken_reset != Some(*queue_offset) {
                 let after = if p == h {
                     format!("right after offset {p}")
                 } else {
@@ -99,6 +123,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         *slot = Some(Seen {
             last: (*queue_offset, idx),
             high,
+            taken_reset: slot.and_then(|s| s.taken_reset),
         });
     }
     if deliveries == 0 {
@@ -199,5 +224,46 @@ mod tests {
             check(&h.build()),
             Verdict::not_applicable("no orderly delivery")
         );
+    }
+
+    #[test]
+    fn a_reset_a_restart_restored_may_move_the_queue_forward() {
+        // develop-random 11574 (`--fix all`): a reset to 66 was persisted while pending
+        // (taken at 41.8 s, but the crash at 42.9 s restored it and no pop took it before the
+        // persist at 62.3 s); a newer reset to 29 was assigned and taken (29..=60 delivered),
+        // and the crash at 66.5 s restored resetOffsetTable from that persist
+        // (`reset-table-survives-restart`), so the next pop took the reset to 66 again
+        // (`getPopOffset` → `resetPopOffset` → `queryThenEraseResetOffset`) with no new
+        // assignment. The pop's own reset moves the queue forward on purpose.
+        let run = |resume: u64, restored: bool| {
+            let mut h = H::orderly();
+            h.at(1_000).reset("og", 0, 66);
+            h.at(2_000).reset_consumed("og", 0, 66);
+            for o in 66..=68 {
+                h.at(2_000).pop("o1", &format!("m{o}"), 0, o);
+            }
+            h.at(3_000).reset("og", 0, 29);
+            h.at(4_000).reset_consumed("og", 0, 29);
+            for o in 29..=31 {
+                h.at(4_000).pop("o1", &format!("m{o}"), 0, o);
+            }
+            h.at(5_000).crash();
+            h.at(6_000).restart();
+            if restored {
+                h.at(7_000).reset_consumed("og", 0, 66);
+            }
+            h.at(7_000).pop("o1", &format!("m{resume}"), 0, resume);
+            check(&h.build())
+        };
+        assert_eq!(run(66, true), Verdict::held());
+        // The reset taken was to 66: 67 skips 66.
+        let v = run(67, true);
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group og got offset 67 of queue TopicA/0 at 7.000s right after offset 31: offsets 32..=66 were skipped"
+        );
+        // No pop took a reset: 66 after 31 skips 32..=65.
+        assert_eq!(run(66, false).status, Status::Violated);
     }
 }
