@@ -448,6 +448,22 @@ impl H {
         )
     }
 
+    /// A changeInvisibleTime of `r` whose answer was lost (the broker may have applied it).
+    pub fn change_invisible_lost(&mut self, r: &Rcpt, invisible: Millis) -> usize {
+        self.push(
+            &r.consumer.clone(),
+            EventKind::ChangeInvisibleResult {
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
+                receipt: r.receipt.clone().into(),
+                invisible_time: invisible,
+                new_receipt: None,
+                outcome: RpcOutcome::Timeout,
+            },
+        )
+    }
+
     /// A successful changeInvisibleTime: the returned receipt replaces `r`'s.
     pub fn change_invisible(&mut self, r: &Rcpt, invisible: Millis) -> Rcpt {
         let orderly = self.is_orderly(&r.consumer);

@@ -842,24 +842,7 @@ mod tests {
             h.end(100_000, 240_000);
             h.at(0).produce("m0", 0, 0);
             let d = h.at(60_000).pop("c1", "m0", 0, 0);
-            let (consumer, group, msg_id, receipt) = (
-                d.consumer.clone(),
-                d.group.clone(),
-                d.msg_id.clone(),
-                d.receipt.clone(),
-            );
-            h.at(70_000).push(
-                &consumer.clone(),
-                EventKind::ChangeInvisibleResult {
-                    consumer: consumer.into(),
-                    group: group.into(),
-                    msg_id: msg_id.into(),
-                    receipt: receipt.into(),
-                    invisible_time: invisible,
-                    new_receipt: None,
-                    outcome: crate::history::RpcOutcome::Timeout,
-                },
-            );
+            h.at(70_000).change_invisible_lost(&d, invisible);
             check(&h.build()).status
         };
         assert_ne!(run(180_000), Status::Violated);
@@ -920,24 +903,7 @@ mod tests {
         if changed {
             // A changeInvisibleTime of the same handle, its answer lost too: its `ackOrigin`
             // marks the same offset, so the broker's record no longer speaks for the ack.
-            let (consumer, group, msg_id, receipt) = (
-                d.consumer.clone(),
-                d.group.clone(),
-                d.msg_id.clone(),
-                d.receipt.clone(),
-            );
-            h.at(3_500).push(
-                &consumer.clone(),
-                EventKind::ChangeInvisibleResult {
-                    consumer: consumer.into(),
-                    group: group.into(),
-                    msg_id: msg_id.into(),
-                    receipt: receipt.into(),
-                    invisible_time: 5_000,
-                    new_receipt: None,
-                    outcome: crate::history::RpcOutcome::Timeout,
-                },
-            );
+            h.at(3_500).change_invisible_lost(&d, 5_000);
         }
         h.at(6_000)
             .ack_result(&d, crate::history::RpcOutcome::Timeout);
