@@ -199,7 +199,7 @@ impl Broker {
             ack,
             t.revive_qid,
             t.pop_time + t.invisible_time,
-            "ChangeInvisibleTimeProcessor.ackOrigin",
+            crate::events::ACK_ORIGIN_REASON,
         )
     }
 }

@@ -3,6 +3,10 @@
 
 use crate::config::Millis;
 use crate::name::Name;
+
+/// The `reason` of the ACK record `ChangeInvisibleTimeProcessor.ackOrigin` writes for the
+/// receipt a changeInvisibleTime replaces (the checkers tell it from a consumer's ack by it).
+pub const ACK_ORIGIN_REASON: &str = "ChangeInvisibleTimeProcessor.ackOrigin";
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

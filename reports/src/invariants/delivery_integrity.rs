@@ -202,7 +202,7 @@ pub(crate) fn check(history: &History) -> Verdict {
             }) => {
                 // A changeInvisibleTime shows only by its result: one whose ackOrigin came
                 // less than a call's time-out before the end may have had none recorded yet.
-                if reason == "ChangeInvisibleTimeProcessor.ackOrigin"
+                if reason == broker_core::events::ACK_ORIGIN_REASON
                     && e.at + CHANGE_IN_FLIGHT_MS > history.meta.end_at
                 {
                     continue;

@@ -326,7 +326,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 ack_offsets,
                 reason,
                 ..
-            }) if reason != "ChangeInvisibleTimeProcessor.ackOrigin" => {
+            }) if reason != broker_core::events::ACK_ORIGIN_REASON => {
                 let (_, q, start) = copy_key(topic, *queue_id, *start_offset);
                 for o in ack_offsets {
                     let k = (group.as_str(), q, start, *pop_time, *o);
