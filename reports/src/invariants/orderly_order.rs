@@ -12,14 +12,16 @@
 //! Anything further ahead skips messages, which also covers reordering within a batch
 //! (`0, 2, 1` skips 1 first). The first delivery of a queue may start anywhere (the
 //! group's start position), and so may the first one after a reset of that queue, which
-//! may move the position forward on purpose. A pop that takes a pending reset to X
+//! may move the position forward on purpose, unless the reset died in a crash (no offset
+//! flush due between its assignment and the crash: the restart reads the older offset, as
+//! no-loss and reset-takes-effect also judge). A pop that takes a pending reset to X
 //! (`ResetConsumed`: `PopMessageProcessor.getPopOffset` → `resetPopOffset` →
 //! `ConsumerOffsetManager.queryThenEraseResetOffset`) may also deliver X next, with or
 //! without an assignment before it: under `reset-table-survives-restart` a restart restores
 //! resetOffsetTable from the last persist, so an older reset, taken or overwritten since,
 //! is pending again and taken with no new assignment.
 
-use super::index::{resets, secs, witness_events};
+use super::index::{crash_indices, persists, reset_died_in_crash, resets, secs, witness_events};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::BrokerEvent;
@@ -44,8 +46,15 @@ struct Seen {
 
 pub(crate) fn check(history: &History) -> Verdict {
     let points = resets(history);
+    let (flushes, crashes) = (persists(history), crash_indices(history));
     let mut reset_idx: BTreeMap<usize, Vec<QueueKey>> = BTreeMap::new();
-    for p in &points {
+    // A reset that died in a crash never moved the queue: the restart reads the older
+    // offset, and what follows continues (or replays) what came before the reset. A pop
+    // that took it before the crash still names it (`ResetConsumed`).
+    for p in points
+        .iter()
+        .filter(|p| !reset_died_in_crash(history, &flushes, &crashes, p))
+    {
         reset_idx
             .entry(p.idx)
             .or_default()
@@ -227,32 +236,81 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_that_died_in_a_crash_does_not_restart_the_queue() {
+        // develop-random 156036 (with or without fixes): o1 got offsets 0 and 1 of orders/3
+        // at 0.6 s; a crash at 0.7 s lost the OrderInfo and every commit. A reset of every
+        // queue (orders/3 to 7) was assigned at 11.3 s and the broker crashed at 12.7 s, with
+        // no offset flush due since its restart at 5.5 s: the pending reset and its
+        // offsetTable write died with the process (`ConsumerOffsetManager.assignResetOffset`
+        // keeps them in memory). The next pop read orders/3 from 0 again (the commit offset),
+        // o1 acked 0 and then 1 with the first batch's handle (`ackOrderlyNew` →
+        // `ConsumerOrderInfoManager.commitAndNext` answers queueOffset + 1 with no OrderInfo),
+        // and the next pop delivered 2. Every offset was delivered in order once.
+        let run = |resume: u64, flushed: bool| {
+            let mut h = H::orderly();
+            for o in 0..=1 {
+                h.at(600).pop("o1", &format!("m{o}"), 0, o);
+            }
+            h.at(700).crash();
+            h.at(5_400).restart();
+            h.at(11_300).reset("og", 0, 7);
+            if flushed {
+                h.at(12_000).persist();
+            }
+            h.at(12_700).crash();
+            h.at(17_000).restart();
+            h.at(24_900).pop("o1", "m0", 0, 0);
+            h.at(48_600).pop("o1", &format!("m{resume}"), 0, resume);
+            check(&h.build())
+        };
+        assert_eq!(run(2, false), Verdict::held());
+        // Offset 2 was never delivered: 3 skips it, reset or not.
+        let v = run(3, false);
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group og got offset 3 of queue TopicA/0 at 48.600s after offset 0, past offset 1, the highest it had got in order: offsets 2..=2 were skipped"
+        );
+        // A reset flushed before the crash survived it: the queue started over at the
+        // reset, and 2 right after 0 skips 1.
+        let v = run(2, true);
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group og got offset 2 of queue TopicA/0 at 48.600s right after offset 0: offsets 1..=1 were skipped"
+        );
+    }
+
+    #[test]
     fn a_reset_a_restart_restored_may_move_the_queue_forward() {
         // develop-random 11574 (`--fix all`): a reset to 66 was persisted while pending
         // (taken at 41.8 s, but the crash at 42.9 s restored it and no pop took it before the
         // persist at 62.3 s); a newer reset to 29 was assigned and taken (29..=60 delivered),
-        // and the crash at 66.5 s restored resetOffsetTable from that persist
-        // (`reset-table-survives-restart`), so the next pop took the reset to 66 again
-        // (`getPopOffset` → `resetPopOffset` → `queryThenEraseResetOffset`) with no new
-        // assignment. The pop's own reset moves the queue forward on purpose.
+        // and the crash at 66.5 s, with no flush due since that assignment, restored
+        // resetOffsetTable from that persist (`reset-table-survives-restart`), so the next
+        // pop took the reset to 66 again (`getPopOffset` → `resetPopOffset` →
+        // `queryThenEraseResetOffset`) with no new assignment. The pop's own reset moves the
+        // queue forward on purpose. (In the seed the first taker's batch 66..=76 had reached
+        // o1, so 66 came in order anyway; here its answer is lost, so only the taken reset
+        // explains 66 after 31.)
         let run = |resume: u64, restored: bool| {
             let mut h = H::orderly();
             h.at(1_000).reset("og", 0, 66);
+            h.at(1_500).persist();
             h.at(2_000).reset_consumed("og", 0, 66);
-            for o in 66..=68 {
-                h.at(2_000).pop("o1", &format!("m{o}"), 0, o);
-            }
-            h.at(3_000).reset("og", 0, 29);
-            h.at(4_000).reset_consumed("og", 0, 29);
+            h.at(2_500).crash();
+            h.at(3_000).restart();
+            h.at(4_000).reset("og", 0, 29);
+            h.at(4_500).reset_consumed("og", 0, 29);
             for o in 29..=31 {
-                h.at(4_000).pop("o1", &format!("m{o}"), 0, o);
+                h.at(4_500).pop("o1", &format!("m{o}"), 0, o);
             }
-            h.at(5_000).crash();
-            h.at(6_000).restart();
+            h.at(6_000).crash();
+            h.at(7_000).restart();
             if restored {
-                h.at(7_000).reset_consumed("og", 0, 66);
+                h.at(8_000).reset_consumed("og", 0, 66);
             }
-            h.at(7_000).pop("o1", &format!("m{resume}"), 0, resume);
+            h.at(8_000).pop("o1", &format!("m{resume}"), 0, resume);
             check(&h.build())
         };
         assert_eq!(run(66, true), Verdict::held());
@@ -261,7 +319,7 @@ mod tests {
         assert_eq!(v.status, Status::Violated);
         assert_eq!(
             v.witness.unwrap().summary,
-            "group og got offset 67 of queue TopicA/0 at 7.000s right after offset 31: offsets 32..=66 were skipped"
+            "group og got offset 67 of queue TopicA/0 at 8.000s right after offset 31: offsets 32..=66 were skipped"
         );
         // No pop took a reset: 66 after 31 skips 32..=65.
         assert_eq!(run(66, false).status, Status::Violated);
