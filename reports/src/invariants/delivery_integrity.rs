@@ -37,7 +37,7 @@
 //!   old handle) of a handle of that checkpoint at that offset. Orderly acks leave no ack
 //!   record and are judged by orderly-commit-safety.
 
-use super::index::{copy_key, secs, witness_events, LookupMap};
+use super::index::{broker_ack, copy_key, secs, witness_events, LookupMap};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{keys, BrokerEvent, CkRef, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
@@ -185,38 +185,21 @@ pub(crate) fn check(history: &History) -> Verdict {
                 );
                 found.extend(problem);
             }
-            EventKind::Broker(BrokerEvent::AckMergedInBuffer { ck, ack_offset, .. }) => {
-                let (_, _, q, start, pop_time) = ck_id(ck);
-                let id = (ck.group.as_str(), q, start, pop_time);
-                found.extend(judge_ack(idx, id, *ack_offset, &ck.topic, &requested));
-            }
-            EventKind::Broker(BrokerEvent::AckWritten {
-                topic,
-                group,
-                queue_id,
-                start_offset,
-                pop_time,
-                ack_offsets,
-                reason,
-                ..
-            }) => {
+            kind => {
+                let Some(a) = broker_ack(kind) else { continue };
                 // A changeInvisibleTime shows only by its result: one whose ackOrigin came
                 // less than a call's time-out before the end may have had none recorded yet.
-                if reason == broker_core::events::ACK_ORIGIN_REASON
-                    && e.at + CHANGE_IN_FLIGHT_MS > history.meta.end_at
-                {
+                if a.ack_origin && e.at + CHANGE_IN_FLIGHT_MS > history.meta.end_at {
                     continue;
                 }
-                let (_, q, start) = copy_key(topic, *queue_id, *start_offset);
-                let id = (group.as_str(), q, start, *pop_time);
-                for o in ack_offsets {
-                    if let Some(w) = judge_ack(idx, id, *o, topic, &requested) {
+                let id = (a.group, a.queue, a.start, a.pop_time);
+                for o in a.offsets {
+                    if let Some(w) = judge_ack(idx, id, *o, a.topic, &requested) {
                         found.push(w);
                         break;
                     }
                 }
             }
-            _ => {}
         }
     }
     // A checkpoint cannot cover more deliveries than its messages.

@@ -655,6 +655,70 @@ pub(crate) fn copy_key(topic: &str, queue: u32, offset: u64) -> CopyKey<'_> {
     (topic, if is_retry_topic(topic) { 0 } else { queue }, offset)
 }
 
+/// Offsets the broker marked acked for one checkpoint: an ack merged into the buffer
+/// (`PopBufferMergeService.addAk`, one offset) or an ACK record written (`AckWritten`, its
+/// offsets). The checkpoint is keyed as an ack names it: (group, copy's queue and start,
+/// popTime), the queue through [`copy_key`].
+pub(crate) struct BrokerAck<'h> {
+    pub group: &'h str,
+    /// The checkpoint's topic (a retry topic for a retry copy).
+    pub topic: &'h str,
+    pub queue: u32,
+    pub start: u64,
+    pub pop_time: Millis,
+    pub offsets: &'h [u64],
+    /// The record `ChangeInvisibleTimeProcessor.ackOrigin` wrote for the receipt a
+    /// changeInvisibleTime replaced, not a consumer's ack.
+    pub ack_origin: bool,
+}
+
+/// The offsets `kind` marks acked, if it is an `AckMergedInBuffer` or an `AckWritten`.
+pub(crate) fn broker_ack(kind: &EventKind) -> Option<BrokerAck<'_>> {
+    let EventKind::Broker(b) = kind else {
+        return None;
+    };
+    let (topic, queue, start, group, pop_time, offsets, ack_origin) = match b {
+        BrokerEvent::AckMergedInBuffer { ck, ack_offset, .. } => (
+            &ck.topic,
+            ck.queue_id,
+            ck.start_offset,
+            &ck.group,
+            ck.pop_time,
+            std::slice::from_ref(ack_offset),
+            false,
+        ),
+        BrokerEvent::AckWritten {
+            topic,
+            group,
+            queue_id,
+            start_offset,
+            pop_time,
+            ack_offsets,
+            reason,
+            ..
+        } => (
+            topic,
+            *queue_id,
+            *start_offset,
+            group,
+            *pop_time,
+            ack_offsets.as_slice(),
+            reason == broker_core::events::ACK_ORIGIN_REASON,
+        ),
+        _ => return None,
+    };
+    let (topic, queue, start) = copy_key(topic, queue, start);
+    Some(BrokerAck {
+        group,
+        topic,
+        queue,
+        start,
+        pop_time,
+        offsets,
+        ack_origin,
+    })
+}
+
 /// A CK as a receipt names it, in one group: (group, copy, popTime). The CK's start offset
 /// is left out on purpose: a re-put CK (`rePutCK`) starts at the message's own offset but
 /// keeps the popTime, and one copy is never popped twice in the same millisecond.

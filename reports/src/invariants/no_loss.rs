@@ -47,7 +47,7 @@
 //!   them.
 
 use super::index::{
-    copy_key, crash_indices, is_success, persists, receipt_deadline, reset_died_in_crash, resets,
+    broker_ack, crash_indices, is_success, persists, receipt_deadline, reset_died_in_crash, resets,
     secs, witness_events, ResetPoint,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
@@ -307,34 +307,6 @@ pub(crate) fn check(history: &History) -> Verdict {
                     acks_out.entry(k).or_default().push((msg_id, receipt));
                 }
             }
-            // The broker marked an offset acked: the acks of it that are out were applied (an
-            // ACK record a changeInvisibleTime's `ackOrigin` wrote is not one of them; one it
-            // merged into the buffer is told apart by the change's result, below).
-            EventKind::Broker(BrokerEvent::AckMergedInBuffer { ck, ack_offset, .. }) => {
-                let (_, q, start) = copy_key(&ck.topic, ck.queue_id, ck.start_offset);
-                let k = (ck.group.as_str(), q, start, ck.pop_time, *ack_offset);
-                for (_, receipt) in acks_out.get(&k).into_iter().flatten() {
-                    applied.insert((k.0, receipt));
-                }
-            }
-            EventKind::Broker(BrokerEvent::AckWritten {
-                topic,
-                group,
-                queue_id,
-                start_offset,
-                pop_time,
-                ack_offsets,
-                reason,
-                ..
-            }) if reason != broker_core::events::ACK_ORIGIN_REASON => {
-                let (_, q, start) = copy_key(topic, *queue_id, *start_offset);
-                for o in ack_offsets {
-                    let k = (group.as_str(), q, start, *pop_time, *o);
-                    for (_, receipt) in acks_out.get(&k).into_iter().flatten() {
-                        applied.insert((k.0, receipt));
-                    }
-                }
-            }
             EventKind::AckResult {
                 group,
                 msg_id,
@@ -366,7 +338,20 @@ pub(crate) fn check(history: &History) -> Verdict {
                 lifecycle_seen = true;
                 running.remove(consumer.as_str());
             }
-            _ => {}
+            // The broker marked an offset acked: the acks of it that are out were applied (an
+            // ACK record a changeInvisibleTime's `ackOrigin` wrote is not one of them; one it
+            // merged into the buffer is told apart by the change's result, below).
+            kind => {
+                let Some(a) = broker_ack(kind).filter(|a| !a.ack_origin) else {
+                    continue;
+                };
+                for o in a.offsets {
+                    let k = (a.group, a.queue, a.start, a.pop_time, *o);
+                    for (_, receipt) in acks_out.get(&k).into_iter().flatten() {
+                        applied.insert((k.0, receipt));
+                    }
+                }
+            }
         }
     }
     // An applied ack whose answer was lost is an ack, unless a changeInvisibleTime of the
