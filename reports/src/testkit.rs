@@ -265,6 +265,25 @@ impl H {
         r
     }
 
+    /// Like [`H::pop_served_at`], for a message of a batch whose handle names the batch
+    /// start `start` (the offset the pop read from).
+    pub fn pop_of_batch_served_at(
+        &mut self,
+        consumer: &str,
+        msg: &str,
+        q: u32,
+        off: u64,
+        start: u64,
+        served: Millis,
+    ) -> Rcpt {
+        let now = self.now;
+        self.now = served;
+        let r = self.deliver(consumer, msg, None, q, off, 0, None, start);
+        self.now = now;
+        self.events[r.idx].at = now;
+        r
+    }
+
     /// An orderly pop with an explicit attemptId.
     pub fn pop_attempt(
         &mut self,

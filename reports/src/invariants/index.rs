@@ -188,9 +188,18 @@ impl PopPositions {
     /// placed by time: every event earlier than its `popTime` came before it and every
     /// later one after it; an event in the same millisecond counts as both, so it can excuse
     /// but never convict.
+    ///
+    /// Two pops of a group may share a `popTime` (`processRequest` takes it as a request
+    /// starts) and both read the same queue, one after the other under its lock: the
+    /// delivery's handle names the offset its pop read from (the start `popMsgFromQueue`
+    /// sends in `startOffsetInfo` and `MQClientAPIImpl.processPopResponse` writes into the
+    /// handle; a retry copy's comes from the broker), and the latest read of that offset is
+    /// its pop's. Without such a read (an offset the store corrected) the latest read stands.
     pub fn new(h: &History) -> Self {
         let sorted = h.events.windows(2).all(|w| w[0].at <= w[1].at);
-        let mut reads: BTreeMap<(&str, CopyKey, Millis), usize> = BTreeMap::new();
+        // (group, queue, popTime) → every read so far: (event index, offset read from).
+        type Reads<'a> = BTreeMap<(&'a str, CopyKey<'a>, Millis), Vec<(usize, u64)>>;
+        let mut reads: Reads = BTreeMap::new();
         let mut out = BTreeMap::new();
         for (idx, e) in h.events.iter().enumerate() {
             match &e.kind {
@@ -199,10 +208,14 @@ impl PopPositions {
                     topic,
                     queue_id,
                     pop_time,
+                    offset,
                     ..
                 }) => {
                     let q = copy_key(topic, *queue_id, 0);
-                    reads.insert((group, q, *pop_time), idx);
+                    reads
+                        .entry((group, q, *pop_time))
+                        .or_default()
+                        .push((idx, *offset));
                 }
                 EventKind::Delivered {
                     group,
@@ -210,10 +223,19 @@ impl PopPositions {
                     queue_id,
                     retry_topic,
                     pop_time,
+                    receipt,
                     ..
                 } => {
                     let q = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
-                    let pos = match reads.get(&(group.as_str(), q, *pop_time)) {
+                    let start = ExtraInfo::parse(receipt).map(|e| e.ck_queue_offset);
+                    let read = reads.get(&(group.as_str(), q, *pop_time)).and_then(|rs| {
+                        rs.iter()
+                            .rev()
+                            .find(|(_, o)| Some(*o) == start)
+                            .or(rs.last())
+                            .map(|(i, _)| i)
+                    });
+                    let pos = match read {
                         Some(read) => (
                             PopPos {
                                 after_from: *read,

@@ -441,6 +441,45 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_read_before_the_reset_by_a_pop_of_the_takers_pop_time_is_discarded() {
+        // Develop-random seed 193165 (`--fix all`): two proxy pops of the group began at
+        // 1.008 s. o1's read queue 0 from 0 at once (three messages); the other read another
+        // queue first, reached queue 0 at 1.069 s, after a reset to 2 was assigned, took it
+        // (`resetPopOffset` clears the block) and read 2 from there, and committed its read
+        // start 2 at 1.167 s. o1's answer was recorded at 1.150 s. Both reads share group,
+        // queue and popTime; o1's handles name the read from 0, served before the reset.
+        let run = |delivered_start: u64| {
+            let mut h = H::orderly();
+            h.at(1_008).commit("og", 0, 0, "getPopOffset");
+            h.at(1_008)
+                .pop_read("og", 0, 1_008, 0, 3, true, ReadFrom::InitOffset);
+            h.at(1_008)
+                .commit("og", 0, 0, "PopMessageProcessor.orderly");
+            h.at(1_039).reset("og", 0, 2);
+            h.at(1_069).reset_consumed("og", 0, 2);
+            h.at(1_069).commit("og", 0, 2, "ResetPopOffset");
+            h.at(1_069)
+                .pop_read("og", 0, 1_008, 2, 1, true, ReadFrom::PendingReset);
+            for off in delivered_start..3 {
+                let msg = format!("m{off}");
+                h.at(1_150)
+                    .pop_of_batch_served_at("o1", &msg, 0, off, delivered_start, 1_008);
+            }
+            h.at(1_167)
+                .commit("og", 0, 2, "PopMessageProcessor.orderly");
+            if delivered_start == 2 {
+                h.at(1_200)
+                    .commit("og", 0, 3, "PopMessageProcessor.orderly");
+            }
+            check(&h.build()).status
+        };
+        assert_eq!(run(0), Status::Held);
+        // The batch read from the pending reset is outstanding: a commit past its un-acked
+        // offset 2 is a violation.
+        assert_eq!(run(2), Status::Violated);
+    }
+
+    #[test]
     fn concurrent_groups_are_not_applicable() {
         let mut h = H::new();
         let d = h.at(1_000).pop("c1", "m0", 0, 0);
