@@ -338,7 +338,7 @@ const CHECKERS: &[(InvariantInfo, Checker)] = &[
         reset_leaves_other_queues::INFO,
         reset_leaves_other_queues::check_with,
     ),
-    (orderly_order::INFO, |f| orderly_order::check(f.h)),
+    (orderly_order::INFO, orderly_order::check_with),
     (orderly_commit_safety::INFO, |f| {
         orderly_commit_safety::check_with(f)
     }),

@@ -20,10 +20,18 @@
 //! without an assignment before it: under `reset-table-survives-restart` a restart restores
 //! resetOffsetTable from the last persist, so an older reset, taken or overwritten since,
 //! is pending again and taken with no new assignment.
+//!
+//! A delivery is recorded when its answer reaches the client, one hop (or a clog, or a
+//! pause) after the broker read; its place among the resets is its pop's (`PopRead`, see
+//! `index::PopPositions`). So a jump to offset `o` is also allowed when, after the previous
+//! delivery's pop and before this one's, a reset of the queue to an offset ≤ `o` was
+//! assigned or a pop took a reset to `o`, even when both answers are recorded after it.
 
-use super::index::{crash_indices, persists, reset_died_in_crash, resets, secs, witness_events};
+use super::index::{
+    crash_indices, persists, reset_died_in_crash, resets, secs, witness_events, Facts,
+};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
-use crate::history::{EventKind, History};
+use crate::history::EventKind;
 use broker_core::BrokerEvent;
 use std::collections::BTreeMap;
 
@@ -44,10 +52,20 @@ struct Seen {
     taken_reset: Option<u64>,
 }
 
-pub(crate) fn check(history: &History) -> Verdict {
+#[cfg(test)]
+pub(crate) fn check(history: &crate::history::History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
     let points = resets(history);
+    let pops = facts.pops();
     let (flushes, crashes) = (persists(history), crash_indices(history));
     let mut reset_idx: BTreeMap<usize, Vec<QueueKey>> = BTreeMap::new();
+    // (group, topic, queue) → event index → (offset, taken by a pop): the resets a pop's
+    // window may hold.
+    let mut by_queue: BTreeMap<QueueKey, BTreeMap<usize, (i64, bool)>> = BTreeMap::new();
     // A reset that died in a crash never moved the queue: the restart reads the older
     // offset, and what follows continues (or replays) what came before the reset. A pop
     // that took it before the crash still names it (`ResetConsumed`).
@@ -55,10 +73,27 @@ pub(crate) fn check(history: &History) -> Verdict {
         .iter()
         .filter(|p| !reset_died_in_crash(history, &flushes, &crashes, p))
     {
-        reset_idx
-            .entry(p.idx)
+        let key = (p.group.as_str(), p.topic.as_str(), p.queue);
+        reset_idx.entry(p.idx).or_default().push(key);
+        by_queue
+            .entry(key)
             .or_default()
-            .push((&p.group, &p.topic, p.queue));
+            .insert(p.idx, (p.offset, false));
+    }
+    for (idx, e) in history.events.iter().enumerate() {
+        if let EventKind::Broker(BrokerEvent::ResetConsumed {
+            group,
+            topic,
+            queue_id,
+            offset,
+            ..
+        }) = &e.kind
+        {
+            by_queue
+                .entry((group, topic, *queue_id))
+                .or_default()
+                .insert(idx, (*offset, true));
+        }
     }
     // (group, topic, queue) → the previous delivery and the highest offset delivered in
     // order (offset, index each); None right after a reset.
@@ -102,12 +137,32 @@ pub(crate) fn check(history: &History) -> Verdict {
         let slot = prev.entry((group, topic, *queue_id)).or_insert(None);
         let mut high = (*queue_offset, idx);
         if let Some(Seen {
-            last: (p, _),
+            last: (p, pidx),
             high: (h, hidx),
             taken_reset,
         }) = *slot
         {
-            if *queue_offset > h + 1 && taken_reset != Some(*queue_offset) {
+            // Between the previous delivery's pop and this one's, a reset to at most this
+            // offset was assigned, or a pop took a reset to exactly this offset: the answers
+            // may both be recorded after it (develop-random 156938). A reset in the previous
+            // pop's millisecond (a hand-made history has no `PopRead`) may be the one that
+            // pop took, so it must come after that pop for sure.
+            let reset_between = || {
+                let (from, to) = (pops.of(pidx).before_to, pops.of(idx).before_to);
+                by_queue
+                    .get(&(group.as_str(), topic.as_str(), *queue_id))
+                    .is_some_and(|m| {
+                        m.range(from..to.max(from)).any(|(_, (x, taken))| {
+                            let o = i64::try_from(*queue_offset).unwrap_or(i64::MAX);
+                            if *taken {
+                                *x == o
+                            } else {
+                                *x <= o
+                            }
+                        })
+                    })
+            };
+            if *queue_offset > h + 1 && taken_reset != Some(*queue_offset) && !reset_between() {
                 let after = if p == h {
                     format!("right after offset {p}")
                 } else {
@@ -153,6 +208,7 @@ mod tests {
     use super::*;
     use crate::invariants::Status;
     use crate::testkit::H;
+    use broker_core::ReadFrom;
 
     #[test]
     fn in_order_with_replays_holds() {
@@ -323,5 +379,47 @@ mod tests {
         );
         // No pop took a reset: 66 after 31 skips 32..=65.
         assert_eq!(run(66, false).status, Status::Violated);
+    }
+
+    #[test]
+    fn a_reset_between_the_pops_of_two_answers_recorded_after_it_may_move_the_queue_forward() {
+        // develop-random 156938 (also without fixes): o2's orderly pop read orders/2 offsets
+        // 0..=1 at 0.923 s; a reset of the queue to 3 was assigned at 1.720 s and taken by
+        // o2's next pop (another attemptId) at 1.726 s (`getPopOffset` → `resetPopOffset`
+        // clears the block before `checkBlock`), which read 3..=4. o2's link was clogged
+        // until 4.3 s, so both answers reached it only at 5.331 s and 5.341 s, after the
+        // reset: 3 came right after 1, and offset 2 was skipped by the reset itself.
+        let run = |reset: Option<i64>| {
+            let mut h = H::orderly();
+            h.at(923)
+                .pop_read("og", 0, 923, 0, 2, true, ReadFrom::InitOffset);
+            let from = match reset {
+                Some(x) => {
+                    h.at(1_720).reset("og", 0, x);
+                    h.at(1_726).reset_consumed("og", 0, x);
+                    ReadFrom::PendingReset
+                }
+                None => ReadFrom::CommitOffset,
+            };
+            h.at(1_726).pop_read("og", 0, 1_726, 3, 2, true, from);
+            for o in 0..=1 {
+                h.at(5_331).pop_served_at("o1", &format!("m{o}"), 0, o, 923);
+            }
+            for o in 3..=4 {
+                h.at(5_341)
+                    .pop_served_at("o1", &format!("m{o}"), 0, o, 1_726);
+            }
+            check(&h.build())
+        };
+        assert_eq!(run(Some(3)), Verdict::held());
+        // No reset between the two pops: 3 after 1 skips 2.
+        let v = run(None);
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group og got offset 3 of queue TopicA/0 at 5.341s right after offset 1: offsets 2..=2 were skipped"
+        );
+        // A reset to 4 between them does not explain 3.
+        assert_eq!(run(Some(4)).status, Status::Violated);
     }
 }
