@@ -335,6 +335,17 @@ mod tests {
             v.witness.unwrap().summary,
             "group og got offset 2 of queue TopicA/0 at 48.600s right after offset 0: offsets 1..=1 were skipped"
         );
+        // A reset to 3 between the two pops that died in the crash excuses no jump to 3
+        // either (the rule for resets between two pops, 156938, skips dead ones too).
+        let mut h = H::orderly();
+        for o in 0..=1 {
+            h.at(600).pop("o1", &format!("m{o}"), 0, o);
+        }
+        h.at(11_300).reset("og", 0, 3);
+        h.at(12_700).crash();
+        h.at(17_000).restart();
+        h.at(48_600).pop("o1", "m3", 0, 3);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]
