@@ -568,27 +568,39 @@ impl H {
     /// assignment, the answer. Returns the assignment's index.
     pub fn reset(&mut self, group: &str, q: u32, x: i64) -> usize {
         self.reset_request(group, q as i32, Some(x));
+        let idx = self.reset_assigned(group, q, x);
+        self.reset_result(group, q as i32, &[(q, x)]);
+        idx
+    }
+
+    /// The broker's assignment of a reset of `group`'s queue `q` on [`T`] to `x`
+    /// (`assignResetOffset`).
+    pub fn reset_assigned(&mut self, group: &str, q: u32, x: i64) -> usize {
         let at = self.now;
-        let idx = self.broker(BrokerEvent::ResetAssigned {
+        self.broker(BrokerEvent::ResetAssigned {
             at,
             group: group.into(),
             topic: T.into(),
             queue_id: q,
             offset: x,
             wrote_offset_table: true,
-        });
+        })
+    }
+
+    /// The admin's successful answer to a reset of `group`'s queue `q` on [`T`] (−1: every
+    /// queue), with the offsets the broker sent back.
+    pub fn reset_result(&mut self, group: &str, q: i32, offsets: &[(u32, i64)]) -> usize {
         self.push(
             "admin",
             EventKind::ResetResult {
                 client: "admin".into(),
                 group: group.into(),
                 topic: T.into(),
-                queue_id: q as i32,
+                queue_id: q,
                 outcome: ok(),
-                offsets: vec![(q, x)],
+                offsets: offsets.to_vec(),
             },
-        );
-        idx
+        )
     }
 
     pub fn reset_request(&mut self, group: &str, q: i32, x: Option<i64>) -> usize {

@@ -539,22 +539,54 @@ pub(crate) struct ResetPoint {
     pub all_queues: bool,
 }
 
+/// One admin reset request, as `resets` matches the broker's assignments and the answer to it.
+struct ResetRequest<'h> {
+    client: &'h str,
+    queue_id: i32,
+    /// Queues the broker assigned for this request so far.
+    assigned: Vec<u32>,
+    answered: bool,
+}
+
+impl ResetRequest<'_> {
+    fn names(&self, q: u32) -> bool {
+        self.queue_id < 0 || self.queue_id == q as i32
+    }
+}
+
 /// Every reset of one queue, in history order.
+///
+/// The admin tool sends each reset on its own (`DefaultMQAdminExt.resetOffset…`), so two
+/// requests of one topic@group can be out at once: an all-queue reset the broker is still
+/// working through (the KV path cleans each queue up in turn) and a one-queue reset sent
+/// meanwhile. An assignment belongs to the oldest request still out that names its queue
+/// and has not assigned it yet (a request assigns each queue once), and an answer to the
+/// oldest request still out of the same client and queueId; the answer adds a point only
+/// for a queue its own request never assigned.
 pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
     let mut out = Vec::new();
-    // (group, topic) → (index, queueId) of the latest request.
-    let mut requested: BTreeMap<(&str, &str), (usize, i32)> = BTreeMap::new();
+    // (group, topic) → its requests, in history order.
+    let mut requested: BTreeMap<(&str, &str), Vec<ResetRequest>> = BTreeMap::new();
     // (group, topic, queue) → index of the latest broker assignment.
     let mut assigned: BTreeMap<(&str, &str, u32), usize> = BTreeMap::new();
     for (idx, e) in h.events.iter().enumerate() {
         match &e.kind {
             EventKind::ResetRequested {
+                client,
                 group,
                 topic,
                 queue_id,
                 ..
             } => {
-                requested.insert((group, topic), (idx, *queue_id));
+                requested
+                    .entry((group, topic))
+                    .or_default()
+                    .push(ResetRequest {
+                        client,
+                        queue_id: *queue_id,
+                        assigned: Vec::new(),
+                        answered: false,
+                    });
             }
             EventKind::Broker(BrokerEvent::ResetAssigned {
                 group,
@@ -564,34 +596,63 @@ pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
                 ..
             }) => {
                 assigned.insert((group, topic, *queue_id), idx);
+                let q = *queue_id;
                 let all_queues = requested
-                    .get(&(group.as_str(), topic.as_str()))
-                    .is_some_and(|r| r.1 < 0);
+                    .get_mut(&(group.as_str(), topic.as_str()))
+                    .and_then(|rs| {
+                        if let Some(r) = rs
+                            .iter_mut()
+                            .find(|r| !r.answered && r.names(q) && !r.assigned.contains(&q))
+                        {
+                            r.assigned.push(q);
+                            return Some(r.queue_id < 0);
+                        }
+                        // No request out names it (the admin gave up on it and the broker
+                        // applied it late): the latest one that names it, else the latest.
+                        rs.iter()
+                            .rev()
+                            .find(|r| r.names(q))
+                            .or(rs.last())
+                            .map(|r| r.queue_id < 0)
+                    })
+                    .unwrap_or(false);
                 out.push(ResetPoint {
                     idx,
                     at: e.at,
                     group: group.clone(),
                     topic: topic.clone(),
-                    queue: *queue_id,
+                    queue: q,
                     offset: *offset,
                     all_queues,
                 });
             }
             EventKind::ResetResult {
+                client,
                 group,
                 topic,
                 queue_id,
                 outcome,
                 offsets,
-                ..
-            } if is_success(outcome) => {
-                let since = requested
-                    .get(&(group.as_str(), topic.as_str()))
-                    .map_or(0, |r| r.0);
+            } => {
+                let request = requested
+                    .get_mut(&(group.as_str(), topic.as_str()))
+                    .and_then(|rs| {
+                        rs.iter_mut().find(|r| {
+                            !r.answered && r.client == client.as_str() && r.queue_id == *queue_id
+                        })
+                    });
+                let request = request.map(|r| {
+                    r.answered = true;
+                    &*r
+                });
+                if !is_success(outcome) {
+                    continue;
+                }
                 for (q, x) in offsets {
-                    let seen = assigned
-                        .get(&(group.as_str(), topic.as_str(), *q))
-                        .is_some_and(|a| *a > since);
+                    let seen = match request {
+                        Some(r) => r.assigned.contains(q),
+                        None => assigned.contains_key(&(group.as_str(), topic.as_str(), *q)),
+                    };
                     if !seen && *x >= 0 {
                         out.push(ResetPoint {
                             idx,
@@ -1267,7 +1328,53 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
 
 #[cfg(test)]
 mod tests {
-    use super::ck_owner;
+    use super::{ck_owner, resets};
+    use crate::testkit::H;
+
+    /// Two requests of one group out at once (develop-random 171839): an all-queue reset,
+    /// assigned at once and answered late, and a one-queue reset sent and answered in
+    /// between. Each assignment is one reset point, labelled by the request it came from, and
+    /// neither answer adds a point. Group g2: both requests reach the broker after both
+    /// were sent; each queue's first assignment is the all-queue request's.
+    #[test]
+    fn overlapping_reset_requests_give_one_point_per_assignment() {
+        let mut h = H::new();
+        h.at(1_000).reset_request("g1", -1, None);
+        let a0 = h.at(1_010).reset_assigned("g1", 0, 0);
+        let a1 = h.at(1_010).reset_assigned("g1", 1, 0);
+        h.at(1_020).reset_request("g1", 1, Some(2));
+        let b1 = h.at(1_030).reset_assigned("g1", 1, 2);
+        h.at(1_040).reset_result("g1", 1, &[(1, 2)]);
+        h.at(1_200).reset_result("g1", -1, &[(0, 0), (1, 0)]);
+        h.at(2_000).reset_request("g2", -1, None);
+        h.at(2_001).reset_request("g2", 1, Some(2));
+        let c0 = h.at(2_010).reset_assigned("g2", 0, 0);
+        let c1 = h.at(2_010).reset_assigned("g2", 1, 0);
+        let d1 = h.at(2_011).reset_assigned("g2", 1, 2);
+        h.at(2_030).reset_result("g2", -1, &[(0, 0), (1, 0)]);
+        h.at(2_031).reset_result("g2", 1, &[(1, 2)]);
+        // An answer whose request the history does not show assigned: its point is the
+        // answer.
+        h.at(3_000).reset_request("g1", 0, Some(3));
+        let late = h.at(3_050).reset_result("g1", 0, &[(0, 3)]);
+        let points: Vec<_> = resets(&h.build())
+            .into_iter()
+            .map(|p| (p.idx, p.group.to_string(), p.queue, p.offset, p.all_queues))
+            .collect();
+        let g = |s: &str| s.to_string();
+        assert_eq!(
+            points,
+            vec![
+                (a0, g("g1"), 0, 0, true),
+                (a1, g("g1"), 1, 0, true),
+                (b1, g("g1"), 1, 2, false),
+                (c0, g("g2"), 0, 0, true),
+                (c1, g("g2"), 1, 0, true),
+                (d1, g("g2"), 1, 2, false),
+                (late, g("g1"), 0, 3, false),
+            ]
+        );
+    }
 
     /// A pop's CK (invisible 60 s) and a changeInvisibleTime's CK (30 s) share a
     /// millisecond; `rePutCK` later stretches the pop's CK to 65 s. The revived CK is the

@@ -904,6 +904,57 @@ mod tests {
     }
 
     #[test]
+    fn the_answer_to_an_all_queue_reset_overlapping_another_request_is_no_second_reset() {
+        // Develop-random seeds 171839 and 178932 with every fix: the admin asked for an
+        // all-queue reset at 4.839 s and the broker assigned every queue at 4.849 s (queue 0
+        // to 0 here); while the broker still worked through the queues, the admin sent a
+        // one-queue reset of queue 1 (4.884 s, answered 4.928 s). A pop begun at 4.840 s took
+        // queue 0's pending reset at 4.945 s and read 0; the all-queue answer reached the
+        // admin at 5.086 s, and the next pop (5.112 s) read 1 from the pull offset. The
+        // answer was matched with the latest request of the group, whose assignments did not
+        // include queue 0, so it counted as a second reset of queue 0 at 5.086 s whose first
+        // pop read 1.
+        let run = |taken: bool| {
+            let mut h = H::new();
+            h.at(4_839).reset_request("g1", -1, None);
+            h.at(4_849).reset_assigned("g1", 0, 0);
+            h.at(4_849).reset_assigned("g1", 1, 0);
+            h.at(4_884).reset_request("g1", 1, Some(2));
+            h.at(4_906).reset_assigned("g1", 1, 2);
+            h.at(4_928).reset_result("g1", 1, &[(1, 2)]);
+            if taken {
+                h.at(4_945).reset_consumed("g1", 0, 0);
+                h.at(4_945)
+                    .pop_read("g1", 0, 4_840, 0, 1, false, ReadFrom::PendingReset);
+            } else {
+                // The pop read the pull offset past 0: the reset did not take effect.
+                h.at(4_945)
+                    .pop_read("g1", 0, 4_945, 1, 1, false, ReadFrom::PullOffset);
+            }
+            h.at(5_086).reset_result("g1", -1, &[(0, 0), (1, 0)]);
+            if taken {
+                h.at(5_100).pop_served_at("c1", "m0", 0, 0, 4_840);
+                h.at(5_112)
+                    .pop_read("g1", 0, 5_112, 1, 1, false, ReadFrom::PullOffset);
+                h.at(5_327).pop_served_at("c1", "m1", 0, 1, 5_112);
+            } else {
+                h.at(5_100).pop_served_at("c1", "m1", 0, 1, 4_945);
+            }
+            h.final_offset("g1", 0, 2);
+            h.final_offset("g1", 1, 2);
+            check(&h.build())
+        };
+        assert_eq!(run(true), Verdict::held());
+        let v = run(false);
+        assert_eq!(v.status, Status::Violated);
+        assert!(v
+            .witness
+            .unwrap()
+            .summary
+            .starts_with("after group g1's queue TopicA/0 was reset to 0 at 4.849s,"),);
+    }
+
+    #[test]
     fn a_replay_after_a_crash_lost_the_buffered_ck_is_not_endless_replay() {
         // Chaos seed 22: pops read 0..=1 after the reset and their CK sat in the buffer; the
         // crash lost it and the commit offset stayed at X, so acks after the restart move
