@@ -603,6 +603,21 @@ impl H {
         )
     }
 
+    /// The admin's reset of `group`'s queue `q` on [`T`] (−1: every queue) got no answer.
+    pub fn reset_timeout(&mut self, group: &str, q: i32) -> usize {
+        self.push(
+            "admin",
+            EventKind::ResetResult {
+                client: "admin".into(),
+                group: group.into(),
+                topic: T.into(),
+                queue_id: q,
+                outcome: RpcOutcome::Timeout,
+                offsets: Vec::new(),
+            },
+        )
+    }
+
     pub fn reset_request(&mut self, group: &str, q: i32, x: Option<i64>) -> usize {
         self.push(
             "admin",

@@ -541,8 +541,14 @@ pub(crate) struct ResetPoint {
 
 /// One admin reset request, as `resets` matches the broker's assignments and the answer to it.
 struct ResetRequest<'h> {
+    /// The `ResetRequested` event.
+    idx: usize,
     client: &'h str,
     queue_id: i32,
+    /// The offset the request names, if any.
+    offset: Option<i64>,
+    /// The offsets of its successful answer, wherever that comes in the history.
+    answer: Option<&'h [(u32, i64)]>,
     /// Queues the broker assigned for this request so far.
     assigned: Vec<u32>,
     answered: bool,
@@ -552,6 +558,45 @@ impl ResetRequest<'_> {
     fn names(&self, q: u32) -> bool {
         self.queue_id < 0 || self.queue_id == q as i32
     }
+
+    /// How well an assignment of queue `q` to `x` fits this request: a one-queue request
+    /// that names an offset assigns exactly it (`resetOffsetInner` answers an error for one
+    /// out of range and assigns nothing), and a successful answer lists every queue the
+    /// request assigned with its offset.
+    fn fit(&self, q: u32, x: i64) -> u8 {
+        let offset_fits = match self.offset {
+            Some(y) if self.queue_id >= 0 && y != -1 => y == x,
+            _ => true,
+        };
+        let answer_lists = self.answer.is_some_and(|a| a.contains(&(q, x)));
+        2 * u8::from(offset_fits) + u8::from(answer_lists)
+    }
+}
+
+/// The oldest reset request of the same group, topic, client and queueId still out when an
+/// answer comes: the one the answer belongs to.
+fn answered_request<'a, 'h>(
+    rs: &'a mut [ResetRequest<'h>],
+    client: &str,
+    queue_id: i32,
+) -> Option<&'a mut ResetRequest<'h>> {
+    let r = rs
+        .iter_mut()
+        .find(|r| !r.answered && r.client == client && r.queue_id == queue_id)?;
+    r.answered = true;
+    Some(r)
+}
+
+fn reset_request<'h>(idx: usize, client: &'h str, queue_id: i32) -> ResetRequest<'h> {
+    ResetRequest {
+        idx,
+        client,
+        queue_id,
+        offset: None,
+        answer: None,
+        assigned: Vec::new(),
+        answered: false,
+    }
 }
 
 /// Every reset of one queue, in history order.
@@ -559,12 +604,53 @@ impl ResetRequest<'_> {
 /// The admin tool sends each reset on its own (`DefaultMQAdminExt.resetOffset…`), so two
 /// requests of one topic@group can be out at once: an all-queue reset the broker is still
 /// working through (the KV path cleans each queue up in turn) and a one-queue reset sent
-/// meanwhile. An assignment belongs to the oldest request still out that names its queue
-/// and has not assigned it yet (a request assigns each queue once), and an answer to the
-/// oldest request still out of the same client and queueId; the answer adds a point only
-/// for a queue its own request never assigned.
+/// meanwhile. An answer belongs to the oldest request still out of the same client and
+/// queueId. An assignment belongs to a request still out that names its queue and has not
+/// assigned it yet (a request assigns each queue once): the one that fits it best (a
+/// one-queue request's named offset, then its own answer's list), the oldest of those. A
+/// request that never reached the broker stays out until its timeout, so the oldest alone
+/// would take a newer request's assignment. The answer adds a point only for a queue its
+/// own request never assigned.
 pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
     let mut out = Vec::new();
+    // Each request's successful answer, by the request's index, for the assignments that
+    // come before it.
+    let mut answers: BTreeMap<usize, &[(u32, i64)]> = BTreeMap::new();
+    {
+        let mut out_by: BTreeMap<(&str, &str), Vec<ResetRequest>> = BTreeMap::new();
+        for (idx, e) in h.events.iter().enumerate() {
+            match &e.kind {
+                EventKind::ResetRequested {
+                    client,
+                    group,
+                    topic,
+                    queue_id,
+                    ..
+                } => out_by
+                    .entry((group, topic))
+                    .or_default()
+                    .push(reset_request(idx, client, *queue_id)),
+                EventKind::ResetResult {
+                    client,
+                    group,
+                    topic,
+                    queue_id,
+                    outcome,
+                    offsets,
+                } => {
+                    let Some(rs) = out_by.get_mut(&(group.as_str(), topic.as_str())) else {
+                        continue;
+                    };
+                    if let Some(r) = answered_request(rs, client, *queue_id) {
+                        if is_success(outcome) {
+                            answers.insert(r.idx, offsets);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     // (group, topic) → its requests, in history order.
     let mut requested: BTreeMap<(&str, &str), Vec<ResetRequest>> = BTreeMap::new();
     // (group, topic, queue) → index of the latest broker assignment.
@@ -576,16 +662,15 @@ pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
                 group,
                 topic,
                 queue_id,
-                ..
+                offset,
             } => {
                 requested
                     .entry((group, topic))
                     .or_default()
                     .push(ResetRequest {
-                        client,
-                        queue_id: *queue_id,
-                        assigned: Vec::new(),
-                        answered: false,
+                        offset: *offset,
+                        answer: answers.get(&idx).copied(),
+                        ..reset_request(idx, client, *queue_id)
                     });
             }
             EventKind::Broker(BrokerEvent::ResetAssigned {
@@ -600,10 +685,20 @@ pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
                 let all_queues = requested
                     .get_mut(&(group.as_str(), topic.as_str()))
                     .and_then(|rs| {
-                        if let Some(r) = rs
-                            .iter_mut()
-                            .find(|r| !r.answered && r.names(q) && !r.assigned.contains(&q))
-                        {
+                        let x = *offset;
+                        let best = rs
+                            .iter()
+                            .filter(|r| !r.answered && r.names(q) && !r.assigned.contains(&q))
+                            .map(|r| r.fit(q, x))
+                            .max();
+                        if let Some(r) = best.and_then(|best| {
+                            rs.iter_mut().find(|r| {
+                                !r.answered
+                                    && r.names(q)
+                                    && !r.assigned.contains(&q)
+                                    && r.fit(q, x) == best
+                            })
+                        }) {
                             r.assigned.push(q);
                             return Some(r.queue_id < 0);
                         }
@@ -636,15 +731,8 @@ pub(crate) fn resets(h: &History) -> Vec<ResetPoint> {
             } => {
                 let request = requested
                     .get_mut(&(group.as_str(), topic.as_str()))
-                    .and_then(|rs| {
-                        rs.iter_mut().find(|r| {
-                            !r.answered && r.client == client.as_str() && r.queue_id == *queue_id
-                        })
-                    });
-                let request = request.map(|r| {
-                    r.answered = true;
-                    &*r
-                });
+                    .and_then(|rs| answered_request(rs, client, *queue_id));
+                let request = request.map(|r| &*r);
                 if !is_success(outcome) {
                     continue;
                 }
@@ -1372,6 +1460,40 @@ mod tests {
                 (c1, g("g2"), 1, 0, true),
                 (d1, g("g2"), 1, 2, false),
                 (late, g("g1"), 0, 3, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_assignment_belongs_to_the_request_it_fits_not_to_an_older_one_still_out() {
+        let mut h = H::new();
+        // An all-queue request that never reached the broker, then a one-queue request
+        // whose answer lists the assignment (develop-random 122192).
+        h.at(1_000).reset_request("g1", -1, None);
+        h.at(1_100).reset_request("g1", 0, Some(0));
+        let a0 = h.at(1_110).reset_assigned("g1", 0, 0);
+        h.at(1_120).reset_result("g1", 0, &[(0, 0)]);
+        h.at(6_000).reset_timeout("g1", -1);
+        // A one-queue request naming 0 that never reached the broker, then an all-queue
+        // request assigning 2 (develop-random 159835): the offset tells them apart even
+        // with both answers lost.
+        h.at(7_000).reset_request("g2", 1, Some(0));
+        h.at(7_100).reset_request("g2", -1, None);
+        let b0 = h.at(7_110).reset_assigned("g2", 0, 2);
+        let b1 = h.at(7_110).reset_assigned("g2", 1, 2);
+        h.at(12_000).reset_timeout("g2", 1);
+        h.at(12_100).reset_timeout("g2", -1);
+        let points: Vec<_> = resets(&h.build())
+            .into_iter()
+            .map(|p| (p.idx, p.group.to_string(), p.queue, p.offset, p.all_queues))
+            .collect();
+        let g = |s: &str| s.to_string();
+        assert_eq!(
+            points,
+            vec![
+                (a0, g("g1"), 0, 0, false),
+                (b0, g("g2"), 0, 2, true),
+                (b1, g("g2"), 1, 2, true),
             ]
         );
     }

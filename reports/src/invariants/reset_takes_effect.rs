@@ -955,6 +955,110 @@ mod tests {
     }
 
     #[test]
+    fn an_older_reset_request_that_never_reached_the_broker_takes_no_assignment() {
+        // Develop-random 122192 with every fix: the admin's all-queue reset of 0.644 s never
+        // reached the broker (it timed out at 5.645 s); a one-queue reset of queue 0 to 0,
+        // sent at 1.158 s, was assigned at 1.167 s and taken at 1.175 s by a pop that read
+        // 0..=2, the millisecond its answer [0→0] came. Given to the oldest request out that
+        // names queue 0, the assignment left the one-queue answer a reset of its own at
+        // 1.175 s, whose first pop (22.188 s) read 3.
+        let run = |taken: bool| {
+            let mut h = H::new();
+            h.at(644).reset_request("g1", -1, None);
+            h.at(1_158).reset_request("g1", 0, Some(0));
+            h.at(1_167).reset_assigned("g1", 0, 0);
+            if taken {
+                h.at(1_175).reset_consumed("g1", 0, 0);
+                h.at(1_175)
+                    .pop_read("g1", 0, 1_175, 0, 3, false, ReadFrom::PendingReset);
+            } else {
+                h.at(1_175)
+                    .pop_read("g1", 0, 1_175, 3, 1, false, ReadFrom::PullOffset);
+            }
+            h.at(1_175).reset_result("g1", 0, &[(0, 0)]);
+            if taken {
+                h.at(1_207).pop_served_at("c1", "m0", 0, 0, 1_175);
+                h.at(1_207).pop_served_at("c1", "m1", 0, 1, 1_175);
+                h.at(1_207).pop_served_at("c1", "m2", 0, 2, 1_175);
+            } else {
+                h.at(1_207).pop_served_at("c1", "m3", 0, 3, 1_175);
+            }
+            h.at(5_645).reset_timeout("g1", -1);
+            if taken {
+                h.at(22_188)
+                    .pop_read("g1", 0, 22_188, 3, 1, false, ReadFrom::PullOffset);
+                h.at(22_213).pop_served_at("c1", "m3", 0, 3, 22_188);
+            }
+            h.final_offset("g1", 0, 4);
+            check(&h.build())
+        };
+        assert_eq!(run(true), Verdict::held());
+        let v = run(false);
+        assert_eq!(v.status, Status::Violated);
+        assert!(v
+            .witness
+            .unwrap()
+            .summary
+            .starts_with("after group g1's queue TopicA/0 was reset to 0 at 1.167s,"));
+    }
+
+    #[test]
+    fn a_one_queue_reset_that_never_reached_the_broker_takes_no_other_offset() {
+        // Develop-random 159835 with every fix: the admin's reset of queue 1 to 0 (2.818 s)
+        // never reached the broker (timeout 7.819 s); an all-queue reset sent at 4.646 s
+        // assigned every queue to 2 at 4.655 s, a pop took queue 1's at 4.701 s and read 2,
+        // and the all-queue answer came at 4.956 s. The assignment of queue 1 to 2 went to the
+        // older one-queue request (which names 0), so the answer added a reset of queue 1 at
+        // 4.956 s, and the next pop's read of 3 from the pull offset looked like it not taken.
+        let run = |taken: bool| {
+            let mut h = H::new();
+            h.at(2_818).reset_request("g1", 1, Some(0));
+            h.at(4_646).reset_request("g1", -1, None);
+            h.at(4_655).reset_assigned("g1", 0, 2);
+            h.at(4_655).reset_assigned("g1", 1, 2);
+            if taken {
+                h.at(4_701).reset_consumed("g1", 1, 2);
+                h.at(4_701)
+                    .pop_read("g1", 1, 4_513, 2, 1, false, ReadFrom::PendingReset);
+                h.at(4_701).reset_consumed("g1", 0, 2);
+                h.at(4_701)
+                    .pop_read("g1", 0, 4_513, 2, 1, false, ReadFrom::PendingReset);
+            } else {
+                // A pop begun after the assignment read queue 1 from the pull offset.
+                h.at(4_701).reset_consumed("g1", 0, 2);
+                h.at(4_701)
+                    .pop_read("g1", 0, 4_513, 2, 1, false, ReadFrom::PendingReset);
+                h.at(4_701)
+                    .pop_read("g1", 1, 4_701, 3, 1, false, ReadFrom::PullOffset);
+            }
+            h.at(4_720).pop_served_at("c1", "a2", 0, 2, 4_513);
+            if taken {
+                h.at(4_720).pop_served_at("c1", "m2", 1, 2, 4_513);
+            } else {
+                h.at(4_720).pop_served_at("c1", "m3", 1, 3, 4_701);
+            }
+            h.at(4_956).reset_result("g1", -1, &[(0, 2), (1, 2)]);
+            if taken {
+                h.at(5_443)
+                    .pop_read("g1", 1, 5_012, 3, 1, false, ReadFrom::PullOffset);
+                h.at(5_846).pop_served_at("c1", "m3", 1, 3, 5_012);
+            }
+            h.at(7_819).reset_timeout("g1", 1);
+            h.final_offset("g1", 0, 3);
+            h.final_offset("g1", 1, 4);
+            check(&h.build())
+        };
+        assert_eq!(run(true), Verdict::held());
+        let v = run(false);
+        assert_eq!(v.status, Status::Violated);
+        assert!(v
+            .witness
+            .unwrap()
+            .summary
+            .starts_with("after group g1's queue TopicA/1 was reset to 2 at 4.655s,"));
+    }
+
+    #[test]
     fn a_replay_after_a_crash_lost_the_buffered_ck_is_not_endless_replay() {
         // Chaos seed 22: pops read 0..=1 after the reset and their CK sat in the buffer; the
         // crash lost it and the commit offset stayed at X, so acks after the restart move
