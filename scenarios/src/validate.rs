@@ -61,6 +61,25 @@ pub fn warnings(sc: &Scenario) -> Vec<(KeyPath, String)> {
             ));
         }
     }
+    let proxy = &sc.proxy;
+    for (i, c) in sc.consumers.iter().enumerate() {
+        let t = c.pop_invisible_time_ms;
+        let (min, max) = (
+            proxy.min_invisible_time_mills_for_recv,
+            proxy.max_invisible_time_mills,
+        );
+        if c.kind == ConsumerKindSpec::GrpcSimple && c.receive_loop && !(min..=max).contains(&t) {
+            out.push((
+                KeyPath::root()
+                    .key("consumers")
+                    .index(i)
+                    .key("pop_invisible_time_ms"),
+                format!(
+                    "the proxy refuses every receive of this loop (ILLEGAL_INVISIBLE_TIME): {t} is outside [minInvisibleTimeMillsForRecv {min}, maxInvisibleTimeMills {max}] (GrpcValidator.validateInvisibleTime)"
+                ),
+            ));
+        }
+    }
     out
 }
 

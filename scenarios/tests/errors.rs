@@ -1005,3 +1005,24 @@ fn a_receive_loop_and_steps_cannot_drive_one_consumer() {
         ],
     );
 }
+
+#[test]
+fn a_receive_loop_below_the_proxys_minimum_invisible_time_is_warned() {
+    let looping = edit(
+        "kind = \"scripted\"",
+        "kind = \"grpc-simple\"\nreceive_loop = true\npop_invisible_time_ms = 5_000",
+    );
+    let (_, warnings) = scenarios::load_str_warned("bad.toml", &looping, &ctx()).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("bad.toml:21:25: consumers[0].pop_invisible_time_ms: warning: the proxy refuses every receive"),
+        "{warnings:?}"
+    );
+    // Steps choose their own invisible time: no warning without the loop.
+    let stepped = edit(
+        "kind = \"scripted\"",
+        "kind = \"grpc-simple\"\npop_invisible_time_ms = 5_000",
+    );
+    let (_, warnings) = scenarios::load_str_warned("bad.toml", &stepped, &ctx()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
