@@ -1069,3 +1069,30 @@ fn a_looping_simple_consumer_acks_late_and_the_proxy_refuses() {
     );
     assert!(count(h, |k| matches!(k, EventKind::Delivered { .. })) >= 2);
 }
+
+#[test]
+fn a_looping_simple_consumer_honours_stop_and_start_steps() {
+    // Stopped before its start, it receives nothing until started at 10 s, then consumes
+    // everything.
+    let src = format!(
+        "{SIMPLE_LOOP}
+[[steps]]
+at_ms = 500
+action = \"stop-consumer\"
+consumer = \"s1\"
+
+[[steps]]
+at_ms = 10_000
+action = \"start-consumer\"
+consumer = \"s1\"
+"
+    );
+    let out = run(&src, 6, &[]);
+    let h = &out.history;
+    let first = events(h, |k| matches!(k, EventKind::Delivered { .. }))
+        .map(|e| e.at)
+        .min();
+    assert!(first.is_some_and(|t| t >= 10_000), "{first:?}");
+    assert_eq!(grpc_acked_ok(h).len(), 12);
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}
