@@ -131,7 +131,8 @@ pub enum ConsumerKindSpec {
     /// `FifoConsumeService` with `fifo = true`, `StandardConsumeService` otherwise.
     GrpcPush,
     /// The gRPC `SimpleConsumer` through the proxy, driven by `pop` (receive), `ack` and
-    /// `change-invisible-time` steps.
+    /// `change-invisible-time` steps, or with `receive_loop = true` by an application loop
+    /// of its own (receive, consume, ack).
     GrpcSimple,
 }
 
@@ -144,7 +145,8 @@ impl ConsumerKindSpec {
         )
     }
 
-    /// Driven by timeline steps rather than a loop of its own.
+    /// Driven by timeline steps rather than a loop of its own, unless the consumer says
+    /// otherwise ([`ConsumerSpec::is_stepped`]).
     pub fn is_stepped(self) -> bool {
         matches!(
             self,
@@ -202,12 +204,24 @@ pub struct ConsumerSpec {
     /// (the proxy clamps it to its min and max long-polling timeouts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub await_duration_ms: Option<Millis>,
+    /// gRPC simple consumer: run an application loop (receive, consume each message, ack
+    /// the successes) instead of taking pop, ack and change-invisible-time steps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receive_loop: bool,
     /// When the consumer starts popping.
     #[serde(default)]
     pub start_at_ms: Millis,
     /// `ConsumeInitMode` for a group with no offset: "max" (default) or "min".
     #[serde(default)]
     pub init_mode: broker_core::InitMode,
+}
+
+impl ConsumerSpec {
+    /// Driven by timeline steps: a scripted consumer, or a grpc-simple one without
+    /// `receive_loop`.
+    pub fn is_stepped(&self) -> bool {
+        self.kind.is_stepped() && !self.receive_loop
+    }
 }
 
 fn default_invisible() -> Millis {

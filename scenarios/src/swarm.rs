@@ -289,7 +289,7 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
         }
     }
     for c in &mut out.consumers {
-        if c.kind.is_stepped() {
+        if c.is_stepped() {
             continue;
         }
         let at = |k: &str| format!("consumers.{}.{k}", c.name);

@@ -61,6 +61,25 @@ pub fn warnings(sc: &Scenario) -> Vec<(KeyPath, String)> {
             ));
         }
     }
+    let proxy = &sc.proxy;
+    for (i, c) in sc.consumers.iter().enumerate() {
+        let t = c.pop_invisible_time_ms;
+        let (min, max) = (
+            proxy.min_invisible_time_mills_for_recv,
+            proxy.max_invisible_time_mills,
+        );
+        if c.kind == ConsumerKindSpec::GrpcSimple && c.receive_loop && !(min..=max).contains(&t) {
+            out.push((
+                KeyPath::root()
+                    .key("consumers")
+                    .index(i)
+                    .key("pop_invisible_time_ms"),
+                format!(
+                    "the proxy refuses every receive of this loop (ILLEGAL_INVISIBLE_TIME): {t} is outside [minInvisibleTimeMillsForRecv {min}, maxInvisibleTimeMills {max}] (GrpcValidator.validateInvisibleTime)"
+                ),
+            ));
+        }
+    }
     out
 }
 
@@ -570,6 +589,20 @@ impl<'a> V<'a> {
                     ),
                 );
             }
+            if c.receive_loop && c.kind != ConsumerKindSpec::GrpcSimple {
+                self.invalid(
+                    at("receive_loop"),
+                    format!(
+                        "only a grpc-simple consumer takes receive_loop; a {} consumer {}",
+                        kind_name(c.kind),
+                        if c.kind.is_stepped() {
+                            "acts only on pop, ack and change-invisible-time steps"
+                        } else {
+                            "always runs its own loop"
+                        }
+                    ),
+                );
+            }
             match c.await_duration_ms {
                 Some(_) if c.kind != ConsumerKindSpec::GrpcSimple => self.invalid(
                     at("await_duration_ms"),
@@ -607,13 +640,13 @@ impl<'a> V<'a> {
         let scripted: Vec<&str> = sc
             .consumers
             .iter()
-            .filter(|c| c.kind.is_stepped())
+            .filter(|c| c.is_stepped())
             .map(|c| c.name.as_str())
             .collect();
         let looping: Vec<&str> = sc
             .consumers
             .iter()
-            .filter(|c| !c.kind.is_stepped())
+            .filter(|c| !c.is_stepped())
             .map(|c| c.name.as_str())
             .collect();
         let producers: Vec<&str> = sc.producers.iter().map(|p| p.name.as_str()).collect();
@@ -668,7 +701,22 @@ impl<'a> V<'a> {
                         );
                         None
                     }
-                    Some(c) if !c.kind.is_stepped() => {
+                    Some(c) if c.receive_loop && c.kind.is_stepped() => {
+                        let i = sc
+                            .consumers
+                            .iter()
+                            .position(|x| x.name == c.name)
+                            .unwrap_or(0);
+                        this.invalid(
+                            at("consumer"),
+                            format!(
+                                "consumer `{name}` runs its own receive loop (consumers[{i}].receive_loop = true); a loop and pop, ack or change-invisible-time steps cannot drive the same consumer ({})",
+                                if scripted.is_empty() { "no consumer takes steps".to_owned() } else { format!("stepped: {}", scripted.join(", ")) }
+                            ),
+                        );
+                        None
+                    }
+                    Some(c) if !c.is_stepped() => {
                         this.invalid(
                             at("consumer"),
                             format!(
@@ -839,7 +887,7 @@ impl<'a> V<'a> {
                         at("consumer"),
                         format!("unknown consumer `{consumer}`; {}", valid_list(looping.iter().copied())),
                     ),
-                    Some(c) if c.kind.is_stepped() => self.invalid(
+                    Some(c) if c.is_stepped() => self.invalid(
                         at("consumer"),
                         format!("consumer `{consumer}` is {}: it has no loop to start or stop; it takes pop, ack and change-invisible-time steps", kind_name(c.kind)),
                     ),

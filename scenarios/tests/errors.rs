@@ -954,3 +954,75 @@ fn store_fault_keys_are_checked() {
         &["probability"],
     );
 }
+
+#[test]
+fn a_receive_loop_and_steps_cannot_drive_one_consumer() {
+    let looping = edit(
+        "kind = \"scripted\"",
+        "kind = \"grpc-simple\"\nreceive_loop = true",
+    );
+    load(&looping).unwrap();
+    // A looping simple consumer is started and stopped like the other looping ones.
+    load(&format!(
+        "{looping}[[steps]]\nat_ms = 1_000\naction = \"stop-consumer\"\nconsumer = \"c1\"\n"
+    ))
+    .unwrap();
+    for action in ["pop", "ack"] {
+        fails(
+            &format!(
+                "{looping}[[steps]]\nat_ms = 1_000\naction = \"{action}\"\nconsumer = \"c1\"\n"
+            ),
+            41,
+            12,
+            "steps[0].consumer",
+            &[
+                "`c1` runs its own receive loop",
+                "consumers[0].receive_loop = true",
+                "no consumer takes steps",
+            ],
+        );
+    }
+    fails(
+        &format!(
+            "{looping}[[steps]]\nat_ms = 1_000\naction = \"change-invisible-time\"\nconsumer = \"c1\"\ninvisible_time_ms = 20_000\n"
+        ),
+        41,
+        12,
+        "steps[0].consumer",
+        &["`c1` runs its own receive loop"],
+    );
+    fails(
+        &edit(
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\n",
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\nreceive_loop = true\n",
+        ),
+        28,
+        16,
+        "consumers[1].receive_loop",
+        &[
+            "only a grpc-simple consumer takes receive_loop",
+            "always runs its own loop",
+        ],
+    );
+}
+
+#[test]
+fn a_receive_loop_below_the_proxys_minimum_invisible_time_is_warned() {
+    let looping = edit(
+        "kind = \"scripted\"",
+        "kind = \"grpc-simple\"\nreceive_loop = true\npop_invisible_time_ms = 5_000",
+    );
+    let (_, warnings) = scenarios::load_str_warned("bad.toml", &looping, &ctx()).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("bad.toml:21:25: consumers[0].pop_invisible_time_ms: warning: the proxy refuses every receive"),
+        "{warnings:?}"
+    );
+    // Steps choose their own invisible time: no warning without the loop.
+    let stepped = edit(
+        "kind = \"scripted\"",
+        "kind = \"grpc-simple\"\npop_invisible_time_ms = 5_000",
+    );
+    let (_, warnings) = scenarios::load_str_warned("bad.toml", &stepped, &ctx()).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

@@ -854,3 +854,245 @@ fn the_broker_keeps_up_with_many_producers() {
         .unwrap();
     assert!(last.at < 3_000, "the last send answered at {} ms", last.at);
 }
+
+const SIMPLE_LOOP: &str = r#"
+name = "simple-loop"
+duration_ms = 30_000
+quiet_period_ms = 5_000
+
+[[topics]]
+name = "t"
+queues = 2
+
+[[groups]]
+name = "g"
+
+[[producers]]
+name = "p1"
+topic = "t"
+messages = 12
+interval_ms = 20
+
+[[consumers]]
+name = "s1"
+kind = "grpc-simple"
+receive_loop = true
+group = "g"
+topic = "t"
+pop_batch_nums = 4
+pop_invisible_time_ms = 15_000
+await_duration_ms = 5_000
+consume_time_ms = { min = 5, max = 50 }
+start_at_ms = 1_000
+"#;
+
+/// The messages a history's consumers acked with an `OK` answer, in ack order.
+fn grpc_acked_ok(h: &reports::history::History) -> Vec<&str> {
+    events(h, |k| {
+        matches!(
+            k,
+            EventKind::GrpcCall {
+                rpc: GrpcRpc::AckMessage,
+                outcome: GrpcOutcome::Status {
+                    code: GrpcCode::Ok,
+                    ..
+                },
+                ..
+            }
+        )
+    })
+    .filter_map(|e| match &e.kind {
+        EventKind::GrpcCall { msg_id, .. } => msg_id.as_deref(),
+        _ => None,
+    })
+    .collect()
+}
+
+#[test]
+fn a_looping_simple_consumer_receives_consumes_and_acks_everything() {
+    for fifo in [false, true] {
+        let src = if fifo {
+            SIMPLE_LOOP.replace("receive_loop = true", "receive_loop = true\nfifo = true")
+        } else {
+            SIMPLE_LOOP.to_owned()
+        };
+        let out = run(&src, 6, &[]);
+        let h = &out.history;
+        let produced: BTreeSet<&str> = events(h, |k| matches!(k, EventKind::Produced { .. }))
+            .filter_map(|e| match &e.kind {
+                EventKind::Produced { msg_id, .. } => Some(msg_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(produced.len(), 12);
+        let acked = grpc_acked_ok(h);
+        assert_eq!(acked.len(), 12, "fifo {fifo}: one ack each");
+        assert_eq!(acked.iter().copied().collect::<BTreeSet<_>>(), produced);
+        // Each message: delivered, consumed, then acked, in the order received.
+        let mut delivered = Vec::new();
+        let mut started = Vec::new();
+        for e in &h.events {
+            match &e.kind {
+                EventKind::Delivered {
+                    msg_id,
+                    orderly,
+                    attempt_id,
+                    ..
+                } => {
+                    assert_eq!(&*e.node, "s1");
+                    assert_eq!(*orderly, fifo, "FIFO receives pop orderly");
+                    assert!(attempt_id.is_none(), "a simple consumer sends no attemptId");
+                    delivered.push(msg_id.as_str());
+                }
+                EventKind::ListenerStarted { msg_id, .. } => started.push(msg_id.as_str()),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            delivered, started,
+            "fifo {fifo}: consumed in the order received"
+        );
+        assert_eq!(
+            started, acked,
+            "fifo {fifo}: each acked right after its listener"
+        );
+        assert!(
+            h.events.iter().all(|e| !matches!(
+                e.kind,
+                EventKind::ListenerStarted { .. } if e.at < 1_000
+            )),
+            "nothing before start_at_ms"
+        );
+        assert!(!out.failed(), "fifo {fifo}: violated: {:?}", out.violated());
+    }
+}
+
+#[test]
+fn a_looping_simple_consumer_leaves_failures_to_come_back_after_the_invisible_time() {
+    // retryMaxTimes 1: maxAttempts 2. Every listener run fails and the loop sends nothing:
+    // the message comes back once its 15 s are up (reconsumeTimes 1), fails again, and on
+    // its next revival the proxy forwards it to the DLQ instead of handing it out.
+    let src = SIMPLE_LOOP
+        .replace("duration_ms = 30_000", "duration_ms = 120_000")
+        .replace("messages = 12", "messages = 4")
+        .replace(
+            "start_at_ms = 1_000",
+            "start_at_ms = 1_000\nfailure_percent = 100\nmax_reconsume_times = 1",
+        );
+    let out = run(&src, 6, &[]);
+    let h = &out.history;
+    assert_eq!(
+        count(h, |k| matches!(
+            k,
+            EventKind::GrpcCall {
+                rpc: GrpcRpc::AckMessage | GrpcRpc::ChangeInvisibleDuration,
+                ..
+            }
+        )),
+        0,
+        "a failure is neither acked nor nacked"
+    );
+    let mut deliveries: BTreeMap<&str, Vec<(u64, u32)>> = BTreeMap::new();
+    for e in &h.events {
+        if let EventKind::Delivered {
+            msg_id,
+            reconsume_times,
+            ..
+        } = &e.kind
+        {
+            deliveries
+                .entry(msg_id.as_str())
+                .or_default()
+                .push((e.at, *reconsume_times));
+        }
+    }
+    assert_eq!(deliveries.len(), 4);
+    for (m, d) in &deliveries {
+        assert_eq!(d.len(), 2, "{m}: delivered twice: {d:?}");
+        assert_eq!((d[0].1, d[1].1), (0, 1), "{m}");
+        assert!(
+            d[1].0 - d[0].0 >= 15_000,
+            "{m}: back only after its invisible time: {d:?}"
+        );
+    }
+    assert_eq!(
+        count(h, |k| matches!(
+            k,
+            EventKind::ListenerFinished {
+                outcome: ConsumeOutcome::Failure,
+                ..
+            }
+        )),
+        8
+    );
+    let decided: Vec<&str> = events(h, |k| matches!(k, EventKind::SentToDlq { .. }))
+        .map(|e| &*e.node)
+        .collect();
+    assert_eq!(decided, vec!["proxy"; 4], "the proxy's filter decides");
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}
+
+#[test]
+fn a_looping_simple_consumer_acks_late_and_the_proxy_refuses() {
+    // A 20 s listener outlives the 15 s receipt: the ack still goes out, and the proxy
+    // refuses the lapsed handle; the message comes back and is consumed again.
+    let src = SIMPLE_LOOP
+        .replace("duration_ms = 30_000", "duration_ms = 60_000")
+        .replace("messages = 12", "messages = 1")
+        .replace(
+            "consume_time_ms = { min = 5, max = 50 }",
+            "consume_time_ms = { min = 20_000, max = 20_000 }",
+        );
+    let out = run(&src, 6, &[]);
+    let h = &out.history;
+    let acks: Vec<Option<GrpcCode>> = events(h, |k| {
+        matches!(
+            k,
+            EventKind::GrpcCall {
+                rpc: GrpcRpc::AckMessage,
+                ..
+            }
+        )
+    })
+    .map(|e| match &e.kind {
+        EventKind::GrpcCall {
+            outcome: GrpcOutcome::Status { code, .. },
+            ..
+        } => Some(*code),
+        _ => None,
+    })
+    .collect();
+    assert_eq!(
+        acks.first(),
+        Some(&Some(GrpcCode::InvalidReceiptHandle)),
+        "{acks:?}"
+    );
+    assert!(count(h, |k| matches!(k, EventKind::Delivered { .. })) >= 2);
+}
+
+#[test]
+fn a_looping_simple_consumer_honours_stop_and_start_steps() {
+    // Stopped before its start, it receives nothing until started at 10 s, then consumes
+    // everything.
+    let src = format!(
+        "{SIMPLE_LOOP}
+[[steps]]
+at_ms = 500
+action = \"stop-consumer\"
+consumer = \"s1\"
+
+[[steps]]
+at_ms = 10_000
+action = \"start-consumer\"
+consumer = \"s1\"
+"
+    );
+    let out = run(&src, 6, &[]);
+    let h = &out.history;
+    let first = events(h, |k| matches!(k, EventKind::Delivered { .. }))
+        .map(|e| e.at)
+        .min();
+    assert!(first.is_some_and(|t| t >= 10_000), "{first:?}");
+    assert_eq!(grpc_acked_ok(h).len(), 12);
+    assert!(!out.failed(), "violated: {:?}", out.violated());
+}

@@ -25,7 +25,7 @@
 use super::decisions::{self, FifoNext, StandardNext};
 use super::grpc::GrpcCtx;
 use super::receipt::record_deliveries;
-use super::{draw_ms, wait_running};
+use super::{run_listener, wait_running};
 use broker_core::{MessageExt, Millis};
 use madsim::rand::Rng;
 use reports::history::{ConsumeOutcome, EventKind, GrpcCode, GrpcOutcome};
@@ -216,32 +216,15 @@ impl GrpcPushConsumer {
             .acquire_owned()
             .await
             .expect("semaphore open");
-        let g = &self.g;
-        g.ctx.record(EventKind::ListenerStarted {
-            consumer: g.ctx.name.clone().into(),
-            group: g.group.clone().into(),
-            msg_id: msg.msg_id.clone().into(),
-            reconsume_times: msg.reconsume_times,
-        });
-        madsim::time::sleep(ms(draw_ms(self.spec.consume_time_ms))).await;
-        if crate::buggify::buggify("push-slow-listener") {
-            let extra = madsim::rand::thread_rng().gen_range(0..=self.settings.invisible_time);
-            madsim::time::sleep(ms(extra)).await;
-        }
-        let failed = madsim::rand::thread_rng().gen_range(0..100u32) < self.spec.failure_percent;
-        let outcome = if failed {
-            ConsumeOutcome::Failure
-        } else {
-            ConsumeOutcome::Success
-        };
-        g.ctx.record(EventKind::ListenerFinished {
-            consumer: g.ctx.name.clone().into(),
-            group: g.group.clone().into(),
-            msg_id: msg.msg_id.clone().into(),
-            outcome,
-            pop_timed_out: false,
-        });
-        outcome
+        run_listener(
+            &self.g.ctx,
+            &self.g.group,
+            &self.spec,
+            msg,
+            self.settings.invisible_time,
+            || false,
+        )
+        .await
     }
 
     /// `ProcessQueueImpl.ackMessage`: retried every second until `OK`; given up on

@@ -80,6 +80,48 @@ pub fn draw_ms(range: scenarios::model::RangeMs) -> u64 {
     madsim::rand::thread_rng().gen_range(range.min..=range.max)
 }
 
+/// One listener run, the same for every consuming client model: `ListenerStarted`, the
+/// consume time drawn from `spec.consume_time_ms` (plus, when the `push-slow-listener`
+/// BUGGIFY hook fires, a stall of up to `stall_max`), a failure drawn with
+/// `spec.failure_percent`, then `ListenerFinished` with `pop_timed_out()` asked at the end.
+pub async fn run_listener<C>(
+    ctx: &ClientCtx<C>,
+    group: &str,
+    spec: &scenarios::model::ConsumerSpec,
+    msg: &broker_core::MessageExt,
+    stall_max: broker_core::Millis,
+    pop_timed_out: impl FnOnce() -> bool,
+) -> reports::history::ConsumeOutcome {
+    use madsim::rand::Rng;
+    use reports::history::{ConsumeOutcome, EventKind};
+    ctx.record(EventKind::ListenerStarted {
+        consumer: ctx.name.clone().into(),
+        group: group.to_owned().into(),
+        msg_id: msg.msg_id.clone().into(),
+        reconsume_times: msg.reconsume_times,
+    });
+    madsim::time::sleep(Duration::from_millis(draw_ms(spec.consume_time_ms))).await;
+    if crate::buggify::buggify("push-slow-listener") {
+        // A listener stuck up to the invisible time (GC, a slow downstream call).
+        let extra = madsim::rand::thread_rng().gen_range(0..=stall_max);
+        madsim::time::sleep(Duration::from_millis(extra)).await;
+    }
+    let failed = madsim::rand::thread_rng().gen_range(0..100u32) < spec.failure_percent;
+    let outcome = if failed {
+        ConsumeOutcome::Failure
+    } else {
+        ConsumeOutcome::Success
+    };
+    ctx.record(EventKind::ListenerFinished {
+        consumer: ctx.name.clone().into(),
+        group: group.to_owned().into(),
+        msg_id: msg.msg_id.clone().into(),
+        outcome,
+        pop_timed_out: pop_timed_out(),
+    });
+    outcome
+}
+
 /// Waits while a consumer is stopped.
 pub async fn wait_running(running: &mut tokio::sync::watch::Receiver<bool>) {
     while !*running.borrow_and_update() {

@@ -14,7 +14,7 @@
 
 use super::decisions::{self, FailureAction};
 use super::receipt::{ack, change_invisible_time, receipt_of, record_deliveries};
-use super::{draw_ms, wait_running, ClientCtx, PopReply, POP_DELAY_FLOW_CONTROL};
+use super::{run_listener, wait_running, ClientCtx, PopReply, POP_DELAY_FLOW_CONTROL};
 use broker_core::{Behaviour, MessageExt, Millis, PopMessageRequest, Request};
 use madsim::rand::Rng;
 use reports::history::{ConsumeOutcome, EventKind};
@@ -153,33 +153,19 @@ impl PushConsumer {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        let group = self.spec.group.clone();
-        self.ctx.record(EventKind::ListenerStarted {
-            consumer: self.ctx.name.clone().into(),
-            group: group.clone().into(),
-            msg_id: msg.msg_id.clone().into(),
-            reconsume_times: msg.reconsume_times,
-        });
-        madsim::time::sleep(Duration::from_millis(draw_ms(self.spec.consume_time_ms))).await;
-        if crate::buggify::buggify("push-slow-listener") {
-            // A listener stuck up to the invisible time (GC, a slow downstream call).
-            let extra = madsim::rand::thread_rng().gen_range(0..=self.invisible_time);
-            madsim::time::sleep(Duration::from_millis(extra)).await;
-        }
-        let failed = madsim::rand::thread_rng().gen_range(0..100u32) < self.spec.failure_percent;
-        let result = if failed {
-            ConsumeOutcome::Failure
-        } else {
-            ConsumeOutcome::Success
-        };
-        let timed_out = self.is_pop_timeout(&msg);
-        self.ctx.record(EventKind::ListenerFinished {
-            consumer: self.ctx.name.clone().into(),
-            group: group.clone().into(),
-            msg_id: msg.msg_id.clone().into(),
-            outcome: result,
-            pop_timed_out: timed_out,
-        });
+        let mut timed_out = false;
+        let result = run_listener(
+            &self.ctx,
+            &self.spec.group,
+            &self.spec,
+            &msg,
+            self.invisible_time,
+            || {
+                timed_out = self.is_pop_timeout(&msg);
+                timed_out
+            },
+        )
+        .await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         drop(_permit);
         if timed_out {

@@ -234,6 +234,20 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
                         .await
                 });
             }
+            ConsumerKindSpec::GrpcSimple if c.receive_loop => {
+                let (tx, rx) = watch::channel(true);
+                targets
+                    .running
+                    .insert(c.name.clone(), (tx, c.group.clone()));
+                let g0 = grpc;
+                node.spawn(async move {
+                    let rpc = GrpcClient::connect(ip, proxy_addr)
+                        .await
+                        .expect("consumer binds");
+                    let g = g0(ctx0.with(rpc), &spec);
+                    GrpcSimpleConsumer::new(g, spec).run_loop(rx).await;
+                });
+            }
             ConsumerKindSpec::GrpcSimple => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 targets.scripted.insert(c.name.clone(), tx);
