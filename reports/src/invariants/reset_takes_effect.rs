@@ -39,7 +39,12 @@
 //!   after the reset cover every offset X..=Y, no later pop delivers an offset in X..=Y,
 //!   unless it is a crash replay: a crash after the acked delivery restored a commit offset
 //!   at or below it after the broker had read past it (acks never move a POP commit offset;
-//!   the buffered CK that would have is lost with the process).
+//!   the buffered CK that would have is lost with the process), or a pop took the reset
+//!   again since the acked delivery's pop (a pending reset is erased when taken; under
+//!   `reset-table-survives-restart` a restart restores resetOffsetTable from the last
+//!   persist, so a reset taken after it is pending again and its range is replayed, acked
+//!   messages included). An ack of what such a second take handed out covers the offset
+//!   afresh.
 //! - **Held at the end**: for the last reset of each queue, the final `offsetTable` (if the
 //!   broker runs) and the persisted image (if a flush was due after the reset) hold an entry
 //!   for topic@group and queue, at least X unless something committed below X after the
@@ -88,6 +93,11 @@ struct Window<'h> {
     committed_below: bool,
     /// Deliveries out of this queue popped after the reset.
     popped_after: BTreeSet<usize>,
+    /// Takes of this reset after the first (`ResetConsumed`: event index, the offset taken).
+    /// A pending reset is erased when a pop takes it, so only a restart brings it back:
+    /// under `reset-table-survives-restart` it restores resetOffsetTable from the last
+    /// persist, and a reset taken after that persist is pending again.
+    retakes: Vec<(usize, i64)>,
 }
 
 struct Checker<'a, 'h> {
@@ -401,6 +411,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 covered_at: BTreeMap::new(),
                 committed_below: false,
                 popped_after: BTreeSet::new(),
+                retakes: Vec::new(),
             };
             if let Some(mut old) = open.insert((&p.group, &p.topic, p.queue), w) {
                 c.judge_first(&mut old);
@@ -411,9 +422,13 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 group,
                 topic,
                 queue_id,
+                offset,
                 ..
             }) => {
                 if let Some(w) = open.get_mut(&(group.as_str(), topic.as_str(), *queue_id)) {
+                    if w.consumed_at.is_some() {
+                        w.retakes.push((idx, *offset));
+                    }
                     w.consumed_at = Some(e.at);
                 }
             }
@@ -486,13 +501,23 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     Some(_) => c.judge_first(w),
                 }
                 if let Some((at, acked_delivery)) = w.covered_at.get(queue_offset).copied() {
-                    let replay = c.rollbacks.replay_between(
-                        group,
-                        copy_key(topic, *queue_id, *queue_offset),
+                    let (from, to) = (
                         c.pops.of(acked_delivery).after_from,
                         c.pops.of(idx).before_to,
                     );
-                    if replay.is_none() {
+                    let replay = c.rollbacks.replay_between(
+                        group,
+                        copy_key(topic, *queue_id, *queue_offset),
+                        from,
+                        to,
+                    );
+                    // A pop that took the reset again since the acked delivery's pop replays
+                    // what it asks for (`getPopOffset` → `queryThenEraseResetOffset`).
+                    let retaken = w
+                        .retakes
+                        .iter()
+                        .any(|(i, y)| (from..to).contains(i) && *y <= *queue_offset as i64);
+                    if replay.is_none() && !retaken {
                         // A replay bug repeats this hundreds of times per run: keep the
                         // first (events come in order) and count the rest.
                         replays += 1;
@@ -523,7 +548,21 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             };
             // An ack of a pop served before the reset (its answer may arrive after it)
             // covers nothing the reset asked for.
-            if !w.popped_after.contains(d) || *queue_offset < w.next {
+            if !w.popped_after.contains(d) {
+                continue;
+            }
+            if *queue_offset < w.next {
+                // Covered already. After a pop took the reset again, an ack of what it
+                // handed out covers the offset afresh: a later replay needs its own excuse.
+                let renewed = w.retakes.last().is_some_and(|(r, _)| {
+                    c.pops.of(*d).after_from > *r
+                        && w.covered_at
+                            .get(queue_offset)
+                            .is_some_and(|(_, old)| c.pops.of(*old).after_from <= *r)
+                });
+                if renewed {
+                    w.covered_at.insert(*queue_offset, (idx, *d));
+                }
                 continue;
             }
             w.acked.insert(*queue_offset, *d);
@@ -677,6 +716,61 @@ mod tests {
             w.summary,
             "after group og's queue TopicA/0 was reset to 3, offset 3 was popped again at 3.000s although offsets 3..=3 had been acked by 2.100s"
         );
+    }
+
+    #[test]
+    fn a_reset_a_restart_restored_excuses_the_replay_of_what_was_acked_after_its_first_take() {
+        // Develop-random seed 296545 with every fix (KV path): a reset of queue 0 to 4 was
+        // persisted while pending, a pop took it and c1 got m4 and m5, and a crash before
+        // the next flush brought it back (`reset-table-survives-restart` restores
+        // resetOffsetTable from the last persist). c1 acked both after the restart; the next
+        // pop took the restored reset and read m4 again. The restored commit offset (6, what
+        // a pop's read begun before the reset committed over it) is past 4, so no crash
+        // rolled the commit offset back: the reset's second take replays.
+        let run = |retake: bool, acked_again_then_replayed: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m4", 0, 4);
+            h.at(0).produce("m5", 0, 5);
+            h.at(1_000).reset("g1", 0, 4);
+            h.at(1_010).commit("g1", 0, 6, "PopConsumerService");
+            h.at(1_500).persist();
+            h.at(2_000).reset_consumed("g1", 0, 4);
+            h.at(2_000)
+                .pop_read("g1", 0, 2_000, 4, 2, false, ReadFrom::PendingReset);
+            let a = h.at(2_010).pop_served_at("c1", "m4", 0, 4, 2_000);
+            let b = h
+                .at(2_010)
+                .pop_of_batch_served_at("c1", "m5", 0, 5, 4, 2_000);
+            h.at(2_500).crash();
+            h.at(3_000).restart();
+            h.at(4_000).ack(&a);
+            h.at(4_100).ack(&b);
+            if retake {
+                h.at(9_000).reset_consumed("g1", 0, 4);
+                h.at(9_000)
+                    .pop_read("g1", 0, 9_000, 4, 2, false, ReadFrom::PendingReset);
+            } else {
+                h.at(9_000)
+                    .pop_read("g1", 0, 9_000, 4, 2, false, ReadFrom::CommitOffset);
+            }
+            let again = h.at(9_010).pop_served_at("c1", "m4", 0, 4, 9_000);
+            if acked_again_then_replayed {
+                // The second take's batch is acked in turn; a later read of 4 that takes no
+                // reset replays it.
+                h.at(9_500).ack(&again);
+                h.at(12_000)
+                    .pop_read("g1", 0, 12_000, 4, 1, false, ReadFrom::CommitOffset);
+                h.at(12_010).pop_served_at("c1", "m4", 0, 4, 12_000);
+            }
+            h.final_offset("g1", 0, 6);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true, false), Status::Held);
+        // The same re-pop read from the commit offset with no reset taken is a violation.
+        assert_eq!(run(false, false), Status::Violated);
+        // After the second take the window counts afresh: a replay of what was acked since
+        // is judged.
+        assert_eq!(run(true, true), Status::Violated);
     }
 
     #[test]
