@@ -774,6 +774,57 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_read_on_the_kv_path_before_a_crash_is_backlog_until_read_again() {
+        // Looping SimpleConsumer seeds 69 and 288 (the KV pop path): a pop read m0 and m1 of
+        // queue 0 and the records sat in `PopConsumerCache` when the broker crashed before
+        // any offset flush; the restart has neither the pull offset nor a commit offset
+        // (`ConsumerOffsetManager` persists offsetTable only), so the next pop starts at the
+        // init offset. `reread` is where a pop after the restart read from (one message).
+        let run = |reread: Option<u64>| {
+            let mut h = H::new();
+            quiet(&mut h);
+            h.at(1_000).produce("m0", 0, 0);
+            h.at(1_000).produce("m1", 0, 1);
+            h.at(1_000).produce("m2", 0, 2);
+            h.at(2_000).pop_read(
+                "g1",
+                0,
+                2_000,
+                0,
+                2,
+                false,
+                broker_core::ReadFrom::InitOffset,
+            );
+            h.pop_batch("c1", &[("m0", 0), ("m1", 1)], 0);
+            h.at(4_000).crash();
+            h.at(7_000).restart();
+            if let Some(from) = reread {
+                h.at(40_000).pop_read(
+                    "g1",
+                    0,
+                    40_000,
+                    from,
+                    1,
+                    false,
+                    broker_core::ReadFrom::InitOffset,
+                );
+            }
+            check(&h.build())
+        };
+        let v = run(None);
+        assert_ne!(v.status, Status::Violated, "{v:?}");
+        assert!(v.notes[0].summary.contains("3 message(s)"), "{:?}", v.notes);
+        // Read again from 0, one message: m1 still waits for the next pop.
+        let v = run(Some(0));
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m0"));
+        // A pop after the restart read from 2: m0 and m1 were skipped.
+        let v = run(Some(2));
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert!(v.witness.unwrap().summary.contains("2 messages lost"));
+    }
+
+    #[test]
     fn a_message_queued_behind_a_running_listener_is_in_flight() {
         // Develop-random seed 125: a gRPC FIFO consumer got 26 messages of 9 queues in one
         // receive and consumes them one after another (FifoConsumeService.consumeIteratively);
