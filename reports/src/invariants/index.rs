@@ -444,6 +444,27 @@ fn read_past<'h>(image: &mut OffsetImage<'h>, key: (&'h str, &'h str, u32), end:
 }
 
 impl Rollbacks<'_> {
+    /// The latest crash with an event index at or after `from` that rolled `group`'s read
+    /// position on (topic, queue) back to `offset` or below after the broker had read past
+    /// it (as [`Rollbacks::replay_between`] judges one).
+    pub fn last_replay_from(
+        &self,
+        group: &str,
+        (topic, queue, offset): CopyKey<'_>,
+        from: usize,
+    ) -> Option<usize> {
+        let key = (group, topic, queue);
+        let i = self.crashes.partition_point(|c| c.0 < from);
+        self.crashes[i..]
+            .iter()
+            .rev()
+            .find(|(_, restored, read_end)| {
+                restored.get(&key).is_none_or(|r| *r <= offset as i64)
+                    && read_end.get(&key).is_some_and(|r| offset < *r as u64)
+            })
+            .map(|c| c.0)
+    }
+
     /// The first crash with an event index in `from..to` that rolled `group`'s read
     /// position on (topic, queue) back to `offset` or below after the broker had read past
     /// it: the restored commit offset (none counts as below) ≤ `offset` < the highest offset

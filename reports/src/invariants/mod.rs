@@ -326,7 +326,7 @@ type Checker = fn(&Facts) -> Verdict;
 
 /// The registry, in report order.
 const CHECKERS: &[(InvariantInfo, Checker)] = &[
-    (no_loss::INFO, |f| no_loss::check(f.h)),
+    (no_loss::INFO, no_loss::check_with),
     (
         no_redelivery_after_ack::INFO,
         no_redelivery_after_ack::check_with,

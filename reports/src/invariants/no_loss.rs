@@ -39,7 +39,12 @@
 //!   commit offset at the first un-acked message and delivers the queue again from there
 //!   (how fast is fifo-progress's question). A message whose latest retry copy lies beyond
 //!   what the group had consumed of that retry queue (nothing at or after it delivered, the
-//!   commit offset at or below it) is backlog in the same way. A note counts them.
+//!   commit offset at or below it) is backlog in the same way. So is a message whose latest
+//!   delivery's pop a crash rolled back: a crash after that pop restored a commit offset at
+//!   or below the copy after the broker had read past it (a CK still buffered died with the
+//!   process), nothing revived it since, the final commit offset is still at or below it,
+//!   and no read of that queue after the crash went past it: the next pop there reads it
+//!   again. A note counts them.
 //! - A group that the history shows with no running consumer at the end is not judged; a
 //!   note says so.
 //! - A message retention deleted (`MessagesExpired` moved its queue's min offset past it, or
@@ -47,11 +52,13 @@
 //!   them.
 
 use super::index::{
-    broker_ack, crash_indices, is_success, persists, receipt_deadline, reset_died_in_crash, resets,
-    secs, witness_events, ResetPoint,
+    broker_ack, copy_key, crash_indices, is_pop_ck, is_success, persists, receipt_deadline,
+    reset_died_in_crash, resets, secs, witness_events, Facts, ResetPoint,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
-use crate::history::{EventKind, History, RpcOutcome};
+#[cfg(test)]
+use crate::history::History;
+use crate::history::{EventKind, RpcOutcome};
 use broker_core::{BrokerEvent, ExtraInfo, Millis};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,6 +83,9 @@ fn receipt_offset<'h>(group: &'h str, receipt: &str) -> Option<AckedOffset<'h>> 
 /// pop loop picks it up within a few seconds more.
 pub(crate) const SETTLE_MS: Millis = 30_000;
 
+/// A read of a queue: (the first event index after it, one past the last offset read).
+type Read = (usize, u64);
+
 #[derive(Default)]
 struct MsgState {
     resolved: bool,
@@ -91,7 +101,13 @@ struct MsgState {
     waiting: Option<usize>,
 }
 
+#[cfg(test)]
 pub(crate) fn check(history: &History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
     let meta = &history.meta;
     let longest_invisible = meta
         .consumers
@@ -181,7 +197,38 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut applied: BTreeSet<(&str, &str)> = BTreeSet::new();
     // (group, msg_id, receipt) of applied acks whose answer never came back.
     let mut applied_unanswered: Vec<(&str, &str, &str)> = Vec::new();
+    // Every read of a queue by a group (retry queues keyed as queue 0): (the first event
+    // index after the read, one past the last offset read). A pop's `PopRead` and CK, and a
+    // delivery, placed at its pop.
+    let mut reads: BTreeMap<(&str, &str, u32), Vec<Read>> = BTreeMap::new();
+    // The latest revive of each (group, message), by event index.
+    let mut last_revive: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                offset,
+                count,
+                ..
+            }) => {
+                let (t, q, _) = copy_key(topic, *queue_id, 0);
+                let end = offset + u64::from(*count);
+                reads.entry((group, t, q)).or_default().push((idx + 1, end));
+            }
+            EventKind::Broker(
+                BrokerEvent::CkBuffered { ck, .. } | BrokerEvent::CkWritten { ck, .. },
+            ) if is_pop_ck(&e.kind) => {
+                let (t, q, _) = copy_key(&ck.topic, ck.queue_id, 0);
+                let end = ck.start_offset + u64::from(ck.num);
+                reads
+                    .entry((&ck.group, t, q))
+                    .or_default()
+                    .push((idx + 1, end));
+            }
+            _ => {}
+        }
         match &e.kind {
             EventKind::Produced {
                 msg_id,
@@ -224,6 +271,9 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let queue_topic = retry_topic.as_deref().unwrap_or(topic);
                 let reached = reached.entry((group, queue_topic, *queue_id)).or_insert(0);
                 *reached = (*reached).max(*queue_offset + 1);
+                let (t, q, o) = copy_key(queue_topic, *queue_id, *queue_offset);
+                let read = (facts.pops().of(idx).after_from, o + 1);
+                reads.entry((group, t, q)).or_default().push(read);
             }
             EventKind::ListenerStarted {
                 consumer,
@@ -282,6 +332,7 @@ pub(crate) fn check(history: &History) -> Verdict {
             }) => {
                 let st = state.entry((group, msg_id)).or_default();
                 st.live_until = st.live_until.max(e.at);
+                last_revive.insert((group, msg_id), idx);
                 copies
                     .entry((group, msg_id))
                     .or_default()
@@ -398,6 +449,50 @@ pub(crate) fn check(history: &History) -> Verdict {
             .get(&(topic, queue))
             .is_some_and(|min| offset < *min)
     };
+    // The pop behind its latest delivery was rolled back by a crash, and the group had not
+    // read that queue so far again: backlog too. The crash lost the pop's CK with
+    // `PopBufferMergeService`'s buffer (or the KV path's `PopConsumerCache`) and restored a
+    // commit offset at or below the copy (`ConsumerOffsetManager` reads its last persist;
+    // the pull offsets and the buffer's offset queues are gone), so the next pop of that
+    // queue reads it again (`PopMessageProcessor.getPopOffset`,
+    // `PopConsumerService.getPopOffset`). Nothing revived it since, the commit offset is
+    // still at or below it at the end, and no read after the crash went past it.
+    let rolled_back = |group: &str, msg_id: &str, st: &MsgState| {
+        let Some(&last) = st.deliveries.last() else {
+            return false;
+        };
+        let EventKind::Delivered {
+            topic,
+            queue_id,
+            queue_offset,
+            retry_topic,
+            ..
+        } = &history.events[last].kind
+        else {
+            return false;
+        };
+        let copy = copy_key(
+            retry_topic.as_deref().unwrap_or(topic),
+            *queue_id,
+            *queue_offset,
+        );
+        let (t, q, o) = copy;
+        let popped = facts.pops().of(last).after_from;
+        let revived_since = last_revive
+            .get(&(group, msg_id))
+            .is_some_and(|r| *r >= popped);
+        if revived_since || final_commit(group, t, q) > o as i64 {
+            return false;
+        }
+        let Some(crash) = facts.rollbacks().last_replay_from(group, copy, popped) else {
+            return false;
+        };
+        !reads
+            .get(&(group, t, q))
+            .into_iter()
+            .flatten()
+            .any(|(after, end)| *after > crash && *end > o)
+    };
     let mut retained_away = 0usize;
     for (group, topics) in &subs {
         if lifecycle_seen && !running.iter().any(|c| consumer_group.get(c) == Some(group)) {
@@ -457,7 +552,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                     reached.get(&(*group, *rt, 0)).is_none_or(|r| *r <= *ro)
                         && final_commit(group, rt, 0) <= *ro as i64
                 });
-            if copy_not_reached {
+            if copy_not_reached || rolled_back(group, msg_id, st) {
                 *backlog.entry(group).or_default() += 1;
                 continue;
             }
@@ -617,6 +712,116 @@ mod tests {
         );
         // A later retry offset delivered: the copy was skipped, a loss.
         assert_eq!(run(true).status, Status::Violated);
+    }
+
+    /// m0 is revived into the retry queue at offset 4 and that copy is popped at 30 s; the
+    /// pop's CK sits in the buffer when the broker crashes at 33 s (no offset flush since the
+    /// retry queue's commit offset 0). `reread_past` adds a pop after the restart that reads
+    /// the retry queue past offset 4 (m9 at 5 delivered); `crash` false leaves the broker up.
+    fn retry_copy_popped_before_a_crash(crash: bool, reread_past: bool) -> Verdict {
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        let d = h.at(2_000).pop("c1", "m0", 0, 0);
+        h.at(13_000).revive(&d, 4, 1);
+        h.at(1_000).produce("m9", 0, 1);
+        let m9 = h.at(3_000).pop("c1", "m9", 0, 1);
+        h.ack(&m9);
+        let r = h.at(30_000).pop_retry("c1", "m0", 4, 1);
+        h.pop_ck(&r);
+        if crash {
+            h.at(33_000).crash();
+            h.at(36_000).restart();
+        }
+        if reread_past {
+            let later = h.at(50_000).pop_retry("c1", "m9", 5, 1);
+            h.ack(&later);
+        }
+        h.final_offset("g1", 0, 2);
+        h.final_state
+            .offset_table
+            .entry(format!("%RETRY%g1_{}", crate::testkit::T))
+            .or_default()
+            .insert(0, 0);
+        check(&h.build())
+    }
+
+    #[test]
+    fn a_copy_whose_pop_a_crash_rolled_back_is_backlog_until_read_again() {
+        // Looping SimpleConsumer seed 46 (develop-random with two receive loops): p-events-3's
+        // retry copy (retry offset 4) was popped at 51.1 s with seven others; the pop's CK
+        // was still in `PopBufferMergeService`'s buffer when the broker crashed at 53.7 s, and
+        // the retry queue's commit offset was 0 in the last persist. The restart reads the
+        // retry queue from 0 again (`PopMessageProcessor.getPopOffset`: the buffer's offset
+        // is gone), but the slow client never popped it again before the end.
+        let v = retry_copy_popped_before_a_crash(true, false);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert!(
+            v.notes.iter().any(|n| n.summary.contains("backlog")),
+            "{:?}",
+            v.notes
+        );
+        // No crash: the copy's CK was stored and the client simply never acked it: lost.
+        assert_eq!(
+            retry_copy_popped_before_a_crash(false, false).status,
+            Status::Violated
+        );
+        // A pop after the restart read past it: it was skipped, lost.
+        assert_eq!(
+            retry_copy_popped_before_a_crash(true, true).status,
+            Status::Violated
+        );
+    }
+
+    #[test]
+    fn a_batch_read_on_the_kv_path_before_a_crash_is_backlog_until_read_again() {
+        // Looping SimpleConsumer seeds 69 and 288 (the KV pop path): a pop read m0 and m1 of
+        // queue 0 and the records sat in `PopConsumerCache` when the broker crashed before
+        // any offset flush; the restart has neither the pull offset nor a commit offset
+        // (`ConsumerOffsetManager` persists offsetTable only), so the next pop starts at the
+        // init offset. `reread` is where a pop after the restart read from (one message).
+        let run = |reread: Option<u64>| {
+            let mut h = H::new();
+            quiet(&mut h);
+            h.at(1_000).produce("m0", 0, 0);
+            h.at(1_000).produce("m1", 0, 1);
+            h.at(1_000).produce("m2", 0, 2);
+            h.at(2_000).pop_read(
+                "g1",
+                0,
+                2_000,
+                0,
+                2,
+                false,
+                broker_core::ReadFrom::InitOffset,
+            );
+            h.pop_batch("c1", &[("m0", 0), ("m1", 1)], 0);
+            h.at(4_000).crash();
+            h.at(7_000).restart();
+            if let Some(from) = reread {
+                h.at(40_000).pop_read(
+                    "g1",
+                    0,
+                    40_000,
+                    from,
+                    1,
+                    false,
+                    broker_core::ReadFrom::InitOffset,
+                );
+            }
+            check(&h.build())
+        };
+        let v = run(None);
+        assert_ne!(v.status, Status::Violated, "{v:?}");
+        assert!(v.notes[0].summary.contains("3 message(s)"), "{:?}", v.notes);
+        // Read again from 0, one message: m1 still waits for the next pop.
+        let v = run(Some(0));
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m0"));
+        // A pop after the restart read from 2: m0 and m1 were skipped.
+        let v = run(Some(2));
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert!(v.witness.unwrap().summary.contains("2 messages lost"));
     }
 
     #[test]
