@@ -484,9 +484,21 @@ impl Broker {
         if (ack_offset as i64) < old_offset {
             return Response::success(ResponseBody::None);
         }
-        let next = self
-            .order_info
-            .commit_and_next(&t.topic, &t.group, t.queue_id, ack_offset, t.pop_time, now);
+        // The proposed fix `ack-without-order-info-commits-in-order` (read only here):
+        // `commitAndNext` without an OrderInfo commits only an ack of the commit offset.
+        let in_order_at = self
+            .behaviours
+            .has_fix(Fix::AckWithoutOrderInfoCommitsInOrder)
+            .then_some(old_offset);
+        let next = self.order_info.commit_and_next(
+            &t.topic,
+            &t.group,
+            t.queue_id,
+            ack_offset,
+            t.pop_time,
+            now,
+            in_order_at,
+        );
         if next != -1 && !kv {
             // `ackOrderly` decrements after its lock is released, unless it returned early.
             self.inflight

@@ -405,6 +405,9 @@ pub enum Fix {
     /// already due, while its CK's timer slot is still ahead of the timer's read time, a
     /// deliver time one timer slot ahead, so it goes through the wheel behind the CK.
     DueBufferedAckGoesThroughTimer,
+    /// `ConsumerOrderInfoManager.commitAndNext` without an OrderInfo for the queue answers
+    /// `queueOffset + 1` only for an ack of the commit offset, else −2 (nothing to commit).
+    AckWithoutOrderInfoCommitsInOrder,
 }
 
 /// Static facts about a proposed fix.
@@ -427,7 +430,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 17] = [
+    pub const ALL: [Fix; 18] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -445,6 +448,7 @@ impl Fix {
         Fix::ChangeSkipsDeleteOfSameKey,
         Fix::OrderInfoPersistsWithOffsets,
         Fix::DueBufferedAckGoesThroughTimer,
+        Fix::AckWithoutOrderInfoCommitsInOrder,
     ];
 
     /// The registry entry for this fix.
@@ -585,6 +589,14 @@ impl Fix {
                 "PopBufferMergeService.putAckToStore / putBatchAckToStore",
                 "develop gives a buffered ACK the CK's reviveTime as deliverTimeMs whenever the scan puts it, so one put after the revive time is stored directly (HookUtils.transformTimerMessage); proposed: when reviveTime has passed and the timer has not delivered the CK's slot yet (TimerMessageStore.getCurrReadTimeMs() <= the slot of its deliver time reviveTime - ackTimeInterval, buildCkMsg), deliver it at now + timerPrecisionMs, so it waits in the wheel one slot or more behind its CK",
                 "finding F17: a merged ack whose put failed at the scan's flush is put again by a later scan after the revive time; stored directly, it overtakes its CK still parked in a lagging timer, consumeReviveMessage drops it (`point == null`) and the acked message is revived",
+                "",
+            ),
+            AckWithoutOrderInfoCommitsInOrder => (
+                "ack-without-order-info-commits-in-order",
+                Side::Broker,
+                "ConsumerOrderInfoManager.commitAndNext (called by AckMessageProcessor.ackOrderly / ackOrderlyNew)",
+                "develop answers queueOffset + 1 for any ack of a queue that has no OrderInfo (none restored after a crash, or cleaned up), so ackOrderly commits one past whatever offset was acked; proposed: without an OrderInfo answer queueOffset + 1 only when the acked offset is the commit offset ackOrderly has just read, else -2 (nothing to commit, the ack still answers SUCCESS)",
+                "finding F18: a FIFO SimpleConsumer acks a later message of its batch while an earlier one failed and stays un-acked; a crash after the pop and before OrderInfo's next persist loses the batch's OrderInfo, and the ack of the later message commits past the un-acked one, which is never delivered again",
                 "",
             ),
         };

@@ -230,6 +230,12 @@ impl ConsumerOrderInfoManager {
 
     /// `commitAndNext`: mark an ack. Returns `queueOffset + 1` without an OrderInfo, −1 for
     /// an offset not in the batch, −2 for a stale popTime, else the next offset to commit.
+    ///
+    /// `in_order_at`: the proposed fix `ack-without-order-info-commits-in-order` (the
+    /// caller reads it and passes the commit offset): without an OrderInfo, answer
+    /// `queueOffset + 1` only for an ack of exactly that offset, else −2 (nothing to commit),
+    /// so an ack of a later offset cannot commit past one the batch has not acked.
+    #[allow(clippy::too_many_arguments)]
     pub fn commit_and_next(
         &mut self,
         topic: &str,
@@ -238,12 +244,17 @@ impl ConsumerOrderInfoManager {
         queue_offset: u64,
         pop_time: Millis,
         now: Millis,
+        in_order_at: Option<i64>,
     ) -> i64 {
+        let without_info = || match in_order_at {
+            Some(commit) if queue_offset as i64 != commit => -2,
+            _ => queue_offset as i64 + 1,
+        };
         let Some(qs) = self.table.get_mut(&offset_key(topic, group)) else {
-            return queue_offset as i64 + 1;
+            return without_info();
         };
         let Some(info) = qs.get_mut(&queue_id) else {
-            return queue_offset as i64 + 1;
+            return without_info();
         };
         if info.offset_list.is_empty() {
             return -1;
@@ -312,22 +323,22 @@ mod tests {
             "same attemptId is reentrant"
         );
         assert!(!m.check_block(None, "T", "G", 0, 11_000), "expired");
-        assert_eq!(m.commit_and_next("T", "G", 0, 6, 1_000, 0), 5);
-        assert_eq!(m.commit_and_next("T", "G", 0, 5, 1_000, 0), 7);
+        assert_eq!(m.commit_and_next("T", "G", 0, 6, 1_000, 0, None), 5);
+        assert_eq!(m.commit_and_next("T", "G", 0, 5, 1_000, 0, None), 7);
         assert_eq!(
-            m.commit_and_next("T", "G", 0, 7, 999, 0),
+            m.commit_and_next("T", "G", 0, 7, 999, 0, None),
             -2,
             "stale popTime"
         );
         assert_eq!(
-            m.commit_and_next("T", "G", 0, 9, 1_000, 0),
+            m.commit_and_next("T", "G", 0, 9, 1_000, 0, None),
             -1,
             "not in batch"
         );
-        assert_eq!(m.commit_and_next("T", "G", 0, 7, 1_000, 0), 8);
+        assert_eq!(m.commit_and_next("T", "G", 0, 7, 1_000, 0, None), 8);
         assert!(!m.check_block(None, "T", "G", 0, 2_000), "all acked");
         assert_eq!(
-            m.commit_and_next("T", "G", 1, 3, 1_000, 0),
+            m.commit_and_next("T", "G", 1, 3, 1_000, 0, None),
             4,
             "no OrderInfo"
         );
@@ -376,13 +387,27 @@ mod tests {
         assert_eq!(m.dirty_since(), None);
         // A newer batch and an ack after the image: both lost in a crash.
         m.update(None, "T", "G", 0, 2_000, 60_000, &[5, 6, 7], 2_000);
-        assert_eq!(m.commit_and_next("T", "G", 0, 5, 2_000, 2_100), 6);
+        assert_eq!(m.commit_and_next("T", "G", 0, 5, 2_000, 2_100, None), 6);
         m.update(None, "T", "G", 1, 2_000, 60_000, &[0], 2_000);
         m.restore_from_persisted();
         // The newer receipt's ack meets the stale popTime: −2, ignored.
-        assert_eq!(m.commit_and_next("T", "G", 0, 6, 2_000, 3_000), -2);
+        assert_eq!(m.commit_and_next("T", "G", 0, 6, 2_000, 3_000, None), -2);
         // No OrderInfo for queue 1 any more: offset + 1.
-        assert_eq!(m.commit_and_next("T", "G", 1, 0, 2_000, 3_000), 1);
+        assert_eq!(m.commit_and_next("T", "G", 1, 0, 2_000, 3_000, None), 1);
         assert_eq!(m.get("T", "G", 0).unwrap().offset_list, vec![5, 6]);
+    }
+
+    #[test]
+    fn without_order_info_the_in_order_fix_commits_only_the_commit_offset() {
+        let mut m = ConsumerOrderInfoManager::default();
+        // develop: an ack past an un-acked offset commits past it.
+        assert_eq!(m.commit_and_next("T", "G", 0, 5, 1_000, 2_000, None), 6);
+        // The fix: only an ack of the commit offset moves it.
+        assert_eq!(m.commit_and_next("T", "G", 0, 5, 1_000, 2_000, Some(4)), -2);
+        assert_eq!(m.commit_and_next("T", "G", 0, 4, 1_000, 2_000, Some(4)), 5);
+        // With an OrderInfo the fix changes nothing.
+        m.update(None, "T", "G", 0, 1_000, 60_000, &[4, 5, 6], 1_000);
+        assert_eq!(m.commit_and_next("T", "G", 0, 5, 1_000, 2_000, Some(4)), 4);
+        assert_eq!(m.commit_and_next("T", "G", 0, 4, 1_000, 2_000, Some(4)), 6);
     }
 }

@@ -352,13 +352,15 @@ pub enum Action {
         invisible_time_ms: Option<Millis>,
     },
     /// A scripted or gRPC simple consumer acks the receipts it holds: all, or all but the
-    /// last `all_but`, or the first `count`.
+    /// last `all_but`, or the first `count`; after leaving the oldest `skip` held.
     Ack {
         consumer: String,
         #[serde(default)]
         count: Option<u32>,
         #[serde(default)]
         all_but: Option<u32>,
+        #[serde(default, skip_serializing_if = "is_zero_u32")]
+        skip: u32,
         #[serde(default)]
         batch: bool,
     },

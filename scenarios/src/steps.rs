@@ -111,6 +111,11 @@ pub const ACTIONS: &[ActionSchema] = &[
                 "ack all held receipts but the last `all_but`",
             ),
             opt("batch", Ty::Bool, "use BATCH_ACK_MESSAGE (default false)"),
+            opt(
+                "skip",
+                Ty::U32,
+                "leave the oldest `skip` held receipts held and ack from the next (default 0)",
+            ),
         ],
     },
     ActionSchema {

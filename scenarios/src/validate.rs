@@ -795,7 +795,7 @@ impl<'a> V<'a> {
                         self.invisible(at("invisible_time_ms"), *t);
                     }
                 }
-                Action::Ack { consumer, count, all_but, batch } => {
+                Action::Ack { consumer, count, all_but, batch, skip: _ } => {
                     let c = scripted_ref(self, consumer);
                     if *batch && c.is_some_and(|c| c.kind == ConsumerKindSpec::GrpcSimple) {
                         self.invalid(at("batch"), "a gRPC simple consumer acks one message per call; the proxy batches its acks when [proxy] enableBatchAck = true");

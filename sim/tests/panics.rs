@@ -26,6 +26,7 @@ name = "t"
             count: None,
             all_but: None,
             batch: false,
+            skip: 0,
         },
     });
     sc

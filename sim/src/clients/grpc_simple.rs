@@ -55,7 +55,12 @@ impl GrpcSimpleConsumer {
                     invisible_time,
                     ..
                 } => self.receive(max, invisible_time).await,
-                ScriptedCommand::Ack { count, all_but, .. } => self.ack(count, all_but).await,
+                ScriptedCommand::Ack {
+                    count,
+                    all_but,
+                    skip,
+                    ..
+                } => self.ack(skip, count, all_but).await,
                 ScriptedCommand::ChangeInvisibleTime {
                     invisible_time,
                     count,
@@ -156,20 +161,8 @@ impl GrpcSimpleConsumer {
         }
     }
 
-    /// The held messages a step selects: the first `count`, all but the last `all_but`, or
-    /// all.
-    fn select(&mut self, count: Option<u32>, all_but: Option<u32>) -> Vec<MessageExt> {
-        let n = self.held.len();
-        let take = match (count, all_but) {
-            (Some(c), _) => (c as usize).min(n),
-            (None, Some(k)) => n.saturating_sub(k as usize),
-            (None, None) => n,
-        };
-        self.held.drain(..take).collect()
-    }
-
-    async fn ack(&mut self, count: Option<u32>, all_but: Option<u32>) {
-        for msg in self.select(count, all_but) {
+    async fn ack(&mut self, skip: u32, count: Option<u32>, all_but: Option<u32>) {
+        for msg in crate::clients::scripted::select_held(&mut self.held, skip, count, all_but) {
             let _ = self.g.ack(&msg).await;
         }
     }

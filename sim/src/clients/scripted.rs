@@ -22,6 +22,8 @@ pub enum ScriptedCommand {
         count: Option<u32>,
         all_but: Option<u32>,
         batch: bool,
+        /// Leave the oldest `skip` held receipts held; select from the rest.
+        skip: u32,
     },
     ChangeInvisibleTime {
         invisible_time: Millis,
@@ -57,7 +59,8 @@ impl ScriptedConsumer {
                     count,
                     all_but,
                     batch,
-                } => self.ack(count, all_but, batch).await,
+                    skip,
+                } => self.ack(skip, count, all_but, batch).await,
                 ScriptedCommand::ChangeInvisibleTime {
                     invisible_time,
                     count,
@@ -98,20 +101,14 @@ impl ScriptedConsumer {
         }
     }
 
-    /// Which held receipts a step selects: the first `count`, all but the last `all_but`,
-    /// or all.
-    fn select(&mut self, count: Option<u32>, all_but: Option<u32>) -> Vec<MessageExt> {
-        let n = self.held.len();
-        let take = match (count, all_but) {
-            (Some(c), _) => (c as usize).min(n),
-            (None, Some(k)) => n.saturating_sub(k as usize),
-            (None, None) => n,
-        };
-        self.held.drain(..take).collect()
+    /// Which held receipts a step selects, after the oldest `skip`: the first `count`, all
+    /// but the last `all_but`, or all.
+    fn select(&mut self, skip: u32, count: Option<u32>, all_but: Option<u32>) -> Vec<MessageExt> {
+        select_held(&mut self.held, skip, count, all_but)
     }
 
-    async fn ack(&mut self, count: Option<u32>, all_but: Option<u32>, batch: bool) {
-        let chosen = self.select(count, all_but);
+    async fn ack(&mut self, skip: u32, count: Option<u32>, all_but: Option<u32>, batch: bool) {
+        let chosen = self.select(skip, count, all_but);
         if batch {
             batch_ack(&self.ctx, &self.spec.group, &self.spec.topic, &chosen).await;
         } else {
@@ -131,5 +128,65 @@ impl ScriptedConsumer {
                 self.held[i].pop_ck = Some(new_receipt);
             }
         }
+    }
+}
+
+/// The held receipts an `ack` step selects: past the oldest `skip`, the first `count`, all
+/// but the last `all_but`, or all; the selected ones leave `held`.
+pub(crate) fn select_held(
+    held: &mut Vec<MessageExt>,
+    skip: u32,
+    count: Option<u32>,
+    all_but: Option<u32>,
+) -> Vec<MessageExt> {
+    let from = (skip as usize).min(held.len());
+    let n = held.len() - from;
+    let take = match (count, all_but) {
+        (Some(c), _) => (c as usize).min(n),
+        (None, Some(k)) => n.saturating_sub(k as usize),
+        (None, None) => n,
+    };
+    held.drain(from..from + take).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select_held;
+    use broker_core::MessageExt;
+
+    fn held(n: u64) -> Vec<MessageExt> {
+        (0..n)
+            .map(|o| MessageExt {
+                topic: "t".into(),
+                queue_id: 0,
+                queue_offset: o,
+                retry_topic: None,
+                msg_id: format!("m{o}"),
+                reconsume_times: 0,
+                born_timestamp: 0,
+                store_timestamp: 0,
+                commit_log_offset: o,
+                tags: None,
+                pop_ck: None,
+            })
+            .collect()
+    }
+
+    fn offsets(v: &[MessageExt]) -> Vec<u64> {
+        v.iter().map(|m| m.queue_offset).collect()
+    }
+
+    #[test]
+    fn an_ack_step_can_leave_the_oldest_receipts_held() {
+        let mut h = held(4);
+        assert_eq!(offsets(&select_held(&mut h, 1, Some(2), None)), [1, 2]);
+        assert_eq!(offsets(&h), [0, 3]);
+        let mut h = held(4);
+        assert_eq!(offsets(&select_held(&mut h, 1, None, Some(1))), [1, 2]);
+        let mut h = held(4);
+        assert_eq!(offsets(&select_held(&mut h, 0, None, None)), [0, 1, 2, 3]);
+        let mut h = held(2);
+        assert!(select_held(&mut h, 5, None, None).is_empty());
+        assert_eq!(offsets(&h), [0, 1]);
     }
 }

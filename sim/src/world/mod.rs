@@ -404,6 +404,7 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
             count,
             all_but,
             batch,
+            skip,
         } => scripted(
             t,
             at,
@@ -412,6 +413,7 @@ fn run_step(ctl: &Controller, t: &Targets, at: Millis, action: Action) {
                 count,
                 all_but,
                 batch,
+                skip,
             },
         ),
         Action::ChangeInvisibleTime {

@@ -1,0 +1,77 @@
+//! Finding F18 (docs/findings.md): a FIFO SimpleConsumer acks later messages of its batch
+//! while an earlier one failed; after a crash lost the batch's OrderInfo, `commitAndNext`
+//! answers `queueOffset + 1` and `ackOrderly` commits past the failed message. The
+//! violation needs the out-of-order ack and the crash, and goes away with the proposed fix
+//! `ack-without-order-info-commits-in-order` alone; every other fix leaves it.
+
+mod common;
+
+use broker_core::{Behaviours, Fix};
+use sim::{run_seed, RunOptions};
+
+const F18: &str =
+    include_str!("../../scenarios/findings/simple-fifo-ack-past-failed-after-crash.toml");
+
+/// The invariants violated with the given proposed fixes on.
+fn violated(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
+    let mut behaviours = Behaviours::fixed();
+    for &f in fixes {
+        behaviours = behaviours.with_fix(f);
+    }
+    let opts = RunOptions {
+        behaviours,
+        ..RunOptions::default()
+    };
+    let out = run_seed(&common::scenario(src), seed, &opts);
+    assert!(out.panic.is_none(), "seed {seed}: {:?}", out.panic);
+    out.violated()
+}
+
+#[test]
+fn f18_an_ack_past_a_failed_message_without_orderinfo_loses_it_unless_fixed() {
+    let others: Vec<Fix> = Fix::ALL
+        .into_iter()
+        .filter(|&f| f != Fix::AckWithoutOrderInfoCommitsInOrder)
+        .collect();
+    for seed in 0..3 {
+        assert_eq!(
+            violated(F18, seed, &[]),
+            vec!["no-loss"],
+            "develop, seed {seed}"
+        );
+        assert_eq!(
+            violated(F18, seed, &others),
+            vec!["no-loss"],
+            "every other fix, seed {seed}"
+        );
+        assert!(
+            violated(F18, seed, &[Fix::AckWithoutOrderInfoCommitsInOrder]).is_empty(),
+            "the fix alone, seed {seed}"
+        );
+        assert!(
+            violated(F18, seed, &Fix::ALL).is_empty(),
+            "every fix, seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn f18_holds_with_the_acks_in_order_or_without_the_crash() {
+    let skip = "consumer = \"s1\"\nskip = 1\n";
+    assert!(F18.contains(skip));
+    // The failed message acked too, first: every ack is of the commit offset in turn.
+    let in_order = F18.replace(skip, "consumer = \"s1\"\n");
+    let crash = "[[steps]]\nat_ms = 3_000\naction = \"crash\"\n\n[[steps]]\nat_ms = 4_000\naction = \"restart\"\n";
+    assert!(F18.contains(crash));
+    let no_crash = F18.replace(crash, "");
+    for seed in 0..3 {
+        assert!(
+            violated(&in_order, seed, &[]).is_empty(),
+            "acks in order, seed {seed}"
+        );
+        assert!(
+            violated(&no_crash, seed, &[]).is_empty(),
+            "no crash, seed {seed}"
+        );
+    }
+}
