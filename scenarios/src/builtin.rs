@@ -150,6 +150,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F17 on develop: a buffered ACK whose put failed at the scan's flush is put again after its deliver time, ahead of its CK in a lagging timer; the reviver drops it and revives the acked message",
         source: include_str!("../findings/scan-ack-re-put-overtakes-ck.toml"),
     },
+    Builtin {
+        name: "simple-fifo-ack-past-failed-after-crash",
+        summary: "finding F18 on develop: after a crash lost a FIFO queue's OrderInfo, a SimpleConsumer's ack of a later message commits past an earlier one that failed; it is never delivered again",
+        source: include_str!("../findings/simple-fifo-ack-past-failed-after-crash.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
