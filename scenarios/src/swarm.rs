@@ -9,7 +9,7 @@
 use crate::error::IssueKind;
 use crate::limits::*;
 use crate::locate::{kp, KeyPath};
-use crate::model::{RangeMs, Scenario};
+use crate::model::{ConsumerKindSpec, RangeMs, Scenario};
 use crate::validate::Problem;
 use broker_core::rng::Rng;
 use broker_core::Behaviour;
@@ -288,6 +288,10 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
             );
         }
     }
+    let receivable = RangeMs {
+        min: out.proxy.min_invisible_time_mills_for_recv,
+        max: out.proxy.max_invisible_time_mills,
+    };
     for c in &mut out.consumers {
         if c.is_stepped() {
             continue;
@@ -309,6 +313,14 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
             put(at("pop_batch_nums"), c.pop_batch_nums.to_string());
         }
         if let Some(r) = sw.pop_invisible_time_ms {
+            // A looping SimpleConsumer sends its invisible time with every receive, and the
+            // proxy refuses one outside its range (`GrpcValidator.validateInvisibleTime`):
+            // it draws from the part of the range the proxy accepts, so it consumes at all.
+            let r = if c.kind == ConsumerKindSpec::GrpcSimple && c.receive_loop {
+                within(r, receivable)
+            } else {
+                r
+            };
             c.pop_invisible_time_ms = d.int(r);
             put(
                 at("pop_invisible_time_ms"),
@@ -323,6 +335,16 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
     draw_develop_knobs(sw, &mut d, on, &mut out, &mut put);
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
+}
+
+/// The part of `r` inside `bounds`, or `r` when they do not meet.
+fn within(r: RangeMs, bounds: RangeMs) -> RangeMs {
+    let (min, max) = (r.min.max(bounds.min), r.max.min(bounds.max));
+    if min <= max {
+        RangeMs { min, max }
+    } else {
+        r
+    }
 }
 
 /// The knobs that choose which upstream code paths run (broker switches and sizes, queue
