@@ -31,7 +31,9 @@
 //!   had not started one on it.
 //! - It is *backlog*, and not judged, if it was never delivered to the group while the
 //!   group's consumers had not got that far: nothing after its offset on its queue was ever
-//!   delivered to the group, and the group's final commit offset there is at or below it. A
+//!   delivered to the group (by a pop after the reset that set the start position, if one
+//!   did: a reset sends the group back, and what it had read past the new start before does
+//!   not count), and the group's final commit offset there is at or below it. A
 //!   slow group is not a lost message; a skipped one shows as a later offset delivered or a
 //!   commit offset past it. In an orderly group (one with an orderly consumer, or any group
 //!   the broker popped for in order, as for a FIFO SimpleConsumer) every message at or after
@@ -159,6 +161,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // Start positions: (group, topic, queue) → offset.
     let mut start: BTreeMap<(&str, &str, u32), i64> = BTreeMap::new();
     let mut from_reset: BTreeSet<(&str, &str, u32)> = BTreeSet::new();
+    // The event index of the reset that set a queue's start position: deliveries popped
+    // before it do not show the group got past a message at or after the new start.
+    let mut start_reset: BTreeMap<(&str, &str, u32), usize> = BTreeMap::new();
     let points = resets(history);
     let flushes = persists(history);
     let crashes = crash_indices(history);
@@ -177,13 +182,18 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         }
         if from_reset.insert(key) {
             start.insert(key, p.offset);
+            start_reset.insert(key, p.idx);
         }
     }
     let mut running: BTreeSet<&str> = BTreeSet::new();
     let mut lifecycle_seen = false;
     let mut produced: Vec<(usize, &str, &str, u32, u64)> = Vec::new();
     let mut state: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
-    // One past the highest offset delivered to the group, per queue (retry queues too).
+    // One past the highest offset delivered to the group, per queue (retry queues too),
+    // counting only pops after the reset that set the queue's start position, if any: a
+    // reset sends the group back (`ConsumerOffsetManager.assignResetOffset`, taken by the
+    // next pop of that queue in `PopMessageProcessor.getPopOffset`), so what it had
+    // delivered past the new start before does not show it skipped anything there.
     let mut reached: BTreeMap<(&str, &str, u32), u64> = BTreeMap::new();
     // Retention: the highest min offset per (topic, queue), and the retry copies of each
     // (group, message).
@@ -269,8 +279,13 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 st.ack_in_doubt = false;
                 st.live_until = st.live_until.max(pop_time + invisible_time);
                 let queue_topic = retry_topic.as_deref().unwrap_or(topic);
-                let reached = reached.entry((group, queue_topic, *queue_id)).or_insert(0);
-                *reached = (*reached).max(*queue_offset + 1);
+                let after_start = start_reset
+                    .get(&(group.as_str(), queue_topic, *queue_id))
+                    .is_none_or(|r| *r < facts.pops().of(idx).after_from);
+                if after_start {
+                    let reached = reached.entry((group, queue_topic, *queue_id)).or_insert(0);
+                    *reached = (*reached).max(*queue_offset + 1);
+                }
                 let (t, q, o) = copy_key(queue_topic, *queue_id, *queue_offset);
                 let read = (facts.pops().of(idx).after_from, o + 1);
                 reads.entry((group, t, q)).or_default().push(read);
@@ -1198,5 +1213,45 @@ mod tests {
             check(&h.build()),
             Verdict::not_applicable("the broker was not running at the end")
         );
+    }
+
+    /// m0 and m1 are produced; the group reads m1 (offset 1) and acks it, then a reset
+    /// sends it back to 0 and a pop takes the reset without reading that queue (its batch
+    /// was already full). `redelivered` adds a pop after the reset that delivers m1 again.
+    fn reset_back_behind_a_delivery(redelivered: bool) -> Verdict {
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        h.at(1_000).produce("m1", 0, 1);
+        h.at(2_000).commit("g1", 0, 1, "getPopOffset");
+        let d = h.at(2_000).pop("c1", "m1", 0, 1);
+        h.at(3_000).ack(&d);
+        h.at(4_000).reset("g1", 0, 0);
+        h.at(6_000).reset_consumed("g1", 0, 0);
+        if redelivered {
+            let d = h.at(7_000).pop("c1", "m1", 0, 1);
+            h.at(8_000).ack(&d);
+        }
+        h.final_offset("g1", 0, 0);
+        check(&h.build())
+    }
+
+    #[test]
+    fn what_a_reset_sent_the_group_back_to_is_backlog_until_read_past_again() {
+        // Develop-random seeds 385 and 2847: a looping SimpleConsumer had delivered offsets
+        // 22..36 of a queue when a reset by timestamp sent the group back to 7; the pop that
+        // took the reset had a full batch from the retry queue, and the consumer, slow, never
+        // popped that queue again: offsets 7..21 were backlog, not lost.
+        let v = reset_back_behind_a_delivery(false);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert!(
+            v.notes.iter().any(|n| n.summary.contains("backlog")),
+            "{:?}",
+            v.notes
+        );
+        // Read past m0 again after the reset: m0 was skipped, a loss.
+        let v = reset_back_behind_a_delivery(true);
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m0"));
     }
 }
