@@ -46,7 +46,11 @@
 //!   or below the copy after the broker had read past it (a CK still buffered died with the
 //!   process), nothing revived it since, the final commit offset is still at or below it,
 //!   and no read of that queue after the crash went past it: the next pop there reads it
-//!   again. A note counts them.
+//!   again. A reset of that queue assigned after that pop, to an offset at or below the
+//!   copy, and not lost in a crash, rewinds it alike (on the KV path `resetOffsetInner`'s
+//!   `clearCache` drops the pop's records still cached, so nothing revives it): backlog
+//!   while nothing revived it since, the final commit offset is at or below it and no read
+//!   of that queue after the reset went past it. A note counts them.
 //! - A group that the history shows with no running consumer at the end is not judged; a
 //!   note says so.
 //! - A message retention deleted (`MessagesExpired` moved its queue's min offset past it, or
@@ -472,6 +476,14 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // queue reads it again (`PopMessageProcessor.getPopOffset`,
     // `PopConsumerService.getPopOffset`). Nothing revived it since, the commit offset is
     // still at or below it at the end, and no read after the crash went past it.
+    //
+    // A reset of that queue assigned after that pop, to an offset at or below the copy, and
+    // not lost in a crash, rewinds it the same way: the next pop there takes the reset and
+    // reads the copy again (`PopMessageProcessor.getPopOffset` / `PopConsumerService
+    // .getPopOffset` → `queryThenEraseResetOffset`), while on the KV path the reset's
+    // `AdminBrokerProcessor.resetOffsetInner` → `PopConsumerService.clearCache` →
+    // `PopConsumerCache.removeRecords` dropped the pop's records still in the cache, so
+    // nothing revives it: it waits until the group reads that queue again.
     let rolled_back = |group: &str, msg_id: &str, st: &MsgState| {
         let Some(&last) = st.deliveries.last() else {
             return false;
@@ -499,14 +511,27 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         if revived_since || final_commit(group, t, q) > o as i64 {
             return false;
         }
-        let Some(crash) = facts.rollbacks().last_replay_from(group, copy, popped) else {
+        let crash = facts.rollbacks().last_replay_from(group, copy, popped);
+        let reset = points
+            .iter()
+            .filter(|p| {
+                p.idx >= popped
+                    && p.group == group
+                    && p.topic == t
+                    && p.queue == q
+                    && p.offset <= o as i64
+                    && !died(p)
+            })
+            .map(|p| p.idx)
+            .max();
+        let Some(since) = crash.max(reset) else {
             return false;
         };
         !reads
             .get(&(group, t, q))
             .into_iter()
             .flatten()
-            .any(|(after, end)| *after > crash && *end > o)
+            .any(|(after, end)| *after > since && *end > o)
     };
     let mut retained_away = 0usize;
     for (group, topics) in &subs {
@@ -837,6 +862,106 @@ mod tests {
         let v = run(Some(2));
         assert_eq!(v.status, Status::Violated, "{v:?}");
         assert!(v.witness.unwrap().summary.contains("2 messages lost"));
+    }
+
+    /// How the reset comes in [`reset_after_the_pop`].
+    #[derive(Clone, Copy, PartialEq)]
+    enum ResetShape {
+        /// No reset at all.
+        None,
+        /// Assigned after the pop and still pending at the end.
+        Pending,
+        /// Assigned before the pop, which took it.
+        BeforeThePop,
+        /// Assigned after the pop, then taken by a pop that read one message from it.
+        TakenShort,
+        /// Assigned after the pop, then taken by a pop that read the whole queue again and
+        /// whose answer never reached the client.
+        TakenPastItAnswerLost,
+    }
+
+    /// The KV pop path: m0, m1 and m2 of queue 0 read by one pop at 2 s (the records cached
+    /// in `PopConsumerCache`); m0 and m2 acked, m1's listener fails and its receipt's
+    /// deadline (30 s) passes long before the end. A reset of queue 0 to 0 comes as
+    /// `shape` says.
+    fn reset_after_the_pop(shape: ResetShape) -> Verdict {
+        use broker_core::ReadFrom;
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        h.at(1_000).produce("m1", 0, 1);
+        h.at(1_000).produce("m2", 0, 2);
+        if shape == ResetShape::BeforeThePop {
+            h.at(1_500).reset("g1", 0, 0);
+            h.at(2_000).reset_consumed("g1", 0, 0);
+        }
+        let from = if shape == ResetShape::BeforeThePop {
+            ReadFrom::PendingReset
+        } else {
+            ReadFrom::InitOffset
+        };
+        h.at(2_000).pop_read("g1", 0, 2_000, 0, 3, false, from);
+        let m0 = h.pop("c1", "m0", 0, 0);
+        let m1 = h.pop("c1", "m1", 0, 1);
+        let m2 = h.pop("c1", "m2", 0, 2);
+        h.at(3_000).ack(&m0);
+        h.at(4_000).listener(&m1);
+        h.at(9_000)
+            .listener_done(&m1, crate::history::ConsumeOutcome::Failure, false);
+        h.at(10_000).ack(&m2);
+        if !matches!(shape, ResetShape::None | ResetShape::BeforeThePop) {
+            h.at(11_000).reset("g1", 0, 0);
+        }
+        match shape {
+            ResetShape::TakenShort => {
+                h.at(50_000).reset_consumed("g1", 0, 0);
+                h.pop_read("g1", 0, 50_000, 0, 1, false, ReadFrom::PendingReset);
+                let again = h.pop("c1", "m0", 0, 0);
+                h.at(51_000).ack(&again);
+            }
+            ResetShape::TakenPastItAnswerLost => {
+                h.at(50_000).reset_consumed("g1", 0, 0);
+                h.pop_read("g1", 0, 50_000, 0, 3, false, ReadFrom::PendingReset);
+            }
+            _ => {}
+        }
+        h.final_offset("g1", 0, 0);
+        check(&h.build())
+    }
+
+    #[test]
+    fn a_copy_a_later_reset_rewound_is_backlog_until_read_again() {
+        // Looping SimpleConsumer seeds 1749, 2352 and 2742 (`--fix all`, the KV path): s2 got
+        // p-events-2, -15 and -28 of events/2 (offsets 0..=2) at 63.1 s and failed
+        // p-events-15, leaving it to its invisible time (91.6 s). A reset of events/2 to 0
+        // was assigned at 74.7 s, before `PopConsumerCache` had written the pop's records to
+        // the KV store (popCkStayBufferTime 11.2 s): `resetOffsetInner` → `clearCache` →
+        // `removeRecords` dropped them, so p-events-15 never revived; the reset was still
+        // pending at the end, and the next pop of events/2 reads it again.
+        let v = reset_after_the_pop(ResetShape::Pending);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert!(
+            v.notes.iter().any(|n| n.summary.contains("backlog")),
+            "{:?}",
+            v.notes
+        );
+        // 2742: the reset was taken by a pop that read one message; m1 is next.
+        let v = reset_after_the_pop(ResetShape::TakenShort);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        // No reset: m1 is lost.
+        let v = reset_after_the_pop(ResetShape::None);
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m1"));
+        // The reset came before the pop (the pop took it): it rewinds nothing later.
+        assert_eq!(
+            reset_after_the_pop(ResetShape::BeforeThePop).status,
+            Status::Violated
+        );
+        // A pop after the reset read past m1 (its answer lost): m1 was read, not waiting.
+        assert_eq!(
+            reset_after_the_pop(ResetShape::TakenPastItAnswerLost).status,
+            Status::Violated
+        );
     }
 
     #[test]
