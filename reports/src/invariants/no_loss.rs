@@ -28,7 +28,10 @@
 //!   (a changeInvisibleTime whose answer was lost counts, as the broker may have applied
 //!   it), if a listener of the group was still running on it at the end, or if it waited in
 //!   the client: its latest delivery's consumer still had a listener running at the end and
-//!   had not started one on it.
+//!   had not started one on it. So is a message (or its latest retry copy) a pop read late,
+//!   delivered to a client or not: a pop CK covering its offset whose popTime +
+//!   invisibleTime is less than SETTLE_MS before the end or later (a bare `PopRead` counts
+//!   with its popTime alone). The pop's own commit went past it, and its CK revives it.
 //! - It is *backlog*, and not judged, if it was never delivered to the group while the
 //!   group's consumers had not got that far: nothing after its offset on its queue was ever
 //!   delivered to the group (by a pop after the reset that set the start position, if one
@@ -76,6 +79,10 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
 /// An offset of a CK as the broker marks it acked and a handle names it: (group, queue,
 /// CK start offset, popTime, offset). Retry topics have one queue: queue 0.
 type AckedOffset<'h> = (&'h str, u32, u64, Millis, u64);
+
+/// Offsets a pop read of one queue: (first, one past the last, the earliest the copies it
+/// read can be visible again).
+type PoppedRange = (u64, u64, Millis);
 
 /// The offset an ack of `receipt` asks the broker to mark.
 fn receipt_offset<'h>(group: &'h str, receipt: &str) -> Option<AckedOffset<'h>> {
@@ -217,12 +224,18 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut reads: BTreeMap<(&str, &str, u32), Vec<Read>> = BTreeMap::new();
     // The latest revive of each (group, message), by event index.
     let mut last_revive: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    // Every pop's read of a queue by a group (retry queues keyed as queue 0), whether or not
+    // a client got its answer: (first offset, one past the last, the earliest the copies it
+    // read can be visible again). A pop CK gives its popTime + invisibleTime; a bare
+    // `PopRead` (the KV path records no CK) gives its popTime, a lower bound.
+    let mut popped: BTreeMap<(&str, &str, u32), Vec<PoppedRange>> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Broker(BrokerEvent::PopRead {
                 group,
                 topic,
                 queue_id,
+                pop_time,
                 offset,
                 count,
                 ..
@@ -230,6 +243,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let (t, q, _) = copy_key(topic, *queue_id, 0);
                 let end = offset + u64::from(*count);
                 reads.entry((group, t, q)).or_default().push((idx + 1, end));
+                popped
+                    .entry((group, t, q))
+                    .or_default()
+                    .push((*offset, end, *pop_time));
             }
             EventKind::Broker(
                 BrokerEvent::CkBuffered { ck, .. } | BrokerEvent::CkWritten { ck, .. },
@@ -240,6 +257,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .entry((&ck.group, t, q))
                     .or_default()
                     .push((idx + 1, end));
+                popped.entry((&ck.group, t, q)).or_default().push((
+                    ck.start_offset,
+                    end,
+                    ck.pop_time + ck.invisible_time,
+                ));
             }
             _ => {}
         }
@@ -463,6 +485,20 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             _ => false,
         })
     };
+    // A pop read it (or its latest retry copy) so late that the copy is invisible until less
+    // than SETTLE_MS before the end, or later: it is in flight even if no client has got it
+    // yet (the answer still on its way, or lost). The pop moved the commit offset past it
+    // (`PopBufferMergeService.scanCommitOffset` commits past a CK stored by
+    // `addCkJustOffset` at the next scan; `PopConsumerService` commits its pull offset), and
+    // its CK revives it at its deadline (`PopReviveService`).
+    let popped_late = |group: &str, topic: &str, queue: u32, offset: u64| {
+        let (t, q, o) = copy_key(topic, queue, offset);
+        popped
+            .get(&(group, t, q))
+            .into_iter()
+            .flatten()
+            .any(|(from, end, visible)| *from <= o && o < *end && *visible > settled)
+    };
     let gone = |topic: &str, queue: u32, offset: u64| {
         expired_below
             .get(&(topic, queue))
@@ -564,12 +600,18 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 continue;
             }
             let born = history.events[*idx].at;
+            let popped_late = popped_late(group, topic, *queue, *offset)
+                || copies
+                    .get(&(*group, *msg_id))
+                    .and_then(|cs| cs.last())
+                    .is_some_and(|(rt, ro)| popped_late(group, rt, 0, *ro));
             if st.resolved
                 || st.ack_in_doubt
                 || born > settled
                 || st.live_until > settled
                 || st.listening > 0
                 || queued(st)
+                || popped_late
             {
                 judged += usize::from(st.resolved || st.ack_in_doubt);
                 continue;
@@ -961,6 +1003,74 @@ mod tests {
         assert_eq!(
             reset_after_the_pop(ResetShape::TakenPastItAnswerLost).status,
             Status::Violated
+        );
+    }
+
+    /// m0 (queue 0 offset 0) is read by one pop at `pop_time` whose answer no client got
+    /// (still on its way at the end, or lost); its CK went straight to the revive log
+    /// (`addCkJustOffset`) and the buffer's scan committed 1 past it. Nothing revives it
+    /// within the run. The run ends at 100 s, so messages visible again after 70 s settle.
+    fn popped_with_no_delivery(pop_time: Millis, invisible_time: Millis, ck: bool) -> Verdict {
+        use broker_core::{CkRef, ReadFrom};
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        // Something to judge: m9 of queue 1, acked.
+        h.at(1_000).produce("m9", 1, 0);
+        let m9 = h.at(2_000).pop("c1", "m9", 1, 0);
+        h.ack(&m9);
+        h.at(pop_time)
+            .pop_read("g1", 0, pop_time, 0, 1, false, ReadFrom::CommitOffset);
+        if ck {
+            h.broker(BrokerEvent::CkWritten {
+                at: pop_time,
+                ck: CkRef {
+                    topic: crate::testkit::T.into(),
+                    group: "g1".into(),
+                    queue_id: 0,
+                    start_offset: 0,
+                    pop_time,
+                    invisible_time,
+                    num: 1,
+                    broker_name: "broker-a".into(),
+                },
+                revive_qid: 3,
+                revive_offset: 27,
+                deliver_at: pop_time + invisible_time - 1_000,
+                reason: "PopBufferMergeService.addCkJustOffset".into(),
+            });
+        }
+        h.at(pop_time + 5)
+            .commit("g1", 0, 1, "PopBufferMergeService");
+        h.final_offset("g1", 0, 1);
+        check(&h.build())
+    }
+
+    #[test]
+    fn a_message_a_pop_read_at_the_end_is_in_flight_though_no_client_got_it() {
+        // Looping SimpleConsumer seed 5701 (`--fix all`): s2's pop read events/9 offset 0 at
+        // 239.980 s (the first pop of that queue since p-events-9 was produced at 0.984 s),
+        // its CK went to the revive log (`addCkJustOffset`, deliver time 254.3 s) and the
+        // buffer's scan committed 1 at 239.985 s; the proxy had the answer at 239.987 s,
+        // s2 not yet when the run ended at 240 s. The commit past it is the pop's own.
+        let v = popped_with_no_delivery(99_980, 15_360, true);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        // The KV path records no CK: its read alone, late enough, keeps it in flight too.
+        let v = popped_with_no_delivery(99_980, 15_360, false);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        // Popped long before the end, invisible until 55.4 s, and never revived: lost.
+        let v = popped_with_no_delivery(40_000, 15_360, true);
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m0"));
+        // A read at 60 s with no CK is not late enough on its own.
+        assert_eq!(
+            popped_with_no_delivery(60_000, 15_360, false).status,
+            Status::Violated
+        );
+        // Its CK's deadline (75 s) is within the settle window: in flight.
+        assert_eq!(
+            popped_with_no_delivery(60_000, 15_360, true).status,
+            Status::Held
         );
     }
 
