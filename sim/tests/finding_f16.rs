@@ -4,25 +4,10 @@
 
 mod common;
 
-use broker_core::{Behaviours, Fix};
-use sim::{run_seed, RunOptions};
+use broker_core::Fix;
+use common::violated_with as violated;
 
 const F16: &str = include_str!("../../scenarios/findings/orderly-taken-reset-lost-orderinfo.toml");
-
-/// The invariants violated with the given proposed fixes on.
-fn violated(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
-    let mut behaviours = Behaviours::fixed();
-    for &f in fixes {
-        behaviours = behaviours.with_fix(f);
-    }
-    let opts = RunOptions {
-        behaviours,
-        ..RunOptions::default()
-    };
-    let out = run_seed(&common::scenario(src), seed, &opts);
-    assert!(out.panic.is_none(), "seed {seed}: {:?}", out.panic);
-    out.violated()
-}
 
 #[test]
 fn f16_a_taken_reset_lost_from_orderinfo_loses_the_replay_unless_fixed() {

@@ -1,7 +1,7 @@
 //! Shared helpers for the simulation tests.
 #![allow(dead_code)]
 
-use broker_core::{Behaviour, ResponseCode};
+use broker_core::{Behaviour, Behaviours, Fix, ResponseCode};
 use reports::history::{Event, EventKind, History, RpcOutcome};
 use scenarios::Scenario;
 use sim::{run_seed, RunOptions, RunOutcome};
@@ -24,6 +24,21 @@ pub fn run(src: &str, seed: u64, bugs: &[Behaviour]) -> RunOutcome {
         panic!("seed {seed}: {p}");
     }
     out
+}
+
+/// The invariants `src` violates on `seed` with the given proposed fixes on (every
+/// historical behaviour off); fails the test on a panic inside the simulation.
+pub fn violated_with(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, &f| b.with_fix(f));
+    let opts = RunOptions {
+        behaviours,
+        ..RunOptions::default()
+    };
+    let out = run_seed(&scenario(src), seed, &opts);
+    assert!(out.panic.is_none(), "seed {seed}: {:?}", out.panic);
+    out.violated()
 }
 
 pub fn events<'a>(
