@@ -254,3 +254,29 @@ fn develop_random_draws_the_store_and_timer_faults() {
         "{failing} of 40 seeds with failing puts"
     );
 }
+
+/// The swarm's looping SimpleConsumers draw their invisible time within the proxy's receive
+/// range (a receive outside it is refused, so the consumer would never consume), while the
+/// other consumers keep the swarm's whole range.
+#[test]
+fn develop_random_draws_a_looping_simple_consumers_invisible_time_the_proxy_accepts() {
+    let sc = builtin("develop-random").unwrap();
+    let mut below_for_others = 0;
+    for seed in 0..60 {
+        let (resolved, _) = scenarios::swarm::resolve(&sc, seed);
+        let lo = resolved.proxy.min_invisible_time_mills_for_recv;
+        let hi = resolved.proxy.max_invisible_time_mills;
+        for c in &resolved.consumers {
+            let t = c.pop_invisible_time_ms;
+            if c.kind == ConsumerKindSpec::GrpcSimple && c.receive_loop {
+                assert!((lo..=hi).contains(&t), "seed {seed}: {} draws {t}", c.name);
+            } else {
+                below_for_others += usize::from(t < lo);
+            }
+        }
+    }
+    assert!(
+        below_for_others > 0,
+        "the other consumers keep the swarm's range below the proxy's minimum"
+    );
+}
