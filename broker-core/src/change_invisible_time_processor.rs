@@ -146,12 +146,7 @@ impl Broker {
             re_put_times: 0,
         };
         if self
-            .put_ck_to_store(
-                now,
-                &ck,
-                t.revive_qid,
-                "ChangeInvisibleTimeProcessor.appendCheckPoint",
-            )
+            .put_ck_to_store(now, &ck, t.revive_qid, crate::events::CHANGE_CK_REASON)
             .is_none()
         {
             return Err("change invisible, put new ck error");

@@ -7,6 +7,9 @@ use crate::name::Name;
 /// The `reason` of the ACK record `ChangeInvisibleTimeProcessor.ackOrigin` writes for the
 /// receipt a changeInvisibleTime replaces (the checkers tell it from a consumer's ack by it).
 pub const ACK_ORIGIN_REASON: &str = "ChangeInvisibleTimeProcessor.ackOrigin";
+/// The `reason` of the CK `ChangeInvisibleTimeProcessor.appendCheckPoint` writes for the new
+/// invisible time (the checkers tell it from a pop's CK by it).
+pub const CHANGE_CK_REASON: &str = "ChangeInvisibleTimeProcessor.appendCheckPoint";
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

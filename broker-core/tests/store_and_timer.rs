@@ -121,7 +121,7 @@ fn change_invisible_time_whose_ack_origin_fails(fixes: &[Fix]) -> (World, Respon
         w.broker.set_store_put_failure_rate(0.5);
         let r = w.change_invisible(&m, &m.pop_ck.clone().unwrap(), 60_000);
         w.broker.set_store_put_failure_rate(0.0);
-        if put_failures(&w, "ChangeInvisibleTimeProcessor.appendCheckPoint") == 0
+        if put_failures(&w, broker_core::events::CHANGE_CK_REASON) == 0
             && put_failures(&w, "ChangeInvisibleTimeProcessor.ackOrigin") == 1
         {
             w.advance_to(100_000);

@@ -131,7 +131,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 }
                 // A delivered handle names a pop CK, never the one a changeInvisibleTime
                 // wrote (`appendCheckPoint`), which may share its start and popTime.
-                if reason != "ChangeInvisibleTimeProcessor.appendCheckPoint" {
+                if reason != broker_core::events::CHANGE_CK_REASON {
                     revive_qid.entry(ck_id(ck)).or_insert(*qid);
                 }
             }
@@ -719,7 +719,7 @@ mod tests {
                 revive_qid: 1,
                 revive_offset: 0,
                 deliver_at: 7_000,
-                reason: "ChangeInvisibleTimeProcessor.appendCheckPoint".into(),
+                reason: broker_core::events::CHANGE_CK_REASON.into(),
             });
             let again = h.at(2_000).pop("c1", "m0", 0, 0);
             h.pop_ck(&again);
