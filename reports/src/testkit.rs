@@ -257,12 +257,7 @@ impl H {
         off: u64,
         served: Millis,
     ) -> Rcpt {
-        let now = self.now;
-        self.now = served;
-        let r = self.deliver(consumer, msg, None, q, off, 0, None, off);
-        self.now = now;
-        self.events[r.idx].at = now;
-        r
+        self.pop_of_batch_served_at(consumer, msg, q, off, off, served)
     }
 
     /// Like [`H::pop_served_at`], for a message of a batch whose handle names the batch
