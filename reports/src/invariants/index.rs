@@ -327,8 +327,9 @@ impl<'h> Rollbacks<'h> {
     pub fn new(h: &'h History, pops: &PopPositions) -> Self {
         let mut table: OffsetImage = BTreeMap::new();
         let mut persisted: OffsetImage = BTreeMap::new();
-        // One past the highest offset any pop had read, from its CK or a delivery (orderly
-        // pops write no CK; a pop whose answer was lost is seen only by its CK).
+        // One past the highest offset any pop had read, from its CK, its read, the pull
+        // offset its read committed, or a delivery (orderly pops write no CK; a pop whose
+        // answer was lost is seen only by its CK, or on the KV path by its read).
         let mut read_end: OffsetImage = BTreeMap::new();
         let mut crashes: Vec<(usize, OffsetImage, OffsetImage)> = Vec::new();
 
@@ -402,6 +403,23 @@ impl<'h> Rollbacks<'h> {
                         (group, topic, q),
                         (offset + u64::from(*count)) as i64,
                     );
+                }
+                // A `PopRead` counts what the queue held when the pop took its offset; the
+                // read itself runs later and returns what was stored meanwhile too. On the
+                // KV path its end is the pull offset the read then commits
+                // (`PopConsumerService.handleGetMessageResult` → `commitPullOffset` of
+                // `nextBeginOffset`, non-FIFO), which a crash loses (`decode` restores
+                // offsetTable only), so the next pop reads from the commit offset again.
+                EventKind::Broker(BrokerEvent::PullOffsetCommitted {
+                    group,
+                    topic,
+                    queue_id,
+                    offset,
+                    reason,
+                    ..
+                }) if reason == "PopConsumerService" => {
+                    let q = copy_key(topic, *queue_id, 0).1;
+                    read_past(&mut read_end, (group, topic, q), *offset);
                 }
                 EventKind::Delivered {
                     group,

@@ -472,6 +472,57 @@ mod tests {
     }
 
     #[test]
+    fn a_re_pop_after_a_crash_of_what_a_kv_read_found_past_its_pop_read_is_excused() {
+        // develop-random seed 57324 (the KV path, no buffer merge): a pop took queue 0's pull
+        // offset 0 when only offset 0 was stored (its `PopRead`: 0, count 1); m1 was stored
+        // at offset 1 before the read ran, so the read returned 0..=1 and committed the pull
+        // offset 2 (`PopConsumerService.handleGetMessageResult` → `commitPullOffset` of
+        // `nextBeginOffset`) and the commit offset 0 (the read start). Its answer was lost.
+        // The crash loses the pull offset (`ConsumerOffsetManager.decode` restores offsetTable
+        // only), so the next pop reads from 0 again (`queryPullOffset` falls back to
+        // `queryOffset`), after the group acked the copy its record revived.
+        let run = |crash: bool, flushed_past: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m0", 0, 0);
+            h.at(1_000)
+                .pop_read("g1", 0, 1_000, 0, 1, false, ReadFrom::PullOffset);
+            let lost = h.pop("c1", "m1", 0, 1);
+            h.events.pop();
+            h.at(1_050).produce("m1", 0, 1);
+            h.at(1_100).broker(BrokerEvent::PullOffsetCommitted {
+                at: 1_100,
+                group: "g1".into(),
+                topic: crate::testkit::T.into(),
+                queue_id: 0,
+                offset: 2,
+                reason: "PopConsumerService".into(),
+            });
+            h.commit(
+                "g1",
+                0,
+                if flushed_past { 2 } else { 0 },
+                "PopConsumerService",
+            );
+            h.at(5_000).persist();
+            if crash {
+                h.at(6_000).crash();
+                h.at(7_000).restart();
+            }
+            h.at(12_000).revive(&lost, 0, 1);
+            let r = h.at(13_000).pop_retry("c1", "m1", 0, 1);
+            h.at(13_500).ack(&r);
+            h.at(14_000).pop("c1", "m1", 0, 1);
+            check(&h.build())
+        };
+        let v = run(true, false);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert_eq!(v.notes.len(), 1);
+        // Without the crash, or with a commit past m1 flushed before it, nothing explains it.
+        assert_eq!(run(false, false).status, Status::Violated);
+        assert_eq!(run(true, true).status, Status::Violated);
+    }
+
+    #[test]
     fn a_re_pop_after_an_ack_orderly_from_restored_order_info_is_excused() {
         // Develop-random seed 21 (gRPC FIFO through the proxy): o1 pops offsets 0..=1, acks
         // offset 0 (commit 1, flushed), the broker crashes before ConsumerOrderInfoManager
