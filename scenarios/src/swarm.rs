@@ -116,6 +116,12 @@ pub struct SwarmSpec {
     /// `faults.store_put_failure_rate`, on with `fault_on_percent`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_put_failure_rate: Option<RangeF>,
+    /// On half the seeds, each group of looping consumers gets one `max_reconsume_times`
+    /// from this range (for a gRPC group its `retryMaxTimes`), so that the dead-letter paths
+    /// run: the default of 16 attempts takes longer than a run. Its own coin, drawn after
+    /// everything else: on the other half of the seeds the world is the one the file gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_reconsume_times: Option<RangeMs>,
 }
 
 impl SwarmSpec {
@@ -154,6 +160,7 @@ impl SwarmSpec {
             preempt_ms_max,
             timer_lag_ms,
             store_put_failure_rate,
+            max_reconsume_times,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -186,6 +193,7 @@ impl SwarmSpec {
                 pop_invisible_time_ms,
                 failure_percent,
                 messages,
+                max_reconsume_times,
             ]
             .iter()
             .any(|r| r.is_some())
@@ -333,8 +341,36 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
         }
     }
     draw_develop_knobs(sw, &mut d, on, &mut out, &mut put);
+    if let Some(r) = sw.max_reconsume_times {
+        draw_max_reconsume_times(r, &mut d, &mut out, &mut put);
+    }
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
+}
+
+/// On half the seeds, one `max_reconsume_times` per group of looping consumers: the remoting
+/// client's `maxReconsumeTimes` and the gRPC group's `retryMaxTimes` are the group's
+/// (`SubscriptionGroupConfig`), so the group's consumers share it.
+fn draw_max_reconsume_times(
+    r: RangeMs,
+    d: &mut Draw,
+    out: &mut Scenario,
+    put: &mut impl FnMut(String, String),
+) {
+    if !d.percent(50) {
+        return;
+    }
+    let mut of_group: std::collections::BTreeMap<String, i32> = Default::default();
+    for c in out.consumers.iter_mut().filter(|c| !c.is_stepped()) {
+        let v = *of_group
+            .entry(c.group.clone())
+            .or_insert_with(|| i32::try_from(d.int(r)).unwrap_or(MAX_RECONSUME_TIMES));
+        c.max_reconsume_times = v;
+        put(
+            format!("consumers.{}.max_reconsume_times", c.name),
+            v.to_string(),
+        );
+    }
 }
 
 /// The part of `r` inside `bounds`, or `r` when they do not meet.
@@ -572,7 +608,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
     }
-    let limits: [(&str, Option<RangeMs>, u64, u64); 20] = [
+    let limits: [(&str, Option<RangeMs>, u64, u64); 21] = [
         ("timer_lag_ms", sw.timer_lag_ms, 0, MAX_DURATION_MS),
         ("reset_every_ms", sw.reset_every_ms, 1, MAX_DURATION_MS),
         (
@@ -633,6 +669,12 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
         ),
         ("failure_percent", sw.failure_percent, 0, 100),
         ("messages", sw.messages, 0, MAX_TOTAL_MESSAGES),
+        (
+            "max_reconsume_times",
+            sw.max_reconsume_times,
+            0,
+            MAX_RECONSUME_TIMES as u64,
+        ),
     ];
     for (key, r, lo, hi) in limits {
         let Some(r) = r else { continue };
@@ -737,6 +779,32 @@ topic = "t"
         assert!(resolve(&a, 8).1.is_empty());
         let differ = (0..20).any(|s| resolve(&sc, s).0 != a);
         assert!(differ, "different seeds draw different worlds");
+    }
+
+    #[test]
+    fn max_reconsume_times_is_one_per_group_on_half_the_seeds() {
+        let src = format!(
+            "{BASE}[[consumers]]\nname = \"c2\"\nkind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\n[[groups]]\nname = \"h\"\n[[consumers]]\nname = \"d\"\nkind = \"concurrent\"\ngroup = \"h\"\ntopic = \"t\"\n[swarm]\nmax_reconsume_times = {{ min = 0, max = 3 }}\n"
+        );
+        let sc = load_str("s.toml", &src, &Context::default()).expect("valid");
+        let mut drawn_seeds = 0;
+        let mut groups_differ = false;
+        for seed in 0..200 {
+            let (r, d) = resolve(&sc, seed);
+            let m: Vec<i32> = r.consumers.iter().map(|c| c.max_reconsume_times).collect();
+            if d.is_empty() {
+                // The other half: the file's world, default included.
+                assert_eq!(m, [-1, -1, -1]);
+                continue;
+            }
+            drawn_seeds += 1;
+            assert_eq!(d.len(), 3, "{d:?}");
+            assert_eq!(m[0], m[1], "one value per group");
+            assert!(m.iter().all(|v| (0..=3).contains(v)), "{m:?}");
+            groups_differ |= m[0] != m[2];
+        }
+        assert!((60..=140).contains(&drawn_seeds), "{drawn_seeds}");
+        assert!(groups_differ, "each group draws its own");
     }
 
     #[test]

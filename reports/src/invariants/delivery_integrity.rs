@@ -168,7 +168,16 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut judged = 0usize;
     // Message id → its first original delivery, when no `Produced` says where it is.
     let mut first_seen: LookupMap<&str, (&str, u32, u64, usize)> = LookupMap::default();
+    // The CKs changeInvisibleTime calls wrote: (group, topic, queue, start = the message's
+    // offset). `appendCheckPointThenAckOrigin` writes one before it acks the old handle,
+    // which with buffer merge on is an ack merged into the buffer, named by no reason.
+    let mut change_cks: BTreeMap<(&str, &str, u32, u64), Millis> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
+        if let EventKind::Broker(BrokerEvent::CkWritten { ck, reason, .. }) = &e.kind {
+            if reason == broker_core::events::CHANGE_CK_REASON {
+                change_cks.insert((&ck.group, &ck.topic, ck.queue_id, ck.start_offset), e.at);
+            }
+        }
         match &e.kind {
             EventKind::Delivered { .. } => {
                 judged += 1;
@@ -187,9 +196,22 @@ pub(crate) fn check(history: &History) -> Verdict {
             }
             kind => {
                 let Some(a) = broker_ack(kind) else { continue };
+                let merged_origin = match kind {
+                    EventKind::Broker(BrokerEvent::AckMergedInBuffer {
+                        ck, ack_offset, ..
+                    }) => change_cks.contains_key(&(
+                        ck.group.as_str(),
+                        ck.topic.as_str(),
+                        ck.queue_id,
+                        *ack_offset,
+                    )),
+                    _ => false,
+                };
                 // A changeInvisibleTime shows only by its result: one whose ackOrigin came
                 // less than a call's time-out before the end may have had none recorded yet.
-                if a.ack_origin && e.at + CHANGE_IN_FLIGHT_MS > history.meta.end_at {
+                if (a.ack_origin || merged_origin)
+                    && e.at + CHANGE_IN_FLIGHT_MS > history.meta.end_at
+                {
                     continue;
                 }
                 let id = (a.group, a.queue, a.start, a.pop_time);
@@ -814,6 +836,44 @@ mod tests {
         };
         assert_eq!(run(119_999), Status::Held);
         assert_eq!(run(100_000), Status::Violated);
+    }
+
+    #[test]
+    fn an_ack_origin_merged_into_the_buffer_while_its_change_was_in_flight_is_not_judged() {
+        // develop-random seed 84127 (every fix on): with buffer merge on, a nack's
+        // changeInvisibleTime wrote its new CK at 239.976 s and merged the ack of the old
+        // handle into the buffered CK (`appendCheckPointThenAckOrigin`, then `ackOrigin` ->
+        // `PopBufferMergeService.addAk`); the run ended before the client recorded the result.
+        let run = |change_ck: bool, at: Millis| {
+            let (mut h, rs) = consistent();
+            let ck = h.ck_of(&rs[0]);
+            if change_ck {
+                h.at(at).broker(BrokerEvent::CkWritten {
+                    at,
+                    ck: CkRef {
+                        start_offset: 1,
+                        pop_time: at,
+                        num: 1,
+                        ..ck.clone()
+                    },
+                    revive_qid: 0,
+                    revive_offset: 1,
+                    deliver_at: at + 10_000,
+                    reason: broker_core::events::CHANGE_CK_REASON.into(),
+                });
+            }
+            h.at(at).broker(BrokerEvent::AckMergedInBuffer {
+                at,
+                ck: CkRef { num: 2, ..ck },
+                ack_offset: 1,
+            });
+            h.end(100_000, 120_000);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true, 119_999), Status::Held);
+        // Without the change's CK, or long before the end, it is judged.
+        assert_eq!(run(false, 119_999), Status::Violated);
+        assert_eq!(run(true, 100_000), Status::Violated);
     }
 
     #[test]
