@@ -408,6 +408,10 @@ pub enum Fix {
     /// `ConsumerOrderInfoManager.commitAndNext` without an OrderInfo for the queue answers
     /// `queueOffset + 1` only for an ack of the commit offset, else −2 (nothing to commit).
     AckWithoutOrderInfoCommitsInOrder,
+    /// `PopBufferMergeService.putCkToStore` writes the CK with the acks merged into the
+    /// wrapper so far set in its `bitMap`, so the reviver skips them even if their own ACK
+    /// records come too late.
+    FlushedCkCarriesMergedAcks,
 }
 
 /// Static facts about a proposed fix.
@@ -430,7 +434,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 18] = [
+    pub const ALL: [Fix; 19] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -449,6 +453,7 @@ impl Fix {
         Fix::OrderInfoPersistsWithOffsets,
         Fix::DueBufferedAckGoesThroughTimer,
         Fix::AckWithoutOrderInfoCommitsInOrder,
+        Fix::FlushedCkCarriesMergedAcks,
     ];
 
     /// The registry entry for this fix.
@@ -597,6 +602,14 @@ impl Fix {
                 "ConsumerOrderInfoManager.commitAndNext (called by AckMessageProcessor.ackOrderly / ackOrderlyNew)",
                 "develop answers queueOffset + 1 for any ack of a queue that has no OrderInfo (none restored after a crash, or cleaned up), so ackOrderly commits one past whatever offset was acked; proposed: without an OrderInfo answer queueOffset + 1 only when the acked offset is the commit offset ackOrderly has just read, else -2 (nothing to commit, the ack still answers SUCCESS)",
                 "finding F18: a FIFO SimpleConsumer acks a later message of its batch while an earlier one failed and stays un-acked; a crash after the pop and before OrderInfo's next persist loses the batch's OrderInfo, and the ack of the later message commits past the un-acked one, which is never delivered again",
+                "",
+            ),
+            FlushedCkCarriesMergedAcks => (
+                "flushed-ck-carries-merged-acks",
+                Side::Broker,
+                "PopBufferMergeService.putCkToStore (buildCkMsg of the buffered CK)",
+                "develop writes the buffered CK with bitMap 0 and leaves the acks merged into it to separate ACK records put after it (putAckToStore / putBatchAckToStore; a failed put waits for a later scan); proposed: build the CK with the wrapper's merged bits set in its bitMap (PopCheckPoint.bitMap, which reviveMsgFromCk already skips), so an ack merged before the flush holds however late its own ACK record is stored; the ACK records are still put as before",
+                "finding F19: a scan that runs past the revive time stores the CK directly; a merged ack's put fails and waits for the next scan, and a reviver round in between reads the CK without that ack and revives the acked message (or, for a changeInvisibleTime's ackOrigin, revives it before the new receipt's deadline)",
                 "",
             ),
         };

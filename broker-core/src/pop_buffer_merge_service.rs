@@ -582,9 +582,8 @@ impl Broker {
     /// its `toStoreBits` unset for the next scan), then drop it from `buffer` once all is
     /// stored.
     fn flush_wrapper(&mut self, now: Millis, id: u64) {
-        let w = &self.buffer.wrappers[&id];
-        let (ck, revive_qid, stored) = (w.ck.clone(), w.revive_qid, w.ck_stored);
-        if !stored {
+        if !self.buffer.wrappers[&id].ck_stored {
+            let (ck, revive_qid) = self.buffered_ck_to_store(id);
             if self
                 .put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.putCkToStore")
                 .is_none()
@@ -608,6 +607,26 @@ impl Broker {
             // An ack put failed: the next scan tries again.
             self.buffer.mark_dirty(now, id);
         }
+    }
+
+    /// The CK `putCkToStore` writes for a buffered wrapper (`buildCkMsg` of its CK) and its
+    /// revive queue. Develop writes the CK as the pop built it, `bitMap` 0: the acks merged
+    /// into the wrapper reach the revive log only as the ACK records put after it, and one
+    /// whose put failed waits for a later scan. With the proposed fix
+    /// `flushed-ck-carries-merged-acks` (read only here) the CK's `bitMap` holds the acks
+    /// merged so far (`pointWrapper.getBits()`); the reviver skips a set bit
+    /// (`reviveMsgFromCk`) and ORs the ACKs it reads into it, so a merged ack holds however
+    /// late its own ACK record comes (finding F19). The ACK records are still put.
+    fn buffered_ck_to_store(&self, id: u64) -> (PopCheckPoint, u32) {
+        let w = &self.buffer.wrappers[&id];
+        let mut ck = w.ck.clone();
+        if self
+            .behaviours
+            .has_fix(crate::Fix::FlushedCkCarriesMergedAcks)
+        {
+            ck.bit_map = w.bits & ck.full_mask();
+        }
+        (ck, w.revive_qid)
     }
 
     /// `scan`'s puts of a stored CK's buffered acks: every ack not yet stored
@@ -894,8 +913,7 @@ impl Broker {
                 if self.behaviours.has_fix(crate::Fix::RefusedAckStoresItsCk)
                     && self.buffer.ck_unstored(id) =>
             {
-                let w = &self.buffer.wrappers[&id];
-                let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
+                let (ck, revive_qid) = self.buffered_ck_to_store(id);
                 if self
                     .put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.addAk")
                     .is_none()

@@ -155,6 +155,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F18 on develop: after a crash lost a FIFO queue's OrderInfo, a SimpleConsumer's ack of a later message commits past an earlier one that failed; it is never delivered again",
         source: include_str!("../findings/simple-fifo-ack-past-failed-after-crash.toml"),
     },
+    Builtin {
+        name: "late-flush-revives-merged-ack",
+        summary: "finding F19 on develop: a pause holds the buffer's scan past the revive time; the flushed CK goes in directly, a merged ack's put fails, and the reviver revives the acked message before the re-put",
+        source: include_str!("../findings/late-flush-revives-merged-ack.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
