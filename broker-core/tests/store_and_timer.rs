@@ -626,3 +626,88 @@ fn an_ack_for_a_revive_queue_nobody_reads_is_accepted_and_changes_nothing() {
     w.advance_to(30_000);
     assert_eq!(w.revived_ids(), vec!["m1"], "no reviver reads queue 5");
 }
+
+/// Two messages popped in one CK (10 s) come due with half the puts failing, on the first
+/// broker seed whose draws fail both retry puts, store m1's re-put CK and fail m2's. m1's
+/// re-put CK (`rePutCK`: startOffset m1's offset 0, the old popTime) has the old CK's merge
+/// key. `late`: the timer lags 15 s until 20 s, so the revive comes after the re-put CK's
+/// deliver time and the next round reads both CKs; otherwise the next round reads the old
+/// CK alone (the re-put one still in the timer).
+fn ck_held_after_its_first_message_was_re_put(fixes: &[Fix], late: bool) -> World {
+    let behaviours = fixes
+        .iter()
+        .fold(Behaviours::fixed(), |b, f| b.with_fix(*f));
+    for seed in 0..256 {
+        let mut w = World::new(World::default_config(), behaviours.clone());
+        w.broker = Broker::new(World::default_config(), behaviours.clone(), seed);
+        w.create_topic(TOPIC, 1);
+        w.ok(Request::CreateSubscriptionGroup(
+            CreateSubscriptionGroupRequest {
+                group: GROUP.into(),
+            },
+        ));
+        w.send(2);
+        if late {
+            w.broker.set_timer_lag(0, 15_000);
+        }
+        let _ = w.pop(2, 10_000);
+        w.advance_to(if late { 20_000 } else { 12_000 });
+        if late {
+            w.broker.set_timer_lag(20_000, 0);
+        }
+        w.broker.set_store_put_failure_rate(0.5);
+        while w.now < 60_000
+            && !w
+                .events
+                .iter()
+                .any(|e| matches!(e, BrokerEvent::ReviveDecided { .. }))
+        {
+            let t = w.now + 100;
+            w.advance_to(t);
+        }
+        w.broker.set_store_put_failure_rate(0.0);
+        let puts: Vec<&str> = w
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                BrokerEvent::StorePutFailed { site, .. } => Some(site.as_ref()),
+                BrokerEvent::CkWritten { reason, .. } if reason == "PopReviveService.rePutCK" => {
+                    Some("stored re-put")
+                }
+                _ => None,
+            })
+            .collect();
+        if puts
+            == [
+                "PopReviveService.reviveRetry",
+                "stored re-put",
+                "PopReviveService.reviveRetry",
+                "PopReviveService.rePutCK",
+            ]
+        {
+            w.advance_to(200_000);
+            return w;
+        }
+    }
+    panic!("no seed in 0..256 failed both retry puts and only the second re-put");
+}
+
+#[test]
+fn the_f9_fix_loses_a_held_ck_to_the_re_put_ck_of_its_first_message() {
+    // Develop-random 63861 (`--fix all`): the reviver, late, revived a CK of seven messages
+    // of events/2; offset 0's retry put failed and its re-put was stored, offset 4's retry
+    // put and re-put failed. The fix held the revive offset before the CK, and the next
+    // round read it again together with offset 0's re-put CK, whose merge key is the same
+    // (`consumeReviveMessage` keys by topic, group, queue, startOffset, popTime and broker;
+    // `rePutCK` keeps the popTime and takes the message's offset as startOffset): the later
+    // record replaced the old CK in the map, and offset 4 was never revived.
+    let w = ck_held_after_its_first_message_was_re_put(&[Fix::RePutFailureHoldsReviveOffset], true);
+    assert_eq!(w.revived_ids(), vec!["m1"], "m2 is lost");
+    // The next round read the old CK alone: both revive (m1 twice, by its re-put CK too).
+    let w =
+        ck_held_after_its_first_message_was_re_put(&[Fix::RePutFailureHoldsReviveOffset], false);
+    assert_eq!(w.revived_ids(), vec!["m1", "m2", "m1"]);
+    // Develop commits past the CK at once: m2 is lost there too (F9 itself).
+    let w = ck_held_after_its_first_message_was_re_put(&[], true);
+    assert_eq!(w.revived_ids(), vec!["m1"]);
+}

@@ -49,11 +49,15 @@
 //!   or below the copy after the broker had read past it (a CK still buffered died with the
 //!   process), nothing revived it since, the final commit offset is still at or below it,
 //!   and no read of that queue after the crash went past it: the next pop there reads it
-//!   again. A reset of that queue assigned after that pop, to an offset at or below the
-//!   copy, and not lost in a crash, rewinds it alike (on the KV path `resetOffsetInner`'s
-//!   `clearCache` drops the pop's records still cached, so nothing revives it): backlog
-//!   while nothing revived it since, the final commit offset is at or below it and no read
-//!   of that queue after the reset went past it. A note counts them.
+//!   again. A message never delivered is held to that rule at its own offset: deliveries
+//!   past it whose pops such a crash then rolled back (a pop that read it and whose answer
+//!   was lost kept its CK in the buffer, or its record in the KV path's cache, and lost it
+//!   in the same crash) do not show the group skipped it. A reset of that queue assigned
+//!   after that pop, to an offset at or below the copy, and not lost in a crash, rewinds it
+//!   alike (on the KV path `resetOffsetInner`'s `clearCache` drops the pop's records still
+//!   cached, so nothing revives it): backlog while nothing revived it since, the final
+//!   commit offset is at or below it and no read of that queue after the reset went past
+//!   it. A note counts them.
 //! - A group that the history shows with no running consumer at the end is not judged; a
 //!   note says so.
 //! - A message retention deleted (`MessagesExpired` moved its queue's min offset past it, or
@@ -62,7 +66,7 @@
 
 use super::index::{
     broker_ack, copy_key, crash_indices, is_pop_ck, is_success, persists, receipt_deadline,
-    reset_died_in_crash, resets, secs, witness_events, Facts, ResetPoint,
+    reset_died_in_crash, resets, secs, witness_events, CopyKey, Facts, ResetPoint,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 #[cfg(test)]
@@ -520,27 +524,34 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // `AdminBrokerProcessor.resetOffsetInner` → `PopConsumerService.clearCache` →
     // `PopConsumerCache.removeRecords` dropped the pop's records still in the cache, so
     // nothing revives it: it waits until the group reads that queue again.
-    let rolled_back = |group: &str, msg_id: &str, st: &MsgState| {
-        let Some(&last) = st.deliveries.last() else {
-            return false;
+    //
+    // A message never delivered is held to the same rule at its own offset, over the whole
+    // run: deliveries past it by pops a crash (or a reset) then rolled back to it or below
+    // do not show the group skipped it. A pop that read it and whose answer was lost left
+    // its CK in the buffer (its record in the cache), which the crash took too.
+    let rolled_back = |group: &str, msg_id: &str, st: &MsgState, original: CopyKey| {
+        let (copy, popped) = match st.deliveries.last() {
+            None => (original, 0),
+            Some(&last) => {
+                let EventKind::Delivered {
+                    topic,
+                    queue_id,
+                    queue_offset,
+                    retry_topic,
+                    ..
+                } = &history.events[last].kind
+                else {
+                    return false;
+                };
+                let copy = copy_key(
+                    retry_topic.as_deref().unwrap_or(topic),
+                    *queue_id,
+                    *queue_offset,
+                );
+                (copy, facts.pops().of(last).after_from)
+            }
         };
-        let EventKind::Delivered {
-            topic,
-            queue_id,
-            queue_offset,
-            retry_topic,
-            ..
-        } = &history.events[last].kind
-        else {
-            return false;
-        };
-        let copy = copy_key(
-            retry_topic.as_deref().unwrap_or(topic),
-            *queue_id,
-            *queue_offset,
-        );
         let (t, q, o) = copy;
-        let popped = facts.pops().of(last).after_from;
         let revived_since = last_revive
             .get(&(group, msg_id))
             .is_some_and(|r| *r >= popped);
@@ -634,7 +645,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     reached.get(&(*group, *rt, 0)).is_none_or(|r| *r <= *ro)
                         && final_commit(group, rt, 0) <= *ro as i64
                 });
-            if copy_not_reached || rolled_back(group, msg_id, st) {
+            if copy_not_reached || rolled_back(group, msg_id, st, (topic, *queue, *offset)) {
                 *backlog.entry(group).or_default() += 1;
                 continue;
             }
@@ -904,6 +915,68 @@ mod tests {
         let v = run(Some(2));
         assert_eq!(v.status, Status::Violated, "{v:?}");
         assert!(v.witness.unwrap().summary.contains("2 messages lost"));
+    }
+
+    /// m0 and m1 of queue 0: a pop reads m0 at 2 s and no client gets its answer (its
+    /// record is cached, or its CK buffered); a pop at 3 s reads m1, which c1 gets and
+    /// acks. The broker crashes at 8 s, before any offset flush, and restarts at 11 s:
+    /// the cache (or buffer) and the pull offsets are gone, the restored commit offset is
+    /// 0. `crash` false leaves the broker up; `reread` is where a pop after the restart
+    /// read from (one message).
+    fn never_delivered_before_a_crash(crash: bool, reread: Option<u64>) -> Verdict {
+        use broker_core::ReadFrom;
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        h.at(1_000).produce("m1", 0, 1);
+        h.at(2_000).commit("g1", 0, 0, "getPopOffset");
+        h.pop_read("g1", 0, 2_000, 0, 1, false, ReadFrom::InitOffset);
+        h.at(3_000)
+            .pop_read("g1", 0, 3_000, 1, 1, false, ReadFrom::PullOffset);
+        let m1 = h.pop("c1", "m1", 0, 1);
+        h.at(4_000).ack(&m1);
+        if crash {
+            h.at(8_000).crash();
+            h.at(11_000).restart();
+        }
+        if let Some(from) = reread {
+            h.at(40_000)
+                .pop_read("g1", 0, 40_000, from, 1, false, ReadFrom::CommitOffset);
+        }
+        h.final_offset("g1", 0, 0);
+        check(&h.build())
+    }
+
+    #[test]
+    fn a_message_never_delivered_whose_queue_a_crash_rolled_back_is_backlog() {
+        // Looping SimpleConsumer seeds 68787 (the KV path) and 37617 (buffer merge), `--fix
+        // all`: s2's first pop read events/1..6 offset 0 at 0.4 s and its answer was lost
+        // (the proxy's receive timed out); its next pop read offsets 1.. of the same queues
+        // and delivered them. The broker crashed at 12.4 s with the first pop's records
+        // still in `PopConsumerCache` (popCkStayBufferTime 14.7 s) and commit offset 0 in
+        // the last persist, so the restart reads those queues from 0 again
+        // (`PopConsumerService.getPopOffset`: no pull offset after a restart); s2, busy
+        // with its 31 messages until the end, never popped again. Nothing after offset 0
+        // had been delivered by a pop since the crash.
+        let v = never_delivered_before_a_crash(true, None);
+        assert_eq!(v.status, Status::Held, "{v:?}");
+        assert!(
+            v.notes.iter().any(|n| n.summary.contains("backlog")),
+            "{:?}",
+            v.notes
+        );
+        // A pop after the restart read m0 again and nothing revived it: a loss.
+        let v = never_delivered_before_a_crash(true, Some(0));
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m0"));
+        // No crash: the group read past m0 and nothing revived it, a loss.
+        let v = never_delivered_before_a_crash(false, None);
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m0"));
+        // A pop after the restart read from 1: m0 was skipped, a loss.
+        let v = never_delivered_before_a_crash(true, Some(1));
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert_eq!(v.witness.unwrap().msg_id.as_deref(), Some("m0"));
     }
 
     /// How the reset comes in [`reset_after_the_pop`].
