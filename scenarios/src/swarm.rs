@@ -122,6 +122,13 @@ pub struct SwarmSpec {
     /// everything else: on the other half of the seeds the world is the one the file gives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_reconsume_times: Option<RangeMs>,
+    /// Percent of seeds on which each looping SimpleConsumer's batch is cut to what its
+    /// listener can finish within its invisible time (batch × the longest drawn consume
+    /// time ≤ the invisible time), as an application sizes its receive; on the other seeds
+    /// the drawn batch stands and most acks of a large batch of slow messages come late.
+    /// Its own coin, drawn last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simple_batch_fits_percent: Option<u32>,
 }
 
 impl SwarmSpec {
@@ -161,6 +168,7 @@ impl SwarmSpec {
             timer_lag_ms,
             store_put_failure_rate,
             max_reconsume_times,
+            simple_batch_fits_percent,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -200,6 +208,7 @@ impl SwarmSpec {
             || batch_ack_percent.is_some()
             || proxy_batch_ack_percent.is_some()
             || buffer_merge_percent.is_some()
+            || simple_batch_fits_percent.is_some()
     }
 
     /// The spec with its ranges dropped (baseline and buggify kept): what a resolved
@@ -344,6 +353,11 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
     if let Some(r) = sw.max_reconsume_times {
         draw_max_reconsume_times(r, &mut d, &mut out, &mut put);
     }
+    if let Some(p) = sw.simple_batch_fits_percent {
+        if d.percent(p) {
+            fit_simple_batches(&mut out, &mut put);
+        }
+    }
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
 }
@@ -370,6 +384,24 @@ fn draw_max_reconsume_times(
             format!("consumers.{}.max_reconsume_times", c.name),
             v.to_string(),
         );
+    }
+}
+
+/// Cuts each looping SimpleConsumer's batch so that its listener runs, one after another,
+/// fit in the invisible time the receive asks for (at least one message).
+fn fit_simple_batches(out: &mut Scenario, put: &mut impl FnMut(String, String)) {
+    for c in (out.consumers.iter_mut())
+        .filter(|c| c.kind == ConsumerKindSpec::GrpcSimple && c.receive_loop)
+    {
+        let fits = c.pop_invisible_time_ms / c.consume_time_ms.max.max(1);
+        let batch = u64::from(c.pop_batch_nums).min(fits).max(1) as u32;
+        if batch != c.pop_batch_nums {
+            c.pop_batch_nums = batch;
+            put(
+                format!("consumers.{}.pop_batch_nums", c.name),
+                batch.to_string(),
+            );
+        }
     }
 }
 
@@ -580,6 +612,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             "skip_long_awaiting_ack_percent",
             sw.skip_long_awaiting_ack_percent,
         ),
+        ("simple_batch_fits_percent", sw.simple_batch_fits_percent),
     ] {
         if let Some(p) = p.filter(|p| *p > 100) {
             bad(
@@ -805,6 +838,30 @@ topic = "t"
         }
         assert!((60..=140).contains(&drawn_seeds), "{drawn_seeds}");
         assert!(groups_differ, "each group draws its own");
+    }
+
+    #[test]
+    fn a_looping_simple_consumer_batch_fits_its_invisible_time_on_the_drawn_seeds() {
+        let src = format!(
+            "{BASE}[[consumers]]\nname = \"s\"\nkind = \"grpc-simple\"\nreceive_loop = true\ngroup = \"g\"\ntopic = \"t\"\n[swarm]\npop_batch_nums = {{ min = 20, max = 32 }}\nconsume_time_ms = {{ min = 1000, max = 8000 }}\npop_invisible_time_ms = {{ min = 10000, max = 30000 }}\nsimple_batch_fits_percent = 50\n"
+        );
+        let sc = load_str("s.toml", &src, &Context::default()).expect("valid");
+        let (mut cut, mut kept) = (0, 0);
+        for seed in 0..100 {
+            let (r, _) = resolve(&sc, seed);
+            let (c, s) = (&r.consumers[0], &r.consumers[1]);
+            // The push consumer keeps its draw.
+            assert!(c.pop_batch_nums >= 20);
+            let fits = s.pop_batch_nums == 1
+                || u64::from(s.pop_batch_nums) * s.consume_time_ms.max <= s.pop_invisible_time_ms;
+            if s.pop_batch_nums < 20 {
+                assert!(fits, "{:?}", s);
+                cut += 1;
+            } else {
+                kept += 1;
+            }
+        }
+        assert!(cut > 20 && kept > 20, "cut {cut}, kept {kept}");
     }
 
     #[test]
