@@ -6,7 +6,8 @@
 //! block that never lapses, an orderly ack that is lost or ignored, and a read position that
 //! never reaches the head.
 //!
-//! Semantics, per (group, topic, queue) of every group with an orderly consumer:
+//! Semantics, per (group, topic, queue) of every group with an orderly consumer, and of every
+//! FIFO group consumed by a looping gRPC `SimpleConsumer` (below):
 //! - The *head* is the group's commit offset as the broker holds it: its `OffsetCommitted`
 //!   events (an orderly pop commits its batch start, `ackOrderly` the first un-acked offset),
 //!   a reset that wrote offsetTable, and after a crash the image the last
@@ -35,6 +36,27 @@
 //!   orderly client starts no listener once the pop has timed out, but one started just
 //!   before runs to its end). A delivered head that is acked moves the head; one that is
 //!   not comes back after its block, so the same bound covers both halves of the statement.
+//! - A FIFO group consumed by a `SimpleConsumer` running its application loop is judged by
+//!   that loop instead: a group is FIFO when the broker popped for it in order (a
+//!   `Delivered { orderly: true }`: the proxy's receive pops with the subscription's `fifo`,
+//!   `ReceiveMessageActivity.receiveMessage`), and a `SimpleConsumer` runs the loop when it
+//!   records a lifecycle (`ConsumerStarted` / `ConsumerStopped`: the loop records its start,
+//!   and timeline steps start and stop it). One driven by timeline steps records none: it
+//!   pops only when told and owes no progress, so a group of only those is not judged. The
+//!   loop is sequential (receive, every message of the batch through the listener with one
+//!   ack per success, receive again, with a back-off after an error) and does not stop at
+//!   the invisible time, so the invisible time says nothing about when it receives next. A
+//!   *cycle* runs from one receive answer (or the loop's start) to the next; `cycle` is the
+//!   longest one of the group's loops the history shows, cycles across a stop left out.
+//!   A head poppable from `t = max(clock, block)` must stop waiting by `r + cycle`, `r` the
+//!   first answer to one of the group's receives at or after `t` (`t + cycle` if none): the
+//!   receive answered at `r` may have popped before `t`, but the next one is sent after `r`,
+//!   pops after `t`, and the broker's orderly pop takes the head of every unblocked queue it
+//!   reaches (`PopMessageProcessor.popMsgFromQueue`, `ConsumerOrderInfoManager.checkBlock`).
+//!   This assumes that receive reaches the head's queue: the broker visits the queues from a
+//!   random one and stops once the batch is full (`PopMessageProcessor.popMsgFromTopic`), so
+//!   other queues' backlog filling a whole batch can make the head wait one more cycle.
+//!   A group with both kinds of consumer must meet the later of the two deadlines.
 //! - Judged only after the run got quiet: from `quiet_from` in a run with random faults, and
 //!   in any run from the last `Fault` event (scripted clogs, pauses, crashes and restarts
 //!   heal there), since a lost pop answer or a paused client is at-least-once's business, not
@@ -44,7 +66,7 @@
 
 use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
 use super::{InvariantInfo, Verdict, Witness};
-use crate::history::{ConsumerKind, EventKind, History, RpcOutcome};
+use crate::history::{ConsumerKind, EventKind, GrpcRpc, History, RpcOutcome};
 use broker_core::{BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -114,19 +136,65 @@ impl Point<'_> {
     }
 }
 
+/// A looping SimpleConsumer's receives: a cycle runs from one receive answer (or the loop's
+/// start) to the next, through the batch's listener runs and acks, any back-off and the
+/// next receive's long polling.
+#[derive(Default)]
+struct Loop {
+    /// The previous answer or start, while the loop runs (`None` after a stop: the cycle
+    /// that spans it is not the loop's).
+    last: Option<Millis>,
+    longest: Millis,
+    answers: Vec<Millis>,
+}
+
 /// What one group needs: its bound and its consumers.
 struct GroupInfo<'h> {
+    /// The group has a FIFO push consumer (orderly remoting, gRPC FIFO): the bound is
+    /// `invisible + budget + longest_listener` past the head's start.
+    push: bool,
     invisible: Millis,
     budget: Millis,
     topics: BTreeSet<&'h str>,
     consumers: BTreeSet<&'h str>,
     longest_listener: Millis,
+    /// The group's looping SimpleConsumers: their longest loop cycle (0: none) and the times
+    /// of their receive answers, in order.
+    cycle: Millis,
+    answers: Vec<Millis>,
 }
 
 impl GroupInfo<'_> {
-    /// One invisible time plus the retry budget.
-    fn bound(&self) -> Millis {
-        self.invisible + self.budget + self.longest_listener
+    fn new() -> Self {
+        Self {
+            push: false,
+            invisible: 0,
+            budget: 0,
+            topics: BTreeSet::new(),
+            consumers: BTreeSet::new(),
+            longest_listener: 0,
+            cycle: 0,
+            answers: Vec::new(),
+        }
+    }
+
+    /// When a head that became poppable at `t` (its clock, or the end of the queue's block)
+    /// must have stopped waiting. A FIFO push consumer: one invisible time plus the retry
+    /// budget and the longest listener run. A looping SimpleConsumer: by the end of the
+    /// loop's cycle after the first receive answer at or after `t` (that receive may have
+    /// popped before `t`; the next one is sent after it and pops after `t`), at most the
+    /// longest cycle the history shows; with no answer at or after `t`, two of them.
+    fn deadline(&self, t: Millis) -> Millis {
+        let mut d = 0;
+        if self.push {
+            d = t + self.invisible + self.budget + self.longest_listener;
+        }
+        if self.cycle > 0 {
+            let next = self.answers.partition_point(|a| *a < t);
+            let r = (self.answers.get(next).copied()).unwrap_or(t + self.cycle);
+            d = d.max(r + self.cycle);
+        }
+        d
     }
 }
 
@@ -155,13 +223,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     let meta = &history.meta;
     let mut groups: BTreeMap<&str, GroupInfo> = BTreeMap::new();
     for c in (meta.consumers.iter()).filter(|c| c.kind.is_fifo()) {
-        let g = groups.entry(&c.group).or_insert_with(|| GroupInfo {
-            invisible: 0,
-            budget: 0,
-            topics: BTreeSet::new(),
-            consumers: BTreeSet::new(),
-            longest_listener: 0,
-        });
+        let g = groups.entry(&c.group).or_insert_with(GroupInfo::new);
+        g.push = true;
         g.invisible = g.invisible.max(c.pop_invisible_time);
         g.budget = g.budget.max(if c.kind == ConsumerKind::GrpcFifo {
             GRPC_RETRY_BUDGET_MS
@@ -171,34 +234,66 @@ pub(crate) fn check(history: &History) -> Verdict {
         g.topics.insert(&c.topic);
         g.consumers.insert(&c.name);
     }
-    if groups.is_empty() {
-        return Verdict::not_applicable("no FIFO (orderly) group");
-    }
     let group_of: BTreeMap<&str, &str> = (meta.consumers.iter())
         .map(|c| (c.name.as_str(), c.group.as_str()))
         .collect();
+    let simple: BTreeSet<&str> = (meta.consumers.iter())
+        .filter(|c| c.kind == ConsumerKind::GrpcSimple)
+        .map(|c| c.name.as_str())
+        .collect();
 
-    // Pass 1: the queues, the end of the faults, listener runs, the lifecycle.
+    // Pass 1: the queues, the end of the faults, listener runs, the lifecycle, the FIFO
+    // groups and the SimpleConsumers' loops.
     let mut last_fault: Option<Millis> = None;
     let mut queues: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
     let mut lifecycle_seen: BTreeSet<&str> = BTreeSet::new();
     let mut listening: BTreeMap<&str, Millis> = BTreeMap::new();
+    let mut longest_listener: BTreeMap<&str, Millis> = BTreeMap::new();
+    let mut orderly_groups: BTreeSet<&str> = BTreeSet::new();
+    let mut loops: BTreeMap<&str, Loop> = BTreeMap::new();
     for e in &history.events {
         match &e.kind {
             EventKind::Fault { .. } => last_fault = Some(e.at),
             EventKind::Produced {
                 topic, queue_id, ..
-            }
-            | EventKind::Delivered {
-                topic,
-                queue_id,
-                retry_topic: None,
-                ..
             } => {
                 queues.entry(topic).or_default().insert(*queue_id);
             }
-            EventKind::ConsumerStarted { group, .. } | EventKind::ConsumerStopped { group, .. } => {
+            EventKind::Delivered {
+                group,
+                topic,
+                queue_id,
+                retry_topic,
+                orderly,
+                ..
+            } => {
+                if retry_topic.is_none() {
+                    queues.entry(topic).or_default().insert(*queue_id);
+                }
+                if *orderly {
+                    orderly_groups.insert(group);
+                }
+            }
+            EventKind::ConsumerStarted { consumer, group }
+            | EventKind::ConsumerStopped { consumer, group } => {
                 lifecycle_seen.insert(group);
+                if simple.contains(consumer.as_str()) {
+                    let on = matches!(e.kind, EventKind::ConsumerStarted { .. });
+                    loops.entry(consumer).or_default().last = on.then_some(e.at);
+                }
+            }
+            EventKind::GrpcCall {
+                consumer,
+                rpc: GrpcRpc::ReceiveMessage,
+                ..
+            } => {
+                if let Some(l) = loops.get_mut(consumer.as_str()) {
+                    if let Some(last) = l.last {
+                        l.longest = l.longest.max(e.at - last);
+                    }
+                    l.last = l.last.map(|_| e.at);
+                    l.answers.push(e.at);
+                }
             }
             EventKind::ListenerStarted { consumer, .. } => {
                 listening.insert(consumer, e.at);
@@ -206,12 +301,38 @@ pub(crate) fn check(history: &History) -> Verdict {
             EventKind::ListenerFinished { consumer, .. } => {
                 let start = listening.remove(consumer.as_str());
                 let group = group_of.get(consumer.as_str()).copied();
-                if let (Some(start), Some(g)) = (start, group.and_then(|g| groups.get_mut(g))) {
-                    g.longest_listener = g.longest_listener.max(e.at.saturating_sub(start));
+                if let (Some(start), Some(g)) = (start, group) {
+                    let l = longest_listener.entry(g).or_default();
+                    *l = (*l).max(e.at.saturating_sub(start));
                 }
             }
             _ => {}
         }
+    }
+    // A looping SimpleConsumer of a FIFO group: its group is judged with its loop's cycle.
+    // Only the loop records a lifecycle (`ConsumerStarted` when it starts, and the
+    // timeline's start and stop steps); a SimpleConsumer driven by timeline steps records
+    // none, pops only when told, and owes no progress.
+    for c in (meta.consumers.iter()).filter(|c| orderly_groups.contains(c.group.as_str())) {
+        let Some(l) = loops.get(c.name.as_str()) else {
+            continue;
+        };
+        if l.longest == 0 {
+            // No full cycle to measure the loop by.
+            continue;
+        }
+        let g = groups.entry(&c.group).or_insert_with(GroupInfo::new);
+        g.topics.insert(&c.topic);
+        g.consumers.insert(&c.name);
+        g.cycle = g.cycle.max(l.longest);
+        g.answers.extend(&l.answers);
+    }
+    for (name, g) in &mut groups {
+        g.answers.sort_unstable();
+        g.longest_listener = longest_listener.get(name).copied().unwrap_or(0);
+    }
+    if groups.is_empty() {
+        return Verdict::not_applicable("no FIFO (orderly) group");
     }
     for (topic, ranges) in &history.final_state.queues {
         for (q, r) in ranges.iter().enumerate() {
@@ -224,7 +345,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         (true, f) => meta.quiet_from.max(f.unwrap_or(0)),
         (false, f) => f.unwrap_or(0),
     };
-    groups.retain(|_, g| judge_from + g.bound() <= meta.end_at);
+    groups.retain(|_, g| g.deadline(judge_from) <= meta.end_at);
     if groups.is_empty() {
         return Verdict::not_applicable(format!(
             "the run ended {} after it got quiet, less than one invisible time plus the retry budget",
@@ -450,15 +571,14 @@ pub(crate) fn check(history: &History) -> Verdict {
         pts.push((judge_from, usize::MAX, Point::Judge));
         pts.sort_by_key(|(at, idx, p)| (*at, p.rank(), *idx));
         let mut q = Walk {
-            bound: g.bound(),
             always_running: !lifecycle_seen.contains(key.0),
             ..Walk::default()
         };
         for (at, idx, p) in pts {
-            q.check(at);
+            q.check(at, g);
             q.apply(at, idx, p);
         }
-        q.check(meta.end_at);
+        q.check(meta.end_at, g);
         q.close(meta.end_at, None, false);
         judged += q.judged;
         stalls.extend(q.stalls.into_iter().map(|s| (key, s)));
@@ -511,7 +631,6 @@ pub(crate) fn check(history: &History) -> Verdict {
 /// One queue's walk through its points, in time order.
 #[derive(Default)]
 struct Walk<'h> {
-    bound: Millis,
     head: Option<i64>,
     /// Highest offset known to exist.
     exists: Option<u64>,
@@ -545,11 +664,11 @@ impl<'h> Walk<'h> {
     }
 
     /// Before a point at `at`: has the waiting head passed its deadline?
-    fn check(&mut self, at: Millis) {
+    fn check(&mut self, at: Millis, g: &GroupInfo) {
         let Some((since, armed_by)) = self.since else {
             return;
         };
-        let deadline = since.max(self.block) + self.bound;
+        let deadline = g.deadline(since.max(self.block));
         if self.judging && at > deadline && self.open.is_none() {
             self.open = Some(Stall {
                 head: self.head,
@@ -731,7 +850,7 @@ fn on_queue<'h>(keys: &BTreeSet<Key<'h>>, topic: &str, q: u32) -> Vec<Key<'h>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::RpcOutcome;
+    use crate::history::{GrpcRpc, RpcOutcome};
     use crate::invariants::Status;
     use crate::testkit::{Rcpt, H};
     use broker_core::ReadFrom;
@@ -1097,6 +1216,176 @@ mod tests {
             Verdict::not_applicable(
                 "the run ended 10.000s after it got quiet, less than one invisible time plus the retry budget"
             )
+        );
+    }
+
+    /// A looping SimpleConsumer `s1` of FIFO group `og`, started at 0, and `n` messages on
+    /// queue 0. It is built as a gRPC FIFO consumer so that its pops are orderly (the proxy
+    /// pops with `order = true` for a FIFO group's SimpleConsumer); [`as_simple`] makes it a
+    /// SimpleConsumer again.
+    fn simple(n: u64) -> H {
+        let mut h = H::new();
+        h.meta.consumers.clear();
+        h.consumer("s1", "og", ConsumerKind::GrpcFifo, -1);
+        h.end(0, 200_000);
+        h.at(0).started("s1");
+        for o in 0..n {
+            h.at(o * 10).produce(&format!("m{o}"), 0, o);
+        }
+        h
+    }
+
+    fn as_simple(h: &H) -> History {
+        let mut history = h.build();
+        history.meta.consumers[0].kind = ConsumerKind::GrpcSimple;
+        history
+    }
+
+    /// s1's receive answered at `t` with `msgs` (message, offset) from queue `q`, popped
+    /// then.
+    fn receive(h: &mut H, t: Millis, msgs: &[(&str, u64)], q: u32) -> Vec<Rcpt> {
+        h.at(t).push(
+            "s1",
+            EventKind::GrpcCall {
+                consumer: "s1".into(),
+                group: "og".into(),
+                rpc: GrpcRpc::ReceiveMessage,
+                msg_id: None,
+                outcome: crate::history::GrpcOutcome::Status {
+                    code: crate::history::GrpcCode::Ok,
+                    message: "".into(),
+                },
+                detail: format!("{} message(s)", msgs.len()).into(),
+            },
+        );
+        if msgs.is_empty() {
+            return Vec::new();
+        }
+        h.pop_batch("s1", msgs, q)
+    }
+
+    /// The loop's listener runs `r` from `t` for `run` ms, then acks it (the broker commits
+    /// the next offset); returns when the ack was answered.
+    fn consume(h: &mut H, t: Millis, r: &Rcpt, run: Millis) -> Millis {
+        h.at(t).listener(r);
+        h.at(t + run)
+            .listener_done(r, crate::history::ConsumeOutcome::Success, false);
+        h.at(t + run + 50).ack(r);
+        h.commit("og", r.queue_id, r.queue_offset as i64 + 1, "ackOrderly");
+        t + run + 50
+    }
+
+    #[test]
+    fn a_looping_simple_consumer_s_fifo_group_is_judged_by_its_loop() {
+        // s1 receives m0 at 1 s and acks it at 1.55 s; its later receives come back empty
+        // every 5 s (long polling), the longest cycle. Offset 1 waits from 1.55 s, and the
+        // batch's block counts until its invisible time ends at 11 s. The receive answered at
+        // 11 s may have popped before that; the next one is sent after it and pops after it,
+        // and is answered within a cycle: due by 11 + 5 = 16 s.
+        let run = |served: Option<Millis>| {
+            let mut h = simple(2);
+            let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
+            consume(&mut h, 1_000, &r[0], 500);
+            let mut t = 6_000;
+            while t <= 195_000 {
+                let msgs: &[(&str, u64)] = if served == Some(t) { &[("m1", 1)] } else { &[] };
+                for r in receive(&mut h, t, msgs, 0) {
+                    consume(&mut h, t, &r, 500);
+                }
+                t += 5_000;
+            }
+            check(&as_simple(&h))
+        };
+        assert_eq!(run(Some(16_000)), Verdict::held());
+        let late = run(Some(21_000));
+        assert_eq!(late.status, Status::Violated);
+        assert!(
+            late.witness.as_ref().unwrap().summary.contains(
+                "head offset 1 was waiting from 1.550s and was served only at 21.000s, 19.450s later (due by 16.000s)"
+            ),
+            "{:?}",
+            late.witness
+        );
+        // Never served: before the loop was judged, this group had no FIFO consumer kind.
+        let stalled = run(None);
+        assert_eq!(stalled.status, Status::Violated);
+        assert!(
+            stalled.witness.as_ref().unwrap().summary.ends_with(
+                "held by nothing the history shows: no un-acked delivery of it and no batch blocking the queue (a queue lock or the read position)"
+            ),
+            "{:?}",
+            stalled.witness
+        );
+    }
+
+    #[test]
+    fn a_looping_simple_consumer_may_be_busy_with_a_long_batch_past_its_invisible_time() {
+        // s1 (invisible 10 s) receives eight messages of queue 1 at 1 s and runs them one
+        // after another, 8 s each, acking each: it receives again at 65.5 s. Offset 0 of
+        // queue 0, produced at 2 s, waits for that receive, past the push consumer's bound
+        // (2 + 10 + 24 + 8 s): the loop does not stop at the invisible time. Its longest
+        // cycle is 64.5 s, so the head is due by the end of the cycle after the first answer
+        // at or after 2 s (65.5 s): 130 s.
+        let run = |served_at_next: bool| {
+            let mut h = simple(0);
+            let batch: Vec<(String, u64)> = (0..8).map(|o| (format!("n{o}"), o)).collect();
+            for (m, o) in &batch {
+                h.at(*o).produce(m, 1, *o);
+            }
+            h.at(2_000).produce("m0", 0, 0);
+            let msgs: Vec<(&str, u64)> = batch.iter().map(|(m, o)| (m.as_str(), *o)).collect();
+            let mut t = 1_000;
+            for r in receive(&mut h, t, &msgs, 1) {
+                t = consume(&mut h, t, &r, 8_000);
+            }
+            assert_eq!(t, 65_400);
+            let next = 65_500;
+            let head: &[(&str, u64)] = if served_at_next { &[("m0", 0)] } else { &[] };
+            for r in receive(&mut h, next, head, 0) {
+                consume(&mut h, next, &r, 500);
+            }
+            // Then empty receives every 5 s to the end.
+            let mut t = next + 5_000;
+            while t <= 195_000 {
+                receive(&mut h, t, &[], 0);
+                t += 5_000;
+            }
+            check(&as_simple(&h))
+        };
+        assert_eq!(run(true), Verdict::held());
+        let v = run(false);
+        assert_eq!(v.status, Status::Violated);
+        assert!(
+            v.witness.unwrap().summary.contains("(due by 130.000s)"),
+            "the longest cycle past the first answer at or after 2 s"
+        );
+    }
+
+    #[test]
+    fn a_simple_consumer_driven_by_steps_or_of_a_normal_group_owes_no_progress() {
+        // A SimpleConsumer without a loop records no lifecycle: it pops when the timeline
+        // says so, and its group is not judged however long the head waits.
+        let mut h = simple(2);
+        h.events.clear();
+        h.produce("m0", 0, 0);
+        h.produce("m1", 0, 1);
+        let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
+        h.at(1_100).ack(&r[0]);
+        h.commit("og", 0, 1, "ackOrderly");
+        assert_eq!(
+            check(&as_simple(&h)),
+            Verdict::not_applicable("no FIFO (orderly) group")
+        );
+        // A looping one whose group is not FIFO (its deliveries are not orderly).
+        let mut h = simple(2);
+        h.consumer("s1", "og", ConsumerKind::GrpcSimple, -1);
+        for t in [1_000, 6_000, 11_000] {
+            receive(&mut h, t, &[], 0);
+        }
+        receive(&mut h, 16_000, &[("m0", 0)], 0);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("no FIFO (orderly) group")
         );
     }
 
