@@ -45,17 +45,21 @@
 //!   pops only when told and owes no progress, so a group of only those is not judged. The
 //!   loop is sequential (receive, every message of the batch through the listener with one
 //!   ack per success, receive again, with a back-off after an error) and does not stop at
-//!   the invisible time, so the invisible time says nothing about when it receives next. A
-//!   *cycle* runs from one receive answer (or the loop's start) to the next; `cycle` is the
-//!   longest one of the group's loops the history shows, cycles across a stop left out.
-//!   A head poppable from `t = max(clock, block)` must stop waiting by `r + cycle`, `r` the
-//!   first answer to one of the group's receives at or after `t` (`t + cycle` if none): the
-//!   receive answered at `r` may have popped before `t`, but the next one is sent after `r`,
-//!   pops after `t`, and the broker's orderly pop takes the head of every unblocked queue it
-//!   reaches (`PopMessageProcessor.popMsgFromQueue`, `ConsumerOrderInfoManager.checkBlock`).
-//!   This assumes that receive reaches the head's queue: the broker visits the queues from a
-//!   random one and stops once the batch is full (`PopMessageProcessor.popMsgFromTopic`), so
-//!   other queues' backlog filling a whole batch can make the head wait one more cycle.
+//!   the invisible time, so the invisible time says nothing about when it receives next.
+//!   Each receive is sent after the loop's step before it (its previous answer, a
+//!   listener's end, an ack's answer). The broker's orderly pop visits the queues from a
+//!   rotating start and stops once the batch is full (`PopMessageProcessor.popMsgFromTopic`
+//!   and `popMsgFromQueue`; `PopConsumerService.popAsync` and `getMessageAsync` on the KV
+//!   path), skipping a blocked queue (`ConsumerOrderInfoManager.checkBlock`). So a receive
+//!   sent after `t = max(clock, block)` whose pop came back short of a full batch (fewer
+//!   than the most any of the loop's receives found, by the proxy's `ProxyPopped` count)
+//!   reached the head's queue and, barring a queue lock another pop held, must have
+//!   brought the head: the head is due by its answer. Receives sent after `t` that came
+//!   back full (the head's queue may not have been reached; a loop that takes longer than
+//!   the invisible time over a batch keeps getting full batches of stale queues) or failed
+//!   set no deadline. A loop that sends no receive after `t` is due within two of its
+//!   longest cycles (from one answer, or its start, to the next; cycles across a stop left
+//!   out).
 //!   A group with both kinds of consumer must meet the later of the two deadlines.
 //! - Judged only after the run got quiet: from `quiet_from` in a run with random faults, and
 //!   in any run from the last `Fault` event (scripted clogs, pauses, crashes and restarts
@@ -66,7 +70,9 @@
 
 use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
 use super::{InvariantInfo, Verdict, Witness};
-use crate::history::{ConsumerKind, EventKind, GrpcRpc, History, RpcOutcome};
+use crate::history::{
+    ConsumerKind, EventKind, GrpcCode, GrpcOutcome, GrpcRpc, History, RpcOutcome,
+};
 use broker_core::{BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -145,7 +151,23 @@ struct Loop {
     /// that spans it is not the loop's).
     last: Option<Millis>,
     longest: Millis,
-    answers: Vec<Millis>,
+    answers: Vec<Answer>,
+    /// What the broker found for the pending receive (the proxy's `ProxyPopped`).
+    found: Option<u32>,
+    /// The loop's latest step: an answer to one of its calls, a listener's end, its start.
+    /// The next receive is sent after it.
+    active: Millis,
+}
+
+/// One receive's answer, as the loop got it.
+struct Answer {
+    at: Millis,
+    /// The receive was sent after this (the loop's step before it).
+    sent_after: Millis,
+    /// The proxy answered OK or MESSAGE_NOT_FOUND: its pop ran.
+    popped: bool,
+    /// How many messages the broker's pop found (the proxy's count, else the deliveries).
+    found: u32,
 }
 
 /// What one group needs: its bound and its consumers.
@@ -158,10 +180,12 @@ struct GroupInfo<'h> {
     topics: BTreeSet<&'h str>,
     consumers: BTreeSet<&'h str>,
     longest_listener: Millis,
-    /// The group's looping SimpleConsumers: their longest loop cycle (0: none) and the times
-    /// of their receive answers, in order.
+    /// The group's looping SimpleConsumers: their longest loop cycle (0: none) and, for
+    /// each, its receive answers in order: when, when the receive was sent at the earliest,
+    /// and whether its pop ran and came back with less than the largest batch the loop ever
+    /// got (it then reached every queue).
     cycle: Millis,
-    answers: Vec<Millis>,
+    loops: Vec<Vec<(Millis, Millis, bool)>>,
 }
 
 impl GroupInfo<'_> {
@@ -174,25 +198,33 @@ impl GroupInfo<'_> {
             consumers: BTreeSet::new(),
             longest_listener: 0,
             cycle: 0,
-            answers: Vec::new(),
+            loops: Vec::new(),
         }
     }
 
     /// When a head that became poppable at `t` (its clock, or the end of the queue's block)
-    /// must have stopped waiting. A FIFO push consumer: one invisible time plus the retry
-    /// budget and the longest listener run. A looping SimpleConsumer: by the end of the
-    /// loop's cycle after the first receive answer at or after `t` (that receive may have
-    /// popped before `t`; the next one is sent after it and pops after `t`), at most the
-    /// longest cycle the history shows; with no answer at or after `t`, two of them.
+    /// must have stopped waiting; the later of what each consumer kind allows. A FIFO push
+    /// consumer: one invisible time plus the retry budget and the longest listener run. A
+    /// looping SimpleConsumer: the first receive sent after `t` whose pop came back short of
+    /// a full batch reached every queue, the head's too, so the head is due by its answer.
+    /// Receives sent after `t` that came back full or failed excuse the wait (no deadline
+    /// from them); a loop that sends no receive after `t` is due within two of its cycles.
     fn deadline(&self, t: Millis) -> Millis {
         let mut d = 0;
         if self.push {
             d = t + self.invisible + self.budget + self.longest_listener;
         }
-        if self.cycle > 0 {
-            let next = self.answers.partition_point(|a| *a < t);
-            let r = (self.answers.get(next).copied()).unwrap_or(t + self.cycle);
-            d = d.max(r + self.cycle);
+        for answers in (self.cycle > 0)
+            .then_some(&self.loops)
+            .into_iter()
+            .flatten()
+        {
+            let mut after = answers.iter().filter(|a| a.1 >= t).peekable();
+            let due = match after.peek() {
+                None => t + 2 * self.cycle,
+                Some(_) => after.find(|a| a.2).map_or(Millis::MAX, |a| a.0),
+            };
+            d = d.max(due);
         }
         d
     }
@@ -251,6 +283,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut longest_listener: BTreeMap<&str, Millis> = BTreeMap::new();
     let mut orderly_groups: BTreeSet<&str> = BTreeSet::new();
     let mut loops: BTreeMap<&str, Loop> = BTreeMap::new();
+    // The loop whose receive answered at this time with no proxy count: its deliveries.
+    let mut counting: Option<(&str, Millis)> = None;
     for e in &history.events {
         match &e.kind {
             EventKind::Fault { .. } => last_fault = Some(e.at),
@@ -260,6 +294,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 queues.entry(topic).or_default().insert(*queue_id);
             }
             EventKind::Delivered {
+                consumer,
                 group,
                 topic,
                 queue_id,
@@ -267,6 +302,14 @@ pub(crate) fn check(history: &History) -> Verdict {
                 orderly,
                 ..
             } => {
+                if counting == Some((consumer.as_str(), e.at)) {
+                    if let Some(a) = loops
+                        .get_mut(consumer.as_str())
+                        .and_then(|l| l.answers.last_mut())
+                    {
+                        a.found += 1;
+                    }
+                }
                 if retry_topic.is_none() {
                     queues.entry(topic).or_default().insert(*queue_id);
                 }
@@ -285,6 +328,7 @@ pub(crate) fn check(history: &History) -> Verdict {
             EventKind::GrpcCall {
                 consumer,
                 rpc: GrpcRpc::ReceiveMessage,
+                outcome,
                 ..
             } => {
                 if let Some(l) = loops.get_mut(consumer.as_str()) {
@@ -292,7 +336,32 @@ pub(crate) fn check(history: &History) -> Verdict {
                         l.longest = l.longest.max(e.at - last);
                     }
                     l.last = l.last.map(|_| e.at);
-                    l.answers.push(e.at);
+                    let popped = matches!(
+                        outcome,
+                        GrpcOutcome::Status {
+                            code: GrpcCode::Ok | GrpcCode::MessageNotFound,
+                            ..
+                        }
+                    );
+                    let found = l.found.take();
+                    l.answers.push(Answer {
+                        at: e.at,
+                        sent_after: l.active,
+                        popped,
+                        found: found.unwrap_or(0),
+                    });
+                    // Without the proxy's count, the deliveries that follow are counted.
+                    counting = found.is_none().then_some((consumer.as_str(), e.at));
+                }
+            }
+            EventKind::ProxyPopped {
+                consumer,
+                found,
+                outcome: RpcOutcome::Answered { .. },
+                ..
+            } => {
+                if let Some(l) = loops.get_mut(consumer.as_str()) {
+                    l.found = Some(*found);
                 }
             }
             EventKind::ListenerStarted { consumer, .. } => {
@@ -307,6 +376,14 @@ pub(crate) fn check(history: &History) -> Verdict {
                 }
             }
             _ => {}
+        }
+        if let EventKind::GrpcCall { consumer, .. }
+        | EventKind::ListenerFinished { consumer, .. }
+        | EventKind::ConsumerStarted { consumer, .. } = &e.kind
+        {
+            if let Some(l) = loops.get_mut(consumer.as_str()) {
+                l.active = e.at;
+            }
         }
     }
     // A looping SimpleConsumer of a FIFO group: its group is judged with its loop's cycle.
@@ -325,10 +402,11 @@ pub(crate) fn check(history: &History) -> Verdict {
         g.topics.insert(&c.topic);
         g.consumers.insert(&c.name);
         g.cycle = g.cycle.max(l.longest);
-        g.answers.extend(&l.answers);
+        let full = l.answers.iter().map(|a| a.found).max().unwrap_or(0);
+        let answers = (l.answers.iter()).map(|a| (a.at, a.sent_after, a.popped && a.found < full));
+        g.loops.push(answers.collect());
     }
     for (name, g) in &mut groups {
-        g.answers.sort_unstable();
         g.longest_listener = longest_listener.get(name).copied().unwrap_or(0);
     }
     if groups.is_empty() {
@@ -345,7 +423,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         (true, f) => meta.quiet_from.max(f.unwrap_or(0)),
         (false, f) => f.unwrap_or(0),
     };
-    groups.retain(|_, g| g.deadline(judge_from) <= meta.end_at);
+    groups.retain(|_, g| g.cycle > 0 || g.deadline(judge_from) <= meta.end_at);
     if groups.is_empty() {
         return Verdict::not_applicable(format!(
             "the run ended {} after it got quiet, less than one invisible time plus the retry budget",
@@ -1241,9 +1319,8 @@ mod tests {
         history
     }
 
-    /// s1's receive answered at `t` with `msgs` (message, offset) from queue `q`, popped
-    /// then.
-    fn receive(h: &mut H, t: Millis, msgs: &[(&str, u64)], q: u32) -> Vec<Rcpt> {
+    /// s1's receive answered OK at `t` with `n` messages.
+    fn receive_call(h: &mut H, t: Millis, n: usize) -> usize {
         h.at(t).push(
             "s1",
             EventKind::GrpcCall {
@@ -1255,13 +1332,36 @@ mod tests {
                     code: crate::history::GrpcCode::Ok,
                     message: "".into(),
                 },
-                detail: format!("{} message(s)", msgs.len()).into(),
+                detail: format!("{n} message(s)").into(),
             },
-        );
+        )
+    }
+
+    /// s1's receive answered at `t` with `msgs` (message, offset) from queue `q`, popped
+    /// then.
+    fn receive(h: &mut H, t: Millis, msgs: &[(&str, u64)], q: u32) -> Vec<Rcpt> {
+        receive_call(h, t, msgs.len());
         if msgs.is_empty() {
             return Vec::new();
         }
         h.pop_batch("s1", msgs, q)
+    }
+
+    /// s1's receive answered at `t` with these (offset, queue): `m{o}` of queue 0 and
+    /// `n{o}` of queue 1, each queue's popped as one batch.
+    fn receive_from(h: &mut H, t: Millis, msgs: &[(u64, u32)]) -> Vec<Rcpt> {
+        receive_call(h, t, msgs.len());
+        let mut out = Vec::new();
+        for (q, prefix) in [(0, "m"), (1, "n")] {
+            let names: Vec<(String, u64)> = (msgs.iter().filter(|m| m.1 == q))
+                .map(|m| (format!("{prefix}{}", m.0), m.0))
+                .collect();
+            let batch: Vec<(&str, u64)> = names.iter().map(|(m, o)| (m.as_str(), *o)).collect();
+            if !batch.is_empty() {
+                out.extend(h.at(t).pop_batch("s1", &batch, q));
+            }
+        }
+        out
     }
 
     /// The loop's listener runs `r` from `t` for `run` ms, then acks it (the broker commits
@@ -1280,8 +1380,8 @@ mod tests {
         // s1 receives m0 at 1 s and acks it at 1.55 s; its later receives come back empty
         // every 5 s (long polling), the longest cycle. Offset 1 waits from 1.55 s, and the
         // batch's block counts until its invisible time ends at 11 s. The receive answered at
-        // 11 s may have popped before that; the next one is sent after it and pops after it,
-        // and is answered within a cycle: due by 11 + 5 = 16 s.
+        // 11 s was sent at 6 s; the next one, sent after 11 s, came back short of a full
+        // batch (empty): due by its answer at 16 s.
         let run = |served: Option<Millis>| {
             let mut h = simple(2);
             let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
@@ -1323,41 +1423,60 @@ mod tests {
         // s1 (invisible 10 s) receives eight messages of queue 1 at 1 s and runs them one
         // after another, 8 s each, acking each: it receives again at 65.5 s. Offset 0 of
         // queue 0, produced at 2 s, waits for that receive, past the push consumer's bound
-        // (2 + 10 + 24 + 8 s): the loop does not stop at the invisible time. Its longest
-        // cycle is 64.5 s, so the head is due by the end of the cycle after the first answer
-        // at or after 2 s (65.5 s): 130 s.
-        let run = |served_at_next: bool| {
+        // (2 + 10 + 24 + 8 s): the loop does not stop at the invisible time. `second` and
+        // `third`: what the next two receives bring.
+        let run = |second: &[(u64, u32)], third: &[(u64, u32)]| {
             let mut h = simple(0);
-            let batch: Vec<(String, u64)> = (0..8).map(|o| (format!("n{o}"), o)).collect();
-            for (m, o) in &batch {
-                h.at(*o).produce(m, 1, *o);
+            let first: Vec<(u64, u32)> = (0..8).map(|o| (o, 1)).collect();
+            for (o, _) in [&first[..], second, third]
+                .concat()
+                .iter()
+                .filter(|m| m.1 == 1)
+            {
+                h.at(*o).produce(&format!("n{o}"), 1, *o);
             }
             h.at(2_000).produce("m0", 0, 0);
-            let msgs: Vec<(&str, u64)> = batch.iter().map(|(m, o)| (m.as_str(), *o)).collect();
             let mut t = 1_000;
-            for r in receive(&mut h, t, &msgs, 1) {
-                t = consume(&mut h, t, &r, 8_000);
+            for batch in [&first[..], second, third] {
+                for r in receive_from(&mut h, t, batch) {
+                    t = consume(&mut h, t, &r, 8_000);
+                }
+                t += 100;
             }
-            assert_eq!(t, 65_400);
-            let next = 65_500;
-            let head: &[(&str, u64)] = if served_at_next { &[("m0", 0)] } else { &[] };
-            for r in receive(&mut h, next, head, 0) {
-                consume(&mut h, next, &r, 500);
-            }
-            // Then empty receives every 5 s to the end.
-            let mut t = next + 5_000;
-            while t <= 195_000 {
-                receive(&mut h, t, &[], 0);
+            while t <= 395_000 {
                 t += 5_000;
+                receive(&mut h, t, &[], 0);
             }
+            h.end(0, 400_000);
             check(&as_simple(&h))
         };
-        assert_eq!(run(true), Verdict::held());
-        let v = run(false);
-        assert_eq!(v.status, Status::Violated);
+        let head = [(0, 0)];
+        // Served by the receive after the long batch: held.
+        assert_eq!(run(&head, &[]), Verdict::held());
+        // That receive, sent at 65.4 s, came back empty: it reached every queue.
+        let v = run(&[], &[]);
         assert!(
-            v.witness.unwrap().summary.contains("(due by 130.000s)"),
-            "the longest cycle past the first answer at or after 2 s"
+            v.witness.as_ref().unwrap().summary.contains(
+                "head its first message was waiting from 2.000s and was still waiting when the run ended at 400.000s, 398.000s later (due by 65.500s)"
+            ),
+            "{:?}",
+            v.witness
+        );
+        // It came back with a full batch of queue 1 (eight, the most s1 ever got): the broker
+        // stops once the batch is full, so it may not have reached queue 0, and s1 is busy
+        // with it until 130 s. The head served then holds; a short batch then without it
+        // does not.
+        let full: Vec<(u64, u32)> = (8..16).map(|o| (o, 1)).collect();
+        assert_eq!(run(&full, &head), Verdict::held());
+        let v = run(&full, &[(16, 1)]);
+        assert!(
+            v.witness
+                .as_ref()
+                .unwrap()
+                .summary
+                .contains("(due by 130.000s)"),
+            "{:?}",
+            v.witness
         );
     }
 
