@@ -47,7 +47,7 @@
 //!   ack per success, receive again, with a back-off after an error) and does not stop at
 //!   the invisible time, so the invisible time says nothing about when it receives next.
 //!   Each receive is sent after the loop's step before it (its previous answer, a
-//!   listener's end, an ack's answer). The broker's orderly pop visits the queues from a
+//!   listener's start or end, an ack's answer). The broker's orderly pop visits the queues from a
 //!   rotating start and stops once the batch is full (`PopMessageProcessor.popMsgFromTopic`
 //!   and `popMsgFromQueue`; `PopConsumerService.popAsync` and `getMessageAsync` on the KV
 //!   path), skipping a blocked queue (`ConsumerOrderInfoManager.checkBlock`). So a receive
@@ -57,9 +57,8 @@
 //!   brought the head: the head is due by its answer. Receives sent after `t` that came
 //!   back full (the head's queue may not have been reached; a loop that takes longer than
 //!   the invisible time over a batch keeps getting full batches of stale queues) or failed
-//!   set no deadline. A loop that sends no receive after `t` is due within two of its
-//!   longest cycles (from one answer, or its start, to the next; cycles across a stop left
-//!   out).
+//!   set no deadline, and so does a loop that sends none (it is busy with a batch; one that
+//!   never receives again is the application's business, not a stall of the queue).
 //!   A group with both kinds of consumer must meet the later of the two deadlines.
 //! - Judged only after the run got quiet: from `quiet_from` in a run with random faults, and
 //!   in any run from the last `Fault` event (scripted clogs, pauses, crashes and restarts
@@ -142,20 +141,14 @@ impl Point<'_> {
     }
 }
 
-/// A looping SimpleConsumer's receives: a cycle runs from one receive answer (or the loop's
-/// start) to the next, through the batch's listener runs and acks, any back-off and the
-/// next receive's long polling.
+/// A looping SimpleConsumer's receives.
 #[derive(Default)]
 struct Loop {
-    /// The previous answer or start, while the loop runs (`None` after a stop: the cycle
-    /// that spans it is not the loop's).
-    last: Option<Millis>,
-    longest: Millis,
     answers: Vec<Answer>,
     /// What the broker found for the pending receive (the proxy's `ProxyPopped`).
     found: Option<u32>,
-    /// The loop's latest step: an answer to one of its calls, a listener's end, its start.
-    /// The next receive is sent after it.
+    /// The loop's latest step: an answer to one of its calls, a listener's start or end, its
+    /// start. Its next receive is sent after it.
     active: Millis,
 }
 
@@ -180,11 +173,9 @@ struct GroupInfo<'h> {
     topics: BTreeSet<&'h str>,
     consumers: BTreeSet<&'h str>,
     longest_listener: Millis,
-    /// The group's looping SimpleConsumers: their longest loop cycle (0: none) and, for
-    /// each, its receive answers in order: when, when the receive was sent at the earliest,
-    /// and whether its pop ran and came back with less than the largest batch the loop ever
-    /// got (it then reached every queue).
-    cycle: Millis,
+    /// The group's looping SimpleConsumers: for each, its receive answers in order (when,
+    /// when the receive was sent at the earliest, and whether its pop ran and came back with
+    /// less than the largest batch the loop ever got: it then reached every queue).
     loops: Vec<Vec<(Millis, Millis, bool)>>,
 }
 
@@ -197,7 +188,6 @@ impl GroupInfo<'_> {
             topics: BTreeSet::new(),
             consumers: BTreeSet::new(),
             longest_listener: 0,
-            cycle: 0,
             loops: Vec::new(),
         }
     }
@@ -207,23 +197,17 @@ impl GroupInfo<'_> {
     /// consumer: one invisible time plus the retry budget and the longest listener run. A
     /// looping SimpleConsumer: the first receive sent after `t` whose pop came back short of
     /// a full batch reached every queue, the head's too, so the head is due by its answer.
-    /// Receives sent after `t` that came back full or failed excuse the wait (no deadline
-    /// from them); a loop that sends no receive after `t` is due within two of its cycles.
+    /// Receives sent after `t` that came back full or failed, or none at all (the loop is
+    /// busy with a batch), set no deadline.
     fn deadline(&self, t: Millis) -> Millis {
         let mut d = 0;
         if self.push {
             d = t + self.invisible + self.budget + self.longest_listener;
         }
-        for answers in (self.cycle > 0)
-            .then_some(&self.loops)
-            .into_iter()
-            .flatten()
-        {
-            let mut after = answers.iter().filter(|a| a.1 >= t).peekable();
-            let due = match after.peek() {
-                None => t + 2 * self.cycle,
-                Some(_) => after.find(|a| a.2).map_or(Millis::MAX, |a| a.0),
-            };
+        for answers in &self.loops {
+            let due = (answers.iter())
+                .find(|a| a.1 >= t && a.2)
+                .map_or(Millis::MAX, |a| a.0);
             d = d.max(due);
         }
         d
@@ -321,8 +305,7 @@ pub(crate) fn check(history: &History) -> Verdict {
             | EventKind::ConsumerStopped { consumer, group } => {
                 lifecycle_seen.insert(group);
                 if simple.contains(consumer.as_str()) {
-                    let on = matches!(e.kind, EventKind::ConsumerStarted { .. });
-                    loops.entry(consumer).or_default().last = on.then_some(e.at);
+                    loops.entry(consumer).or_default();
                 }
             }
             EventKind::GrpcCall {
@@ -332,10 +315,6 @@ pub(crate) fn check(history: &History) -> Verdict {
                 ..
             } => {
                 if let Some(l) = loops.get_mut(consumer.as_str()) {
-                    if let Some(last) = l.last {
-                        l.longest = l.longest.max(e.at - last);
-                    }
-                    l.last = l.last.map(|_| e.at);
                     let popped = matches!(
                         outcome,
                         GrpcOutcome::Status {
@@ -378,6 +357,7 @@ pub(crate) fn check(history: &History) -> Verdict {
             _ => {}
         }
         if let EventKind::GrpcCall { consumer, .. }
+        | EventKind::ListenerStarted { consumer, .. }
         | EventKind::ListenerFinished { consumer, .. }
         | EventKind::ConsumerStarted { consumer, .. } = &e.kind
         {
@@ -386,7 +366,7 @@ pub(crate) fn check(history: &History) -> Verdict {
             }
         }
     }
-    // A looping SimpleConsumer of a FIFO group: its group is judged with its loop's cycle.
+    // A looping SimpleConsumer of a FIFO group: its group is judged by its receives.
     // Only the loop records a lifecycle (`ConsumerStarted` when it starts, and the
     // timeline's start and stop steps); a SimpleConsumer driven by timeline steps records
     // none, pops only when told, and owes no progress.
@@ -394,14 +374,9 @@ pub(crate) fn check(history: &History) -> Verdict {
         let Some(l) = loops.get(c.name.as_str()) else {
             continue;
         };
-        if l.longest == 0 {
-            // No full cycle to measure the loop by.
-            continue;
-        }
         let g = groups.entry(&c.group).or_insert_with(GroupInfo::new);
         g.topics.insert(&c.topic);
         g.consumers.insert(&c.name);
-        g.cycle = g.cycle.max(l.longest);
         let full = l.answers.iter().map(|a| a.found).max().unwrap_or(0);
         let answers = (l.answers.iter()).map(|a| (a.at, a.sent_after, a.popped && a.found < full));
         g.loops.push(answers.collect());
@@ -423,7 +398,8 @@ pub(crate) fn check(history: &History) -> Verdict {
         (true, f) => meta.quiet_from.max(f.unwrap_or(0)),
         (false, f) => f.unwrap_or(0),
     };
-    groups.retain(|_, g| g.cycle > 0 || g.deadline(judge_from) <= meta.end_at);
+    // A group judged by its receives alone has no bound to wait out.
+    groups.retain(|_, g| !g.push || g.deadline(judge_from) <= meta.end_at);
     if groups.is_empty() {
         return Verdict::not_applicable(format!(
             "the run ended {} after it got quiet, less than one invisible time plus the retry budget",
@@ -1378,7 +1354,7 @@ mod tests {
     #[test]
     fn a_looping_simple_consumer_s_fifo_group_is_judged_by_its_loop() {
         // s1 receives m0 at 1 s and acks it at 1.55 s; its later receives come back empty
-        // every 5 s (long polling), the longest cycle. Offset 1 waits from 1.55 s, and the
+        // every 5 s (long polling). Offset 1 waits from 1.55 s, and the
         // batch's block counts until its invisible time ends at 11 s. The receive answered at
         // 11 s was sent at 6 s; the next one, sent after 11 s, came back short of a full
         // batch (empty): due by its answer at 16 s.
@@ -1478,6 +1454,19 @@ mod tests {
             "{:?}",
             v.witness
         );
+        // A loop that sent no receive after its first batch when the run ends owes nothing yet.
+        let mut h = simple(0);
+        let first: Vec<(u64, u32)> = (0..8).map(|o| (o, 1)).collect();
+        for o in 0..8 {
+            h.at(o).produce(&format!("n{o}"), 1, o);
+        }
+        h.at(2_000).produce("m0", 0, 0);
+        let mut t = 1_000;
+        for r in receive_from(&mut h, t, &first) {
+            t = consume(&mut h, t, &r, 8_000);
+        }
+        h.end(0, 70_000);
+        assert_eq!(check(&as_simple(&h)), Verdict::held());
     }
 
     #[test]
