@@ -51,7 +51,10 @@
 //!   rotating start and stops once the batch is full (`PopMessageProcessor.popMsgFromTopic`
 //!   and `popMsgFromQueue`; `PopConsumerService.popAsync` and `getMessageAsync` on the KV
 //!   path), skipping a blocked queue (`ConsumerOrderInfoManager.checkBlock`). So a receive
-//!   sent after `t = max(clock, block)` whose pop came back short of a full batch (fewer
+//!   sent after `t = max(clock, block)` (`block` counts every orderly read the broker made
+//!   for the group, `PopRead`, for the loops' invisible time: a receive whose answer was
+//!   lost shows nowhere else, as the SimpleConsumer neither renews nor retries with an
+//!   attemptId) whose pop came back short of a full batch (fewer
 //!   than the most any of the loop's receives found, by the proxy's `ProxyPopped` count)
 //!   reached the head's queue and, barring a queue lock another pop held, must have
 //!   brought the head: the head is due by its answer. Receives sent after `t` that came
@@ -177,6 +180,8 @@ struct GroupInfo<'h> {
     /// when the receive was sent at the earliest, and whether its pop ran and came back with
     /// less than the largest batch the loop ever got: it then reached every queue).
     loops: Vec<Vec<(Millis, Millis, bool)>>,
+    /// The largest invisible time of those loops' receives.
+    loop_invisible: Millis,
 }
 
 impl GroupInfo<'_> {
@@ -189,6 +194,7 @@ impl GroupInfo<'_> {
             consumers: BTreeSet::new(),
             longest_listener: 0,
             loops: Vec::new(),
+            loop_invisible: 0,
         }
     }
 
@@ -377,6 +383,7 @@ pub(crate) fn check(history: &History) -> Verdict {
         let g = groups.entry(&c.group).or_insert_with(GroupInfo::new);
         g.topics.insert(&c.topic);
         g.consumers.insert(&c.name);
+        g.loop_invisible = g.loop_invisible.max(c.pop_invisible_time);
         let full = l.answers.iter().map(|a| a.found).max().unwrap_or(0);
         let answers = (l.answers.iter()).map(|a| (a.at, a.sent_after, a.popped && a.found < full));
         g.loops.push(answers.collect());
@@ -482,6 +489,24 @@ pub(crate) fn check(history: &History) -> Verdict {
             }
             EventKind::Broker(BrokerEvent::OffsetsPersisted { .. }) => {
                 persisted = table.clone();
+            }
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                count: 1..,
+                orderly: true,
+                ..
+            }) => {
+                // An orderly pop for a looping SimpleConsumer blocks the queue whether or not
+                // its answer reached the client, and one whose answer was lost shows nowhere
+                // else (no auto-renew, no attemptId: `ReceiveMessageActivity.receiveMessage`).
+                let inv = groups.get(group.as_str()).map_or(0, |g| g.loop_invisible);
+                if inv > 0 {
+                    let k: Key = (group, topic, *queue_id);
+                    push(k, *pop_time, Point::Extend(pop_time + inv));
+                }
             }
             EventKind::Broker(BrokerEvent::Crashed { .. }) => {
                 table = persisted.clone();
@@ -1467,6 +1492,59 @@ mod tests {
         }
         h.end(0, 70_000);
         assert_eq!(check(&as_simple(&h)), Verdict::held());
+    }
+
+    #[test]
+    fn a_pop_whose_answer_was_lost_blocks_a_looping_simple_consumer_s_queue() {
+        // Develop-random seed 826: s1 acks m0 at 1.55 s; m1 is produced at 2 s. The broker
+        // pops m1 at 8 s for the receive s1 sent at 6 s, but the answer is lost: s1's call
+        // times out at 14 s, and the batch blocks the queue until 18 s (invisible 10 s) all
+        // the same. The receive s1 sends at 14 s finds the queue blocked and comes back empty
+        // at 20 s; the next one brings m1 at 25 s. Only the broker's read shows the batch.
+        let run = |read: bool| {
+            let mut h = simple(1);
+            let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
+            consume(&mut h, 1_000, &r[0], 500);
+            h.at(2_000).produce("m1", 0, 1);
+            receive(&mut h, 6_000, &[], 0);
+            if read {
+                h.at(8_000)
+                    .commit("og", 0, 1, "PopMessageProcessor.orderly");
+                h.pop_read("og", 0, 8_000, 1, 1, true, ReadFrom::CommitOffset);
+            }
+            h.at(14_000).push(
+                "s1",
+                EventKind::GrpcCall {
+                    consumer: "s1".into(),
+                    group: "og".into(),
+                    rpc: GrpcRpc::ReceiveMessage,
+                    msg_id: None,
+                    outcome: crate::history::GrpcOutcome::Timeout,
+                    detail: "".into(),
+                },
+            );
+            receive(&mut h, 20_000, &[], 0);
+            for r in receive(&mut h, 25_000, &[("m1", 1)], 0) {
+                consume(&mut h, 25_000, &r, 500);
+            }
+            let mut t = 25_000;
+            while t < 195_000 {
+                t += 5_000;
+                receive(&mut h, t, &[], 0);
+            }
+            check(&as_simple(&h))
+        };
+        assert_eq!(run(true), Verdict::held());
+        let v = run(false);
+        assert!(
+            v.witness
+                .as_ref()
+                .unwrap()
+                .summary
+                .contains("(due by 20.000s)"),
+            "{:?}",
+            v.witness
+        );
     }
 
     #[test]
