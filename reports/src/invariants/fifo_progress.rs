@@ -38,31 +38,32 @@
 //!   not comes back after its block, so the same bound covers both halves of the statement.
 //! - A FIFO group consumed by a `SimpleConsumer` running its application loop is judged by
 //!   that loop instead: a group is FIFO when the broker popped for it in order (a
-//!   `Delivered { orderly: true }`: the proxy's receive pops with the subscription's `fifo`,
-//!   `ReceiveMessageActivity.receiveMessage`), and a `SimpleConsumer` runs the loop when it
-//!   records a lifecycle (`ConsumerStarted` / `ConsumerStopped`: the loop records its start,
-//!   and timeline steps start and stop it). One driven by timeline steps records none: it
-//!   pops only when told and owes no progress, so a group of only those is not judged. The
-//!   loop is sequential (receive, every message of the batch through the listener with one
-//!   ack per success, receive again, with a back-off after an error) and does not stop at
-//!   the invisible time, so the invisible time says nothing about when it receives next.
-//!   Each receive is sent after the loop's step before it (its previous answer, a
-//!   listener's start or end, an ack's answer). The broker's orderly pop visits the queues from a
-//!   rotating start and stops once the batch is full (`PopMessageProcessor.popMsgFromTopic`
-//!   and `popMsgFromQueue`; `PopConsumerService.popAsync` and `getMessageAsync` on the KV
-//!   path), skipping a blocked queue (`ConsumerOrderInfoManager.checkBlock`). So a receive
-//!   sent after `t = max(clock, block)` (`block` counts every orderly read the broker made
-//!   for the group, `PopRead`, for the loops' invisible time: a receive whose answer was
-//!   lost shows nowhere else, as the SimpleConsumer neither renews nor retries with an
-//!   attemptId) whose pop came back short of a full batch (fewer
-//!   than the most any of the loop's receives found, by the proxy's `ProxyPopped` count)
-//!   reached the head's queue and, barring a queue lock another pop held, must have
-//!   brought the head: the head is due by its answer. Receives sent after `t` that came
-//!   back full (the head's queue may not have been reached; a loop that takes longer than
-//!   the invisible time over a batch keeps getting full batches of stale queues) or failed
-//!   set no deadline, and so does a loop that sends none (it is busy with a batch; one that
-//!   never receives again is the application's business, not a stall of the queue).
-//!   A group with both kinds of consumer must meet the later of the two deadlines.
+//!   `Delivered { orderly: true }`: the proxy's receive pops with the subscription's
+//!   `fifo`, `ReceiveMessageActivity.receiveMessage`), and a `SimpleConsumer` runs the loop
+//!   when it records a lifecycle (`ConsumerStarted` / `ConsumerStopped`: the loop records
+//!   its start, and timeline steps start and stop it). One driven by timeline steps records
+//!   none: it pops only when told and owes no progress, so a group of only those is not
+//!   judged. The loop is sequential (receive, every message of the batch through the
+//!   listener with one ack per success, receive again, with a back-off after an error) and
+//!   does not stop at the invisible time, so the invisible time says nothing about when it
+//!   receives next. Each receive is sent after the loop's step before it (its previous
+//!   answer, a listener's start or end, an ack's answer). The broker's orderly pop visits
+//!   the queues from a rotating start and stops once the batch is full
+//!   (`PopMessageProcessor.popMsgFromTopic` and `popMsgFromQueue`;
+//!   `PopConsumerService.popAsync` and `getMessageAsync` on the KV path), skipping a
+//!   blocked queue (`ConsumerOrderInfoManager.checkBlock`). So a receive sent after
+//!   `t = max(clock, block)` (`block` counts every orderly read the broker made for the group,
+//!   `PopRead`, for the loops' invisible time: a receive whose answer was lost shows
+//!   nowhere else, as the SimpleConsumer neither renews nor retries with an attemptId)
+//!   whose pop came back short of a full batch (fewer than the most any of the loop's
+//!   receives found, by the proxy's `ProxyPopped` count) reached the head's queue and,
+//!   barring a queue lock another pop held, must have brought the head: the head is due by
+//!   its answer. Receives sent after `t` that came back full (the head's queue may not have
+//!   been reached; a loop that takes longer than the invisible time over a batch keeps
+//!   getting full batches of stale queues) or failed set no deadline, and so does a loop
+//!   that sends none (it is busy with a batch; one that never receives again is the
+//!   application's business, not a stall of the queue). A group with both kinds of consumer
+//!   must meet the later of the two deadlines.
 //! - Judged only after the run got quiet: from `quiet_from` in a run with random faults, and
 //!   in any run from the last `Fault` event (scripted clogs, pauses, crashes and restarts
 //!   heal there), since a lost pop answer or a paused client is at-least-once's business, not
@@ -342,11 +343,12 @@ pub(crate) fn check(history: &History) -> Verdict {
             EventKind::ProxyPopped {
                 consumer,
                 found,
-                outcome: RpcOutcome::Answered { .. },
+                outcome,
                 ..
             } => {
                 if let Some(l) = loops.get_mut(consumer.as_str()) {
-                    l.found = Some(*found);
+                    // A pop whose answer the proxy never got found an unknown number.
+                    l.found = matches!(outcome, RpcOutcome::Answered { .. }).then_some(*found);
                 }
             }
             EventKind::ListenerStarted { consumer, .. } => {
