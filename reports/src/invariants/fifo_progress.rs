@@ -6,7 +6,8 @@
 //! block that never lapses, an orderly ack that is lost or ignored, and a read position that
 //! never reaches the head.
 //!
-//! Semantics, per (group, topic, queue) of every group with an orderly consumer:
+//! Semantics, per (group, topic, queue) of every group with an orderly consumer, and of every
+//! FIFO group consumed by a looping gRPC `SimpleConsumer` (below):
 //! - The *head* is the group's commit offset as the broker holds it: its `OffsetCommitted`
 //!   events (an orderly pop commits its batch start, `ackOrderly` the first un-acked offset),
 //!   a reset that wrote offsetTable, and after a crash the image the last
@@ -35,6 +36,34 @@
 //!   orderly client starts no listener once the pop has timed out, but one started just
 //!   before runs to its end). A delivered head that is acked moves the head; one that is
 //!   not comes back after its block, so the same bound covers both halves of the statement.
+//! - A FIFO group consumed by a `SimpleConsumer` running its application loop is judged by
+//!   that loop instead: a group is FIFO when the broker popped for it in order (a
+//!   `Delivered { orderly: true }`: the proxy's receive pops with the subscription's
+//!   `fifo`, `ReceiveMessageActivity.receiveMessage`), and a `SimpleConsumer` runs the loop
+//!   when it records a lifecycle (`ConsumerStarted` / `ConsumerStopped`: the loop records
+//!   its start, and timeline steps start and stop it). One driven by timeline steps records
+//!   none: it pops only when told and owes no progress, so a group of only those is not
+//!   judged. The loop is sequential (receive, every message of the batch through the
+//!   listener with one ack per success, receive again, with a back-off after an error) and
+//!   does not stop at the invisible time, so the invisible time says nothing about when it
+//!   receives next. Each receive is sent after the loop's step before it (its previous
+//!   answer, a listener's start or end, an ack's answer). The broker's orderly pop visits
+//!   the queues from a rotating start and stops once the batch is full
+//!   (`PopMessageProcessor.popMsgFromTopic` and `popMsgFromQueue`;
+//!   `PopConsumerService.popAsync` and `getMessageAsync` on the KV path), skipping a
+//!   blocked queue (`ConsumerOrderInfoManager.checkBlock`). So a receive sent after
+//!   `t = max(clock, block)` (`block` counts every orderly read the broker made for the group,
+//!   `PopRead`, for the loops' invisible time: a receive whose answer was lost shows
+//!   nowhere else, as the SimpleConsumer neither renews nor retries with an attemptId)
+//!   whose pop came back short of a full batch (fewer than the most any of the loop's
+//!   receives found, by the proxy's `ProxyPopped` count) reached the head's queue and,
+//!   barring a queue lock another pop held, must have brought the head: the head is due by
+//!   its answer. Receives sent after `t` that came back full (the head's queue may not have
+//!   been reached; a loop that takes longer than the invisible time over a batch keeps
+//!   getting full batches of stale queues) or failed set no deadline, and so does a loop
+//!   that sends none (it is busy with a batch; one that never receives again is the
+//!   application's business, not a stall of the queue). A group with both kinds of consumer
+//!   must meet the later of the two deadlines.
 //! - Judged only after the run got quiet: from `quiet_from` in a run with random faults, and
 //!   in any run from the last `Fault` event (scripted clogs, pauses, crashes and restarts
 //!   heal there), since a lost pop answer or a paused client is at-least-once's business, not
@@ -44,7 +73,9 @@
 
 use super::index::{is_success, receipt_deadline, secs, witness_events, LookupMap};
 use super::{InvariantInfo, Verdict, Witness};
-use crate::history::{ConsumerKind, EventKind, History, RpcOutcome};
+use crate::history::{
+    ConsumerKind, EventKind, GrpcCode, GrpcOutcome, GrpcRpc, History, RpcOutcome,
+};
 use broker_core::{BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -114,19 +145,79 @@ impl Point<'_> {
     }
 }
 
+/// A looping SimpleConsumer's receives.
+#[derive(Default)]
+struct Loop {
+    answers: Vec<Answer>,
+    /// What the broker found for the pending receive (the proxy's `ProxyPopped`).
+    found: Option<u32>,
+    /// The loop's latest step: an answer to one of its calls, a listener's start or end, its
+    /// start. Its next receive is sent after it.
+    active: Millis,
+}
+
+/// One receive's answer, as the loop got it.
+struct Answer {
+    at: Millis,
+    /// The receive was sent after this (the loop's step before it).
+    sent_after: Millis,
+    /// The proxy answered OK or MESSAGE_NOT_FOUND: its pop ran.
+    popped: bool,
+    /// How many messages the broker's pop found (the proxy's count, else the deliveries).
+    found: u32,
+}
+
 /// What one group needs: its bound and its consumers.
 struct GroupInfo<'h> {
+    /// The group has a FIFO push consumer (orderly remoting, gRPC FIFO): the bound is
+    /// `invisible + budget + longest_listener` past the head's start.
+    push: bool,
     invisible: Millis,
     budget: Millis,
     topics: BTreeSet<&'h str>,
     consumers: BTreeSet<&'h str>,
     longest_listener: Millis,
+    /// The group's looping SimpleConsumers: for each, its receive answers in order (when,
+    /// when the receive was sent at the earliest, and whether its pop ran and came back with
+    /// less than the largest batch the loop ever got: it then reached every queue).
+    loops: Vec<Vec<(Millis, Millis, bool)>>,
+    /// The largest invisible time of those loops' receives.
+    loop_invisible: Millis,
 }
 
 impl GroupInfo<'_> {
-    /// One invisible time plus the retry budget.
-    fn bound(&self) -> Millis {
-        self.invisible + self.budget + self.longest_listener
+    fn new() -> Self {
+        Self {
+            push: false,
+            invisible: 0,
+            budget: 0,
+            topics: BTreeSet::new(),
+            consumers: BTreeSet::new(),
+            longest_listener: 0,
+            loops: Vec::new(),
+            loop_invisible: 0,
+        }
+    }
+
+    /// When a head that became poppable at `t` (its clock, or the end of the queue's block)
+    /// must have stopped waiting; the later of what each consumer kind allows. A FIFO push
+    /// consumer: one invisible time plus the retry budget and the longest listener run. A
+    /// looping SimpleConsumer: the first receive sent after `t` whose pop came back short of
+    /// a full batch reached every queue, the head's too, so the head is due by its answer.
+    /// Receives sent after `t` that came back full or failed, or none at all (the loop is
+    /// busy with a batch), set no deadline.
+    fn deadline(&self, t: Millis) -> Millis {
+        let mut d = 0;
+        if self.push {
+            d = t + self.invisible + self.budget + self.longest_listener;
+        }
+        for answers in &self.loops {
+            let due = (answers.iter())
+                .find(|a| a.1 >= t && a.2)
+                .map_or(Millis::MAX, |a| a.0);
+            d = d.max(due);
+        }
+        d
     }
 }
 
@@ -155,13 +246,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     let meta = &history.meta;
     let mut groups: BTreeMap<&str, GroupInfo> = BTreeMap::new();
     for c in (meta.consumers.iter()).filter(|c| c.kind.is_fifo()) {
-        let g = groups.entry(&c.group).or_insert_with(|| GroupInfo {
-            invisible: 0,
-            budget: 0,
-            topics: BTreeSet::new(),
-            consumers: BTreeSet::new(),
-            longest_listener: 0,
-        });
+        let g = groups.entry(&c.group).or_insert_with(GroupInfo::new);
+        g.push = true;
         g.invisible = g.invisible.max(c.pop_invisible_time);
         g.budget = g.budget.max(if c.kind == ConsumerKind::GrpcFifo {
             GRPC_RETRY_BUDGET_MS
@@ -171,34 +257,99 @@ pub(crate) fn check(history: &History) -> Verdict {
         g.topics.insert(&c.topic);
         g.consumers.insert(&c.name);
     }
-    if groups.is_empty() {
-        return Verdict::not_applicable("no FIFO (orderly) group");
-    }
     let group_of: BTreeMap<&str, &str> = (meta.consumers.iter())
         .map(|c| (c.name.as_str(), c.group.as_str()))
         .collect();
+    let simple: BTreeSet<&str> = (meta.consumers.iter())
+        .filter(|c| c.kind == ConsumerKind::GrpcSimple)
+        .map(|c| c.name.as_str())
+        .collect();
 
-    // Pass 1: the queues, the end of the faults, listener runs, the lifecycle.
+    // Pass 1: the queues, the end of the faults, listener runs, the lifecycle, the FIFO
+    // groups and the SimpleConsumers' loops.
     let mut last_fault: Option<Millis> = None;
     let mut queues: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
     let mut lifecycle_seen: BTreeSet<&str> = BTreeSet::new();
     let mut listening: BTreeMap<&str, Millis> = BTreeMap::new();
+    let mut longest_listener: BTreeMap<&str, Millis> = BTreeMap::new();
+    let mut orderly_groups: BTreeSet<&str> = BTreeSet::new();
+    let mut loops: BTreeMap<&str, Loop> = BTreeMap::new();
+    // The loop whose receive answered at this time with no proxy count: its deliveries.
+    let mut counting: Option<(&str, Millis)> = None;
     for e in &history.events {
         match &e.kind {
             EventKind::Fault { .. } => last_fault = Some(e.at),
             EventKind::Produced {
                 topic, queue_id, ..
-            }
-            | EventKind::Delivered {
-                topic,
-                queue_id,
-                retry_topic: None,
-                ..
             } => {
                 queues.entry(topic).or_default().insert(*queue_id);
             }
-            EventKind::ConsumerStarted { group, .. } | EventKind::ConsumerStopped { group, .. } => {
+            EventKind::Delivered {
+                consumer,
+                group,
+                topic,
+                queue_id,
+                retry_topic,
+                orderly,
+                ..
+            } => {
+                if counting == Some((consumer.as_str(), e.at)) {
+                    if let Some(a) = loops
+                        .get_mut(consumer.as_str())
+                        .and_then(|l| l.answers.last_mut())
+                    {
+                        a.found += 1;
+                    }
+                }
+                if retry_topic.is_none() {
+                    queues.entry(topic).or_default().insert(*queue_id);
+                }
+                if *orderly {
+                    orderly_groups.insert(group);
+                }
+            }
+            EventKind::ConsumerStarted { consumer, group }
+            | EventKind::ConsumerStopped { consumer, group } => {
                 lifecycle_seen.insert(group);
+                if simple.contains(consumer.as_str()) {
+                    loops.entry(consumer).or_default();
+                }
+            }
+            EventKind::GrpcCall {
+                consumer,
+                rpc: GrpcRpc::ReceiveMessage,
+                outcome,
+                ..
+            } => {
+                if let Some(l) = loops.get_mut(consumer.as_str()) {
+                    let popped = matches!(
+                        outcome,
+                        GrpcOutcome::Status {
+                            code: GrpcCode::Ok | GrpcCode::MessageNotFound,
+                            ..
+                        }
+                    );
+                    let found = l.found.take();
+                    l.answers.push(Answer {
+                        at: e.at,
+                        sent_after: l.active,
+                        popped,
+                        found: found.unwrap_or(0),
+                    });
+                    // Without the proxy's count, the deliveries that follow are counted.
+                    counting = found.is_none().then_some((consumer.as_str(), e.at));
+                }
+            }
+            EventKind::ProxyPopped {
+                consumer,
+                found,
+                outcome,
+                ..
+            } => {
+                if let Some(l) = loops.get_mut(consumer.as_str()) {
+                    // A pop whose answer the proxy never got found an unknown number.
+                    l.found = matches!(outcome, RpcOutcome::Answered { .. }).then_some(*found);
+                }
             }
             EventKind::ListenerStarted { consumer, .. } => {
                 listening.insert(consumer, e.at);
@@ -206,12 +357,44 @@ pub(crate) fn check(history: &History) -> Verdict {
             EventKind::ListenerFinished { consumer, .. } => {
                 let start = listening.remove(consumer.as_str());
                 let group = group_of.get(consumer.as_str()).copied();
-                if let (Some(start), Some(g)) = (start, group.and_then(|g| groups.get_mut(g))) {
-                    g.longest_listener = g.longest_listener.max(e.at.saturating_sub(start));
+                if let (Some(start), Some(g)) = (start, group) {
+                    let l = longest_listener.entry(g).or_default();
+                    *l = (*l).max(e.at.saturating_sub(start));
                 }
             }
             _ => {}
         }
+        if let EventKind::GrpcCall { consumer, .. }
+        | EventKind::ListenerStarted { consumer, .. }
+        | EventKind::ListenerFinished { consumer, .. }
+        | EventKind::ConsumerStarted { consumer, .. } = &e.kind
+        {
+            if let Some(l) = loops.get_mut(consumer.as_str()) {
+                l.active = e.at;
+            }
+        }
+    }
+    // A looping SimpleConsumer of a FIFO group: its group is judged by its receives.
+    // Only the loop records a lifecycle (`ConsumerStarted` when it starts, and the
+    // timeline's start and stop steps); a SimpleConsumer driven by timeline steps records
+    // none, pops only when told, and owes no progress.
+    for c in (meta.consumers.iter()).filter(|c| orderly_groups.contains(c.group.as_str())) {
+        let Some(l) = loops.get(c.name.as_str()) else {
+            continue;
+        };
+        let g = groups.entry(&c.group).or_insert_with(GroupInfo::new);
+        g.topics.insert(&c.topic);
+        g.consumers.insert(&c.name);
+        g.loop_invisible = g.loop_invisible.max(c.pop_invisible_time);
+        let full = l.answers.iter().map(|a| a.found).max().unwrap_or(0);
+        let answers = (l.answers.iter()).map(|a| (a.at, a.sent_after, a.popped && a.found < full));
+        g.loops.push(answers.collect());
+    }
+    for (name, g) in &mut groups {
+        g.longest_listener = longest_listener.get(name).copied().unwrap_or(0);
+    }
+    if groups.is_empty() {
+        return Verdict::not_applicable("no FIFO (orderly) group");
     }
     for (topic, ranges) in &history.final_state.queues {
         for (q, r) in ranges.iter().enumerate() {
@@ -224,7 +407,8 @@ pub(crate) fn check(history: &History) -> Verdict {
         (true, f) => meta.quiet_from.max(f.unwrap_or(0)),
         (false, f) => f.unwrap_or(0),
     };
-    groups.retain(|_, g| judge_from + g.bound() <= meta.end_at);
+    // A group judged by its receives alone has no bound to wait out.
+    groups.retain(|_, g| !g.push || g.deadline(judge_from) <= meta.end_at);
     if groups.is_empty() {
         return Verdict::not_applicable(format!(
             "the run ended {} after it got quiet, less than one invisible time plus the retry budget",
@@ -307,6 +491,24 @@ pub(crate) fn check(history: &History) -> Verdict {
             }
             EventKind::Broker(BrokerEvent::OffsetsPersisted { .. }) => {
                 persisted = table.clone();
+            }
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                count: 1..,
+                orderly: true,
+                ..
+            }) => {
+                // An orderly pop for a looping SimpleConsumer blocks the queue whether or not
+                // its answer reached the client, and one whose answer was lost shows nowhere
+                // else (no auto-renew, no attemptId: `ReceiveMessageActivity.receiveMessage`).
+                let inv = groups.get(group.as_str()).map_or(0, |g| g.loop_invisible);
+                if inv > 0 {
+                    let k: Key = (group, topic, *queue_id);
+                    push(k, *pop_time, Point::Extend(pop_time + inv));
+                }
             }
             EventKind::Broker(BrokerEvent::Crashed { .. }) => {
                 table = persisted.clone();
@@ -450,15 +652,14 @@ pub(crate) fn check(history: &History) -> Verdict {
         pts.push((judge_from, usize::MAX, Point::Judge));
         pts.sort_by_key(|(at, idx, p)| (*at, p.rank(), *idx));
         let mut q = Walk {
-            bound: g.bound(),
             always_running: !lifecycle_seen.contains(key.0),
             ..Walk::default()
         };
         for (at, idx, p) in pts {
-            q.check(at);
+            q.check(at, g);
             q.apply(at, idx, p);
         }
-        q.check(meta.end_at);
+        q.check(meta.end_at, g);
         q.close(meta.end_at, None, false);
         judged += q.judged;
         stalls.extend(q.stalls.into_iter().map(|s| (key, s)));
@@ -511,7 +712,6 @@ pub(crate) fn check(history: &History) -> Verdict {
 /// One queue's walk through its points, in time order.
 #[derive(Default)]
 struct Walk<'h> {
-    bound: Millis,
     head: Option<i64>,
     /// Highest offset known to exist.
     exists: Option<u64>,
@@ -545,11 +745,11 @@ impl<'h> Walk<'h> {
     }
 
     /// Before a point at `at`: has the waiting head passed its deadline?
-    fn check(&mut self, at: Millis) {
+    fn check(&mut self, at: Millis, g: &GroupInfo) {
         let Some((since, armed_by)) = self.since else {
             return;
         };
-        let deadline = since.max(self.block) + self.bound;
+        let deadline = g.deadline(since.max(self.block));
         if self.judging && at > deadline && self.open.is_none() {
             self.open = Some(Stall {
                 head: self.head,
@@ -731,7 +931,7 @@ fn on_queue<'h>(keys: &BTreeSet<Key<'h>>, topic: &str, q: u32) -> Vec<Key<'h>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::RpcOutcome;
+    use crate::history::{GrpcRpc, RpcOutcome};
     use crate::invariants::Status;
     use crate::testkit::{Rcpt, H};
     use broker_core::ReadFrom;
@@ -1097,6 +1297,283 @@ mod tests {
             Verdict::not_applicable(
                 "the run ended 10.000s after it got quiet, less than one invisible time plus the retry budget"
             )
+        );
+    }
+
+    /// A looping SimpleConsumer `s1` of FIFO group `og`, started at 0, and `n` messages on
+    /// queue 0. It is built as a gRPC FIFO consumer so that its pops are orderly (the proxy
+    /// pops with `order = true` for a FIFO group's SimpleConsumer); [`as_simple`] makes it a
+    /// SimpleConsumer again.
+    fn simple(n: u64) -> H {
+        let mut h = H::new();
+        h.meta.consumers.clear();
+        h.consumer("s1", "og", ConsumerKind::GrpcFifo, -1);
+        h.end(0, 200_000);
+        h.at(0).started("s1");
+        for o in 0..n {
+            h.at(o * 10).produce(&format!("m{o}"), 0, o);
+        }
+        h
+    }
+
+    fn as_simple(h: &H) -> History {
+        let mut history = h.build();
+        history.meta.consumers[0].kind = ConsumerKind::GrpcSimple;
+        history
+    }
+
+    /// s1's receive answered OK at `t` with `n` messages.
+    fn receive_call(h: &mut H, t: Millis, n: usize) -> usize {
+        h.at(t).push(
+            "s1",
+            EventKind::GrpcCall {
+                consumer: "s1".into(),
+                group: "og".into(),
+                rpc: GrpcRpc::ReceiveMessage,
+                msg_id: None,
+                outcome: crate::history::GrpcOutcome::Status {
+                    code: crate::history::GrpcCode::Ok,
+                    message: "".into(),
+                },
+                detail: format!("{n} message(s)").into(),
+            },
+        )
+    }
+
+    /// s1's receive answered at `t` with `msgs` (message, offset) from queue `q`, popped
+    /// then.
+    fn receive(h: &mut H, t: Millis, msgs: &[(&str, u64)], q: u32) -> Vec<Rcpt> {
+        receive_call(h, t, msgs.len());
+        if msgs.is_empty() {
+            return Vec::new();
+        }
+        h.pop_batch("s1", msgs, q)
+    }
+
+    /// s1's receive answered at `t` with these (offset, queue): `m{o}` of queue 0 and
+    /// `n{o}` of queue 1, each queue's popped as one batch.
+    fn receive_from(h: &mut H, t: Millis, msgs: &[(u64, u32)]) -> Vec<Rcpt> {
+        receive_call(h, t, msgs.len());
+        let mut out = Vec::new();
+        for (q, prefix) in [(0, "m"), (1, "n")] {
+            let names: Vec<(String, u64)> = (msgs.iter().filter(|m| m.1 == q))
+                .map(|m| (format!("{prefix}{}", m.0), m.0))
+                .collect();
+            let batch: Vec<(&str, u64)> = names.iter().map(|(m, o)| (m.as_str(), *o)).collect();
+            if !batch.is_empty() {
+                out.extend(h.at(t).pop_batch("s1", &batch, q));
+            }
+        }
+        out
+    }
+
+    /// The loop's listener runs `r` from `t` for `run` ms, then acks it (the broker commits
+    /// the next offset); returns when the ack was answered.
+    fn consume(h: &mut H, t: Millis, r: &Rcpt, run: Millis) -> Millis {
+        h.at(t).listener(r);
+        h.at(t + run)
+            .listener_done(r, crate::history::ConsumeOutcome::Success, false);
+        h.at(t + run + 50).ack(r);
+        h.commit("og", r.queue_id, r.queue_offset as i64 + 1, "ackOrderly");
+        t + run + 50
+    }
+
+    #[test]
+    fn a_looping_simple_consumer_s_fifo_group_is_judged_by_its_loop() {
+        // s1 receives m0 at 1 s and acks it at 1.55 s; its later receives come back empty
+        // every 5 s (long polling). Offset 1 waits from 1.55 s, and the
+        // batch's block counts until its invisible time ends at 11 s. The receive answered at
+        // 11 s was sent at 6 s; the next one, sent after 11 s, came back short of a full
+        // batch (empty): due by its answer at 16 s.
+        let run = |served: Option<Millis>| {
+            let mut h = simple(2);
+            let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
+            consume(&mut h, 1_000, &r[0], 500);
+            let mut t = 6_000;
+            while t <= 195_000 {
+                let msgs: &[(&str, u64)] = if served == Some(t) { &[("m1", 1)] } else { &[] };
+                for r in receive(&mut h, t, msgs, 0) {
+                    consume(&mut h, t, &r, 500);
+                }
+                t += 5_000;
+            }
+            check(&as_simple(&h))
+        };
+        assert_eq!(run(Some(16_000)), Verdict::held());
+        let late = run(Some(21_000));
+        assert_eq!(late.status, Status::Violated);
+        assert!(
+            late.witness.as_ref().unwrap().summary.contains(
+                "head offset 1 was waiting from 1.550s and was served only at 21.000s, 19.450s later (due by 16.000s)"
+            ),
+            "{:?}",
+            late.witness
+        );
+        // Never served: before the loop was judged, this group had no FIFO consumer kind.
+        let stalled = run(None);
+        assert_eq!(stalled.status, Status::Violated);
+        assert!(
+            stalled.witness.as_ref().unwrap().summary.ends_with(
+                "held by nothing the history shows: no un-acked delivery of it and no batch blocking the queue (a queue lock or the read position)"
+            ),
+            "{:?}",
+            stalled.witness
+        );
+    }
+
+    #[test]
+    fn a_looping_simple_consumer_may_be_busy_with_a_long_batch_past_its_invisible_time() {
+        // s1 (invisible 10 s) receives eight messages of queue 1 at 1 s and runs them one
+        // after another, 8 s each, acking each: it receives again at 65.5 s. Offset 0 of
+        // queue 0, produced at 2 s, waits for that receive, past the push consumer's bound
+        // (2 + 10 + 24 + 8 s): the loop does not stop at the invisible time. `second` and
+        // `third`: what the next two receives bring.
+        let run = |second: &[(u64, u32)], third: &[(u64, u32)]| {
+            let mut h = simple(0);
+            let first: Vec<(u64, u32)> = (0..8).map(|o| (o, 1)).collect();
+            for (o, _) in [&first[..], second, third]
+                .concat()
+                .iter()
+                .filter(|m| m.1 == 1)
+            {
+                h.at(*o).produce(&format!("n{o}"), 1, *o);
+            }
+            h.at(2_000).produce("m0", 0, 0);
+            let mut t = 1_000;
+            for batch in [&first[..], second, third] {
+                for r in receive_from(&mut h, t, batch) {
+                    t = consume(&mut h, t, &r, 8_000);
+                }
+                t += 100;
+            }
+            while t <= 395_000 {
+                t += 5_000;
+                receive(&mut h, t, &[], 0);
+            }
+            h.end(0, 400_000);
+            check(&as_simple(&h))
+        };
+        let head = [(0, 0)];
+        // Served by the receive after the long batch: held.
+        assert_eq!(run(&head, &[]), Verdict::held());
+        // That receive, sent at 65.4 s, came back empty: it reached every queue.
+        let v = run(&[], &[]);
+        assert!(
+            v.witness.as_ref().unwrap().summary.contains(
+                "head its first message was waiting from 2.000s and was still waiting when the run ended at 400.000s, 398.000s later (due by 65.500s)"
+            ),
+            "{:?}",
+            v.witness
+        );
+        // It came back with a full batch of queue 1 (eight, the most s1 ever got): the broker
+        // stops once the batch is full, so it may not have reached queue 0, and s1 is busy
+        // with it until 130 s. The head served then holds; a short batch then without it
+        // does not.
+        let full: Vec<(u64, u32)> = (8..16).map(|o| (o, 1)).collect();
+        assert_eq!(run(&full, &head), Verdict::held());
+        let v = run(&full, &[(16, 1)]);
+        assert!(
+            v.witness
+                .as_ref()
+                .unwrap()
+                .summary
+                .contains("(due by 130.000s)"),
+            "{:?}",
+            v.witness
+        );
+        // A loop that sent no receive after its first batch when the run ends owes nothing yet.
+        let mut h = simple(0);
+        let first: Vec<(u64, u32)> = (0..8).map(|o| (o, 1)).collect();
+        for o in 0..8 {
+            h.at(o).produce(&format!("n{o}"), 1, o);
+        }
+        h.at(2_000).produce("m0", 0, 0);
+        let mut t = 1_000;
+        for r in receive_from(&mut h, t, &first) {
+            t = consume(&mut h, t, &r, 8_000);
+        }
+        h.end(0, 70_000);
+        assert_eq!(check(&as_simple(&h)), Verdict::held());
+    }
+
+    #[test]
+    fn a_pop_whose_answer_was_lost_blocks_a_looping_simple_consumer_s_queue() {
+        // Develop-random seed 826: s1 acks m0 at 1.55 s; m1 is produced at 2 s. The broker
+        // pops m1 at 8 s for the receive s1 sent at 6 s, but the answer is lost: s1's call
+        // times out at 14 s, and the batch blocks the queue until 18 s (invisible 10 s) all
+        // the same. The receive s1 sends at 14 s finds the queue blocked and comes back empty
+        // at 20 s; the next one brings m1 at 25 s. Only the broker's read shows the batch.
+        let run = |read: bool| {
+            let mut h = simple(1);
+            let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
+            consume(&mut h, 1_000, &r[0], 500);
+            h.at(2_000).produce("m1", 0, 1);
+            receive(&mut h, 6_000, &[], 0);
+            if read {
+                h.at(8_000)
+                    .commit("og", 0, 1, "PopMessageProcessor.orderly");
+                h.pop_read("og", 0, 8_000, 1, 1, true, ReadFrom::CommitOffset);
+            }
+            h.at(14_000).push(
+                "s1",
+                EventKind::GrpcCall {
+                    consumer: "s1".into(),
+                    group: "og".into(),
+                    rpc: GrpcRpc::ReceiveMessage,
+                    msg_id: None,
+                    outcome: crate::history::GrpcOutcome::Timeout,
+                    detail: "".into(),
+                },
+            );
+            receive(&mut h, 20_000, &[], 0);
+            for r in receive(&mut h, 25_000, &[("m1", 1)], 0) {
+                consume(&mut h, 25_000, &r, 500);
+            }
+            let mut t = 25_000;
+            while t < 195_000 {
+                t += 5_000;
+                receive(&mut h, t, &[], 0);
+            }
+            check(&as_simple(&h))
+        };
+        assert_eq!(run(true), Verdict::held());
+        let v = run(false);
+        assert!(
+            v.witness
+                .as_ref()
+                .unwrap()
+                .summary
+                .contains("(due by 20.000s)"),
+            "{:?}",
+            v.witness
+        );
+    }
+
+    #[test]
+    fn a_simple_consumer_driven_by_steps_or_of_a_normal_group_owes_no_progress() {
+        // A SimpleConsumer without a loop records no lifecycle: it pops when the timeline
+        // says so, and its group is not judged however long the head waits.
+        let mut h = simple(2);
+        h.events.clear();
+        h.produce("m0", 0, 0);
+        h.produce("m1", 0, 1);
+        let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
+        h.at(1_100).ack(&r[0]);
+        h.commit("og", 0, 1, "ackOrderly");
+        assert_eq!(
+            check(&as_simple(&h)),
+            Verdict::not_applicable("no FIFO (orderly) group")
+        );
+        // A looping one whose group is not FIFO (its deliveries are not orderly).
+        let mut h = simple(2);
+        h.consumer("s1", "og", ConsumerKind::GrpcSimple, -1);
+        for t in [1_000, 6_000, 11_000] {
+            receive(&mut h, t, &[], 0);
+        }
+        receive(&mut h, 16_000, &[("m0", 0)], 0);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::not_applicable("no FIFO (orderly) group")
         );
     }
 
