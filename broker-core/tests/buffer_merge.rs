@@ -437,6 +437,35 @@ fn the_f5_fix_answers_a_change_an_error_when_the_ck_put_fails() {
     panic!("no rate gave the interleaving");
 }
 
+/// The start F17's and F19's tests share: buffer merge on (and the timer's dequeue side
+/// `timer_lag` behind), 2 messages popped in one buffered CK at 0 s (invisible 8 s), the
+/// first acked at 1 s and merged; at 4.99 s the CK is still buffered.
+fn first_of_two_acked_into_the_buffer(
+    behaviours: Behaviours,
+    seed: u64,
+    timer_lag: Millis,
+) -> World {
+    let mut w = World::seeded(
+        BrokerConfig {
+            enable_pop_buffer_merge: true,
+            ..World::default_config()
+        },
+        behaviours,
+        seed,
+    );
+    if timer_lag > 0 {
+        w.broker.set_timer_lag(0, timer_lag);
+    }
+    w.send(2);
+    let msgs = w.pop(32, 8_000);
+    assert_eq!(msgs.len(), 2);
+    w.advance_to(1_000);
+    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
+    w.advance_to(4_990);
+    assert_eq!(w.ck_written(), 0, "still buffered");
+    w
+}
+
 /// What [`scan_ack_re_put_after_the_revive_time`] saw: the re-put ACK's write time and
 /// deliver time, and the revived message ids.
 struct RePut {
@@ -452,22 +481,7 @@ struct RePut {
 /// retry fails until 8.1 s, past the revive time; that put succeeds. Returns `None` if the
 /// broker seed's put-failure draws do not give that interleaving.
 fn scan_ack_re_put_after_the_revive_time(behaviours: Behaviours, seed: u64) -> Option<RePut> {
-    let mut w = World::seeded(
-        BrokerConfig {
-            enable_pop_buffer_merge: true,
-            ..World::default_config()
-        },
-        behaviours,
-        seed,
-    );
-    w.broker.set_timer_lag(0, 3_000);
-    w.send(2);
-    let msgs = w.pop(32, 8_000);
-    assert_eq!(msgs.len(), 2);
-    w.advance_to(1_000);
-    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
-    w.advance_to(4_990);
-    assert_eq!(w.ck_written(), 0, "still buffered");
+    let mut w = first_of_two_acked_into_the_buffer(behaviours, seed, 3_000);
     w.broker.set_store_put_failure_rate(0.5);
     while w.ck_written() == 0 {
         if w.now > 5_500 {
@@ -583,21 +597,7 @@ struct StalledFlush {
 /// `None` if the broker seed's put-failure draws do not give that interleaving (the CK put
 /// and the reviver's retry puts through, the ACK put failed).
 fn stalled_flush_with_a_failed_ack_put(behaviours: Behaviours, seed: u64) -> Option<StalledFlush> {
-    let mut w = World::seeded(
-        BrokerConfig {
-            enable_pop_buffer_merge: true,
-            ..World::default_config()
-        },
-        behaviours,
-        seed,
-    );
-    w.send(2);
-    let msgs = w.pop(32, 8_000);
-    assert_eq!(msgs.len(), 2);
-    w.advance_to(1_000);
-    assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
-    w.advance_to(4_990);
-    assert_eq!(w.ck_written(), 0, "still buffered");
+    let mut w = first_of_two_acked_into_the_buffer(behaviours, seed, 0);
     // The stall: the scan and revive threads run again only at 10.5 s.
     w.now = 10_500;
     w.broker.set_store_put_failure_rate(0.5);
