@@ -734,11 +734,13 @@ mod tests {
 
     #[test]
     fn a_pop_whose_batch_the_proxy_handed_out_but_for_the_dead_lettered_message_counts() {
-        // develop-random with retryMaxTimes 2 (maxAttempts 3), seed 16: f1 got m0 and m1 of
-        // queue 0 in one FIFO batch three times (reconsumeTimes 0, 1, 2). The fourth pop read
-        // both again (reconsumeTimes 3); the proxy's filter (`PopMessageResultFilterImpl`)
-        // forwarded m1 to the DLQ and handed out m0 alone. That pop is m1's fourth hand-out,
-        // though a client recorded a delivery at its popTime.
+        // develop-random with retryMaxTimes 2 (maxAttempts 3), seed 16: s1 got p-orders-19
+        // (orders/3 offset 1) at reconsumeTimes 0, 1, 2; the pop at 122.630 s read offsets
+        // 1..=2, the proxy's filter (`PopMessageResultFilterImpl`) forwarded p-orders-19
+        // (reconsumeTimes 3) and handed out offset 2. Here f1 gets m0 and m1 in one FIFO
+        // batch three times; the fourth pop reads both, m1 is forwarded and m0 handed out.
+        // That pop is m1's fourth hand-out, though a client recorded a delivery at its
+        // popTime.
         let shape = |read: u32| {
             let mut h = H::new();
             h.meta.consumers.clear();
