@@ -9,15 +9,27 @@
 //! - The limit is `effective_max_reconsume_times + 1` of the consumer that ran the listener
 //!   (the largest in the group if several consumers saw it): −1 means 16 for concurrent
 //!   consumers and `i32::MAX` for orderly ones, as `getMaxReconsumeTimes` says.
+//! - For a FIFO (orderly) message the bound is per *streak*: upstream counts a hand-out only
+//!   as a re-read of the queue's previous batch (`ConsumerOrderInfoManager.update` builds a
+//!   new `OrderInfo` for every orderly pop and `OrderInfo.mergeOffsetConsumedCount` carries a
+//!   count over only for an offset in the previous batch's offset list; upstream's
+//!   `ConsumerOrderInfoManagerTest.testConsumedCount` pins this), so reconsumeTimes, and the
+//!   proxy filter's and the orderly client's dead-letter decision with it, start again from
+//!   0 once a read of the queue left the message out (a pop across several queues that filled
+//!   its batch before reaching it). A streak begins at a group's orderly read (`PopRead`) that
+//!   covers the message's offset when the group's previous read of that queue did not; a run
+//!   belongs to the streak of its consumer's latest delivery of the message before it. The
+//!   acked entries of a batch whose head lapsed come back with it (the new `OrderInfo`
+//!   starts with no acked bit), as no-redelivery-after-ack allows, and count in the streak.
 //! - Judged only where the bound is promised: a run with injected faults is not applicable;
 //!   a group that saw a reset is left out (a reset replays on purpose); a message whose
 //!   receipt was moved by a changeInvisibleTime in that group is left out (a nack asks for
 //!   redelivery, and the orderly client may suspend and retry).
 
-use super::index::{is_success, secs, witness_events};
+use super::index::{is_success, origins, secs, witness_events};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
-use broker_core::BrokerEvent;
+use broker_core::{BrokerEvent, Millis, Name};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -37,6 +49,18 @@ pub(crate) fn check(history: &History) -> Verdict {
             .find(|c| c.name == consumer)
             .map_or(u64::MAX, |c| u64::from(c.effective_max_reconsume_times) + 1)
     };
+    // Where each message was stored: (topic, queue, offset) → message.
+    let at_offset: BTreeMap<(Name, u32, u64), &str> = (origins(history).into_iter())
+        .map(|(m, o)| ((o.topic, o.queue, o.offset), m))
+        .collect();
+    // The group's previous orderly read of each queue: (start, count).
+    let mut last_read: BTreeMap<(&str, &str, u32), (u64, u32)> = BTreeMap::new();
+    // (group, msg) → popTimes of the reads that began a streak of it.
+    let mut streaks: BTreeMap<(&str, &str), Vec<Millis>> = BTreeMap::new();
+    // (group, msg, consumer) → popTimes of the consumer's orderly deliveries, in order.
+    let mut fifo_deliveries: BTreeMap<(&str, &str, &str), Vec<Millis>> = BTreeMap::new();
+    // Per run: the popTime of its consumer's latest orderly delivery of the message.
+    let mut run_pop: BTreeMap<usize, Millis> = BTreeMap::new();
     let mut reset_groups: BTreeSet<&str> = BTreeSet::new();
     let mut nacked: BTreeSet<(&str, &str)> = BTreeSet::new();
     // (group, msg) → (limit, listener runs).
@@ -49,13 +73,43 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut finishes: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                offset,
+                count,
+                pop_time,
+                orderly: true,
+                ..
+            }) => {
+                let prev = last_read.insert((group, topic, *queue_id), (*offset, *count));
+                let covers =
+                    |(s, n): (u64, u32), o: u64| s <= o && o < s.saturating_add(u64::from(n));
+                for o in *offset..offset.saturating_add(u64::from(*count)) {
+                    if prev.is_some_and(|p| covers(p, o)) {
+                        continue;
+                    }
+                    if let Some(m) = at_offset.get(&(topic.clone(), *queue_id, o)) {
+                        streaks.entry((group, m)).or_default().push(*pop_time);
+                    }
+                }
+            }
             EventKind::Delivered {
+                consumer,
                 group,
                 msg_id,
                 pop_time,
                 invisible_time,
+                orderly,
                 ..
             } => {
+                if *orderly {
+                    (fifo_deliveries
+                        .entry((group, msg_id, consumer))
+                        .or_default())
+                    .push(*pop_time);
+                }
                 first_delivery.entry((group, msg_id)).or_insert(idx);
                 deliveries
                     .entry((group, msg_id))
@@ -86,6 +140,11 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let r = runs.entry((group, msg_id)).or_insert((0, Vec::new()));
                 r.0 = r.0.max(limit_of(consumer));
                 r.1.push(idx);
+                if let Some(p) = (fifo_deliveries.get(&(group.as_str(), msg_id.as_str(), consumer)))
+                    .and_then(|d| d.last())
+                {
+                    run_pop.insert(idx, *p);
+                }
             }
             _ => {}
         }
@@ -93,11 +152,31 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut judged = 0usize;
     let mut worst: Option<(&str, &str, u64, &Vec<usize>)> = None;
     let mut affected = AffectedList::default();
-    for ((group, msg), (limit, idxs)) in &runs {
+    // A FIFO message's runs, split into its streaks (one list for any other message).
+    type Streaks = Vec<Vec<usize>>;
+    let mut split: BTreeMap<(&str, &str), (u64, Streaks)> = BTreeMap::new();
+    for (key, (limit, idxs)) in &runs {
+        let starts = streaks.get(key).map_or(&[][..], Vec::as_slice);
+        let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &i in idxs {
+            let streak = run_pop
+                .get(&i)
+                .map_or(0, |p| starts.partition_point(|s| s <= p));
+            parts.entry(streak).or_default().push(i);
+        }
+        split.insert(*key, (*limit, parts.into_values().collect()));
+    }
+    for ((group, msg), (limit, parts)) in &split {
         if reset_groups.contains(group) || nacked.contains(&(*group, *msg)) {
             continue;
         }
         judged += 1;
+        let Some(idxs) = parts
+            .iter()
+            .max_by_key(|p| (p.len(), std::cmp::Reverse(p[0])))
+        else {
+            continue;
+        };
         let over = idxs.len() as u64 > *limit;
         if over {
             let delivery = first_delivery.get(&(*group, *msg)).copied();
@@ -263,6 +342,45 @@ mod tests {
         h.consumer("c1", "g1", ConsumerKind::Concurrent, 2);
         slow_listener(&mut h, 3);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_fifo_message_a_read_left_out_starts_its_count_again() {
+        // develop-random with retryMaxTimes 2, seed 1261 (no faults): s1 ran p-orders-48
+        // (orders/3 offset 9) five times, maxAttempts 3. A pop across queues filled its batch
+        // with orders/3 offsets 3..=4 only; the next read of 3..=9 found offset 9 outside
+        // the previous batch, so `OrderInfo.mergeOffsetConsumedCount` gave it count 0 again.
+        // Here: orderly o1, maxReconsumeTimes 1 (two runs); m1 at offset 1.
+        let shape = |middle: &[(&str, u64)], run_middle: bool| {
+            let mut h = H::orderly();
+            h.consumer("o1", "og", ConsumerKind::Orderly, 1);
+            h.at(0).produce("m0", 0, 0);
+            h.at(0).produce("m1", 0, 1);
+            let first = h.at(1_000).pop_batch("o1", &[("m0", 0), ("m1", 1)], 0);
+            h.at(2_000).listener(&first[1]);
+            let mid = h.at(20_000).pop_batch("o1", middle, 0);
+            if run_middle {
+                if let Some(r) = mid.iter().find(|r| r.msg_id == "m1") {
+                    h.at(21_000).listener(r);
+                }
+            }
+            for t in [40_000, 60_000] {
+                let b = h.at(t).pop_batch("o1", &[("m0", 0), ("m1", 1)], 0);
+                h.at(t + 1_000).listener(&b[1]);
+            }
+            check(&h.build())
+        };
+        // The read at 20 s left m1 out: two streaks, one run and two.
+        assert_eq!(shape(&[("m0", 0)], false), Verdict::held());
+        // It read m1 too: one streak of three runs (or four, with the run of that read).
+        assert_eq!(
+            shape(&[("m0", 0), ("m1", 1)], false).status,
+            Status::Violated
+        );
+        let v = shape(&[("m0", 0), ("m1", 1)], true);
+        assert!(v.witness.unwrap().summary.starts_with(
+            "the listener of group og ran 4 times on m1; the limit is 2 (maxReconsumeTimes 1 + 1)"
+        ));
     }
 
     #[test]

@@ -29,7 +29,10 @@
 //!   Earlier hand-outs are the larger of: the group's recorded deliveries of the message up
 //!   to the one being dead-lettered plus, for an orderly message, the orderly pops of its
 //!   queue by the group that no client saw (the commit each makes at its popTime, with no
-//!   delivery at that popTime) and that started at or below it after it was stored and
+//!   delivery at that popTime; or with deliveries of other messages only, while the pop's
+//!   `PopRead` covered this one: the proxy's filter dead-letters a message out of a batch
+//!   whose other messages it hands out, and it is that pop's hand-out being dead-lettered,
+//!   the delivery of no client) and that started at or below it after it was stored and
 //!   before that delivery (before the decision, for a write or the proxy's filter), less
 //!   that delivery; and its revives before it.
 //!   `PopReviveService.reviveRetry` counts every hand-out whose invisible time lapsed, and
@@ -156,6 +159,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // popTimes a client recorded a delivery for.
     let mut pops: BTreeMap<QueueKey, Vec<(Millis, i64)>> = BTreeMap::new();
     let mut seen: BTreeSet<(&str, &str, u32, Millis)> = BTreeSet::new();
+    // The broker's orderly reads per (group, topic, queue) and popTime: (start, count); and
+    // the (group, message, popTime) of every delivery out of an original topic.
+    let mut reads: BTreeMap<(QueueKey, Millis), Vec<(u64, u32)>> = BTreeMap::new();
+    let mut got: BTreeSet<(&str, &str, Millis)> = BTreeSet::new();
     // Message → where it is stored, and the earliest it can have been stored.
     let mut stored: LookupMap<&str, (&str, u32, u64)> = LookupMap::default();
     let mut stored_from: LookupMap<&str, Millis> = LookupMap::default();
@@ -175,6 +182,21 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             }) if is_orderly_pop_commit(reason) => {
                 (pops.entry((group, topic, *queue_id)).or_default()).push((e.at, *offset));
             }
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                offset,
+                count,
+                orderly: true,
+                ..
+            }) => {
+                (reads
+                    .entry(((group, topic, *queue_id), *pop_time))
+                    .or_default())
+                .push((*offset, *count));
+            }
             EventKind::Delivered {
                 group,
                 msg_id,
@@ -186,6 +208,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 ..
             } => {
                 seen.insert((group, topic, *queue_id, *pop_time));
+                got.insert((group, msg_id, *pop_time));
                 stored
                     .entry(msg_id)
                     .or_insert((topic, *queue_id, *queue_offset));
@@ -211,8 +234,17 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     for list in pops.values_mut() {
         list.sort_unstable();
     }
+    // Whether the orderly read of `key` at `pop_time` covered `offset` while no client got
+    // `msg_id` from that pop: the gRPC proxy's filter kept it back (`PopMessageResultFilterImpl`
+    // → `forwardMessageToDeadLetterQueue`) and handed out the rest of the batch.
+    let kept_back = |key: QueueKey, pop_time: Millis, msg_id: &str, offset: u64| -> bool {
+        !got.contains(&(key.0, msg_id, pop_time))
+            && (reads.get(&(key, pop_time)).into_iter().flatten())
+                .any(|(start, n)| *start <= offset && offset < start + u64::from(*n))
+    };
     // Orderly pops by `group` no client saw that may have handed `msg_id` out by `until`:
-    // started at or below it, after it was stored.
+    // started at or below it, after it was stored; or that read it and handed out only
+    // other messages of the batch.
     let orderly_pops = |group: &str, msg_id: &str, until: Millis| -> usize {
         let Some((topic, q, offset)) = stored.get(msg_id).copied() else {
             return 0;
@@ -225,7 +257,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         let window = &list[list.partition_point(|(p, _)| *p < from)..];
         let window = &window[..window.partition_point(|(p, _)| *p <= until)];
         let times: BTreeSet<Millis> = (window.iter())
-            .filter(|(p, start)| *start <= offset as i64 && !seen.contains(&(group, topic, q, *p)))
+            .filter(|(p, start)| {
+                *start <= offset as i64
+                    && (!seen.contains(&(group, topic, q, *p))
+                        || kept_back((group, topic, q), *p, msg_id, offset))
+            })
             .map(|(p, _)| *p)
             .collect();
         times.len()
@@ -436,6 +472,7 @@ mod tests {
     use crate::history::{ConsumeOutcome, ConsumerKind, RpcOutcome};
     use crate::invariants::Status;
     use crate::testkit::{Rcpt, H};
+    use broker_core::ReadFrom;
 
     /// Orderly consumer o1 with maxReconsumeTimes `max`; m0 is delivered `n` times and
     /// fails each time. Returns the deliveries.
@@ -693,6 +730,51 @@ mod tests {
         };
         assert_eq!(lost_send(true), Status::Held);
         assert_eq!(lost_send(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_pop_whose_batch_the_proxy_handed_out_but_for_the_dead_lettered_message_counts() {
+        // develop-random with retryMaxTimes 2 (maxAttempts 3), seed 16: s1 got p-orders-19
+        // (orders/3 offset 1) at reconsumeTimes 0, 1, 2; the pop at 122.630 s read offsets
+        // 1..=2, the proxy's filter (`PopMessageResultFilterImpl`) forwarded p-orders-19
+        // (reconsumeTimes 3) and handed out offset 2. Here f1 gets m0 and m1 in one FIFO
+        // batch three times; the fourth pop reads both, m1 is forwarded and m0 handed out.
+        // That pop is m1's fourth hand-out, though a client recorded a delivery at its
+        // popTime.
+        let shape = |read: u32| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+            h.at(0).produce("m0", 0, 0);
+            h.at(0).produce("m1", 0, 1);
+            for i in 0..3 {
+                h.at(1_000 + i * 20_000)
+                    .pop_batch("f1", &[("m0", 0), ("m1", 1)], 0);
+            }
+            let t = 61_000;
+            h.at(t).commit("fg", 0, 0, "PopMessageProcessor.orderly");
+            h.at(t)
+                .pop_read("fg", 0, t, 0, read, true, ReadFrom::CommitOffset);
+            h.at(t + 5).pop_of_batch_served_at("f1", "m0", 0, 0, 0, t);
+            let sent = EventKind::SentToDlq {
+                consumer: "f1".into(),
+                group: "fg".into(),
+                msg_id: "m1".into(),
+                dlq_topic: "%DLQ%fg".into(),
+                reconsume_times: 3,
+            };
+            h.at(t + 4).push("proxy", sent);
+            check(&h.build())
+        };
+        assert_eq!(shape(2), Verdict::held());
+        // A read of offset 0 alone never handed m1 out a fourth time.
+        let v = shape(1);
+        assert_eq!(v.status, Status::Violated);
+        assert!(
+            v.witness.unwrap().summary.ends_with(
+                "after handing it out 2 time(s) before (3 deliveries, 0 orderly pops no client saw, 0 revives); the effective maximum is 3"
+            )
+        );
     }
 
     #[test]

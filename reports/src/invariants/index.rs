@@ -2,9 +2,9 @@
 //! one pass with ordered maps.
 
 use crate::history::{EventKind, History, RpcOutcome};
-use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ResponseCode};
+use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ResponseCode, POP_ORDER_REVIVE_QUEUE};
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasherDefault;
 
 /// A map for point lookups that are never iterated. SipHash with fixed keys
@@ -1078,6 +1078,39 @@ struct Batch<'h> {
     prefix_end: Option<u64>,
 }
 
+impl<'h> Batch<'h> {
+    /// Lowers the batch's start to `start` (the read start its handles name).
+    fn starts_at(&mut self, start: u64) {
+        self.prefix_end = Some(self.prefix_end.map_or(start, |p| p.min(start)));
+    }
+
+    /// Advances the acked prefix over consecutive acked entries (an offset with no entry,
+    /// read by the pop but handed to no client and not acked, stops it); each offset is
+    /// passed once per batch. Returns the entries passed.
+    fn advance(&mut self) -> Vec<(&'h str, usize, usize, CopyKey<'h>)> {
+        let mut newly = Vec::new();
+        let Some(mut off) = self.prefix_end else {
+            return newly;
+        };
+        let last = self.entries.keys().next_back().copied();
+        while last.is_some_and(|l| off <= l) {
+            match self.entries.get(&off) {
+                Some(e) if e.acked.is_some() => {
+                    newly.push((e.msg_id, e.delivery, e.chain, e.copy));
+                    off += 1;
+                }
+                _ => break,
+            }
+        }
+        self.prefix_end = Some(if last.is_some_and(|l| off <= l) {
+            off
+        } else {
+            u64::MAX
+        });
+        newly
+    }
+}
+
 /// (group, topic, queue) → the broker's pop reads there: (event index, first offset, count).
 type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32)>>;
 
@@ -1100,6 +1133,33 @@ type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32)>>;
 /// did not cover (two chains of one message exist only after a crash rolled an offset back,
 /// or a pop answer was lost) was already in flight and is classed
 /// [`DeliveryClass::ConcurrentCopy`].
+/// The orderly entries an ack's prefix advance passed are effectively acked by it, each if
+/// it is still its message's current delivery in the group.
+fn prefix_acked<'h>(
+    msgs: &mut LookupMap<(&'h str, &'h str), MsgState<'h>>,
+    out: &mut AckAnalysis,
+    group: &'h str,
+    idx: usize,
+    newly: Vec<(&'h str, usize, usize, CopyKey<'h>)>,
+) {
+    if !newly.is_empty() {
+        out.effective_acks.push(idx);
+    }
+    for (msg_id, delivery, chain, copy) in newly {
+        if let Some(m) = msgs.get_mut(&(group, msg_id)) {
+            if m.current_delivery == delivery && m.acked.is_none() {
+                m.acked = Some(Acked {
+                    ack: idx,
+                    delivery,
+                    chain,
+                    copy,
+                });
+                out.acked.push((idx, delivery));
+            }
+        }
+    }
+}
+
 pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let h = f.h;
     let origins = origins(h);
@@ -1155,6 +1215,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
         excuse_from(group, msg_id, pops.of(since).after_from, until)
     };
     let mut reads: QueueReads = LookupMap::default();
+    // (group, consumer, message) the proxy's filter dead-lettered.
+    let mut filtered: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
 
     for (idx, e) in h.events.iter().enumerate() {
         match &e.kind {
@@ -1277,8 +1339,11 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                             acked: None,
                         },
                     );
-                    b.prefix_end =
-                        Some(b.prefix_end.map_or(*queue_offset, |p| p.min(*queue_offset)));
+                    // The batch starts where its pop read from, which its handles name:
+                    // a message the proxy's filter dead-lettered out of it has no delivery.
+                    let start = ExtraInfo::parse(receipt)
+                        .map_or(*queue_offset, |x| x.ck_queue_offset.min(*queue_offset));
+                    b.starts_at(start);
                     Box::new((key, *queue_offset))
                 });
                 receipts.insert(
@@ -1333,6 +1398,51 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 }
                 receipts.insert((group, new), st);
             }
+            EventKind::SentToDlq {
+                consumer,
+                group,
+                msg_id,
+                ..
+            } if *e.node != **consumer => {
+                filtered.insert((group, consumer, msg_id));
+            }
+            // The proxy acks what its filter dead-lettered out of an orderly pop
+            // (`PopMessageResultFilterImpl` → `ProducerProcessor.forwardMessageToDeadLetterQueue`,
+            // the ack once the send-back succeeded): no client got that entry, but its ack
+            // is the batch's, and the handle names the batch.
+            EventKind::AckResult {
+                consumer,
+                group,
+                msg_id,
+                receipt,
+                outcome,
+            } if is_success(outcome)
+                && !receipts.contains_key(&(group.as_str(), receipt.as_str()))
+                && filtered.contains(&(group.as_str(), consumer.as_str(), msg_id.as_str())) =>
+            {
+                let (Some(x), Some(o)) = (ExtraInfo::parse(receipt), origins.get(msg_id.as_str()))
+                else {
+                    continue;
+                };
+                if x.revive_qid != POP_ORDER_REVIVE_QUEUE || x.topic_type != 0 {
+                    continue;
+                }
+                let key: BatchKey = (group, &o.topic, x.queue_id, consumer, x.pop_time);
+                let b = batches.entry(key).or_default();
+                b.entries.insert(
+                    x.queue_offset,
+                    BatchEntry {
+                        msg_id,
+                        delivery: idx,
+                        chain: idx,
+                        copy: copy_key(&o.topic, x.queue_id, x.queue_offset),
+                        acked: Some(idx),
+                    },
+                );
+                b.starts_at(x.ck_queue_offset.min(x.queue_offset));
+                let newly = b.advance();
+                prefix_acked(&mut msgs, &mut out, group, idx, newly);
+            }
             EventKind::AckResult {
                 group,
                 receipt,
@@ -1366,35 +1476,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                         if let Some(entry) = b.entries.get_mut(offset) {
                             entry.acked = Some(idx);
                         }
-                        // Advance the acked prefix; each offset is passed once per batch.
-                        let mut newly = Vec::new();
-                        if let Some(start) = b.prefix_end {
-                            let mut end = None;
-                            for (off, entry) in b.entries.range(start..) {
-                                if entry.acked.is_none() {
-                                    end = Some(*off);
-                                    break;
-                                }
-                                newly.push((entry.msg_id, entry.delivery, entry.chain, entry.copy));
-                            }
-                            b.prefix_end = Some(end.unwrap_or(u64::MAX));
-                        }
-                        if !newly.is_empty() {
-                            out.effective_acks.push(idx);
-                        }
-                        for (msg_id, delivery, chain, copy) in newly {
-                            if let Some(m) = msgs.get_mut(&(group.as_str(), msg_id)) {
-                                if m.current_delivery == delivery && m.acked.is_none() {
-                                    m.acked = Some(Acked {
-                                        ack: idx,
-                                        delivery,
-                                        chain,
-                                        copy,
-                                    });
-                                    out.acked.push((idx, delivery));
-                                }
-                            }
-                        }
+                        let newly = b.advance();
+                        prefix_acked(&mut msgs, &mut out, group, idx, newly);
                     }
                 }
             }

@@ -15,7 +15,10 @@
 //!   may lose the race with a revive that was already due; that is at-least-once working as
 //!   designed.
 //!   For orderly batches an ack counts once every lower offset of the batch is acked too,
-//!   since the commit offset stops at the first un-acked entry.
+//!   since the commit offset stops at the first un-acked entry. A batch starts where its
+//!   pop read from (the start its handles name), so an entry the gRPC proxy's filter
+//!   dead-lettered (`PopMessageResultFilterImpl` → `forwardMessageToDeadLetterQueue`, no
+//!   delivery) holds the prefix until the proxy's ack of it succeeds.
 //! - A reset of m's original queue to an offset ≤ m's offset, applied after the acked
 //!   delivery (so also one still pending when the ack arrived, which upstream's
 //!   `OffsetResetForPopIT` exercises), excuses the comeback: replay is what a reset asks for.
@@ -261,9 +264,85 @@ fn describe(history: &History, c: &AfterAck) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{ConsumerKind, RpcOutcome};
     use crate::invariants::Status;
     use crate::testkit::H;
-    use broker_core::{BrokerEvent, Millis, ReadFrom};
+    use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ReadFrom};
+
+    #[test]
+    fn an_orderly_ack_past_an_entry_the_proxy_dead_lettered_waits_for_its_ack() {
+        // develop-random with retryMaxTimes 0 (maxAttempts 1), seed 146: a pop at 70.668 s
+        // read orders/3 offsets 1..=6; the proxy's filter (`PopMessageResultFilterImpl`)
+        // forwarded offsets 1 and 2 to the DLQ and acked them
+        // (`forwardMessageToDeadLetterQueue`), but the ack of offset 1 got no answer, so the
+        // commit stayed at 1. s1 acked offset 3 (p-orders-33); the batch lapsed, and once a
+        // later pop dead-lettered offsets 1 and 2 again, offset 3 came back. Here f1's pop
+        // reads 0..=1, m0 is dead-lettered, m1 handed out and acked, and the batch re-read.
+        let run = |dlq_ack_ok: bool| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 0);
+            h.at(0).produce("m0", 0, 0);
+            h.at(0).produce("m1", 0, 1);
+            let pop = |h: &mut H, t: Millis| {
+                h.at(t).commit("fg", 0, 0, "PopConsumerService");
+                h.at(t)
+                    .pop_read("fg", 0, t, 0, 2, true, ReadFrom::CommitOffset);
+                let sent = EventKind::SentToDlq {
+                    consumer: "f1".into(),
+                    group: "fg".into(),
+                    msg_id: "m0".into(),
+                    dlq_topic: "%DLQ%fg".into(),
+                    reconsume_times: 1,
+                };
+                h.at(t + 4).push("proxy", sent);
+                let m1 = h.at(t + 5).pop_of_batch_served_at("f1", "m1", 0, 1, 0, t);
+                let receipt: Name = ExtraInfo {
+                    ck_queue_offset: 0,
+                    pop_time: t,
+                    invisible_time: 10_000,
+                    revive_qid: broker_core::POP_ORDER_REVIVE_QUEUE,
+                    topic_type: 0,
+                    broker_name: "broker-a".into(),
+                    queue_id: 0,
+                    queue_offset: 0,
+                    commit_log_offset: Some(3),
+                }
+                .build()
+                .into();
+                (receipt, m1)
+            };
+            let (receipt, m1) = pop(&mut h, 1_000);
+            let ack = EventKind::AckSent {
+                consumer: "f1".into(),
+                group: "fg".into(),
+                msg_id: "m0".into(),
+                receipt: receipt.clone(),
+            };
+            h.at(1_010).push("proxy", ack);
+            let outcome = if dlq_ack_ok {
+                crate::testkit::ok()
+            } else {
+                RpcOutcome::Timeout
+            };
+            let result = EventKind::AckResult {
+                consumer: "f1".into(),
+                group: "fg".into(),
+                msg_id: "m0".into(),
+                receipt,
+                outcome,
+            };
+            h.at(1_020).push("proxy", result);
+            h.at(3_000).ack(&m1);
+            pop(&mut h, 30_000);
+            check(&h.build()).status
+        };
+        // m0's forward was never acked: the commit stayed below m1, whose ack took no effect
+        // (nothing else was acked, so there is nothing to judge).
+        assert!(matches!(run(false), Status::NotApplicable { .. }));
+        // With m0 acked, m1's ack moved the commit past it: its comeback is a violation.
+        assert_eq!(run(true), Status::Violated);
+    }
 
     #[test]
     fn revive_after_a_successful_ack_is_a_violation() {

@@ -17,15 +17,21 @@
 //!   block check and offset come when the pop reaches the queue, after its `popTime`; the
 //!   `popTime` when the history has no `PopRead`), unless it is the same attempt: equal
 //!   `attempt_id`s, or the same consumer when the history does not record attempt ids.
+//! - A pop whose messages the gRPC proxy's filter dead-lettered (`PopMessageResultFilterImpl`:
+//!   reconsumeTimes ≥ maxAttempts, so `ProducerProcessor.forwardMessageToDeadLetterQueue`
+//!   sends each back and then acks it) is a batch no client recorded: the proxy's ack of a
+//!   message it forwarded (`SentToDlq` on a node other than the consumer's) names it by its
+//!   handle (queue, `popTime`, offset), and joins that batch as an acked entry, placed at the
+//!   pop's `PopRead` like a delivery.
 //! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
 //!   block on purpose; a crash may lose the un-flushed order info); so does a crash between
 //!   a pop and its recorded delivery: a batch served before the latest crash is not one,
 //!   nor is one served before its queue's latest consumed reset.
 
-use super::index::{is_success, receipt_deadline, secs, witness_events, Facts, LookupMap};
+use super::index::{is_success, origins, receipt_deadline, secs, witness_events, Facts, LookupMap};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
-use broker_core::{BrokerEvent, Millis};
+use broker_core::{BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -60,21 +66,114 @@ pub(crate) fn check(history: &crate::history::History) -> Verdict {
     check_with(&Facts::new(history))
 }
 
+/// One hand-out joining its queue's batches: a client's orderly delivery, or the pop behind
+/// a proxy's ack of a message its filter dead-lettered out of that pop.
+struct Join<'h> {
+    consumer: &'h str,
+    key: QueueKey<'h>,
+    queue_offset: u64,
+    pop_time: Millis,
+    attempt_id: Option<&'h str>,
+    entry: Entry<'h>,
+    /// Events at this index or later happened after the pop.
+    after_from: usize,
+    /// When the broker decided the pop (its block check).
+    decided: Millis,
+    /// The event that joins (for the witness).
+    idx: usize,
+}
+
+#[derive(Default)]
+struct State<'h> {
+    batches: LookupMap<QueueKey<'h>, Batch<'h>>,
+    last_crash: Option<usize>,
+    // The latest consumed reset of each queue, by event index.
+    last_reset: LookupMap<QueueKey<'h>, usize>,
+    found: Option<Witness>,
+    count: usize,
+    affected: AffectedList,
+}
+
+impl<'h> State<'h> {
+    /// Adds the hand-out to its batch, or starts a new batch with it (checking that the
+    /// outstanding one was done when the broker decided the new pop).
+    fn join(&mut self, history: &crate::history::History, j: Join<'h>) {
+        let (group, topic, queue_id) = j.key;
+        // A pop the broker served before the latest crash (its answer recorded after it)
+        // belongs to a batch the crash discarded.
+        if self.last_crash.is_some_and(|c| c >= j.after_from) {
+            return;
+        }
+        // Likewise a pop served before a reset of its queue was consumed: the reset cleared
+        // its block (`resetPopOffset`).
+        if (self.last_reset.get(&j.key)).is_some_and(|r| *r >= j.after_from) {
+            return;
+        }
+        if let Some(b) = self.batches.get_mut(&j.key) {
+            if b.consumer == j.consumer && b.pop_time == j.pop_time {
+                b.entries.insert(j.queue_offset, j.entry);
+                return;
+            }
+            let same_attempt = match (b.attempt_id, j.attempt_id) {
+                (Some(x), Some(y)) => x == y,
+                _ => b.consumer == j.consumer,
+            };
+            let live = b
+                .entries
+                .values()
+                .find(|x| !x.ack_sent && x.deadline > j.decided);
+            if let (false, Some(live)) = (same_attempt, live) {
+                self.count += 1;
+                self.affected.push(
+                    Affected::at("second-batch-while-invisible", history, live.delivery)
+                        .events(vec![live.delivery, j.idx]),
+                );
+                // Only the first is reported: format no other.
+                if self.count == 1 {
+                    self.found = Some(Witness {
+                        msg_id: Some(live.msg_id.to_owned()),
+                        summary: format!(
+                            "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {} of the batch popped at {} was un-acked and invisible until {}",
+                            secs(j.decided),
+                            live.msg_id,
+                            secs(b.pop_time),
+                            secs(live.deadline)
+                        ),
+                        events: witness_events(vec![live.delivery, j.idx]),
+                    });
+                }
+            }
+        }
+        let mut entries = BTreeMap::new();
+        entries.insert(j.queue_offset, j.entry);
+        self.batches.insert(
+            j.key,
+            Batch {
+                consumer: j.consumer,
+                pop_time: j.pop_time,
+                attempt_id: j.attempt_id,
+                entries,
+            },
+        );
+    }
+}
+
 pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let history = facts.h;
     let pops = facts.pops();
-    let mut batches: LookupMap<QueueKey, Batch> = LookupMap::default();
+    let origins = origins(history);
+    let mut st = State::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
     // (group, receipt) of acks sent before any delivery of that receipt was recorded.
     let mut early_acks: BTreeSet<(&str, &str)> = BTreeSet::new();
-    let mut last_crash: Option<usize> = None;
-    // The latest consumed reset of each queue, by event index.
-    let mut last_reset: LookupMap<QueueKey, usize> = LookupMap::default();
+    // (group, consumer, message) the proxy's filter dead-lettered and has not acked yet.
+    let mut filtered: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    // The proxy's latest pop for a client: (consumer, group) → its attemptId.
+    let mut attempts: LookupMap<(&str, &str), Option<&str>> = LookupMap::default();
+    // The broker's orderly reads: (queue, popTime) → (event index, offset read from).
+    let mut reads: BTreeMap<(QueueKey, Millis), Vec<(usize, u64)>> = BTreeMap::new();
     let mut orderly = 0usize;
-    let mut found: Option<Witness> = None;
-    let mut count = 0usize;
-    let mut affected = AffectedList::default();
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
@@ -101,64 +200,109 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     deadline: pop_time + invisible_time,
                     ack_sent: early_acks.contains(&(group.as_str(), receipt.as_str())),
                 };
-                // A pop the broker served before the latest crash (its answer recorded after
-                // it) belongs to a batch the crash discarded.
-                if last_crash.is_some_and(|c| c >= pops.of(idx).after_from) {
-                    continue;
-                }
-                // Likewise a pop served before a reset of its queue was consumed: the reset
-                // cleared its block (`resetPopOffset`).
-                if last_reset
-                    .get(&key)
-                    .is_some_and(|r| *r >= pops.of(idx).after_from)
-                {
-                    continue;
-                }
-                if let Some(b) = batches.get_mut(&key) {
-                    if b.consumer == consumer && b.pop_time == *pop_time {
-                        b.entries.insert(*queue_offset, entry);
-                        continue;
-                    }
-                    let same_attempt = match (b.attempt_id, attempt_id.as_deref()) {
-                        (Some(x), Some(y)) => x == y,
-                        _ => b.consumer == consumer,
-                    };
-                    let decided = pops.decided_at(idx, *pop_time);
-                    let live = b
-                        .entries
-                        .values()
-                        .find(|x| !x.ack_sent && x.deadline > decided);
-                    if let (false, Some(live)) = (same_attempt, live) {
-                        count += 1;
-                        affected.push(
-                            Affected::at("second-batch-while-invisible", history, live.delivery)
-                                .events(vec![live.delivery, idx]),
-                        );
-                        // Only the first is reported: format no other.
-                        if count == 1 {
-                            found = Some(Witness {
-                                msg_id: Some(live.msg_id.to_owned()),
-                                summary: format!(
-                                    "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {} of the batch popped at {} was un-acked and invisible until {}",
-                                    secs(decided),
-                                    live.msg_id,
-                                    secs(b.pop_time),
-                                    secs(live.deadline)
-                                ),
-                                events: witness_events(vec![live.delivery, idx]),
-                            });
-                        }
-                    }
-                }
-                let mut entries = BTreeMap::new();
-                entries.insert(*queue_offset, entry);
-                batches.insert(
-                    key,
-                    Batch {
+                st.join(
+                    history,
+                    Join {
                         consumer,
+                        key,
+                        queue_offset: *queue_offset,
                         pop_time: *pop_time,
                         attempt_id: attempt_id.as_deref(),
-                        entries,
+                        entry,
+                        after_from: pops.of(idx).after_from,
+                        decided: pops.decided_at(idx, *pop_time),
+                        idx,
+                    },
+                );
+            }
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                offset,
+                orderly: true,
+                ..
+            }) => {
+                let key: QueueKey = (group, topic, *queue_id);
+                reads
+                    .entry((key, *pop_time))
+                    .or_default()
+                    .push((idx, *offset));
+            }
+            EventKind::ProxyPopped {
+                consumer,
+                group,
+                attempt_id,
+                ..
+            } => {
+                attempts.insert((consumer, group), attempt_id.as_deref());
+            }
+            EventKind::SentToDlq {
+                consumer,
+                group,
+                msg_id,
+                ..
+            } if *e.node != **consumer => {
+                filtered.insert((group, consumer, msg_id));
+            }
+            // The proxy acks what its filter dead-lettered (`PopMessageResultFilterImpl` →
+            // `ProducerProcessor.forwardMessageToDeadLetterQueue`, an ack once the send-back
+            // succeeded). No client recorded that pop, but it was the queue's newest batch:
+            // the handle names it, and the ack is that entry's.
+            EventKind::AckSent {
+                consumer,
+                group,
+                msg_id,
+                receipt,
+            } if !receipts.contains_key(&(group.as_str(), receipt.as_str()))
+                && filtered.remove(&(group.as_str(), consumer.as_str(), msg_id.as_str())) =>
+            {
+                let (Some(x), Some(origin)) =
+                    (ExtraInfo::parse(receipt), origins.get(msg_id.as_str()))
+                else {
+                    continue;
+                };
+                if x.revive_qid != POP_ORDER_REVIVE_QUEUE || x.topic_type != 0 {
+                    continue;
+                }
+                let key: QueueKey = (group, &origin.topic, x.queue_id);
+                receipts.insert((group, receipt), (key, x.pop_time, x.queue_offset));
+                // Placed at its read, as a delivery's pop is (`PopPositions`).
+                let read = (reads.get(&(key, x.pop_time)))
+                    .and_then(|rs| {
+                        (rs.iter().rev())
+                            .find(|(_, o)| *o == x.ck_queue_offset)
+                            .or(rs.last())
+                    })
+                    .map(|(i, _)| *i);
+                let (after_from, decided) = match read {
+                    Some(r) => (r, history.events[r].at),
+                    None => (
+                        history.events[..idx].partition_point(|e| e.at < x.pop_time),
+                        x.pop_time,
+                    ),
+                };
+                st.join(
+                    history,
+                    Join {
+                        consumer,
+                        key,
+                        queue_offset: x.queue_offset,
+                        pop_time: x.pop_time,
+                        attempt_id: attempts
+                            .get(&(consumer.as_str(), group.as_str()))
+                            .copied()
+                            .flatten(),
+                        entry: Entry {
+                            msg_id,
+                            delivery: idx,
+                            deadline: x.pop_time + x.invisible_time,
+                            ack_sent: true,
+                        },
+                        after_from,
+                        decided,
+                        idx,
                     },
                 );
             }
@@ -172,7 +316,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     early_acks.insert((group, receipt));
                     continue;
                 };
-                if let Some(b) = batches.get_mut(key).filter(|b| b.pop_time == *pop_time) {
+                if let Some(b) = st.batches.get_mut(key).filter(|b| b.pop_time == *pop_time) {
                     if let Some(en) = b.entries.get_mut(offset) {
                         en.ack_sent = true;
                     }
@@ -190,7 +334,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     continue;
                 };
                 let (key, pop_time, offset) = r;
-                if let Some(b) = batches.get_mut(&key).filter(|b| b.pop_time == pop_time) {
+                if let Some(b) = st.batches.get_mut(&key).filter(|b| b.pop_time == pop_time) {
                     if let Some(en) = b.entries.get_mut(&offset) {
                         en.deadline = receipt_deadline(new, e.at + invisible_time);
                     }
@@ -209,21 +353,21 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 if why.contains("reset") || why.contains("update") {
                     continue;
                 }
-                let Some(b) = batches.get(&(group.as_str(), topic.as_str(), *queue_id)) else {
+                let Some(b) = st.batches.get(&(group.as_str(), topic.as_str(), *queue_id)) else {
                     continue;
                 };
                 let Some((low, en)) = b.lowest_unacked() else {
                     continue;
                 };
                 if *offset > *low as i64 {
-                    count += 1;
-                    affected.push(
+                    st.count += 1;
+                    st.affected.push(
                         Affected::at("committed-past-unacked", history, en.delivery)
                             .events(vec![en.delivery, idx]),
                     );
                     // Only the first is reported: format no other.
-                    if count == 1 {
-                        found = Some(Witness {
+                    if st.count == 1 {
+                        st.found = Some(Witness {
                             msg_id: Some(en.msg_id.to_owned()),
                             summary: format!(
                                 "group {group}'s commit offset on queue {topic}/{queue_id} moved to {offset} at {} ({reason}) while offset {low} ({}) of the batch popped at {} was not acked",
@@ -243,12 +387,12 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 ..
             }) => {
                 let key = (group.as_str(), topic.as_str(), *queue_id);
-                batches.remove(&key);
-                last_reset.insert(key, idx);
+                st.batches.remove(&key);
+                st.last_reset.insert(key, idx);
             }
             EventKind::Broker(BrokerEvent::Crashed { .. }) => {
-                batches.clear();
-                last_crash = Some(idx);
+                st.batches.clear();
+                st.last_crash = Some(idx);
             }
             _ => {}
         }
@@ -256,13 +400,14 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     if orderly == 0 {
         return Verdict::not_applicable("no orderly delivery");
     }
-    Verdict::from_witness(found.map(|mut w| {
+    let count = st.count;
+    Verdict::from_witness(st.found.map(|mut w| {
         if count > 1 {
             w.summary.push_str(&format!(" ({count} problems in all)"));
         }
         w
     }))
-    .with_affected(affected)
+    .with_affected(st.affected)
 }
 
 #[cfg(test)]
@@ -477,6 +622,75 @@ mod tests {
         // The batch read from the pending reset is outstanding: a commit past its un-acked
         // offset 2 is a violation.
         assert_eq!(run(2), Status::Violated);
+    }
+
+    #[test]
+    fn the_proxys_ack_of_what_its_filter_dead_lettered_is_the_newest_batchs() {
+        // develop-random with retryMaxTimes 2 (maxAttempts 3), seed 10: f1 got m0 (orders/3
+        // offset 0) at reconsumeTimes 2 and never acked it. A later pop re-read it at
+        // reconsumeTimes 3; the proxy's filter (`PopMessageResultFilterImpl`) forwarded it to
+        // the DLQ and acked that pop's handle (`forwardMessageToDeadLetterQueue`), and the
+        // commit moved to 1 (`ackOrderly`). No client recorded that pop: the handle names it.
+        // `with_m1`: the re-read also got m1 (offset 1), handed out and not acked.
+        let run = |decided: bool, with_m1: bool| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+            h.at(0).produce("m0", 0, 0);
+            h.at(0).produce("m1", 0, 1);
+            h.at(1_000).pop_batch("f1", &[("m0", 0)], 0); // invisible until 11.000s
+            let t = 30_000;
+            h.at(t).commit("fg", 0, 0, "PopMessageProcessor.orderly");
+            let n = if with_m1 { 2 } else { 1 };
+            h.at(t)
+                .pop_read("fg", 0, t, 0, n, true, ReadFrom::CommitOffset);
+            if decided {
+                let sent = EventKind::SentToDlq {
+                    consumer: "f1".into(),
+                    group: "fg".into(),
+                    msg_id: "m0".into(),
+                    dlq_topic: "%DLQ%fg".into(),
+                    reconsume_times: 3,
+                };
+                h.at(t + 4).push("proxy", sent);
+            }
+            if with_m1 {
+                h.at(t + 5).pop_of_batch_served_at("f1", "m1", 0, 1, 0, t);
+            }
+            let receipt = ExtraInfo {
+                ck_queue_offset: 0,
+                pop_time: t,
+                invisible_time: 10_000,
+                revive_qid: POP_ORDER_REVIVE_QUEUE,
+                topic_type: 0,
+                broker_name: "broker-a".into(),
+                queue_id: 0,
+                queue_offset: 0,
+                commit_log_offset: Some(5),
+            }
+            .build();
+            let ack = EventKind::AckSent {
+                consumer: "f1".into(),
+                group: "fg".into(),
+                msg_id: "m0".into(),
+                receipt: receipt.into(),
+            };
+            h.at(t + 12).push("proxy", ack);
+            let to = if with_m1 { 2 } else { 1 };
+            h.at(t + 15).commit("fg", 0, to, "ackOrderly");
+            check(&h.build())
+        };
+        assert_eq!(run(true, false), Verdict::held());
+        // Without the filter's decision, an ack of a handle no client got says nothing of
+        // the batch f1 holds: the commit passed its un-acked m0.
+        assert_eq!(run(false, false).status, Status::Violated);
+        // The dead-lettering pop is the outstanding batch: its un-acked m1 holds the commit.
+        let v = run(true, true);
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group fg's commit offset on queue TopicA/0 moved to 2 at 30.015s (ackOrderly) while offset 1 (m1) of the batch popped at 30.000s was not acked"
+        );
     }
 
     #[test]

@@ -21,6 +21,12 @@
 //! resetOffsetTable from the last persist, so an older reset, taken or overwritten since,
 //! is pending again and taken with no new assignment.
 //!
+//! An offset the gRPC proxy's filter dead-lettered for the group (`SentToDlq` recorded on the
+//! proxy: `PopMessageResultFilterImpl` found reconsumeTimes ≥ maxAttempts, and
+//! `ProducerProcessor.forwardMessageToDeadLetterQueue` sent it back instead of handing it
+//! out) was handed out by its pop to no client: a jump over offsets all dead-lettered so is
+//! no skip.
+//!
 //! A delivery is recorded when its answer reaches the client, one hop (or a clog, or a
 //! pause) after the broker read; its place among the resets is its pop's (`PopRead`, see
 //! `index::PopPositions`). So a jump to offset `o` is also allowed when, after the previous
@@ -28,12 +34,12 @@
 //! assigned or a pop took a reset to `o`, even when both answers are recorded after it.
 
 use super::index::{
-    crash_indices, persists, reset_died_in_crash, resets, secs, witness_events, Facts,
+    crash_indices, origins, persists, reset_died_in_crash, resets, secs, witness_events, Facts,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
 use broker_core::BrokerEvent;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "orderly-order",
@@ -98,6 +104,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // (group, topic, queue) → the previous delivery and the highest offset delivered in
     // order (offset, index each); None right after a reset.
     let mut prev: BTreeMap<QueueKey, Option<Seen>> = BTreeMap::new();
+    // The offsets the gRPC proxy's filter dead-lettered for a group
+    // (`PopMessageResultFilterImpl` → `ProducerProcessor.forwardMessageToDeadLetterQueue`):
+    // (group, topic, queue, offset).
+    let origins = origins(history);
+    let mut dead_lettered: BTreeSet<(&str, &str, u32, u64)> = BTreeSet::new();
     let mut deliveries = 0usize;
     let mut found: Vec<Witness> = Vec::new();
     let mut affected = AffectedList::default();
@@ -118,6 +129,20 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 u64::try_from(*offset),
             ) {
                 seen.taken_reset = Some(x);
+            }
+            continue;
+        }
+        if let EventKind::SentToDlq {
+            consumer,
+            group,
+            msg_id,
+            ..
+        } = &e.kind
+        {
+            if *e.node != **consumer {
+                if let Some(o) = origins.get(msg_id.as_str()) {
+                    dead_lettered.insert((group.as_str(), o.topic.as_str(), o.queue, o.offset));
+                }
             }
             continue;
         }
@@ -162,7 +187,18 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         })
                     })
             };
-            if *queue_offset > h + 1 && taken_reset != Some(*queue_offset) && !reset_between() {
+            // The proxy's filter dead-lettered every offset in between out of the group's
+            // pops: handed out, to no client, and sent to the DLQ.
+            let skipped_dead = || {
+                (h + 1..*queue_offset).all(|o| {
+                    dead_lettered.contains(&(group.as_str(), topic.as_str(), *queue_id, o))
+                })
+            };
+            if *queue_offset > h + 1
+                && taken_reset != Some(*queue_offset)
+                && !reset_between()
+                && !skipped_dead()
+            {
                 let after = if p == h {
                     format!("right after offset {p}")
                 } else {
@@ -206,6 +242,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::ConsumerKind;
     use crate::invariants::Status;
     use crate::testkit::H;
     use broker_core::ReadFrom;
@@ -228,6 +265,61 @@ mod tests {
         h.at(14_000).reset("og", 0, 20);
         h.at(15_000).pop("o1", "m20", 0, 20);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn offsets_the_proxy_dead_lettered_are_no_skip() {
+        // develop-random with retryMaxTimes 0 (maxAttempts 1), seed 52: s1 got orders/4
+        // offset 0; a pop read 1..=2 but its answer was lost, so the next read of them
+        // carried reconsumeTimes 1 and the proxy's filter (`PopMessageResultFilterImpl`)
+        // forwarded both to the DLQ; the next delivery was offset 3.
+        let run = |dead: &[&str]| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 0);
+            for o in 0..4 {
+                h.at(0).produce(&format!("m{o}"), 0, o);
+            }
+            h.at(1_000).pop("f1", "m0", 0, 0);
+            for m in dead {
+                let sent = EventKind::SentToDlq {
+                    consumer: "f1".into(),
+                    group: "fg".into(),
+                    msg_id: (*m).into(),
+                    dlq_topic: "%DLQ%fg".into(),
+                    reconsume_times: 1,
+                };
+                h.at(20_000).push("proxy", sent);
+            }
+            h.at(40_000).pop("f1", "m3", 0, 3);
+            check(&h.build())
+        };
+        assert_eq!(run(&["m1", "m2"]), Verdict::held());
+        // Offset 2 was neither delivered nor dead-lettered: skipped.
+        let v = run(&["m1"]);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group fg got offset 3 of queue TopicA/0 at 40.000s right after offset 0: offsets 1..=2 were skipped"
+        );
+        // A client's own decision (the FIFO push consumer's, on its node) is about a
+        // delivery it got, not a pop it never saw: recorded on f1, it excuses nothing.
+        let mut h = H::new();
+        h.meta.consumers.clear();
+        h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 0);
+        for o in 0..3 {
+            h.at(0).produce(&format!("m{o}"), 0, o);
+        }
+        h.at(1_000).pop("f1", "m0", 0, 0);
+        let sent = EventKind::SentToDlq {
+            consumer: "f1".into(),
+            group: "fg".into(),
+            msg_id: "m1".into(),
+            dlq_topic: "%DLQ%fg".into(),
+            reconsume_times: 0,
+        };
+        h.at(20_000).push("f1", sent);
+        h.at(40_000).pop("f1", "m2", 0, 2);
+        assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
     #[test]
