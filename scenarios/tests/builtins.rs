@@ -280,3 +280,35 @@ fn develop_random_draws_a_looping_simple_consumers_invisible_time_the_proxy_acce
         "the other consumers keep the swarm's range below the proxy's minimum"
     );
 }
+
+/// The discovery swarm reaches the dead-letter paths: on about half the seeds every group of
+/// looping consumers draws a maxReconsumeTimes of 0..=3 (the default 16 attempts take longer
+/// than a run), one value per group; the other seeds keep the default.
+#[test]
+fn develop_random_draws_a_max_reconsume_times_that_reaches_the_dlq_on_some_seeds() {
+    let sc = builtin("develop-random").unwrap();
+    let mut drawn = 0;
+    for seed in 0..60 {
+        let (resolved, _) = scenarios::swarm::resolve(&sc, seed);
+        let looping: Vec<_> = (resolved.consumers.iter())
+            .filter(|c| !c.is_stepped())
+            .collect();
+        if looping.iter().all(|c| c.max_reconsume_times == -1) {
+            continue;
+        }
+        drawn += 1;
+        for c in &looping {
+            assert!(
+                (0..=3).contains(&c.max_reconsume_times),
+                "seed {seed}: {}",
+                c.name
+            );
+            let mut same_group = looping.iter().filter(|o| o.group == c.group);
+            assert!(
+                same_group.all(|o| o.max_reconsume_times == c.max_reconsume_times),
+                "seed {seed}: one value per group"
+            );
+        }
+    }
+    assert!((15..45).contains(&drawn), "{drawn} of 60 seeds draw it");
+}
