@@ -129,6 +129,12 @@ pub struct SwarmSpec {
     /// Its own coin, drawn last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub simple_batch_fits_percent: Option<u32>,
+    /// Percent of seeds that run without any random fault (loss, clogs, crashes, pauses,
+    /// resets, offset updates, timer lag, failing puts), whatever was drawn for them: the
+    /// invariants promised only without faults (bounded-deliveries) are judged there. Its
+    /// own coin, drawn last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet_percent: Option<u32>,
 }
 
 impl SwarmSpec {
@@ -169,6 +175,7 @@ impl SwarmSpec {
             store_put_failure_rate,
             max_reconsume_times,
             simple_batch_fits_percent,
+            quiet_percent,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -209,6 +216,7 @@ impl SwarmSpec {
             || proxy_batch_ack_percent.is_some()
             || buffer_merge_percent.is_some()
             || simple_batch_fits_percent.is_some()
+            || quiet_percent.is_some()
     }
 
     /// The spec with its ranges dropped (baseline and buggify kept): what a resolved
@@ -358,6 +366,9 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
             fit_simple_batches(&mut out, &mut put);
         }
     }
+    if sw.quiet_percent.is_some_and(|p| d.percent(p)) {
+        quiet(&mut out.faults, &mut drawn);
+    }
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
 }
@@ -402,6 +413,26 @@ fn fit_simple_batches(out: &mut Scenario, put: &mut impl FnMut(String, String)) 
                 batch.to_string(),
             );
         }
+    }
+}
+
+/// A quiet seed: every random fault off (what `is_faulty` counts), and the draw says so
+/// where it had drawn one.
+fn quiet(f: &mut crate::model::FaultSpec, drawn: &mut [Drawn]) {
+    f.loss_rate = 0.0;
+    f.clog_every_ms = 0;
+    f.crash_every_ms = 0;
+    f.pause_every_ms = 0;
+    f.reset_every_ms = 0;
+    f.update_offset_every_ms = 0;
+    f.timer_lag_ms.max = 0;
+    f.store_put_failure_rate = 0.0;
+    for d in drawn.iter_mut().filter(|d| {
+        d.key.starts_with("faults.")
+            && d.key != "faults.latency_ms"
+            && !matches!(d.value.as_str(), "0" | "0..0")
+    }) {
+        d.value = format!("0 (quiet seed; drawn {})", d.value);
     }
 }
 
@@ -613,6 +644,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             sw.skip_long_awaiting_ack_percent,
         ),
         ("simple_batch_fits_percent", sw.simple_batch_fits_percent),
+        ("quiet_percent", sw.quiet_percent),
     ] {
         if let Some(p) = p.filter(|p| *p > 100) {
             bad(
@@ -862,6 +894,34 @@ topic = "t"
             }
         }
         assert!(cut > 20 && kept > 20, "cut {cut}, kept {kept}");
+    }
+
+    #[test]
+    fn a_quiet_seed_runs_without_random_faults_and_says_so() {
+        let src = format!(
+            "{BASE}[swarm]\nfault_on_percent = 100\nloss_rate = {{ min = 0.01, max = 0.05 }}\ncrash_every_ms = {{ min = 5000, max = 9000 }}\nlatency_max_ms = {{ min = 5, max = 9 }}\nquiet_percent = 30\n"
+        );
+        let sc = load_str("s.toml", &src, &Context::default()).expect("valid");
+        let (mut quiet, mut loud) = (0, 0);
+        for seed in 0..100 {
+            let (r, d) = resolve(&sc, seed);
+            let f = &r.faults;
+            // Latency is no fault: every seed keeps its draw.
+            assert!((5..=9).contains(&f.latency_ms.max));
+            if f.loss_rate == 0.0 {
+                quiet += 1;
+                assert_eq!(f.crash_every_ms, 0);
+                let loss = d.iter().find(|x| x.key == "faults.loss_rate").unwrap();
+                assert!(
+                    loss.value.starts_with("0 (quiet seed; drawn 0.0"),
+                    "{loss:?}"
+                );
+            } else {
+                loud += 1;
+                assert!(f.crash_every_ms > 0);
+            }
+        }
+        assert!((15..=45).contains(&quiet) && loud > 50, "{quiet} quiet");
     }
 
     #[test]
