@@ -312,3 +312,24 @@ fn develop_random_draws_a_max_reconsume_times_that_reaches_the_dlq_on_some_seeds
     }
     assert!((15..45).contains(&drawn), "{drawn} of 60 seeds draw it");
 }
+
+/// One develop-random seed in ten runs without any random fault, so the invariants promised
+/// only without faults (bounded-deliveries) are judged in the swarm.
+#[test]
+fn develop_random_runs_some_seeds_without_random_faults() {
+    let sc = builtin("develop-random").unwrap();
+    let quiet = (0..200)
+        .filter(|&seed| {
+            let f = scenarios::swarm::resolve(&sc, seed).0.faults;
+            f.loss_rate == 0.0
+                && f.clog_every_ms == 0
+                && f.crash_every_ms == 0
+                && f.pause_every_ms == 0
+                && f.reset_every_ms == 0
+                && f.update_offset_every_ms == 0
+                && f.timer_lag_ms.max == 0
+                && f.store_put_failure_rate == 0.0
+        })
+        .count();
+    assert!((8..=40).contains(&quiet), "{quiet} of 200 seeds are quiet");
+}
