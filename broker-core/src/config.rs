@@ -67,6 +67,24 @@ pub struct BrokerConfig {
     pub flush_consumer_offset_interval: Millis,
     /// `timerWheelEnable` (default true): POP needs timer messages for CK/ACK records.
     pub timer_wheel_enable: bool,
+    /// `appendCkAsync` (default false): the buffer's CK puts go through
+    /// `EscapeBridge.asyncPutMessageToSpecificQueue` (`PopBufferMergeService.putCkToStore`)
+    /// and the wrapper counts as stored only once the future completes
+    /// (`handleCkMessagePutResult`). No effect in the model, by upstream's own code: the
+    /// modelled store is a master with asynchronous flush and no synchronous slave, where
+    /// `CommitLog.asyncPutMessage` appends in the calling thread and returns a future already
+    /// completed (`CommitLog.DefaultFlushManager.handleDiskFlush` for `ASYNC_FLUSH`, `handleHA` for at
+    /// most one ack), so the callback runs inside `putCkToStore` and the scan sees the CK
+    /// stored, as with a synchronous put. Only `SYNC_FLUSH` or a synchronous slave would
+    /// complete it later, and neither is modelled.
+    pub append_ck_async: bool,
+    /// `appendAckAsync` (default false): ACK puts through the asynchronous put
+    /// (`PopBufferMergeService.putAckToStore` / `putBatchAckToStore`,
+    /// `AckMessageProcessor.appendAck`; with `appendCkAsync` too, `ChangeInvisibleTimeProcessor`
+    /// answers from the future). No effect in the model, for the reason given at
+    /// [`Self::append_ck_async`]: the future is complete when returned, so every callback runs
+    /// in the putting thread before the request or the scan goes on.
+    pub append_ack_async: bool,
 }
 
 impl Default for BrokerConfig {
@@ -97,6 +115,8 @@ impl Default for BrokerConfig {
             init_pop_offset_by_check_msg_in_mem: true,
             flush_consumer_offset_interval: 5_000,
             timer_wheel_enable: true,
+            append_ck_async: false,
+            append_ack_async: false,
         }
     }
 }

@@ -580,7 +580,10 @@ impl Broker {
     /// again by the next scan, and stores no ack before it), then every buffered ack not yet
     /// stored (`putAckToStore` per index, or one `putBatchAckToStore`; a failed put leaves
     /// its `toStoreBits` unset for the next scan), then drop it from `buffer` once all is
-    /// stored.
+    /// stored. With `appendCkAsync` (`putCkToStore`'s asynchronous put) upstream skips the
+    /// acks while the put's future has not marked the CK stored; on the modelled store that
+    /// future is complete when returned, so the CK is stored (or failed) here, as below
+    /// (`BrokerConfig::append_ck_async`).
     fn flush_wrapper(&mut self, now: Millis, id: u64) {
         if !self.buffer.wrappers[&id].ck_stored {
             let (ck, revive_qid) = self.buffered_ck_to_store(id);

@@ -692,3 +692,51 @@ fn the_f19_fix_changes_nothing_when_the_ack_put_goes_through() {
         develop
     );
 }
+
+/// `appendCkAsync` / `appendAckAsync` on a master with asynchronous flush and no synchronous
+/// slave, the store the model is: `CommitLog.asyncPutMessage` appends in the calling thread
+/// and its future is already complete (`DefaultFlushManager.handleDiskFlush` for
+/// `ASYNC_FLUSH`), so `putCkToStore`'s callback (`handleCkMessagePutResult`) marks the CK
+/// stored before the scan tests `isCkStored`, and the merged ACKs go out in the same scan.
+/// A flush stalled past the revive time + 2 s (the F19 window) therefore revives nothing
+/// acked without a failed put, and every event is the one the synchronous put gives.
+#[test]
+fn append_async_puts_complete_inline_and_change_nothing() {
+    let run = |append_async: bool| {
+        let mut w = World::new(
+            BrokerConfig {
+                enable_pop_buffer_merge: true,
+                append_ck_async: append_async,
+                append_ack_async: append_async,
+                ..World::default_config()
+            },
+            Behaviours::fixed(),
+        );
+        w.send(2);
+        let msgs = w.pop(32, 8_000);
+        w.advance_to(1_000);
+        assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
+        // The scan and revive threads stall from before the 5 s flush until 10.5 s.
+        w.now = 10_500;
+        w.broker.on_timer(w.now);
+        w.events.extend(w.broker.drain_events());
+        let written: Vec<(&str, Millis)> = w
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                BrokerEvent::CkWritten { at, .. } => Some(("ck", *at)),
+                BrokerEvent::AckWritten { at, .. } => Some(("ack", *at)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            written,
+            vec![("ck", 10_500), ("ack", 10_500)],
+            "the CK and its merged ACK in the same scan"
+        );
+        w.advance_to(60_000);
+        assert_eq!(w.revived_ids(), vec!["m2"], "only the unacked message");
+        w.events
+    };
+    assert_eq!(run(true), run(false));
+}

@@ -1,7 +1,9 @@
 //! No `[broker]` key is accepted and then ignored: every key of the reference's `[broker]`
 //! table is a `BrokerConfig` field, and broker-core's code (outside `config.rs` and outside
 //! test modules) reads that field (`config.<field>`). Adding a key without a reader, or a
-//! documented key that is not a field, fails here.
+//! documented key that is not a field, fails here. The one exception is a key whose upstream
+//! effect is void on the modelled store ([`NO_EFFECT_ON_THE_MODELLED_STORE`]): its field's doc
+//! comment must say so and its reference row must too.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -85,6 +87,29 @@ fn readers_source() -> String {
     all
 }
 
+/// Keys accepted with no reader because upstream does exactly what the synchronous setting
+/// does on the store the model is (a master with asynchronous flush and no synchronous
+/// slave): `asyncPutMessageToSpecificQueue` returns a future already completed, so its
+/// callback runs in the putting thread. Each field's doc comment says "No effect in the
+/// model" and its reference row "No effect in popsim".
+const NO_EFFECT_ON_THE_MODELLED_STORE: [&str; 2] = ["appendCkAsync", "appendAckAsync"];
+
+/// The doc comment just above `pub <field>:` in config.rs's `BrokerConfig`.
+fn field_doc(field: &str) -> String {
+    let src = crate_file("src/config.rs");
+    let at = src
+        .find(&format!("pub {field}:"))
+        .unwrap_or_else(|| panic!("field {field}"));
+    src[..at]
+        .lines()
+        .rev()
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| l.starts_with("///"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn is_read(src: &str, field: &str) -> bool {
     let needle = format!("config.{field}");
     src.match_indices(&needle).any(|(i, _)| {
@@ -106,6 +131,26 @@ fn every_documented_broker_key_is_a_field_with_a_reader() {
         let field = fields
             .get(key)
             .unwrap_or_else(|| panic!("documented key `{key}` is not a BrokerConfig field"));
+        if NO_EFFECT_ON_THE_MODELLED_STORE.contains(&key.as_str()) {
+            assert!(
+                !is_read(&src, field),
+                "`{key}` has a reader now: take it off the no-effect list"
+            );
+            assert!(
+                field_doc(field).contains("No effect in the model"),
+                "`{key}`'s doc comment must say why it has no effect"
+            );
+            let doc = crate_file("../docs/scenario-reference.md");
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")))
+                .expect("its row");
+            assert!(
+                row.contains("No effect in popsim"),
+                "`{key}`'s reference row must say it has no effect"
+            );
+            continue;
+        }
         if !is_read(&src, field) {
             unread.push(key.clone());
         }
