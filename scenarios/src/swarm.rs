@@ -135,6 +135,18 @@ pub struct SwarmSpec {
     /// own coin, drawn last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quiet_percent: Option<u32>,
+    /// On half the seeds, `faults.retention_ms` from this range: the store deletes what is
+    /// older (CommitLog expiry), so pops, revives and offset commits meet deleted messages.
+    /// Its own coin, drawn after `quiet_percent` (retention is the store's environment, not a
+    /// fault: a quiet seed keeps it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<RangeMs>,
+    /// On half the seeds, `faults.page_cache_ms` from this range: a group that starts
+    /// without an offset (new, or its offset lost in a crash) with init mode MAX starts at 0
+    /// only while its queue's first message is in the page cache. Its own coin, drawn after
+    /// `retention_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_cache_ms: Option<RangeMs>,
 }
 
 impl SwarmSpec {
@@ -176,6 +188,8 @@ impl SwarmSpec {
             max_reconsume_times,
             simple_batch_fits_percent,
             quiet_percent,
+            retention_ms,
+            page_cache_ms,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -209,6 +223,8 @@ impl SwarmSpec {
                 failure_percent,
                 messages,
                 max_reconsume_times,
+                retention_ms,
+                page_cache_ms,
             ]
             .iter()
             .any(|r| r.is_some())
@@ -368,6 +384,18 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
     }
     if sw.quiet_percent.is_some_and(|p| d.percent(p)) {
         quiet(&mut out.faults, &mut drawn);
+    }
+    for (key, range, slot) in [
+        ("retention_ms", sw.retention_ms, &mut out.faults.retention_ms),
+        ("page_cache_ms", sw.page_cache_ms, &mut out.faults.page_cache_ms),
+    ] {
+        if let Some(r) = range.filter(|_| d.percent(50)) {
+            *slot = d.int(r);
+            drawn.push(Drawn {
+                key: format!("faults.{key}"),
+                value: slot.to_string(),
+            });
+        }
     }
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
@@ -673,7 +701,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
     }
-    let limits: [(&str, Option<RangeMs>, u64, u64); 21] = [
+    let limits: [(&str, Option<RangeMs>, u64, u64); 23] = [
         ("timer_lag_ms", sw.timer_lag_ms, 0, MAX_DURATION_MS),
         ("reset_every_ms", sw.reset_every_ms, 1, MAX_DURATION_MS),
         (
@@ -740,6 +768,8 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             0,
             MAX_RECONSUME_TIMES as u64,
         ),
+        ("retention_ms", sw.retention_ms, 1, MAX_DURATION_MS),
+        ("page_cache_ms", sw.page_cache_ms, 1, MAX_DURATION_MS),
     ];
     for (key, r, lo, hi) in limits {
         let Some(r) = r else { continue };
@@ -922,6 +952,62 @@ topic = "t"
             }
         }
         assert!((15..=45).contains(&quiet) && loud > 50, "{quiet} quiet");
+    }
+
+    /// Retention and the page cache each come on about half the seeds, drawn after every
+    /// other key: the rest of each seed's draw is the one the file without them gives, and a
+    /// quiet seed keeps them (the store's environment, not a fault).
+    #[test]
+    fn retention_and_page_cache_are_drawn_last_on_half_the_seeds() {
+        let without = format!(
+            "{BASE}[swarm]\nfault_on_percent = 100\nloss_rate = {{ min = 0.01, max = 0.05 }}\nquiet_percent = 30\n"
+        );
+        let with = format!(
+            "{without}retention_ms = {{ min = 5000, max = 9000 }}\npage_cache_ms = {{ min = 10, max = 20 }}\n"
+        );
+        let ctx = Context::default();
+        let (a, b) = (
+            load_str("a.toml", &without, &ctx).expect("valid"),
+            load_str("b.toml", &with, &ctx).expect("valid"),
+        );
+        let (mut retained, mut paged, mut quiet_retained) = (0, 0, 0);
+        for seed in 0..200 {
+            let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
+            assert_eq!(db[..da.len()], da[..], "seed {seed}");
+            assert_eq!(ra.faults.loss_rate, rb.faults.loss_rate);
+            let f = &rb.faults;
+            if f.retention_ms > 0 {
+                assert!((5000..=9000).contains(&f.retention_ms));
+                retained += 1;
+                quiet_retained += usize::from(f.loss_rate == 0.0);
+            }
+            if f.page_cache_ms > 0 {
+                assert!((10..=20).contains(&f.page_cache_ms));
+                paged += 1;
+            }
+            let extra: Vec<&str> = db[da.len()..].iter().map(|x| x.key.as_str()).collect();
+            let expect: Vec<&str> = [
+                (f.retention_ms > 0).then_some("faults.retention_ms"),
+                (f.page_cache_ms > 0).then_some("faults.page_cache_ms"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            assert_eq!(extra, expect, "seed {seed}");
+        }
+        assert!((70..=130).contains(&retained), "{retained} retained");
+        assert!((70..=130).contains(&paged), "{paged} paged");
+        assert!(quiet_retained > 0, "a quiet seed keeps its retention");
+    }
+
+    #[test]
+    fn a_retention_range_of_zero_is_located() {
+        let src = format!("{BASE}[swarm]\nretention_ms = {{ min = 0, max = 10 }}\n");
+        let text = load_str("s.toml", &src, &Context::default())
+            .unwrap_err()
+            .render();
+        assert!(text.contains("swarm.retention_ms.min"), "{text}");
+        assert!(text.contains("0..=10 is outside 1..="), "{text}");
     }
 
     #[test]
