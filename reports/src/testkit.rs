@@ -664,6 +664,17 @@ impl H {
         })
     }
 
+    /// Retention deleted queue `q` of `T` below `min_offset` (`MessagesExpired`).
+    pub fn expired(&mut self, q: u32, min_offset: u64) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::MessagesExpired {
+            at,
+            topic: T.into(),
+            queue_id: q,
+            min_offset,
+        })
+    }
+
     pub fn commit(&mut self, group: &str, q: u32, offset: i64, reason: &str) -> usize {
         let at = self.now;
         self.broker(BrokerEvent::OffsetCommitted {

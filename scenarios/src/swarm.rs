@@ -386,8 +386,16 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
         quiet(&mut out.faults, &mut drawn);
     }
     for (key, range, slot) in [
-        ("retention_ms", sw.retention_ms, &mut out.faults.retention_ms),
-        ("page_cache_ms", sw.page_cache_ms, &mut out.faults.page_cache_ms),
+        (
+            "retention_ms",
+            sw.retention_ms,
+            &mut out.faults.retention_ms,
+        ),
+        (
+            "page_cache_ms",
+            sw.page_cache_ms,
+            &mut out.faults.page_cache_ms,
+        ),
     ] {
         if let Some(r) = range.filter(|_| d.percent(50)) {
             *slot = d.int(r);

@@ -138,6 +138,7 @@ pub(crate) struct Facts<'h> {
     pops: OnceCell<PopPositions>,
     rollbacks: OnceCell<Rollbacks<'h>>,
     acks: OnceCell<AckAnalysis>,
+    retention: OnceCell<Retention<'h>>,
 }
 
 impl<'h> Facts<'h> {
@@ -147,6 +148,7 @@ impl<'h> Facts<'h> {
             pops: OnceCell::new(),
             rollbacks: OnceCell::new(),
             acks: OnceCell::new(),
+            retention: OnceCell::new(),
         }
     }
 
@@ -161,6 +163,53 @@ impl<'h> Facts<'h> {
 
     pub fn acks(&self) -> &AckAnalysis {
         self.acks.get_or_init(|| analyse_acks(self))
+    }
+
+    pub fn retention(&self) -> &Retention<'h> {
+        self.retention.get_or_init(|| Retention::new(self.h))
+    }
+}
+
+/// What retention deleted, and when: each queue's min offset as the broker's
+/// `MessagesExpired` moved it (`DefaultMessageStore`'s clean services delete expired CommitLog
+/// files and correct each queue's min offset). A message below its queue's min offset is gone:
+/// a pop below it is corrected to the store's next offset (`PopMessageProcessor`'s offset
+/// correction) and nobody can consume it any more, which no invariant holds against upstream.
+pub(crate) struct Retention<'h>(BTreeMap<(&'h str, u32), Vec<(usize, u64)>>);
+
+impl<'h> Retention<'h> {
+    pub fn new(h: &'h History) -> Self {
+        let mut moves: BTreeMap<(&'h str, u32), Vec<(usize, u64)>> = BTreeMap::new();
+        for (idx, e) in h.events.iter().enumerate() {
+            if let EventKind::Broker(BrokerEvent::MessagesExpired {
+                topic,
+                queue_id,
+                min_offset,
+                ..
+            }) = &e.kind
+            {
+                moves
+                    .entry((topic.as_str(), *queue_id))
+                    .or_default()
+                    .push((idx, *min_offset));
+            }
+        }
+        Self(moves)
+    }
+
+    /// The queue's min offset once the events before `idx` happened (0: nothing deleted).
+    pub fn min_before(&self, topic: &str, queue: u32, idx: usize) -> u64 {
+        let Some(moves) = self.0.get(&(topic, queue)) else {
+            return 0;
+        };
+        // A queue's min offset only grows.
+        let n = moves.partition_point(|(i, _)| *i < idx);
+        moves[..n].last().map_or(0, |(_, m)| *m)
+    }
+
+    /// Whether retention had deleted `offset` of the queue before event `idx`.
+    pub fn gone_before(&self, topic: &str, queue: u32, offset: u64, idx: usize) -> bool {
+        offset < self.min_before(topic, queue, idx)
     }
 }
 

@@ -23,6 +23,9 @@
 //!   message it forwarded (`SentToDlq` on a node other than the consumer's) names it by its
 //!   handle (queue, `popTime`, offset), and joins that batch as an acked entry, placed at the
 //!   pop's `PopRead` like a delivery.
+//! - An entry retention deleted before the commit (`MessagesExpired` moved the queue's min
+//!   offset past it) is not held: the pop's offset correction (`PopMessageProcessor`, the
+//!   store's `nextBeginOffset` for an offset below its min) commits past what is gone.
 //! - A consumed reset and a broker crash discard the outstanding batch (the reset clears the
 //!   block on purpose; a crash may lose the un-flushed order info); so does a crash between
 //!   a pop and its recorded delivery: a batch served before the latest crash is not one,
@@ -54,8 +57,10 @@ struct Batch<'h> {
 }
 
 impl Batch<'_> {
-    fn lowest_unacked(&self) -> Option<(&u64, &Entry<'_>)> {
-        self.entries.iter().find(|(_, e)| !e.ack_sent)
+    /// The lowest entry not acked among those at or above `min`, the queue's min offset:
+    /// what retention deleted is no longer the batch's to hold.
+    fn lowest_unacked(&self, min: u64) -> Option<(&u64, &Entry<'_>)> {
+        self.entries.range(min..).find(|(_, e)| !e.ack_sent)
     }
 }
 
@@ -162,6 +167,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let history = facts.h;
     let pops = facts.pops();
     let origins = origins(history);
+    let retention = facts.retention();
     let mut st = State::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
@@ -356,7 +362,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let Some(b) = st.batches.get(&(group.as_str(), topic.as_str(), *queue_id)) else {
                     continue;
                 };
-                let Some((low, en)) = b.lowest_unacked() else {
+                let min = retention.min_before(topic, *queue_id, idx);
+                let Some((low, en)) = b.lowest_unacked(min) else {
                     continue;
                 };
                 if *offset > *low as i64 {
@@ -450,6 +457,47 @@ mod tests {
             w.summary,
             "group og's commit offset on queue TopicA/0 moved to 2 at 1.500s (ackOrderly) while offset 0 (m0) of the batch popped at 1.000s was not acked"
         );
+    }
+
+    /// Retention deleted the batch's un-acked head and the next pop's offset correction
+    /// committed the queue's new min offset (the swarm with retention, seed 0): what is gone
+    /// is not held. An un-acked entry retention left still is.
+    #[test]
+    fn a_commit_past_what_retention_deleted_holds() {
+        let batch = |h: &mut H| {
+            h.at(1_000)
+                .pop_batch("o1", &[("m0", 0), ("m1", 1), ("m2", 2)], 0)
+        };
+        let mut h = H::orderly();
+        let r = batch(&mut h);
+        h.at(1_500).ack_sent(&r[1]);
+        h.at(9_000).expired(0, 2);
+        h.at(9_500)
+            .commit("og", 0, 2, "PopMessageProcessor.offsetCorrection");
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        let mut h = H::orderly();
+        let r = batch(&mut h);
+        h.at(1_500).ack_sent(&r[1]);
+        h.at(9_000).expired(0, 2);
+        let bad = h
+            .at(9_500)
+            .commit("og", 0, 3, "PopMessageProcessor.offsetCorrection");
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(v.witness.unwrap().events, vec![r[2].idx, bad]);
+
+        // Deleted only after the commit: the head was still there.
+        let mut h = H::orderly();
+        let r = batch(&mut h);
+        h.at(1_500).ack_sent(&r[1]);
+        let bad = h
+            .at(9_000)
+            .commit("og", 0, 2, "PopMessageProcessor.offsetCorrection");
+        h.at(9_500).expired(0, 2);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(v.witness.unwrap().events, vec![r[0].idx, bad]);
     }
 
     #[test]

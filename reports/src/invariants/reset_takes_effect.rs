@@ -35,6 +35,8 @@
 //!   `nextBeginOffset` of checkpoints popped before the reset, unconditionally, over it;
 //!   a flush and a crash in that window restore the older offset and the in-memory reset
 //!   table is gone.
+//!   A reset to an offset retention deleted before the first batch (`MessagesExpired` moved
+//!   the queue's min offset past X) starts at what is left: at most the min offset.
 //! - **No endless replay**: once the group's effective acks (see no-redelivery-after-ack)
 //!   after the reset cover every offset X..=Y, no later pop delivers an offset in X..=Y,
 //!   unless it is a crash replay: a crash after the acked delivery restored a commit offset
@@ -54,7 +56,8 @@
 
 use super::index::{
     copy_key, crash_indices, flush_due_between, is_pop_ck, offset_key, persists,
-    reset_died_in_crash, resets, secs, witness_events, Facts, PopPositions, ResetPoint, Rollbacks,
+    reset_died_in_crash, resets, secs, witness_events, Facts, PopPositions, ResetPoint, Retention,
+    Rollbacks,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -106,6 +109,7 @@ struct Checker<'a, 'h> {
     persists: Vec<usize>,
     rollbacks: &'a Rollbacks<'h>,
     pops: &'a PopPositions,
+    retention: &'a Retention<'h>,
     problems: Vec<Witness>,
     affected: AffectedList,
 }
@@ -135,6 +139,12 @@ impl Checker<'_, '_> {
         w.first_judged = true;
         let p = w.point;
         if offset as i64 == p.offset {
+            return;
+        }
+        let min = self.retention.min_before(&p.topic, p.queue, idx);
+        if p.offset < min as i64 && offset <= min {
+            // Retention deleted X: the pop's offset correction (`PopMessageProcessor`, the
+            // store's `nextBeginOffset` for an offset below its min) reads from what is left.
             return;
         }
         if w.taker_read
@@ -387,6 +397,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         persists: persists(history),
         rollbacks: facts.rollbacks(),
         pops: facts.pops(),
+        retention: facts.retention(),
         problems: Vec::new(),
         affected: AffectedList::default(),
     };
@@ -678,6 +689,30 @@ mod tests {
             "{}",
             w.summary
         );
+    }
+
+    /// The reset's X was deleted by retention before the first pop, which the store's offset
+    /// correction read from the min offset (the swarm with retention, seed 158): the reset
+    /// took effect. Past the min offset it did not.
+    #[test]
+    fn a_reset_to_what_retention_deleted_starts_at_what_is_left() {
+        let world = |h: &mut H, first: std::ops::Range<u64>| {
+            pop_ack(h, 1_000, 0..6);
+            h.at(2_000).reset("g1", 0, 2);
+            h.at(2_500).expired(0, 4);
+            let f = pop_ack(h, 3_000, first);
+            h.final_offset("g1", 0, 8);
+            f
+        };
+        let mut h = H::new();
+        world(&mut h, 4..8);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        let mut h = H::new();
+        let first = world(&mut h, 6..8);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(v.witness.unwrap().events[1], first[0]);
     }
 
     #[test]
