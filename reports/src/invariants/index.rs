@@ -1,7 +1,7 @@
 //! What several invariants (and the report's counts) need from a history, each computed in
 //! one pass with ordered maps.
 
-use crate::history::{EventKind, History, RpcOutcome};
+use crate::history::{Event, EventKind, History, RpcOutcome};
 use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ResponseCode, POP_ORDER_REVIVE_QUEUE};
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -568,6 +568,36 @@ pub(crate) struct Origin {
     pub topic: Name,
     pub queue: u32,
     pub offset: u64,
+}
+
+/// The gRPC proxy's filter dead-lettered a message out of a pop it made for a client
+/// (`PopMessageResultFilterImpl`: reconsumeTimes ≥ maxAttempts, so
+/// `ProducerProcessor.forwardMessageToDeadLetterQueue` sent it back instead of handing it
+/// out): a `SentToDlq` recorded on a node other than the consumer's. No client got that
+/// entry of the pop. Returns (group, consumer, message).
+pub(crate) fn proxy_dead_lettered(e: &Event) -> Option<(&str, &str, &str)> {
+    match &e.kind {
+        EventKind::SentToDlq {
+            consumer,
+            group,
+            msg_id,
+            ..
+        } if *e.node != **consumer => Some((group, consumer, msg_id)),
+        _ => None,
+    }
+}
+
+/// The proxy's ack of what its filter dead-lettered out of an orderly pop names that pop's
+/// batch by its handle: the handle parsed, when it is an orderly pop's out of the message's
+/// original topic, with the message's origin.
+pub(crate) fn dead_lettered_orderly_handle<'o>(
+    receipt: &str,
+    msg_id: &str,
+    origins: &'o BTreeMap<&str, Origin>,
+) -> Option<(ExtraInfo, &'o Origin)> {
+    let x = ExtraInfo::parse(receipt)?;
+    let origin = origins.get(msg_id)?;
+    (x.revive_qid == POP_ORDER_REVIVE_QUEUE && x.topic_type == 0).then_some((x, origin))
 }
 
 /// Each message's origin: from its `Produced` event, else from its first delivery out of the
@@ -1447,13 +1477,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 }
                 receipts.insert((group, new), st);
             }
-            EventKind::SentToDlq {
-                consumer,
-                group,
-                msg_id,
-                ..
-            } if *e.node != **consumer => {
-                filtered.insert((group, consumer, msg_id));
+            EventKind::SentToDlq { .. } => {
+                filtered.extend(proxy_dead_lettered(e));
             }
             // The proxy acks what its filter dead-lettered out of an orderly pop
             // (`PopMessageResultFilterImpl` → `ProducerProcessor.forwardMessageToDeadLetterQueue`,
@@ -1469,13 +1494,9 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 && !receipts.contains_key(&(group.as_str(), receipt.as_str()))
                 && filtered.contains(&(group.as_str(), consumer.as_str(), msg_id.as_str())) =>
             {
-                let (Some(x), Some(o)) = (ExtraInfo::parse(receipt), origins.get(msg_id.as_str()))
-                else {
+                let Some((x, o)) = dead_lettered_orderly_handle(receipt, msg_id, &origins) else {
                     continue;
                 };
-                if x.revive_qid != POP_ORDER_REVIVE_QUEUE || x.topic_type != 0 {
-                    continue;
-                }
                 let key: BatchKey = (group, &o.topic, x.queue_id, consumer, x.pop_time);
                 let b = batches.entry(key).or_default();
                 b.entries.insert(

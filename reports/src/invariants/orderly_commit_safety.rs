@@ -31,10 +31,13 @@
 //!   a pop and its recorded delivery: a batch served before the latest crash is not one,
 //!   nor is one served before its queue's latest consumed reset.
 
-use super::index::{is_success, origins, receipt_deadline, secs, witness_events, Facts, LookupMap};
+use super::index::{
+    dead_lettered_orderly_handle, is_success, origins, proxy_dead_lettered, receipt_deadline, secs,
+    witness_events, Facts, LookupMap,
+};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
-use broker_core::{BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
+use broker_core::{BrokerEvent, Millis};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -244,13 +247,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             } => {
                 attempts.insert((consumer, group), attempt_id.as_deref());
             }
-            EventKind::SentToDlq {
-                consumer,
-                group,
-                msg_id,
-                ..
-            } if *e.node != **consumer => {
-                filtered.insert((group, consumer, msg_id));
+            EventKind::SentToDlq { .. } => {
+                filtered.extend(proxy_dead_lettered(e));
             }
             // The proxy acks what its filter dead-lettered (`PopMessageResultFilterImpl` →
             // `ProducerProcessor.forwardMessageToDeadLetterQueue`, an ack once the send-back
@@ -264,14 +262,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             } if !receipts.contains_key(&(group.as_str(), receipt.as_str()))
                 && filtered.remove(&(group.as_str(), consumer.as_str(), msg_id.as_str())) =>
             {
-                let (Some(x), Some(origin)) =
-                    (ExtraInfo::parse(receipt), origins.get(msg_id.as_str()))
+                let Some((x, origin)) = dead_lettered_orderly_handle(receipt, msg_id, &origins)
                 else {
                     continue;
                 };
-                if x.revive_qid != POP_ORDER_REVIVE_QUEUE || x.topic_type != 0 {
-                    continue;
-                }
                 let key: QueueKey = (group, &origin.topic, x.queue_id);
                 receipts.insert((group, receipt), (key, x.pop_time, x.queue_offset));
                 // Placed at its read, as a delivery's pop is (`PopPositions`).
@@ -423,7 +417,7 @@ mod tests {
     use crate::history::ConsumerKind;
     use crate::invariants::Status;
     use crate::testkit::H;
-    use broker_core::ReadFrom;
+    use broker_core::{ExtraInfo, ReadFrom, POP_ORDER_REVIVE_QUEUE};
 
     #[test]
     fn commits_that_follow_acks_hold() {

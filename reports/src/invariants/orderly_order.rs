@@ -37,7 +37,8 @@
 //! assigned or a pop took a reset to `o`, even when both answers are recorded after it.
 
 use super::index::{
-    crash_indices, origins, persists, reset_died_in_crash, resets, secs, witness_events, Facts,
+    crash_indices, origins, persists, proxy_dead_lettered, reset_died_in_crash, resets, secs,
+    witness_events, Facts,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
@@ -136,16 +137,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             }
             continue;
         }
-        if let EventKind::SentToDlq {
-            consumer,
-            group,
-            msg_id,
-            ..
-        } = &e.kind
-        {
-            if *e.node != **consumer {
-                if let Some(o) = origins.get(msg_id.as_str()) {
-                    dead_lettered.insert((group.as_str(), o.topic.as_str(), o.queue, o.offset));
+        if let EventKind::SentToDlq { .. } = &e.kind {
+            if let Some((group, _, msg_id)) = proxy_dead_lettered(e) {
+                if let Some(o) = origins.get(msg_id) {
+                    dead_lettered.insert((group, o.topic.as_str(), o.queue, o.offset));
                 }
             }
             continue;
