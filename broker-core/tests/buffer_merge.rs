@@ -445,14 +445,26 @@ fn first_of_two_acked_into_the_buffer(
     seed: u64,
     timer_lag: Millis,
 ) -> World {
-    let mut w = World::seeded(
+    first_of_two_acked_into(
         BrokerConfig {
             enable_pop_buffer_merge: true,
             ..World::default_config()
         },
         behaviours,
         seed,
-    );
+        timer_lag,
+    )
+}
+
+/// [`first_of_two_acked_into_the_buffer`] on a broker `config` that merges in its buffer.
+fn first_of_two_acked_into(
+    config: BrokerConfig,
+    behaviours: Behaviours,
+    seed: u64,
+    timer_lag: Millis,
+) -> World {
+    assert!(config.enable_pop_buffer_merge);
+    let mut w = World::seeded(config, behaviours, seed);
     if timer_lag > 0 {
         w.broker.set_timer_lag(0, timer_lag);
     }
@@ -464,6 +476,14 @@ fn first_of_two_acked_into_the_buffer(
     w.advance_to(4_990);
     assert_eq!(w.ck_written(), 0, "still buffered");
     w
+}
+
+/// The merge and revive threads stall from before the 5 s flush until 10.5 s, past the
+/// revive time + 2 s (the F19 window); then one scan runs.
+fn stall_the_scan_until_10_5_s(w: &mut World) {
+    w.now = 10_500;
+    w.broker.on_timer(w.now);
+    w.events.extend(w.broker.drain_events());
 }
 
 /// What [`scan_ack_re_put_after_the_revive_time`] saw: the re-put ACK's write time and
@@ -551,142 +571,13 @@ fn a_due_scan_ack_re_put_overtakes_its_ck_on_develop_and_not_with_the_f17_fix() 
 #[test]
 fn the_f17_fix_leaves_a_due_ack_alone_when_the_ck_was_delivered() {
     let run = |behaviours: Behaviours| {
-        let mut w = World::new(
-            BrokerConfig {
-                enable_pop_buffer_merge: true,
-                ..World::default_config()
-            },
-            behaviours,
-        );
-        w.send(2);
-        let msgs = w.pop(32, 8_000);
-        w.advance_to(1_000);
-        assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
-        // The scan thread stalls from before its 5 s flush until 8.1 s.
-        w.now = 8_100;
-        w.broker.on_timer(w.now);
-        w.events.extend(w.broker.drain_events());
-        let deliver_at = w.events.iter().find_map(|e| match e {
-            BrokerEvent::AckWritten { deliver_at, .. } => Some(*deliver_at),
-            _ => None,
-        });
-        w.advance_to(60_000);
-        (deliver_at, w.revived_ids())
-    };
-    let develop = run(Behaviours::fixed());
-    assert_eq!(develop, (Some(8_000), vec!["m2".to_owned()]));
-    assert_eq!(
-        run(Behaviours::fixed().with_fix(Fix::DueBufferedAckGoesThroughTimer)),
-        develop
-    );
-}
-
-/// What [`stalled_flush_with_a_failed_ack_put`] saw: whether the reviver revived the CK
-/// before the re-put ACK went in, and the revived message ids.
-struct StalledFlush {
-    revived_before_re_put: bool,
-    revived: Vec<String>,
-}
-
-/// Finding F19 (scenarios/findings/late-flush-revives-merged-ack.toml): 2 messages
-/// popped in one buffered CK at 0 s (revive time 8 s), the first acked at 1 s (merged). The
-/// scan thread stalls from before its 5 s flush until 10.5 s, past the revive time + 2 s,
-/// and the reviver with it. At 10.5 s the flush's CK put goes through (deliver time 7 s,
-/// past: stored directly) and the ACK put fails (left for the next scan); the reviver's
-/// round in the same instant reads the CK, finds nothing more, and revives it. Returns
-/// `None` if the broker seed's put-failure draws do not give that interleaving (the CK put
-/// and the reviver's retry puts through, the ACK put failed).
-fn stalled_flush_with_a_failed_ack_put(behaviours: Behaviours, seed: u64) -> Option<StalledFlush> {
-    let mut w = first_of_two_acked_into_the_buffer(behaviours, seed, 0);
-    // The stall: the scan and revive threads run again only at 10.5 s.
-    w.now = 10_500;
-    w.broker.set_store_put_failure_rate(0.5);
-    w.broker.on_timer(w.now);
-    w.events.extend(w.broker.drain_events());
-    w.broker.set_store_put_failure_rate(0.0);
-    let failed: Vec<&str> = w
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            BrokerEvent::StorePutFailed { site, .. } => Some(&**site),
-            _ => None,
-        })
-        .collect();
-    if failed != ["PopBufferMergeService.putAckToStore"] {
-        return None;
-    }
-    let revived_before_re_put = !w.revived().is_empty();
-    w.advance_to(60_000);
-    assert_eq!(
-        w.ack_written_names().len(),
-        1,
-        "the next scan re-put the ACK"
-    );
-    Some(StalledFlush {
-        revived_before_re_put,
-        revived: w.revived_ids(),
-    })
-}
-
-#[test]
-fn a_stalled_flush_revives_a_merged_ack_whose_put_failed_on_develop_and_not_with_the_f19_fix() {
-    let seed = (0..64)
-        .find(|&s| stalled_flush_with_a_failed_ack_put(Behaviours::fixed(), s).is_some())
-        .expect("some seed lets the CK put through and fails the ACK put");
-    let develop = stalled_flush_with_a_failed_ack_put(Behaviours::fixed(), seed).unwrap();
-    assert!(
-        develop.revived_before_re_put,
-        "the reviver read the CK between its put and the ACK's re-put"
-    );
-    assert_eq!(
-        develop.revived,
-        vec!["m1", "m2"],
-        "the CK had no bit for the ack merged at 1 s: the acked m1 comes back"
-    );
-    for fixes in [
-        Behaviours::fixed().with_fix(Fix::FlushedCkCarriesMergedAcks),
-        Fix::ALL
-            .iter()
-            .fold(Behaviours::fixed(), |b, &f| b.with_fix(f)),
-    ] {
-        let fixed = stalled_flush_with_a_failed_ack_put(fixes, seed)
-            .expect("the fix changes nothing before the flush");
-        assert!(fixed.revived_before_re_put);
-        assert_eq!(fixed.revived, vec!["m2"], "only the unacked message");
-    }
-    // F17's fix does not reach it: the CK is in the revive queue already.
-    let f17 = stalled_flush_with_a_failed_ack_put(
-        Behaviours::fixed().with_fix(Fix::DueBufferedAckGoesThroughTimer),
-        seed,
-    )
-    .unwrap();
-    assert_eq!(f17.revived, vec!["m1", "m2"]);
-}
-
-/// Without a failed put the flushed CK and its ACK go in one after the other and the
-/// reviver reads both: the fix changes no revive.
-#[test]
-fn the_f19_fix_changes_nothing_when_the_ack_put_goes_through() {
-    let run = |behaviours: Behaviours| {
-        let mut w = World::new(
-            BrokerConfig {
-                enable_pop_buffer_merge: true,
-                ..World::default_config()
-            },
-            behaviours,
-        );
-        w.send(3);
-        let msgs = w.pop(32, 8_000);
-        w.advance_to(1_000);
-        assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
-        w.now = 10_500;
-        w.broker.on_timer(w.now);
-        w.events.extend(w.broker.drain_events());
+        let mut w = first_of_two_acked_into_the_buffer(behaviours, 42, 0);
+        stall_the_scan_until_10_5_s(&mut w);
         w.advance_to(60_000);
         (w.ack_written_names().len(), w.revived_ids())
     };
     let develop = run(Behaviours::fixed());
-    assert_eq!(develop, (1, vec!["m2".to_owned(), "m3".to_owned()]));
+    assert_eq!(develop, (1, vec!["m2".to_owned()]));
     assert_eq!(
         run(Behaviours::fixed().with_fix(Fix::FlushedCkCarriesMergedAcks)),
         develop
@@ -703,7 +594,7 @@ fn the_f19_fix_changes_nothing_when_the_ack_put_goes_through() {
 #[test]
 fn append_async_puts_complete_inline_and_change_nothing() {
     let run = |append_async: bool| {
-        let mut w = World::new(
+        let mut w = first_of_two_acked_into(
             BrokerConfig {
                 enable_pop_buffer_merge: true,
                 append_ck_async: append_async,
@@ -711,15 +602,10 @@ fn append_async_puts_complete_inline_and_change_nothing() {
                 ..World::default_config()
             },
             Behaviours::fixed(),
+            42,
+            0,
         );
-        w.send(2);
-        let msgs = w.pop(32, 8_000);
-        w.advance_to(1_000);
-        assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success, "merged");
-        // The scan and revive threads stall from before the 5 s flush until 10.5 s.
-        w.now = 10_500;
-        w.broker.on_timer(w.now);
-        w.events.extend(w.broker.drain_events());
+        stall_the_scan_until_10_5_s(&mut w);
         let written: Vec<(&str, Millis)> = w
             .events
             .iter()
