@@ -412,6 +412,10 @@ pub enum Fix {
     /// wrapper so far set in its `bitMap`, so the reviver skips them even if their own ACK
     /// records come too late.
     FlushedCkCarriesMergedAcks,
+    /// `PopMessageProcessor.getInitOffset` persists the consumer offsets
+    /// (`ConsumerOffsetManager.persist`) right after committing a group's init offset, so a
+    /// crash before the next scheduled flush does not make the group new again.
+    InitOffsetPersistsAtOnce,
 }
 
 /// Static facts about a proposed fix.
@@ -434,7 +438,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 19] = [
+    pub const ALL: [Fix; 20] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -454,6 +458,7 @@ impl Fix {
         Fix::DueBufferedAckGoesThroughTimer,
         Fix::AckWithoutOrderInfoCommitsInOrder,
         Fix::FlushedCkCarriesMergedAcks,
+        Fix::InitOffsetPersistsAtOnce,
     ];
 
     /// The registry entry for this fix.
@@ -610,6 +615,14 @@ impl Fix {
                 "PopBufferMergeService.putCkToStore (buildCkMsg of the buffered CK)",
                 "develop writes the buffered CK with bitMap 0 and leaves the acks merged into it to separate ACK records put after it (putAckToStore / putBatchAckToStore; a failed put waits for a later scan); proposed: build the CK with the wrapper's merged bits set in its bitMap (PopCheckPoint.bitMap, which reviveMsgFromCk already skips), so an ack merged before the flush holds however late its own ACK record is stored; the ACK records are still put as before",
                 "finding F19: a scan that runs past the revive time stores the CK directly; a merged ack's put fails and waits for the next scan, and a reviver round in between reads the CK without that ack and revives the acked message (or, for a changeInvisibleTime's ackOrigin, revives it before the new receipt's deadline)",
+                "",
+            ),
+            InitOffsetPersistsAtOnce => (
+                "init-offset-persists-at-once",
+                Side::Broker,
+                "PopMessageProcessor.getInitOffset (the init commit, also PopConsumerService's)",
+                "develop commits a group's init offset (\"getPopOffset\") to offsetTable in memory only, and consumerOffset.json holds it from the next scheduled persist (10 s after start, then every flushConsumerOffsetInterval); proposed: persist the offsets right after the init commit, so the group's start survives a crash",
+                "finding F20: a crash before the group's first offset flush restores an offsetTable without the group; the restarted broker takes it for a new group, and with init mode MAX and its queue's first message deleted or out of the page cache it starts at max − 1, skipping what was stored since the group started and what it had popped and not yet acked",
                 "",
             ),
         };

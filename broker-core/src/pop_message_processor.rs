@@ -17,7 +17,7 @@ use crate::protocol::{
 };
 use crate::rng::Rng;
 use crate::store::{GetMessageResult, GetMessageStatus, StoredMessage};
-use crate::Behaviour;
+use crate::{Behaviour, Fix};
 use std::collections::VecDeque;
 
 /// Upstream rejects `maxMsgNums` above this.
@@ -575,7 +575,8 @@ impl Broker {
     /// `getInitOffset`: min for `MIN` or a retry topic; 0 if the first message is still in
     /// memory (`initPopOffsetByCheckMsgInMem`, `checkInMemByConsumeOffset(topic, q, 0, 1)`);
     /// else "pop the last one" (max − 1, floored at 0). Committed when `init`, whichever the
-    /// mode. Before #8404 (`init-min-no-commit`, read only here) `MIN` returned the min at once,
+    /// mode (in memory: consumerOffset.json has it from the next scheduled persist; the
+    /// proposed fix `init-offset-persists-at-once`, read only here, persists at once). Before #8404 (`init-min-no-commit`, read only here) `MIN` returned the min at once,
     /// uncommitted, and a retry topic had no rule of its own.
     pub(crate) fn get_init_offset(
         &mut self,
@@ -612,6 +613,9 @@ impl Broker {
                 queue_id,
                 offset as i64,
             );
+            if self.behaviours.has_fix(Fix::InitOffsetPersistsAtOnce) {
+                self.offsets.persist(&mut self.events, now);
+            }
         }
         offset as i64
     }

@@ -254,3 +254,41 @@ fn with_the_fix_the_reset_survives_the_restart_and_guards_the_ack() {
     );
     assert_eq!(read.first(), Some(&4), "the pop takes the reset");
 }
+
+/// Finding F20: a new group (init mode MAX) pops 0..=2 at 1 s, its first message still in the
+/// page cache, so `getInitOffset` commits 0, in memory only. The broker crashes at 3 s, before
+/// the first offset flush (10 s after start), and restarts; offsets 3 and 4 are stored at 4 s.
+/// At 6 s the first message has left the page cache: the group has no offset, is taken for a
+/// new one, and starts at max − 1 = 4, so offset 3 is never delivered (0..=2 come back only
+/// as their CKs revive; an orderly batch has none). With the init commit persisted at once
+/// the restart restores 0 and the group reads on from there.
+fn a_new_groups_start_across_a_crash(behaviours: Behaviours) -> (Vec<u64>, Vec<u64>) {
+    let mut w = World::new(World::default_config(), behaviours);
+    w.broker.set_store_limits(2_000, 0);
+    w.send(3);
+    w.advance_to(1_000);
+    let mut req = w.pop_req(32, 30_000, false);
+    req.init_mode = InitMode::Max;
+    let first = offsets(&w.pop_with(req.clone()));
+    w.advance_to(3_000);
+    w.crash_restart();
+    w.advance_to(4_000);
+    w.send(2);
+    w.advance_to(6_000);
+    (first, offsets(&w.pop_with(req)))
+}
+
+#[test]
+fn a_crash_before_the_first_offset_flush_makes_a_group_new_again_unless_its_init_offset_persists() {
+    let (first, after) = a_new_groups_start_across_a_crash(Behaviours::fixed());
+    assert_eq!(first, vec![0, 1, 2], "in the page cache: from 0");
+    assert_eq!(after, vec![4], "a new group again: max − 1, 0..=3 skipped");
+    let fixed = Behaviours::fixed().with_fix(Fix::InitOffsetPersistsAtOnce);
+    let (first, after) = a_new_groups_start_across_a_crash(fixed);
+    assert_eq!(first, vec![0, 1, 2]);
+    assert_eq!(
+        after,
+        vec![0, 1, 2, 3, 4],
+        "the restart restored 0: a replay"
+    );
+}
