@@ -160,6 +160,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F19 on develop: a pause holds the buffer's scan past the revive time; the flushed CK goes in directly, a merged ack's put fails, and the reviver revives the acked message before the re-put",
         source: include_str!("../findings/late-flush-revives-merged-ack.toml"),
     },
+    Builtin {
+        name: "init-offset-lost-in-crash",
+        summary: "finding F20 on develop: a crash before the first offset persist after a group's first pop makes the group new again; its first message out of the page cache, it restarts at max - 1 and skips what it had not acked",
+        source: include_str!("../findings/init-offset-lost-in-crash.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
