@@ -1,4 +1,4 @@
-//! In a FIFO group, a queue's poppable head message is delivered, and a delivered head is acked, dead-lettered or delivered again, within one invisible time plus the client's retry budget.
+//! In a FIFO group, a queue's poppable head message is delivered, and a delivered head is acked, dead-lettered or delivered again, within one invisible time plus the client's retry budget (a looping SimpleConsumer: by its next receive that comes back short).
 //!
 //! Liveness of orderly POP (`ConsumerOrderInfoManager`): one un-acked message blocks its
 //! whole queue until its invisible time ends, so a head that is never popped again, or an
@@ -81,7 +81,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "fifo-progress",
-    statement: "In a FIFO group, a queue's poppable head message is delivered, and a delivered head is acked, dead-lettered or delivered again, within one invisible time plus the client's retry budget.",
+    statement: "In a FIFO group, a queue's poppable head message is delivered, and a delivered head is acked, dead-lettered or delivered again, within one invisible time plus the client's retry budget (a looping SimpleConsumer: by its next receive that comes back short).",
 };
 
 /// How long the orderly push consumer may go without a pop answer once the network is
