@@ -147,6 +147,23 @@ pub struct SwarmSpec {
     /// `retention_ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_cache_ms: Option<RangeMs>,
+    /// On half the seeds, `broker.popCkMaxBufferSize` from this range: a full merge buffer
+    /// writes CKs straight to the revive log. Its own coin, drawn after `page_cache_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_ck_max_buffer_size: Option<RangeMs>,
+    /// On half the seeds, `broker.popCkOffsetMaxQueueSize` from this range: a queue's full
+    /// offset deque refuses the buffer's CK. Its own coin, drawn after the one above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_ck_offset_max_queue_size: Option<RangeMs>,
+    /// On half the seeds, `broker.flushConsumerOffsetInterval` from this range: how much
+    /// of the offsets a crash forgets. Its own coin, drawn after the one above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_consumer_offset_interval_ms: Option<RangeMs>,
+    /// On half the seeds, `broker.enablePopMessageThreshold` on with
+    /// `popInflightMessageThreshold` from this range: a pop skips a queue with too many
+    /// messages in flight. Its own coin, drawn after the one above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop_inflight_message_threshold: Option<RangeMs>,
 }
 
 impl SwarmSpec {
@@ -190,6 +207,10 @@ impl SwarmSpec {
             quiet_percent,
             retention_ms,
             page_cache_ms,
+            pop_ck_max_buffer_size,
+            pop_ck_offset_max_queue_size,
+            flush_consumer_offset_interval_ms,
+            pop_inflight_message_threshold,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -225,6 +246,10 @@ impl SwarmSpec {
                 max_reconsume_times,
                 retention_ms,
                 page_cache_ms,
+                pop_ck_max_buffer_size,
+                pop_ck_offset_max_queue_size,
+                flush_consumer_offset_interval_ms,
+                pop_inflight_message_threshold,
             ]
             .iter()
             .any(|r| r.is_some())
@@ -385,28 +410,72 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
     if sw.quiet_percent.is_some_and(|p| d.percent(p)) {
         quiet(&mut out.faults, &mut drawn);
     }
+    draw_store_and_broker_sizes(sw, &mut d, &mut out, &mut drawn);
+    out.swarm = Some(sw.fixed_part());
+    (out, drawn)
+}
+
+/// The store's environment and the broker's sizes and schedules, each on half the seeds with
+/// a coin of its own, drawn after everything else (so a scenario without them keeps every
+/// earlier draw) and after a quiet seed's faults went off: none of them is a fault.
+fn draw_store_and_broker_sizes(
+    sw: &SwarmSpec,
+    d: &mut Draw,
+    out: &mut Scenario,
+    drawn: &mut Vec<Drawn>,
+) {
+    let b = &mut out.broker;
     for (key, range, slot) in [
         (
-            "retention_ms",
+            "faults.retention_ms",
             sw.retention_ms,
             &mut out.faults.retention_ms,
         ),
         (
-            "page_cache_ms",
+            "faults.page_cache_ms",
             sw.page_cache_ms,
             &mut out.faults.page_cache_ms,
+        ),
+        (
+            "broker.popCkMaxBufferSize",
+            sw.pop_ck_max_buffer_size,
+            &mut b.pop_ck_max_buffer_size,
+        ),
+        (
+            "broker.popCkOffsetMaxQueueSize",
+            sw.pop_ck_offset_max_queue_size,
+            &mut b.pop_ck_offset_max_queue_size,
+        ),
+        (
+            "broker.flushConsumerOffsetInterval",
+            sw.flush_consumer_offset_interval_ms,
+            &mut b.flush_consumer_offset_interval,
+        ),
+        (
+            "broker.popInflightMessageThreshold",
+            sw.pop_inflight_message_threshold,
+            &mut b.pop_inflight_message_threshold,
         ),
     ] {
         if let Some(r) = range.filter(|_| d.percent(50)) {
             *slot = d.int(r);
             drawn.push(Drawn {
-                key: format!("faults.{key}"),
+                key: key.into(),
                 value: slot.to_string(),
             });
         }
     }
-    out.swarm = Some(sw.fixed_part());
-    (out, drawn)
+    // The threshold is read only with the switch on (`isPopShouldStop`).
+    if drawn
+        .iter()
+        .any(|x| x.key == "broker.popInflightMessageThreshold")
+    {
+        b.enable_pop_message_threshold = true;
+        drawn.push(Drawn {
+            key: "broker.enablePopMessageThreshold".into(),
+            value: "true".into(),
+        });
+    }
 }
 
 /// On half the seeds, one `max_reconsume_times` per group of looping consumers: the remoting
@@ -709,7 +778,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
     }
-    let limits: [(&str, Option<RangeMs>, u64, u64); 23] = [
+    let limits: [(&str, Option<RangeMs>, u64, u64); 27] = [
         ("timer_lag_ms", sw.timer_lag_ms, 0, MAX_DURATION_MS),
         ("reset_every_ms", sw.reset_every_ms, 1, MAX_DURATION_MS),
         (
@@ -778,6 +847,30 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
         ),
         ("retention_ms", sw.retention_ms, 1, MAX_DURATION_MS),
         ("page_cache_ms", sw.page_cache_ms, 1, MAX_DURATION_MS),
+        (
+            "pop_ck_max_buffer_size",
+            sw.pop_ck_max_buffer_size,
+            0,
+            MAX_TOTAL_MESSAGES * 10,
+        ),
+        (
+            "pop_ck_offset_max_queue_size",
+            sw.pop_ck_offset_max_queue_size,
+            0,
+            MAX_TOTAL_MESSAGES,
+        ),
+        (
+            "flush_consumer_offset_interval_ms",
+            sw.flush_consumer_offset_interval_ms,
+            1,
+            MAX_DURATION_MS,
+        ),
+        (
+            "pop_inflight_message_threshold",
+            sw.pop_inflight_message_threshold,
+            0,
+            MAX_TOTAL_MESSAGES,
+        ),
     ];
     for (key, r, lo, hi) in limits {
         let Some(r) = r else { continue };
@@ -1006,6 +1099,42 @@ topic = "t"
         assert!((70..=130).contains(&retained), "{retained} retained");
         assert!((70..=130).contains(&paged), "{paged} paged");
         assert!(quiet_retained > 0, "a quiet seed keeps its retention");
+    }
+
+    /// The broker's sizes and schedules come after retention and the page cache, each on
+    /// about half the seeds; a drawn in-flight threshold switches the threshold on.
+    #[test]
+    fn broker_sizes_are_drawn_after_the_store_on_half_the_seeds() {
+        let without = format!("{BASE}[swarm]\nretention_ms = {{ min = 5000, max = 9000 }}\n");
+        let with = format!(
+            "{without}pop_ck_max_buffer_size = {{ min = 1, max = 5 }}\npop_ck_offset_max_queue_size = {{ min = 1, max = 3 }}\nflush_consumer_offset_interval_ms = {{ min = 1000, max = 2000 }}\npop_inflight_message_threshold = {{ min = 10, max = 50 }}\n"
+        );
+        let ctx = Context::default();
+        let (a, b) = (
+            load_str("a.toml", &without, &ctx).expect("valid"),
+            load_str("b.toml", &with, &ctx).expect("valid"),
+        );
+        let mut on = [0usize; 4];
+        for seed in 0..200 {
+            let ((_, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
+            assert_eq!(db[..da.len()], da[..], "seed {seed}");
+            let br = &rb.broker;
+            let drawn = [
+                (1..=5).contains(&br.pop_ck_max_buffer_size),
+                (1..=3).contains(&br.pop_ck_offset_max_queue_size),
+                (1000..=2000).contains(&br.flush_consumer_offset_interval),
+                (10..=50).contains(&br.pop_inflight_message_threshold),
+            ];
+            for (n, d) in on.iter_mut().zip(drawn) {
+                *n += usize::from(d);
+            }
+            assert_eq!(br.enable_pop_message_threshold, drawn[3], "seed {seed}");
+            assert_eq!(
+                db.len() - da.len(),
+                drawn.iter().filter(|d| **d).count() + usize::from(drawn[3])
+            );
+        }
+        assert!(on.iter().all(|n| (70..=130).contains(n)), "{on:?}");
     }
 
     #[test]
