@@ -416,6 +416,10 @@ pub enum Fix {
     /// (`ConsumerOffsetManager.persist`) right after committing a group's init offset, so a
     /// crash before the next scheduled flush does not make the group new again.
     InitOffsetPersistsAtOnce,
+    /// `PopMessageProcessor.popMsgFromQueue` does not apply `isPopShouldStop` to an orderly
+    /// pop: the OrderInfo block already bounds an orderly queue to one batch in flight, and
+    /// the pop that passes it clears the queue's count.
+    OrderlyPopSkipsInflightThreshold,
 }
 
 /// Static facts about a proposed fix.
@@ -438,7 +442,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 20] = [
+    pub const ALL: [Fix; 21] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -459,6 +463,7 @@ impl Fix {
         Fix::AckWithoutOrderInfoCommitsInOrder,
         Fix::FlushedCkCarriesMergedAcks,
         Fix::InitOffsetPersistsAtOnce,
+        Fix::OrderlyPopSkipsInflightThreshold,
     ];
 
     /// The registry entry for this fix.
@@ -623,6 +628,14 @@ impl Fix {
                 "PopMessageProcessor.getInitOffset (the init commit, also PopConsumerService's)",
                 "develop commits a group's init offset (\"getPopOffset\") to offsetTable in memory only, and consumerOffset.json holds it from the next scheduled persist (10 s after start, then every flushConsumerOffsetInterval); proposed: persist the offsets right after the init commit, so the group's start survives a crash",
                 "finding F20: a crash before the group's first offset flush restores an offsetTable without the group; the restarted broker takes it for a new group, and with init mode MAX and its queue's first message deleted or out of the page cache it starts at max − 1, skipping what was stored since the group started and what it had popped and not yet acked",
+                "",
+            ),
+            OrderlyPopSkipsInflightThreshold => (
+                "orderly-pop-skips-inflight-threshold",
+                Side::Broker,
+                "PopMessageProcessor.popMsgFromQueue (isPopShouldStop for an orderly pop)",
+                "develop tests isPopShouldStop (PopInflightMessageCounter above popInflightMessageThreshold) before getPopOffset and ConsumerOrderInfoManager.checkBlock, so the orderly pop's clearInFlightMessageNum after an unblocked checkBlock is never reached once an orderly batch left the count above the threshold; proposed: an orderly pop skips the threshold test (its queue is bounded by the OrderInfo block, and the pop that passes the block clears the count)",
+                "finding F21: with enablePopMessageThreshold and a threshold below an orderly batch, a batch whose acks do not all reach ackOrderly (refused as expired by the proxy, or answered NO_MESSAGE after retention) leaves the count above the threshold, and every later pop skips the queue: it stops for good, until a restart or an admin reset",
                 "",
             ),
         };

@@ -295,8 +295,15 @@ impl Broker {
             }
             return None;
         }
-        // `isPopShouldStop`: too many messages in flight on this queue.
+        // `isPopShouldStop`: too many messages in flight on this queue. Tested before the
+        // orderly block check and its clear of the count; the proposed fix
+        // `orderly-pop-skips-inflight-threshold` (read only here) skips it for an orderly pop.
+        let orderly_exempt = ctx.req.order
+            && self
+                .behaviours
+                .has_fix(Fix::OrderlyPopSkipsInflightThreshold);
         if self.config.enable_pop_message_threshold
+            && !orderly_exempt
             && self.inflight.get(topic, &group, queue_id)
                 > self.config.pop_inflight_message_threshold
         {

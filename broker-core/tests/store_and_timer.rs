@@ -432,6 +432,94 @@ fn the_classic_threshold_stops_pops_of_a_queue_with_too_much_in_flight() {
     assert_eq!(w.pop(3, 60_000).len(), 3, "off: no threshold");
 }
 
+/// Upstream's order in `PopMessageProcessor.popMsgFromQueue`: `isPopShouldStop` runs before
+/// `getPopOffset`, `ConsumerOrderInfoManager.checkBlock` and the orderly pop's
+/// `clearInFlightMessageNum`, and only `ackOrderly` lowers an orderly queue's count (no CK,
+/// no revive). An orderly batch above the threshold whose acks never come stops its queue
+/// after the batch's invisible time too; a restart (the counter lives in memory) or an
+/// admin reset (`resetOffsetInner` clears the queue's count) lets it go again.
+#[test]
+fn an_orderly_batch_above_the_threshold_stops_its_queue_until_acked() {
+    let config = BrokerConfig {
+        enable_pop_message_threshold: true,
+        pop_inflight_message_threshold: 2,
+        ..World::default_config()
+    };
+    let mut w = World::new(config.clone(), Behaviours::fixed());
+    w.send(5);
+    let batch = w.pop_orderly(3, 10_000);
+    assert_eq!(batch.len(), 3);
+    w.advance_to(20_000);
+    assert!(
+        w.pop_orderly(3, 10_000).is_empty(),
+        "3 in flight > 2: skipped before checkBlock, though the block has lapsed"
+    );
+    w.advance_to(60_000);
+    assert!(w.pop_orderly(3, 10_000).is_empty(), "and for good");
+    w.crash_restart();
+    assert_eq!(
+        w.pop_orderly(3, 10_000).len(),
+        3,
+        "a restart forgets the count: the batch comes again"
+    );
+
+    let mut w = World::new(config.clone(), Behaviours::fixed());
+    w.send(5);
+    let batch = w.pop_orderly(3, 10_000);
+    w.ack(&batch[0]);
+    w.advance_to(20_000);
+    assert_eq!(
+        w.pop_orderly(3, 10_000).len(),
+        3,
+        "one ackOrderly brings it to 2, not above the threshold"
+    );
+
+    let mut w = World::new(config, Behaviours::fixed());
+    w.send(5);
+    w.pop_orderly(3, 10_000);
+    w.advance_to(20_000);
+    assert_eq!(w.reset(0, Some(0)).code, ResponseCode::Success);
+    assert_eq!(
+        w.pop_orderly(3, 10_000).len(),
+        3,
+        "an admin reset clears the queue's count"
+    );
+}
+
+/// Finding F21's proposed fix: an orderly pop skips the threshold test, reaches
+/// `checkBlock` and, the block lapsed, clears the count: the batch comes again.
+#[test]
+fn with_the_f21_fix_an_orderly_queue_above_the_threshold_pops_again_once_unblocked() {
+    let config = BrokerConfig {
+        enable_pop_message_threshold: true,
+        pop_inflight_message_threshold: 2,
+        ..World::default_config()
+    };
+    let fixed = Behaviours::fixed().with_fix(Fix::OrderlyPopSkipsInflightThreshold);
+    let mut w = World::new(config.clone(), fixed);
+    w.send(5);
+    assert_eq!(w.pop_orderly(3, 10_000).len(), 3);
+    w.advance_to(5_000);
+    assert!(
+        w.pop_orderly(3, 10_000).is_empty(),
+        "still blocked by its OrderInfo"
+    );
+    w.advance_to(20_000);
+    assert_eq!(
+        w.pop_orderly(3, 10_000).len(),
+        3,
+        "the block lapsed: a replay"
+    );
+    // A concurrent pop of the same queue still meets the threshold.
+    let mut w = World::new(
+        config,
+        Behaviours::fixed().with_fix(Fix::OrderlyPopSkipsInflightThreshold),
+    );
+    w.send(5);
+    assert_eq!(w.pop(3, 10_000).len(), 3);
+    assert!(w.pop(3, 10_000).is_empty(), "3 in flight > 2");
+}
+
 #[test]
 fn the_kv_threshold_counts_the_cache_only() {
     let config = |merge: bool| BrokerConfig {
