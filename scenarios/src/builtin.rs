@@ -165,6 +165,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F20 on develop: a crash before the first offset persist after a group's first pop makes the group new again; its first message out of the page cache, it restarts at max - 1 and skips what it had not acked",
         source: include_str!("../findings/init-offset-lost-in-crash.toml"),
     },
+    Builtin {
+        name: "orderly-batch-above-inflight-threshold",
+        summary: "finding F21 on develop: with the in-flight threshold below an orderly batch, acks the proxy refuses leave the count above it, and every later pop skips the queue before the orderly clear: it stops for good",
+        source: include_str!("../findings/orderly-batch-above-inflight-threshold.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

@@ -1,0 +1,64 @@
+//! Finding F21 (docs/findings.md): with the in-flight threshold below an orderly batch, a
+//! batch whose acks do not all reach `ackOrderly` (the proxy refuses the late ones) leaves
+//! the queue's count above the threshold; `isPopShouldStop` runs before the orderly pop's
+//! block check and its clear of the count, so every later pop skips the queue and it stops
+//! for good. It goes away with the proposed fix `orderly-pop-skips-inflight-threshold`
+//! alone; every other fix leaves it.
+
+mod common;
+
+use broker_core::Fix;
+use common::violated_with as violated;
+
+const F21: &str =
+    include_str!("../../scenarios/findings/orderly-batch-above-inflight-threshold.toml");
+
+/// The scenario's pinned seeds.
+const SEEDS: [u64; 3] = [0, 1, 2];
+
+#[test]
+fn f21_an_orderly_batch_above_the_threshold_stops_its_queue_unless_fixed() {
+    let others: Vec<Fix> = Fix::ALL
+        .into_iter()
+        .filter(|&f| f != Fix::OrderlyPopSkipsInflightThreshold)
+        .collect();
+    for seed in SEEDS {
+        assert_eq!(
+            violated(F21, seed, &[]),
+            vec!["fifo-progress"],
+            "develop, seed {seed}"
+        );
+        assert_eq!(
+            violated(F21, seed, &others),
+            vec!["fifo-progress"],
+            "every other fix, seed {seed}"
+        );
+        assert!(
+            violated(F21, seed, &[Fix::OrderlyPopSkipsInflightThreshold]).is_empty(),
+            "the fix alone, seed {seed}"
+        );
+        assert!(
+            violated(F21, seed, &Fix::ALL).is_empty(),
+            "every fix, seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn f21_holds_without_the_threshold_or_with_one_above_what_the_acks_left() {
+    let on = "enablePopMessageThreshold = true";
+    let at = "popInflightMessageThreshold = 20";
+    assert!(F21.contains(on) && F21.contains(at));
+    let off = F21.replace(on, "enablePopMessageThreshold = false");
+    let higher = F21.replace(at, "popInflightMessageThreshold = 24");
+    for seed in SEEDS {
+        assert!(
+            violated(&off, seed, &[]).is_empty(),
+            "threshold off, seed {seed}"
+        );
+        assert!(
+            violated(&higher, seed, &[]).is_empty(),
+            "threshold 24, seed {seed}"
+        );
+    }
+}
