@@ -78,6 +78,24 @@ pub struct RunMeta {
     pub end_at: Millis,
     /// True if the run injected random faults (loss, clogs, crashes, pauses).
     pub faulty: bool,
+    /// The broker's `flushConsumerOffsetInterval`: how often a flush of the offsets is due,
+    /// which the durability checks need. Left out of the JSON at upstream's default.
+    #[serde(
+        default = "default_offset_flush_interval",
+        skip_serializing_if = "is_default_offset_flush_interval"
+    )]
+    pub offset_flush_interval: Millis,
+}
+
+/// Upstream's default `flushConsumerOffsetInterval`.
+pub const DEFAULT_OFFSET_FLUSH_INTERVAL_MS: Millis = 5_000;
+
+fn default_offset_flush_interval() -> Millis {
+    DEFAULT_OFFSET_FLUSH_INTERVAL_MS
+}
+
+fn is_default_offset_flush_interval(v: &Millis) -> bool {
+    *v == DEFAULT_OFFSET_FLUSH_INTERVAL_MS
 }
 
 /// How a request/response exchange ended, as the client saw it.

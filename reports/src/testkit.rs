@@ -65,6 +65,7 @@ impl H {
                 quiet_from: 0,
                 end_at: 0,
                 faulty: false,
+                offset_flush_interval: crate::history::DEFAULT_OFFSET_FLUSH_INTERVAL_MS,
             },
             events: vec![],
             final_state: BrokerSnapshot {

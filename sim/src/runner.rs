@@ -230,6 +230,7 @@ pub fn run_meta(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunMeta {
             .saturating_sub(scenario.quiet_period_ms),
         end_at: scenario.duration_ms,
         faulty: world::faults::is_faulty(&scenario.faults),
+        offset_flush_interval: scenario.broker.flush_consumer_offset_interval,
     }
 }
 

@@ -58,9 +58,6 @@ pub(crate) fn witness_events(mut events: Vec<usize>) -> Vec<usize> {
     events
 }
 
-/// Upstream's default `flushConsumerOffsetInterval`: `ConsumerOffsetManager.persist()` runs
-/// this often, so offsets older than this survive a crash.
-pub(crate) const OFFSET_FLUSH_INTERVAL_MS: Millis = 5_000;
 /// `BrokerController`'s initial delay of the offset flush after a (re)start.
 pub(crate) const FIRST_FLUSH_DELAY_MS: Millis = 10_000;
 
@@ -82,7 +79,8 @@ pub(crate) fn persists(h: &History) -> Vec<usize> {
 /// so a change that never reached offsetTable (bug (e)) records no flush and must not be
 /// excused for it. Upstream's first flush comes 10 s after the process (re)started, then one
 /// every `flushConsumerOffsetInterval` (`BrokerController`), so a write in the first 10 s is
-/// due at that first flush, a later one within one period.
+/// due at that first flush, a later one within one period (the run's
+/// `flushConsumerOffsetInterval`, [`RunMeta::offset_flush_interval`](crate::history::RunMeta)).
 pub(crate) fn flush_due_between(
     h: &History,
     persists: &[usize],
@@ -101,7 +99,7 @@ pub(crate) fn flush_due_between(
             _ => None,
         })
         .unwrap_or(0);
-    let due = (started + FIRST_FLUSH_DELAY_MS).max(at + OFFSET_FLUSH_INTERVAL_MS);
+    let due = (started + FIRST_FLUSH_DELAY_MS).max(at + h.meta.offset_flush_interval);
     // A flush due at the run's last instant has not run: the simulation stops there.
     recorded || end > due
 }

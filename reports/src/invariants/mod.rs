@@ -668,6 +668,7 @@ mod tests {
                 quiet_from: 0,
                 end_at: 0,
                 faulty: false,
+                offset_flush_interval: crate::history::DEFAULT_OFFSET_FLUSH_INTERVAL_MS,
             },
             events: vec![],
             final_state: Default::default(),

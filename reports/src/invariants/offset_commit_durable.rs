@@ -362,6 +362,26 @@ mod tests {
         assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
+    /// A flush is due one `flushConsumerOffsetInterval` after the write, the run's own (the
+    /// swarm draws it; develop-random 1511): with 10 s, a crash 8 s after the write is
+    /// still inside the window; with upstream's 5 s it is not.
+    #[test]
+    fn the_flush_window_is_the_runs_flush_interval() {
+        let run = |interval: broker_core::Millis| {
+            let mut h = H::new();
+            h.meta.offset_flush_interval = interval;
+            h.at(20_000).update_started(1, Future, "g1", 0, 5);
+            h.at(20_005).commit("g1", 0, 5, "updateConsumerOffset");
+            h.at(20_010).update_completed(1, Some(ok()), true);
+            h.at(28_000).crash();
+            h.at(29_000).restart();
+            h.final_offset("g1", 0, 0);
+            check(&h.build())
+        };
+        assert_eq!(run(10_000), Verdict::held(), "no flush due yet: excused");
+        assert_eq!(run(5_000).status, Status::Violated);
+    }
+
     #[test]
     fn a_success_ignored_for_a_pending_reset_is_a_note() {
         let mut h = H::new();
