@@ -371,11 +371,16 @@ impl Broker {
             self.store.min_offset(&topic, b.queue_id),
             self.store.max_offset(&topic, b.queue_id),
         );
+        // `appendAck` skips an offset outside [min, max] and still answers SUCCESS; with the
+        // proposed fix `orderly-batch-ack-below-min-commits` (read only here) an orderly ack
+        // below the min offset goes to `ackOrderly` too.
+        let below_min_ok = b.revive_queue_id == POP_ORDER_REVIVE_QUEUE
+            && self.behaviours.has_fix(Fix::OrderlyBatchAckBelowMinCommits);
         let offsets: Vec<u64> = b
             .bit_set
             .iter()
             .map(|&i| b.start_offset + u64::from(i))
-            .filter(|&o| o >= min && o <= max)
+            .filter(|&o| (o >= min || below_min_ok) && o <= max)
             .collect();
         let target = AckTarget {
             group: b.consumer_group.clone(),

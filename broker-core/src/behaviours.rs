@@ -420,6 +420,10 @@ pub enum Fix {
     /// pop: the OrderInfo block already bounds an orderly queue to one batch in flight, and
     /// the pop that passes it clears the queue's count.
     OrderlyPopSkipsInflightThreshold,
+    /// `AckMessageProcessor.appendAck` (batch ack) hands an orderly ack of an offset below
+    /// the queue's min offset to `ackOrderly` instead of skipping it, so a head retention
+    /// deleted does not hold the commit behind acked messages.
+    OrderlyBatchAckBelowMinCommits,
 }
 
 /// Static facts about a proposed fix.
@@ -442,7 +446,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 21] = [
+    pub const ALL: [Fix; 22] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -464,6 +468,7 @@ impl Fix {
         Fix::FlushedCkCarriesMergedAcks,
         Fix::InitOffsetPersistsAtOnce,
         Fix::OrderlyPopSkipsInflightThreshold,
+        Fix::OrderlyBatchAckBelowMinCommits,
     ];
 
     /// The registry entry for this fix.
@@ -636,6 +641,14 @@ impl Fix {
                 "PopMessageProcessor.popMsgFromQueue (isPopShouldStop for an orderly pop)",
                 "develop tests isPopShouldStop (PopInflightMessageCounter above popInflightMessageThreshold) before getPopOffset and ConsumerOrderInfoManager.checkBlock, so the orderly pop's clearInFlightMessageNum after an unblocked checkBlock is never reached once an orderly batch left the count above the threshold; proposed: an orderly pop skips the threshold test (its queue is bounded by the OrderInfo block, and the pop that passes the block clears the count)",
                 "finding F21: with enablePopMessageThreshold and a threshold below an orderly batch, a batch whose acks do not all reach ackOrderly (refused as expired by the proxy, or answered NO_MESSAGE after retention) leaves the count above the threshold, and every later pop skips the queue: it stops for good, until a restart or an admin reset",
+                "",
+            ),
+            OrderlyBatchAckBelowMinCommits => (
+                "orderly-batch-ack-below-min-commits",
+                Side::Broker,
+                "AckMessageProcessor.appendAck / appendAckNew (a batch ack's offsets below the min offset)",
+                "develop skips every offset of a batch ack outside the queue's [min, max] and still answers SUCCESS, so an orderly ack of a message retention deleted never reaches ackOrderly (ackOrderlyNew) and its OrderInfo bit stays unset; proposed: an orderly offset below the min offset goes to ackOrderly like any other (commitAndNext already ignores an offset that is not in the batch), only offsets above the max are skipped",
+                "finding F22: retention deletes the head of a FIFO batch in flight; the proxy's batch ack of the head is answered SUCCESS but skipped, so the acks of later messages commit only the head's offset, and once the batch lapses the offset correction re-reads from the new min and hands the acked messages out again",
                 "",
             ),
         };

@@ -170,6 +170,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F21 on develop: with the in-flight threshold below an orderly batch, acks the proxy refuses leave the count above it, and every later pop skips the queue before the orderly clear: it stops for good",
         source: include_str!("../findings/orderly-batch-above-inflight-threshold.toml"),
     },
+    Builtin {
+        name: "fifo-ack-of-deleted-head-skipped",
+        summary: "finding F22 on develop: retention deletes a FIFO batch's head; its batch ack is answered SUCCESS but skipped, the later acks commit only the head, and the acked messages come back",
+        source: include_str!("../findings/fifo-ack-of-deleted-head-skipped.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
