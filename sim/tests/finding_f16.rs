@@ -5,30 +5,19 @@
 mod common;
 
 use broker_core::Fix;
-use common::violated_with as violated;
+use common::{assert_finding, violated_with as violated};
 
 const F16: &str = include_str!("../../scenarios/findings/orderly-taken-reset-lost-orderinfo.toml");
 
 #[test]
 fn f16_a_taken_reset_lost_from_orderinfo_loses_the_replay_unless_fixed() {
-    let others: Vec<Fix> = Fix::ALL
-        .into_iter()
-        .filter(|&f| f != Fix::OrderInfoPersistsWithOffsets)
-        .collect();
     for seed in 0..3 {
-        assert_eq!(
-            violated(F16, seed, &[]),
-            vec!["no-loss"],
-            "develop, seed {seed}"
-        );
-        assert_eq!(
-            violated(F16, seed, &others),
-            vec!["no-loss"],
-            "every other fix, seed {seed}"
-        );
-        assert!(
-            violated(F16, seed, &[Fix::OrderInfoPersistsWithOffsets]).is_empty(),
-            "the fix alone, seed {seed}"
+        assert_finding(
+            F16,
+            seed,
+            Fix::OrderInfoPersistsWithOffsets,
+            &["no-loss"],
+            "scenario",
         );
     }
 }

@@ -7,36 +7,16 @@
 mod common;
 
 use broker_core::Fix;
-use common::violated_with as violated;
+use common::{assert_finding, violated_with as violated};
 
 const F18: &str =
     include_str!("../../scenarios/findings/simple-fifo-ack-past-failed-after-crash.toml");
 
 #[test]
 fn f18_an_ack_past_a_failed_message_without_orderinfo_loses_it_unless_fixed() {
-    let others: Vec<Fix> = Fix::ALL
-        .into_iter()
-        .filter(|&f| f != Fix::AckWithoutOrderInfoCommitsInOrder)
-        .collect();
     for seed in 0..3 {
-        assert_eq!(
-            violated(F18, seed, &[]),
-            vec!["no-loss"],
-            "develop, seed {seed}"
-        );
-        assert_eq!(
-            violated(F18, seed, &others),
-            vec!["no-loss"],
-            "every other fix, seed {seed}"
-        );
-        assert!(
-            violated(F18, seed, &[Fix::AckWithoutOrderInfoCommitsInOrder]).is_empty(),
-            "the fix alone, seed {seed}"
-        );
-        assert!(
-            violated(F18, seed, &Fix::ALL).is_empty(),
-            "every fix, seed {seed}"
-        );
+        let fix = Fix::AckWithoutOrderInfoCommitsInOrder;
+        assert_finding(F18, seed, fix, &["no-loss"], "scenario");
     }
 }
 

@@ -8,7 +8,7 @@
 mod common;
 
 use broker_core::Fix;
-use common::violated_with as violated;
+use common::{assert_finding, violated_with as violated};
 
 const F21: &str =
     include_str!("../../scenarios/findings/orderly-batch-above-inflight-threshold.toml");
@@ -18,29 +18,9 @@ const SEEDS: [u64; 3] = [0, 1, 2];
 
 #[test]
 fn f21_an_orderly_batch_above_the_threshold_stops_its_queue_unless_fixed() {
-    let others: Vec<Fix> = Fix::ALL
-        .into_iter()
-        .filter(|&f| f != Fix::OrderlyPopSkipsInflightThreshold)
-        .collect();
     for seed in SEEDS {
-        assert_eq!(
-            violated(F21, seed, &[]),
-            vec!["fifo-progress"],
-            "develop, seed {seed}"
-        );
-        assert_eq!(
-            violated(F21, seed, &others),
-            vec!["fifo-progress"],
-            "every other fix, seed {seed}"
-        );
-        assert!(
-            violated(F21, seed, &[Fix::OrderlyPopSkipsInflightThreshold]).is_empty(),
-            "the fix alone, seed {seed}"
-        );
-        assert!(
-            violated(F21, seed, &Fix::ALL).is_empty(),
-            "every fix, seed {seed}"
-        );
+        let fix = Fix::OrderlyPopSkipsInflightThreshold;
+        assert_finding(F21, seed, fix, &["fifo-progress"], "scenario");
     }
 }
 

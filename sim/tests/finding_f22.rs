@@ -8,7 +8,7 @@
 mod common;
 
 use broker_core::Fix;
-use common::violated_with as violated;
+use common::{assert_finding, violated_with as violated};
 
 const F22: &str = include_str!("../../scenarios/findings/fifo-ack-of-deleted-head-skipped.toml");
 
@@ -17,35 +17,14 @@ const SEEDS: [u64; 3] = [0, 1, 2];
 
 #[test]
 fn f22_an_orderly_batch_ack_of_a_deleted_head_is_skipped_and_acked_messages_come_back() {
-    let others: Vec<Fix> = Fix::ALL
-        .into_iter()
-        .filter(|&f| f != Fix::OrderlyBatchAckBelowMinCommits)
-        .collect();
     let kv = F22.replace(
         "[proxy]\n",
         "[broker]\npopConsumerKVServiceEnable = true\n\n[proxy]\n",
     );
     for seed in SEEDS {
         for (path, sc) in [("classic", F22), ("kv", kv.as_str())] {
-            let want = vec!["no-redelivery-after-ack"];
-            assert_eq!(
-                violated(sc, seed, &[]),
-                want,
-                "develop, {path}, seed {seed}"
-            );
-            assert_eq!(
-                violated(sc, seed, &others),
-                want,
-                "every other fix, {path}, seed {seed}"
-            );
-            assert!(
-                violated(sc, seed, &[Fix::OrderlyBatchAckBelowMinCommits]).is_empty(),
-                "the fix alone, {path}, seed {seed}"
-            );
-            assert!(
-                violated(sc, seed, &Fix::ALL).is_empty(),
-                "every fix, {path}, seed {seed}"
-            );
+            let fix = Fix::OrderlyBatchAckBelowMinCommits;
+            assert_finding(sc, seed, fix, &["no-redelivery-after-ack"], path);
         }
     }
 }

@@ -41,6 +41,31 @@ pub fn violated_with(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
     out.violated()
 }
 
+/// A finding's rows on `seed` of its scenario `src`: `want` violated on develop and with
+/// every proposed fix but `fix`; nothing violated with `fix` alone or with every fix.
+/// `what` names the variant in failure messages.
+pub fn assert_finding(src: &str, seed: u64, fix: Fix, want: &[&str], what: &str) {
+    let others: Vec<Fix> = Fix::ALL.into_iter().filter(|&f| f != fix).collect();
+    assert_eq!(
+        violated_with(src, seed, &[]),
+        want,
+        "develop, {what}, seed {seed}"
+    );
+    assert_eq!(
+        violated_with(src, seed, &others),
+        want,
+        "every other fix, {what}, seed {seed}"
+    );
+    assert!(
+        violated_with(src, seed, &[fix]).is_empty(),
+        "the fix alone, {what}, seed {seed}"
+    );
+    assert!(
+        violated_with(src, seed, &Fix::ALL).is_empty(),
+        "every fix, {what}, seed {seed}"
+    );
+}
+
 pub fn events<'a>(
     h: &'a History,
     f: impl Fn(&EventKind) -> bool + 'a,
