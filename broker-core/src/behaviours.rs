@@ -412,9 +412,10 @@ pub enum Fix {
     /// wrapper so far set in its `bitMap`, so the reviver skips them even if their own ACK
     /// records come too late.
     FlushedCkCarriesMergedAcks,
-    /// `PopMessageProcessor.getInitOffset` persists the consumer offsets
-    /// (`ConsumerOffsetManager.persist`) right after committing a group's init offset, so a
-    /// crash before the next scheduled flush does not make the group new again.
+    /// `ConsumerOffsetManager` persists the offsets (`persist`) as soon as offsetTable gains a
+    /// group's first offset of a queue (its init offset, whichever call writes it:
+    /// `getInitOffset`'s commit, a reset's `assignResetOffset`, an update), so a crash before
+    /// the next scheduled flush does not make the group new again.
     InitOffsetPersistsAtOnce,
     /// `PopMessageProcessor.popMsgFromQueue` does not apply `isPopShouldStop` to an orderly
     /// pop: the OrderInfo block already bounds an orderly queue to one batch in flight, and
@@ -630,8 +631,8 @@ impl Fix {
             InitOffsetPersistsAtOnce => (
                 "init-offset-persists-at-once",
                 Side::Broker,
-                "PopMessageProcessor.getInitOffset (the init commit, also PopConsumerService's)",
-                "develop commits a group's init offset (\"getPopOffset\") to offsetTable in memory only, and consumerOffset.json holds it from the next scheduled persist (10 s after start, then every flushConsumerOffsetInterval); proposed: persist the offsets right after the init commit, so the group's start survives a crash",
+                "ConsumerOffsetManager.commitOffset / assignResetOffset (a group's first offset of a queue; getInitOffset's init commit is the usual one)",
+                "develop puts a group's first offset of a queue (\"getPopOffset\" from getInitOffset, or a reset or an update that comes first) into offsetTable in memory only, and consumerOffset.json holds it from the next scheduled persist (10 s after start, then every flushConsumerOffsetInterval); proposed: persist the offsets as soon as offsetTable gains a group's first offset of a queue, so the group's start survives a crash",
                 "finding F20: a crash before the group's first offset flush restores an offsetTable without the group; the restarted broker takes it for a new group, and with init mode MAX and its queue's first message deleted or out of the page cache it starts at max − 1, skipping what was stored since the group started and what it had popped and not yet acked",
                 "",
             ),

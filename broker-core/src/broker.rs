@@ -93,8 +93,10 @@ impl Broker {
         );
         let mut buffer = PopBufferMergeService::default();
         buffer.separated_keys = behaviours.has_fix(crate::Fix::MergeKeyWithSeparator);
+        let mut offsets = ConsumerOffsetManager::new(config.use_server_side_reset_offset);
+        offsets.first_offset_persists = behaviours.has_fix(crate::Fix::InitOffsetPersistsAtOnce);
         Self {
-            offsets: ConsumerOffsetManager::new(config.use_server_side_reset_offset),
+            offsets,
             revive: PopReviveService::new(
                 &vec![-1; config.revive_queue_num as usize],
                 0,

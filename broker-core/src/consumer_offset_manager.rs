@@ -34,6 +34,10 @@ pub struct ConsumerOffsetManager {
     data_version: u64,
     commits: u64,
     use_server_side_reset_offset: bool,
+    /// The proposed fix `init-offset-persists-at-once` (set by the broker from its switches,
+    /// read only in [`Self::put_offset`]): a group's first offset of a queue is persisted
+    /// as soon as offsetTable has it.
+    pub first_offset_persists: bool,
 }
 
 fn get(table: &OffsetTable, key: &str, queue_id: u32) -> Option<i64> {
@@ -64,10 +68,7 @@ impl ConsumerOffsetManager {
         // −1 only from the KV path before #9247 (`kv-no-init-offset`), which commits the −1 it
         // read at.
         debug_assert!(offset >= -1, "commitOffset with a negative offset {offset}");
-        self.offset_table
-            .entry(offset_key(topic, group))
-            .or_default()
-            .insert(queue_id, offset);
+        let first = self.put_offset(offset_key(topic, group), queue_id, offset);
         self.mark_dirty(now);
         self.commits += 1;
         if self.commits % UPDATE_VERSION_STEP == 0 {
@@ -81,6 +82,24 @@ impl ConsumerOffsetManager {
             offset,
             reason: reason.to_owned().into(),
         });
+        if first {
+            self.persist(ev, now);
+        }
+    }
+
+    /// Writes a queue's offset into offsetTable (`commitOffset`, `assignResetOffset`). True
+    /// when this is the group's first offset of the queue and the proposed fix
+    /// `init-offset-persists-at-once` asks for it to be persisted at once: develop keeps it
+    /// in memory until the next scheduled persist, and a crash before that makes the group
+    /// new again (finding F20).
+    fn put_offset(&mut self, key: String, queue_id: u32, offset: i64) -> bool {
+        let first = self
+            .offset_table
+            .entry(key)
+            .or_default()
+            .insert(queue_id, offset)
+            .is_none();
+        first && self.first_offset_persists
     }
 
     fn mark_dirty(&mut self, now: Millis) {
@@ -193,20 +212,10 @@ impl ConsumerOffsetManager {
             .entry(key.clone())
             .or_default()
             .insert(queue_id, offset);
-        let wrote = if needs_existing_key {
-            match self.offset_table.get_mut(&key) {
-                Some(map) => {
-                    map.insert(queue_id, offset);
-                    true
-                }
-                None => false,
-            }
+        let (wrote, first) = if needs_existing_key && !self.offset_table.contains_key(&key) {
+            (false, false)
         } else {
-            self.offset_table
-                .entry(key)
-                .or_default()
-                .insert(queue_id, offset);
-            true
+            (true, self.put_offset(key, queue_id, offset))
         };
         if wrote {
             self.mark_dirty(now);
@@ -219,6 +228,9 @@ impl ConsumerOffsetManager {
             offset,
             wrote_offset_table: wrote,
         });
+        if first {
+            self.persist(ev, now);
+        }
         wrote
     }
 

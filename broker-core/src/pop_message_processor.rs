@@ -582,8 +582,9 @@ impl Broker {
     /// `getInitOffset`: min for `MIN` or a retry topic; 0 if the first message is still in
     /// memory (`initPopOffsetByCheckMsgInMem`, `checkInMemByConsumeOffset(topic, q, 0, 1)`);
     /// else "pop the last one" (max − 1, floored at 0). Committed when `init`, whichever the
-    /// mode (in memory: consumerOffset.json has it from the next scheduled persist; the
-    /// proposed fix `init-offset-persists-at-once`, read only here, persists at once). Before #8404 (`init-min-no-commit`, read only here) `MIN` returned the min at once,
+    /// mode (in memory: consumerOffset.json has it from the next scheduled persist; under the
+    /// proposed fix `init-offset-persists-at-once` a group's first offset of a queue is
+    /// persisted at once, `ConsumerOffsetManager::put_offset`). Before #8404 (`init-min-no-commit`, read only here) `MIN` returned the min at once,
     /// uncommitted, and a retry topic had no rule of its own.
     pub(crate) fn get_init_offset(
         &mut self,
@@ -620,9 +621,6 @@ impl Broker {
                 queue_id,
                 offset as i64,
             );
-            if self.behaviours.has_fix(Fix::InitOffsetPersistsAtOnce) {
-                self.offsets.persist(&mut self.events, now);
-            }
         }
         offset as i64
     }

@@ -292,3 +292,37 @@ fn a_crash_before_the_first_offset_flush_makes_a_group_new_again_unless_its_init
         "the restart restored 0: a replay"
     );
 }
+
+/// F20's fix covers a group's first offset however it is written (develop-random 23186): an
+/// admin reset before the group's first pop of the queue writes offsetTable
+/// (`assignResetOffset`); a crash before the first flush loses it on develop, and the restart's
+/// init answers max − 1. With the fix the reset's entry is persisted at once.
+#[test]
+fn a_reset_that_writes_a_groups_first_offset_persists_at_once_with_the_f20_fix() {
+    let run = |behaviours: Behaviours| {
+        let mut w = World::new(World::default_config(), behaviours);
+        w.broker.set_store_limits(2_000, 0);
+        w.send(3);
+        w.advance_to(500);
+        assert_eq!(w.reset(0, Some(0)).code, ResponseCode::Success);
+        w.advance_to(3_000);
+        w.crash_restart();
+        w.advance_to(4_000);
+        w.send(2);
+        w.advance_to(6_000);
+        let mut req = w.pop_req(32, 30_000, false);
+        req.init_mode = InitMode::Max;
+        offsets(&w.pop_with(req))
+    };
+    assert_eq!(
+        run(Behaviours::fixed()),
+        vec![4],
+        "develop: a new group, max − 1"
+    );
+    let fixed = Behaviours::fixed().with_fix(Fix::InitOffsetPersistsAtOnce);
+    assert_eq!(
+        run(fixed),
+        vec![0, 1, 2, 3, 4],
+        "the reset's 0 survived the crash"
+    );
+}
