@@ -584,8 +584,9 @@ impl Broker {
     /// else "pop the last one" (max − 1, floored at 0). Committed when `init`, whichever the
     /// mode (in memory: consumerOffset.json has it from the next scheduled persist; under the
     /// proposed fix `init-offset-persists-at-once` a group's first offset of a queue is
-    /// persisted at once, `ConsumerOffsetManager::put_offset`). Before #8404 (`init-min-no-commit`, read only here) `MIN` returned the min at once,
-    /// uncommitted, and a retry topic had no rule of its own.
+    /// persisted at once, `ConsumerOffsetManager::put_offset`). Before #8404
+    /// (`init-min-no-commit`, read only here) `MIN` returned the min at once, uncommitted, and
+    /// a retry topic had no rule of its own.
     pub(crate) fn get_init_offset(
         &mut self,
         now: Millis,

@@ -451,11 +451,6 @@ fn draw_store_and_broker_sizes(
             sw.flush_consumer_offset_interval_ms,
             &mut b.flush_consumer_offset_interval,
         ),
-        (
-            "broker.popInflightMessageThreshold",
-            sw.pop_inflight_message_threshold,
-            &mut b.pop_inflight_message_threshold,
-        ),
     ] {
         if let Some(r) = range.filter(|_| d.percent(50)) {
             *slot = d.int(r);
@@ -466,15 +461,21 @@ fn draw_store_and_broker_sizes(
         }
     }
     // The threshold is read only with the switch on (`isPopShouldStop`).
-    if drawn
-        .iter()
-        .any(|x| x.key == "broker.popInflightMessageThreshold")
-    {
+    if let Some(r) = sw.pop_inflight_message_threshold.filter(|_| d.percent(50)) {
+        b.pop_inflight_message_threshold = d.int(r);
         b.enable_pop_message_threshold = true;
-        drawn.push(Drawn {
-            key: "broker.enablePopMessageThreshold".into(),
-            value: "true".into(),
-        });
+        for (key, value) in [
+            (
+                "broker.popInflightMessageThreshold",
+                b.pop_inflight_message_threshold.to_string(),
+            ),
+            ("broker.enablePopMessageThreshold", "true".to_owned()),
+        ] {
+            drawn.push(Drawn {
+                key: key.into(),
+                value,
+            });
+        }
     }
 }
 
