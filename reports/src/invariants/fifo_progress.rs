@@ -555,9 +555,13 @@ pub(crate) fn check(history: &History) -> Verdict {
                     .or_insert((topic, *queue_id, *queue_offset));
                 let k: Key = (group, topic, *queue_id);
                 receipt_key.insert((group, receipt), k);
-                // A delivery proves the message exists, for every group's head.
+                // A delivery proves the message exists, for every group's head, from when
+                // the client had it: not from its popTime, which the broker takes once per
+                // request before it walks the queues (`PopMessageProcessor.processRequest`),
+                // so a message put while the pop was on its way to that queue comes with a
+                // popTime before it existed.
                 for other in on_queue(&keys, topic, *queue_id) {
-                    push(other, *pop_time, Point::Exists(*queue_offset));
+                    push(other, e.at, Point::Exists(*queue_offset));
                 }
                 let deadline = pop_time + invisible_time;
                 let offset = *queue_offset;
@@ -1419,6 +1423,44 @@ mod tests {
             "{:?}",
             stalled.witness
         );
+    }
+
+    #[test]
+    fn another_group_s_delivery_proves_a_message_exists_from_its_arrival_not_its_pop_time() {
+        // Develop-random with late producers, seed 1042 (`--fix all`): g-fifo's pop took its
+        // popTime (82.674 s), was preempted, and read orders/15 after p-late-orders-15 was
+        // put there (82.953 s); s1's receive, sent at 82.842 s, had passed queue 15 before
+        // the put and came back short at 83.036 s. The head was taken to exist from g-fifo's
+        // popTime, so that short receive looked like one that skipped it.
+        let run = |s1_served_at: Millis| {
+            let mut h = simple(1);
+            h.consumer("o2", "og2", ConsumerKind::GrpcFifo, -1);
+            h.at(0).started("o2");
+            let r = receive(&mut h, 1_000, &[("m0", 0)], 0);
+            consume(&mut h, 1_000, &r[0], 500);
+            // Short receives; m0's block ends at 11 s. The one answered at 21.3 s was sent
+            // at 20.5 s, after og2's popTime.
+            for t in [6_000, 11_000, 16_000, 20_500, 21_300] {
+                receive(&mut h, t, &[], 0);
+            }
+            // m1 is put at 21.5 s; og2's pop, with popTime 20 s, hands it over at 22 s.
+            h.at(21_500).produce("m1", 0, 1);
+            h.at(22_000).pop_served_at("o2", "m1", 0, 1, 20_000);
+            let mut t = 26_000;
+            while t <= 195_000 {
+                let msgs: &[(&str, u64)] = if t == s1_served_at { &[("m1", 1)] } else { &[] };
+                for r in receive(&mut h, t, msgs, 0) {
+                    consume(&mut h, t, &r, 500);
+                }
+                t += 5_000;
+            }
+            check(&as_simple(&h))
+        };
+        // The receive answered at 26 s was sent at 21.3 s, before m1 existed; the next one
+        // serves it: on time.
+        assert_eq!(run(31_000).status, Status::Held, "{:?}", run(31_000));
+        // Served only at 36 s: the receive sent at 26 s came back short at 31 s.
+        assert_eq!(run(36_000).status, Status::Violated);
     }
 
     #[test]
