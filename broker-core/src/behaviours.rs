@@ -425,6 +425,10 @@ pub enum Fix {
     /// the queue's min offset to `ackOrderly` instead of skipping it, so a head retention
     /// deleted does not hold the commit behind acked messages.
     OrderlyBatchAckBelowMinCommits,
+    /// `PopReviveService.reviveMsgFromCk` takes a message it finds deleted off the
+    /// `PopInflightMessageCounter`, as `reviveRetry` does for one it revives, so a message
+    /// retention deleted while in flight does not stay counted until a restart.
+    ReviveOfDeletedMessageLowersInflight,
 }
 
 /// Static facts about a proposed fix.
@@ -447,7 +451,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 22] = [
+    pub const ALL: [Fix; 23] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -470,6 +474,7 @@ impl Fix {
         Fix::InitOffsetPersistsAtOnce,
         Fix::OrderlyPopSkipsInflightThreshold,
         Fix::OrderlyBatchAckBelowMinCommits,
+        Fix::ReviveOfDeletedMessageLowersInflight,
     ];
 
     /// The registry entry for this fix.
@@ -650,6 +655,14 @@ impl Fix {
                 "AckMessageProcessor.appendAck / appendAckNew (a batch ack's offsets below the min offset)",
                 "develop skips every offset of a batch ack outside the queue's [min, max] and still answers SUCCESS, so an orderly ack of a message retention deleted never reaches ackOrderly (ackOrderlyNew) and its OrderInfo bit stays unset; proposed: an orderly offset below the min offset goes to ackOrderly like any other (commitAndNext already ignores an offset that is not in the batch), only offsets above the max are skipped",
                 "finding F22: retention deletes the head of a FIFO batch in flight; the proxy's batch ack of the head is answered SUCCESS but skipped, so the acks of later messages commit only the head's offset, and once the batch lapses the offset correction re-reads from the new min and hands the acked messages out again",
+                "",
+            ),
+            ReviveOfDeletedMessageLowersInflight => (
+                "revive-of-deleted-message-lowers-inflight",
+                Side::Broker,
+                "PopReviveService.reviveMsgFromCk (a message getBizMessage no longer finds, needRetry false)",
+                "develop counts a popped message in PopInflightMessageCounter until an ack is appended (AckMessageProcessor) or reviveRetry puts its retry copy; a message retention deleted meanwhile gets neither (its ack is answered NO_MESSAGE below the min offset, and reviveMsgFromCk finds no biz message and goes on), so it stays counted until a restart; proposed: reviveMsgFromCk decrements the count for a message it finds deleted, as reviveRetry does for one it revives",
+                "finding F23: with enablePopMessageThreshold, every message retention deletes while popped and not acked leaks one from its queue's in-flight count; once the leaks reach popInflightMessageThreshold, isPopShouldStop skips the queue for good (until a restart), and a non-FIFO group that holds nothing in flight never gets the messages stored there after",
                 "",
             ),
         };

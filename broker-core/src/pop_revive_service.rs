@@ -533,6 +533,15 @@ impl Broker {
             }
             let offset = ck.ack_offset_by_index(i);
             let Some(msg) = self.store.message(&ck.topic, ck.queue_id, offset).cloned() else {
+                // Deleted (retention): nothing to revive, and upstream leaves it counted in
+                // flight (finding F23).
+                if self
+                    .behaviours
+                    .has_fix(Fix::ReviveOfDeletedMessageLowersInflight)
+                {
+                    self.inflight
+                        .decrement(&ck.topic, &ck.cid, ck.pop_time, ck.queue_id, 1);
+                }
                 continue;
             };
             if !self.revive_retry(now, ck, offset, msg) {

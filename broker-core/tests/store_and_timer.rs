@@ -520,6 +520,48 @@ fn with_the_f21_fix_an_orderly_queue_above_the_threshold_pops_again_once_unblock
     assert!(w.pop(3, 10_000).is_empty(), "3 in flight > 2");
 }
 
+/// Upstream's counting (finding F23): a popped message retention deletes before its ack is
+/// neither acked (`NO_MESSAGE` below the min offset, no `appendAck`) nor revived
+/// (`reviveMsgFromCk` finds no biz message and goes on), so it stays in
+/// `PopInflightMessageCounter`; once such leaks pass the threshold the queue is skipped for
+/// good, though nothing is in flight. With the proposed fix the revive takes each deleted
+/// message off the count, and the queue pops again.
+#[test]
+fn messages_retention_deleted_in_flight_stay_counted_unless_the_f23_fix_is_in() {
+    let run = |behaviours: Behaviours| {
+        let config = BrokerConfig {
+            enable_pop_message_threshold: true,
+            pop_inflight_message_threshold: 2,
+            ..World::default_config()
+        };
+        let mut w = World::new(config, behaviours);
+        w.broker.set_store_limits(0, 10_000);
+        w.send(3);
+        let batch = w.pop(3, 20_000);
+        assert_eq!(batch.len(), 3);
+        w.advance_to(15_000);
+        for m in &batch {
+            let code = w.handle(Request::AckMessage(w.ack_req(m))).code;
+            assert_eq!(code, ResponseCode::NoMessage, "deleted at 10 s");
+        }
+        // Past the CK's revive time: the reviver finds every offset deleted.
+        w.advance_to(60_000);
+        assert!(w.revived_ids().is_empty());
+        w.now = 60_000;
+        w.send(2);
+        World::ids(&w.pop(3, 20_000))
+    };
+    assert!(
+        run(Behaviours::fixed()).is_empty(),
+        "develop: 3 leaked > 2, the new messages are never popped"
+    );
+    assert_eq!(
+        run(Behaviours::fixed().with_fix(Fix::ReviveOfDeletedMessageLowersInflight)),
+        vec!["m4", "m5"],
+        "the fix: the revive took the deleted messages off the count"
+    );
+}
+
 #[test]
 fn the_kv_threshold_counts_the_cache_only() {
     let config = |merge: bool| BrokerConfig {

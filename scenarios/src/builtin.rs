@@ -175,6 +175,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F22 on develop: retention deletes a FIFO batch's head; its batch ack is answered SUCCESS but skipped, the later acks commit only the head, and the acked messages come back",
         source: include_str!("../findings/fifo-ack-of-deleted-head-skipped.toml"),
     },
+    Builtin {
+        name: "deleted-in-flight-stops-queue",
+        summary: "finding F23 on develop: retention deletes popped messages before their acks; neither the acks (NO_MESSAGE) nor the revive take them off the in-flight count, which stays above the threshold, and every later pop skips the queue",
+        source: include_str!("../findings/deleted-in-flight-stops-queue.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
