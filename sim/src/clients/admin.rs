@@ -30,7 +30,7 @@ impl AdminClient {
     pub async fn serve(self, mut commands: mpsc::UnboundedReceiver<ResetCommand>) {
         while let Some(cmd) = commands.recv().await {
             let this = self.clone();
-            madsim::task::spawn(async move { this.reset(cmd).await });
+            crate::world::tasks::spawn(async move { this.reset(cmd).await });
         }
     }
 

@@ -158,11 +158,11 @@ impl GrpcPushConsumer {
     /// `ConsumeService.consume(pq, messages)`.
     fn consume(self: Arc<Self>, msgs: Vec<MessageExt>, cached: Arc<AtomicU32>) {
         if self.g.fifo {
-            madsim::task::spawn(async move { self.consume_iteratively(msgs, cached).await });
+            crate::world::tasks::spawn(async move { self.consume_iteratively(msgs, cached).await });
         } else {
             for msg in msgs {
                 let (this, cached) = (self.clone(), cached.clone());
-                madsim::task::spawn(async move { this.consume_standard(msg, cached).await });
+                crate::world::tasks::spawn(async move { this.consume_standard(msg, cached).await });
             }
         }
     }

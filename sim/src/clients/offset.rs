@@ -61,7 +61,7 @@ impl OffsetClient {
     pub async fn serve(self, mut commands: mpsc::UnboundedReceiver<OffsetCommand>) {
         while let Some(cmd) = commands.recv().await {
             let this = self.clone();
-            madsim::task::spawn(async move {
+            crate::world::tasks::spawn(async move {
                 match cmd {
                     OffsetCommand::Update {
                         mode,

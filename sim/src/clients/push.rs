@@ -123,7 +123,7 @@ impl PushConsumer {
                 .into(),
             });
             let this = self.clone();
-            madsim::task::spawn(async move {
+            crate::world::tasks::spawn(async move {
                 ack(&this.ctx, &this.spec.group, &msg).await;
             });
         }
@@ -131,7 +131,7 @@ impl PushConsumer {
             .fetch_add(keep.len() as u64, Ordering::Relaxed);
         for msg in keep {
             let this = self.clone();
-            madsim::task::spawn(async move { this.consume(msg).await });
+            crate::world::tasks::spawn(async move { this.consume(msg).await });
         }
     }
 

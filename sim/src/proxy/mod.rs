@@ -251,7 +251,7 @@ impl Proxy {
             });
             let (this, caller, topic) = (self.clone(), r.caller.clone(), r.topic.clone());
             let handle = m.pop_ck.clone().unwrap_or_default();
-            madsim::task::spawn(async move {
+            crate::world::tasks::spawn(async move {
                 this.forward_to_dlq(&caller, &topic, &m.msg_id, &handle)
                     .await;
             });
@@ -291,7 +291,7 @@ impl Proxy {
             for m in &keep {
                 let (this, caller, topic, m) =
                     (self.clone(), r.caller.clone(), r.topic.clone(), m.clone());
-                madsim::task::spawn(async move {
+                crate::world::tasks::spawn(async move {
                     let handle = m.pop_ck.clone().unwrap_or_default();
                     this.change_at_broker(&caller, &topic, &m.msg_id, &handle, NACK_INVISIBLE_TIME)
                         .await;
@@ -613,7 +613,7 @@ impl Proxy {
                     msg_id.to_owned(),
                     handle.to_owned(),
                 );
-                madsim::task::spawn(async move {
+                crate::world::tasks::spawn(async move {
                     this.ack_to_broker(&caller, &topic, &msg_id, &handle).await;
                 });
                 Status::ok()
@@ -638,7 +638,7 @@ impl Proxy {
                     continue;
                 }
                 let this = self.clone();
-                madsim::task::spawn(async move {
+                crate::world::tasks::spawn(async move {
                     this.renew_message(gk, h.msg_id, h.original).await;
                 });
             }

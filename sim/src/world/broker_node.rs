@@ -322,7 +322,7 @@ impl BrokerNode {
                         "[OVERLOAD]system busy, start flow control for a while",
                     );
                     let ep = ep.clone();
-                    madsim::task::spawn(async move {
+                    crate::world::tasks::spawn(async move {
                         let _ = ep
                             .send_to_raw(from, RESPONSE_TAG, Box::new(Reply { id, response }))
                             .await;
@@ -446,7 +446,7 @@ impl BrokerNode {
         if let Some((Some((from, id)), response)) = reply {
             let ep = ep.clone();
             // Sending costs simulated time; the scheduler must not wait for it.
-            madsim::task::spawn(async move {
+            crate::world::tasks::spawn(async move {
                 let _ = ep
                     .send_to_raw(from, RESPONSE_TAG, Box::new(Reply { id, response }))
                     .await;

@@ -7,6 +7,7 @@ pub mod control;
 pub mod faults;
 pub mod net;
 pub mod recorder;
+pub mod tasks;
 
 use crate::clients::admin::{AdminClient, ResetCommand};
 use crate::clients::decisions;
