@@ -120,6 +120,11 @@ impl ConsumerOffsetManager {
         get(&self.offset_table, &key, queue_id).unwrap_or(-1)
     }
 
+    /// The offset a restart would read back for a queue (−1 = none): the persisted image.
+    pub fn query_persisted_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
+        get(&self.persisted, &offset_key(topic, group), queue_id).unwrap_or(-1)
+    }
+
     /// `commitPullOffset`.
     #[allow(clippy::too_many_arguments)]
     pub fn commit_pull_offset(

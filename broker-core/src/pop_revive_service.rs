@@ -214,6 +214,26 @@ impl Broker {
         }
     }
 
+    /// Drops the records of revive queue `qid` that no round reads again, so the revive log
+    /// does not grow with the run. A round reads from `max(reviveOffset, committed) + 1`
+    /// (`consumeReviveMessage`), and neither goes below the persisted offset: only
+    /// `mergeAndRevive` commits the revive group's offset, always upwards; each persist
+    /// copies the committed offset; a crash rolls both back to the persisted image. Any other
+    /// writer of that offset (a commit, a reset) needs the revive topic to be a configured
+    /// topic, which upstream refuses to create (`AdminBrokerProcessor.updateAndCreateTopic`,
+    /// "conflict with system topic"); while it is one, nothing is trimmed.
+    fn trim_revive_log(&mut self, qid: u32) {
+        let revive_topic = self.store.revive_topic();
+        if self.store.topic_config(revive_topic).is_some() {
+            return;
+        }
+        let persisted = self
+            .offsets
+            .query_persisted_offset(REVIVE_GROUP, revive_topic, qid);
+        self.store
+            .trim_revive(qid, u64::try_from(persisted + 1).unwrap_or(0));
+    }
+
     /// One thing reviver `qid` does at `now`: start a scan, read, or merge.
     fn revive_step(&mut self, now: Millis, qid: u32) {
         let interval = self.config.revive_interval;
@@ -227,6 +247,7 @@ impl Broker {
                     };
                     return;
                 }
+                self.trim_revive_log(qid);
                 let revive_topic = self.store.revive_topic().to_owned();
                 let committed = self.offsets.query_offset(REVIVE_GROUP, &revive_topic, qid);
                 let state = &mut self.revive.queues[qid as usize];
@@ -826,6 +847,40 @@ mod tests {
         let mut b = broker(&[]);
         b.re_put_ck(5_000, 0, &old(17), 3);
         assert_eq!(re_puts(&b).len(), 1, "kept without the switch");
+    }
+
+    #[test]
+    fn the_revive_log_is_trimmed_up_to_the_persisted_revive_offset_only() {
+        let mut b = broker(&[]);
+        let topic = b.store.revive_topic().to_owned();
+        for _ in 0..6 {
+            b.store
+                .append_revive(0, ReviveRecord::Ack(ack(None)), 100, 1_000);
+        }
+        let commit = |b: &mut Broker, offset| {
+            let ev = &mut b.events;
+            b.offsets
+                .commit_offset(ev, 1_000, "t", REVIVE_GROUP, &topic, 0, offset);
+        };
+        b.trim_revive_log(0);
+        assert_eq!(b.store.revive_queue(0).trimmed_to(), 0, "nothing committed");
+        commit(&mut b, 2);
+        b.offsets.persist(&mut b.events, 1_000);
+        commit(&mut b, 4);
+        b.trim_revive_log(0);
+        // A crash rolls the committed offset back to 2: a round reads from 3 on.
+        assert_eq!(b.store.revive_queue(0).trimmed_to(), 3);
+        b.crash(2_000);
+        b.restart(3_000);
+        b.revive_step(3_000, 0);
+        assert_eq!(b.store.revive_queue(0).trimmed_to(), 3);
+        // A configured topic of the revive topic's name could have its offsets written by
+        // requests: nothing more is trimmed.
+        b.store.create_topic(&topic, 1);
+        commit(&mut b, 5);
+        b.offsets.persist(&mut b.events, 3_000);
+        b.trim_revive_log(0);
+        assert_eq!(b.store.revive_queue(0).trimmed_to(), 3);
     }
 
     #[test]

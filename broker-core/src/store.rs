@@ -6,7 +6,7 @@
 
 use crate::checkpoint::ReviveRecord;
 use crate::config::Millis;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A message in a consume queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,7 +156,13 @@ pub struct ReviveEntry {
 /// commits, as upstream's timer re-put does.
 #[derive(Clone, Debug, Default)]
 pub struct ReviveQueue {
-    entries: Vec<ReviveEntry>,
+    /// The records from log offset `base` on; `None` once trimmed ([`Self::trim_below`]).
+    /// Boxed, so a trimmed record behind one still pending costs a pointer.
+    entries: VecDeque<Option<Box<ReviveEntry>>>,
+    /// The log offset of `entries[0]`: every record below it was trimmed.
+    base: u64,
+    /// Queue offsets below this were trimmed: no reviver reads them again.
+    trimmed_to: u64,
     /// Written, not yet delivered: (slot, log offset).
     pending: BTreeSet<(Millis, u64)>,
     /// Queue offset → log offset.
@@ -176,14 +182,14 @@ impl ReviveQueue {
         timer_read: Millis,
     ) -> u64 {
         let slot = (deliver_at > now).then(|| timer_slot(deliver_at));
-        let log_offset = self.entries.len() as u64;
-        self.entries.push(ReviveEntry {
+        let log_offset = self.base + self.entries.len() as u64;
+        self.entries.push_back(Some(Box::new(ReviveEntry {
             record,
             deliver_at,
             written_at: now,
             slot,
             delivered_at: None,
-        });
+        })));
         self.last_deliver_at = self.last_deliver_at.max(Some(deliver_at));
         match slot {
             // A slot the wheel has already read is delivered at once (an expired enqueue).
@@ -197,7 +203,19 @@ impl ReviveQueue {
 
     fn deliver(&mut self, log_offset: u64, now: Millis) {
         self.delivered.push(log_offset);
-        self.entries[log_offset as usize].delivered_at = Some(now);
+        let i = self.index(log_offset);
+        let entry = self.entries[i]
+            .as_mut()
+            .expect("a record is trimmed only once delivered");
+        entry.delivered_at = Some(now);
+    }
+
+    /// Where a record not yet trimmed sits in `entries`.
+    fn index(&self, log_offset: u64) -> usize {
+        let i = log_offset
+            .checked_sub(self.base)
+            .unwrap_or_else(|| panic!("revive log offset {log_offset} is below the trimmed base"));
+        i as usize
     }
 
     /// The timer delivers every record whose slot its read time has reached, in order.
@@ -210,8 +228,8 @@ impl ReviveQueue {
             self.deliver(log_offset, now);
         }
         debug_assert_eq!(
-            self.delivered.len() + self.pending.len(),
-            self.entries.len()
+            (self.delivered.len() + self.pending.len()) as u64,
+            self.base + self.entries.len() as u64
         );
     }
 
@@ -220,16 +238,49 @@ impl ReviveQueue {
         self.delivered.len() as u64
     }
 
-    /// The delivered record at a queue offset.
+    /// The delivered record at a queue offset (`None` at or beyond the max offset). Panics
+    /// below [`Self::trimmed_to`]: what was trimmed is never read again.
     pub fn at(&self, queue_offset: u64) -> Option<&ReviveEntry> {
+        assert!(
+            queue_offset >= self.trimmed_to,
+            "revive queue offset {queue_offset} read below the trimmed {}",
+            self.trimmed_to
+        );
         let log_offset = *self.delivered.get(usize::try_from(queue_offset).ok()?)?;
-        self.entries.get(log_offset as usize)
+        let entry = self.entries[self.index(log_offset)].as_deref();
+        Some(entry.expect("a record at or above the trimmed queue offset is kept"))
     }
 
     /// A record by log offset.
     #[cfg(test)]
     pub fn entry(&self, log_offset: u64) -> &ReviveEntry {
-        &self.entries[log_offset as usize]
+        self.entries[self.index(log_offset)]
+            .as_deref()
+            .expect("a record not trimmed")
+    }
+
+    /// Drops the records delivered below queue offset `floor` (at most the max offset),
+    /// keeping every log and queue offset as it was: the delivered order stays whole for the
+    /// snapshot, and the log's trimmed prefix moves `base`. The caller vouches that no
+    /// reviver reads below `floor` again (see `Broker::trim_revive_log`); upstream the revive
+    /// topic's CommitLog files are deleted by retention instead, which is not modelled.
+    pub fn trim_below(&mut self, floor: u64) {
+        let floor = floor.min(self.max_offset());
+        for q in self.trimmed_to..floor {
+            let i = self.index(self.delivered[q as usize]);
+            self.entries[i] = None;
+        }
+        self.trimmed_to = self.trimmed_to.max(floor);
+        while self.entries.front().is_some_and(Option::is_none) {
+            self.entries.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// Queue offsets below this were trimmed.
+    #[cfg(test)]
+    pub fn trimmed_to(&self) -> u64 {
+        self.trimmed_to
     }
 
     /// Log offset of the record at a queue offset.
@@ -358,6 +409,12 @@ impl MessageStore {
                 (*n - 1, false)
             }
         }
+    }
+
+    /// Drops revive queue `revive_qid`'s records below queue offset `floor`
+    /// ([`ReviveQueue::trim_below`]).
+    pub fn trim_revive(&mut self, revive_qid: u32, floor: u64) {
+        self.revive[revive_qid as usize].trim_below(floor);
     }
 
     /// The timer reads up to `now` and delivers what is due to every revive queue.
@@ -720,5 +777,77 @@ mod tests {
         t.set_lag(9_000, 900);
         assert_eq!(t.dequeue_behind(9_000), 0, "under a second reads as 0");
         assert_eq!(t.delivery_time(6_000, 9_000), 9_000);
+    }
+
+    fn ack_record(offset: u64) -> ReviveRecord {
+        ReviveRecord::Ack(AckMsg {
+            ack_offsets: vec![offset],
+            start_offset: 0,
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            pop_time: 0,
+            broker_name: None,
+            batch: false,
+        })
+    }
+
+    fn ack_offset_of(e: &ReviveEntry) -> u64 {
+        match &e.record {
+            ReviveRecord::Ack(a) => a.ack_offsets[0],
+            ReviveRecord::Ck(_) => unreachable!("only acks here"),
+        }
+    }
+
+    #[test]
+    fn trimming_keeps_log_and_queue_offsets() {
+        let mut q = ReviveQueue::default();
+        // Log 0 waits for its slot (4 s); logs 1..=4 are stored directly.
+        assert_eq!(q.append(ack_record(0), 5_000, 0, 0), 0);
+        for i in 1..=4 {
+            assert_eq!(q.append(ack_record(i), 100, 1_000, 1_000), i);
+        }
+        assert_eq!(q.delivered(), &[1, 2, 3, 4]);
+        q.trim_below(3);
+        assert_eq!(q.trimmed_to(), 3);
+        // Log 0 is still pending in front of the trimmed ones: nothing leaves the front.
+        assert_eq!(q.base, 0);
+        assert_eq!(q.entries.iter().filter(|e| e.is_some()).count(), 2);
+        assert_eq!(ack_offset_of(q.at(3).expect("kept")), 4);
+        assert!(q.at(4).is_none(), "beyond the max offset");
+        q.deliver_due(10_000, 10_000);
+        assert_eq!(ack_offset_of(q.at(4).expect("delivered")), 0);
+        assert_eq!(q.entry(0).delivered_at, Some(10_000));
+        q.trim_below(5);
+        // Logs 0..=4 are all trimmed now: the front moves, and log offsets go on from 5.
+        assert_eq!((q.base, q.entries.len()), (5, 0));
+        assert_eq!(q.append(ack_record(5), 100, 11_000, 11_000), 5);
+        assert_eq!(q.delivered(), &[1, 2, 3, 4, 0, 5]);
+        assert_eq!(q.max_offset(), 6);
+        assert_eq!(ack_offset_of(q.at(5).expect("delivered")), 5);
+        assert_eq!(ack_offset_of(q.entry(5)), 5);
+    }
+
+    #[test]
+    fn trimming_stops_at_the_max_offset_and_never_goes_back() {
+        let mut q = ReviveQueue::default();
+        q.append(ack_record(0), 100, 1_000, 1_000);
+        q.append(ack_record(1), 9_000, 1_000, 1_000);
+        q.trim_below(10);
+        assert_eq!(q.trimmed_to(), 1, "only what was delivered");
+        q.trim_below(0);
+        assert_eq!(q.trimmed_to(), 1);
+        q.deliver_due(9_000, 9_000);
+        assert_eq!(ack_offset_of(q.at(1).expect("kept")), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "read below the trimmed")]
+    fn a_read_below_the_trimmed_offset_panics() {
+        let mut q = ReviveQueue::default();
+        q.append(ack_record(0), 100, 1_000, 1_000);
+        q.append(ack_record(1), 100, 1_000, 1_000);
+        q.trim_below(1);
+        let _ = q.at(0);
     }
 }
