@@ -6,6 +6,7 @@
 
 use crate::checkpoint::ReviveRecord;
 use crate::config::Millis;
+use crate::name::Name;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A message in a consume queue.
@@ -323,8 +324,9 @@ pub struct MessageStore {
     page_cache_ms: Millis,
     /// How old a message gets before retention deletes it (0 = never).
     retention_ms: Millis,
-    /// The commit log as far as lookups go: entry i is where record i was put.
-    commit_log: Vec<(String, u32, u64)>,
+    /// The commit log as far as lookups go: entry i is where record i was put. The topic is
+    /// an interned [`Name`]: one shared string, not one per message.
+    commit_log: Vec<(Name, u32, u64)>,
 }
 
 impl MessageStore {
@@ -463,7 +465,7 @@ impl MessageStore {
         let offset = q.max_offset();
         msg.commit_log_offset = self.commit_log.len() as u64;
         q.msgs.push(msg);
-        self.commit_log.push((topic.to_owned(), queue_id, offset));
+        self.commit_log.push((Name::new(topic), queue_id, offset));
         offset
     }
 
