@@ -12,6 +12,7 @@ use crate::protocol::{
 };
 use crate::store::StoredMessage;
 use crate::Behaviour;
+use crate::Name;
 use std::collections::{BTreeMap, VecDeque};
 
 /// A server-side reset in flight: the queues whose KV-path actions are still to come.
@@ -69,7 +70,7 @@ impl Broker {
             );
         }
         let msg = StoredMessage {
-            msg_id: req.msg_id.clone(),
+            msg_id: Name::new(&req.msg_id),
             tags: req.tags,
             born_timestamp: req.born_timestamp,
             store_timestamp: now,

@@ -724,7 +724,7 @@ impl Broker {
             queue_id,
             queue_offset,
             retry_topic: is_retry.then(|| topic.to_owned()),
-            msg_id: msg.msg_id,
+            msg_id: msg.msg_id.into(),
             reconsume_times,
             born_timestamp: msg.born_timestamp,
             store_timestamp: msg.store_timestamp,

@@ -659,7 +659,7 @@ impl Broker {
             at: now,
             group: ck.cid.clone().into(),
             topic: origin_topic.into(),
-            msg_id: msg.msg_id.into(),
+            msg_id: msg.msg_id,
             ck: ck.ck_ref(),
             queue_offset: offset,
             retry_topic: retry_topic.into(),

@@ -75,7 +75,7 @@ impl Broker {
             self.events.push(BrokerEvent::DlqWritten {
                 at: now,
                 group: req.group.clone().into(),
-                msg_id: msg.msg_id.into(),
+                msg_id: msg.msg_id,
                 origin_topic: req.origin_topic.into(),
                 dlq_topic: topic.clone().into(),
                 dlq_queue_offset: offset,

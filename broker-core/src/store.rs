@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// A message in a consume queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
-    /// `UNIQ_KEY`: identity across revives.
-    pub msg_id: String,
+    /// `UNIQ_KEY`: identity across revives. Interned: the history names it too.
+    pub msg_id: Name,
     pub tags: Option<String>,
     pub born_timestamp: Millis,
     pub store_timestamp: Millis,
