@@ -114,6 +114,9 @@ const STORED_MS: Millis = 1_000;
 /// A read of a queue: (the first event index after it, one past the last offset read).
 type Read = (usize, u64);
 
+/// A pop that found nothing and parked: (event index, time, queue; −1 for every queue).
+type Park = (usize, Millis, i32);
+
 #[derive(Default)]
 struct MsgState {
     resolved: bool,
@@ -243,9 +246,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // read can be visible again). A pop CK gives its popTime + invisibleTime; a bare
     // `PopRead` (the KV path records no CK) gives its popTime, a lower bound.
     let mut popped: BTreeMap<(&str, &str, u32), Vec<PoppedRange>> = BTreeMap::new();
-    // Pops that found nothing and parked, per (group, topic): (event index, time, queue;
-    // −1 for a pop of every queue).
-    let mut parks: BTreeMap<(&str, &str), Vec<(usize, Millis, i32)>> = BTreeMap::new();
+    // Pops that found nothing and parked, per (group, topic).
+    let mut parks: BTreeMap<(&str, &str), Vec<Park>> = BTreeMap::new();
     // The latest popTime of a `PopRead` per queue.
     let mut read_at: BTreeMap<(&str, &str, u32), Millis> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
@@ -1228,7 +1230,7 @@ mod tests {
     /// of queue 0 at 95 s (count 0). The run is quiet from `quiet_from` and ends at 100 s
     /// (messages produced after 70 s are still settling); m9 of queue 1 gives something to
     /// judge.
-    struct Park {
+    struct ParkShape {
         quiet_from: Millis,
         held: bool,
         produced_at: Millis,
@@ -1237,7 +1239,7 @@ mod tests {
         read_after: bool,
     }
 
-    const SKIPPED: Park = Park {
+    const SKIPPED: ParkShape = ParkShape {
         quiet_from: 20_000,
         held: true,
         produced_at: 50_000,
@@ -1246,7 +1248,7 @@ mod tests {
         read_after: false,
     };
 
-    fn parked_while_queue_0_held_m1(p: Park) -> Verdict {
+    fn parked_while_queue_0_held_m1(p: ParkShape) -> Verdict {
         use broker_core::ReadFrom;
         let mut h = H::new();
         h.end(p.quiet_from, 100_000);
@@ -1286,7 +1288,7 @@ mod tests {
         let w = v.witness.unwrap();
         assert_eq!(w.msg_id.as_deref(), Some("m1"));
         assert!(w.summary.contains("skipped a queue"), "{}", w.summary);
-        let alone = Park {
+        let alone = ParkShape {
             park_queue: 0,
             ..SKIPPED
         };
@@ -1295,7 +1297,7 @@ mod tests {
             Status::Violated,
             "a pop of queue 0 alone"
         );
-        let never_read = Park {
+        let never_read = ParkShape {
             held: false,
             produced_at: 5_000,
             park_at: 21_000,
@@ -1310,7 +1312,7 @@ mod tests {
 
     #[test]
     fn a_park_that_does_not_show_a_skipped_queue_leaves_it_backlog() {
-        let backlog = |p: Park, what: &str| {
+        let backlog = |p: ParkShape, what: &str| {
             let v = parked_while_queue_0_held_m1(p);
             assert_ne!(v.status, Status::Violated, "{what}: {v:?}");
             assert!(
@@ -1319,12 +1321,12 @@ mod tests {
                 v.notes
             );
         };
-        let read_after = Park {
+        let read_after = ParkShape {
             read_after: true,
             ..SKIPPED
         };
         backlog(read_after, "a read of queue 0 after the park: a slow group");
-        let just_after_put = Park {
+        let just_after_put = ParkShape {
             produced_at: 70_000,
             park_at: 70_500,
             ..SKIPPED
@@ -1333,7 +1335,7 @@ mod tests {
             just_after_put,
             "the pop may have read the queue before the put",
         );
-        let still_held = Park {
+        let still_held = ParkShape {
             produced_at: 35_000,
             park_at: 60_000,
             ..SKIPPED
@@ -1342,7 +1344,7 @@ mod tests {
             still_held,
             "m0's pop was visible again less than SETTLE_MS before",
         );
-        let before_quiet = Park {
+        let before_quiet = ParkShape {
             quiet_from: 40_000,
             held: false,
             produced_at: 5_000,
@@ -1350,7 +1352,7 @@ mod tests {
             ..SKIPPED
         };
         backlog(before_quiet, "before the quiet period");
-        let other_queue = Park {
+        let other_queue = ParkShape {
             park_queue: 1,
             ..SKIPPED
         };
