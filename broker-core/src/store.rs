@@ -709,18 +709,7 @@ mod tests {
         );
         assert_eq!(timer_slot(999), 0);
         let mut q = ReviveQueue::default();
-        let ack = |o| {
-            ReviveRecord::Ack(AckMsg {
-                ack_offsets: vec![o],
-                start_offset: 0,
-                consumer_group: "G".into(),
-                topic: "T".into(),
-                queue_id: 0,
-                pop_time: 0,
-                broker_name: None,
-                batch: false,
-            })
-        };
+        let ack = ack_record;
         assert_eq!(q.append(ack(0), 5_000, 0, 0), 0); // slot 4 000
         assert_eq!(q.append(ack(1), 2_500, 0, 0), 1); // slot 2 000
         assert_eq!(q.append(ack(2), 100, 1_000, 1_000), 2); // past: stored directly
