@@ -57,6 +57,29 @@ struct Batch<'h> {
     pop_time: Millis,
     attempt_id: Option<&'h str>,
     entries: BTreeMap<u64, Entry<'h>>,
+    /// Where its pop read the queue (the join's `after_from`).
+    read: usize,
+}
+
+/// A batch as it started: what a hand-out of an older pop, recorded late, is judged
+/// against.
+#[derive(Clone, Copy)]
+struct Head<'h> {
+    consumer: &'h str,
+    pop_time: Millis,
+    attempt_id: Option<&'h str>,
+    read: usize,
+    decided: Millis,
+    idx: usize,
+}
+
+/// Two pops by (consumer, attemptId) are the same attempt (by attemptId, else by consumer):
+/// `OrderInfo.needBlock` lets the retry through.
+fn same_attempt(a: (&str, Option<&str>), b: (&str, Option<&str>)) -> bool {
+    match (a.1, b.1) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.0 == b.0,
+    }
 }
 
 impl Batch<'_> {
@@ -94,6 +117,8 @@ struct Join<'h> {
 #[derive(Default)]
 struct State<'h> {
     batches: LookupMap<QueueKey<'h>, Batch<'h>>,
+    /// Every batch each queue started, in order.
+    heads: LookupMap<QueueKey<'h>, Vec<Head<'h>>>,
     last_crash: Option<usize>,
     // The latest consumed reset of each queue, by event index.
     last_reset: LookupMap<QueueKey<'h>, usize>,
@@ -106,7 +131,6 @@ impl<'h> State<'h> {
     /// Adds the hand-out to its batch, or starts a new batch with it (checking that the
     /// outstanding one was done when the broker decided the new pop).
     fn join(&mut self, history: &crate::history::History, j: Join<'h>) {
-        let (group, topic, queue_id) = j.key;
         // A pop the broker served before the latest crash (its answer recorded after it)
         // belongs to a batch the crash discarded.
         if self.last_crash.is_some_and(|c| c >= j.after_from) {
@@ -122,34 +146,19 @@ impl<'h> State<'h> {
                 b.entries.insert(j.queue_offset, j.entry);
                 return;
             }
-            let same_attempt = match (b.attempt_id, j.attempt_id) {
-                (Some(x), Some(y)) => x == y,
-                _ => b.consumer == j.consumer,
-            };
+            if j.after_from < b.read {
+                self.join_late(history, &j);
+                return;
+            }
+            let same = same_attempt((b.consumer, b.attempt_id), (j.consumer, j.attempt_id));
+            let pop_time = b.pop_time;
             let live = b
                 .entries
                 .values()
-                .find(|x| !x.ack_sent && x.deadline > j.decided);
-            if let (false, Some(live)) = (same_attempt, live) {
-                self.count += 1;
-                self.affected.push(
-                    Affected::at("second-batch-while-invisible", history, live.delivery)
-                        .events(vec![live.delivery, j.idx]),
-                );
-                // Only the first is reported: format no other.
-                if self.count == 1 {
-                    self.found = Some(Witness {
-                        msg_id: Some(live.msg_id.to_owned()),
-                        summary: format!(
-                            "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {} of the batch popped at {} was un-acked and invisible until {}",
-                            secs(j.decided),
-                            live.msg_id,
-                            secs(b.pop_time),
-                            secs(live.deadline)
-                        ),
-                        events: witness_events(vec![live.delivery, j.idx]),
-                    });
-                }
+                .find(|x| !x.ack_sent && x.deadline > j.decided)
+                .map(|x| (x.msg_id, x.delivery, x.deadline));
+            if let (false, Some(live)) = (same, live) {
+                self.second_batch(history, j.key, j.decided, live, pop_time, j.idx);
             }
         }
         let mut entries = BTreeMap::new();
@@ -161,8 +170,75 @@ impl<'h> State<'h> {
                 pop_time: j.pop_time,
                 attempt_id: j.attempt_id,
                 entries,
+                read: j.after_from,
             },
         );
+        self.heads.entry(j.key).or_default().push(Head {
+            consumer: j.consumer,
+            pop_time: j.pop_time,
+            attempt_id: j.attempt_id,
+            read: j.after_from,
+            decided: j.decided,
+            idx: j.idx,
+        });
+    }
+
+    /// A hand-out of a pop that read the queue before the outstanding batch's did, recorded
+    /// only now (the proxy acks what its filter dead-lettered once the send-back succeeded,
+    /// after a later pop may have taken the queue). The reads since were decided without
+    /// it: it is judged against the first batch read after it, which had to wait for it
+    /// unless it was the same attempt (whose re-read replaces the OrderInfo,
+    /// `ConsumerOrderInfoManager.update`). It was un-acked when that batch was decided (its
+    /// ack, if any, is this event or later).
+    fn join_late(&mut self, history: &crate::history::History, j: &Join<'h>) {
+        let heads = self
+            .heads
+            .get(&j.key)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let next = (heads.iter()).find(|h| h.read > j.after_from && h.pop_time != j.pop_time);
+        let Some(&next) = next else { return };
+        // Its attempt as the batch's first hand-out recorded it: a consumer's latest
+        // attempt may be a later receive's by now.
+        let own = (heads.iter().rev())
+            .find(|h| h.pop_time == j.pop_time && h.read <= j.after_from)
+            .map_or((j.consumer, j.attempt_id), |h| (h.consumer, h.attempt_id));
+        let same = same_attempt((next.consumer, next.attempt_id), own);
+        if !same && j.entry.deadline > next.decided {
+            let live = (j.entry.msg_id, j.entry.delivery, j.entry.deadline);
+            self.second_batch(history, j.key, next.decided, live, j.pop_time, next.idx);
+        }
+    }
+
+    /// Records a second batch decided at `decided` while `live` (message, delivery,
+    /// deadline) of the batch popped at `pop_time` was un-acked and invisible.
+    fn second_batch(
+        &mut self,
+        history: &crate::history::History,
+        (group, topic, queue_id): QueueKey<'h>,
+        decided: Millis,
+        (msg_id, delivery, deadline): (&str, usize, Millis),
+        pop_time: Millis,
+        idx: usize,
+    ) {
+        self.count += 1;
+        self.affected.push(
+            Affected::at("second-batch-while-invisible", history, delivery)
+                .events(vec![delivery, idx]),
+        );
+        // Only the first is reported: format no other.
+        if self.count == 1 {
+            self.found = Some(Witness {
+                msg_id: Some(msg_id.to_owned()),
+                summary: format!(
+                    "group {group} popped a second batch from queue {topic}/{queue_id} at {} while {msg_id} of the batch popped at {} was un-acked and invisible until {}",
+                    secs(decided),
+                    secs(pop_time),
+                    secs(deadline)
+                ),
+                events: witness_events(vec![delivery, idx]),
+            });
+        }
     }
 }
 
@@ -177,7 +253,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // (group, receipt) of acks sent before any delivery of that receipt was recorded.
     let mut early_acks: BTreeSet<(&str, &str)> = BTreeSet::new();
     // (group, consumer, message) the proxy's filter dead-lettered and has not acked yet.
-    let mut filtered: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    // With the consumer's attempt when the filter decided (the proxy acks later, after the
+    // consumer may have made other receives).
+    let mut filtered: BTreeMap<(&str, &str, &str), Option<&str>> = BTreeMap::new();
     // The proxy's latest pop for a client: (consumer, group) → its attemptId.
     let mut attempts: LookupMap<(&str, &str), Option<&str>> = LookupMap::default();
     // The broker's orderly reads: (queue, popTime) → (event index, offset read from).
@@ -248,7 +326,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 attempts.insert((consumer, group), attempt_id.as_deref());
             }
             EventKind::SentToDlq { .. } => {
-                filtered.extend(proxy_dead_lettered(e));
+                if let Some(k @ (group, consumer, _)) = proxy_dead_lettered(e) {
+                    let attempt = attempts.get(&(consumer, group)).copied().flatten();
+                    filtered.insert(k, attempt);
+                }
             }
             // The proxy acks what its filter dead-lettered (`PopMessageResultFilterImpl` →
             // `ProducerProcessor.forwardMessageToDeadLetterQueue`, an ack once the send-back
@@ -260,8 +341,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 msg_id,
                 receipt,
             } if !receipts.contains_key(&(group.as_str(), receipt.as_str()))
-                && filtered.remove(&(group.as_str(), consumer.as_str(), msg_id.as_str())) =>
+                && filtered.contains_key(&(group.as_str(), consumer.as_str(), msg_id.as_str())) =>
             {
+                let attempt_id = filtered
+                    .remove(&(group.as_str(), consumer.as_str(), msg_id.as_str()))
+                    .flatten();
                 let Some((x, origin)) = dead_lettered_orderly_handle(receipt, msg_id, &origins)
                 else {
                     continue;
@@ -290,10 +374,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         key,
                         queue_offset: x.queue_offset,
                         pop_time: x.pop_time,
-                        attempt_id: attempts
-                            .get(&(consumer.as_str(), group.as_str()))
-                            .copied()
-                            .flatten(),
+                        attempt_id,
                         entry: Entry {
                             msg_id,
                             delivery: idx,
@@ -732,6 +813,105 @@ mod tests {
         assert_eq!(
             v.witness.unwrap().summary,
             "group fg's commit offset on queue TopicA/0 moved to 2 at 30.015s (ackOrderly) while offset 1 (m1) of the batch popped at 30.000s was not acked"
+        );
+    }
+
+    #[test]
+    fn a_late_dead_letter_ack_is_judged_against_the_read_after_its_pop() {
+        // develop-random 83712 (`--fix all`): the proxy's filter dead-lettered a whole batch
+        // of o2's attempt (read at 92.973 s) and acked it message by message until 93.096 s;
+        // meanwhile the same attempt re-read the queue (93.002 s, which replaces the
+        // OrderInfo) and o1 popped the next batch (93.072 s). The late acks were taken for a
+        // new batch over o1's, and their attempt for o2's latest receive's.
+        let run = |same_attempt_re_read: bool| {
+            let mut h = H::new();
+            h.meta.consumers.clear();
+            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+            h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+            for o in 0..3 {
+                h.at(0).produce(&format!("m{o}"), 0, o);
+            }
+            let t = 30_000;
+            let popped = |h: &mut H, at: Millis, consumer: &str, attempt: &str| {
+                let e = EventKind::ProxyPopped {
+                    consumer: consumer.into(),
+                    group: "fg".into(),
+                    topic: crate::testkit::T.into(),
+                    queue_id: -1,
+                    attempt_id: Some(attempt.into()),
+                    found: 1,
+                    to_dlq: 0,
+                    outcome: crate::testkit::ok(),
+                };
+                h.at(at).push("proxy", e);
+            };
+            // f1's attempt a reads m0 and m1; the filter dead-letters both.
+            h.at(t).commit("fg", 0, 0, "PopMessageProcessor.orderly");
+            h.at(t)
+                .pop_read("fg", 0, t, 0, 2, true, ReadFrom::CommitOffset);
+            popped(&mut h, t + 3, "f1", "a");
+            for m in ["m0", "m1"] {
+                let sent = EventKind::SentToDlq {
+                    consumer: "f1".into(),
+                    group: "fg".into(),
+                    msg_id: m.into(),
+                    dlq_topic: "%DLQ%fg".into(),
+                    reconsume_times: 3,
+                };
+                h.at(t + 4).push("proxy", sent);
+            }
+            // f1's next receive is another attempt: its latest, when the late ack comes.
+            popped(&mut h, t + 5, "f1", "b");
+            let dead_ack = |h: &mut H, at: Millis, m: &str, offset: u64| {
+                let receipt = ExtraInfo {
+                    ck_queue_offset: 0,
+                    pop_time: t,
+                    invisible_time: 60_000,
+                    revive_qid: POP_ORDER_REVIVE_QUEUE,
+                    topic_type: 0,
+                    broker_name: "broker-a".into(),
+                    queue_id: 0,
+                    queue_offset: offset,
+                    commit_log_offset: Some(5),
+                }
+                .build();
+                let ack = EventKind::AckSent {
+                    consumer: "f1".into(),
+                    group: "fg".into(),
+                    msg_id: m.into(),
+                    receipt: receipt.into(),
+                };
+                h.at(at).push("proxy", ack);
+            };
+            dead_ack(&mut h, t + 6, "m0", 0);
+            h.at(t + 7).commit("fg", 0, 1, "ackOrderly");
+            if same_attempt_re_read {
+                // Attempt a again (the proxy's retry) re-reads from 1: OrderInfo now holds m1 alone.
+                h.at(t + 10)
+                    .pop_read("fg", 0, t + 10, 1, 1, true, ReadFrom::CommitOffset);
+                let r = h
+                    .at(t + 12)
+                    .pop_of_batch_served_at("f1", "m1", 0, 1, 1, t + 10);
+                h.at(t + 13).ack(&r);
+                h.at(t + 14).commit("fg", 0, 2, "ackOrderly");
+            }
+            // f2 pops the next batch.
+            h.at(t + 20)
+                .pop_read("fg", 0, t + 20, 2, 1, true, ReadFrom::CommitOffset);
+            h.at(t + 22)
+                .pop_of_batch_served_at("f2", "m2", 0, 2, 2, t + 20);
+            // The proxy's ack of the dead-lettered m1 comes only now.
+            dead_ack(&mut h, t + 30, "m1", 1);
+            check(&h.build())
+        };
+        let v = run(true);
+        assert_ne!(v.status, Status::Violated, "{v:?}");
+        // Without the re-read, f2's batch was decided while f1's m1 was un-acked.
+        let v = run(false);
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        assert!(
+            v.witness.unwrap().summary.contains("popped a second batch"),
+            "second batch"
         );
     }
 
