@@ -736,16 +736,7 @@ mod tests {
         // the CK still goes in first (found by invisible-time-random seed 19, where the ACK
         // overtook its CK and the acked message was revived).
         let mut s = MessageStore::new("R".into(), 1);
-        let ack = ReviveRecord::Ack(AckMsg {
-            ack_offsets: vec![0],
-            start_offset: 0,
-            consumer_group: "G".into(),
-            topic: "T".into(),
-            queue_id: 0,
-            pop_time: 0,
-            broker_name: None,
-            batch: false,
-        });
+        let ack = ack_record(0);
         let (ck_log, read) = s.append_revive(0, ack.clone(), 26_796, 21_717);
         assert!(read);
         let (ack_log, _) = s.append_revive(0, ack, 27_796, 27_756);
