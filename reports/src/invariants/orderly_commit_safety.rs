@@ -53,21 +53,19 @@ struct Entry<'h> {
 }
 
 struct Batch<'h> {
-    consumer: &'h str,
-    pop_time: Millis,
-    attempt_id: Option<&'h str>,
+    head: Head<'h>,
     entries: BTreeMap<u64, Entry<'h>>,
-    /// Where its pop read the queue (the join's `after_from`).
-    read: usize,
 }
 
-/// A batch as it started: what a hand-out of an older pop, recorded late, is judged
-/// against.
+/// A batch as it started (its first hand-out): who popped it, and where and when the broker
+/// read the queue for it. The queue's earlier heads are what a hand-out of an older pop,
+/// recorded late, is judged against.
 #[derive(Clone, Copy)]
 struct Head<'h> {
     consumer: &'h str,
     pop_time: Millis,
     attempt_id: Option<&'h str>,
+    /// Where its pop read the queue (the join's `after_from`).
     read: usize,
     decided: Millis,
     idx: usize,
@@ -142,45 +140,36 @@ impl<'h> State<'h> {
             return;
         }
         if let Some(b) = self.batches.get_mut(&j.key) {
-            if b.consumer == j.consumer && b.pop_time == j.pop_time {
+            let h = b.head;
+            if h.consumer == j.consumer && h.pop_time == j.pop_time {
                 b.entries.insert(j.queue_offset, j.entry);
                 return;
             }
-            if j.after_from < b.read {
+            if j.after_from < h.read {
                 self.join_late(history, &j);
                 return;
             }
-            let same = same_attempt((b.consumer, b.attempt_id), (j.consumer, j.attempt_id));
-            let pop_time = b.pop_time;
+            let same = same_attempt((h.consumer, h.attempt_id), (j.consumer, j.attempt_id));
             let live = b
                 .entries
                 .values()
                 .find(|x| !x.ack_sent && x.deadline > j.decided)
                 .map(|x| (x.msg_id, x.delivery, x.deadline));
             if let (false, Some(live)) = (same, live) {
-                self.second_batch(history, j.key, j.decided, live, pop_time, j.idx);
+                self.second_batch(history, j.key, j.decided, live, h.pop_time, j.idx);
             }
         }
-        let mut entries = BTreeMap::new();
-        entries.insert(j.queue_offset, j.entry);
-        self.batches.insert(
-            j.key,
-            Batch {
-                consumer: j.consumer,
-                pop_time: j.pop_time,
-                attempt_id: j.attempt_id,
-                entries,
-                read: j.after_from,
-            },
-        );
-        self.heads.entry(j.key).or_default().push(Head {
+        let head = Head {
             consumer: j.consumer,
             pop_time: j.pop_time,
             attempt_id: j.attempt_id,
             read: j.after_from,
             decided: j.decided,
             idx: j.idx,
-        });
+        };
+        let entries = BTreeMap::from([(j.queue_offset, j.entry)]);
+        self.batches.insert(j.key, Batch { head, entries });
+        self.heads.entry(j.key).or_default().push(head);
     }
 
     /// A hand-out of a pop that read the queue before the outstanding batch's did, recorded
@@ -397,7 +386,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     early_acks.insert((group, receipt));
                     continue;
                 };
-                if let Some(b) = st.batches.get_mut(key).filter(|b| b.pop_time == *pop_time) {
+                if let Some(b) = st
+                    .batches
+                    .get_mut(key)
+                    .filter(|b| b.head.pop_time == *pop_time)
+                {
                     if let Some(en) = b.entries.get_mut(offset) {
                         en.ack_sent = true;
                     }
@@ -415,7 +408,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     continue;
                 };
                 let (key, pop_time, offset) = r;
-                if let Some(b) = st.batches.get_mut(&key).filter(|b| b.pop_time == pop_time) {
+                if let Some(b) = st
+                    .batches
+                    .get_mut(&key)
+                    .filter(|b| b.head.pop_time == pop_time)
+                {
                     if let Some(en) = b.entries.get_mut(&offset) {
                         en.deadline = receipt_deadline(new, e.at + invisible_time);
                     }
@@ -455,7 +452,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                                 "group {group}'s commit offset on queue {topic}/{queue_id} moved to {offset} at {} ({reason}) while offset {low} ({}) of the batch popped at {} was not acked",
                                 secs(e.at),
                                 en.msg_id,
-                                secs(b.pop_time)
+                                secs(b.head.pop_time)
                             ),
                             events: witness_events(vec![en.delivery, idx]),
                         });
