@@ -744,6 +744,42 @@ mod tests {
         assert_eq!(run(2), Status::Violated);
     }
 
+    /// The proxy's filter forwards f1's `msg` of group fg to the DLQ at `at`.
+    fn sent_to_dlq(h: &mut H, at: Millis, msg: &str) {
+        let sent = EventKind::SentToDlq {
+            consumer: "f1".into(),
+            group: "fg".into(),
+            msg_id: msg.into(),
+            dlq_topic: "%DLQ%fg".into(),
+            reconsume_times: 3,
+        };
+        h.at(at).push("proxy", sent);
+    }
+
+    /// The proxy's ack at `at` of f1's dead-lettered `msg` (queue 0 `offset`), by the handle
+    /// of the orderly pop at (popTime, invisibleTime) `pop` that read from offset 0.
+    fn dead_letter_ack(h: &mut H, at: Millis, msg: &str, pop: (Millis, Millis), offset: u64) {
+        let receipt = ExtraInfo {
+            ck_queue_offset: 0,
+            pop_time: pop.0,
+            invisible_time: pop.1,
+            revive_qid: POP_ORDER_REVIVE_QUEUE,
+            topic_type: 0,
+            broker_name: "broker-a".into(),
+            queue_id: 0,
+            queue_offset: offset,
+            commit_log_offset: Some(5),
+        }
+        .build();
+        let ack = EventKind::AckSent {
+            consumer: "f1".into(),
+            group: "fg".into(),
+            msg_id: msg.into(),
+            receipt: receipt.into(),
+        };
+        h.at(at).push("proxy", ack);
+    }
+
     #[test]
     fn the_proxys_ack_of_what_its_filter_dead_lettered_is_the_newest_batchs() {
         // develop-random with retryMaxTimes 2 (maxAttempts 3), seed 10: f1 got m0 (orders/3
@@ -765,37 +801,12 @@ mod tests {
             h.at(t)
                 .pop_read("fg", 0, t, 0, n, true, ReadFrom::CommitOffset);
             if decided {
-                let sent = EventKind::SentToDlq {
-                    consumer: "f1".into(),
-                    group: "fg".into(),
-                    msg_id: "m0".into(),
-                    dlq_topic: "%DLQ%fg".into(),
-                    reconsume_times: 3,
-                };
-                h.at(t + 4).push("proxy", sent);
+                sent_to_dlq(&mut h, t + 4, "m0");
             }
             if with_m1 {
                 h.at(t + 5).pop_of_batch_served_at("f1", "m1", 0, 1, 0, t);
             }
-            let receipt = ExtraInfo {
-                ck_queue_offset: 0,
-                pop_time: t,
-                invisible_time: 10_000,
-                revive_qid: POP_ORDER_REVIVE_QUEUE,
-                topic_type: 0,
-                broker_name: "broker-a".into(),
-                queue_id: 0,
-                queue_offset: 0,
-                commit_log_offset: Some(5),
-            }
-            .build();
-            let ack = EventKind::AckSent {
-                consumer: "f1".into(),
-                group: "fg".into(),
-                msg_id: "m0".into(),
-                receipt: receipt.into(),
-            };
-            h.at(t + 12).push("proxy", ack);
+            dead_letter_ack(&mut h, t + 12, "m0", (t, 10_000), 0);
             let to = if with_m1 { 2 } else { 1 };
             h.at(t + 15).commit("fg", 0, to, "ackOrderly");
             check(&h.build())
@@ -848,39 +859,11 @@ mod tests {
                 .pop_read("fg", 0, t, 0, 2, true, ReadFrom::CommitOffset);
             popped(&mut h, t + 3, "f1", "a");
             for m in ["m0", "m1"] {
-                let sent = EventKind::SentToDlq {
-                    consumer: "f1".into(),
-                    group: "fg".into(),
-                    msg_id: m.into(),
-                    dlq_topic: "%DLQ%fg".into(),
-                    reconsume_times: 3,
-                };
-                h.at(t + 4).push("proxy", sent);
+                sent_to_dlq(&mut h, t + 4, m);
             }
             // f1's next receive is another attempt: its latest, when the late ack comes.
             popped(&mut h, t + 5, "f1", "b");
-            let dead_ack = |h: &mut H, at: Millis, m: &str, offset: u64| {
-                let receipt = ExtraInfo {
-                    ck_queue_offset: 0,
-                    pop_time: t,
-                    invisible_time: 60_000,
-                    revive_qid: POP_ORDER_REVIVE_QUEUE,
-                    topic_type: 0,
-                    broker_name: "broker-a".into(),
-                    queue_id: 0,
-                    queue_offset: offset,
-                    commit_log_offset: Some(5),
-                }
-                .build();
-                let ack = EventKind::AckSent {
-                    consumer: "f1".into(),
-                    group: "fg".into(),
-                    msg_id: m.into(),
-                    receipt: receipt.into(),
-                };
-                h.at(at).push("proxy", ack);
-            };
-            dead_ack(&mut h, t + 6, "m0", 0);
+            dead_letter_ack(&mut h, t + 6, "m0", (t, 60_000), 0);
             h.at(t + 7).commit("fg", 0, 1, "ackOrderly");
             if same_attempt_re_read {
                 // Attempt a again (the proxy's retry) re-reads from 1: OrderInfo now holds m1 alone.
@@ -898,7 +881,7 @@ mod tests {
             h.at(t + 22)
                 .pop_of_batch_served_at("f2", "m2", 0, 2, 2, t + 20);
             // The proxy's ack of the dead-lettered m1 comes only now.
-            dead_ack(&mut h, t + 30, "m1", 1);
+            dead_letter_ack(&mut h, t + 30, "m1", (t, 60_000), 1);
             check(&h.build())
         };
         let v = run(true);
