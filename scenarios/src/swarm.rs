@@ -164,6 +164,19 @@ pub struct SwarmSpec {
     /// messages in flight. Its own coin, drawn after the one above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pop_inflight_message_threshold: Option<RangeMs>,
+    /// On half the seeds, a late wave: each producer gets a twin `<name>-late` (same topic
+    /// and queue, as many messages) that starts at a time drawn from this range. Without it
+    /// every message of a run is sent in its first seconds, so the liveness checks after the
+    /// quiet period judge only redeliveries; with it, new messages arrive after retention,
+    /// crashes, resets and leaks changed the broker's state, and a group that stopped
+    /// taking new messages shows. Its own coin, drawn last (new messages are not a fault:
+    /// a quiet seed keeps it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_start_ms: Option<RangeMs>,
+    /// Each late twin's `interval_ms`, drawn per twin (without it: its producer's). Only
+    /// with `late_start_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_interval_ms: Option<RangeMs>,
 }
 
 impl SwarmSpec {
@@ -211,6 +224,8 @@ impl SwarmSpec {
             pop_ck_offset_max_queue_size,
             flush_consumer_offset_interval_ms,
             pop_inflight_message_threshold,
+            late_start_ms,
+            late_interval_ms: _,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -250,6 +265,7 @@ impl SwarmSpec {
                 pop_ck_offset_max_queue_size,
                 flush_consumer_offset_interval_ms,
                 pop_inflight_message_threshold,
+                late_start_ms,
             ]
             .iter()
             .any(|r| r.is_some())
@@ -411,6 +427,7 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
         quiet(&mut out.faults, &mut drawn);
     }
     draw_store_and_broker_sizes(sw, &mut d, &mut out, &mut drawn);
+    draw_late_wave(sw, &mut d, &mut out, &mut drawn);
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
 }
@@ -477,6 +494,40 @@ fn draw_store_and_broker_sizes(
             });
         }
     }
+}
+
+/// The name of a producer's late twin (`late_start_ms`).
+pub fn late_twin_name(producer: &str) -> String {
+    format!("{producer}-late")
+}
+
+/// The late wave (`late_start_ms`): on half the seeds, a twin per producer, with its start
+/// (and with `late_interval_ms` its interval) drawn per twin in the producers' order.
+fn draw_late_wave(sw: &SwarmSpec, d: &mut Draw, out: &mut Scenario, drawn: &mut Vec<Drawn>) {
+    let Some(start) = sw.late_start_ms.filter(|_| d.percent(50)) else {
+        return;
+    };
+    let mut twins = Vec::with_capacity(out.producers.len());
+    for p in &out.producers {
+        let mut twin = p.clone();
+        twin.name = late_twin_name(&p.name);
+        twin.start_at_ms = d.int(start);
+        if let Some(r) = sw.late_interval_ms {
+            twin.interval_ms = d.int(r).max(1);
+        }
+        for (key, value) in [
+            ("messages", twin.messages),
+            ("start_at_ms", twin.start_at_ms),
+            ("interval_ms", twin.interval_ms),
+        ] {
+            drawn.push(Drawn {
+                key: format!("producers.{}.{key}", twin.name),
+                value: value.to_string(),
+            });
+        }
+        twins.push(twin);
+    }
+    out.producers.extend(twins);
 }
 
 /// On half the seeds, one `max_reconsume_times` per group of looping consumers: the remoting
@@ -779,7 +830,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
     }
-    let limits: [(&str, Option<RangeMs>, u64, u64); 27] = [
+    let limits: [(&str, Option<RangeMs>, u64, u64); 29] = [
         ("timer_lag_ms", sw.timer_lag_ms, 0, MAX_DURATION_MS),
         ("reset_every_ms", sw.reset_every_ms, 1, MAX_DURATION_MS),
         (
@@ -872,6 +923,8 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             0,
             MAX_TOTAL_MESSAGES,
         ),
+        ("late_start_ms", sw.late_start_ms, 0, MAX_DURATION_MS),
+        ("late_interval_ms", sw.late_interval_ms, 1, MAX_DURATION_MS),
     ];
     for (key, r, lo, hi) in limits {
         let Some(r) = r else { continue };
@@ -918,18 +971,81 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
         }
     }
     if let Some(r) = sw.messages {
-        let n = r.max.saturating_mul(sc.producers.len() as u64);
+        // A late wave doubles what the producers send.
+        let waves = if sw.late_start_ms.is_some() { 2 } else { 1 };
+        let n = (r.max.saturating_mul(sc.producers.len() as u64)).saturating_mul(waves);
         if n > MAX_TOTAL_MESSAGES {
             bad(
                 IssueKind::Limit,
                 kp!["swarm", "messages", "max"],
                 format!(
-                    "{} producers × {} exceeds the limit of {MAX_TOTAL_MESSAGES} messages per run",
+                    "{} producers × {}{} exceeds the limit of {MAX_TOTAL_MESSAGES} messages per run",
                     sc.producers.len(),
-                    r.max
+                    r.max,
+                    if waves == 2 { " × 2 (the late wave)" } else { "" }
                 ),
             );
         }
+    }
+    out.extend(validate_late_wave(sc, sw));
+    out
+}
+
+/// `late_start_ms` and `late_interval_ms`: the wave must be able to send, its twins' names
+/// must be free, and the doubled messages must fit the run's limit.
+fn validate_late_wave(sc: &Scenario, sw: &SwarmSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut bad = |kind, path: KeyPath, message: String| {
+        out.push(Problem {
+            kind,
+            path,
+            message,
+        })
+    };
+    let Some(start) = sw.late_start_ms else {
+        if sw.late_interval_ms.is_some() {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "late_interval_ms"],
+                "the late twins' interval: set `late_start_ms` too, or drop it".into(),
+            );
+        }
+        return out;
+    };
+    if start.max > sc.duration_ms {
+        bad(
+            IssueKind::Invalid,
+            kp!["swarm", "late_start_ms", "max"],
+            format!(
+                "start {} is after duration_ms {}",
+                start.max, sc.duration_ms
+            ),
+        );
+    }
+    let taken: std::collections::BTreeSet<&str> = (sc.producers.iter().map(|p| p.name.as_str()))
+        .chain(sc.consumers.iter().map(|c| c.name.as_str()))
+        .chain(sc.clients.iter().map(|c| c.name.as_str()))
+        .collect();
+    for p in &sc.producers {
+        let twin = late_twin_name(&p.name);
+        if taken.contains(twin.as_str()) {
+            bad(
+                IssueKind::Invalid,
+                kp!["swarm", "late_start_ms"],
+                format!(
+                    "producer `{}`'s late twin would be named `{twin}`, which is taken",
+                    p.name
+                ),
+            );
+        }
+    }
+    let sent = (sc.producers.iter()).fold(0u64, |a, p| a.saturating_add(p.messages));
+    if sw.messages.is_none() && sent.saturating_mul(2) > MAX_TOTAL_MESSAGES {
+        bad(
+            IssueKind::Limit,
+            kp!["swarm", "late_start_ms"],
+            format!("the late wave doubles the producers' {sent} messages, past the limit of {MAX_TOTAL_MESSAGES} per run"),
+        );
     }
     out
 }
@@ -1136,6 +1252,97 @@ topic = "t"
             );
         }
         assert!(on.iter().all(|n| (70..=130).contains(n)), "{on:?}");
+    }
+
+    /// The late wave comes on about half the seeds, drawn after every other key (the rest of
+    /// each seed's draw is the one the file without it gives): a twin per producer, with
+    /// its producer's topic, queue and drawn count, its own start and interval.
+    #[test]
+    fn the_late_wave_is_a_twin_per_producer_drawn_last_on_half_the_seeds() {
+        let without = format!(
+            "{BASE}[[producers]]\nname = \"q\"\ntopic = \"t\"\nqueue = 0\ninterval_ms = 7\n[swarm]\nmessages = {{ min = 2, max = 9 }}\nquiet_percent = 30\nretention_ms = {{ min = 5000, max = 9000 }}\n"
+        );
+        let with = format!(
+            "{without}late_start_ms = {{ min = 20000, max = 40000 }}\nlate_interval_ms = {{ min = 100, max = 200 }}\n"
+        );
+        let ctx = Context::default();
+        let (a, b) = (
+            load_str("a.toml", &without, &ctx).expect("valid"),
+            load_str("b.toml", &with, &ctx).expect("valid"),
+        );
+        let mut late = 0;
+        for seed in 0..200 {
+            let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
+            assert_eq!(db[..da.len()], da[..], "seed {seed}");
+            assert_eq!(rb.producers[..2], ra.producers[..], "seed {seed}");
+            if rb.producers.len() == 2 {
+                assert_eq!(db.len(), da.len(), "seed {seed}");
+                continue;
+            }
+            late += 1;
+            assert_eq!(rb.producers.len(), 4);
+            for (p, twin) in ra.producers.iter().zip(&rb.producers[2..]) {
+                assert_eq!(twin.name, format!("{}-late", p.name));
+                assert_eq!(
+                    (&twin.topic, twin.queue, twin.messages),
+                    (&p.topic, p.queue, p.messages)
+                );
+                assert!((20_000..=40_000).contains(&twin.start_at_ms), "{twin:?}");
+                assert!((100..=200).contains(&twin.interval_ms), "{twin:?}");
+            }
+            assert_eq!(db.len() - da.len(), 6, "three keys per twin");
+            // Resolved, it draws nothing more.
+            assert!(resolve(&rb, seed).1.is_empty());
+        }
+        assert!((70..=130).contains(&late), "{late} late");
+    }
+
+    #[test]
+    fn a_late_wave_that_cannot_run_is_located() {
+        let ctx = Context::default();
+        for (swarm, path, says) in [
+            (
+                "late_interval_ms = { min = 1, max = 2 }",
+                "swarm.late_interval_ms",
+                "set `late_start_ms` too",
+            ),
+            (
+                "late_start_ms = { min = 1000, max = 70000 }",
+                "swarm.late_start_ms.max",
+                "after duration_ms 60000",
+            ),
+            (
+                "late_start_ms = { min = 1, max = 2 }\nlate_interval_ms = { min = 0, max = 2 }",
+                "swarm.late_interval_ms.min",
+                "outside 1..=",
+            ),
+            (
+                "late_start_ms = { min = 1, max = 2 }\nmessages = { min = 1, max = 600000 }",
+                "swarm.messages.max",
+                "× 2 (the late wave)",
+            ),
+        ] {
+            let src = format!("{BASE}[swarm]\n{swarm}\n");
+            let text = load_str("s.toml", &src, &ctx).unwrap_err().render();
+            assert!(
+                text.contains(path) && text.contains(says),
+                "{swarm}: {text}"
+            );
+        }
+        let taken = format!(
+            "{BASE}[[producers]]\nname = \"p-late\"\ntopic = \"t\"\n[swarm]\nlate_start_ms = {{ min = 1, max = 2 }}\n"
+        );
+        let text = load_str("s.toml", &taken, &ctx).unwrap_err().render();
+        assert!(text.contains("late twin would be named `p-late`"), "{text}");
+        let doubled = BASE.replace("messages = 3", "messages = 600000");
+        let text = load_str(
+            "s.toml",
+            &format!("{doubled}[swarm]\nlate_start_ms = {{ min = 1, max = 2 }}\n"),
+            &ctx,
+        )
+        .unwrap_err()
+        .render();
+        assert!(text.contains("the late wave doubles"), "{text}");
     }
 
     #[test]

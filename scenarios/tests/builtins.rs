@@ -333,3 +333,31 @@ fn develop_random_runs_some_seeds_without_random_faults() {
         .count();
     assert!((8..=40).contains(&quiet), "{quiet} of 200 seeds are quiet");
 }
+
+/// On about half the develop-random seeds each producer has a late twin sending from
+/// 30..150 s, so new messages meet the broker after the faults healed (the quiet period
+/// begins at 80 s) and the liveness checks judge them.
+#[test]
+fn develop_random_sends_a_late_wave_on_half_the_seeds() {
+    let sc = builtin("develop-random").unwrap();
+    let mut late = 0;
+    let mut after_quiet = 0;
+    for seed in 0..100 {
+        let resolved = scenarios::swarm::resolve(&sc, seed).0;
+        let twins: Vec<_> = (resolved.producers.iter())
+            .filter(|p| p.name.ends_with("-late"))
+            .collect();
+        if twins.is_empty() {
+            continue;
+        }
+        late += 1;
+        assert_eq!(twins.len(), sc.producers.len(), "seed {seed}");
+        for t in twins {
+            assert!((30_000..=150_000).contains(&t.start_at_ms), "seed {seed}");
+            assert!((100..=2_000).contains(&t.interval_ms), "seed {seed}");
+            after_quiet += usize::from(t.start_at_ms > sc.duration_ms - sc.quiet_period_ms);
+        }
+    }
+    assert!((30..=70).contains(&late), "{late} of 100 seeds");
+    assert!(after_quiet > 0, "some twins start after the faults stop");
+}
