@@ -299,6 +299,36 @@ fn grpc_fifo_consumer_receives_through_the_proxy_in_queue_order() {
     assert!(!out.failed(), "violated: {:?}", out.violated());
 }
 
+/// At the snapshot the gRPC client receives again with a new attemptId after every answer,
+/// empty ones included (`ProcessQueueImpl.onReceiveMessageResult` → `receiveMessage()`);
+/// keeping it until messages arrive is a later client (#1322). Once the producer is done,
+/// each process queue's long-polling receives end empty and each carries an id of its own.
+#[test]
+fn grpc_fifo_consumer_takes_a_new_attempt_id_after_an_empty_receive() {
+    let long = FIFO.replace("duration_ms = 30_000", "duration_ms = 120_000");
+    let out = run(&long, 5, &[]);
+    let mut ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &out.history.events {
+        if let EventKind::ProxyPopped {
+            attempt_id: Some(id),
+            found: 0,
+            ..
+        } = &e.kind
+        {
+            let queue = id.rsplit_once('-').expect("name-qN-n").0.to_owned();
+            ids.entry(queue).or_default().push(id.to_string());
+        }
+    }
+    assert!(
+        ids.values().any(|v| v.len() >= 2),
+        "empty receives: {ids:?}"
+    );
+    for (q, v) in &ids {
+        let distinct: BTreeSet<&String> = v.iter().collect();
+        assert_eq!(distinct.len(), v.len(), "process queue {q}: {v:?}");
+    }
+}
+
 #[test]
 fn grpc_fifo_retries_locally_then_forwards_to_the_dlq() {
     // retryMaxTimes 1: maxAttempts 2. Every listener run fails, so each message is consumed

@@ -249,11 +249,15 @@ pub fn reception_batch_size(threshold: u32, cached: u32, receive_batch_size: u32
         .min(receive_batch_size)
 }
 
-/// `ProcessQueueImpl.onReceiveMessageResult` (#1322 at the snapshot): a new attempt id only
-/// after a receive that brought messages; an empty or failed one keeps its id, so a FIFO
-/// receive retried after a lost answer stays reentrant.
-pub fn keep_attempt_id(received_messages: bool) -> bool {
-    !received_messages
+/// Whether the next receive of a process queue keeps this receive's attemptId
+/// (rocketmq-clients at the snapshot, 6cc37178, 2025-09): `onReceiveMessageResult` receives
+/// again with a new id (`receiveMessage()` → `generateAttemptId`) after every answer, with
+/// messages or without (`StatusChecker` takes `MESSAGE_NOT_FOUND` for an empty answer); of
+/// the failures only `DEADLINE_EXCEEDED` keeps the id (`receiveMessageImmediately`'s
+/// `onFailure`), so a FIFO receive retried after its answer was lost stays reentrant. (Keeping
+/// the id until messages arrive is rocketmq-clients #1322, 2026-08, after the snapshot.)
+pub fn keep_attempt_id(deadline_exceeded: bool) -> bool {
+    deadline_exceeded
 }
 
 #[cfg(test)]
@@ -385,7 +389,13 @@ mod tests {
         assert_eq!(reception_batch_size(1_024, 0, 32), 32);
         assert_eq!(reception_batch_size(1_024, 1_010, 32), 14);
         assert_eq!(reception_batch_size(1_024, 2_000, 32), 1, "at least one");
-        assert!(keep_attempt_id(false));
-        assert!(!keep_attempt_id(true));
+        assert!(
+            keep_attempt_id(true),
+            "a call past its deadline is retried with its id"
+        );
+        assert!(
+            !keep_attempt_id(false),
+            "any answer, empty or not, or other failure"
+        );
     }
 }

@@ -6,10 +6,10 @@
 //! that receives on its own: batches of at most the settings' `receiveBatchSize` while its
 //! share of `maxCacheMessageCount` has room (else it waits 1 s), with `autoRenew` (no
 //! invisible duration: the proxy pops with its default and renews it) and the settings'
-//! long-polling timeout; the call waits that plus the request timeout. After a receive that
-//! brought messages it receives again at once with a new attemptId; after an empty one at
-//! once with the same attemptId; after an error 1 s later (20 ms for `TOO_MANY_REQUESTS`),
-//! with the same attemptId.
+//! long-polling timeout; the call waits that plus the request timeout. After an answer, with
+//! messages or empty, it receives again at once with a new attemptId; after an error 1 s
+//! later (20 ms for `TOO_MANY_REQUESTS`), with a new attemptId unless the call ran out its
+//! deadline (then the same one: the retry of a lost pop stays reentrant).
 //!
 //! Consumption runs on `consumptionThreadCount` threads. FIFO (`FifoConsumeService`): a
 //! batch is consumed in order, one message at a time; a failure with attempts left is
@@ -125,11 +125,11 @@ impl GrpcPushConsumer {
                     q,
                 )
                 .await;
+            if !decisions::keep_attempt_id(matches!(result, Err(GrpcOutcome::Timeout))) {
+                n += 1;
+            }
             match result {
                 Ok(msgs) => {
-                    if !decisions::keep_attempt_id(!msgs.is_empty()) {
-                        n += 1;
-                    }
                     if msgs.is_empty() {
                         continue;
                     }
