@@ -429,6 +429,10 @@ pub enum Fix {
     /// `PopInflightMessageCounter`, as `reviveRetry` does for one it revives, so a message
     /// retention deleted while in flight does not stay counted until a restart.
     ReviveOfDeletedMessageLowersInflight,
+    /// `ConsumerOrderInfoManager.OrderInfo.mergeOffsetConsumedCount` keeps, for a pop with the
+    /// previous batch's attemptId, only the counts of the offsets this batch reads again, so
+    /// a new batch does not inherit the delivery counts of an acked one.
+    ReentrantPopCountsOnlyItsBatch,
 }
 
 /// Static facts about a proposed fix.
@@ -451,7 +455,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 23] = [
+    pub const ALL: [Fix; 24] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -475,6 +479,7 @@ impl Fix {
         Fix::OrderlyPopSkipsInflightThreshold,
         Fix::OrderlyBatchAckBelowMinCommits,
         Fix::ReviveOfDeletedMessageLowersInflight,
+        Fix::ReentrantPopCountsOnlyItsBatch,
     ];
 
     /// The registry entry for this fix.
@@ -663,6 +668,14 @@ impl Fix {
                 "PopReviveService.reviveMsgFromCk (a message getBizMessage no longer finds, needRetry false)",
                 "develop counts a popped message in PopInflightMessageCounter until an ack is appended (AckMessageProcessor) or reviveRetry puts its retry copy; a message retention deleted meanwhile gets neither (its ack is answered NO_MESSAGE below the min offset, and reviveMsgFromCk finds no biz message and goes on), so it stays counted until a restart; proposed: reviveMsgFromCk decrements the count for a message it finds deleted, as reviveRetry does for one it revives",
                 "finding F23: with enablePopMessageThreshold, every message retention deletes while popped and not acked leaks one from its queue's in-flight count; once the leaks reach popInflightMessageThreshold, isPopShouldStop skips the queue for good (until a restart), and a non-FIFO group that holds nothing in flight never gets the messages stored there after",
+                "",
+            ),
+            ReentrantPopCountsOnlyItsBatch => (
+                "reentrant-pop-counts-only-its-batch",
+                Side::Broker,
+                "ConsumerOrderInfoManager.OrderInfo.mergeOffsetConsumedCount (a pop with the previous OrderInfo's attemptId)",
+                "develop gives a pop with the previous OrderInfo's attemptId the previous offsetConsumedCount whole, although its batch may be new (the old one acked and committed); update then builds the queue's count (buildQueueIdOrderCountInfo) as the minimum over those stale entries whenever there are as many of them as offsets in the batch, and a message with no count of its own takes the queue's count as its reconsumeTimes (MQClientAPIImpl.processPopResponse); proposed: keep only the counts of the offsets the batch reads again",
+                "finding F24: a gRPC FIFO process queue keeps its attemptId after a receive that brought no message (rocketmq-clients ProcessQueueImpl), so once the proxy dead-lettered a whole batch for it, its next batch is popped as a reentrant retry and inherits the dead-lettered batch's counts: a message never handed out arrives with reconsumeTimes 1, and with retryMaxTimes 0 the proxy's filter dead-letters it unseen (and again on each reentrant re-read that beats the proxy's ack)",
                 "",
             ),
         };

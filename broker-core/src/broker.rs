@@ -95,6 +95,8 @@ impl Broker {
         buffer.separated_keys = behaviours.has_fix(crate::Fix::MergeKeyWithSeparator);
         let mut offsets = ConsumerOffsetManager::new(config.use_server_side_reset_offset);
         offsets.first_offset_persists = behaviours.has_fix(crate::Fix::InitOffsetPersistsAtOnce);
+        let order_info =
+            ConsumerOrderInfoManager::new(behaviours.has_fix(Fix::ReentrantPopCountsOnlyItsBatch));
         Self {
             offsets,
             revive: PopReviveService::new(
@@ -110,7 +112,7 @@ impl Broker {
             running: true,
             store,
             groups: BTreeSet::new(),
-            order_info: ConsumerOrderInfoManager::default(),
+            order_info,
             buffer,
             kv: PopConsumerService::default(),
             inflight: PopInflightMessageCounter::default(),

@@ -81,9 +81,17 @@ impl OrderInfo {
 
     /// `mergeOffsetConsumedCount`: an offset that was in the previous batch counts one more
     /// delivery, unless the attemptId is the same (a reentrant retry keeps the old counts).
-    fn merge_offset_consumed_count(&mut self, prev: &OrderInfo) {
+    /// On develop a reentrant pop takes the previous map whole, with the counts of offsets
+    /// that are not in its batch; `update` then takes the queue's count from them (finding
+    /// F24). `batch_only` (the proposed fix `reentrant-pop-counts-only-its-batch`) keeps
+    /// only the counts of the offsets this batch reads again.
+    fn merge_offset_consumed_count(&mut self, prev: &OrderInfo, batch_only: bool) {
         if prev.attempt_id.is_some() && prev.attempt_id == self.attempt_id {
             self.offset_consumed_count = prev.offset_consumed_count.clone();
+            if batch_only {
+                let batch = &self.offset_list;
+                self.offset_consumed_count.retain(|o, _| batch.contains(o));
+            }
             return;
         }
         let mut counts = BTreeMap::new();
@@ -126,6 +134,9 @@ pub const ORDER_INFO_PERSIST_INTERVAL: Millis = 10_000;
 /// The table `topic@group` → queueId → OrderInfo, and its last persisted image.
 #[derive(Clone, Debug, Default)]
 pub struct ConsumerOrderInfoManager {
+    /// The proposed fix `reentrant-pop-counts-only-its-batch`, read once when the broker is
+    /// built ([`ConsumerOrderInfoManager::new`]) and used only by `mergeOffsetConsumedCount`.
+    reentrant_counts_batch_only: bool,
     table: Table,
     /// What consumerOrderInfo.json holds.
     persisted: Table,
@@ -134,6 +145,14 @@ pub struct ConsumerOrderInfoManager {
 }
 
 impl ConsumerOrderInfoManager {
+    /// An empty table; `reentrant_counts_batch_only` is the proposed fix's switch.
+    pub fn new(reentrant_counts_batch_only: bool) -> Self {
+        Self {
+            reentrant_counts_batch_only,
+            ..Self::default()
+        }
+    }
+
     fn mark_dirty(&mut self, now: Millis) {
         self.dirty_since.get_or_insert(now);
     }
@@ -187,7 +206,7 @@ impl ConsumerOrderInfoManager {
             attempt_id: attempt_id.map(str::to_owned),
         };
         if let Some(prev) = qs.get(&queue_id) {
-            info.merge_offset_consumed_count(prev);
+            info.merge_offset_consumed_count(prev, self.reentrant_counts_batch_only);
         }
         let mut count = OrderCountInfo {
             per_offset: info.offset_consumed_count.clone(),
@@ -359,6 +378,37 @@ mod tests {
         assert_eq!(c.reconsume_times(0), 3);
         let c = m.update(Some("x"), "T", "G", 0, 70, 10, &[0, 1, 2], 70);
         assert_eq!(c.reconsume_times(0), 3, "same attempt keeps the counts");
+    }
+
+    /// A pop that reuses its attemptId after its batch was acked reads a new batch as a
+    /// reentrant retry: on develop it inherits the old batch's counts, and with as many of
+    /// them as it has offsets the queue's count (what a message without its own count gets)
+    /// is their minimum, so a message never delivered gets reconsumeTimes 1 (F24). The fix
+    /// keeps only the counts of the offsets read again.
+    #[test]
+    fn a_reentrant_pop_of_a_new_batch_inherits_the_old_counts_on_develop_only() {
+        for (fix, expect) in [(false, 1), (true, 0)] {
+            let mut m = ConsumerOrderInfoManager::new(fix);
+            m.update(Some("a1"), "T", "G", 0, 0, 60_000, &[2], 0);
+            let c = m.update(Some("a2"), "T", "G", 0, 10, 60_000, &[2], 10);
+            assert_eq!(c.reconsume_times(2), 1, "a redelivery counts");
+            assert_eq!(m.commit_and_next("T", "G", 0, 2, 10, 20, None), 3);
+            let c = m.update(Some("a2"), "T", "G", 0, 100, 60_000, &[3], 100);
+            assert_eq!(c.reconsume_times(3), expect, "fix {fix}");
+            // A reentrant retry of the same batch keeps its counts either way.
+            let c = m.update(Some("a2"), "T", "G", 0, 110, 60_000, &[3], 110);
+            assert_eq!(c.reconsume_times(3), expect, "fix {fix}");
+        }
+        let mut m = ConsumerOrderInfoManager::new(true);
+        m.update(Some("a1"), "T", "G", 0, 0, 60_000, &[2, 3], 0);
+        let c = m.update(Some("a2"), "T", "G", 0, 10, 60_000, &[2, 3], 10);
+        assert_eq!(c.queue_min, 1);
+        let c = m.update(Some("a2"), "T", "G", 0, 20, 60_000, &[2, 3], 20);
+        assert_eq!(
+            (c.reconsume_times(2), c.queue_min),
+            (1, 1),
+            "same batch kept"
+        );
     }
 
     #[test]

@@ -180,6 +180,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F23 on develop: retention deletes popped messages before their acks; neither the acks (NO_MESSAGE) nor the revive take them off the in-flight count, which stays above the threshold, and every later pop skips the queue",
         source: include_str!("../findings/deleted-in-flight-stops-queue.toml"),
     },
+    Builtin {
+        name: "reentrant-fifo-pop-inherits-counts",
+        summary: "finding F24 on develop with the gRPC client of #1322: a FIFO receive keeps its attemptId after the proxy dead-lettered its batch; the next batch, popped as a reentrant retry, inherits the old delivery counts and a message never handed out is dead-lettered",
+        source: include_str!("../findings/reentrant-fifo-pop-inherits-counts.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

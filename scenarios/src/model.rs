@@ -208,6 +208,12 @@ pub struct ConsumerSpec {
     /// the successes) instead of taking pop, ack and change-invisible-time steps.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub receive_loop: bool,
+    /// gRPC push consumer: the rocketmq-clients of #1322 (2026-08, after the snapshot), whose
+    /// process queue keeps its receive attemptId until a receive brings messages (empty
+    /// answers and every failure keep it); the snapshot's client takes a new one after every
+    /// answer and keeps it only after `DEADLINE_EXCEEDED`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keeps_attempt_id_until_messages: bool,
     /// When the consumer starts popping.
     #[serde(default)]
     pub start_at_ms: Millis,

@@ -177,6 +177,12 @@ pub struct SwarmSpec {
     /// with `late_start_ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late_interval_ms: Option<RangeMs>,
+    /// Percent of seeds whose gRPC push consumers are the rocketmq-clients of #1322
+    /// (`keeps_attempt_id_until_messages`: a process queue keeps its receive attemptId until
+    /// messages arrive), the client later than the snapshot that FIFO traffic now runs. Its
+    /// own coin, drawn last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_id_until_messages_percent: Option<u32>,
 }
 
 impl SwarmSpec {
@@ -226,6 +232,7 @@ impl SwarmSpec {
             pop_inflight_message_threshold,
             late_start_ms,
             late_interval_ms: _,
+            attempt_id_until_messages_percent,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -274,6 +281,7 @@ impl SwarmSpec {
             || buffer_merge_percent.is_some()
             || simple_batch_fits_percent.is_some()
             || quiet_percent.is_some()
+            || attempt_id_until_messages_percent.is_some()
     }
 
     /// The spec with its ranges dropped (baseline and buggify kept): what a resolved
@@ -428,6 +436,11 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
     }
     draw_store_and_broker_sizes(sw, &mut d, &mut out, &mut drawn);
     draw_late_wave(sw, &mut d, &mut out, &mut drawn);
+    if let Some(p) = sw.attempt_id_until_messages_percent {
+        if d.percent(p) {
+            keep_attempt_ids_until_messages(&mut out, &mut drawn);
+        }
+    }
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
 }
@@ -493,6 +506,18 @@ fn draw_store_and_broker_sizes(
                 value,
             });
         }
+    }
+}
+
+/// Every gRPC push consumer runs the client of rocketmq-clients #1322
+/// (`attempt_id_until_messages_percent`).
+fn keep_attempt_ids_until_messages(out: &mut Scenario, drawn: &mut Vec<Drawn>) {
+    for c in (out.consumers.iter_mut()).filter(|c| c.kind == ConsumerKindSpec::GrpcPush) {
+        c.keeps_attempt_id_until_messages = true;
+        drawn.push(Drawn {
+            key: format!("consumers.{}.keeps_attempt_id_until_messages", c.name),
+            value: "true".into(),
+        });
     }
 }
 
@@ -802,6 +827,10 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
         ),
         ("simple_batch_fits_percent", sw.simple_batch_fits_percent),
         ("quiet_percent", sw.quiet_percent),
+        (
+            "attempt_id_until_messages_percent",
+            sw.attempt_id_until_messages_percent,
+        ),
     ] {
         if let Some(p) = p.filter(|p| *p > 100) {
             bad(
@@ -1295,6 +1324,39 @@ topic = "t"
             assert!(resolve(&rb, seed).1.is_empty());
         }
         assert!((70..=130).contains(&late), "{late} late");
+    }
+
+    /// The later client's coin comes after the late wave: on about half the seeds every gRPC
+    /// push consumer keeps its attemptId until messages arrive, and the rest of the draw is
+    /// the one the file without the key gives.
+    #[test]
+    fn the_later_clients_attempt_ids_are_drawn_last() {
+        let without = format!(
+            "{BASE}[[consumers]]\nname = \"o\"\nkind = \"grpc-push\"\nfifo = true\ngroup = \"g\"\ntopic = \"t\"\n[swarm]\nlate_start_ms = {{ min = 1, max = 2 }}\n"
+        );
+        let with = format!("{without}attempt_id_until_messages_percent = 50\n");
+        let ctx = Context::default();
+        let (a, b) = (
+            load_str("a.toml", &without, &ctx).expect("valid"),
+            load_str("b.toml", &with, &ctx).expect("valid"),
+        );
+        let mut later = 0;
+        for seed in 0..200 {
+            let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
+            assert_eq!(db[..da.len()], da[..], "seed {seed}");
+            assert_eq!(ra.producers, rb.producers, "seed {seed}");
+            let (c, o) = (&rb.consumers[0], &rb.consumers[1]);
+            assert!(
+                !c.keeps_attempt_id_until_messages,
+                "a remoting consumer has no attemptId"
+            );
+            later += usize::from(o.keeps_attempt_id_until_messages);
+            assert_eq!(
+                db.len() - da.len(),
+                usize::from(o.keeps_attempt_id_until_messages)
+            );
+        }
+        assert!((70..=130).contains(&later), "{later} of 200");
     }
 
     #[test]

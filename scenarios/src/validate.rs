@@ -589,6 +589,15 @@ impl<'a> V<'a> {
                     ),
                 );
             }
+            if c.keeps_attempt_id_until_messages && c.kind != ConsumerKindSpec::GrpcPush {
+                self.invalid(
+                    at("keeps_attempt_id_until_messages"),
+                    format!(
+                        "only a grpc-push consumer's process queues send receive attemptIds; a {} consumer does not",
+                        kind_name(c.kind)
+                    ),
+                );
+            }
             if c.receive_loop && c.kind != ConsumerKindSpec::GrpcSimple {
                 self.invalid(
                     at("receive_loop"),

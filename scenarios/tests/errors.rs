@@ -1006,6 +1006,21 @@ fn a_receive_loop_and_steps_cannot_drive_one_consumer() {
     );
 }
 
+/// Only the gRPC push consumer's process queues send a receive attemptId.
+#[test]
+fn the_later_clients_attempt_id_is_for_a_grpc_push_consumer_only() {
+    fails(
+        &edit(
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\n",
+            "kind = \"concurrent\"\ngroup = \"g\"\ntopic = \"t\"\nkeeps_attempt_id_until_messages = true\n",
+        ),
+        28,
+        35,
+        "consumers[1].keeps_attempt_id_until_messages",
+        &["only a grpc-push consumer's process queues send receive attemptIds"],
+    );
+}
+
 #[test]
 fn a_receive_loop_below_the_proxys_minimum_invisible_time_is_warned() {
     let looping = edit(

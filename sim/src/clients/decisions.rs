@@ -254,10 +254,19 @@ pub fn reception_batch_size(threshold: u32, cached: u32, receive_batch_size: u32
 /// again with a new id (`receiveMessage()` → `generateAttemptId`) after every answer, with
 /// messages or without (`StatusChecker` takes `MESSAGE_NOT_FOUND` for an empty answer); of
 /// the failures only `DEADLINE_EXCEEDED` keeps the id (`receiveMessageImmediately`'s
-/// `onFailure`), so a FIFO receive retried after its answer was lost stays reentrant. (Keeping
-/// the id until messages arrive is rocketmq-clients #1322, 2026-08, after the snapshot.)
-pub fn keep_attempt_id(deadline_exceeded: bool) -> bool {
-    deadline_exceeded
+/// `onFailure`), so a FIFO receive retried after its answer was lost stays reentrant.
+/// `until_messages`: rocketmq-clients #1322 (2026-08, after the snapshot), which keeps the id
+/// until a receive brings messages, whatever else ends it.
+pub fn keep_attempt_id(
+    deadline_exceeded: bool,
+    received_messages: bool,
+    until_messages: bool,
+) -> bool {
+    if until_messages {
+        !received_messages
+    } else {
+        deadline_exceeded
+    }
 }
 
 #[cfg(test)]
@@ -389,13 +398,14 @@ mod tests {
         assert_eq!(reception_batch_size(1_024, 0, 32), 32);
         assert_eq!(reception_batch_size(1_024, 1_010, 32), 14);
         assert_eq!(reception_batch_size(1_024, 2_000, 32), 1, "at least one");
-        assert!(
-            keep_attempt_id(true),
-            "a call past its deadline is retried with its id"
-        );
-        assert!(
-            !keep_attempt_id(false),
-            "any answer, empty or not, or other failure"
-        );
+        let kept = "a call past its deadline is retried with its id";
+        assert!(keep_attempt_id(true, false, false), "{kept}");
+        let renewed = "any answer, empty or not, or other failure";
+        assert!(!keep_attempt_id(false, false, false), "{renewed}");
+        assert!(!keep_attempt_id(false, true, false), "{renewed}");
+        // #1322: until messages arrive.
+        assert!(keep_attempt_id(false, false, true), "an empty answer");
+        assert!(keep_attempt_id(true, false, true), "a failure");
+        assert!(!keep_attempt_id(false, true, true), "messages");
     }
 }

@@ -125,7 +125,11 @@ impl GrpcPushConsumer {
                     q,
                 )
                 .await;
-            if !decisions::keep_attempt_id(matches!(result, Err(GrpcOutcome::Timeout))) {
+            if !decisions::keep_attempt_id(
+                matches!(result, Err(GrpcOutcome::Timeout)),
+                matches!(&result, Ok(msgs) if !msgs.is_empty()),
+                self.spec.keeps_attempt_id_until_messages,
+            ) {
                 n += 1;
             }
             match result {

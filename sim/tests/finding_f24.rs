@@ -1,0 +1,55 @@
+//! Finding F24 (docs/findings.md): a FIFO pop with the previous batch's attemptId is taken for
+//! a reentrant retry and inherits that batch's delivery counts, even when its batch is new;
+//! with the gRPC client of rocketmq-clients #1322 (which keeps the attemptId after the proxy
+//! dead-lettered a whole batch) a message never handed out arrives with reconsumeTimes 1 and,
+//! at retryMaxTimes 0, goes to the DLQ unseen. It goes away with the proposed fix
+//! `reentrant-pop-counts-only-its-batch` alone; every other fix leaves it.
+
+mod common;
+
+use broker_core::Fix;
+use common::{assert_finding, violated_with as violated};
+
+const F24: &str = include_str!("../../scenarios/findings/reentrant-fifo-pop-inherits-counts.toml");
+
+/// The scenario's pinned seeds.
+const SEEDS: [u64; 3] = [0, 1, 2];
+
+#[test]
+fn f24_a_reentrant_pop_dead_letters_a_new_message_unless_fixed() {
+    for seed in SEEDS {
+        let fix = Fix::ReentrantPopCountsOnlyItsBatch;
+        assert_finding(F24, seed, fix, &["dlq-accounting"], "scenario");
+    }
+}
+
+/// The snapshot's client takes a new attemptId after the empty answer, so the next batch is
+/// no reentrant retry; a graceful shutdown instead of the crash persists the ack, so the first
+/// message is not redelivered and no batch is dead-lettered; with two attempts allowed the
+/// inherited count is below the limit.
+#[test]
+fn f24_holds_with_the_snapshots_client_without_the_redelivery_or_with_a_retry_left() {
+    let client = "keeps_attempt_id_until_messages = true";
+    let crash = "action = \"crash\"";
+    let retries = "max_reconsume_times = 0";
+    assert!(F24.contains(client) && F24.contains(crash) && F24.contains(retries));
+    let variants = [
+        (
+            "the snapshot's client",
+            F24.replace(client, "keeps_attempt_id_until_messages = false"),
+        ),
+        (
+            "a graceful shutdown",
+            F24.replace(crash, "action = \"shutdown\""),
+        ),
+        (
+            "retryMaxTimes 1",
+            F24.replace(retries, "max_reconsume_times = 1"),
+        ),
+    ];
+    for (what, src) in &variants {
+        for seed in SEEDS {
+            assert!(violated(src, seed, &[]).is_empty(), "{what}, seed {seed}");
+        }
+    }
+}
