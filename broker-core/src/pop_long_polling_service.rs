@@ -347,13 +347,16 @@ impl Broker {
 
     /// `wakeUp`: the parked operation becomes a new run of the same request.
     fn wake_up(&mut self, now: Millis, op: OpId, why: WakeReason) {
-        let Some(crate::inflight::Op::Parked(req)) = self.ops.remove(&op) else {
+        let Some(crate::inflight::Op::Parked(req)) = self.ops.remove(&op).map(|parked| *parked)
+        else {
             panic!("woke {op:?}, which is not parked");
         };
         self.woken_event(now, op, &req, why);
         self.ops.insert(
             op,
-            crate::inflight::Op::Start(crate::protocol::Request::PopMessage(req)),
+            Box::new(crate::inflight::Op::Start(
+                crate::protocol::Request::PopMessage(req),
+            )),
         );
         self.long_polling.woken.push(op);
     }
