@@ -17,12 +17,46 @@ pub const RETRY_QUEUE_NUM: u32 = 1;
 /// `ConsumerOffsetManager.TOPIC_GROUP_SEPARATOR`.
 pub const TOPIC_GROUP_SEPARATOR: &str = "@";
 /// `KeyBuilder.POP_RETRY_SEPARATOR_V1` / `_V2`.
-const POP_RETRY_SEPARATOR_V1: char = '_';
-const POP_RETRY_SEPARATOR_V2: char = '+';
+const POP_RETRY_SEPARATOR_V1: &str = "_";
+const POP_RETRY_SEPARATOR_V2: &str = "+";
+
+/// A number's decimal text, as Java's string concatenation prints it, on the stack. The
+/// keys below are built several times in each step of a pop: `[..].concat()` with this
+/// makes each in one allocation of the exact size, where `format!` goes through `fmt` for
+/// every piece and regrows its buffer.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(n: i64) -> Decimal {
+        let mut digits = [0; 20];
+        let mut start = digits.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            start -= 1;
+            digits[start] = b'-';
+        }
+        Decimal { digits, start }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.start..]).expect("ASCII digits")
+    }
+}
 
 /// `PopAckConstants.buildClusterReviveTopic`.
 pub fn revive_topic(cluster: &str) -> String {
-    format!("{REVIVE_TOPIC_PREFIX}{cluster}")
+    [REVIVE_TOPIC_PREFIX, cluster].concat()
 }
 
 /// `KeyBuilder.buildPopRetryTopic(topic, group, v2)`.
@@ -36,17 +70,29 @@ pub fn pop_retry_topic(topic: &str, group: &str, v2: bool) -> String {
 
 /// `KeyBuilder.buildPopRetryTopicV1`: `%RETRY%group_topic`.
 pub fn pop_retry_topic_v1(topic: &str, group: &str) -> String {
-    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{POP_RETRY_SEPARATOR_V1}{topic}")
+    [
+        RETRY_GROUP_TOPIC_PREFIX,
+        group,
+        POP_RETRY_SEPARATOR_V1,
+        topic,
+    ]
+    .concat()
 }
 
 /// `KeyBuilder.buildPopRetryTopicV2`: `%RETRY%group+topic`.
 pub fn pop_retry_topic_v2(topic: &str, group: &str) -> String {
-    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{POP_RETRY_SEPARATOR_V2}{topic}")
+    [
+        RETRY_GROUP_TOPIC_PREFIX,
+        group,
+        POP_RETRY_SEPARATOR_V2,
+        topic,
+    ]
+    .concat()
 }
 
 /// `MixAll.getDLQTopic`.
 pub fn dlq_topic(group: &str) -> String {
-    format!("{DLQ_GROUP_TOPIC_PREFIX}{group}")
+    [DLQ_GROUP_TOPIC_PREFIX, group].concat()
 }
 
 /// Is this a retry topic (`%RETRY%` prefix)?
@@ -108,12 +154,25 @@ pub fn real_topic(topic: &str, group: &str, topic_type: u8) -> String {
 
 /// `ConsumerOffsetManager` key: `topic@group`.
 pub fn offset_key(topic: &str, group: &str) -> String {
-    format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}")
+    [topic, TOPIC_GROUP_SEPARATOR, group].concat()
 }
 
 /// `KeyBuilder.buildPollingKey` / the pop `lockKey`: `topic@group@queueId`.
 pub fn lock_key(topic: &str, group: &str, queue_id: u32) -> String {
-    format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}{TOPIC_GROUP_SEPARATOR}{queue_id}")
+    polling_key(topic, group, queue_id.into())
+}
+
+/// `KeyBuilder.buildPollingKey`, whose queueId is −1 for a pop of every queue.
+pub fn polling_key(topic: &str, group: &str, queue_id: i64) -> String {
+    let queue_id = Decimal::new(queue_id);
+    [
+        topic,
+        TOPIC_GROUP_SEPARATOR,
+        group,
+        TOPIC_GROUP_SEPARATOR,
+        queue_id.as_str(),
+    ]
+    .concat()
 }
 
 /// Where the model's clock (0 at the start of a run) sits on upstream's: popTimes are
@@ -202,5 +261,15 @@ mod tests {
         assert_eq!(java_str(None), "null");
         assert_eq!(offset_key("T", "G"), "T@G");
         assert_eq!(lock_key("T", "G", 3), "T@G@3");
+    }
+
+    #[test]
+    fn keys_print_numbers_as_format_does() {
+        for q in [0, 7, 10, 12_345, u32::MAX] {
+            assert_eq!(lock_key("T", "G", q), format!("T@G@{q}"));
+        }
+        for q in [-1, 0, 9, i64::from(i32::MAX), i64::MIN, i64::MAX] {
+            assert_eq!(polling_key("T", "G", q), format!("T@G@{q}"));
+        }
     }
 }

@@ -177,7 +177,7 @@ pub struct PopConsumerService {
 
 /// `PopConsumerLockService`'s key: `groupId@topicId`.
 pub(crate) fn kv_lock_key(group: &str, topic: &str) -> String {
-    format!("{group}{}{topic}", keys::TOPIC_GROUP_SEPARATOR)
+    [group, keys::TOPIC_GROUP_SEPARATOR, topic].concat()
 }
 
 impl PopConsumerService {

@@ -109,7 +109,7 @@ pub struct PopLongPollingService {
 
 /// `KeyBuilder.buildPollingKey`.
 pub(crate) fn polling_key(topic: &str, group: &str, queue_id: i32) -> String {
-    format!("{topic}@{group}@{queue_id}")
+    crate::keys::polling_key(topic, group, queue_id.into())
 }
 
 impl PopLongPollingService {
