@@ -450,7 +450,7 @@ impl Broker {
             revive_qid,
             revive_offset: log_offset,
             deliver_at,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
         Some(log_offset)
     }
@@ -486,7 +486,7 @@ impl Broker {
             revive_offset: log_offset,
             deliver_at,
             batch: ack.batch,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
         true
     }
@@ -509,8 +509,8 @@ impl Broker {
         }
         self.events.push(BrokerEvent::StorePutFailed {
             at: now,
-            site: site.to_owned().into(),
-            topic: topic.to_owned().into(),
+            site: site.into(),
+            topic: topic.into(),
             queue_id,
         });
         true

@@ -76,11 +76,11 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::OffsetCommitted {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
         if first {
             self.persist(ev, now);
@@ -143,11 +143,11 @@ impl ConsumerOffsetManager {
             .insert(queue_id, offset);
         ev.push(BrokerEvent::PullOffsetCommitted {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
     }
 
@@ -188,8 +188,8 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::PullOffsetCleared {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
         });
     }
@@ -227,8 +227,8 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::ResetAssigned {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset,
             wrote_offset_table: wrote,

@@ -671,8 +671,8 @@ impl Broker {
         );
         self.events.push(BrokerEvent::ResetConsumed {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset: reset,
         });

@@ -266,8 +266,8 @@ impl Broker {
                 self.events.push(BrokerEvent::PopParked {
                     at: now,
                     op: op.0,
-                    group: parked.consumer_group.clone().into(),
-                    topic: parked.topic.clone().into(),
+                    group: parked.consumer_group.as_str().into(),
+                    topic: parked.topic.as_str().into(),
                     queue_id: parked.queue_id,
                     expires_at: expired,
                 });
@@ -377,10 +377,10 @@ impl Broker {
         self.events.push(BrokerEvent::PopWoken {
             at: now,
             op: op.0,
-            group: req.consumer_group.clone().into(),
-            topic: req.topic.clone().into(),
+            group: req.consumer_group.as_str().into(),
+            topic: req.topic.as_str().into(),
             queue_id: req.queue_id,
-            reason: why.name().to_owned().into(),
+            reason: why.name().into(),
         });
     }
 

@@ -473,8 +473,8 @@ impl Broker {
         };
         self.events.push(BrokerEvent::PopRead {
             at: now,
-            group: ctx.req.consumer_group.clone().into(),
-            topic: topic.to_owned().into(),
+            group: ctx.req.consumer_group.as_str().into(),
+            topic: topic.into(),
             queue_id,
             pop_time: ctx.pop_time,
             offset: first,
@@ -501,8 +501,8 @@ impl Broker {
         };
         self.events.push(BrokerEvent::PopRead {
             at: now,
-            group: ctx.req.consumer_group.clone().into(),
-            topic: topic.to_owned().into(),
+            group: ctx.req.consumer_group.as_str().into(),
+            topic: topic.into(),
             queue_id,
             pop_time: ctx.pop_time,
             offset: first,
@@ -651,8 +651,8 @@ impl Broker {
         );
         self.events.push(BrokerEvent::ResetConsumed {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset: reset,
         });
