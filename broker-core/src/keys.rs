@@ -1,5 +1,7 @@
 //! Names and keys, as upstream `KeyBuilder`, `MixAll` and `PopAckConstants` spell them.
 
+use std::cell::Cell;
+
 /// `MixAll.RETRY_GROUP_TOPIC_PREFIX`.
 pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
 /// `MixAll.DLQ_GROUP_TOPIC_PREFIX`.
@@ -157,6 +159,25 @@ pub fn offset_key(topic: &str, group: &str) -> String {
     [topic, TOPIC_GROUP_SEPARATOR, group].concat()
 }
 
+thread_local! {
+    /// The buffer [`with_offset_key`] builds its keys in, reused by every lookup of the thread.
+    static LOOKUP_KEY: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// Runs `f` with `topic@group` ([`offset_key`]) to look a table up by. A lookup only
+/// compares the key, and the pop path makes several in each step, so the text goes into a
+/// buffer reused from one lookup to the next instead of an allocation of its own.
+pub fn with_offset_key<R>(topic: &str, group: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut key = LOOKUP_KEY.take();
+    key.clear();
+    for part in [topic, TOPIC_GROUP_SEPARATOR, group] {
+        key.push_str(part);
+    }
+    let found = f(&key);
+    LOOKUP_KEY.set(key);
+    found
+}
+
 /// `KeyBuilder.buildPollingKey` / the pop `lockKey`: `topic@group@queueId`.
 pub fn lock_key(topic: &str, group: &str, queue_id: u32) -> String {
     polling_key(topic, group, queue_id.into())
@@ -260,6 +281,13 @@ mod tests {
         );
         assert_eq!(java_str(None), "null");
         assert_eq!(offset_key("T", "G"), "T@G");
+        assert_eq!(with_offset_key("Topic", "G", str::to_owned), "Topic@G");
+        assert_eq!(with_offset_key("T", "G", str::to_owned), "T@G");
+        // A lookup inside a lookup builds its own key.
+        let nested = with_offset_key("A", "B", |a| {
+            with_offset_key("C", "D", |c| a.to_owned() + " " + c)
+        });
+        assert_eq!(nested, "A@B C@D");
         assert_eq!(lock_key("T", "G", 3), "T@G@3");
     }
 
