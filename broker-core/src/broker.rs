@@ -53,8 +53,10 @@ pub struct Broker {
     pub(crate) ck_message_number: u64,
     /// `PopMessageProcessor.QueueLockManager`.
     pub(crate) queue_locks: TryLocks,
-    /// Operations in flight ([`crate::inflight`]), and the last id handed out.
-    pub(crate) ops: BTreeMap<OpId, Op>,
+    /// Operations in flight ([`crate::inflight`]), and the last id handed out. Boxed: an
+    /// operation is a few hundred bytes, and each step takes it out of the map and puts it
+    /// back, which would move it through the B-tree's nodes every time.
+    pub(crate) ops: BTreeMap<OpId, Box<Op>>,
     pub(crate) next_op: u64,
     pub(crate) events: Vec<BrokerEvent>,
     /// Probability that a store put of a CK, ACK, re-put CK or retry message fails (a fault
@@ -450,7 +452,7 @@ impl Broker {
             revive_qid,
             revive_offset: log_offset,
             deliver_at,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
         Some(log_offset)
     }
@@ -486,7 +488,7 @@ impl Broker {
             revive_offset: log_offset,
             deliver_at,
             batch: ack.batch,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
         true
     }
@@ -509,8 +511,8 @@ impl Broker {
         }
         self.events.push(BrokerEvent::StorePutFailed {
             at: now,
-            site: site.to_owned().into(),
-            topic: topic.to_owned().into(),
+            site: site.into(),
+            topic: topic.into(),
             queue_id,
         });
         true
@@ -581,7 +583,7 @@ impl Broker {
         );
         // Every parked operation is in the long-polling service or woken, and vice versa.
         let parked = (self.ops.values())
-            .filter(|op| matches!(op, crate::inflight::Op::Parked(_)))
+            .filter(|op| matches!(***op, crate::inflight::Op::Parked(_)))
             .count();
         assert_eq!(
             parked,

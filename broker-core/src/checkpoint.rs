@@ -81,14 +81,14 @@ impl PopCheckPoint {
     /// The event-facing identity.
     pub fn ck_ref(&self) -> CkRef {
         CkRef {
-            topic: self.topic.clone().into(),
-            group: self.cid.clone().into(),
+            topic: self.topic.as_str().into(),
+            group: self.cid.as_str().into(),
             queue_id: self.queue_id,
             start_offset: self.start_offset,
             pop_time: self.pop_time,
             invisible_time: self.invisible_time,
             num: u32::from(self.num),
-            broker_name: self.broker_name.clone().into(),
+            broker_name: self.broker_name.as_str().into(),
         }
     }
 

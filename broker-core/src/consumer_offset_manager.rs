@@ -7,7 +7,7 @@
 
 use crate::config::Millis;
 use crate::events::BrokerEvent;
-use crate::keys::offset_key;
+use crate::keys::{offset_key, with_offset_key};
 use std::collections::BTreeMap;
 
 /// `topic@group` → queueId → offset.
@@ -76,11 +76,11 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::OffsetCommitted {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
         if first {
             self.persist(ev, now);
@@ -111,18 +111,19 @@ impl ConsumerOffsetManager {
     /// `queryOffset(group, topic, q)`: a pending reset first (when
     /// `useServerSideResetOffset`), then offsetTable, else −1.
     pub fn query_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
-        let key = offset_key(topic, group);
-        if self.use_server_side_reset_offset {
-            if let Some(reset) = get(&self.reset_offset_table, &key, queue_id) {
-                return reset;
+        with_offset_key(topic, group, |key| {
+            if self.use_server_side_reset_offset {
+                if let Some(reset) = get(&self.reset_offset_table, key, queue_id) {
+                    return reset;
+                }
             }
-        }
-        get(&self.offset_table, &key, queue_id).unwrap_or(-1)
+            get(&self.offset_table, key, queue_id).unwrap_or(-1)
+        })
     }
 
     /// The offset a restart would read back for a queue (−1 = none): the persisted image.
     pub fn query_persisted_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
-        get(&self.persisted, &offset_key(topic, group), queue_id).unwrap_or(-1)
+        with_offset_key(topic, group, |key| get(&self.persisted, key, queue_id)).unwrap_or(-1)
     }
 
     /// `commitPullOffset`.
@@ -143,22 +144,24 @@ impl ConsumerOffsetManager {
             .insert(queue_id, offset);
         ev.push(BrokerEvent::PullOffsetCommitted {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset,
-            reason: reason.to_owned().into(),
+            reason: reason.into(),
         });
     }
 
     /// The pull cursor alone, if there is one.
     pub fn pull_offset(&self, group: &str, topic: &str, queue_id: u32) -> Option<i64> {
-        get(&self.pull_offset_table, &offset_key(topic, group), queue_id)
+        with_offset_key(topic, group, |key| {
+            get(&self.pull_offset_table, key, queue_id)
+        })
     }
 
     /// `queryPullOffset`: the pull cursor, else `queryOffset` (pending reset, then commit).
     pub fn query_pull_offset(&self, group: &str, topic: &str, queue_id: u32) -> i64 {
-        match get(&self.pull_offset_table, &offset_key(topic, group), queue_id) {
+        match self.pull_offset(group, topic, queue_id) {
             Some(offset) => offset,
             None => self.query_offset(group, topic, queue_id),
         }
@@ -188,8 +191,8 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::PullOffsetCleared {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
         });
     }
@@ -227,8 +230,8 @@ impl ConsumerOffsetManager {
         }
         ev.push(BrokerEvent::ResetAssigned {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset,
             wrote_offset_table: wrote,
@@ -257,9 +260,8 @@ impl ConsumerOffsetManager {
         group: &str,
         queue_id: u32,
     ) -> Option<i64> {
-        self.reset_offset_table
-            .get_mut(&offset_key(topic, group))?
-            .remove(&queue_id)
+        let table = &mut self.reset_offset_table;
+        with_offset_key(topic, group, move |key| table.get_mut(key))?.remove(&queue_id)
     }
 
     /// When the next periodic `persist()` has something to write.

@@ -12,7 +12,7 @@
 //! table as it is.
 
 use crate::config::Millis;
-use crate::keys::offset_key;
+use crate::keys::{offset_key, with_offset_key};
 use std::collections::BTreeMap;
 
 /// Bound on a batch: upstream's `commitOffsetBit` is a `long`, and a pop returns ≤ 32.
@@ -175,7 +175,7 @@ impl ConsumerOrderInfoManager {
     }
 
     pub fn get(&self, topic: &str, group: &str, queue_id: u32) -> Option<&OrderInfo> {
-        self.table.get(&offset_key(topic, group))?.get(&queue_id)
+        with_offset_key(topic, group, |key| self.table.get(key))?.get(&queue_id)
     }
 
     /// `update` at pop: a new OrderInfo for the new batch (all un-acked), carrying over the

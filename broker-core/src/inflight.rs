@@ -77,13 +77,29 @@ fn rerun(req: crate::protocol::PopMessageRequest) -> Op {
     Op::Start(Request::PopMessage(req))
 }
 
+/// How a pop's step ended (`None`: at its next read); a parked or re-run pop keeps its box.
+fn after_pop(end: Option<PopEnd>, mut op: Box<Op>) -> (Step, Option<Box<Op>>) {
+    match end {
+        Some(PopEnd::Answer(r)) => (Step::Done(r), None),
+        Some(PopEnd::Park(req)) => {
+            *op = Op::Parked(req);
+            (Step::Parked, Some(op))
+        }
+        Some(PopEnd::Rerun(req)) => {
+            *op = rerun(req);
+            (Step::Parked, Some(op))
+        }
+        None => (Step::Yield, Some(op)),
+    }
+}
+
 impl Broker {
     /// Accepts a request as an operation; nothing runs until [`Broker::step`].
     pub fn submit(&mut self, req: Request) -> OpId {
         assert!(self.running, "submit() on a crashed broker");
         self.next_op += 1;
         let id = OpId(self.next_op);
-        self.ops.insert(id, Op::Start(req));
+        self.ops.insert(id, Box::new(Op::Start(req)));
         id
     }
 
@@ -96,7 +112,7 @@ impl Broker {
             .remove(&id)
             .expect("step() of an operation in flight");
         assert!(
-            !matches!(op, Op::Parked(_)),
+            !matches!(*op, Op::Parked(_)),
             "step() of a parked pop {id:?}; it runs again once woken"
         );
         let (step, rest) = self.step_op(now, id, op);
@@ -112,37 +128,35 @@ impl Broker {
         self.ops.len()
     }
 
-    fn step_op(&mut self, now: Millis, id: OpId, op: Op) -> (Step, Option<Op>) {
-        let op = match op {
+    /// One step of `op`, which stays in its box: a step changes the operation in place and
+    /// hands the box back while the operation goes on.
+    fn step_op(&mut self, now: Millis, id: OpId, op: Box<Op>) -> (Step, Option<Box<Op>>) {
+        let mut op = match *op {
             Op::Start(req) => match self.start_op(now, req) {
-                Ok(op) => op,
+                Ok(op) => Box::new(op),
                 Err(response) => return (Step::Done(response), None),
             },
-            op => op,
+            _ => op,
         };
-        match op {
+        match &mut *op {
             Op::Start(_) => unreachable!("started above"),
-            Op::ClassicPop(mut pop) => match self.step_pop_classic(now, id, &mut pop) {
-                Some(PopEnd::Answer(r)) => (Step::Done(r), None),
-                Some(PopEnd::Park(req)) => (Step::Parked, Some(Op::Parked(req))),
-                Some(PopEnd::Rerun(req)) => (Step::Parked, Some(rerun(req))),
-                None => (Step::Yield, Some(Op::ClassicPop(pop))),
-            },
-            Op::KvPop(mut pop) => match self.step_pop_kv(now, id, &mut pop) {
-                Some(PopEnd::Answer(r)) => (Step::Done(r), None),
-                Some(PopEnd::Park(req)) => (Step::Parked, Some(Op::Parked(req))),
-                Some(PopEnd::Rerun(req)) => (Step::Parked, Some(rerun(req))),
-                None => (Step::Yield, Some(Op::KvPop(pop))),
-            },
+            Op::ClassicPop(pop) => {
+                let end = self.step_pop_classic(now, id, pop);
+                after_pop(end, op)
+            }
+            Op::KvPop(pop) => {
+                let end = self.step_pop_kv(now, id, pop);
+                after_pop(end, op)
+            }
             Op::Parked(_) => unreachable!("checked in step()"),
-            Op::Ack(mut ack) => match self.step_ack(now, id, &mut ack) {
+            Op::Ack(ack) => match self.step_ack(now, id, ack) {
                 AckStep::Done(r) => (Step::Done(r), None),
-                AckStep::Yield => (Step::Yield, Some(Op::Ack(ack))),
-                AckStep::Spin => (Step::Spin, Some(Op::Ack(ack))),
+                AckStep::Yield => (Step::Yield, Some(op)),
+                AckStep::Spin => (Step::Spin, Some(op)),
             },
-            Op::Reset(mut reset) => match self.step_reset(now, id, &mut reset) {
+            Op::Reset(reset) => match self.step_reset(now, id, reset) {
                 Some(r) => (Step::Done(r), None),
-                None => (Step::Yield, Some(Op::Reset(reset))),
+                None => (Step::Yield, Some(op)),
             },
         }
     }

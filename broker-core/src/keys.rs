@@ -1,5 +1,7 @@
 //! Names and keys, as upstream `KeyBuilder`, `MixAll` and `PopAckConstants` spell them.
 
+use std::cell::Cell;
+
 /// `MixAll.RETRY_GROUP_TOPIC_PREFIX`.
 pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
 /// `MixAll.DLQ_GROUP_TOPIC_PREFIX`.
@@ -17,12 +19,46 @@ pub const RETRY_QUEUE_NUM: u32 = 1;
 /// `ConsumerOffsetManager.TOPIC_GROUP_SEPARATOR`.
 pub const TOPIC_GROUP_SEPARATOR: &str = "@";
 /// `KeyBuilder.POP_RETRY_SEPARATOR_V1` / `_V2`.
-const POP_RETRY_SEPARATOR_V1: char = '_';
-const POP_RETRY_SEPARATOR_V2: char = '+';
+const POP_RETRY_SEPARATOR_V1: &str = "_";
+const POP_RETRY_SEPARATOR_V2: &str = "+";
+
+/// A number's decimal text, as Java's string concatenation prints it, on the stack. The
+/// keys below are built several times in each step of a pop: `[..].concat()` with this
+/// makes each in one allocation of the exact size, where `format!` goes through `fmt` for
+/// every piece and regrows its buffer.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(n: i64) -> Decimal {
+        let mut digits = [0; 20];
+        let mut start = digits.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            start -= 1;
+            digits[start] = b'-';
+        }
+        Decimal { digits, start }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.start..]).expect("ASCII digits")
+    }
+}
 
 /// `PopAckConstants.buildClusterReviveTopic`.
 pub fn revive_topic(cluster: &str) -> String {
-    format!("{REVIVE_TOPIC_PREFIX}{cluster}")
+    [REVIVE_TOPIC_PREFIX, cluster].concat()
 }
 
 /// `KeyBuilder.buildPopRetryTopic(topic, group, v2)`.
@@ -36,17 +72,29 @@ pub fn pop_retry_topic(topic: &str, group: &str, v2: bool) -> String {
 
 /// `KeyBuilder.buildPopRetryTopicV1`: `%RETRY%group_topic`.
 pub fn pop_retry_topic_v1(topic: &str, group: &str) -> String {
-    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{POP_RETRY_SEPARATOR_V1}{topic}")
+    [
+        RETRY_GROUP_TOPIC_PREFIX,
+        group,
+        POP_RETRY_SEPARATOR_V1,
+        topic,
+    ]
+    .concat()
 }
 
 /// `KeyBuilder.buildPopRetryTopicV2`: `%RETRY%group+topic`.
 pub fn pop_retry_topic_v2(topic: &str, group: &str) -> String {
-    format!("{RETRY_GROUP_TOPIC_PREFIX}{group}{POP_RETRY_SEPARATOR_V2}{topic}")
+    [
+        RETRY_GROUP_TOPIC_PREFIX,
+        group,
+        POP_RETRY_SEPARATOR_V2,
+        topic,
+    ]
+    .concat()
 }
 
 /// `MixAll.getDLQTopic`.
 pub fn dlq_topic(group: &str) -> String {
-    format!("{DLQ_GROUP_TOPIC_PREFIX}{group}")
+    [DLQ_GROUP_TOPIC_PREFIX, group].concat()
 }
 
 /// Is this a retry topic (`%RETRY%` prefix)?
@@ -108,12 +156,44 @@ pub fn real_topic(topic: &str, group: &str, topic_type: u8) -> String {
 
 /// `ConsumerOffsetManager` key: `topic@group`.
 pub fn offset_key(topic: &str, group: &str) -> String {
-    format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}")
+    [topic, TOPIC_GROUP_SEPARATOR, group].concat()
+}
+
+thread_local! {
+    /// The buffer [`with_offset_key`] builds its keys in, reused by every lookup of the thread.
+    static LOOKUP_KEY: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// Runs `f` with `topic@group` ([`offset_key`]) to look a table up by. A lookup only
+/// compares the key, and the pop path makes several in each step, so the text goes into a
+/// buffer reused from one lookup to the next instead of an allocation of its own.
+pub fn with_offset_key<R>(topic: &str, group: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut key = LOOKUP_KEY.take();
+    key.clear();
+    for part in [topic, TOPIC_GROUP_SEPARATOR, group] {
+        key.push_str(part);
+    }
+    let found = f(&key);
+    LOOKUP_KEY.set(key);
+    found
 }
 
 /// `KeyBuilder.buildPollingKey` / the pop `lockKey`: `topic@group@queueId`.
 pub fn lock_key(topic: &str, group: &str, queue_id: u32) -> String {
-    format!("{topic}{TOPIC_GROUP_SEPARATOR}{group}{TOPIC_GROUP_SEPARATOR}{queue_id}")
+    polling_key(topic, group, queue_id.into())
+}
+
+/// `KeyBuilder.buildPollingKey`, whose queueId is −1 for a pop of every queue.
+pub fn polling_key(topic: &str, group: &str, queue_id: i64) -> String {
+    let queue_id = Decimal::new(queue_id);
+    [
+        topic,
+        TOPIC_GROUP_SEPARATOR,
+        group,
+        TOPIC_GROUP_SEPARATOR,
+        queue_id.as_str(),
+    ]
+    .concat()
 }
 
 /// Where the model's clock (0 at the start of a run) sits on upstream's: popTimes are
@@ -201,6 +281,23 @@ mod tests {
         );
         assert_eq!(java_str(None), "null");
         assert_eq!(offset_key("T", "G"), "T@G");
+        assert_eq!(with_offset_key("Topic", "G", str::to_owned), "Topic@G");
+        assert_eq!(with_offset_key("T", "G", str::to_owned), "T@G");
+        // A lookup inside a lookup builds its own key.
+        let nested = with_offset_key("A", "B", |a| {
+            with_offset_key("C", "D", |c| a.to_owned() + " " + c)
+        });
+        assert_eq!(nested, "A@B C@D");
         assert_eq!(lock_key("T", "G", 3), "T@G@3");
+    }
+
+    #[test]
+    fn keys_print_numbers_as_format_does() {
+        for q in [0, 7, 10, 12_345, u32::MAX] {
+            assert_eq!(lock_key("T", "G", q), format!("T@G@{q}"));
+        }
+        for q in [-1, 0, 9, i64::from(i32::MAX), i64::MIN, i64::MAX] {
+            assert_eq!(polling_key("T", "G", q), format!("T@G@{q}"));
+        }
     }
 }

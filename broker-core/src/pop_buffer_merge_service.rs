@@ -955,8 +955,8 @@ impl Broker {
                 for &ack_offset in &ack.ack_offsets {
                     self.events.push(BrokerEvent::AckLostOnDroppedCk {
                         at: now,
-                        group: ack.consumer_group.clone().into(),
-                        topic: ack.topic.clone().into(),
+                        group: ack.consumer_group.as_str().into(),
+                        topic: ack.topic.as_str().into(),
                         queue_id: ack.queue_id,
                         start_offset: ack.start_offset,
                         pop_time: ack.pop_time,

@@ -177,7 +177,7 @@ pub struct PopConsumerService {
 
 /// `PopConsumerLockService`'s key: `groupId@topicId`.
 pub(crate) fn kv_lock_key(group: &str, topic: &str) -> String {
-    format!("{group}{}{topic}", keys::TOPIC_GROUP_SEPARATOR)
+    [group, keys::TOPIC_GROUP_SEPARATOR, topic].concat()
 }
 
 impl PopConsumerService {
@@ -671,8 +671,8 @@ impl Broker {
         );
         self.events.push(BrokerEvent::ResetConsumed {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset: reset,
         });

@@ -13,7 +13,7 @@
 //! - cleared per queue by an orderly pop that is not blocked, and by an admin reset.
 
 use crate::config::Millis;
-use crate::keys::offset_key;
+use crate::keys::{offset_key, with_offset_key};
 use std::collections::BTreeMap;
 
 /// The counters: `topic@group` → queue → count (entries ≤ 0 are removed).
@@ -84,8 +84,7 @@ impl PopInflightMessageCounter {
 
     /// `getGroupPopInFlightMessageNum`.
     pub fn get(&self, topic: &str, group: &str, queue_id: u32) -> u64 {
-        self.table
-            .get(&offset_key(topic, group))
+        with_offset_key(topic, group, |key| self.table.get(key))
             .and_then(|qs| qs.get(&queue_id))
             .map_or(0, |&c| c.max(0) as u64)
     }

@@ -109,7 +109,7 @@ pub struct PopLongPollingService {
 
 /// `KeyBuilder.buildPollingKey`.
 pub(crate) fn polling_key(topic: &str, group: &str, queue_id: i32) -> String {
-    format!("{topic}@{group}@{queue_id}")
+    crate::keys::polling_key(topic, group, queue_id.into())
 }
 
 impl PopLongPollingService {
@@ -142,10 +142,7 @@ impl PopLongPollingService {
         if req.poll_time == 0 {
             return PollingResult::NotPolling;
         }
-        self.topic_cid
-            .entry(req.topic.clone())
-            .or_default()
-            .insert(req.consumer_group.clone());
+        self.remember_cid(&req.topic, &req.consumer_group);
         let expired = req.born_time.unwrap_or(now) + req.poll_time;
         if self.parked.len() >= MAX_POP_POLLING_SIZE {
             return PollingResult::PollingFull;
@@ -169,6 +166,21 @@ impl PopLongPollingService {
             },
         );
         PollingResult::PollingSuc
+    }
+
+    /// `polling`'s `topicCidMap` entry: the group under its topic. The names are copied
+    /// only when new, as pops park again and again under the same ones.
+    fn remember_cid(&mut self, topic: &str, group: &str) {
+        match self.topic_cid.get_mut(topic) {
+            Some(groups) if groups.contains(group) => {}
+            Some(groups) => {
+                groups.insert(group.to_owned());
+            }
+            None => {
+                let groups = BTreeSet::from([group.to_owned()]);
+                self.topic_cid.insert(topic.to_owned(), groups);
+            }
+        }
     }
 
     /// `pollRemotingCommands`: the first request of a key, taken off it.
@@ -237,13 +249,12 @@ impl Broker {
     pub(crate) fn finish_pop(&mut self, now: Millis, op: OpId, ctx: &mut PopContext) -> PopEnd {
         let req = &ctx.req;
         let rest = ctx.rest_num > 0;
-        let key_of =
-            |r: &PopMessageRequest| (r.topic.clone(), r.queue_id, r.consumer_group.clone());
         if !ctx.msgs.is_empty() {
-            let (topic, q, group) = key_of(req);
             let response = pop_response(ctx);
             if rest {
-                self.notify_key(now, &topic, q, &group, WakeReason::RestNum);
+                let req = &ctx.req;
+                let (topic, q, group) = (&req.topic, req.queue_id, &req.consumer_group);
+                self.notify_key(now, topic, q, group, WakeReason::RestNum);
             }
             return PopEnd::Answer(response);
         }
@@ -255,21 +266,22 @@ impl Broker {
                 self.events.push(BrokerEvent::PopParked {
                     at: now,
                     op: op.0,
-                    group: parked.consumer_group.clone().into(),
-                    topic: parked.topic.clone().into(),
+                    group: parked.consumer_group.as_str().into(),
+                    topic: parked.topic.as_str().into(),
                     queue_id: parked.queue_id,
                     expires_at: expired,
                 });
                 if rest {
-                    let (topic, q, group) = key_of(&parked);
-                    let key = polling_key(&topic, &group, q);
+                    let (topic, q, group) =
+                        (&parked.topic, parked.queue_id, &parked.consumer_group);
+                    let key = polling_key(topic, group, q);
                     if self.long_polling.first_of(&key) == Some(op) {
                         self.long_polling.poll_first(&key);
                         self.woken_event(now, op, &parked, WakeReason::RestNum);
                         self.long_polling.woken.push(op);
                         return PopEnd::Rerun(parked);
                     }
-                    self.notify_key(now, &topic, q, &group, WakeReason::RestNum);
+                    self.notify_key(now, topic, q, group, WakeReason::RestNum);
                 }
                 PopEnd::Park(parked)
             }
@@ -347,13 +359,16 @@ impl Broker {
 
     /// `wakeUp`: the parked operation becomes a new run of the same request.
     fn wake_up(&mut self, now: Millis, op: OpId, why: WakeReason) {
-        let Some(crate::inflight::Op::Parked(req)) = self.ops.remove(&op) else {
+        let Some(crate::inflight::Op::Parked(req)) = self.ops.remove(&op).map(|parked| *parked)
+        else {
             panic!("woke {op:?}, which is not parked");
         };
         self.woken_event(now, op, &req, why);
         self.ops.insert(
             op,
-            crate::inflight::Op::Start(crate::protocol::Request::PopMessage(req)),
+            Box::new(crate::inflight::Op::Start(
+                crate::protocol::Request::PopMessage(req),
+            )),
         );
         self.long_polling.woken.push(op);
     }
@@ -362,10 +377,10 @@ impl Broker {
         self.events.push(BrokerEvent::PopWoken {
             at: now,
             op: op.0,
-            group: req.consumer_group.clone().into(),
-            topic: req.topic.clone().into(),
+            group: req.consumer_group.as_str().into(),
+            topic: req.topic.as_str().into(),
             queue_id: req.queue_id,
-            reason: why.name().to_owned().into(),
+            reason: why.name().into(),
         });
     }
 

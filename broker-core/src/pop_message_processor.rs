@@ -282,11 +282,11 @@ impl Broker {
         is_retry: bool,
         queue_id: u32,
     ) -> Option<HeldQueue> {
-        let group = ctx.req.consumer_group.clone();
-        let lock_key = lock_key(topic, &group, queue_id);
+        let group = &ctx.req.consumer_group;
+        let lock_key = lock_key(topic, group, queue_id);
         let init_mode = ctx.req.init_mode;
         let (before, _) = self.get_pop_offset(
-            now, topic, &group, queue_id, init_mode, false, &lock_key, false,
+            now, topic, group, queue_id, init_mode, false, &lock_key, false,
         );
         let max = self.store.max_offset(topic, queue_id);
         if !self.queue_locks.try_lock(&lock_key, op) {
@@ -304,7 +304,7 @@ impl Broker {
                 .has_fix(Fix::OrderlyPopSkipsInflightThreshold);
         if self.config.enable_pop_message_threshold
             && !orderly_exempt
-            && self.inflight.get(topic, &group, queue_id)
+            && self.inflight.get(topic, group, queue_id)
                 > self.config.pop_inflight_message_threshold
         {
             ctx.rest_num += max.saturating_sub(u64::try_from(before).unwrap_or(0));
@@ -312,19 +312,19 @@ impl Broker {
             return None;
         }
         let (offset, from) = self.get_pop_offset(
-            now, topic, &group, queue_id, init_mode, true, &lock_key, true,
+            now, topic, group, queue_id, init_mode, true, &lock_key, true,
         );
         let offset = u64::try_from(offset).unwrap_or(0);
         let blocked = ctx.req.order
             && self.order_info.check_block(
                 ctx.req.attempt_id.as_deref(),
                 topic,
-                &group,
+                group,
                 queue_id,
                 now,
             );
         if !blocked && ctx.req.order {
-            self.inflight.clear(topic, &group, queue_id);
+            self.inflight.clear(topic, group, queue_id);
         }
         if blocked || ctx.full() {
             if !blocked {
@@ -473,8 +473,8 @@ impl Broker {
         };
         self.events.push(BrokerEvent::PopRead {
             at: now,
-            group: ctx.req.consumer_group.clone().into(),
-            topic: topic.to_owned().into(),
+            group: ctx.req.consumer_group.as_str().into(),
+            topic: topic.into(),
             queue_id,
             pop_time: ctx.pop_time,
             offset: first,
@@ -501,8 +501,8 @@ impl Broker {
         };
         self.events.push(BrokerEvent::PopRead {
             at: now,
-            group: ctx.req.consumer_group.clone().into(),
-            topic: topic.to_owned().into(),
+            group: ctx.req.consumer_group.as_str().into(),
+            topic: topic.into(),
             queue_id,
             pop_time: ctx.pop_time,
             offset: first,
@@ -651,8 +651,8 @@ impl Broker {
         );
         self.events.push(BrokerEvent::ResetConsumed {
             at: now,
-            group: group.to_owned().into(),
-            topic: topic.to_owned().into(),
+            group: group.into(),
+            topic: topic.into(),
             queue_id,
             offset: reset,
         });

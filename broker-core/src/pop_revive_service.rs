@@ -432,8 +432,8 @@ impl Broker {
                             at: now,
                             revive_qid: qid,
                             revive_offset: offset,
-                            topic: ack.topic.clone().into(),
-                            group: ack.consumer_group.clone().into(),
+                            topic: ack.topic.as_str().into(),
+                            group: ack.consumer_group.as_str().into(),
                             queue_id: ack.queue_id,
                             start_offset: ack.start_offset,
                             pop_time: ack.pop_time,
@@ -488,7 +488,7 @@ impl Broker {
                         at: now,
                         revive_qid: qid,
                         ck: ck.ck_ref(),
-                        key: key.clone().into(),
+                        key: key.as_str().into(),
                         acked: (0..usize::from(ck.num))
                             .filter(|&i| ck.bit_map & (1 << i) != 0)
                             .map(|i| ck.ack_offset_by_index(i))
@@ -657,7 +657,7 @@ impl Broker {
         self.notify_message_arriving(now, &retry_topic, 0);
         self.events.push(BrokerEvent::Revived {
             at: now,
-            group: ck.cid.clone().into(),
+            group: ck.cid.as_str().into(),
             topic: origin_topic.into(),
             msg_id: msg.msg_id,
             ck: ck.ck_ref(),

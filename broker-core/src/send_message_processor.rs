@@ -74,10 +74,10 @@ impl Broker {
         if to_dlq {
             self.events.push(BrokerEvent::DlqWritten {
                 at: now,
-                group: req.group.clone().into(),
+                group: req.group.as_str().into(),
                 msg_id: msg.msg_id,
                 origin_topic: req.origin_topic.into(),
-                dlq_topic: topic.clone().into(),
+                dlq_topic: topic.as_str().into(),
                 dlq_queue_offset: offset,
                 reconsume_times,
             });
