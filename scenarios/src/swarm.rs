@@ -1201,6 +1201,17 @@ topic = "t"
         assert!((15..=45).contains(&quiet) && loud > 50, "{quiet} quiet");
     }
 
+    /// The file `without` and with `extra` keys appended, loaded: a key drawn last must leave
+    /// every earlier draw as the file without it gives.
+    fn without_and_with(without: &str, extra: &str) -> (Scenario, Scenario) {
+        let ctx = Context::default();
+        let with = format!("{without}{extra}");
+        (
+            load_str("a.toml", without, &ctx).expect("valid"),
+            load_str("b.toml", &with, &ctx).expect("valid"),
+        )
+    }
+
     /// Retention and the page cache each come on about half the seeds, drawn after every
     /// other key: the rest of each seed's draw is the one the file without them gives, and a
     /// quiet seed keeps them (the store's environment, not a fault).
@@ -1209,13 +1220,9 @@ topic = "t"
         let without = format!(
             "{BASE}[swarm]\nfault_on_percent = 100\nloss_rate = {{ min = 0.01, max = 0.05 }}\nquiet_percent = 30\n"
         );
-        let with = format!(
-            "{without}retention_ms = {{ min = 5000, max = 9000 }}\npage_cache_ms = {{ min = 10, max = 20 }}\n"
-        );
-        let ctx = Context::default();
-        let (a, b) = (
-            load_str("a.toml", &without, &ctx).expect("valid"),
-            load_str("b.toml", &with, &ctx).expect("valid"),
+        let (a, b) = without_and_with(
+            &without,
+            "retention_ms = { min = 5000, max = 9000 }\npage_cache_ms = { min = 10, max = 20 }\n",
         );
         let (mut retained, mut paged, mut quiet_retained) = (0, 0, 0);
         for seed in 0..200 {
@@ -1252,14 +1259,7 @@ topic = "t"
     #[test]
     fn broker_sizes_are_drawn_after_the_store_on_half_the_seeds() {
         let without = format!("{BASE}[swarm]\nretention_ms = {{ min = 5000, max = 9000 }}\n");
-        let with = format!(
-            "{without}pop_ck_max_buffer_size = {{ min = 1, max = 5 }}\npop_ck_offset_max_queue_size = {{ min = 1, max = 3 }}\nflush_consumer_offset_interval_ms = {{ min = 1000, max = 2000 }}\npop_inflight_message_threshold = {{ min = 10, max = 50 }}\n"
-        );
-        let ctx = Context::default();
-        let (a, b) = (
-            load_str("a.toml", &without, &ctx).expect("valid"),
-            load_str("b.toml", &with, &ctx).expect("valid"),
-        );
+        let (a, b) = without_and_with(&without, "pop_ck_max_buffer_size = { min = 1, max = 5 }\npop_ck_offset_max_queue_size = { min = 1, max = 3 }\nflush_consumer_offset_interval_ms = { min = 1000, max = 2000 }\npop_inflight_message_threshold = { min = 10, max = 50 }\n");
         let mut on = [0usize; 4];
         for seed in 0..200 {
             let ((_, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
@@ -1291,14 +1291,7 @@ topic = "t"
         let without = format!(
             "{BASE}[[producers]]\nname = \"q\"\ntopic = \"t\"\nqueue = 0\ninterval_ms = 7\n[swarm]\nmessages = {{ min = 2, max = 9 }}\nquiet_percent = 30\nretention_ms = {{ min = 5000, max = 9000 }}\n"
         );
-        let with = format!(
-            "{without}late_start_ms = {{ min = 20000, max = 40000 }}\nlate_interval_ms = {{ min = 100, max = 200 }}\n"
-        );
-        let ctx = Context::default();
-        let (a, b) = (
-            load_str("a.toml", &without, &ctx).expect("valid"),
-            load_str("b.toml", &with, &ctx).expect("valid"),
-        );
+        let (a, b) = without_and_with(&without, "late_start_ms = { min = 20000, max = 40000 }\nlate_interval_ms = { min = 100, max = 200 }\n");
         let mut late = 0;
         for seed in 0..200 {
             let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
@@ -1334,12 +1327,7 @@ topic = "t"
         let without = format!(
             "{BASE}[[consumers]]\nname = \"o\"\nkind = \"grpc-push\"\nfifo = true\ngroup = \"g\"\ntopic = \"t\"\n[swarm]\nlate_start_ms = {{ min = 1, max = 2 }}\n"
         );
-        let with = format!("{without}attempt_id_until_messages_percent = 50\n");
-        let ctx = Context::default();
-        let (a, b) = (
-            load_str("a.toml", &without, &ctx).expect("valid"),
-            load_str("b.toml", &with, &ctx).expect("valid"),
-        );
+        let (a, b) = without_and_with(&without, "attempt_id_until_messages_percent = 50\n");
         let mut later = 0;
         for seed in 0..200 {
             let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
