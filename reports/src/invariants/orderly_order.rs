@@ -72,19 +72,31 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let points = resets(history);
     let pops = facts.pops();
     let (flushes, crashes) = (persists(history), crash_indices(history));
-    let mut reset_idx: BTreeMap<usize, Vec<QueueKey>> = BTreeMap::new();
+    let mut reset_idx: BTreeMap<usize, Vec<(QueueKey, i64)>> = BTreeMap::new();
     // (group, topic, queue) → event index → (offset, taken by a pop): the resets a pop's
     // window may hold.
     let mut by_queue: BTreeMap<QueueKey, BTreeMap<usize, (i64, bool)>> = BTreeMap::new();
     // A reset that died in a crash never moved the queue: the restart reads the older
     // offset, and what follows continues (or replays) what came before the reset. A pop
     // that took it before the crash still names it (`ResetConsumed`).
+    // A dead reset a pop took before the crash still moved the queue until then: what it
+    // delivered is a detour the crash undid. If nothing had come since the reset before it
+    // (to X), the restart reads X again from the last flush, so X may come next after the
+    // detour. (reset index → the queues and the crash that killed it.)
+    let mut dead: BTreeMap<usize, Vec<(QueueKey, usize)>> = BTreeMap::new();
+    for p in &points {
+        if reset_died_in_crash(history, &flushes, &crashes, p) {
+            let crash = crashes[crashes.partition_point(|c| *c <= p.idx)];
+            let key = (p.group.as_str(), p.topic.as_str(), p.queue);
+            dead.entry(p.idx).or_default().push((key, crash));
+        }
+    }
     for p in points
         .iter()
         .filter(|p| !reset_died_in_crash(history, &flushes, &crashes, p))
     {
         let key = (p.group.as_str(), p.topic.as_str(), p.queue);
-        reset_idx.entry(p.idx).or_default().push(key);
+        reset_idx.entry(p.idx).or_default().push((key, p.offset));
         by_queue
             .entry(key)
             .or_default()
@@ -117,9 +129,26 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut deliveries = 0usize;
     let mut found: Vec<Witness> = Vec::new();
     let mut affected = AffectedList::default();
+    // The target of each queue's latest live reset (read only while nothing came since it).
+    let mut fresh: BTreeMap<QueueKey, i64> = BTreeMap::new();
+    // crash index → (queue, the live reset's target the restart reads again).
+    let mut undo_at: BTreeMap<usize, Vec<(QueueKey, u64)>> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
-        for key in reset_idx.get(&idx).into_iter().flatten() {
+        for (key, offset) in reset_idx.get(&idx).into_iter().flatten() {
             prev.insert(*key, None);
+            fresh.insert(*key, *offset);
+        }
+        for (key, crash) in dead.get(&idx).into_iter().flatten() {
+            if let (Some(None), Some(x)) = (prev.get(key), fresh.get(key)) {
+                if let Ok(x) = u64::try_from(*x) {
+                    undo_at.entry(*crash).or_default().push((*key, x));
+                }
+            }
+        }
+        for (key, x) in undo_at.remove(&idx).into_iter().flatten() {
+            if let Some(Some(seen)) = prev.get_mut(&key) {
+                seen.taken_reset = Some(x);
+            }
         }
         if let EventKind::Broker(BrokerEvent::ResetConsumed {
             group,
@@ -478,6 +507,62 @@ mod tests {
     }
 
     #[test]
+    fn what_a_dead_reset_delivered_before_its_crash_is_a_detour_the_crash_undid() {
+        // develop-random 23039 (`--fix all`): a reset of orders/2 to 17 (forward, on purpose)
+        // was flushed; nothing came at 17 yet. A reset back to 3 was assigned at 45.0 s and
+        // taken at 47.6 s (3 and 4 delivered), and the broker crashed at 51.5 s, 7.8 s after
+        // its restart, before the first offset flush (10 s after start): the reset and the
+        // pop's commit died with the process, the restart read 17 again, and the next pop
+        // delivered 17. The queue was where the first reset left it; 5..=16 were never asked
+        // for but by the reset the crash undid.
+        let run = |first: Option<u64>, resume: u64| {
+            let mut h = H::orderly();
+            if let Some(f) = first {
+                for o in 0..=f {
+                    h.at(600).pop("o1", &format!("m{o}"), 0, o);
+                }
+            }
+            h.at(9_900).reset("og", 0, 17);
+            h.at(10_000).persist();
+            h.at(43_600).crash();
+            h.at(43_700).restart();
+            h.at(45_000).reset("og", 0, 3);
+            h.at(47_600).reset_consumed("og", 0, 3);
+            for o in 3..=4 {
+                h.at(47_600).pop("o1", &format!("m{o}"), 0, o);
+            }
+            h.at(51_500).crash();
+            h.at(56_200).restart();
+            h.at(65_000).pop("o1", &format!("m{resume}"), 0, resume);
+            check(&h.build())
+        };
+        assert_eq!(run(None, 17), Verdict::held());
+        // The group had 0..=2 before the first reset: the same.
+        assert_eq!(run(Some(2), 17), Verdict::held());
+        // The restart reads 17: 18 skips it.
+        assert_eq!(run(None, 18).status, Status::Violated);
+        // Without the crash the queue stayed at the reset to 3: 17 after 4 skips 5..=16.
+        let mut h = H::orderly();
+        h.at(9_900).reset("og", 0, 17);
+        h.at(10_000).persist();
+        h.at(45_000).reset("og", 0, 3);
+        h.at(45_500).persist();
+        h.at(47_600).reset_consumed("og", 0, 3);
+        for o in 3..=4 {
+            h.at(47_600).pop("o1", &format!("m{o}"), 0, o);
+        }
+        h.at(51_500).crash();
+        h.at(56_200).restart();
+        h.at(65_000).pop("o1", "m17", 0, 17);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        assert_eq!(
+            v.witness.unwrap().summary,
+            "group og got offset 17 of queue TopicA/0 at 65.000s right after offset 4: offsets 5..=16 were skipped"
+        );
+    }
+
+    #[test]
     fn a_reset_a_restart_restored_may_move_the_queue_forward() {
         // develop-random 11574 (`--fix all`): a reset to 66 was persisted while pending
         // (taken at 41.8 s, but the crash at 42.9 s restored it and no pop took it before the
@@ -517,8 +602,11 @@ mod tests {
             v.witness.unwrap().summary,
             "group og got offset 67 of queue TopicA/0 at 8.000s right after offset 31: offsets 32..=66 were skipped"
         );
-        // No pop took a reset: 66 after 31 skips 32..=65.
-        assert_eq!(run(66, false).status, Status::Violated);
+        // No pop took a reset after the crash: the restart read the flushed offsetTable, where
+        // the reset to 66 wrote 66 (`assignResetOffset`), and 29..=31 were the detour of a
+        // reset that died in the crash; 66 may come, 67 skips it.
+        assert_eq!(run(66, false), Verdict::held());
+        assert_eq!(run(67, false).status, Status::Violated);
     }
 
     #[test]
