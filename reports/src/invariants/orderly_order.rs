@@ -515,7 +515,7 @@ mod tests {
         // pop's commit died with the process, the restart read 17 again, and the next pop
         // delivered 17. The queue was where the first reset left it; 5..=16 were never asked
         // for but by the reset the crash undid.
-        let run = |first: Option<u64>, resume: u64| {
+        let run = |first: Option<u64>, resume: u64, flushed: bool| {
             let mut h = H::orderly();
             if let Some(f) = first {
                 for o in 0..=f {
@@ -527,6 +527,9 @@ mod tests {
             h.at(43_600).crash();
             h.at(43_700).restart();
             h.at(45_000).reset("og", 0, 3);
+            if flushed {
+                h.at(45_500).persist();
+            }
             h.at(47_600).reset_consumed("og", 0, 3);
             for o in 3..=4 {
                 h.at(47_600).pop("o1", &format!("m{o}"), 0, o);
@@ -536,25 +539,13 @@ mod tests {
             h.at(65_000).pop("o1", &format!("m{resume}"), 0, resume);
             check(&h.build())
         };
-        assert_eq!(run(None, 17), Verdict::held());
+        assert_eq!(run(None, 17, false), Verdict::held());
         // The group had 0..=2 before the first reset: the same.
-        assert_eq!(run(Some(2), 17), Verdict::held());
+        assert_eq!(run(Some(2), 17, false), Verdict::held());
         // The restart reads 17: 18 skips it.
-        assert_eq!(run(None, 18).status, Status::Violated);
-        // Without the crash the queue stayed at the reset to 3: 17 after 4 skips 5..=16.
-        let mut h = H::orderly();
-        h.at(9_900).reset("og", 0, 17);
-        h.at(10_000).persist();
-        h.at(45_000).reset("og", 0, 3);
-        h.at(45_500).persist();
-        h.at(47_600).reset_consumed("og", 0, 3);
-        for o in 3..=4 {
-            h.at(47_600).pop("o1", &format!("m{o}"), 0, o);
-        }
-        h.at(51_500).crash();
-        h.at(56_200).restart();
-        h.at(65_000).pop("o1", "m17", 0, 17);
-        let v = check(&h.build());
+        assert_eq!(run(None, 18, false).status, Status::Violated);
+        // The reset back to 3 was flushed: the queue stayed there, and 17 after 4 skips 5..=16.
+        let v = run(None, 17, true);
         assert_eq!(v.status, Status::Violated);
         assert_eq!(
             v.witness.unwrap().summary,
