@@ -86,6 +86,17 @@ impl H {
         h
     }
 
+    /// A history with only the gRPC FIFO push consumers `names` of `group`, retryMaxTimes
+    /// `max` (−1: 16).
+    pub fn grpc_fifo(names: &[&str], group: &str, max: i32) -> Self {
+        let mut h = Self::new();
+        h.meta.consumers.clear();
+        for name in names {
+            h.consumer(name, group, ConsumerKind::GrpcFifo, max);
+        }
+        h
+    }
+
     /// Adds (or replaces) a consumer on [`T`].
     pub fn consumer(&mut self, name: &str, group: &str, kind: ConsumerKind, max: i32) -> &mut Self {
         self.meta.consumers.retain(|c| c.name != name);

@@ -538,9 +538,7 @@ mod tests {
     /// gRPC FIFO consumer f1 (retryMaxTimes 2, so maxAttempts 3): m0 is delivered once and
     /// its listener fails `runs` times in a row (local retries).
     fn fifo_local(runs: u32) -> (H, Rcpt) {
-        let mut h = H::new();
-        h.meta.consumers.clear();
-        h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+        let mut h = H::grpc_fifo(&["f1"], "fg", 2);
         h.at(0).produce("m0", 0, 0);
         let r = h.at(1_000).pop("f1", "m0", 0, 0);
         for i in 0..runs {
@@ -581,10 +579,7 @@ mod tests {
         // queue of f1; f1's next local attempts failed and it forwarded m0. The decision
         // counts f1's runs of its first copy, not only the runs after the replay.
         let shape = |to: &str, before: u32, after: u32| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
-            h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+            let mut h = H::grpc_fifo(&["f1", "f2"], "fg", 2);
             h.at(0).produce("m0", 0, 0);
             let r = h.at(1_000).pop("f1", "m0", 0, 0);
             let mut t = 2_000;
@@ -622,10 +617,7 @@ mod tests {
             w.summary
         );
         // f2's own runs of its copy are not f1's attempts.
-        let mut h = H::new();
-        h.meta.consumers.clear();
-        h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
-        h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+        let mut h = H::grpc_fifo(&["f1", "f2"], "fg", 2);
         h.at(0).produce("m0", 0, 0);
         let r = h.at(1_000).pop("f1", "m0", 0, 0);
         let again = h.at(2_000).pop("f2", "m0", 0, 0);
@@ -742,9 +734,7 @@ mod tests {
         // That pop is m1's fourth hand-out, though a client recorded a delivery at its
         // popTime.
         let shape = |read: u32| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+            let mut h = H::grpc_fifo(&["f1"], "fg", 2);
             h.at(0).produce("m0", 0, 0);
             h.at(0).produce("m1", 0, 1);
             for i in 0..3 {

@@ -1309,9 +1309,7 @@ mod tests {
     /// pops with `order = true` for a FIFO group's SimpleConsumer); [`as_simple`] makes it a
     /// SimpleConsumer again.
     fn simple(n: u64) -> H {
-        let mut h = H::new();
-        h.meta.consumers.clear();
-        h.consumer("s1", "og", ConsumerKind::GrpcFifo, -1);
+        let mut h = H::grpc_fifo(&["s1"], "og", -1);
         h.end(0, 200_000);
         h.at(0).started("s1");
         for o in 0..n {

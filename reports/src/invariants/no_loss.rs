@@ -1462,9 +1462,7 @@ mod tests {
     /// commit offset is `commit`. `kind` is the consumer's kind as the history's meta
     /// records it (its deliveries are orderly either way).
     fn grpc_fifo_pop_never_acked(kind: crate::history::ConsumerKind, commit: i64) -> Verdict {
-        let mut h = H::new();
-        h.meta.consumers.clear();
-        h.consumer("o1", "og", crate::history::ConsumerKind::GrpcFifo, -1);
+        let mut h = H::grpc_fifo(&["o1"], "og", -1);
         quiet(&mut h);
         h.at(1_000).produce("m3", 0, 3);
         h.at(2_000).pop("o1", "m3", 0, 3);

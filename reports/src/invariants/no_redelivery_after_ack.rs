@@ -264,7 +264,7 @@ fn describe(history: &History, c: &AfterAck) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{ConsumerKind, RpcOutcome};
+    use crate::history::RpcOutcome;
     use crate::invariants::Status;
     use crate::testkit::H;
     use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ReadFrom};
@@ -279,9 +279,7 @@ mod tests {
         // later pop dead-lettered offsets 1 and 2 again, offset 3 came back. Here f1's pop
         // reads 0..=1, m0 is dead-lettered, m1 handed out and acked, and the batch re-read.
         let run = |dlq_ack_ok: bool| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 0);
+            let mut h = H::grpc_fifo(&["f1"], "fg", 0);
             h.at(0).produce("m0", 0, 0);
             h.at(0).produce("m1", 0, 1);
             let pop = |h: &mut H, t: Millis| {

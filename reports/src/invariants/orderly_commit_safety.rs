@@ -789,9 +789,7 @@ mod tests {
         // commit moved to 1 (`ackOrderly`). No client recorded that pop: the handle names it.
         // `with_m1`: the re-read also got m1 (offset 1), handed out and not acked.
         let run = |decided: bool, with_m1: bool| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
+            let mut h = H::grpc_fifo(&["f1"], "fg", 2);
             h.at(0).produce("m0", 0, 0);
             h.at(0).produce("m1", 0, 1);
             h.at(1_000).pop_batch("f1", &[("m0", 0)], 0); // invisible until 11.000s
@@ -832,10 +830,7 @@ mod tests {
         // OrderInfo) and o1 popped the next batch (93.072 s). The late acks were taken for a
         // new batch over o1's, and their attempt for o2's latest receive's.
         let run = |same_attempt_re_read: bool| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 2);
-            h.consumer("f2", "fg", ConsumerKind::GrpcFifo, 2);
+            let mut h = H::grpc_fifo(&["f1", "f2"], "fg", 2);
             for o in 0..3 {
                 h.at(0).produce(&format!("m{o}"), 0, o);
             }

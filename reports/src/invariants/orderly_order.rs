@@ -275,7 +275,6 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::ConsumerKind;
     use crate::invariants::Status;
     use crate::testkit::H;
     use broker_core::ReadFrom;
@@ -307,9 +306,7 @@ mod tests {
         // carried reconsumeTimes 1 and the proxy's filter (`PopMessageResultFilterImpl`)
         // forwarded both to the DLQ; the next delivery was offset 3.
         let run = |dead: &[&str]| {
-            let mut h = H::new();
-            h.meta.consumers.clear();
-            h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 0);
+            let mut h = H::grpc_fifo(&["f1"], "fg", 0);
             for o in 0..4 {
                 h.at(0).produce(&format!("m{o}"), 0, o);
             }
@@ -336,9 +333,7 @@ mod tests {
         );
         // A client's own decision (the FIFO push consumer's, on its node) is about a
         // delivery it got, not a pop it never saw: recorded on f1, it excuses nothing.
-        let mut h = H::new();
-        h.meta.consumers.clear();
-        h.consumer("f1", "fg", ConsumerKind::GrpcFifo, 0);
+        let mut h = H::grpc_fifo(&["f1"], "fg", 0);
         for o in 0..3 {
             h.at(0).produce(&format!("m{o}"), 0, o);
         }
