@@ -156,7 +156,12 @@ pub fn real_topic(topic: &str, group: &str, topic_type: u8) -> String {
 
 /// `ConsumerOffsetManager` key: `topic@group`.
 pub fn offset_key(topic: &str, group: &str) -> String {
-    [topic, TOPIC_GROUP_SEPARATOR, group].concat()
+    offset_key_parts(topic, group).concat()
+}
+
+/// The pieces of `topic@group`, for [`offset_key`] and [`with_offset_key`].
+fn offset_key_parts<'a>(topic: &'a str, group: &'a str) -> [&'a str; 3] {
+    [topic, TOPIC_GROUP_SEPARATOR, group]
 }
 
 thread_local! {
@@ -170,9 +175,7 @@ thread_local! {
 pub fn with_offset_key<R>(topic: &str, group: &str, f: impl FnOnce(&str) -> R) -> R {
     let mut key = LOOKUP_KEY.take();
     key.clear();
-    for part in [topic, TOPIC_GROUP_SEPARATOR, group] {
-        key.push_str(part);
-    }
+    key.extend(offset_key_parts(topic, group));
     let found = f(&key);
     LOOKUP_KEY.set(key);
     found
