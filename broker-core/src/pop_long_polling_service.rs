@@ -36,7 +36,7 @@ use crate::broker::Broker;
 use crate::config::Millis;
 use crate::events::BrokerEvent;
 use crate::inflight::OpId;
-use crate::keys;
+use crate::keys::{self, polling_key};
 use crate::pop_message_processor::{pop_response, PopContext};
 use crate::protocol::{PopMessageRequest, PopStatus, Response, ResponseBody, ResponseCode};
 use std::collections::{BTreeMap, BTreeSet};
@@ -107,11 +107,6 @@ pub struct PopLongPollingService {
     woken: Vec<OpId>,
 }
 
-/// `KeyBuilder.buildPollingKey`.
-pub(crate) fn polling_key(topic: &str, group: &str, queue_id: i32) -> String {
-    crate::keys::polling_key(topic, group, queue_id.into())
-}
-
 impl PopLongPollingService {
     /// The process died: every parked request (and its channel) is gone.
     pub fn clear(&mut self) {
@@ -150,7 +145,7 @@ impl PopLongPollingService {
         if Self::is_timeout(expired, now) {
             return PollingResult::PollingTimeout;
         }
-        let key = polling_key(&req.topic, &req.consumer_group, req.queue_id);
+        let key = polling_key(&req.topic, &req.consumer_group, req.queue_id.into());
         let queue = self.polling_map.entry(key.clone()).or_default();
         if queue.len() > POP_POLLING_SIZE {
             return PollingResult::PollingFull;
@@ -274,7 +269,7 @@ impl Broker {
                 if rest {
                     let (topic, q, group) =
                         (&parked.topic, parked.queue_id, &parked.consumer_group);
-                    let key = polling_key(topic, group, q);
+                    let key = polling_key(topic, group, q.into());
                     if self.long_polling.first_of(&key) == Some(op) {
                         self.long_polling.poll_first(&key);
                         self.woken_event(now, op, &parked, WakeReason::RestNum);
@@ -342,7 +337,7 @@ impl Broker {
         group: &str,
         why: WakeReason,
     ) {
-        let key = polling_key(topic, group, queue_id);
+        let key = polling_key(topic, group, queue_id.into());
         if let Some(op) = self.long_polling.poll_first(&key) {
             self.wake_up(now, op, why);
         }
