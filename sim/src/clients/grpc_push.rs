@@ -9,7 +9,9 @@
 //! long-polling timeout; the call waits that plus the request timeout. After an answer, with
 //! messages or empty, it receives again at once with a new attemptId; after an error 1 s
 //! later (20 ms for `TOO_MANY_REQUESTS`), with a new attemptId unless the call ran out its
-//! deadline (then the same one: the retry of a lost pop stays reentrant).
+//! deadline (then the same one: the retry of a lost pop stays reentrant). With
+//! `keeps_attempt_id_until_messages` (rocketmq-clients #1322, later than the snapshot) it
+//! keeps the attemptId until a receive brings messages.
 //!
 //! Consumption runs on `consumptionThreadCount` threads. FIFO (`FifoConsumeService`): a
 //! batch is consumed in order, one message at a time; a failure with attempts left is
