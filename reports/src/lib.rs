@@ -23,7 +23,7 @@ pub use invariants::{
     UnknownInvariant, Witness,
 };
 pub use report::{
-    render_json, render_markdown, render_sweep_json, render_sweep_text, render_text, RunReport,
-    SweepSummary,
+    check_and_count, render_json, render_markdown, render_sweep_json, render_sweep_text,
+    render_text, Checked, Counts, RunReport, SweepSummary,
 };
 pub use timeline::{render_timeline, render_timeline_with, TimelineOptions};

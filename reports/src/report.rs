@@ -152,11 +152,13 @@ pub struct EventTime {
 impl RunReport {
     /// Checks the invariants named in `only` (empty = all) and builds the report.
     pub fn from_history(history: &History, only: &[String]) -> Self {
-        Self::new(history, &invariants::check(history, only))
+        let checked = check_and_count(history, only);
+        Self::new(history, &checked.results, checked.counts, history.hash())
     }
 
-    /// Builds the report from results already checked on `history`.
-    pub fn new(history: &History, results: &[InvariantResult]) -> Self {
+    /// Builds the report from what [`check_and_count`] and [`History::hash`] found on
+    /// `history` (a run at scale spends seconds on each, so they are not done again here).
+    pub fn new(history: &History, results: &[InvariantResult], counts: Counts, hash: u64) -> Self {
         let meta = &history.meta;
         Self {
             scenario: meta.scenario.clone(),
@@ -165,9 +167,9 @@ impl RunReport {
             behaviours: meta.behaviours.clone(),
             faulty: meta.faulty,
             virtual_duration_ms: meta.end_at,
-            history_hash: format!("{:016x}", history.hash()),
+            history_hash: format!("{hash:016x}"),
             events: history.events.len(),
-            counts: counts(history),
+            counts,
             invariants: results
                 .iter()
                 .map(|r| invariant_report(history, r))
@@ -267,8 +269,27 @@ fn invariant_report(history: &History, r: &InvariantResult) -> InvariantReport {
     }
 }
 
+/// A history checked: the verdicts and the tallies, from one set of [`Facts`].
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub results: Vec<InvariantResult>,
+    pub counts: Counts,
+}
+
+/// Checks the invariants named in `only` (empty = all) and tallies the history; the counts'
+/// duplicates read the ack analysis the checkers built (computed here if none of them did).
+pub fn check_and_count(history: &History, only: &[String]) -> Checked {
+    let facts = Facts::new(history);
+    let results = invariants::check_facts(&facts, only);
+    Checked {
+        results,
+        counts: counts(&facts),
+    }
+}
+
 /// Tallies the history; duplicates use the same ack analysis as the invariants.
-pub fn counts(history: &History) -> Counts {
+fn counts(facts: &Facts) -> Counts {
+    let history = facts.h;
     let mut c = Counts::default();
     for e in &history.events {
         match &e.kind {
@@ -285,7 +306,7 @@ pub fn counts(history: &History) -> Counts {
             _ => {}
         }
     }
-    for (idx, class) in &Facts::new(history).acks().classes {
+    for (idx, class) in &facts.acks().classes {
         let (idx, class) = (*idx, *class);
         let d = &mut c.duplicates;
         match class {
@@ -959,7 +980,7 @@ mod tests {
 
     #[test]
     fn counts_classify_duplicates() {
-        let c = counts(&buffered_acks_revived());
+        let c = counts(&Facts::new(&buffered_acks_revived()));
         assert_eq!(
             (c.produced, c.delivered, c.listener_runs, c.acked, c.revived),
             (2, 4, 4, 4, 2)
@@ -979,7 +1000,12 @@ mod tests {
         let d = h.at(0).pop("c1", "m0", 0, 0);
         h.at(12_000).revive(&d, 0, 1);
         h.at(13_000).pop_retry("c1", "m0", 0, 1);
-        assert_eq!(counts(&h.build()).duplicates.redelivery_after_timeout, 1);
+        assert_eq!(
+            counts(&Facts::new(&h.build()))
+                .duplicates
+                .redelivery_after_timeout,
+            1
+        );
     }
 
     fn sweep() -> SweepSummary {

@@ -229,9 +229,12 @@ fn scenario_seed(sc: &Scenario, seed: u64, opts: &RunOptions) -> SeedCost {
     let messages = out.net_messages;
     let cpu0 = thread_cpu();
     let history = prepared.history(out.output);
-    let results = prepared.check(&history);
-    let failed = results.iter().any(reports::InvariantResult::is_violated);
-    std::hint::black_box((results, history.hash()));
+    let checked = prepared.check(&history);
+    let failed = checked
+        .results
+        .iter()
+        .any(reports::InvariantResult::is_violated);
+    std::hint::black_box((checked, history.hash()));
     let events = history.events.len() as u64;
     drop(history);
     let check_cpu = thread_cpu() - cpu0;

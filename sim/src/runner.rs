@@ -9,7 +9,7 @@ use crate::clients::decisions;
 use crate::world::{self, WorldConfig};
 use broker_core::{Behaviours, BrokerConfig, BrokerSnapshot, InitMode, Millis, Release};
 use reports::history::{ConsumerKind, ConsumerMeta, Event, History, RunMeta};
-use reports::InvariantResult;
+use reports::{Checked, Counts, InvariantResult};
 use scenarios::model::{ConsumerKindSpec, ConsumerSpec, ProxyConfig, Scenario};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,6 +80,8 @@ pub struct RunOutcome {
     pub history: History,
     /// Empty on a panic.
     pub results: Vec<InvariantResult>,
+    /// The history's tallies, from the same facts as `results` (zero on a panic).
+    pub counts: Counts,
     pub hash: u64,
     pub panic: Option<SimPanic>,
 }
@@ -318,9 +320,9 @@ impl PreparedSeed {
         }
     }
 
-    /// Checks the scenario's invariants on `history`.
-    pub fn check(&self, history: &History) -> Vec<InvariantResult> {
-        reports::check(history, &self.scenario.expect.invariants)
+    /// Checks the scenario's invariants on `history` and tallies it.
+    pub fn check(&self, history: &History) -> Checked {
+        reports::check_and_count(history, &self.scenario.expect.invariants)
     }
 }
 
@@ -341,12 +343,13 @@ pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome
     match joined {
         Ok(out) => {
             let history = prepared.history(out);
-            let results = prepared.check(&history);
+            let Checked { results, counts } = prepared.check(&history);
             let hash = history.hash();
             RunOutcome {
                 seed,
                 history,
                 results,
+                counts,
                 hash,
                 panic: None,
             }
@@ -371,6 +374,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome
                 seed,
                 history,
                 results: Vec::new(),
+                counts: Counts::default(),
                 hash,
                 panic: Some(panic),
             }

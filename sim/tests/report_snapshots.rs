@@ -49,7 +49,7 @@ fn variants(sc: &scenarios::Scenario) -> Vec<(String, Vec<String>)> {
 
 fn report(o: &RunOutcome) -> RunReport {
     assert!(o.panic.is_none(), "seed {}: {:?}", o.seed, o.panic);
-    RunReport::new(&o.history, &o.results)
+    RunReport::new(&o.history, &o.results, o.counts.clone(), o.hash)
 }
 
 /// Snapshots one scenario: per variant, the reports of every pinned seed (YAML) and their

@@ -26,7 +26,7 @@
 //!   receipt was moved by a changeInvisibleTime in that group is left out (a nack asks for
 //!   redelivery, and the orderly client may suspend and retry).
 
-use super::index::{is_success, origins, secs, witness_events};
+use super::index::{is_success, secs, witness_events, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis, Name};
@@ -37,7 +37,13 @@ pub(crate) const INFO: InvariantInfo = InvariantInfo {
     statement: "Without faults, resets or changeInvisibleTime, the listener sees a message at most effective maxReconsumeTimes + 1 times per group.",
 };
 
+#[cfg(test)]
 pub(crate) fn check(history: &History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
     if history.meta.faulty {
         return Verdict::not_applicable("the run injected faults");
     }
@@ -50,8 +56,8 @@ pub(crate) fn check(history: &History) -> Verdict {
             .map_or(u64::MAX, |c| u64::from(c.effective_max_reconsume_times) + 1)
     };
     // Where each message was stored: (topic, queue, offset) → message.
-    let at_offset: BTreeMap<(Name, u32, u64), &str> = (origins(history).into_iter())
-        .map(|(m, o)| ((o.topic, o.queue, o.offset), m))
+    let at_offset: BTreeMap<(Name, u32, u64), &str> = (facts.origins().iter())
+        .map(|(m, o)| ((o.topic.clone(), o.queue, o.offset), *m))
         .collect();
     // The group's previous orderly read of each queue: (start, count).
     let mut last_read: BTreeMap<(&str, &str, u32), (u64, u32)> = BTreeMap::new();

@@ -137,6 +137,8 @@ pub(crate) struct Facts<'h> {
     rollbacks: OnceCell<Rollbacks<'h>>,
     acks: OnceCell<AckAnalysis>,
     retention: OnceCell<Retention<'h>>,
+    origins: OnceCell<BTreeMap<&'h str, Origin>>,
+    resets: OnceCell<Vec<ResetPoint>>,
 }
 
 impl<'h> Facts<'h> {
@@ -147,6 +149,8 @@ impl<'h> Facts<'h> {
             rollbacks: OnceCell::new(),
             acks: OnceCell::new(),
             retention: OnceCell::new(),
+            origins: OnceCell::new(),
+            resets: OnceCell::new(),
         }
     }
 
@@ -165,6 +169,16 @@ impl<'h> Facts<'h> {
 
     pub fn retention(&self) -> &Retention<'h> {
         self.retention.get_or_init(|| Retention::new(self.h))
+    }
+
+    /// [`origins`]: five readers, a pass over every event and an entry per message.
+    pub fn origins(&self) -> &BTreeMap<&'h str, Origin> {
+        self.origins.get_or_init(|| origins(self.h))
+    }
+
+    /// [`resets`]: six readers, a pass over every event.
+    pub fn resets(&self) -> &[ResetPoint] {
+        self.resets.get_or_init(|| resets(self.h))
     }
 }
 
@@ -1239,8 +1253,8 @@ fn prefix_acked<'h>(
 
 pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let h = f.h;
-    let origins = origins(h);
-    let resets = ResetIndex::new(h, &resets(h));
+    let origins = f.origins();
+    let resets = ResetIndex::new(h, f.resets());
     let mut out = AckAnalysis::default();
     // Point lookups only, never iterated: hash maps (fixed keys) spare the ordered maps'
     // string comparisons along shared prefixes (receipts, message ids).
@@ -1492,7 +1506,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 && !receipts.contains_key(&(group.as_str(), receipt.as_str()))
                 && filtered.contains(&(group.as_str(), consumer.as_str(), msg_id.as_str())) =>
             {
-                let Some((x, o)) = dead_lettered_orderly_handle(receipt, msg_id, &origins) else {
+                let Some((x, o)) = dead_lettered_orderly_handle(receipt, msg_id, origins) else {
                     continue;
                 };
                 let key: BatchKey = (group, &o.topic, x.queue_id, consumer, x.pop_time);

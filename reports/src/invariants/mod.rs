@@ -331,7 +331,7 @@ const CHECKERS: &[(InvariantInfo, Checker)] = &[
         no_redelivery_after_ack::INFO,
         no_redelivery_after_ack::check_with,
     ),
-    (bounded_deliveries::INFO, |f| bounded_deliveries::check(f.h)),
+    (bounded_deliveries::INFO, bounded_deliveries::check_with),
     (revive_bookkeeping::INFO, |f| revive_bookkeeping::check(f.h)),
     (reset_takes_effect::INFO, reset_takes_effect::check_with),
     (
@@ -342,9 +342,10 @@ const CHECKERS: &[(InvariantInfo, Checker)] = &[
     (orderly_commit_safety::INFO, |f| {
         orderly_commit_safety::check_with(f)
     }),
-    (offset_commit_durable::INFO, |f| {
-        offset_commit_durable::check(f.h)
-    }),
+    (
+        offset_commit_durable::INFO,
+        offset_commit_durable::check_with,
+    ),
     (offset_api_liveness::INFO, |f| {
         offset_api_liveness::check(f.h)
     }),
@@ -409,12 +410,18 @@ pub fn lookup(name: &str) -> Result<&'static InvariantInfo, UnknownInvariant> {
 /// registry order. Unknown names are ignored: validate them first with [`lookup`], or use
 /// [`try_check`].
 pub fn check(history: &History, only: &[String]) -> Vec<InvariantResult> {
-    let facts = Facts::new(history);
+    check_facts(&Facts::new(history), only)
+}
+
+/// [`check`] over facts the caller keeps, so that what the checkers derived (the ack
+/// analysis) serves the report's counts too.
+pub(crate) fn check_facts(facts: &Facts, only: &[String]) -> Vec<InvariantResult> {
+    let history = facts.h;
     CHECKERS
         .iter()
         .filter(|(info, _)| only.is_empty() || only.iter().any(|n| n == info.name))
         .map(|(info, checker)| {
-            let v = checker(&facts);
+            let v = checker(facts);
             let affected = match (&v.status, &v.witness) {
                 (Status::Violated, Some(w)) if v.affected.is_empty() => {
                     let mut list = AffectedList::default();

@@ -72,7 +72,7 @@
 
 use super::index::{
     broker_ack, copy_key, crash_indices, is_pop_ck, is_success, persists, receipt_deadline,
-    reset_died_in_crash, resets, secs, witness_events, CopyKey, Facts, ResetPoint,
+    reset_died_in_crash, secs, witness_events, CopyKey, Facts, ResetPoint,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 #[cfg(test)]
@@ -193,7 +193,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // The event index of the reset that set a queue's start position: deliveries popped
     // before it do not show the group got past a message at or after the new start.
     let mut start_reset: BTreeMap<(&str, &str, u32), usize> = BTreeMap::new();
-    let points = resets(history);
+    let points = facts.resets();
     let flushes = persists(history);
     let crashes = crash_indices(history);
     let died = |p: &ResetPoint| reset_died_in_crash(history, &flushes, &crashes, p);

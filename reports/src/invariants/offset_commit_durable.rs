@@ -20,9 +20,9 @@
 //!   reset is upstream's intended precedence (RIP-48). The caller was still told a success
 //!   that did not happen, so each such update is reported as a note on the result.
 
-use super::index::{flush_due_between, is_success, persists, resets, secs, witness_events};
+use super::index::{flush_due_between, is_success, persists, secs, witness_events, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
-use crate::history::{EventKind, History, OffsetUpdateMode, RpcOutcome};
+use crate::history::{EventKind, OffsetUpdateMode, RpcOutcome};
 use broker_core::BrokerEvent;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -53,10 +53,16 @@ struct Success<'h> {
     reset_pending: bool,
 }
 
-pub(crate) fn check(history: &History) -> Verdict {
-    let reset_points = resets(history);
+#[cfg(test)]
+pub(crate) fn check(history: &crate::history::History) -> Verdict {
+    check_with(&Facts::new(history))
+}
+
+pub(crate) fn check_with(facts: &Facts) -> Verdict {
+    let history = facts.h;
+    let reset_points = facts.resets();
     let mut reset_idx: BTreeMap<usize, Vec<QueueKey>> = BTreeMap::new();
-    for p in &reset_points {
+    for p in reset_points {
         reset_idx
             .entry(p.idx)
             .or_default()

@@ -32,7 +32,7 @@
 //!   nor is one served before its queue's latest consumed reset.
 
 use super::index::{
-    dead_lettered_orderly_handle, is_success, origins, proxy_dead_lettered, receipt_deadline, secs,
+    dead_lettered_orderly_handle, is_success, proxy_dead_lettered, receipt_deadline, secs,
     witness_events, Facts, LookupMap,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
@@ -234,7 +234,7 @@ impl<'h> State<'h> {
 pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let history = facts.h;
     let pops = facts.pops();
-    let origins = origins(history);
+    let origins = facts.origins();
     let retention = facts.retention();
     let mut st = State::default();
     // (group, receipt) → (queue, popTime of its batch, offset).
@@ -335,7 +335,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let attempt_id = filtered
                     .remove(&(group.as_str(), consumer.as_str(), msg_id.as_str()))
                     .flatten();
-                let Some((x, origin)) = dead_lettered_orderly_handle(receipt, msg_id, &origins)
+                let Some((x, origin)) = dead_lettered_orderly_handle(receipt, msg_id, origins)
                 else {
                     continue;
                 };

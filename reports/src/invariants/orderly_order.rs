@@ -37,8 +37,7 @@
 //! assigned or a pop took a reset to `o`, even when both answers are recorded after it.
 
 use super::index::{
-    crash_indices, origins, persists, proxy_dead_lettered, reset_died_in_crash, resets, secs,
-    witness_events, Facts,
+    crash_indices, persists, proxy_dead_lettered, reset_died_in_crash, secs, witness_events, Facts,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
@@ -69,7 +68,7 @@ pub(crate) fn check(history: &crate::history::History) -> Verdict {
 
 pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let history = facts.h;
-    let points = resets(history);
+    let points = facts.resets();
     let pops = facts.pops();
     let (flushes, crashes) = (persists(history), crash_indices(history));
     let mut reset_idx: BTreeMap<usize, Vec<(QueueKey, i64)>> = BTreeMap::new();
@@ -84,7 +83,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // (to X), the restart reads X again from the last flush, so X may come next after the
     // detour. (reset index → the queues and the crash that killed it.)
     let mut dead: BTreeMap<usize, Vec<(QueueKey, usize)>> = BTreeMap::new();
-    for p in &points {
+    for p in points {
         if reset_died_in_crash(history, &flushes, &crashes, p) {
             let crash = crashes[crashes.partition_point(|c| *c <= p.idx)];
             let key = (p.group.as_str(), p.topic.as_str(), p.queue);
@@ -123,7 +122,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // The offsets the gRPC proxy's filter dead-lettered for a group
     // (`PopMessageResultFilterImpl` → `ProducerProcessor.forwardMessageToDeadLetterQueue`):
     // (group, topic, queue, offset).
-    let origins = origins(history);
+    let origins = facts.origins();
     let retention = facts.retention();
     let mut dead_lettered: BTreeSet<(&str, &str, u32, u64)> = BTreeSet::new();
     let mut deliveries = 0usize;

@@ -17,7 +17,7 @@
 //! delivery was effectively acked or its receipt had not yet expired. Retry copies never
 //! count: they are new copies in another topic.
 
-use super::index::{resets, secs, witness_events, Facts, ResetPoint};
+use super::index::{secs, witness_events, Facts, ResetPoint};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
 use broker_core::{BrokerEvent, Millis};
@@ -38,12 +38,12 @@ pub(crate) fn check(history: &crate::history::History) -> Verdict {
 
 pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let history = facts.h;
-    let points = resets(history);
+    let points = facts.resets();
     if !points.iter().any(|p| !p.all_queues) {
         return Verdict::not_applicable("no single-queue reset succeeded");
     }
     let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
-    for p in &points {
+    for p in points {
         by_idx.entry(p.idx).or_default().push(p);
     }
     let acks = facts.acks();

@@ -56,7 +56,7 @@
 
 use super::index::{
     copy_key, crash_indices, flush_due_between, is_pop_ck, offset_key, persists,
-    reset_died_in_crash, resets, secs, witness_events, Facts, PopPositions, ResetPoint, Retention,
+    reset_died_in_crash, secs, witness_events, Facts, PopPositions, ResetPoint, Retention,
     Rollbacks,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
@@ -381,7 +381,7 @@ pub(crate) fn check(history: &History) -> Verdict {
 
 pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let history = facts.h;
-    let points = resets(history);
+    let points = facts.resets();
     if points.is_empty() {
         return Verdict::not_applicable("no reset succeeded");
     }
@@ -402,7 +402,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         affected: AffectedList::default(),
     };
     let mut by_idx: BTreeMap<usize, Vec<&ResetPoint>> = BTreeMap::new();
-    for p in &points {
+    for p in points {
         by_idx.entry(p.idx).or_default().push(p);
     }
     let mut open: BTreeMap<(&str, &str, u32), Window> = BTreeMap::new();

@@ -126,7 +126,12 @@ pub(super) fn cmd_run(a: &RunArgs, layout: Layout) -> CmdResult {
     let nondeterministic = second.filter(|h| *h != outcome.hash);
     let failed = outcome.failed() || nondeterministic.is_some();
     let report = outcome.panic.is_none().then(|| {
-        let mut r = RunReport::new(&outcome.history, &outcome.results);
+        let mut r = RunReport::new(
+            &outcome.history,
+            &outcome.results,
+            outcome.counts.clone(),
+            outcome.hash,
+        );
         r.reproduce = reproduce.clone();
         r
     });
