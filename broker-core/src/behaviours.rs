@@ -23,7 +23,7 @@ use std::str::FromStr;
 pub enum Side {
     /// broker-core reads the switch.
     Broker,
-    /// A client model in the simulation reads the switch.
+    /// A client model (or the gRPC proxy's) in the simulation reads the switch.
     Client,
 }
 
@@ -433,6 +433,10 @@ pub enum Fix {
     /// previous batch's attemptId, only the counts of the offsets this batch reads again, so
     /// a new batch does not inherit the delivery counts of an acked one.
     ReentrantPopCountsOnlyItsBatch,
+    /// The gRPC proxy's `ConsumerProcessor.popMessage` answers a receive only once every
+    /// message its filter dead-lettered was forwarded and acked, so a reentrant re-receive
+    /// does not read the dead-lettered batch again.
+    DeadLetterAckedBeforeAnswer,
 }
 
 /// Static facts about a proposed fix.
@@ -455,7 +459,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 24] = [
+    pub const ALL: [Fix; 25] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -480,6 +484,7 @@ impl Fix {
         Fix::OrderlyBatchAckBelowMinCommits,
         Fix::ReviveOfDeletedMessageLowersInflight,
         Fix::ReentrantPopCountsOnlyItsBatch,
+        Fix::DeadLetterAckedBeforeAnswer,
     ];
 
     /// The registry entry for this fix.
@@ -676,6 +681,14 @@ impl Fix {
                 "ConsumerOrderInfoManager.OrderInfo.mergeOffsetConsumedCount (a pop with the previous OrderInfo's attemptId)",
                 "develop gives a pop with the previous OrderInfo's attemptId the previous offsetConsumedCount whole, although its batch may be new (the old one acked and committed); update then builds the queue's count (buildQueueIdOrderCountInfo) as the minimum over those stale entries whenever there are as many of them as offsets in the batch, and a message with no count of its own takes the queue's count as its reconsumeTimes (MQClientAPIImpl.processPopResponse); proposed: keep only the counts of the offsets the batch reads again",
                 "finding F24: a gRPC FIFO process queue keeps its attemptId after a receive that brought no message (rocketmq-clients ProcessQueueImpl), so once the proxy dead-lettered a whole batch for it, its next batch is popped as a reentrant retry and inherits the dead-lettered batch's counts: a message never handed out arrives with reconsumeTimes 1, and with retryMaxTimes 0 the proxy's filter dead-letters it unseen (and again on each reentrant re-read that beats the proxy's ack)",
+                "",
+            ),
+            DeadLetterAckedBeforeAnswer => (
+                "dead-letter-acked-before-answer",
+                Side::Client,
+                "proxy ConsumerProcessor.popMessage (the filter's TO_DLQ branch)",
+                "develop starts forwardMessageToDeadLetterQueue for each message PopMessageResultFilterImpl dead-letters and answers the receive without waiting; ProducerProcessor.forwardMessageToDeadLetterQueue acks the message only once the send-back succeeded; proposed: complete the pop result only once every such forward and its ack have finished",
+                "finding F25: a FIFO receive whose batch the proxy dead-lettered whole is answered empty before the proxy's ack reaches the broker; a client that keeps its attemptId after an empty answer (rocketmq-clients #1322) receives again at once, the broker's reentrant pop (OrderInfo.needBlock) reads the same batch with a new popTime, which makes the ack stale (commitAndNext −2, still answered SUCCESS), and the filter dead-letters it again: the group's DLQ gets a copy per round until an ack wins the race",
                 "",
             ),
         };

@@ -185,6 +185,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F24 on develop with the gRPC client of #1322: a FIFO receive keeps its attemptId after the proxy dead-lettered its batch; the next batch, popped as a reentrant retry, inherits the old delivery counts and a message never handed out is dead-lettered",
         source: include_str!("../findings/reentrant-fifo-pop-inherits-counts.toml"),
     },
+    Builtin {
+        name: "reentrant-pop-re-dead-letters",
+        summary: "finding F25 on develop with the gRPC client of #1322: the proxy answers a FIFO receive it dead-lettered before its ack lands; the reentrant re-receive reads the batch again, makes the ack stale, and the message is dead-lettered again",
+        source: include_str!("../findings/reentrant-pop-re-dead-letters.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

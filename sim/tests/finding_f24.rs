@@ -2,13 +2,15 @@
 //! a reentrant retry and inherits that batch's delivery counts, even when its batch is new;
 //! with the gRPC client of rocketmq-clients #1322 (which keeps the attemptId after the proxy
 //! dead-lettered a whole batch) a message never handed out arrives with reconsumeTimes 1 and,
-//! at retryMaxTimes 0, goes to the DLQ unseen. It goes away with the proposed fix
-//! `reentrant-pop-counts-only-its-batch` alone; every other fix leaves it.
+//! at retryMaxTimes 0, goes to the DLQ unseen. Every other fix leaves it; its fix
+//! `reentrant-pop-counts-only-its-batch` removes it, and with F25's fix
+//! `dead-letter-acked-before-answer` (the scenario's first message is dead-lettered again on
+//! each reentrant re-read that beats the proxy's ack: finding F25) everything holds.
 
 mod common;
 
 use broker_core::Fix;
-use common::{assert_finding, violated_with as violated};
+use common::violated_with as violated;
 
 const F24: &str = include_str!("../../scenarios/findings/reentrant-fifo-pop-inherits-counts.toml");
 
@@ -17,9 +19,24 @@ const SEEDS: [u64; 3] = [0, 1, 2];
 
 #[test]
 fn f24_a_reentrant_pop_dead_letters_a_new_message_unless_fixed() {
+    let (f24, f25) = (
+        Fix::ReentrantPopCountsOnlyItsBatch,
+        Fix::DeadLetterAckedBeforeAnswer,
+    );
+    let but_f24: Vec<Fix> = Fix::ALL.into_iter().filter(|&f| f != f24).collect();
+    let dlq = ["dlq-accounting"];
     for seed in SEEDS {
-        let fix = Fix::ReentrantPopCountsOnlyItsBatch;
-        assert_finding(F24, seed, fix, &["dlq-accounting"], "scenario");
+        assert_eq!(violated(F24, seed, &[]), dlq, "develop, seed {seed}");
+        assert_eq!(violated(F24, seed, &but_f24), dlq, "but F24, seed {seed}");
+        assert_eq!(violated(F24, seed, &[f25]), dlq, "F25's fix, seed {seed}");
+        assert!(
+            violated(F24, seed, &[f24, f25]).is_empty(),
+            "both, seed {seed}"
+        );
+        assert!(
+            violated(F24, seed, &Fix::ALL).is_empty(),
+            "every fix, seed {seed}"
+        );
     }
 }
 

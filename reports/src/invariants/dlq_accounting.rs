@@ -1,4 +1,4 @@
-//! A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again.
+//! A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is neither delivered nor stored in the DLQ again.
 //!
 //! POP leaves the dead-letter decision to the client: upstream's broker revives forever
 //! (`PopReviveService.reviveRetry`), the gRPC proxy forwards a message whose reconsumeTimes
@@ -49,16 +49,32 @@
 //!   replay, a retry copy already in flight when the ack came) is a violation. Without an
 //!   effective ack it may come back: the forward and its ack are two calls upstream, so a
 //!   lost or late ack lets the copy's invisible time lapse, and it is dead-lettered again.
+//! - **Stored once per ack** (orderly messages). Once a copy of it is in the group's DLQ and
+//!   an ack of it by the group was answered `SUCCESS` within its receipt's invisible time,
+//!   naming the first offset of the batch the broker read (the proxy's ack
+//!   after its forward, `ProducerProcessor.forwardMessageToDeadLetterQueue`), the broker
+//!   stores no other copy the proxy's filter dead-lettered (out of a read the proxy made;
+//!   a client's own decision may be about a delivery it held since before the ack) for the
+//!   group unless the broker crashed, the group's
+//!   offsets were reset or a client of the group got it again in between: an ack in time settles the read it answers, so a new
+//!   copy means the message was read again behind it, by a read the ack did not cover (a
+//!   reentrant FIFO pop that took the same batch again while the ack was on its way, whose
+//!   new popTime made the ack stale: `ConsumerOrderInfoManager.commitAndNext` returns −2
+//!   and the ack is still answered `SUCCESS`). Without such an ack the copy may come again,
+//!   as above.
 
-use super::index::{secs, witness_events, DeliveryClass, Facts, LookupMap};
+use super::index::{
+    crash_indices, is_success, proxy_dead_lettered, secs, witness_events, DeliveryClass, Facts,
+    LookupMap,
+};
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
-use broker_core::{keys, BrokerEvent, Millis};
+use broker_core::{keys, BrokerEvent, ExtraInfo, Millis, POP_ORDER_REVIVE_QUEUE};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "dlq-accounting",
-    statement: "A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again.",
+    statement: "A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is neither delivered nor stored in the DLQ again.",
 };
 
 /// How long before its producer recorded the send's outcome a message may have been stored
@@ -121,6 +137,12 @@ struct MsgState<'h> {
     /// Index of the first decision, and of the first dead-lettering of either kind.
     decided: Option<usize>,
     dead_at: Option<usize>,
+    /// The latest DLQ copy stored, and the first ack in time answered `SUCCESS` after it.
+    copy: Option<usize>,
+    acked_after_copy: Option<usize>,
+    /// The latest decision was the proxy's filter's (on a read the proxy made, not on a
+    /// delivery a client may have held since before an ack).
+    filtered: bool,
 }
 
 #[cfg(test)]
@@ -271,10 +293,54 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         .map(|a| (a.idx, a.crash_between))
         .collect();
 
+    // An ack answered `SUCCESS` at `at` settles the orderly read its receipt names if it came
+    // within the receipt's invisible time and the message was the first of the batch the
+    // broker read at that popTime: the commit offset passes an orderly entry only once every
+    // lower one of the batch is acked (`ConsumerOrderInfoManager.commitAndNext`), so an ack
+    // further in may settle nothing, and the batch is read again when its invisible time
+    // lapses. (A concurrent message has copies of its own, one per revive, each of which
+    // may be dead-lettered in its turn: not judged here.)
+    let origins = facts.origins();
+    let settles = |group: &str, msg_id: &str, receipt: &str, at: Millis| {
+        ExtraInfo::parse(receipt).is_some_and(|x| {
+            let first_of_batch = || {
+                origins.get(msg_id).is_some_and(|o| {
+                    let key = ((group, o.topic.as_str(), x.queue_id), x.pop_time);
+                    (reads.get(&key).into_iter().flatten())
+                        .any(|(start, _)| *start == x.queue_offset)
+                })
+            };
+            at <= x.pop_time + x.invisible_time
+                && x.revive_qid == POP_ORDER_REVIVE_QUEUE
+                && first_of_batch()
+        })
+    };
+    let crashes = crash_indices(h);
+    let resets = facts.resets();
+    // A crash or a reset of the group between two events lets a settled message be read again.
+    let excused_between = |group: &str, from: usize, to: usize| {
+        let i = crashes.partition_point(|c| *c <= from);
+        crashes.get(i).is_some_and(|c| *c < to)
+            || (resets.iter()).any(|p| p.group == group && from < p.idx && p.idx < to)
+    };
+
     let mut msgs: BTreeMap<(&str, &str), MsgState> = BTreeMap::new();
     let mut found: Vec<Witness> = Vec::new();
     for (idx, e) in h.events.iter().enumerate() {
         match &e.kind {
+            EventKind::AckResult {
+                group,
+                msg_id,
+                receipt,
+                outcome,
+                ..
+            } if is_success(outcome) && settles(group, msg_id, receipt, e.at) => {
+                if let Some(st) = msgs.get_mut(&(group.as_str(), msg_id.as_str())) {
+                    if st.copy.is_some() {
+                        st.acked_after_copy.get_or_insert(idx);
+                    }
+                }
+            }
             EventKind::Delivered {
                 consumer,
                 group,
@@ -311,6 +377,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 };
                 st.copies.entry(consumer).or_default().push(copy);
                 st.deliveries.push(idx);
+                // Handed out again (judged above): a new round, which may end in the DLQ.
+                st.acked_after_copy = None;
             }
             EventKind::ListenerStarted {
                 consumer,
@@ -336,6 +404,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let st = msgs.entry((group, msg_id)).or_default();
                 st.decided.get_or_insert(idx);
                 st.dead_at.get_or_insert(idx);
+                st.filtered = proxy_dead_lettered(e).is_some();
                 let max = max_of(consumer);
                 // The client's own decision after local retries (not the proxy's filter)
                 // dead-letters one of its own deliveries after the runs it made of it: judged
@@ -370,6 +439,22 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             } => {
                 let st = msgs.entry((group, msg_id)).or_default();
                 st.dead_at.get_or_insert(idx);
+                if let (Some(prev), Some(ack)) = (st.copy, st.acked_after_copy) {
+                    if st.filtered && !excused_between(group, prev, idx) {
+                        found.push(witness(
+                            msg_id,
+                            format!(
+                                "the broker stored {msg_id} in {dlq_topic} for group {group} again at {}: a copy was stored at {} and an ack of it answered SUCCESS in time at {}, with no crash or reset since",
+                                secs(e.at),
+                                secs(h.events[prev].at),
+                                secs(h.events[ack].at)
+                            ),
+                            vec![prev, ack, idx],
+                        ));
+                    }
+                }
+                st.copy = Some(idx);
+                st.acked_after_copy = None;
                 let max = match st.decided {
                     Some(_) => None, // Judged at the decision.
                     None => {
@@ -471,7 +556,7 @@ mod tests {
     use super::*;
     use crate::history::{ConsumeOutcome, ConsumerKind, RpcOutcome};
     use crate::invariants::Status;
-    use crate::testkit::{Rcpt, H};
+    use crate::testkit::{ok, Rcpt, H};
     use broker_core::ReadFrom;
 
     /// Orderly consumer o1 with maxReconsumeTimes `max`; m0 is delivered `n` times and
@@ -490,6 +575,148 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    /// The proxy's filter dead-letters m0 (FIFO, maxAttempts 1, handed out once before) out
+    /// of the orderly read at `pop_time`, the broker stores a copy, and the proxy acks it
+    /// with that read's handle (answered with `ack`, `ack_after` ms after the read). The read
+    /// starts at `start` and ends at m0 (`off`).
+    fn proxy_dead_letters(
+        h: &mut H,
+        pop_time: Millis,
+        (start, off): (u64, u64),
+        ack: RpcOutcome,
+        ack_after: Millis,
+    ) {
+        h.at(pop_time)
+            .commit("fg", 0, start as i64, "PopMessageProcessor.orderly");
+        let count = (off - start + 1) as u32;
+        h.pop_read(
+            "fg",
+            0,
+            pop_time,
+            start,
+            count,
+            true,
+            ReadFrom::CommitOffset,
+        );
+        let sent = EventKind::SentToDlq {
+            consumer: "f1".into(),
+            group: "fg".into(),
+            msg_id: "m0".into(),
+            dlq_topic: "%DLQ%fg".into(),
+            reconsume_times: 1,
+        };
+        h.at(pop_time + 10).push("proxy", sent);
+        let r = Rcpt {
+            idx: 0,
+            consumer: "f1".into(),
+            group: "fg".into(),
+            msg_id: "m0".into(),
+            receipt: ExtraInfo {
+                ck_queue_offset: start,
+                pop_time,
+                invisible_time: 60_000,
+                revive_qid: POP_ORDER_REVIVE_QUEUE,
+                topic_type: 0,
+                broker_name: "broker-a".into(),
+                queue_id: 0,
+                queue_offset: off,
+                commit_log_offset: Some(0),
+            }
+            .build(),
+            copy_topic: crate::testkit::T.into(),
+            queue_id: 0,
+            queue_offset: off,
+            reconsume_times: 1,
+        };
+        h.at(pop_time + 20).dlq_written(&r, 0);
+        h.at(pop_time + 30).push(
+            "proxy",
+            EventKind::AckSent {
+                consumer: "f1".into(),
+                group: "fg".into(),
+                msg_id: "m0".into(),
+                receipt: r.receipt.clone().into(),
+            },
+        );
+        h.at(pop_time + ack_after).push(
+            "proxy",
+            EventKind::AckResult {
+                consumer: "f1".into(),
+                group: "fg".into(),
+                msg_id: "m0".into(),
+                receipt: r.receipt.into(),
+                outcome: ack,
+            },
+        );
+    }
+
+    /// Finding F25: m0, handed out once, is read again at 61 s and dead-lettered; the
+    /// proxy's ack is answered SUCCESS, and a reentrant read at 61.05 s (the same batch) is
+    /// dead-lettered again.
+    fn re_dead_lettered(between: impl FnOnce(&mut H)) -> Verdict {
+        let mut h = H::grpc_fifo(&["f1"], "fg", 0);
+        h.at(0).produce("m0", 0, 0);
+        h.at(1_000).pop("f1", "m0", 0, 0);
+        proxy_dead_letters(&mut h, 61_000, (0, 0), ok(), 45);
+        between(&mut h);
+        proxy_dead_letters(&mut h, 61_050, (0, 0), ok(), 45);
+        check(&h.build())
+    }
+
+    #[test]
+    fn a_copy_stored_again_after_an_ack_in_time_is_a_violation() {
+        let v = re_dead_lettered(|_| {});
+        assert_eq!(v.status, Status::Violated);
+        assert!(v.witness.unwrap().summary.starts_with(
+            "the broker stored m0 in %DLQ%fg for group fg again at 61.070s: a copy was stored at 61.020s and an ack of it answered SUCCESS in time at 61.045s"
+        ));
+    }
+
+    #[test]
+    fn a_crash_a_failed_ack_a_late_ack_or_an_ack_inside_the_batch_lets_it_come_again() {
+        // A crash between the ack and the second read: the commit may not have been persisted.
+        let v = re_dead_lettered(|h| {
+            h.at(61_046).crash();
+            h.at(61_047).restart();
+        });
+        assert_eq!(v, Verdict::held(), "a crash");
+        // The first ack timed out, or came after the invisible time: it settled nothing.
+        for (ack, after) in [(RpcOutcome::Timeout, 45), (ok(), 60_001)] {
+            let late = after > 60_000;
+            let mut h = H::grpc_fifo(&["f1"], "fg", 0);
+            h.at(0).produce("m0", 0, 0);
+            h.at(1_000).pop("f1", "m0", 0, 0);
+            proxy_dead_letters(&mut h, 1_040, (0, 0), ack, after);
+            proxy_dead_letters(&mut h, 61_050, (0, 0), ok(), 45);
+            assert_eq!(check(&h.build()), Verdict::held(), "late: {late}");
+        }
+        // The read began below m0: its ack alone does not move the commit offset past m0.
+        let mut h = H::grpc_fifo(&["f1"], "fg", 0);
+        h.at(0).produce("m0", 0, 1);
+        h.at(1_000).pop("f1", "m0", 0, 1);
+        proxy_dead_letters(&mut h, 61_000, (0, 1), ok(), 45);
+        proxy_dead_letters(&mut h, 61_050, (0, 1), ok(), 45);
+        assert_eq!(check(&h.build()), Verdict::held(), "inside the batch");
+    }
+
+    #[test]
+    fn no_redelivery_a_client_decision_or_a_second_copy_without_a_first_ack() {
+        // The second copy is the client's own decision about a delivery it held.
+        let mut h = H::grpc_fifo(&["f1"], "fg", 0);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("f1", "m0", 0, 0);
+        h.at(2_000).listener(&r);
+        proxy_dead_letters(&mut h, 61_000, (0, 0), ok(), 45);
+        h.at(61_050).dlq(&r);
+        h.at(61_060).dlq_written(&r, 1);
+        assert_eq!(check(&h.build()), Verdict::held(), "the client's decision");
+        // A client got m0 again in between: a new round.
+        let v = re_dead_lettered(|h| {
+            h.at(61_048).pop("f1", "m0", 0, 0);
+        });
+        assert_eq!(v, Verdict::held(), "a delivery in between");
     }
 
     #[test]

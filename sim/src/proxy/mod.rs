@@ -34,8 +34,9 @@ use crate::clients::receipt::batch_ack_body;
 use crate::world::net::{CallError, Envelope, Reply, RpcClient, PROXY_PORT};
 use crate::world::recorder::Recorder;
 use broker_core::{
-    keys, AckMessageRequest as BrokerAck, ChangeInvisibleTimeRequest, ConsumerSendMsgBackRequest,
-    ExtraInfo, InitMode, Millis, PopMessageRequest, Request, Response, ResponseBody, ResponseCode,
+    keys, AckMessageRequest as BrokerAck, Behaviours, ChangeInvisibleTimeRequest,
+    ConsumerSendMsgBackRequest, ExtraInfo, Fix, InitMode, Millis, PopMessageRequest, Request,
+    Response, ResponseBody, ResponseCode,
 };
 use decisions::{FilterResult, RenewAction, DEFAULT_TIMEOUT_MILLS, NACK_INVISIBLE_TIME};
 use madsim::net::Endpoint;
@@ -74,6 +75,9 @@ enum Changed {
 #[derive(Clone)]
 pub struct Proxy {
     cfg: ProxyConfig,
+    /// The proposed fix `dead-letter-acked-before-answer` (finding F25), read once here and
+    /// used only in the filter's TO_DLQ branch of a receive.
+    dead_letter_acked_before_answer: bool,
     rec: Recorder,
     broker: RpcClient,
     handles: ReceiptHandles,
@@ -81,7 +85,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Serves on `ep` until the run ends; the renewal scan runs beside it.
-    pub async fn run(cfg: ProxyConfig, rec: Recorder, broker_addr: SocketAddr) {
+    pub async fn run(cfg: ProxyConfig, fixes: &Behaviours, rec: Recorder, broker_addr: SocketAddr) {
         let broker = RpcClient::connect(PROXY_IP, broker_addr)
             .await
             .expect("the proxy binds its broker client");
@@ -90,6 +94,7 @@ impl Proxy {
             .expect("the proxy binds its gRPC port");
         let this = Proxy {
             cfg,
+            dead_letter_acked_before_answer: fixes.has_fix(Fix::DeadLetterAckedBeforeAnswer),
             rec,
             broker,
             handles: ReceiptHandles::default(),
@@ -241,6 +246,7 @@ impl Proxy {
             to_dlq: to_dlq.len() as u32,
             outcome: answer,
         });
+        let mut forwards = Vec::with_capacity(to_dlq.len());
         for m in to_dlq {
             self.record(EventKind::SentToDlq {
                 consumer: r.caller.client_id.clone().into(),
@@ -249,12 +255,22 @@ impl Proxy {
                 dlq_topic: keys::dlq_topic(&group).into(),
                 reconsume_times: m.reconsume_times,
             });
+            // develop: `forwardMessageToDeadLetterQueue` is started and not awaited, and
+            // its ack follows the send-back on its own. The fix completes the pop result
+            // only once every forward and its ack finished (their futures composed; here
+            // each runs as its own task, as develop's would, and the answer waits for all).
             let (this, caller, topic) = (self.clone(), r.caller.clone(), r.topic.clone());
             let handle = m.pop_ck.clone().unwrap_or_default();
-            crate::world::tasks::spawn(async move {
-                this.forward_to_dlq(&caller, &topic, &m.msg_id, &handle)
+            let acked = self.dead_letter_acked_before_answer;
+            forwards.push(crate::world::tasks::spawn(async move {
+                this.forward_to_dlq(&caller, &topic, &m.msg_id, &handle, acked)
                     .await;
-            });
+            }));
+        }
+        if self.dead_letter_acked_before_answer {
+            for f in forwards {
+                let _ = f.await;
+            }
         }
         if !status.is_ok() {
             return fail(status);
@@ -572,19 +588,21 @@ impl Proxy {
             Ok(h) => h,
             Err(s) => return s,
         };
-        self.forward_to_dlq(&r.caller, &r.topic, &r.msg_id, &handle)
+        self.forward_to_dlq(&r.caller, &r.topic, &r.msg_id, &handle, false)
             .await
     }
 
     /// `ProducerProcessor.forwardMessageToDeadLetterQueue`: a send-back to the DLQ (delay
     /// level −1, max 0) by the handle's commit log offset; once it succeeded, an ack of the
-    /// handle, not waited for.
+    /// handle, not waited for (`await_ack`: waited for, the proposed fix of finding F25 for
+    /// the receive's filter).
     async fn forward_to_dlq(
         &self,
         caller: &Caller,
         topic: &str,
         msg_id: &str,
         handle: &str,
+        await_ack: bool,
     ) -> Status {
         let Some(info) = ExtraInfo::parse(handle) else {
             return Status::new(GrpcCode::InternalServerError, "Parse failed");
@@ -605,6 +623,10 @@ impl Proxy {
             .call(Request::ConsumerSendMsgBack(req), ms(DEFAULT_TIMEOUT_MILLS))
             .await;
         match result {
+            Ok(r) if r.code == ResponseCode::Success && await_ack => {
+                self.ack_to_broker(caller, topic, msg_id, handle).await;
+                Status::ok()
+            }
             Ok(r) if r.code == ResponseCode::Success => {
                 let (this, caller, topic, msg_id, handle) = (
                     self.clone(),

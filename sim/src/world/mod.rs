@@ -146,8 +146,8 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
             .ip(proxy::PROXY_IP)
             .build();
         nodes.insert(proxy::PROXY_NODE.to_owned(), node.id());
-        let (cfg, rec) = (scenario.proxy.clone(), rec.clone());
-        node.spawn(async move { Proxy::run(cfg, rec, broker_addr).await });
+        let (cfg, rec, fixes) = (scenario.proxy.clone(), rec.clone(), cfg.behaviours.clone());
+        node.spawn(async move { Proxy::run(cfg, &fixes, rec, broker_addr).await });
     }
     let proxy_addr = proxy::proxy_addr();
     let grpc = |ctx: ClientCtx<GrpcClient>, spec: &scenarios::model::ConsumerSpec| GrpcCtx {
