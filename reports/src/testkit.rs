@@ -428,6 +428,27 @@ impl H {
         )
     }
 
+    /// The gRPC proxy's filter dead-letters `msg` of `group` out of a pop it made for
+    /// `consumer` (`PopMessageResultFilterImpl`): a `SentToDlq` on the proxy's node.
+    pub fn proxy_dead_letters(
+        &mut self,
+        consumer: &str,
+        group: &str,
+        msg: &str,
+        reconsume_times: u32,
+    ) -> usize {
+        self.push(
+            "proxy",
+            EventKind::SentToDlq {
+                consumer: consumer.into(),
+                group: group.into(),
+                msg_id: msg.into(),
+                dlq_topic: format!("%DLQ%{group}").into(),
+                reconsume_times,
+            },
+        )
+    }
+
     /// The broker stores `r`'s message in the group's DLQ at `dlq_off`.
     pub fn dlq_written(&mut self, r: &Rcpt, dlq_off: u64) -> usize {
         self.push(

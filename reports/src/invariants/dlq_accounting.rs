@@ -581,7 +581,7 @@ mod tests {
     /// of the orderly read at `pop_time`, the broker stores a copy, and the proxy acks it
     /// with that read's handle (answered with `ack`, `ack_after` ms after the read). The read
     /// starts at `start` and ends at m0 (`off`).
-    fn proxy_dead_letters(
+    fn proxy_reads_and_dead_letters(
         h: &mut H,
         pop_time: Millis,
         (start, off): (u64, u64),
@@ -600,14 +600,7 @@ mod tests {
             true,
             ReadFrom::CommitOffset,
         );
-        let sent = EventKind::SentToDlq {
-            consumer: "f1".into(),
-            group: "fg".into(),
-            msg_id: "m0".into(),
-            dlq_topic: "%DLQ%fg".into(),
-            reconsume_times: 1,
-        };
-        h.at(pop_time + 10).push("proxy", sent);
+        h.at(pop_time + 10).proxy_dead_letters("f1", "fg", "m0", 1);
         let r = Rcpt {
             idx: 0,
             consumer: "f1".into(),
@@ -659,9 +652,9 @@ mod tests {
         let mut h = H::grpc_fifo(&["f1"], "fg", 0);
         h.at(0).produce("m0", 0, 0);
         h.at(1_000).pop("f1", "m0", 0, 0);
-        proxy_dead_letters(&mut h, 61_000, (0, 0), ok(), 45);
+        proxy_reads_and_dead_letters(&mut h, 61_000, (0, 0), ok(), 45);
         between(&mut h);
-        proxy_dead_letters(&mut h, 61_050, (0, 0), ok(), 45);
+        proxy_reads_and_dead_letters(&mut h, 61_050, (0, 0), ok(), 45);
         check(&h.build())
     }
 
@@ -688,16 +681,16 @@ mod tests {
             let mut h = H::grpc_fifo(&["f1"], "fg", 0);
             h.at(0).produce("m0", 0, 0);
             h.at(1_000).pop("f1", "m0", 0, 0);
-            proxy_dead_letters(&mut h, 1_040, (0, 0), ack, after);
-            proxy_dead_letters(&mut h, 61_050, (0, 0), ok(), 45);
+            proxy_reads_and_dead_letters(&mut h, 1_040, (0, 0), ack, after);
+            proxy_reads_and_dead_letters(&mut h, 61_050, (0, 0), ok(), 45);
             assert_eq!(check(&h.build()), Verdict::held(), "late: {late}");
         }
         // The read began below m0: its ack alone does not move the commit offset past m0.
         let mut h = H::grpc_fifo(&["f1"], "fg", 0);
         h.at(0).produce("m0", 0, 1);
         h.at(1_000).pop("f1", "m0", 0, 1);
-        proxy_dead_letters(&mut h, 61_000, (0, 1), ok(), 45);
-        proxy_dead_letters(&mut h, 61_050, (0, 1), ok(), 45);
+        proxy_reads_and_dead_letters(&mut h, 61_000, (0, 1), ok(), 45);
+        proxy_reads_and_dead_letters(&mut h, 61_050, (0, 1), ok(), 45);
         assert_eq!(check(&h.build()), Verdict::held(), "inside the batch");
     }
 
@@ -708,7 +701,7 @@ mod tests {
         h.at(0).produce("m0", 0, 0);
         let r = h.at(1_000).pop("f1", "m0", 0, 0);
         h.at(2_000).listener(&r);
-        proxy_dead_letters(&mut h, 61_000, (0, 0), ok(), 45);
+        proxy_reads_and_dead_letters(&mut h, 61_000, (0, 0), ok(), 45);
         h.at(61_050).dlq(&r);
         h.at(61_060).dlq_written(&r, 1);
         assert_eq!(check(&h.build()), Verdict::held(), "the client's decision");
@@ -866,14 +859,12 @@ mod tests {
         // receive-time filter dead-letters only a hand-out whose reconsumeTimes reached
         // maxAttempts, and m0 was handed out once.
         let (mut h, r) = fifo_local(3);
-        let sent = EventKind::SentToDlq {
-            consumer: r.consumer.clone().into(),
-            group: r.group.clone().into(),
-            msg_id: r.msg_id.clone().into(),
-            dlq_topic: "%DLQ%fg".into(),
-            reconsume_times: 0,
-        };
-        h.at(20_000).push("proxy", sent);
+        h.at(20_000).proxy_dead_letters(
+            &r.consumer.clone(),
+            &r.group.clone(),
+            &r.msg_id.clone(),
+            0,
+        );
         assert_eq!(check(&h.build()).status, Status::Violated);
     }
 
@@ -973,14 +964,7 @@ mod tests {
             h.at(t)
                 .pop_read("fg", 0, t, 0, read, true, ReadFrom::CommitOffset);
             h.at(t + 5).pop_of_batch_served_at("f1", "m0", 0, 0, 0, t);
-            let sent = EventKind::SentToDlq {
-                consumer: "f1".into(),
-                group: "fg".into(),
-                msg_id: "m1".into(),
-                dlq_topic: "%DLQ%fg".into(),
-                reconsume_times: 3,
-            };
-            h.at(t + 4).push("proxy", sent);
+            h.at(t + 4).proxy_dead_letters("f1", "fg", "m1", 3);
             check(&h.build())
         };
         assert_eq!(shape(2), Verdict::held());

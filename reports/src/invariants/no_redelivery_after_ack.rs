@@ -286,14 +286,7 @@ mod tests {
                 h.at(t).commit("fg", 0, 0, "PopConsumerService");
                 h.at(t)
                     .pop_read("fg", 0, t, 0, 2, true, ReadFrom::CommitOffset);
-                let sent = EventKind::SentToDlq {
-                    consumer: "f1".into(),
-                    group: "fg".into(),
-                    msg_id: "m0".into(),
-                    dlq_topic: "%DLQ%fg".into(),
-                    reconsume_times: 1,
-                };
-                h.at(t + 4).push("proxy", sent);
+                h.at(t + 4).proxy_dead_letters("f1", "fg", "m0", 1);
                 let m1 = h.at(t + 5).pop_of_batch_served_at("f1", "m1", 0, 1, 0, t);
                 let receipt: Name = ExtraInfo {
                     ck_queue_offset: 0,

@@ -746,14 +746,7 @@ mod tests {
 
     /// The proxy's filter forwards f1's `msg` of group fg to the DLQ at `at`.
     fn sent_to_dlq(h: &mut H, at: Millis, msg: &str) {
-        let sent = EventKind::SentToDlq {
-            consumer: "f1".into(),
-            group: "fg".into(),
-            msg_id: msg.into(),
-            dlq_topic: "%DLQ%fg".into(),
-            reconsume_times: 3,
-        };
-        h.at(at).push("proxy", sent);
+        h.at(at).proxy_dead_letters("f1", "fg", msg, 3);
     }
 
     /// The proxy's ack at `at` of f1's dead-lettered `msg` (queue 0 `offset`), by the handle

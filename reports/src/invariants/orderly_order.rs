@@ -311,14 +311,7 @@ mod tests {
             }
             h.at(1_000).pop("f1", "m0", 0, 0);
             for m in dead {
-                let sent = EventKind::SentToDlq {
-                    consumer: "f1".into(),
-                    group: "fg".into(),
-                    msg_id: (*m).into(),
-                    dlq_topic: "%DLQ%fg".into(),
-                    reconsume_times: 1,
-                };
-                h.at(20_000).push("proxy", sent);
+                h.at(20_000).proxy_dead_letters("f1", "fg", m, 1);
             }
             h.at(40_000).pop("f1", "m3", 0, 3);
             check(&h.build())
