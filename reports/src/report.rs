@@ -152,8 +152,9 @@ pub struct EventTime {
 impl RunReport {
     /// Checks the invariants named in `only` (empty = all) and builds the report.
     pub fn from_history(history: &History, only: &[String]) -> Self {
-        let checked = check_and_count(history, only);
-        Self::new(history, &checked.results, checked.counts, history.hash())
+        let checked = check_and_count(history, only, true);
+        let counts = checked.counts.expect("asked for");
+        Self::new(history, &checked.results, counts, history.hash())
     }
 
     /// Builds the report from what [`check_and_count`] and [`History::hash`] found on
@@ -269,21 +270,22 @@ fn invariant_report(history: &History, r: &InvariantResult) -> InvariantReport {
     }
 }
 
-/// A history checked: the verdicts and the tallies, from one set of [`Facts`].
+/// A history checked: the verdicts, and the tallies if asked for, from one set of [`Facts`].
 #[derive(Clone, Debug)]
 pub struct Checked {
     pub results: Vec<InvariantResult>,
-    pub counts: Counts,
+    pub counts: Option<Counts>,
 }
 
-/// Checks the invariants named in `only` (empty = all) and tallies the history; the counts'
-/// duplicates read the ack analysis the checkers built (computed here if none of them did).
-pub fn check_and_count(history: &History, only: &[String]) -> Checked {
+/// Checks the invariants named in `only` (empty = all) and, with `tally`, tallies the
+/// history; the counts' duplicates read the ack analysis the checkers built (computed here if
+/// none of them did).
+pub fn check_and_count(history: &History, only: &[String], tally: bool) -> Checked {
     let facts = Facts::new(history);
     let results = invariants::check_facts(&facts, only);
     Checked {
         results,
-        counts: counts(&facts),
+        counts: tally.then(|| counts(&facts)),
     }
 }
 

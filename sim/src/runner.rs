@@ -26,6 +26,10 @@ pub struct RunOptions {
     pub release: Option<Release>,
     /// Install madsim's tracing subscriber (slow; for debugging one seed).
     pub trace: bool,
+    /// Tally the history for a report (`popsim run`), through the facts the check built:
+    /// sweeps never read the counts, and a scenario that checks a few invariants would pay
+    /// for the ack analysis only for them.
+    pub counts: bool,
 }
 
 impl RunOptions {
@@ -80,8 +84,9 @@ pub struct RunOutcome {
     pub history: History,
     /// Empty on a panic.
     pub results: Vec<InvariantResult>,
-    /// The history's tallies, from the same facts as `results` (zero on a panic).
-    pub counts: Counts,
+    /// The history's tallies, from the same facts as `results`, when the options asked for
+    /// them and the seed did not panic.
+    pub counts: Option<Counts>,
     pub hash: u64,
     pub panic: Option<SimPanic>,
 }
@@ -320,9 +325,9 @@ impl PreparedSeed {
         }
     }
 
-    /// Checks the scenario's invariants on `history` and tallies it.
+    /// Checks the scenario's invariants on `history`, and tallies it if the options ask.
     pub fn check(&self, history: &History) -> Checked {
-        reports::check_and_count(history, &self.scenario.expect.invariants)
+        reports::check_and_count(history, &self.scenario.expect.invariants, self.opts.counts)
     }
 }
 
@@ -374,7 +379,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome
                 seed,
                 history,
                 results: Vec::new(),
-                counts: Counts::default(),
+                counts: None,
                 hash,
                 panic: Some(panic),
             }

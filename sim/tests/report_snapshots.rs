@@ -24,6 +24,7 @@ fn opts(bugs: &[String]) -> RunOptions {
             .iter()
             .map(|b| b.parse().expect("a known behaviour"))
             .collect(),
+        counts: true,
         ..RunOptions::default()
     }
 }
@@ -49,7 +50,8 @@ fn variants(sc: &scenarios::Scenario) -> Vec<(String, Vec<String>)> {
 
 fn report(o: &RunOutcome) -> RunReport {
     assert!(o.panic.is_none(), "seed {}: {:?}", o.seed, o.panic);
-    RunReport::new(&o.history, &o.results, o.counts.clone(), o.hash)
+    let counts = o.counts.clone().expect("the options ask for counts");
+    RunReport::new(&o.history, &o.results, counts, o.hash)
 }
 
 /// Snapshots one scenario: per variant, the reports of every pinned seed (YAML) and their

@@ -1,4 +1,4 @@
-//! A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is neither delivered nor stored in the DLQ again.
+//! A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again, nor stored in the DLQ again out of a FIFO read the proxy dead-lettered.
 //!
 //! POP leaves the dead-letter decision to the client: upstream's broker revives forever
 //! (`PopReviveService.reviveRetry`), the gRPC proxy forwards a message whose reconsumeTimes
@@ -53,9 +53,9 @@
 //!   an ack of it by the group was answered `SUCCESS` within its receipt's invisible time,
 //!   naming the first offset of the batch the broker read (the proxy's ack
 //!   after its forward, `ProducerProcessor.forwardMessageToDeadLetterQueue`), the broker
-//!   stores no other copy the proxy's filter dead-lettered (out of a read the proxy made;
-//!   a client's own decision may be about a delivery it held since before the ack) for the
-//!   group unless the broker crashed, the group's
+//!   stores no other copy the proxy's filter dead-lettered (out of a read the proxy made; a
+//!   message a client decided itself is left out, since its forward is about a delivery it
+//!   may have held since before the ack and is retried until answered) for the group unless the broker crashed, the group's
 //!   offsets were reset or a client of the group got it again in between: an ack in time settles the read it answers, so a new
 //!   copy means the message was read again behind it, by a read the ack did not cover (a
 //!   reentrant FIFO pop that took the same batch again while the ack was on its way, whose
@@ -74,7 +74,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "dlq-accounting",
-    statement: "A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is neither delivered nor stored in the DLQ again.",
+    statement: "A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again, nor stored in the DLQ again out of a FIFO read the proxy dead-lettered.",
 };
 
 /// How long before its producer recorded the send's outcome a message may have been stored
@@ -140,9 +140,12 @@ struct MsgState<'h> {
     /// The latest DLQ copy stored, and the first ack in time answered `SUCCESS` after it.
     copy: Option<usize>,
     acked_after_copy: Option<usize>,
-    /// The latest decision was the proxy's filter's (on a read the proxy made, not on a
-    /// delivery a client may have held since before an ack).
+    /// The latest decision was the proxy's filter's (on a read the proxy made), and no client
+    /// ever decided itself: a client's forward is about a delivery it may have held since
+    /// before an ack, and retried until answered, so its copy may land after any later
+    /// filter round.
     filtered: bool,
+    client_decided: bool,
 }
 
 #[cfg(test)]
@@ -405,6 +408,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 st.decided.get_or_insert(idx);
                 st.dead_at.get_or_insert(idx);
                 st.filtered = proxy_dead_lettered(e).is_some();
+                st.client_decided |= !st.filtered;
                 let max = max_of(consumer);
                 // The client's own decision after local retries (not the proxy's filter)
                 // dead-letters one of its own deliveries after the runs it made of it: judged
@@ -440,7 +444,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let st = msgs.entry((group, msg_id)).or_default();
                 st.dead_at.get_or_insert(idx);
                 if let (Some(prev), Some(ack)) = (st.copy, st.acked_after_copy) {
-                    if st.filtered && !excused_between(group, prev, idx) {
+                    if st.filtered && !st.client_decided && !excused_between(group, prev, idx) {
                         found.push(witness(
                             msg_id,
                             format!(
@@ -705,6 +709,20 @@ mod tests {
         h.at(61_050).dlq(&r);
         h.at(61_060).dlq_written(&r, 1);
         assert_eq!(check(&h.build()), Verdict::held(), "the client's decision");
+        // The client decided first and its forward was held up (retried every second) past
+        // a round of the filter, whose copy and ack landed in between.
+        let mut h = H::grpc_fifo(&["f1"], "fg", 0);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("f1", "m0", 0, 0);
+        h.at(2_000).listener(&r);
+        h.at(3_000).dlq(&r);
+        proxy_reads_and_dead_letters(&mut h, 61_000, (0, 0), ok(), 45);
+        h.at(99_000).dlq_written(&r, 1);
+        assert_eq!(
+            check(&h.build()),
+            Verdict::held(),
+            "a client's late forward"
+        );
         // A client got m0 again in between: a new round.
         let v = re_dead_lettered(|h| {
             h.at(61_048).pop("f1", "m0", 0, 0);

@@ -176,7 +176,7 @@ impl<'h> Facts<'h> {
         self.origins.get_or_init(|| origins(self.h))
     }
 
-    /// [`resets`]: six readers, a pass over every event.
+    /// [`resets`]: seven readers, a pass over every event.
     pub fn resets(&self) -> &[ResetPoint] {
         self.resets.get_or_init(|| resets(self.h))
     }

@@ -117,6 +117,7 @@ impl BugArgs {
             behaviours,
             release: self.release,
             trace: false,
+            counts: false,
         }
     }
 

@@ -79,6 +79,7 @@ pub(super) fn cmd_run(a: &RunArgs, layout: Layout) -> CmdResult {
     let (seed, source) = pick_seed(a.seed)?;
     let mut opts = a.bugs.options();
     opts.trace = a.trace && std::env::var_os("RUST_LOG").is_some();
+    opts.counts = true;
     if let Some(path) = &a.timeline {
         crate::output::check_destination("--timeline", path).map_err(UsageError)?;
     }
@@ -129,7 +130,10 @@ pub(super) fn cmd_run(a: &RunArgs, layout: Layout) -> CmdResult {
         let mut r = RunReport::new(
             &outcome.history,
             &outcome.results,
-            outcome.counts.clone(),
+            outcome
+                .counts
+                .clone()
+                .expect("counted: the run did not panic"),
             outcome.hash,
         );
         r.reproduce = reproduce.clone();
