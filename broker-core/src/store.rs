@@ -324,6 +324,10 @@ pub struct MessageStore {
     page_cache_ms: Millis,
     /// How old a message gets before retention deletes it (0 = never).
     retention_ms: Millis,
+    /// [`MessageStore::next_expiry`], kept as queues' heads change (a put to an empty queue,
+    /// retention, new limits) rather than found by a scan of every queue each time the
+    /// broker's next deadline is asked for, which is every step.
+    next_expiry: Option<Millis>,
     /// The commit log as far as lookups go: entry i is where record i was put. The topic is
     /// an interned [`Name`]: one shared string, not one per message.
     commit_log: Vec<(Name, u32, u64)>,
@@ -342,6 +346,7 @@ impl MessageStore {
             timer: Timer::default(),
             page_cache_ms: 0,
             retention_ms: 0,
+            next_expiry: None,
         }
     }
 
@@ -349,11 +354,18 @@ impl MessageStore {
     pub fn set_limits(&mut self, page_cache_ms: Millis, retention_ms: Millis) {
         self.page_cache_ms = page_cache_ms;
         self.retention_ms = retention_ms;
+        self.next_expiry = self.scan_next_expiry();
     }
 
     /// When retention next deletes a message: the oldest message's store time plus the
     /// retention, strictly.
     pub fn next_expiry(&self) -> Option<Millis> {
+        debug_assert_eq!(self.next_expiry, self.scan_next_expiry());
+        self.next_expiry
+    }
+
+    /// The earliest a queue's head expires, by a scan of every queue.
+    fn scan_next_expiry(&self) -> Option<Millis> {
         if self.retention_ms == 0 {
             return None;
         }
@@ -386,6 +398,9 @@ impl MessageStore {
                     moved.push((topic.clone(), qid as u32, q.min_offset));
                 }
             }
+        }
+        if !moved.is_empty() {
+            self.next_expiry = self.scan_next_expiry();
         }
         moved
     }
@@ -464,6 +479,10 @@ impl MessageStore {
             .unwrap_or_else(|| panic!("put to a missing queue {topic}:{queue_id}"));
         let offset = q.max_offset();
         msg.commit_log_offset = self.commit_log.len() as u64;
+        if q.msgs.is_empty() && self.retention_ms > 0 {
+            let head = msg.store_timestamp + self.retention_ms + 1;
+            self.next_expiry = Some(self.next_expiry.map_or(head, |t| t.min(head)));
+        }
         q.msgs.push(msg);
         self.commit_log.push((Name::new(topic), queue_id, offset));
         offset
