@@ -1201,15 +1201,23 @@ topic = "t"
         assert!((15..=45).contains(&quiet) && loud > 50, "{quiet} quiet");
     }
 
-    /// The file `without` and with `extra` keys appended, loaded: a key drawn last must leave
-    /// every earlier draw as the file without it gives.
-    fn without_and_with(without: &str, extra: &str) -> (Scenario, Scenario) {
+    /// Loads the file `without` and with `extra` keys appended, and resolves both on seeds
+    /// 0..200: a key drawn last must leave every earlier draw as the file without it gives
+    /// (checked here), and `check` gets each seed's two resolutions.
+    fn each_seed_drawn_last(
+        without: &str,
+        extra: &str,
+        mut check: impl FnMut(u64, (Scenario, Vec<Drawn>), (Scenario, Vec<Drawn>)),
+    ) {
         let ctx = Context::default();
         let with = format!("{without}{extra}");
-        (
-            load_str("a.toml", without, &ctx).expect("valid"),
-            load_str("b.toml", &with, &ctx).expect("valid"),
-        )
+        let a = load_str("a.toml", without, &ctx).expect("valid");
+        let b = load_str("b.toml", &with, &ctx).expect("valid");
+        for seed in 0..200 {
+            let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
+            assert_eq!(db[..da.len()], da[..], "seed {seed}");
+            check(seed, (ra, da), (rb, db));
+        }
     }
 
     /// Retention and the page cache each come on about half the seeds, drawn after every
@@ -1220,35 +1228,33 @@ topic = "t"
         let without = format!(
             "{BASE}[swarm]\nfault_on_percent = 100\nloss_rate = {{ min = 0.01, max = 0.05 }}\nquiet_percent = 30\n"
         );
-        let (a, b) = without_and_with(
+        let (mut retained, mut paged, mut quiet_retained) = (0, 0, 0);
+        each_seed_drawn_last(
             &without,
             "retention_ms = { min = 5000, max = 9000 }\npage_cache_ms = { min = 10, max = 20 }\n",
+            |seed, (ra, da), (rb, db)| {
+                assert_eq!(ra.faults.loss_rate, rb.faults.loss_rate);
+                let f = &rb.faults;
+                if f.retention_ms > 0 {
+                    assert!((5000..=9000).contains(&f.retention_ms));
+                    retained += 1;
+                    quiet_retained += usize::from(f.loss_rate == 0.0);
+                }
+                if f.page_cache_ms > 0 {
+                    assert!((10..=20).contains(&f.page_cache_ms));
+                    paged += 1;
+                }
+                let extra: Vec<&str> = db[da.len()..].iter().map(|x| x.key.as_str()).collect();
+                let expect: Vec<&str> = [
+                    (f.retention_ms > 0).then_some("faults.retention_ms"),
+                    (f.page_cache_ms > 0).then_some("faults.page_cache_ms"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                assert_eq!(extra, expect, "seed {seed}");
+            },
         );
-        let (mut retained, mut paged, mut quiet_retained) = (0, 0, 0);
-        for seed in 0..200 {
-            let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
-            assert_eq!(db[..da.len()], da[..], "seed {seed}");
-            assert_eq!(ra.faults.loss_rate, rb.faults.loss_rate);
-            let f = &rb.faults;
-            if f.retention_ms > 0 {
-                assert!((5000..=9000).contains(&f.retention_ms));
-                retained += 1;
-                quiet_retained += usize::from(f.loss_rate == 0.0);
-            }
-            if f.page_cache_ms > 0 {
-                assert!((10..=20).contains(&f.page_cache_ms));
-                paged += 1;
-            }
-            let extra: Vec<&str> = db[da.len()..].iter().map(|x| x.key.as_str()).collect();
-            let expect: Vec<&str> = [
-                (f.retention_ms > 0).then_some("faults.retention_ms"),
-                (f.page_cache_ms > 0).then_some("faults.page_cache_ms"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            assert_eq!(extra, expect, "seed {seed}");
-        }
         assert!((70..=130).contains(&retained), "{retained} retained");
         assert!((70..=130).contains(&paged), "{paged} paged");
         assert!(quiet_retained > 0, "a quiet seed keeps its retention");
@@ -1259,11 +1265,8 @@ topic = "t"
     #[test]
     fn broker_sizes_are_drawn_after_the_store_on_half_the_seeds() {
         let without = format!("{BASE}[swarm]\nretention_ms = {{ min = 5000, max = 9000 }}\n");
-        let (a, b) = without_and_with(&without, "pop_ck_max_buffer_size = { min = 1, max = 5 }\npop_ck_offset_max_queue_size = { min = 1, max = 3 }\nflush_consumer_offset_interval_ms = { min = 1000, max = 2000 }\npop_inflight_message_threshold = { min = 10, max = 50 }\n");
         let mut on = [0usize; 4];
-        for seed in 0..200 {
-            let ((_, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
-            assert_eq!(db[..da.len()], da[..], "seed {seed}");
+        each_seed_drawn_last(&without, "pop_ck_max_buffer_size = { min = 1, max = 5 }\npop_ck_offset_max_queue_size = { min = 1, max = 3 }\nflush_consumer_offset_interval_ms = { min = 1000, max = 2000 }\npop_inflight_message_threshold = { min = 10, max = 50 }\n", |seed, (_, da), (rb, db)| {
             let br = &rb.broker;
             let drawn = [
                 (1..=5).contains(&br.pop_ck_max_buffer_size),
@@ -1279,7 +1282,7 @@ topic = "t"
                 db.len() - da.len(),
                 drawn.iter().filter(|d| **d).count() + usize::from(drawn[3])
             );
-        }
+        });
         assert!(on.iter().all(|n| (70..=130).contains(n)), "{on:?}");
     }
 
@@ -1291,15 +1294,12 @@ topic = "t"
         let without = format!(
             "{BASE}[[producers]]\nname = \"q\"\ntopic = \"t\"\nqueue = 0\ninterval_ms = 7\n[swarm]\nmessages = {{ min = 2, max = 9 }}\nquiet_percent = 30\nretention_ms = {{ min = 5000, max = 9000 }}\n"
         );
-        let (a, b) = without_and_with(&without, "late_start_ms = { min = 20000, max = 40000 }\nlate_interval_ms = { min = 100, max = 200 }\n");
         let mut late = 0;
-        for seed in 0..200 {
-            let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
-            assert_eq!(db[..da.len()], da[..], "seed {seed}");
+        each_seed_drawn_last(&without, "late_start_ms = { min = 20000, max = 40000 }\nlate_interval_ms = { min = 100, max = 200 }\n", |seed, (ra, da), (rb, db)| {
             assert_eq!(rb.producers[..2], ra.producers[..], "seed {seed}");
             if rb.producers.len() == 2 {
                 assert_eq!(db.len(), da.len(), "seed {seed}");
-                continue;
+                return;
             }
             late += 1;
             assert_eq!(rb.producers.len(), 4);
@@ -1315,7 +1315,7 @@ topic = "t"
             assert_eq!(db.len() - da.len(), 6, "three keys per twin");
             // Resolved, it draws nothing more.
             assert!(resolve(&rb, seed).1.is_empty());
-        }
+        });
         assert!((70..=130).contains(&late), "{late} late");
     }
 
@@ -1327,23 +1327,24 @@ topic = "t"
         let without = format!(
             "{BASE}[[consumers]]\nname = \"o\"\nkind = \"grpc-push\"\nfifo = true\ngroup = \"g\"\ntopic = \"t\"\n[swarm]\nlate_start_ms = {{ min = 1, max = 2 }}\n"
         );
-        let (a, b) = without_and_with(&without, "attempt_id_until_messages_percent = 50\n");
         let mut later = 0;
-        for seed in 0..200 {
-            let ((ra, da), (rb, db)) = (resolve(&a, seed), resolve(&b, seed));
-            assert_eq!(db[..da.len()], da[..], "seed {seed}");
-            assert_eq!(ra.producers, rb.producers, "seed {seed}");
-            let (c, o) = (&rb.consumers[0], &rb.consumers[1]);
-            assert!(
-                !c.keeps_attempt_id_until_messages,
-                "a remoting consumer has no attemptId"
-            );
-            later += usize::from(o.keeps_attempt_id_until_messages);
-            assert_eq!(
-                db.len() - da.len(),
-                usize::from(o.keeps_attempt_id_until_messages)
-            );
-        }
+        each_seed_drawn_last(
+            &without,
+            "attempt_id_until_messages_percent = 50\n",
+            |seed, (ra, da), (rb, db)| {
+                assert_eq!(ra.producers, rb.producers, "seed {seed}");
+                let (c, o) = (&rb.consumers[0], &rb.consumers[1]);
+                assert!(
+                    !c.keeps_attempt_id_until_messages,
+                    "a remoting consumer has no attemptId"
+                );
+                later += usize::from(o.keeps_attempt_id_until_messages);
+                assert_eq!(
+                    db.len() - da.len(),
+                    usize::from(o.keeps_attempt_id_until_messages)
+                );
+            },
+        );
         assert!((70..=130).contains(&later), "{later} of 200");
     }
 
