@@ -140,11 +140,9 @@ struct MsgState<'h> {
     /// The latest DLQ copy stored, and the first ack in time answered `SUCCESS` after it.
     copy: Option<usize>,
     acked_after_copy: Option<usize>,
-    /// The latest decision was the proxy's filter's (on a read the proxy made), and no client
-    /// ever decided itself: a client's forward is about a delivery it may have held since
-    /// before an ack, and retried until answered, so its copy may land after any later
-    /// filter round.
-    filtered: bool,
+    /// A client of the group decided itself (not the proxy's filter, which decides on a read
+    /// the proxy made): its forward is about a delivery it may have held since before an
+    /// ack, and is retried until answered, so its copy may land after any later filter round.
     client_decided: bool,
 }
 
@@ -407,8 +405,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let st = msgs.entry((group, msg_id)).or_default();
                 st.decided.get_or_insert(idx);
                 st.dead_at.get_or_insert(idx);
-                st.filtered = proxy_dead_lettered(e).is_some();
-                st.client_decided |= !st.filtered;
+                st.client_decided |= proxy_dead_lettered(e).is_none();
                 let max = max_of(consumer);
                 // The client's own decision after local retries (not the proxy's filter)
                 // dead-letters one of its own deliveries after the runs it made of it: judged
@@ -444,7 +441,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let st = msgs.entry((group, msg_id)).or_default();
                 st.dead_at.get_or_insert(idx);
                 if let (Some(prev), Some(ack)) = (st.copy, st.acked_after_copy) {
-                    if st.filtered && !st.client_decided && !excused_between(group, prev, idx) {
+                    // Only copies the proxy's filter decided on (a write without any decision
+                    // is judged above).
+                    let filtered = st.decided.is_some() && !st.client_decided;
+                    if filtered && !excused_between(group, prev, idx) {
                         found.push(witness(
                             msg_id,
                             format!(
