@@ -246,7 +246,8 @@ impl Proxy {
             to_dlq: to_dlq.len() as u32,
             outcome: answer,
         });
-        let mut forwards = Vec::with_capacity(to_dlq.len());
+        let acked = self.dead_letter_acked_before_answer;
+        let mut awaited = Vec::new();
         for m in to_dlq {
             self.record(EventKind::SentToDlq {
                 consumer: r.caller.client_id.clone().into(),
@@ -255,22 +256,23 @@ impl Proxy {
                 dlq_topic: keys::dlq_topic(&group).into(),
                 reconsume_times: m.reconsume_times,
             });
-            // develop: `forwardMessageToDeadLetterQueue` is started and not awaited, and
-            // its ack follows the send-back on its own. The fix completes the pop result
-            // only once every forward and its ack finished (their futures composed; here
-            // each runs as its own task, as develop's would, and the answer waits for all).
+            // develop: `forwardMessageToDeadLetterQueue` is started and not awaited (the
+            // task's handle is dropped, which detaches it), and its ack follows the send-back
+            // on its own. The fix completes the pop result only once every forward and its
+            // ack finished (their futures composed: each runs as its own task, as develop's
+            // would, and the answer waits for all).
             let (this, caller, topic) = (self.clone(), r.caller.clone(), r.topic.clone());
             let handle = m.pop_ck.clone().unwrap_or_default();
-            let acked = self.dead_letter_acked_before_answer;
-            forwards.push(crate::world::tasks::spawn(async move {
+            let forward = crate::world::tasks::spawn(async move {
                 this.forward_to_dlq(&caller, &topic, &m.msg_id, &handle, acked)
                     .await;
-            }));
-        }
-        if self.dead_letter_acked_before_answer {
-            for f in forwards {
-                let _ = f.await;
+            });
+            if acked {
+                awaited.push(forward);
             }
+        }
+        for forward in awaited {
+            let _ = forward.await;
         }
         if !status.is_ok() {
             return fail(status);
