@@ -419,15 +419,37 @@ impl History {
     /// determinism checks compare. It used to hash each event's JSON, which cost a
     /// sixteenth of a seed's CPU.
     pub fn hash(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = Fnv1a::new();
+        let mut d = HistoryDigest::new();
         for e in &self.events {
-            e.at.hash(&mut h);
-            e.node.hash(&mut h);
-            e.kind.hash(&mut h);
+            d.event(e);
         }
-        self.final_state.hash(&mut h);
-        Hasher::finish(&h)
+        d.finish(&self.final_state)
+    }
+}
+
+/// [`History::hash`] taken as the events are recorded: the recorder feeds each event once,
+/// while it is still in cache, instead of a second pass over the whole history at the end.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HistoryDigest(Fnv1a);
+
+impl HistoryDigest {
+    pub fn new() -> Self {
+        Self(Fnv1a::new())
+    }
+
+    /// Feeds the next event: its time, node and kind.
+    pub fn event(&mut self, e: &Event) {
+        use std::hash::Hash;
+        e.at.hash(&mut self.0);
+        e.node.hash(&mut self.0);
+        e.kind.hash(&mut self.0);
+    }
+
+    /// The history's hash, once every event was fed: the final state closes it.
+    pub fn finish(mut self, final_state: &BrokerSnapshot) -> u64 {
+        use std::hash::Hash;
+        final_state.hash(&mut self.0);
+        self.0.finish()
     }
 }
 

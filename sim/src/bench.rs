@@ -228,13 +228,13 @@ fn scenario_seed(sc: &Scenario, seed: u64, opts: &RunOptions) -> SeedCost {
         .unwrap_or_else(|_| panic!("scenario `{}` seed {seed} panicked", sc.name));
     let messages = out.net_messages;
     let cpu0 = thread_cpu();
-    let history = prepared.history(out.output);
+    let (history, hash) = prepared.history(out.output);
     let checked = prepared.check(&history);
     let failed = checked
         .results
         .iter()
         .any(reports::InvariantResult::is_violated);
-    std::hint::black_box((checked, history.hash()));
+    std::hint::black_box((checked, hash));
     let events = history.events.len() as u64;
     drop(history);
     let check_cpu = thread_cpu() - cpu0;

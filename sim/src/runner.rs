@@ -316,13 +316,21 @@ impl PreparedSeed {
         out
     }
 
-    /// The history of a finished simulation.
-    pub fn history(&self, out: world::WorldOutput) -> History {
-        History {
+    /// The history of a finished simulation, and its hash (from the digest the recorder
+    /// kept; tests compare it with [`History::hash`]).
+    pub fn history(&self, out: world::WorldOutput) -> (History, u64) {
+        let hash = out.digest.finish(&out.final_state);
+        let history = History {
             meta: self.meta.clone(),
             events: out.events,
             final_state: out.final_state,
-        }
+        };
+        debug_assert_eq!(
+            hash,
+            history.hash(),
+            "the recorded digest is the history's hash"
+        );
+        (history, hash)
     }
 
     /// Checks the scenario's invariants on `history`, and tallies it if the options ask.
@@ -347,9 +355,8 @@ pub fn run_seed(scenario: &Scenario, seed: u64, opts: &RunOptions) -> RunOutcome
     let scenario = &prepared.scenario;
     match joined {
         Ok(out) => {
-            let history = prepared.history(out);
+            let (history, hash) = prepared.history(out);
             let Checked { results, counts } = prepared.check(&history);
-            let hash = history.hash();
             RunOutcome {
                 seed,
                 history,

@@ -61,6 +61,8 @@ fn same_seed_same_history_hash() {
     assert!(a.panic.is_none(), "{:?}", a.panic);
     assert_eq!(a.hash, b.hash);
     assert_eq!(a.history, b.history);
+    // The hash comes from the digest the recorder fed event by event.
+    assert_eq!(a.hash, a.history.hash());
     let c = run_seed(&sc, 100, &opts);
     assert_ne!(a.hash, c.hash, "the seed matters");
 }

@@ -58,6 +58,8 @@ pub struct WorldConfig {
 /// What a run leaves behind.
 pub struct WorldOutput {
     pub events: Vec<Event>,
+    /// The events' digest, fed as they were recorded.
+    pub digest: reports::history::HistoryDigest,
     pub final_state: BrokerSnapshot,
 }
 
@@ -331,11 +333,12 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
     clock.sleep_until(duration).await;
     broker.flush_events();
     let final_state = broker.snapshot();
-    let events = rec.take();
+    let (events, digest) = rec.take();
     ctl.shutdown();
     madsim::time::sleep(std::time::Duration::from_millis(1)).await;
     WorldOutput {
         events,
+        digest,
         final_state,
     }
 }

@@ -1,7 +1,7 @@
 //! The virtual clock and the history recorder shared by every node of one run.
 
 use broker_core::{BrokerEvent, Millis, Name};
-use reports::history::{Event, EventKind};
+use reports::history::{Event, EventKind, HistoryDigest};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,15 @@ pub struct Recorder {
 #[derive(Debug, Default)]
 struct Log {
     events: Vec<Event>,
+    /// The history hash of `events` so far.
+    digest: HistoryDigest,
+}
+
+impl Log {
+    fn push(&mut self, e: Event) {
+        self.digest.event(&e);
+        self.events.push(e);
+    }
 }
 
 impl Recorder {
@@ -74,7 +83,7 @@ impl Recorder {
     pub fn record_at(&self, at: Millis, node: &str, kind: EventKind) {
         let node = Name::new(node);
         let mut log = self.log.lock().expect("recorder lock");
-        log.events.push(Event { at, node, kind });
+        log.push(Event { at, node, kind });
     }
 
     /// Records broker observations drained from broker-core, at the time each carries.
@@ -85,11 +94,13 @@ impl Recorder {
         let at = self.clock.now_ms();
         let node = Name::new(node);
         let mut log = self.log.lock().expect("recorder lock");
-        log.events.extend(events.into_iter().map(|e| Event {
-            at,
-            node: node.clone(),
-            kind: history_kind(e),
-        }));
+        for e in events {
+            log.push(Event {
+                at,
+                node: node.clone(),
+                kind: history_kind(e),
+            });
+        }
     }
 
     /// Records a fault injection or heal.
@@ -102,9 +113,11 @@ impl Recorder {
         );
     }
 
-    /// Takes every event recorded so far.
-    pub fn take(&self) -> Vec<Event> {
-        std::mem::take(&mut self.log.lock().expect("recorder lock").events)
+    /// Takes every event recorded so far, with their digest (the history hash is
+    /// `digest.finish(final_state)`).
+    pub fn take(&self) -> (Vec<Event>, HistoryDigest) {
+        let log = std::mem::take(&mut *self.log.lock().expect("recorder lock"));
+        (log.events, log.digest)
     }
 }
 
