@@ -383,29 +383,37 @@ impl ExtraInfo {
 
     /// `ExtraInfoUtil.split` + getters (`ReceiptHandle.decode` for a ninth field). `None` for
     /// a malformed handle (upstream answers `INVALID_PARAMETER`/throws).
+    ///
+    /// Clients, the proxy and the checker parse every handle they see, several times each: one
+    /// pass over the bytes, with numbers read as `str::parse` reads them (an optional `+`,
+    /// then digits, no overflow), and nothing allocated but the broker name.
     pub fn parse(s: &str) -> Option<Self> {
-        // Clients and the checker parse every handle they see: split without allocating.
-        let mut f = [""; 8];
-        let mut parts = s.split(' ');
-        for slot in &mut f {
-            *slot = parts.next()?;
+        let mut f = [""; 9];
+        let mut n = 0;
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            if b == b' ' {
+                *f.get_mut(n)? = &s[start..i];
+                n += 1;
+                start = i + 1;
+            }
         }
-        let commit_log_offset = match parts.next() {
-            Some(c) => Some(c.parse().ok()?),
-            None => None,
+        *f.get_mut(n)? = &s[start..];
+        n += 1;
+        let commit_log_offset = match n {
+            8 => None,
+            9 => Some(parse_num(f[8])?),
+            _ => return None,
         };
-        if parts.next().is_some() {
-            return None;
-        }
         Some(Self {
-            ck_queue_offset: f[0].parse().ok()?,
-            pop_time: f[1].parse().ok()?,
-            invisible_time: f[2].parse().ok()?,
-            revive_qid: f[3].parse().ok()?,
-            topic_type: f[4].parse().ok()?,
+            ck_queue_offset: parse_num(f[0])?,
+            pop_time: parse_num(f[1])?,
+            invisible_time: parse_num(f[2])?,
+            revive_qid: parse_num(f[3])?,
+            topic_type: parse_num(f[4])?,
             broker_name: f[5].to_owned(),
-            queue_id: f[6].parse().ok()?,
-            queue_offset: f[7].parse().ok()?,
+            queue_id: parse_num(f[6])?,
+            queue_offset: parse_num(f[7])?,
             commit_log_offset,
         })
     }
@@ -423,6 +431,25 @@ impl ExtraInfo {
     pub fn is_order(&self) -> bool {
         self.revive_qid == POP_ORDER_REVIVE_QUEUE
     }
+}
+
+/// An unsigned number as `str::parse` reads it: an optional `+`, then at least one ASCII
+/// digit, and no overflow of `T`.
+fn parse_num<T: TryFrom<u64>>(field: &str) -> Option<T> {
+    let digits = field.as_bytes();
+    let digits = digits.strip_prefix(b"+").unwrap_or(digits);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    T::try_from(v).ok()
 }
 
 #[cfg(test)]
@@ -450,5 +477,56 @@ mod tests {
         assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 x"), None);
         assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 7 8"), None);
         assert_eq!(ExtraInfo::parse("x 2 3 4 0 b 1 2"), None);
+        assert_eq!(
+            ExtraInfo::parse("1 2 3 4 256 b 1 2"),
+            None,
+            "topic type is a u8"
+        );
+        assert_eq!(
+            ExtraInfo::parse("1 2 3 4 0 b 1 2 "),
+            None,
+            "an empty ninth field"
+        );
+    }
+
+    /// The reading `parse` replaced: `split(' ')` and `str::parse` per field.
+    fn parse_by_split(s: &str) -> Option<ExtraInfo> {
+        let f: Vec<&str> = s.split(' ').collect();
+        if f.len() != 8 && f.len() != 9 {
+            return None;
+        }
+        Some(ExtraInfo {
+            ck_queue_offset: f[0].parse().ok()?,
+            pop_time: f[1].parse().ok()?,
+            invisible_time: f[2].parse().ok()?,
+            revive_qid: f[3].parse().ok()?,
+            topic_type: f[4].parse().ok()?,
+            broker_name: f[5].to_owned(),
+            queue_id: f[6].parse().ok()?,
+            queue_offset: f[7].parse().ok()?,
+            commit_log_offset: match f.get(8) {
+                Some(c) => Some(c.parse().ok()?),
+                None => None,
+            },
+        })
+    }
+
+    proptest::proptest! {
+        /// Any string, handle-like or not, reads as `split` and `str::parse` read it.
+        #[test]
+        fn parse_reads_as_split_and_str_parse(
+            fields in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[0-9]{1,3}",
+                    "\\+?[0-9]{1,21}",
+                    "[-+a-z0-9 ]{0,4}",
+                    proptest::strategy::Just(String::new()),
+                ],
+                0..12,
+            )
+        ) {
+            let s = fields.join(" ");
+            proptest::prop_assert_eq!(ExtraInfo::parse(&s), parse_by_split(&s));
+        }
     }
 }
