@@ -470,9 +470,19 @@ impl H {
         self.ack_result(r, ok())
     }
 
+    /// [`H::ack`] made by the gRPC proxy for `r`'s client, on the proxy's node.
+    pub fn proxy_ack(&mut self, r: &Rcpt) -> usize {
+        self.ack_sent_on("proxy", r);
+        self.ack_result_on("proxy", r, ok())
+    }
+
     pub fn ack_sent(&mut self, r: &Rcpt) -> usize {
+        self.ack_sent_on(&r.consumer.clone(), r)
+    }
+
+    fn ack_sent_on(&mut self, node: &str, r: &Rcpt) -> usize {
         self.push(
-            &r.consumer.clone(),
+            node,
             EventKind::AckSent {
                 consumer: r.consumer.clone().into(),
                 group: r.group.clone().into(),
@@ -483,8 +493,12 @@ impl H {
     }
 
     pub fn ack_result(&mut self, r: &Rcpt, outcome: RpcOutcome) -> usize {
+        self.ack_result_on(&r.consumer.clone(), r, outcome)
+    }
+
+    fn ack_result_on(&mut self, node: &str, r: &Rcpt, outcome: RpcOutcome) -> usize {
         self.push(
-            &r.consumer.clone(),
+            node,
             EventKind::AckResult {
                 consumer: r.consumer.clone().into(),
                 group: r.group.clone().into(),
@@ -513,6 +527,16 @@ impl H {
 
     /// A successful changeInvisibleTime: the returned receipt replaces `r`'s.
     pub fn change_invisible(&mut self, r: &Rcpt, invisible: Millis) -> Rcpt {
+        self.change_invisible_on(&r.consumer.clone(), r, invisible)
+    }
+
+    /// The gRPC proxy's renewal of `r` for its client (a changeInvisibleTime on the proxy's
+    /// node; the client keeps `r`).
+    pub fn proxy_renews(&mut self, r: &Rcpt, invisible: Millis) -> Rcpt {
+        self.change_invisible_on("proxy", r, invisible)
+    }
+
+    fn change_invisible_on(&mut self, node: &str, r: &Rcpt, invisible: Millis) -> Rcpt {
         let orderly = self.is_orderly(&r.consumer);
         let mut info = ExtraInfo::parse(&r.receipt).expect("testkit receipts parse");
         if orderly {
@@ -525,7 +549,7 @@ impl H {
         }
         let new_receipt = info.build();
         let idx = self.push(
-            &r.consumer.clone(),
+            node,
             EventKind::ChangeInvisibleResult {
                 consumer: r.consumer.clone().into(),
                 group: r.group.clone().into(),

@@ -1132,6 +1132,9 @@ struct Acked<'h> {
 struct MsgState<'h> {
     /// The receipt that currently protects the message in this group.
     current: &'h str,
+    /// The node that was handed `current`: the consumer it was delivered to, or the node
+    /// whose changeInvisibleTime returned it (the gRPC proxy, for its renewals).
+    current_holder: &'h str,
     current_delivery: usize,
     acked: Option<Acked<'h>>,
     nacked: bool,
@@ -1211,8 +1214,11 @@ type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32)>>;
 /// An ack is *effective* when the broker answered `SUCCESS`, the receipt was the message's
 /// current one for that group (the latest delivery, or the handle a changeInvisibleTime
 /// returned for it), and the answer arrived no later than that receipt's deadline
-/// (`popTime + invisibleTime`). A stale or late ack is allowed to be undone by a revive that
-/// was already due, which is at-least-once working as designed. For orderly deliveries an
+/// (`popTime + invisibleTime`). A non-orderly ack with an older receipt of the current chain
+/// is effective too when the node that made it on a client's behalf (the gRPC proxy) had
+/// itself been handed the current receipt and the answer came within its deadline (finding
+/// F26). Any other stale or late ack is allowed to be undone by a revive that was already
+/// due, which is at-least-once working as designed. For orderly deliveries an
 /// ack counts only once every lower offset of the same batch is effectively acked, because
 /// the broker's commit offset stops at the first un-acked entry and a re-pop restarts there.
 ///
@@ -1452,6 +1458,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     (group, msg_id),
                     MsgState {
                         current: receipt,
+                        current_holder: &e.node,
                         current_delivery: idx,
                         acked: None,
                         nacked: false,
@@ -1482,6 +1489,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
                     if m.current == receipt {
                         m.current = new;
+                        m.current_holder = &e.node;
                         m.nacked = true;
                         // A nack of the acked receipt asks for the message again.
                         m.acked = None;
@@ -1526,6 +1534,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 prefix_acked(&mut msgs, &mut out, group, idx, newly);
             }
             EventKind::AckResult {
+                consumer,
                 group,
                 receipt,
                 outcome,
@@ -1537,7 +1546,23 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 let Some(m) = msgs.get_mut(&(group.as_str(), r.msg_id)) else {
                     continue;
                 };
-                if m.current != receipt || e.at > r.deadline {
+                let in_time = if m.current == receipt {
+                    e.at <= r.deadline
+                } else {
+                    // An older receipt of the current chain, acked on a client's behalf by the
+                    // node that holds the current one: the gRPC proxy renewed the client's
+                    // handle, and after a failed ack forgot the renewed one and acks the
+                    // client's original on the retry (finding F26). Its OK tells the client
+                    // the message is settled, so the ack counts. (A client acking a receipt
+                    // it replaced itself is left alone: no model client does.)
+                    r.batch.is_none()
+                        && e.node != *consumer
+                        && m.current_holder == e.node
+                        && receipts
+                            .get(&(group.as_str(), m.current))
+                            .is_some_and(|cur| cur.chain == r.chain && e.at <= cur.deadline)
+                };
+                if !in_time {
                     continue;
                 }
                 match r.batch.as_deref() {

@@ -9,7 +9,11 @@
 //!   of m, or a re-pop of the original all count as m coming back.
 //! - Only *effective* acks count: answered `SUCCESS`, made with m's current receipt for g
 //!   (its latest delivery, or the handle a changeInvisibleTime returned), and answered no
-//!   later than that receipt's `popTime + invisibleTime`. A changeInvisibleTime of that
+//!   later than that receipt's `popTime + invisibleTime`. So does an ack the gRPC proxy made
+//!   on a client's behalf with an older receipt of the same chain while it held the current
+//!   one (it renewed the handle, then a failed ack took the renewed handle out of its table
+//!   and the client's retry named its original; finding F26): the proxy answers the client
+//!   OK, in time for the current receipt. A changeInvisibleTime of that
 //!   receipt after the ack (another listener of the same copy failing, through the proxy's
 //!   handle table) asks for the message again and withdraws the ack. A late or stale ack
 //!   may lose the race with a revive that was already due; that is at-least-once working as
@@ -49,10 +53,10 @@
 //!
 //!   How many comebacks were excused that way is noted on the result.
 
-use super::index::{secs, witness_events, AfterAck, ComebackKind, Facts};
+use super::index::{is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
-use broker_core::BrokerEvent;
+use broker_core::{BrokerEvent, ExtraInfo};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "no-redelivery-after-ack",
@@ -236,12 +240,65 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
                     "its ACK record went to revive queue {qid} offset {off} and was not read before the revive"
                 ));
             }
-            None => parts.push(format!(
-                "no ACK record for offset {o} was written (the ack stayed in memory, or its put failed)"
-            )),
+            None => match older_receipt_acked(history, c, ck) {
+                Some((why, i)) => {
+                    parts.push(why);
+                    events.push(i);
+                }
+                None => parts.push(format!(
+                    "no ACK record for offset {o} was written (the ack stayed in memory, or its put failed)"
+                )),
+            },
         }
     }
     (!parts.is_empty()).then(|| (parts.join("; "), events))
+}
+
+/// The ack named an older receipt of the chain than the revived CK's (finding F26's shape):
+/// the changeInvisibleTime that replaced it with the CK's receipt, and who made it.
+fn older_receipt_acked(
+    history: &History,
+    c: &AfterAck,
+    ck: &broker_core::CkRef,
+) -> Option<(String, usize)> {
+    let ev = &history.events;
+    let EventKind::AckResult { receipt, .. } = &ev[c.ack].kind else {
+        return None;
+    };
+    let acked = ExtraInfo::parse(receipt)?;
+    if acked.pop_time == ck.pop_time {
+        return None;
+    }
+    let (i, node) = ev[..c.ack]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, e)| match &e.kind {
+            EventKind::ChangeInvisibleResult {
+                group,
+                msg_id,
+                new_receipt: Some(new),
+                outcome,
+                ..
+            } if is_success(outcome)
+                && *group == c.group
+                && *msg_id == c.msg_id
+                && ExtraInfo::parse(new).is_some_and(|x| x.pop_time == ck.pop_time) =>
+            {
+                Some((i, e.node.as_str()))
+            }
+            _ => None,
+        })?;
+    Some((
+        format!(
+            "the ack at {} named the receipt of popTime {}, which {node}'s changeInvisibleTime at {} had replaced with this CK's (popTime {}): its ACK matched the older CK, and {node} answered its client as if the message were settled",
+            secs(ev[c.ack].at),
+            secs(acked.pop_time),
+            secs(ev[i].at),
+            secs(ck.pop_time),
+        ),
+        i,
+    ))
 }
 
 fn describe(history: &History, c: &AfterAck) -> String {
@@ -647,6 +704,42 @@ mod tests {
         h.at(9_000).revive(&moved, 0, 1);
         let v = check(&h.build());
         assert!(matches!(v.status, Status::NotApplicable { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn a_proxy_ack_of_the_original_after_it_renewed_the_handle_counts() {
+        // Finding F26: the proxy renewed the client's handle (d → renewed), its ack of the
+        // renewed handle failed and took the entry with it, and the client's retry made the
+        // proxy ack the original: answered SUCCESS, and the client is told OK. The renewal's
+        // CK is never acked and revives the message.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let renewed = h.at(51_000).proxy_renews(&d, 60_000);
+        let ack = h.at(58_000).proxy_ack(&d);
+        let rev = h.at(111_000).revive(&renewed, 0, 1);
+        let v = check(&h.build());
+        assert_eq!(v.status, Status::Violated);
+        let w = v.witness.expect("a witness");
+        assert!(w.events.contains(&ack) && w.events.contains(&rev), "{w:?}");
+
+        // After the renewed handle's deadline the proxy's ack settles nothing.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let renewed = h.at(51_000).proxy_renews(&d, 5_000);
+        h.at(57_000).proxy_ack(&d);
+        h.at(57_500).revive(&renewed, 0, 1);
+        assert!(matches!(
+            check(&h.build()).status,
+            Status::NotApplicable { .. }
+        ));
+
+        // A renewal whose answer the proxy never got leaves the original current: the ack of
+        // it counts as before, and the renewal's orphan CK is not a comeback.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(5_000).change_invisible_lost(&d, 60_000);
+        h.at(6_000).proxy_ack(&d);
+        assert_eq!(check(&h.build()), Verdict::held());
     }
 
     #[test]
