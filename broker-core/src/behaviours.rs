@@ -437,6 +437,10 @@ pub enum Fix {
     /// message its filter dead-lettered was forwarded and acked, so a reentrant re-receive
     /// does not read the dead-lettered batch again.
     DeadLetterAckedBeforeAnswer,
+    /// The gRPC proxy's `AckMessageActivity` puts back the receipt handle `getHandleString`
+    /// took out of the `ReceiptHandleGroup` when the ack it made with it failed, so the
+    /// client's retry acks the renewed handle rather than its original.
+    FailedAckRestoresHandle,
 }
 
 /// Static facts about a proposed fix.
@@ -459,7 +463,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 25] = [
+    pub const ALL: [Fix; 26] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -485,6 +489,7 @@ impl Fix {
         Fix::ReviveOfDeletedMessageLowersInflight,
         Fix::ReentrantPopCountsOnlyItsBatch,
         Fix::DeadLetterAckedBeforeAnswer,
+        Fix::FailedAckRestoresHandle,
     ];
 
     /// The registry entry for this fix.
@@ -689,6 +694,14 @@ impl Fix {
                 "proxy ConsumerProcessor.popMessage (the filter's TO_DLQ branch)",
                 "develop starts forwardMessageToDeadLetterQueue for each message PopMessageResultFilterImpl dead-letters and answers the receive without waiting; ProducerProcessor.forwardMessageToDeadLetterQueue acks the message only once the send-back succeeded; proposed: complete the pop result only once every such forward and its ack have finished",
                 "finding F25: a FIFO receive whose batch the proxy dead-lettered whole is answered empty before the proxy's ack reaches the broker; a client that keeps its attemptId after an empty answer (rocketmq-clients #1322) receives again at once, the broker's reentrant pop (OrderInfo.needBlock) reads the same batch with a new popTime, which makes the ack stale (commitAndNext −2, still answered SUCCESS), and the filter dead-letters it again: the group's DLQ gets a copy per round until an ack wins the race",
+                "",
+            ),
+            FailedAckRestoresHandle => (
+                "failed-ack-restores-handle",
+                Side::Client,
+                "proxy AckMessageActivity.processAckMessage / ackMessageInBatch (getHandleString → ReceiptHandleGroup.remove)",
+                "develop takes the message's entry out of the ReceiptHandleGroup before the ack (getHandleString: remove, needRemove) and leaves it out whatever the ack's result, so the renewed handle is forgotten and the client's retry (rocketmq-clients ProcessQueueImpl.ackMessageLater, with the handle it received) names the original; proposed: when the ack is not OK, put the entry back (ReceiptHandleGroup.put), so the retry acks the latest handle and the renewals go on",
+                "finding F26: a push consumer's ack through the proxy fails after the proxy renewed the message's handle (a lost request, or a refused ACK put); the retry acks the client's original handle, which the renewal's changeInvisibleTime already acked, and is answered OK; the renewal's CK is never acked and revives the message the client was told was acked",
                 "",
             ),
         };

@@ -190,6 +190,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F25 on develop with the gRPC client of #1322: the proxy answers a FIFO receive it dead-lettered before its ack lands; the reentrant re-receive reads the batch again, makes the ack stale, and the message is dead-lettered again",
         source: include_str!("../findings/reentrant-pop-re-dead-letters.toml"),
     },
+    Builtin {
+        name: "failed-ack-forgets-renewed-handle",
+        summary: "finding F26 on develop: the gRPC proxy's failed ack takes the renewed handle out of its table; the client's retry acks its original handle, answered OK, and the renewal's CK revives the message",
+        source: include_str!("../findings/failed-ack-forgets-renewed-handle.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

@@ -78,6 +78,9 @@ pub struct Proxy {
     /// The proposed fix `dead-letter-acked-before-answer` (finding F25), read once here and
     /// used only in the filter's TO_DLQ branch of a receive.
     dead_letter_acked_before_answer: bool,
+    /// The proposed fix `failed-ack-restores-handle` (finding F26), read once here and used
+    /// only after an ack entry's answer.
+    failed_ack_restores_handle: bool,
     rec: Recorder,
     broker: RpcClient,
     handles: ReceiptHandles,
@@ -95,6 +98,7 @@ impl Proxy {
         let this = Proxy {
             cfg,
             dead_letter_acked_before_answer: fixes.has_fix(Fix::DeadLetterAckedBeforeAnswer),
+            failed_ack_restores_handle: fixes.has_fix(Fix::FailedAckRestoresHandle),
             rec,
             broker,
             handles: ReceiptHandles::default(),
@@ -333,17 +337,39 @@ impl Proxy {
         msg_id: &str,
         handle: &str,
     ) -> Result<String, Status> {
+        Ok(self.take_handle(caller, msg_id, handle).await?.0)
+    }
+
+    /// [`Proxy::handle_string`] with the entry it took out (`removeReceiptHandle`), if any.
+    async fn take_handle(
+        &self,
+        caller: &Caller,
+        msg_id: &str,
+        handle: &str,
+    ) -> Result<(String, Option<MessageReceiptHandle>), Status> {
         match self
             .handles
             .remove(&caller.client_id, &caller.group, msg_id, handle)
             .await
         {
-            Ok(Some(h)) => Ok(h.current),
-            Ok(None) => Ok(handle.to_owned()),
+            Ok(Some(h)) => Ok((h.current.clone(), Some(h))),
+            Ok(None) => Ok((handle.to_owned(), None)),
             Err(()) => Err(Status::new(
                 GrpcCode::InternalServerError,
                 "try to remove and get handle failed",
             )),
+        }
+    }
+
+    /// After an ack entry's answer: develop leaves the entry `getHandleString` took out gone
+    /// whatever the answer, so the client's retry names its original handle; with the fix
+    /// `failed-ack-restores-handle` (finding F26) an ack that was not `OK` puts it back, and
+    /// the retry acks the renewed handle (and renewals go on meanwhile).
+    fn after_ack_entry(&self, caller: &Caller, taken: Option<MessageReceiptHandle>, s: &Status) {
+        if self.failed_ack_restores_handle && s.code != GrpcCode::Ok {
+            if let Some(h) = taken {
+                self.handles.restore(&caller.client_id, h);
+            }
         }
     }
 
@@ -352,23 +378,37 @@ impl Proxy {
         let mut results = Vec::with_capacity(r.entries.len());
         if self.cfg.enable_batch_ack {
             let mut batch = Vec::new();
+            let mut taken = Vec::new();
             for e in &r.entries {
                 match self
-                    .handle_string(&r.caller, &e.msg_id, &e.receipt_handle)
+                    .take_handle(&r.caller, &e.msg_id, &e.receipt_handle)
                     .await
                 {
-                    Ok(h) => batch.push((e.clone(), h)),
+                    Ok((h, t)) => {
+                        batch.push((e.clone(), h));
+                        taken.push((e.clone(), t));
+                    }
                     Err(s) => results.push((e.clone(), s)),
                 }
             }
-            results.extend(self.batch_ack(&r.caller, &r.topic, batch).await);
+            // `batch_ack` answers the refused entries first: match the entries by value.
+            for (e, s) in self.batch_ack(&r.caller, &r.topic, batch).await {
+                let t = (taken.iter().position(|(te, _)| *te == e))
+                    .and_then(|i| taken.swap_remove(i).1);
+                self.after_ack_entry(&r.caller, t, &s);
+                results.push((e, s));
+            }
         } else {
             for e in &r.entries {
                 let status = match self
-                    .handle_string(&r.caller, &e.msg_id, &e.receipt_handle)
+                    .take_handle(&r.caller, &e.msg_id, &e.receipt_handle)
                     .await
                 {
-                    Ok(h) => self.ack_to_broker(&r.caller, &r.topic, &e.msg_id, &h).await,
+                    Ok((h, t)) => {
+                        let s = self.ack_to_broker(&r.caller, &r.topic, &e.msg_id, &h).await;
+                        self.after_ack_entry(&r.caller, t, &s);
+                        s
+                    }
                     Err(s) => s,
                 };
                 results.push((e.clone(), status));

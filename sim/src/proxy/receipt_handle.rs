@@ -84,6 +84,20 @@ impl ReceiptHandles {
         }
     }
 
+    /// Puts back an entry an ack took out (the fix `failed-ack-restores-handle`), unless a
+    /// receive added one for the same key meanwhile: that one's handle is newer.
+    pub fn restore(&self, client: &str, h: MessageReceiptHandle) {
+        let Some(key) = handle_key(&h.msg_id, &h.original) else {
+            return;
+        };
+        let live = self
+            .entry(client, &h.group, &key)
+            .is_some_and(|d| d.data.lock().expect("handle lock").is_some());
+        if !live {
+            self.add(client, h);
+        }
+    }
+
     fn entry(&self, client: &str, group: &str, key: &HandleKey) -> Option<Arc<HandleData>> {
         let groups = self.groups.lock().expect("handles lock");
         groups
