@@ -246,6 +246,15 @@ pub fn describe_event(kind: &EventKind) -> String {
             }
             s
         }
+        K::HandleRenewed {
+            consumer,
+            group,
+            msg_id,
+            receipt,
+            new_receipt,
+        } => {
+            format!("renewed {consumer}'s handle of {msg_id} ({group}): [{receipt}] → [{new_receipt}]; the client keeps its own")
+        }
         K::SentToDlq {
             consumer,
             group,
@@ -491,6 +500,7 @@ pub fn event_type(kind: &EventKind) -> &'static str {
         K::AckSent { .. } => "ack-sent",
         K::AckResult { .. } => "ack-result",
         K::ChangeInvisibleResult { .. } => "change-invisible-result",
+        K::HandleRenewed { .. } => "handle-renewed",
         K::OffsetUpdateStarted { .. } => "offset-update-started",
         K::OffsetUpdateCompleted { .. } => "offset-update-completed",
         K::ResetRequested { .. } => "reset-requested",
@@ -598,6 +608,7 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
         | K::AckSent { group, msg_id, .. }
         | K::AckResult { group, msg_id, .. }
         | K::ChangeInvisibleResult { group, msg_id, .. }
+        | K::HandleRenewed { group, msg_id, .. }
         | K::SentToDlq { group, msg_id, .. } => EventFields {
             msg_id: Some(msg_id),
             group: Some(group),

@@ -391,6 +391,19 @@ pub enum EventKind {
     Fault { description: Name },
     /// Something the broker model did (CK flush, revive, commit, crash, restart…).
     Broker(BrokerEvent),
+    /// The gRPC proxy's receipt-handle processor renewed a message it keeps for a push
+    /// consumer (`DefaultReceiptHandleManager.startRenewMessage`, a `RENEW` that succeeded):
+    /// its table now holds `new_receipt` for the message, while the client keeps the handle
+    /// it received. Recorded on the proxy's node after the changeInvisibleTime's result; a
+    /// `STOP_RENEW` and a client's own changeInvisibleDuration record none. (Last, so that
+    /// the variants before it keep their discriminants, and a history without it its hash.)
+    HandleRenewed {
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
+        receipt: Name,
+        new_receipt: Name,
+    },
 }
 
 /// One event at a virtual time on a node.

@@ -531,8 +531,25 @@ impl H {
     }
 
     /// The gRPC proxy's renewal of `r` for its client (a changeInvisibleTime on the proxy's
-    /// node; the client keeps `r`).
+    /// node, then `HandleRenewed`; the client keeps `r`).
     pub fn proxy_renews(&mut self, r: &Rcpt, invisible: Millis) -> Rcpt {
+        let new = self.proxy_changes(r, invisible);
+        self.push(
+            "proxy",
+            EventKind::HandleRenewed {
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
+                receipt: r.receipt.clone().into(),
+                new_receipt: new.receipt.clone().into(),
+            },
+        );
+        new
+    }
+
+    /// A changeInvisibleTime of `r` the gRPC proxy made for its client without renewing it:
+    /// a client's changeInvisibleDuration it relayed, or its own `STOP_RENEW`.
+    pub fn proxy_changes(&mut self, r: &Rcpt, invisible: Millis) -> Rcpt {
         self.change_invisible_on("proxy", r, invisible)
     }
 

@@ -183,6 +183,13 @@ pub struct SwarmSpec {
     /// own coin, drawn last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt_id_until_messages_percent: Option<u32>,
+    /// On half the seeds, a non-FIFO gRPC push consumer (`RENEWING_CONSUMER`, a group of its
+    /// own on the scenario's last topic) whose listener takes a time from this range per
+    /// message: long enough for the proxy to renew its handles (`ReceiptHandleProcessor`,
+    /// about 50 s into the proxy's 60 s), which no other consumer of the swarm reaches. Its
+    /// own coin, drawn last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewing_push_consume_time_ms: Option<RangeMs>,
 }
 
 impl SwarmSpec {
@@ -233,6 +240,7 @@ impl SwarmSpec {
             late_start_ms,
             late_interval_ms: _,
             attempt_id_until_messages_percent,
+            renewing_push_consume_time_ms,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -273,6 +281,7 @@ impl SwarmSpec {
                 flush_consumer_offset_interval_ms,
                 pop_inflight_message_threshold,
                 late_start_ms,
+                renewing_push_consume_time_ms,
             ]
             .iter()
             .any(|r| r.is_some())
@@ -441,6 +450,9 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
             keep_attempt_ids_until_messages(&mut out, &mut drawn);
         }
     }
+    if let Some(r) = sw.renewing_push_consume_time_ms.filter(|_| d.percent(50)) {
+        add_renewing_consumer(r, &mut out, &mut drawn);
+    }
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
 }
@@ -519,6 +531,46 @@ fn keep_attempt_ids_until_messages(out: &mut Scenario, drawn: &mut Vec<Drawn>) {
             value: "true".into(),
         });
     }
+}
+
+/// The consumer `renewing_push_consume_time_ms` adds, and its group.
+pub const RENEWING_CONSUMER: &str = "r-renew";
+pub const RENEWING_GROUP: &str = "g-renew";
+
+/// `renewing_push_consume_time_ms`: a non-FIFO gRPC push consumer with slow listeners, in a
+/// group of its own on the last topic (nothing else of the scenario changes).
+fn add_renewing_consumer(consume: RangeMs, out: &mut Scenario, drawn: &mut Vec<Drawn>) {
+    let Some(topic) = out.topics.last().map(|t| t.name.clone()) else {
+        return;
+    };
+    out.groups.push(crate::model::GroupSpec {
+        name: RENEWING_GROUP.into(),
+    });
+    out.consumers.push(crate::model::ConsumerSpec {
+        name: RENEWING_CONSUMER.into(),
+        kind: ConsumerKindSpec::GrpcPush,
+        group: RENEWING_GROUP.into(),
+        topic: topic.clone(),
+        pop_invisible_time_ms: 60_000,
+        max_reconsume_times: -1,
+        pop_batch_nums: 32,
+        consume_time_ms: consume,
+        failure_percent: 0,
+        batch_ack: false,
+        fifo: false,
+        await_duration_ms: None,
+        receive_loop: false,
+        keeps_attempt_id_until_messages: false,
+        start_at_ms: 0,
+        init_mode: broker_core::InitMode::default(),
+    });
+    drawn.push(Drawn {
+        key: format!("consumers.{RENEWING_CONSUMER}"),
+        value: format!(
+            "grpc-push, group {RENEWING_GROUP}, topic {topic}, consume {}..{} ms",
+            consume.min, consume.max
+        ),
+    });
 }
 
 /// The name of a producer's late twin (`late_start_ms`).
@@ -859,7 +911,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
     }
-    let limits: [(&str, Option<RangeMs>, u64, u64); 29] = [
+    let limits: [(&str, Option<RangeMs>, u64, u64); 30] = [
         ("timer_lag_ms", sw.timer_lag_ms, 0, MAX_DURATION_MS),
         ("reset_every_ms", sw.reset_every_ms, 1, MAX_DURATION_MS),
         (
@@ -954,6 +1006,12 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
         ),
         ("late_start_ms", sw.late_start_ms, 0, MAX_DURATION_MS),
         ("late_interval_ms", sw.late_interval_ms, 1, MAX_DURATION_MS),
+        (
+            "renewing_push_consume_time_ms",
+            sw.renewing_push_consume_time_ms,
+            0,
+            MAX_DURATION_MS,
+        ),
     ];
     for (key, r, lo, hi) in limits {
         let Some(r) = r else { continue };
@@ -1346,6 +1404,46 @@ topic = "t"
             },
         );
         assert!((70..=130).contains(&later), "{later} of 200");
+    }
+
+    /// The renewing consumer comes on about half the seeds, drawn after every other key: a
+    /// seed without it is the scenario the file without the knob gives, and with it only a
+    /// non-FIFO gRPC push consumer and its group are added (on the last topic).
+    #[test]
+    fn the_renewing_push_consumer_is_drawn_last_on_half_the_seeds() {
+        let without = format!(
+            "{BASE}[[topics]]\nname = \"u\"\n[swarm]\nattempt_id_until_messages_percent = 50\n"
+        );
+        let mut added = 0;
+        each_seed_drawn_last(
+            &without,
+            "renewing_push_consume_time_ms = { min = 40000, max = 65000 }\n",
+            |seed, (ra, da), (mut rb, db)| {
+                if db.len() == da.len() {
+                    assert_eq!(ra, rb, "seed {seed}: nothing else changes");
+                    return;
+                }
+                added += 1;
+                assert_eq!(db.len(), da.len() + 1);
+                let r = rb.consumers.pop().expect("the renewing consumer");
+                assert_eq!(
+                    rb.groups.pop().map(|g| g.name).as_deref(),
+                    Some(RENEWING_GROUP)
+                );
+                assert_eq!(
+                    (r.name.as_str(), r.topic.as_str()),
+                    (RENEWING_CONSUMER, "u")
+                );
+                assert!(r.kind == ConsumerKindSpec::GrpcPush && !r.fifo);
+                assert_eq!(
+                    (r.consume_time_ms.min, r.consume_time_ms.max),
+                    (40_000, 65_000)
+                );
+                rb.swarm = ra.swarm.clone();
+                assert_eq!(ra, rb, "seed {seed}: the rest is as without the knob");
+            },
+        );
+        assert!((70..=130).contains(&added), "{added} of 200");
     }
 
     #[test]

@@ -1132,8 +1132,9 @@ struct Acked<'h> {
 struct MsgState<'h> {
     /// The receipt that currently protects the message in this group.
     current: &'h str,
-    /// The node that was handed `current`: the consumer it was delivered to, or the node
-    /// whose changeInvisibleTime returned it (the gRPC proxy, for its renewals).
+    /// The node that holds `current`: the consumer it was delivered to or whose
+    /// changeInvisibleTime returned it, or the gRPC proxy once its handle table holds it
+    /// (`HandleRenewed`; the client keeps the handle it received).
     current_holder: &'h str,
     current_delivery: usize,
     acked: Option<Acked<'h>>,
@@ -1465,7 +1466,20 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     },
                 );
             }
+            EventKind::HandleRenewed {
+                group,
+                msg_id,
+                new_receipt,
+                ..
+            } => {
+                if let Some(m) = msgs.get_mut(&(group.as_str(), msg_id.as_str())) {
+                    if m.current == new_receipt {
+                        m.current_holder = &e.node;
+                    }
+                }
+            }
             EventKind::ChangeInvisibleResult {
+                consumer,
                 group,
                 receipt,
                 invisible_time,
@@ -1489,7 +1503,9 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
                     if m.current == receipt {
                         m.current = new;
-                        m.current_holder = &e.node;
+                        // The client it was made for, also through the proxy (whose answer
+                        // may never reach the client); a renewal says so next.
+                        m.current_holder = consumer;
                         m.nacked = true;
                         // A nack of the acked receipt asks for the message again.
                         m.acked = None;
@@ -1553,8 +1569,10 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     // node that holds the current one: the gRPC proxy renewed the client's
                     // handle, and after a failed ack forgot the renewed one and acks the
                     // client's original on the retry (finding F26). Its OK tells the client
-                    // the message is settled, so the ack counts. (A client acking a receipt
-                    // it replaced itself is left alone: no model client does.)
+                    // the message is settled, so the ack counts. A client's own change (also
+                    // one relayed by the proxy whose answer the client never got) and the
+                    // proxy's STOP_RENEW leave the client the holder: its stale ack is
+                    // at-least-once under failure, as before.
                     r.batch.is_none()
                         && e.node != *consumer
                         && m.current_holder == e.node

@@ -250,6 +250,14 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut parks: BTreeMap<(&str, &str), Vec<Park>> = BTreeMap::new();
     // The latest popTime of a `PopRead` per queue.
     let mut read_at: BTreeMap<(&str, &str, u32), Millis> = BTreeMap::new();
+    // The queue a receipt's copy is in, by (group, receipt): learnt at its delivery and
+    // passed on to the receipt a changeInvisibleTime returns for it.
+    let mut receipt_queue: BTreeMap<(&str, &str), (&str, u32)> = BTreeMap::new();
+    // The latest deadline a changeInvisibleTime gave a copy the group read from a queue (a
+    // client's nack, or the gRPC proxy's renewal of a handle it keeps: `ReceiptHandleProcessor`
+    // extends a slow push listener's invisible time to 60 s, 180 s, ...): the group holds
+    // what it read there until then, whatever its pop CK said.
+    let mut changed_until: BTreeMap<(&str, &str, u32), Millis> = BTreeMap::new();
     for (idx, e) in history.events.iter().enumerate() {
         if let EventKind::Broker(BrokerEvent::PopParked {
             at,
@@ -283,6 +291,31 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .entry((group, t, q))
                     .or_default()
                     .push((*offset, end, *pop_time));
+            }
+            EventKind::Delivered {
+                group,
+                topic,
+                retry_topic,
+                queue_id,
+                receipt,
+                ..
+            } => {
+                let (t, q, _) = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
+                receipt_queue.insert((group, receipt), (t, q));
+            }
+            EventKind::ChangeInvisibleResult {
+                group,
+                receipt,
+                invisible_time,
+                new_receipt: Some(new),
+                outcome,
+                ..
+            } if is_success(outcome) => {
+                if let Some(&(t, q)) = receipt_queue.get(&(group.as_str(), receipt.as_str())) {
+                    receipt_queue.insert((group, new), (t, q));
+                    let until = changed_until.entry((group, t, q)).or_default();
+                    *until = (*until).max(e.at + invisible_time);
+                }
             }
             EventKind::Broker(
                 BrokerEvent::CkBuffered { ck, .. } | BrokerEvent::CkWritten { ck, .. },
@@ -603,7 +636,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     };
     // The latest time what the group read from a queue is visible again: a pop CK's popTime
     // + invisibleTime; a bare `PopRead`'s popTime + the longest invisible time (the KV path
-    // records no CK).
+    // records no CK); a changeInvisibleTime's new deadline for a copy read there.
     let held_until = |group: &str, topic: &str, queue: u32| {
         let ck = popped
             .get(&(group, topic, queue))
@@ -614,7 +647,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         let read = read_at
             .get(&(group, topic, queue))
             .map(|t| t + longest_invisible);
-        ck.max(read)
+        let changed = changed_until.get(&(group, topic, queue)).copied();
+        ck.max(read).max(changed)
     };
     // The group's pops skipped the queue while it held the message: a pop covering that
     // queue found nothing and parked (`PopLongPollingService.polling`) after the quiet period
@@ -1237,6 +1271,9 @@ mod tests {
         park_at: Millis,
         park_queue: i32,
         read_after: bool,
+        /// m0's handle is renewed by the gRPC proxy at 35 s for 60 s (visible again at
+        /// 95 s), and m0 acked at 96 s, after the park.
+        renewed: bool,
     }
 
     const SKIPPED: ParkShape = ParkShape {
@@ -1246,6 +1283,7 @@ mod tests {
         park_at: 71_000,
         park_queue: -1,
         read_after: false,
+        renewed: false,
     };
 
     fn parked_while_queue_0_held_m1(p: ParkShape) -> Verdict {
@@ -1258,7 +1296,12 @@ mod tests {
         if p.held {
             h.at(1_000).produce("m0", 0, 0);
             let m0 = h.at(30_000).pop_batch("c1", &[("m0", 0)], 0).remove(0);
-            h.ack(&m0);
+            if p.renewed {
+                let renewed = h.at(35_000).proxy_renews(&m0, 60_000);
+                h.at(96_000).proxy_ack(&renewed);
+            } else {
+                h.ack(&m0);
+            }
         }
         h.at(p.produced_at).produce("m1", 0, 1);
         h.broker(BrokerEvent::PopParked {
@@ -1344,6 +1387,14 @@ mod tests {
             still_held,
             "m0's pop was visible again less than SETTLE_MS before",
         );
+        // Develop-random seed 1275 with the renewing consumer: the proxy renewed what the
+        // group read (60 s, then 180 s), so it still held it when its pops skipped the queue
+        // (the in-flight threshold, legitimately); judging by the pop CK alone called it a stall.
+        let renewed = ParkShape {
+            renewed: true,
+            ..SKIPPED
+        };
+        backlog(renewed, "m0 renewed past the park: the group still held it");
         let before_quiet = ParkShape {
             quiet_from: 40_000,
             held: false,

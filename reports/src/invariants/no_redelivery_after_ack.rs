@@ -733,6 +733,19 @@ mod tests {
             Status::NotApplicable { .. }
         ));
 
+        // A change the proxy made without renewing (a client's changeInvisibleDuration whose
+        // answer never reached the client, or a STOP_RENEW) leaves the client the holder: the
+        // ack of its stale handle settles nothing, as any stale ack.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let moved = h.at(10_000).proxy_changes(&d, 20_000);
+        h.at(15_000).proxy_ack(&d);
+        h.at(31_000).revive(&moved, 0, 1);
+        assert!(matches!(
+            check(&h.build()).status,
+            Status::NotApplicable { .. }
+        ));
+
         // A renewal whose answer the proxy never got leaves the original current: the ack of
         // it counts as before, and the renewal's orphan CK is not a comeback.
         let mut h = H::new();

@@ -571,6 +571,8 @@ impl<'h> Builder<'h> {
             K::SentToDlq { group, msg_id, .. } | K::DlqWritten { group, msg_id, .. } => {
                 self.on_msg(msg_id, group, Shape::Square, at, "dlq", idx);
             }
+            // The renewal's changeInvisibleTime, just before, has its mark.
+            K::HandleRenewed { .. } => {}
             K::OffsetUpdateStarted {
                 client,
                 call_id,

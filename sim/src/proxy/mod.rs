@@ -363,10 +363,12 @@ impl Proxy {
 
     /// After an ack entry's answer: develop leaves the entry `getHandleString` took out gone
     /// whatever the answer, so the client's retry names its original handle; with the fix
-    /// `failed-ack-restores-handle` (finding F26) an ack that was not `OK` puts it back, and
-    /// the retry acks the renewed handle (and renewals go on meanwhile).
+    /// `failed-ack-restores-handle` (finding F26) an ack that failed puts it back, and the
+    /// retry acks the renewed handle (and renewals go on meanwhile). Not after
+    /// `INVALID_RECEIPT_HANDLE`: the client gives up on that, and the handle has expired.
     fn after_ack_entry(&self, caller: &Caller, taken: Option<MessageReceiptHandle>, s: &Status) {
-        if self.failed_ack_restores_handle && s.code != GrpcCode::Ok {
+        let failed = !matches!(s.code, GrpcCode::Ok | GrpcCode::InvalidReceiptHandle);
+        if self.failed_ack_restores_handle && failed {
             if let Some(h) = taken {
                 self.handles.restore(&caller.client_id, h);
             }
@@ -735,12 +737,21 @@ impl Proxy {
                     .change_at_broker(&caller, &h.topic, &msg_id, &h.current, t)
                     .await
                 {
-                    Changed::Ok(new) => lease.update(MessageReceiptHandle {
-                        current: new,
-                        renew_retry_times: 0,
-                        renew_times: h.renew_times + 1,
-                        ..h
-                    }),
+                    Changed::Ok(new) => {
+                        self.record(EventKind::HandleRenewed {
+                            consumer: caller.client_id.as_str().into(),
+                            group: caller.group.as_str().into(),
+                            msg_id: msg_id.as_str().into(),
+                            receipt: h.current.as_str().into(),
+                            new_receipt: new.as_str().into(),
+                        });
+                        lease.update(MessageReceiptHandle {
+                            current: new,
+                            renew_retry_times: 0,
+                            renew_times: h.renew_times + 1,
+                            ..h
+                        })
+                    }
                     Changed::Failed(s) if decisions::renew_failure_retries(s.code) => {
                         lease.update(MessageReceiptHandle {
                             renew_retry_times: h.renew_retry_times + 1,
