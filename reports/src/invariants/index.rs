@@ -1040,25 +1040,37 @@ pub(crate) fn ck_key<'h>(
     )
 }
 
-/// The invisible time of the CK a receipt handle names (the event's own for a handle that
-/// does not parse).
-fn receipt_invisible(receipt: &str, invisible_time: Millis) -> Millis {
-    ExtraInfo::parse(receipt).map_or(invisible_time, |i| i.invisible_time)
+/// The CK a receipt handle names, as [`ck_owner`] tells CKs of one key apart: its invisible
+/// time and start offset (the event's invisible time, and no start, for a handle that does
+/// not parse).
+pub(crate) fn receipt_ck(receipt: &str, invisible_time: Millis) -> CkShape {
+    ExtraInfo::parse(receipt).map_or((invisible_time, None), |i| {
+        (i.invisible_time, Some(i.ck_queue_offset))
+    })
 }
 
+/// A CK's invisible time and start offset.
+pub(crate) type CkShape = (Millis, Option<u64>);
+
 /// Which of the receipts whose CKs share a revived CK's key (group, copy, popTime) the
-/// revived CK is, from `(invisible time of the receipt's CK, receipt)` in recorded order: the
-/// latest with the same invisible time, else the one with the longest invisible time below
-/// the CK's (`PopReviveService.rePutCK` keeps a CK's popTime and, once the CK is past its
-/// revive time, stretches its invisible time by the re-put interval). A changeInvisibleTime's
-/// CK and a pop's CK may share the millisecond; the reviver's key has no invisible time.
-pub(crate) fn ck_owner<T: Copy>(candidates: &[(Millis, T)], ck_invisible: Millis) -> Option<T> {
+/// revived CK is, from `((invisible time, start offset) of the receipt's CK, receipt)` in
+/// recorded order: the latest with the same invisible time and start, else the latest with
+/// the same invisible time, else the one with the longest invisible time below the CK's
+/// (`PopReviveService.rePutCK` keeps a CK's popTime, starts the re-put CK at the message's own
+/// offset and, once the CK is past its revive time, stretches its invisible time by the
+/// re-put interval). A changeInvisibleTime's CK and a pop's CK may share the millisecond, with
+/// the same invisible time (the proxy renews to 60 s and pops with 60 s) but not the same
+/// start (the change's CK starts at the message, a pop's at its read); the reviver's key has
+/// neither.
+pub(crate) fn ck_owner<T: Copy>(candidates: &[(CkShape, T)], ck: (Millis, u64)) -> Option<T> {
+    let (ck_invisible, ck_start) = ck;
     (candidates.iter().rev())
-        .find(|(inv, _)| *inv == ck_invisible)
+        .find(|((inv, start), _)| *inv == ck_invisible && *start == Some(ck_start))
+        .or_else(|| (candidates.iter().rev()).find(|((inv, _), _)| *inv == ck_invisible))
         .or_else(|| {
             (candidates.iter().rev())
-                .filter(|(inv, _)| *inv < ck_invisible)
-                .max_by_key(|(inv, _)| *inv)
+                .filter(|((inv, _), _)| *inv < ck_invisible)
+                .max_by_key(|((inv, _), _)| *inv)
         })
         .map(|(_, owner)| *owner)
 }
@@ -1275,7 +1287,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     // A CK key → the receipt chains whose CKs have it, with each CK's invisible time: a
     // changeInvisibleTime's CK and a pop's CK of the same copy written in the same
     // millisecond share the key (and the reviver's merge key) and differ in invisible time.
-    let mut by_ck: LookupMap<CkKey, Vec<(Millis, usize)>> = lookup_map(deliveries);
+    let mut by_ck: LookupMap<CkKey, Vec<(CkShape, usize)>> = lookup_map(deliveries);
     // Retry copy → (revive index, whether that revive came back after an ack).
     let mut revived: LookupMap<(&str, CopyKey), (usize, bool)> = LookupMap::default();
     // (group, copy) → its latest delivery.
@@ -1423,7 +1435,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 (by_ck
                     .entry(ck_key(group, copy, receipt, *pop_time))
                     .or_default())
-                .push((receipt_invisible(receipt, *invisible_time), idx));
+                .push((receipt_ck(receipt, *invisible_time), idx));
                 let batch = orderly.then(|| {
                     let key: BatchKey = (group, topic, *queue_id, consumer, *pop_time);
                     let b = batches.entry(key).or_default();
@@ -1499,7 +1511,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     batch: old.batch.clone(),
                 };
                 (by_ck.entry(ck_key(group, st.copy, new, e.at)).or_default())
-                    .push((receipt_invisible(new, *invisible_time), st.chain));
+                    .push((receipt_ck(new, *invisible_time), st.chain));
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
                     if m.current == receipt {
                         m.current = new;
@@ -1617,7 +1629,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
             }) => {
                 let ck_copy = copy_key(&ck.topic, ck.queue_id, *queue_offset);
                 let chain = (by_ck.get(&(group.as_str(), ck_copy, ck.pop_time)))
-                    .and_then(|c| ck_owner(c, ck.invisible_time));
+                    .and_then(|c| ck_owner(c, (ck.invisible_time, ck.start_offset)));
                 let acked = msgs
                     .get(&(group.as_str(), msg_id.as_str()))
                     .and_then(|st| st.acked);
@@ -1753,15 +1765,15 @@ mod tests {
     /// shorter ones (the rule revive-bookkeeping once had, which named the change's).
     #[test]
     fn a_re_put_ck_belongs_to_the_longest_invisible_time_below_it() {
-        let same_ms = [(60_000, "pop"), (30_000, "change")];
-        assert_eq!(ck_owner(&same_ms, 65_000), Some("pop"));
-        assert_eq!(ck_owner(&same_ms, 30_000), Some("change"));
-        assert_eq!(ck_owner(&same_ms, 60_000), Some("pop"));
-        assert_eq!(ck_owner(&same_ms, 20_000), None);
-        // Equal invisible times: the latest recorded receipt.
-        assert_eq!(
-            ck_owner(&[(30_000, "first"), (30_000, "second")], 30_000),
-            Some("second")
-        );
+        let same_ms = [((60_000, Some(0)), "pop"), ((30_000, Some(3)), "change")];
+        assert_eq!(ck_owner(&same_ms, (65_000, 3)), Some("pop"));
+        assert_eq!(ck_owner(&same_ms, (30_000, 3)), Some("change"));
+        assert_eq!(ck_owner(&same_ms, (60_000, 0)), Some("pop"));
+        assert_eq!(ck_owner(&same_ms, (20_000, 0)), None);
+        // Equal invisible times: the latest recorded receipt, unless the start tells them
+        // apart.
+        let twins = [((30_000, Some(3)), "first"), ((30_000, Some(0)), "second")];
+        assert_eq!(ck_owner(&twins, (30_000, 7)), Some("second"));
+        assert_eq!(ck_owner(&twins, (30_000, 3)), Some("first"));
     }
 }

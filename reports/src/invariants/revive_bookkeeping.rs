@@ -30,8 +30,8 @@
 //!   `PopBufferMergeService`'s buffer dies with the process (at-least-once under a crash).
 
 use super::index::{
-    ck_key, ck_owner, copy_key, is_success, receipt_deadline, secs, witness_events, CkKey, CopyKey,
-    LookupMap,
+    ck_key, ck_owner, copy_key, is_success, receipt_ck, receipt_deadline, secs, witness_events,
+    CkKey, CkShape, CopyKey, LookupMap,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -50,8 +50,8 @@ struct Node {
     from: usize,
     /// The receipt a changeInvisibleTime named to make this one (`None` for a delivery).
     parent: Option<usize>,
-    /// The invisible time of the CK the receipt names.
-    invisible: Millis,
+    /// The invisible time and start offset of the CK the receipt names.
+    ck: CkShape,
     /// The changeInvisibleTime that acked this receipt's CK (`ackOrigin`).
     acked_by_change: Option<usize>,
     /// When the ACK of this receipt's CK is due: the handle's popTime + invisibleTime, which
@@ -64,12 +64,9 @@ struct Node {
 
 /// The node whose CK a revived CK is, among the nodes of its group, copy and popTime
 /// ([`ck_owner`]: the one rule the ack analysis uses too).
-fn node_of(nodes: &[Node], candidates: &[usize], ck_invisible: Millis) -> Option<usize> {
-    let by_invisible: Vec<(Millis, usize)> = candidates
-        .iter()
-        .map(|&n| (nodes[n].invisible, n))
-        .collect();
-    ck_owner(&by_invisible, ck_invisible)
+fn node_of(nodes: &[Node], candidates: &[usize], ck: (Millis, u64)) -> Option<usize> {
+    let by_shape: Vec<(CkShape, usize)> = candidates.iter().map(|&n| (nodes[n].ck, n)).collect();
+    ck_owner(&by_shape, ck)
 }
 
 pub(crate) fn check(history: &History) -> Verdict {
@@ -131,8 +128,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                     deadline: pop_time + invisible_time,
                     from: idx,
                     parent: None,
-                    invisible: ExtraInfo::parse(receipt)
-                        .map_or(*invisible_time, |x| x.invisible_time),
+                    ck: receipt_ck(receipt, *invisible_time),
                     acked_by_change: None,
                     ack_due: receipt_deadline(receipt, pop_time + invisible_time),
                     changed_late: false,
@@ -165,7 +161,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                     deadline,
                     from: idx,
                     parent: Some(named),
-                    invisible: ExtraInfo::parse(new).map_or(*invisible_time, |x| x.invisible_time),
+                    ck: receipt_ck(new, *invisible_time),
                     acked_by_change: None,
                     ack_due: deadline,
                     changed_late: false,
@@ -228,7 +224,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let key = (group.as_str(), copy, ck.pop_time);
                 let node = by_ck
                     .get(&key)
-                    .and_then(|c| node_of(&nodes, c, ck.invisible_time));
+                    .and_then(|c| node_of(&nodes, c, (ck.invisible_time, ck.start_offset)));
                 let (deadline, from) = match node {
                     Some(n) => (nodes[n].deadline, Some(nodes[n].from)),
                     None => (ck.pop_time + ck.invisible_time, None),
@@ -439,6 +435,38 @@ mod tests {
                 "pop first: {pop_first}"
             );
         }
+    }
+
+    #[test]
+    fn a_change_ck_and_a_pop_ck_of_one_millisecond_and_invisible_time_differ_in_start() {
+        // develop-random 12698 (every fix, the renewing consumer): the proxy renewed m1 (a
+        // change CK starting at m1's offset 1) in the same millisecond a pop that took a
+        // reset read 0..1 again with the same 10 s; a later renewal of the pop's handle moved
+        // only that one's deadline, and the change's CK revived at its own. The start offset
+        // tells the two CKs apart.
+        let run = |revive_change_ck: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m0", 0, 0);
+            h.at(0).produce("m1", 0, 1);
+            let d = h.at(1_000).pop_batch("c1", &[("m0", 0), ("m1", 1)], 0);
+            let changed = h.at(5_000).proxy_renews(&d[1], 10_000);
+            let again = h.at(5_000).pop_batch("c1", &[("m0", 0), ("m1", 1)], 0);
+            h.at(14_000).proxy_renews(&again[1], 60_000);
+            // Both CKs: popTime 5 s, invisible 10 s; the change's starts at 1, the pop's at 0.
+            let target = if revive_change_ck {
+                &changed
+            } else {
+                &again[1]
+            };
+            h.at(16_000).revive(target, 0, 1);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held, "the change's CK, due at 15 s");
+        assert_eq!(
+            run(false),
+            Status::Violated,
+            "the pop's CK, renewed to 74 s"
+        );
     }
 
     #[test]
