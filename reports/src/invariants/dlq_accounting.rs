@@ -64,8 +64,8 @@
 //!   as above.
 
 use super::index::{
-    crash_indices, is_success, proxy_dead_lettered, secs, witness_events, DeliveryClass, Facts,
-    LookupMap,
+    crash_indices, is_retry_topic, is_success, proxy_dead_lettered, secs, witness_events,
+    DeliveryClass, Facts, LookupMap,
 };
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -193,6 +193,12 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
         let t = stored_from.entry(msg_id).or_insert(at);
         *t = (*t).min(at);
     };
+    // A send that timed out names no offset (develop-random 20366: the message was stored and
+    // read by an orderly pop no client saw): its topic from the failed send, its offset from
+    // any handle of it that names the original topic (an ack, a delivery), or a revive of it
+    // from that topic.
+    let mut failed_topic: LookupMap<&str, &str> = LookupMap::default();
+    let mut named: Vec<(&str, u32, u64)> = Vec::new();
     for e in &h.events {
         match &e.kind {
             EventKind::Broker(BrokerEvent::OffsetCommitted {
@@ -248,10 +254,31 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 could_store(msg_id, e.at.saturating_sub(STORE_SLACK_MS));
             }
             // A send that timed out may still have been stored.
-            EventKind::ProduceFailed { msg_id, .. } => {
+            EventKind::ProduceFailed { msg_id, topic, .. } => {
                 could_store(msg_id, e.at.saturating_sub(STORE_SLACK_MS));
+                failed_topic.insert(msg_id, topic);
+            }
+            EventKind::AckSent {
+                msg_id, receipt, ..
+            } => {
+                if let Some(x) = ExtraInfo::parse(receipt).filter(|x| x.topic_type == 0) {
+                    named.push((msg_id, x.queue_id, x.queue_offset));
+                }
+            }
+            EventKind::Broker(BrokerEvent::Revived {
+                msg_id,
+                ck,
+                queue_offset,
+                ..
+            }) if !is_retry_topic(&ck.topic) => {
+                named.push((msg_id, ck.queue_id, *queue_offset));
             }
             _ => {}
+        }
+    }
+    for (msg_id, q, offset) in named {
+        if let Some(topic) = failed_topic.get(msg_id) {
+            stored.entry(msg_id).or_insert((topic, q, offset));
         }
     }
     for list in pops.values_mut() {
@@ -958,6 +985,35 @@ mod tests {
         };
         assert_eq!(lost_send(true), Status::Held);
         assert_eq!(lost_send(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_failed_send_never_delivered_is_placed_by_the_proxys_handle() {
+        // develop-random 20366 (every fix): p-orders-13's send timed out, but it was stored
+        // (offset 1); an orderly pop no client saw read 0..=1; a later pop read it again and
+        // the proxy's filter dead-lettered it (maxAttempts 1) without any delivery. Only the
+        // handle the proxy acks with places it, and with it the unseen pop is its hand-out.
+        let run = |failed_send: bool| {
+            let mut h = H::grpc_fifo(&["f1"], "fg", 0);
+            if failed_send {
+                h.at(3_300).push(
+                    "producer",
+                    EventKind::ProduceFailed {
+                        producer: "p1".into(),
+                        msg_id: "m0".into(),
+                        topic: crate::testkit::T.into(),
+                        queue_id: 0,
+                        reason: "timeout".into(),
+                    },
+                );
+            }
+            h.at(600).commit("fg", 0, 0, "PopMessageProcessor.orderly");
+            h.pop_read("fg", 0, 600, 0, 2, true, ReadFrom::CommitOffset);
+            proxy_reads_and_dead_letters(&mut h, 88_000, (0, 1), ok(), 45);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        assert_eq!(run(false), Status::Violated, "nothing says where m0 is");
     }
 
     #[test]

@@ -1218,8 +1218,10 @@ impl<'h> Batch<'h> {
     }
 }
 
-/// (group, topic, queue) → the broker's pop reads there: (event index, first offset, count).
-type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32)>>;
+/// (group, topic, queue) → the broker's pop reads there: (event index of the `PopRead`, first
+/// offset, count, popTime). The count is what the queue held when the pop took its offset;
+/// the pop's CK, when it comes, says how far the read went (messages stored meanwhile).
+type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32, Millis)>>;
 
 /// Follows every message through its receipts and decides which acks count and which
 /// comebacks they forbid.
@@ -1366,7 +1368,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                             let read = (reads
                                 .get(&(group.as_str(), copy_key(topic, *queue_id, 0))))
                             .and_then(|v| {
-                                v.iter().rev().find(|(r, o, n)| {
+                                v.iter().rev().find(|(r, o, n, _)| {
                                     *r < before
                                         && *o <= *queue_offset
                                         && *queue_offset < o + u64::from(*n)
@@ -1662,12 +1664,27 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 queue_id,
                 offset,
                 count,
+                pop_time,
                 ..
             }) => {
                 (reads
                     .entry((group, copy_key(topic, *queue_id, 0)))
                     .or_default())
-                .push((idx, *offset, *count));
+                .push((idx, *offset, *count, *pop_time));
+            }
+            // The read went as far as its CK: a message stored after the pop took its offset
+            // was read too (develop-random 16276: a `PopRead` of one message whose CK holds
+            // two).
+            EventKind::Broker(
+                BrokerEvent::CkBuffered { ck, .. } | BrokerEvent::CkWritten { ck, .. },
+            ) if is_pop_ck(&e.kind) => {
+                let key = (ck.group.as_str(), copy_key(&ck.topic, ck.queue_id, 0));
+                if let Some(read) = reads.get_mut(&key).and_then(|v| {
+                    (v.iter_mut().rev())
+                        .find(|(_, o, _, t)| *o == ck.start_offset && *t == ck.pop_time)
+                }) {
+                    read.2 = read.2.max(ck.num);
+                }
             }
             _ => {}
         }

@@ -967,6 +967,61 @@ mod tests {
     }
 
     #[test]
+    fn a_read_counts_as_far_as_its_ck_went_when_a_reset_excuses_a_replay() {
+        // develop-random 16276 (every fix): a pop took offset 4 when only 4 was stored (its
+        // `PopRead` says one message) and read 4 and 5 (its CK holds two); its answer was
+        // lost. A reset to 3 came after; the CK revived m5, whose retry copy was delivered
+        // and acked, and the group then read offset 5 again: the reset's replay, which the
+        // read's `PopRead` alone did not show covering 5.
+        use crate::testkit::{Rcpt, T};
+        use broker_core::CkRef;
+        let run = |ck_num: u32| {
+            let mut h = H::new();
+            h.at(0).produce("m4", 0, 4);
+            h.at(0).produce("m5", 0, 5);
+            h.at(1_000)
+                .pop_read("g1", 0, 1_000, 4, 1, false, ReadFrom::CommitOffset);
+            let ck = CkRef {
+                topic: T.into(),
+                group: "g1".into(),
+                queue_id: 0,
+                start_offset: 4,
+                pop_time: 1_000,
+                invisible_time: 10_000,
+                num: ck_num,
+                broker_name: "broker-a".into(),
+            };
+            h.at(1_100).broker(BrokerEvent::CkWritten {
+                at: 1_100,
+                ck: ck.clone(),
+                revive_qid: 0,
+                revive_offset: 0,
+                deliver_at: 10_000,
+                reason: "PopBufferMergeService.addCkJustOffset".into(),
+            });
+            h.at(3_000).reset("g1", 0, 3);
+            let lost = Rcpt {
+                idx: 0,
+                consumer: "c1".into(),
+                group: "g1".into(),
+                msg_id: "m5".into(),
+                receipt: String::new(),
+                copy_topic: T.into(),
+                queue_id: 0,
+                queue_offset: 5,
+                reconsume_times: 0,
+            };
+            h.at(12_000).revive_to(&lost, ck, 0, 1, "%RETRY%g1_t");
+            let r = h.at(13_000).pop_retry("c1", "m5", 0, 1);
+            h.at(14_000).ack(&r);
+            h.at(20_000).pop("c1", "m5", 0, 5);
+            check(&h.build()).status
+        };
+        assert_eq!(run(2), Status::Held, "the CK read 5: the reset's replay");
+        assert_eq!(run(1), Status::Violated, "no read of 5 before the reset");
+    }
+
+    #[test]
     fn a_copy_read_before_the_reset_that_replayed_the_acked_copy_is_not_a_comeback() {
         // Develop-random seed 25511 with every fix (KV path): c1's pop read offset 1 at
         // 1.307s from the pull offset and c1 was paused until 4.318s, so the answer reached
