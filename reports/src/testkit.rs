@@ -174,6 +174,20 @@ impl H {
             .map_or(10_000, |c| c.pop_invisible_time)
     }
 
+    /// A send of `msg` to queue `q` of [`T`] that timed out (it may still have been stored).
+    pub fn produce_failed(&mut self, msg: &str, q: u32) -> usize {
+        self.push(
+            "producer",
+            EventKind::ProduceFailed {
+                producer: "p1".into(),
+                msg_id: msg.into(),
+                topic: T.into(),
+                queue_id: q,
+                reason: "timeout".into(),
+            },
+        )
+    }
+
     pub fn produce(&mut self, msg: &str, q: u32, off: u64) -> usize {
         self.push(
             "producer",

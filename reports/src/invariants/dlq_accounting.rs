@@ -965,16 +965,7 @@ mod tests {
             let mut h = H::orderly();
             h.consumer("o1", "og", ConsumerKind::Orderly, 2);
             if failed {
-                h.at(3_300).push(
-                    "producer",
-                    EventKind::ProduceFailed {
-                        producer: "p1".into(),
-                        msg_id: "m0".into(),
-                        topic: crate::testkit::T.into(),
-                        queue_id: 0,
-                        reason: "timeout".into(),
-                    },
-                );
+                h.at(3_300).produce_failed("m0", 0);
             }
             h.at(18_500)
                 .commit("og", 0, 1, "PopMessageProcessor.orderly");
@@ -996,16 +987,7 @@ mod tests {
         let run = |failed_send: bool| {
             let mut h = H::grpc_fifo(&["f1"], "fg", 0);
             if failed_send {
-                h.at(3_300).push(
-                    "producer",
-                    EventKind::ProduceFailed {
-                        producer: "p1".into(),
-                        msg_id: "m0".into(),
-                        topic: crate::testkit::T.into(),
-                        queue_id: 0,
-                        reason: "timeout".into(),
-                    },
-                );
+                h.at(3_300).produce_failed("m0", 0);
             }
             h.at(600).commit("fg", 0, 0, "PopMessageProcessor.orderly");
             h.pop_read("fg", 0, 600, 0, 2, true, ReadFrom::CommitOffset);

@@ -167,16 +167,7 @@ fn everything() -> History {
         h.at(300 + i * 10).ack(&d);
     }
     h.at(3_000).produce("m0", 0, 0);
-    h.push(
-        "producer",
-        EventKind::ProduceFailed {
-            producer: "p1".into(),
-            msg_id: "lost".into(),
-            topic: T.into(),
-            queue_id: 0,
-            reason: "timeout".into(),
-        },
-    );
+    h.produce_failed("lost", 0);
     let d = h.at(4_000).pop("c1", "m0", 0, 0);
     let ck = h.ck_of(&d);
     h.broker(BrokerEvent::CkBuffered {
