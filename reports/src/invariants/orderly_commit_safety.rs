@@ -38,7 +38,7 @@ use super::index::{
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
 use broker_core::{BrokerEvent, Millis};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "orderly-commit-safety",
@@ -50,6 +50,9 @@ struct Entry<'h> {
     delivery: usize,
     deadline: Millis,
     ack_sent: bool,
+    /// An ack of its handle sent before the delivery was recorded (the proxy's handle table
+    /// put that handle into a client's retried ack): its event index.
+    early_ack: Option<usize>,
 }
 
 struct Batch<'h> {
@@ -178,7 +181,8 @@ impl<'h> State<'h> {
     /// it: it is judged against the first batch read after it, which had to wait for it
     /// unless it was the same attempt (whose re-read replaces the OrderInfo,
     /// `ConsumerOrderInfoManager.update`). It was un-acked when that batch was decided (its
-    /// ack, if any, is this event or later).
+    /// ack, if any, is this event or later, unless the proxy's handle table put its handle
+    /// into a retried ack before the hand-out was recorded).
     fn join_late(&mut self, history: &crate::history::History, j: &Join<'h>) {
         let heads = self
             .heads
@@ -193,7 +197,9 @@ impl<'h> State<'h> {
             .find(|h| h.pop_time == j.pop_time && h.read <= j.after_from)
             .map_or((j.consumer, j.attempt_id), |h| (h.consumer, h.attempt_id));
         let same = same_attempt((next.consumer, next.attempt_id), own);
-        if !same && j.entry.deadline > next.decided {
+        // An ack of it sent before that batch's read let the broker move on.
+        let acked_before = j.entry.early_ack.is_some_and(|a| a < next.read);
+        if !same && !acked_before && j.entry.deadline > next.decided {
             let live = (j.entry.msg_id, j.entry.delivery, j.entry.deadline);
             self.second_batch(history, j.key, next.decided, live, j.pop_time, next.idx);
         }
@@ -240,7 +246,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
     // (group, receipt) of acks sent before any delivery of that receipt was recorded.
-    let mut early_acks: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut early_acks: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     // (group, consumer, message) the proxy's filter dead-lettered and has not acked yet.
     // With the consumer's attempt when the filter decided (the proxy acks later, after the
     // consumer may have made other receives).
@@ -274,7 +280,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     msg_id,
                     delivery: idx,
                     deadline: pop_time + invisible_time,
-                    ack_sent: early_acks.contains(&(group.as_str(), receipt.as_str())),
+                    ack_sent: early_acks.contains_key(&(group.as_str(), receipt.as_str())),
+                    early_ack: early_acks.get(&(group.as_str(), receipt.as_str())).copied(),
                 };
                 st.join(
                     history,
@@ -369,6 +376,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                             delivery: idx,
                             deadline: x.pop_time + x.invisible_time,
                             ack_sent: true,
+                            early_ack: None,
                         },
                         after_from,
                         decided,
@@ -383,7 +391,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     // The proxy's handle table (`ReceiptHandleGroup.HandleKey`: broker, queue
                     // and offset, no popTime) may put the handle a new pop just registered
                     // into a retried ack of an old one, before the delivery is recorded.
-                    early_acks.insert((group, receipt));
+                    early_acks.entry((group, receipt)).or_insert(idx);
                     continue;
                 };
                 if let Some(b) = st
@@ -653,6 +661,70 @@ mod tests {
         assert_eq!(run(true), Status::Held);
         // Without that ack, offset 1 is un-acked when the commit passes it.
         assert_eq!(run(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_late_hand_out_acked_early_through_the_proxys_table_let_the_next_batch_in() {
+        // develop-random 51367 (every fix): o1's pop read m0 at 1 s but its answer reached o1
+        // only after o2's pop of the next offset; meanwhile o1's retried ack of an older
+        // delivery of m0 took the handle that pop had registered in the proxy's table
+        // (`ReceiptHandleGroup.HandleKey`: no popTime) and acked it, so the broker committed
+        // past m0 before o2's read.
+        let run = |early_ack: bool| {
+            let mut h = H::orderly();
+            h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+            h.at(1_000).pop_read(
+                "og",
+                0,
+                1_000,
+                0,
+                1,
+                true,
+                broker_core::ReadFrom::CommitOffset,
+            );
+            if early_ack {
+                let receipt = ExtraInfo {
+                    ck_queue_offset: 0,
+                    pop_time: 1_000,
+                    invisible_time: 10_000,
+                    revive_qid: POP_ORDER_REVIVE_QUEUE,
+                    topic_type: 0,
+                    broker_name: "broker-a".into(),
+                    queue_id: 0,
+                    queue_offset: 0,
+                    commit_log_offset: None,
+                }
+                .build();
+                h.at(2_000).push(
+                    "proxy",
+                    EventKind::AckSent {
+                        consumer: "o1".into(),
+                        group: "og".into(),
+                        msg_id: "m0".into(),
+                        receipt: receipt.into(),
+                    },
+                );
+                h.at(2_010).commit("og", 0, 1, "ackOrderly");
+            }
+            h.at(3_000).pop_read(
+                "og",
+                0,
+                3_000,
+                1,
+                1,
+                true,
+                broker_core::ReadFrom::CommitOffset,
+            );
+            h.at(3_010).pop_served_at("o2", "m1", 0, 1, 3_000);
+            h.at(6_000).pop_served_at("o1", "m0", 0, 0, 1_000);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        assert_eq!(
+            run(false),
+            Status::Violated,
+            "m0 un-acked when o2's batch was decided"
+        );
     }
 
     #[test]
