@@ -91,8 +91,11 @@ pub(crate) enum AkGuard {
 /// Why `addAk` refused an ack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// Buffer merge off, no wrapper for the key, or a just-offset wrapper: its CK is stored.
+    /// Buffer merge off, or no wrapper for the key.
     Plain,
+    /// A just-offset wrapper (`isJustOffset`): `addCkJustOffset` put its CK at pop time,
+    /// and the scan puts it again while that put has failed, so it may still be unstored.
+    JustOffset(u64),
     /// The time guards, near the revive time or after the stay time: wrapper `id`, whose CK
     /// may not be stored yet.
     Late(u64),
@@ -321,8 +324,8 @@ impl PopBufferMergeService {
     }
 
     /// `addAk` up to `markBitCAS`: the wrapper with the ack's mergeKey (its brokerName must
-    /// match) and the guards. `Err` = refused: buffer merge is off, no such wrapper, it is
-    /// just-offset ([`Refusal::Plain`]), or the revive time is under 4.5 s away or the CK was
+    /// match) and the guards. `Err` = refused: buffer merge is off or no such wrapper
+    /// ([`Refusal::Plain`]), it is just-offset ([`Refusal::JustOffset`]), or the revive time is under 4.5 s away or the CK was
     /// popped over 8.5 s ago ([`Refusal::Late`], with the wrapper, which may still be
     /// unstored).
     pub fn add_ak_guards(
@@ -348,7 +351,7 @@ impl PopBufferMergeService {
         };
         let w = &self.wrappers[&id];
         if w.just_offset {
-            return Err(Refusal::Plain);
+            return Err(Refusal::JustOffset(id));
         }
         if w.ck.revive_time() < now + config.pop_ck_stay_buffer_time_out + BUFFER_MARGIN {
             return Err(Refusal::Late(id));
@@ -666,18 +669,23 @@ impl Broker {
 
     /// `scan`'s just-offset branch: `putCkToStore` again; still failing, the next scan tries.
     fn re_put_just_offset(&mut self, now: Millis, id: u64) {
+        self.put_just_offset_ck(now, id, "PopBufferMergeService.putCkToStore");
+        self.buffer.mark_dirty(now, id);
+    }
+
+    /// `putCkToStore` of a just-offset wrapper whose put at pop time failed; once stored it
+    /// is ready, and its queue's commit may move on. Whether the put succeeded.
+    fn put_just_offset_ck(&mut self, now: Millis, id: u64, reason: &str) -> bool {
         let w = &self.buffer.wrappers[&id];
         let (ck, revive_qid) = (w.ck.clone(), w.revive_qid);
-        if self
-            .put_ck_to_store(now, &ck, revive_qid, "PopBufferMergeService.putCkToStore")
-            .is_some()
-        {
-            let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
-            w.ck_stored = true;
-            let lock_key = w.lock_key.clone();
-            self.buffer.mark_queue_dirty(now, &lock_key);
+        if self.put_ck_to_store(now, &ck, revive_qid, reason).is_none() {
+            return false;
         }
-        self.buffer.mark_dirty(now, id);
+        let w = self.buffer.wrappers.get_mut(&id).expect("wrapper exists");
+        w.ck_stored = true;
+        let lock_key = w.lock_key.clone();
+        self.buffer.mark_queue_dirty(now, &lock_key);
+        true
     }
 
     /// `putAckToStore`: one buffered ack as an `AckMsg`. Before #8836 the AckMsg carried no
@@ -929,6 +937,18 @@ impl Broker {
                 w.stored_early = true;
                 self.store_buffered_acks(now, id);
                 AkGuard::Refused
+            }
+            // The same decision for a just-offset wrapper whose put at pop time failed: no
+            // ack was merged into it, so its CK alone goes first.
+            Err(Refusal::JustOffset(id))
+                if self.behaviours.has_fix(crate::Fix::RefusedAckStoresItsCk)
+                    && self.buffer.ck_unstored(id) =>
+            {
+                if self.put_just_offset_ck(now, id, "PopBufferMergeService.addAk") {
+                    AkGuard::Refused
+                } else {
+                    AkGuard::CkPutFailed
+                }
             }
             Err(_) => AkGuard::Refused,
         }

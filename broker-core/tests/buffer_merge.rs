@@ -336,6 +336,48 @@ fn the_f5_fix_answers_an_error_when_the_ck_put_fails() {
     assert_eq!(w.revived_ids(), vec![msgs[1].msg_id.clone()]);
 }
 
+/// Develop-random seed 75040 with every fix: F5 through a just-offset wrapper. A CK too close
+/// to its revive time for the buffer (`addCk` refuses under 4.5 s) goes to
+/// `addCkJustOffset`, whose put fails; `addAk` refuses every ack for a just-offset wrapper,
+/// so the ACK goes to the revive log at once (through the timer, deliver time 4 s) while the
+/// CK waits for the scan. The scan's re-puts fail until past the ACK's slot, so the CK is
+/// stored directly behind the delivered ACK, which the reviver drops: the acked m1 comes
+/// back. With `refused-ack-stores-its-ck` the refusal first puts the unstored CK, as it does
+/// for a late buffered one.
+#[test]
+fn a_just_offset_ck_whose_put_failed_is_overtaken_on_develop_and_not_with_the_f5_fix() {
+    let run = |behaviours: Behaviours| {
+        let mut w = World::new(
+            BrokerConfig {
+                enable_pop_buffer_merge: true,
+                ..World::default_config()
+            },
+            behaviours,
+        );
+        w.send(2);
+        w.broker.set_store_put_failure_rate(1.0);
+        let msgs = w.pop(2, 4_000);
+        assert_eq!(w.ck_written(), 0, "addCkJustOffset's put failed");
+        w.broker.set_store_put_failure_rate(0.0);
+        assert_eq!(w.ack(&msgs[0]).code, ResponseCode::Success);
+        w.broker.set_store_put_failure_rate(1.0);
+        w.advance_to(4_200);
+        w.broker.set_store_put_failure_rate(0.0);
+        w.advance_to(60_000);
+        w.revived_ids()
+    };
+    assert_eq!(
+        run(Behaviours::fixed()),
+        vec!["m1", "m2"],
+        "the ACK was read before its CK and dropped"
+    );
+    assert_eq!(
+        run(Behaviours::fixed().with_fix(Fix::RefusedAckStoresItsCk)),
+        vec!["m2"],
+        "the refusal stored the CK first"
+    );
+}
+
 /// Develop-random seeds 10477 and 14686 with every fix: a late ack makes the fix
 /// `refused-ack-stores-its-ck` store the buffered CK before its revive time, into a timer
 /// wheel that lags; the acks merged in the buffer earlier wait for the scan's flush. The
