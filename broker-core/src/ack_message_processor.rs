@@ -314,7 +314,7 @@ impl Broker {
     }
 
     /// `appendAck` tail, in one go (`ackOrigin` of changeInvisibleTime): `addAk`, else an
-    /// ACK record delivered at popTime + invisibleTime. With the proposed fix
+    /// ACK record delivered at `deliver_at`. With the proposed fix
     /// `refused-ack-stores-its-ck`, a refusal whose put of the buffered CK failed writes no
     /// ACK record (it would overtake its CK), as `appendAck` proper does.
     pub(crate) fn append_ack(
@@ -322,7 +322,7 @@ impl Broker {
         now: Millis,
         ack: AckMsg,
         revive_qid: u32,
-        revive_time: Millis,
+        deliver_at: Millis,
         reason: &str,
     ) -> AppendAck {
         match self.add_ak_guards(now, &ack) {
@@ -332,7 +332,7 @@ impl Broker {
             }
             AkGuard::CkPutFailed => AppendAck::CkPutFailed,
             AkGuard::Refused => {
-                if self.put_ack_record(now, ack, revive_qid, revive_time, reason) {
+                if self.put_ack_record(now, ack, revive_qid, deliver_at, reason) {
                     AppendAck::Done
                 } else {
                     AppendAck::AckPutFailed

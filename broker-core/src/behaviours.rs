@@ -441,6 +441,10 @@ pub enum Fix {
     /// took out of the `ReceiptHandleGroup` when the ack it made with it failed, so the
     /// client's retry acks the renewed handle rather than its original.
     FailedAckRestoresHandle,
+    /// `ChangeInvisibleTimeProcessor.ackOrigin` gives an ACK of the original receipt that is
+    /// already due, while the timer has not delivered the original CK's slot, a deliver time
+    /// one timer slot from now, so it follows that CK through the wheel.
+    DueAckOriginGoesThroughTimer,
 }
 
 /// Static facts about a proposed fix.
@@ -463,7 +467,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 26] = [
+    pub const ALL: [Fix; 27] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -490,6 +494,7 @@ impl Fix {
         Fix::ReentrantPopCountsOnlyItsBatch,
         Fix::DeadLetterAckedBeforeAnswer,
         Fix::FailedAckRestoresHandle,
+        Fix::DueAckOriginGoesThroughTimer,
     ];
 
     /// The registry entry for this fix.
@@ -702,6 +707,14 @@ impl Fix {
                 "proxy AckMessageActivity.processAckMessage / ackMessageInBatch (getHandleString → ReceiptHandleGroup.remove)",
                 "develop takes the message's entry out of the ReceiptHandleGroup before the ack (getHandleString: remove, needRemove) and leaves it out whatever the ack's result, so the renewed handle is forgotten and the client's retry (rocketmq-clients ProcessQueueImpl.ackMessageLater, with the handle it received) names the original; proposed: when the ack is not OK, put the entry back (ReceiptHandleGroup.put), so the retry acks the latest handle and the renewals go on",
                 "finding F26: a push consumer's ack through the proxy fails after the proxy renewed the message's handle (a lost request, or a refused ACK put); the retry acks the client's original handle, which the renewal's changeInvisibleTime already acked, and is answered OK; the renewal's CK is never acked and revives the message the client was told was acked",
+                "",
+            ),
+            DueAckOriginGoesThroughTimer => (
+                "due-ack-origin-goes-through-timer",
+                Side::Broker,
+                "ChangeInvisibleTimeProcessor.ackOrigin (its ACK's deliverTimeMs)",
+                "develop gives the ACK of the original receipt the original popTime + invisibleTime as deliverTimeMs, so a changeInvisibleTime that reaches the broker after that time (the proxy checked the handle's expiry before the call) writes an ACK that is already due and stored directly (HookUtils.transformTimerMessage); proposed: when that time has passed and the timer has not delivered the original CK's slot yet (TimerMessageStore.getCurrReadTimeMs() <= the slot of its deliver time reviveTime - ackTimeInterval), deliver it at now + timerPrecisionMs, so it waits in the wheel one slot or more behind its CK",
+                "finding F27: the proxy's renewal (or a client's changeInvisibleDuration) of a handle about to expire passes the proxy's expiry check and reaches the broker just after the deadline; ackOrigin's ACK is stored directly and overtakes the original CK still in a lagging timer, consumeReviveMessage drops it (`point == null`), and the original CK revives the message the client holds under the new handle, and acks",
                 "",
             ),
         };

@@ -19,7 +19,7 @@ use crate::pop_revive_service::PopReviveService;
 use crate::protocol::{Request, Response};
 use crate::rng::Rng;
 use crate::rng::{self, ChaCha8Rng};
-use crate::store::MessageStore;
+use crate::store::{timer_slot, MessageStore, TIMER_PRECISION_MS};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `BrokerController`'s initial delay of both persist schedules (offsets and OrderInfo).
@@ -455,6 +455,30 @@ impl Broker {
             reason: reason.into(),
         });
         Some(log_offset)
+    }
+
+    /// The deliver time of an ACK record whose CK revives at `revive_time`: develop gives
+    /// it `revive_time`, so an ACK written after that is stored directly
+    /// (`HookUtils.transformTimerMessage`) and can overtake its CK, whose deliver time is one
+    /// `ackTimeInterval` earlier (`buildCkMsg`) and which may still wait in a lagging timer
+    /// wheel. With `fix` on (each caller names the fix read at its put) such an ACK, while
+    /// the timer has not delivered the CK's slot (the read time, upstream
+    /// `getCurrReadTimeMs`, is below it), is delivered one timer slot from now instead
+    /// (`timerPrecisionMs`, so `transformTimerMessage` and the timer's enqueue side,
+    /// `TimerMessageStore` 1441, both take it into the wheel): it goes through the wheel in
+    /// a later slot than the CK's, and the reviver reads it after the CK. With the timer
+    /// past the CK's slot the CK is in the revive queue already, and develop's decision
+    /// stands (a direct ACK comes after it).
+    pub(crate) fn due_ack_deliver_at(&self, now: Millis, revive_time: Millis, fix: Fix) -> Millis {
+        if self.behaviours.has_fix(fix)
+            && revive_time <= now
+            && self.store.timer.read_at(now)
+                < timer_slot(revive_time.saturating_sub(ACK_TIME_INTERVAL))
+        {
+            now + TIMER_PRECISION_MS
+        } else {
+            revive_time
+        }
     }
 
     /// An ACK / BatchAck record in its revive queue, delivered at `deliver_at` (the revive

@@ -171,7 +171,11 @@ impl Broker {
         }
     }
 
-    /// `ackOrigin`: ack the old receipt, through the buffer if it can.
+    /// `ackOrigin`: ack the old receipt, through the buffer if it can, else an ACK record
+    /// delivered at the old receipt's popTime + invisibleTime (284). A change that reaches
+    /// the broker after that time (the proxy checks expiry before its call) writes an ACK
+    /// already due; the proposed fix `due-ack-origin-goes-through-timer` is read only here
+    /// ([`Broker::due_ack_deliver_at`]).
     fn ack_origin(
         &mut self,
         now: Millis,
@@ -189,11 +193,16 @@ impl Broker {
             broker_name: Some(broker_name.to_owned()),
             batch: false,
         };
+        let deliver_at = self.due_ack_deliver_at(
+            now,
+            t.pop_time + t.invisible_time,
+            crate::Fix::DueAckOriginGoesThroughTimer,
+        );
         self.append_ack(
             now,
             ack,
             t.revive_qid,
-            t.pop_time + t.invisible_time,
+            deliver_at,
             crate::events::ACK_ORIGIN_REASON,
         )
     }

@@ -13,8 +13,7 @@ use crate::checkpoint::{mask_of, AckMsg, PopCheckPoint};
 use crate::config::{BrokerConfig, Millis};
 use crate::events::BrokerEvent;
 use crate::inflight::OpId;
-use crate::keys::{java_str, merge_key, ACK_TIME_INTERVAL};
-use crate::store::{timer_slot, TIMER_PRECISION_MS};
+use crate::keys::{java_str, merge_key};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// `PopBufferMergeService.interval`: the scan period.
@@ -730,27 +729,14 @@ impl Broker {
     /// (a retry of a failed put, or a late scan) is stored directly
     /// (`HookUtils.transformTimerMessage`) and can overtake its CK, whose deliver time was
     /// one `ackTimeInterval` earlier (`buildCkMsg`) and which may still wait in a lagging
-    /// timer wheel. With the proposed fix `due-buffered-ack-goes-through-timer` (read only
-    /// here) such an ACK, while the timer has not delivered the CK's slot (the read time,
-    /// upstream `getCurrReadTimeMs`, is below it), is delivered one timer slot from now
-    /// instead (`timerPrecisionMs`, so `transformTimerMessage` and the timer's enqueue side,
-    /// `TimerMessageStore` 1441, both take it into the wheel): it goes through the wheel
-    /// in a later slot than the CK's, and the reviver reads it after the CK. With the timer
-    /// past the CK's slot the CK is in the revive queue already, and develop's decision
-    /// stands (a direct ACK comes after it).
+    /// timer wheel. The proposed fix `due-buffered-ack-goes-through-timer` is read only here
+    /// ([`Broker::due_ack_deliver_at`]).
     fn buffered_ack_deliver_at(&self, now: Millis, ck: &PopCheckPoint) -> Millis {
-        let revive_time = ck.revive_time();
-        if self
-            .behaviours
-            .has_fix(crate::Fix::DueBufferedAckGoesThroughTimer)
-            && revive_time <= now
-            && self.store.timer.read_at(now)
-                < timer_slot(revive_time.saturating_sub(ACK_TIME_INTERVAL))
-        {
-            now + TIMER_PRECISION_MS
-        } else {
-            revive_time
-        }
+        self.due_ack_deliver_at(
+            now,
+            ck.revive_time(),
+            crate::Fix::DueBufferedAckGoesThroughTimer,
+        )
     }
 
     /// `putBatchAckToStore`: the buffered acks as one `BatchAckMsg`. Upstream (develop) never

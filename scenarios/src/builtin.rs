@@ -195,6 +195,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F26 on develop: the gRPC proxy's failed ack takes the renewed handle out of its table; the client's retry acks its original handle, answered OK, and the renewal's CK revives the message",
         source: include_str!("../findings/failed-ack-forgets-renewed-handle.toml"),
     },
+    Builtin {
+        name: "due-ack-origin-overtakes-ck",
+        summary: "finding F27 on develop: a changeInvisibleTime the proxy checked just before the handle's deadline reaches the broker just after it; ackOrigin's ACK is stored directly ahead of the original CK in a lagging timer, is dropped, and the original CK revives the message acked under the new handle",
+        source: include_str!("../findings/due-ack-origin-overtakes-ck.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.
