@@ -462,8 +462,8 @@ impl Broker {
     /// (`HookUtils.transformTimerMessage`) and can overtake its CK, whose deliver time is one
     /// `ackTimeInterval` earlier (`buildCkMsg`) and which may still wait in a lagging timer
     /// wheel. With `fix` on (each caller names the fix read at its put) such an ACK, while
-    /// the timer has not delivered the CK's slot (the read time, upstream
-    /// `getCurrReadTimeMs`, is below it), is delivered one timer slot from now instead
+    /// the timer has not delivered the CK's slot (upstream `getCurrReadTimeMs` is not past
+    /// it), is delivered one timer slot from now instead
     /// (`timerPrecisionMs`, so `transformTimerMessage` and the timer's enqueue side,
     /// `TimerMessageStore` 1441, both take it into the wheel): it goes through the wheel in
     /// a later slot than the CK's, and the reviver reads it after the CK. With the timer
@@ -472,8 +472,10 @@ impl Broker {
     pub(crate) fn due_ack_deliver_at(&self, now: Millis, revive_time: Millis, fix: Fix) -> Millis {
         if self.behaviours.has_fix(fix)
             && revive_time <= now
-            && self.store.timer.read_at(now)
-                < timer_slot(revive_time.saturating_sub(ACK_TIME_INTERVAL))
+            && !self.store.timer.has_delivered(
+                timer_slot(revive_time.saturating_sub(ACK_TIME_INTERVAL)),
+                now,
+            )
         {
             now + TIMER_PRECISION_MS
         } else {

@@ -449,7 +449,9 @@ impl Broker {
             // timer's read time (`getCurrReadTimeMs`): a record stored directly while the
             // wheel lags does not carry endTime past ACKs still waiting in it.
             let raise_to = if self.behaviours.has_fix(Fix::ReviveEndTimeFollowsTimer) {
-                entry.deliver_at.min(self.store.timer.read())
+                entry
+                    .deliver_at
+                    .min(self.store.timer.curr_read_time_ms(now))
             } else {
                 entry.deliver_at
             };

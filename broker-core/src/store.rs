@@ -72,11 +72,12 @@ pub struct GetMessageResult {
 /// `MessageStoreConfig.timerPrecisionMs` (default 1 000): the timer wheel's slot width.
 pub const TIMER_PRECISION_MS: Millis = 1_000;
 
-/// The slot a timer message waits for (`HookUtils.transformTimerMessage`): its deliver time
-/// rounded *down* to the timer's precision, and a deliver time on a slot boundary one whole
-/// slot earlier, so a record fires in `[deliverMs − precision, deliverMs)`. The model's clock
-/// is upstream's epoch clock shifted by [`crate::keys::MODEL_EPOCH_MS`], a whole number of
-/// seconds, so the rounding is the same on either clock.
+/// The slot a timer message waits for (`HookUtils.transformTimerMessage` 200-205): its
+/// deliver time rounded *down* to the timer's precision, and a deliver time on a slot
+/// boundary one whole slot earlier. The wheel reads a slot once the clock has left it
+/// (below), so a record fires in `(deliverMs − 1 ms, deliverMs + precision)`: never early.
+/// The model's clock is upstream's epoch clock shifted by [`crate::keys::MODEL_EPOCH_MS`], a
+/// whole number of seconds, so the rounding is the same on either clock.
 pub fn timer_slot(deliver_ms: Millis) -> Millis {
     const _: () = assert!(crate::keys::MODEL_EPOCH_MS % TIMER_PRECISION_MS == 0);
     if deliver_ms % TIMER_PRECISION_MS == 0 {
@@ -86,11 +87,14 @@ pub fn timer_slot(deliver_ms: Millis) -> Millis {
     }
 }
 
-/// `TimerMessageStore`'s dequeue side as the revive topic sees it: `currReadTimeMs`, the slot
-/// time it has delivered up to, and how far it runs behind the clock (a fault input: a busy
-/// timer wheel falls behind and catches up). A record whose slot the read time has passed is
-/// delivered to its revive queue; a slot never goes back, so when the lag grows the read time
-/// stalls until the clock is that far ahead.
+/// `TimerMessageStore`'s dequeue side as the revive topic sees it. `read` is the clock the
+/// dequeue side has caught up with, running `lag` behind the broker's (a fault input: a busy
+/// timer wheel falls behind and catches up); a slot never goes back, so when the lag grows
+/// the read time stalls until the clock is that far ahead. Upstream's pointer
+/// `currReadTimeMs` is the slot about to be read: `dequeue` (982) reads a slot only while it
+/// is below `currWriteTimeMs`, the current second (`maybeMoveWriteTime`, 620-623), so with no
+/// lag it is the read time rounded down to the precision, and every slot below it is
+/// delivered ([`Self::has_delivered`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timer {
     read: Millis,
@@ -101,6 +105,16 @@ impl Timer {
     /// The read time at `t` with the current lag.
     pub fn read_at(&self, t: Millis) -> Millis {
         self.read.max(t.saturating_sub(self.lag))
+    }
+
+    /// `getCurrReadTimeMs()` at `t`: the slot the wheel reads next.
+    pub fn curr_read_time_ms(&self, t: Millis) -> Millis {
+        self.read_at(t) / TIMER_PRECISION_MS * TIMER_PRECISION_MS
+    }
+
+    /// Whether the wheel has delivered `slot` by `t`.
+    pub fn has_delivered(&self, slot: Millis, t: Millis) -> bool {
+        slot_read(slot, self.read_at(t))
     }
 
     /// Moves the read time to `now`.
@@ -114,18 +128,18 @@ impl Timer {
         self.lag = lag;
     }
 
-    /// `getDequeueBehind()` at `t`: `(now − currReadTimeMs) / 1000`, whole seconds, so a lag
-    /// under a second reads as 0.
+    /// `getDequeueBehind()` at `t`: `(now − currReadTimeMs) / 1000`, whole seconds, so a wheel
+    /// that has caught up reads as 0.
     pub fn dequeue_behind(&self, t: Millis) -> u64 {
-        (t - self.read_at(t).min(t)) / 1_000
+        (t - self.curr_read_time_ms(t).min(t)) / 1_000
     }
 
     /// When a record waiting for `slot` is delivered, if the lag stays as it is.
     pub fn delivery_time(&self, slot: Millis, now: Millis) -> Millis {
-        if slot <= self.read {
+        if slot_read(slot, self.read) {
             now
         } else {
-            slot + self.lag
+            slot + TIMER_PRECISION_MS + self.lag
         }
     }
 
@@ -133,6 +147,12 @@ impl Timer {
     pub fn read(&self) -> Millis {
         self.read
     }
+}
+
+/// Whether a wheel whose read time is `read` has read `slot`: its pointer (`read` rounded
+/// down) is past it.
+fn slot_read(slot: Millis, read: Millis) -> bool {
+    slot + TIMER_PRECISION_MS <= read
 }
 
 /// One revive-log record with its timer metadata.
@@ -194,7 +214,7 @@ impl ReviveQueue {
         self.last_deliver_at = self.last_deliver_at.max(Some(deliver_at));
         match slot {
             // A slot the wheel has already read is delivered at once (an expired enqueue).
-            Some(slot) if slot > timer_read => {
+            Some(slot) if !slot_read(slot, timer_read) => {
                 self.pending.insert((slot, log_offset));
             }
             _ => self.deliver(log_offset, now),
@@ -222,7 +242,7 @@ impl ReviveQueue {
     /// The timer delivers every record whose slot its read time has reached, in order.
     pub fn deliver_due(&mut self, timer_read: Millis, now: Millis) {
         while let Some(&(slot, log_offset)) = self.pending.first() {
-            if slot > timer_read {
+            if !slot_read(slot, timer_read) {
                 break;
             }
             self.pending.pop_first();
@@ -724,7 +744,7 @@ mod tests {
         assert_eq!(
             timer_slot(5_000),
             4_000,
-            "a boundary goes one whole slot early"
+            "a boundary waits in the slot before it, read at the boundary"
         );
         assert_eq!(timer_slot(999), 0);
         let mut q = ReviveQueue::default();
@@ -734,9 +754,11 @@ mod tests {
         assert_eq!(q.append(ack(2), 100, 1_000, 1_000), 2); // past: stored directly
         assert_eq!(q.max_offset(), 1);
         assert_eq!(q.log_offset_at(0), 2);
-        q.deliver_due(1_999, 1_999);
+        // Slot 2 000 is read once the clock has left it, at 3 000: never before the deliver
+        // time.
+        q.deliver_due(2_999, 2_999);
         assert_eq!(q.max_offset(), 1);
-        q.deliver_due(2_000, 2_000);
+        q.deliver_due(3_000, 3_000);
         assert_eq!(q.max_offset(), 2);
         assert_eq!(q.log_offset_at(1), 1);
         assert_eq!(q.next_slot(), Some(4_000));
@@ -749,6 +771,28 @@ mod tests {
         assert_eq!(q.max_offset(), 4);
     }
 
+    /// `TimerMessageStore.dequeue` reads a slot only once `currWriteTimeMs`, the current
+    /// second, is past it (982, 620-623): a timer record reaches its queue at its deliver time
+    /// or within one precision after, never before (the model delivered a slot as soon as
+    /// the clock entered it, up to a second early, until the audit of develop-random 75040).
+    #[test]
+    fn a_timer_record_is_delivered_at_or_after_its_deliver_time_never_before() {
+        for deliver_at in (1..5_000).step_by(7) {
+            let mut q = ReviveQueue::default();
+            q.append(ack_record(0), deliver_at, 0, 0);
+            let at = (0..10_000)
+                .find(|&t| {
+                    q.deliver_due(t, t);
+                    q.max_offset() == 1
+                })
+                .expect("delivered");
+            assert!(
+                at >= deliver_at && at < deliver_at + TIMER_PRECISION_MS,
+                "deliver time {deliver_at}, delivered at {at}"
+            );
+        }
+    }
+
     #[test]
     fn a_record_written_after_a_due_slot_goes_behind_it() {
         // Nothing ran the timer between the CK's slot (26 s) and the ACK's write (27.756 s):
@@ -759,8 +803,9 @@ mod tests {
         let (ck_log, read) = s.append_revive(0, ack.clone(), 26_796, 21_717);
         assert!(read);
         let (ack_log, _) = s.append_revive(0, ack, 27_796, 27_756);
-        let q = s.revive_queue(0);
-        assert_eq!(q.delivered(), &[ck_log, ack_log]);
+        assert_eq!(s.revive_queue(0).delivered(), &[ck_log]);
+        s.advance_timer(28_000);
+        assert_eq!(s.revive_queue(0).delivered(), &[ck_log, ack_log]);
     }
 
     #[test]
@@ -769,15 +814,19 @@ mod tests {
         t.advance(5_000);
         assert_eq!(t.dequeue_behind(5_000), 0);
         t.set_lag(5_000, 2_500);
-        // The read time stalls at 5 000 until the clock is 2.5 s ahead of it.
-        assert_eq!(t.delivery_time(6_000, 5_000), 8_500);
+        // The read time stalls at 5 000 until the clock is 2.5 s ahead of it; slot 6 000 is
+        // read once the read time leaves it.
+        assert_eq!(t.delivery_time(6_000, 5_000), 9_500);
         assert_eq!(t.dequeue_behind(6_000), 1);
-        assert_eq!(t.dequeue_behind(9_000), 2);
+        // Read time 6 500: currReadTimeMs 6 000.
+        assert_eq!(t.dequeue_behind(9_000), 3);
         t.advance(9_000);
         assert_eq!(t.read(), 6_500);
+        assert!(t.has_delivered(5_000, 9_000) && !t.has_delivered(6_000, 9_000));
         t.set_lag(9_000, 900);
-        assert_eq!(t.dequeue_behind(9_000), 0, "under a second reads as 0");
-        assert_eq!(t.delivery_time(6_000, 9_000), 9_000);
+        assert_eq!(t.dequeue_behind(9_000), 1, "currReadTimeMs 8 000");
+        assert_eq!(t.dequeue_behind(9_950), 0, "under a second reads as 0");
+        assert_eq!(t.delivery_time(5_000, 9_000), 9_000);
     }
 
     fn ack_record(offset: u64) -> ReviveRecord {

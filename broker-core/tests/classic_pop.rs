@@ -27,12 +27,12 @@ fn unacked_message_is_revived_and_popped_again() {
     w.ack(&msgs[0]);
     w.advance(12_000);
     assert!(w.revived().is_empty(), "not before reviveTime + 2 s");
-    // The scan that read the CK (8 s, its 9 s deliver time rounded down) and the ACK (9 s)
-    // ends with its 41st empty read at 13.1 s, before endTime (10 s) could move; the next
-    // scan, 1 s later, moves it at once and revives.
-    w.advance_to(14_099);
+    // The timer reads the CK's slot (8 s: its 9 s deliver time rounded down) once the clock
+    // has left it, at 9 s, and the ACK's (9 s) at 10 s; the scan that read them revives
+    // once endTime (10 s) is more than 3 s old and it moves to now, at 13.1 s.
+    w.advance_to(13_099);
     assert!(w.revived().is_empty());
-    w.advance_to(14_100);
+    w.advance_to(13_100);
     assert_eq!(w.revived(), vec![("m2".to_owned(), 1)]);
     let again = w.pop(32, 10_000);
     assert_eq!(World::ids(&again), vec!["m2"]);

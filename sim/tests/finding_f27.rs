@@ -17,7 +17,7 @@ const F27: &str = include_str!("../../scenarios/findings/due-ack-origin-overtake
 const SEEDS: [u64; 3] = [0, 1, 2];
 
 const CHANGE: &str = "at_ms = 11_003";
-const LAG: &str = "lag_ms = 1_500";
+const LAG: &str = "lag_ms = 200";
 
 #[test]
 fn f27_a_due_ack_origin_overtakes_the_original_ck_unless_fixed() {
@@ -33,7 +33,7 @@ fn f27_a_due_ack_origin_overtakes_the_original_ck_unless_fixed() {
 #[test]
 fn f27_holds_with_the_change_in_time_refused_or_without_the_timer_lag() {
     assert!(F27.contains(CHANGE) && F27.contains(LAG));
-    let in_time = F27.replace(CHANGE, "at_ms = 10_990");
+    let in_time = F27.replace(CHANGE, "at_ms = 10_995");
     let expired = F27.replace(CHANGE, "at_ms = 11_008");
     let no_lag = F27.replace(LAG, "lag_ms = 0");
     for (what, src) in [
