@@ -202,6 +202,11 @@ pub enum BrokerEvent {
         count: u32,
         orderly: bool,
         from: ReadFrom,
+        /// The request's `attemptId` (the gRPC proxy sends one per receive): two pops of a
+        /// group may share a `popTime` and read the same offset of a queue, and only this
+        /// tells which read a delivery came from.
+        #[serde(default)]
+        attempt_id: Option<Name>,
     },
     /// Upstream freed a try-lock that another operation held (`PopConsumerLockService`
     /// locks are a bare flag): `site` freed operation `holder`'s lock from operation `by`.

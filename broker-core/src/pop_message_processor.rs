@@ -481,6 +481,7 @@ impl Broker {
             count,
             orderly: ctx.req.order,
             from: if corrected { ReadFrom::Corrected } else { from },
+            attempt_id: ctx.req.attempt_id.as_deref().map(crate::Name::new),
         });
         true
     }
@@ -509,6 +510,7 @@ impl Broker {
             count: msgs.len() as u32,
             orderly: ctx.req.order,
             from,
+            attempt_id: ctx.req.attempt_id.as_deref().map(crate::Name::new),
         });
     }
 

@@ -297,9 +297,36 @@ impl H {
         start: u64,
         served: Millis,
     ) -> Rcpt {
+        self.served_at(consumer, msg, (q, off, start), None, served)
+    }
+
+    /// [`H::pop_served_at`] of an orderly pop with an explicit attemptId.
+    pub fn pop_attempt_served_at(
+        &mut self,
+        consumer: &str,
+        msg: &str,
+        q: u32,
+        off: u64,
+        attempt: &str,
+        served: Millis,
+    ) -> Rcpt {
+        self.served_at(consumer, msg, (q, off, off), Some(attempt.into()), served)
+    }
+
+    /// A delivery recorded now of a pop served at `served`; `at` is (queue, offset, batch
+    /// start).
+    fn served_at(
+        &mut self,
+        consumer: &str,
+        msg: &str,
+        at: (u32, u64, u64),
+        attempt_id: Option<String>,
+        served: Millis,
+    ) -> Rcpt {
+        let (q, off, start) = at;
         let now = self.now;
         self.now = served;
-        let r = self.deliver(consumer, msg, None, q, off, 0, None, start);
+        let r = self.deliver(consumer, msg, None, q, off, 0, attempt_id, start);
         self.now = now;
         self.events[r.idx].at = now;
         r
@@ -727,7 +754,21 @@ impl H {
         orderly: bool,
         from: ReadFrom,
     ) -> usize {
+        self.pop_read_of(None, group, q, (pop_time, offset, count), orderly, from)
+    }
+
+    /// [`H::pop_read`] of a request with `attempt_id`; `read` is (popTime, offset, count).
+    pub fn pop_read_of(
+        &mut self,
+        attempt_id: Option<&str>,
+        group: &str,
+        q: u32,
+        read: (Millis, u64, u32),
+        orderly: bool,
+        from: ReadFrom,
+    ) -> usize {
         let at = self.now;
+        let (pop_time, offset, count) = read;
         self.broker(BrokerEvent::PopRead {
             at,
             group: group.into(),
@@ -738,6 +779,7 @@ impl H {
             count,
             orderly,
             from,
+            attempt_id: attempt_id.map(broker_core::Name::new),
         })
     }
 

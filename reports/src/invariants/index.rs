@@ -256,10 +256,14 @@ impl PopPositions {
     /// sends in `startOffsetInfo` and `MQClientAPIImpl.processPopResponse` writes into the
     /// handle; a retry copy's comes from the broker), and the latest read of that offset is
     /// its pop's. Without such a read (an offset the store corrected) the latest read stands.
+    /// Both pops may read the same offset (a reset back to it between them): then the read
+    /// whose request carried the delivery's `attemptId` is its pop's (develop-random 8448).
     pub fn new(h: &History) -> Self {
         let sorted = h.events.windows(2).all(|w| w[0].at <= w[1].at);
-        // (group, queue, popTime) → every read so far: (event index, offset read from).
-        type Reads<'a> = BTreeMap<(&'a str, CopyKey<'a>, Millis), Vec<(usize, u64)>>;
+        // (group, queue, popTime) → every read so far: (event index, offset read from, the
+        // request's attemptId).
+        type Reads<'a> =
+            BTreeMap<(&'a str, CopyKey<'a>, Millis), Vec<(usize, u64, Option<&'a str>)>>;
         let mut reads: Reads = BTreeMap::new();
         let mut out = BTreeMap::new();
         for (idx, e) in h.events.iter().enumerate() {
@@ -270,13 +274,15 @@ impl PopPositions {
                     queue_id,
                     pop_time,
                     offset,
+                    attempt_id,
                     ..
                 }) => {
                     let q = copy_key(topic, *queue_id, 0);
-                    reads
-                        .entry((group, q, *pop_time))
-                        .or_default()
-                        .push((idx, *offset));
+                    reads.entry((group, q, *pop_time)).or_default().push((
+                        idx,
+                        *offset,
+                        attempt_id.as_deref(),
+                    ));
                 }
                 EventKind::Delivered {
                     group,
@@ -285,16 +291,22 @@ impl PopPositions {
                     retry_topic,
                     pop_time,
                     receipt,
+                    attempt_id,
                     ..
                 } => {
                     let q = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
                     let start = ExtraInfo::parse(receipt).map(|e| e.ck_queue_offset);
+                    // Another attempt's read is not this delivery's.
+                    let mine = |a: &Option<&str>| match (attempt_id.as_deref(), a) {
+                        (Some(d), Some(r)) => d == *r,
+                        _ => true,
+                    };
                     let read = reads.get(&(group.as_str(), q, *pop_time)).and_then(|rs| {
-                        rs.iter()
-                            .rev()
-                            .find(|(_, o)| Some(*o) == start)
+                        (rs.iter().rev())
+                            .find(|(_, o, a)| Some(*o) == start && mine(a))
+                            .or_else(|| rs.iter().rev().find(|(_, o, _)| Some(*o) == start))
                             .or(rs.last())
-                            .map(|(i, _)| i)
+                            .map(|(i, _, _)| i)
                     });
                     let pos = match read {
                         Some(read) => (

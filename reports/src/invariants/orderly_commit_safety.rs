@@ -816,6 +816,40 @@ mod tests {
         assert_eq!(run(2), Status::Violated);
     }
 
+    #[test]
+    fn two_reads_of_one_offset_in_one_millisecond_are_told_apart_by_attempt() {
+        // Develop-random seed 8448 (`--fix all`): two proxy pops of g-fifo began at 1.023 s.
+        // o1's (attempt a1) read queue 13 from 0 at once; a reset of the queue to 0 was
+        // assigned at 1.103 s; o2's (attempt a2) reached the queue at 1.124 s, took the
+        // reset and read 0 again. o2's answer came first (1.305 s), o1's after (1.371 s).
+        // Identical handles: only the attemptId tells which read each delivery came from.
+        // o1's batch was read before the consumed reset, which discards it; o2's is the one
+        // outstanding.
+        let run = |attempts: bool| {
+            let mut h = H::grpc_fifo(&["o1", "o2"], "og", -1);
+            let (a1, a2) = if attempts {
+                (Some("a1"), Some("a2"))
+            } else {
+                (None, None)
+            };
+            h.at(1_023)
+                .pop_read_of(a1, "og", 0, (1_023, 0, 1), true, ReadFrom::InitOffset);
+            h.at(1_103).reset("og", 0, 0);
+            h.at(1_124).reset_consumed("og", 0, 0);
+            h.at(1_124)
+                .pop_read_of(a2, "og", 0, (1_023, 0, 1), true, ReadFrom::PendingReset);
+            h.at(1_305)
+                .pop_attempt_served_at("o2", "m0", 0, 0, "a2", 1_023);
+            h.at(1_371)
+                .pop_attempt_served_at("o1", "m0", 0, 0, "a1", 1_023);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // Without the attemptIds both deliveries are placed at the latest read, after the
+        // reset: o1's looks like a second batch while o2's is outstanding.
+        assert_eq!(run(false), Status::Violated);
+    }
+
     /// The proxy's filter forwards f1's `msg` of group fg to the DLQ at `at`.
     fn sent_to_dlq(h: &mut H, at: Millis, msg: &str) {
         h.at(at).proxy_dead_letters("f1", "fg", msg, 3);
