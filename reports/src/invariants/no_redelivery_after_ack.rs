@@ -56,7 +56,7 @@
 use super::index::{is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
-use broker_core::{BrokerEvent, ExtraInfo};
+use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "no-redelivery-after-ack",
@@ -209,6 +209,12 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
                 "its ACK record (position {revive_offset} of revive queue {revive_qid}) was read at {}{keyed}: {outcome}",
                 secs(e.at)
             ));
+            if *outcome == AckReadOutcome::NoCk {
+                if let Some((why, w)) = overtaken(ev, (i, c.idx), ck, o) {
+                    parts.push(why);
+                    events.push(w);
+                }
+            }
         }
     }
     if !read {
@@ -252,6 +258,74 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         }
     }
     (!parts.is_empty()).then(|| (parts.join("; "), events))
+}
+
+/// Why an ACK record read before event `read` found no CK: how the ACK and its CK were
+/// written (who wrote each, when, and the deliver time: a record already due is stored
+/// directly, one in the future waits in the timer), so the overtaking shows: the ACK's latest
+/// write before the read, the CK's latest before the revive at `revive`.
+fn overtaken(
+    ev: &[crate::history::Event],
+    (read, revive): (usize, usize),
+    ck: &CkRef,
+    o: u64,
+) -> Option<(String, usize)> {
+    let (w, at, deliver, reason) =
+        (ev[..read].iter().enumerate().rev()).find_map(|(i, e)| match &e.kind {
+            EventKind::Broker(BrokerEvent::AckWritten {
+                topic,
+                group,
+                queue_id,
+                start_offset,
+                pop_time,
+                ack_offsets,
+                deliver_at,
+                reason,
+                ..
+            }) if *topic == ck.topic
+                && *group == ck.group
+                && *queue_id == ck.queue_id
+                && *start_offset == ck.start_offset
+                && *pop_time == ck.pop_time
+                && ack_offsets.contains(&o) =>
+            {
+                Some((i, e.at, *deliver_at, reason.as_str()))
+            }
+            _ => None,
+        })?;
+    let how = |written: Millis, deliver: Millis| {
+        if deliver > written {
+            format!("deliver time {}, through the timer", secs(deliver))
+        } else {
+            format!(
+                "deliver time {}, already due: stored directly",
+                secs(deliver)
+            )
+        }
+    };
+    let mut why = format!(
+        "that ACK was written at {} by {reason} ({})",
+        secs(at),
+        how(at, deliver)
+    );
+    let ck_write = (ev[..revive].iter().rev()).find_map(|e| match &e.kind {
+        EventKind::Broker(BrokerEvent::CkWritten {
+            ck: c,
+            deliver_at,
+            reason,
+            ..
+        }) if c == ck => Some((e.at, *deliver_at, reason.as_str())),
+        _ => None,
+    });
+    match ck_write {
+        Some((at, deliver, reason)) => why.push_str(&format!(
+            ", the CK at {} by {reason} ({})",
+            secs(at),
+            how(at, deliver)
+        )),
+        None => why.push_str(", the CK by none recorded"),
+    }
+    Some((why, w))
 }
 
 /// The ack named an older receipt of the chain than the revived CK's (finding F26's shape):
@@ -456,6 +530,63 @@ mod tests {
             w.summary
         );
         assert!(w.events.contains(&read) && w.events.contains(&decided));
+    }
+
+    #[test]
+    fn the_witness_shows_how_a_dropped_ack_overtook_its_ck() {
+        // F27's shape: the CK waits in the timer (deliver time 10 s), the ACK is written
+        // after its deliver time and stored directly, and is read before the CK.
+        let mut h = H::new();
+        h.at(0).produce("m1", 0, 0);
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        h.at(2_000).ack(&d);
+        let ck = h.ck_of(&d);
+        h.at(1_000).broker(BrokerEvent::CkWritten {
+            at: 1_000,
+            ck: ck.clone(),
+            revive_qid: 0,
+            revive_offset: 0,
+            deliver_at: 10_000,
+            reason: "PopBufferMergeService.addCkJustOffset".into(),
+        });
+        let written = h.at(11_015).broker(BrokerEvent::AckWritten {
+            at: 11_015,
+            topic: ck.topic.clone(),
+            group: ck.group.clone(),
+            queue_id: ck.queue_id,
+            start_offset: ck.start_offset,
+            pop_time: ck.pop_time,
+            ack_offsets: vec![0],
+            broker_name: Some("broker-a".into()),
+            revive_qid: 0,
+            revive_offset: 1,
+            deliver_at: 11_000,
+            batch: false,
+            reason: "ChangeInvisibleTimeProcessor.ackOrigin".into(),
+        });
+        h.at(11_100).broker(BrokerEvent::AckRecordRead {
+            at: 11_100,
+            revive_qid: 0,
+            revive_offset: 0,
+            topic: ck.topic.clone(),
+            group: ck.group.clone(),
+            queue_id: ck.queue_id,
+            start_offset: ck.start_offset,
+            pop_time: ck.pop_time,
+            ack_offsets: vec![0],
+            key: "k".into(),
+            outcome: broker_core::AckReadOutcome::NoCk,
+        });
+        h.at(14_000).revive(&d, 0, 1);
+        let w = check(&h.build()).witness.unwrap();
+        assert!(
+            w.summary.contains(
+                "dropped; that ACK was written at 11.015s by ChangeInvisibleTimeProcessor.ackOrigin (deliver time 11.000s, already due: stored directly), the CK at 1.000s by PopBufferMergeService.addCkJustOffset (deliver time 10.000s, through the timer)"
+            ),
+            "{}",
+            w.summary
+        );
+        assert!(w.events.contains(&written));
     }
 
     #[test]
