@@ -218,27 +218,17 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         }
     }
     if !read {
-        let written = ev[..c.idx]
-            .iter()
-            .enumerate()
-            .find_map(|(i, e)| match &e.kind {
-                EventKind::Broker(BrokerEvent::AckWritten {
-                    topic,
-                    group,
-                    queue_id,
-                    start_offset,
-                    pop_time,
-                    ack_offsets,
-                    revive_qid,
-                    revive_offset,
-                    ..
-                }) if same(topic, group, *queue_id, *start_offset, *pop_time)
-                    && ack_offsets.contains(&o) =>
-                {
-                    Some((i, *revive_qid, *revive_offset))
-                }
-                _ => None,
-            });
+        let written = acks_written(&ev[..c.idx], ck, o).next().map(|(i, w)| {
+            let BrokerEvent::AckWritten {
+                revive_qid,
+                revive_offset,
+                ..
+            } = w
+            else {
+                unreachable!("acks_written yields AckWritten")
+            };
+            (i, *revive_qid, *revive_offset)
+        });
         match written {
             Some((i, qid, off)) => {
                 events.push(i);
@@ -260,6 +250,39 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
     (!parts.is_empty()).then(|| (parts.join("; "), events))
 }
 
+/// The ACK records written among `ev` for offset `o` of the CK `ck` (its topic, group,
+/// queue, start offset and popTime), with their indexes, in order.
+fn acks_written<'a>(
+    ev: &'a [crate::history::Event],
+    ck: &'a CkRef,
+    o: u64,
+) -> impl DoubleEndedIterator<Item = (usize, &'a BrokerEvent)> + 'a {
+    ev.iter()
+        .enumerate()
+        .filter_map(move |(i, e)| match &e.kind {
+            EventKind::Broker(
+                w @ BrokerEvent::AckWritten {
+                    topic,
+                    group,
+                    queue_id,
+                    start_offset,
+                    pop_time,
+                    ack_offsets,
+                    ..
+                },
+            ) if *topic == ck.topic
+                && *group == ck.group
+                && *queue_id == ck.queue_id
+                && *start_offset == ck.start_offset
+                && *pop_time == ck.pop_time
+                && ack_offsets.contains(&o) =>
+            {
+                Some((i, w))
+            }
+            _ => None,
+        })
+}
+
 /// Why an ACK record read before event `read` found no CK: how the ACK and its CK were
 /// written (who wrote each, when, and the deliver time: a record already due is stored
 /// directly, one in the future waits in the timer), so the overtaking shows: the ACK's latest
@@ -270,29 +293,17 @@ fn overtaken(
     ck: &CkRef,
     o: u64,
 ) -> Option<(String, usize)> {
-    let (w, at, deliver, reason) =
-        (ev[..read].iter().enumerate().rev()).find_map(|(i, e)| match &e.kind {
-            EventKind::Broker(BrokerEvent::AckWritten {
-                topic,
-                group,
-                queue_id,
-                start_offset,
-                pop_time,
-                ack_offsets,
-                deliver_at,
-                reason,
-                ..
-            }) if *topic == ck.topic
-                && *group == ck.group
-                && *queue_id == ck.queue_id
-                && *start_offset == ck.start_offset
-                && *pop_time == ck.pop_time
-                && ack_offsets.contains(&o) =>
-            {
-                Some((i, e.at, *deliver_at, reason.as_str()))
-            }
-            _ => None,
-        })?;
+    let (w, e) = acks_written(&ev[..read], ck, o).next_back()?;
+    let BrokerEvent::AckWritten {
+        at,
+        deliver_at: deliver,
+        reason,
+        ..
+    } = e
+    else {
+        unreachable!("acks_written yields AckWritten")
+    };
+    let (at, deliver, reason) = (*at, *deliver, reason.as_str());
     let how = |written: Millis, deliver: Millis| {
         if deliver > written {
             format!("deliver time {}, through the timer", secs(deliver))
@@ -397,7 +408,7 @@ mod tests {
     use super::*;
     use crate::history::RpcOutcome;
     use crate::invariants::Status;
-    use crate::testkit::H;
+    use crate::testkit::{Rcpt, H};
     use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ReadFrom};
 
     #[test]
@@ -491,28 +502,45 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_witness_says_why_the_reviver_revived_an_acked_message() {
-        // Bug (c)'s shape: the ACK record carries no brokerName, so the reviver keys it
-        // differently from the CK and drops it.
+    /// m1 popped by c1 at 1 s and acked at 2 s: the history, the delivery and its CK.
+    fn acked_at_2_s() -> (H, Rcpt, broker_core::CkRef) {
         let mut h = H::new();
         h.at(0).produce("m1", 0, 0);
         let d = h.at(1_000).pop("c1", "m1", 0, 0);
         h.at(2_000).ack(&d);
         let ck = h.ck_of(&d);
-        let read = h.at(12_000).broker(BrokerEvent::AckRecordRead {
-            at: 12_000,
+        (h, d, ck)
+    }
+
+    /// The reviver read, at `at` and position `pos` of revive queue 0, an ACK of offset 0 of
+    /// `ck` keyed `key`, and found no CK with that key (`point == null`): dropped.
+    fn dropped_ack_read(
+        h: &mut H,
+        at: Millis,
+        (ck, pos): (&broker_core::CkRef, u64),
+        key: &str,
+    ) -> usize {
+        h.at(at).broker(BrokerEvent::AckRecordRead {
+            at,
             revive_qid: 0,
-            revive_offset: 1,
+            revive_offset: pos,
             topic: ck.topic.clone(),
             group: ck.group.clone(),
             queue_id: ck.queue_id,
             start_offset: ck.start_offset,
             pop_time: ck.pop_time,
             ack_offsets: vec![0],
-            key: "TopicAg10010000null".into(),
+            key: key.into(),
             outcome: broker_core::AckReadOutcome::NoCk,
-        });
+        })
+    }
+
+    #[test]
+    fn the_witness_says_why_the_reviver_revived_an_acked_message() {
+        // Bug (c)'s shape: the ACK record carries no brokerName, so the reviver keys it
+        // differently from the CK and drops it.
+        let (mut h, d, ck) = acked_at_2_s();
+        let read = dropped_ack_read(&mut h, 12_000, (&ck, 1), "TopicAg10010000null");
         let decided = h.at(13_000).broker(BrokerEvent::ReviveDecided {
             at: 13_000,
             revive_qid: 0,
@@ -536,11 +564,7 @@ mod tests {
     fn the_witness_shows_how_a_dropped_ack_overtook_its_ck() {
         // F27's shape: the CK waits in the timer (deliver time 10 s), the ACK is written
         // after its deliver time and stored directly, and is read before the CK.
-        let mut h = H::new();
-        h.at(0).produce("m1", 0, 0);
-        let d = h.at(1_000).pop("c1", "m1", 0, 0);
-        h.at(2_000).ack(&d);
-        let ck = h.ck_of(&d);
+        let (mut h, d, ck) = acked_at_2_s();
         h.at(1_000).broker(BrokerEvent::CkWritten {
             at: 1_000,
             ck: ck.clone(),
@@ -564,19 +588,7 @@ mod tests {
             batch: false,
             reason: "ChangeInvisibleTimeProcessor.ackOrigin".into(),
         });
-        h.at(11_100).broker(BrokerEvent::AckRecordRead {
-            at: 11_100,
-            revive_qid: 0,
-            revive_offset: 0,
-            topic: ck.topic.clone(),
-            group: ck.group.clone(),
-            queue_id: ck.queue_id,
-            start_offset: ck.start_offset,
-            pop_time: ck.pop_time,
-            ack_offsets: vec![0],
-            key: "k".into(),
-            outcome: broker_core::AckReadOutcome::NoCk,
-        });
+        dropped_ack_read(&mut h, 11_100, (&ck, 0), "k");
         h.at(14_000).revive(&d, 0, 1);
         let w = check(&h.build()).witness.unwrap();
         assert!(
