@@ -894,8 +894,9 @@ impl Broker {
         ok
     }
 
-    /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal with the
-    /// CK still unstored, the proposed fix `refused-ack-stores-its-ck` (read only here) stores
+    /// `addAk`'s guards ([`PopBufferMergeService::add_ak_guards`]). On a late refusal, or one
+    /// for a just-offset wrapper whose put at pop time failed, with the CK still unstored, the
+    /// proposed fix `refused-ack-stores-its-ck` (read only here) stores
     /// it first, as the scan's flush would, with the acks already merged into it, so the ACK
     /// record the caller writes next follows it in the revive log; when that put fails the
     /// caller must not write the ACK ahead of its CK ([`AkGuard::CkPutFailed`]). The buffered
