@@ -38,6 +38,10 @@ pub struct ConsumerOffsetManager {
     /// read only in [`Self::put_offset`]): a group's first offset of a queue is persisted
     /// as soon as offsetTable has it.
     pub first_offset_persists: bool,
+    /// The lowest offset offsetTable may hold: 0, or −1 where the historical behaviour
+    /// `kv-no-init-offset` commits the −1 it read at (before #9247). Asserted at the one
+    /// place offsetTable is written ([`Self::put_offset`]).
+    pub lowest_offset: i64,
 }
 
 fn get(table: &OffsetTable, key: &str, queue_id: u32) -> Option<i64> {
@@ -93,6 +97,10 @@ impl ConsumerOffsetManager {
     /// in memory until the next scheduled persist, and a crash before that makes the group
     /// new again (finding F20).
     fn put_offset(&mut self, key: String, queue_id: u32, offset: i64) -> bool {
+        assert!(
+            offset >= self.lowest_offset,
+            "negative commit offset {key}:{queue_id}"
+        );
         let first = self
             .offset_table
             .entry(key)
@@ -315,6 +323,21 @@ mod tests {
 
     fn com() -> (ConsumerOffsetManager, Vec<BrokerEvent>) {
         (ConsumerOffsetManager::new(true), Vec::new())
+    }
+
+    #[test]
+    #[should_panic(expected = "negative commit offset")]
+    fn a_commit_below_the_lowest_offset_is_refused() {
+        let (mut m, mut ev) = com();
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 0, -1);
+    }
+
+    #[test]
+    fn the_kv_path_before_9247_may_commit_minus_one() {
+        let (mut m, mut ev) = com();
+        m.lowest_offset = -1;
+        m.commit_offset(&mut ev, 0, "t", "G", "T", 0, -1);
+        assert_eq!(m.query_offset("G", "T", 0), -1);
     }
 
     #[test]

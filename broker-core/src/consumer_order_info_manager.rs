@@ -193,7 +193,10 @@ impl ConsumerOrderInfoManager {
         now: Millis,
     ) -> OrderCountInfo {
         assert!(offsets.len() <= MAX_ORDER_BATCH, "orderly batch too large");
-        debug_assert!(offsets.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "OrderInfo offsets not ascending"
+        );
         let qs = self.table.entry(offset_key(topic, group)).or_default();
         let mut info = OrderInfo {
             pop_time,
@@ -317,18 +320,18 @@ impl ConsumerOrderInfoManager {
             .insert(queue_offset, next_visible);
         self.mark_dirty(now);
     }
-
-    /// Every (key, queue, info), for checks and the snapshot.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, u32, &OrderInfo)> + '_ {
-        self.table
-            .iter()
-            .flat_map(|(k, qs)| qs.iter().map(move |(q, info)| (k.as_str(), *q, info)))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "OrderInfo offsets not ascending")]
+    fn an_orderly_batch_out_of_order_is_refused() {
+        let mut m = ConsumerOrderInfoManager::default();
+        m.update(None, "T", "G", 0, 1_000, 10_000, &[6, 5], 1_000);
+    }
 
     #[test]
     fn block_until_acked_or_expired() {
