@@ -225,6 +225,63 @@ impl<'h> Retention<'h> {
     }
 }
 
+/// The broker's `PopRead`s so far, by (group, queue, popTime): each read's event index, the
+/// offset it read from and its request's `attemptId`. Where a pop's read sits, for a
+/// delivery ([`PopPositions`]) and for a handle no client recorded (the proxy's ack of what
+/// its filter dead-lettered, orderly-commit-safety): one lookup, so both place a pop alike.
+#[derive(Default)]
+pub(crate) struct PopReads<'h>(ReadsByPop<'h>);
+
+type ReadsByPop<'h> = BTreeMap<(&'h str, CopyKey<'h>, Millis), Vec<(usize, u64, Option<&'h str>)>>;
+
+impl<'h> PopReads<'h> {
+    /// Notes the event at `idx` if it is a `PopRead` (retry queues keyed as queue 0).
+    pub fn note(&mut self, idx: usize, e: &'h EventKind) {
+        if let EventKind::Broker(BrokerEvent::PopRead {
+            group,
+            topic,
+            queue_id,
+            pop_time,
+            offset,
+            attempt_id,
+            ..
+        }) = e
+        {
+            let q = copy_key(topic, *queue_id, 0);
+            self.0.entry((group, q, *pop_time)).or_default().push((
+                idx,
+                *offset,
+                attempt_id.as_deref(),
+            ));
+        }
+    }
+
+    /// The read of `group`'s pop at `pop_time` on queue `q` (a [`copy_key`] with offset 0)
+    /// whose handle names `start` as the offset it read from and whose request carried
+    /// `attempt` (when both are known): the latest such read, else the latest read of
+    /// `start`, else the latest read of that pop at all.
+    pub fn find(
+        &self,
+        group: &str,
+        q: CopyKey,
+        pop_time: Millis,
+        start: Option<u64>,
+        attempt: Option<&str>,
+    ) -> Option<usize> {
+        // Another attempt's read is not this pop's.
+        let mine = |a: &Option<&str>| match (attempt, a) {
+            (Some(d), Some(r)) => d == *r,
+            _ => true,
+        };
+        let rs = self.0.get(&(group, q, pop_time))?;
+        (rs.iter().rev())
+            .find(|(_, o, a)| Some(*o) == start && mine(a))
+            .or_else(|| rs.iter().rev().find(|(_, o, _)| Some(*o) == start))
+            .or(rs.last())
+            .map(|(i, _, _)| *i)
+    }
+}
+
 /// Where each delivery's pop sits among the history's events.
 ///
 /// A client records `Delivered` when the answer reaches it, one network hop after the broker
@@ -260,68 +317,36 @@ impl PopPositions {
     /// whose request carried the delivery's `attemptId` is its pop's (develop-random 8448).
     pub fn new(h: &History) -> Self {
         let sorted = h.events.windows(2).all(|w| w[0].at <= w[1].at);
-        // (group, queue, popTime) → every read so far: (event index, offset read from, the
-        // request's attemptId).
-        type Reads<'a> =
-            BTreeMap<(&'a str, CopyKey<'a>, Millis), Vec<(usize, u64, Option<&'a str>)>>;
-        let mut reads: Reads = BTreeMap::new();
+        let mut reads = PopReads::default();
         let mut out = BTreeMap::new();
         for (idx, e) in h.events.iter().enumerate() {
-            match &e.kind {
-                EventKind::Broker(BrokerEvent::PopRead {
-                    group,
-                    topic,
-                    queue_id,
-                    pop_time,
-                    offset,
-                    attempt_id,
-                    ..
-                }) => {
-                    let q = copy_key(topic, *queue_id, 0);
-                    reads.entry((group, q, *pop_time)).or_default().push((
-                        idx,
-                        *offset,
-                        attempt_id.as_deref(),
-                    ));
-                }
-                EventKind::Delivered {
-                    group,
-                    topic,
-                    queue_id,
-                    retry_topic,
-                    pop_time,
-                    receipt,
-                    attempt_id,
-                    ..
-                } => {
-                    let q = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
-                    let start = ExtraInfo::parse(receipt).map(|e| e.ck_queue_offset);
-                    // Another attempt's read is not this delivery's.
-                    let mine = |a: &Option<&str>| match (attempt_id.as_deref(), a) {
-                        (Some(d), Some(r)) => d == *r,
-                        _ => true,
-                    };
-                    let read = reads.get(&(group.as_str(), q, *pop_time)).and_then(|rs| {
-                        (rs.iter().rev())
-                            .find(|(_, o, a)| Some(*o) == start && mine(a))
-                            .or_else(|| rs.iter().rev().find(|(_, o, _)| Some(*o) == start))
-                            .or(rs.last())
-                            .map(|(i, _, _)| i)
-                    });
-                    let pos = match read {
-                        Some(read) => (
-                            PopPos {
-                                after_from: *read,
-                                before_to: *read,
-                            },
-                            Some(h.events[*read].at),
-                        ),
-                        None => (by_time(h, sorted, idx, *pop_time), None),
-                    };
-                    out.insert(idx, pos);
-                }
-                _ => {}
-            }
+            reads.note(idx, &e.kind);
+            let EventKind::Delivered {
+                group,
+                topic,
+                queue_id,
+                retry_topic,
+                pop_time,
+                receipt,
+                attempt_id,
+                ..
+            } = &e.kind
+            else {
+                continue;
+            };
+            let q = copy_key(retry_topic.as_deref().unwrap_or(topic), *queue_id, 0);
+            let start = ExtraInfo::parse(receipt).map(|e| e.ck_queue_offset);
+            let pos = match reads.find(group, q, *pop_time, start, attempt_id.as_deref()) {
+                Some(read) => (
+                    PopPos {
+                        after_from: read,
+                        before_to: read,
+                    },
+                    Some(h.events[read].at),
+                ),
+                None => (by_time(h, sorted, idx, *pop_time), None),
+            };
+            out.insert(idx, pos);
         }
         Self(out)
     }

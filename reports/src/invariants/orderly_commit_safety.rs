@@ -32,8 +32,8 @@
 //!   nor is one served before its queue's latest consumed reset.
 
 use super::index::{
-    dead_lettered_orderly_handle, is_success, proxy_dead_lettered, receipt_deadline, secs,
-    witness_events, Facts, LookupMap,
+    copy_key, dead_lettered_orderly_handle, is_success, proxy_dead_lettered, receipt_deadline,
+    secs, witness_events, Facts, LookupMap, PopReads,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
@@ -253,11 +253,12 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut filtered: BTreeMap<(&str, &str, &str), Option<&str>> = BTreeMap::new();
     // The proxy's latest pop for a client: (consumer, group) → its attemptId.
     let mut attempts: LookupMap<(&str, &str), Option<&str>> = LookupMap::default();
-    // The broker's orderly reads: (queue, popTime) → (event index, offset read from).
-    let mut reads: BTreeMap<(QueueKey, Millis), Vec<(usize, u64)>> = BTreeMap::new();
+    // The broker's reads, to place a dead-lettered handle's pop as a delivery's is.
+    let mut reads = PopReads::default();
     let mut orderly = 0usize;
 
     for (idx, e) in history.events.iter().enumerate() {
+        reads.note(idx, &e.kind);
         match &e.kind {
             EventKind::Delivered {
                 consumer,
@@ -298,21 +299,6 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     },
                 );
             }
-            EventKind::Broker(BrokerEvent::PopRead {
-                group,
-                topic,
-                queue_id,
-                pop_time,
-                offset,
-                orderly: true,
-                ..
-            }) => {
-                let key: QueueKey = (group, topic, *queue_id);
-                reads
-                    .entry((key, *pop_time))
-                    .or_default()
-                    .push((idx, *offset));
-            }
             EventKind::ProxyPopped {
                 consumer,
                 group,
@@ -349,13 +335,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let key: QueueKey = (group, &origin.topic, x.queue_id);
                 receipts.insert((group, receipt), (key, x.pop_time, x.queue_offset));
                 // Placed at its read, as a delivery's pop is (`PopPositions`).
-                let read = (reads.get(&(key, x.pop_time)))
-                    .and_then(|rs| {
-                        (rs.iter().rev())
-                            .find(|(_, o)| *o == x.ck_queue_offset)
-                            .or(rs.last())
-                    })
-                    .map(|(i, _)| *i);
+                let q = copy_key(&origin.topic, x.queue_id, 0);
+                let start = Some(x.ck_queue_offset);
+                let read = reads.find(group, q, x.pop_time, start, attempt_id);
                 let (after_from, decided) = match read {
                     Some(r) => (r, history.events[r].at),
                     None => (
@@ -847,6 +829,48 @@ mod tests {
         assert_eq!(run(true), Status::Held);
         // Without the attemptIds both deliveries are placed at the latest read, after the
         // reset: o1's looks like a second batch while o2's is outstanding.
+        assert_eq!(run(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_dead_lettered_handle_is_placed_at_its_own_attempts_read() {
+        // As above, but o1's copy of m0 never reached o1: the proxy's filter dead-lettered it
+        // and acked the handle (f1 here). Its pop is placed as a delivery's is: at the read
+        // its attempt made, before the consumed reset that discards that batch.
+        let run = |attempts: bool| {
+            let mut h = H::grpc_fifo(&["f1", "f2"], "fg", 2);
+            let (a1, a2) = if attempts {
+                (Some("a1"), Some("a2"))
+            } else {
+                (None, None)
+            };
+            h.at(0).produce("m0", 0, 0);
+            h.at(1_023)
+                .pop_read_of(a1, "fg", 0, (1_023, 0, 1), true, ReadFrom::InitOffset);
+            h.at(1_103).reset("fg", 0, 0);
+            h.at(1_124).reset_consumed("fg", 0, 0);
+            h.at(1_124)
+                .pop_read_of(a2, "fg", 0, (1_023, 0, 1), true, ReadFrom::PendingReset);
+            h.at(1_305)
+                .pop_attempt_served_at("f2", "m0", 0, 0, "a2", 1_023);
+            let popped = EventKind::ProxyPopped {
+                consumer: "f1".into(),
+                group: "fg".into(),
+                topic: crate::testkit::T.into(),
+                queue_id: -1,
+                attempt_id: a1.map(Into::into),
+                found: 1,
+                to_dlq: 1,
+                outcome: crate::testkit::ok(),
+            };
+            h.at(1_370).push("proxy", popped);
+            sent_to_dlq(&mut h, 1_371, "m0");
+            dead_letter_ack(&mut h, 1_372, "m0", (1_023, 20_000), 0);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // Without the attemptIds the handle is placed at the latest read of offset 0, after
+        // the reset: f1's batch looks like a second one while f2's is outstanding.
         assert_eq!(run(false), Status::Violated);
     }
 
