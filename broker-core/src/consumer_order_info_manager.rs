@@ -58,6 +58,15 @@ impl OrderInfo {
             .any(|(i, offset)| self.is_not_ack(i) && now < self.next_visible_time(*offset))
     }
 
+    /// When [`Self::need_block`] turns false by time alone: its last invisible un-acked
+    /// entry becomes visible (`None` for an empty batch or one acked whole).
+    fn unblocks_at(&self) -> Option<Millis> {
+        (self.offset_list.iter().enumerate())
+            .filter(|(i, _)| self.is_not_ack(*i))
+            .map(|(_, &offset)| self.next_visible_time(offset))
+            .max()
+    }
+
     /// When one entry becomes visible again.
     pub fn next_visible_time(&self, offset: u64) -> Millis {
         self.offset_next_visible_time
@@ -241,6 +250,14 @@ impl ConsumerOrderInfoManager {
             .is_some_and(|info| info.need_block(attempt_id, now))
     }
 
+    /// The earliest time after `now` at which some queue's block lapses by time alone.
+    pub fn next_unblock_after(&self, now: Millis) -> Option<Millis> {
+        (self.table.values().flat_map(|qs| qs.values()))
+            .filter_map(OrderInfo::unblocks_at)
+            .filter(|&t| t > now)
+            .min()
+    }
+
     /// `clearBlock`: drop the queue's OrderInfo (on reset).
     pub fn clear_block(&mut self, now: Millis, topic: &str, group: &str, queue_id: u32) {
         if let Some(qs) = self.table.get_mut(&offset_key(topic, group)) {
@@ -325,6 +342,23 @@ impl ConsumerOrderInfoManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_lapses_when_its_last_unacked_entry_is_visible_again() {
+        let mut m = ConsumerOrderInfoManager::default();
+        assert_eq!(m.next_unblock_after(0), None);
+        m.update(None, "T", "G", 0, 1_000, 10_000, &[5, 6], 1_000);
+        m.update(None, "T", "G", 1, 2_000, 30_000, &[9], 2_000);
+        assert_eq!(m.next_unblock_after(2_000), Some(11_000));
+        assert_eq!(
+            m.next_unblock_after(11_000),
+            Some(32_000),
+            "only later ends count"
+        );
+        assert!(m.check_block(None, "T", "G", 0, 10_999));
+        assert!(!m.check_block(None, "T", "G", 0, 11_000));
+        assert_eq!(m.next_unblock_after(32_000), None);
+    }
 
     #[test]
     #[should_panic(expected = "OrderInfo offsets not ascending")]

@@ -80,6 +80,6 @@ pub use events::{AckReadOutcome, BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
 pub use inflight::{OpId, Step};
 pub use name::Name;
 pub use pop_long_polling_service::{
-    MAX_POP_POLLING_SIZE, POP_POLLING_SIZE, TIMEOUT_MARGIN_MS, TIMEOUT_TOO_MUCH_MS,
+    WakeReason, MAX_POP_POLLING_SIZE, POP_POLLING_SIZE, TIMEOUT_MARGIN_MS, TIMEOUT_TOO_MUCH_MS,
 };
 pub use protocol::*;

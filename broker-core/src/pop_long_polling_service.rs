@@ -63,7 +63,7 @@ pub(crate) enum PollingResult {
 
 /// Why a parked request was woken (the history's `PopWoken.reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WakeReason {
+pub enum WakeReason {
     /// `notifyMessageArriving` from the store's arrival listener.
     Arrival,
     /// `ackOrderly` / `ackOrderlyNew` left the queue unblocked.
@@ -75,7 +75,8 @@ pub(crate) enum WakeReason {
 }
 
 impl WakeReason {
-    fn name(self) -> &'static str {
+    /// As the history spells it.
+    pub fn name(self) -> &'static str {
         match self {
             WakeReason::Arrival => "notifyMessageArriving",
             WakeReason::OrderlyAck => "ackOrderly",
@@ -377,6 +378,24 @@ impl Broker {
             queue_id: req.queue_id,
             reason: why.name().into(),
         });
+    }
+
+    /// The earliest later time at which the woken pop `op` could end differently from its
+    /// last run with nothing else happening in the broker: its long-polling expiry (from
+    /// then `polling` answers `POLLING_TIMEOUT`) or the end of some FIFO block
+    /// (`checkBlock` turning false by time alone). The driver may hold a pop that keeps
+    /// waking itself (`restNum`) until then, or until anything else happens; `None` when
+    /// `op` is not a woken pop.
+    pub fn woken_pop_horizon(&self, op: OpId, now: Millis) -> Option<Millis> {
+        let crate::inflight::Op::Start(crate::protocol::Request::PopMessage(req)) =
+            &**self.ops.get(&op)?
+        else {
+            return None;
+        };
+        let expired = req.born_time.unwrap_or(now) + req.poll_time;
+        let timeout_from = (expired + 1).saturating_sub(TIMEOUT_MARGIN_MS);
+        let unblock = self.order_info.next_unblock_after(now);
+        Some(unblock.map_or(timeout_from, |t| t.min(timeout_from)))
     }
 
     /// Parked operations woken since the last call, in wake order: the driver runs each from

@@ -21,7 +21,10 @@
 use super::net::{Envelope, Reply, BROKER_PORT, REQUEST_TAG, RESPONSE_TAG};
 use super::recorder::Recorder;
 use broker_core::rng::{ChaCha8Rng, Rng};
-use broker_core::{Broker, BrokerSnapshot, Millis, OpId, Request, Response, ResponseCode, Step};
+use broker_core::{
+    Broker, BrokerEvent, BrokerSnapshot, Millis, OpId, Request, Response, ResponseCode, Step,
+    WakeReason,
+};
 use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
@@ -65,6 +68,21 @@ enum Runnable {
 /// from spinning within one instant.
 const WAKE_HOP_MS: Millis = 1;
 
+/// Longest the scheduler holds a pop that keeps waking itself while nothing else happens in
+/// the broker (see [`Scheduler::hold`]): a bound on how late a rerun could notice a
+/// time-dependent decision that [`Broker::woken_pop_horizon`] does not name.
+const SPIN_HOLD_MAX_MS: Millis = 50;
+
+/// What a pop's rerun that found nothing records: it parked, and its `restNum` woke the
+/// key's first request (itself, or another such pop).
+fn is_spin_event(e: &BrokerEvent) -> bool {
+    match e {
+        BrokerEvent::PopParked { .. } => true,
+        BrokerEvent::PopWoken { reason, .. } => *reason == WakeReason::RestNum.name(),
+        _ => false,
+    }
+}
+
 /// The scheduler's state: what can run now, what runs later, who waits for a thread.
 struct Scheduler {
     spec: SchedulerSpec,
@@ -81,6 +99,9 @@ struct Scheduler {
     waiting: BTreeMap<OpId, ReplyTo>,
     /// Pops parked by the long-polling service: no thread, their answer still owed.
     parked: BTreeMap<OpId, ReplyTo>,
+    /// Woken pops held between idle reruns ([`Scheduler::hold`]): the key of their `Admit`
+    /// in `later`, so that anything else happening can bring it forward.
+    held: BTreeMap<OpId, (Millis, u64)>,
 }
 
 impl Scheduler {
@@ -95,6 +116,7 @@ impl Scheduler {
             running: BTreeMap::new(),
             waiting: BTreeMap::new(),
             parked: BTreeMap::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -106,6 +128,7 @@ impl Scheduler {
         self.running.clear();
         self.waiting.clear();
         self.parked.clear();
+        self.held.clear();
     }
 
     /// A pop parked: its thread is free, its answer waits.
@@ -121,6 +144,39 @@ impl Scheduler {
             let reply = self.parked.remove(&op).expect("a woken pop was parked");
             self.waiting.insert(op, reply);
             self.run_later(now + WAKE_HOP_MS, Runnable::Admit(op));
+        }
+    }
+
+    /// Pops woken by a rerun that changed nothing but the long-polling service (a pop that
+    /// found nothing, parked, and woke itself or the key's first request because of its
+    /// `restNum`: `PopMessageProcessor.processRequest`) queue again only at `until(op)`
+    /// (capped at [`SPIN_HOLD_MAX_MS`]), or one hop after anything else happens
+    /// ([`Scheduler::release_held`]). Upstream such a pop reruns at once, over and over,
+    /// until its polling time ends (apache/rocketmq#10034); a rerun in between would find
+    /// the same state and end the same way, so only the reruns at a change are simulated.
+    fn hold(&mut self, now: Millis, woken: Vec<OpId>, until: impl Fn(OpId) -> Option<Millis>) {
+        for op in woken {
+            let reply = self.parked.remove(&op).expect("a woken pop was parked");
+            self.waiting.insert(op, reply);
+            let cap = now + SPIN_HOLD_MAX_MS;
+            let at = until(op).map_or(cap, |t| t.min(cap)).max(now + WAKE_HOP_MS);
+            self.run_later(at, Runnable::Admit(op));
+            self.held.insert(op, (at, self.seq));
+        }
+    }
+
+    /// Something other than an idle rerun happened: every held pop runs again one hop later
+    /// (as it would have, rerunning every hop).
+    fn release_held(&mut self, now: Millis) {
+        for (op, key) in std::mem::take(&mut self.held) {
+            if key.0 > now + WAKE_HOP_MS {
+                let r = self
+                    .later
+                    .remove(&key)
+                    .expect("a held pop's admission is scheduled");
+                debug_assert_eq!(r, Runnable::Admit(op));
+                self.run_later(now + WAKE_HOP_MS, r);
+            }
         }
     }
 
@@ -171,6 +227,9 @@ impl Scheduler {
                 break;
             }
             let r = entry.remove();
+            if let Runnable::Admit(op) = r {
+                self.held.remove(&op);
+            }
             self.ready.push(r);
         }
     }
@@ -349,7 +408,14 @@ impl BrokerNode {
                 );
                 match r {
                     Runnable::Timers => self.run_timers(now),
-                    Runnable::Flush => self.with_broker(|b, now| b.persist_if_due(now)),
+                    Runnable::Flush => {
+                        self.with_broker(|b, now| b.persist_if_due(now));
+                        self.state
+                            .lock()
+                            .expect("broker lock")
+                            .sched
+                            .release_held(now);
+                    }
                     Runnable::Op(op) => self.run_step(now, op, &ep),
                     Runnable::Admit(op) => {
                         let mut st = self.state.lock().expect("broker lock");
@@ -407,6 +473,7 @@ impl BrokerNode {
         }
         let mut st = self.state.lock().expect("broker lock");
         st.broker.on_timer(now);
+        st.sched.release_held(now);
         let events = st.broker.drain_events();
         // The long-polling service's expiries wake parked pops.
         let woken = st.broker.take_woken();
@@ -419,6 +486,7 @@ impl BrokerNode {
         let mut st = self.state.lock().expect("broker lock");
         let step = st.broker.step(now, op);
         let events = st.broker.drain_events();
+        let idle = matches!(step, Step::Parked) && events.iter().all(is_spin_event);
         let done = match step {
             Step::Done(response) => Some(response),
             Step::Yield => {
@@ -435,7 +503,13 @@ impl BrokerNode {
             }
         };
         let woken = st.broker.take_woken();
-        st.sched.wake(now, woken);
+        if idle {
+            let State { broker, sched, .. } = &mut *st;
+            sched.hold(now, woken, |op| broker.woken_pop_horizon(op, now));
+        } else {
+            st.sched.release_held(now);
+            st.sched.wake(now, woken);
+        }
         let reply = done.map(|response| {
             let to = st.sched.running.remove(&op).expect("a running operation");
             st.sched.fill_threads();
@@ -524,5 +598,66 @@ impl BrokerNode {
             .broker
             .drain_events();
         self.rec.record_broker(BROKER_NODE, events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scheduler with pop 7 parked, as a pop is just before its rerun wakes it.
+    fn parked_pop() -> Scheduler {
+        let mut s = Scheduler::new(
+            SchedulerSpec::default(),
+            broker_core::rng::stream(0, "test"),
+        );
+        s.running.insert(OpId(7), None);
+        s.park(OpId(7));
+        s
+    }
+
+    fn admit_at(s: &Scheduler) -> Vec<Millis> {
+        (s.later.iter())
+            .filter(|(_, r)| **r == Runnable::Admit(OpId(7)))
+            .map(|(k, _)| k.0)
+            .collect()
+    }
+
+    #[test]
+    fn a_woken_pop_reruns_one_hop_later() {
+        let mut s = parked_pop();
+        s.wake(1_000, vec![OpId(7)]);
+        assert_eq!(admit_at(&s), vec![1_000 + WAKE_HOP_MS]);
+    }
+
+    #[test]
+    fn an_idle_rerun_is_held_until_its_horizon_or_the_cap() {
+        let mut s = parked_pop();
+        s.hold(1_000, vec![OpId(7)], |_| Some(1_020));
+        assert_eq!(admit_at(&s), vec![1_020], "its horizon");
+        let mut s = parked_pop();
+        s.hold(1_000, vec![OpId(7)], |_| None);
+        assert_eq!(admit_at(&s), vec![1_000 + SPIN_HOLD_MAX_MS], "the cap");
+        let mut s = parked_pop();
+        s.hold(1_000, vec![OpId(7)], |_| Some(1_000));
+        assert_eq!(
+            admit_at(&s),
+            vec![1_000 + WAKE_HOP_MS],
+            "never before a hop"
+        );
+    }
+
+    #[test]
+    fn anything_else_happening_brings_a_held_pop_forward_to_one_hop() {
+        let mut s = parked_pop();
+        s.hold(1_000, vec![OpId(7)], |_| None);
+        s.release_held(1_010);
+        assert_eq!(admit_at(&s), vec![1_010 + WAKE_HOP_MS]);
+        assert!(s.held.is_empty());
+        // Once admitted it is no longer held: a later release leaves the queue alone.
+        let mut s = parked_pop();
+        s.hold(1_000, vec![OpId(7)], |_| Some(1_005));
+        s.wake_due(1_005);
+        assert!(s.held.is_empty() && s.ready == vec![Runnable::Admit(OpId(7))]);
     }
 }
