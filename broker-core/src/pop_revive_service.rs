@@ -391,7 +391,7 @@ impl Broker {
     fn consume_revive_records(&mut self, now: Millis, qid: u32, scan: &mut Scan, max: u64) {
         for offset in scan.offset..max {
             let q = self.store.revive_queue(qid);
-            let entry = q.at(offset).expect("delivered record").clone();
+            let entry = q.at(offset).expect("delivered record");
             match &entry.record {
                 ReviveRecord::Ck(ck) => {
                     let mut ck = ck.clone();
