@@ -798,6 +798,23 @@ mod tests {
         assert_eq!(run(2), Status::Violated);
     }
 
+    /// Two pops of `group` that began at 1.023 s both read queue 0 from offset 0: attempt a1
+    /// at once, attempt a2 at 1.124 s after a reset of the queue back to 0 (assigned at
+    /// 1.103 s) was taken. Without `attempts` the reads carry no attemptId.
+    fn two_reads_across_a_reset(h: &mut H, group: &str, attempts: bool) {
+        let (a1, a2) = if attempts {
+            (Some("a1"), Some("a2"))
+        } else {
+            (None, None)
+        };
+        h.at(1_023)
+            .pop_read_of(a1, group, 0, (1_023, 0, 1), true, ReadFrom::InitOffset);
+        h.at(1_103).reset(group, 0, 0);
+        h.at(1_124).reset_consumed(group, 0, 0);
+        h.at(1_124)
+            .pop_read_of(a2, group, 0, (1_023, 0, 1), true, ReadFrom::PendingReset);
+    }
+
     #[test]
     fn two_reads_of_one_offset_in_one_millisecond_are_told_apart_by_attempt() {
         // Develop-random seed 8448 (`--fix all`): two proxy pops of g-fifo began at 1.023 s.
@@ -809,17 +826,7 @@ mod tests {
         // outstanding.
         let run = |attempts: bool| {
             let mut h = H::grpc_fifo(&["o1", "o2"], "og", -1);
-            let (a1, a2) = if attempts {
-                (Some("a1"), Some("a2"))
-            } else {
-                (None, None)
-            };
-            h.at(1_023)
-                .pop_read_of(a1, "og", 0, (1_023, 0, 1), true, ReadFrom::InitOffset);
-            h.at(1_103).reset("og", 0, 0);
-            h.at(1_124).reset_consumed("og", 0, 0);
-            h.at(1_124)
-                .pop_read_of(a2, "og", 0, (1_023, 0, 1), true, ReadFrom::PendingReset);
+            two_reads_across_a_reset(&mut h, "og", attempts);
             h.at(1_305)
                 .pop_attempt_served_at("o2", "m0", 0, 0, "a2", 1_023);
             h.at(1_371)
@@ -839,18 +846,8 @@ mod tests {
         // its attempt made, before the consumed reset that discards that batch.
         let run = |attempts: bool| {
             let mut h = H::grpc_fifo(&["f1", "f2"], "fg", 2);
-            let (a1, a2) = if attempts {
-                (Some("a1"), Some("a2"))
-            } else {
-                (None, None)
-            };
             h.at(0).produce("m0", 0, 0);
-            h.at(1_023)
-                .pop_read_of(a1, "fg", 0, (1_023, 0, 1), true, ReadFrom::InitOffset);
-            h.at(1_103).reset("fg", 0, 0);
-            h.at(1_124).reset_consumed("fg", 0, 0);
-            h.at(1_124)
-                .pop_read_of(a2, "fg", 0, (1_023, 0, 1), true, ReadFrom::PendingReset);
+            two_reads_across_a_reset(&mut h, "fg", attempts);
             h.at(1_305)
                 .pop_attempt_served_at("f2", "m0", 0, 0, "a2", 1_023);
             let popped = EventKind::ProxyPopped {
@@ -858,7 +855,7 @@ mod tests {
                 group: "fg".into(),
                 topic: crate::testkit::T.into(),
                 queue_id: -1,
-                attempt_id: a1.map(Into::into),
+                attempt_id: attempts.then(|| "a1".into()),
                 found: 1,
                 to_dlq: 1,
                 outcome: crate::testkit::ok(),
