@@ -640,6 +640,34 @@ impl H {
         }
     }
 
+    /// The broker writes an ACK record now for `ack_offsets` of the CK `ck` (revive queue 0 at
+    /// `revive_offset`, one ack, not a batch), as `reason` does.
+    pub fn ack_written(
+        &mut self,
+        ck: &CkRef,
+        ack_offsets: &[u64],
+        revive_offset: u64,
+        deliver_at: Millis,
+        reason: &str,
+    ) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::AckWritten {
+            at,
+            topic: ck.topic.clone(),
+            group: ck.group.clone(),
+            queue_id: ck.queue_id,
+            start_offset: ck.start_offset,
+            pop_time: ck.pop_time,
+            ack_offsets: ack_offsets.to_vec(),
+            broker_name: Some(ck.broker_name.clone()),
+            revive_qid: 0,
+            revive_offset,
+            deliver_at,
+            batch: false,
+            reason: reason.into(),
+        })
+    }
+
     /// The broker revives `r`'s copy into the V1 retry topic at `retry_off`.
     pub fn revive(&mut self, r: &Rcpt, retry_off: u64, reconsume: u32) -> usize {
         let ck = self.ck_of(r);

@@ -819,21 +819,13 @@ mod tests {
         let run = |at: Millis| {
             let (mut h, rs) = consistent();
             let ck = h.ck_of(&rs[0]);
-            h.at(at).broker(BrokerEvent::AckWritten {
-                at,
-                topic: ck.topic.clone(),
-                group: ck.group.clone(),
-                queue_id: ck.queue_id,
-                start_offset: ck.start_offset,
-                pop_time: ck.pop_time,
-                ack_offsets: vec![1],
-                broker_name: Some("broker-a".into()),
-                revive_qid: 0,
-                revive_offset: 1,
-                deliver_at: at + 10_000,
-                batch: false,
-                reason: "ChangeInvisibleTimeProcessor.ackOrigin".into(),
-            });
+            h.at(at).ack_written(
+                &ck,
+                &[1],
+                1,
+                at + 10_000,
+                "ChangeInvisibleTimeProcessor.ackOrigin",
+            );
             h.end(100_000, 120_000);
             check(&h.build()).status
         };

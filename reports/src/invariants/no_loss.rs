@@ -1685,21 +1685,8 @@ mod tests {
                 });
             }
             Applied::Written(reason) => {
-                h.at(3_003).broker(BrokerEvent::AckWritten {
-                    at: 3_003,
-                    topic: ck.topic,
-                    group: ck.group,
-                    queue_id: ck.queue_id,
-                    start_offset: ck.start_offset,
-                    pop_time: ck.pop_time,
-                    ack_offsets: vec![0],
-                    broker_name: Some(ck.broker_name),
-                    revive_qid: 0,
-                    revive_offset: 0,
-                    deliver_at: ck.pop_time + ck.invisible_time,
-                    batch: false,
-                    reason: reason.into(),
-                });
+                let deliver_at = ck.pop_time + ck.invisible_time;
+                h.at(3_003).ack_written(&ck, &[0], 0, deliver_at, reason);
             }
         }
         if changed {

@@ -573,21 +573,13 @@ mod tests {
             deliver_at: 10_000,
             reason: "PopBufferMergeService.addCkJustOffset".into(),
         });
-        let written = h.at(11_015).broker(BrokerEvent::AckWritten {
-            at: 11_015,
-            topic: ck.topic.clone(),
-            group: ck.group.clone(),
-            queue_id: ck.queue_id,
-            start_offset: ck.start_offset,
-            pop_time: ck.pop_time,
-            ack_offsets: vec![0],
-            broker_name: Some("broker-a".into()),
-            revive_qid: 0,
-            revive_offset: 1,
-            deliver_at: 11_000,
-            batch: false,
-            reason: "ChangeInvisibleTimeProcessor.ackOrigin".into(),
-        });
+        let written = h.at(11_015).ack_written(
+            &ck,
+            &[0],
+            1,
+            11_000,
+            "ChangeInvisibleTimeProcessor.ackOrigin",
+        );
         dropped_ack_read(&mut h, 11_100, (&ck, 0), "k");
         h.at(14_000).revive(&d, 0, 1);
         let w = check(&h.build()).witness.unwrap();
