@@ -141,10 +141,15 @@ impl Scheduler {
     /// Woken pops queue for a thread again after the executor's hop.
     fn wake(&mut self, now: Millis, woken: Vec<OpId>) {
         for op in woken {
-            let reply = self.parked.remove(&op).expect("a woken pop was parked");
-            self.waiting.insert(op, reply);
-            self.run_later(now + WAKE_HOP_MS, Runnable::Admit(op));
+            self.readmit_at(op, now + WAKE_HOP_MS);
         }
+    }
+
+    /// A woken pop leaves the parked set and queues for a thread again at `at`.
+    fn readmit_at(&mut self, op: OpId, at: Millis) {
+        let reply = self.parked.remove(&op).expect("a woken pop was parked");
+        self.waiting.insert(op, reply);
+        self.run_later(at, Runnable::Admit(op));
     }
 
     /// Pops woken by a rerun that changed nothing but the long-polling service (a pop that
@@ -156,11 +161,9 @@ impl Scheduler {
     /// the same state and end the same way, so only the reruns at a change are simulated.
     fn hold(&mut self, now: Millis, woken: Vec<OpId>, until: impl Fn(OpId) -> Option<Millis>) {
         for op in woken {
-            let reply = self.parked.remove(&op).expect("a woken pop was parked");
-            self.waiting.insert(op, reply);
             let cap = now + SPIN_HOLD_MAX_MS;
             let at = until(op).map_or(cap, |t| t.min(cap)).max(now + WAKE_HOP_MS);
-            self.run_later(at, Runnable::Admit(op));
+            self.readmit_at(op, at);
             self.held.insert(op, (at, self.seq));
         }
     }
