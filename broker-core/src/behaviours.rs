@@ -445,6 +445,10 @@ pub enum Fix {
     /// already due, while the timer has not delivered the original CK's slot, a deliver time
     /// one timer slot from now, so it follows that CK through the wheel.
     DueAckOriginGoesThroughTimer,
+    /// The gRPC proxy's `ForwardMessageToDLQActivity` puts back the receipt handle
+    /// `getHandleString` took out of the `ReceiptHandleGroup` when the forward failed, so the
+    /// client's retry forwards, and then acks, the renewed handle rather than its original.
+    FailedForwardRestoresHandle,
 }
 
 /// Static facts about a proposed fix.
@@ -467,7 +471,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 27] = [
+    pub const ALL: [Fix; 28] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -495,6 +499,7 @@ impl Fix {
         Fix::DeadLetterAckedBeforeAnswer,
         Fix::FailedAckRestoresHandle,
         Fix::DueAckOriginGoesThroughTimer,
+        Fix::FailedForwardRestoresHandle,
     ];
 
     /// The registry entry for this fix.
@@ -715,6 +720,14 @@ impl Fix {
                 "ChangeInvisibleTimeProcessor.ackOrigin (its ACK's deliverTimeMs)",
                 "develop gives the ACK of the original receipt the original popTime + invisibleTime as deliverTimeMs, so a changeInvisibleTime that reaches the broker after that time (the proxy checked the handle's expiry before the call) writes an ACK that is already due and stored directly (HookUtils.transformTimerMessage); proposed: when that time has passed and the timer has not delivered the original CK's slot yet (TimerMessageStore.getCurrReadTimeMs() <= the slot of its deliver time reviveTime - ackTimeInterval), deliver it at now + timerPrecisionMs, so it waits in the wheel one slot or more behind its CK",
                 "finding F27: the proxy's renewal (or a client's changeInvisibleDuration) of a handle about to expire passes the proxy's expiry check and reaches the broker just after the deadline; ackOrigin's ACK is stored directly and overtakes the original CK still in a lagging timer, consumeReviveMessage drops it (`point == null`), and the original CK revives the message the client holds under the new handle, and acks",
+                "",
+            ),
+            FailedForwardRestoresHandle => (
+                "failed-forward-restores-handle",
+                Side::Client,
+                "proxy ForwardMessageToDLQActivity.forwardMessageToDeadLetterQueue (getHandleString → ReceiptHandleGroup.remove)",
+                "develop takes the message's entry out of the ReceiptHandleGroup before the forward and leaves it out whatever the forward's result, so the renewed handle is forgotten and the client's retry (rocketmq-clients ProcessQueueImpl.forwardToDeadLetterQueue, every second on any failure, with the handle it received) names the original; ProducerProcessor.forwardMessageToDeadLetterQueue checks no expiry before the send-back, and its ack after it (not waited for) refuses the expired original (ConsumerProcessor.ackMessage, validateReceiptHandle); proposed: when the forward is not OK, put the entry back (ReceiptHandleGroup.put), so the retry forwards and acks the latest handle and the renewals go on",
+                "finding F28: a FIFO push consumer's forward to the DLQ through the proxy fails after the proxy renewed the message's handle, and the retry comes after the original handle expired; the send-back stores the DLQ copy and the client is told OK, the ack that follows is refused by the proxy itself, the renewed handle lapses, and the queue hands the dead-lettered message out again: consumed again and dead-lettered again",
                 "",
             ),
         };

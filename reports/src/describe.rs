@@ -255,6 +255,15 @@ pub fn describe_event(kind: &EventKind) -> String {
         } => {
             format!("renewed {consumer}'s handle of {msg_id} ({group}): [{receipt}] → [{new_receipt}]; the client keeps its own")
         }
+        K::ForwardAckRefused {
+            consumer,
+            group,
+            msg_id,
+            receipt,
+            reason,
+        } => {
+            format!("did not send the ack after {consumer}'s forward of {msg_id} ({group}) to the DLQ: {reason} [{receipt}]")
+        }
         K::SentToDlq {
             consumer,
             group,
@@ -501,6 +510,7 @@ pub fn event_type(kind: &EventKind) -> &'static str {
         K::AckResult { .. } => "ack-result",
         K::ChangeInvisibleResult { .. } => "change-invisible-result",
         K::HandleRenewed { .. } => "handle-renewed",
+        K::ForwardAckRefused { .. } => "forward-ack-refused",
         K::OffsetUpdateStarted { .. } => "offset-update-started",
         K::OffsetUpdateCompleted { .. } => "offset-update-completed",
         K::ResetRequested { .. } => "reset-requested",
@@ -609,6 +619,7 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
         | K::AckResult { group, msg_id, .. }
         | K::ChangeInvisibleResult { group, msg_id, .. }
         | K::HandleRenewed { group, msg_id, .. }
+        | K::ForwardAckRefused { group, msg_id, .. }
         | K::SentToDlq { group, msg_id, .. } => EventFields {
             msg_id: Some(msg_id),
             group: Some(group),

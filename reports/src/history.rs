@@ -404,6 +404,19 @@ pub enum EventKind {
         receipt: Name,
         new_receipt: Name,
     },
+    /// The gRPC proxy did not send the ack that follows a forward to the DLQ whose send-back
+    /// succeeded (`ProducerProcessor.forwardMessageToDeadLetterQueue`, an ack nobody waits
+    /// for): `ConsumerProcessor.ackMessage` refused `receipt` before any request
+    /// (`validateReceiptHandle`: expired), so the broker never hears of it. Recorded on the
+    /// proxy's node, with the client as `consumer`; it is that ack's only trace. (Last, for
+    /// the discriminants, as above.)
+    ForwardAckRefused {
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
+        receipt: Name,
+        reason: Name,
+    },
 }
 
 /// One event at a virtual time on a node.

@@ -573,6 +573,20 @@ impl<'h> Builder<'h> {
             }
             // The renewal's changeInvisibleTime, just before, has its mark.
             K::HandleRenewed { .. } => {}
+            // An ack the proxy never sent: a failed ack's diamond.
+            K::ForwardAckRefused { group, msg_id, .. } => {
+                let lane = self.msg_lane(msg_id, Some(group));
+                self.mark(
+                    lane,
+                    Shape::Diamond,
+                    at,
+                    at,
+                    "ack bad",
+                    vec![idx],
+                    Title::Event,
+                    Some(Chain::Lane(lane)),
+                );
+            }
             K::OffsetUpdateStarted {
                 client,
                 call_id,

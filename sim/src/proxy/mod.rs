@@ -81,6 +81,9 @@ pub struct Proxy {
     /// The proposed fix `failed-ack-restores-handle` (finding F26), read once here and used
     /// only after an ack entry's answer.
     failed_ack_restores_handle: bool,
+    /// The proposed fix `failed-forward-restores-handle` (finding F28), read once here and
+    /// used only after a forward's answer.
+    failed_forward_restores_handle: bool,
     rec: Recorder,
     broker: RpcClient,
     handles: ReceiptHandles,
@@ -99,6 +102,7 @@ impl Proxy {
             cfg,
             dead_letter_acked_before_answer: fixes.has_fix(Fix::DeadLetterAckedBeforeAnswer),
             failed_ack_restores_handle: fixes.has_fix(Fix::FailedAckRestoresHandle),
+            failed_forward_restores_handle: fixes.has_fix(Fix::FailedForwardRestoresHandle),
             rec,
             broker,
             handles: ReceiptHandles::default(),
@@ -423,6 +427,21 @@ impl Proxy {
         }
     }
 
+    /// `ConsumerProcessor.ackMessage`'s checks before any request: the handle parses
+    /// (`ReceiptHandle.decode`) and has not expired (`validateReceiptHandle`).
+    fn ack_handle(&self, handle: &str) -> Result<ExtraInfo, Status> {
+        let Some(info) = ExtraInfo::parse(handle) else {
+            return Err(Status::new(GrpcCode::InternalServerError, "Parse failed"));
+        };
+        if decisions::is_expired(&info, self.now()) {
+            return Err(Status::new(
+                GrpcCode::InvalidReceiptHandle,
+                "receipt handle is expired",
+            ));
+        }
+        Ok(info)
+    }
+
     /// `ConsumerProcessor.ackMessage`: refuse an expired handle, else `ACK_MESSAGE`.
     async fn ack_to_broker(
         &self,
@@ -431,12 +450,10 @@ impl Proxy {
         msg_id: &str,
         handle: &str,
     ) -> Status {
-        let Some(info) = ExtraInfo::parse(handle) else {
-            return Status::new(GrpcCode::InternalServerError, "Parse failed");
+        let info = match self.ack_handle(handle) {
+            Ok(info) => info,
+            Err(s) => return s,
         };
-        if decisions::is_expired(&info, self.now()) {
-            return Status::new(GrpcCode::InvalidReceiptHandle, "receipt handle is expired");
-        }
         let group = &caller.group;
         self.record(EventKind::AckSent {
             consumer: caller.client_id.clone().into(),
@@ -623,17 +640,25 @@ impl Proxy {
         }
     }
 
-    /// `ForwardMessageToDLQActivity.forwardMessageToDeadLetterQueue`.
+    /// `ForwardMessageToDLQActivity.forwardMessageToDeadLetterQueue`: the entry
+    /// `getHandleString` takes out stays out whatever the answer on develop, so the client's
+    /// retry (on any failure) names its original handle; with the fix
+    /// `failed-forward-restores-handle` (finding F28) a failed forward puts it back.
     async fn forward(&self, r: ForwardMessageToDeadLetterQueueRequest) -> Status {
-        let handle = match self
-            .handle_string(&r.caller, &r.msg_id, &r.receipt_handle)
+        let (handle, taken) = match self
+            .take_handle(&r.caller, &r.msg_id, &r.receipt_handle)
             .await
         {
             Ok(h) => h,
             Err(s) => return s,
         };
-        self.forward_to_dlq(&r.caller, &r.topic, &r.msg_id, &handle, false)
-            .await
+        let s = (self.forward_to_dlq(&r.caller, &r.topic, &r.msg_id, &handle, false)).await;
+        if self.failed_forward_restores_handle && s.code != GrpcCode::Ok {
+            if let Some(h) = taken {
+                self.handles.restore(&r.caller.client_id, h);
+            }
+        }
+        s
     }
 
     /// `ProducerProcessor.forwardMessageToDeadLetterQueue`: a send-back to the DLQ (delay
@@ -668,7 +693,7 @@ impl Proxy {
             .await;
         match result {
             Ok(r) if r.code == ResponseCode::Success && await_ack => {
-                self.ack_to_broker(caller, topic, msg_id, handle).await;
+                self.ack_after_forward(caller, topic, msg_id, handle).await;
                 Status::ok()
             }
             Ok(r) if r.code == ResponseCode::Success => {
@@ -680,13 +705,31 @@ impl Proxy {
                     handle.to_owned(),
                 );
                 crate::world::tasks::spawn(async move {
-                    this.ack_to_broker(&caller, &topic, &msg_id, &handle).await;
+                    this.ack_after_forward(&caller, &topic, &msg_id, &handle)
+                        .await;
                 });
                 Status::ok()
             }
             Ok(r) => Status::new(decisions::grpc_code(r.code), r.remark),
             Err(_) => Status::new(GrpcCode::ProxyTimeout, "wait response from broker timeout"),
         }
+    }
+
+    /// The ack after a forward's send-back succeeded. Its result goes nowhere, so a refusal
+    /// before any request (an expired handle: `ForwardMessageToDLQActivity`'s retry may name
+    /// one, `forwardMessageToDeadLetterQueue` checks none) is recorded, its only trace.
+    async fn ack_after_forward(&self, caller: &Caller, topic: &str, msg_id: &str, handle: &str) {
+        if let Err(s) = self.ack_handle(handle) {
+            self.record(EventKind::ForwardAckRefused {
+                consumer: caller.client_id.clone().into(),
+                group: caller.group.clone().into(),
+                msg_id: msg_id.to_owned().into(),
+                receipt: handle.to_owned().into(),
+                reason: s.message.into(),
+            });
+            return;
+        }
+        self.ack_to_broker(caller, topic, msg_id, handle).await;
     }
 
     // -----------------------------------------------------------------------------------
