@@ -588,6 +588,20 @@ impl H {
         new
     }
 
+    /// The gRPC proxy's ack after a forward of `r`, refused before it was sent (expired).
+    pub fn forward_ack_refused(&mut self, r: &Rcpt) -> usize {
+        self.push(
+            "proxy",
+            EventKind::ForwardAckRefused {
+                consumer: r.consumer.clone().into(),
+                group: r.group.clone().into(),
+                msg_id: r.msg_id.clone().into(),
+                receipt: r.receipt.clone().into(),
+                reason: "receipt handle is expired".into(),
+            },
+        )
+    }
+
     /// A changeInvisibleTime of `r` the gRPC proxy made for its client without renewing it:
     /// a client's changeInvisibleDuration it relayed, or its own `STOP_RENEW`.
     pub fn proxy_changes(&mut self, r: &Rcpt, invisible: Millis) -> Rcpt {

@@ -200,6 +200,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F27 on develop: a changeInvisibleTime the proxy checked just before the handle's deadline reaches the broker just after it; ackOrigin's ACK is stored directly ahead of the original CK in a lagging timer, is dropped, and the original CK revives the message acked under the new handle",
         source: include_str!("../findings/due-ack-origin-overtakes-ck.toml"),
     },
+    Builtin {
+        name: "failed-forward-forgets-renewed-handle",
+        summary: "finding F28 on develop: the gRPC proxy's failed forward to the DLQ takes the renewed handle out of its table; the FIFO client's retry with its expired original is stored and answered OK, the proxy refuses its own ack after it, and the queue hands the message out again",
+        source: include_str!("../findings/failed-forward-forgets-renewed-handle.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

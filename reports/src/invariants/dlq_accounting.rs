@@ -1,4 +1,4 @@
-//! A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again, nor stored in the DLQ again out of a FIFO read the proxy dead-lettered.
+//! A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked (or its ack refused by a proxy that held a valid handle) it is not delivered again, nor stored in the DLQ again out of a FIFO read the proxy dead-lettered.
 //!
 //! POP leaves the dead-letter decision to the client: upstream's broker revives forever
 //! (`PopReviveService.reviveRetry`), the gRPC proxy forwards a message whose reconsumeTimes
@@ -49,6 +49,12 @@
 //!   replay, a retry copy already in flight when the ack came) is a violation. Without an
 //!   effective ack it may come back: the forward and its ack are two calls upstream, so a
 //!   lost or late ack lets the copy's invisible time lapse, and it is dead-lettered again.
+//!   Except when the node that made that ack refused it itself, before any request, as
+//!   expired, while its own renewal (`HandleRenewed`, the gRPC proxy's handle table) had
+//!   given it a newer handle of the delivery still valid then (finding F28): that ack could
+//!   not fail for lack of time; the proxy had forgotten the handle that would have made it.
+//!   A later delivery of the message to the group, at or after that handle's deadline, is a
+//!   violation unless the broker crashed or the group was reset in between.
 //! - **Stored once per ack** (orderly messages). Once a copy of it is in the group's DLQ and
 //!   an ack of it by the group was answered `SUCCESS` within its receipt's invisible time,
 //!   naming the first offset of the batch the broker read (the proxy's ack
@@ -64,8 +70,8 @@
 //!   as above.
 
 use super::index::{
-    crash_indices, is_retry_topic, is_success, proxy_dead_lettered, secs, witness_events,
-    DeliveryClass, Facts, LookupMap,
+    crash_indices, is_retry_topic, is_success, proxy_dead_lettered, receipt_deadline, secs,
+    witness_events, DeliveryClass, Facts, LookupMap,
 };
 use super::{InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -74,7 +80,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "dlq-accounting",
-    statement: "A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked it is not delivered again, nor stored in the DLQ again out of a FIFO read the proxy dead-lettered.",
+    statement: "A message reaches a group's DLQ only after the group delivered it the effective maximum number of times and a client decided so, and once dead-lettered and acked (or its ack refused by a proxy that held a valid handle) it is not delivered again, nor stored in the DLQ again out of a FIFO read the proxy dead-lettered.",
 };
 
 /// How long before its producer recorded the send's outcome a message may have been stored
@@ -144,6 +150,20 @@ struct MsgState<'h> {
     /// the proxy made): its forward is about a delivery it may have held since before an
     /// ack, and is retried until answered, so its copy may land after any later filter round.
     client_decided: bool,
+    /// The latest renewal of the current delivery's handle by the gRPC proxy's handle table.
+    renewed: Option<Renewed<'h>>,
+    /// The proxy refused its own ack after a forward (the event) while that renewal was
+    /// valid (its event), since the current delivery.
+    forgot: Option<(usize, usize, Millis)>,
+}
+
+/// A renewal the gRPC proxy's handle table made (`HandleRenewed`).
+#[derive(Clone, Copy)]
+struct Renewed<'h> {
+    idx: usize,
+    node: &'h str,
+    receipt: &'h str,
+    deadline: Millis,
 }
 
 #[cfg(test)]
@@ -397,6 +417,26 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         ));
                     }
                 }
+                if let (Some(dead), Some((refused, renewed, deadline))) = (st.dead_at, st.forgot) {
+                    if e.at >= deadline && !excused_between(group, refused, idx) {
+                        let mut events = vec![dead, renewed, refused, idx];
+                        events.extend(st.copy);
+                        found.push(witness(
+                            msg_id,
+                            format!(
+                                "{msg_id} was dead-lettered for group {group} at {} and the forward's send-back succeeded, but at {} the proxy refused its own ack after it: the forward named the client's original handle, expired, while the proxy's renewal at {} had given it a handle valid until {} (which it forgot); the group got the message again at {}",
+                                secs(h.events[dead].at),
+                                secs(h.events[refused].at),
+                                secs(h.events[renewed].at),
+                                secs(deadline),
+                                secs(e.at)
+                            ),
+                            events,
+                        ));
+                    }
+                }
+                st.renewed = None;
+                st.forgot = None;
                 let copy = OwnCopy {
                     pos: st.deliveries.len(),
                     revives: st.revives,
@@ -421,6 +461,34 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             }
             EventKind::Broker(BrokerEvent::Revived { group, msg_id, .. }) => {
                 msgs.entry((group, msg_id)).or_default().revives += 1;
+            }
+            EventKind::HandleRenewed {
+                group,
+                msg_id,
+                new_receipt,
+                ..
+            } => {
+                msgs.entry((group, msg_id)).or_default().renewed = Some(Renewed {
+                    idx,
+                    node: &e.node,
+                    receipt: new_receipt,
+                    deadline: receipt_deadline(new_receipt, e.at),
+                });
+            }
+            // The ack after a forward, refused by the node whose renewal holds a newer handle
+            // still valid: that node had forgotten its own handle (finding F28).
+            EventKind::ForwardAckRefused {
+                group,
+                msg_id,
+                receipt,
+                ..
+            } => {
+                let st = msgs.entry((group, msg_id)).or_default();
+                if let Some(r) = st.renewed.filter(|r| {
+                    r.node == &*e.node && r.receipt != receipt.as_str() && e.at <= r.deadline
+                }) {
+                    st.forgot.get_or_insert((idx, r.idx, r.deadline));
+                }
             }
             EventKind::SentToDlq {
                 consumer,
@@ -1100,6 +1168,73 @@ mod tests {
         h.at(1_200).ack(&r);
         h.at(5_000).reset("g1", 0, 0);
         h.at(6_000).pop("c1", "m0", 0, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    /// F28's shape: f1 (gRPC FIFO, 3 attempts) holds m0 under H0 (visible again at 61 s);
+    /// the proxy renews it at 76 s (valid until 115 s); after three local attempts f1
+    /// forwards H0 at 82 s; the send-back is stored at 85 s and the proxy's ack after it
+    /// names H0. Returns the history with the refusal of `refused` (H0, or the renewed
+    /// handle) at `refused_at`, and the index of the renewal.
+    fn forwarded_after_renewal(
+        renew: bool,
+        refused_renewed: bool,
+        refused_at: Millis,
+    ) -> (H, Rcpt, Option<usize>) {
+        let mut h = H::grpc_fifo(&["f1"], "fg", 2);
+        h.at(0).produce("m0", 0, 0);
+        let r = h.at(1_000).pop("f1", "m0", 0, 0);
+        for t in [1_000, 26_000, 51_000] {
+            h.at(t).listener(&r);
+            h.at(t + 24_000)
+                .listener_done(&r, ConsumeOutcome::Failure, false);
+        }
+        let renewed = renew.then(|| h.at(76_000).proxy_renews(&r, 39_000));
+        h.at(82_000).dlq(&r);
+        h.at(85_000).dlq_written(&r, 0);
+        let named = match (&renewed, refused_renewed) {
+            (Some(n), true) => n.clone(),
+            _ => r.clone(),
+        };
+        h.at(refused_at).forward_ack_refused(&named);
+        let renewal = renewed.map(|n| n.idx + 1);
+        (h, r, renewal)
+    }
+
+    #[test]
+    fn an_ack_the_proxy_refused_while_it_held_a_valid_handle_keeps_the_message_away() {
+        // Develop (finding F28): the proxy refused H0 while its renewal was valid until
+        // 115 s; the queue hands m0 out again at 120 s.
+        let (mut h, r, renewal) = forwarded_after_renewal(true, false, 85_010);
+        let again = h.at(120_000).pop("f1", "m0", 0, 0);
+        let hist = h.build();
+        let w = check(&hist).witness.expect("violated");
+        assert!(w.events.contains(&renewal.unwrap()) && w.events.contains(&again.idx));
+        assert!(
+            w.summary.contains("the proxy refused its own ack after it")
+                && w.summary.contains("valid until 115.000s"),
+            "{}",
+            w.summary
+        );
+        let _ = r;
+
+        // No renewal: the proxy held nothing newer, the ack's refusal is at-least-once.
+        let (mut h, ..) = forwarded_after_renewal(false, false, 85_010);
+        h.at(120_000).pop("f1", "m0", 0, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // The refused handle is the renewed one itself (it had lapsed): nothing forgotten.
+        let (mut h, ..) = forwarded_after_renewal(true, true, 85_010);
+        h.at(120_000).pop("f1", "m0", 0, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // Refused after the renewed handle's deadline: it could not have been acked either.
+        let (mut h, ..) = forwarded_after_renewal(true, false, 116_000);
+        h.at(120_000).pop("f1", "m0", 0, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // A crash in between lets the message be read again.
+        let (mut h, ..) = forwarded_after_renewal(true, false, 85_010);
+        h.at(100_000).crash();
+        h.at(101_000).restart();
+        h.at(120_000).pop("f1", "m0", 0, 0);
         assert_eq!(check(&h.build()), Verdict::held());
     }
 }
