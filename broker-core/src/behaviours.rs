@@ -449,6 +449,10 @@ pub enum Fix {
     /// `getHandleString` took out of the `ReceiptHandleGroup` when the forward failed, so the
     /// client's retry forwards, and then acks, the renewed handle rather than its original.
     FailedForwardRestoresHandle,
+    /// The gRPC proxy's `ChangeInvisibleDurationActivity` puts back the receipt handle
+    /// `getHandleString` took out of the `ReceiptHandleGroup` when the change failed, so the
+    /// client's retry changes the renewed handle rather than its original.
+    FailedChangeRestoresHandle,
 }
 
 /// Static facts about a proposed fix.
@@ -471,7 +475,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 28] = [
+    pub const ALL: [Fix; 29] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -500,6 +504,7 @@ impl Fix {
         Fix::FailedAckRestoresHandle,
         Fix::DueAckOriginGoesThroughTimer,
         Fix::FailedForwardRestoresHandle,
+        Fix::FailedChangeRestoresHandle,
     ];
 
     /// The registry entry for this fix.
@@ -728,6 +733,14 @@ impl Fix {
                 "proxy ForwardMessageToDLQActivity.forwardMessageToDeadLetterQueue (getHandleString → ReceiptHandleGroup.remove)",
                 "develop takes the message's entry out of the ReceiptHandleGroup before the forward and leaves it out whatever the forward's result, so the renewed handle is forgotten and the client's retry (rocketmq-clients ProcessQueueImpl.forwardToDeadLetterQueue, every second on any failure, with the handle it received) names the original; ProducerProcessor.forwardMessageToDeadLetterQueue checks no expiry before the send-back, and its ack after it (not waited for) refuses the expired original (ConsumerProcessor.ackMessage, validateReceiptHandle); proposed: when the forward is not OK, put the entry back (ReceiptHandleGroup.put), so the retry forwards and acks the latest handle and the renewals go on",
                 "finding F28: a FIFO push consumer's forward to the DLQ through the proxy fails after the proxy renewed the message's handle, and the retry comes after the original handle expired; the send-back stores the DLQ copy and the client is told OK, the ack that follows is refused by the proxy itself, the renewed handle lapses, and the queue hands the dead-lettered message out again: consumed again and dead-lettered again",
+                "",
+            ),
+            FailedChangeRestoresHandle => (
+                "failed-change-restores-handle",
+                Side::Client,
+                "proxy ChangeInvisibleDurationActivity.changeInvisibleDuration (getHandleString → ReceiptHandleGroup.remove)",
+                "develop takes the message's entry out of the ReceiptHandleGroup before the change and leaves it out whatever the change's result, so the renewed handle is forgotten and the client's retry (rocketmq-clients ProcessQueueImpl.changeInvisibleDuration, every second until OK or INVALID_RECEIPT_HANDLE, with the handle it received) changes the original, whose CK the renewal's ackOrigin already acked, while the renewed CK is left to revive; proposed: when the change is not OK (and not INVALID_RECEIPT_HANDLE), put the entry back (ReceiptHandleGroup.put), so the retry changes the latest handle and the renewals go on",
+                "finding F29: a push consumer's nack (changeInvisibleDuration after a failed listener) through the proxy fails after the proxy renewed the message's handle; the retry changes the client's original and is answered OK, a CK for the requested delay is written and revives the message, and the renewal's CK, never acked, revives it a second time: two retry copies for one nack",
                 "",
             ),
         };

@@ -205,6 +205,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F28 on develop: the gRPC proxy's failed forward to the DLQ takes the renewed handle out of its table; the FIFO client's retry with its expired original is stored and answered OK, the proxy refuses its own ack after it, and the queue hands the message out again",
         source: include_str!("../findings/failed-forward-forgets-renewed-handle.toml"),
     },
+    Builtin {
+        name: "failed-change-forgets-renewed-handle",
+        summary: "finding F29 on develop: the gRPC proxy's failed nack (changeInvisibleDuration) takes the renewed handle out of its table; the client's retry changes its original handle, answered OK, and the renewal's CK revives the message a second time",
+        source: include_str!("../findings/failed-change-forgets-renewed-handle.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

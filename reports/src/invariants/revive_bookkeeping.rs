@@ -1,4 +1,4 @@
-//! Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the latest receipt for its checkpoint.
+//! Every revive puts reconsumeTimes + 1 into the group's POP retry topic, never before the deadline of the latest receipt for its checkpoint, and never from a checkpoint a successful changeInvisibleTime replaced.
 //!
 //! Semantics, for every broker `Revived` event:
 //! - its `retry_topic` is `%RETRY%<group>_<topic>` (V1) or `%RETRY%<group>+<topic>` (V2);
@@ -28,6 +28,17 @@
 //!   the changeInvisibleTime that moved a CK's deadline excuses reviving that CK early: the
 //!   change acks the old CK (`ackOrigin`), and an ack merged only in
 //!   `PopBufferMergeService`'s buffer dies with the process (at-least-once under a crash).
+//! - it does not come from a CK whose receipt a successful changeInvisibleTime named in time
+//!   (the broker handled it before the receipt's own deadline): the change's `ackOrigin`
+//!   acked that CK, and the new CK carries the message on, so another revive of the old one
+//!   is a second copy for one change. The same crash excuses it; a late change (above) does
+//!   not count.
+//! - nor from the CK of a receipt that the node holding it (the gRPC proxy, once it records
+//!   `HandleRenewed`; the client keeps its own handle) passed over: a successful change it
+//!   made on a client's behalf named an older receipt of the same delivery, before the held
+//!   receipt's own deadline, so the held one was never acked (finding F29: a failed change
+//!   took the renewed handle out of the proxy's table and the client's retry named its
+//!   original). A client's own change never held the renewed receipt and is not judged so.
 
 use super::index::{
     ck_key, ck_owner, copy_key, is_success, receipt_ck, receipt_deadline, secs, witness_events,
@@ -39,7 +50,7 @@ use broker_core::{BrokerEvent, ExtraInfo, Millis};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "revive-bookkeeping",
-    statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, and never before the deadline of the latest receipt for its checkpoint.",
+    statement: "Every revive puts reconsumeTimes + 1 into the group's POP retry topic, never before the deadline of the latest receipt for its checkpoint, and never from a checkpoint a successful changeInvisibleTime replaced.",
 };
 
 /// One receipt of a delivery's tree.
@@ -60,6 +71,19 @@ struct Node {
     /// A changeInvisibleTime named this receipt only once its ACK was already due: its
     /// deadline stays where it was.
     changed_late: bool,
+    /// A change the node holding this receipt made on a client's behalf named an older
+    /// receipt of the same delivery instead (finding F29): this receipt should have been
+    /// the one replaced.
+    /// (the change, the renewal that gave the holder this receipt)
+    passed_over_by: Option<(usize, usize)>,
+}
+
+/// The first receipt of `n`'s tree (its delivery).
+fn root(nodes: &[Node], mut n: usize) -> usize {
+    while let Some(p) = nodes[n].parent {
+        n = p;
+    }
+    n
 }
 
 /// The node whose CK a revived CK is, among the nodes of its group, copy and popTime
@@ -86,6 +110,9 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut violations = 0usize;
     let mut affected = AffectedList::default();
     let mut last_crash: Option<usize> = None;
+    // (group, message) → the node that renewed a receipt of it (`HandleRenewed`: the gRPC
+    // proxy's handle table holds it; the client keeps its own) and that receipt's node.
+    let mut held: LookupMap<(&str, &str), (&str, usize, usize)> = LookupMap::default();
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
@@ -132,6 +159,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                     acked_by_change: None,
                     ack_due: receipt_deadline(receipt, pop_time + invisible_time),
                     changed_late: false,
+                    passed_over_by: None,
                 });
                 let node = nodes.len() - 1;
                 (by_ck
@@ -140,13 +168,24 @@ pub(crate) fn check(history: &History) -> Verdict {
                 .push(node);
                 receipts.insert((group, receipt), (node, copy));
             }
-            EventKind::ChangeInvisibleResult {
+            EventKind::HandleRenewed {
                 group,
+                msg_id,
+                new_receipt,
+                ..
+            } => {
+                if let Some(&(n, _)) = receipts.get(&(group.as_str(), new_receipt.as_str())) {
+                    held.insert((group, msg_id), (&e.node, n, idx));
+                }
+            }
+            EventKind::ChangeInvisibleResult {
+                consumer,
+                group,
+                msg_id,
                 receipt,
                 invisible_time,
                 new_receipt: Some(new),
                 outcome,
-                ..
             } if is_success(outcome) => {
                 let Some((named, copy)) =
                     receipts.get(&(group.as_str(), receipt.as_str())).copied()
@@ -165,6 +204,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                     acked_by_change: None,
                     ack_due: deadline,
                     changed_late: false,
+                    passed_over_by: None,
                 });
                 let node = nodes.len() - 1;
                 // The broker handled the change at the new CK's popTime. From the named
@@ -186,6 +226,21 @@ pub(crate) fn check(history: &History) -> Verdict {
                 }
                 if ExtraInfo::parse(receipt).is_some() {
                     nodes[named].acked_by_change = Some(idx);
+                }
+                // The node that holds a renewed receipt of this delivery changed an older one
+                // on a client's behalf, before the held receipt's own deadline: the proxy
+                // forgot its renewed handle (a failed change took it out of the table) and
+                // changed the client's original, whose CK the renewal had acked already.
+                if let Some(&(holder, r, renewal)) = held.get(&(group.as_str(), msg_id.as_str())) {
+                    if r == named {
+                        held.remove(&(group.as_str(), msg_id.as_str()));
+                    } else if holder == &*e.node
+                        && *e.node != **consumer
+                        && root(&nodes, r) == root(&nodes, named)
+                        && handled < nodes[r].ack_due
+                    {
+                        nodes[r].passed_over_by.get_or_insert((idx, renewal));
+                    }
                 }
                 (by_ck.entry(ck_key(group, copy, new, e.at)).or_default()).push(node);
                 receipts.insert((group, new), (node, copy));
@@ -232,6 +287,10 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let ack_died = node
                     .and_then(|n| nodes[n].acked_by_change)
                     .is_some_and(|change| last_crash.is_some_and(|c| c > change));
+                // A change in time acked the CK's receipt (`ackOrigin`): the CK is done.
+                let replaced_by = node
+                    .filter(|&n| !nodes[n].changed_late)
+                    .and_then(|n| nodes[n].acked_by_change);
                 if e.at < deadline && !ack_died {
                     problems.push(format!(
                         "happened at {}, before the latest receipt's deadline {}",
@@ -240,6 +299,26 @@ pub(crate) fn check(history: &History) -> Verdict {
                     ));
                     kinds.push("revived-before-deadline");
                     events.extend(from);
+                } else if let Some((change, renewal)) = (node.and_then(|n| nodes[n].passed_over_by))
+                    .filter(|(c, _)| last_crash.is_none_or(|l| l <= *c))
+                {
+                    let by = &history.events[change];
+                    problems.push(format!(
+                        "came from the checkpoint of the receipt {}'s renewal at {} gave it, which {} passed over: its changeInvisibleTime answered at {} on the client's behalf named the client's older receipt, already acked by that renewal, so this checkpoint was never acked (a second copy for one change)",
+                        by.node,
+                        secs(history.events[renewal].at),
+                        by.node,
+                        secs(by.at)
+                    ));
+                    kinds.push("revived-after-passed-over-change");
+                    events.extend([renewal, change]);
+                } else if let (Some(change), false) = (replaced_by, ack_died) {
+                    problems.push(format!(
+                        "came from a checkpoint whose receipt the changeInvisibleTime answered at {} had replaced (its ackOrigin acks that checkpoint): a second copy",
+                        secs(history.events[change].at)
+                    ));
+                    kinds.push("revived-after-change");
+                    events.push(change);
                 }
                 stored.insert(
                     copy_key(retry_topic, 0, *retry_queue_offset),
@@ -541,5 +620,65 @@ mod tests {
             check(&h.build()),
             Verdict::not_applicable("nothing was revived")
         );
+    }
+
+    #[test]
+    fn a_checkpoint_a_change_replaced_does_not_revive() {
+        // The change at 2 s acked d's CK (ackOrigin) and wrote one for 5 s: a revive of d's
+        // own CK after the new deadline is a second copy.
+        let shape = |crash: bool, change_at: Millis| {
+            let mut h = H::new();
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            let n = h.at(change_at).change_invisible(&d, 5_000);
+            if crash {
+                h.at(change_at + 100).crash();
+                h.at(change_at + 200).restart();
+            }
+            h.at(change_at + 5_000).revive(&n, 0, 1);
+            let old = h.at(change_at + 60_000).revive(&d, 1, 1);
+            (h.build(), n.idx, old)
+        };
+        let (hist, change, old) = shape(false, 2_000);
+        let w = check(&hist).witness.expect("violated");
+        assert_eq!(w.events, vec![change, old]);
+        assert!(w.summary.contains("had replaced"), "{}", w.summary);
+        // A crash after the change may have lost its ackOrigin from the buffer.
+        assert_eq!(check(&shape(true, 2_000).0), Verdict::held());
+        // A change handled at the old deadline: its ACK is due at once and may be dropped
+        // ahead of the CK (F27's window), so the old CK may still revive.
+        assert_eq!(check(&shape(false, 11_000).0), Verdict::held());
+    }
+
+    #[test]
+    fn a_renewed_checkpoint_the_proxy_passed_over_does_not_revive() {
+        // F29: the proxy renewed c1's handle (R1), then changed c1's original on its behalf
+        // (the nack's retry, after a failed change took R1 out of its table): R1's CK is
+        // never acked and revives as a second copy.
+        let shape = |by_client: bool, change_at: Millis| {
+            let mut h = H::new();
+            let d = h.at(1_000).pop("c1", "m1", 0, 0);
+            let r1 = h.at(55_000).proxy_renews(&d, 60_000);
+            let c3 = if by_client {
+                h.at(change_at).change_invisible(&d, 1_000)
+            } else {
+                h.at(change_at).proxy_changes(&d, 1_000)
+            };
+            h.at(change_at + 1_000).revive(&c3, 0, 1);
+            let again = h.at(115_000).revive(&r1, 1, 1);
+            (h.build(), c3.idx, again)
+        };
+        let (hist, change, again) = shape(false, 59_000);
+        let w = check(&hist).witness.expect("violated");
+        // The renewal's HandleRenewed follows its changeInvisibleTime at 55 s.
+        let renewal = (hist.events.iter())
+            .position(|e| matches!(e.kind, EventKind::HandleRenewed { .. }))
+            .expect("renewed");
+        assert_eq!(w.events, vec![renewal, change, again]);
+        assert!(w.summary.contains("passed over"), "{}", w.summary);
+        // The client's own change: it never held R1, a retried change's sibling keeps its
+        // CK (at-least-once, as before).
+        assert_eq!(check(&shape(true, 59_000).0), Verdict::held());
+        // The proxy's change after R1's own deadline passed over nothing it could use.
+        assert_eq!(check(&shape(false, 115_010).0.clone()).status, Status::Held);
     }
 }

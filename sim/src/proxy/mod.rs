@@ -84,6 +84,9 @@ pub struct Proxy {
     /// The proposed fix `failed-forward-restores-handle` (finding F28), read once here and
     /// used only after a forward's answer.
     failed_forward_restores_handle: bool,
+    /// The proposed fix `failed-change-restores-handle` (finding F29), read once here and
+    /// used only after a changeInvisibleDuration's answer.
+    failed_change_restores_handle: bool,
     rec: Recorder,
     broker: RpcClient,
     handles: ReceiptHandles,
@@ -103,6 +106,7 @@ impl Proxy {
             dead_letter_acked_before_answer: fixes.has_fix(Fix::DeadLetterAckedBeforeAnswer),
             failed_ack_restores_handle: fixes.has_fix(Fix::FailedAckRestoresHandle),
             failed_forward_restores_handle: fixes.has_fix(Fix::FailedForwardRestoresHandle),
+            failed_change_restores_handle: fixes.has_fix(Fix::FailedChangeRestoresHandle),
             rec,
             broker,
             handles: ReceiptHandles::default(),
@@ -334,17 +338,8 @@ impl Proxy {
     // Ack, changeInvisibleDuration, forward to DLQ
 
     /// `getHandleString`: the latest handle the receipt-handle processor holds for the
-    /// entry, else the client's. `Err` when the entry's lock could not be had in time.
-    async fn handle_string(
-        &self,
-        caller: &Caller,
-        msg_id: &str,
-        handle: &str,
-    ) -> Result<String, Status> {
-        Ok(self.take_handle(caller, msg_id, handle).await?.0)
-    }
-
-    /// [`Proxy::handle_string`] with the entry it took out (`removeReceiptHandle`), if any.
+    /// entry, else the client's, with the entry it took out (`removeReceiptHandle`), if any.
+    /// `Err` when the entry's lock could not be had in time.
     async fn take_handle(
         &self,
         caller: &Caller,
@@ -365,18 +360,36 @@ impl Proxy {
         }
     }
 
-    /// After an ack entry's answer: develop leaves the entry `getHandleString` took out gone
-    /// whatever the answer, so the client's retry names its original handle; with the fix
-    /// `failed-ack-restores-handle` (finding F26) an ack that failed puts it back, and the
-    /// retry acks the renewed handle (and renewals go on meanwhile). Not after
-    /// `INVALID_RECEIPT_HANDLE`: the client gives up on that, and the handle has expired.
-    fn after_ack_entry(&self, caller: &Caller, taken: Option<MessageReceiptHandle>, s: &Status) {
-        let failed = !matches!(s.code, GrpcCode::Ok | GrpcCode::InvalidReceiptHandle);
-        if self.failed_ack_restores_handle && failed {
+    /// After a call that took the entry out: develop leaves it gone whatever the answer, so
+    /// the client's retry names its original handle. With the call's fix on (`fix`), a
+    /// failed call puts the entry back, and the retry names the renewed handle (renewals go
+    /// on meanwhile): `failed-ack-restores-handle` (finding F26),
+    /// `failed-change-restores-handle` (F29), `failed-forward-restores-handle` (F28). Not
+    /// after `INVALID_RECEIPT_HANDLE` unless the client retries on it (`retried_on_invalid`:
+    /// only the forward's retry does); it gives up on that, and the handle has expired.
+    fn restore_after_failure(
+        &self,
+        fix: bool,
+        caller: &Caller,
+        taken: Option<MessageReceiptHandle>,
+        s: &Status,
+        retried_on_invalid: bool,
+    ) {
+        let failed = match s.code {
+            GrpcCode::Ok => false,
+            GrpcCode::InvalidReceiptHandle => retried_on_invalid,
+            _ => true,
+        };
+        if fix && failed {
             if let Some(h) = taken {
                 self.handles.restore(&caller.client_id, h);
             }
         }
+    }
+
+    /// After an ack entry's answer ([`Proxy::restore_after_failure`]).
+    fn after_ack_entry(&self, caller: &Caller, taken: Option<MessageReceiptHandle>, s: &Status) {
+        self.restore_after_failure(self.failed_ack_restores_handle, caller, taken, s, false);
     }
 
     /// `AckMessageActivity.ackMessage`: one by one, or in one batch.
@@ -551,14 +564,14 @@ impl Proxy {
         if let Err(s) = decisions::validate_invisible_time(r.invisible_duration, 0, &self.cfg) {
             return fail(s);
         }
-        let handle = match self
-            .handle_string(&r.caller, &r.msg_id, &r.receipt_handle)
+        let (handle, taken) = match self
+            .take_handle(&r.caller, &r.msg_id, &r.receipt_handle)
             .await
         {
             Ok(h) => h,
             Err(s) => return fail(s),
         };
-        match self
+        let response = match self
             .change_at_broker(
                 &r.caller,
                 &r.topic,
@@ -577,7 +590,10 @@ impl Proxy {
                 "changeInvisibleDuration failed: status is abnormal",
             )),
             Changed::Failed(s) => fail(s),
-        }
+        };
+        let fix = self.failed_change_restores_handle;
+        self.restore_after_failure(fix, &r.caller, taken, &response.status, false);
+        response
     }
 
     /// `ConsumerProcessor.changeInvisibleTime`: refuse an expired handle, else
@@ -653,11 +669,8 @@ impl Proxy {
             Err(s) => return s,
         };
         let s = (self.forward_to_dlq(&r.caller, &r.topic, &r.msg_id, &handle, false)).await;
-        if self.failed_forward_restores_handle && s.code != GrpcCode::Ok {
-            if let Some(h) = taken {
-                self.handles.restore(&r.caller.client_id, h);
-            }
-        }
+        let fix = self.failed_forward_restores_handle;
+        self.restore_after_failure(fix, &r.caller, taken, &s, true);
         s
     }
 

@@ -84,9 +84,10 @@ impl ReceiptHandles {
         }
     }
 
-    /// Puts back an entry a failed ack or forward took out (the fixes
-    /// `failed-ack-restores-handle` and `failed-forward-restores-handle`), unless a
-    /// receive added one for the same key meanwhile: that one's handle is newer.
+    /// Puts back an entry a failed ack, change or forward took out (the fixes
+    /// `failed-ack-restores-handle`, `failed-change-restores-handle` and
+    /// `failed-forward-restores-handle`), unless a receive added one for the same key
+    /// meanwhile: that one's handle is newer.
     pub fn restore(&self, client: &str, h: MessageReceiptHandle) {
         let Some(key) = handle_key(&h.msg_id, &h.original) else {
             return;

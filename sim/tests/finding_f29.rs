@@ -1,0 +1,49 @@
+//! Finding F29 (docs/findings.md): the gRPC proxy takes a message's entry out of its
+//! receipt-handle table before it changes the message's invisible time for a push
+//! consumer's nack and leaves it out when the change fails; the client's retry names its
+//! original handle, whose CK the proxy's renewal already acked, and is answered OK; the
+//! renewal's CK is never acked and revives the message a second time. It goes away with the
+//! proposed fix `failed-change-restores-handle` alone; every other fix (F26's and F28's,
+//! the same decision in the ack and forward activities, included) leaves it.
+
+mod common;
+
+use broker_core::Fix;
+use common::{assert_finding, violated_with as violated};
+
+const F29: &str =
+    include_str!("../../scenarios/findings/failed-change-forgets-renewed-handle.toml");
+
+/// The scenario's pinned seeds.
+const SEEDS: [u64; 3] = [0, 1, 2];
+
+const CLOG: &str = "action = \"clog\"\nnode = \"broker\"";
+const UNCLOG: &str = "action = \"unclog\"\nnode = \"broker\"";
+
+#[test]
+fn f29_a_retried_nack_of_the_original_handle_leaves_the_renewed_ck_unless_fixed() {
+    for seed in SEEDS {
+        let fix = Fix::FailedChangeRestoresHandle;
+        assert_finding(F29, seed, fix, &["revive-bookkeeping"], "scenario");
+    }
+}
+
+/// Without the lost change, or without a renewal before it (a listener done before the
+/// renew scan's lead), the nack changes the current handle and one copy comes back.
+#[test]
+fn f29_holds_without_the_failed_change_or_without_the_renewal() {
+    let listener = "consume_time_ms = { min = 55_000, max = 55_000 }";
+    assert!(F29.contains(CLOG) && F29.contains(UNCLOG) && F29.contains(listener));
+    let no_loss = F29
+        .replace(CLOG, "action = \"set-loss\"\nrate = 0.0")
+        .replace(UNCLOG, "action = \"set-loss\"\nrate = 0.0");
+    let no_renewal = F29
+        .replace(listener, "consume_time_ms = { min = 30_000, max = 30_000 }")
+        .replace("at_ms = 55_900", "at_ms = 30_900")
+        .replace("at_ms = 56_200", "at_ms = 31_200");
+    for (what, src) in [("no lost change", &no_loss), ("no renewal", &no_renewal)] {
+        for seed in SEEDS {
+            assert!(violated(src, seed, &[]).is_empty(), "{what}, seed {seed}");
+        }
+    }
+}
