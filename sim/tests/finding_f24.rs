@@ -10,7 +10,7 @@
 mod common;
 
 use broker_core::Fix;
-use common::violated_with as violated;
+use common::{assert_holds_on_develop, violated_with as violated};
 
 const F24: &str = include_str!("../../scenarios/findings/reentrant-fifo-pop-inherits-counts.toml");
 
@@ -64,9 +64,5 @@ fn f24_holds_with_the_snapshots_client_without_the_redelivery_or_with_a_retry_le
             F24.replace(retries, "max_reconsume_times = 1"),
         ),
     ];
-    for (what, src) in &variants {
-        for seed in SEEDS {
-            assert!(violated(src, seed, &[]).is_empty(), "{what}, seed {seed}");
-        }
-    }
+    assert_holds_on_develop(&variants, &SEEDS);
 }

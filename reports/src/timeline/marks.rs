@@ -575,17 +575,7 @@ impl<'h> Builder<'h> {
             K::HandleRenewed { .. } => {}
             // An ack the proxy never sent: a failed ack's diamond.
             K::ForwardAckRefused { group, msg_id, .. } => {
-                let lane = self.msg_lane(msg_id, Some(group));
-                self.mark(
-                    lane,
-                    Shape::Diamond,
-                    at,
-                    at,
-                    "ack bad",
-                    vec![idx],
-                    Title::Event,
-                    Some(Chain::Lane(lane)),
-                );
+                self.on_msg(msg_id, group, Shape::Diamond, at, "ack bad", idx);
             }
             K::OffsetUpdateStarted {
                 client,

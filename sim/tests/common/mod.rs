@@ -90,3 +90,27 @@ pub fn faults(h: &History) -> Vec<(u64, String)> {
         })
         .collect()
 }
+
+/// A finding scenario's broker clog and unclog steps, as they spell them (after `at_ms`).
+pub const CLOG_BROKER: &str = "action = \"clog\"\nnode = \"broker\"";
+pub const UNCLOG_BROKER: &str = "action = \"unclog\"\nnode = \"broker\"";
+
+/// `src` with its broker clog and unclog steps made harmless (loss set to 0 at the same
+/// times): the scenario without the lost request.
+pub fn without_clog(src: &str) -> String {
+    assert!(src.contains(CLOG_BROKER) && src.contains(UNCLOG_BROKER));
+    src.replace(CLOG_BROKER, "action = \"set-loss\"\nrate = 0.0")
+        .replace(UNCLOG_BROKER, "action = \"set-loss\"\nrate = 0.0")
+}
+
+/// Every variant (what it changes, its source) holds on develop on every seed.
+pub fn assert_holds_on_develop<S: AsRef<str>>(variants: &[(&str, S)], seeds: &[u64]) {
+    for (what, src) in variants {
+        for &seed in seeds {
+            assert!(
+                violated_with(src.as_ref(), seed, &[]).is_empty(),
+                "{what}, seed {seed}"
+            );
+        }
+    }
+}
