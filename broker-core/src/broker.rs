@@ -454,7 +454,7 @@ impl Broker {
         self.revive_replan(now, revive_qid);
         self.events.push(BrokerEvent::CkWritten {
             at: now,
-            ck: ck.ck_ref(),
+            ck: ck.ck_ref().into(),
             revive_qid,
             revive_offset: log_offset,
             deliver_at,
@@ -514,7 +514,7 @@ impl Broker {
             queue_id: ack.queue_id,
             start_offset: ack.start_offset,
             pop_time: ack.pop_time,
-            ack_offsets: ack.ack_offsets,
+            ack_offsets: ack.ack_offsets.into(),
             broker_name: ack.broker_name.map(crate::Name::from),
             revive_qid,
             revive_offset: log_offset,

@@ -85,15 +85,19 @@ impl ReadFrom {
 }
 
 /// One thing the broker model did. `at` is the `now` it was given.
+///
+/// The `CkRef`s and offset lists are boxed: a run at scale keeps millions of events, and
+/// inline they made these rare variants set every event's size (they serialize and hash
+/// as before).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BrokerEvent {
     /// `PopBufferMergeService.addCk`: a CK is held in memory.
-    CkBuffered { at: Millis, ck: CkRef },
+    CkBuffered { at: Millis, ck: Box<CkRef> },
     /// A CK record appended to the revive log (`putCkToStore`, `addCkJustOffset`, the
     /// changeInvisibleTime CK, or `rePutCK`); visible to the reviver at `deliver_at`.
     CkWritten {
         at: Millis,
-        ck: CkRef,
+        ck: Box<CkRef>,
         revive_qid: u32,
         revive_offset: u64,
         deliver_at: Millis,
@@ -113,7 +117,7 @@ pub enum BrokerEvent {
         queue_id: u32,
         start_offset: u64,
         pop_time: Millis,
-        ack_offsets: Vec<u64>,
+        ack_offsets: Box<[u64]>,
         key: Name,
         outcome: AckReadOutcome,
     },
@@ -121,14 +125,14 @@ pub enum BrokerEvent {
     ReviveDecided {
         at: Millis,
         revive_qid: u32,
-        ck: CkRef,
+        ck: Box<CkRef>,
         key: Name,
-        acked: Vec<u64>,
+        acked: Box<[u64]>,
     },
     /// An ack merged into a buffered CK's bits (`addAk` returned true).
     AckMergedInBuffer {
         at: Millis,
-        ck: CkRef,
+        ck: Box<CkRef>,
         ack_offset: u64,
     },
     /// An ACK or BatchAck record appended to the revive log. `broker_name` is what the record
@@ -140,7 +144,7 @@ pub enum BrokerEvent {
         queue_id: u32,
         start_offset: u64,
         pop_time: Millis,
-        ack_offsets: Vec<u64>,
+        ack_offsets: Box<[u64]>,
         broker_name: Option<Name>,
         revive_qid: u32,
         revive_offset: u64,
@@ -156,7 +160,7 @@ pub enum BrokerEvent {
         topic: Name,
         msg_id: Name,
         /// The CK the revive came from.
-        ck: CkRef,
+        ck: Box<CkRef>,
         /// The message's offset in the CK's topic.
         queue_offset: u64,
         retry_topic: Name,
@@ -305,7 +309,7 @@ pub enum BrokerEvent {
     /// last revive attempt. The message is never revived from it.
     CkDropped {
         at: Millis,
-        ck: CkRef,
+        ck: Box<CkRef>,
         queue_offset: u64,
         reason: Name,
     },

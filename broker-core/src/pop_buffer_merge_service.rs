@@ -888,7 +888,7 @@ impl Broker {
         if ok {
             self.events.push(BrokerEvent::CkBuffered {
                 at: now,
-                ck: ck.ck_ref(),
+                ck: ck.ck_ref().into(),
             });
         }
         ok
@@ -950,7 +950,7 @@ impl Broker {
                 for &ack_offset in &ack.ack_offsets {
                     self.events.push(BrokerEvent::AckMergedInBuffer {
                         at: now,
-                        ck: ck.ck_ref(),
+                        ck: ck.ck_ref().into(),
                         ack_offset,
                     });
                 }

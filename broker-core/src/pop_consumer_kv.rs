@@ -781,7 +781,7 @@ impl Broker {
             } else {
                 self.events.push(BrokerEvent::CkDropped {
                     at: now,
-                    ck: record_ck(&record, &self.config.broker_name).ck_ref(),
+                    ck: record_ck(&record, &self.config.broker_name).ck_ref().into(),
                     queue_offset: record.offset,
                     reason: "PopConsumerService.revive: drop record, message may be lost"
                         .to_owned()

@@ -437,7 +437,7 @@ impl Broker {
                             queue_id: ack.queue_id,
                             start_offset: ack.start_offset,
                             pop_time: ack.pop_time,
-                            ack_offsets: ack.ack_offsets.clone(),
+                            ack_offsets: ack.ack_offsets.as_slice().into(),
                             key: key.into(),
                             outcome,
                         });
@@ -489,7 +489,7 @@ impl Broker {
                     self.events.push(BrokerEvent::ReviveDecided {
                         at: now,
                         revive_qid: qid,
-                        ck: ck.ck_ref(),
+                        ck: ck.ck_ref().into(),
                         key: key.as_str().into(),
                         acked: (0..usize::from(ck.num))
                             .filter(|&i| ck.bit_map & (1 << i) != 0)
@@ -584,7 +584,7 @@ impl Broker {
         if rp >= max && self.config.skip_when_ck_re_put_reach_max_times {
             self.events.push(BrokerEvent::CkDropped {
                 at: now,
-                ck: old.ck_ref(),
+                ck: old.ck_ref().into(),
                 queue_offset: msg_offset,
                 reason: "PopReviveService.rePutCK: rePut CK reach max times".into(),
             });
@@ -662,7 +662,7 @@ impl Broker {
             group: ck.cid.as_str().into(),
             topic: origin_topic.into(),
             msg_id: msg.msg_id,
-            ck: ck.ck_ref(),
+            ck: ck.ck_ref().into(),
             queue_offset: offset,
             retry_topic: retry_topic.into(),
             retry_queue_offset: retry_offset,

@@ -134,7 +134,7 @@ fn batch_ack_writes_one_record_with_the_body_broker_name() {
     let msgs = w.pop(3, 10_000);
     let req = batch_of(&msgs[..2], "broker-a");
     w.ok(Request::BatchAckMessage(req));
-    assert!(w.events.iter().any(|e| matches!(e, BrokerEvent::AckWritten { batch: true, ack_offsets, broker_name: Some(bn), .. } if ack_offsets == &vec![0, 1] && bn == "broker-a")));
+    assert!(w.events.iter().any(|e| matches!(e, BrokerEvent::AckWritten { batch: true, ack_offsets, broker_name: Some(bn), .. } if **ack_offsets == [0, 1] && bn == "broker-a")));
     w.advance_to(60_000);
     assert_eq!(w.revived_ids(), vec!["m3"]);
 }
@@ -148,7 +148,7 @@ fn batch_ack_skips_offsets_outside_the_queue() {
     req.acks[0].bit_set.push(9);
     w.ok(Request::BatchAckMessage(req));
     assert!(w.events.iter().any(
-        |e| matches!(e, BrokerEvent::AckWritten { ack_offsets, .. } if ack_offsets == &vec![0, 1])
+        |e| matches!(e, BrokerEvent::AckWritten { ack_offsets, .. } if **ack_offsets == [0, 1])
     ));
     let empty = BatchAckMessageRequest {
         broker_name: "broker-a".into(),

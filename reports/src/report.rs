@@ -854,13 +854,13 @@ mod tests {
             h.at(2_500).ack(d);
             h.broker(BrokerEvent::AckMergedInBuffer {
                 at: 2_500,
-                ck: ck.clone(),
+                ck: ck.clone().into(),
                 ack_offset: d.queue_offset,
             });
         }
         h.at(11_000).broker(BrokerEvent::CkWritten {
             at: 11_000,
-            ck: ck.clone(),
+            ck: ck.clone().into(),
             revive_qid: 0,
             revive_offset: 0,
             deliver_at: 10_000,
@@ -873,7 +873,7 @@ mod tests {
             queue_id: 0,
             start_offset: 0,
             pop_time: 1_000,
-            ack_offsets: vec![0, 1],
+            ack_offsets: vec![0, 1].into(),
             broker_name: None,
             revive_qid: 0,
             revive_offset: 1,

@@ -237,7 +237,7 @@ impl H {
                 broker_name: "broker-a".into(),
             };
             let at = self.now;
-            self.broker(BrokerEvent::CkBuffered { at, ck });
+            self.broker(BrokerEvent::CkBuffered { at, ck: ck.into() });
         }
         msgs.iter()
             .map(|(m, off)| self.deliver(consumer, m, None, q, *off, 0, None, start))
@@ -248,7 +248,7 @@ impl H {
     pub fn pop_ck(&mut self, r: &Rcpt) -> usize {
         let ck = self.ck_of(r);
         let at = self.now;
-        self.broker(BrokerEvent::CkBuffered { at, ck })
+        self.broker(BrokerEvent::CkBuffered { at, ck: ck.into() })
     }
 
     pub fn started(&mut self, consumer: &str) -> usize {
@@ -672,7 +672,7 @@ impl H {
             queue_id: ck.queue_id,
             start_offset: ck.start_offset,
             pop_time: ck.pop_time,
-            ack_offsets: ack_offsets.to_vec(),
+            ack_offsets: ack_offsets.into(),
             broker_name: Some(ck.broker_name.clone()),
             revive_qid: 0,
             revive_offset,
@@ -708,7 +708,7 @@ impl H {
             group: r.group.clone().into(),
             topic: T.into(),
             msg_id: r.msg_id.clone().into(),
-            ck,
+            ck: ck.into(),
             queue_offset: r.queue_offset,
             retry_topic: retry_topic.into(),
             retry_queue_offset: retry_off,

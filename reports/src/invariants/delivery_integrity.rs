@@ -562,12 +562,12 @@ mod tests {
         h.at(1_100).ack(&rs[0]);
         h.broker(BrokerEvent::AckMergedInBuffer {
             at: 1_100,
-            ck: ck.clone(),
+            ck: ck.clone().into(),
             ack_offset: 0,
         });
         h.at(11_000).broker(BrokerEvent::CkWritten {
             at: 11_000,
-            ck,
+            ck: ck.into(),
             revive_qid: 0,
             revive_offset: 0,
             deliver_at: 10_000,
@@ -584,7 +584,7 @@ mod tests {
             queue_id: 0,
             start_offset: 0,
             pop_time: 14_000,
-            ack_offsets: vec![0],
+            ack_offsets: vec![0].into(),
             broker_name: Some("broker-a".into()),
             revive_qid: 0,
             revive_offset: 1,
@@ -690,7 +690,7 @@ mod tests {
         let ck = h.ck_of(&rs[2]);
         h.at(14_000).broker(BrokerEvent::CkWritten {
             at: 14_000,
-            ck,
+            ck: ck.into(),
             revive_qid: 1,
             revive_offset: 3,
             deliver_at: 23_000,
@@ -740,7 +740,7 @@ mod tests {
             };
             h.broker(BrokerEvent::CkWritten {
                 at: 2_000,
-                ck: ck.clone(),
+                ck: ck.clone().into(),
                 revive_qid: 1,
                 revive_offset: 0,
                 deliver_at: 7_000,
@@ -751,7 +751,7 @@ mod tests {
             if let Some(qid) = pop_ck_qid {
                 h.broker(BrokerEvent::CkWritten {
                     at: 2_000,
-                    ck: h.ck_of(&again),
+                    ck: h.ck_of(&again).into(),
                     revive_qid: qid,
                     revive_offset: 1,
                     deliver_at: 12_000,
@@ -798,7 +798,7 @@ mod tests {
         };
         let wrong = h.at(1_200).broker(BrokerEvent::AckMergedInBuffer {
             at: 1_200,
-            ck,
+            ck: ck.into(),
             ack_offset: 1,
         });
         let v = check(&h.build());
@@ -845,12 +845,12 @@ mod tests {
             if change_ck {
                 h.at(at).broker(BrokerEvent::CkWritten {
                     at,
-                    ck: CkRef {
+                    ck: Box::new(CkRef {
                         start_offset: 1,
                         pop_time: at,
                         num: 1,
                         ..ck.clone()
-                    },
+                    }),
                     revive_qid: 0,
                     revive_offset: 1,
                     deliver_at: at + 10_000,
@@ -859,7 +859,7 @@ mod tests {
             }
             h.at(at).broker(BrokerEvent::AckMergedInBuffer {
                 at,
-                ck: CkRef { num: 2, ..ck },
+                ck: CkRef { num: 2, ..ck }.into(),
                 ack_offset: 1,
             });
             h.end(100_000, 120_000);

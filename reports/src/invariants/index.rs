@@ -1040,7 +1040,7 @@ pub(crate) fn broker_ack(kind: &EventKind) -> Option<BrokerAck<'_>> {
             *start_offset,
             group,
             *pop_time,
-            ack_offsets.as_slice(),
+            &ack_offsets[..],
             reason == broker_core::events::ACK_ORIGIN_REASON,
         ),
         _ => return None,

@@ -1235,7 +1235,7 @@ mod tests {
         if ck {
             h.broker(BrokerEvent::CkWritten {
                 at: pop_time,
-                ck: CkRef {
+                ck: Box::new(CkRef {
                     topic: crate::testkit::T.into(),
                     group: "g1".into(),
                     queue_id: 0,
@@ -1244,7 +1244,7 @@ mod tests {
                     invisible_time,
                     num: 1,
                     broker_name: "broker-a".into(),
-                },
+                }),
                 revive_qid: 3,
                 revive_offset: 27,
                 deliver_at: pop_time + invisible_time - 1_000,
@@ -1680,7 +1680,7 @@ mod tests {
             Applied::Merged(ack_offset) => {
                 h.at(3_003).broker(BrokerEvent::AckMergedInBuffer {
                     at: 3_003,
-                    ck,
+                    ck: ck.into(),
                     ack_offset,
                 });
             }

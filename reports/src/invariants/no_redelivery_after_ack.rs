@@ -325,7 +325,7 @@ fn overtaken(
             deliver_at,
             reason,
             ..
-        }) if c == ck => Some((e.at, *deliver_at, reason.as_str())),
+        }) if **c == *ck => Some((e.at, *deliver_at, reason.as_str())),
         _ => None,
     });
     match ck_write {
@@ -529,7 +529,7 @@ mod tests {
             queue_id: ck.queue_id,
             start_offset: ck.start_offset,
             pop_time: ck.pop_time,
-            ack_offsets: vec![0],
+            ack_offsets: vec![0].into(),
             key: key.into(),
             outcome: broker_core::AckReadOutcome::NoCk,
         })
@@ -544,9 +544,9 @@ mod tests {
         let decided = h.at(13_000).broker(BrokerEvent::ReviveDecided {
             at: 13_000,
             revive_qid: 0,
-            ck: ck.clone(),
+            ck: ck.clone().into(),
             key: "TopicAg10010000broker-a".into(),
-            acked: vec![],
+            acked: Box::new([]),
         });
         h.at(13_000).revive(&d, 0, 1);
         let w = check(&h.build()).witness.unwrap();
@@ -567,7 +567,7 @@ mod tests {
         let (mut h, d, ck) = acked_at_2_s();
         h.at(1_000).broker(BrokerEvent::CkWritten {
             at: 1_000,
-            ck: ck.clone(),
+            ck: ck.clone().into(),
             revive_qid: 0,
             revive_offset: 0,
             deliver_at: 10_000,
@@ -701,7 +701,10 @@ mod tests {
         let lost = h.at(1_000).pop("c1", "m1", 0, 0);
         let ck = h.ck_of(&lost);
         h.events.pop();
-        h.broker(BrokerEvent::CkBuffered { at: 1_000, ck });
+        h.broker(BrokerEvent::CkBuffered {
+            at: 1_000,
+            ck: ck.into(),
+        });
         h.at(2_000).commit("g1", 0, 0, "getPopOffset");
         h.at(3_000).persist();
         h.at(12_000).commit("g1", 0, 1, "PopBufferMergeService");
@@ -721,7 +724,10 @@ mod tests {
         let lost = h.at(1_000).pop("c1", "m1", 0, 0);
         let ck = h.ck_of(&lost);
         h.events.pop();
-        h.broker(BrokerEvent::CkBuffered { at: 1_000, ck });
+        h.broker(BrokerEvent::CkBuffered {
+            at: 1_000,
+            ck: ck.into(),
+        });
         h.at(12_000).commit("g1", 0, 1, "PopBufferMergeService");
         h.at(13_000).persist();
         h.at(14_000).crash();
@@ -1128,7 +1134,7 @@ mod tests {
             };
             h.at(1_100).broker(BrokerEvent::CkWritten {
                 at: 1_100,
-                ck: ck.clone(),
+                ck: ck.clone().into(),
                 revive_qid: 0,
                 revive_offset: 0,
                 deliver_at: 10_000,

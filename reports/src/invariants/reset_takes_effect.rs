@@ -857,7 +857,7 @@ mod tests {
     fn unseen_pop(h: &mut H, at: Millis, start: u64, num: u32) -> usize {
         h.at(at).broker(BrokerEvent::CkBuffered {
             at,
-            ck: broker_core::CkRef {
+            ck: Box::new(broker_core::CkRef {
                 topic: crate::testkit::T.into(),
                 group: "g1".into(),
                 queue_id: 0,
@@ -866,7 +866,7 @@ mod tests {
                 invisible_time: 10_000,
                 num,
                 broker_name: "broker-a".into(),
-            },
+            }),
         })
     }
 

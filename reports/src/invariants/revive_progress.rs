@@ -169,7 +169,7 @@ mod tests {
         };
         h.at(at).broker(BrokerEvent::CkWritten {
             at,
-            ck,
+            ck: ck.into(),
             revive_qid: 0,
             revive_offset,
             deliver_at,
@@ -185,7 +185,7 @@ mod tests {
             queue_id: 0,
             start_offset: 0,
             pop_time: deliver_at - 10_000,
-            ack_offsets: vec![0],
+            ack_offsets: vec![0].into(),
             broker_name: Some("broker-a".into()),
             revive_qid: 0,
             revive_offset,

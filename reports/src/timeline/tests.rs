@@ -172,7 +172,7 @@ fn everything() -> History {
     let ck = h.ck_of(&d);
     h.broker(BrokerEvent::CkBuffered {
         at: 4_000,
-        ck: ck.clone(),
+        ck: ck.clone().into(),
     });
     h.at(4_100).listener(&d);
     h.at(4_600)
@@ -182,12 +182,12 @@ fn everything() -> History {
     h.ack_result(&d, crate::history::RpcOutcome::Timeout);
     h.broker(BrokerEvent::AckMergedInBuffer {
         at: 4_700,
-        ck: ck.clone(),
+        ck: ck.clone().into(),
         ack_offset: 0,
     });
     h.at(5_000).broker(BrokerEvent::CkWritten {
         at: 5_000,
-        ck: ck.clone(),
+        ck: ck.clone().into(),
         revive_qid: 0,
         revive_offset: 0,
         deliver_at: 14_000,
@@ -201,7 +201,7 @@ fn everything() -> History {
             queue_id: 0,
             start_offset: 0,
             pop_time: 4_000,
-            ack_offsets: vec![0],
+            ack_offsets: vec![0].into(),
             broker_name: bn.map(broker_core::Name::from),
             revive_qid: 0,
             revive_offset: 1,
@@ -451,7 +451,10 @@ fn glyphs_at_the_same_time_stack_in_rows() {
     h.at(1_000).produce("m1", 0, 0);
     let d = h.at(1_000).pop("c1", "m1", 0, 0);
     let ck = h.ck_of(&d);
-    h.broker(BrokerEvent::CkBuffered { at: 1_000, ck });
+    h.broker(BrokerEvent::CkBuffered {
+        at: 1_000,
+        ck: ck.into(),
+    });
     h.at(1_001).ack(&d);
     let html = render_timeline(&h.build(), &[]);
     let doc = parse(&html);
