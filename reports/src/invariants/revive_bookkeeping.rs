@@ -72,9 +72,9 @@ struct Node {
     /// deadline stays where it was.
     changed_late: bool,
     /// A change the node holding this receipt made on a client's behalf named an older
-    /// receipt of the same delivery instead (finding F29): this receipt should have been
-    /// the one replaced.
-    /// (the change, the renewal that gave the holder this receipt)
+    /// receipt of the same delivery instead (finding F29), so this receipt, which should
+    /// have been the one replaced, was never acked: (that change, the renewal that gave the
+    /// holder this receipt).
     passed_over_by: Option<(usize, usize)>,
 }
 
@@ -111,7 +111,8 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut affected = AffectedList::default();
     let mut last_crash: Option<usize> = None;
     // (group, message) → the node that renewed a receipt of it (`HandleRenewed`: the gRPC
-    // proxy's handle table holds it; the client keeps its own) and that receipt's node.
+    // proxy's handle table holds it; the client keeps its own), that receipt's node, and the
+    // renewal's event. A later delivery's receipts are in another tree (`root`).
     let mut held: LookupMap<(&str, &str), (&str, usize, usize)> = LookupMap::default();
 
     for (idx, e) in history.events.iter().enumerate() {
