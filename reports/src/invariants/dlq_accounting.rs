@@ -152,9 +152,9 @@ struct MsgState<'h> {
     client_decided: bool,
     /// The latest renewal of the current delivery's handle by the gRPC proxy's handle table.
     renewed: Option<Renewed<'h>>,
-    /// The proxy refused its own ack after a forward (the event) while that renewal was
-    /// valid (its event), since the current delivery.
-    forgot: Option<(usize, usize, Millis)>,
+    /// Since the current delivery, the proxy refused its own ack after a forward (the
+    /// event) while that renewal was valid.
+    forgot: Option<(usize, Renewed<'h>)>,
 }
 
 /// A renewal the gRPC proxy's handle table made (`HandleRenewed`).
@@ -417,9 +417,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         ));
                     }
                 }
-                if let (Some(dead), Some((refused, renewed, deadline))) = (st.dead_at, st.forgot) {
-                    if e.at >= deadline && !excused_between(group, refused, idx) {
-                        let mut events = vec![dead, renewed, refused, idx];
+                if let (Some(dead), Some((refused, renewed))) = (st.dead_at, st.forgot) {
+                    if e.at >= renewed.deadline && !excused_between(group, refused, idx) {
+                        let mut events = vec![dead, renewed.idx, refused, idx];
                         events.extend(st.copy);
                         found.push(witness(
                             msg_id,
@@ -427,8 +427,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                                 "{msg_id} was dead-lettered for group {group} at {} and the forward's send-back succeeded, but at {} the proxy refused its own ack after it: the forward named the client's original handle, expired, while the proxy's renewal at {} had given it a handle valid until {} (which it forgot); the group got the message again at {}",
                                 secs(h.events[dead].at),
                                 secs(h.events[refused].at),
-                                secs(h.events[renewed].at),
-                                secs(deadline),
+                                secs(h.events[renewed.idx].at),
+                                secs(renewed.deadline),
                                 secs(e.at)
                             ),
                             events,
@@ -487,7 +487,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 if let Some(r) = st.renewed.filter(|r| {
                     r.node == &*e.node && r.receipt != receipt.as_str() && e.at <= r.deadline
                 }) {
-                    st.forgot.get_or_insert((idx, r.idx, r.deadline));
+                    st.forgot.get_or_insert((idx, r));
                 }
             }
             EventKind::SentToDlq {
@@ -1173,14 +1173,14 @@ mod tests {
 
     /// F28's shape: f1 (gRPC FIFO, 3 attempts) holds m0 under H0 (visible again at 61 s);
     /// the proxy renews it at 76 s (valid until 115 s); after three local attempts f1
-    /// forwards H0 at 82 s; the send-back is stored at 85 s and the proxy's ack after it
-    /// names H0. Returns the history with the refusal of `refused` (H0, or the renewed
-    /// handle) at `refused_at`, and the index of the renewal.
+    /// forwards H0 at 82 s; the send-back is stored at 85 s, and at `refused_at` the proxy
+    /// refuses its ack after it, naming H0 (or the renewed handle: `refused_renewed`).
+    /// Without `renew` nothing is renewed. Returns the history and the renewal's index.
     fn forwarded_after_renewal(
         renew: bool,
         refused_renewed: bool,
         refused_at: Millis,
-    ) -> (H, Rcpt, Option<usize>) {
+    ) -> (H, Option<usize>) {
         let mut h = H::grpc_fifo(&["f1"], "fg", 2);
         h.at(0).produce("m0", 0, 0);
         let r = h.at(1_000).pop("f1", "m0", 0, 0);
@@ -1197,15 +1197,16 @@ mod tests {
             _ => r.clone(),
         };
         h.at(refused_at).forward_ack_refused(&named);
+        // The renewal's HandleRenewed follows its changeInvisibleTime.
         let renewal = renewed.map(|n| n.idx + 1);
-        (h, r, renewal)
+        (h, renewal)
     }
 
     #[test]
     fn an_ack_the_proxy_refused_while_it_held_a_valid_handle_keeps_the_message_away() {
         // Develop (finding F28): the proxy refused H0 while its renewal was valid until
         // 115 s; the queue hands m0 out again at 120 s.
-        let (mut h, r, renewal) = forwarded_after_renewal(true, false, 85_010);
+        let (mut h, renewal) = forwarded_after_renewal(true, false, 85_010);
         let again = h.at(120_000).pop("f1", "m0", 0, 0);
         let hist = h.build();
         let w = check(&hist).witness.expect("violated");
@@ -1216,7 +1217,6 @@ mod tests {
             "{}",
             w.summary
         );
-        let _ = r;
 
         // No renewal: the proxy held nothing newer, the ack's refusal is at-least-once.
         let (mut h, ..) = forwarded_after_renewal(false, false, 85_010);
