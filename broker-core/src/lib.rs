@@ -50,6 +50,7 @@
 pub mod behaviours;
 pub mod config;
 pub mod events;
+pub mod fast_hash;
 pub mod inflight;
 pub mod keys;
 pub mod name;
@@ -77,6 +78,7 @@ pub use behaviours::{Behaviour, BehaviourInfo, Behaviours, Fix, FixInfo, Release
 pub use broker::Broker;
 pub use config::{BrokerConfig, Millis};
 pub use events::{AckReadOutcome, BrokerEvent, BrokerSnapshot, CkRef, ReadFrom};
+pub use fast_hash::{FastBuildHasher, FastHasher};
 pub use inflight::{OpId, Step};
 pub use name::Name;
 pub use pop_long_polling_service::{

@@ -11,11 +11,12 @@
 //! `String` would: which allocation a name points to is never observable, so interning
 //! cannot change a history, a report or a hash.
 
+use crate::fast_hash::FastBuildHasher;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -23,7 +24,7 @@ pub struct Name(Arc<Box<str>>);
 
 /// The interned names of this thread. A fixed-key hasher, and only ever looked up, never
 /// iterated, so the interner cannot bring hash order into a run.
-type Set = HashSet<Name, BuildHasherDefault<DefaultHasher>>;
+type Set = HashSet<Name, FastBuildHasher>;
 
 /// Past this many names, the next miss drops the names nothing else holds any more, so a
 /// thread that outlives many runs keeps only what is alive (the bound doubles with what

@@ -2,16 +2,16 @@
 //! one pass with ordered maps.
 
 use crate::history::{Event, EventKind, History, RpcOutcome};
-use broker_core::{BrokerEvent, ExtraInfo, Millis, Name, ResponseCode, POP_ORDER_REVIVE_QUEUE};
+use broker_core::{
+    BrokerEvent, ExtraInfo, FastBuildHasher, Millis, Name, ResponseCode, POP_ORDER_REVIVE_QUEUE,
+};
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasherDefault;
 
-/// A map for point lookups that are never iterated. SipHash with fixed keys
-/// (`DefaultHasher::new`), so even its order would not depend on the process; iterate an
-/// ordered map instead wherever order can reach a report.
-pub(crate) type LookupMap<K, V> =
-    HashMap<K, V, BuildHasherDefault<std::collections::hash_map::DefaultHasher>>;
+/// A map for point lookups that are never iterated. A fixed hasher ([`FastBuildHasher`]), so
+/// even its order would not depend on the process; iterate an ordered map instead wherever
+/// order can reach a report.
+pub(crate) type LookupMap<K, V> = HashMap<K, V, FastBuildHasher>;
 
 /// An empty [`LookupMap`] with room for `n` entries.
 pub(crate) fn lookup_map<K, V>(n: usize) -> LookupMap<K, V> {
