@@ -1552,7 +1552,19 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 (by_ck.entry(ck_key(group, st.copy, new, e.at)).or_default())
                     .push((receipt_ck(new, *invisible_time), st.chain));
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
-                    if m.current == receipt {
+                    // An older receipt of the current chain, changed on a client's behalf by
+                    // the node that holds the current one, stands for the current receipt, as
+                    // such an ack does (F26): the proxy renewed the handle, an ack of another
+                    // listener of the same copy took the entry out of its table, and this
+                    // listener's nack went out with the handle the client kept.
+                    let for_current = m.current == receipt
+                        || (st.batch.is_none()
+                            && e.node != *consumer
+                            && m.current_holder == e.node
+                            && receipts
+                                .get(&(group.as_str(), m.current))
+                                .is_some_and(|cur| cur.chain == st.chain));
+                    if for_current {
                         m.current = new;
                         // The client it was made for, also through the proxy (whose answer
                         // may never reach the client); a renewal says so next.

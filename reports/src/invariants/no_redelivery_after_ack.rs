@@ -15,7 +15,9 @@
 //!   and the client's retry named its original; finding F26): the proxy answers the client
 //!   OK, in time for the current receipt. A changeInvisibleTime of that
 //!   receipt after the ack (another listener of the same copy failing, through the proxy's
-//!   handle table) asks for the message again and withdraws the ack. A late or stale ack
+//!   handle table) asks for the message again and withdraws the ack; so does one the proxy
+//!   made for a client with an older receipt of that chain while it held the current one
+//!   (the ack took the renewed handle out of its table, and the nack named the client's). A late or stale ack
 //!   may lose the race with a revive that was already due; that is at-least-once working as
 //!   designed.
 //!   For orderly batches an ack counts once every lower offset of the batch is acked too,
@@ -908,6 +910,19 @@ mod tests {
         h.at(2_000).ack(&d);
         let moved = h.at(3_000).change_invisible(&d, 1_000);
         h.at(6_000).revive(&moved, 0, 1);
+        assert_eq!(check(&h.build()), Verdict::held());
+
+        // Proxy-random seed 293: the same, with the proxy's renewal between. The proxy
+        // renewed the second delivery's handle (the client keeps its own); the first
+        // listener's ack took the renewed entry, so the second listener's nack went out with
+        // the handle the client kept, an older receipt of the acked chain. It asks for the
+        // message again just the same.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let renewed = h.at(51_000).proxy_renews(&d, 60_000);
+        h.at(55_000).proxy_ack(&renewed);
+        let moved = h.at(58_000).proxy_changes(&d, 1_000);
+        h.at(65_000).revive(&moved, 0, 1);
         assert_eq!(check(&h.build()), Verdict::held());
 
         // A change of a receipt the ack had already superseded withdraws nothing.
