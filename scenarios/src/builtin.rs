@@ -66,6 +66,11 @@ const BUILTINS: &[Builtin] = &[
         source: include_str!("../builtin/develop-random.toml"),
     },
     Builtin {
+        name: "proxy-random",
+        summary: "the proxy's discovery swarm: every client a gRPC client, proxy-broker blips, every fix in, every knob drawn per seed",
+        source: include_str!("../builtin/proxy-random.toml"),
+    },
+    Builtin {
         name: "buffer-commit-over-reset",
         summary: "finding F1 on develop: PopBufferMergeService commits a CK over a pending reset; a flush and a crash before the next pop lose the reset",
         source: include_str!("../findings/buffer-commit-over-reset.toml"),

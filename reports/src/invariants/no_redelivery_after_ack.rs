@@ -912,11 +912,11 @@ mod tests {
         h.at(6_000).revive(&moved, 0, 1);
         assert_eq!(check(&h.build()), Verdict::held());
 
-        // Proxy-random seed 293: the same, with the proxy's renewal between. The proxy
-        // renewed the second delivery's handle (the client keeps its own); the first
-        // listener's ack took the renewed entry, so the second listener's nack went out with
-        // the handle the client kept, an older receipt of the acked chain. It asks for the
-        // message again just the same.
+        // Proxy-random seed 461 (`--fix all`): the same, with the proxy's renewal between.
+        // The proxy renewed the second delivery's handle (the client keeps its own); the
+        // first listener's ack took the renewed entry, so the second listener's nack went
+        // out with the handle the client kept, an older receipt of the acked chain. It asks
+        // for the message again just the same.
         let mut h = H::new();
         let d = h.at(1_000).pop("c1", "m1", 0, 0);
         let renewed = h.at(51_000).proxy_renews(&d, 60_000);
