@@ -53,6 +53,9 @@
 //!   expired, while its own renewal (`HandleRenewed`, the gRPC proxy's handle table) had
 //!   given it a newer handle of the delivery still valid then (finding F28): that ack could
 //!   not fail for lack of time; the proxy had forgotten the handle that would have made it.
+//!   A handle the proxy acked with in the meantime (for a listener of another copy of the
+//!   message in the same client: its table keys a handle by queue and offset) was used, not
+//!   forgotten.
 //!   A later delivery of the message to the group, at or after that handle's deadline, is a
 //!   violation unless the broker crashed or the group was reset in between.
 //! - **Stored once per ack** (orderly messages). Once a copy of it is in the group's DLQ and
@@ -382,9 +385,18 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 receipt,
                 outcome,
                 ..
-            } if is_success(outcome) && settles(group, msg_id, receipt, e.at) => {
+            } if is_success(outcome) => {
                 if let Some(st) = msgs.get_mut(&(group.as_str(), msg_id.as_str())) {
-                    if st.copy.is_some() {
+                    // The proxy acked with its renewed handle (for a listener of another
+                    // copy of the message: its table keys a handle by queue and offset) and
+                    // dropped it, as it should: a later refusal forgot nothing.
+                    if st
+                        .renewed
+                        .is_some_and(|r| r.node == &*e.node && r.receipt == receipt.as_str())
+                    {
+                        st.renewed = None;
+                    }
+                    if st.copy.is_some() && settles(group, msg_id, receipt, e.at) {
                         st.acked_after_copy.get_or_insert(idx);
                     }
                 }
@@ -1181,6 +1193,17 @@ mod tests {
         refused_renewed: bool,
         refused_at: Millis,
     ) -> (H, Option<usize>) {
+        forwarded_after_renewal_and(renew, refused_renewed, refused_at, |_, _| {})
+    }
+
+    /// [`forwarded_after_renewal`], with `between` run on the renewed receipt after the
+    /// renewal and before the forward.
+    fn forwarded_after_renewal_and(
+        renew: bool,
+        refused_renewed: bool,
+        refused_at: Millis,
+        between: impl FnOnce(&mut H, &Rcpt),
+    ) -> (H, Option<usize>) {
         let mut h = H::grpc_fifo(&["f1"], "fg", 2);
         h.at(0).produce("m0", 0, 0);
         let r = h.at(1_000).pop("f1", "m0", 0, 0);
@@ -1190,6 +1213,9 @@ mod tests {
                 .listener_done(&r, ConsumeOutcome::Failure, false);
         }
         let renewed = renew.then(|| h.at(76_000).proxy_renews(&r, 39_000));
+        if let Some(n) = &renewed {
+            between(&mut h, n);
+        }
         h.at(82_000).dlq(&r);
         h.at(85_000).dlq_written(&r, 0);
         let named = match (&renewed, refused_renewed) {
@@ -1234,6 +1260,18 @@ mod tests {
         let (mut h, ..) = forwarded_after_renewal(true, false, 85_010);
         h.at(100_000).crash();
         h.at(101_000).restart();
+        h.at(120_000).pop("f1", "m0", 0, 0);
+        assert_eq!(check(&h.build()), Verdict::held());
+        // Proxy-random 3957 (`--fix all`): a listener of another copy of m0 in the same
+        // client was acked with the renewed handle (the proxy's table keys it by queue and
+        // offset), which the proxy then dropped as it should; a crash rolled that ack's
+        // commit back, and the forward's ack, with the expired original, was refused. The
+        // proxy forgot nothing: the crash explains the comeback.
+        let (mut h, ..) = forwarded_after_renewal_and(true, false, 85_010, |h, renewed| {
+            h.at(78_000).proxy_ack(renewed);
+            h.at(80_000).crash();
+            h.at(81_000).restart();
+        });
         h.at(120_000).pop("f1", "m0", 0, 0);
         assert_eq!(check(&h.build()), Verdict::held());
     }
