@@ -8,7 +8,9 @@
 //!   and `popTime`. An entry counts as acked once the client *sent* the ack (the broker
 //!   commits before the answer comes back), even an ack of its handle sent before the
 //!   delivery was recorded (the proxy may swap a just-registered handle into a retried ack). Each entry's deadline is its receipt's
-//!   `popTime + invisibleTime`, moved by a successful changeInvisibleTime.
+//!   `popTime + invisibleTime`, moved by a successful changeInvisibleTime; a new pop decided
+//!   before that change was answered is judged by the deadline before it (the change may
+//!   have reached the queue after the pop, and then left the new batch's OrderInfo alone).
 //! - **Commit**: every broker `OffsetCommitted` for the queue must be ≤ the lowest un-acked
 //!   offset of the outstanding batch. Commits made on purpose by a reset (reason containing
 //!   "reset") or a client `UPDATE_CONSUMER_OFFSET` (reason containing "update") are exempt.
@@ -49,10 +51,26 @@ struct Entry<'h> {
     msg_id: &'h str,
     delivery: usize,
     deadline: Millis,
+    /// The latest successful changeInvisibleTime that moved `deadline`: when it was
+    /// answered, and the deadline before it.
+    moved: Option<(Millis, Millis)>,
     ack_sent: bool,
     /// An ack of its handle sent before the delivery was recorded (the proxy's handle table
     /// put that handle into a client's retried ack): its event index.
     early_ack: Option<usize>,
+}
+
+impl Entry<'_> {
+    /// The deadline the broker is known to have held at `t`. A change answered after `t` may
+    /// have reached the queue after a pop decided at `t`, and then did not block it: the
+    /// pop had taken the queue, and `ConsumerOrderInfoManager.updateNextVisibleTime` leaves
+    /// an OrderInfo of another popTime alone.
+    fn deadline_at(&self, t: Millis) -> Millis {
+        match self.moved {
+            Some((answered, before)) if answered > t => before,
+            _ => self.deadline,
+        }
+    }
 }
 
 struct Batch<'h> {
@@ -156,8 +174,8 @@ impl<'h> State<'h> {
             let live = b
                 .entries
                 .values()
-                .find(|x| !x.ack_sent && x.deadline > j.decided)
-                .map(|x| (x.msg_id, x.delivery, x.deadline));
+                .find(|x| !x.ack_sent && x.deadline_at(j.decided) > j.decided)
+                .map(|x| (x.msg_id, x.delivery, x.deadline_at(j.decided)));
             if let (false, Some(live)) = (same, live) {
                 self.second_batch(history, j.key, j.decided, live, h.pop_time, j.idx);
             }
@@ -199,8 +217,9 @@ impl<'h> State<'h> {
         let same = same_attempt((next.consumer, next.attempt_id), own);
         // An ack of it sent before that batch's read let the broker move on.
         let acked_before = j.entry.early_ack.is_some_and(|a| a < next.read);
-        if !same && !acked_before && j.entry.deadline > next.decided {
-            let live = (j.entry.msg_id, j.entry.delivery, j.entry.deadline);
+        let deadline = j.entry.deadline_at(next.decided);
+        if !same && !acked_before && deadline > next.decided {
+            let live = (j.entry.msg_id, j.entry.delivery, deadline);
             self.second_batch(history, j.key, next.decided, live, j.pop_time, next.idx);
         }
     }
@@ -281,6 +300,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     msg_id,
                     delivery: idx,
                     deadline: pop_time + invisible_time,
+                    moved: None,
                     ack_sent: early_acks.contains_key(&(group.as_str(), receipt.as_str())),
                     early_ack: early_acks.get(&(group.as_str(), receipt.as_str())).copied(),
                 };
@@ -357,6 +377,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                             msg_id,
                             delivery: idx,
                             deadline: x.pop_time + x.invisible_time,
+                            moved: None,
                             ack_sent: true,
                             early_ack: None,
                         },
@@ -404,6 +425,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .filter(|b| b.head.pop_time == pop_time)
                 {
                     if let Some(en) = b.entries.get_mut(&offset) {
+                        en.moved = Some((e.at, en.deadline));
                         en.deadline = receipt_deadline(new, e.at + invisible_time);
                     }
                 }
@@ -592,6 +614,38 @@ mod tests {
         h.at(5_000).change_invisible(&a, 1_000);
         h.at(7_000).pop("o2", "m0", 0, 0);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn a_change_answered_after_the_next_pop_was_decided_does_not_block_it() {
+        // Proxy-random seed 49403 (`--fix all`): the proxy's renewal of o2's batch (popTime
+        // 25.018 s, visible again at 85.018 s) was answered SUCCESS at 85.037 s, after a pop
+        // decided at 85.022 s had taken the queue; the renewal found an OrderInfo of another
+        // popTime and moved nothing. Answered before the pop, the same change blocks it.
+        let run = |renewed_at: Millis| {
+            let mut h = H::orderly();
+            h.consumer("o2", "og", ConsumerKind::Orderly, -1);
+            let a = h.at(1_000).pop("o1", "m0", 0, 0); // invisible until 11.000s
+            if renewed_at < 11_010 {
+                h.at(renewed_at).proxy_renews(&a, 60_000);
+            }
+            h.at(11_010).pop_read(
+                "og",
+                0,
+                11_010,
+                0,
+                1,
+                true,
+                broker_core::ReadFrom::CommitOffset,
+            );
+            if renewed_at >= 11_010 {
+                h.at(renewed_at).proxy_renews(&a, 60_000);
+            }
+            h.at(11_040).pop_served_at("o2", "m0", 0, 0, 11_010);
+            check(&h.build()).status
+        };
+        assert_eq!(run(11_025), Status::Held);
+        assert_eq!(run(10_900), Status::Violated);
     }
 
     #[test]
