@@ -60,7 +60,9 @@
 //!   violation unless the broker crashed or the group was reset in between.
 //! - **Stored once per ack** (orderly messages). Once a copy of it is in the group's DLQ and
 //!   an ack of it by the group was answered `SUCCESS` within its receipt's invisible time,
-//!   naming the first offset of the batch the broker read (the proxy's ack
+//!   sent before any later read of the queue (after one, the queue's OrderInfo holds another
+//!   popTime and the ack moves nothing), naming the first offset of the batch the broker
+//!   read (the proxy's ack
 //!   after its forward, `ProducerProcessor.forwardMessageToDeadLetterQueue`), the broker
 //!   stores no other copy the proxy's filter dead-lettered (out of a read the proxy made; a
 //!   message a client decided itself is left out, since its forward is about a delivery it
@@ -208,6 +210,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // The broker's orderly reads per (group, topic, queue) and popTime: (start, count); and
     // the (group, message, popTime) of every delivery out of an original topic.
     let mut reads: BTreeMap<(QueueKey, Millis), Vec<(u64, u32)>> = BTreeMap::new();
+    // The same reads in the order the broker made them: (when, popTime). Concurrent pops
+    // (a lock another pop freed, F4) read in another order than their popTimes.
+    let mut read_order: LookupMap<QueueKey, Vec<(Millis, Millis)>> = LookupMap::default();
     let mut got: BTreeSet<(&str, &str, Millis)> = BTreeSet::new();
     // Message → where it is stored, and the earliest it can have been stored.
     let mut stored: LookupMap<&str, (&str, u32, u64)> = LookupMap::default();
@@ -248,6 +253,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .entry(((group, topic, *queue_id), *pop_time))
                     .or_default())
                 .push((*offset, *count));
+                (read_order.entry((group, topic, *queue_id)).or_default()).push((e.at, *pop_time));
             }
             EventKind::Delivered {
                 group,
@@ -352,13 +358,23 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // lapses. (A concurrent message has copies of its own, one per revive, each of which
     // may be dead-lettered in its turn: not judged here.)
     let origins = facts.origins();
-    let settles = |group: &str, msg_id: &str, receipt: &str, at: Millis| {
+    // An ack sent after a later read of the queue (a pop after a crash or a lapse) names a
+    // batch its OrderInfo no longer holds: `commitAndNext` finds another popTime, moves
+    // nothing, and the ack is still answered `SUCCESS`; it settles nothing either.
+    let settles = |group: &str, msg_id: &str, receipt: &str, at: Millis, sent: Millis| {
         ExtraInfo::parse(receipt).is_some_and(|x| {
             let first_of_batch = || {
                 origins.get(msg_id).is_some_and(|o| {
-                    let key = ((group, o.topic.as_str(), x.queue_id), x.pop_time);
-                    (reads.get(&key).into_iter().flatten())
-                        .any(|(start, _)| *start == x.queue_offset)
+                    let queue = (group, o.topic.as_str(), x.queue_id);
+                    let read = (reads.get(&(queue, x.pop_time)).into_iter().flatten())
+                        .any(|(start, _)| *start == x.queue_offset);
+                    // The named read's latest before the ack, then any read of another
+                    // popTime after it and before the ack was sent.
+                    let order = read_order.get(&queue).map_or(&[][..], Vec::as_slice);
+                    let before = &order[..order.partition_point(|(t, _)| *t < sent)];
+                    let superseded = (before.iter().rposition(|(_, p)| *p == x.pop_time))
+                        .is_some_and(|i| before[i + 1..].iter().any(|(_, p)| *p != x.pop_time));
+                    read && !superseded
                 })
             };
             at <= x.pop_time + x.invisible_time
@@ -366,6 +382,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 && first_of_batch()
         })
     };
+    // When each (node, group, receipt)'s latest ack was sent.
+    let mut sent: LookupMap<(&str, &str, &str), Millis> = LookupMap::default();
     let crashes = crash_indices(h);
     let resets = facts.resets();
     // A crash or a reset of the group between two events lets a settled message be read again.
@@ -396,10 +414,16 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     {
                         st.renewed = None;
                     }
-                    if st.copy.is_some() && settles(group, msg_id, receipt, e.at) {
+                    let sent_at = (sent.get(&(e.node.as_str(), group.as_str(), receipt.as_str())))
+                        .copied()
+                        .unwrap_or(e.at);
+                    if st.copy.is_some() && settles(group, msg_id, receipt, e.at, sent_at) {
                         st.acked_after_copy.get_or_insert(idx);
                     }
                 }
+            }
+            EventKind::AckSent { group, receipt, .. } => {
+                sent.insert((e.node.as_str(), group.as_str(), receipt.as_str()), e.at);
             }
             EventKind::Delivered {
                 consumer,
@@ -712,7 +736,14 @@ mod tests {
             ReadFrom::CommitOffset,
         );
         h.at(pop_time + 10).proxy_dead_letters("f1", "fg", "m0", 1);
-        let r = Rcpt {
+        let r = filtered_receipt(pop_time, start, off);
+        h.at(pop_time + 20).dlq_written(&r, 0);
+        proxy_acks_filtered(h, &r, pop_time + 30, pop_time + ack_after, ack);
+    }
+
+    /// The handle of m0 (offset `off`) in f1's orderly read at `pop_time` from `start`.
+    fn filtered_receipt(pop_time: Millis, start: u64, off: u64) -> Rcpt {
+        Rcpt {
             idx: 0,
             consumer: "f1".into(),
             group: "fg".into(),
@@ -733,9 +764,12 @@ mod tests {
             queue_id: 0,
             queue_offset: off,
             reconsume_times: 1,
-        };
-        h.at(pop_time + 20).dlq_written(&r, 0);
-        h.at(pop_time + 30).push(
+        }
+    }
+
+    /// The proxy's ack of `r` after its forward: sent at `sent`, answered at `answered`.
+    fn proxy_acks_filtered(h: &mut H, r: &Rcpt, sent: Millis, answered: Millis, ack: RpcOutcome) {
+        h.at(sent).push(
             "proxy",
             EventKind::AckSent {
                 consumer: "f1".into(),
@@ -744,13 +778,13 @@ mod tests {
                 receipt: r.receipt.clone().into(),
             },
         );
-        h.at(pop_time + ack_after).push(
+        h.at(answered).push(
             "proxy",
             EventKind::AckResult {
                 consumer: "f1".into(),
                 group: "fg".into(),
                 msg_id: "m0".into(),
-                receipt: r.receipt.into(),
+                receipt: r.receipt.clone().into(),
                 outcome: ack,
             },
         );
@@ -803,6 +837,30 @@ mod tests {
         proxy_reads_and_dead_letters(&mut h, 61_000, (0, 1), ok(), 45);
         proxy_reads_and_dead_letters(&mut h, 61_050, (0, 1), ok(), 45);
         assert_eq!(check(&h.build()), Verdict::held(), "inside the batch");
+
+        // Proxy-random 45065 (`--fix all`): the ack of the read at 61 s was sent after a later
+        // read of the queue (70 s) had replaced its OrderInfo, so it moved nothing though
+        // answered SUCCESS in time; the read at 80 s stores m0 again. Without the later read
+        // the same ack settles the read, and the second copy is a violation.
+        for later_read in [true, false] {
+            let mut h = H::grpc_fifo(&["f1"], "fg", 0);
+            h.at(0).produce("m0", 0, 0);
+            h.at(1_000).pop("f1", "m0", 0, 0);
+            proxy_reads_and_dead_letters(&mut h, 61_000, (0, 0), RpcOutcome::Timeout, 45);
+            if later_read {
+                h.at(70_000)
+                    .pop_read("fg", 0, 70_000, 0, 1, true, ReadFrom::CommitOffset);
+            }
+            let r = filtered_receipt(61_000, 0, 0);
+            proxy_acks_filtered(&mut h, &r, 75_000, 75_010, ok());
+            proxy_reads_and_dead_letters(&mut h, 80_000, (0, 0), ok(), 45);
+            let status = check(&h.build()).status;
+            if later_read {
+                assert_eq!(status, Status::Held, "an ack of a superseded read");
+            } else {
+                assert_eq!(status, Status::Violated, "an ack of the current read");
+            }
+        }
     }
 
     #[test]
