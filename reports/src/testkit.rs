@@ -945,6 +945,11 @@ impl H {
         self.broker(BrokerEvent::OffsetsPersisted { at })
     }
 
+    pub fn persist_order_info(&mut self) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::OrderInfoPersisted { at })
+    }
+
     /// Sets `offsetTable[T@group][q]` in the final state (and in the persisted image).
     pub fn final_offset(&mut self, group: &str, q: u32, offset: i64) -> &mut Self {
         let key = format!("{T}@{group}");
