@@ -62,8 +62,8 @@
 //!   an ack of it by the group was answered `SUCCESS` within its receipt's invisible time,
 //!   sent before any later read of the queue (after one, the queue's OrderInfo holds another
 //!   popTime and the ack moves nothing), naming the first offset of the batch the broker
-//!   read (the proxy's ack
-//!   after its forward, `ProducerProcessor.forwardMessageToDeadLetterQueue`), the broker
+//!   read (the proxy's ack after its forward,
+//!   `ProducerProcessor.forwardMessageToDeadLetterQueue`), the broker
 //!   stores no other copy the proxy's filter dead-lettered (out of a read the proxy made; a
 //!   message a client decided itself is left out, since its forward is about a delivery it
 //!   may have held since before the ack and is retried until answered) for the group unless the broker crashed, the group's

@@ -31,9 +31,9 @@
 //!   receive with the lost one's attemptId gets past that block; after a crash, the block the
 //!   last OrderInfo persist saved, when it ends later: the restart restores that OrderInfo,
 //!   whose batch may have been renewed for minutes and acked only after the persist),
-//!   `invisible` is the largest
-//!   `popInvisibleTime` of the group's orderly consumers (the consumer may be busy with a
-//!   batch from another queue until that batch's pop times out), and `budget` is
+//!   `invisible` is the largest `popInvisibleTime` of the group's orderly consumers (the
+//!   consumer may be busy with a batch from another queue until that batch's pop times
+//!   out), and `budget` is
 //!   [`RETRY_BUDGET_MS`] ([`GRPC_RETRY_BUDGET_MS`] for a group of gRPC FIFO consumers)
 //!   plus the longest listener run the history shows for the group (the
 //!   orderly client starts no listener once the pop has timed out, but one started just

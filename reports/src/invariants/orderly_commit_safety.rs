@@ -52,7 +52,9 @@ struct Entry<'h> {
     delivery: usize,
     deadline: Millis,
     /// The latest successful changeInvisibleTime that moved `deadline`: when it was
-    /// answered, and the deadline before it.
+    /// answered, and the deadline before it. (Only the latest: were two changes answered
+    /// after one pop's decision, the pop would be judged by the first one's deadline. The
+    /// proxy renews a handle every tens of seconds.)
     moved: Option<(Millis, Millis)>,
     ack_sent: bool,
     /// An ack of its handle sent before the delivery was recorded (the proxy's handle table
