@@ -60,9 +60,9 @@
 //!   violation unless the broker crashed or the group was reset in between.
 //! - **Stored once per ack** (orderly messages). Once a copy of it is in the group's DLQ and
 //!   an ack of it by the group was answered `SUCCESS` within its receipt's invisible time,
-//!   sent before any later read of the queue (after one, the queue's OrderInfo holds another
-//!   popTime and the ack moves nothing), naming the first offset of the batch the broker
-//!   read (the proxy's ack after its forward,
+//!   sent before the broker crashed and read the queue again (after that, the queue's
+//!   OrderInfo holds another popTime and the ack moves nothing), naming the first offset of
+//!   the batch the broker read (the proxy's ack after its forward,
 //!   `ProducerProcessor.forwardMessageToDeadLetterQueue`), the broker
 //!   stores no other copy the proxy's filter dead-lettered (out of a read the proxy made; a
 //!   message a client decided itself is left out, since its forward is about a delivery it
@@ -210,9 +210,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // The broker's orderly reads per (group, topic, queue) and popTime: (start, count); and
     // the (group, message, popTime) of every delivery out of an original topic.
     let mut reads: BTreeMap<(QueueKey, Millis), Vec<(u64, u32)>> = BTreeMap::new();
-    // The same reads in the order the broker made them: (when, popTime). Concurrent pops
-    // (a lock another pop freed, F4) read in another order than their popTimes.
-    let mut read_order: LookupMap<QueueKey, Vec<(Millis, Millis)>> = LookupMap::default();
+    // The same reads in the order the broker made them: (event index, popTime). Concurrent
+    // pops (a lock another pop freed, F4) read in another order than their popTimes.
+    let mut read_order: LookupMap<QueueKey, Vec<(usize, Millis)>> = LookupMap::default();
     let mut got: BTreeSet<(&str, &str, Millis)> = BTreeSet::new();
     // Message → where it is stored, and the earliest it can have been stored.
     let mut stored: LookupMap<&str, (&str, u32, u64)> = LookupMap::default();
@@ -227,7 +227,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // from that topic.
     let mut failed_topic: LookupMap<&str, &str> = LookupMap::default();
     let mut named: Vec<(&str, u32, u64)> = Vec::new();
-    for e in &h.events {
+    for (idx, e) in h.events.iter().enumerate() {
         match &e.kind {
             EventKind::Broker(BrokerEvent::OffsetCommitted {
                 group,
@@ -253,7 +253,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     .entry(((group, topic, *queue_id), *pop_time))
                     .or_default())
                 .push((*offset, *count));
-                (read_order.entry((group, topic, *queue_id)).or_default()).push((e.at, *pop_time));
+                (read_order.entry((group, topic, *queue_id)).or_default()).push((idx, *pop_time));
             }
             EventKind::Delivered {
                 group,
@@ -358,22 +358,33 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // lapses. (A concurrent message has copies of its own, one per revive, each of which
     // may be dead-lettered in its turn: not judged here.)
     let origins = facts.origins();
-    // An ack sent after a later read of the queue (a pop after a crash or a lapse) names a
-    // batch its OrderInfo no longer holds: `commitAndNext` finds another popTime, moves
-    // nothing, and the ack is still answered `SUCCESS`; it settles nothing either.
-    let settles = |group: &str, msg_id: &str, receipt: &str, at: Millis, sent: Millis| {
+    let crashes = crash_indices(h);
+    // An ack sent after the broker crashed and read its queue again (the crash rolled the
+    // commit offset back and lost or replaced the read's OrderInfo) names a batch the queue
+    // no longer holds: `commitAndNext` finds another popTime, moves nothing, and the ack is
+    // still answered `SUCCESS`; it settles nothing either. (A reentrant read without a crash
+    // between, F25's, leaves the ack judged.)
+    let settles = |group: &str, msg_id: &str, receipt: &str, at: Millis, sent: usize| {
         ExtraInfo::parse(receipt).is_some_and(|x| {
             let first_of_batch = || {
                 origins.get(msg_id).is_some_and(|o| {
                     let queue = (group, o.topic.as_str(), x.queue_id);
                     let read = (reads.get(&(queue, x.pop_time)).into_iter().flatten())
                         .any(|(start, _)| *start == x.queue_offset);
-                    // The named read's latest before the ack, then any read of another
-                    // popTime after it and before the ack was sent.
+                    // The named read's latest before the ack, then a crash, then a read of
+                    // another popTime, all before the ack was sent.
                     let order = read_order.get(&queue).map_or(&[][..], Vec::as_slice);
-                    let before = &order[..order.partition_point(|(t, _)| *t < sent)];
+                    let before = &order[..order.partition_point(|(i, _)| *i < sent)];
                     let superseded = (before.iter().rposition(|(_, p)| *p == x.pop_time))
-                        .is_some_and(|i| before[i + 1..].iter().any(|(_, p)| *p != x.pop_time));
+                        .is_some_and(|n| {
+                            let named = before[n].0;
+                            let crash = crashes[crashes.partition_point(|c| *c <= named)..]
+                                .first()
+                                .copied();
+                            crash.is_some_and(|c| {
+                                (before[n + 1..].iter()).any(|(i, p)| *i > c && *p != x.pop_time)
+                            })
+                        });
                     read && !superseded
                 })
             };
@@ -382,9 +393,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 && first_of_batch()
         })
     };
-    // When each (node, group, receipt)'s latest ack was sent.
-    let mut sent: LookupMap<(&str, &str, &str), Millis> = LookupMap::default();
-    let crashes = crash_indices(h);
+    // Where each (node, group, receipt)'s latest ack was sent (its event index).
+    let mut sent: LookupMap<(&str, &str, &str), usize> = LookupMap::default();
     let resets = facts.resets();
     // A crash or a reset of the group between two events lets a settled message be read again.
     let excused_between = |group: &str, from: usize, to: usize| {
@@ -416,14 +426,14 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     }
                     let sent_at = (sent.get(&(e.node.as_str(), group.as_str(), receipt.as_str())))
                         .copied()
-                        .unwrap_or(e.at);
+                        .unwrap_or(idx);
                     if st.copy.is_some() && settles(group, msg_id, receipt, e.at, sent_at) {
                         st.acked_after_copy.get_or_insert(idx);
                     }
                 }
             }
             EventKind::AckSent { group, receipt, .. } => {
-                sent.insert((e.node.as_str(), group.as_str(), receipt.as_str()), e.at);
+                sent.insert((e.node.as_str(), group.as_str(), receipt.as_str()), idx);
             }
             EventKind::Delivered {
                 consumer,
@@ -838,27 +848,31 @@ mod tests {
         proxy_reads_and_dead_letters(&mut h, 61_050, (0, 1), ok(), 45);
         assert_eq!(check(&h.build()), Verdict::held(), "inside the batch");
 
-        // Proxy-random 45065 (`--fix all`): the ack of the read at 61 s was sent after a later
-        // read of the queue (70 s) had replaced its OrderInfo, so it moved nothing though
-        // answered SUCCESS in time; the read at 80 s stores m0 again. Without the later read
-        // the same ack settles the read, and the second copy is a violation.
-        for later_read in [true, false] {
+        // Proxy-random 45065 (`--fix all`): f1's batch read at 1 s was renewed by the proxy;
+        // a crash at 30 s rolled the queue back, the filter read it again at 61 s and stored
+        // a copy; f1's ack of the 1 s batch's handle at 75 s was answered SUCCESS in time,
+        // but `commitAndNext` found the 61 s read's popTime and moved nothing: the read at
+        // 80 s stores m0 again. Without the crash the same ack settles the queue, and the
+        // second copy is a violation.
+        for crash in [true, false] {
             let mut h = H::grpc_fifo(&["f1"], "fg", 0);
             h.at(0).produce("m0", 0, 0);
-            h.at(1_000).pop("f1", "m0", 0, 0);
-            proxy_reads_and_dead_letters(&mut h, 61_000, (0, 0), RpcOutcome::Timeout, 45);
-            if later_read {
-                h.at(70_000)
-                    .pop_read("fg", 0, 70_000, 0, 1, true, ReadFrom::CommitOffset);
+            h.at(1_000)
+                .pop_read("fg", 0, 1_000, 0, 1, true, ReadFrom::CommitOffset);
+            let d = h.at(1_000).pop("f1", "m0", 0, 0);
+            if crash {
+                h.at(30_000).crash();
+                h.at(31_000).restart();
             }
-            let r = filtered_receipt(61_000, 0, 0);
-            proxy_acks_filtered(&mut h, &r, 75_000, 75_010, ok());
+            let renewed = h.at(50_000).proxy_renews(&d, 60_000);
+            proxy_reads_and_dead_letters(&mut h, 61_000, (0, 0), RpcOutcome::Timeout, 45);
+            proxy_acks_filtered(&mut h, &renewed, 75_000, 75_010, ok());
             proxy_reads_and_dead_letters(&mut h, 80_000, (0, 0), ok(), 45);
             let status = check(&h.build()).status;
-            if later_read {
-                assert_eq!(status, Status::Held, "an ack of a superseded read");
+            if crash {
+                assert_eq!(status, Status::Held, "an ack of a batch the crash replaced");
             } else {
-                assert_eq!(status, Status::Violated, "an ack of the current read");
+                assert_eq!(status, Status::Violated, "an ack of the current batch");
             }
         }
     }
