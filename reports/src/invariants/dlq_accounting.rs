@@ -424,10 +424,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     {
                         st.renewed = None;
                     }
-                    let sent_at = (sent.get(&(e.node.as_str(), group.as_str(), receipt.as_str())))
+                    let sent_idx = (sent.get(&(e.node.as_str(), group.as_str(), receipt.as_str())))
                         .copied()
                         .unwrap_or(idx);
-                    if st.copy.is_some() && settles(group, msg_id, receipt, e.at, sent_at) {
+                    if st.copy.is_some() && settles(group, msg_id, receipt, e.at, sent_idx) {
                         st.acked_after_copy.get_or_insert(idx);
                     }
                 }
