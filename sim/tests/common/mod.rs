@@ -103,6 +103,17 @@ pub fn without_clog(src: &str) -> String {
         .replace(UNCLOG_BROKER, "action = \"set-loss\"\nrate = 0.0")
 }
 
+/// `src` (F26's and F29's shape: a 55 s listener, the broker clogged from 55.9 s to 56.2 s)
+/// with the listener done at 30 s and the clog moved along: the listener ends before the
+/// proxy's first renewal, so the lost request names the current handle.
+pub fn without_renewal(src: &str) -> String {
+    let listener = "consume_time_ms = { min = 55_000, max = 55_000 }";
+    assert!(src.contains(listener) && src.contains(CLOG_BROKER) && src.contains(UNCLOG_BROKER));
+    src.replace(listener, "consume_time_ms = { min = 30_000, max = 30_000 }")
+        .replace("at_ms = 55_900", "at_ms = 30_900")
+        .replace("at_ms = 56_200", "at_ms = 31_200")
+}
+
 /// Every variant (what it changes, its source) holds on develop on every seed.
 pub fn assert_holds_on_develop<S: AsRef<str>>(variants: &[(&str, S)], seeds: &[u64]) {
     for (what, src) in variants {
