@@ -10,3 +10,8 @@ fn main() -> std::process::ExitCode {
     }
     sim::cli::main_with(std::env::args_os())
 }
+
+/// Many small allocations per event: mimalloc is faster than the system allocator here and
+/// changes nothing a run records (BENCHMARKS.md, "An allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
