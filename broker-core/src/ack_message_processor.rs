@@ -19,6 +19,7 @@ use crate::config::Millis;
 use crate::events::BrokerEvent;
 use crate::inflight::OpId;
 use crate::keys::{self, lock_key};
+use crate::name::Name;
 use crate::pop_buffer_merge_service::AkGuard;
 use crate::protocol::{
     AckMessageRequest, BatchAck, BatchAckMessageRequest, ExtraInfo, Response, ResponseBody,
@@ -143,11 +144,11 @@ impl Broker {
                 ack: AckMsg {
                     ack_offsets: vec![req.offset],
                     start_offset: extra.ck_queue_offset,
-                    consumer_group: req.consumer_group.clone(),
-                    topic: topic.clone(),
+                    consumer_group: Name::new(&req.consumer_group),
+                    topic: Name::new(&topic),
                     queue_id: req.queue_id,
                     pop_time: extra.pop_time,
-                    broker_name: Some(extra.broker_name.clone()),
+                    broker_name: Some(Name::new(&extra.broker_name)),
                     batch: false,
                 },
                 revive_qid: extra.revive_qid,
@@ -418,11 +419,11 @@ impl Broker {
             ack: AckMsg {
                 ack_offsets: offsets,
                 start_offset: b.start_offset,
-                consumer_group: b.consumer_group.clone(),
-                topic,
+                consumer_group: Name::new(&b.consumer_group),
+                topic: Name::new(&topic),
                 queue_id: b.queue_id,
                 pop_time: b.pop_time,
-                broker_name: Some(broker_name.to_owned()),
+                broker_name: Some(Name::new(broker_name)),
                 batch: true,
             },
             revive_qid: b.revive_queue_id,

@@ -14,6 +14,7 @@ use crate::ack_message_processor::{AckTarget, AppendAck};
 use crate::broker::Broker;
 use crate::checkpoint::{AckMsg, PopCheckPoint};
 use crate::config::Millis;
+use crate::name::Name;
 use crate::protocol::{
     ChangeInvisibleTimeRequest, ExtraInfo, Response, ResponseBody, ResponseCode,
 };
@@ -138,11 +139,11 @@ impl Broker {
             bit_map: 0,
             num: 1,
             queue_id: t.queue_id,
-            topic: t.topic.clone(),
-            cid: t.group.clone(),
+            topic: Name::new(&t.topic),
+            cid: Name::new(&t.group),
             revive_offset: 0,
             queue_offset_diff: vec![0],
-            broker_name: broker_name.to_owned(),
+            broker_name: Name::new(broker_name),
             re_put_times: 0,
         };
         if self
@@ -186,11 +187,11 @@ impl Broker {
         let ack = AckMsg {
             ack_offsets: vec![offset],
             start_offset: t.start_offset,
-            consumer_group: t.group.clone(),
-            topic: t.topic.clone(),
+            consumer_group: Name::new(&t.group),
+            topic: Name::new(&t.topic),
             queue_id: t.queue_id,
             pop_time: t.pop_time,
-            broker_name: Some(broker_name.to_owned()),
+            broker_name: Some(Name::new(broker_name)),
             batch: false,
         };
         let deliver_at = self.due_ack_deliver_at(

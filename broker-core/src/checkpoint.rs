@@ -4,6 +4,7 @@
 
 use crate::config::Millis;
 use crate::events::CkRef;
+use crate::name::Name;
 
 /// Upstream caps a pop at 32 messages, so a CK's `bitMap` fits an `int`.
 pub const MAX_CK_NUM: usize = 32;
@@ -24,15 +25,15 @@ pub struct PopCheckPoint {
     /// `q`.
     pub queue_id: u32,
     /// `t`: the topic read (possibly a retry topic).
-    pub topic: String,
+    pub topic: Name,
     /// `c`: consumer group.
-    pub cid: String,
+    pub cid: Name,
     /// `ro`: the CK's own offset in its revive queue, set when the reviver reads it back.
     pub revive_offset: u64,
     /// `d`: message offset − startOffset, one per message.
     pub queue_offset_diff: Vec<u32>,
     /// `bn`.
-    pub broker_name: String,
+    pub broker_name: Name,
     /// `rp`: how often `rePutCK` rewrote it.
     pub re_put_times: u32,
 }
@@ -81,14 +82,14 @@ impl PopCheckPoint {
     /// The event-facing identity.
     pub fn ck_ref(&self) -> CkRef {
         CkRef {
-            topic: self.topic.as_str().into(),
-            group: self.cid.as_str().into(),
+            topic: self.topic.clone(),
+            group: self.cid.clone(),
             queue_id: self.queue_id,
             start_offset: self.start_offset,
             pop_time: self.pop_time,
             invisible_time: self.invisible_time,
             num: u32::from(self.num),
-            broker_name: self.broker_name.as_str().into(),
+            broker_name: self.broker_name.clone(),
         }
     }
 
@@ -131,15 +132,15 @@ pub struct AckMsg {
     /// `so`: the CK's startOffset, from the receipt.
     pub start_offset: u64,
     /// `c`.
-    pub consumer_group: String,
+    pub consumer_group: Name,
     /// `t`.
-    pub topic: String,
+    pub topic: Name,
     /// `q`.
     pub queue_id: u32,
     /// `pt`.
     pub pop_time: Millis,
     /// `bn`: `None` when the writer did not set it (Java `null`).
-    pub broker_name: Option<String>,
+    pub broker_name: Option<Name>,
     /// A `BatchAckMsg` (tag `bAck`) rather than an `AckMsg` (tag `ack`).
     pub batch: bool,
 }

@@ -962,8 +962,8 @@ impl Broker {
                 for &ack_offset in &ack.ack_offsets {
                     self.events.push(BrokerEvent::AckLostOnDroppedCk {
                         at: now,
-                        group: ack.consumer_group.as_str().into(),
-                        topic: ack.topic.as_str().into(),
+                        group: ack.consumer_group.clone(),
+                        topic: ack.topic.clone(),
                         queue_id: ack.queue_id,
                         start_offset: ack.start_offset,
                         pop_time: ack.pop_time,
@@ -1011,7 +1011,7 @@ mod tests {
             topic: c.topic.clone(),
             queue_id: c.queue_id,
             pop_time: c.pop_time,
-            broker_name: bn.map(str::to_owned),
+            broker_name: bn.map(crate::Name::new),
             batch: false,
         }
     }

@@ -34,6 +34,7 @@ use crate::events::{BrokerEvent, ReadFrom};
 use crate::inflight::OpId;
 use crate::keys::{self, SECOND};
 use crate::locks::TryLocks;
+use crate::name::Name;
 use crate::pop_long_polling_service::PopEnd;
 use crate::pop_message_processor::PopContext;
 use crate::protocol::{InitMode, PopMessageRequest, POP_ORDER_REVIVE_QUEUE};
@@ -936,11 +937,11 @@ fn record_ck(record: &PopConsumerRecord, broker_name: &str) -> PopCheckPoint {
         bit_map: 0,
         num: 1,
         queue_id: record.queue_id,
-        topic: record.topic.clone(),
-        cid: record.group.clone(),
+        topic: Name::new(&record.topic),
+        cid: Name::new(&record.group),
         revive_offset: 0,
         queue_offset_diff: vec![0],
-        broker_name: broker_name.to_owned(),
+        broker_name: Name::new(broker_name),
         re_put_times: 0,
     }
 }

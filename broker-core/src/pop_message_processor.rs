@@ -10,6 +10,7 @@ use crate::consumer_order_info_manager::OrderCountInfo;
 use crate::events::{BrokerEvent, ReadFrom};
 use crate::inflight::{Op, OpId};
 use crate::keys::{self, lock_key};
+use crate::name::Name;
 use crate::pop_long_polling_service::PopEnd;
 use crate::protocol::{
     ExtraInfo, InitMode, MessageExt, PopMessageRequest, PopResult, PopStatus, Response,
@@ -682,11 +683,11 @@ impl Broker {
             bit_map: 0,
             num: msg_offsets.len() as u8,
             queue_id,
-            topic: topic.to_owned(),
-            cid: ctx.req.consumer_group.clone(),
+            topic: Name::new(topic),
+            cid: Name::new(&ctx.req.consumer_group),
             revive_offset: 0,
             queue_offset_diff: msg_offsets.iter().map(|&o| (o - offset) as u32).collect(),
-            broker_name: self.config.broker_name.clone(),
+            broker_name: Name::new(&self.config.broker_name),
             re_put_times: 0,
         };
         let next = next_begin_offset as i64;

@@ -432,8 +432,8 @@ impl Broker {
                             at: now,
                             revive_qid: qid,
                             revive_offset: offset,
-                            topic: ack.topic.as_str().into(),
-                            group: ack.consumer_group.as_str().into(),
+                            topic: ack.topic.clone(),
+                            group: ack.consumer_group.clone(),
                             queue_id: ack.queue_id,
                             start_offset: ack.start_offset,
                             pop_time: ack.pop_time,
@@ -483,7 +483,9 @@ impl Broker {
                 break;
             }
             let normal_topic = keys::parse_normal_topic(&ck.topic, &ck.cid);
-            if self.store.topic_config(&normal_topic).is_some() && self.groups.contains(&ck.cid) {
+            if self.store.topic_config(&normal_topic).is_some()
+                && self.groups.contains(ck.cid.as_str())
+            {
                 let all = (1u64 << ck.num).wrapping_sub(1);
                 if u64::from(ck.bit_map) & all != all {
                     self.events.push(BrokerEvent::ReviveDecided {
@@ -625,7 +627,7 @@ impl Broker {
         msg: StoredMessage,
     ) -> bool {
         let retry_topic = if keys::is_retry_topic(&ck.topic) {
-            ck.topic.clone()
+            ck.topic.to_string()
         } else {
             keys::pop_retry_topic(&ck.topic, &ck.cid, self.config.enable_retry_topic_v2)
         };
@@ -659,7 +661,7 @@ impl Broker {
         self.notify_message_arriving(now, &retry_topic, 0);
         self.events.push(BrokerEvent::Revived {
             at: now,
-            group: ck.cid.as_str().into(),
+            group: ck.cid.clone(),
             topic: origin_topic.into(),
             msg_id: msg.msg_id,
             ck: ck.ck_ref().into(),
@@ -730,7 +732,7 @@ mod tests {
             topic: "T".into(),
             queue_id: 1,
             pop_time: 77,
-            broker_name: bn.map(str::to_owned),
+            broker_name: bn.map(crate::Name::new),
             batch: false,
         }
     }
@@ -800,11 +802,11 @@ mod tests {
                 bit_map: 0,
                 num: c.num as u8,
                 queue_id: c.queue_id,
-                topic: c.topic.to_string(),
-                cid: c.group.to_string(),
+                topic: c.topic.clone(),
+                cid: c.group.clone(),
                 revive_offset: 0,
                 queue_offset_diff: vec![0],
-                broker_name: c.broker_name.to_string(),
+                broker_name: c.broker_name.clone(),
                 re_put_times: 0,
             })
             .collect()
