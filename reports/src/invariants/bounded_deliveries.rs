@@ -26,11 +26,11 @@
 //!   receipt was moved by a changeInvisibleTime in that group is left out (a nack asks for
 //!   redelivery, and the orderly client may suspend and retry).
 
-use super::index::{is_success, secs, witness_events, Facts};
+use super::index::{is_success, secs, witness_events, Facts, LookupMap, LookupSet};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{BrokerEvent, Millis, Name};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "bounded-deliveries",
@@ -56,27 +56,27 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             .map_or(u64::MAX, |c| u64::from(c.effective_max_reconsume_times) + 1)
     };
     // Where each message was stored: (topic, queue, offset) → message.
-    let at_offset: BTreeMap<(Name, u32, u64), &str> = (facts.origins().iter())
+    let at_offset: LookupMap<(Name, u32, u64), &str> = (facts.origins().iter())
         .map(|(m, o)| ((o.topic.clone(), o.queue, o.offset), *m))
         .collect();
     // The group's previous orderly read of each queue: (start, count).
-    let mut last_read: BTreeMap<(&str, &str, u32), (u64, u32)> = BTreeMap::new();
+    let mut last_read: LookupMap<(&str, &str, u32), (u64, u32)> = LookupMap::default();
     // (group, msg) → popTimes of the reads that began a streak of it.
-    let mut streaks: BTreeMap<(&str, &str), Vec<Millis>> = BTreeMap::new();
+    let mut streaks: LookupMap<(&str, &str), Vec<Millis>> = LookupMap::default();
     // (group, msg, consumer) → popTimes of the consumer's orderly deliveries, in order.
-    let mut fifo_deliveries: BTreeMap<(&str, &str, &str), Vec<Millis>> = BTreeMap::new();
+    let mut fifo_deliveries: LookupMap<(&str, &str, &str), Vec<Millis>> = LookupMap::default();
     // Per run: the popTime of its consumer's latest orderly delivery of the message.
-    let mut run_pop: BTreeMap<usize, Millis> = BTreeMap::new();
-    let mut reset_groups: BTreeSet<&str> = BTreeSet::new();
-    let mut nacked: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut run_pop: LookupMap<usize, Millis> = LookupMap::default();
+    let mut reset_groups: LookupSet<&str> = LookupSet::default();
+    let mut nacked: LookupSet<(&str, &str)> = LookupSet::default();
     // (group, msg) → (limit, listener runs).
     let mut runs: BTreeMap<(&str, &str), (u64, Vec<usize>)> = BTreeMap::new();
     // (group, msg) → its first delivery, which names the queue and offset.
-    let mut first_delivery: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut first_delivery: LookupMap<(&str, &str), usize> = LookupMap::default();
     // (group, msg) → every delivery's (index, receipt deadline) and every listener finish:
     // why the runs repeated.
-    let mut deliveries: BTreeMap<(&str, &str), Vec<(usize, u64)>> = BTreeMap::new();
-    let mut finishes: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    let mut deliveries: LookupMap<(&str, &str), Vec<(usize, u64)>> = LookupMap::default();
+    let mut finishes: LookupMap<(&str, &str), Vec<usize>> = LookupMap::default();
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
             EventKind::Broker(BrokerEvent::PopRead {

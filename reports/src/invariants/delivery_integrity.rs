@@ -180,7 +180,7 @@ pub(crate) fn check(history: &History) -> Verdict {
     // The CKs changeInvisibleTime calls wrote: (group, topic, queue, start = the message's
     // offset). `appendCheckPointThenAckOrigin` writes one before it acks the old handle,
     // which with buffer merge on is an ack merged into the buffer, named by no reason.
-    let mut change_cks: BTreeMap<(&str, &str, u32, u64), Millis> = BTreeMap::new();
+    let mut change_cks: LookupMap<(&str, &str, u32, u64), Millis> = LookupMap::default();
     for (idx, e) in history.events.iter().enumerate() {
         if let EventKind::Broker(BrokerEvent::CkWritten { ck, reason, .. }) = &e.kind {
             if reason == broker_core::events::CHANGE_CK_REASON {
@@ -299,18 +299,21 @@ fn judge_delivery<'h>(
     else {
         return None;
     };
-    let what = format!(
-        "{consumer} ({group}) got {msg_id} {}",
-        match retry_topic {
-            Some(r) => format!("as a retry copy from {r}/{queue_id} offset {queue_offset}"),
-            None => format!("from {topic}/{queue_id} offset {queue_offset}"),
-        }
-    );
+    // Described only when it fails: every delivery passes through here.
+    let what = || {
+        format!(
+            "{consumer} ({group}) got {msg_id} {}",
+            match retry_topic {
+                Some(r) => format!("as a retry copy from {r}/{queue_id} offset {queue_offset}"),
+                None => format!("from {topic}/{queue_id} offset {queue_offset}"),
+            }
+        )
+    };
     let fail = |why: String, mut events: Vec<usize>| {
         events.push(idx);
         Some(Witness {
             msg_id: Some(msg_id.to_string()),
-            summary: format!("{what}, but {why}"),
+            summary: format!("{}, but {why}", what()),
             events: witness_events(events),
         })
     };

@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// order can reach a report.
 pub(crate) type LookupMap<K, V> = HashMap<K, V, FastBuildHasher>;
 
+/// A set for membership tests that is never iterated; as [`LookupMap`].
+pub(crate) type LookupSet<K> = std::collections::HashSet<K, FastBuildHasher>;
+
 /// An empty [`LookupMap`] with room for `n` entries.
 pub(crate) fn lookup_map<K, V>(n: usize) -> LookupMap<K, V> {
     LookupMap::with_capacity_and_hasher(n, Default::default())
@@ -232,7 +235,7 @@ impl<'h> Retention<'h> {
 #[derive(Default)]
 pub(crate) struct PopReads<'h>(ReadsByPop<'h>);
 
-type ReadsByPop<'h> = BTreeMap<(&'h str, CopyKey<'h>, Millis), Vec<(usize, u64, Option<&'h str>)>>;
+type ReadsByPop<'h> = LookupMap<(&'h str, CopyKey<'h>, Millis), Vec<(usize, u64, Option<&'h str>)>>;
 
 impl<'h> PopReads<'h> {
     /// Notes the event at `idx` if it is a `PopRead` (retry queues keyed as queue 0).
@@ -288,7 +291,7 @@ impl<'h> PopReads<'h> {
 /// served the pop at `popTime`. A crash or a reset in that gap happened *after* the pop even
 /// though it is recorded before the delivery, so "was there a crash (reset) between these
 /// two deliveries" must be asked of the pops, not of the receipts.
-pub(crate) struct PopPositions(BTreeMap<usize, (PopPos, Option<Millis>)>);
+pub(crate) struct PopPositions(LookupMap<usize, (PopPos, Option<Millis>)>);
 
 /// One pop's place among the events, as a half-open split of event indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +321,7 @@ impl PopPositions {
     pub fn new(h: &History) -> Self {
         let sorted = h.events.windows(2).all(|w| w[0].at <= w[1].at);
         let mut reads = PopReads::default();
-        let mut out = BTreeMap::new();
+        let mut out = LookupMap::default();
         for (idx, e) in h.events.iter().enumerate() {
             reads.note(idx, &e.kind);
             let EventKind::Delivered {

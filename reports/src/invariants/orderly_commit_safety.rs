@@ -267,11 +267,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     // (group, receipt) → (queue, popTime of its batch, offset).
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
     // (group, receipt) of acks sent before any delivery of that receipt was recorded.
-    let mut early_acks: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut early_acks: LookupMap<(&str, &str), usize> = LookupMap::default();
     // (group, consumer, message) the proxy's filter dead-lettered and has not acked yet.
     // With the consumer's attempt when the filter decided (the proxy acks later, after the
     // consumer may have made other receives).
-    let mut filtered: BTreeMap<(&str, &str, &str), Option<&str>> = BTreeMap::new();
+    let mut filtered: LookupMap<(&str, &str, &str), Option<&str>> = LookupMap::default();
     // The proxy's latest pop for a client: (consumer, group) → its attemptId.
     let mut attempts: LookupMap<(&str, &str), Option<&str>> = LookupMap::default();
     // The broker's reads, to place a dead-lettered handle's pop as a delivery's is.
