@@ -473,12 +473,17 @@ pub struct BenchReport {
 /// The synthetic scaling scenario: one producer (one message per simulated ms, 1 ms
 /// latency), one concurrent consumer group, no faults; the run lasts as long as the
 /// sends take (about 4 ms each, a round trip plus the 1 ms receive charges) plus a 30 s tail.
+///
+/// A scenario file may not ask for more than [`scenarios::limits::MAX_TOTAL_MESSAGES`]
+/// messages (the limit guards typed input against exhausting memory); the 10^7 point is
+/// built here, so it loads the scenario at the limit and then sets its count and duration.
 pub fn scale_scenario(messages: u64) -> Scenario {
-    let duration = messages * 4 + 30_000;
+    let loadable = messages.min(scenarios::limits::MAX_TOTAL_MESSAGES);
+    let duration = |n: u64| n * 4 + 30_000;
     let src = format!(
         r#"
-name = "bench-scale-{messages}"
-duration_ms = {duration}
+name = "bench-scale-{loadable}"
+duration_ms = {}
 quiet_period_ms = 30000
 [[topics]]
 name = "t"
@@ -488,7 +493,7 @@ name = "g"
 [[producers]]
 name = "p"
 topic = "t"
-messages = {messages}
+messages = {loadable}
 interval_ms = 1
 [[consumers]]
 name = "c"
@@ -499,10 +504,16 @@ consume_time_ms = {{ min = 1, max = 1 }}
 init_mode = "min"
 [faults]
 latency_ms = {{ min = 1, max = 1 }}
-"#
+"#,
+        duration(loadable)
     );
     let ctx = scenarios::Context::with_invariants(reports::invariant_names());
-    scenarios::load_str("bench-scale.toml", &src, &ctx).expect("the scaling scenario is valid")
+    let mut sc =
+        scenarios::load_str("bench-scale.toml", &src, &ctx).expect("the scaling scenario is valid");
+    sc.name = format!("bench-scale-{messages}");
+    sc.duration_ms = duration(messages);
+    sc.producers[0].messages = messages;
+    sc
 }
 
 fn bug_options(sc: &Scenario) -> (bool, RunOptions) {
@@ -1133,6 +1144,20 @@ mod tests {
             .filter(|e| matches!(e.kind, reports::history::EventKind::Produced { .. }))
             .count();
         assert_eq!(produced, 300);
+    }
+
+    /// The 10^7 point lies past the scenario file's message limit; building it must not
+    /// panic, and it must be the same scenario as below the limit but for its size.
+    #[test]
+    fn the_largest_scaling_point_builds_past_the_file_limit() {
+        let big = scale_scenario(10_000_000);
+        assert_eq!(big.producers[0].messages, 10_000_000);
+        assert_eq!(big.duration_ms, 40_030_000);
+        let mut small = scale_scenario(1_000_000);
+        small.name = big.name.clone();
+        small.duration_ms = big.duration_ms;
+        small.producers[0].messages = big.producers[0].messages;
+        assert_eq!(small, big);
     }
 
     fn point(messages: u64, peak_rss_mib: f64) -> ScalePoint {
