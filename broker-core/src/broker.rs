@@ -509,13 +509,13 @@ impl Broker {
         self.revive_replan(now, revive_qid);
         self.events.push(BrokerEvent::AckWritten {
             at: now,
-            topic: ack.topic.into(),
-            group: ack.consumer_group.into(),
+            topic: ack.topic,
+            group: ack.consumer_group,
             queue_id: ack.queue_id,
             start_offset: ack.start_offset,
             pop_time: ack.pop_time,
             ack_offsets: ack.ack_offsets.into(),
-            broker_name: ack.broker_name.map(crate::Name::from),
+            broker_name: ack.broker_name,
             revive_qid,
             revive_offset: log_offset,
             deliver_at,
