@@ -43,9 +43,9 @@ impl AdminClient {
             timestamp,
         } = cmd;
         self.ctx.record(EventKind::ResetRequested {
-            client: self.ctx.name.clone().into(),
-            group: group.clone().into(),
-            topic: topic.clone().into(),
+            client: broker_core::Name::new(&self.ctx.name),
+            group: broker_core::Name::new(&group),
+            topic: broker_core::Name::new(&topic),
             queue_id: queue,
             offset,
         });
@@ -68,7 +68,7 @@ impl AdminClient {
             Err(_) => Vec::new(),
         };
         self.ctx.record(EventKind::ResetResult {
-            client: self.ctx.name.clone().into(),
+            client: broker_core::Name::new(&self.ctx.name),
             group: group.into(),
             topic: topic.into(),
             queue_id: queue,

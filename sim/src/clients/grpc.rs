@@ -28,7 +28,7 @@ pub type CallResult<T> = Result<T, GrpcOutcome>;
 fn status_outcome(s: &Status) -> GrpcOutcome {
     GrpcOutcome::Status {
         code: s.code,
-        message: s.message.clone().into(),
+        message: broker_core::Name::new(&s.message),
     }
 }
 
@@ -46,8 +46,8 @@ impl GrpcCtx {
 
     fn record(&self, rpc: GrpcRpc, msg_id: Option<&str>, outcome: GrpcOutcome, detail: String) {
         self.ctx.record(EventKind::GrpcCall {
-            consumer: self.ctx.name.clone().into(),
-            group: self.group.clone().into(),
+            consumer: broker_core::Name::new(&self.ctx.name),
+            group: broker_core::Name::new(&self.group),
             rpc,
             msg_id: msg_id.map(broker_core::Name::new),
             outcome,

@@ -263,9 +263,9 @@ impl GrpcPushConsumer {
     async fn forward_until_done(&self, msg: &MessageExt, attempt: u32) {
         let g = &self.g;
         g.ctx.record(EventKind::SentToDlq {
-            consumer: g.ctx.name.clone().into(),
-            group: g.group.clone().into(),
-            msg_id: msg.msg_id.clone().into(),
+            consumer: broker_core::Name::new(&g.ctx.name),
+            group: broker_core::Name::new(&g.group),
+            msg_id: broker_core::Name::new(&msg.msg_id),
             dlq_topic: broker_core::keys::dlq_topic(&g.group).into(),
             reconsume_times: msg.reconsume_times,
         });

@@ -65,7 +65,7 @@ pub fn outcome(result: &Result<Response, CallError>) -> RpcOutcome {
     match result {
         Ok(r) => RpcOutcome::Answered {
             code: r.code,
-            remark: r.remark.clone().into(),
+            remark: broker_core::Name::new(&r.remark),
         },
         Err(CallError::Timeout) => RpcOutcome::Timeout,
     }
@@ -95,9 +95,9 @@ pub async fn run_listener<C>(
     use madsim::rand::Rng;
     use reports::history::{ConsumeOutcome, EventKind};
     ctx.record(EventKind::ListenerStarted {
-        consumer: ctx.name.clone().into(),
-        group: group.to_owned().into(),
-        msg_id: msg.msg_id.clone().into(),
+        consumer: broker_core::Name::new(&ctx.name),
+        group: broker_core::Name::new(group),
+        msg_id: broker_core::Name::new(&msg.msg_id),
         reconsume_times: msg.reconsume_times,
     });
     madsim::time::sleep(Duration::from_millis(draw_ms(spec.consume_time_ms))).await;
@@ -113,9 +113,9 @@ pub async fn run_listener<C>(
         ConsumeOutcome::Success
     };
     ctx.record(EventKind::ListenerFinished {
-        consumer: ctx.name.clone().into(),
-        group: group.to_owned().into(),
-        msg_id: msg.msg_id.clone().into(),
+        consumer: broker_core::Name::new(&ctx.name),
+        group: broker_core::Name::new(group),
+        msg_id: broker_core::Name::new(&msg.msg_id),
         outcome,
         pop_timed_out: pop_timed_out(),
     });
@@ -140,8 +140,8 @@ pub fn record_started<C>(
 ) {
     if *running.borrow() {
         ctx.record(reports::history::EventKind::ConsumerStarted {
-            consumer: ctx.name.clone().into(),
-            group: group.to_owned().into(),
+            consumer: broker_core::Name::new(&ctx.name),
+            group: broker_core::Name::new(group),
         });
     }
 }

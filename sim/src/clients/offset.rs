@@ -104,12 +104,12 @@ impl OffsetClient {
                 (asked, None)
             };
         self.ctx.record(EventKind::OffsetUpdateStarted {
-            client: self.ctx.name.clone().into(),
+            client: broker_core::Name::new(&self.ctx.name),
             call_id,
             mode: mode.clone(),
             downgraded_from,
-            group: group.clone().into(),
-            topic: topic.clone().into(),
+            group: broker_core::Name::new(&group),
+            topic: broker_core::Name::new(&topic),
             queue_id: queue,
             offset,
         });
@@ -121,7 +121,7 @@ impl OffsetClient {
         });
         let completed = |outcome: Option<RpcOutcome>, caller_sees_success: bool| {
             EventKind::OffsetUpdateCompleted {
-                client: self.ctx.name.clone().into(),
+                client: broker_core::Name::new(&self.ctx.name),
                 call_id,
                 outcome,
                 caller_sees_success,

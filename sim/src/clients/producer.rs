@@ -82,9 +82,9 @@ impl Producer {
                     queue_offset,
                     ..
                 } => EventKind::Produced {
-                    producer: self.spec.name.clone().into(),
+                    producer: broker_core::Name::new(&self.spec.name),
                     msg_id: msg_id.into(),
-                    topic: self.spec.topic.clone().into(),
+                    topic: broker_core::Name::new(&self.spec.topic),
                     queue_id,
                     queue_offset,
                 },
@@ -106,9 +106,9 @@ impl Producer {
 
     fn failed(&self, msg_id: String, queue_id: u32, reason: String) -> EventKind {
         EventKind::ProduceFailed {
-            producer: self.spec.name.clone().into(),
+            producer: broker_core::Name::new(&self.spec.name),
             msg_id: msg_id.into(),
-            topic: self.spec.topic.clone().into(),
+            topic: broker_core::Name::new(&self.spec.topic),
             queue_id,
             reason: reason.into(),
         }

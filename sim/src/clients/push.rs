@@ -112,9 +112,9 @@ impl PushConsumer {
             .partition(|m| decisions::skip_on_receipt(m.reconsume_times, self.max, filter));
         for msg in over {
             self.ctx.record(EventKind::SkippedOnReceipt {
-                consumer: self.ctx.name.clone().into(),
-                group: self.spec.group.clone().into(),
-                msg_id: msg.msg_id.clone().into(),
+                consumer: broker_core::Name::new(&self.ctx.name),
+                group: broker_core::Name::new(&self.spec.group),
+                msg_id: broker_core::Name::new(&msg.msg_id),
                 reconsume_times: msg.reconsume_times,
                 reason: format!(
                     "reconsumeTimes {} > maxReconsumeTimes {}",

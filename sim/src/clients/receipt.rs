@@ -35,10 +35,10 @@ pub fn receipt_of(msg: &MessageExt) -> Option<(String, ExtraInfo)> {
 pub async fn ack(ctx: &ClientCtx, group: &str, msg: &MessageExt) -> Option<RpcOutcome> {
     let (receipt, info) = receipt_of(msg)?;
     ctx.record(EventKind::AckSent {
-        consumer: ctx.name.clone().into(),
-        group: group.to_owned().into(),
-        msg_id: msg.msg_id.clone().into(),
-        receipt: receipt.clone().into(),
+        consumer: broker_core::Name::new(&ctx.name),
+        group: broker_core::Name::new(group),
+        msg_id: broker_core::Name::new(&msg.msg_id),
+        receipt: broker_core::Name::new(&receipt),
     });
     let req = AckMessageRequest {
         consumer_group: group.to_owned(),
@@ -50,9 +50,9 @@ pub async fn ack(ctx: &ClientCtx, group: &str, msg: &MessageExt) -> Option<RpcOu
     let result = ctx.rpc.call(Request::AckMessage(req), ASYNC_TIMEOUT).await;
     let out = outcome(&result);
     ctx.record(EventKind::AckResult {
-        consumer: ctx.name.clone().into(),
-        group: group.to_owned().into(),
-        msg_id: msg.msg_id.clone().into(),
+        consumer: broker_core::Name::new(&ctx.name),
+        group: broker_core::Name::new(group),
+        msg_id: broker_core::Name::new(&msg.msg_id),
         receipt: receipt.into(),
         outcome: out.clone(),
     });
@@ -106,10 +106,10 @@ pub async fn batch_ack(ctx: &ClientCtx, group: &str, topic: &str, msgs: &[Messag
         };
         infos.push(info);
         ctx.record(EventKind::AckSent {
-            consumer: ctx.name.clone().into(),
-            group: group.to_owned().into(),
-            msg_id: msg.msg_id.clone().into(),
-            receipt: receipt.clone().into(),
+            consumer: broker_core::Name::new(&ctx.name),
+            group: broker_core::Name::new(group),
+            msg_id: broker_core::Name::new(&msg.msg_id),
+            receipt: broker_core::Name::new(&receipt),
         });
         sent.push((msg.msg_id.clone(), receipt));
     }
@@ -124,8 +124,8 @@ pub async fn batch_ack(ctx: &ClientCtx, group: &str, topic: &str, msgs: &[Messag
     let out = outcome(&result);
     for (msg_id, receipt) in sent {
         ctx.record(EventKind::AckResult {
-            consumer: ctx.name.clone().into(),
-            group: group.to_owned().into(),
+            consumer: broker_core::Name::new(&ctx.name),
+            group: broker_core::Name::new(group),
             msg_id: msg_id.into(),
             receipt: receipt.into(),
             outcome: out.clone(),
@@ -161,9 +161,9 @@ pub async fn change_invisible_time(
         _ => None,
     };
     ctx.record(EventKind::ChangeInvisibleResult {
-        consumer: ctx.name.clone().into(),
-        group: group.to_owned().into(),
-        msg_id: msg.msg_id.clone().into(),
+        consumer: broker_core::Name::new(&ctx.name),
+        group: broker_core::Name::new(group),
+        msg_id: broker_core::Name::new(&msg.msg_id),
         receipt: receipt.into(),
         invisible_time,
         new_receipt: new_receipt.as_deref().map(broker_core::Name::new),
@@ -188,10 +188,10 @@ pub fn record_deliveries<C>(
             None => (m.pop_ck.clone().unwrap_or_default(), fallback.0, fallback.1),
         };
         ctx.record(EventKind::Delivered {
-            consumer: ctx.name.clone().into(),
-            group: group.to_owned().into(),
-            msg_id: m.msg_id.clone().into(),
-            topic: m.topic.clone().into(),
+            consumer: broker_core::Name::new(&ctx.name),
+            group: broker_core::Name::new(group),
+            msg_id: broker_core::Name::new(&m.msg_id),
+            topic: broker_core::Name::new(&m.topic),
             queue_id: m.queue_id,
             queue_offset: m.queue_offset,
             retry_topic: m.retry_topic.as_deref().map(broker_core::Name::new),

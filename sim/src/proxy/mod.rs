@@ -249,9 +249,9 @@ impl Proxy {
             }
         }
         self.record(EventKind::ProxyPopped {
-            consumer: r.caller.client_id.clone().into(),
-            group: group.clone().into(),
-            topic: r.topic.clone().into(),
+            consumer: broker_core::Name::new(&r.caller.client_id),
+            group: broker_core::Name::new(&group),
+            topic: broker_core::Name::new(&r.topic),
             queue_id: -1,
             attempt_id: r.attempt_id.as_deref().map(broker_core::Name::new),
             found: (keep.len() + to_dlq.len()) as u32,
@@ -262,9 +262,9 @@ impl Proxy {
         let mut awaited = Vec::new();
         for m in to_dlq {
             self.record(EventKind::SentToDlq {
-                consumer: r.caller.client_id.clone().into(),
-                group: group.clone().into(),
-                msg_id: m.msg_id.clone().into(),
+                consumer: broker_core::Name::new(&r.caller.client_id),
+                group: broker_core::Name::new(&group),
+                msg_id: broker_core::Name::new(&m.msg_id),
                 dlq_topic: keys::dlq_topic(&group).into(),
                 reconsume_times: m.reconsume_times,
             });
@@ -469,10 +469,10 @@ impl Proxy {
         };
         let group = &caller.group;
         self.record(EventKind::AckSent {
-            consumer: caller.client_id.clone().into(),
-            group: group.clone().into(),
-            msg_id: msg_id.to_owned().into(),
-            receipt: handle.to_owned().into(),
+            consumer: broker_core::Name::new(&caller.client_id),
+            group: broker_core::Name::new(group),
+            msg_id: broker_core::Name::new(msg_id),
+            receipt: broker_core::Name::new(handle),
         });
         let req = BrokerAck {
             consumer_group: group.clone(),
@@ -486,10 +486,10 @@ impl Proxy {
             .call(Request::AckMessage(req), ms(DEFAULT_TIMEOUT_MILLS))
             .await;
         self.record(EventKind::AckResult {
-            consumer: caller.client_id.clone().into(),
-            group: group.clone().into(),
-            msg_id: msg_id.to_owned().into(),
-            receipt: handle.to_owned().into(),
+            consumer: broker_core::Name::new(&caller.client_id),
+            group: broker_core::Name::new(group),
+            msg_id: broker_core::Name::new(msg_id),
+            receipt: broker_core::Name::new(handle),
             outcome: outcome(&result),
         });
         ack_status(&result)
@@ -525,10 +525,10 @@ impl Proxy {
         }
         for (e, h, _) in &send {
             self.record(EventKind::AckSent {
-                consumer: caller.client_id.clone().into(),
-                group: caller.group.clone().into(),
-                msg_id: e.msg_id.clone().into(),
-                receipt: h.clone().into(),
+                consumer: broker_core::Name::new(&caller.client_id),
+                group: broker_core::Name::new(&caller.group),
+                msg_id: broker_core::Name::new(&e.msg_id),
+                receipt: broker_core::Name::new(h),
             });
         }
         let infos: Vec<ExtraInfo> = send.iter().map(|(_, _, i)| i.clone()).collect();
@@ -541,9 +541,9 @@ impl Proxy {
         let status = ack_status(&result);
         for (e, h, _) in send {
             self.record(EventKind::AckResult {
-                consumer: caller.client_id.clone().into(),
-                group: caller.group.clone().into(),
-                msg_id: e.msg_id.clone().into(),
+                consumer: broker_core::Name::new(&caller.client_id),
+                group: broker_core::Name::new(&caller.group),
+                msg_id: broker_core::Name::new(&e.msg_id),
                 receipt: h.into(),
                 outcome: answer.clone(),
             });
@@ -638,10 +638,10 @@ impl Proxy {
             _ => None,
         };
         self.record(EventKind::ChangeInvisibleResult {
-            consumer: caller.client_id.clone().into(),
-            group: group.clone().into(),
-            msg_id: msg_id.to_owned().into(),
-            receipt: handle.to_owned().into(),
+            consumer: broker_core::Name::new(&caller.client_id),
+            group: broker_core::Name::new(group),
+            msg_id: broker_core::Name::new(msg_id),
+            receipt: broker_core::Name::new(handle),
             invisible_time,
             new_receipt: new.as_deref().map(broker_core::Name::new),
             outcome: outcome(&result),
@@ -734,10 +734,10 @@ impl Proxy {
     async fn ack_after_forward(&self, caller: &Caller, topic: &str, msg_id: &str, handle: &str) {
         if let Err(s) = self.ack_handle(handle) {
             self.record(EventKind::ForwardAckRefused {
-                consumer: caller.client_id.clone().into(),
-                group: caller.group.clone().into(),
-                msg_id: msg_id.to_owned().into(),
-                receipt: handle.to_owned().into(),
+                consumer: broker_core::Name::new(&caller.client_id),
+                group: broker_core::Name::new(&caller.group),
+                msg_id: broker_core::Name::new(msg_id),
+                receipt: broker_core::Name::new(handle),
                 reason: s.message.into(),
             });
             return;

@@ -543,12 +543,12 @@ fn set_running(ctl: &Controller, t: &Targets, at: Millis, consumer: &str, on: bo
     let (consumer, group) = (consumer.to_owned(), group.clone());
     let kind = if on {
         EventKind::ConsumerStarted {
-            consumer: consumer.clone().into(),
+            consumer: broker_core::Name::new(&consumer),
             group: group.into(),
         }
     } else {
         EventKind::ConsumerStopped {
-            consumer: consumer.clone().into(),
+            consumer: broker_core::Name::new(&consumer),
             group: group.into(),
         }
     };
