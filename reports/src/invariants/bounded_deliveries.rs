@@ -160,7 +160,8 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut affected = AffectedList::default();
     // A FIFO message's runs, split into its streaks (one list for any other message).
     type Streaks = Vec<Vec<usize>>;
-    let mut split: BTreeMap<(&str, &str), (u64, Streaks)> = BTreeMap::new();
+    // In `runs`' (group, message) order, which is the report's.
+    let mut split: Vec<((&str, &str), (u64, Streaks))> = Vec::with_capacity(runs.len());
     for (key, (limit, idxs)) in &runs {
         let starts = streaks.get(key).map_or(&[][..], Vec::as_slice);
         let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -170,7 +171,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 .map_or(0, |p| starts.partition_point(|s| s <= p));
             parts.entry(streak).or_default().push(i);
         }
-        split.insert(*key, (*limit, parts.into_values().collect()));
+        split.push((*key, (*limit, parts.into_values().collect())));
     }
     for ((group, msg), (limit, parts)) in &split {
         if reset_groups.contains(group) || nacked.contains(&(*group, *msg)) {
