@@ -158,10 +158,10 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut judged = 0usize;
     let mut worst: Option<(&str, &str, u64, &Vec<usize>)> = None;
     let mut affected = AffectedList::default();
-    // A FIFO message's runs, split into its streaks (one list for any other message).
-    type Streaks = Vec<Vec<usize>>;
-    // In `runs`' (group, message) order, which is the report's.
-    let mut split: Vec<((&str, &str), (u64, Streaks))> = Vec::with_capacity(runs.len());
+    // A message's (group, message), its limit, and its runs split into its streaks (one
+    // list for any other than a FIFO message); in `runs`' order, which is the report's.
+    type Split<'a> = ((&'a str, &'a str), (u64, Vec<Vec<usize>>));
+    let mut split: Vec<Split> = Vec::with_capacity(runs.len());
     for (key, (limit, idxs)) in &runs {
         let starts = streaks.get(key).map_or(&[][..], Vec::as_slice);
         let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
