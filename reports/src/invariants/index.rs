@@ -6,7 +6,7 @@ use broker_core::{
     BrokerEvent, ExtraInfo, FastBuildHasher, Millis, Name, ResponseCode, POP_ORDER_REVIVE_QUEUE,
 };
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// A map for point lookups that are never iterated. A fixed hasher ([`FastBuildHasher`]), so
 /// even its order would not depend on the process; iterate an ordered map instead wherever
@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub(crate) type LookupMap<K, V> = HashMap<K, V, FastBuildHasher>;
 
 /// A set for membership tests that is never iterated; as [`LookupMap`].
-pub(crate) type LookupSet<K> = std::collections::HashSet<K, FastBuildHasher>;
+pub(crate) type LookupSet<K> = HashSet<K, FastBuildHasher>;
 
 /// An empty [`LookupMap`] with room for `n` entries.
 pub(crate) fn lookup_map<K, V>(n: usize) -> LookupMap<K, V> {

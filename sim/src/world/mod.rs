@@ -540,17 +540,20 @@ fn set_running(ctl: &Controller, t: &Targets, at: Millis, consumer: &str, on: bo
         return;
     }
     let _ = tx.send(on);
-    let (consumer, group) = (consumer.to_owned(), group.clone());
+    let (name, group) = (
+        broker_core::Name::new(consumer),
+        broker_core::Name::new(group),
+    );
     let kind = if on {
         EventKind::ConsumerStarted {
-            consumer: broker_core::Name::new(&consumer),
-            group: group.into(),
+            consumer: name,
+            group,
         }
     } else {
         EventKind::ConsumerStopped {
-            consumer: broker_core::Name::new(&consumer),
-            group: group.into(),
+            consumer: name,
+            group,
         }
     };
-    ctl.record(&consumer, kind);
+    ctl.record(consumer, kind);
 }
