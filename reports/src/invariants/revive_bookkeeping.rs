@@ -38,7 +38,12 @@
 //!   made on a client's behalf named an older receipt of the same delivery, before the held
 //!   receipt's own deadline, so the held one was never acked (finding F29: a failed change
 //!   took the renewed handle out of the proxy's table and the client's retry named its
-//!   original). A client's own change never held the renewed receipt and is not judged so.
+//!   original). A client's own change never held the renewed receipt and is not judged so,
+//!   nor is a change after another copy of the message at the same queue and offset reached
+//!   the client since the renewal: the proxy's `ReceiptHandleGroup.put` replaced the renewed
+//!   handle in that client's entry (its `HandleKey` is broker, queue and offset), so the
+//!   proxy held it no more (a replay after a crash or a reset; the renewed CK reviving is
+//!   at-least-once).
 
 use super::index::{
     ck_key, ck_owner, copy_key, is_success, receipt_ck, receipt_deadline, secs, witness_events,
@@ -78,6 +83,21 @@ struct Node {
     passed_over_by: Option<(usize, usize)>,
 }
 
+/// A receipt the gRPC proxy renewed for a client and keeps in that client's handle table.
+#[derive(Clone, Copy)]
+struct Held<'h> {
+    /// The node that renewed it (the proxy).
+    holder: &'h str,
+    /// The client whose table entry holds it.
+    client: &'h str,
+    /// The receipt's node.
+    node: usize,
+    /// The copy's queue and offset: with the message, the entry's key (`HandleKey`).
+    at: (u32, u64),
+    /// The `HandleRenewed` event.
+    renewal: usize,
+}
+
 /// The first receipt of `n`'s tree (its delivery).
 fn root(nodes: &[Node], mut n: usize) -> usize {
     while let Some(p) = nodes[n].parent {
@@ -110,10 +130,10 @@ pub(crate) fn check(history: &History) -> Verdict {
     let mut violations = 0usize;
     let mut affected = AffectedList::default();
     let mut last_crash: Option<usize> = None;
-    // (group, message) → the node that renewed a receipt of it (`HandleRenewed`: the gRPC
-    // proxy's handle table holds it; the client keeps its own), that receipt's node, and the
-    // renewal's event. A later delivery's receipts are in another tree (`root`).
-    let mut held: LookupMap<(&str, &str), (&str, usize, usize)> = LookupMap::default();
+    // (group, message) → the receipt a node renewed for a client (`HandleRenewed`: the gRPC
+    // proxy's handle table holds it; the client keeps its own). A later delivery's receipts
+    // are in another tree (`root`).
+    let mut held: LookupMap<(&str, &str), Held> = LookupMap::default();
 
     for (idx, e) in history.events.iter().enumerate() {
         match &e.kind {
@@ -136,6 +156,8 @@ pub(crate) fn check(history: &History) -> Verdict {
                 invisible_time,
                 receipt,
                 orderly,
+                consumer,
+                msg_id,
                 ..
             } => {
                 let copy = copy_key(
@@ -143,6 +165,15 @@ pub(crate) fn check(history: &History) -> Verdict {
                     *queue_id,
                     *queue_offset,
                 );
+                // Another copy of the held one reached its client: the proxy's
+                // `ReceiptHandleGroup.put` replaced the renewed handle in that client's entry
+                // (`HandleKey` equality is broker, queue and offset), so it holds it no more.
+                let key = (group.as_str(), msg_id.as_str());
+                if (held.get(&key))
+                    .is_some_and(|h| h.client == &**consumer && h.at == (copy.1, copy.2))
+                {
+                    held.remove(&key);
+                }
                 // An original is stored with 0. An orderly delivery's reconsumeTimes is the
                 // group's consumed count for that offset (the broker's order count info,
                 // which `processPopResponse` copies into the message), not the stored
@@ -170,13 +201,25 @@ pub(crate) fn check(history: &History) -> Verdict {
                 receipts.insert((group, receipt), (node, copy));
             }
             EventKind::HandleRenewed {
+                consumer,
                 group,
                 msg_id,
                 new_receipt,
                 ..
             } => {
-                if let Some(&(n, _)) = receipts.get(&(group.as_str(), new_receipt.as_str())) {
-                    held.insert((group, msg_id), (&e.node, n, idx));
+                if let Some(&(node, copy)) = receipts.get(&(group.as_str(), new_receipt.as_str())) {
+                    let holder = &e.node;
+                    let (client, at, renewal) = (&**consumer, (copy.1, copy.2), idx);
+                    held.insert(
+                        (group, msg_id),
+                        Held {
+                            holder,
+                            client,
+                            node,
+                            at,
+                            renewal,
+                        },
+                    );
                 }
             }
             EventKind::ChangeInvisibleResult {
@@ -232,7 +275,13 @@ pub(crate) fn check(history: &History) -> Verdict {
                 // on a client's behalf, before the held receipt's own deadline: the proxy
                 // forgot its renewed handle (a failed change took it out of the table) and
                 // changed the client's original, whose CK the renewal had acked already.
-                if let Some(&(holder, r, renewal)) = held.get(&(group.as_str(), msg_id.as_str())) {
+                if let Some(&Held {
+                    holder,
+                    node: r,
+                    renewal,
+                    ..
+                }) = held.get(&(group.as_str(), msg_id.as_str()))
+                {
                     if r == named {
                         held.remove(&(group.as_str(), msg_id.as_str()));
                     } else if holder == &*e.node
@@ -681,5 +730,33 @@ mod tests {
         assert_eq!(check(&shape(true, 59_000).0), Verdict::held());
         // The proxy's change after R1's own deadline passed over nothing it could use.
         assert_eq!(check(&shape(false, 115_010).0.clone()).status, Status::Held);
+    }
+
+    #[test]
+    fn a_renewed_handle_a_later_copy_replaced_in_the_proxys_table_was_not_passed_over() {
+        // proxy-random 282895: crash replays hand c1 a second copy (B) of m1 at the same
+        // offset while it still consumes the first; the proxy renews B (R1), then a third
+        // copy (C) reaches c1 and `ReceiptHandleGroup.put` replaces R1 in c1's entry (the
+        // key is message, queue and offset). When B's listener fails, the proxy has no R1
+        // to use and changes B's own handle: it passed over nothing it held, and R1's CK
+        // reviving is at-least-once after the replay. A copy to another client goes into
+        // that client's table and leaves c1's entry, and R1 in it, alone.
+        let shape = |third_to: &str| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            h.at(1_000).pop("c1", "m1", 0, 0);
+            h.at(5_000).crash();
+            h.at(6_000).restart();
+            let b = h.at(10_000).pop("c1", "m1", 0, 0);
+            let r1 = h.at(55_000).proxy_renews(&b, 60_000);
+            h.at(56_000).pop(third_to, "m1", 0, 0);
+            let nack = h.at(59_000).proxy_changes(&b, 1_000);
+            h.at(60_000).revive(&nack, 0, 1);
+            h.at(115_000).revive(&r1, 1, 1);
+            h.build()
+        };
+        assert_eq!(check(&shape("c1")).status, Status::Held);
+        let w = check(&shape("c2")).witness.expect("violated");
+        assert!(w.summary.contains("passed over"), "{}", w.summary);
     }
 }
