@@ -295,7 +295,7 @@ impl Proxy {
                 let Some(handle) = m.pop_ck.clone() else {
                     continue;
                 };
-                self.handles.add(
+                let added = self.handles.add(
                     &r.caller.client_id,
                     MessageReceiptHandle {
                         group: group.clone(),
@@ -309,6 +309,12 @@ impl Proxy {
                         renew_retry_times: 0,
                     },
                 );
+                if added.await.is_err() {
+                    return fail(Status::new(
+                        GrpcCode::InternalServerError,
+                        "try to put handle failed",
+                    ));
+                }
             }
         }
         if keep.is_empty() {

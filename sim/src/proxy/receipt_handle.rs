@@ -5,8 +5,9 @@
 //! An entry is keyed like `ReceiptHandleGroup.HandleKey`: the message id, then the queue and
 //! offset of the handle it was received with (not its popTime: a redelivery of the same copy
 //! replaces the entry). Each entry has a lock (`HandleData.lock`): a renewal holds it while
-//! its changeInvisibleTime is in flight, and an ack or nack that takes the entry out waits
-//! for it up to `lockTimeoutMsInHandleGroup`.
+//! its changeInvisibleTime is in flight, and an ack or nack that takes the entry out, or a
+//! receive that puts a newer copy's handle in, waits for it up to
+//! `lockTimeoutMsInHandleGroup`.
 
 use super::decisions::LOCK_TIMEOUT_MS_IN_HANDLE_GROUP;
 use broker_core::{ExtraInfo, Millis};
@@ -58,30 +59,45 @@ fn handle_key(msg_id: &str, handle: &str) -> Option<HandleKey> {
 }
 
 impl ReceiptHandles {
-    /// `addReceiptHandle` (`ReceiptHandleGroup.put`): a new entry, or the old one's data
-    /// replaced.
-    pub fn add(&self, client: &str, h: MessageReceiptHandle) {
+    /// `addReceiptHandle` (`ReceiptHandleGroup.put`): a new entry, or the live entry's data
+    /// replaced under its lock, so a put waits for a renewal in flight and its handle
+    /// replaces the renewal's result. `Err(())` when the lock could not be had within
+    /// `lockTimeoutMsInHandleGroup`: upstream's put throws `INTERNAL_SERVER_ERROR` ("try to
+    /// put handle failed") out of the receive, which then answers that error.
+    pub async fn add(&self, client: &str, h: MessageReceiptHandle) -> Result<(), ()> {
         let Some(key) = handle_key(&h.msg_id, &h.original) else {
-            return;
+            return Ok(());
         };
+        let live = self
+            .entry(client, &h.group, &key)
+            .filter(|d| d.data.lock().expect("handle lock").is_some());
+        if let Some(d) = live {
+            let guard = lock(&d).await.ok_or(())?;
+            let mut data = d.data.lock().expect("handle lock");
+            // `needRemove` set while the put waited: a new entry, as below.
+            if data.is_some() {
+                *data = Some(h);
+                drop(guard);
+                return Ok(());
+            }
+        }
+        self.insert(client, key, h);
+        Ok(())
+    }
+
+    /// A new entry for `key` (replacing a removed one's).
+    fn insert(&self, client: &str, key: HandleKey, h: MessageReceiptHandle) {
         let mut groups = self.groups.lock().expect("handles lock");
         let group = groups
             .entry((client.to_owned(), h.group.clone()))
             .or_default();
-        match group.get(&key) {
-            Some(d) if d.data.lock().expect("handle lock").is_some() => {
-                *d.data.lock().expect("handle lock") = Some(h);
-            }
-            _ => {
-                group.insert(
-                    key,
-                    Arc::new(HandleData {
-                        lock: Arc::new(AsyncMutex::new(())),
-                        data: Mutex::new(Some(h)),
-                    }),
-                );
-            }
-        }
+        group.insert(
+            key,
+            Arc::new(HandleData {
+                lock: Arc::new(AsyncMutex::new(())),
+                data: Mutex::new(Some(h)),
+            }),
+        );
     }
 
     /// Puts back an entry a failed ack, change or forward took out (the fixes
@@ -96,7 +112,7 @@ impl ReceiptHandles {
             .entry(client, &h.group, &key)
             .is_some_and(|d| d.data.lock().expect("handle lock").is_some());
         if !live {
-            self.add(client, h);
+            self.insert(client, key, h);
         }
     }
 
@@ -213,5 +229,75 @@ impl RenewLease {
         self.data.data.lock().expect("handle lock").take();
         self.handles
             .drop_entry(&self.gk.0, &self.gk.1, &self.key, &self.data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use madsim::runtime::Runtime;
+
+    /// A handle of message `m`'s copy at queue 0, offset 5, popped at `pop_time`.
+    fn handle(pop_time: Millis) -> MessageReceiptHandle {
+        let h = format!("5 {pop_time} 60000 0 0 broker-a 0 5 0");
+        MessageReceiptHandle {
+            group: "g".into(),
+            topic: "t".into(),
+            msg_id: "m".into(),
+            original: h.clone(),
+            current: h,
+            reconsume_times: 0,
+            consume_timestamp: pop_time,
+            renew_times: 0,
+            renew_retry_times: 0,
+        }
+    }
+
+    /// The entry's current handle after a renewal of the first copy, in flight for
+    /// `renewal_ms`, meets a put of a second copy at the same queue and offset.
+    fn put_during_renewal(renewal_ms: u64) -> (Result<(), ()>, String) {
+        let rt = Runtime::new();
+        let node = rt.create_node().build();
+        let done = node.spawn(async move {
+            let handles = ReceiptHandles::default();
+            let (first, second) = (handle(1_000), handle(2_000));
+            handles.add("c", first.clone()).await.expect("a new entry");
+            let gk = ("c".to_owned(), "g".to_owned());
+            let lease = (handles.lock_for_renew(&gk, "m", &first.original).await)
+                .expect("the entry is there");
+            let put = {
+                let handles = handles.clone();
+                madsim::task::spawn(async move { handles.add("c", second).await })
+            };
+            madsim::time::sleep(Duration::from_millis(renewal_ms)).await;
+            let renewed = MessageReceiptHandle {
+                current: "5 3000 60000 0 0 broker-a 0 5 0".into(),
+                ..first
+            };
+            lease.update(renewed);
+            let added = put.await.expect("the put ran");
+            let current = handles.scan().remove(0).1.current;
+            (added, current)
+        });
+        rt.block_on(done).expect("test task ran")
+    }
+
+    #[test]
+    fn a_put_waits_for_a_renewal_in_flight_and_its_handle_wins() {
+        // `ReceiptHandleGroup.put` locks the entry: the renewal's result lands first, and
+        // the newer copy's handle replaces it (a put that did not wait was overwritten by
+        // the older copy's renewed handle).
+        let (added, current) = put_during_renewal(100);
+        assert_eq!(added, Ok(()));
+        assert_eq!(current, handle(2_000).current);
+    }
+
+    #[test]
+    fn a_put_that_cannot_lock_the_entry_in_time_fails() {
+        // Past `lockTimeoutMsInHandleGroup` the put throws (the receive answers
+        // INTERNAL_SERVER_ERROR) and the renewal's result stays.
+        let (added, current) = put_during_renewal(LOCK_TIMEOUT_MS_IN_HANDLE_GROUP + 100);
+        assert_eq!(added, Err(()));
+        assert_eq!(current, "5 3000 60000 0 0 broker-a 0 5 0");
     }
 }
