@@ -620,6 +620,18 @@ pub struct BugRow {
 }
 
 impl Scenario {
+    /// Messages the run produces: every producer's plus every produce step's (saturating).
+    pub fn total_messages(&self) -> u64 {
+        let from_producers =
+            (self.producers.iter()).fold(0u64, |a, p| a.saturating_add(p.messages));
+        self.steps
+            .iter()
+            .fold(from_producers, |a, s| match &s.action {
+                Action::Produce { count, .. } => a.saturating_add(*count),
+                _ => a,
+            })
+    }
+
     /// The bug rows `popsim verify` runs: `expect.rows`, or else the single row
     /// (`replays`, `expect.with_bug`). None for a scenario that replays nothing.
     pub fn bug_rows(&self) -> Vec<BugRow> {

@@ -908,15 +908,7 @@ impl<'a> V<'a> {
 
     fn total_messages(&mut self) {
         let sc = self.sc;
-        let from_producers = sc
-            .producers
-            .iter()
-            .fold(0u64, |a, p| a.saturating_add(p.messages));
-        let from_steps = sc.steps.iter().fold(0u64, |a, s| match &s.action {
-            Action::Produce { count, .. } => a.saturating_add(*count),
-            _ => a,
-        });
-        let total = from_producers.saturating_add(from_steps);
+        let total = sc.total_messages();
         if total > MAX_TOTAL_MESSAGES
             && sc
                 .producers

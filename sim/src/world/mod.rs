@@ -109,7 +109,7 @@ struct Targets {
 pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
     let handle = madsim::runtime::Handle::current();
     let clock = Clock::start();
-    let rec = Recorder::new(clock);
+    let rec = Recorder::new(clock, scenario.total_messages());
     let duration = scenario.duration_ms;
     let quiet_from = duration.saturating_sub(scenario.quiet_period_ms);
 
