@@ -14,6 +14,13 @@
 //! - **Commit**: every broker `OffsetCommitted` for the queue must be ≤ the lowest un-acked
 //!   offset of the outstanding batch. Commits made on purpose by a reset (reason containing
 //!   "reset") or a client `UPDATE_CONSUMER_OFFSET` (reason containing "update") are exempt.
+//!   When a later orderly read of the queue (`PopRead`) replaced the batch by right (the same
+//!   attempt, or every entry acked or past its deadline when the read was decided), a commit
+//!   up to the lowest offset of that read that no ack sent so far names by the read's
+//!   `popTime` holds too: the broker's OrderInfo is the read's from then on
+//!   (`ConsumerOrderInfoManager.update`, `commitAndNext` commits only for its popTime), and
+//!   the proxy's table puts the read's handles into retried acks before any client records
+//!   the pop.
 //! - **One batch**: a new batch may start only when every entry of the outstanding one is
 //!   acked or past its deadline when the broker decided it (the new pop's `PopRead`: its
 //!   block check and offset come when the pop reaches the queue, after its `popTime`; the
@@ -35,11 +42,11 @@
 
 use super::index::{
     copy_key, dead_lettered_orderly_handle, is_success, proxy_dead_lettered, receipt_deadline,
-    secs, witness_events, Facts, LookupMap, PopReads,
+    secs, witness_events, Facts, LookupMap, LookupSet, PopReads,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::EventKind;
-use broker_core::{BrokerEvent, Millis};
+use broker_core::{BrokerEvent, ExtraInfo, Millis};
 use std::collections::BTreeMap;
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
@@ -112,6 +119,46 @@ impl Batch<'_> {
 }
 
 type QueueKey<'h> = (&'h str, &'h str, u32);
+
+/// A handle's place in its queue: (group, topic, queue, popTime, offset).
+type HandleAt<'h> = (&'h str, &'h str, u32, Millis, u64);
+
+/// The broker's latest orderly read of a queue (`PopRead`): what its OrderInfo holds from
+/// then on (`ConsumerOrderInfoManager.update`), whether or not a client recorded the pop.
+#[derive(Clone, Copy)]
+struct Read<'h> {
+    idx: usize,
+    at: Millis,
+    pop_time: Millis,
+    offset: u64,
+    count: u32,
+    attempt_id: Option<&'h str>,
+}
+
+impl Batch<'_> {
+    /// Whether `r`, a read after this batch's, replaced it in the broker's OrderInfo by
+    /// right: the same attempt, or every entry acked or past its deadline when `r` was
+    /// decided (what the One-batch clause asks of a hand-out of `r`).
+    fn replaced_by(&self, r: &Read) -> bool {
+        if r.idx < self.head.read || r.pop_time == self.head.pop_time {
+            return false;
+        }
+        let same = matches!((r.attempt_id, self.head.attempt_id), (Some(x), Some(y)) if x == y);
+        same || (self.entries.values()).all(|x| x.ack_sent || x.deadline_at(r.at) <= r.at)
+    }
+}
+
+/// The lowest offset at or above `min` of read `r` that no ack sent so far names by `r`'s
+/// popTime (`commitAndNext` commits only for the OrderInfo's popTime); `None` when all are.
+fn lowest_unacked_of_read(
+    r: &Read,
+    (group, topic, queue): QueueKey<'_>,
+    acked: &LookupSet<HandleAt<'_>>,
+    min: u64,
+) -> Option<u64> {
+    let end = r.offset + u64::from(r.count);
+    (r.offset.max(min)..end).find(|o| !acked.contains(&(group, topic, queue, r.pop_time, *o)))
+}
 
 #[cfg(test)]
 pub(crate) fn check(history: &crate::history::History) -> Verdict {
@@ -268,6 +315,11 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     let mut receipts: LookupMap<(&str, &str), (QueueKey, Millis, u64)> = LookupMap::default();
     // (group, receipt) of acks sent before any delivery of that receipt was recorded.
     let mut early_acks: LookupMap<(&str, &str), usize> = LookupMap::default();
+    // Where those acks' handles point: a pop the client has not recorded yet may already be
+    // the broker's batch, and its acks commit.
+    let mut early_handles: LookupSet<HandleAt> = LookupSet::default();
+    // Each queue's latest orderly read.
+    let mut newest_read: LookupMap<QueueKey, Read> = LookupMap::default();
     // (group, consumer, message) the proxy's filter dead-lettered and has not acked yet.
     // With the consumer's attempt when the filter decided (the proxy acks later, after the
     // consumer may have made other receives).
@@ -389,7 +441,12 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     },
                 );
             }
-            EventKind::AckSent { group, receipt, .. } => {
+            EventKind::AckSent {
+                group,
+                msg_id,
+                receipt,
+                ..
+            } => {
                 let Some((key, pop_time, offset)) =
                     receipts.get(&(group.as_str(), receipt.as_str()))
                 else {
@@ -397,6 +454,13 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     // and offset, no popTime) may put the handle a new pop just registered
                     // into a retried ack of an old one, before the delivery is recorded.
                     early_acks.entry((group, receipt)).or_insert(idx);
+                    let origin = origins.get(msg_id.as_str());
+                    if let (Some(x), Some(o)) = (ExtraInfo::parse(receipt), origin) {
+                        if o.queue == x.queue_id && o.offset == x.queue_offset {
+                            let at = (group.as_str(), &*o.topic, x.queue_id, x.pop_time, o.offset);
+                            early_handles.insert(at);
+                        }
+                    }
                     continue;
                 };
                 if let Some(b) = st
@@ -445,14 +509,23 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 if why.contains("reset") || why.contains("update") {
                     continue;
                 }
-                let Some(b) = st.batches.get(&(group.as_str(), topic.as_str(), *queue_id)) else {
+                let key = (group.as_str(), topic.as_str(), *queue_id);
+                let Some(b) = st.batches.get(&key) else {
                     continue;
                 };
                 let min = retention.min_before(topic, *queue_id, idx);
                 let Some((low, en)) = b.lowest_unacked(min) else {
                     continue;
                 };
-                if *offset > *low as i64 {
+                // A later read replaced the batch by right, and acks of the new handles
+                // (the proxy's table put them into retried acks) committed before any
+                // client recorded that pop: the commit is judged against what it read.
+                let newer = (newest_read.get(&key)).filter(|r| b.replaced_by(r));
+                let within = newer.is_some_and(|r| {
+                    lowest_unacked_of_read(r, key, &early_handles, min)
+                        .is_none_or(|l| *offset <= l as i64)
+                });
+                if *offset > *low as i64 && !within {
                     st.count += 1;
                     st.affected.push(
                         Affected::at("committed-past-unacked", history, en.delivery)
@@ -486,6 +559,27 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             EventKind::Broker(BrokerEvent::Crashed { .. }) => {
                 st.batches.clear();
                 st.last_crash = Some(idx);
+            }
+            EventKind::Broker(BrokerEvent::PopRead {
+                group,
+                topic,
+                queue_id,
+                pop_time,
+                offset,
+                count,
+                orderly: true,
+                attempt_id,
+                ..
+            }) => {
+                let read = Read {
+                    idx,
+                    at: e.at,
+                    pop_time: *pop_time,
+                    offset: *offset,
+                    count: *count,
+                    attempt_id: attempt_id.as_deref(),
+                };
+                newest_read.insert((group, topic, *queue_id), read);
             }
             _ => {}
         }
@@ -699,6 +793,43 @@ mod tests {
         assert_eq!(run(true), Status::Held);
         // Without that ack, offset 1 is un-acked when the commit passes it.
         assert_eq!(run(false), Status::Violated);
+    }
+
+    #[test]
+    fn a_commit_by_acks_of_a_read_no_client_recorded_yet_is_judged_against_that_read() {
+        // proxy-random 326453: o1's batch (m0, m1) expired with m1 un-acked, a new receive
+        // read 1..=2 (the broker's OrderInfo now holds its popTime), the proxy's table put
+        // that pop's handle of m1 into o1's ack of its old one, and `commitAndNext` committed
+        // 2, all before o1 recorded the new pop.
+        let run = |read_at: Millis, acked: bool| {
+            let mut h = H::orderly();
+            for (m, off) in [("m0", 0), ("m1", 1), ("m2", 2)] {
+                h.at(0).produce(m, 0, off);
+            }
+            let a = h.at(1_000).pop("o1", "m0", 0, 0);
+            h.at(1_000).pop("o1", "m1", 0, 1);
+            h.at(1_500).ack_sent(&a);
+            h.at(1_500).commit("og", 0, 1, "ackOrderly");
+            h.at(read_at)
+                .pop_read("og", 0, read_at, 1, 2, true, ReadFrom::CommitOffset);
+            let m1 = h.at(read_at).pop("o1", "m1", 0, 1);
+            let m2 = h.at(read_at).pop("o1", "m2", 0, 2);
+            // The deliveries are recorded after the ack and the commit.
+            let (d1, d2) = (h.events.remove(m1.idx), h.events.remove(m1.idx));
+            if acked {
+                h.at(read_at + 10).ack_sent(&m1);
+            }
+            h.at(read_at + 20).commit("og", 0, 2, "ackOrderly");
+            h.events.push(d1);
+            h.events.push(d2);
+            let _ = m2;
+            check(&h.build()).status
+        };
+        assert_eq!(run(20_000, true), Status::Held);
+        // Without the new handle's ack, offset 1 of the new read is un-acked.
+        assert_eq!(run(20_000, false), Status::Violated);
+        // A read while m1 was still invisible did not replace the batch by right.
+        assert_eq!(run(5_000, true), Status::Violated);
     }
 
     #[test]
@@ -986,9 +1117,11 @@ mod tests {
             check(&h.build())
         };
         assert_eq!(run(true, false), Verdict::held());
-        // Without the filter's decision, an ack of a handle no client got says nothing of
-        // the batch f1 holds: the commit passed its un-acked m0.
-        assert_eq!(run(false, false).status, Status::Violated);
+        // Without the filter's decision the ack is one of a handle no client recorded: it
+        // names the read that replaced f1's expired batch, and acks that read's only entry
+        // (the commit is judged against the read, as
+        // `a_commit_by_acks_of_a_read_no_client_recorded_yet_is_judged_against_that_read`).
+        assert_eq!(run(false, false), Verdict::held());
         // The dead-lettering pop is the outstanding batch: its un-acked m1 holds the commit.
         let v = run(true, true);
         assert_eq!(v.status, Status::Violated);
