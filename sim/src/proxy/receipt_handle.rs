@@ -7,7 +7,10 @@
 //! replaces the entry). Each entry has a lock (`HandleData.lock`): a renewal holds it while
 //! its changeInvisibleTime is in flight, and an ack or nack that takes the entry out, or a
 //! receive that puts a newer copy's handle in, waits for it up to
-//! `lockTimeoutMsInHandleGroup`.
+//! `lockTimeoutMsInHandleGroup`. The lock's expiry is not modelled (`HandleData.lock` takes
+//! an entry locked longer than 3 × that timeout anyway, and `unlock` leaves the semaphore
+//! taken after 2 ×): every holder's broker call ends within `DEFAULT_TIMEOUT_MILLS` (2 s),
+//! under both bounds.
 
 use super::decisions::LOCK_TIMEOUT_MS_IN_HANDLE_GROUP;
 use broker_core::{ExtraInfo, Millis};
