@@ -453,6 +453,11 @@ pub enum Fix {
     /// `getHandleString` took out of the `ReceiptHandleGroup` when the change failed, so the
     /// client's retry changes the renewed handle rather than its original.
     FailedChangeRestoresHandle,
+    /// The gRPC proxy's ack, changeInvisibleDuration and forward activities keep the
+    /// message's `ReceiptHandleGroup` entry, locked, while their call to the broker runs and
+    /// remove it only once the call succeeded, so a failed call leaves the renewed handle in
+    /// the table and a client's retry that overtakes the call waits for its answer.
+    CallHoldsHandleEntry,
 }
 
 /// Static facts about a proposed fix.
@@ -475,7 +480,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 29] = [
+    pub const ALL: [Fix; 30] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -505,6 +510,7 @@ impl Fix {
         Fix::DueAckOriginGoesThroughTimer,
         Fix::FailedForwardRestoresHandle,
         Fix::FailedChangeRestoresHandle,
+        Fix::CallHoldsHandleEntry,
     ];
 
     /// The registry entry for this fix.
@@ -741,6 +747,14 @@ impl Fix {
                 "proxy ChangeInvisibleDurationActivity.changeInvisibleDuration (getHandleString → ReceiptHandleGroup.remove)",
                 "develop takes the message's entry out of the ReceiptHandleGroup before the change and leaves it out whatever the change's result, so the renewed handle is forgotten and the client's retry (rocketmq-clients ProcessQueueImpl.changeInvisibleDuration, every second until OK or INVALID_RECEIPT_HANDLE, with the handle it received) changes the original, whose CK the renewal's ackOrigin already acked, while the renewed CK is left to revive; proposed: when the change is not OK (and not INVALID_RECEIPT_HANDLE), put the entry back (ReceiptHandleGroup.put), so the retry changes the latest handle and the renewals go on",
                 "finding F29: a push consumer's nack (changeInvisibleDuration after a failed listener) through the proxy fails after the proxy renewed the message's handle; the retry changes the client's original and is answered OK, a CK for the requested delay is written and revives the message, and the renewal's CK, never acked, revives it a second time: two retry copies for one nack",
+                "",
+            ),
+            CallHoldsHandleEntry => (
+                "call-holds-handle-entry",
+                Side::Client,
+                "proxy ReceiptHandleProcessor.removeReceiptHandle as AckMessageActivity, ChangeInvisibleDurationActivity and ForwardMessageToDLQActivity call it (getHandleString → ReceiptHandleGroup.remove)",
+                "develop takes the message's entry out of the ReceiptHandleGroup (remove, needRemove) before the call to the broker; proposed: hold the entry's lock (HandleData.lock, as a renewal does) while the call runs and remove the entry only when it succeeded, leaving it, unlocked, when it failed",
+                "findings F26, F28 and F29, and the limit of their fixes: the restore fixes put a failed call's entry back only once its answer came, so a client retry that overtook the call (sent after the client's deadline, while the proxy's call still waited for the broker) found no entry and named the original (proxy-random 6912, 47960); holding the entry makes that retry wait for the first call's answer and then name the latest handle",
                 "",
             ),
         };

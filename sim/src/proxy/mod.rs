@@ -71,6 +71,14 @@ enum Changed {
     Failed(Status),
 }
 
+/// What a call did with the message's entry in the receipt-handle table.
+enum Taken {
+    /// Took it out (develop's `removeReceiptHandle`), if there was one.
+    Removed(Option<MessageReceiptHandle>),
+    /// Holds it, locked, until the call's answer (`call-holds-handle-entry`).
+    Held(receipt_handle::Lease),
+}
+
 /// The proxy's state. Cheap to clone.
 #[derive(Clone)]
 pub struct Proxy {
@@ -87,6 +95,9 @@ pub struct Proxy {
     /// The proposed fix `failed-change-restores-handle` (finding F29), read once here and
     /// used only after a changeInvisibleDuration's answer.
     failed_change_restores_handle: bool,
+    /// The proposed fix `call-holds-handle-entry`, read once here and used only where a
+    /// call takes the entry ([`Proxy::take_handle`]) and after its answer.
+    call_holds_handle_entry: bool,
     rec: Recorder,
     broker: RpcClient,
     handles: ReceiptHandles,
@@ -107,6 +118,7 @@ impl Proxy {
             failed_ack_restores_handle: fixes.has_fix(Fix::FailedAckRestoresHandle),
             failed_forward_restores_handle: fixes.has_fix(Fix::FailedForwardRestoresHandle),
             failed_change_restores_handle: fixes.has_fix(Fix::FailedChangeRestoresHandle),
+            call_holds_handle_entry: fixes.has_fix(Fix::CallHoldsHandleEntry),
             rec,
             broker,
             handles: ReceiptHandles::default(),
@@ -344,26 +356,44 @@ impl Proxy {
     // Ack, changeInvisibleDuration, forward to DLQ
 
     /// `getHandleString`: the latest handle the receipt-handle processor holds for the
-    /// entry, else the client's, with the entry it took out (`removeReceiptHandle`), if any.
+    /// entry, else the client's, with the entry it took out (`removeReceiptHandle`), if any,
+    /// or with the proposed fix `call-holds-handle-entry` the entry locked for the call.
+    /// `held` are the (message, handle)s this call already holds: another of the same entry
+    /// finds none (as develop's second remove would) instead of waiting for its own lock.
     /// `Err` when the entry's lock could not be had in time.
     async fn take_handle(
         &self,
         caller: &Caller,
         msg_id: &str,
         handle: &str,
-    ) -> Result<(String, Option<MessageReceiptHandle>), Status> {
-        match self
-            .handles
-            .remove(&caller.client_id, &caller.group, msg_id, handle)
-            .await
-        {
-            Ok(Some(h)) => Ok((h.current.clone(), Some(h))),
-            Ok(None) => Ok((handle.to_owned(), None)),
-            Err(()) => Err(Status::new(
+        held: &[(&str, &str)],
+    ) -> Result<(String, Taken), Status> {
+        let refused = || {
+            Status::new(
                 GrpcCode::InternalServerError,
                 "try to remove and get handle failed",
-            )),
+            )
+        };
+        if !self.call_holds_handle_entry {
+            let removed = (self.handles)
+                .remove(&caller.client_id, &caller.group, msg_id, handle)
+                .await
+                .map_err(|()| refused())?;
+            let current = removed.as_ref().map_or(handle, |h| &h.current).to_owned();
+            return Ok((current, Taken::Removed(removed)));
         }
+        let same = |(m, h): &(&str, &str)| *m == msg_id && receipt_handle::same_entry(m, h, handle);
+        if held.iter().any(same) {
+            return Ok((handle.to_owned(), Taken::Removed(None)));
+        }
+        let lease = (self.handles)
+            .lock_entry(&caller.client_id, &caller.group, msg_id, handle)
+            .await
+            .map_err(|()| refused())?;
+        Ok(match lease {
+            Some(l) => (l.handle.current.clone(), Taken::Held(l)),
+            None => (handle.to_owned(), Taken::Removed(None)),
+        })
     }
 
     /// After a call that took the entry out: develop leaves it gone whatever the answer, so
@@ -373,11 +403,13 @@ impl Proxy {
     /// `failed-change-restores-handle` (F29), `failed-forward-restores-handle` (F28). Not
     /// after `INVALID_RECEIPT_HANDLE` unless the client retries on it (`retried_on_invalid`:
     /// only the forward's retry does); it gives up on that, and the handle has expired.
+    /// An entry the call held (`call-holds-handle-entry`) goes on success and stays on such
+    /// a failure, unlocked.
     fn restore_after_failure(
         &self,
         fix: bool,
         caller: &Caller,
-        taken: Option<MessageReceiptHandle>,
+        taken: Taken,
         s: &Status,
         retried_on_invalid: bool,
     ) {
@@ -386,15 +418,18 @@ impl Proxy {
             GrpcCode::InvalidReceiptHandle => retried_on_invalid,
             _ => true,
         };
-        if fix && failed {
-            if let Some(h) = taken {
+        match taken {
+            Taken::Held(lease) if !failed => lease.remove(),
+            Taken::Held(lease) => drop(lease),
+            Taken::Removed(Some(h)) if fix && failed => {
                 self.handles.restore(&caller.client_id, h);
             }
+            Taken::Removed(_) => {}
         }
     }
 
     /// After an ack entry's answer ([`Proxy::restore_after_failure`]).
-    fn after_ack_entry(&self, caller: &Caller, taken: Option<MessageReceiptHandle>, s: &Status) {
+    fn after_ack_entry(&self, caller: &Caller, taken: Taken, s: &Status) {
         self.restore_after_failure(self.failed_ack_restores_handle, caller, taken, s, false);
     }
 
@@ -405,8 +440,13 @@ impl Proxy {
             let mut batch = Vec::new();
             let mut taken = Vec::new();
             for e in &r.entries {
+                let held: Vec<(&str, &str)> = (taken.iter())
+                    .map(|(te, _): &(AckEntry, Taken)| {
+                        (te.msg_id.as_str(), te.receipt_handle.as_str())
+                    })
+                    .collect();
                 match self
-                    .take_handle(&r.caller, &e.msg_id, &e.receipt_handle)
+                    .take_handle(&r.caller, &e.msg_id, &e.receipt_handle, &held)
                     .await
                 {
                     Ok((h, t)) => {
@@ -419,14 +459,14 @@ impl Proxy {
             // `batch_ack` answers the refused entries first: match the entries by value.
             for (e, s) in self.batch_ack(&r.caller, &r.topic, batch).await {
                 let t = (taken.iter().position(|(te, _)| *te == e))
-                    .and_then(|i| taken.swap_remove(i).1);
+                    .map_or(Taken::Removed(None), |i| taken.swap_remove(i).1);
                 self.after_ack_entry(&r.caller, t, &s);
                 results.push((e, s));
             }
         } else {
             for e in &r.entries {
                 let status = match self
-                    .take_handle(&r.caller, &e.msg_id, &e.receipt_handle)
+                    .take_handle(&r.caller, &e.msg_id, &e.receipt_handle, &[])
                     .await
                 {
                     Ok((h, t)) => {
@@ -571,7 +611,7 @@ impl Proxy {
             return fail(s);
         }
         let (handle, taken) = match self
-            .take_handle(&r.caller, &r.msg_id, &r.receipt_handle)
+            .take_handle(&r.caller, &r.msg_id, &r.receipt_handle, &[])
             .await
         {
             Ok(h) => h,
@@ -668,7 +708,7 @@ impl Proxy {
     /// `failed-forward-restores-handle` (finding F28) a failed forward puts it back.
     async fn forward(&self, r: ForwardMessageToDeadLetterQueueRequest) -> Status {
         let (handle, taken) = match self
-            .take_handle(&r.caller, &r.msg_id, &r.receipt_handle)
+            .take_handle(&r.caller, &r.msg_id, &r.receipt_handle, &[])
             .await
         {
             Ok(h) => h,

@@ -184,20 +184,47 @@ impl ReceiptHandles {
         gk: &GroupKey,
         msg_id: &str,
         original: &str,
-    ) -> Option<RenewLease> {
-        let key = handle_key(msg_id, original)?;
-        let d = self.entry(&gk.0, &gk.1, &key)?;
-        let guard = lock(&d).await?;
-        let h = d.data.lock().expect("handle lock").clone()?;
-        Some(RenewLease {
+    ) -> Option<Lease> {
+        self.lock_entry(&gk.0, &gk.1, msg_id, original)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Locks the live entry `handle` names, waiting for a holder up to
+    /// `lockTimeoutMsInHandleGroup`: `Ok(None)` if there is none, `Err(())` if the lock
+    /// could not be had in time.
+    pub async fn lock_entry(
+        &self,
+        client: &str,
+        group: &str,
+        msg_id: &str,
+        handle: &str,
+    ) -> Result<Option<Lease>, ()> {
+        let Some(key) = handle_key(msg_id, handle) else {
+            return Ok(None);
+        };
+        let Some(d) = self.entry(client, group, &key) else {
+            return Ok(None);
+        };
+        let guard = lock(&d).await.ok_or(())?;
+        let Some(h) = d.data.lock().expect("handle lock").clone() else {
+            return Ok(None);
+        };
+        Ok(Some(Lease {
             handles: self.clone(),
-            gk: gk.clone(),
+            gk: (client.to_owned(), group.to_owned()),
             key,
             data: d,
             _guard: guard,
             handle: h,
-        })
+        }))
     }
+}
+
+/// Whether two handles of `msg_id` name one entry (`HandleKey`: queue and offset).
+pub fn same_entry(msg_id: &str, a: &str, b: &str) -> bool {
+    handle_key(msg_id, a).is_some_and(|k| handle_key(msg_id, b) == Some(k))
 }
 
 /// `HandleData.lock` with `lockTimeoutMsInHandleGroup`.
@@ -208,8 +235,10 @@ async fn lock(d: &Arc<HandleData>) -> Option<OwnedMutexGuard<()>> {
         .ok()
 }
 
-/// A locked entry being renewed: ends with [`RenewLease::update`] or [`RenewLease::remove`].
-pub struct RenewLease {
+/// A locked entry: a renewal in flight, which ends with [`Lease::update`] or
+/// [`Lease::remove`], or (the proposed fix `call-holds-handle-entry`) a client's ack, nack
+/// or forward in flight, which removes it on success and leaves it, unlocked, otherwise.
+pub struct Lease {
     handles: ReceiptHandles,
     gk: GroupKey,
     key: HandleKey,
@@ -218,7 +247,7 @@ pub struct RenewLease {
     pub handle: MessageReceiptHandle,
 }
 
-impl RenewLease {
+impl Lease {
     /// The renewal's result replaces the entry's data.
     pub fn update(self, h: MessageReceiptHandle) {
         let mut data = self.data.data.lock().expect("handle lock");

@@ -45,7 +45,27 @@ pub fn violated_with(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
 /// every proposed fix but `fix`; nothing violated with `fix` alone or with every fix.
 /// `what` names the variant in failure messages.
 pub fn assert_finding(src: &str, seed: u64, fix: Fix, want: &[&str], what: &str) {
-    let others: Vec<Fix> = Fix::ALL.into_iter().filter(|&f| f != fix).collect();
+    assert_finding_with_alternative(src, seed, (fix, None), want, what);
+}
+
+/// [`assert_finding`] for a finding that a second proposed fix, `alternative`, also closes:
+/// every fix but the two leaves it, and each alone fixes it.
+pub fn assert_finding_with_alternative(
+    src: &str,
+    seed: u64,
+    (fix, alternative): (Fix, Option<Fix>),
+    want: &[&str],
+    what: &str,
+) {
+    if let Some(alt) = alternative {
+        assert!(
+            violated_with(src, seed, &[alt]).is_empty(),
+            "the alternative fix alone, {what}, seed {seed}"
+        );
+    }
+    let others: Vec<Fix> = (Fix::ALL.into_iter())
+        .filter(|&f| f != fix && Some(f) != alternative)
+        .collect();
     assert_eq!(
         violated_with(src, seed, &[]),
         want,

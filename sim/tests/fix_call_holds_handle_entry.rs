@@ -1,0 +1,27 @@
+//! The proposed fix `call-holds-handle-entry` (docs/findings.md, "The proxy swarm"): the
+//! gRPC proxy keeps a message's receipt-handle entry, locked, while an ack, nack or forward
+//! runs, and removes it only once the call succeeded. The restore fixes of F26, F28 and F29
+//! put a failed call's entry back only when its answer came, so a client retry that
+//! overtook the call found no entry and named the original handle: proxy-random 6912 (a
+//! nack, F29's shape) and 47960 (an ack, F26's) fail with every other fix in and hold with
+//! this one. The finding tests (`finding_f26.rs`, `finding_f28.rs`, `finding_f29.rs`) show
+//! it closes each finding alone.
+
+mod common;
+
+use broker_core::Fix;
+use common::violated_with as violated;
+
+#[test]
+fn an_overtaking_retry_waits_for_the_held_entry_instead_of_naming_the_original() {
+    let src = scenarios::builtin_source("proxy-random").expect("built-in");
+    let hold = Fix::CallHoldsHandleEntry;
+    let others: Vec<Fix> = Fix::ALL.into_iter().filter(|&f| f != hold).collect();
+    for (seed, want) in [
+        (6912, "revive-bookkeeping"),
+        (47960, "no-redelivery-after-ack"),
+    ] {
+        assert_eq!(violated(src, seed, &others), [want], "seed {seed}");
+        assert!(violated(src, seed, &Fix::ALL).is_empty(), "seed {seed}");
+    }
+}
