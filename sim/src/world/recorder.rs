@@ -71,6 +71,11 @@ const EVENTS_PER_MESSAGE: usize = 10;
 /// address space is refused, the log grows.
 const MAX_RESERVED_EVENTS: usize = 1 << 27;
 
+/// Runs of fewer messages grow their log as it fills: a sweep's seeds (a few hundred
+/// messages) ran 2-4 % slower with a reservation each (`perf stat popsim sweep
+/// develop-random --seeds 0..100 --fix all`: 4.78 s against 4.67 s of task-clock).
+const MIN_RESERVED_MESSAGES: u64 = 10_000;
+
 impl Recorder {
     /// A recorder whose log has room for the events of `messages` produced messages, so a
     /// large run's log is never copied to grow (each copy touched fresh pages the kernel
@@ -78,6 +83,7 @@ impl Recorder {
     pub fn new(clock: Clock, messages: u64) -> Self {
         let room = usize::try_from(messages)
             .unwrap_or(usize::MAX)
+            .min(if messages < MIN_RESERVED_MESSAGES { 0 } else { usize::MAX })
             .saturating_mul(EVENTS_PER_MESSAGE)
             .min(MAX_RESERVED_EVENTS);
         let mut log = Log::default();
@@ -178,8 +184,9 @@ mod tests {
     }
 
     #[test]
-    fn the_log_has_room_for_the_messages_events_up_to_a_bound() {
-        assert!(room(1_000) >= 1_000 * EVENTS_PER_MESSAGE);
+    fn a_large_runs_log_has_room_for_its_messages_events_up_to_a_bound() {
+        assert!(room(10_000) >= 10_000 * EVENTS_PER_MESSAGE);
+        assert_eq!(room(1_000), 0, "a small run grows its log");
         assert!(room(u64::MAX) <= MAX_RESERVED_EVENTS);
     }
 }
