@@ -81,11 +81,13 @@ impl Recorder {
     /// large run's log is never copied to grow (each copy touched fresh pages the kernel
     /// zeroes: 8 % of a 10^5-message run's time).
     pub fn new(clock: Clock, messages: u64) -> Self {
-        let room = usize::try_from(messages)
-            .unwrap_or(usize::MAX)
-            .min(if messages < MIN_RESERVED_MESSAGES { 0 } else { usize::MAX })
-            .saturating_mul(EVENTS_PER_MESSAGE)
-            .min(MAX_RESERVED_EVENTS);
+        let room = match messages {
+            0..MIN_RESERVED_MESSAGES => 0,
+            _ => usize::try_from(messages)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(EVENTS_PER_MESSAGE)
+                .min(MAX_RESERVED_EVENTS),
+        };
         let mut log = Log::default();
         // A machine that cannot map that much address space runs with a growing log.
         let _ = log.events.try_reserve_exact(room);
