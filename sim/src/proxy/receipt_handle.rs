@@ -150,17 +150,12 @@ impl ReceiptHandles {
         msg_id: &str,
         handle: &str,
     ) -> Result<Option<MessageReceiptHandle>, ()> {
-        let Some(key) = handle_key(msg_id, handle) else {
+        let Some(lease) = self.lock_entry(client, group, msg_id, handle).await? else {
             return Ok(None);
         };
-        let Some(d) = self.entry(client, group, &key) else {
-            return Ok(None);
-        };
-        let guard = lock(&d).await.ok_or(())?;
-        let taken = d.data.lock().expect("handle lock").take();
-        drop(guard);
-        self.drop_entry(client, group, &key, &d);
-        Ok(taken)
+        let taken = lease.handle.clone();
+        lease.remove();
+        Ok(Some(taken))
     }
 
     /// Every entry, in key order: what `scheduleRenewTask` scans.
