@@ -813,16 +813,14 @@ mod tests {
             h.at(read_at)
                 .pop_read("og", 0, read_at, 1, 2, true, ReadFrom::CommitOffset);
             let m1 = h.at(read_at).pop("o1", "m1", 0, 1);
-            let m2 = h.at(read_at).pop("o1", "m2", 0, 2);
-            // The deliveries are recorded after the ack and the commit.
-            let (d1, d2) = (h.events.remove(m1.idx), h.events.remove(m1.idx));
+            h.at(read_at).pop("o1", "m2", 0, 2);
+            // Both deliveries (the last two events) are recorded after the ack and the commit.
+            let delivered = h.events.split_off(m1.idx);
             if acked {
                 h.at(read_at + 10).ack_sent(&m1);
             }
             h.at(read_at + 20).commit("og", 0, 2, "ackOrderly");
-            h.events.push(d1);
-            h.events.push(d2);
-            let _ = m2;
+            h.events.extend(delivered);
             check(&h.build()).status
         };
         assert_eq!(run(20_000, true), Status::Held);
