@@ -458,6 +458,10 @@ pub enum Fix {
     /// remove it only once the call succeeded, so a failed call leaves the renewed handle in
     /// the table and a client's retry that overtakes the call waits for its answer.
     CallHoldsHandleEntry,
+    /// The gRPC proxy's `ReceiptHandleGroup.HandleKey` also compares a non-orderly handle's
+    /// popTime, so a second delivery of a copy a push consumer still consumes gets its own
+    /// entry instead of replacing the first one's.
+    HandleKeyPerDelivery,
 }
 
 /// Static facts about a proposed fix.
@@ -480,7 +484,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 30] = [
+    pub const ALL: [Fix; 31] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -511,6 +515,7 @@ impl Fix {
         Fix::FailedForwardRestoresHandle,
         Fix::FailedChangeRestoresHandle,
         Fix::CallHoldsHandleEntry,
+        Fix::HandleKeyPerDelivery,
     ];
 
     /// The registry entry for this fix.
@@ -755,6 +760,14 @@ impl Fix {
                 "proxy ReceiptHandleProcessor.removeReceiptHandle as AckMessageActivity, ChangeInvisibleDurationActivity and ForwardMessageToDLQActivity call it (getHandleString → ReceiptHandleGroup.remove)",
                 "develop takes the message's entry out of the ReceiptHandleGroup (remove, needRemove) before the call to the broker; proposed: hold the entry's lock (HandleData.lock, as a renewal does) while the call runs and remove the entry only when it succeeded, leaving it, unlocked, when it failed",
                 "findings F26, F28 and F29, and the limit of their fixes: the restore fixes put a failed call's entry back only once its answer came, so a client retry that overtook the call (sent after the client's deadline, while the proxy's call still waited for the broker) found no entry and named the original (proxy-random 6912, 47960); holding the entry makes that retry wait for the first call's answer and then name the latest handle",
+                "",
+            ),
+            HandleKeyPerDelivery => (
+                "handle-key-per-delivery",
+                Side::Client,
+                "proxy ReceiptHandleGroup.HandleKey (equals, hashCode), as ReceiptHandleGroup.put and remove use it",
+                "develop keys a push consumer's handle entry by broker, queue and offset only (#6755, for reentrant orderly consumption), so ReceiptHandleGroup.put of a second delivery of a non-orderly copy the client still consumes replaces the first delivery's handle, renewed or not, and the first listener's ack (AckMessageActivity.getHandleString → remove) goes out with the second delivery's handle; proposed: for a non-orderly handle, also compare the original handle (its popTime), so each delivery keeps its own entry; orderly handles keep the dedup",
+                "finding F30: after a crash replay or a reset hands a push consumer a copy it is still consuming, the first listener's ack is sent with the new copy's handle and answered OK; the first delivery's CK (or the proxy's renewal of it), which nothing renews or acks any more, revives the message the client was told was acked",
                 "",
             ),
         };

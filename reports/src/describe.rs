@@ -255,6 +255,16 @@ pub fn describe_event(kind: &EventKind) -> String {
         } => {
             format!("renewed {consumer}'s handle of {msg_id} ({group}): [{receipt}] → [{new_receipt}]; the client keeps its own")
         }
+        K::HandleRedirected {
+            consumer,
+            group,
+            msg_id,
+            receipt,
+            original,
+            current,
+        } => {
+            format!("{consumer}'s call for {msg_id} ({group}) named [{receipt}]; the proxy's entry was put for another delivery [{original}] and the call names [{current}]")
+        }
         K::ForwardAckRefused {
             consumer,
             group,
@@ -511,6 +521,7 @@ pub fn event_type(kind: &EventKind) -> &'static str {
         K::ChangeInvisibleResult { .. } => "change-invisible-result",
         K::HandleRenewed { .. } => "handle-renewed",
         K::ForwardAckRefused { .. } => "forward-ack-refused",
+        K::HandleRedirected { .. } => "handle-redirected",
         K::OffsetUpdateStarted { .. } => "offset-update-started",
         K::OffsetUpdateCompleted { .. } => "offset-update-completed",
         K::ResetRequested { .. } => "reset-requested",
@@ -620,6 +631,7 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
         | K::ChangeInvisibleResult { group, msg_id, .. }
         | K::HandleRenewed { group, msg_id, .. }
         | K::ForwardAckRefused { group, msg_id, .. }
+        | K::HandleRedirected { group, msg_id, .. }
         | K::SentToDlq { group, msg_id, .. } => EventFields {
             msg_id: Some(msg_id),
             group: Some(group),

@@ -417,6 +417,21 @@ pub enum EventKind {
         receipt: Name,
         reason: Name,
     },
+    /// The gRPC proxy took the handle-table entry of a client's ack, nack or forward naming
+    /// `receipt`, and found it put for another delivery of the message at the same queue and
+    /// offset, whose handle was `original` (`ReceiptHandleGroup.put` replaces a live entry
+    /// with an equal `HandleKey`: broker, queue and offset). The call names that delivery's
+    /// latest handle, `current`, instead of the client's (`AckMessageActivity`'s
+    /// `getHandleString`). Recorded on the proxy's node, with the client as `consumer`, before
+    /// the call's `AckSent` or result. (Last, for the discriminants, as above.)
+    HandleRedirected {
+        consumer: Name,
+        group: Name,
+        msg_id: Name,
+        receipt: Name,
+        original: Name,
+        current: Name,
+    },
 }
 
 /// One event at a virtual time on a node.

@@ -588,6 +588,23 @@ impl H {
         new
     }
 
+    /// The gRPC proxy took the handle entry of `named` (the client's receipt) for a call, and
+    /// found it put for another delivery `other` of the same queue and offset, whose latest
+    /// handle `current` the call names. Records `HandleRedirected`; the call follows.
+    pub fn proxy_redirects(&mut self, named: &Rcpt, other: &Rcpt, current: &Rcpt) -> usize {
+        self.push(
+            "proxy",
+            EventKind::HandleRedirected {
+                consumer: named.consumer.clone().into(),
+                group: named.group.clone().into(),
+                msg_id: named.msg_id.clone().into(),
+                receipt: named.receipt.clone().into(),
+                original: other.receipt.clone().into(),
+                current: current.receipt.clone().into(),
+            },
+        )
+    }
+
     /// The gRPC proxy's ack after a forward of `r`, refused before it was sent (expired).
     pub fn forward_ack_refused(&mut self, r: &Rcpt) -> usize {
         self.push(

@@ -215,6 +215,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F29 on develop: the gRPC proxy's failed nack (changeInvisibleDuration) takes the renewed handle out of its table; the client's retry changes its original handle, answered OK, and the renewal's CK revives the message a second time",
         source: include_str!("../findings/failed-change-forgets-renewed-handle.toml"),
     },
+    Builtin {
+        name: "put-replaces-consumed-delivery",
+        summary: "finding F30 on develop: a crash replay hands a gRPC push consumer a copy it is still consuming; the proxy's ReceiptHandleGroup.put replaces the first delivery's renewed handle, whose ack then goes out with the new copy's handle, answered OK, and the renewal's CK revives the message",
+        source: include_str!("../findings/put-replaces-consumed-delivery.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

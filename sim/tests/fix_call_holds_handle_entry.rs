@@ -16,12 +16,16 @@ use common::violated_with as violated;
 fn an_overtaking_retry_waits_for_the_held_entry_instead_of_naming_the_original() {
     let src = scenarios::builtin_source("proxy-random").expect("built-in");
     let hold = Fix::CallHoldsHandleEntry;
-    let others: Vec<Fix> = Fix::ALL.into_iter().filter(|&f| f != hold).collect();
+    // Both seeds were found before `handle-key-per-delivery` (F30), whose entry keys change
+    // their histories (47960 holds with it whatever this fix does): they run without it.
+    let later = Fix::HandleKeyPerDelivery;
+    let all: Vec<Fix> = Fix::ALL.into_iter().filter(|&f| f != later).collect();
+    let others: Vec<Fix> = all.iter().copied().filter(|&f| f != hold).collect();
     for (seed, want) in [
         (6912, "revive-bookkeeping"),
         (47960, "no-redelivery-after-ack"),
     ] {
         assert_eq!(violated(src, seed, &others), [want], "seed {seed}");
-        assert!(violated(src, seed, &Fix::ALL).is_empty(), "seed {seed}");
+        assert!(violated(src, seed, &all).is_empty(), "seed {seed}");
     }
 }

@@ -1181,6 +1181,17 @@ struct Acked<'h> {
     copy: CopyKey<'h>,
 }
 
+/// An ack the gRPC proxy answered OK for a client naming a receipt of one chain, sent with
+/// another delivery's handle ([`EventKind::HandleRedirected`]).
+#[derive(Clone, Copy)]
+struct RedirectedAck {
+    /// The proxy's `AckResult`.
+    ack: usize,
+    /// The delivery the client's receipt came with.
+    delivery: usize,
+    at: Millis,
+}
+
 struct MsgState<'h> {
     /// The receipt that currently protects the message in this group.
     current: &'h str,
@@ -1312,6 +1323,29 @@ fn prefix_acked<'h>(
     }
 }
 
+/// A proxy's answer to a call on a client's behalf (`consumer` is the client): the key a
+/// [`EventKind::HandleRedirected`] before it was noted under (group, client, handle sent),
+/// and whether it was a successful ack.
+fn redirect_answer(e: &Event) -> Option<((&str, &str, &str), bool)> {
+    let (consumer, group, receipt, ok) = match &e.kind {
+        EventKind::AckResult {
+            consumer,
+            group,
+            receipt,
+            outcome,
+            ..
+        } => (consumer, group, receipt, is_success(outcome)),
+        EventKind::ChangeInvisibleResult {
+            consumer,
+            group,
+            receipt,
+            ..
+        } => (consumer, group, receipt, false),
+        _ => return None,
+    };
+    (e.node != *consumer).then_some(((group.as_str(), consumer.as_str(), receipt.as_str()), ok))
+}
+
 pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let h = f.h;
     let origins = f.origins();
@@ -1367,11 +1401,48 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
         excuse_from(group, msg_id, pops.of(since).after_from, until)
     };
     let mut reads: QueueReads = LookupMap::default();
+    // (group, client, handle sent) → the chain and delivery of the receipt the client named,
+    // for a call the proxy redirected, until its answer.
+    let mut redirecting: LookupMap<(&str, &str, &str), (usize, usize)> = LookupMap::default();
+    // (group, chain) → the proxy's OK'd ack of a receipt of that chain, sent with another
+    // delivery's handle.
+    let mut redirected: LookupMap<(&str, usize), RedirectedAck> = LookupMap::default();
     // (group, consumer, message) the proxy's filter dead-lettered.
     let mut filtered: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
 
     for (idx, e) in h.events.iter().enumerate() {
+        if let Some((key, ok)) = redirect_answer(e) {
+            if let Some((chain, delivery)) = redirecting.remove(&key) {
+                if ok {
+                    let at = e.at;
+                    (redirected).insert(
+                        (key.0, chain),
+                        RedirectedAck {
+                            ack: idx,
+                            delivery,
+                            at,
+                        },
+                    );
+                }
+            }
+        }
         match &e.kind {
+            EventKind::HandleRedirected {
+                consumer,
+                group,
+                receipt,
+                current,
+                ..
+            } => {
+                // A non-orderly receipt: an orderly entry is replaced by design (a re-pop of
+                // the batch, #6755), and its acks are judged by the batch.
+                if let Some(r) = (receipts.get(&(group.as_str(), receipt.as_str())))
+                    .filter(|r| r.batch.is_none())
+                {
+                    let key = (group.as_str(), consumer.as_str(), current.as_str());
+                    redirecting.insert(key, (r.chain, r.delivery));
+                }
+            }
             EventKind::Delivered {
                 consumer,
                 group,
@@ -1687,20 +1758,31 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 let acked = msgs
                     .get(&(group.as_str(), msg_id.as_str()))
                     .and_then(|st| st.acked);
-                let came_back = acked.is_some_and(|a| {
-                    chain == Some(a.chain) && excuse(group, msg_id, a.delivery, idx).is_none()
-                });
-                if let (true, Some(a)) = (came_back, acked) {
+                let covered = acked
+                    .filter(|a| chain == Some(a.chain))
+                    .map(|a| (a.ack, a.delivery))
+                    .or_else(|| {
+                        // The client acked a receipt of this chain through the proxy, in time
+                        // for this CK, and was told OK, but the proxy sent another delivery's
+                        // handle: its table entry had been put for that one.
+                        let r = redirected.get(&(group.as_str(), chain?))?;
+                        let due = ck.pop_time + ck.invisible_time;
+                        (ck.pop_time <= r.at && r.at <= due).then_some((r.ack, r.delivery))
+                    });
+                let came_back =
+                    covered.filter(|&(_, delivery)| excuse(group, msg_id, delivery, idx).is_none());
+                if let Some((ack, acked_delivery)) = came_back {
                     out.after_ack.push(AfterAck {
                         idx,
                         group: group.clone(),
                         msg_id: msg_id.clone(),
                         kind: ComebackKind::Revive,
-                        ack: a.ack,
-                        acked_delivery: a.delivery,
-                        crash_between: last_crash.is_some_and(|c| c > a.ack),
+                        ack,
+                        acked_delivery,
+                        crash_between: last_crash.is_some_and(|c| c > ack),
                     });
                 }
+                let came_back = came_back.is_some();
                 revived.insert(
                     (group, copy_key(retry_topic, 0, *retry_queue_offset)),
                     (idx, came_back),

@@ -238,10 +238,12 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
                     "its ACK record went to revive queue {qid} offset {off} and was not read before the revive"
                 ));
             }
-            None => match older_receipt_acked(history, c, ck) {
-                Some((why, i)) => {
+            None => match redirected(history, c, ck).or_else(|| {
+                older_receipt_acked(history, c, ck).map(|(why, i)| (why, vec![i]))
+            }) {
+                Some((why, at)) => {
                     parts.push(why);
-                    events.push(i);
+                    events.extend(at);
                 }
                 None => parts.push(format!(
                     "no ACK record for offset {o} was written (the ack stayed in memory, or its put failed)"
@@ -339,6 +341,60 @@ fn overtaken(
         None => why.push_str(", the CK by none recorded"),
     }
     Some((why, w))
+}
+
+/// The client's ack went out with another delivery's handle: the proxy's entry for it had
+/// been put for a later copy at the same queue and offset (`ReceiptHandleGroup.put`). Its
+/// events: the renewal that made the revived CK, if the proxy's, that copy's delivery, and
+/// the proxy's note of the redirect.
+fn redirected(history: &History, c: &AfterAck, ck: &CkRef) -> Option<(String, Vec<usize>)> {
+    let ev = &history.events;
+    let ack = &ev[c.ack];
+    let EventKind::AckResult {
+        consumer,
+        group,
+        receipt: sent,
+        ..
+    } = &ack.kind
+    else {
+        return None;
+    };
+    let (i, named, original) =
+        ev[..c.ack]
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, e)| match &e.kind {
+                EventKind::HandleRedirected {
+                    consumer: k,
+                    group: g,
+                    receipt,
+                    original,
+                    current,
+                    ..
+                } if e.node == ack.node && k == consumer && g == group && current == sent => {
+                    Some((i, receipt, original))
+                }
+                _ => None,
+            })?;
+    let delivered = ev[..i].iter().rposition(|e| {
+        matches!(&e.kind, EventKind::Delivered { group: g, receipt, .. } if g == group && receipt == original)
+    });
+    let pop_time = |r: &str| ExtraInfo::parse(r).map_or(0, |x| x.pop_time);
+    let renewed = ev[..i].iter().rposition(|e| {
+        matches!(&e.kind, EventKind::HandleRenewed { group: g, msg_id, new_receipt, .. }
+            if *g == c.group && *msg_id == c.msg_id && pop_time(new_receipt) == ck.pop_time)
+    });
+    Some((
+        format!(
+            "{consumer}'s ack at {} named the receipt of popTime {}, but {}'s handle entry for that queue and offset had been put for the delivery of popTime {} (`ReceiptHandleGroup.put`, equal HandleKey), so the ack went out with that delivery's handle and this CK was never acked, while {consumer} was told OK",
+            secs(ack.at),
+            secs(pop_time(named)),
+            ack.node,
+            secs(pop_time(sent)),
+        ),
+        renewed.into_iter().chain(delivered).chain([i]).collect(),
+    ))
 }
 
 /// The ack named an older receipt of the chain than the revived CK's (finding F26's shape):
@@ -896,6 +952,41 @@ mod tests {
         h.at(5_000).change_invisible_lost(&d, 60_000);
         h.at(6_000).proxy_ack(&d);
         assert_eq!(check(&h.build()), Verdict::held());
+    }
+
+    #[test]
+    fn an_ack_the_proxy_sent_with_a_later_copys_handle_covers_the_clients_chain() {
+        // Proxy-random seed 541 (`--fix all`): the client consumes a copy (b) the proxy
+        // renewed (b1); a crash replay hands it the same queue and offset again (c), whose
+        // `ReceiptHandleGroup.put` replaces b1 in the entry (equal `HandleKey`). The client's
+        // ack of b takes that entry and goes out with c's handle: the client is told OK, and
+        // b1's CK, never acked, revives.
+        let run = |redirect: bool, reset: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let b = h.at(1_000).pop("c1", "m1", 0, 0);
+            let b1 = h.at(51_000).proxy_renews(&b, 60_000);
+            if reset {
+                h.at(64_000).reset("g1", 0, 0);
+            }
+            let c = h.at(65_000).pop("c1", "m1", 0, 0);
+            if redirect {
+                h.at(70_000).proxy_redirects(&b, &c, &c);
+            }
+            let ack = h.at(70_000).proxy_ack(&c);
+            let rev = h.at(111_500).revive(&b1, 0, 1);
+            (check(&h.build()), ack, rev)
+        };
+        let (v, ack, rev) = run(true, false);
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        let w = v.witness.expect("a witness");
+        assert!(w.events.contains(&ack) && w.events.contains(&rev), "{w:?}");
+        assert!(w.summary.contains("put for"), "{}", w.summary);
+        // The same ack of c's own handle, made for c: b's chain is another, not acked.
+        assert!(matches!(run(false, false).0.status, Status::Held));
+        // A reset after b was read rewinds over the message: its comebacks are excused.
+        let v = run(true, true).0;
+        assert!(matches!(v.status, Status::Held), "{v:?}");
     }
 
     #[test]

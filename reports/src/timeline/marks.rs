@@ -573,6 +573,8 @@ impl<'h> Builder<'h> {
             }
             // The renewal's changeInvisibleTime, just before, has its mark.
             K::HandleRenewed { .. } => {}
+            // The call that follows, on the same node, has its mark.
+            K::HandleRedirected { .. } => {}
             // An ack the proxy never sent: a failed ack's diamond.
             K::ForwardAckRefused { group, msg_id, .. } => {
                 self.on_msg(msg_id, group, Shape::Diamond, at, "ack bad", idx);

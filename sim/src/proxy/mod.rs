@@ -121,7 +121,7 @@ impl Proxy {
             call_holds_handle_entry: fixes.has_fix(Fix::CallHoldsHandleEntry),
             rec,
             broker,
-            handles: ReceiptHandles::default(),
+            handles: ReceiptHandles::new(fixes.has_fix(Fix::HandleKeyPerDelivery)),
         };
         let renewer = this.clone();
         madsim::task::spawn(async move { renewer.renew_loop().await });
@@ -379,10 +379,13 @@ impl Proxy {
                 .remove(&caller.client_id, &caller.group, msg_id, handle)
                 .await
                 .map_err(|()| refused())?;
+            if let Some(h) = &removed {
+                self.note_redirect(caller, handle, h);
+            }
             let current = removed.as_ref().map_or(handle, |h| &h.current).to_owned();
             return Ok((current, Taken::Removed(removed)));
         }
-        let same = |(m, h): &(&str, &str)| *m == msg_id && receipt_handle::same_entry(m, h, handle);
+        let same = |(m, h): &(&str, &str)| *m == msg_id && self.handles.same_entry(m, h, handle);
         if held.iter().any(same) {
             return Ok((handle.to_owned(), Taken::Removed(None)));
         }
@@ -391,9 +394,28 @@ impl Proxy {
             .await
             .map_err(|()| refused())?;
         Ok(match lease {
-            Some(l) => (l.handle.current.clone(), Taken::Held(l)),
+            Some(l) => {
+                self.note_redirect(caller, handle, &l.handle);
+                (l.handle.current.clone(), Taken::Held(l))
+            }
             None => (handle.to_owned(), Taken::Removed(None)),
         })
+    }
+
+    /// Records a call whose entry was put for another delivery than the one the client
+    /// names (`ReceiptHandleGroup.put` replaced it: equal `HandleKey`), so the call goes out
+    /// with that delivery's handle.
+    fn note_redirect(&self, caller: &Caller, handle: &str, entry: &MessageReceiptHandle) {
+        if entry.original != handle {
+            self.record(EventKind::HandleRedirected {
+                consumer: broker_core::Name::new(&caller.client_id),
+                group: broker_core::Name::new(&caller.group),
+                msg_id: broker_core::Name::new(&entry.msg_id),
+                receipt: broker_core::Name::new(handle),
+                original: broker_core::Name::new(&entry.original),
+                current: broker_core::Name::new(&entry.current),
+            });
+        }
     }
 
     /// After a call that took the entry out: develop leaves it gone whatever the answer, so

@@ -37,8 +37,9 @@ pub struct MessageReceiptHandle {
 
 /// (client, group).
 pub type GroupKey = (String, String);
-/// (msgId, queueId, offset).
-type HandleKey = (String, u32, u64);
+/// (msgId, queueId, offset, and with the proposed fix `handle-key-per-delivery` the
+/// original handle of a non-orderly handle: `HandleKey.originalHandle`).
+type HandleKey = (String, u32, u64, Option<String>);
 
 /// One entry: its lock and its data (`None` once removed).
 #[derive(Debug)]
@@ -54,21 +55,50 @@ type HandleGroup = BTreeMap<HandleKey, Arc<HandleData>>;
 #[derive(Clone, Debug, Default)]
 pub struct ReceiptHandles {
     groups: Arc<Mutex<BTreeMap<GroupKey, HandleGroup>>>,
-}
-
-fn handle_key(msg_id: &str, handle: &str) -> Option<HandleKey> {
-    let info = ExtraInfo::parse(handle)?;
-    Some((msg_id.to_owned(), info.queue_id, info.queue_offset))
+    /// The proposed fix `handle-key-per-delivery`, read only where a key is made
+    /// ([`ReceiptHandles::key`]).
+    per_delivery: bool,
 }
 
 impl ReceiptHandles {
+    /// An empty table; `per_delivery` is the proposed fix `handle-key-per-delivery`.
+    pub fn new(per_delivery: bool) -> Self {
+        Self {
+            per_delivery,
+            ..Self::default()
+        }
+    }
+
+    /// `ReceiptHandleGroup.HandleKey` of `handle`: on develop its broker, queue and offset
+    /// (#6755, for reentrant orderly consumption: a FIFO re-pop's handle replaces the
+    /// batch's), so two deliveries of one non-orderly copy share an entry; with
+    /// `handle-key-per-delivery`, a non-orderly handle's key also has the handle itself
+    /// (the entry's original handle: upstream's `HandleKey.originalHandle`, which `equals`
+    /// leaves out on develop), so each delivery keeps its own entry (finding F30).
+    fn key(&self, msg_id: &str, handle: &str) -> Option<HandleKey> {
+        let info = ExtraInfo::parse(handle)?;
+        let delivery = (self.per_delivery && !info.is_order()).then(|| handle.to_owned());
+        Some((
+            msg_id.to_owned(),
+            info.queue_id,
+            info.queue_offset,
+            delivery,
+        ))
+    }
+
+    /// Whether two handles of `msg_id` name one entry.
+    pub fn same_entry(&self, msg_id: &str, a: &str, b: &str) -> bool {
+        self.key(msg_id, a)
+            .is_some_and(|k| self.key(msg_id, b) == Some(k))
+    }
+
     /// `addReceiptHandle` (`ReceiptHandleGroup.put`): a new entry, or the live entry's data
     /// replaced under its lock, so a put waits for a renewal in flight and its handle
     /// replaces the renewal's result. `Err(())` when the lock could not be had within
     /// `lockTimeoutMsInHandleGroup`: upstream's put throws `INTERNAL_SERVER_ERROR` ("try to
     /// put handle failed") out of the receive, which then answers that error.
     pub async fn add(&self, client: &str, h: MessageReceiptHandle) -> Result<(), ()> {
-        let Some(key) = handle_key(&h.msg_id, &h.original) else {
+        let Some(key) = self.key(&h.msg_id, &h.original) else {
             return Ok(());
         };
         let live = self
@@ -108,7 +138,7 @@ impl ReceiptHandles {
     /// `failed-forward-restores-handle`), unless a receive added one for the same key
     /// meanwhile: that one's handle is newer.
     pub fn restore(&self, client: &str, h: MessageReceiptHandle) {
-        let Some(key) = handle_key(&h.msg_id, &h.original) else {
+        let Some(key) = self.key(&h.msg_id, &h.original) else {
             return;
         };
         let live = self
@@ -196,7 +226,7 @@ impl ReceiptHandles {
         msg_id: &str,
         handle: &str,
     ) -> Result<Option<Lease>, ()> {
-        let Some(key) = handle_key(msg_id, handle) else {
+        let Some(key) = self.key(msg_id, handle) else {
             return Ok(None);
         };
         let Some(d) = self.entry(client, group, &key) else {
@@ -215,11 +245,6 @@ impl ReceiptHandles {
             handle: h,
         }))
     }
-}
-
-/// Whether two handles of `msg_id` name one entry (`HandleKey`: queue and offset).
-pub fn same_entry(msg_id: &str, a: &str, b: &str) -> bool {
-    handle_key(msg_id, a).is_some_and(|k| handle_key(msg_id, b) == Some(k))
 }
 
 /// `HandleData.lock` with `lockTimeoutMsInHandleGroup`.
@@ -326,5 +351,59 @@ mod tests {
         let (added, current) = put_during_renewal(LOCK_TIMEOUT_MS_IN_HANDLE_GROUP + 100);
         assert_eq!(added, Err(()));
         assert_eq!(current, "5 3000 60000 0 0 broker-a 0 5 0");
+    }
+
+    /// A first copy renewed, a second copy of the same queue and offset put, then the first
+    /// copy's handle removed: (what the removal returned, the handles left).
+    fn remove_first_after_second(per_delivery: bool) -> (Option<String>, Vec<String>) {
+        let rt = Runtime::new();
+        let node = rt.create_node().build();
+        let done = node.spawn(async move {
+            let handles = ReceiptHandles::new(per_delivery);
+            let (first, second) = (handle(1_000), handle(2_000));
+            handles.add("c", first.clone()).await.expect("a new entry");
+            let gk = ("c".to_owned(), "g".to_owned());
+            let lease = (handles.lock_for_renew(&gk, "m", &first.original).await)
+                .expect("the entry is there");
+            lease.update(MessageReceiptHandle {
+                current: "5 1500 60000 0 0 broker-a 0 5 0".into(),
+                ..first.clone()
+            });
+            handles.add("c", second).await.expect("the put");
+            let removed =
+                (handles.remove("c", "g", "m", &first.original).await).expect("no lock held");
+            let left = handles.scan().into_iter().map(|(_, h)| h.current).collect();
+            (removed.map(|h| h.current), left)
+        });
+        rt.block_on(done).expect("test task ran")
+    }
+
+    #[test]
+    fn a_second_delivery_replaces_the_first_unless_keys_are_per_delivery() {
+        // Develop (finding F30): one `HandleKey` for both copies; the put replaced the
+        // renewed handle, and the first copy's removal takes the second copy's handle.
+        let (removed, left) = remove_first_after_second(false);
+        assert_eq!(removed, Some(handle(2_000).current));
+        assert!(left.is_empty(), "{left:?}");
+        // `handle-key-per-delivery`: the first copy's removal takes its renewed handle, and
+        // the second copy's entry stays.
+        let (removed, left) = remove_first_after_second(true);
+        assert_eq!(removed.as_deref(), Some("5 1500 60000 0 0 broker-a 0 5 0"));
+        assert_eq!(left, vec![handle(2_000).current]);
+    }
+
+    #[test]
+    fn orderly_handles_keep_one_entry_per_offset_with_keys_per_delivery() {
+        // The reentrant orderly dedup (#6755) stays: a FIFO re-pop's handle (revive queue
+        // 999) replaces the batch's.
+        let handles = ReceiptHandles::new(true);
+        let fifo = |pop_time: u64| format!("5 {pop_time} 60000 999 0 broker-a 0 5 0");
+        assert!(handles.same_entry("m", &fifo(1_000), &fifo(2_000)));
+        assert!(!handles.same_entry("m", &handle(1_000).original, &handle(2_000).original));
+        assert!(ReceiptHandles::new(false).same_entry(
+            "m",
+            &handle(1_000).original,
+            &handle(2_000).original
+        ));
     }
 }
