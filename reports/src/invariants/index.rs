@@ -3,7 +3,8 @@
 
 use crate::history::{Event, EventKind, History, RpcOutcome};
 use broker_core::{
-    BrokerEvent, ExtraInfo, FastBuildHasher, Millis, Name, ResponseCode, POP_ORDER_REVIVE_QUEUE,
+    BrokerEvent, CkRef, ExtraInfo, FastBuildHasher, Millis, Name, ResponseCode,
+    POP_ORDER_REVIVE_QUEUE,
 };
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -1084,13 +1085,44 @@ pub(crate) fn ck_key<'h>(
 /// time and start offset (the event's invisible time, and no start, for a handle that does
 /// not parse).
 pub(crate) fn receipt_ck(receipt: &str, invisible_time: Millis) -> CkShape {
-    ExtraInfo::parse(receipt).map_or((invisible_time, None), |i| {
-        (i.invisible_time, Some(i.ck_queue_offset))
+    ExtraInfo::parse(receipt).map_or((invisible_time, None, None), |i| {
+        (
+            i.invisible_time,
+            Some(i.ck_queue_offset),
+            Some(i.revive_qid),
+        )
     })
 }
 
-/// A CK's invisible time and start offset.
-pub(crate) type CkShape = (Millis, Option<u64>);
+/// A CK's invisible time, start offset and revive queue (the handle's `reviveQid`: a pop's
+/// CK and a changeInvisibleTime's, `ChangeInvisibleTimeProcessor.appendCheckPoint`, go to the
+/// revive queue the handle names).
+pub(crate) type CkShape = (Millis, Option<u64>, Option<u32>);
+
+/// A revived CK as [`ck_owner`] matches it: invisible time, start offset, and the revive
+/// queue it was read from, when known ([`ReviveQueues`]).
+pub(crate) type RevivedCk = (Millis, u64, Option<u32>);
+
+/// The revive queue of the CK being revived: the reviver records its `ReviveDecided` for a CK
+/// just before that CK's `Revived` events. A revive without one (the KV path's records) has
+/// none.
+#[derive(Default)]
+pub(crate) struct ReviveQueues<'h>(Option<(&'h CkRef, u32)>);
+
+impl<'h> ReviveQueues<'h> {
+    /// Notes a reviver's decision; every event goes through here, in order.
+    pub(crate) fn see(&mut self, e: &'h EventKind) {
+        if let EventKind::Broker(BrokerEvent::ReviveDecided { ck, revive_qid, .. }) = e {
+            self.0 = Some((ck, *revive_qid));
+        }
+    }
+
+    /// `ck` as the owner rule matches it, from a `Revived` event's CK.
+    pub(crate) fn revived(&self, ck: &CkRef) -> RevivedCk {
+        let rq = self.0.filter(|(c, _)| **c == *ck).map(|(_, q)| q);
+        (ck.invisible_time, ck.start_offset, rq)
+    }
+}
 
 /// Which of the receipts whose CKs share a revived CK's key (group, copy, popTime) the
 /// revived CK is, from `((invisible time, start offset) of the receipt's CK, receipt)` in
@@ -1101,16 +1133,21 @@ pub(crate) type CkShape = (Millis, Option<u64>);
 /// re-put interval). A changeInvisibleTime's CK and a pop's CK may share the millisecond, with
 /// the same invisible time (the proxy renews to 60 s and pops with 60 s) but not the same
 /// start (the change's CK starts at the message, a pop's at its read); the reviver's key has
-/// neither.
-pub(crate) fn ck_owner<T: Copy>(candidates: &[(CkShape, T)], ck: (Millis, u64)) -> Option<T> {
-    let (ck_invisible, ck_start) = ck;
-    (candidates.iter().rev())
-        .find(|((inv, start), _)| *inv == ck_invisible && *start == Some(ck_start))
-        .or_else(|| (candidates.iter().rev()).find(|((inv, _), _)| *inv == ck_invisible))
+/// neither. A receipt whose handle names another revive queue than the one the CK was read
+/// from is not its owner (proxy-random 13001, `handle-key-per-delivery`: the proxy renewed two
+/// deliveries of one copy in one millisecond; the renewal whose `ackOrigin` failed left a CK
+/// with the other's shape in its own handle's revive queue).
+pub(crate) fn ck_owner<T: Copy>(candidates: &[(CkShape, T)], ck: RevivedCk) -> Option<T> {
+    let (ck_invisible, ck_start, ck_rq) = ck;
+    let same_queue = |rq: &Option<u32>| rq.is_none() || ck_rq.is_none() || *rq == ck_rq;
+    let live = || (candidates.iter().rev()).filter(|((_, _, rq), _)| same_queue(rq));
+    live()
+        .find(|((inv, start, _), _)| *inv == ck_invisible && *start == Some(ck_start))
+        .or_else(|| live().find(|((inv, _, _), _)| *inv == ck_invisible))
         .or_else(|| {
-            (candidates.iter().rev())
-                .filter(|((inv, _), _)| *inv < ck_invisible)
-                .max_by_key(|((inv, _), _)| *inv)
+            live()
+                .filter(|((inv, _, _), _)| *inv < ck_invisible)
+                .max_by_key(|((inv, _, _), _)| *inv)
         })
         .map(|(_, owner)| *owner)
 }
@@ -1410,7 +1447,9 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     // (group, consumer, message) the proxy's filter dead-lettered.
     let mut filtered: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
 
+    let mut revive_queues = ReviveQueues::default();
     for (idx, e) in h.events.iter().enumerate() {
+        revive_queues.see(&e.kind);
         if let Some((key, ok)) = redirect_answer(e) {
             if let Some((chain, delivery)) = redirecting.remove(&key) {
                 if ok {
@@ -1754,7 +1793,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
             }) => {
                 let ck_copy = copy_key(&ck.topic, ck.queue_id, *queue_offset);
                 let chain = (by_ck.get(&(group.as_str(), ck_copy, ck.pop_time)))
-                    .and_then(|c| ck_owner(c, (ck.invisible_time, ck.start_offset)));
+                    .and_then(|c| ck_owner(c, revive_queues.revived(ck)));
                 let acked = msgs
                     .get(&(group.as_str(), msg_id.as_str()))
                     .and_then(|st| st.acked);
@@ -1916,15 +1955,34 @@ mod tests {
     /// shorter ones (the rule revive-bookkeeping once had, which named the change's).
     #[test]
     fn a_re_put_ck_belongs_to_the_longest_invisible_time_below_it() {
-        let same_ms = [((60_000, Some(0)), "pop"), ((30_000, Some(3)), "change")];
-        assert_eq!(ck_owner(&same_ms, (65_000, 3)), Some("pop"));
-        assert_eq!(ck_owner(&same_ms, (30_000, 3)), Some("change"));
-        assert_eq!(ck_owner(&same_ms, (60_000, 0)), Some("pop"));
-        assert_eq!(ck_owner(&same_ms, (20_000, 0)), None);
+        let q = Some(0);
+        let same_ms = [
+            ((60_000, Some(0), q), "pop"),
+            ((30_000, Some(3), q), "change"),
+        ];
+        assert_eq!(ck_owner(&same_ms, (65_000, 3, q)), Some("pop"));
+        assert_eq!(ck_owner(&same_ms, (30_000, 3, q)), Some("change"));
+        assert_eq!(ck_owner(&same_ms, (60_000, 0, q)), Some("pop"));
+        assert_eq!(ck_owner(&same_ms, (20_000, 0, q)), None);
         // Equal invisible times: the latest recorded receipt, unless the start tells them
         // apart.
-        let twins = [((30_000, Some(3)), "first"), ((30_000, Some(0)), "second")];
-        assert_eq!(ck_owner(&twins, (30_000, 7)), Some("second"));
-        assert_eq!(ck_owner(&twins, (30_000, 3)), Some("first"));
+        let twins = [
+            ((30_000, Some(3), q), "first"),
+            ((30_000, Some(0), q), "second"),
+        ];
+        assert_eq!(ck_owner(&twins, (30_000, 7, q)), Some("second"));
+        assert_eq!(ck_owner(&twins, (30_000, 3, q)), Some("first"));
+    }
+
+    /// Proxy-random 13001 (`--fix all`): two renewals of one copy in one millisecond, the
+    /// first's `ackOrigin` failed (no receipt), the second's handle names revive queue 3.
+    /// The first's CK, read from revive queue 2, has the second's shape but is not its CK.
+    #[test]
+    fn a_ck_from_another_revive_queue_is_not_the_receipts() {
+        let renewed = [((60_000, Some(16), Some(3)), "renewed")];
+        assert_eq!(ck_owner(&renewed, (60_000, 16, Some(2))), None);
+        assert_eq!(ck_owner(&renewed, (60_000, 16, Some(3))), Some("renewed"));
+        // A revive whose queue is not known (the KV path) matches by shape, as before.
+        assert_eq!(ck_owner(&renewed, (60_000, 16, None)), Some("renewed"));
     }
 }

@@ -47,7 +47,7 @@
 
 use super::index::{
     ck_key, ck_owner, copy_key, is_success, receipt_ck, receipt_deadline, secs, witness_events,
-    CkKey, CkShape, CopyKey, LookupMap,
+    CkKey, CkShape, CopyKey, LookupMap, ReviveQueues, RevivedCk,
 };
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
@@ -108,7 +108,7 @@ fn root(nodes: &[Node], mut n: usize) -> usize {
 
 /// The node whose CK a revived CK is, among the nodes of its group, copy and popTime
 /// ([`ck_owner`]: the one rule the ack analysis uses too).
-fn node_of(nodes: &[Node], candidates: &[usize], ck: (Millis, u64)) -> Option<usize> {
+fn node_of(nodes: &[Node], candidates: &[usize], ck: RevivedCk) -> Option<usize> {
     let by_shape: Vec<(CkShape, usize)> = candidates.iter().map(|&n| (nodes[n].ck, n)).collect();
     ck_owner(&by_shape, ck)
 }
@@ -135,7 +135,9 @@ pub(crate) fn check(history: &History) -> Verdict {
     // are in another tree (`root`).
     let mut held: LookupMap<(&str, &str), Held> = LookupMap::default();
 
+    let mut revive_queues = ReviveQueues::default();
     for (idx, e) in history.events.iter().enumerate() {
+        revive_queues.see(&e.kind);
         match &e.kind {
             EventKind::Produced {
                 topic,
@@ -329,7 +331,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 let key = (group.as_str(), copy, ck.pop_time);
                 let node = by_ck
                     .get(&key)
-                    .and_then(|c| node_of(&nodes, c, (ck.invisible_time, ck.start_offset)));
+                    .and_then(|c| node_of(&nodes, c, revive_queues.revived(ck)));
                 let (deadline, from) = match node {
                     Some(n) => (nodes[n].deadline, Some(nodes[n].from)),
                     None => (ck.pop_time + ck.invisible_time, None),
