@@ -1145,6 +1145,10 @@ pub(crate) fn ck_owner<T: Copy>(candidates: &[(CkShape, T)], ck: RevivedCk) -> O
         .find(|((inv, start, _), _)| *inv == ck_invisible && *start == Some(ck_start))
         .or_else(|| live().find(|((inv, _, _), _)| *inv == ck_invisible))
         .or_else(|| {
+            // Only the classic reviver re-puts a CK under its popTime (the KV path's revive
+            // writes a failed record back with popTime = now): a record's stretched shape is
+            // another record, such as a change whose answer was lost (proxy-random 25921).
+            ck_rq?;
             live()
                 .filter(|((inv, _, _), _)| *inv < ck_invisible)
                 .max_by_key(|((inv, _, _), _)| *inv)
@@ -1330,9 +1334,12 @@ type QueueReads<'h> = LookupMap<(&'h str, CopyKey<'h>), Vec<(usize, u64, u32, Mi
 /// delivery of a retry copy made by such a revive or by no recorded revive at all. A CK no
 /// recorded receipt names belongs to a pop whose answer never reached a client, so nobody
 /// could ack it and its revive is not a comeback. A retry copy revived from a chain the ack
-/// did not cover (two chains of one message exist only after a crash rolled an offset back,
-/// or a pop answer was lost) was already in flight and is classed
-/// [`DeliveryClass::ConcurrentCopy`].
+/// did not cover (two chains of one message exist after a crash rolled an offset back, a
+/// reset, or a lost pop answer) was already in flight and is classed
+/// [`DeliveryClass::ConcurrentCopy`], unless the client acked that chain too: an ack the gRPC
+/// proxy answered OK for a receipt of one chain but sent with another delivery's handle (its
+/// table entry had been put for that delivery, [`EventKind::HandleRedirected`]; finding F30)
+/// covers the named chain's CKs alive at the ack.
 /// The orderly entries an ack's prefix advance passed are effectively acked by it, each if
 /// it is still its message's current delivery in the group.
 fn prefix_acked<'h>(
@@ -1984,5 +1991,16 @@ mod tests {
         assert_eq!(ck_owner(&renewed, (60_000, 16, Some(3))), Some("renewed"));
         // A revive whose queue is not known (the KV path) matches by shape, as before.
         assert_eq!(ck_owner(&renewed, (60_000, 16, None)), Some("renewed"));
+    }
+
+    /// Proxy-random 25921 (`--fix all`, the KV path): a renewal to 180 s whose answer was
+    /// lost and another delivery's renewal to 60 s were handled in one millisecond. The
+    /// first's record revives; the KV path never re-puts a record under its popTime, so it is
+    /// not the 60 s receipt's CK stretched (the classic `rePutCK` rule).
+    #[test]
+    fn a_kv_record_is_never_a_stretched_ck() {
+        let renewed = [((60_000, Some(12), Some(0)), "renewed")];
+        assert_eq!(ck_owner(&renewed, (180_000, 12, None)), None);
+        assert_eq!(ck_owner(&renewed, (180_000, 12, Some(0))), Some("renewed"));
     }
 }

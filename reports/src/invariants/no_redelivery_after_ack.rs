@@ -17,7 +17,10 @@
 //!   receipt after the ack (another listener of the same copy failing, through the proxy's
 //!   handle table) asks for the message again and withdraws the ack; so does one the proxy
 //!   made for a client with an older receipt of that chain while it held the current one
-//!   (the ack took the renewed handle out of its table, and the nack named the client's). A late or stale ack
+//!   (the ack took the renewed handle out of its table, and the nack named the client's). An
+//!   ack the proxy answered OK for the client's receipt of one delivery but sent with another
+//!   delivery's handle (its table entry had been put for that one: `HandleRedirected`, finding
+//!   F30) counts for both: the named delivery's CKs alive at the ack must not revive. A late or stale ack
 //!   may lose the race with a revive that was already due; that is at-least-once working as
 //!   designed.
 //!   For orderly batches an ack counts once every lower offset of the batch is acked too,
