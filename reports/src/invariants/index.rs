@@ -1222,6 +1222,42 @@ struct Acked<'h> {
     copy: CopyKey<'h>,
 }
 
+/// The latest receipt of a chain that a changeInvisibleTime made, and the node holding it (the
+/// client it was made for, or the gRPC proxy once it renewed it). A chain without one is headed
+/// by its delivery.
+#[derive(Clone, Copy)]
+struct Head<'h> {
+    receipt: &'h str,
+    holder: &'h str,
+    deadline: Millis,
+}
+
+/// A chain's head: its latest change's receipt, else its delivery's (`chain` is the
+/// delivery's event index).
+fn chain_head<'h>(
+    h: &'h History,
+    heads: &LookupMap<(&str, usize), Head<'h>>,
+    group: &str,
+    chain: usize,
+) -> Option<Head<'h>> {
+    heads.get(&(group, chain)).copied().or_else(|| {
+        let e = &h.events[chain];
+        match &e.kind {
+            EventKind::Delivered {
+                pop_time,
+                invisible_time,
+                receipt,
+                ..
+            } => Some(Head {
+                receipt,
+                holder: &e.node,
+                deadline: pop_time + invisible_time,
+            }),
+            _ => None,
+        }
+    })
+}
+
 /// An ack the gRPC proxy answered OK for a client naming a receipt of one chain, sent with
 /// another delivery's handle ([`EventKind::HandleRedirected`]).
 #[derive(Clone, Copy)]
@@ -1445,6 +1481,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
         excuse_from(group, msg_id, pops.of(since).after_from, until)
     };
     let mut reads: QueueReads = LookupMap::default();
+    // (group, chain) → its head, once a change made one ([`Head`]).
+    let mut heads: LookupMap<(&str, usize), Head> = LookupMap::default();
     // (group, client, handle sent) → the chain and delivery of the receipt the client named,
     // for a call the proxy redirected, until its answer.
     let mut redirecting: LookupMap<(&str, &str, &str), (usize, usize)> = LookupMap::default();
@@ -1648,6 +1686,14 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                         m.current_holder = &e.node;
                     }
                 }
+                if let Some(r) = receipts.get(&(group.as_str(), new_receipt.as_str())) {
+                    if let Some(hd) =
+                        chain_head(h, &heads, group, r.chain).filter(|hd| hd.receipt == new_receipt)
+                    {
+                        let holder = &e.node;
+                        heads.insert((group, r.chain), Head { holder, ..hd });
+                    }
+                }
             }
             EventKind::ChangeInvisibleResult {
                 consumer,
@@ -1671,6 +1717,20 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                 };
                 (by_ck.entry(ck_key(group, st.copy, new, e.at)).or_default())
                     .push((receipt_ck(new, *invisible_time), st.chain));
+                // The chain's head moves as the message's current receipt does (below), for
+                // any chain of the message.
+                if let Some(hd) = chain_head(h, &heads, group, st.chain) {
+                    let moves = hd.receipt == receipt
+                        || (st.batch.is_none() && e.node != *consumer && hd.holder == e.node);
+                    if moves {
+                        let head = Head {
+                            receipt: new,
+                            holder: consumer,
+                            deadline: st.deadline,
+                        };
+                        heads.insert((group, st.chain), head);
+                    }
+                }
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
                     // An older receipt of the current chain, changed on a client's behalf by
                     // the node that holds the current one, stands for the current receipt, as
@@ -1756,12 +1816,19 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     // one relayed by the proxy whose answer the client never got) and the
                     // proxy's STOP_RENEW leave the client the holder: its stale ack is
                     // at-least-once under failure, as before.
+                    // So does such an ack of an older receipt of another chain of the
+                    // message (F30: a replay's ack took the proxy's entry first, and the
+                    // client's ack of the first delivery went out with the handle it kept).
+                    // The head itself of a chain that is not the message's current one stays
+                    // uncounted, as before: one ack per message is tracked (proxy-random 2661,
+                    // two retry copies acked one after the other).
                     r.batch.is_none()
                         && e.node != *consumer
-                        && m.current_holder == e.node
-                        && receipts
-                            .get(&(group.as_str(), m.current))
-                            .is_some_and(|cur| cur.chain == r.chain && e.at <= cur.deadline)
+                        && chain_head(h, &heads, group, r.chain).is_some_and(|hd| {
+                            hd.receipt != receipt.as_str()
+                                && hd.holder == e.node
+                                && e.at <= hd.deadline
+                        })
                 };
                 if !in_time {
                     continue;

@@ -993,6 +993,40 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_ack_of_the_first_delivery_after_the_replays_counts_for_the_first_chain() {
+        // F30, the replay acked first: the replay's ack took the proxy's entry (which held
+        // the replay's handle), so the client's later ack of the first delivery goes out
+        // with the handle it kept, answered OK; the proxy's renewal of the first delivery
+        // (b1), which nothing holds any more, revives.
+        let run = |renewed_by_proxy: bool| {
+            let mut h = H::new();
+            h.at(0).produce("m1", 0, 0);
+            let b = h.at(1_000).pop("c1", "m1", 0, 0);
+            let b1 = if renewed_by_proxy {
+                h.at(8_000).proxy_renews(&b, 60_000)
+            } else {
+                h.at(8_000).change_invisible(&b, 60_000)
+            };
+            let c = h.at(9_000).pop("c1", "m1", 0, 0);
+            h.at(12_000).proxy_ack(&c);
+            let ack = h.at(15_000).proxy_ack(&b);
+            let rev = h.at(68_500).revive(&b1, 0, 1);
+            (check(&h.build()), ack, rev)
+        };
+        let (v, ack, rev) = run(true);
+        assert_eq!(v.status, Status::Violated, "{v:?}");
+        let w = v.witness.expect("a witness");
+        assert!(w.events.contains(&ack) && w.events.contains(&rev), "{w:?}");
+        // The client's own change leaves it the holder of b1: its stale ack through the proxy
+        // settles nothing (at-least-once, as before).
+        assert!(
+            matches!(run(false).0.status, Status::Held),
+            "{:?}",
+            run(false).0
+        );
+    }
+
+    #[test]
     fn a_change_invisible_time_after_the_ack_asks_for_the_message_again() {
         // Chaos seed 32 (gRPC push through the proxy): the same copy is delivered twice to
         // one client; the first listener's ack takes the proxy's handle entry (keyed by
