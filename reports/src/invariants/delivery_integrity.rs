@@ -93,7 +93,10 @@ pub(crate) fn check(history: &History) -> Verdict {
     // (group, retry topic, retry offset) → the revive.
     let mut revived: LookupMap<(&str, &str, u64), usize> = LookupMap::default();
     let mut cks: LookupMap<CkId, PopCk> = LookupMap::default();
-    let mut revive_qid: LookupMap<CkId, u32> = LookupMap::default();
+    // (CK, invisible time) → the revive queue of its first write: a `rePutCK` of a
+    // changeInvisibleTime's CK keeps its start and popTime but not its invisible time
+    // (proxy-random 118736).
+    let mut revive_qid: LookupMap<(CkId, Millis), u32> = LookupMap::default();
     let mut pop_reads: PopReads = LookupMap::default();
     let mut requested: Requested = BTreeMap::new();
     let mut pops_recorded = false;
@@ -143,7 +146,7 @@ pub(crate) fn check(history: &History) -> Verdict {
                 // A delivered handle names a pop CK, never the one a changeInvisibleTime
                 // wrote (`appendCheckPoint`), which may share its start and popTime.
                 if reason != broker_core::events::CHANGE_CK_REASON {
-                    revive_qid.entry(ck_id(ck)).or_insert(*qid);
+                    (revive_qid.entry((ck_id(ck), ck.invisible_time))).or_insert(*qid);
                 }
             }
             EventKind::Broker(BrokerEvent::PopRead {
@@ -277,7 +280,7 @@ fn judge_delivery<'h>(
     first_seen: &mut LookupMap<&'h str, (&'h str, u32, u64, usize)>,
     revived: &LookupMap<(&'h str, &'h str, u64), usize>,
     cks: &mut LookupMap<CkId<'h>, PopCk<'h>>,
-    revive_qid: &LookupMap<CkId<'h>, u32>,
+    revive_qid: &LookupMap<(CkId<'h>, Millis), u32>,
     pop_reads: &PopReads<'h>,
     pops_recorded: bool,
 ) -> Option<Witness> {
@@ -483,7 +486,7 @@ fn judge_delivery<'h>(
     }
     let ck_idx = ck.idx;
     let c = ck.ck;
-    let qid = revive_qid.get(&id).copied();
+    let qid = revive_qid.get(&(id, x.invisible_time)).copied();
     let mismatch = if c.invisible_time != x.invisible_time {
         Some(format!(
             "invisible time {} where the CK has {}",
@@ -767,6 +770,47 @@ mod tests {
         assert_eq!(run(Some(0)), Status::Held);
         // The pop's own CK in another revive queue than its handle says still fails.
         assert_eq!(run(Some(1)), Status::Violated);
+    }
+
+    #[test]
+    fn a_re_put_change_ck_does_not_speak_for_a_pops_ck() {
+        // Proxy-random 118736 (`--fix all`): a changeInvisibleTime's CK (1 s, revive queue 1)
+        // and a pop's CK share start and popTime; the reviver re-puts the change's CK
+        // (`rePutCK`, its invisible time stretched, same revive queue) before the pop's CK is
+        // flushed to its own revive queue 0.
+        let mut h = H::new();
+        h.at(0).produce("m0", 0, 0);
+        let d = h.at(1_000).pop("c1", "m0", 0, 0);
+        h.pop_ck(&d);
+        h.at(2_000).change_invisible(&d, 1_000);
+        let change_ck = CkRef {
+            pop_time: 2_000,
+            invisible_time: 1_000,
+            ..h.ck_of(&d)
+        };
+        let again = h.at(2_000).pop("c1", "m0", 0, 0);
+        h.pop_ck(&again);
+        let re_put = CkRef {
+            invisible_time: 11_000,
+            ..change_ck
+        };
+        h.broker(BrokerEvent::CkWritten {
+            at: 3_000,
+            ck: re_put.into(),
+            revive_qid: 1,
+            revive_offset: 1,
+            deliver_at: 13_000,
+            reason: "PopReviveService.rePutCK".into(),
+        });
+        h.broker(BrokerEvent::CkWritten {
+            at: 12_000,
+            ck: h.ck_of(&again).into(),
+            revive_qid: 0,
+            revive_offset: 2,
+            deliver_at: 12_000,
+            reason: "PopBufferMergeService.putCkToStore".into(),
+        });
+        assert_eq!(check(&h.build()).status, Status::Held);
     }
 
     #[test]
