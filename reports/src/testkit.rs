@@ -671,6 +671,26 @@ impl H {
         }
     }
 
+    /// The broker writes the CK `ck` to revive queue `revive_qid` at `revive_offset` now, as
+    /// `reason` does (`CkWritten`).
+    pub fn ck_written(
+        &mut self,
+        ck: CkRef,
+        (revive_qid, revive_offset): (u32, u64),
+        deliver_at: Millis,
+        reason: &str,
+    ) -> usize {
+        let at = self.now;
+        self.broker(BrokerEvent::CkWritten {
+            at,
+            ck: ck.into(),
+            revive_qid,
+            revive_offset,
+            deliver_at,
+            reason: reason.into(),
+        })
+    }
+
     /// The broker writes an ACK record now for `ack_offsets` of the CK `ck` (revive queue 0 at
     /// `revive_offset`, one ack, not a batch), as `reason` does.
     pub fn ack_written(

@@ -744,25 +744,12 @@ mod tests {
                 invisible_time: 5_000,
                 ..h.ck_of(&d)
             };
-            h.broker(BrokerEvent::CkWritten {
-                at: 2_000,
-                ck: ck.clone().into(),
-                revive_qid: 1,
-                revive_offset: 0,
-                deliver_at: 7_000,
-                reason: broker_core::events::CHANGE_CK_REASON.into(),
-            });
+            h.ck_written(ck, (1, 0), 7_000, broker_core::events::CHANGE_CK_REASON);
             let again = h.at(2_000).pop("c1", "m0", 0, 0);
             h.pop_ck(&again);
             if let Some(qid) = pop_ck_qid {
-                h.broker(BrokerEvent::CkWritten {
-                    at: 2_000,
-                    ck: h.ck_of(&again).into(),
-                    revive_qid: qid,
-                    revive_offset: 1,
-                    deliver_at: 12_000,
-                    reason: "PopBufferMergeService.putCkToStore".into(),
-                });
+                let ck = h.ck_of(&again);
+                h.ck_written(ck, (qid, 1), 12_000, "PopBufferMergeService.putCkToStore");
             }
             check(&h.build()).status
         };
@@ -794,22 +781,11 @@ mod tests {
             invisible_time: 11_000,
             ..change_ck
         };
-        h.broker(BrokerEvent::CkWritten {
-            at: 3_000,
-            ck: re_put.into(),
-            revive_qid: 1,
-            revive_offset: 1,
-            deliver_at: 13_000,
-            reason: "PopReviveService.rePutCK".into(),
-        });
-        h.broker(BrokerEvent::CkWritten {
-            at: 12_000,
-            ck: h.ck_of(&again).into(),
-            revive_qid: 0,
-            revive_offset: 2,
-            deliver_at: 12_000,
-            reason: "PopBufferMergeService.putCkToStore".into(),
-        });
+        h.at(3_000)
+            .ck_written(re_put, (1, 1), 13_000, "PopReviveService.rePutCK");
+        let ck = h.ck_of(&again);
+        h.at(12_000)
+            .ck_written(ck, (0, 2), 12_000, "PopBufferMergeService.putCkToStore");
         assert_eq!(check(&h.build()).status, Status::Held);
     }
 
