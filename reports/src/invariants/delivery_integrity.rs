@@ -726,6 +726,22 @@ mod tests {
         ));
     }
 
+    /// m0 popped by c1 at 1 s (its CK buffered) and changed to `invisible` at 2 s: the
+    /// history so far, and the change's CK (popTime 2 s, starting at the message).
+    fn popped_then_changed(invisible: Millis) -> (H, CkRef) {
+        let mut h = H::new();
+        h.at(0).produce("m0", 0, 0);
+        let d = h.at(1_000).pop("c1", "m0", 0, 0);
+        h.pop_ck(&d);
+        h.at(2_000).change_invisible(&d, invisible);
+        let ck = CkRef {
+            pop_time: 2_000,
+            invisible_time: invisible,
+            ..h.ck_of(&d)
+        };
+        (h, ck)
+    }
+
     #[test]
     fn a_change_ck_in_the_same_millisecond_does_not_speak_for_a_pops_ck() {
         // chaos seed 15: a changeInvisibleTime wrote its CK (start = the message's offset,
@@ -734,16 +750,7 @@ mod tests {
         // and start, which went to another revive queue. A delivered handle always names a
         // pop CK, so only pop CKs say which revive queue it went to.
         let run = |pop_ck_qid: Option<u32>| {
-            let mut h = H::new();
-            h.at(0).produce("m0", 0, 0);
-            let d = h.at(1_000).pop("c1", "m0", 0, 0);
-            h.pop_ck(&d);
-            h.at(2_000).change_invisible(&d, 5_000);
-            let ck = CkRef {
-                pop_time: 2_000,
-                invisible_time: 5_000,
-                ..h.ck_of(&d)
-            };
+            let (mut h, ck) = popped_then_changed(5_000);
             h.ck_written(ck, (1, 0), 7_000, broker_core::events::CHANGE_CK_REASON);
             let again = h.at(2_000).pop("c1", "m0", 0, 0);
             h.pop_ck(&again);
@@ -765,16 +772,7 @@ mod tests {
         // and a pop's CK share start and popTime; the reviver re-puts the change's CK
         // (`rePutCK`, its invisible time stretched, same revive queue) before the pop's CK is
         // flushed to its own revive queue 0.
-        let mut h = H::new();
-        h.at(0).produce("m0", 0, 0);
-        let d = h.at(1_000).pop("c1", "m0", 0, 0);
-        h.pop_ck(&d);
-        h.at(2_000).change_invisible(&d, 1_000);
-        let change_ck = CkRef {
-            pop_time: 2_000,
-            invisible_time: 1_000,
-            ..h.ck_of(&d)
-        };
+        let (mut h, change_ck) = popped_then_changed(1_000);
         let again = h.at(2_000).pop("c1", "m0", 0, 0);
         h.pop_ck(&again);
         let re_put = CkRef {
