@@ -1082,8 +1082,8 @@ pub(crate) fn ck_key<'h>(
 }
 
 /// The CK a receipt handle names, as [`ck_owner`] tells CKs of one key apart: its invisible
-/// time and start offset (the event's invisible time, and no start, for a handle that does
-/// not parse).
+/// time, start offset and revive queue (the event's invisible time, and neither of the others,
+/// for a handle that does not parse).
 pub(crate) fn receipt_ck(receipt: &str, invisible_time: Millis) -> CkShape {
     ExtraInfo::parse(receipt).map_or((invisible_time, None, None), |i| {
         (
@@ -1125,7 +1125,7 @@ impl<'h> ReviveQueues<'h> {
 }
 
 /// Which of the receipts whose CKs share a revived CK's key (group, copy, popTime) the
-/// revived CK is, from `((invisible time, start offset) of the receipt's CK, receipt)` in
+/// revived CK is, from `(the receipt's CK shape, receipt)` ([`CkShape`]) in
 /// recorded order: the latest with the same invisible time and start, else the latest with
 /// the same invisible time, else the one with the longest invisible time below the CK's
 /// (`PopReviveService.rePutCK` keeps a CK's popTime, starts the re-put CK at the message's own
@@ -1499,7 +1499,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
             if let Some((chain, delivery)) = redirecting.remove(&key) {
                 if ok {
                     let at = e.at;
-                    (redirected).insert(
+                    redirected.insert(
                         (key.0, chain),
                         RedirectedAck {
                             ack: idx,
