@@ -20,9 +20,9 @@
 //!   (the ack took the renewed handle out of its table, and the nack named the client's). An
 //!   ack the proxy answered OK for the client's receipt of one delivery but sent with another
 //!   delivery's handle (its table entry had been put for that one: `HandleRedirected`, finding
-//!   F30) counts for both: the named delivery's CKs alive at the ack must not revive. A late or stale ack
-//!   may lose the race with a revive that was already due; that is at-least-once working as
-//!   designed.
+//!   F30) counts for both: the named delivery's CKs alive at the ack must not revive. A late
+//!   or stale ack may lose the race with a revive that was already due; that is at-least-once
+//!   working as designed.
 //!   For orderly batches an ack counts once every lower offset of the batch is acked too,
 //!   since the commit offset stops at the first un-acked entry. A batch starts where its
 //!   pop read from (the start its handles name), so an entry the gRPC proxy's filter
@@ -381,7 +381,8 @@ fn redirected(history: &History, c: &AfterAck, ck: &CkRef) -> Option<(String, Ve
                 _ => None,
             })?;
     let delivered = ev[..i].iter().rposition(|e| {
-        matches!(&e.kind, EventKind::Delivered { group: g, receipt, .. } if g == group && receipt == original)
+        matches!(&e.kind, EventKind::Delivered { group: g, receipt, .. }
+            if g == group && receipt == original)
     });
     let pop_time = |r: &str| ExtraInfo::parse(r).map_or(0, |x| x.pop_time);
     let renewed = ev[..i].iter().rposition(|e| {
