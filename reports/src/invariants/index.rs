@@ -1258,17 +1258,6 @@ fn chain_head<'h>(
     })
 }
 
-/// An ack the gRPC proxy answered OK for a client naming a receipt of one chain, sent with
-/// another delivery's handle ([`EventKind::HandleRedirected`]).
-#[derive(Clone, Copy)]
-struct RedirectedAck {
-    /// The proxy's `AckResult`.
-    ack: usize,
-    /// The delivery the client's receipt came with.
-    delivery: usize,
-    at: Millis,
-}
-
 struct MsgState<'h> {
     /// The receipt that currently protects the message in this group.
     current: &'h str,
@@ -1483,12 +1472,12 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     let mut reads: QueueReads = LookupMap::default();
     // (group, chain) → its head, once a change made one ([`Head`]).
     let mut heads: LookupMap<(&str, usize), Head> = LookupMap::default();
-    // (group, client, handle sent) → the chain and delivery of the receipt the client named,
-    // for a call the proxy redirected, until its answer.
-    let mut redirecting: LookupMap<(&str, &str, &str), (usize, usize)> = LookupMap::default();
-    // (group, chain) → the proxy's OK'd ack of a receipt of that chain, sent with another
-    // delivery's handle.
-    let mut redirected: LookupMap<(&str, usize), RedirectedAck> = LookupMap::default();
+    // (group, client, handle sent) → the chain of the receipt the client named (a chain is
+    // its delivery's event index), for a call the proxy redirected, until its answer.
+    let mut redirecting: LookupMap<(&str, &str, &str), usize> = LookupMap::default();
+    // (group, chain) → the proxy's `AckResult` answered OK for a receipt of that chain and
+    // sent with another delivery's handle ([`EventKind::HandleRedirected`]).
+    let mut redirected: LookupMap<(&str, usize), usize> = LookupMap::default();
     // (group, consumer, message) the proxy's filter dead-lettered.
     let mut filtered: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
 
@@ -1496,18 +1485,8 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     for (idx, e) in h.events.iter().enumerate() {
         revive_queues.see(&e.kind);
         if let Some((key, ok)) = redirect_answer(e) {
-            if let Some((chain, delivery)) = redirecting.remove(&key) {
-                if ok {
-                    let at = e.at;
-                    redirected.insert(
-                        (key.0, chain),
-                        RedirectedAck {
-                            ack: idx,
-                            delivery,
-                            at,
-                        },
-                    );
-                }
+            if let (Some(chain), true) = (redirecting.remove(&key), ok) {
+                redirected.insert((key.0, chain), idx);
             }
         }
         match &e.kind {
@@ -1524,7 +1503,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     .filter(|r| r.batch.is_none())
                 {
                     let key = (group.as_str(), consumer.as_str(), current.as_str());
-                    redirecting.insert(key, (r.chain, r.delivery));
+                    redirecting.insert(key, r.chain);
                 }
             }
             EventKind::Delivered {
@@ -1878,9 +1857,11 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                         // The client acked a receipt of this chain through the proxy, in time
                         // for this CK, and was told OK, but the proxy sent another delivery's
                         // handle: its table entry had been put for that one.
-                        let r = redirected.get(&(group.as_str(), chain?))?;
+                        let chain = chain?;
+                        let ack = *redirected.get(&(group.as_str(), chain))?;
+                        let at = h.events[ack].at;
                         let due = ck.pop_time + ck.invisible_time;
-                        (ck.pop_time <= r.at && r.at <= due).then_some((r.ack, r.delivery))
+                        (ck.pop_time <= at && at <= due).then_some((ack, chain))
                     });
                 let came_back =
                     covered.filter(|&(_, delivery)| excuse(group, msg_id, delivery, idx).is_none());

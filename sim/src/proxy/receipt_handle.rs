@@ -4,7 +4,8 @@
 //!
 //! An entry is keyed like `ReceiptHandleGroup.HandleKey`: the message id, then the queue and
 //! offset of the handle it was received with (not its popTime: a redelivery of the same copy
-//! replaces the entry). Each entry has a lock (`HandleData.lock`): a renewal holds it while
+//! replaces the entry, finding F30; with the proposed fix `handle-key-per-delivery` a
+//! non-orderly entry's key also has its original handle). Each entry has a lock (`HandleData.lock`): a renewal holds it while
 //! its changeInvisibleTime is in flight, and an ack or nack that takes the entry out, or a
 //! receive that puts a newer copy's handle in, waits for it up to
 //! `lockTimeoutMsInHandleGroup`. The lock's expiry is not modelled (`HandleData.lock` takes
