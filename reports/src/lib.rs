@@ -19,11 +19,11 @@ pub use commands::{Layout, SCHEMA_VERSION};
 pub use describe::{describe_event, event_line};
 pub use history::{Event, EventKind, History, RunMeta};
 pub use invariants::{
-    check, invariant_names, lookup, try_check, InvariantInfo, InvariantResult, Status,
-    UnknownInvariant, Witness,
+    check, invariant_names, lookup, run_step, try_check, InvariantInfo, InvariantResult, Status,
+    StepHook, UnknownInvariant, Witness,
 };
 pub use report::{
-    check_and_count, render_json, render_markdown, render_sweep_json, render_sweep_text,
-    render_text, Checked, Counts, RunReport, SweepSummary,
+    check_and_count, check_and_count_with, render_json, render_markdown, render_sweep_json,
+    render_sweep_text, render_text, Checked, Counts, RunReport, SweepSummary,
 };
 pub use timeline::{render_timeline, render_timeline_with, TimelineOptions};

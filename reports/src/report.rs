@@ -5,7 +5,7 @@
 use crate::describe::{event_fields, event_line, event_type};
 use crate::history::{EventKind, History};
 use crate::invariants::index::{is_success, secs, DeliveryClass, Facts};
-use crate::invariants::{self, Affected, AffectedList, InvariantResult, Status, Witness};
+use crate::invariants::{self, Affected, AffectedList, InvariantResult, Status, StepHook, Witness};
 use broker_core::{BrokerEvent, Release};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -281,11 +281,26 @@ pub struct Checked {
 /// history; the counts' duplicates read the ack analysis the checkers built (computed here if
 /// none of them did).
 pub fn check_and_count(history: &History, only: &[String], tally: bool) -> Checked {
+    check_and_count_with(history, only, tally, &mut invariants::run_step)
+}
+
+/// [`check_and_count`], each step (a shared fact, an invariant, the tally) run through
+/// `step`, which may measure it.
+pub fn check_and_count_with(
+    history: &History,
+    only: &[String],
+    tally: bool,
+    step: StepHook<'_>,
+) -> Checked {
     let facts = Facts::new(history);
-    let results = invariants::check_facts(&facts, only);
+    let results = invariants::check_facts(&facts, only, step);
+    let mut tallied = None;
+    if tally {
+        step("counts", &mut || tallied = Some(counts(&facts)));
+    }
     Checked {
         results,
-        counts: tally.then(|| counts(&facts)),
+        counts: tallied,
     }
 }
 

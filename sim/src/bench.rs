@@ -209,13 +209,61 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// One step of a seed as a scaling point measures it: the simulation, building the history,
+/// each fact the invariants share, each invariant, the tally, dropping the history.
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub cpu_s: f64,
+    /// Peak RSS during the step (the mark is reset as it starts): what the process held
+    /// before it, plus what the step added.
+    pub peak_rss_mib: f64,
+}
+
+/// Measures steps into `phases` when there are some to fill (the peak mark is reset before
+/// each step); otherwise only runs them.
+struct Phases<'a>(Option<&'a mut Vec<Phase>>);
+
+impl Phases<'_> {
+    fn start(&mut self) -> Duration {
+        if self.0.is_some() {
+            reset_peak();
+        }
+        thread_cpu()
+    }
+
+    fn end(&mut self, name: &'static str, cpu0: Duration) {
+        if let Some(phases) = self.0.as_deref_mut() {
+            phases.push(Phase {
+                name,
+                cpu_s: (thread_cpu() - cpu0).as_secs_f64(),
+                peak_rss_mib: mib(proc_status_kib("VmHWM")),
+            });
+        }
+    }
+
+    fn step(&mut self, name: &'static str, run: &mut dyn FnMut()) {
+        let cpu0 = self.start();
+        run();
+        self.end(name, cpu0);
+    }
+}
+
 /// Runs one seed the way [`runner::run_seed`] does, through the same preparation (swarm
 /// draw, baseline behaviours, BUGGIFY, world and network): a fresh thread and runtime, the
-/// world, then the checker on the calling thread, timing each part.
-fn scenario_seed(sc: &Scenario, seed: u64, opts: &RunOptions) -> SeedCost {
+/// world, then the checker on the calling thread, timing each part, and each step into
+/// `phases` if given.
+fn scenario_seed(
+    sc: &Scenario,
+    seed: u64,
+    opts: &RunOptions,
+    phases: Option<&mut Vec<Phase>>,
+) -> SeedCost {
+    let mut phases = Phases(phases);
     let wall0 = Instant::now();
     let prepared = runner::prepare(sc, seed, opts);
     let p = prepared.clone();
+    phases.start();
     let (out, sim_cpu) = std::thread::Builder::new()
         .name(format!("popsim-bench-{seed}"))
         .spawn(move || {
@@ -227,17 +275,28 @@ fn scenario_seed(sc: &Scenario, seed: u64, opts: &RunOptions) -> SeedCost {
         .join()
         .unwrap_or_else(|_| panic!("scenario `{}` seed {seed} panicked", sc.name));
     let messages = out.net_messages;
-    let cpu0 = thread_cpu();
+    if let Some(list) = phases.0.as_deref_mut() {
+        list.push(Phase {
+            name: "simulation",
+            cpu_s: sim_cpu.as_secs_f64(),
+            peak_rss_mib: mib(proc_status_kib("VmHWM")),
+        });
+    }
+    let check0 = thread_cpu();
+    let cpu0 = phases.start();
     let (history, hash) = prepared.history(out.output);
-    let checked = prepared.check(&history);
+    phases.end("history", cpu0);
+    let checked = prepared.check_with(&history, &mut |name, run| phases.step(name, run));
     let failed = checked
         .results
         .iter()
         .any(reports::InvariantResult::is_violated);
     std::hint::black_box((checked, hash));
     let events = history.events.len() as u64;
+    let cpu0 = phases.start();
     drop(history);
-    let check_cpu = thread_cpu() - cpu0;
+    phases.end("dropping the history", cpu0);
+    let check_cpu = thread_cpu() - check0;
     SeedCost {
         sim_cpu,
         check_cpu,
@@ -399,6 +458,8 @@ pub struct ScalePoint {
     /// up to [`SCALE_MAX_RUNS`] times, and the figures are the median run's (one run of
     /// 10^3 messages is 40 ms, as much noise as signal).
     pub runs: u32,
+    /// The median run's steps, in order (empty where the peak mark cannot be reset).
+    pub phases: Vec<Phase>,
 }
 
 /// A scaling point runs again until its runs took this much CPU in all...
@@ -546,7 +607,7 @@ fn bench_scenario(name: &str, sc: &Scenario, seeds: u64) -> ScenarioBench {
     let (bug, opts) = bug_options(sc);
     let mut total = SeedCost::default();
     for seed in 0..seeds {
-        total.add(&scenario_seed(sc, seed, &opts));
+        total.add(&scenario_seed(sc, seed, &opts, None));
     }
     let msgs = (total.messages / seeds).max(2);
     let net = world::net_config(sc);
@@ -586,14 +647,18 @@ fn bench_scale(messages: u64) -> ScalePoint {
     let mut costs = Vec::new();
     let mut spent = Duration::ZERO;
     while spent < SCALE_MIN_CPU && costs.len() < SCALE_MAX_RUNS as usize {
-        let c = scenario_seed(&sc, 1, &RunOptions::default());
+        let mut phases = Vec::new();
+        let c = scenario_seed(&sc, 1, &RunOptions::default(), reset.then_some(&mut phases));
         spent += c.cpu();
-        costs.push(c);
+        costs.push((c, phases));
     }
-    costs.sort_by_key(SeedCost::cpu);
+    costs.sort_by_key(|(c, _)| c.cpu());
     let runs = costs.len() as u32;
-    let c = costs.swap_remove(costs.len() / 2);
-    let peak = if reset { proc_status_kib("VmHWM") } else { 0 };
+    // Each step reset the mark: the point's peak is its largest step's, over every run.
+    let peak = (costs.iter().flat_map(|(_, ps)| ps))
+        .map(|p| p.peak_rss_mib)
+        .fold(0.0, f64::max);
+    let (c, phases) = costs.swap_remove(costs.len() / 2);
     let cpu = c.cpu().as_secs_f64();
     ScalePoint {
         messages,
@@ -606,8 +671,9 @@ fn bench_scale(messages: u64) -> ScalePoint {
         cpu_us_per_message: cpu * 1e6 / messages as f64,
         checker_ns_per_event: c.check_cpu.as_secs_f64() * 1e9 / c.events.max(1) as f64,
         sim_per_wall: c.sim_ms as f64 / 1000.0 / c.wall.as_secs_f64().max(1e-9),
-        peak_rss_mib: mib(peak),
+        peak_rss_mib: peak,
         runs,
+        phases,
     }
 }
 
@@ -971,6 +1037,9 @@ pub fn render_text(r: &BenchReport) -> String {
         "cost per message, largest / smallest: {:.2}\n",
         r.scaling_spread
     );
+    if let Some(p) = r.scaling.last().filter(|p| !p.phases.is_empty()) {
+        render_phases(&mut s, p);
+    }
     let _ = writeln!(
         s,
         "{} seeds of {}: --jobs 1 {:.2} s, --jobs 2 {:.2} s, speedup {:.2}",
@@ -1014,6 +1083,32 @@ pub fn render_text(r: &BenchReport) -> String {
         );
     }
     s
+}
+
+/// Where the largest scaling point's CPU time and memory go, step by step.
+fn render_phases(s: &mut String, p: &ScalePoint) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        s,
+        "{} messages, step by step (the median run; peak: the most RSS held during the step):",
+        p.messages
+    );
+    let _ = writeln!(
+        s,
+        "  {:<32} {:>8} {:>6} {:>9}",
+        "step", "CPU s", "CPU", "peak MiB"
+    );
+    for ph in &p.phases {
+        let _ = writeln!(
+            s,
+            "  {:<32} {:>8.2} {:>5.0}% {:>9.0}",
+            ph.name,
+            ph.cpu_s,
+            ph.cpu_s * 100.0 / p.cpu_s.max(1e-9),
+            ph.peak_rss_mib
+        );
+    }
+    s.push('\n');
 }
 
 /// `popsim bench`. Exit status 0 whether or not the targets are met: the figures are the
@@ -1092,6 +1187,25 @@ mod tests {
         assert_eq!(v["scaling"].as_array().unwrap().len(), 2);
         assert!(v["scaling"][1]["cpu_us_per_message"].as_f64().unwrap() > 0.0);
         assert!(v["scaling"][1]["events"].as_u64().unwrap() > 400);
+        // Each step of the point: the simulation, the history, every shared fact and
+        // invariant, the tally if asked, and the drop; the point's peak is its largest step's.
+        let p = &r.scaling[1];
+        if reset_peak() {
+            let names: Vec<&str> = p.phases.iter().map(|ph| ph.name).collect();
+            assert_eq!(names[..2], ["simulation", "history"]);
+            assert_eq!(names.last(), Some(&"dropping the history"));
+            for inv in reports::invariant_names() {
+                assert!(names.contains(&inv), "{inv} in {names:?}");
+            }
+            let steps_cpu: f64 = p.phases.iter().map(|ph| ph.cpu_s).sum();
+            assert!(
+                steps_cpu <= p.cpu_s * 1.01 + 1e-3,
+                "{steps_cpu} > {}",
+                p.cpu_s
+            );
+            assert!(p.phases.iter().all(|ph| ph.peak_rss_mib <= p.peak_rss_mib));
+            assert!(render_text(&r).contains("400 messages, step by step"));
+        }
         assert!(v["jobs"]["speedup"].as_f64().unwrap() > 0.0);
         assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
         assert!(v["targets"].as_array().unwrap().len() >= 3);
@@ -1174,6 +1288,7 @@ mod tests {
             sim_per_wall: 0.0,
             peak_rss_mib,
             runs: 1,
+            phases: Vec::new(),
         }
     }
 

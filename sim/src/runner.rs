@@ -335,7 +335,18 @@ impl PreparedSeed {
 
     /// Checks the scenario's invariants on `history`, and tallies it if the options ask.
     pub fn check(&self, history: &History) -> Checked {
-        reports::check_and_count(history, &self.scenario.expect.invariants, self.opts.counts)
+        self.check_with(history, &mut reports::run_step)
+    }
+
+    /// [`Self::check`], each step (a shared fact, an invariant, the tally) run through
+    /// `step`: how `popsim bench` measures where a seed's checking goes.
+    pub fn check_with(&self, history: &History, step: reports::StepHook<'_>) -> Checked {
+        reports::check_and_count_with(
+            history,
+            &self.scenario.expect.invariants,
+            self.opts.counts,
+            step,
+        )
     }
 }
 
