@@ -19,6 +19,7 @@ use clap::Args;
 use scenarios::Scenario;
 use serde::Serialize;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Options of `popsim bench`.
@@ -200,9 +201,20 @@ fn proc_status_kib(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Resets the peak-RSS mark, so each scaling run reports its own peak (Linux ≥ 4.0).
+/// The highest peak-RSS mark seen before a reset, in KiB: the process's peak is this or the
+/// mark since the last reset, whichever is higher.
+static PEAK_BEFORE_RESETS: AtomicU64 = AtomicU64::new(0);
+
+/// Resets the peak-RSS mark, so each scaling run and step reports its own peak (Linux ≥
+/// 4.0), keeping the mark it had for the process's peak ([`process_peak_kib`]).
 fn reset_peak() -> bool {
+    PEAK_BEFORE_RESETS.fetch_max(proc_status_kib("VmHWM"), Ordering::Relaxed);
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak RSS in KiB, across every reset of the mark.
+fn process_peak_kib() -> u64 {
+    proc_status_kib("VmHWM").max(PEAK_BEFORE_RESETS.load(Ordering::Relaxed))
 }
 
 fn mib(kib: u64) -> f64 {
@@ -952,7 +964,7 @@ pub fn run(plan: &BenchPlan, mut progress: impl FnMut(&str)) -> BenchReport {
         jobs,
         verify,
         time_to_find: time_to_find_rows,
-        peak_rss_mib: mib(proc_status_kib("VmHWM")),
+        peak_rss_mib: mib(process_peak_kib()),
         targets,
     }
 }
@@ -1204,6 +1216,13 @@ mod tests {
                 p.cpu_s
             );
             assert!(p.phases.iter().all(|ph| ph.peak_rss_mib <= p.peak_rss_mib));
+            // The process's peak survives the resets.
+            assert!(
+                r.peak_rss_mib >= p.peak_rss_mib,
+                "{} < {}",
+                r.peak_rss_mib,
+                p.peak_rss_mib
+            );
             assert!(render_text(&r).contains("400 messages, step by step"));
         }
         assert!(v["jobs"]["speedup"].as_f64().unwrap() > 0.0);
