@@ -1216,9 +1216,9 @@ pub(crate) struct AckAnalysis {
 #[derive(Clone, Copy)]
 struct Acked<'h> {
     ack: usize,
+    /// The delivery that began the acked receipt's chain (its index names the chain), and
+    /// the copy it handed out.
     delivery: usize,
-    /// The receipt chain (its first delivery's index) and the copy that were acked.
-    chain: usize,
     copy: CopyKey<'h>,
 }
 
@@ -1272,11 +1272,11 @@ struct MsgState<'h> {
 
 struct ReceiptState<'h> {
     msg_id: &'h str,
+    /// The delivery that began the chain this receipt belongs to (a delivery and its
+    /// changeInvisibleTime successors; its event index names the chain), and the copy it
+    /// hands out.
     delivery: usize,
     deadline: Millis,
-    /// The first delivery of the chain this receipt belongs to (a delivery and its
-    /// changeInvisibleTime successors), and the copy it hands out.
-    chain: usize,
     copy: CopyKey<'h>,
     /// Orderly deliveries: their batch and offset.
     /// Boxed: only orderly deliveries have one, and every receipt's entry would otherwise
@@ -1289,8 +1289,8 @@ type BatchKey<'h> = (&'h str, &'h str, u32, &'h str, Millis);
 
 struct BatchEntry<'h> {
     msg_id: &'h str,
+    /// The entry's delivery, which names its receipt chain.
     delivery: usize,
-    chain: usize,
     copy: CopyKey<'h>,
     acked: Option<usize>,
 }
@@ -1311,7 +1311,7 @@ impl<'h> Batch<'h> {
     /// Advances the acked prefix over consecutive acked entries (an offset with no entry,
     /// read by the pop but handed to no client and not acked, stops it); each offset is
     /// passed once per batch. Returns the entries passed.
-    fn advance(&mut self) -> Vec<(&'h str, usize, usize, CopyKey<'h>)> {
+    fn advance(&mut self) -> Vec<(&'h str, usize, CopyKey<'h>)> {
         let mut newly = Vec::new();
         let Some(mut off) = self.prefix_end else {
             return newly;
@@ -1320,7 +1320,7 @@ impl<'h> Batch<'h> {
         while last.is_some_and(|l| off <= l) {
             match self.entries.get(&off) {
                 Some(e) if e.acked.is_some() => {
-                    newly.push((e.msg_id, e.delivery, e.chain, e.copy));
+                    newly.push((e.msg_id, e.delivery, e.copy));
                     off += 1;
                 }
                 _ => break,
@@ -1372,18 +1372,17 @@ fn prefix_acked<'h>(
     out: &mut AckAnalysis,
     group: &'h str,
     idx: usize,
-    newly: Vec<(&'h str, usize, usize, CopyKey<'h>)>,
+    newly: Vec<(&'h str, usize, CopyKey<'h>)>,
 ) {
     if !newly.is_empty() {
         out.effective_acks.push(idx);
     }
-    for (msg_id, delivery, chain, copy) in newly {
+    for (msg_id, delivery, copy) in newly {
         if let Some(m) = msgs.get_mut(&(group, msg_id)) {
             if m.current_delivery == delivery && m.acked.is_none() {
                 m.acked = Some(Acked {
                     ack: idx,
                     delivery,
-                    chain,
                     copy,
                 });
                 out.acked.push((idx, delivery));
@@ -1503,7 +1502,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     .filter(|r| r.batch.is_none())
                 {
                     let key = (group.as_str(), consumer.as_str(), current.as_str());
-                    redirecting.insert(key, r.chain);
+                    redirecting.insert(key, r.delivery);
                 }
             }
             EventKind::Delivered {
@@ -1620,7 +1619,6 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                         BatchEntry {
                             msg_id,
                             delivery: idx,
-                            chain: idx,
                             copy,
                             acked: None,
                         },
@@ -1638,7 +1636,6 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                         msg_id,
                         delivery: idx,
                         deadline: pop_time + invisible_time,
-                        chain: idx,
                         copy,
                         batch,
                     },
@@ -1666,11 +1663,11 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     }
                 }
                 if let Some(r) = receipts.get(&(group.as_str(), new_receipt.as_str())) {
-                    if let Some(hd) =
-                        chain_head(h, &heads, group, r.chain).filter(|hd| hd.receipt == new_receipt)
+                    if let Some(hd) = chain_head(h, &heads, group, r.delivery)
+                        .filter(|hd| hd.receipt == new_receipt)
                     {
                         let holder = &e.node;
-                        heads.insert((group, r.chain), Head { holder, ..hd });
+                        heads.insert((group, r.delivery), Head { holder, ..hd });
                     }
                 }
             }
@@ -1690,15 +1687,14 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     msg_id: old.msg_id,
                     delivery: old.delivery,
                     deadline: receipt_deadline(new, e.at + invisible_time),
-                    chain: old.chain,
                     copy: old.copy,
                     batch: old.batch.clone(),
                 };
                 (by_ck.entry(ck_key(group, st.copy, new, e.at)).or_default())
-                    .push((receipt_ck(new, *invisible_time), st.chain));
+                    .push((receipt_ck(new, *invisible_time), st.delivery));
                 // The chain's head moves as the message's current receipt does (below), for
                 // any chain of the message.
-                if let Some(hd) = chain_head(h, &heads, group, st.chain) {
+                if let Some(hd) = chain_head(h, &heads, group, st.delivery) {
                     let moves = hd.receipt == receipt
                         || (st.batch.is_none() && e.node != *consumer && hd.holder == e.node);
                     if moves {
@@ -1707,7 +1703,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                             holder: consumer,
                             deadline: st.deadline,
                         };
-                        heads.insert((group, st.chain), head);
+                        heads.insert((group, st.delivery), head);
                     }
                 }
                 if let Some(m) = msgs.get_mut(&(group.as_str(), st.msg_id)) {
@@ -1722,7 +1718,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                             && m.current_holder == e.node
                             && receipts
                                 .get(&(group.as_str(), m.current))
-                                .is_some_and(|cur| cur.chain == st.chain));
+                                .is_some_and(|cur| cur.delivery == st.delivery));
                     if for_current {
                         m.current = new;
                         // The client it was made for, also through the proxy (whose answer
@@ -1762,7 +1758,6 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     BatchEntry {
                         msg_id,
                         delivery: idx,
-                        chain: idx,
                         copy: copy_key(&o.topic, x.queue_id, x.queue_offset),
                         acked: Some(idx),
                     },
@@ -1803,7 +1798,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     // two retry copies acked one after the other).
                     r.batch.is_none()
                         && e.node != *consumer
-                        && chain_head(h, &heads, group, r.chain).is_some_and(|hd| {
+                        && chain_head(h, &heads, group, r.delivery).is_some_and(|hd| {
                             hd.receipt != receipt.as_str()
                                 && hd.holder == e.node
                                 && e.at <= hd.deadline
@@ -1817,7 +1812,6 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                         m.acked = Some(Acked {
                             ack: idx,
                             delivery: r.delivery,
-                            chain: r.chain,
                             copy: r.copy,
                         });
                         out.effective_acks.push(idx);
@@ -1851,7 +1845,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
                     .get(&(group.as_str(), msg_id.as_str()))
                     .and_then(|st| st.acked);
                 let covered = acked
-                    .filter(|a| chain == Some(a.chain))
+                    .filter(|a| chain == Some(a.delivery))
                     .map(|a| (a.ack, a.delivery))
                     .or_else(|| {
                         // The client acked a receipt of this chain through the proxy, in time
