@@ -971,6 +971,13 @@ impl H {
         })
     }
 
+    /// A graceful shutdown (`shutdown` step): the broker drained and persisted first.
+    pub fn shutdown(&mut self) -> usize {
+        let at = self.now;
+        self.final_state.running = false;
+        self.broker(BrokerEvent::Crashed { at, graceful: true })
+    }
+
     pub fn restart(&mut self) -> usize {
         let at = self.now;
         self.final_state.running = true;

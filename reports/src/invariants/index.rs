@@ -547,8 +547,15 @@ impl<'h> Rollbacks<'h> {
                         read_past(end, (group, t, q), o as i64 + 1);
                     }
                 }
-                EventKind::Broker(BrokerEvent::Crashed { .. }) => {
-                    crashes.push((idx, persisted.clone(), read_end.clone()));
+                // A graceful shutdown (`BrokerController.shutdown`: the CK buffer drained,
+                // offsetTable and OrderInfo persisted) keeps what a restart reads back: a
+                // re-pop after it is no crash's replay. Where the restart still rolls a read
+                // position back (the KV path's, which lives in the never-persisted
+                // pullOffsetTable, finding F31), the redelivery is judged.
+                EventKind::Broker(BrokerEvent::Crashed { graceful, .. }) => {
+                    if !graceful {
+                        crashes.push((idx, persisted.clone(), read_end.clone()));
+                    }
                     table = persisted.clone();
                 }
                 _ => {}

@@ -852,6 +852,43 @@ mod tests {
         assert_eq!(run(true, true).status, Status::Violated);
     }
 
+    /// Finding F31: on the KV path a pop commits its read start as the consumer offset and
+    /// the read's end as the pull offset, which no persist writes; after a restart the next
+    /// pop reads from the commit offset again. A crash excuses the replay; a graceful
+    /// shutdown, which persisted what a restart reads back, does not.
+    #[test]
+    fn a_kv_batch_re_popped_after_a_graceful_restart_is_judged() {
+        let run = |stop: fn(&mut H) -> usize| {
+            let mut h = H::new();
+            h.at(0).produce("m0", 0, 0);
+            h.at(1_000)
+                .pop_read("g1", 0, 1_000, 0, 1, false, ReadFrom::PullOffset);
+            let d = h.pop("c1", "m0", 0, 0);
+            h.at(1_100).broker(BrokerEvent::PullOffsetCommitted {
+                at: 1_100,
+                group: "g1".into(),
+                topic: crate::testkit::T.into(),
+                queue_id: 0,
+                offset: 1,
+                reason: "PopConsumerService".into(),
+            });
+            h.commit("g1", 0, 0, "PopConsumerService");
+            h.at(2_000).ack(&d);
+            h.at(5_000).persist();
+            stop(h.at(5_000));
+            h.at(6_000).restart();
+            h.at(8_000)
+                .pop_read("g1", 0, 8_000, 0, 1, false, ReadFrom::CommitOffset);
+            h.pop("c1", "m0", 0, 0);
+            check(&h.build())
+        };
+        let crashed = run(H::crash);
+        assert_eq!(crashed.status, Status::Held, "{crashed:?}");
+        assert_eq!(crashed.notes.len(), 1, "{crashed:?}");
+        let shut_down = run(H::shutdown);
+        assert_eq!(shut_down.status, Status::Violated, "{shut_down:?}");
+    }
+
     #[test]
     fn a_re_pop_after_an_ack_orderly_from_restored_order_info_is_excused() {
         // Develop-random seed 21 (gRPC FIFO through the proxy): o1 pops offsets 0..=1, acks
