@@ -220,6 +220,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F30 on develop: a crash replay hands a gRPC push consumer a copy it is still consuming; the proxy's ReceiptHandleGroup.put replaces the first delivery's renewed handle, whose ack then goes out with the new copy's handle, answered OK, and the renewal's CK revives the message",
         source: include_str!("../findings/put-replaces-consumed-delivery.toml"),
     },
+    Builtin {
+        name: "kv-restart-replays-acked-batch",
+        summary: "finding F31 on develop: on the KV pop path a pop commits its read start as the consumer offset and its end only to the never-persisted pull table; after a graceful broker restart the next pop re-delivers the batch the consumer acked",
+        source: include_str!("../findings/kv-restart-replays-acked-batch.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

@@ -632,6 +632,12 @@ impl Scenario {
             })
     }
 
+    /// A finding on upstream develop: it expects a violation there (`expect.develop`), with
+    /// the proposed fixes that make it hold, if any are proposed yet.
+    pub fn is_finding(&self) -> bool {
+        !self.fixes.is_empty() || !self.expect.develop.is_empty()
+    }
+
     /// The bug rows `popsim verify` runs: `expect.rows`, or else the single row
     /// (`replays`, `expect.with_bug`). None for a scenario that replays nothing.
     pub fn bug_rows(&self) -> Vec<BugRow> {

@@ -733,7 +733,7 @@ fn find_targets(names: &[String]) -> Vec<(String, Scenario, RunOptions)> {
                 ..RunOptions::default()
             };
             out.push((name.clone(), sc, opts));
-        } else if !sc.fixes.is_empty() {
+        } else if sc.is_finding() {
             out.push((name.clone(), sc, RunOptions::default()));
         }
     }
