@@ -245,10 +245,15 @@ impl Phases<'_> {
     }
 
     fn end(&mut self, name: &'static str, cpu0: Duration) {
+        self.push(name, thread_cpu() - cpu0);
+    }
+
+    /// A step that took `cpu` (on this thread or another), with the peak mark as it is now.
+    fn push(&mut self, name: &'static str, cpu: Duration) {
         if let Some(phases) = self.0.as_deref_mut() {
             phases.push(Phase {
                 name,
-                cpu_s: (thread_cpu() - cpu0).as_secs_f64(),
+                cpu_s: cpu.as_secs_f64(),
                 peak_rss_mib: mib(proc_status_kib("VmHWM")),
             });
         }
@@ -287,13 +292,7 @@ fn scenario_seed(
         .join()
         .unwrap_or_else(|_| panic!("scenario `{}` seed {seed} panicked", sc.name));
     let messages = out.net_messages;
-    if let Some(list) = phases.0.as_deref_mut() {
-        list.push(Phase {
-            name: "simulation",
-            cpu_s: sim_cpu.as_secs_f64(),
-            peak_rss_mib: mib(proc_status_kib("VmHWM")),
-        });
-    }
+    phases.push("simulation", sim_cpu);
     let check0 = thread_cpu();
     let cpu0 = phases.start();
     let (history, hash) = prepared.history(out.output);
