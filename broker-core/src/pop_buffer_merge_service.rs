@@ -58,11 +58,17 @@ impl Wrapper {
         (self.bits ^ self.to_store_bits) & mask_of(self.ck.num) == 0
     }
 
-    /// The condition both the buffer scan (remove) and `scanCommitOffset` (commit) test.
+    /// The condition both the buffer scan (remove) and `scanCommitOffset` (commit) test. A
+    /// CK the fix `refused-ack-stores-its-ck` stored early is not ready by its store alone
+    /// while the buffer keeps it (until its normal flush, for acks in flight); once that
+    /// flush took it out of the buffer it is, like any stored CK, or it would hold the
+    /// queue's commit offset for good.
     fn is_ready(&self) -> bool {
         (self.just_offset && self.ck_stored)
             || self.is_ck_done()
-            || (self.is_ck_done_for_finish() && self.ck_stored && !self.stored_early)
+            || (self.is_ck_done_for_finish()
+                && self.ck_stored
+                && !(self.stored_early && self.in_buffer))
     }
 
     /// The first instant `scan` would flush it (`removeCk`): revive time within
@@ -323,8 +329,8 @@ impl PopBufferMergeService {
     }
 
     /// `addAk` up to `markBitCAS`: the wrapper with the ack's mergeKey (its brokerName must
-    /// match) and the guards. `Err` = refused: buffer merge is off or no such wrapper
-    /// ([`Refusal::Plain`]), it is just-offset ([`Refusal::JustOffset`]), or the revive time is under 4.5 s away or the CK was
+    /// match) and the guards. `Err` = refused: no such wrapper, or buffer merge is off
+    /// ([`Refusal::Plain`]), it is just-offset, merge on or off ([`Refusal::JustOffset`]), or the revive time is under 4.5 s away or the CK was
     /// popped over 8.5 s ago ([`Refusal::Late`], with the wrapper, which may still be
     /// unstored).
     pub fn add_ak_guards(
@@ -333,9 +339,6 @@ impl PopBufferMergeService {
         now: Millis,
         ack: &AckMsg,
     ) -> Result<u64, Refusal> {
-        if !config.enable_pop_buffer_merge {
-            return Err(Refusal::Plain);
-        }
         let key = merge_key(
             &ack.topic,
             &ack.consumer_group,
@@ -349,8 +352,14 @@ impl PopBufferMergeService {
             return Err(Refusal::Plain);
         };
         let w = &self.wrappers[&id];
+        // With buffer merge off every CK is just-offset, and upstream refuses before it
+        // looks (515-517): the refusal is the same, and so is the wrapper the fix
+        // `refused-ack-stores-its-ck` stores first.
         if w.just_offset {
             return Err(Refusal::JustOffset(id));
+        }
+        if !config.enable_pop_buffer_merge {
+            return Err(Refusal::Plain);
         }
         if w.ck.revive_time() < now + config.pop_ck_stay_buffer_time_out + BUFFER_MARGIN {
             return Err(Refusal::Late(id));

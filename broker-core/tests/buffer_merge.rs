@@ -320,6 +320,30 @@ fn the_f5_fix_keeps_the_wrapper_for_an_ack_in_flight() {
     );
 }
 
+/// A graceful restart in a develop-random variant with every fix (seed 1 of a copy with two
+/// `shutdown` steps, the classic path): a wrapper whose CK the fix stored early and whose
+/// messages were never all acked in memory (the late ack refused, the rest acked by
+/// records or revived) held the queue's commit offset for good, once its normal flush had
+/// taken it out of the buffer; the restart read that offset and re-delivered every acked
+/// message behind it. Kept until its normal flush, the wrapper is then done like any other.
+#[test]
+fn the_f5_fix_lets_the_commit_offset_pass_an_early_stored_ck_after_its_flush() {
+    let (mut w, msgs) = popped_with_f5_fix(2, 9_000);
+    assert_eq!(
+        w.ack(&msgs[0]).code,
+        ResponseCode::Success,
+        "refused, stored"
+    );
+    assert_eq!(w.ck_written(), 1, "the CK went first");
+    w.advance_to(11_000);
+    assert_eq!(
+        w.broker.snapshot().buffered_cks,
+        0,
+        "flushed at its stay limit"
+    );
+    assert_eq!(w.commit_offset(0), Some(2), "the commit offset passed it");
+}
+
 /// Develop-random seed 2634 with every fix: the late ack's CK put fails; an ACK written now
 /// would reach the revive log ahead of its CK and be dropped there, so the ack is answered
 /// an error and the client's retry, once the CK is stored, leaves the message acked.
@@ -346,10 +370,20 @@ fn the_f5_fix_answers_an_error_when_the_ck_put_fails() {
 /// for a late buffered one.
 #[test]
 fn a_just_offset_ck_whose_put_failed_is_overtaken_on_develop_and_not_with_the_f5_fix() {
+    for merge in [true, false] {
+        just_offset_ck_overtaken(merge);
+    }
+}
+
+/// The same with buffer merge on or off. Off (the default), every CK is just-offset and
+/// `addAk` refuses at its first guard, before it looks for the wrapper (515-517); the fix
+/// applies there too (a graceful-restart variant of develop-random, seed 139 with every fix:
+/// the scan stalled 5 s after the put failed, BUGGIFY).
+fn just_offset_ck_overtaken(merge: bool) {
     let run = |behaviours: Behaviours| {
         let mut w = World::new(
             BrokerConfig {
-                enable_pop_buffer_merge: true,
+                enable_pop_buffer_merge: merge,
                 ..World::default_config()
             },
             behaviours,
@@ -369,12 +403,12 @@ fn a_just_offset_ck_whose_put_failed_is_overtaken_on_develop_and_not_with_the_f5
     assert_eq!(
         run(Behaviours::fixed()),
         vec!["m1", "m2"],
-        "the ACK was read before its CK and dropped"
+        "the ACK was read before its CK and dropped (merge {merge})"
     );
     assert_eq!(
         run(Behaviours::fixed().with_fix(Fix::RefusedAckStoresItsCk)),
         vec!["m2"],
-        "the refusal stored the CK first"
+        "the refusal stored the CK first (merge {merge})"
     );
 }
 
