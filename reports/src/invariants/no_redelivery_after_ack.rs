@@ -61,7 +61,7 @@
 use super::index::{is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
-use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis};
+use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis, Name, ReadFrom};
 
 pub(crate) const INFO: InvariantInfo = InvariantInfo {
     name: "no-redelivery-after-ack",
@@ -111,7 +111,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     }
     let mut summary = describe(history, first);
     let mut events = vec![first.acked_delivery, first.ack, first.idx];
-    if let Some((why, why_events)) = revive_why(history, first) {
+    if let Some((why, why_events)) =
+        revive_why(history, first).or_else(|| re_pop_why(history, first))
+    {
         summary.push_str("; why: ");
         summary.push_str(&why);
         events.extend(why_events);
@@ -142,6 +144,85 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     })
     .with_notes(notes)
     .with_affected(affected)
+}
+
+/// Why an acked original was popped again, when a restart explains where the pop read:
+/// the pop read the queue from the commit offset the restart restored, while before the
+/// stop the broker had read on from a later position (the KV path's pull offset, which
+/// `consumerOffset.json` does not hold: finding F31). A crash's replay is excused before
+/// this is asked; a graceful shutdown's is judged.
+fn re_pop_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
+    let ev = &history.events;
+    let EventKind::Delivered {
+        group,
+        topic,
+        queue_id,
+        queue_offset,
+        retry_topic: None,
+        ..
+    } = &ev[c.idx].kind
+    else {
+        return None;
+    };
+    let same_queue = |g: &Name, t: &Name, q: u32| g == group && t == topic && q == *queue_id;
+    let (read, start) = ev[..c.idx]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, e)| match &e.kind {
+            EventKind::Broker(BrokerEvent::PopRead {
+                group: g,
+                topic: t,
+                queue_id: q,
+                offset,
+                from,
+                ..
+            }) if same_queue(g, t, *q) && *offset <= *queue_offset => {
+                Some((i, *offset)).filter(|_| *from == ReadFrom::CommitOffset)
+            }
+            _ => None,
+        })?;
+    let restart = (ev[..read].iter())
+        .rposition(|e| matches!(e.kind, EventKind::Broker(BrokerEvent::Restarted { .. })))?;
+    // No pop of the queue between the restart and this read: it is the restart's.
+    let popped_since = ev[restart..read].iter().any(|e| {
+        matches!(&e.kind, EventKind::Broker(BrokerEvent::PopRead { group: g, topic: t, queue_id: q, .. }) if same_queue(g, t, *q))
+    });
+    if popped_since {
+        return None;
+    }
+    let (stop, graceful) =
+        ev[..restart]
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, e)| match e.kind {
+                EventKind::Broker(BrokerEvent::Crashed { graceful, .. }) => Some((i, graceful)),
+                _ => None,
+            })?;
+    let pull = ev[..stop].iter().rev().find_map(|e| match &e.kind {
+        EventKind::Broker(BrokerEvent::PullOffsetCommitted {
+            group: g,
+            topic: t,
+            queue_id: q,
+            offset,
+            ..
+        }) if same_queue(g, t, *q) => Some(*offset),
+        _ => None,
+    });
+    let mut why = format!(
+        "the pop at {} read {topic}/{queue_id} from the commit offset {start}, which the restart at {} read back after the broker {} at {}",
+        secs(ev[read].at),
+        secs(ev[restart].at),
+        if graceful { "shut down gracefully" } else { "crashed" },
+        secs(ev[stop].at),
+    );
+    if let Some(p) = pull.filter(|p| *p > start as i64) {
+        why.push_str(&format!(
+            "; before it the broker had read on from the pull offset {p} (pullOffsetTable, which consumerOffset.json does not hold)"
+        ));
+    }
+    Some((why, vec![stop, restart, read]))
 }
 
 /// Why the reviver revived an acked message, from its recorded decisions: the CK's merge
@@ -887,6 +968,11 @@ mod tests {
         assert_eq!(crashed.notes.len(), 1, "{crashed:?}");
         let shut_down = run(H::shutdown);
         assert_eq!(shut_down.status, Status::Violated, "{shut_down:?}");
+        let why = &shut_down.witness.expect("a witness").summary;
+        assert!(
+            why.contains("read TopicA/0 from the commit offset 0, which the restart at 6.000s read back after the broker shut down gracefully at 5.000s; before it the broker had read on from the pull offset 1"),
+            "{why}"
+        );
     }
 
     #[test]
