@@ -177,11 +177,13 @@ fn re_pop_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
                 offset,
                 from,
                 ..
-            }) if same_queue(g, t, *q) && *offset <= *queue_offset => {
-                Some((i, *offset)).filter(|_| *from == ReadFrom::CommitOffset)
-            }
+            }) if same_queue(g, t, *q) && *offset <= *queue_offset => Some((i, *offset, *from)),
             _ => None,
-        })?;
+        })
+        // The latest read of the queue that could have found the offset, if it read from
+        // the commit offset.
+        .filter(|(_, _, from)| *from == ReadFrom::CommitOffset)
+        .map(|(i, offset, _)| (i, offset))?;
     let restart = (ev[..read].iter())
         .rposition(|e| matches!(e.kind, EventKind::Broker(BrokerEvent::Restarted { .. })))?;
     // No pop of the queue between the restart and this read: it is the restart's.
