@@ -366,6 +366,13 @@ impl PopPositions {
         )
     }
 
+    /// The `PopRead` behind the delivery at `idx`, when the history recorded one.
+    pub fn read_of(&self, idx: usize) -> Option<usize> {
+        self.0
+            .get(&idx)
+            .and_then(|(p, at)| at.map(|_| p.after_from))
+    }
+
     /// When the broker decided the pop behind the delivery at `idx` (took its offset and, for
     /// an orderly pop, checked the queue's block): its `PopRead`, else the delivery's
     /// `popTime`.

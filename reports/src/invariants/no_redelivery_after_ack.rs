@@ -111,8 +111,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
     }
     let mut summary = describe(history, first);
     let mut events = vec![first.acked_delivery, first.ack, first.idx];
-    if let Some((why, why_events)) =
-        revive_why(history, first).or_else(|| re_pop_why(history, first))
+    if let Some((why, why_events)) = revive_why(history, first).or_else(|| re_pop_why(facts, first))
     {
         summary.push_str("; why: ");
         summary.push_str(&why);
@@ -151,13 +150,14 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
 /// stop the broker had read on from a later position (the KV path's pull offset, which
 /// `consumerOffset.json` does not hold: finding F31). A crash's replay is excused before
 /// this is asked; a graceful shutdown's is judged.
-fn re_pop_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
-    let ev = &history.events;
+///
+/// [`PopPositions`]: super::index::PopPositions
+fn re_pop_why(facts: &Facts, c: &AfterAck) -> Option<(String, Vec<usize>)> {
+    let ev = &facts.h.events;
     let EventKind::Delivered {
         group,
         topic,
         queue_id,
-        queue_offset,
         retry_topic: None,
         ..
     } = &ev[c.idx].kind
@@ -165,25 +165,16 @@ fn re_pop_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         return None;
     };
     let same_queue = |g: &Name, t: &Name, q: u32| g == group && t == topic && q == *queue_id;
-    let (read, start) = ev[..c.idx]
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, e)| match &e.kind {
-            EventKind::Broker(BrokerEvent::PopRead {
-                group: g,
-                topic: t,
-                queue_id: q,
-                offset,
-                from,
-                ..
-            }) if same_queue(g, t, *q) && *offset <= *queue_offset => Some((i, *offset, *from)),
-            _ => None,
-        })
-        // The latest read of the queue that could have found the offset, if it read from
-        // the commit offset.
-        .filter(|(_, _, from)| *from == ReadFrom::CommitOffset)
-        .map(|(i, offset, _)| (i, offset))?;
+    // The read behind this delivery ([`PopPositions`]), if it came from the commit offset.
+    let read = facts.pops().read_of(c.idx)?;
+    let EventKind::Broker(BrokerEvent::PopRead {
+        offset: start,
+        from: ReadFrom::CommitOffset,
+        ..
+    }) = &ev[read].kind
+    else {
+        return None;
+    };
     let restart = (ev[..read].iter())
         .rposition(|e| matches!(e.kind, EventKind::Broker(BrokerEvent::Restarted { .. })))?;
     // No pop of the queue between the restart and this read: it is the restart's.
@@ -219,7 +210,7 @@ fn re_pop_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         if graceful { "shut down gracefully" } else { "crashed" },
         secs(ev[stop].at),
     );
-    if let Some(p) = pull.filter(|p| *p > start as i64) {
+    if let Some(p) = pull.filter(|p| *p > *start as i64) {
         why.push_str(&format!(
             "; before it the broker had read on from the pull offset {p} (pullOffsetTable, which consumerOffset.json does not hold)"
         ));
