@@ -963,19 +963,18 @@ impl H {
     }
 
     pub fn crash(&mut self) -> usize {
-        let at = self.now;
-        self.final_state.running = false;
-        self.broker(BrokerEvent::Crashed {
-            at,
-            graceful: false,
-        })
+        self.stop(false)
     }
 
     /// A graceful shutdown (`shutdown` step): the broker drained and persisted first.
     pub fn shutdown(&mut self) -> usize {
+        self.stop(true)
+    }
+
+    fn stop(&mut self, graceful: bool) -> usize {
         let at = self.now;
         self.final_state.running = false;
-        self.broker(BrokerEvent::Crashed { at, graceful: true })
+        self.broker(BrokerEvent::Crashed { at, graceful })
     }
 
     pub fn restart(&mut self) -> usize {
