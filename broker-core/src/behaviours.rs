@@ -65,6 +65,9 @@ pub enum Behaviour {
     /// Before #9027: `ConsumerManageProcessor.updateConsumerOffset` answers a null queueId or
     /// offset `SYSTEM_ERROR`.
     UpdateOffsetNullAnswersSystemError,
+    /// Before #8980: `TimerMessageStore.doPut` retries a failed put itself, three more times
+    /// 50 ms apart, and gives the record up after the fourth failure.
+    TimerDoPutGivesUpAfterFour,
 }
 
 /// Static facts about a behaviour: where upstream changed it and which releases have it.
@@ -86,7 +89,7 @@ pub struct BehaviourInfo {
 
 impl Behaviour {
     /// Every behaviour, in registry order.
-    pub const ALL: [Behaviour; 14] = [
+    pub const ALL: [Behaviour; 15] = [
         Behaviour::ReviveMergeKeyWithoutBrokerName,
         Behaviour::BufferedAckMissingBrokerName,
         Behaviour::ReviveNoBlankBrokerNameFallback,
@@ -101,6 +104,7 @@ impl Behaviour {
         Behaviour::KvReadIgnoresReset,
         Behaviour::InitMinNoCommit,
         Behaviour::UpdateOffsetNullAnswersSystemError,
+        Behaviour::TimerDoPutGivesUpAfterFour,
     ];
 
     /// The registry entry for this behaviour.
@@ -219,6 +223,14 @@ impl Behaviour {
                     "#9028",
                     "#9027",
                     "ConsumerManageProcessor.updateConsumerOffset answers a null queueId or offset SYSTEM_ERROR instead of INVALID_PARAMETER",
+                    &[V5_3_0, V5_3_1],
+                ),
+                TimerDoPutGivesUpAfterFour => (
+                    "timer-do-put-gives-up-after-four",
+                    Side::Broker,
+                    "#8979",
+                    "#8980",
+                    "TimerMessageStore.doPut retries a put that failed (OS_PAGE_CACHE_BUSY and the like) three more times 50 ms apart and then answers PUT_NO_RETRY, so TimerDequeuePutMessageService gives the record up after four failed puts; timerEnableRetryUntilSuccess does not exist",
                     &[V5_3_0, V5_3_1],
                 ),
             };
@@ -462,6 +474,9 @@ pub enum Fix {
     /// popTime, so a second delivery of a copy a push consumer still consumes gets its own
     /// entry instead of replacing the first one's.
     HandleKeyPerDelivery,
+    /// `TimerDequeuePutMessageService.run` never gives up a record of the revive topic: a
+    /// failed put of a CK or ACK is tried again until it succeeds.
+    TimerKeepsReviveRecords,
 }
 
 /// Static facts about a proposed fix.
@@ -484,7 +499,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 31] = [
+    pub const ALL: [Fix; 32] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -516,6 +531,7 @@ impl Fix {
         Fix::FailedChangeRestoresHandle,
         Fix::CallHoldsHandleEntry,
         Fix::HandleKeyPerDelivery,
+        Fix::TimerKeepsReviveRecords,
     ];
 
     /// The registry entry for this fix.
@@ -768,6 +784,14 @@ impl Fix {
                 "proxy ReceiptHandleGroup.HandleKey (equals, hashCode), as ReceiptHandleGroup.put and remove use it",
                 "develop keys a push consumer's handle entry by broker, queue and offset only (#6755, for reentrant orderly consumption), so ReceiptHandleGroup.put of a second delivery of a non-orderly copy the client still consumes replaces the first delivery's handle, renewed or not, and the first listener's ack (AckMessageActivity.getHandleString → remove) goes out with the second delivery's handle; proposed: for a non-orderly handle, also compare the original handle (its popTime), so each delivery keeps its own entry; orderly handles keep the dedup",
                 "finding F30: after a crash replay or a reset hands a push consumer a copy it is still consuming, the first listener's ack is sent with the new copy's handle and answered OK; the first delivery's CK (or the proxy's renewal of it), which nothing renews or acks any more, revives the message the client was told was acked",
+                "",
+            ),
+            TimerKeepsReviveRecords => (
+                "timer-keeps-revive-records",
+                Side::Broker,
+                "TimerMessageStore.TimerDequeuePutMessageService.run (a PUT_NEED_RETRY answer)",
+                "develop, with timerEnableRetryUntilSuccess off (the default since #8980), gives a timer record up after three failed dequeue puts 500 ms apart (OS_PAGE_CACHE_BUSY, SERVICE_NOT_AVAILABLE, a flush or slave timeout); proposed: keep retrying a record whose real topic is the revive topic (rmq_sys_REVIVE_LOG_*), as timerEnableRetryUntilSuccess does for every record; the wheel waits on the slot meanwhile (checkDequeueLatch), so the revive is late, never lost",
+                "finding F32: a store that refuses puts for about a second as the timer dequeues a POP record loses the record: an ACK record given up never cancels its CK, which revives the message the client was told was acked; a CK given up is never revived, and its message, popped and not acked, is never delivered again (the offset moved past it at the pop)",
                 "",
             ),
         };

@@ -19,7 +19,7 @@ use crate::pop_revive_service::PopReviveService;
 use crate::protocol::{Request, Response};
 use crate::rng::Rng;
 use crate::rng::{self, ChaCha8Rng};
-use crate::store::{timer_slot, MessageStore, TIMER_PRECISION_MS};
+use crate::store::{timer_slot, DequeuePolicy, MessageStore, TIMER_PRECISION_MS};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `BrokerController`'s initial delay of both persist schedules (offsets and OrderInfo).
@@ -63,6 +63,9 @@ pub struct Broker {
     /// input, [`Broker::set_store_put_failure_rate`]), and the stream its draws come from.
     store_put_failure_rate: f64,
     fault_rng: ChaCha8Rng,
+    /// The timer's dequeue puts fail with the same rate, drawn from a stream of their own
+    /// (so the other puts' draws are as they were).
+    timer_put_rng: ChaCha8Rng,
     /// When the process (re)started: the persist schedules count from here.
     started_at: Millis,
     /// The last time `ConsumerOffsetManager.persist()` ran, to keep flushes strictly increasing.
@@ -71,6 +74,33 @@ pub struct Broker {
     last_order_persist: Option<Millis>,
     /// The latest `now` seen; time never goes back, and no deadline is reported before it.
     clock: Millis,
+}
+
+/// How the timer's dequeue side treats a failed put (`TimerDequeuePutMessageService.run`).
+/// The proposed fix `timer-keeps-revive-records` (read only here) keeps every record (the
+/// model's timer holds revive records alone); before #8980
+/// (`timer-do-put-gives-up-after-four`, read only here) `doPut` tried four times 50 ms apart
+/// and `timerEnableRetryUntilSuccess` did not exist; develop tries three times 500 ms apart,
+/// or until the put succeeds with the setting on.
+fn dequeue_policy(config: &BrokerConfig, behaviours: &Behaviours) -> DequeuePolicy {
+    if behaviours.has_fix(Fix::TimerKeepsReviveRecords) {
+        DequeuePolicy {
+            max_attempts: None,
+            ..DequeuePolicy::DEVELOP
+        }
+    } else if behaviours.is_on(crate::Behaviour::TimerDoPutGivesUpAfterFour) {
+        DequeuePolicy {
+            max_attempts: Some(4),
+            retry_sleep: 50,
+        }
+    } else if config.timer_enable_retry_until_success {
+        DequeuePolicy {
+            max_attempts: None,
+            ..DequeuePolicy::DEVELOP
+        }
+    } else {
+        DequeuePolicy::DEVELOP
+    }
 }
 
 impl Broker {
@@ -89,10 +119,11 @@ impl Broker {
             config.flush_consumer_offset_interval > 0,
             "flushConsumerOffsetInterval must be positive"
         );
-        let store = MessageStore::new(
+        let mut store = MessageStore::new(
             revive_topic(&config.broker_cluster_name),
             config.revive_queue_num,
         );
+        store.set_dequeue_policy(dequeue_policy(&config, &behaviours));
         let mut buffer = PopBufferMergeService::default();
         buffer.separated_keys = behaviours.has_fix(crate::Fix::MergeKeyWithSeparator);
         let mut offsets = ConsumerOffsetManager::new(config.use_server_side_reset_offset);
@@ -114,6 +145,7 @@ impl Broker {
             ),
             store_put_failure_rate: 0.0,
             fault_rng: rng::stream(seed, "store.putFailure"),
+            timer_put_rng: rng::stream(seed, "store.timerDequeuePut"),
             config,
             behaviours,
             rng: rng::stream(seed, "broker.randomQ"),
@@ -177,7 +209,7 @@ impl Broker {
             return;
         }
         self.tick_clock(now);
-        self.store.advance_timer(now);
+        self.advance_timer(now);
         if self.buffer.next_deadline().is_some_and(|t| t <= now) {
             self.pop_buffer_scan(now);
         }
@@ -247,6 +279,7 @@ impl Broker {
             self.persist_deadline(),
             self.order_persist_deadline(),
             self.store.next_expiry(),
+            self.store.next_put_retry(),
         ]
         .into_iter()
         .flatten()
@@ -347,6 +380,7 @@ impl Broker {
         self.kv.clear();
         self.long_polling.clear();
         self.ck_message_number = 0;
+        self.store.stop_timer();
         // `decode` restores offsetTable only: a pending reset dies with the process, and a
         // stale ackOrderly after the restart commits over it. The proposed fix
         // `reset-table-survives-restart` (read only here) restores the persisted resets.
@@ -371,7 +405,7 @@ impl Broker {
             .map(|q| self.offsets.query_offset(REVIVE_GROUP, &revive_topic, q))
             .collect();
         self.revive = PopReviveService::new(&committed, now, self.config.revive_interval);
-        self.store.advance_timer(now);
+        self.advance_timer(now);
         self.kv.start(now);
         self.inflight.start(now);
         self.started_at = now;
@@ -448,6 +482,7 @@ impl Broker {
             return None;
         }
         let deliver_at = ck.revive_time().saturating_sub(ACK_TIME_INTERVAL);
+        self.advance_timer(now);
         let (log_offset, _) =
             self.store
                 .append_revive(revive_qid, ReviveRecord::Ck(ck.clone()), deliver_at, now);
@@ -503,6 +538,7 @@ impl Broker {
         if self.store_put_fails(now, &revive_topic, revive_qid, reason) {
             return false;
         }
+        self.advance_timer(now);
         let (log_offset, _) =
             self.store
                 .append_revive(revive_qid, ReviveRecord::Ack(ack.clone()), deliver_at, now);
@@ -550,6 +586,36 @@ impl Broker {
         true
     }
 
+    /// The timer reads up to `now` (`MessageStore::advance_timer_with`); its dequeue puts
+    /// fail with the store's put failure rate, each failure recorded, and a record given up
+    /// after its last attempt is recorded too.
+    pub(crate) fn advance_timer(&mut self, now: Millis) {
+        let rate = self.store_put_failure_rate;
+        let rng = &mut self.timer_put_rng;
+        let events = &mut self.events;
+        let topic = self.store.revive_topic_name();
+        let discarded = self.store.advance_timer_with(now, &mut |revive_qid| {
+            if rate <= 0.0 || !rng.gen_bool(rate.min(1.0)) {
+                return false;
+            }
+            events.push(BrokerEvent::StorePutFailed {
+                at: now,
+                site: "TimerDequeuePutMessageService.run".into(),
+                topic: topic.clone(),
+                queue_id: revive_qid,
+            });
+            true
+        });
+        for d in discarded {
+            events.push(BrokerEvent::TimerRecordDiscarded {
+                at: now,
+                revive_qid: d.revive_qid,
+                revive_offset: d.log_offset,
+                attempts: d.attempts,
+            });
+        }
+    }
+
     /// Fault input: from now on each store put of a CK, ACK, re-put CK or retry message
     /// fails with this probability (`putMessage` answering e.g. `OS_PAGE_CACHE_BUSY`).
     pub fn set_store_put_failure_rate(&mut self, rate: f64) {
@@ -566,8 +632,9 @@ impl Broker {
     /// Fault input: from now on the timer's dequeue side runs `lag` behind the clock.
     pub fn set_timer_lag(&mut self, now: Millis, lag: Millis) {
         self.tick_clock(now);
-        self.store.timer.set_lag(now, lag);
-        self.store.advance_timer(now);
+        self.advance_timer(now);
+        self.store.timer.set_lag(lag);
+        self.advance_timer(now);
         for q in 0..self.store.revive_queue_num() {
             self.revive_replan(now, q);
         }

@@ -67,6 +67,10 @@ pub struct BrokerConfig {
     pub flush_consumer_offset_interval: Millis,
     /// `timerWheelEnable` (default true): POP needs timer messages for CK/ACK records.
     pub timer_wheel_enable: bool,
+    /// `timerEnableRetryUntilSuccess` (`MessageStoreConfig`, default false; since #8980,
+    /// 5.3.2): the timer's dequeue side tries a failed put until it succeeds instead of giving
+    /// the record up after three attempts (`TimerDequeuePutMessageService.run`).
+    pub timer_enable_retry_until_success: bool,
     /// `appendCkAsync` (default false): the buffer's CK puts go through
     /// `EscapeBridge.asyncPutMessageToSpecificQueue` (`PopBufferMergeService.putCkToStore`)
     /// and the wrapper counts as stored only once the future completes
@@ -115,6 +119,7 @@ impl Default for BrokerConfig {
             init_pop_offset_by_check_msg_in_mem: true,
             flush_consumer_offset_interval: 5_000,
             timer_wheel_enable: true,
+            timer_enable_retry_until_success: false,
             append_ck_async: false,
             append_ack_async: false,
         }

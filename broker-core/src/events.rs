@@ -332,6 +332,17 @@ pub enum BrokerEvent {
     },
     /// The process started again from its persisted image.
     Restarted { at: Millis },
+    /// (Last: a variant's place is part of the history hash.)
+    /// `TimerDequeuePutMessageService.run` gave a revive record up after its dequeue puts
+    /// failed `attempts` times (`timerEnableRetryUntilSuccess` off): the record written as
+    /// `revive_offset` of revive queue `revive_qid` (a CK or an ACK) never reaches the queue,
+    /// so no reviver reads it.
+    TimerRecordDiscarded {
+        at: Millis,
+        revive_qid: u32,
+        revive_offset: u64,
+        attempts: u32,
+    },
 }
 
 fn is_zero(v: &Millis) -> bool {

@@ -189,7 +189,7 @@ fn plan_next_poll(scan: &Scan, q: &ReviveQueue, timer: &Timer, now: Millis) -> M
 impl Broker {
     /// Every reviver whose time has come, in queue order; each runs until it waits again.
     pub(crate) fn pop_revive_tick(&mut self, now: Millis) {
-        self.store.advance_timer(now);
+        self.advance_timer(now);
         for qid in 0..self.store.revive_queue_num() {
             for _ in 0..1_000 {
                 if self.revive.deadline_of(qid as usize) > now {

@@ -95,16 +95,26 @@ pub fn timer_slot(deliver_ms: Millis) -> Millis {
 /// is below `currWriteTimeMs`, the current second (`maybeMoveWriteTime`, 620-623), so with no
 /// lag it is the read time rounded down to the precision, and every slot below it is
 /// delivered ([`Self::has_delivered`]).
+///
+/// A slot whose dequeue put failed holds the wheel (`stall`): `dequeue` waits for the slot's
+/// latch (`checkDequeueLatch`) before it reads the next slot, so the pointer stays on that
+/// slot until its record is put or given up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timer {
     read: Millis,
     lag: Millis,
+    /// The slot a record still being retried holds the wheel on.
+    stall: Option<Millis>,
 }
 
 impl Timer {
-    /// The read time at `t` with the current lag.
+    /// The read time at `t` with the current lag, held on the stalled slot if any.
     pub fn read_at(&self, t: Millis) -> Millis {
-        self.read.max(t.saturating_sub(self.lag))
+        let to = t.saturating_sub(self.lag);
+        let to = self
+            .stall
+            .map_or(to, |slot| to.min(slot + TIMER_PRECISION_MS - 1));
+        self.read.max(to)
     }
 
     /// `getCurrReadTimeMs()` at `t`: the slot the wheel reads next.
@@ -122,9 +132,9 @@ impl Timer {
         self.read = self.read_at(now);
     }
 
-    /// The dequeue side's lag from now on (the read time never goes back).
-    pub fn set_lag(&mut self, now: Millis, lag: Millis) {
-        self.advance(now);
+    /// The dequeue side's lag from now on (the read time never goes back). The caller has
+    /// advanced the timer to now with the old lag.
+    pub fn set_lag(&mut self, lag: Millis) {
         self.lag = lag;
     }
 
@@ -134,7 +144,8 @@ impl Timer {
         (t - self.curr_read_time_ms(t).min(t)) / 1_000
     }
 
-    /// When a record waiting for `slot` is delivered, if the lag stays as it is.
+    /// When a record waiting for `slot` is delivered, if the lag stays as it is and no
+    /// dequeue put fails (a stall only makes it later).
     pub fn delivery_time(&self, slot: Millis, now: Millis) -> Millis {
         if slot_read(slot, self.read) {
             now
@@ -190,6 +201,8 @@ pub struct ReviveQueue {
     delivered: Vec<u64>,
     /// The latest deliver time written so far.
     last_deliver_at: Option<Millis>,
+    /// Records the timer gave up on after failed dequeue puts.
+    discarded: u64,
 }
 
 impl ReviveQueue {
@@ -239,17 +252,45 @@ impl ReviveQueue {
         i as usize
     }
 
-    /// The timer delivers every record whose slot its read time has reached, in order.
-    pub fn deliver_due(&mut self, timer_read: Millis, now: Millis) {
-        while let Some(&(slot, log_offset)) = self.pending.first() {
-            if !slot_read(slot, timer_read) {
-                break;
-            }
+    /// Takes the first record waiting in the timer if its slot is `slot`.
+    fn take_due(&mut self, slot: Millis) -> Option<u64> {
+        let &(first, log_offset) = self.pending.first()?;
+        (first == slot).then(|| {
             self.pending.pop_first();
-            self.deliver(log_offset, now);
+            log_offset
+        })
+    }
+
+    /// Every record whose slot a wheel reading `timer_read` has passed goes in, no put failing.
+    #[cfg(test)]
+    pub fn deliver_due(&mut self, timer_read: Millis, now: Millis) {
+        while let Some(slot) = self.next_slot().filter(|&s| slot_read(s, timer_read)) {
+            while let Some(log_offset) = self.take_due(slot) {
+                self.deliver(log_offset, now);
+            }
         }
+        self.check_counts(0);
+    }
+
+    /// A record the timer gave up on: it never reaches the queue. Its entry is dropped at
+    /// once (nothing reads it); the record is returned for the event.
+    fn discard(&mut self, log_offset: u64) -> ReviveEntry {
+        let i = self.index(log_offset);
+        self.discarded += 1;
+        let entry = self.entries[i]
+            .take()
+            .expect("a record waiting in the timer is not trimmed");
+        self.pop_dropped_front();
+        *entry
+    }
+
+    /// Every record written, delivered, waiting or given up, is counted once.
+    fn check_counts(&self, retrying: usize) {
         debug_assert_eq!(
-            (self.delivered.len() + self.pending.len()) as u64,
+            self.delivered.len() as u64
+                + self.pending.len() as u64
+                + retrying as u64
+                + self.discarded,
             self.base + self.entries.len() as u64
         );
     }
@@ -292,6 +333,11 @@ impl ReviveQueue {
             self.entries[i] = None;
         }
         self.trimmed_to = self.trimmed_to.max(floor);
+        self.pop_dropped_front();
+    }
+
+    /// The log's dropped prefix (trimmed or given up) moves `base`.
+    fn pop_dropped_front(&mut self) {
         while self.entries.front().is_some_and(Option::is_none) {
             self.entries.pop_front();
             self.base += 1;
@@ -326,19 +372,71 @@ impl ReviveQueue {
     }
 }
 
+/// A record whose dequeue put failed, waiting for its next attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PutRetry {
+    revive_qid: u32,
+    log_offset: u64,
+    slot: Millis,
+    failures: u32,
+    next_at: Millis,
+}
+
+/// How the timer's dequeue side handles a failed put (`TimerDequeuePutMessageService.run`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DequeuePolicy {
+    /// Failed attempts after which a record is given up; `None`: tried until it succeeds
+    /// (`timerEnableRetryUntilSuccess`). Develop gives up after 3.
+    pub max_attempts: Option<u32>,
+    /// The pause between attempts: `500 × timerPrecisionMs / 1000` ms on develop.
+    pub retry_sleep: Millis,
+}
+
+impl DequeuePolicy {
+    /// Develop's (`timerEnableRetryUntilSuccess` false): three attempts, 500 ms apart.
+    pub const DEVELOP: Self = Self {
+        max_attempts: Some(3),
+        retry_sleep: 500 * TIMER_PRECISION_MS / 1_000,
+    };
+
+    fn exhausted(self, failures: u32) -> bool {
+        self.max_attempts.is_some_and(|max| failures >= max)
+    }
+}
+
+impl Default for DequeuePolicy {
+    fn default() -> Self {
+        Self::DEVELOP
+    }
+}
+
+/// A revive record the timer gave up on after failed dequeue puts: it never reaches its
+/// queue, so no reviver reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discarded {
+    pub revive_qid: u32,
+    pub log_offset: u64,
+    pub attempts: u32,
+    pub record: ReviveRecord,
+}
+
 /// The message store: topic configs (`TopicConfigManager`, persisted on change), consume
 /// queues, and the revive topic's queues.
 #[derive(Clone, Debug)]
 pub struct MessageStore {
     topics: BTreeMap<String, TopicConfig>,
     queues: BTreeMap<String, Vec<ConsumeQueue>>,
-    revive_topic: String,
+    /// Interned: every failed dequeue put names it.
+    revive_topic: Name,
     revive: Vec<ReviveQueue>,
     /// Records put to a revive queue id at or beyond `reviveQueueNum`: the store takes them
     /// (`putMessageToSpecificQueue` checks no range) but no `PopReviveService` reads them.
     /// Counted per queue id, for their log offsets.
     unread_revive: BTreeMap<u32, u64>,
     pub(crate) timer: Timer,
+    /// Records whose dequeue put failed, waiting for their next attempt.
+    retries: Vec<PutRetry>,
+    dequeue: DequeuePolicy,
     /// How long a message's CommitLog bytes stay in the page cache (0 = forever), for
     /// `checkInMemByConsumeOffset`.
     page_cache_ms: Millis,
@@ -359,11 +457,13 @@ impl MessageStore {
         Self {
             topics: BTreeMap::new(),
             queues: BTreeMap::new(),
-            revive_topic,
+            revive_topic: revive_topic.as_str().into(),
             revive: vec![ReviveQueue::default(); revive_queue_num as usize],
             commit_log: Vec::new(),
             unread_revive: BTreeMap::new(),
             timer: Timer::default(),
+            retries: Vec::new(),
+            dequeue: DequeuePolicy::default(),
             page_cache_ms: 0,
             retention_ms: 0,
             next_expiry: None,
@@ -426,7 +526,8 @@ impl MessageStore {
     }
 
     /// Appends a record to revive queue `revive_qid` through the timer; returns its log
-    /// offset and whether a reviver reads that queue.
+    /// offset and whether a reviver reads that queue. The caller advances the timer to `now`
+    /// first: whatever is due goes into the queues before a record written now.
     pub fn append_revive(
         &mut self,
         revive_qid: u32,
@@ -434,9 +535,6 @@ impl MessageStore {
         deliver_at: Millis,
         now: Millis,
     ) -> (u64, bool) {
-        // Whatever the timer has due goes into the queues first: a record written now comes
-        // after them.
-        self.advance_timer(now);
         let read = self.timer.read();
         match self.revive.get_mut(revive_qid as usize) {
             Some(q) => (q.append(record, deliver_at, now, read), true),
@@ -454,13 +552,142 @@ impl MessageStore {
         self.revive[revive_qid as usize].trim_below(floor);
     }
 
-    /// The timer reads up to `now` and delivers what is due to every revive queue.
+    /// The timer reads up to `now` and delivers what is due to every revive queue, every
+    /// dequeue put succeeding.
+    #[cfg(test)]
     pub fn advance_timer(&mut self, now: Millis) {
-        self.timer.advance(now);
-        let read = self.timer.read();
-        for q in &mut self.revive {
-            q.deliver_due(read, now);
+        let discarded = self.advance_timer_with(now, &mut |_| false);
+        debug_assert!(discarded.is_empty());
+    }
+
+    /// `TimerDequeuePutMessageService.run`: the timer reads up to `now` and puts each due
+    /// record into its revive queue, slot by slot. `fails(revive_qid)` says whether a put
+    /// fails (the broker wakes at each retry's time, so an attempt is made at `now`); a failed put is tried again `retry_sleep` later (the
+    /// record's put thread sleeps), and after [`DequeuePolicy::max_attempts`] failures the
+    /// record is given up (returned). While a record is retried its slot holds the wheel.
+    /// Records of one slot are put side by side: upstream's three put threads are not
+    /// counted, so more than three failing records of a slot retry at once.
+    pub fn advance_timer_with(
+        &mut self,
+        now: Millis,
+        fails: &mut dyn FnMut(u32) -> bool,
+    ) -> Vec<Discarded> {
+        let mut discarded = Vec::new();
+        self.retry_due_puts(now, fails, &mut discarded);
+        self.timer.stall = self.retries.iter().map(|r| r.slot).min();
+        let mut target = self.timer.read_at(now);
+        while self.timer.stall.is_none() {
+            let Some(slot) = self.revive.iter().filter_map(ReviveQueue::next_slot).min() else {
+                break;
+            };
+            if !slot_read(slot, target) {
+                break;
+            }
+            for qid in 0..self.revive.len() {
+                while let Some(log_offset) = self.revive[qid].take_due(slot) {
+                    let qid = qid as u32;
+                    if fails(qid) {
+                        self.retries.push(PutRetry {
+                            revive_qid: qid,
+                            log_offset,
+                            slot,
+                            failures: 1,
+                            next_at: now + self.dequeue.retry_sleep,
+                        });
+                    } else {
+                        self.revive[qid as usize].deliver(log_offset, now);
+                    }
+                }
+            }
+            // A slot with a record left to retry holds the wheel on it.
+            self.give_up_exhausted(&mut discarded);
+            self.timer.stall = self.retries.iter().map(|r| r.slot).min();
+            target = self.timer.read_at(now);
         }
+        self.timer.advance(now);
+        for (qid, q) in self.revive.iter().enumerate() {
+            q.check_counts(
+                self.retries
+                    .iter()
+                    .filter(|r| r.revive_qid as usize == qid)
+                    .count(),
+            );
+        }
+        discarded
+    }
+
+    /// The retried puts whose time has come, each tried until it succeeds, waits again
+    /// beyond `now`, or is given up.
+    fn retry_due_puts(
+        &mut self,
+        now: Millis,
+        fails: &mut dyn FnMut(u32) -> bool,
+        discarded: &mut Vec<Discarded>,
+    ) {
+        // Bounded: each round either retires a record or moves its next attempt forward by
+        // `retry_sleep` (> 0), and no attempt is made beyond `now`.
+        self.retries
+            .sort_by_key(|r| (r.next_at, r.revive_qid, r.log_offset));
+        let mut kept = Vec::with_capacity(self.retries.len());
+        for mut r in std::mem::take(&mut self.retries) {
+            while r.next_at <= now && !self.dequeue.exhausted(r.failures) {
+                if fails(r.revive_qid) {
+                    r.failures += 1;
+                    if !self.dequeue.exhausted(r.failures) {
+                        r.next_at += self.dequeue.retry_sleep;
+                    }
+                } else {
+                    self.revive[r.revive_qid as usize].deliver(r.log_offset, now);
+                    r.failures = 0;
+                    break;
+                }
+            }
+            if r.failures > 0 {
+                kept.push(r);
+            }
+        }
+        self.retries = kept;
+        self.give_up_exhausted(discarded);
+    }
+
+    /// Gives up every record whose puts failed [`DequeuePolicy::max_attempts`] times.
+    fn give_up_exhausted(&mut self, discarded: &mut Vec<Discarded>) {
+        let policy = self.dequeue;
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|r| policy.exhausted(r.failures));
+        self.retries = kept;
+        for r in gone {
+            let entry = self.revive[r.revive_qid as usize].discard(r.log_offset);
+            discarded.push(Discarded {
+                revive_qid: r.revive_qid,
+                log_offset: r.log_offset,
+                attempts: r.failures,
+                record: entry.record,
+            });
+        }
+    }
+
+    /// When the next retried dequeue put is due.
+    pub fn next_put_retry(&self) -> Option<Millis> {
+        self.retries.iter().map(|r| r.next_at).min()
+    }
+
+    /// How failed dequeue puts are retried (the broker sets it from its config).
+    pub fn set_dequeue_policy(&mut self, policy: DequeuePolicy) {
+        assert!(policy.retry_sleep > 0, "a retried put waits");
+        self.dequeue = policy;
+    }
+
+    /// A stop ends the put threads: a record being retried goes back into its slot, which
+    /// the wheel reads again after the restart (its checkpoint never passed the slot).
+    pub fn stop_timer(&mut self) {
+        for r in std::mem::take(&mut self.retries) {
+            self.revive[r.revive_qid as usize]
+                .pending
+                .insert((r.slot, r.log_offset));
+        }
+        self.timer.stall = None;
     }
 
     /// `TopicConfigManager.updateTopicConfig`: create, or grow the queue count.
@@ -483,7 +710,12 @@ impl MessageStore {
     }
 
     pub fn revive_topic(&self) -> &str {
-        &self.revive_topic
+        self.revive_topic.as_str()
+    }
+
+    /// The revive topic's interned name (a reference count, not a copy).
+    pub fn revive_topic_name(&self) -> Name {
+        self.revive_topic.clone()
     }
 
     fn queue(&self, topic: &str, queue_id: u32) -> Option<&ConsumeQueue> {
@@ -797,11 +1029,13 @@ mod tests {
     fn a_record_written_after_a_due_slot_goes_behind_it() {
         // Nothing ran the timer between the CK's slot (26 s) and the ACK's write (27.756 s):
         // the CK still goes in first (found by invisible-time-random seed 19, where the ACK
-        // overtook its CK and the acked message was revived).
+        // overtook its CK and the acked message was revived). The broker advances the timer
+        // before each write (`Broker::advance_timer`).
         let mut s = MessageStore::new("R".into(), 1);
         let ack = ack_record(0);
         let (ck_log, read) = s.append_revive(0, ack.clone(), 26_796, 21_717);
         assert!(read);
+        s.advance_timer(27_756);
         let (ack_log, _) = s.append_revive(0, ack, 27_796, 27_756);
         assert_eq!(s.revive_queue(0).delivered(), &[ck_log]);
         s.advance_timer(28_000);
@@ -813,7 +1047,8 @@ mod tests {
         let mut t = Timer::default();
         t.advance(5_000);
         assert_eq!(t.dequeue_behind(5_000), 0);
-        t.set_lag(5_000, 2_500);
+        t.advance(5_000);
+        t.set_lag(2_500);
         // The read time stalls at 5 000 until the clock is 2.5 s ahead of it; slot 6 000 is
         // read once the read time leaves it.
         assert_eq!(t.delivery_time(6_000, 5_000), 9_500);
@@ -823,10 +1058,116 @@ mod tests {
         t.advance(9_000);
         assert_eq!(t.read(), 6_500);
         assert!(t.has_delivered(5_000, 9_000) && !t.has_delivered(6_000, 9_000));
-        t.set_lag(9_000, 900);
+        t.advance(9_000);
+        t.set_lag(900);
         assert_eq!(t.dequeue_behind(9_000), 1, "currReadTimeMs 8 000");
         assert_eq!(t.dequeue_behind(9_950), 0, "under a second reads as 0");
         assert_eq!(t.delivery_time(5_000, 9_000), 9_000);
+    }
+
+    /// A store with two revive queues: a record in slot 1 000 of queue 0 (log 0) and one in
+    /// slot 2 000 of queue 1 (log 0), written at 0.
+    fn two_slots() -> MessageStore {
+        let mut s = MessageStore::new("R".into(), 2);
+        s.append_revive(0, ack_record(0), 1_500, 0);
+        s.append_revive(1, ack_record(1), 2_500, 0);
+        s
+    }
+
+    /// `fails` answers from a script, one answer per attempt, and counts the attempts.
+    fn script(answers: &[bool]) -> impl FnMut(u32) -> bool + '_ {
+        let mut i = 0;
+        move |_| {
+            let a = answers.get(i).copied().unwrap_or(false);
+            i += 1;
+            a
+        }
+    }
+
+    /// `TimerDequeuePutMessageService.run` with `timerEnableRetryUntilSuccess` off: three
+    /// failed puts 500 ms apart, then the record is given up; the slot holds the wheel until
+    /// then (`checkDequeueLatch`), and the next slot goes in once it is given up.
+    #[test]
+    fn a_record_whose_puts_fail_holds_the_wheel_and_is_given_up_after_three() {
+        let mut s = two_slots();
+        let fails = [true, true, true];
+        let mut f = script(&fails);
+        assert!(s.advance_timer_with(2_000, &mut f).is_empty());
+        assert_eq!(s.revive_queue(0).max_offset(), 0, "the put failed");
+        assert_eq!(s.next_put_retry(), Some(2_500));
+        assert!(s.advance_timer_with(2_400, &mut f).is_empty());
+        assert_eq!(
+            s.timer.curr_read_time_ms(3_000),
+            1_000,
+            "held on slot 1 000"
+        );
+        assert!(!s.timer.has_delivered(1_000, 3_000));
+        assert!(s.advance_timer_with(2_500, &mut f).is_empty());
+        assert_eq!(
+            s.revive_queue(1).max_offset(),
+            0,
+            "slot 2 000 waits (read at 3 000)"
+        );
+        let gone = s.advance_timer_with(3_000, &mut f);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(
+            (gone[0].revive_qid, gone[0].log_offset, gone[0].attempts),
+            (0, 0, 3)
+        );
+        assert_eq!(s.revive_queue(0).max_offset(), 0, "never delivered");
+        assert_eq!(s.revive_queue(1).max_offset(), 1, "the next slot went in");
+        assert_eq!(s.next_put_retry(), None);
+        assert!(s.timer.has_delivered(2_000, 3_000));
+    }
+
+    /// A retried put that succeeds delivers the record late, and the wheel moves on.
+    #[test]
+    fn a_retried_put_that_succeeds_delivers_late() {
+        let mut s = two_slots();
+        let fails = [true, true, false];
+        let mut f = script(&fails);
+        s.advance_timer_with(2_000, &mut f);
+        s.advance_timer_with(2_500, &mut f);
+        assert!(s.advance_timer_with(3_000, &mut f).is_empty());
+        assert_eq!(s.revive_queue(0).max_offset(), 1);
+        assert_eq!(s.revive_queue(0).entry(0).delivered_at, Some(3_000));
+        assert_eq!(s.revive_queue(1).max_offset(), 1);
+    }
+
+    /// `timerEnableRetryUntilSuccess`: no record is given up however often its put fails.
+    #[test]
+    fn retry_until_success_never_gives_a_record_up() {
+        let mut s = two_slots();
+        s.set_dequeue_policy(DequeuePolicy {
+            max_attempts: None,
+            ..DequeuePolicy::DEVELOP
+        });
+        let mut always = |_| true;
+        for k in 0..20 {
+            assert!(s
+                .advance_timer_with(2_000 + 500 * k, &mut always)
+                .is_empty());
+        }
+        assert_eq!(s.next_put_retry(), Some(12_000));
+        assert_eq!(s.timer.curr_read_time_ms(12_000), 1_000);
+        let mut never = |_| false;
+        s.advance_timer_with(12_000, &mut never);
+        assert_eq!(s.revive_queue(0).max_offset(), 1);
+        assert_eq!(s.revive_queue(1).max_offset(), 1);
+    }
+
+    /// A stop ends the put threads: the record being retried goes back into its slot and is
+    /// put again after the restart.
+    #[test]
+    fn a_stop_puts_a_record_being_retried_back_into_its_slot() {
+        let mut s = two_slots();
+        s.advance_timer_with(2_000, &mut |_| true);
+        s.stop_timer();
+        assert_eq!(s.next_put_retry(), None);
+        assert_eq!(s.revive_queue(0).next_slot(), Some(1_000));
+        s.advance_timer_with(5_000, &mut |_| false);
+        assert_eq!(s.revive_queue(0).max_offset(), 1);
+        assert_eq!(s.revive_queue(1).max_offset(), 1);
     }
 
     fn ack_record(offset: u64) -> ReviveRecord {

@@ -457,6 +457,9 @@ fn describe_broker(b: &BrokerEvent) -> String {
             c.start_offset,
             secs(c.pop_time)
         ),
+        B::TimerRecordDiscarded { revive_qid, revive_offset, attempts, .. } => format!(
+            "the timer gave up revive record {revive_offset} of revive queue {revive_qid} after {attempts} failed puts: no reviver reads it"
+        ),
         B::MessagesExpired { topic, queue_id, min_offset, .. } => {
             format!("retention deleted {topic}/{queue_id} below offset {min_offset}")
         }
@@ -551,6 +554,7 @@ pub fn event_type(kind: &EventKind) -> &'static str {
             B::OrderInfoPersisted { .. } => "order-info-persisted",
             B::StorePutFailed { .. } => "store-put-failed",
             B::CkDropped { .. } => "ck-dropped",
+            B::TimerRecordDiscarded { .. } => "timer-record-discarded",
             B::MessagesExpired { .. } => "messages-expired",
             B::PopRead { .. } => "pop-read",
             B::LockReleasedByOther { .. } => "lock-released-by-other",
@@ -865,6 +869,7 @@ pub fn event_fields(kind: &EventKind) -> EventFields<'_> {
             B::DlqWritten { .. } => none,
             B::ReviveOffsetCommitted { .. }
             | B::LockReleasedByOther { .. }
+            | B::TimerRecordDiscarded { .. }
             | B::OffsetsPersisted { .. }
             | B::OrderInfoPersisted { .. }
             | B::Crashed { .. }

@@ -225,6 +225,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F31 on develop: on the KV pop path a pop commits its read start as the consumer offset and its end only to the never-persisted pull table; after a graceful broker restart the next pop re-delivers the batch the consumer acked",
         source: include_str!("../findings/kv-restart-replays-acked-batch.toml"),
     },
+    Builtin {
+        name: "timer-gives-up-ack-record",
+        summary: "finding F32 on develop: the store fails puts for a second as the timer wheel puts an ACK record into its revive queue; with timerEnableRetryUntilSuccess off the timer gives the record up after three failed puts, and its CK revives the acked message",
+        source: include_str!("../findings/timer-gives-up-ack-record.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

@@ -21,11 +21,10 @@ fn an_overtaking_retry_waits_for_the_held_entry_instead_of_naming_the_original()
     let later = Fix::HandleKeyPerDelivery;
     let all: Vec<Fix> = Fix::ALL.into_iter().filter(|&f| f != later).collect();
     let others: Vec<Fix> = all.iter().copied().filter(|&f| f != hold).collect();
-    for (seed, want) in [
-        (6912, "revive-bookkeeping"),
-        (47960, "no-redelivery-after-ack"),
-    ] {
-        assert_eq!(violated(src, seed, &others), [want], "seed {seed}");
-        assert!(violated(src, seed, &all).is_empty(), "seed {seed}");
-    }
+    // 6912 (the nack) moved when the timer's dequeue puts began to fail with the store's
+    // (F32's round): its history no longer has the overtaking retry. F29's finding test
+    // shows this fix closing the nack's shape alone.
+    let (seed, want) = (47960, "no-redelivery-after-ack");
+    assert_eq!(violated(src, seed, &others), [want], "seed {seed}");
+    assert!(violated(src, seed, &all).is_empty(), "seed {seed}");
 }

@@ -1926,6 +1926,65 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
     out
 }
 
+/// Where among `ev` the timer gave up the record written as `log_offset` of revive queue
+/// `qid` (`TimerRecordDiscarded`): its index, time and failed puts.
+pub(crate) fn given_up(
+    ev: &[crate::history::Event],
+    qid: u32,
+    log_offset: u64,
+) -> Option<(usize, u64, u32)> {
+    ev.iter().enumerate().find_map(|(i, e)| match &e.kind {
+        EventKind::Broker(BrokerEvent::TimerRecordDiscarded {
+            revive_qid,
+            revive_offset,
+            attempts,
+            ..
+        }) if *revive_qid == qid && *revive_offset == log_offset => Some((i, e.at, *attempts)),
+        _ => None,
+    })
+}
+
+/// The CK of delivery `d` (a `Delivered` event) the timer gave up, if any: a CK written for
+/// the delivery's topic, group, queue and popTime at or below its offset, then given up
+/// (`TimerRecordDiscarded`). Returns the CK's and the discard's indexes, the discard's
+/// time and its failed puts. For explanations only: no verdict reads it.
+pub(crate) fn ck_given_up(history: &History, d: usize) -> Option<(usize, usize, Millis, u32)> {
+    let EventKind::Delivered {
+        group,
+        topic,
+        queue_id,
+        queue_offset,
+        retry_topic,
+        pop_time,
+        ..
+    } = &history.events[d].kind
+    else {
+        return None;
+    };
+    let read_topic = retry_topic.as_ref().unwrap_or(topic);
+    history
+        .events
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match &e.kind {
+            EventKind::Broker(BrokerEvent::CkWritten {
+                ck,
+                revive_qid,
+                revive_offset,
+                ..
+            }) if ck.topic == *read_topic
+                && ck.group == *group
+                && ck.queue_id == *queue_id
+                && ck.pop_time == *pop_time
+                && ck.start_offset <= *queue_offset =>
+            {
+                given_up(&history.events[i..], *revive_qid, *revive_offset)
+                    .map(|(j, at, attempts)| (i, i + j, at, attempts))
+            }
+            _ => None,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{ck_owner, resets};

@@ -764,6 +764,14 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             let mut events = vec![*idx];
             events.extend(st.deliveries.iter().rev().take(5));
             events.extend(skipped);
+            // Why no revive brought it back, where the history says.
+            let given_up = st
+                .deliveries
+                .last()
+                .and_then(|&d| super::index::ck_given_up(history, d));
+            if let Some((ck, gone, _, _)) = given_up {
+                events.extend([ck, gone]);
+            }
             let kind = match (st.deliveries.is_empty(), skipped) {
                 (true, Some(_)) => "queue-skipped",
                 (true, None) => "never-delivered",
@@ -783,6 +791,9 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                     skipped.map_or(String::new(), |park| format!(
                         "; the group's pop of that queue at {} found nothing and parked while the group held nothing there, and no pop of the group read the queue after it: the broker skipped a queue that held the message",
                         secs(history.events[park].at)
+                    )) + &given_up.map_or(String::new(), |(_, _, at, attempts)| format!(
+                        "; the timer gave up the last delivery's CK at {} after {attempts} failed puts, so no reviver revived it",
+                        secs(at)
                     ))
                 ),
                 events: witness_events(events),

@@ -58,7 +58,7 @@
 //!
 //!   How many comebacks were excused that way is noted on the result.
 
-use super::index::{is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
+use super::index::{given_up, is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis, Name, ReadFrom};
@@ -311,9 +311,18 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         match written {
             Some((i, qid, off)) => {
                 events.push(i);
-                parts.push(format!(
-                    "its ACK record went to revive queue {qid} offset {off} and was not read before the revive"
-                ));
+                match given_up(&ev[i..c.idx], qid, off) {
+                    Some((j, at, attempts)) => {
+                        events.push(i + j);
+                        parts.push(format!(
+                            "its ACK record went to revive queue {qid} offset {off} and the timer gave it up at {} after {attempts} failed puts, so no reviver read it",
+                            secs(at)
+                        ));
+                    }
+                    None => parts.push(format!(
+                        "its ACK record went to revive queue {qid} offset {off} and was not read before the revive"
+                    )),
+                }
             }
             None => match redirected(history, c, ck).or_else(|| {
                 older_receipt_acked(history, c, ck).map(|(why, i)| (why, vec![i]))

@@ -742,7 +742,9 @@ impl<'h> Builder<'h> {
             }
             // The reviver's reasoning: shown in witnesses and the detail panel, not drawn.
             B::AckRecordRead { .. } | B::ReviveDecided { .. } => {}
-            B::StorePutFailed { .. } | B::MessagesExpired { .. } => {
+            B::StorePutFailed { .. }
+            | B::MessagesExpired { .. }
+            | B::TimerRecordDiscarded { .. } => {
                 if self.hl.flags(&[idx]) != 0 {
                     self.cluster(Shape::Cross, at, "fault", idx);
                 }
