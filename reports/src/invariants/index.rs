@@ -1928,11 +1928,7 @@ pub(crate) fn analyse_acks(f: &Facts) -> AckAnalysis {
 
 /// Where among `ev` the timer gave up the record written as `log_offset` of revive queue
 /// `qid` (`TimerRecordDiscarded`): its index, time and failed puts.
-pub(crate) fn given_up(
-    ev: &[crate::history::Event],
-    qid: u32,
-    log_offset: u64,
-) -> Option<(usize, u64, u32)> {
+fn given_up(ev: &[crate::history::Event], qid: u32, log_offset: u64) -> Option<(usize, u64, u32)> {
     ev.iter().enumerate().find_map(|(i, e)| match &e.kind {
         EventKind::Broker(BrokerEvent::TimerRecordDiscarded {
             revive_qid,
@@ -1940,6 +1936,41 @@ pub(crate) fn given_up(
             attempts,
             ..
         }) if *revive_qid == qid && *revive_offset == log_offset => Some((i, e.at, *attempts)),
+        _ => None,
+    })
+}
+
+/// The ACK record for offset `o` of the CK `ck` written before event `upto` that the timer
+/// gave up, if any: the ACK's and the discard's indexes, the discard's time and its failed
+/// puts. For explanations only: no verdict reads it.
+pub(crate) fn ack_given_up(
+    history: &History,
+    ck: &broker_core::CkRef,
+    o: u64,
+    upto: usize,
+) -> Option<(usize, usize, Millis, u32)> {
+    let ev = &history.events[..upto];
+    ev.iter().enumerate().find_map(|(i, e)| match &e.kind {
+        EventKind::Broker(BrokerEvent::AckWritten {
+            topic,
+            group,
+            queue_id,
+            start_offset,
+            pop_time,
+            ack_offsets,
+            revive_qid,
+            revive_offset,
+            ..
+        }) if *topic == ck.topic
+            && *group == ck.group
+            && *queue_id == ck.queue_id
+            && *start_offset == ck.start_offset
+            && *pop_time == ck.pop_time
+            && ack_offsets.contains(&o) =>
+        {
+            given_up(&ev[i..], *revive_qid, *revive_offset)
+                .map(|(j, at, attempts)| (i, i + j, at, attempts))
+        }
         _ => None,
     })
 }

@@ -845,6 +845,34 @@ mod tests {
         h.end(20_000, 100_000)
     }
 
+    /// F32: the why names the delivery's CK the timer gave up.
+    #[test]
+    fn a_lost_message_whose_ck_the_timer_gave_up_says_so() {
+        let mut h = H::new();
+        quiet(&mut h);
+        h.at(1_000).produce("m0", 0, 0);
+        let d = h.at(2_000).pop("c1", "m0", 0, 0);
+        let ck = h.ck_of(&d);
+        h.at(2_000)
+            .ck_written(ck, (0, 0), 11_000, "PopBufferMergeService.addCkJustOffset");
+        let gone = h.at(13_000).broker(BrokerEvent::TimerRecordDiscarded {
+            at: 13_000,
+            revive_qid: 0,
+            revive_offset: 0,
+            attempts: 3,
+        });
+        h.final_offset("g1", 0, 1);
+        let w = check(&h.build()).witness.unwrap();
+        assert!(
+            w.summary.ends_with(
+                "; the timer gave up the last delivery's CK at 13.000s after 3 failed puts, so no reviver revived it"
+            ),
+            "{}",
+            w.summary
+        );
+        assert!(w.events.contains(&gone));
+    }
+
     #[test]
     fn an_unacked_message_after_the_quiet_period_is_lost() {
         let mut h = H::new();

@@ -58,7 +58,7 @@
 //!
 //!   How many comebacks were excused that way is noted on the result.
 
-use super::index::{given_up, is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
+use super::index::{ack_given_up, is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis, Name, ReadFrom};
@@ -311,9 +311,9 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         match written {
             Some((i, qid, off)) => {
                 events.push(i);
-                match given_up(&ev[i..c.idx], qid, off) {
-                    Some((j, at, attempts)) => {
-                        events.push(i + j);
+                match ack_given_up(history, ck, o, c.idx) {
+                    Some((_, gone, at, attempts)) => {
+                        events.push(gone);
                         parts.push(format!(
                             "its ACK record went to revive queue {qid} offset {off} and the timer gave it up at {} after {attempts} failed puts, so no reviver read it",
                             secs(at)
@@ -703,6 +703,30 @@ mod tests {
             w.summary
         );
         assert!(w.events.contains(&read) && w.events.contains(&decided));
+    }
+
+    /// F32: an ACK record the timer gave up is named, with the discard, in the why.
+    #[test]
+    fn the_witness_names_an_ack_record_the_timer_gave_up() {
+        let (mut h, d, ck) = acked_at_2_s();
+        h.at(2_000)
+            .ack_written(&ck, &[0], 1, 11_000, "AckMessageProcessor.appendAck");
+        let gone = h.at(13_000).broker(BrokerEvent::TimerRecordDiscarded {
+            at: 13_000,
+            revive_qid: 0,
+            revive_offset: 1,
+            attempts: 3,
+        });
+        h.at(15_000).revive(&d, 0, 1);
+        let w = check(&h.build()).witness.unwrap();
+        assert!(
+            w.summary.contains(
+                "its ACK record went to revive queue 0 offset 1 and the timer gave it up at 13.000s after 3 failed puts, so no reviver read it"
+            ),
+            "{}",
+            w.summary
+        );
+        assert!(w.events.contains(&gone));
     }
 
     #[test]

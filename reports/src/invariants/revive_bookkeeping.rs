@@ -365,12 +365,19 @@ pub(crate) fn check(history: &History) -> Verdict {
                     kinds.push("revived-after-passed-over-change");
                     events.extend([renewal, change]);
                 } else if let (Some(change), false) = (replaced_by, ack_died) {
+                    // Why the ackOrigin did not cancel it, where the history says.
+                    let lost = super::index::ack_given_up(history, ck, *queue_offset, idx);
                     problems.push(format!(
-                        "came from a checkpoint whose receipt the changeInvisibleTime answered at {} had replaced (its ackOrigin acks that checkpoint): a second copy",
-                        secs(history.events[change].at)
+                        "came from a checkpoint whose receipt the changeInvisibleTime answered at {} had replaced (its ackOrigin acks that checkpoint): a second copy{}",
+                        secs(history.events[change].at),
+                        lost.map_or(String::new(), |(_, _, at, attempts)| format!(
+                            "; the timer gave that ACK record up at {} after {attempts} failed puts, so no reviver read it",
+                            secs(at)
+                        ))
                     ));
                     kinds.push("revived-after-change");
                     events.push(change);
+                    events.extend(lost.into_iter().flat_map(|(a, g, _, _)| [a, g]));
                 }
                 stored.insert(
                     copy_key(retry_topic, 0, *retry_queue_offset),
@@ -694,6 +701,36 @@ mod tests {
         let w = check(&hist).witness.expect("violated");
         assert_eq!(w.events, vec![change, old]);
         assert!(w.summary.contains("had replaced"), "{}", w.summary);
+        assert!(!w.summary.contains("timer"), "{}", w.summary);
+        // F32: the ackOrigin's ACK record, given up by the timer, is named.
+        let mut h = H::new();
+        let d = h.at(1_000).pop("c1", "m1", 0, 0);
+        let ck = h.ck_of(&d);
+        let ack = h.at(2_000).ack_written(
+            &ck,
+            &[0],
+            1,
+            11_000,
+            "ChangeInvisibleTimeProcessor.ackOrigin",
+        );
+        let n = h.at(2_000).change_invisible(&d, 5_000);
+        h.at(7_000).revive(&n, 0, 1);
+        let gone = h.at(13_000).broker(BrokerEvent::TimerRecordDiscarded {
+            at: 13_000,
+            revive_qid: 0,
+            revive_offset: 1,
+            attempts: 3,
+        });
+        let old = h.at(62_000).revive(&d, 1, 1);
+        let w = check(&h.build()).witness.expect("violated");
+        assert_eq!(w.events, vec![ack, n.idx, gone, old]);
+        assert!(
+            w.summary.ends_with(
+                "a second copy; the timer gave that ACK record up at 13.000s after 3 failed puts, so no reviver read it"
+            ),
+            "{}",
+            w.summary
+        );
         // A crash after the change may have lost its ackOrigin from the buffer.
         assert_eq!(check(&shape(true, 2_000).0), Verdict::held());
         // A change handled at the old deadline: its ACK is due at once and may be dropped
