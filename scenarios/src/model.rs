@@ -469,6 +469,11 @@ pub struct FaultSpec {
     pub crash_every_ms: Millis,
     /// Downtime before the restart.
     pub restart_after_ms: RangeMs,
+    /// Percent of the random broker stops that are graceful shutdowns
+    /// (`BrokerController.shutdown`: the CK buffer drained, the offsets persisted) rather
+    /// than crashes; each stop's coin comes from a stream of its own. 0 = every one a crash.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub shutdown_percent: u32,
     /// Mean virtual time between random consumer pauses (0 = none).
     pub pause_every_ms: Millis,
     pub pause_duration_ms: RangeMs,
@@ -534,6 +539,7 @@ impl Default for FaultSpec {
                 min: 1_000,
                 max: 5_000,
             },
+            shutdown_percent: 0,
             pause_every_ms: 0,
             pause_duration_ms: RangeMs {
                 min: 500,

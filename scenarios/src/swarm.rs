@@ -190,6 +190,14 @@ pub struct SwarmSpec {
     /// own coin, drawn last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renewing_push_consume_time_ms: Option<RangeMs>,
+    /// `faults.shutdown_percent` on every seed whose broker stops at random on the classic
+    /// pop path: that share of its stops are graceful shutdowns. Nothing is drawn here (the
+    /// world draws each stop's coin from a stream of its own), so every other draw stays as
+    /// it was. KV-path seeds keep crashes only: a graceful restart there re-delivers the
+    /// last popped batch of a queue though it was acked (F31, no proposed fix yet), which
+    /// would fail every `--fix all` sweep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_percent: Option<u32>,
 }
 
 impl SwarmSpec {
@@ -241,6 +249,7 @@ impl SwarmSpec {
             late_interval_ms: _,
             attempt_id_until_messages_percent,
             renewing_push_consume_time_ms,
+            shutdown_percent,
         } = self;
         loss_rate.is_some()
             || store_put_failure_rate.is_some()
@@ -291,6 +300,7 @@ impl SwarmSpec {
             || simple_batch_fits_percent.is_some()
             || quiet_percent.is_some()
             || attempt_id_until_messages_percent.is_some()
+            || shutdown_percent.is_some()
     }
 
     /// The spec with its ranges dropped (baseline and buggify kept): what a resolved
@@ -452,6 +462,15 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
     }
     if let Some(r) = sw.renewing_push_consume_time_ms.filter(|_| d.percent(50)) {
         add_renewing_consumer(r, &mut out, &mut drawn);
+    }
+    if let Some(p) = sw.shutdown_percent {
+        if out.faults.crash_every_ms > 0 && !out.broker.pop_consumer_kv_service_enable {
+            out.faults.shutdown_percent = p;
+            drawn.push(Drawn {
+                key: "faults.shutdown_percent".into(),
+                value: p.to_string(),
+            });
+        }
     }
     out.swarm = Some(sw.fixed_part());
     (out, drawn)
@@ -883,6 +902,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             "attempt_id_until_messages_percent",
             sw.attempt_id_until_messages_percent,
         ),
+        ("shutdown_percent", sw.shutdown_percent),
     ] {
         if let Some(p) = p.filter(|p| *p > 100) {
             bad(
@@ -1229,6 +1249,28 @@ topic = "t"
             }
         }
         assert!(cut > 20 && kept > 20, "cut {cut}, kept {kept}");
+    }
+
+    #[test]
+    fn graceful_stops_go_to_classic_path_seeds_that_crash_and_draw_nothing() {
+        let swarm = "[swarm]\nfault_on_percent = 50\ncrash_every_ms = { min = 5000, max = 9000 }\nkv_pop_percent = 50\n";
+        let with = format!("{BASE}{swarm}shutdown_percent = 40\n");
+        let without = format!("{BASE}{swarm}");
+        let load = |src: &str| load_str("s.toml", src, &Context::default()).expect("valid");
+        let (with, without) = (load(&with), load(&without));
+        let mut graceful = 0;
+        for seed in 0..100 {
+            let (a, _) = resolve(&with, seed);
+            let (b, _) = resolve(&without, seed);
+            let eligible = a.faults.crash_every_ms > 0 && !a.broker.pop_consumer_kv_service_enable;
+            assert_eq!(a.faults.shutdown_percent, if eligible { 40 } else { 0 });
+            graceful += usize::from(eligible);
+            // Nothing else moved.
+            let mut a = a;
+            a.faults.shutdown_percent = 0;
+            assert_eq!(a, b, "seed {seed}");
+        }
+        assert!(graceful > 10, "{graceful}");
     }
 
     #[test]

@@ -939,6 +939,12 @@ impl<'a> V<'a> {
         self.range(p("latency_ms"), f.latency_ms);
         self.range(p("clog_duration_ms"), f.clog_duration_ms);
         self.range(p("restart_after_ms"), f.restart_after_ms);
+        if f.shutdown_percent > 100 {
+            self.invalid(
+                p("shutdown_percent"),
+                format!("{} is a percentage: 0..=100", f.shutdown_percent),
+            );
+        }
         self.range(p("pause_duration_ms"), f.pause_duration_ms);
         self.range(p("timer_lag_ms"), f.timer_lag_ms);
         if !(0.0..=1.0).contains(&f.store_put_failure_rate) {

@@ -270,3 +270,41 @@ fn random_faults_come_from_the_seed_and_stop_at_the_quiet_period() {
     let c = run(RANDOM, 12, &[]);
     assert_ne!(faults(&c.history), f, "another seed, other faults");
 }
+
+/// `shutdown_percent`: that share of the random stops are graceful shutdowns, at the times
+/// the crashes came (the kind has a stream of its own, so nothing else moves).
+#[test]
+fn a_share_of_the_random_stops_are_graceful_shutdowns() {
+    let stops = |src: &str, seed| -> Vec<(u64, String)> {
+        faults(&run(src, seed, &[]).history)
+            .into_iter()
+            .filter(|(_, d)| d.starts_with("crash ") || d.starts_with("shutdown "))
+            .collect()
+    };
+    let every = RANDOM.replace(
+        "restart_after_ms = { min = 1_000, max = 4_000 }",
+        "restart_after_ms = { min = 1_000, max = 4_000 }\nshutdown_percent = 100",
+    );
+    let half = every.replace("shutdown_percent = 100", "shutdown_percent = 50");
+    assert_ne!(every, RANDOM);
+    let (mut crashes, mut shutdowns) = (0, 0);
+    for seed in 0..6 {
+        let crash = stops(RANDOM, seed);
+        let graceful = stops(&every, seed);
+        assert!(crash.iter().all(|(_, d)| d.starts_with("crash ")));
+        assert!(graceful.iter().all(|(_, d)| d.starts_with("shutdown ")));
+        // The first stop comes at the same time whatever its kind.
+        assert_eq!(crash.first().map(|s| s.0), graceful.first().map(|s| s.0));
+        for (_, d) in stops(&half, seed) {
+            if d.starts_with("crash ") {
+                crashes += 1;
+            } else {
+                shutdowns += 1;
+            }
+        }
+    }
+    assert!(
+        crashes > 0 && shutdowns > 0,
+        "{crashes} crashes, {shutdowns} shutdowns"
+    );
+}

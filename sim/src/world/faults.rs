@@ -44,11 +44,13 @@ fn pick(names: &[String]) -> String {
     names[madsim::rand::thread_rng().gen_range(0..names.len())].clone()
 }
 
-/// Spawns one task per fault kind on the controller's node.
+/// Spawns one task per fault kind on the controller's node. `seed` is the run's: a stop's
+/// kind (crash or graceful shutdown) comes from a stream of its own, so the other draws stay
+/// as they were.
 pub fn spawn_random_faults(
     ctl: &Controller,
     spec: &FaultSpec,
-    quiet_from: Millis,
+    (quiet_from, seed): (Millis, u64),
     consumers: Vec<String>,
     ops: Operators,
 ) {
@@ -86,6 +88,7 @@ pub fn spawn_random_faults(
     }
     if spec.crash_every_ms > 0 {
         let spec = spec.clone();
+        let mut kind = broker_core::rng::stream(seed, "faults.shutdown");
         ctl.spawn(move |ctl| async move {
             let clock = ctl.clock();
             loop {
@@ -94,7 +97,14 @@ pub fn spawn_random_faults(
                     break;
                 }
                 clock.sleep_until(at).await;
-                if ctl.crash_broker(Origin::Random) {
+                let graceful = spec.shutdown_percent > 0
+                    && broker_core::rng::Rng::gen_range(&mut kind, 0..100) < spec.shutdown_percent;
+                let stopped = if graceful {
+                    ctl.shutdown_broker(Origin::Random)
+                } else {
+                    ctl.crash_broker(Origin::Random)
+                };
+                if stopped {
                     let end = (at + draw_ms(spec.restart_after_ms)).min(quiet_from);
                     clock.sleep_until(end).await;
                     ctl.restart_broker(Origin::Random);

@@ -312,7 +312,7 @@ pub async fn simulate(scenario: &Scenario, cfg: &WorldConfig) -> WorldOutput {
     faults::spawn_random_faults(
         &ctl,
         &scenario.faults,
-        quiet_from,
+        (quiet_from, cfg.seed),
         consumer_nodes,
         operators,
     );
