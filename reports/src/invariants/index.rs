@@ -1950,29 +1950,51 @@ pub(crate) fn ack_given_up(
     upto: usize,
 ) -> Option<(usize, usize, Millis, u32)> {
     let ev = &history.events[..upto];
-    ev.iter().enumerate().find_map(|(i, e)| match &e.kind {
-        EventKind::Broker(BrokerEvent::AckWritten {
-            topic,
-            group,
-            queue_id,
-            start_offset,
-            pop_time,
-            ack_offsets,
+    acks_written(ev, ck, o).find_map(|(i, w)| {
+        let BrokerEvent::AckWritten {
             revive_qid,
             revive_offset,
             ..
-        }) if *topic == ck.topic
-            && *group == ck.group
-            && *queue_id == ck.queue_id
-            && *start_offset == ck.start_offset
-            && *pop_time == ck.pop_time
-            && ack_offsets.contains(&o) =>
-        {
-            given_up(&ev[i..], *revive_qid, *revive_offset)
-                .map(|(j, at, attempts)| (i, i + j, at, attempts))
-        }
-        _ => None,
+        } = w
+        else {
+            unreachable!("acks_written yields AckWritten")
+        };
+        given_up(&ev[i..], *revive_qid, *revive_offset)
+            .map(|(j, at, attempts)| (i, i + j, at, attempts))
     })
+}
+
+/// The ACK records written among `ev` for offset `o` of the CK `ck` (its topic, group,
+/// queue, start offset and popTime), with their indexes, in order.
+pub(crate) fn acks_written<'a>(
+    ev: &'a [crate::history::Event],
+    ck: &'a broker_core::CkRef,
+    o: u64,
+) -> impl DoubleEndedIterator<Item = (usize, &'a BrokerEvent)> + 'a {
+    ev.iter()
+        .enumerate()
+        .filter_map(move |(i, e)| match &e.kind {
+            EventKind::Broker(
+                w @ BrokerEvent::AckWritten {
+                    topic,
+                    group,
+                    queue_id,
+                    start_offset,
+                    pop_time,
+                    ack_offsets,
+                    ..
+                },
+            ) if *topic == ck.topic
+                && *group == ck.group
+                && *queue_id == ck.queue_id
+                && *start_offset == ck.start_offset
+                && *pop_time == ck.pop_time
+                && ack_offsets.contains(&o) =>
+            {
+                Some((i, w))
+            }
+            _ => None,
+        })
 }
 
 /// The CK of delivery `d` (a `Delivered` event) the timer gave up, if any: a CK written for

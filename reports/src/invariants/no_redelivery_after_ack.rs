@@ -58,7 +58,9 @@
 //!
 //!   How many comebacks were excused that way is noted on the result.
 
-use super::index::{ack_given_up, is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
+use super::index::{
+    ack_given_up, acks_written, is_success, secs, witness_events, AfterAck, ComebackKind, Facts,
+};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis, Name, ReadFrom};
@@ -338,39 +340,6 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         }
     }
     (!parts.is_empty()).then(|| (parts.join("; "), events))
-}
-
-/// The ACK records written among `ev` for offset `o` of the CK `ck` (its topic, group,
-/// queue, start offset and popTime), with their indexes, in order.
-fn acks_written<'a>(
-    ev: &'a [crate::history::Event],
-    ck: &'a CkRef,
-    o: u64,
-) -> impl DoubleEndedIterator<Item = (usize, &'a BrokerEvent)> + 'a {
-    ev.iter()
-        .enumerate()
-        .filter_map(move |(i, e)| match &e.kind {
-            EventKind::Broker(
-                w @ BrokerEvent::AckWritten {
-                    topic,
-                    group,
-                    queue_id,
-                    start_offset,
-                    pop_time,
-                    ack_offsets,
-                    ..
-                },
-            ) if *topic == ck.topic
-                && *group == ck.group
-                && *queue_id == ck.queue_id
-                && *start_offset == ck.start_offset
-                && *pop_time == ck.pop_time
-                && ack_offsets.contains(&o) =>
-            {
-                Some((i, w))
-            }
-            _ => None,
-        })
 }
 
 /// Why an ACK record read before event `read` found no CK: how the ACK and its CK were
