@@ -273,20 +273,21 @@ impl ReviveQueue {
     }
 
     /// A record the timer gave up on: it never reaches the queue. Its entry is dropped at
-    /// once (nothing reads it); the record is returned for the event.
-    fn discard(&mut self, log_offset: u64) -> ReviveEntry {
+    /// once (nothing reads it).
+    fn discard(&mut self, log_offset: u64) {
         let i = self.index(log_offset);
         self.discarded += 1;
-        let entry = self.entries[i]
-            .take()
-            .expect("a record waiting in the timer is not trimmed");
+        let entry = self.entries[i].take();
+        assert!(
+            entry.is_some(),
+            "a record waiting in the timer is not trimmed"
+        );
         self.pop_dropped_front();
-        *entry
     }
 
     /// Every record written, delivered, waiting or given up, is counted once.
     fn check_counts(&self, retrying: usize) {
-        debug_assert_eq!(
+        assert_eq!(
             self.delivered.len() as u64
                 + self.pending.len() as u64
                 + retrying as u64
@@ -417,7 +418,6 @@ pub struct Discarded {
     pub revive_qid: u32,
     pub log_offset: u64,
     pub attempts: u32,
-    pub record: ReviveRecord,
 }
 
 /// The message store: topic configs (`TopicConfigManager`, persisted on change), consume
@@ -658,12 +658,11 @@ impl MessageStore {
             .partition(|r| policy.exhausted(r.failures));
         self.retries = kept;
         for r in gone {
-            let entry = self.revive[r.revive_qid as usize].discard(r.log_offset);
+            self.revive[r.revive_qid as usize].discard(r.log_offset);
             discarded.push(Discarded {
                 revive_qid: r.revive_qid,
                 log_offset: r.log_offset,
                 attempts: r.failures,
-                record: entry.record,
             });
         }
     }
