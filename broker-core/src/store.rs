@@ -103,7 +103,9 @@ pub fn timer_slot(deliver_ms: Millis) -> Millis {
 pub struct Timer {
     read: Millis,
     lag: Millis,
-    /// The slot a record still being retried holds the wheel on.
+    /// The slot a record still being retried holds the wheel on: the earliest slot of the
+    /// store's retried puts, which the store sets after every change to them (the revivers
+    /// read the timer alone).
     stall: Option<Millis>,
 }
 
@@ -574,7 +576,7 @@ impl MessageStore {
     ) -> Vec<Discarded> {
         let mut discarded = Vec::new();
         self.retry_due_puts(now, fails, &mut discarded);
-        self.timer.stall = self.retries.iter().map(|r| r.slot).min();
+        self.timer.stall = self.held_slot();
         let mut target = self.timer.read_at(now);
         while self.timer.stall.is_none() {
             let Some(slot) = self.revive.iter().filter_map(ReviveQueue::next_slot).min() else {
@@ -601,7 +603,7 @@ impl MessageStore {
             }
             // A slot with a record left to retry holds the wheel on it.
             self.give_up_exhausted(&mut discarded);
-            self.timer.stall = self.retries.iter().map(|r| r.slot).min();
+            self.timer.stall = self.held_slot();
             target = self.timer.read_at(now);
         }
         self.timer.advance(now);
@@ -665,6 +667,11 @@ impl MessageStore {
                 attempts: r.failures,
             });
         }
+    }
+
+    /// The earliest slot a retried put holds the wheel on.
+    fn held_slot(&self) -> Option<Millis> {
+        self.retries.iter().map(|r| r.slot).min()
     }
 
     /// When the next retried dequeue put is due.

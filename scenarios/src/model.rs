@@ -465,7 +465,8 @@ pub struct FaultSpec {
     pub clog_every_ms: Millis,
     /// How long a random clog lasts.
     pub clog_duration_ms: RangeMs,
-    /// Mean virtual time between random broker crashes (0 = none).
+    /// Mean virtual time between random broker stops, crashes or (`shutdown_percent`)
+    /// graceful shutdowns (0 = none).
     pub crash_every_ms: Millis,
     /// Downtime before the restart.
     pub restart_after_ms: RangeMs,

@@ -1941,57 +1941,77 @@ fn given_up(ev: &[crate::history::Event], qid: u32, log_offset: u64) -> Option<(
 }
 
 /// The ACK record for offset `o` of the CK `ck` written before event `upto` that the timer
-/// gave up, if any: the ACK's and the discard's indexes, the discard's time and its failed
-/// puts. For explanations only: no verdict reads it.
-pub(crate) fn ack_given_up(
-    history: &History,
-    ck: &broker_core::CkRef,
+/// gave up, if any: the record, and the discard's index, time and failed puts. For
+/// explanations only: no verdict reads it.
+pub(crate) fn ack_given_up<'h>(
+    history: &'h History,
+    ck: &'h broker_core::CkRef,
     o: u64,
     upto: usize,
-) -> Option<(usize, usize, Millis, u32)> {
+) -> Option<(AckRecord<'h>, (usize, Millis, u32))> {
     let ev = &history.events[..upto];
-    acks_written(ev, ck, o).find_map(|(i, w)| {
-        let BrokerEvent::AckWritten {
-            revive_qid,
-            revive_offset,
-            ..
-        } = w
-        else {
-            unreachable!("acks_written yields AckWritten")
-        };
-        given_up(&ev[i..], *revive_qid, *revive_offset)
-            .map(|(j, at, attempts)| (i, i + j, at, attempts))
-    })
+    acks_written(ev, ck, o).find_map(|r| r.given_up(ev).map(|gone| (r, gone)))
+}
+
+/// An ACK record the broker wrote (`AckWritten`), as the explanations use it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AckRecord<'h> {
+    /// Its event's index.
+    pub idx: usize,
+    pub at: Millis,
+    pub revive_qid: u32,
+    pub revive_offset: u64,
+    pub deliver_at: Millis,
+    pub reason: &'h str,
+}
+
+impl AckRecord<'_> {
+    /// Where among `ev` (the history, or a prefix of it) the timer gave this record up:
+    /// the discard's index, time and failed puts.
+    pub fn given_up(&self, ev: &[crate::history::Event]) -> Option<(usize, Millis, u32)> {
+        given_up(&ev[self.idx..], self.revive_qid, self.revive_offset)
+            .map(|(j, at, attempts)| (self.idx + j, at, attempts))
+    }
 }
 
 /// The ACK records written among `ev` for offset `o` of the CK `ck` (its topic, group,
-/// queue, start offset and popTime), with their indexes, in order.
+/// queue, start offset and popTime), in order.
 pub(crate) fn acks_written<'a>(
     ev: &'a [crate::history::Event],
     ck: &'a broker_core::CkRef,
     o: u64,
-) -> impl DoubleEndedIterator<Item = (usize, &'a BrokerEvent)> + 'a {
+) -> impl DoubleEndedIterator<Item = AckRecord<'a>> + 'a {
     ev.iter()
         .enumerate()
-        .filter_map(move |(i, e)| match &e.kind {
-            EventKind::Broker(
-                w @ BrokerEvent::AckWritten {
-                    topic,
-                    group,
-                    queue_id,
-                    start_offset,
-                    pop_time,
-                    ack_offsets,
-                    ..
-                },
-            ) if *topic == ck.topic
+        .filter_map(move |(idx, e)| match &e.kind {
+            EventKind::Broker(BrokerEvent::AckWritten {
+                at,
+                topic,
+                group,
+                queue_id,
+                start_offset,
+                pop_time,
+                ack_offsets,
+                revive_qid,
+                revive_offset,
+                deliver_at,
+                reason,
+                ..
+            }) if *topic == ck.topic
                 && *group == ck.group
                 && *queue_id == ck.queue_id
                 && *start_offset == ck.start_offset
                 && *pop_time == ck.pop_time
                 && ack_offsets.contains(&o) =>
             {
-                Some((i, w))
+                Some(AckRecord {
+                    idx,
+                    at: *at,
+                    revive_qid: *revive_qid,
+                    revive_offset: *revive_offset,
+                    deliver_at: *deliver_at,
+                    reason: reason.as_str(),
+                })
             }
             _ => None,
         })

@@ -58,9 +58,7 @@
 //!
 //!   How many comebacks were excused that way is noted on the result.
 
-use super::index::{
-    ack_given_up, acks_written, is_success, secs, witness_events, AfterAck, ComebackKind, Facts,
-};
+use super::index::{acks_written, is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis, Name, ReadFrom};
@@ -299,22 +297,13 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
         }
     }
     if !read {
-        let written = acks_written(&ev[..c.idx], ck, o).next().map(|(i, w)| {
-            let BrokerEvent::AckWritten {
-                revive_qid,
-                revive_offset,
-                ..
-            } = w
-            else {
-                unreachable!("acks_written yields AckWritten")
-            };
-            (i, *revive_qid, *revive_offset)
-        });
-        match written {
-            Some((i, qid, off)) => {
-                events.push(i);
-                match ack_given_up(history, ck, o, c.idx) {
-                    Some((_, gone, at, attempts)) => {
+        match acks_written(&ev[..c.idx], ck, o).next() {
+            Some(w) => {
+                let (qid, off) = (w.revive_qid, w.revive_offset);
+                events.push(w.idx);
+                // The same record: the first ACK written for the offset.
+                match w.given_up(&ev[..c.idx]) {
+                    Some((gone, at, attempts)) => {
                         events.push(gone);
                         parts.push(format!(
                             "its ACK record went to revive queue {qid} offset {off} and the timer gave it up at {} after {attempts} failed puts, so no reviver read it",
@@ -352,17 +341,8 @@ fn overtaken(
     ck: &CkRef,
     o: u64,
 ) -> Option<(String, usize)> {
-    let (w, e) = acks_written(&ev[..read], ck, o).next_back()?;
-    let BrokerEvent::AckWritten {
-        at,
-        deliver_at: deliver,
-        reason,
-        ..
-    } = e
-    else {
-        unreachable!("acks_written yields AckWritten")
-    };
-    let (at, deliver, reason) = (*at, *deliver, reason.as_str());
+    let ack = acks_written(&ev[..read], ck, o).next_back()?;
+    let (w, at, deliver, reason) = (ack.idx, ack.at, ack.deliver_at, ack.reason);
     let how = |written: Millis, deliver: Millis| {
         if deliver > written {
             format!("deliver time {}, through the timer", secs(deliver))

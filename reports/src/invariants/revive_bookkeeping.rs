@@ -370,14 +370,14 @@ pub(crate) fn check(history: &History) -> Verdict {
                     problems.push(format!(
                         "came from a checkpoint whose receipt the changeInvisibleTime answered at {} had replaced (its ackOrigin acks that checkpoint): a second copy{}",
                         secs(history.events[change].at),
-                        lost.map_or(String::new(), |(_, _, at, attempts)| format!(
+                        lost.map_or(String::new(), |(_, (_, at, attempts))| format!(
                             "; the timer gave that ACK record up at {} after {attempts} failed puts, so no reviver read it",
                             secs(at)
                         ))
                     ));
                     kinds.push("revived-after-change");
                     events.push(change);
-                    events.extend(lost.into_iter().flat_map(|(a, g, _, _)| [a, g]));
+                    events.extend(lost.into_iter().flat_map(|(a, (g, _, _))| [a.idx, g]));
                 }
                 stored.insert(
                     copy_key(retry_topic, 0, *retry_queue_offset),
