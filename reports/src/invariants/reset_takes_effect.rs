@@ -76,6 +76,8 @@ struct Window<'h> {
     point: &'h ResetPoint,
     /// When a pop took the pending reset (`ResetConsumed`), if one did.
     consumed_at: Option<Millis>,
+    /// The first take's event index (`ResetConsumed`).
+    consumed_idx: Option<usize>,
     /// The popTime of the pop that took it, from its recorded read from the pending reset
     /// (`PopRead`); without one, `consumed_at` stands for it. A pop reaches its queues one
     /// after another (`PopMessageProcessor.popMsgFromTopic` chains `popMsgFromQueue`, each
@@ -173,6 +175,20 @@ impl Checker<'_, '_> {
                 // its answer first.
                 return;
             }
+        }
+        if w.taker_read.is_none()
+            && w
+                .consumed_idx
+                .and_then(|take| self.first_read_after(p, take))
+                .is_some_and(|o| o as i64 == p.offset)
+        {
+            // The pop that took the reset read nothing of the queue: `popMsgFromQueue` takes
+            // it in `getPopOffset` before it sees that its batch is already full (or the
+            // FIFO queue blocked), and the next read under the queue lock began at X, from
+            // the offset the take committed. The batch seen first is another pop's of the
+            // same popTime that reached the queue later (two parked pops woken in one
+            // millisecond), read on from there.
+            return;
         }
         if w.first_ck
             .is_some_and(|(t, start)| t <= pop_time && start as i64 == p.offset)
@@ -290,6 +306,25 @@ impl Checker<'_, '_> {
                         && *dt == t)
                 })
         })
+    }
+
+    /// Where the broker's first recorded read (`PopRead`) of the reset's queue after event
+    /// `take` began.
+    fn first_read_after(&self, p: &ResetPoint, take: usize) -> Option<u64> {
+        self.h.events[take + 1..]
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Broker(BrokerEvent::PopRead {
+                    group,
+                    topic,
+                    queue_id,
+                    offset,
+                    ..
+                }) if *group == p.group && *topic == p.topic && *queue_id == p.queue => {
+                    Some(*offset)
+                }
+                _ => None,
+            })
     }
 
     /// The first batch's own recorded read (popped at `pop_time` from `offset`, the
@@ -413,6 +448,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
             let w = Window {
                 point: p,
                 consumed_at: None,
+                consumed_idx: None,
                 taker_read: None,
                 first_ck: None,
                 first: None,
@@ -441,6 +477,7 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                         w.retakes.push((idx, *offset));
                     }
                     w.consumed_at = Some(e.at);
+                    w.consumed_idx.get_or_insert(idx);
                 }
             }
             EventKind::Broker(BrokerEvent::PopRead {
@@ -953,6 +990,38 @@ mod tests {
         // X, so it is not the taker (develop-random 69747).
         assert_eq!(run(0, false), Status::Held);
         assert_eq!(run(1, false), Status::Violated);
+    }
+
+    #[test]
+    fn a_reset_taken_by_a_pop_whose_batch_was_full_is_judged_at_the_next_read() {
+        // Develop-random seed 16744 with every fix: the reset of orders/2 to 1 at 66.705 s;
+        // two parked pops woken in one millisecond got popTime 75.989 s. c1's batch was
+        // full before it reached queue 2, where it still took the reset (`getPopOffset`
+        // comes before the batch-size check) and read nothing. c1's next pop read 1 from
+        // the commit offset the take committed; c2's pop of popTime 75.989 s reached the
+        // queue after that read and went on from the buffered CK's 2, and its answer came
+        // first.
+        let run = |next_read_at_x: bool| {
+            let mut h = H::new();
+            h.at(66_705).reset("g1", 0, 1);
+            h.at(75_989).reset_consumed("g1", 0, 1);
+            if next_read_at_x {
+                h.at(76_087)
+                    .pop_read("g1", 0, 76_087, 1, 1, false, ReadFrom::CommitOffset);
+            }
+            h.at(76_114)
+                .pop_read("g1", 0, 75_989, 2, 2, false, ReadFrom::BufferedCk);
+            h.at(76_131).pop_served_at("c2", "m2", 0, 2, 75_989);
+            h.at(76_131).pop_served_at("c2", "m3", 0, 3, 75_989);
+            if next_read_at_x {
+                h.at(76_200).pop_served_at("c1", "m1", 0, 1, 76_087);
+            }
+            h.final_offset("g1", 0, 4);
+            check(&h.build()).status
+        };
+        assert_eq!(run(true), Status::Held);
+        // No read began at X after the take: the reset did not take effect.
+        assert_eq!(run(false), Status::Violated);
     }
 
     #[test]
