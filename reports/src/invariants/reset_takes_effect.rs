@@ -177,8 +177,7 @@ impl Checker<'_, '_> {
             }
         }
         if w.taker_read.is_none()
-            && w
-                .consumed_idx
+            && w.consumed_idx
                 .and_then(|take| self.first_read_after(p, take))
                 .is_some_and(|o| o as i64 == p.offset)
         {
