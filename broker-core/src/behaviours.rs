@@ -477,6 +477,11 @@ pub enum Fix {
     /// `TimerDequeuePutMessageService.run` never gives up a record of the revive topic: a
     /// failed put of a CK or ACK is tried again until it succeeds.
     TimerKeepsReviveRecords,
+    /// The gRPC proxy in local mode builds the handle a changeInvisibleTime answers with as
+    /// the remoting client does: the request's offset as the CK's start offset (and no
+    /// commit-log field of its own), so an ack or a second change of it names the CK the
+    /// change wrote.
+    LocalChangeHandleFromRequest,
 }
 
 /// Static facts about a proposed fix.
@@ -499,7 +504,7 @@ pub struct FixInfo {
 
 impl Fix {
     /// Every proposed fix, in registry order.
-    pub const ALL: [Fix; 32] = [
+    pub const ALL: [Fix; 33] = [
         Fix::BufferCommitSkipsPendingReset,
         Fix::MergeKeyWithSeparator,
         Fix::ClearPullOffsetOfResetQueues,
@@ -532,6 +537,7 @@ impl Fix {
         Fix::CallHoldsHandleEntry,
         Fix::HandleKeyPerDelivery,
         Fix::TimerKeepsReviveRecords,
+        Fix::LocalChangeHandleFromRequest,
     ];
 
     /// The registry entry for this fix.
@@ -792,6 +798,14 @@ impl Fix {
                 "TimerMessageStore.TimerDequeuePutMessageService.run (a PUT_NEED_RETRY answer)",
                 "develop, with timerEnableRetryUntilSuccess off (the default since #8980), gives a timer record up after three failed dequeue puts 500 ms apart (OS_PAGE_CACHE_BUSY, SERVICE_NOT_AVAILABLE, a flush or slave timeout); proposed: keep retrying a record whose real topic is the revive topic (rmq_sys_REVIVE_LOG_*), as timerEnableRetryUntilSuccess does for every record; the wheel waits on the slot meanwhile (checkDequeueLatch), so the revive is late, never lost",
                 "finding F32: a store that refuses puts for about a second as the timer dequeues a POP record loses the record: an ACK record given up never cancels its CK, which revives the message the client was told was acked; a CK given up is never revived, and its message, popped and not acked, is never delivered again (the offset moved past it at the pop)",
+                "",
+            ),
+            LocalChangeHandleFromRequest => (
+                "local-change-handle-from-request",
+                Side::Client,
+                "proxy LocalMessageService.changeInvisibleTime (the AckResult's extraInfo)",
+                "develop's local mode (the proxy inside the broker, proxyMode local) builds the new handle from the old one: the old handle's startOffset (the popped batch's first offset in the queue) and no commitLogOffset, so its ninth field is 0 and ConsumerProcessor.createHandle appends the real one as a tenth; ChangeInvisibleTimeProcessor wrote the new CK with the message's own offset as its startOffset, so an ack (AckMessageProcessor: the CK's startOffset from the handle's first field) or a second change's ackOrigin of a message past the batch's first names a CK that does not exist; proposed: build it as MQClientAPIImpl.changeInvisibleTimeAsync does in cluster mode (ExtraInfoUtil.buildExtraInfo with the request's offset, then the offset)",
+                "finding F33: through a proxy in local mode, a message after the first of a popped batch whose invisible time was changed (a SimpleConsumer's changeInvisibleDuration, or the proxy's renewal of a push consumer's long listener) and then acked with the new handle is answered OK and comes back: the ACK and the CK the change wrote have different merge keys",
                 "",
             ),
         };

@@ -357,6 +357,9 @@ pub struct ExtraInfo {
     pub commit_log_offset: Option<u64>,
 }
 
+/// The most space-separated fields [`ExtraInfo::parse`] reads.
+const MAX_HANDLE_FIELDS: usize = 12;
+
 /// `KeyBuilder.POP_ORDER_REVIVE_QUEUE`.
 pub const POP_ORDER_REVIVE_QUEUE: u32 = 999;
 
@@ -388,7 +391,10 @@ impl ExtraInfo {
     /// pass over the bytes, with numbers read as `str::parse` reads them (an optional `+`,
     /// then digits, no overflow), and nothing allocated but the broker name.
     pub fn parse(s: &str) -> Option<Self> {
-        let mut f = [""; 9];
+        // Fields past the ninth are read by nobody upstream (`ReceiptHandle.decode` reads
+        // the ninth as the commit log offset): the handle local mode's changeInvisibleTime
+        // answers with has ten. More than `MAX_HANDLE_FIELDS` is refused.
+        let mut f = [""; MAX_HANDLE_FIELDS];
         let mut n = 0;
         let mut start = 0;
         for (i, b) in s.bytes().enumerate() {
@@ -401,9 +407,9 @@ impl ExtraInfo {
         *f.get_mut(n)? = &s[start..];
         n += 1;
         let commit_log_offset = match n {
+            0..8 => return None,
             8 => None,
-            9 => Some(parse_num(f[8])?),
-            _ => return None,
+            _ => Some(parse_num(f[8])?),
         };
         Some(Self {
             ck_queue_offset: parse_num(f[0])?,
@@ -475,7 +481,11 @@ mod tests {
         assert_eq!(proxy.commit_log_offset, Some(7));
         assert_eq!(proxy.broker_handle(), e.build());
         assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 x"), None);
-        assert_eq!(ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 7 8"), None);
+        assert_eq!(
+            ExtraInfo::parse("4 1000 10000 3 0 broker-a 1 6 7 8 9 10 11"),
+            None,
+            "more fields than any handle has"
+        );
         assert_eq!(ExtraInfo::parse("x 2 3 4 0 b 1 2"), None);
         assert_eq!(
             ExtraInfo::parse("1 2 3 4 256 b 1 2"),
@@ -487,12 +497,17 @@ mod tests {
             None,
             "an empty ninth field"
         );
+        // Local mode's changed handle: the builder's commit log offset 0, then the one
+        // `createHandle` appends, which nobody reads.
+        let local = ExtraInfo::parse("0 5 6 1 0 b 2 3 0 77").expect("ten fields");
+        assert_eq!((local.ck_queue_offset, local.queue_offset), (0, 3));
+        assert_eq!(local.commit_log_offset, Some(0));
     }
 
     /// The reading `parse` replaced: `split(' ')` and `str::parse` per field.
     fn parse_by_split(s: &str) -> Option<ExtraInfo> {
         let f: Vec<&str> = s.split(' ').collect();
-        if f.len() != 8 && f.len() != 9 {
+        if !(8..=MAX_HANDLE_FIELDS).contains(&f.len()) {
             return None;
         }
         Some(ExtraInfo {

@@ -230,6 +230,11 @@ const BUILTINS: &[Builtin] = &[
         summary: "finding F32 on develop: the store fails puts for a second as the timer wheel puts an ACK record into its revive queue; with timerEnableRetryUntilSuccess off the timer gives the record up after three failed puts, and its CK revives the acked message",
         source: include_str!("../findings/timer-gives-up-ack-record.toml"),
     },
+    Builtin {
+        name: "local-change-handle-names-batch-start",
+        summary: "finding F33 on develop: through a proxy in local mode, a changed message's new handle names its popped batch's first offset; the ack of a later message of the batch is answered OK, misses the CK the change wrote, and the message comes back",
+        source: include_str!("../findings/local-change-handle-names-batch-start.toml"),
+    },
 ];
 
 /// Every built-in scenario: (name, one-line summary), in a stable order.

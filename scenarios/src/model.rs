@@ -248,6 +248,10 @@ fn default_consume_time() -> RangeMs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct ProxyConfig {
+    /// `proxyMode`: `cluster`, the proxy as a process of its own that calls the broker over
+    /// remoting (`ClusterMessageService`), or `local`, inside the broker process calling
+    /// its processors (`LocalMessageService`, the broker's `enableProxy`).
+    pub proxy_mode: ProxyMode,
     /// `AckMessageActivity`: ack a request's entries with one `BATCH_ACK_MESSAGE` per broker
     /// (`ackMessageInBatch`) instead of one `ACK_MESSAGE` each.
     pub enable_batch_ack: bool,
@@ -276,6 +280,7 @@ pub struct ProxyConfig {
 impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
+            proxy_mode: ProxyMode::Cluster,
             enable_batch_ack: false,
             enable_proxy_auto_renew: true,
             default_invisible_time_mills: 60_000,
@@ -290,6 +295,16 @@ impl Default for ProxyConfig {
             max_renew_retry_times: 3,
         }
     }
+}
+
+/// Upstream's `ProxyMode` (`proxyMode`; upstream compares it ignoring case, popsim takes it
+/// lower-case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    #[default]
+    Cluster,
+    Local,
 }
 
 impl ProxyConfig {

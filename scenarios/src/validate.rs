@@ -280,7 +280,50 @@ impl<'a> V<'a> {
         }
     }
 
+    /// `proxyMode = "local"`: the proxy lives in the broker process and calls its processors
+    /// in-process. popsim models that as the proxy node calling the broker over a network
+    /// that nothing disturbs (the scenario's latency stands for the in-process hop's thread
+    /// scheduling), so a fault that would separate the two, stop one without the other, or
+    /// lose a call between them is refused as not modelled.
+    fn local_proxy(&mut self) {
+        if self.sc.proxy.proxy_mode != ProxyMode::Local {
+            return;
+        }
+        let why = "is not modelled with [proxy] proxyMode = \"local\" (the proxy runs inside the broker process: a crash, shutdown, pause, clog or lost call would have to stop or cut both at once)";
+        let f = &self.sc.faults;
+        for (key, on) in [
+            ("loss_rate", f.loss_rate > 0.0),
+            ("clog_every_ms", f.clog_every_ms > 0),
+            ("crash_every_ms", f.crash_every_ms > 0),
+        ] {
+            if on {
+                self.invalid(kp!["faults", key], format!("a random `{key}` {why}"));
+            }
+        }
+        if self.sc.swarm.is_some() {
+            self.invalid(kp!["swarm"], format!("a swarm (random faults) {why}"));
+        }
+        for (i, step) in self.sc.steps.iter().enumerate() {
+            let refused = match &step.action {
+                Action::Crash => Some("a `crash` step"),
+                Action::Shutdown => Some("a `shutdown` step"),
+                Action::Restart => Some("a `restart` step"),
+                Action::Clog { node } | Action::Unclog { node } | Action::Pause { node, .. }
+                    if node == "broker" || node == "proxy" =>
+                {
+                    Some("clogging or pausing the broker or the proxy")
+                }
+                Action::SetLoss { rate } if *rate > 0.0 => Some("packet loss"),
+                _ => None,
+            };
+            if let Some(what) = refused {
+                self.invalid(kp!["steps", i, "action"], format!("{what} {why}"));
+            }
+        }
+    }
+
     fn proxy(&mut self) {
+        self.local_proxy();
         let c = &self.sc.proxy;
         let p = |k: &str| kp!["proxy", k];
         for (k, val) in [

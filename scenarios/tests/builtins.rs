@@ -29,7 +29,7 @@ fn ctx() -> Context {
 #[test]
 fn every_builtin_loads_and_validates() {
     let list = builtins();
-    assert_eq!(list.len(), 44);
+    assert_eq!(list.len(), 45);
     for (name, summary) in list {
         assert!(!summary.is_empty());
         let sc = resolve(name, &ctx()).unwrap_or_else(|e| panic!("{name}: {e}"));

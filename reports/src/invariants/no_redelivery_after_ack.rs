@@ -315,9 +315,10 @@ fn revive_why(history: &History, c: &AfterAck) -> Option<(String, Vec<usize>)> {
                     )),
                 }
             }
-            None => match redirected(history, c, ck).or_else(|| {
-                older_receipt_acked(history, c, ck).map(|(why, i)| (why, vec![i]))
-            }) {
+            None => match redirected(history, c, ck)
+                .or_else(|| older_receipt_acked(history, c, ck).map(|(why, i)| (why, vec![i])))
+                .or_else(|| misnamed_start(history, c, ck))
+            {
                 Some((why, at)) => {
                     parts.push(why);
                     events.extend(at);
@@ -431,6 +432,61 @@ fn redirected(history: &History, c: &AfterAck, ck: &CkRef) -> Option<(String, Ve
         ),
         renewed.into_iter().chain(delivered).chain([i]).collect(),
     ))
+}
+
+/// The ack named the revived CK's popTime and the message's offset, but another start
+/// offset than the CK's (finding F33's shape: local mode's changed handle keeps the popped
+/// batch's start), so its ACK record was keyed by another CK's start: the change that
+/// answered with that receipt, and the record.
+fn misnamed_start(
+    history: &History,
+    c: &AfterAck,
+    ck: &broker_core::CkRef,
+) -> Option<(String, Vec<usize>)> {
+    let ev = &history.events;
+    let EventKind::AckResult { receipt, .. } = &ev[c.ack].kind else {
+        return None;
+    };
+    let acked = ExtraInfo::parse(receipt)?;
+    if acked.pop_time != ck.pop_time || acked.ck_queue_offset == ck.start_offset {
+        return None;
+    }
+    let named = broker_core::CkRef {
+        start_offset: acked.ck_queue_offset,
+        ..ck.clone()
+    };
+    let written = acks_written(&ev[..c.ack], &named, acked.queue_offset).next_back();
+    let changed = ev[..c.ack]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, e)| match &e.kind {
+            EventKind::ChangeInvisibleResult {
+                new_receipt: Some(new),
+                ..
+            } if new == receipt => Some((i, e.node.as_str(), e.at)),
+            _ => None,
+        });
+    let mut why = format!(
+        "the ack named receipt `{receipt}`, whose CK start offset {} is not this CK's {} (its popTime and offset {} are)",
+        acked.ck_queue_offset, ck.start_offset, acked.queue_offset
+    );
+    let mut events = Vec::new();
+    if let Some((i, node, at)) = changed {
+        why.push_str(&format!(
+            ", which the changeInvisibleTime on {node} answered with at {}",
+            secs(at)
+        ));
+        events.push(i);
+    }
+    if let Some(w) = written {
+        why.push_str(&format!(
+            "; its ACK record (revive queue {} offset {}) was keyed by start offset {}, not by this CK's",
+            w.revive_qid, w.revive_offset, acked.ck_queue_offset
+        ));
+        events.push(w.idx);
+    }
+    Some((why, events))
 }
 
 /// The ack named an older receipt of the chain than the revived CK's (finding F26's shape):

@@ -120,6 +120,31 @@ pub fn create_handle(broker_handle: &str, commit_log_offset: u64) -> String {
     format!("{broker_handle} {commit_log_offset}")
 }
 
+/// The handle `LocalMessageService.changeInvisibleTime` (local mode) answers a successful
+/// change with: `ReceiptHandle.builder()` fed the old handle's `startOffset`, topic type,
+/// broker, queue and offset and the answer's popTime, invisible time and revive queue, and no
+/// `commitLogOffset`, which `encode` writes as 0 (so `createHandle`'s appended offset is a
+/// tenth field, and `ReceiptHandle.decode` reads the commit log offset 0). The CK the change
+/// wrote starts at the message's own offset (`ChangeInvisibleTimeProcessor`), which this
+/// handle names only for a batch's first message. Cluster mode's remoting client
+/// (`MQClientAPIImpl.changeInvisibleTimeAsync`) builds it from the request's offset: that is
+/// the broker model's `extra_info`.
+pub fn local_changed_handle(
+    old: &ExtraInfo,
+    pop_time: Millis,
+    invisible_time: Millis,
+    revive_qid: u32,
+) -> String {
+    let local = ExtraInfo {
+        pop_time,
+        invisible_time,
+        revive_qid,
+        commit_log_offset: Some(0),
+        ..old.clone()
+    };
+    local.build()
+}
+
 /// `ReceiptHandle.getNextVisibleTime`: popTime + invisibleTime.
 pub fn next_visible_time(handle: &ExtraInfo) -> Millis {
     handle.pop_time + handle.invisible_time

@@ -43,7 +43,7 @@ use madsim::net::Endpoint;
 use protocol::*;
 use receipt_handle::{MessageReceiptHandle, ReceiptHandles};
 use reports::history::{EventKind, GrpcCode, RpcOutcome};
-use scenarios::model::ProxyConfig;
+use scenarios::model::{ProxyConfig, ProxyMode};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -98,6 +98,9 @@ pub struct Proxy {
     /// The proposed fix `call-holds-handle-entry`, read once here and used only where a
     /// call takes the entry ([`Proxy::take_handle`]) and after its answer.
     call_holds_handle_entry: bool,
+    /// The proposed fix `local-change-handle-from-request` (finding F33), read once here and
+    /// used only where a changeInvisibleTime's answer becomes a handle, in local mode.
+    local_change_handle_from_request: bool,
     rec: Recorder,
     broker: RpcClient,
     handles: ReceiptHandles,
@@ -119,6 +122,7 @@ impl Proxy {
             failed_forward_restores_handle: fixes.has_fix(Fix::FailedForwardRestoresHandle),
             failed_change_restores_handle: fixes.has_fix(Fix::FailedChangeRestoresHandle),
             call_holds_handle_entry: fixes.has_fix(Fix::CallHoldsHandleEntry),
+            local_change_handle_from_request: fixes.has_fix(Fix::LocalChangeHandleFromRequest),
             rec,
             broker,
             handles: ReceiptHandles::new(fixes.has_fix(Fix::HandleKeyPerDelivery)),
@@ -698,9 +702,28 @@ impl Proxy {
             .await;
         let new = match &result {
             Ok(r) if r.code == ResponseCode::Success => match &r.body {
-                ResponseBody::ChangeInvisibleTime { extra_info, .. } => Some(
-                    decisions::create_handle(extra_info, info.commit_log_offset.unwrap_or(0)),
-                ),
+                ResponseBody::ChangeInvisibleTime {
+                    extra_info,
+                    pop_time,
+                    invisible_time,
+                    revive_qid,
+                } => {
+                    let answered = match self.cfg.proxy_mode {
+                        ProxyMode::Local if !self.local_change_handle_from_request => {
+                            decisions::local_changed_handle(
+                                &info,
+                                *pop_time,
+                                *invisible_time,
+                                *revive_qid,
+                            )
+                        }
+                        _ => extra_info.clone(),
+                    };
+                    Some(decisions::create_handle(
+                        &answered,
+                        info.commit_log_offset.unwrap_or(0),
+                    ))
+                }
                 _ => None,
             },
             _ => None,

@@ -26,9 +26,9 @@ pub fn run(src: &str, seed: u64, bugs: &[Behaviour]) -> RunOutcome {
     out
 }
 
-/// The invariants `src` violates on `seed` with the given proposed fixes on (every
-/// historical behaviour off); fails the test on a panic inside the simulation.
-pub fn violated_with(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
+/// Runs `src` on `seed` with the given proposed fixes on (every historical behaviour off);
+/// fails the test on a panic inside the simulation.
+pub fn run_with_fixes(src: &str, seed: u64, fixes: &[Fix]) -> RunOutcome {
     let behaviours = fixes
         .iter()
         .fold(Behaviours::fixed(), |b, &f| b.with_fix(f));
@@ -38,7 +38,13 @@ pub fn violated_with(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
     };
     let out = run_seed(&scenario(src), seed, &opts);
     assert!(out.panic.is_none(), "seed {seed}: {:?}", out.panic);
-    out.violated()
+    out
+}
+
+/// The invariants `src` violates on `seed` with the given proposed fixes on (every
+/// historical behaviour off); fails the test on a panic inside the simulation.
+pub fn violated_with(src: &str, seed: u64, fixes: &[Fix]) -> Vec<&'static str> {
+    run_with_fixes(src, seed, fixes).violated()
 }
 
 /// A finding's rows on `seed` of its scenario `src`: `want` violated on develop and with
