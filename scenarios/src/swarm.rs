@@ -198,6 +198,13 @@ pub struct SwarmSpec {
     /// would fail every `--fix all` sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_percent: Option<u32>,
+    /// `proxy.proxyMode = "local"` (the proxy inside the broker process) with this chance, on
+    /// a seed with gRPC consumers whose drawn and scripted faults local mode models (no
+    /// random loss, clogs or broker stops, and no step that stops, cuts or pauses the broker
+    /// or the proxy: the same rule a scenario file is held to). Its own coin, drawn last,
+    /// only on such a seed, so every other draw stays as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_proxy_percent: Option<u32>,
 }
 
 impl SwarmSpec {
@@ -248,6 +255,7 @@ impl SwarmSpec {
             late_start_ms,
             late_interval_ms: _,
             attempt_id_until_messages_percent,
+            local_proxy_percent,
             renewing_push_consume_time_ms,
             shutdown_percent,
         } = self;
@@ -301,6 +309,7 @@ impl SwarmSpec {
             || quiet_percent.is_some()
             || attempt_id_until_messages_percent.is_some()
             || shutdown_percent.is_some()
+            || local_proxy_percent.is_some()
     }
 
     /// The spec with its ranges dropped (baseline and buggify kept): what a resolved
@@ -469,6 +478,16 @@ pub fn resolve(sc: &Scenario, seed: u64) -> (Scenario, Vec<Drawn>) {
             drawn.push(Drawn {
                 key: "faults.shutdown_percent".into(),
                 value: p.to_string(),
+            });
+        }
+    }
+    if let Some(p) = sw.local_proxy_percent {
+        let grpc = out.consumers.iter().any(|c| c.kind.is_grpc());
+        if grpc && crate::validate::local_mode_refusals(&out).is_empty() && d.percent(p) {
+            out.proxy.proxy_mode = crate::model::ProxyMode::Local;
+            drawn.push(Drawn {
+                key: "proxy.proxyMode".into(),
+                value: "local".into(),
             });
         }
     }
@@ -903,6 +922,7 @@ pub(crate) fn validate(sc: &Scenario) -> Vec<Problem> {
             sw.attempt_id_until_messages_percent,
         ),
         ("shutdown_percent", sw.shutdown_percent),
+        ("local_proxy_percent", sw.local_proxy_percent),
     ] {
         if let Some(p) = p.filter(|p| *p > 100) {
             bad(
@@ -1271,6 +1291,38 @@ topic = "t"
             assert_eq!(a, b, "seed {seed}");
         }
         assert!(graceful > 10, "{graceful}");
+    }
+
+    #[test]
+    fn local_mode_goes_to_grpc_seeds_without_the_faults_it_does_not_model() {
+        let grpc = BASE.replace("kind = \"concurrent\"", "kind = \"grpc-push\"");
+        let swarm = "[swarm]\nfault_on_percent = 50\nloss_rate = { min = 0.01, max = 0.05 }\nclog_every_ms = { min = 5000, max = 9000 }\n";
+        let load = |src: &str| load_str("s.toml", src, &Context::default()).expect("valid");
+        let with = load(&format!("{grpc}{swarm}local_proxy_percent = 60\n"));
+        let without = load(&format!("{grpc}{swarm}"));
+        let remoting = load(&format!("{BASE}{swarm}local_proxy_percent = 100\n"));
+        let (mut local, mut eligible) = (0, 0);
+        for seed in 0..200 {
+            let (a, da) = resolve(&with, seed);
+            let (b, _) = resolve(&without, seed);
+            let quiet = a.faults.loss_rate == 0.0 && a.faults.clog_every_ms == 0;
+            let is_local = a.proxy.proxy_mode == crate::model::ProxyMode::Local;
+            assert!(!is_local || quiet, "seed {seed}: local mode with faults");
+            assert_eq!(is_local, da.iter().any(|d| d.key == "proxy.proxyMode"));
+            eligible += usize::from(quiet);
+            local += usize::from(is_local);
+            // Nothing else moved.
+            let mut a = a;
+            a.proxy.proxy_mode = crate::model::ProxyMode::Cluster;
+            assert_eq!(a, b, "seed {seed}");
+            // No gRPC consumer, no proxy: never drawn.
+            let (r, _) = resolve(&remoting, seed);
+            assert_eq!(r.proxy.proxy_mode, crate::model::ProxyMode::Cluster);
+        }
+        assert!(
+            eligible > 20 && local > 10 && local < eligible,
+            "{local} of {eligible}"
+        );
     }
 
     #[test]

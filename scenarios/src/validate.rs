@@ -84,6 +84,52 @@ pub fn warnings(sc: &Scenario) -> Vec<(KeyPath, String)> {
 }
 
 /// Check `sc`; an empty result means it is valid.
+const LOCAL_MODE_REFUSED: &str = "is not modelled with [proxy] proxyMode = \"local\" (the proxy runs inside the broker process: a crash, shutdown, pause, clog or lost call would have to stop or cut both at once)";
+
+/// What `sc` has that popsim's local mode does not model, with where: the proxy lives in
+/// the broker process and calls its processors in-process, which popsim models as the proxy
+/// node calling the broker over a network nothing disturbs (the scenario's latency stands for
+/// the in-process hop's thread scheduling). So a fault that would separate the two, stop one
+/// without the other, or lose a call between them is refused: random loss, clogs and
+/// crashes, and scripted crashes, shutdowns, restarts, loss, and clogs or pauses of the
+/// broker or the proxy. Random pauses stop consumers only. A swarm that draws local mode
+/// draws it only where this is empty.
+pub(crate) fn local_mode_refusals(sc: &Scenario) -> Vec<(KeyPath, &'static str)> {
+    let mut out = Vec::new();
+    let f = &sc.faults;
+    for (key, on, what) in [
+        ("loss_rate", f.loss_rate > 0.0, "random packet loss"),
+        ("clog_every_ms", f.clog_every_ms > 0, "random clogs"),
+        (
+            "crash_every_ms",
+            f.crash_every_ms > 0,
+            "random broker stops",
+        ),
+    ] {
+        if on {
+            out.push((kp!["faults", key], what));
+        }
+    }
+    for (i, step) in sc.steps.iter().enumerate() {
+        let refused = match &step.action {
+            Action::Crash => Some("a `crash` step"),
+            Action::Shutdown => Some("a `shutdown` step"),
+            Action::Restart => Some("a `restart` step"),
+            Action::Clog { node } | Action::Unclog { node } | Action::Pause { node, .. }
+                if node == "broker" || node == "proxy" =>
+            {
+                Some("clogging or pausing the broker or the proxy")
+            }
+            Action::SetLoss { rate } if *rate > 0.0 => Some("packet loss"),
+            _ => None,
+        };
+        if let Some(what) = refused {
+            out.push((kp!["steps", i, "action"], what));
+        }
+    }
+    out
+}
+
 pub fn validate(sc: &Scenario, ctx: &Context, present: &dyn Fn(&KeyPath) -> bool) -> Vec<Problem> {
     let mut v = V {
         sc,
@@ -280,45 +326,20 @@ impl<'a> V<'a> {
         }
     }
 
-    /// `proxyMode = "local"`: the proxy lives in the broker process and calls its processors
-    /// in-process. popsim models that as the proxy node calling the broker over a network
-    /// that nothing disturbs (the scenario's latency stands for the in-process hop's thread
-    /// scheduling), so a fault that would separate the two, stop one without the other, or
-    /// lose a call between them is refused as not modelled.
+    /// `proxyMode = "local"` with what local mode does not model ([`local_mode_refusals`]),
+    /// or with a swarm (whose faults would be drawn).
     fn local_proxy(&mut self) {
         if self.sc.proxy.proxy_mode != ProxyMode::Local {
             return;
         }
-        let why = "is not modelled with [proxy] proxyMode = \"local\" (the proxy runs inside the broker process: a crash, shutdown, pause, clog or lost call would have to stop or cut both at once)";
-        let f = &self.sc.faults;
-        for (key, on) in [
-            ("loss_rate", f.loss_rate > 0.0),
-            ("clog_every_ms", f.clog_every_ms > 0),
-            ("crash_every_ms", f.crash_every_ms > 0),
-        ] {
-            if on {
-                self.invalid(kp!["faults", key], format!("a random `{key}` {why}"));
-            }
+        for (path, what) in local_mode_refusals(self.sc) {
+            self.invalid(path, format!("{what} {LOCAL_MODE_REFUSED}"));
         }
         if self.sc.swarm.is_some() {
-            self.invalid(kp!["swarm"], format!("a swarm (random faults) {why}"));
-        }
-        for (i, step) in self.sc.steps.iter().enumerate() {
-            let refused = match &step.action {
-                Action::Crash => Some("a `crash` step"),
-                Action::Shutdown => Some("a `shutdown` step"),
-                Action::Restart => Some("a `restart` step"),
-                Action::Clog { node } | Action::Unclog { node } | Action::Pause { node, .. }
-                    if node == "broker" || node == "proxy" =>
-                {
-                    Some("clogging or pausing the broker or the proxy")
-                }
-                Action::SetLoss { rate } if *rate > 0.0 => Some("packet loss"),
-                _ => None,
-            };
-            if let Some(what) = refused {
-                self.invalid(kp!["steps", i, "action"], format!("{what} {why}"));
-            }
+            self.invalid(
+                kp!["swarm"],
+                format!("a swarm (random faults) {LOCAL_MODE_REFUSED}; `[swarm] local_proxy_percent` draws local mode on seeds without them"),
+            );
         }
     }
 
