@@ -603,13 +603,19 @@ pub(crate) fn check_with(facts: &Facts) -> Verdict {
                 let max = match st.decided {
                     Some(_) => None, // Judged at the decision.
                     None => {
-                        found.push(witness(
-                            msg_id,
-                            format!(
-                                "the broker stored {msg_id} in {dlq_topic} for group {group}, but no client of the group had decided to dead-letter it"
-                            ),
-                            vec![idx],
-                        ));
+                        let mut why = format!(
+                            "the broker stored {msg_id} in {dlq_topic} for group {group}, but no client of the group had decided to dead-letter it"
+                        );
+                        let mut events = vec![idx];
+                        if let Some((d, other)) = stored_instead_of(h, idx, group, msg_id) {
+                            why.push_str(&format!(
+                                "; it was stored in place of {other}, which {} decided to dead-letter at {} and of which no copy was stored: the send-back looked up another message than the one decided (it reads the message at the commit log offset the forward's handle names)",
+                                h.events[d].node,
+                                secs(h.events[d].at)
+                            ));
+                            events.insert(0, d);
+                        }
+                        found.push(witness(msg_id, why, events));
                         group_max(group)
                     }
                 };
@@ -694,6 +700,32 @@ fn enough(
         ),
         events: witness_events(events),
     })
+}
+
+/// The group's latest dead-letter decision before the DLQ write at `idx`, when it named
+/// another message than the one stored and no copy of that message was stored after it:
+/// the decision this write answered, for another message (finding F33's DLQ face: the
+/// send-back reads the message at the commit log offset the handle names).
+fn stored_instead_of<'h>(
+    h: &'h History,
+    idx: usize,
+    group: &str,
+    stored: &str,
+) -> Option<(usize, &'h str)> {
+    let (d, other) = h.events[..idx]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, e)| match &e.kind {
+            EventKind::SentToDlq {
+                group: g, msg_id, ..
+            } if *g == group => Some((i, msg_id.as_str())),
+            _ => None,
+        })?;
+    let copied = h.events[d..idx].iter().any(|e| {
+        matches!(&e.kind, EventKind::DlqWritten { group: g, msg_id, .. } if *g == group && *msg_id == other)
+    });
+    (other != stored && !copied).then_some((d, other))
 }
 
 #[cfg(test)]
@@ -1209,6 +1241,34 @@ mod tests {
             check(&h.build()).witness.unwrap().summary,
             "the broker stored m0 of group og in %DLQ%billing, not the group's DLQ %DLQ%og"
         );
+    }
+
+    #[test]
+    fn a_dlq_write_of_another_message_than_the_one_decided_says_so() {
+        // Develop-random seed 103 (F33's DLQ face): o1 decided to dead-letter m0, and the
+        // send-back stored m9, the message at the commit log offset its handle named.
+        let mut h = H::orderly();
+        let rs = failing(&mut h, 0, 1);
+        let d = h.at(1_200).dlq(&rs[0]);
+        let mut other = rs[0].clone();
+        other.msg_id = "m9".into();
+        let w = h.at(1_250).dlq_written(&other, 0);
+        let v = check(&h.build()).witness.unwrap();
+        assert_eq!(v.events, vec![d, w]);
+        assert!(
+            v.summary.contains("; it was stored in place of m0, which o1 decided to dead-letter at 1.200s and of which no copy was stored"),
+            "{}",
+            v.summary
+        );
+        // A copy of the decided message stored in between: no such clause.
+        let mut h = H::orderly();
+        let rs = failing(&mut h, 0, 1);
+        h.at(1_200).dlq(&rs[0]);
+        h.at(1_210).dlq_written(&rs[0], 0);
+        let w = h.at(1_250).dlq_written(&other, 1);
+        let v = check(&h.build()).witness.unwrap();
+        assert_eq!(v.events, vec![w]);
+        assert!(!v.summary.contains("in place of"), "{}", v.summary);
     }
 
     #[test]
