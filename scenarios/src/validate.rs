@@ -327,7 +327,7 @@ impl<'a> V<'a> {
     }
 
     /// `proxyMode = "local"` with what local mode does not model ([`local_mode_refusals`]),
-    /// or with a swarm (whose faults would be drawn).
+    /// or with a swarm that draws (its faults would be drawn).
     fn local_proxy(&mut self) {
         if self.sc.proxy.proxy_mode != ProxyMode::Local {
             return;
@@ -335,7 +335,9 @@ impl<'a> V<'a> {
         for (path, what) in local_mode_refusals(self.sc) {
             self.invalid(path, format!("{what} {LOCAL_MODE_REFUSED}"));
         }
-        if self.sc.swarm.is_some() {
+        // A resolved seed keeps the swarm's fixed part (baseline, BUGGIFY), which draws
+        // nothing; BUGGIFY's sites slow clients and the timer, none of them a refused fault.
+        if self.sc.swarm.as_ref().is_some_and(|s| s.draws_anything()) {
             self.invalid(
                 kp!["swarm"],
                 format!("a swarm (random faults) {LOCAL_MODE_REFUSED}; `[swarm] local_proxy_percent` draws local mode on seeds without them"),
