@@ -368,12 +368,13 @@ pub(crate) fn check(history: &History) -> Verdict {
                     // Why the ackOrigin did not cancel it, where the history says.
                     let lost = super::index::ack_given_up(history, ck, *queue_offset, idx);
                     problems.push(format!(
-                        "came from a checkpoint whose receipt the changeInvisibleTime answered at {} had replaced (its ackOrigin acks that checkpoint): a second copy{}",
+                        "came from a checkpoint whose receipt the changeInvisibleTime answered at {} had replaced (its ackOrigin acks that checkpoint): a second copy{}{}",
                         secs(history.events[change].at),
                         lost.map_or(String::new(), |(_, (_, at, attempts))| format!(
                             "; the timer gave that ACK record up at {} after {attempts} failed puts, so no reviver read it",
                             secs(at)
-                        ))
+                        )),
+                        misnamed_origin(&history.events[change].kind, ck).unwrap_or_default()
                     ));
                     kinds.push("revived-after-change");
                     events.push(change);
@@ -413,11 +414,66 @@ pub(crate) fn check(history: &History) -> Verdict {
     Verdict::from_witness(first).with_affected(affected)
 }
 
+/// When the change named a receipt of the checkpoint's popTime but another CK start offset
+/// (finding F33: local mode's changed handle keeps the popped batch's start), why its
+/// `ackOrigin` missed: it was keyed by that start.
+fn misnamed_origin(change: &EventKind, ck: &broker_core::CkRef) -> Option<String> {
+    let EventKind::ChangeInvisibleResult { receipt, .. } = change else {
+        return None;
+    };
+    let named = broker_core::ExtraInfo::parse(receipt)?;
+    (named.pop_time == ck.pop_time && named.ck_queue_offset != ck.start_offset).then(|| {
+        format!(
+            "; that change named receipt `{receipt}`, whose CK start offset {} is not this checkpoint's {}, so its ackOrigin was keyed by another CK",
+            named.ck_queue_offset, ck.start_offset
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::invariants::Status;
     use crate::testkit::H;
+
+    #[test]
+    fn a_change_that_named_another_ck_start_says_its_ack_origin_missed() {
+        // F33 (proxy-random 21, local mode): the renewal's handle kept the batch's start 3;
+        // the change named it, and its ackOrigin was keyed by start 3, not the CK's 7.
+        let ck = broker_core::CkRef {
+            topic: "t".into(),
+            group: "g".into(),
+            queue_id: 0,
+            start_offset: 7,
+            pop_time: 175_020,
+            invisible_time: 60_000,
+            num: 1,
+            broker_name: "broker-a".into(),
+        };
+        let change = |receipt: &str| EventKind::ChangeInvisibleResult {
+            consumer: "c".into(),
+            group: "g".into(),
+            msg_id: "m".into(),
+            receipt: receipt.into(),
+            invisible_time: 5_000,
+            new_receipt: None,
+            outcome: crate::history::RpcOutcome::Timeout,
+        };
+        let why = misnamed_origin(&change("3 175020 60000 3 1 broker-a 0 7 0 85"), &ck);
+        assert_eq!(
+            why.as_deref(),
+            Some("; that change named receipt `3 175020 60000 3 1 broker-a 0 7 0 85`, whose CK start offset 3 is not this checkpoint's 7, so its ackOrigin was keyed by another CK")
+        );
+        // The CK's own start, or another popTime: nothing to say.
+        assert_eq!(
+            misnamed_origin(&change("7 175020 60000 3 1 broker-a 0 7 85"), &ck),
+            None
+        );
+        assert_eq!(
+            misnamed_origin(&change("3 1000 60000 3 1 broker-a 0 7 85"), &ck),
+            None
+        );
+    }
 
     #[test]
     fn a_correct_revive_chain_holds() {
