@@ -60,6 +60,7 @@ fn pop_request() -> Request {
         init_mode: InitMode::Min,
         poll_time: 0,
         born_time: None,
+        count_by_queue: false,
     })
 }
 

@@ -124,9 +124,14 @@ pub struct OrderCountInfo {
 }
 
 impl OrderCountInfo {
-    /// The client's rule (`MQClientAPIImpl.processPopResponse`): the offset's count, else
-    /// the queue's; that becomes the message's reconsumeTimes.
-    pub fn reconsume_times(&self, offset: u64) -> u32 {
+    /// The caller's rule, which becomes the message's reconsumeTimes: the remoting client's
+    /// (`MQClientAPIImpl.processPopResponse`), the offset's count, else the queue's; or, with
+    /// `by_queue`, the proxy in local mode's (`LocalMessageService.popMessage` 281, 292-297,
+    /// never given #5367's per-offset lookup), the queue's count alone.
+    pub fn reconsume_times(&self, offset: u64, by_queue: bool) -> u32 {
+        if by_queue {
+            return self.queue_min;
+        }
         self.per_offset
             .get(&offset)
             .copied()
@@ -405,16 +410,25 @@ mod tests {
         let mut m = ConsumerOrderInfoManager::default();
         m.update(None, "T", "G", 0, 0, 10, &[0, 1], 0);
         let c = m.update(None, "T", "G", 0, 20, 10, &[0, 1, 2], 20);
-        assert_eq!(c.reconsume_times(0), 1);
-        assert_eq!(c.reconsume_times(2), 0);
+        assert_eq!(c.reconsume_times(0, false), 1);
+        assert_eq!(c.reconsume_times(2, false), 0);
         let c = m.update(None, "T", "G", 0, 40, 10, &[0, 1, 2], 40);
-        assert_eq!(c.reconsume_times(0), 2);
-        assert_eq!(c.reconsume_times(2), 1);
+        assert_eq!(c.reconsume_times(0, false), 2);
+        assert_eq!(c.reconsume_times(2, false), 1);
+        // Local mode's proxy reads the queue's count alone: the batch's minimum.
+        assert_eq!(
+            (c.reconsume_times(0, true), c.reconsume_times(0, false)),
+            (1, 2)
+        );
         assert_eq!(c.queue_min, 1);
         let c = m.update(Some("x"), "T", "G", 0, 60, 10, &[0, 1, 2], 60);
-        assert_eq!(c.reconsume_times(0), 3);
+        assert_eq!(c.reconsume_times(0, false), 3);
         let c = m.update(Some("x"), "T", "G", 0, 70, 10, &[0, 1, 2], 70);
-        assert_eq!(c.reconsume_times(0), 3, "same attempt keeps the counts");
+        assert_eq!(
+            c.reconsume_times(0, false),
+            3,
+            "same attempt keeps the counts"
+        );
     }
 
     /// A pop that reuses its attemptId after its batch was acked reads a new batch as a
@@ -428,13 +442,13 @@ mod tests {
             let mut m = ConsumerOrderInfoManager::new(fix);
             m.update(Some("a1"), "T", "G", 0, 0, 60_000, &[2], 0);
             let c = m.update(Some("a2"), "T", "G", 0, 10, 60_000, &[2], 10);
-            assert_eq!(c.reconsume_times(2), 1, "a redelivery counts");
+            assert_eq!(c.reconsume_times(2, false), 1, "a redelivery counts");
             assert_eq!(m.commit_and_next("T", "G", 0, 2, 10, 20, None), 3);
             let c = m.update(Some("a2"), "T", "G", 0, 100, 60_000, &[3], 100);
-            assert_eq!(c.reconsume_times(3), expect, "fix {fix}");
+            assert_eq!(c.reconsume_times(3, false), expect, "fix {fix}");
             // A reentrant retry of the same batch keeps its counts either way.
             let c = m.update(Some("a2"), "T", "G", 0, 110, 60_000, &[3], 110);
-            assert_eq!(c.reconsume_times(3), expect, "fix {fix}");
+            assert_eq!(c.reconsume_times(3, false), expect, "fix {fix}");
         }
         let mut m = ConsumerOrderInfoManager::new(true);
         m.update(Some("a1"), "T", "G", 0, 0, 60_000, &[2, 3], 0);
@@ -442,7 +456,7 @@ mod tests {
         assert_eq!(c.queue_min, 1);
         let c = m.update(Some("a2"), "T", "G", 0, 20, 60_000, &[2, 3], 20);
         assert_eq!(
-            (c.reconsume_times(2), c.queue_min),
+            (c.reconsume_times(2, false), c.queue_min),
             (1, 1),
             "same batch kept"
         );

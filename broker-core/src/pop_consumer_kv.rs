@@ -507,7 +507,7 @@ impl Broker {
                 });
             }
             let reconsume_times = if ctx.req.order {
-                order_count.reconsume_times(queue_offset)
+                order_count.reconsume_times(queue_offset, ctx.req.count_by_queue)
             } else {
                 msg.reconsume_times
             };

@@ -435,7 +435,7 @@ impl Broker {
         ctx.rest_num += result.max_offset.saturating_sub(result.next_begin_offset);
         for (queue_offset, msg) in result.msgs {
             let reconsume_times = if ctx.req.order {
-                order_count.reconsume_times(queue_offset)
+                order_count.reconsume_times(queue_offset, ctx.req.count_by_queue)
             } else {
                 msg.reconsume_times
             };

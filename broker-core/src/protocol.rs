@@ -91,6 +91,13 @@ pub struct PopMessageRequest {
     /// at `bornTime + pollTime`.
     #[serde(default)]
     pub born_time: Option<Millis>,
+    /// How the caller reads a FIFO message's reconsumeTimes out of the answer's
+    /// `orderCountInfo`, which the broker model resolves for it: `false`, the remoting
+    /// client's rule (`MQClientAPIImpl.processPopResponse`: the message's offset key, else
+    /// its queue's); `true`, the proxy in local mode's (`LocalMessageService.popMessage`: the
+    /// queue's key only, the batch's minimum count).
+    #[serde(default)]
+    pub count_by_queue: bool,
 }
 
 /// `ACK_MESSAGE` (`AckMessageRequestHeader`): the receipt handle is `extra_info`.

@@ -370,6 +370,7 @@ fn same_seed_same_history() {
             init_mode: InitMode::Min,
             poll_time: 0,
             born_time: None,
+            count_by_queue: false,
         };
         let mut first = Vec::new();
         for t in 0..4 {

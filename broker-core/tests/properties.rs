@@ -192,6 +192,7 @@ impl Run {
             init_mode: InitMode::Min,
             poll_time: 0,
             born_time: None,
+            count_by_queue: false,
         };
         let seen = self.events.len();
         let ResponseBody::Pop(p) = self.handle(Request::PopMessage(req)).body else {

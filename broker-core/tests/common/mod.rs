@@ -110,6 +110,7 @@ impl World {
             init_mode: InitMode::Min,
             poll_time: 0,
             born_time: None,
+            count_by_queue: false,
         }
     }
 

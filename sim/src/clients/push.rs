@@ -81,6 +81,7 @@ impl PushConsumer {
                 init_mode: this.spec.init_mode,
                 poll_time,
                 born_time: Some(this.ctx.now()),
+                count_by_queue: false,
             };
             let reply = PopReply::from(this.ctx.rpc.call(Request::PopMessage(req), timeout).await);
             let delay = reply.delay();

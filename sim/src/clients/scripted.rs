@@ -81,6 +81,7 @@ impl ScriptedConsumer {
             init_mode: self.spec.init_mode,
             poll_time: 0,
             born_time: None,
+            count_by_queue: false,
         };
         let reply = PopReply::from(
             self.ctx

@@ -222,6 +222,9 @@ impl Proxy {
             init_mode: InitMode::Max,
             poll_time: polling,
             born_time: None,
+            // `LocalMessageService.popMessage` reads a FIFO message's count under its queue's
+            // key only; the remoting client (cluster mode) tries its offset's key first.
+            count_by_queue: self.cfg.proxy_mode == ProxyMode::Local,
         };
         let result = self
             .broker
