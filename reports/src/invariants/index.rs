@@ -2017,6 +2017,14 @@ pub(crate) fn acks_written<'a>(
         })
 }
 
+/// The handle `receipt` when it names the CK `ck`'s popTime but another CK start offset
+/// (finding F33: local mode's changed handle keeps the popped batch's start), so an ack or
+/// an `ackOrigin` of it was keyed by another CK than `ck`. For explanations only.
+pub(crate) fn names_other_start(receipt: &str, ck: &broker_core::CkRef) -> Option<ExtraInfo> {
+    ExtraInfo::parse(receipt)
+        .filter(|named| named.pop_time == ck.pop_time && named.ck_queue_offset != ck.start_offset)
+}
+
 /// The CK of delivery `d` (a `Delivered` event) the timer gave up, if any: a CK written for
 /// the delivery's topic, group, queue and popTime at or below its offset, then given up
 /// (`TimerRecordDiscarded`). Returns the CK's and the discard's indexes, the discard's
@@ -2060,8 +2068,28 @@ pub(crate) fn ck_given_up(history: &History, d: usize) -> Option<(usize, usize, 
 
 #[cfg(test)]
 mod tests {
-    use super::{ck_owner, resets};
+    use super::{ck_owner, names_other_start, resets};
     use crate::testkit::H;
+
+    #[test]
+    fn a_receipt_of_the_ck_pop_time_with_another_start_names_another_ck() {
+        let ck = broker_core::CkRef {
+            topic: "t".into(),
+            group: "g".into(),
+            queue_id: 0,
+            start_offset: 1,
+            pop_time: 4_041,
+            invisible_time: 20_000,
+            num: 1,
+            broker_name: "broker-a".into(),
+        };
+        let other = names_other_start("0 4041 20000 2 0 broker-a 0 1 0 1", &ck).expect("start 0");
+        assert_eq!((other.ck_queue_offset, other.queue_offset), (0, 1));
+        // The CK's own start, another popTime, or no handle at all: not another CK.
+        assert!(names_other_start("1 4041 20000 2 0 broker-a 0 1 1", &ck).is_none());
+        assert!(names_other_start("0 5000 20000 2 0 broker-a 0 1 1", &ck).is_none());
+        assert!(names_other_start("not a handle", &ck).is_none());
+    }
 
     /// Two requests of one group out at once (develop-random 171839): an all-queue reset,
     /// assigned at once and answered late, and a one-queue reset sent and answered in

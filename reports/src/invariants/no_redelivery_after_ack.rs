@@ -58,7 +58,10 @@
 //!
 //!   How many comebacks were excused that way is noted on the result.
 
-use super::index::{acks_written, is_success, secs, witness_events, AfterAck, ComebackKind, Facts};
+use super::index::{
+    acks_written, is_success, names_other_start, secs, witness_events, AfterAck, ComebackKind,
+    Facts,
+};
 use super::{Affected, AffectedList, InvariantInfo, Verdict, Witness};
 use crate::history::{EventKind, History};
 use broker_core::{AckReadOutcome, BrokerEvent, CkRef, ExtraInfo, Millis, Name, ReadFrom};
@@ -447,10 +450,7 @@ fn misnamed_start(
     let EventKind::AckResult { receipt, .. } = &ev[c.ack].kind else {
         return None;
     };
-    let acked = ExtraInfo::parse(receipt)?;
-    if acked.pop_time != ck.pop_time || acked.ck_queue_offset == ck.start_offset {
-        return None;
-    }
+    let acked = names_other_start(receipt, ck)?;
     let named = broker_core::CkRef {
         start_offset: acked.ck_queue_offset,
         ..ck.clone()

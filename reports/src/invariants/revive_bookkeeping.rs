@@ -421,13 +421,11 @@ fn misnamed_origin(change: &EventKind, ck: &broker_core::CkRef) -> Option<String
     let EventKind::ChangeInvisibleResult { receipt, .. } = change else {
         return None;
     };
-    let named = broker_core::ExtraInfo::parse(receipt)?;
-    (named.pop_time == ck.pop_time && named.ck_queue_offset != ck.start_offset).then(|| {
-        format!(
-            "; that change named receipt `{receipt}`, whose CK start offset {} is not this checkpoint's {}, so its ackOrigin was keyed by another CK",
-            named.ck_queue_offset, ck.start_offset
-        )
-    })
+    let named = super::index::names_other_start(receipt, ck)?;
+    Some(format!(
+        "; that change named receipt `{receipt}`, whose CK start offset {} is not this checkpoint's {}, so its ackOrigin was keyed by another CK",
+        named.ck_queue_offset, ck.start_offset
+    ))
 }
 
 #[cfg(test)]
